@@ -1,0 +1,1 @@
+//! In-memory storage: to be written.

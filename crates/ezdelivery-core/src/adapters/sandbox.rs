@@ -1,0 +1,135 @@
+//! Sandbox gateways: deterministic stand-ins for the payment and
+//! delivery-charge services, for demos and tests. They approve, decline the
+//! configured cards, and can be made slow or unavailable.
+
+use std::time::Duration;
+
+use crate::domain::payment::mask_card;
+use crate::ports::{ChargeGateway, ChargeRequest, GatewayOutcome, PaymentGateway, PaymentRequest, RefundRequest};
+
+/// The card the sandbox declines unless configured otherwise.
+pub const DEFAULT_DECLINE_CARD: &str = "4000000000000002";
+
+/// How a sandbox gateway behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SandboxSettings {
+    /// Sleep this long before answering, to show slowness.
+    pub latency_ms: u64,
+    /// Answer "unavailable" to everything, to show an outage.
+    pub unavailable: bool,
+    /// Card numbers to decline (payment only). Compared masked, as the
+    /// gateway only ever sees the last four digits and the length.
+    pub decline_cards: Vec<String>,
+}
+
+impl Default for SandboxSettings {
+    fn default() -> Self {
+        SandboxSettings { latency_ms: 0, unavailable: false, decline_cards: vec![DEFAULT_DECLINE_CARD.to_string()] }
+    }
+}
+
+impl SandboxSettings {
+    /// Waits the configured latency; answers `Unavailable` during an outage.
+    fn outage(&self) -> Option<GatewayOutcome> {
+        if self.latency_ms > 0 {
+            std::thread::sleep(Duration::from_millis(self.latency_ms));
+        }
+        self.unavailable.then(|| GatewayOutcome::Unavailable { reason: "the sandbox is set to be unavailable".into() })
+    }
+
+    /// The reference is a function of the key, so a retry gets the same one.
+    fn approved(prefix: &str, idempotency_key: &str) -> GatewayOutcome {
+        GatewayOutcome::Approved { gateway_ref: format!("{prefix}-{idempotency_key}") }
+    }
+}
+
+/// The sandbox payment gateway.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxPayment {
+    settings: SandboxSettings,
+}
+
+impl SandboxPayment {
+    /// A sandbox payment gateway with these settings.
+    pub fn new(settings: SandboxSettings) -> SandboxPayment {
+        SandboxPayment { settings }
+    }
+
+    fn declines(&self, card: &str) -> bool {
+        self.settings.decline_cards.iter().any(|c| mask_card(c).is_ok_and(|m| m == card))
+    }
+}
+
+impl PaymentGateway for SandboxPayment {
+    fn approve(&self, request: &PaymentRequest) -> GatewayOutcome {
+        if let Some(outcome) = self.settings.outage() {
+            return outcome;
+        }
+        match &request.card {
+            Some(card) if self.declines(card) => {
+                GatewayOutcome::Declined { reason: "card declined by the sandbox".into() }
+            }
+            _ => SandboxSettings::approved("sandbox-pay", &request.idempotency_key),
+        }
+    }
+
+    fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
+        self.settings.outage().unwrap_or_else(|| SandboxSettings::approved("sandbox-refund", &request.idempotency_key))
+    }
+}
+
+/// The sandbox delivery-charge gateway.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxCharge {
+    settings: SandboxSettings,
+}
+
+impl SandboxCharge {
+    /// A sandbox charge gateway with these settings (`decline_cards` is unused).
+    pub fn new(settings: SandboxSettings) -> SandboxCharge {
+        SandboxCharge { settings }
+    }
+}
+
+impl ChargeGateway for SandboxCharge {
+    fn pay(&self, request: &ChargeRequest) -> GatewayOutcome {
+        self.settings.outage().unwrap_or_else(|| SandboxSettings::approved("sandbox-charge", &request.idempotency_key))
+    }
+
+    fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
+        self.settings
+            .outage()
+            .unwrap_or_else(|| SandboxSettings::approved("sandbox-charge-refund", &request.idempotency_key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pay(card: Option<&str>) -> PaymentRequest {
+        PaymentRequest {
+            idempotency_key: "k1".into(),
+            order_id: 1,
+            amount: 100,
+            card: card.map(|c| mask_card(c).unwrap()),
+        }
+    }
+
+    #[test]
+    fn approves_deterministically_and_declines_listed_cards() {
+        let gw = SandboxPayment::default();
+        let a = gw.approve(&pay(None));
+        assert_eq!(a, gw.approve(&pay(Some("4111111111111111"))));
+        assert!(matches!(a, GatewayOutcome::Approved { .. }));
+        assert!(matches!(gw.approve(&pay(Some(DEFAULT_DECLINE_CARD))), GatewayOutcome::Declined { .. }));
+    }
+
+    #[test]
+    fn unavailable_switch() {
+        let gw = SandboxCharge::new(SandboxSettings { unavailable: true, ..Default::default() });
+        let req =
+            ChargeRequest { idempotency_key: "c".into(), order_id: 1, rider_id: 1, rider: "lee".into(), amount: 3000 };
+        assert!(matches!(gw.pay(&req), GatewayOutcome::Unavailable { .. }));
+    }
+}

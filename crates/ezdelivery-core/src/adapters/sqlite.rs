@@ -1,0 +1,1 @@
+//! SQLite storage (the default): to be written.

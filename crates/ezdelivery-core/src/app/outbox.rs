@@ -1,0 +1,50 @@
+//! The transactional outbox: messages queued in the same transaction as the
+//! state change they tell about, and their delivery state per channel.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::status_strings;
+use crate::ports::Message;
+
+/// Where one message stands on one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryState {
+    /// Not delivered yet; due at `next_at`.
+    Pending,
+    /// The channel accepted it; it is never sent again.
+    Delivered,
+    /// Given up after too many tries; `relay --dead` shows it, `relay --retry-dead` revives it.
+    Dead,
+}
+
+status_strings!(DeliveryState {
+    Pending => "pending",
+    Delivered => "delivered",
+    Dead => "dead",
+});
+
+/// The delivery state of one message on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageDelivery {
+    /// The message.
+    pub message_id: String,
+    /// The channel (`console`, `jsonl`, …).
+    pub channel: String,
+    /// Where it stands.
+    pub state: DeliveryState,
+    /// How many times it was tried.
+    pub tries: u32,
+    /// When it is due (pending only).
+    pub next_at: DateTime<Utc>,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// A message with its delivery state on one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMessage {
+    /// The message.
+    pub message: Message,
+    /// Its state on the channel.
+    pub delivery: MessageDelivery,
+}

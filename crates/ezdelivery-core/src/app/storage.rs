@@ -1,0 +1,136 @@
+//! The storage port: a unit of work ([`Repo`]) run inside one transaction
+//! ([`Storage`]). Adapters: `adapters::sqlite` (the default) and
+//! `adapters::memory` (for embedding and tests).
+
+use chrono::{DateTime, Utc};
+
+use crate::app::outbox::{MessageDelivery, QueuedMessage};
+use crate::app::view::OrderView;
+use crate::domain::{
+    Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, Payment, Review, Rider, RiderId, Store,
+    StoreId,
+};
+use crate::ports::Message;
+use crate::Result;
+
+/// Runs units of work atomically.
+pub trait Storage: Send {
+    /// Runs `work` in one write transaction (SQLite: `BEGIN IMMEDIATE`): when
+    /// it returns `Ok` everything it wrote is committed, when it returns
+    /// `Err` nothing is. Never call a gateway from inside `work`.
+    fn write(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()>;
+
+    /// Runs `work` on a consistent snapshot; it must not write.
+    fn read(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()>;
+}
+
+/// The tables that hand out ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// Stores.
+    Store,
+    /// Menus.
+    Menu,
+    /// Riders.
+    Rider,
+    /// Orders.
+    Order,
+    /// Payment attempts.
+    Payment,
+    /// Delivery charges.
+    Charge,
+}
+
+/// One event as stored in the append-only log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Global sequence number, strictly increasing, from 1.
+    pub seq: i64,
+    /// Unique id (a UUID), for consumers that deduplicate.
+    pub id: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub event: Event,
+}
+
+/// Reads and writes inside one transaction. Every `save_*` is an upsert
+/// keyed by the record's id; ids come from [`Repo::next_id`].
+#[allow(missing_docs)] // each method is named for the record it reads or writes
+pub trait Repo {
+    /// The next free id of `table` (one more than the largest used).
+    fn next_id(&mut self, table: Table) -> Result<i64>;
+
+    fn save_store(&mut self, store: &Store) -> Result<()>;
+    fn store(&mut self, id: StoreId) -> Result<Option<Store>>;
+    /// All stores, by id.
+    fn stores(&mut self) -> Result<Vec<Store>>;
+
+    fn save_menu(&mut self, menu: &Menu) -> Result<()>;
+    fn menu(&mut self, id: MenuId) -> Result<Option<Menu>>;
+    /// The menu of `store` named exactly `name`.
+    fn menu_by_name(&mut self, store: StoreId, name: &str) -> Result<Option<Menu>>;
+    /// The menus of one store, or of all, by id.
+    fn menus(&mut self, store: Option<StoreId>) -> Result<Vec<Menu>>;
+
+    fn save_rider(&mut self, rider: &Rider) -> Result<()>;
+    fn rider(&mut self, id: RiderId) -> Result<Option<Rider>>;
+    /// The rider named exactly `name` (the lowest id if several are).
+    fn rider_by_name(&mut self, name: &str) -> Result<Option<Rider>>;
+    /// All riders, by id.
+    fn riders(&mut self) -> Result<Vec<Rider>>;
+    /// The rider with the fewest deliveries in `preparing` or `delivering`
+    /// (the lowest id among equals), or `None` when no rider is registered.
+    fn least_busy_rider(&mut self) -> Result<Option<Rider>>;
+
+    /// Stores a new order with its items.
+    fn insert_order(&mut self, order: &Order) -> Result<()>;
+    /// Stores an order's status, review flag and time (items never change).
+    fn update_order(&mut self, order: &Order) -> Result<()>;
+    fn order(&mut self, id: OrderId) -> Result<Option<Order>>;
+    /// The ids of `store`'s orders that are paid and not finished, oldest first.
+    fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderId>>;
+
+    fn save_payment(&mut self, payment: &Payment) -> Result<()>;
+    /// The order's newest payment attempt.
+    fn latest_payment(&mut self, order: OrderId) -> Result<Option<Payment>>;
+    fn save_ticket(&mut self, ticket: &KitchenTicket) -> Result<()>;
+    fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>>;
+    fn save_delivery(&mut self, delivery: &Delivery) -> Result<()>;
+    fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>>;
+    fn save_charge(&mut self, charge: &Charge) -> Result<()>;
+    /// All delivery charges of an order, oldest first.
+    fn charges(&mut self, order: OrderId) -> Result<Vec<Charge>>;
+    fn save_review(&mut self, review: &Review) -> Result<()>;
+
+    /// Payments waiting for the gateway (`pending` or `refund_pending`)
+    /// whose retry is due at `now` or that were never tried, oldest first.
+    fn payments_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Payment>>;
+    /// The same for delivery charges.
+    fn charges_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Charge>>;
+
+    /// Appends an event to the log and returns its sequence number.
+    fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64>;
+    /// Events with `seq > after`, of one order or all, in order, at most `limit`.
+    fn events(&mut self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>>;
+
+    /// The last event sequence number a projector has applied (0: none).
+    fn checkpoint(&mut self, projector: &str) -> Result<i64>;
+    fn set_checkpoint(&mut self, projector: &str, seq: i64) -> Result<()>;
+    /// The mypage view of one order.
+    fn view(&mut self, order: OrderId) -> Result<Option<OrderView>>;
+    fn save_view(&mut self, view: &OrderView) -> Result<()>;
+    /// The views of one customer's orders, by order id.
+    fn customer_views(&mut self, customer: &str) -> Result<Vec<OrderView>>;
+    /// Deletes every view (before a rebuild).
+    fn clear_views(&mut self) -> Result<()>;
+
+    /// Queues a message once per channel; a message whose id is already
+    /// queued is left as it is, so replays never send twice.
+    fn queue_message(&mut self, message: &Message, channels: &[&str]) -> Result<()>;
+    /// Deliveries still `pending` whose next try is due at `now`, oldest first.
+    fn due_messages(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedMessage>>;
+    /// Deliveries parked as `dead`, oldest first.
+    fn dead_messages(&mut self, limit: usize) -> Result<Vec<QueuedMessage>>;
+    fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()>;
+}

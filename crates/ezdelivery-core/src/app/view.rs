@@ -1,0 +1,270 @@
+//! The mypage read model: one view per order, built only from events by
+//! [`OrderView::apply`], a pure function, so a rebuild from the log gives
+//! the same views.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::{
+    ChargeId, ChargeStatus, DeliveryStatus, Event, KitchenStatus, OrderId, OrderItem, OrderStatus, PaymentId,
+    PaymentStatus, StoreId, Won,
+};
+
+/// The mypage view of one order: SPEC.md's JSON shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderView {
+    /// The order.
+    pub order_id: OrderId,
+    /// Its store.
+    pub store_id: StoreId,
+    /// The store's name when ordered.
+    pub store: String,
+    /// Who ordered.
+    pub customer: String,
+    /// Where to.
+    pub address: String,
+    /// Where the order stands.
+    pub status: OrderStatus,
+    /// What was ordered.
+    pub items: Vec<OrderItem>,
+    /// The sum of the items.
+    pub total: Won,
+    /// The current payment attempt, once there is one.
+    pub payment: Option<PaymentView>,
+    /// The kitchen ticket, once the order is paid.
+    pub kitchen: Option<KitchenView>,
+    /// The delivery, once cooking started.
+    pub delivery: Option<DeliveryView>,
+    /// The customer's review, once written.
+    pub review: Option<ReviewView>,
+    /// When the order was placed.
+    pub placed_at: DateTime<Utc>,
+    /// When anything last happened to it.
+    pub updated_at: DateTime<Utc>,
+    /// Every event of the order, in order.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// The payment part of a view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentView {
+    /// The payment attempt.
+    pub id: PaymentId,
+    /// Where it stands.
+    pub status: PaymentStatus,
+    /// How much.
+    pub amount: Won,
+}
+
+/// The kitchen part of a view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KitchenView {
+    /// Where the ticket stands.
+    pub status: KitchenStatus,
+}
+
+/// The delivery part of a view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    /// Where the delivery stands.
+    pub status: DeliveryStatus,
+    /// The rider's name, once assigned.
+    pub rider: Option<String>,
+    /// The rider's current delivery charge, once there is a rider.
+    pub charge: Option<ChargeView>,
+}
+
+/// The delivery-charge part of a view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChargeView {
+    /// The charge.
+    pub id: ChargeId,
+    /// Where it stands.
+    pub status: ChargeStatus,
+    /// How much.
+    pub amount: Won,
+}
+
+/// The review part of a view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewView {
+    /// 1 to 5.
+    pub score: u8,
+    /// What the customer wrote.
+    pub text: String,
+}
+
+/// One line of the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// The event's sequence number.
+    pub seq: i64,
+    /// The event's type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl OrderView {
+    /// The view an `OrderPlaced` event starts; `None` for any other event.
+    pub fn start(seq: i64, at: DateTime<Utc>, event: &Event) -> Option<OrderView> {
+        let Event::OrderPlaced { order_id, store_id, store, customer, address, items, total } = event else {
+            return None;
+        };
+        Some(OrderView {
+            order_id: *order_id,
+            store_id: *store_id,
+            store: store.clone(),
+            customer: customer.clone(),
+            address: address.clone(),
+            status: OrderStatus::PendingPayment,
+            items: items.clone(),
+            total: *total,
+            payment: None,
+            kitchen: None,
+            delivery: None,
+            review: None,
+            placed_at: at,
+            updated_at: at,
+            timeline: vec![TimelineEntry { seq, kind: event.type_name().to_string(), at }],
+        })
+    }
+
+    /// The sequence number of the last event applied.
+    pub fn last_seq(&self) -> i64 {
+        self.timeline.last().map_or(0, |t| t.seq)
+    }
+
+    /// Applies one event of this order. Idempotent: an event at or before
+    /// the last one applied changes nothing. Returns whether it applied.
+    pub fn apply(&mut self, seq: i64, at: DateTime<Utc>, event: &Event) -> bool {
+        if seq <= self.last_seq() || event.order_id() != Some(self.order_id) {
+            return false;
+        }
+        self.timeline.push(TimelineEntry { seq, kind: event.type_name().to_string(), at });
+        self.updated_at = at;
+        match event {
+            Event::OrderPlaced { .. } => {}
+            Event::PaymentApproved { payment_id, amount, .. } if self.status == OrderStatus::PendingPayment => {
+                self.set_payment(*payment_id, PaymentStatus::Approved, *amount);
+                self.status = OrderStatus::Paid;
+                self.kitchen = Some(KitchenView { status: KitchenStatus::Received });
+            }
+            // Approved after the order was cancelled: it is being refunded.
+            Event::PaymentApproved { payment_id, amount, .. } => {
+                self.set_payment(*payment_id, PaymentStatus::RefundPending, *amount)
+            }
+            Event::PaymentDeclined { payment_id, amount, .. } => {
+                self.set_payment(*payment_id, PaymentStatus::Declined, *amount)
+            }
+            Event::PaymentQueued { payment_id, amount, .. } => {
+                self.set_payment(*payment_id, PaymentStatus::Pending, *amount)
+            }
+            Event::PaymentVoided { payment_id, .. } => self.payment_moved(*payment_id, PaymentStatus::Voided),
+            Event::PaymentRefunded { payment_id, .. } => self.payment_moved(*payment_id, PaymentStatus::Refunded),
+            Event::OrderRejected { .. } => {
+                self.status = OrderStatus::Rejected;
+                self.set_kitchen(KitchenStatus::Rejected);
+                self.refund_pending();
+            }
+            Event::CookingStarted { .. } => {
+                self.status = OrderStatus::Cooking;
+                self.set_kitchen(KitchenStatus::Cooking);
+            }
+            Event::FoodCooked { .. } => {
+                self.status = OrderStatus::Cooked;
+                self.set_kitchen(KitchenStatus::Cooked);
+            }
+            Event::DeliveryPrepared { rider, charge_id, charge, .. } => {
+                self.delivery = Some(DeliveryView {
+                    status: DeliveryStatus::Preparing,
+                    rider: rider.clone(),
+                    charge: charge_id.map(|id| ChargeView { id, status: ChargeStatus::Pending, amount: *charge }),
+                });
+            }
+            Event::DeliveryRiderAssigned { rider, charge_id, charge, .. } => {
+                if let Some(d) = &mut self.delivery {
+                    d.rider = Some(rider.clone());
+                    d.charge = Some(ChargeView { id: *charge_id, status: ChargeStatus::Pending, amount: *charge });
+                }
+            }
+            Event::DeliveryChargePaid { charge_id, .. } => {
+                let voided = self.delivery.as_ref().and_then(|d| d.charge.as_ref()).map(|c| c.status)
+                    == Some(ChargeStatus::Voided);
+                // Paid after it was voided: it is being taken back.
+                let status = if voided { ChargeStatus::RefundPending } else { ChargeStatus::Paid };
+                self.charge_moved(*charge_id, status)
+            }
+            Event::DeliveryStarted { rider, .. } => {
+                self.status = OrderStatus::Delivering;
+                if let Some(d) = &mut self.delivery {
+                    d.status = DeliveryStatus::Delivering;
+                    d.rider = Some(rider.clone());
+                }
+            }
+            Event::DeliveryCompleted { .. } => {
+                self.status = OrderStatus::Delivered;
+                if let Some(d) = &mut self.delivery {
+                    d.status = DeliveryStatus::Delivered;
+                }
+            }
+            Event::OrderCancelled { .. } => {
+                self.status = OrderStatus::Cancelled;
+                self.set_kitchen(KitchenStatus::Cancelled);
+                self.refund_pending();
+                if let Some(c) = self.delivery.as_mut().and_then(|d| d.charge.as_mut()) {
+                    if c.status == ChargeStatus::Paid {
+                        c.status = ChargeStatus::RefundPending;
+                    }
+                }
+            }
+            Event::DeliveryCancelled { .. } => {
+                if let Some(d) = &mut self.delivery {
+                    d.status = DeliveryStatus::Cancelled;
+                }
+            }
+            Event::DeliveryChargeRefunded { charge_id, .. } => self.charge_moved(*charge_id, ChargeStatus::Refunded),
+            Event::DeliveryChargeVoided { charge_id, .. } => self.charge_moved(*charge_id, ChargeStatus::Voided),
+            Event::ReviewRegistered { score, text, .. } => {
+                self.review = Some(ReviewView { score: *score, text: text.clone() })
+            }
+            Event::StoreRegistered { .. }
+            | Event::StoreOpened { .. }
+            | Event::StoreClosed { .. }
+            | Event::MenuAdded { .. }
+            | Event::MenuSoldOut { .. }
+            | Event::MenuAvailable { .. }
+            | Event::RiderRegistered { .. } => {}
+        }
+        true
+    }
+
+    fn set_payment(&mut self, id: PaymentId, status: PaymentStatus, amount: Won) {
+        self.payment = Some(PaymentView { id, status, amount });
+    }
+
+    fn payment_moved(&mut self, id: PaymentId, status: PaymentStatus) {
+        if let Some(p) = self.payment.as_mut().filter(|p| p.id == id) {
+            p.status = status;
+        }
+    }
+
+    fn refund_pending(&mut self) {
+        if let Some(p) = self.payment.as_mut().filter(|p| p.status == PaymentStatus::Approved) {
+            p.status = PaymentStatus::RefundPending;
+        }
+    }
+
+    fn set_kitchen(&mut self, status: KitchenStatus) {
+        if let Some(k) = &mut self.kitchen {
+            k.status = status;
+        }
+    }
+
+    fn charge_moved(&mut self, id: ChargeId, status: ChargeStatus) {
+        if let Some(c) = self.delivery.as_mut().and_then(|d| d.charge.as_mut()).filter(|c| c.id == id) {
+            c.status = status;
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! The delivery charge a store pays its rider for one delivery.
+//!
+//! ```text
+//! pending ──pay──► paid ──request refund──► refund_pending ──confirm──► refunded
+//!    └──void (delivery cancelled or moved before it was paid)──► voided
+//! ```
+
+use chrono::{DateTime, Utc};
+
+use super::attempt::Attempt;
+use super::{status_strings, ChargeId, Event, OrderId, Refusal, RiderId, Won};
+
+/// Where a delivery charge stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ChargeStatus {
+    /// Not paid yet (sent, queued, or waiting for a retry).
+    Pending,
+    /// Paid to the rider: the delivery may depart.
+    Paid,
+    /// Being taken back from the rider.
+    RefundPending,
+    /// Taken back.
+    Refunded,
+    /// Never paid: dropped because the delivery was cancelled or moved.
+    Voided,
+}
+
+status_strings!(ChargeStatus {
+    Pending => "pending",
+    Paid => "paid",
+    RefundPending => "refund_pending",
+    Refunded => "refunded",
+    Voided => "voided",
+});
+
+/// What can happen to a delivery charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChargeAction {
+    /// The gateway paid it.
+    Pay,
+    /// Dropped before it was paid.
+    Void,
+    /// To be taken back after it was paid.
+    RequestRefund,
+    /// The gateway confirmed it was taken back.
+    ConfirmRefund,
+}
+
+impl ChargeStatus {
+    /// The delivery charge's state machine: one line per allowed move.
+    pub fn next(self, action: ChargeAction) -> Option<ChargeStatus> {
+        use ChargeAction as A;
+        use ChargeStatus as S;
+        match (self, action) {
+            (S::Pending, A::Pay) => Some(S::Paid),
+            (S::Pending, A::Void) => Some(S::Voided),
+            // A call in flight when the delivery was cancelled came back paid.
+            (S::Voided, A::Pay) => Some(S::RefundPending),
+            (S::Paid, A::RequestRefund) => Some(S::RefundPending),
+            (S::RefundPending, A::ConfirmRefund) => Some(S::Refunded),
+            _ => None,
+        }
+    }
+}
+
+/// One delivery charge: for one order, to one rider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    /// Its id.
+    pub id: ChargeId,
+    /// The order delivered.
+    pub order_id: OrderId,
+    /// The rider paid.
+    pub rider_id: RiderId,
+    /// How much.
+    pub amount: Won,
+    /// Where it stands.
+    pub status: ChargeStatus,
+    /// The gateway's id for the paid charge (needed to take it back).
+    pub gateway_ref: Option<String>,
+    /// The payment call (or, from `refund_pending` on, the refund call).
+    pub attempt: Attempt,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Charge {
+    /// A new pending charge of `amount` to `rider_id` for `order_id`.
+    pub fn request(id: ChargeId, order_id: OrderId, rider_id: RiderId, amount: Won, now: DateTime<Utc>) -> Charge {
+        Charge {
+            id,
+            order_id,
+            rider_id,
+            amount,
+            status: ChargeStatus::Pending,
+            gateway_ref: None,
+            attempt: Attempt::new(format!("ezd-charge-{id}")),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn to(&self, action: ChargeAction, now: DateTime<Utc>) -> Result<Charge, Refusal> {
+        match self.status.next(action) {
+            Some(status) => Ok(Charge { status, updated_at: now, ..self.clone() }),
+            None => Err(Refusal::Transition {
+                what: "delivery charge",
+                order: self.order_id,
+                status: self.status.as_str(),
+                action: match action {
+                    ChargeAction::Pay => "be paid",
+                    ChargeAction::Void => "be voided",
+                    ChargeAction::RequestRefund => "be taken back",
+                    ChargeAction::ConfirmRefund => "confirm it was taken back",
+                },
+            }),
+        }
+    }
+
+    /// The gateway paid the rider under its id `gateway_ref`.
+    pub fn pay(&self, gateway_ref: &str, now: DateTime<Utc>) -> Result<(Charge, Event), Refusal> {
+        let mut c = self.to(ChargeAction::Pay, now)?;
+        c.gateway_ref = Some(gateway_ref.to_string());
+        c.attempt = match c.status {
+            ChargeStatus::RefundPending => Attempt::new(format!("ezd-charge-refund-{}", c.id)),
+            _ => c.attempt.answered(),
+        };
+        let e =
+            Event::DeliveryChargePaid { order_id: c.order_id, charge_id: c.id, rider_id: c.rider_id, amount: c.amount };
+        Ok((c, e))
+    }
+
+    /// Drops a charge that was never paid.
+    pub fn void(&self, now: DateTime<Utc>) -> Result<(Charge, Event), Refusal> {
+        let mut c = self.to(ChargeAction::Void, now)?;
+        c.attempt.next_at = None;
+        let e = Event::DeliveryChargeVoided { order_id: c.order_id, charge_id: c.id };
+        Ok((c, e))
+    }
+
+    /// The paid charge is to be taken back.
+    pub fn request_refund(&self, now: DateTime<Utc>) -> Result<Charge, Refusal> {
+        let mut c = self.to(ChargeAction::RequestRefund, now)?;
+        c.attempt = Attempt::new(format!("ezd-charge-refund-{}", c.id));
+        Ok(c)
+    }
+
+    /// The gateway confirmed the charge was taken back.
+    pub fn confirm_refund(&self, now: DateTime<Utc>) -> Result<(Charge, Event), Refusal> {
+        let mut c = self.to(ChargeAction::ConfirmRefund, now)?;
+        c.attempt = c.attempt.answered();
+        let e = Event::DeliveryChargeRefunded { order_id: c.order_id, charge_id: c.id, amount: c.amount };
+        Ok((c, e))
+    }
+
+    /// Stops this charge from ever reaching the rider: a paid one is to be
+    /// taken back, an unpaid one is voided, a finished one is left alone.
+    pub fn withdraw(&self, now: DateTime<Utc>) -> Result<(Charge, Option<Event>), Refusal> {
+        match self.status {
+            ChargeStatus::Pending => self.void(now).map(|(c, e)| (c, Some(e))),
+            ChargeStatus::Paid => self.request_refund(now).map(|c| (c, None)),
+            ChargeStatus::RefundPending | ChargeStatus::Refunded | ChargeStatus::Voided => Ok((self.clone(), None)),
+        }
+    }
+
+    /// True while a gateway call for it is outstanding (payment or refund).
+    pub fn awaits_gateway(&self) -> bool {
+        matches!(self.status, ChargeStatus::Pending | ChargeStatus::RefundPending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ChargeAction as A;
+    use ChargeStatus as S;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(0, 0).unwrap()
+    }
+
+    #[test]
+    fn transition_table_is_exactly_the_allowed_moves() {
+        let allowed = [
+            (S::Pending, A::Pay, S::Paid),
+            (S::Pending, A::Void, S::Voided),
+            (S::Voided, A::Pay, S::RefundPending),
+            (S::Paid, A::RequestRefund, S::RefundPending),
+            (S::RefundPending, A::ConfirmRefund, S::Refunded),
+        ];
+        for &from in S::ALL {
+            for action in [A::Pay, A::Void, A::RequestRefund, A::ConfirmRefund] {
+                let expected = allowed.iter().find(|(f, a, _)| *f == from && *a == action).map(|t| t.2);
+                assert_eq!(from.next(action), expected, "{from} + {action:?}");
+                let c = Charge { status: from, ..Charge::request(1, 2, 3, 3000, now()) };
+                assert_eq!(c.to(action, now()).ok().map(|c| c.status), expected);
+            }
+        }
+    }
+
+    #[test]
+    fn pay_and_take_back() {
+        let c = Charge::request(4, 2, 3, 3000, now());
+        let (c, e) = c.pay("gw-c", now()).unwrap();
+        assert_eq!(e, Event::DeliveryChargePaid { order_id: 2, charge_id: 4, rider_id: 3, amount: 3000 });
+        let (c, e) = c.withdraw(now()).unwrap();
+        assert_eq!((c.status, e), (S::RefundPending, None));
+        assert_eq!(c.attempt.idempotency_key, "ezd-charge-refund-4");
+        let (c, e) = c.confirm_refund(now()).unwrap();
+        assert_eq!(c.status, S::Refunded);
+        assert_eq!(e, Event::DeliveryChargeRefunded { order_id: 2, charge_id: 4, amount: 3000 });
+        assert_eq!(c.withdraw(now()).unwrap().1, None);
+    }
+
+    #[test]
+    fn withdraw_voids_an_unpaid_charge() {
+        let (c, e) = Charge::request(4, 2, 3, 3000, now()).withdraw(now()).unwrap();
+        assert_eq!(c.status, S::Voided);
+        assert_eq!(e, Some(Event::DeliveryChargeVoided { order_id: 2, charge_id: 4 }));
+        assert!(c.confirm_refund(now()).is_err());
+        let (late, _) = c.pay("x", now()).unwrap();
+        assert_eq!(late.status, S::RefundPending);
+    }
+}

@@ -1,0 +1,181 @@
+//! Domain events: what happened, in the past tense. Every event of an order
+//! carries the order id, its correlation key.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ChargeId, MenuId, OrderId, OrderItem, PaymentId, RiderId, StoreId, Won};
+
+/// Everything that can happen. The variant name is the event's type in the
+/// event log and in `events --format json` (SPEC's names); the fields are
+/// its `data`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+#[allow(missing_docs)] // the field names say it all; the variants are documented
+pub enum Event {
+    /// A store was registered.
+    StoreRegistered { store_id: StoreId, name: String, owner: String },
+    /// A store opened (takes orders again).
+    StoreOpened { store_id: StoreId },
+    /// A store closed (takes no orders).
+    StoreClosed { store_id: StoreId },
+    /// A menu item was added.
+    MenuAdded { store_id: StoreId, menu_id: MenuId, name: String, price: Won },
+    /// A menu item sold out.
+    MenuSoldOut { store_id: StoreId, menu_id: MenuId },
+    /// A sold-out menu item is available again.
+    MenuAvailable { store_id: StoreId, menu_id: MenuId },
+    /// A rider was registered.
+    RiderRegistered { rider_id: RiderId, name: String },
+    /// A customer placed an order (`pending_payment`).
+    OrderPlaced {
+        order_id: OrderId,
+        store_id: StoreId,
+        store: String,
+        customer: String,
+        address: String,
+        items: Vec<OrderItem>,
+        total: Won,
+    },
+    /// The payment gateway approved the payment: the order is established.
+    PaymentApproved { order_id: OrderId, payment_id: PaymentId, amount: Won },
+    /// The payment gateway declined the payment; the order stays `pending_payment`.
+    PaymentDeclined { order_id: OrderId, payment_id: PaymentId, amount: Won, reason: String },
+    /// The payment could not reach the gateway; it is queued for retry.
+    PaymentQueued { order_id: OrderId, payment_id: PaymentId, amount: Won, reason: String },
+    /// A queued payment was dropped because its order was cancelled; never charged.
+    PaymentVoided { order_id: OrderId, payment_id: PaymentId },
+    /// The gateway confirmed the refund of an approved payment.
+    PaymentRefunded { order_id: OrderId, payment_id: PaymentId, amount: Won },
+    /// The store owner rejected a paid order.
+    OrderRejected { order_id: OrderId, reason: String },
+    /// The owner accepted the order and started cooking.
+    CookingStarted { order_id: OrderId },
+    /// The food is cooked.
+    FoodCooked { order_id: OrderId },
+    /// A delivery was prepared; `rider` is `None` while no rider is registered.
+    DeliveryPrepared {
+        order_id: OrderId,
+        rider_id: Option<RiderId>,
+        rider: Option<String>,
+        charge_id: Option<ChargeId>,
+        charge: Won,
+    },
+    /// A (different) rider was named for the delivery.
+    DeliveryRiderAssigned { order_id: OrderId, rider_id: RiderId, rider: String, charge_id: ChargeId, charge: Won },
+    /// The delivery charge was paid to the rider.
+    DeliveryChargePaid { order_id: OrderId, charge_id: ChargeId, rider_id: RiderId, amount: Won },
+    /// The rider departed with the food.
+    DeliveryStarted { order_id: OrderId, rider_id: RiderId, rider: String },
+    /// The rider handed the food over.
+    DeliveryCompleted { order_id: OrderId },
+    /// The customer cancelled the order before departure.
+    OrderCancelled { order_id: OrderId, reason: String },
+    /// The delivery was cancelled with its order.
+    DeliveryCancelled { order_id: OrderId },
+    /// A paid delivery charge was taken back from the rider.
+    DeliveryChargeRefunded { order_id: OrderId, charge_id: ChargeId, amount: Won },
+    /// An unpaid delivery charge was dropped; never paid.
+    DeliveryChargeVoided { order_id: OrderId, charge_id: ChargeId },
+    /// The customer reviewed a delivered order.
+    ReviewRegistered { order_id: OrderId, store_id: StoreId, score: u8, text: String },
+}
+
+impl Event {
+    /// The event's type name, as stored in the log (`"OrderPlaced"`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::StoreRegistered { .. } => "StoreRegistered",
+            Event::StoreOpened { .. } => "StoreOpened",
+            Event::StoreClosed { .. } => "StoreClosed",
+            Event::MenuAdded { .. } => "MenuAdded",
+            Event::MenuSoldOut { .. } => "MenuSoldOut",
+            Event::MenuAvailable { .. } => "MenuAvailable",
+            Event::RiderRegistered { .. } => "RiderRegistered",
+            Event::OrderPlaced { .. } => "OrderPlaced",
+            Event::PaymentApproved { .. } => "PaymentApproved",
+            Event::PaymentDeclined { .. } => "PaymentDeclined",
+            Event::PaymentQueued { .. } => "PaymentQueued",
+            Event::PaymentVoided { .. } => "PaymentVoided",
+            Event::PaymentRefunded { .. } => "PaymentRefunded",
+            Event::OrderRejected { .. } => "OrderRejected",
+            Event::CookingStarted { .. } => "CookingStarted",
+            Event::FoodCooked { .. } => "FoodCooked",
+            Event::DeliveryPrepared { .. } => "DeliveryPrepared",
+            Event::DeliveryRiderAssigned { .. } => "DeliveryRiderAssigned",
+            Event::DeliveryChargePaid { .. } => "DeliveryChargePaid",
+            Event::DeliveryStarted { .. } => "DeliveryStarted",
+            Event::DeliveryCompleted { .. } => "DeliveryCompleted",
+            Event::OrderCancelled { .. } => "OrderCancelled",
+            Event::DeliveryCancelled { .. } => "DeliveryCancelled",
+            Event::DeliveryChargeRefunded { .. } => "DeliveryChargeRefunded",
+            Event::DeliveryChargeVoided { .. } => "DeliveryChargeVoided",
+            Event::ReviewRegistered { .. } => "ReviewRegistered",
+        }
+    }
+
+    /// The order this event belongs to (its correlation key), or `None` for
+    /// catalogue events.
+    pub fn order_id(&self) -> Option<OrderId> {
+        match self {
+            Event::StoreRegistered { .. }
+            | Event::StoreOpened { .. }
+            | Event::StoreClosed { .. }
+            | Event::MenuAdded { .. }
+            | Event::MenuSoldOut { .. }
+            | Event::MenuAvailable { .. }
+            | Event::RiderRegistered { .. } => None,
+            Event::OrderPlaced { order_id, .. }
+            | Event::PaymentApproved { order_id, .. }
+            | Event::PaymentDeclined { order_id, .. }
+            | Event::PaymentQueued { order_id, .. }
+            | Event::PaymentVoided { order_id, .. }
+            | Event::PaymentRefunded { order_id, .. }
+            | Event::OrderRejected { order_id, .. }
+            | Event::CookingStarted { order_id }
+            | Event::FoodCooked { order_id }
+            | Event::DeliveryPrepared { order_id, .. }
+            | Event::DeliveryRiderAssigned { order_id, .. }
+            | Event::DeliveryChargePaid { order_id, .. }
+            | Event::DeliveryStarted { order_id, .. }
+            | Event::DeliveryCompleted { order_id }
+            | Event::OrderCancelled { order_id, .. }
+            | Event::DeliveryCancelled { order_id }
+            | Event::DeliveryChargeRefunded { order_id, .. }
+            | Event::DeliveryChargeVoided { order_id, .. }
+            | Event::ReviewRegistered { order_id, .. } => Some(*order_id),
+        }
+    }
+
+    /// The event's fields as a JSON object (its `data`).
+    pub fn data(&self) -> serde_json::Value {
+        match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(mut map)) => map.remove("data").unwrap_or_default(),
+            _ => serde_json::Value::Null,
+        }
+    }
+
+    /// Rebuilds an event from its type name and `data`, as stored in the log.
+    pub fn from_parts(type_name: &str, data: serde_json::Value) -> Result<Event, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "type": type_name, "data": data }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_type_and_data() {
+        let e = Event::PaymentDeclined { order_id: 3, payment_id: 4, amount: 100, reason: "card".into() };
+        assert_eq!(e.type_name(), "PaymentDeclined");
+        assert_eq!(e.order_id(), Some(3));
+        let back = Event::from_parts(e.type_name(), e.data()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(Event::CookingStarted { order_id: 9 }.data(), serde_json::json!({"order_id": 9}));
+    }
+
+    #[test]
+    fn catalogue_events_have_no_order() {
+        assert_eq!(Event::StoreOpened { store_id: 1 }.order_id(), None);
+    }
+}

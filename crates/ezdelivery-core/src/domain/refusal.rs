@@ -1,0 +1,90 @@
+//! Why the state machine refuses a move: typed, with messages that say what
+//! went wrong, for which id, and what to do next.
+
+use super::{OrderId, StoreId};
+
+/// A move the domain does not allow in the current state (exit code 4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The store is closed and takes no orders.
+    #[error("store {store} is closed; it takes orders again after `ezdelivery store open {store}`")]
+    StoreClosed {
+        /// The closed store.
+        store: StoreId,
+    },
+    /// A picked menu is sold out.
+    #[error("menu {menu} ({name}) is sold out; pick another menu or wait for `ezdelivery menu available {menu}`")]
+    MenuSoldOut {
+        /// The sold-out menu id.
+        menu: i64,
+        /// Its name.
+        name: String,
+    },
+    /// The order is not paid, so it is not established: the store never sees it.
+    #[error("order {order} is not paid ({status}); pay it first with `ezdelivery pay {order}`")]
+    NotPaid {
+        /// The order.
+        order: OrderId,
+        /// Its current status.
+        status: &'static str,
+    },
+    /// The order has left the store: a cancel is no longer possible.
+    #[error("order {order} is already on its way ({status}); it can no longer be cancelled")]
+    AlreadyDeparted {
+        /// The order.
+        order: OrderId,
+        /// `delivering` or `delivered`.
+        status: &'static str,
+    },
+    /// The food has to be cooked before the rider departs.
+    #[error("order {order} cannot depart: the food is not cooked yet (kitchen: {kitchen}); run `ezdelivery cook finish {order}` first")]
+    FoodNotCooked {
+        /// The order.
+        order: OrderId,
+        /// The kitchen ticket's status.
+        kitchen: &'static str,
+    },
+    /// The rider's delivery charge has to be paid before departure.
+    #[error("order {order} cannot depart: the delivery charge to the rider is not paid ({charge}); `ezdelivery relay` retries it")]
+    ChargeNotPaid {
+        /// The order.
+        order: OrderId,
+        /// The charge's status, or `none`.
+        charge: &'static str,
+    },
+    /// No rider is assigned, and none was named.
+    #[error("order {order} has no rider yet; name one with `ezdelivery deliver start {order} --rider RIDER`")]
+    NoRider {
+        /// The order.
+        order: OrderId,
+    },
+    /// The order was already reviewed.
+    #[error("order {order} was already reviewed; a review can be written once")]
+    AlreadyReviewed {
+        /// The order.
+        order: OrderId,
+    },
+    /// Any other move the state machine of one aggregate does not allow.
+    #[error("{what} of order {order} is {status}; it cannot {action}")]
+    Transition {
+        /// Which aggregate: `order`, `payment`, `kitchen ticket`, `delivery`, `delivery charge`.
+        what: &'static str,
+        /// The order the aggregate belongs to.
+        order: OrderId,
+        /// Its current status.
+        status: &'static str,
+        /// What was asked, as a verb phrase (`be cooked`, `be cancelled`).
+        action: &'static str,
+    },
+}
+
+/// Either kind of "no" the domain can say.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    /// The input is wrong whatever the state (exit code 2).
+    #[error(transparent)]
+    Invalid(#[from] super::validate::Invalid),
+    /// The state machine refuses the move (exit code 4).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}

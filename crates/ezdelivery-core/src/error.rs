@@ -1,0 +1,94 @@
+//! The library's one error type. The CLI turns it into a message and an
+//! exit code in one place (`ezdelivery-cli`'s `exit` module).
+
+use crate::domain::validate::Invalid;
+use crate::domain::{DomainError, OrderId, Refusal};
+
+/// Everything that can go wrong, by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A value is wrong whatever the state: fix the input (exit 2).
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+    /// No such record (exit 3).
+    #[error("{what} {id} does not exist; {hint}")]
+    NotFound {
+        /// `store`, `menu`, `order`, `rider`.
+        what: &'static str,
+        /// The id or name that was asked for.
+        id: String,
+        /// Where to look instead.
+        hint: &'static str,
+    },
+    /// The state machine refuses the move (exit 4).
+    #[error("{0}")]
+    Refused(#[from] Refusal),
+    /// The payment gateway declined the payment (exit 5).
+    #[error("the payment for order {order} was declined: {reason}; the order stays pending_payment, so pay again with another card: `ezdelivery pay {order} --card NUMBER`")]
+    Declined {
+        /// The order.
+        order: OrderId,
+        /// The gateway's reason.
+        reason: String,
+    },
+    /// A gateway is down, slow, or its breaker is open; the work is kept and
+    /// queued (exit 6).
+    #[error("{0}")]
+    Unavailable(String),
+    /// The storage failed (exit 1).
+    #[error("storage failed: {0}")]
+    Storage(String),
+    /// Anything else that should not happen (exit 1).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The stable machine-readable kind of SPEC.md's exit-code table.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Invalid(_) => "invalid_input",
+            Error::NotFound { .. } => "not_found",
+            Error::Refused(_) => "invalid_state",
+            Error::Declined { .. } => "declined",
+            Error::Unavailable(_) => "unavailable",
+            Error::Storage(_) | Error::Internal(_) => "internal",
+        }
+    }
+
+    /// SPEC.md's exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Storage(_) | Error::Internal(_) => 1,
+            Error::Invalid(_) => 2,
+            Error::NotFound { .. } => 3,
+            Error::Refused(_) => 4,
+            Error::Declined { .. } => 5,
+            Error::Unavailable(_) => 6,
+        }
+    }
+
+    /// A missing record, with a hint of the command that lists them.
+    pub fn not_found(what: &'static str, id: impl ToString) -> Error {
+        let hint = match what {
+            "store" => "`ezdelivery store list` shows the stores",
+            "menu" => "`ezdelivery menu list --store STORE` shows a store's menus",
+            "rider" => "`ezdelivery rider add --name NAME` registers one",
+            "order" => "`ezdelivery status --customer NAME` lists a customer's orders",
+            _ => "check the id",
+        };
+        Error::NotFound { what, id: id.to_string(), hint }
+    }
+}
+
+impl From<DomainError> for Error {
+    fn from(e: DomainError) -> Error {
+        match e {
+            DomainError::Invalid(e) => Error::Invalid(e),
+            DomainError::Refused(e) => Error::Refused(e),
+        }
+    }
+}
+
+/// Results of the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

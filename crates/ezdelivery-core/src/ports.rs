@@ -1,0 +1,132 @@
+//! The ports: small traits the application talks to, each with more than one
+//! adapter (`crate::adapters`). Storage is a port too.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{OrderId, RiderId, Won};
+
+pub use crate::app::storage::{Repo, Storage};
+
+/// Where the time comes from (the domain never reads a clock).
+pub trait Clock: Send {
+    /// Now, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// What a gateway answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayOutcome {
+    /// Done; the gateway's id for the payment or charge.
+    Approved {
+        /// The gateway's reference, needed to refund later.
+        gateway_ref: String,
+    },
+    /// Refused for good (a declined card); only payments are declined.
+    Declined {
+        /// Why, in the gateway's words.
+        reason: String,
+    },
+    /// Not reached, timed out, or failed: try again later with the same key.
+    Unavailable {
+        /// What happened.
+        reason: String,
+    },
+}
+
+/// A request to charge a customer for an order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentRequest {
+    /// Stays the same when this attempt is retried.
+    pub idempotency_key: String,
+    /// The order paid.
+    pub order_id: OrderId,
+    /// How much.
+    pub amount: Won,
+    /// The card, masked but for the last four digits, if one was given.
+    pub card: Option<String>,
+}
+
+/// A request to pay (or take back) a rider's delivery charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeRequest {
+    /// Stays the same when this attempt is retried.
+    pub idempotency_key: String,
+    /// The order delivered.
+    pub order_id: OrderId,
+    /// The rider paid.
+    pub rider_id: RiderId,
+    /// The rider's name.
+    pub rider: String,
+    /// How much.
+    pub amount: Won,
+}
+
+/// A request to undo an approved payment or a paid charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundRequest {
+    /// Stays the same when this refund is retried.
+    pub idempotency_key: String,
+    /// The order.
+    pub order_id: OrderId,
+    /// The gateway's id of what is undone.
+    pub gateway_ref: String,
+    /// How much.
+    pub amount: Won,
+    /// Why.
+    pub reason: String,
+}
+
+/// The payment service: approves customers' payments and refunds them.
+pub trait PaymentGateway: Send {
+    /// Charges the customer. Retrying with the same key must not charge twice.
+    fn approve(&self, request: &PaymentRequest) -> GatewayOutcome;
+    /// Refunds an approved payment (`Declined` is not a valid answer here and
+    /// is treated like `Unavailable`).
+    fn refund(&self, request: &RefundRequest) -> GatewayOutcome;
+}
+
+/// The delivery-charge service: pays riders and takes charges back.
+pub trait ChargeGateway: Send {
+    /// Pays the rider. Retrying with the same key must not pay twice.
+    fn pay(&self, request: &ChargeRequest) -> GatewayOutcome;
+    /// Takes a paid charge back.
+    fn refund(&self, request: &RefundRequest) -> GatewayOutcome;
+}
+
+/// One message to one person about one order event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Stable across retries, so a receiver can drop repeats.
+    pub id: String,
+    /// The order.
+    pub order_id: OrderId,
+    /// The event type that caused it (`PaymentApproved`).
+    pub event: String,
+    /// The order's status after the event.
+    pub status: String,
+    /// Who it is for (customer or store owner name).
+    pub recipient: String,
+    /// The text, in the configured language.
+    pub text: String,
+    /// When the event happened.
+    pub at: DateTime<Utc>,
+}
+
+/// A channel that delivers messages (console, JSON lines, webhook, KakaoTalk).
+pub trait Notifier: Send {
+    /// The channel's name, unique among the configured notifiers; delivery
+    /// state is kept per message and channel.
+    fn channel(&self) -> &str;
+    /// Delivers one message; `Err` means "not delivered, try again later".
+    fn send(&self, message: &Message) -> Result<(), String>;
+}
