@@ -1,1 +1,229 @@
-fn main() {}
+//! `ezdelivery`: the command-line program over `ezdelivery-core`.
+//!
+//! Parsing is in `args`, the config file in `config`, what each command
+//! prints in `render`; errors become messages and exit codes in one place,
+//! [`fail`].
+
+mod args;
+mod config;
+mod demo;
+mod render;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ezdelivery_core::domain::validate::Invalid;
+use ezdelivery_core::{Engine, Error, ItemPick, Result};
+use serde_json::json;
+
+use args::{Cli, Command, CookCommand, DeliverCommand, EventFormat, MenuCommand, ProjectionCommand, RiderCommand, StoreCommand};
+use config::Config;
+use render::Output;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    match run(&cli) {
+        Ok(Printed::Out(out)) => {
+            if cli.json {
+                println!("{}", out.json);
+            } else if !cli.quiet && !out.human.is_empty() {
+                println!("{}", out.human.trim_end());
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(Printed::Done) => ExitCode::SUCCESS,
+        Err(e) => fail(&e, cli.json),
+    }
+}
+
+/// The one place where an error becomes a message and an exit code
+/// (SPEC.md's table: 1 internal, 2 invalid input, 3 not found, 4 invalid
+/// state, 5 declined, 6 unavailable).
+fn fail(error: &Error, json: bool) -> ExitCode {
+    if json {
+        eprintln!("{}", json!({ "error": { "kind": error.kind(), "message": error.to_string() } }));
+    } else {
+        eprintln!("ezdelivery: {error}");
+    }
+    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1))
+}
+
+/// clap's own errors: help and version are not errors; usage errors exit 2,
+/// as JSON when `--json` was asked for.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+        let _ = e.print();
+        return ExitCode::SUCCESS;
+    }
+    if std::env::args().any(|a| a == "--json") {
+        let message = e.render().to_string();
+        let message = message.trim().trim_start_matches("error: ");
+        eprintln!("{}", json!({ "error": { "kind": "invalid_input", "message": message } }));
+    } else {
+        let _ = e.print();
+    }
+    ExitCode::from(2)
+}
+
+/// What a command leaves to print.
+enum Printed {
+    /// An output in both forms.
+    Out(Output),
+    /// The command printed as it went (events as lines, the demo).
+    Done,
+}
+
+/// The database path: `--db`, `EZDELIVERY_DB`, or the platform data folder.
+fn db_path(cli: &Cli) -> Result<PathBuf> {
+    if let Some(db) = &cli.db {
+        return Ok(db.clone());
+    }
+    let data = dirs::data_dir().ok_or_else(|| {
+        Error::Invalid(Invalid("no data folder is known for this platform: pass --db PATH or set EZDELIVERY_DB".into()))
+    })?;
+    Ok(data.join("ezdelivery").join("ezdelivery.db"))
+}
+
+fn run(cli: &Cli) -> Result<Printed> {
+    let config = Config::load(cli.config.as_deref())?;
+    if let Command::Demo = cli.command {
+        return demo::run(cli, &config).map(|()| Printed::Done);
+    }
+    let db = db_path(cli)?;
+    if cli.verbose > 0 {
+        eprintln!("ezdelivery: database {}", db.display());
+    }
+    let mut engine = config.engine(&db, cli.quiet)?;
+    execute(&mut engine, &cli.command, cli.json)
+}
+
+fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed> {
+    let view = |v: ezdelivery_core::OrderView| Printed::Out(Output::new(render::view_json(&v), render::view_text(&v)));
+    Ok(match command {
+        Command::Store(StoreCommand::Add { name, owner, address, delivery_charge }) => {
+            if let Some(charge) = delivery_charge {
+                ezdelivery_core::domain::validate::charge(*charge)?;
+            }
+            let mut store = engine.add_store(name, owner.as_deref(), address.as_deref())?;
+            if let Some(charge) = delivery_charge {
+                store = engine.set_delivery_charge(store.id, *charge)?;
+            }
+            Printed::Out(Output::new(render::store_json(&store), render::store_text("registered", &store)))
+        }
+        Command::Store(StoreCommand::List) => Printed::Out(render::stores(&engine.stores()?)),
+        Command::Store(StoreCommand::Open { store }) => {
+            let s = engine.set_store_open(*store, true)?;
+            Printed::Out(Output::new(render::store_json(&s), render::store_text("is open", &s)))
+        }
+        Command::Store(StoreCommand::Close { store }) => {
+            let s = engine.set_store_open(*store, false)?;
+            Printed::Out(Output::new(render::store_json(&s), render::store_text("is closed", &s)))
+        }
+        Command::Store(StoreCommand::Orders { store }) => Printed::Out(render::views("orders", &engine.store_inbox(*store)?)),
+        Command::Menu(MenuCommand::Add { store, name, price }) => {
+            let m = engine.add_menu(*store, name, *price)?;
+            Printed::Out(Output::new(render::menu_json(&m), render::menu_text("added", &m)))
+        }
+        Command::Menu(MenuCommand::List { store }) => Printed::Out(render::menus(&engine.menus(*store)?)),
+        Command::Menu(MenuCommand::Soldout { menu }) => {
+            let m = engine.set_menu_available(*menu, false)?;
+            Printed::Out(Output::new(render::menu_json(&m), render::menu_text("is", &m)))
+        }
+        Command::Menu(MenuCommand::Available { menu }) => {
+            let m = engine.set_menu_available(*menu, true)?;
+            Printed::Out(Output::new(render::menu_json(&m), render::menu_text("is", &m)))
+        }
+        Command::Rider(RiderCommand::Add { name }) => {
+            let r = engine.add_rider(name)?;
+            Printed::Out(Output::new(render::rider_json(&r), format!("rider {} registered: {}", r.id, r.name)))
+        }
+        Command::Rider(RiderCommand::List) => Printed::Out(render::riders(&engine.riders()?)),
+        Command::Order(o) => {
+            let picks = o.items.iter().map(|i| ItemPick::parse(i)).collect::<Result<Vec<_>>>()?;
+            view(engine.place_order(o.store, &o.customer, &picks, &o.address, o.pay, o.card.as_deref())?)
+        }
+        Command::Pay { order, card } => view(engine.pay(*order, card.as_deref())?),
+        Command::Cook(CookCommand::Start { order }) => view(engine.start_cooking(*order)?),
+        Command::Cook(CookCommand::Finish { order }) => view(engine.finish_cooking(*order)?),
+        Command::Cook(CookCommand::Reject { order, reason }) => view(engine.reject(*order, reason)?),
+        Command::Deliver(DeliverCommand::Start { order, rider }) => view(engine.start_delivery(*order, rider.as_deref())?),
+        Command::Deliver(DeliverCommand::Complete { order }) => view(engine.complete_delivery(*order)?),
+        Command::Cancel { order, reason } => view(engine.cancel(*order, reason)?),
+        Command::Review { order, score, text } => {
+            let r = engine.review(*order, *score, text)?;
+            let json = json!({ "order_id": r.order_id, "store_id": r.store_id, "customer": r.customer,
+                               "score": r.score, "text": r.text, "at": r.created_at });
+            Printed::Out(Output::new(json, format!("order {} reviewed: {}/5 {}", r.order_id, r.score, r.text)))
+        }
+        Command::Status { order: Some(order), .. } => view(engine.status(*order)?),
+        Command::Status { customer, .. } => {
+            Printed::Out(render::views("orders", &engine.customer_orders(customer.as_deref().unwrap_or_default())?))
+        }
+        Command::Events { order, after, format } => {
+            if *after < 0 {
+                return Err(Error::Invalid(Invalid(format!("--after must be 0 or more, got {after}"))));
+            }
+            let events = engine.events(*after, *order, usize::MAX >> 1)?;
+            let format = format.unwrap_or(if std::io::stdout().is_terminal() { EventFormat::Table } else { EventFormat::Json });
+            if json {
+                let all: Vec<_> = events.iter().map(render::event_json).collect();
+                return Ok(Printed::Out(Output::new(json!({ "events": all }), String::new())));
+            }
+            match format {
+                EventFormat::Json => {
+                    for e in &events {
+                        println!("{}", render::event_json(e));
+                    }
+                    Printed::Done
+                }
+                EventFormat::Table => Printed::Out(Output::new(json!({}), render::events_table(&events))),
+            }
+        }
+        Command::Relay { dead: true, .. } => {
+            let dead = engine.dead_messages()?;
+            let list: Vec<_> = dead
+                .iter()
+                .map(|q| json!({ "id": q.message.id, "channel": q.delivery.channel, "order_id": q.message.order_id,
+                                 "recipient": q.message.recipient, "tries": q.delivery.tries,
+                                 "last_error": q.delivery.last_error, "text": q.message.text }))
+                .collect();
+            let human = if dead.is_empty() {
+                "no dead messages".to_string()
+            } else {
+                dead.iter()
+                    .map(|q| format!("{} [{}] order {} → {}: {} (after {} tries: {})", q.message.id, q.delivery.channel,
+                        q.message.order_id, q.message.recipient, q.message.text, q.delivery.tries,
+                        q.delivery.last_error.as_deref().unwrap_or("-")))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            Printed::Out(Output::new(json!({ "dead": list }), human))
+        }
+        Command::Relay { retry_dead, .. } => {
+            let revived = if *retry_dead { engine.revive_dead_messages()? } else { 0 };
+            let r = engine.relay()?;
+            let mut json = serde_json::to_value(r).unwrap_or_default();
+            json["revived"] = json!(revived);
+            let human = format!(
+                "relay: {} payments approved, {} declined, {} refunds, {} charges paid, {} taken back, {} still queued; \
+                 {} messages delivered, {} to retry, {} dead{}",
+                r.payments_approved, r.payments_declined, r.refunds_confirmed, r.charges_paid, r.charges_refunded,
+                r.still_queued, r.messages_delivered, r.messages_failed, r.messages_dead,
+                if revived > 0 { format!(" ({revived} dead messages revived)") } else { String::new() }
+            );
+            Printed::Out(Output::new(json, human))
+        }
+        Command::Projection(ProjectionCommand::Rebuild) => {
+            let p = engine.rebuild_projection()?;
+            let json = json!({ "events": p.events, "applied": p.applied, "checkpoint": p.checkpoint });
+            Printed::Out(Output::new(json, format!("mypage rebuilt from {} events ({} applied), checkpoint {}", p.events, p.applied, p.checkpoint)))
+        }
+        Command::Demo => return Err(Error::Internal("demo is run before the engine is opened".into())),
+    })
+}

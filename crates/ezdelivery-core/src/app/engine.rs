@@ -1,10 +1,28 @@
-//! The [`Engine`]: the library's facade, one method per command.
+//! The [`Engine`]: the library's facade, one method per command, and the
+//! unit of work every command runs in.
+//!
+//! A command runs as one write transaction ([`Engine::write`]): it loads
+//! aggregates, applies pure domain transitions, stores the results and
+//! appends the events; before the commit the projector brings the mypage
+//! views up to date and the outbox queues the messages, so state, events,
+//! views and messages commit together or not at all. Gateway calls happen
+//! between transactions (see `saga`), and queued messages are delivered
+//! after the commit (see `relay`).
+
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::adapters::sandbox::{SandboxCharge, SandboxPayment};
-use crate::app::messages::Locale;
-use crate::ports::{ChargeGateway, Clock, Notifier, PaymentGateway, Storage, SystemClock};
+use crate::app::messages::{messages_for, Audience, Locale};
+use crate::app::retry::RetryPolicy;
+use crate::app::storage::{Repo, StoredEvent};
+use crate::app::{projector, view::OrderView};
+use crate::domain::{Event, OrderId};
+use crate::ports::{ChargeGateway, Clock, Message, Notifier, PaymentGateway, Storage, SystemClock};
+use crate::{Error, Result};
 
 /// The ordering engine over one storage, with its gateways and notifiers.
+///
+/// Build one with [`Engine::builder`]; every command is a method.
 pub struct Engine {
     pub(crate) storage: Box<dyn Storage>,
     pub(crate) payment: Box<dyn PaymentGateway>,
@@ -12,6 +30,9 @@ pub struct Engine {
     pub(crate) notifiers: Vec<Box<dyn Notifier>>,
     pub(crate) clock: Box<dyn Clock>,
     pub(crate) locale: Locale,
+    pub(crate) retry: RetryPolicy,
+    /// How many due messages a command delivers right after its commit.
+    pub(crate) relay_after_command: usize,
 }
 
 /// Builds an [`Engine`]: sandbox gateways, system clock, no notifier and
@@ -31,8 +52,129 @@ impl Engine {
                 notifiers: Vec::new(),
                 clock: Box::new(SystemClock),
                 locale: Locale::default(),
+                retry: RetryPolicy::default(),
+                relay_after_command: 32,
             },
         }
+    }
+
+    /// The current time from the engine's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Runs `work` as one write transaction, then, still inside it, brings
+    /// the views up to date and queues the messages for the events `work`
+    /// emitted.
+    pub(crate) fn write<R>(&mut self, work: impl FnOnce(&mut Work<'_>) -> Result<R>) -> Result<R> {
+        // Whole microseconds: what every storage keeps, so a view rebuilt
+        // from the log is equal to the one built live.
+        let now = self.clock.now().trunc_subsecs(6);
+        let locale = self.locale;
+        let channels: Vec<&str> = self.notifiers.iter().map(|n| n.channel()).collect();
+        let mut work = Some(work);
+        let mut out = None;
+        self.storage.write(&mut |repo| {
+            let run = work.take().ok_or_else(|| Error::Internal("a unit of work ran twice".into()))?;
+            let mut unit = Work { repo, now, emitted: Vec::new() };
+            let result = run(&mut unit)?;
+            unit.finish(&channels, locale)?;
+            out = Some(result);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::Internal("a unit of work did not run".into()))
+    }
+
+    /// Runs `read` on a consistent snapshot.
+    pub(crate) fn read<R>(&mut self, read: impl FnOnce(&mut dyn Repo) -> Result<R>) -> Result<R> {
+        let mut read = Some(read);
+        let mut out = None;
+        self.storage.read(&mut |repo| {
+            let run = read.take().ok_or_else(|| Error::Internal("a read ran twice".into()))?;
+            out = Some(run(repo)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::Internal("a read did not run".into()))
+    }
+
+    /// The mypage view of one order (`ezdelivery status ORDER`).
+    pub fn status(&mut self, order: OrderId) -> Result<OrderView> {
+        self.read(|repo| repo.view(order)?.ok_or_else(|| Error::not_found("order", order)))
+    }
+
+    /// The views of all of a customer's orders, oldest first
+    /// (`ezdelivery status --customer NAME`); empty for an unknown customer.
+    pub fn customer_orders(&mut self, customer: &str) -> Result<Vec<OrderView>> {
+        self.read(|repo| repo.customer_views(customer))
+    }
+
+    /// Events after `after`, of one order or all, at most `limit`
+    /// (`ezdelivery events`).
+    pub fn events(&mut self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.read(|repo| {
+            if let Some(id) = order {
+                repo.order(id)?.ok_or_else(|| Error::not_found("order", id))?;
+            }
+            repo.events(after, order, limit)
+        })
+    }
+
+    /// Deletes the mypage views and rebuilds them from the event log
+    /// (`ezdelivery projection rebuild`).
+    pub fn rebuild_projection(&mut self) -> Result<projector::Progress> {
+        self.write(|w| projector::rebuild(w.repo))
+    }
+}
+
+/// One unit of work: the repository inside the transaction, the time of the
+/// command, and the events emitted so far.
+pub(crate) struct Work<'r> {
+    pub repo: &'r mut dyn Repo,
+    pub now: DateTime<Utc>,
+    emitted: Vec<(String, Event)>,
+}
+
+impl Work<'_> {
+    /// Appends `event` to the log, in this transaction.
+    pub fn emit(&mut self, event: Event) -> Result<()> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.repo.append_event(&id, self.now, &event)?;
+        self.emitted.push((id, event));
+        Ok(())
+    }
+
+    /// Emits `event` if there is one.
+    pub fn emit_opt(&mut self, event: Option<Event>) -> Result<()> {
+        event.map_or(Ok(()), |e| self.emit(e))
+    }
+
+    /// Projects the new events and queues their messages (the transactional outbox).
+    fn finish(&mut self, channels: &[&str], locale: Locale) -> Result<()> {
+        if self.emitted.is_empty() {
+            return Ok(());
+        }
+        projector::catch_up(self.repo)?;
+        for (event_id, event) in std::mem::take(&mut self.emitted) {
+            let Some(order_id) = event.order_id() else { continue };
+            let view = self.repo.view(order_id)?.ok_or_else(|| Error::not_found("order", order_id))?;
+            for (audience, text) in messages_for(&event, &view, locale) {
+                let recipient = match audience {
+                    Audience::Customer => view.customer.clone(),
+                    Audience::Owner => self.repo.store(view.store_id)?.map(|s| s.owner).unwrap_or_default(),
+                };
+                let message = Message {
+                    id: format!("{event_id}:{}", audience.as_str()),
+                    order_id,
+                    event: event.type_name().to_string(),
+                    status: view.status.as_str().to_string(),
+                    recipient,
+                    text,
+                    at: self.now,
+                };
+                self.repo.queue_message(&message, channels)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -49,9 +191,15 @@ impl EngineBuilder {
         self
     }
 
-    /// Adds a notification channel.
+    /// Adds a notification channel. Channel names must be unique.
     pub fn notifier(mut self, notifier: impl Notifier + 'static) -> Self {
         self.engine.notifiers.push(Box::new(notifier));
+        self
+    }
+
+    /// Adds an already boxed notification channel.
+    pub fn boxed_notifier(mut self, notifier: Box<dyn Notifier>) -> Self {
+        self.engine.notifiers.push(notifier);
         self
     }
 
@@ -64,6 +212,19 @@ impl EngineBuilder {
     /// Writes messages in `locale`.
     pub fn locale(mut self, locale: Locale) -> Self {
         self.engine.locale = locale;
+        self
+    }
+
+    /// Spaces retries and gives up on messages by `policy`.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.engine.retry = policy;
+        self
+    }
+
+    /// How many due messages each command delivers right after its commit
+    /// (0: leave them all to [`Engine::relay`]).
+    pub fn relay_after_command(mut self, messages: usize) -> Self {
+        self.engine.relay_after_command = messages;
         self
     }
 
@@ -86,5 +247,34 @@ impl ItemPick {
     /// `qty` of `menu`.
     pub fn new(menu: impl Into<String>, qty: u32) -> ItemPick {
         ItemPick { menu: menu.into(), qty }
+    }
+
+    /// Parses `MENU[:QTY]`. A suffix after the last `:` that is a number is
+    /// the quantity; otherwise the whole text is the menu.
+    ///
+    /// ```
+    /// use ezdelivery_core::ItemPick;
+    /// assert_eq!(ItemPick::parse("후라이드:2").unwrap(), ItemPick::new("후라이드", 2));
+    /// assert_eq!(ItemPick::parse("3").unwrap(), ItemPick::new("3", 1));
+    /// assert!(ItemPick::parse("콜라:0").is_err());
+    /// assert!(ItemPick::parse("콜라:99999999999").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<ItemPick> {
+        let (menu, qty) = match text.rsplit_once(':') {
+            Some((menu, qty)) if !qty.is_empty() && qty.trim_start_matches('-').chars().all(|c| c.is_ascii_digit()) => {
+                let qty = qty
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|q| u32::try_from(q).ok())
+                    .ok_or_else(|| Error::Invalid(crate::domain::validate::Invalid(format!("quantity `{qty}` is out of range"))))?;
+                (menu, qty)
+            }
+            _ => (text, 1),
+        };
+        if menu.trim().is_empty() {
+            return Err(crate::domain::validate::Invalid(format!("`{text}` names no menu: use MENU[:QTY]")).into());
+        }
+        crate::domain::validate::qty(qty)?;
+        Ok(ItemPick::new(menu, qty))
     }
 }

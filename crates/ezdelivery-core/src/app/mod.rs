@@ -2,9 +2,14 @@
 //! command as a transaction around the pure domain, the saga that calls the
 //! gateways between transactions, the projector and the outbox relay.
 
+pub mod catalogue;
 pub mod engine;
+pub mod lifecycle;
 pub mod messages;
 pub mod outbox;
 pub mod projector;
+pub mod relay;
+pub mod retry;
+mod saga;
 pub mod storage;
 pub mod view;

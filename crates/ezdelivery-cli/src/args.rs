@@ -1,0 +1,307 @@
+//! The command line, as clap definitions: SPEC.md's commands and options.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ezdelivery: a food-delivery ordering engine on one SQLite file.
+#[derive(Debug, Parser)]
+#[command(name = "ezdelivery", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Example:\n  ezdelivery demo\n  ezdelivery order --store 1 --customer kim --item 후라이드:2 --pay")]
+pub struct Cli {
+    /// The SQLite file (created with its folder on first use).
+    #[arg(long, global = true, env = "EZDELIVERY_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// A TOML file that picks the adapters (see SPEC.md).
+    #[arg(long, global = true, env = "EZDELIVERY_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Machine output: one JSON object on stdout; errors as JSON on stderr.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Quieter: no notifications on the console, no human output on success.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// More detail on stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Stores: register, list, open, close, and the owner's inbox.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Menus: add, list, sold out, available again.
+    #[command(subcommand)]
+    Menu(MenuCommand),
+    /// Riders: register, list.
+    #[command(subcommand)]
+    Rider(RiderCommand),
+    /// Place an order (pending_payment; with --pay, pay it at once).
+    #[command(after_help = "Example:\n  ezdelivery order --store 1 --customer kim --item 후라이드:2 --item 콜라 --pay")]
+    Order(OrderArgs),
+    /// Pay a pending_payment order.
+    #[command(after_help = "Example:\n  ezdelivery pay 7 --card 4111111111111111")]
+    Pay {
+        /// The order.
+        order: i64,
+        /// The card number (only its last four digits are kept).
+        #[arg(long, value_name = "NUMBER")]
+        card: Option<String>,
+    },
+    /// The kitchen: start (accept), finish, reject.
+    #[command(subcommand)]
+    Cook(CookCommand),
+    /// Delivery: depart, complete.
+    #[command(subcommand)]
+    Deliver(DeliverCommand),
+    /// Cancel an order before it departs (refunds the payment).
+    #[command(after_help = "Example:\n  ezdelivery cancel 7 --reason \"changed my mind\"")]
+    Cancel {
+        /// The order.
+        order: i64,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Review a delivered order, once.
+    #[command(after_help = "Example:\n  ezdelivery review 7 --score 5 --text 맛있어요")]
+    Review {
+        /// The order.
+        order: i64,
+        /// 1 to 5.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+        score: u8,
+        /// What you thought.
+        #[arg(long, default_value = "")]
+        text: String,
+    },
+    /// The mypage view: one order with its timeline, or all of a customer's orders.
+    #[command(after_help = "Examples:\n  ezdelivery status 7\n  ezdelivery status --customer kim")]
+    Status {
+        /// The order.
+        #[arg(required_unless_present = "customer", conflicts_with = "customer")]
+        order: Option<i64>,
+        /// All orders of this customer.
+        #[arg(long, value_name = "NAME")]
+        customer: Option<String>,
+    },
+    /// Print the event log, one event per line.
+    #[command(after_help = "Example:\n  ezdelivery events --order 7 --format json")]
+    Events {
+        /// Only this order's events.
+        #[arg(long)]
+        order: Option<i64>,
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0, value_name = "SEQ")]
+        after: i64,
+        /// Output format (defaults to a table on a terminal, json otherwise).
+        #[arg(long, value_enum)]
+        format: Option<EventFormat>,
+    },
+    /// Deliver queued notifications; retry queued payments, refunds and charges.
+    #[command(after_help = "Examples:\n  ezdelivery relay\n  ezdelivery relay --dead")]
+    Relay {
+        /// List the messages given up on, instead of relaying.
+        #[arg(long, conflicts_with = "retry_dead")]
+        dead: bool,
+        /// Put the messages given up on back in the queue, then relay.
+        #[arg(long)]
+        retry_dead: bool,
+    },
+    /// The mypage read model.
+    #[command(subcommand)]
+    Projection(ProjectionCommand),
+    /// Run one whole scenario on a fresh database, explaining each step.
+    #[command(after_help = "Example:\n  ezdelivery demo")]
+    Demo,
+}
+
+/// `ezdelivery store …`
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Register a store (open, delivery charge 3,000 won unless given).
+    #[command(after_help = "Example:\n  ezdelivery store add --name BBQ --owner park --address 서울")]
+    Add {
+        /// Its name.
+        #[arg(long)]
+        name: String,
+        /// The owner (defaults to the store's name).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Its address.
+        #[arg(long)]
+        address: Option<String>,
+        /// What each delivery pays the rider, in won.
+        #[arg(long, value_name = "WON")]
+        delivery_charge: Option<i64>,
+    },
+    /// List the stores with their review count and average score.
+    #[command(after_help = "Example:\n  ezdelivery store list")]
+    List,
+    /// Open a store: it takes orders.
+    #[command(after_help = "Example:\n  ezdelivery store open 1")]
+    Open {
+        /// The store.
+        store: i64,
+    },
+    /// Close a store: it takes no orders.
+    #[command(after_help = "Example:\n  ezdelivery store close 1")]
+    Close {
+        /// The store.
+        store: i64,
+    },
+    /// The owner's inbox: paid orders waiting, and those in progress.
+    #[command(after_help = "Example:\n  ezdelivery store orders 1")]
+    Orders {
+        /// The store.
+        store: i64,
+    },
+}
+
+/// `ezdelivery menu …`
+#[derive(Debug, Subcommand)]
+pub enum MenuCommand {
+    /// Add a menu item to a store.
+    #[command(after_help = "Example:\n  ezdelivery menu add --store 1 --name 후라이드 --price 18000")]
+    Add {
+        /// The store.
+        #[arg(long)]
+        store: i64,
+        /// Its name (unique within the store).
+        #[arg(long)]
+        name: String,
+        /// Its price in whole won.
+        #[arg(long, allow_negative_numbers = true)]
+        price: i64,
+    },
+    /// List the menus of one store, or of all.
+    #[command(after_help = "Example:\n  ezdelivery menu list --store 1")]
+    List {
+        /// Only this store's menus.
+        #[arg(long)]
+        store: Option<i64>,
+    },
+    /// Mark a menu sold out.
+    #[command(after_help = "Example:\n  ezdelivery menu soldout 3")]
+    Soldout {
+        /// The menu id.
+        menu: i64,
+    },
+    /// Mark a sold-out menu available again.
+    #[command(after_help = "Example:\n  ezdelivery menu available 3")]
+    Available {
+        /// The menu id.
+        menu: i64,
+    },
+}
+
+/// `ezdelivery rider …`
+#[derive(Debug, Subcommand)]
+pub enum RiderCommand {
+    /// Register a rider.
+    #[command(after_help = "Example:\n  ezdelivery rider add --name lee")]
+    Add {
+        /// The rider's name (unique).
+        #[arg(long)]
+        name: String,
+    },
+    /// List the riders.
+    #[command(after_help = "Example:\n  ezdelivery rider list")]
+    List,
+}
+
+/// `ezdelivery order …`
+#[derive(Debug, Args)]
+pub struct OrderArgs {
+    /// The store.
+    #[arg(long)]
+    pub store: i64,
+    /// Who orders.
+    #[arg(long)]
+    pub customer: String,
+    /// A menu id or exact name, with an optional quantity: MENU[:QTY]. Repeatable.
+    #[arg(long = "item", value_name = "MENU[:QTY]", required = true)]
+    pub items: Vec<String>,
+    /// Where to deliver.
+    #[arg(long, default_value = "")]
+    pub address: String,
+    /// Pay at once.
+    #[arg(long)]
+    pub pay: bool,
+    /// The card to pay with (with --pay).
+    #[arg(long, value_name = "NUMBER", requires = "pay")]
+    pub card: Option<String>,
+}
+
+/// `ezdelivery cook …`
+#[derive(Debug, Subcommand)]
+pub enum CookCommand {
+    /// The owner accepts a paid order and starts cooking; a delivery is prepared.
+    #[command(after_help = "Example:\n  ezdelivery cook start 7")]
+    Start {
+        /// The order.
+        order: i64,
+    },
+    /// The food is cooked.
+    #[command(after_help = "Example:\n  ezdelivery cook finish 7")]
+    Finish {
+        /// The order.
+        order: i64,
+    },
+    /// The owner rejects a paid order; the payment is refunded.
+    #[command(after_help = "Example:\n  ezdelivery cook reject 7 --reason \"out of chicken\"")]
+    Reject {
+        /// The order.
+        order: i64,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+}
+
+/// `ezdelivery deliver …`
+#[derive(Debug, Subcommand)]
+pub enum DeliverCommand {
+    /// The rider departs (needs cooked food and a paid delivery charge).
+    #[command(after_help = "Example:\n  ezdelivery deliver start 7 --rider lee")]
+    Start {
+        /// The order.
+        order: i64,
+        /// The rider (id or name); moves the delivery to this rider.
+        #[arg(long)]
+        rider: Option<String>,
+    },
+    /// The rider handed the food over.
+    #[command(after_help = "Example:\n  ezdelivery deliver complete 7")]
+    Complete {
+        /// The order.
+        order: i64,
+    },
+}
+
+/// `ezdelivery projection …`
+#[derive(Debug, Subcommand)]
+pub enum ProjectionCommand {
+    /// Rebuild the mypage views from the event log.
+    #[command(after_help = "Example:\n  ezdelivery projection rebuild")]
+    Rebuild,
+}
+
+/// `events --format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventFormat {
+    /// A table for people.
+    Table,
+    /// One JSON object per line: seq, id, type, order_id, at, data.
+    Json,
+}

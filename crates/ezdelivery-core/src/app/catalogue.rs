@@ -1,0 +1,141 @@
+//! Catalogue commands: stores, menus, riders, and the store owner's inbox.
+
+use crate::app::engine::Engine;
+use crate::app::storage::{Repo, Table};
+use crate::app::view::OrderView;
+use crate::domain::validate::{self, Invalid};
+use crate::domain::{Menu, MenuId, Rider, Store, StoreId, Won};
+use crate::{Error, Result};
+
+impl Engine {
+    /// Registers a store, open (`ezdelivery store add`).
+    pub fn add_store(&mut self, name: &str, owner: Option<&str>, address: Option<&str>) -> Result<Store> {
+        self.write(|w| {
+            let (store, event) = Store::register(w.repo.next_id(Table::Store)?, name, owner, address)?;
+            w.repo.save_store(&store)?;
+            w.emit(event)?;
+            Ok(store)
+        })
+    }
+
+    /// Every store, by id (`ezdelivery store list`).
+    pub fn stores(&mut self) -> Result<Vec<Store>> {
+        self.read(|repo| repo.stores())
+    }
+
+    /// Opens or closes a store (`ezdelivery store open|close`).
+    pub fn set_store_open(&mut self, store: StoreId, open: bool) -> Result<Store> {
+        self.write(|w| {
+            let (store, event) = existing_store(w.repo, store)?.set_open(open);
+            w.repo.save_store(&store)?;
+            w.emit_opt(event)?;
+            Ok(store)
+        })
+    }
+
+    /// Sets what each delivery of `store` pays the rider.
+    pub fn set_delivery_charge(&mut self, store: StoreId, charge: Won) -> Result<Store> {
+        let charge = validate::charge(charge)?;
+        self.write(|w| {
+            let store = Store { delivery_charge: charge, ..existing_store(w.repo, store)? };
+            w.repo.save_store(&store)?;
+            Ok(store)
+        })
+    }
+
+    /// The owner's inbox: the store's paid orders that are not finished,
+    /// oldest first (`ezdelivery store orders`).
+    pub fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderView>> {
+        self.read(|repo| {
+            existing_store(repo, store)?;
+            let mut views = Vec::new();
+            for id in repo.store_inbox(store)? {
+                views.extend(repo.view(id)?);
+            }
+            Ok(views)
+        })
+    }
+
+    /// Adds a menu item to a store (`ezdelivery menu add`).
+    pub fn add_menu(&mut self, store: StoreId, name: &str, price: Won) -> Result<Menu> {
+        self.write(|w| {
+            existing_store(w.repo, store)?;
+            let (menu, event) = Menu::add(w.repo.next_id(Table::Menu)?, store, name, price)?;
+            if w.repo.menu_by_name(store, &menu.name)?.is_some() {
+                return Err(Invalid(format!("store {store} already has a menu named `{}`", menu.name)).into());
+            }
+            w.repo.save_menu(&menu)?;
+            w.emit(event)?;
+            Ok(menu)
+        })
+    }
+
+    /// The menus of one store, or of all stores (`ezdelivery menu list`).
+    pub fn menus(&mut self, store: Option<StoreId>) -> Result<Vec<Menu>> {
+        self.read(|repo| {
+            if let Some(id) = store {
+                existing_store(repo, id)?;
+            }
+            repo.menus(store)
+        })
+    }
+
+    /// Marks a menu sold out or available again (`ezdelivery menu soldout|available`).
+    pub fn set_menu_available(&mut self, menu: MenuId, available: bool) -> Result<Menu> {
+        self.write(|w| {
+            let found = w.repo.menu(menu)?.ok_or_else(|| Error::not_found("menu", menu))?;
+            let (menu, event) = found.set_available(available);
+            w.repo.save_menu(&menu)?;
+            w.emit_opt(event)?;
+            Ok(menu)
+        })
+    }
+
+    /// Registers a rider (`ezdelivery rider add`). Names are unique so that
+    /// `--rider NAME` is never ambiguous.
+    pub fn add_rider(&mut self, name: &str) -> Result<Rider> {
+        self.write(|w| {
+            let (rider, event) = Rider::register(w.repo.next_id(Table::Rider)?, name)?;
+            if w.repo.rider_by_name(&rider.name)?.is_some() {
+                return Err(Invalid(format!("a rider named `{}` is already registered", rider.name)).into());
+            }
+            w.repo.save_rider(&rider)?;
+            w.emit(event)?;
+            Ok(rider)
+        })
+    }
+
+    /// Every rider, by id.
+    pub fn riders(&mut self) -> Result<Vec<Rider>> {
+        self.read(|repo| repo.riders())
+    }
+}
+
+/// The store `id`, or `not_found`.
+pub(crate) fn existing_store(repo: &mut dyn Repo, id: StoreId) -> Result<Store> {
+    repo.store(id)?.ok_or_else(|| Error::not_found("store", id))
+}
+
+/// A rider by id or exact name, or `not_found`.
+pub(crate) fn find_rider(repo: &mut dyn Repo, rider: &str) -> Result<Rider> {
+    if let Ok(id) = rider.parse::<i64>() {
+        if let Some(found) = repo.rider(id)? {
+            return Ok(found);
+        }
+    }
+    repo.rider_by_name(rider)?.ok_or_else(|| Error::not_found("rider", rider))
+}
+
+/// A menu of `store` by id or exact name, or `not_found`.
+pub(crate) fn find_menu(repo: &mut dyn Repo, store: StoreId, menu: &str) -> Result<Menu> {
+    if let Ok(id) = menu.parse::<i64>() {
+        if let Some(found) = repo.menu(id)?.filter(|m| m.store_id == store) {
+            return Ok(found);
+        }
+    }
+    repo.menu_by_name(store, menu)?.ok_or(Error::NotFound {
+        what: "menu",
+        id: format!("`{menu}` of store {store}"),
+        hint: "`ezdelivery menu list --store STORE` shows a store's menus",
+    })
+}

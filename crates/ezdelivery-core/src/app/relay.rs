@@ -1,0 +1,170 @@
+//! The relay: delivers queued messages on every channel and retries queued
+//! gateway calls (payments, refunds, delivery charges) that are due.
+
+use crate::app::engine::Engine;
+use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::app::saga::Settled;
+use crate::domain::{ChargeStatus, PaymentStatus};
+use crate::{Error, Result};
+
+/// How many queued gateway calls or messages one relay pass takes on.
+const RELAY_BATCH: usize = 500;
+
+/// What one `relay` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RelayReport {
+    /// Payments approved on retry.
+    pub payments_approved: usize,
+    /// Payments declined on retry.
+    pub payments_declined: usize,
+    /// Refunds confirmed.
+    pub refunds_confirmed: usize,
+    /// Delivery charges paid on retry.
+    pub charges_paid: usize,
+    /// Delivery charges taken back.
+    pub charges_refunded: usize,
+    /// Gateway calls still unavailable, queued again.
+    pub still_queued: usize,
+    /// Messages delivered.
+    pub messages_delivered: usize,
+    /// Messages that failed and wait for another try.
+    pub messages_failed: usize,
+    /// Messages given up after too many tries (parked as dead).
+    pub messages_dead: usize,
+}
+
+/// What delivering a batch of messages did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageStats {
+    /// Delivered.
+    pub delivered: usize,
+    /// Failed, to be retried.
+    pub failed: usize,
+    /// Failed for the last time: parked as dead.
+    pub dead: usize,
+}
+
+impl Engine {
+    /// Retries every due queued payment, refund and delivery charge, then
+    /// delivers every due message (`ezdelivery relay`).
+    pub fn relay(&mut self) -> Result<RelayReport> {
+        let mut report = RelayReport::default();
+        let now = self.clock.now();
+        for payment in self.read(|repo| repo.payments_awaiting(now, RELAY_BATCH))? {
+            match payment.status {
+                PaymentStatus::RefundPending => {
+                    let settled = self.refund_payment(payment)?;
+                    count(&settled, &mut report.refunds_confirmed, &mut report.still_queued);
+                }
+                _ => match self.settle_payment(payment) {
+                    Ok(()) => report.payments_approved += 1,
+                    Err(Error::Declined { .. }) => report.payments_declined += 1,
+                    Err(Error::Unavailable(_)) => report.still_queued += 1,
+                    Err(other) => return Err(other),
+                },
+            }
+        }
+        for charge in self.read(|repo| repo.charges_awaiting(now, RELAY_BATCH))? {
+            let (settled, done) = match charge.status {
+                ChargeStatus::RefundPending => (self.refund_charge(charge)?, &mut report.charges_refunded),
+                _ => (self.settle_charge(charge)?, &mut report.charges_paid),
+            };
+            count(&settled, done, &mut report.still_queued);
+        }
+        loop {
+            let stats = self.deliver_messages(RELAY_BATCH)?;
+            report.messages_delivered += stats.delivered;
+            report.messages_failed += stats.failed;
+            report.messages_dead += stats.dead;
+            if stats.delivered + stats.failed + stats.dead < RELAY_BATCH {
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Messages parked as dead, oldest first (`ezdelivery relay --dead`).
+    pub fn dead_messages(&mut self) -> Result<Vec<QueuedMessage>> {
+        self.read(|repo| repo.dead_messages(usize::MAX >> 1))
+    }
+
+    /// Puts every dead message back in the queue, due now, with a fresh
+    /// count of tries (`ezdelivery relay --retry-dead`). Returns how many.
+    pub fn revive_dead_messages(&mut self) -> Result<usize> {
+        self.write(|w| {
+            let dead = w.repo.dead_messages(usize::MAX >> 1)?;
+            for q in &dead {
+                let revived = MessageDelivery {
+                    state: DeliveryState::Pending,
+                    tries: 0,
+                    next_at: w.now,
+                    ..q.delivery.clone()
+                };
+                w.repo.save_message_delivery(&revived)?;
+            }
+            Ok(dead.len())
+        })
+    }
+
+    /// Delivers up to `limit` due messages, each on its channel, and records
+    /// what happened. A failing notifier only delays its own messages.
+    pub fn deliver_messages(&mut self, limit: usize) -> Result<MessageStats> {
+        let now = self.clock.now();
+        let due = self.read(|repo| repo.due_messages(now, limit))?;
+        if due.is_empty() {
+            return Ok(MessageStats::default());
+        }
+        let mut stats = MessageStats::default();
+        let mut outcomes = Vec::with_capacity(due.len());
+        for queued in due {
+            let notifier = self.notifiers.iter().find(|n| n.channel() == queued.delivery.channel);
+            let sent = match notifier {
+                Some(n) => n.send(&queued.message),
+                None => Err(format!("no notifier `{}` is configured", queued.delivery.channel)),
+            };
+            outcomes.push((queued.delivery, sent));
+        }
+        let retry = self.retry;
+        self.write(|w| {
+            for (delivery, sent) in outcomes {
+                let tries = delivery.tries + 1;
+                let next = match sent {
+                    Ok(()) => {
+                        stats.delivered += 1;
+                        MessageDelivery { state: DeliveryState::Delivered, tries, last_error: None, ..delivery }
+                    }
+                    Err(error) if tries >= retry.max_message_tries => {
+                        stats.dead += 1;
+                        MessageDelivery { state: DeliveryState::Dead, tries, last_error: Some(error), ..delivery }
+                    }
+                    Err(error) => {
+                        stats.failed += 1;
+                        let next_at = retry.next_at(tries, w.now);
+                        MessageDelivery { tries, next_at, last_error: Some(error), ..delivery }
+                    }
+                };
+                w.repo.save_message_delivery(&next)?;
+            }
+            Ok(())
+        })?;
+        Ok(stats)
+    }
+
+    /// Delivers what a command just queued. Its failures are not the
+    /// command's: the messages stay queued for `relay`.
+    pub(crate) fn deliver_messages_quietly(&mut self) {
+        if self.relay_after_command > 0 {
+            // Deliberately ignored: the command is committed; anything not
+            // delivered now stays pending in the outbox.
+            let _ = self.deliver_messages(self.relay_after_command);
+        }
+    }
+}
+
+fn count(settled: &Settled, done: &mut usize, queued: &mut usize) {
+    match settled {
+        Settled::Done => *done += 1,
+        Settled::Unavailable(_) => *queued += 1,
+        Settled::Declined(_) | Settled::Nothing => {}
+    }
+}

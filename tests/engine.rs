@@ -1,0 +1,356 @@
+//! The engine's flows end to end on the in-memory storage, with scripted
+//! gateways that approve, decline or are unavailable on demand.
+
+use std::sync::{Arc, Mutex};
+
+use ezdelivery_core::adapters::memory::MemoryStorage;
+use ezdelivery_core::app::retry::RetryPolicy;
+use ezdelivery_core::domain::{ChargeStatus, DeliveryStatus, KitchenStatus, OrderStatus, PaymentStatus};
+use ezdelivery_core::ports::{
+    ChargeGateway, ChargeRequest, GatewayOutcome, Message, Notifier, PaymentGateway, PaymentRequest, RefundRequest,
+};
+use ezdelivery_core::{Engine, Error, ItemPick};
+
+/// What a scripted gateway answers next, and every call it received.
+#[derive(Clone, Default)]
+struct Script {
+    down: Arc<Mutex<bool>>,
+    calls: Arc<Mutex<Vec<String>>>,
+}
+
+impl Script {
+    fn answer(&self, call: String, gateway_ref: &str) -> GatewayOutcome {
+        self.calls.lock().unwrap().push(call);
+        if *self.down.lock().unwrap() {
+            GatewayOutcome::Unavailable { reason: "scripted outage".into() }
+        } else {
+            GatewayOutcome::Approved { gateway_ref: gateway_ref.into() }
+        }
+    }
+    fn set_down(&self, down: bool) {
+        *self.down.lock().unwrap() = down;
+    }
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+struct Pay(Script);
+impl PaymentGateway for Pay {
+    fn approve(&self, r: &PaymentRequest) -> GatewayOutcome {
+        self.0.answer(format!("approve {}", r.idempotency_key), &format!("p-{}", r.idempotency_key))
+    }
+    fn refund(&self, r: &RefundRequest) -> GatewayOutcome {
+        self.0.answer(format!("refund {} {}", r.idempotency_key, r.gateway_ref), "r")
+    }
+}
+
+struct Charge(Script);
+impl ChargeGateway for Charge {
+    fn pay(&self, r: &ChargeRequest) -> GatewayOutcome {
+        self.0.answer(format!("pay {} {}", r.idempotency_key, r.rider), &format!("c-{}", r.idempotency_key))
+    }
+    fn refund(&self, r: &RefundRequest) -> GatewayOutcome {
+        self.0.answer(format!("refund {} {}", r.idempotency_key, r.gateway_ref), "cr")
+    }
+}
+
+#[derive(Clone, Default)]
+struct Inbox(Arc<Mutex<Vec<Message>>>, Arc<Mutex<bool>>);
+impl Notifier for Inbox {
+    fn channel(&self) -> &str {
+        "test"
+    }
+    fn send(&self, m: &Message) -> Result<(), String> {
+        if *self.1.lock().unwrap() {
+            return Err("inbox down".into());
+        }
+        self.0.lock().unwrap().push(m.clone());
+        Ok(())
+    }
+}
+
+struct World {
+    engine: Engine,
+    pay: Script,
+    charge: Script,
+    inbox: Inbox,
+    store: i64,
+}
+
+fn world(riders: &[&str]) -> World {
+    world_with(riders, RetryPolicy::default())
+}
+
+fn world_with(riders: &[&str], retry: RetryPolicy) -> World {
+    let (pay, charge, inbox) = (Script::default(), Script::default(), Inbox::default());
+    let mut engine = Engine::builder(MemoryStorage::new())
+        .payment(Pay(pay.clone()))
+        .charge(Charge(charge.clone()))
+        .notifier(inbox.clone())
+        .retry(retry)
+        .build();
+    let store = engine.add_store("BBQ", Some("park"), None).unwrap().id;
+    engine.add_menu(store, "후라이드", 18_000).unwrap();
+    engine.add_menu(store, "콜라", 2_000).unwrap();
+    for r in riders {
+        engine.add_rider(r).unwrap();
+    }
+    World { engine, pay, charge, inbox, store }
+}
+
+fn items() -> Vec<ItemPick> {
+    vec![ItemPick::new("후라이드", 2), ItemPick::new("콜라", 1)]
+}
+
+#[test]
+fn a_whole_lifecycle_updates_every_part_of_the_view() {
+    let mut w = world(&["lee"]);
+    let v = w.engine.place_order(w.store, "kim", &items(), "seoul", true, None).unwrap();
+    assert_eq!((v.status, v.total), (OrderStatus::Paid, 38_000));
+    assert_eq!(v.payment.as_ref().unwrap().status, PaymentStatus::Approved);
+    assert_eq!(v.kitchen.as_ref().unwrap().status, KitchenStatus::Received);
+    let id = v.order_id;
+    assert_eq!(w.engine.store_inbox(w.store).unwrap().len(), 1);
+
+    let v = w.engine.start_cooking(id).unwrap();
+    let d = v.delivery.unwrap();
+    assert_eq!((d.status, d.rider.as_deref()), (DeliveryStatus::Preparing, Some("lee")));
+    assert_eq!(d.charge.unwrap().status, ChargeStatus::Paid);
+    assert_eq!(w.engine.finish_cooking(id).unwrap().status, OrderStatus::Cooked);
+    assert_eq!(w.engine.start_delivery(id, None).unwrap().status, OrderStatus::Delivering);
+    let v = w.engine.complete_delivery(id).unwrap();
+    assert_eq!(v.status, OrderStatus::Delivered);
+    assert!(w.engine.store_inbox(w.store).unwrap().is_empty());
+    w.engine.review(id, 4, "good").unwrap();
+    assert!(matches!(w.engine.review(id, 5, "again"), Err(Error::Refused(_))));
+    let store = w.engine.stores().unwrap().remove(0);
+    assert_eq!((store.review_count, store.average_score()), (1, Some(4.0)));
+
+    let types: Vec<String> = w.engine.status(id).unwrap().timeline.into_iter().map(|t| t.kind).collect();
+    assert_eq!(
+        types,
+        [
+            "OrderPlaced",
+            "PaymentApproved",
+            "CookingStarted",
+            "DeliveryPrepared",
+            "DeliveryChargePaid",
+            "FoodCooked",
+            "DeliveryStarted",
+            "DeliveryCompleted",
+            "ReviewRegistered"
+        ]
+    );
+    // One message per status change for the customer, one for the owner on payment.
+    let sent = w.inbox.0.lock().unwrap().clone();
+    let events: Vec<&str> = sent.iter().map(|m| m.event.as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "OrderPlaced",
+            "PaymentApproved",
+            "PaymentApproved",
+            "CookingStarted",
+            "FoodCooked",
+            "DeliveryStarted",
+            "DeliveryCompleted"
+        ]
+    );
+    assert_eq!(sent[2].recipient, "park");
+    assert_eq!(w.pay.calls(), ["approve ezd-pay-1"]);
+}
+
+#[test]
+fn unpaid_orders_are_not_established() {
+    let mut w = world(&["lee"]);
+    let id = w.engine.place_order(w.store, "kim", &items(), "", false, None).unwrap().order_id;
+    assert!(w.engine.store_inbox(w.store).unwrap().is_empty());
+    let err = w.engine.start_cooking(id).unwrap_err();
+    assert_eq!(err.exit_code(), 4, "{err}");
+    assert!(w.engine.pay(id, None).is_ok());
+    assert!(matches!(w.engine.pay(id, None), Err(Error::Refused(_))), "paying twice is refused");
+    assert_eq!(w.pay.calls().len(), 1);
+}
+
+#[test]
+fn declined_card_keeps_the_order_and_a_new_attempt_gets_a_new_key() {
+    let mut engine = Engine::builder(MemoryStorage::new()).build(); // sandbox: declines 4000000000000002
+    let s = engine.add_store("S", None, None).unwrap().id;
+    engine.add_menu(s, "m", 1_000).unwrap();
+    let err = engine.place_order(s, "kim", &[ItemPick::new("m", 1)], "", true, Some("4000000000000002")).unwrap_err();
+    let Error::Declined { order, .. } = err else { panic!("{err}") };
+    let v = engine.status(order).unwrap();
+    assert_eq!((v.status, v.payment.unwrap().status), (OrderStatus::PendingPayment, PaymentStatus::Declined));
+    let v = engine.pay(order, Some("4111 1111 1111 1111")).unwrap();
+    assert_eq!(v.payment.unwrap().status, PaymentStatus::Approved);
+    assert!(matches!(engine.pay(order, Some("12")), Err(Error::Invalid(_))));
+}
+
+#[test]
+fn payment_outage_queues_and_relay_charges_once_with_the_same_key() {
+    let mut w = world(&["lee"]);
+    w.pay.set_down(true);
+    let err = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap_err();
+    assert_eq!(err.exit_code(), 6, "{err}");
+    let v = w.engine.customer_orders("kim").unwrap().remove(0);
+    assert_eq!((v.status, v.payment.as_ref().unwrap().status), (OrderStatus::PendingPayment, PaymentStatus::Pending));
+    // `pay` while still down retries the same attempt.
+    assert_eq!(w.engine.pay(v.order_id, None).unwrap_err().exit_code(), 6);
+    w.pay.set_down(false);
+    let report = w.engine.relay().unwrap();
+    // The retry may not be due yet (back-off); paying by hand reuses the same attempt.
+    if report.payments_approved == 0 {
+        w.engine.pay(v.order_id, None).unwrap();
+    }
+    assert_eq!(w.engine.status(v.order_id).unwrap().status, OrderStatus::Paid);
+    let calls = w.pay.calls();
+    assert!(calls.iter().all(|c| c == "approve ezd-pay-1"), "{calls:?}");
+}
+
+#[test]
+fn cancel_compensates_everything_and_is_refused_after_departure() {
+    let mut w = world(&["lee"]);
+    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    w.engine.start_cooking(id).unwrap();
+    let v = w.engine.cancel(id, "changed my mind").unwrap();
+    assert_eq!(v.status, OrderStatus::Cancelled);
+    assert_eq!(v.payment.unwrap().status, PaymentStatus::Refunded);
+    assert_eq!(v.kitchen.unwrap().status, KitchenStatus::Cancelled);
+    let d = v.delivery.unwrap();
+    assert_eq!((d.status, d.charge.unwrap().status), (DeliveryStatus::Cancelled, ChargeStatus::Refunded));
+    assert!(w.pay.calls().contains(&"refund ezd-refund-1 p-ezd-pay-1".to_string()));
+
+    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    w.engine.start_cooking(id).unwrap();
+    w.engine.finish_cooking(id).unwrap();
+    w.engine.start_delivery(id, None).unwrap();
+    let err = w.engine.cancel(id, "").unwrap_err();
+    assert_eq!(err.to_string(), format!("order {id} is already on its way (delivering); it can no longer be cancelled"));
+    assert_eq!(w.engine.status(id).unwrap().status, OrderStatus::Delivering);
+}
+
+#[test]
+fn reject_refunds_and_cancelling_an_unpaid_order_needs_no_gateway() {
+    let mut w = world(&[]);
+    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let v = w.engine.reject(id, "no chicken").unwrap();
+    assert_eq!((v.status, v.payment.unwrap().status), (OrderStatus::Rejected, PaymentStatus::Refunded));
+    let id = w.engine.place_order(w.store, "kim", &items(), "", false, None).unwrap().order_id;
+    assert_eq!(w.engine.cancel(id, "").unwrap().status, OrderStatus::Cancelled);
+    assert_eq!(w.pay.calls().len(), 2, "{:?}", w.pay.calls());
+}
+
+#[test]
+fn without_riders_the_delivery_waits_and_naming_one_moves_the_charge() {
+    let mut w = world(&[]);
+    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let v = w.engine.start_cooking(id).unwrap();
+    let d = v.delivery.unwrap();
+    assert_eq!((d.rider, d.charge), (None, None));
+    w.engine.finish_cooking(id).unwrap();
+    assert_eq!(w.engine.start_delivery(id, None).unwrap_err().exit_code(), 4);
+    assert_eq!(w.engine.start_delivery(id, Some("ghost")).unwrap_err().exit_code(), 3);
+    w.engine.add_rider("lee").unwrap();
+    w.engine.add_rider("choi").unwrap();
+    let v = w.engine.start_delivery(id, Some("lee")).unwrap();
+    assert_eq!(v.status, OrderStatus::Delivering);
+    assert_eq!(v.delivery.unwrap().charge.unwrap().status, ChargeStatus::Paid);
+
+    // A second order: assigned to the least busy rider (choi), then moved to lee.
+    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let v = w.engine.start_cooking(id).unwrap();
+    assert_eq!(v.delivery.unwrap().rider.as_deref(), Some("choi"));
+    w.engine.finish_cooking(id).unwrap();
+    let v = w.engine.start_delivery(id, Some("lee")).unwrap();
+    let d = v.delivery.unwrap();
+    assert_eq!((d.rider.as_deref(), d.charge.unwrap().status), (Some("lee"), ChargeStatus::Paid));
+    let calls = w.charge.calls();
+    assert!(calls.iter().any(|c| c.starts_with("refund ezd-charge-refund-2")), "{calls:?}");
+}
+
+#[test]
+fn departure_waits_for_an_unpaid_charge_and_relay_pays_it() {
+    let mut w = world(&["lee"]);
+    w.charge.set_down(true);
+    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let v = w.engine.start_cooking(id).unwrap();
+    assert_eq!(v.delivery.unwrap().charge.unwrap().status, ChargeStatus::Pending);
+    w.engine.finish_cooking(id).unwrap();
+    assert_eq!(w.engine.start_delivery(id, None).unwrap_err().exit_code(), 6);
+    assert_eq!(w.engine.status(id).unwrap().status, OrderStatus::Cooked);
+    w.charge.set_down(false);
+    assert_eq!(w.engine.start_delivery(id, None).unwrap().status, OrderStatus::Delivering);
+    let keys: Vec<String> = w.charge.calls();
+    assert!(keys.iter().all(|c| c == "pay ezd-charge-1 lee"), "{keys:?}");
+}
+
+#[test]
+fn a_failing_notifier_never_fails_a_command_and_relay_delivers_later() {
+    // Retries due at once, and given up after three tries.
+    let mut w = world_with(&["lee"], RetryPolicy { base_ms: 0, max_ms: 0, max_message_tries: 3 });
+    *w.inbox.1.lock().unwrap() = true;
+    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    assert_eq!(w.engine.status(id).unwrap().status, OrderStatus::Paid);
+    assert!(w.inbox.0.lock().unwrap().is_empty());
+    *w.inbox.1.lock().unwrap() = false;
+    let report = w.engine.relay().unwrap();
+    assert_eq!(report.messages_delivered, 3, "{report:?}");
+    let sent = w.inbox.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 3);
+    // Delivered messages are never sent again.
+    assert_eq!(w.engine.relay().unwrap().messages_delivered, 0);
+    assert_eq!(w.inbox.0.lock().unwrap().len(), 3);
+
+    // A channel that keeps failing parks its messages as dead; they can be revived.
+    *w.inbox.1.lock().unwrap() = true;
+    w.engine.cancel(id, "").unwrap();
+    for _ in 0..3 {
+        w.engine.relay().unwrap();
+    }
+    let dead = w.engine.dead_messages().unwrap();
+    assert!(!dead.is_empty());
+    assert!(dead.iter().all(|q| q.delivery.last_error.as_deref() == Some("inbox down")));
+    *w.inbox.1.lock().unwrap() = false;
+    assert_eq!(w.engine.revive_dead_messages().unwrap(), dead.len());
+    assert_eq!(w.engine.relay().unwrap().messages_delivered, dead.len());
+    assert!(w.engine.dead_messages().unwrap().is_empty());
+}
+
+#[test]
+fn rebuilding_the_projection_gives_the_same_views() {
+    let mut w = world(&["lee"]);
+    for n in 0..5 {
+        let id = w.engine.place_order(w.store, "kim", &items(), "", n % 2 == 0, None).unwrap().order_id;
+        if n % 2 == 0 {
+            w.engine.start_cooking(id).unwrap();
+        }
+        if n == 4 {
+            w.engine.cancel(id, "").unwrap();
+        }
+    }
+    let before = w.engine.customer_orders("kim").unwrap();
+    let progress = w.engine.rebuild_projection().unwrap();
+    assert!(progress.events > 0);
+    assert_eq!(w.engine.customer_orders("kim").unwrap(), before);
+}
+
+#[test]
+fn bad_input_writes_nothing() {
+    let mut w = world(&["lee"]);
+    let before = w.engine.events(0, None, 10_000).unwrap().len();
+    let bad: Vec<(Vec<ItemPick>, i64)> = vec![
+        (vec![ItemPick::new("후라이드", 0)], w.store),
+        (vec![ItemPick::new("없는메뉴", 1)], w.store),
+        (vec![], w.store),
+        (items(), 99),
+    ];
+    for (picks, store) in bad {
+        assert!(w.engine.place_order(store, "kim", &picks, "", true, None).is_err());
+    }
+    assert!(w.engine.add_menu(w.store, "x", -1).is_err());
+    assert!(w.engine.add_menu(w.store, "후라이드", 1).is_err(), "duplicate menu name");
+    assert!(w.engine.review(1, 3, "").is_err());
+    assert_eq!(w.engine.events(0, None, 10_000).unwrap().len(), before);
+    assert!(w.engine.customer_orders("kim").unwrap().is_empty());
+}
