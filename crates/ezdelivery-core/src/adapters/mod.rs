@@ -5,3 +5,6 @@ pub mod console;
 pub mod memory;
 pub mod sandbox;
 pub mod sqlite;
+
+#[cfg(test)]
+pub(crate) mod contract_tests;

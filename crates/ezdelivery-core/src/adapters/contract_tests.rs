@@ -1,0 +1,893 @@
+//! The storage contract, for every adapter: each [`Repo`] method exercised
+//! through [`Storage::write`] and [`Storage::read`] with real assertions.
+//!
+//! An adapter's tests call [`run_all`] with a function that makes a fresh,
+//! empty storage; every check gets its own. A failing check does not stop
+//! the others: `run_all` panics at the end with the names of all that failed
+//! (their panic messages are printed above it).
+//!
+//! The checks save records in an order that satisfies foreign keys (stores
+//! before menus and orders, orders before their payments, …), use times with
+//! whole microseconds (what SQLite and PostgreSQL keep), and pin only what
+//! the trait's documentation promises.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::app::storage::{Repo, Storage, StoredEvent, Table};
+use crate::app::view::OrderView;
+use crate::domain::attempt::Attempt;
+use crate::domain::{
+    Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenStatus, KitchenTicket, Menu, Order, OrderItem,
+    OrderStatus, Payment, PaymentStatus, Review, Rider, Store,
+};
+use crate::ports::Message;
+use crate::{Error, Result};
+
+type Check = fn(&mut dyn Storage);
+
+/// Every check, by name.
+const CHECKS: &[(&str, Check)] = &[
+    ("next_id", next_id),
+    ("stores", stores),
+    ("menus", menus),
+    ("riders", riders),
+    ("least_busy_rider", least_busy_rider),
+    ("orders", orders),
+    ("store_inbox", store_inbox),
+    ("payments", payments),
+    ("tickets", tickets),
+    ("deliveries", deliveries),
+    ("charges", charges),
+    ("reviews", reviews),
+    ("payments_awaiting", payments_awaiting),
+    ("charges_awaiting", charges_awaiting),
+    ("events", events),
+    ("checkpoints", checkpoints),
+    ("views", views),
+    ("messages", messages),
+    ("dead_messages", dead_messages),
+    ("failed_write_rolls_back", failed_write_rolls_back),
+    ("failed_read_returns_its_error", failed_read_returns_its_error),
+];
+
+/// Runs every check, each on a fresh storage from `make`.
+pub(crate) fn run_all(make: &dyn Fn() -> Box<dyn Storage>) {
+    let mut failed = Vec::new();
+    for (name, check) in CHECKS {
+        let mut storage = make();
+        if catch_unwind(AssertUnwindSafe(|| check(storage.as_mut()))).is_err() {
+            failed.push(*name);
+        }
+    }
+    assert!(failed.is_empty(), "storage contract checks failed: {failed:?} (their panics are printed above)");
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Runs `work` in a write transaction and returns what it returned.
+fn write<T>(s: &mut dyn Storage, mut work: impl FnMut(&mut dyn Repo) -> Result<T>) -> T {
+    let mut out = None;
+    s.write(&mut |repo| {
+        out = Some(work(repo)?);
+        Ok(())
+    })
+    .expect("the write fails");
+    out.expect("the write did not run its work")
+}
+
+/// Runs `work` in a read transaction and returns what it returned.
+fn read<T>(s: &mut dyn Storage, mut work: impl FnMut(&mut dyn Repo) -> Result<T>) -> T {
+    let mut out = None;
+    s.read(&mut |repo| {
+        out = Some(work(repo)?);
+        Ok(())
+    })
+    .expect("the read fails");
+    out.expect("the read did not run its work")
+}
+
+/// A time `secs` after a fixed instant, with whole microseconds.
+fn t(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_714_521_600 + secs, 123_456_000).expect("a valid time")
+}
+
+fn store(id: i64) -> Store {
+    Store {
+        id,
+        name: format!("치킨집 {id}"),
+        owner: format!("owner-{id}"),
+        address: format!("서울 강남구 테헤란로 {id}"),
+        open: true,
+        delivery_charge: 3_000 + id,
+        review_count: 2,
+        review_sum: 9,
+    }
+}
+
+fn menu(id: i64, store_id: i64, name: &str) -> Menu {
+    Menu { id, store_id, name: name.to_string(), price: 18_000 + id, available: true }
+}
+
+fn rider(id: i64, name: &str) -> Rider {
+    Rider { id, name: name.to_string() }
+}
+
+fn item(menu_id: i64, qty: u32) -> OrderItem {
+    OrderItem { menu_id, name: format!("메뉴 {menu_id}"), unit_price: 1_000 * menu_id, qty }
+}
+
+fn order(id: i64, store_id: i64, status: OrderStatus) -> Order {
+    let items = vec![item(3, 2), item(1, 1), item(2, 5)];
+    Order {
+        id,
+        store_id,
+        customer: "kim".to_string(),
+        address: "서울 마포구 1".to_string(),
+        total: items.iter().map(|i| i.unit_price * i64::from(i.qty)).sum(),
+        items,
+        status,
+        reviewed: false,
+        created_at: t(id),
+        updated_at: t(id + 1),
+    }
+}
+
+fn attempt(key: &str, next_at: Option<DateTime<Utc>>) -> Attempt {
+    Attempt { idempotency_key: key.to_string(), tries: 3, next_at, last_error: Some("gateway timed out".into()) }
+}
+
+fn payment(id: i64, order_id: i64, status: PaymentStatus, next_at: Option<DateTime<Utc>>) -> Payment {
+    Payment {
+        id,
+        order_id,
+        amount: 36_000 + id,
+        card: Some("************0002".to_string()),
+        status,
+        gateway_ref: Some(format!("gw-pay-{id}")),
+        attempt: attempt(&format!("ezd-pay-{id}"), next_at),
+        created_at: t(10 + id),
+        updated_at: t(20 + id),
+    }
+}
+
+fn charge(id: i64, order_id: i64, rider_id: i64, status: ChargeStatus, next_at: Option<DateTime<Utc>>) -> Charge {
+    Charge {
+        id,
+        order_id,
+        rider_id,
+        amount: 3_000 + id,
+        status,
+        gateway_ref: Some(format!("gw-charge-{id}")),
+        attempt: attempt(&format!("ezd-charge-{id}"), next_at),
+        created_at: t(30 + id),
+        updated_at: t(40 + id),
+    }
+}
+
+fn delivery(order_id: i64, rider_id: Option<i64>, status: DeliveryStatus) -> Delivery {
+    Delivery { order_id, rider_id, charge: 3_000, status, updated_at: t(50 + order_id) }
+}
+
+/// Saves stores `1..=stores`, riders `1..=riders` and orders `1..=orders`
+/// of store 1 (status paid): the parents most records need.
+fn world(s: &mut dyn Storage, stores: i64, riders: i64, orders: i64) {
+    write(s, |r| {
+        for id in 1..=stores {
+            r.save_store(&store(id))?;
+        }
+        for id in 1..=riders {
+            r.save_rider(&rider(id, &format!("rider-{id}")))?;
+        }
+        for id in 1..=orders {
+            r.insert_order(&order(id, 1, OrderStatus::Paid))?;
+        }
+        Ok(())
+    });
+}
+
+fn ids<T>(records: &[T], id: impl Fn(&T) -> i64) -> Vec<i64> {
+    records.iter().map(id).collect()
+}
+
+// ----------------------------------------------------------------- checks
+
+fn next_id(s: &mut dyn Storage) {
+    let tables = [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge];
+    for table in tables {
+        assert_eq!(read(s, |r| r.next_id(table)), 1, "{table:?} on an empty storage");
+    }
+    // Inside one write, the next id follows what that write saved.
+    let (store_after, store_again) = write(s, |r| {
+        r.save_store(&store(1))?;
+        r.save_store(&store(4))?;
+        let after = r.next_id(Table::Store)?;
+        r.save_store(&store(after))?;
+        Ok((after, r.next_id(Table::Store)?))
+    });
+    assert_eq!((store_after, store_again), (5, 6));
+    write(s, |r| {
+        r.save_menu(&menu(7, 1, "a"))?;
+        r.save_menu(&menu(2, 1, "b"))?;
+        r.save_rider(&rider(3, "lee"))?;
+        r.insert_order(&order(2, 1, OrderStatus::Paid))?;
+        r.save_payment(&payment(5, 2, PaymentStatus::Pending, None))?;
+        r.save_charge(&charge(9, 2, 3, ChargeStatus::Pending, None))?;
+        Ok(())
+    });
+    let next: Vec<i64> = tables.iter().map(|&table| read(s, |r| r.next_id(table))).collect();
+    assert_eq!(next, vec![6, 8, 4, 3, 6, 10], "next ids of {tables:?}");
+}
+
+fn stores(s: &mut dyn Storage) {
+    assert_eq!(read(s, |r| r.stores()), vec![]);
+    write(s, |r| {
+        for id in [3, 1, 2] {
+            r.save_store(&store(id))?;
+        }
+        Ok(())
+    });
+    assert_eq!(read(s, |r| r.stores()), vec![store(1), store(2), store(3)]);
+    assert_eq!(read(s, |r| r.store(2)), Some(store(2)));
+    assert_eq!(read(s, |r| r.store(99)), None);
+
+    let changed = Store {
+        name: "BBQ 강남".into(),
+        owner: "park".into(),
+        address: String::new(),
+        open: false,
+        delivery_charge: 4_500,
+        review_count: 7,
+        review_sum: 30,
+        ..store(2)
+    };
+    write(s, |r| r.save_store(&changed));
+    assert_eq!(read(s, |r| r.store(2)), Some(changed.clone()));
+    assert_eq!(read(s, |r| r.stores()), vec![store(1), changed.clone(), store(3)]);
+}
+
+fn menus(s: &mut dyn Storage) {
+    world(s, 2, 0, 0);
+    let all = [menu(1, 1, "후라이드"), menu(2, 1, "양념"), menu(3, 2, "후라이드"), menu(4, 1, "Cola")];
+    write(s, |r| {
+        for m in all.iter().rev() {
+            r.save_menu(m)?;
+        }
+        Ok(())
+    });
+    assert_eq!(read(s, |r| r.menu(3)), Some(all[2].clone()));
+    assert_eq!(read(s, |r| r.menu(9)), None);
+    assert_eq!(read(s, |r| r.menu_by_name(1, "후라이드")), Some(all[0].clone()));
+    assert_eq!(read(s, |r| r.menu_by_name(2, "후라이드")), Some(all[2].clone()));
+    assert_eq!(read(s, |r| r.menu_by_name(2, "양념")), None, "another store's menu");
+    assert_eq!(read(s, |r| r.menu_by_name(1, "cola")), None, "names match exactly");
+    assert_eq!(read(s, |r| r.menu_by_name(1, "Cola ")), None, "names match exactly");
+    assert_eq!(read(s, |r| r.menus(Some(1))), vec![all[0].clone(), all[1].clone(), all[3].clone()]);
+    assert_eq!(read(s, |r| r.menus(Some(2))), vec![all[2].clone()]);
+    assert_eq!(read(s, |r| r.menus(Some(3))), vec![]);
+    assert_eq!(read(s, |r| r.menus(None)), all.to_vec());
+
+    let sold_out = Menu { price: 21_000, available: false, ..all[1].clone() };
+    write(s, |r| r.save_menu(&sold_out));
+    assert_eq!(read(s, |r| r.menu(2)), Some(sold_out.clone()));
+    assert_eq!(read(s, |r| r.menu_by_name(1, "양념")), Some(sold_out.clone()));
+    assert_eq!(read(s, |r| r.menus(None)).len(), 4);
+}
+
+fn riders(s: &mut dyn Storage) {
+    assert_eq!(read(s, |r| r.riders()), vec![]);
+    write(s, |r| {
+        for rd in [rider(5, "kang"), rider(2, "lee"), rider(1, "park"), rider(3, "lee"), rider(4, "kang")] {
+            r.save_rider(&rd)?;
+        }
+        Ok(())
+    });
+    assert_eq!(read(s, |r| r.rider(2)), Some(rider(2, "lee")));
+    assert_eq!(read(s, |r| r.rider(9)), None);
+    assert_eq!(read(s, |r| r.rider_by_name("lee")), Some(rider(2, "lee")));
+    assert_eq!(read(s, |r| r.rider_by_name("kang")), Some(rider(4, "kang")), "the lowest id, not the first saved");
+    assert_eq!(read(s, |r| r.rider_by_name("park")), Some(rider(1, "park")));
+    assert_eq!(read(s, |r| r.rider_by_name("Lee")), None, "names match exactly");
+    assert_eq!(ids(&read(s, |r| r.riders()), |r| r.id), vec![1, 2, 3, 4, 5]);
+
+    write(s, |r| r.save_rider(&rider(2, "choi")));
+    assert_eq!(read(s, |r| r.rider(2)), Some(rider(2, "choi")));
+    assert_eq!(read(s, |r| r.rider_by_name("lee")), Some(rider(3, "lee")));
+    assert_eq!(read(s, |r| r.riders()).len(), 5);
+}
+
+fn least_busy_rider(s: &mut dyn Storage) {
+    assert_eq!(read(s, |r| r.least_busy_rider()), None, "no rider registered");
+    world(s, 1, 3, 8);
+    assert_eq!(read(s, |r| r.least_busy_rider()), Some(rider(1, "rider-1")), "all idle: the lowest id");
+
+    write(s, |r| {
+        r.save_delivery(&delivery(1, Some(1), DeliveryStatus::Preparing))?;
+        r.save_delivery(&delivery(2, Some(1), DeliveryStatus::Delivering))?;
+        r.save_delivery(&delivery(3, Some(2), DeliveryStatus::Preparing))?;
+        // Finished deliveries and deliveries without a rider keep nobody busy.
+        r.save_delivery(&delivery(4, Some(3), DeliveryStatus::Delivered))?;
+        r.save_delivery(&delivery(5, Some(3), DeliveryStatus::Cancelled))?;
+        r.save_delivery(&delivery(6, None, DeliveryStatus::Preparing))?;
+        Ok(())
+    });
+    assert_eq!(read(s, |r| r.least_busy_rider()), Some(rider(3, "rider-3")), "busy: 1→2, 2→1, 3→0");
+
+    write(s, |r| r.save_delivery(&delivery(7, Some(3), DeliveryStatus::Delivering)));
+    assert_eq!(read(s, |r| r.least_busy_rider()), Some(rider(2, "rider-2")), "tie of 2 and 3: the lowest id");
+
+    write(s, |r| {
+        r.save_delivery(&delivery(3, Some(2), DeliveryStatus::Delivered))?;
+        r.save_delivery(&delivery(8, Some(3), DeliveryStatus::Preparing))
+    });
+    assert_eq!(read(s, |r| r.least_busy_rider()), Some(rider(2, "rider-2")), "busy: 1→2, 2→0, 3→2");
+
+    write(s, |r| {
+        r.save_delivery(&delivery(1, Some(1), DeliveryStatus::Cancelled))?;
+        r.save_delivery(&delivery(2, Some(1), DeliveryStatus::Delivered))
+    });
+    assert_eq!(read(s, |r| r.least_busy_rider()), Some(rider(1, "rider-1")), "tie of 1 and 2 at 0");
+}
+
+fn orders(s: &mut dyn Storage) {
+    world(s, 2, 0, 0);
+    let first = order(1, 1, OrderStatus::PendingPayment);
+    let many = Order {
+        items: (1..=12).rev().map(|m| item(m, u32::try_from(m).expect("small"))).collect(),
+        ..order(2, 2, OrderStatus::Paid)
+    };
+    let single = Order { items: vec![item(9, 1)], ..order(3, 1, OrderStatus::Paid) };
+    write(s, |r| {
+        r.insert_order(&first)?;
+        r.insert_order(&many)?;
+        r.insert_order(&single)
+    });
+    assert_eq!(read(s, |r| r.order(1)), Some(first.clone()));
+    assert_eq!(read(s, |r| r.order(2)), Some(many.clone()), "items keep their order");
+    assert_eq!(read(s, |r| r.order(3)), Some(single.clone()));
+    assert_eq!(read(s, |r| r.order(4)), None);
+
+    let cooking = Order { status: OrderStatus::Cooking, reviewed: true, updated_at: t(500), ..first.clone() };
+    write(s, |r| r.update_order(&Order { items: vec![], ..cooking.clone() }));
+    assert_eq!(read(s, |r| r.order(1)), Some(cooking), "status, review flag and time change; items never do");
+    assert_eq!(read(s, |r| r.order(2)), Some(many), "other orders are untouched");
+}
+
+fn store_inbox(s: &mut dyn Storage) {
+    world(s, 3, 0, 0);
+    let statuses = OrderStatus::ALL;
+    write(s, |r| {
+        // Saved newest first, to check the order of the answer.
+        for (i, status) in statuses.iter().enumerate().rev() {
+            r.insert_order(&order(i as i64 + 1, 1, *status))?;
+        }
+        r.insert_order(&order(20, 2, OrderStatus::Cooking))?;
+        r.insert_order(&order(10, 2, OrderStatus::Paid))?;
+        r.insert_order(&order(30, 2, OrderStatus::Cancelled))
+    });
+    let expected: Vec<i64> =
+        statuses.iter().enumerate().filter(|(_, s)| s.in_store_inbox()).map(|(i, _)| i as i64 + 1).collect();
+    assert_eq!(expected.len(), 4, "paid, cooking, cooked, delivering");
+    assert_eq!(read(s, |r| r.store_inbox(1)), expected);
+    assert_eq!(read(s, |r| r.store_inbox(2)), vec![10, 20]);
+    assert_eq!(read(s, |r| r.store_inbox(3)), Vec::<i64>::new());
+
+    write(s, |r| r.update_order(&order(10, 2, OrderStatus::Rejected)));
+    assert_eq!(read(s, |r| r.store_inbox(2)), vec![20]);
+}
+
+fn payments(s: &mut dyn Storage) {
+    world(s, 1, 0, 3);
+    let p1 = payment(1, 1, PaymentStatus::Declined, None);
+    let p2 = Payment {
+        card: None,
+        gateway_ref: None,
+        attempt: Attempt { idempotency_key: "ezd-pay-2".into(), tries: 0, next_at: None, last_error: None },
+        ..payment(2, 2, PaymentStatus::Pending, None)
+    };
+    let p3 = payment(3, 1, PaymentStatus::Approved, Some(t(99)));
+    write(s, |r| {
+        r.save_payment(&p3)?;
+        r.save_payment(&p1)?;
+        r.save_payment(&p2)
+    });
+    assert_eq!(read(s, |r| r.latest_payment(1)), Some(p3.clone()), "the newest attempt");
+    assert_eq!(read(s, |r| r.latest_payment(2)), Some(p2.clone()), "no card, no reference, never tried");
+    assert_eq!(read(s, |r| r.latest_payment(3)), None);
+
+    let refunding = Payment {
+        status: PaymentStatus::RefundPending,
+        card: None,
+        gateway_ref: Some("gw-other".into()),
+        attempt: Attempt { idempotency_key: "ezd-refund-3".into(), tries: 7, next_at: None, last_error: None },
+        updated_at: t(600),
+        ..p3.clone()
+    };
+    write(s, |r| r.save_payment(&refunding));
+    assert_eq!(read(s, |r| r.latest_payment(1)), Some(refunding));
+    assert_eq!(read(s, |r| r.latest_payment(2)), Some(p2), "other orders' payments are untouched");
+}
+
+fn tickets(s: &mut dyn Storage) {
+    world(s, 1, 0, 2);
+    let received = KitchenTicket { order_id: 1, store_id: 1, status: KitchenStatus::Received, updated_at: t(7) };
+    write(s, |r| r.save_ticket(&received));
+    assert_eq!(read(s, |r| r.ticket(1)), Some(received.clone()));
+    assert_eq!(read(s, |r| r.ticket(2)), None);
+    let cooking = KitchenTicket { status: KitchenStatus::Cooking, updated_at: t(8), ..received };
+    write(s, |r| r.save_ticket(&cooking));
+    assert_eq!(read(s, |r| r.ticket(1)), Some(cooking));
+}
+
+fn deliveries(s: &mut dyn Storage) {
+    world(s, 1, 2, 3);
+    let unassigned = delivery(1, None, DeliveryStatus::Preparing);
+    let assigned = delivery(2, Some(1), DeliveryStatus::Preparing);
+    write(s, |r| {
+        r.save_delivery(&unassigned)?;
+        r.save_delivery(&assigned)
+    });
+    assert_eq!(read(s, |r| r.delivery(1)), Some(unassigned.clone()));
+    assert_eq!(read(s, |r| r.delivery(2)), Some(assigned.clone()));
+    assert_eq!(read(s, |r| r.delivery(3)), None);
+    let on_the_way = Delivery {
+        rider_id: Some(2),
+        charge: 4_000,
+        status: DeliveryStatus::Delivering,
+        updated_at: t(70),
+        ..unassigned
+    };
+    write(s, |r| r.save_delivery(&on_the_way));
+    assert_eq!(read(s, |r| r.delivery(1)), Some(on_the_way));
+    assert_eq!(read(s, |r| r.delivery(2)), Some(assigned));
+}
+
+fn charges(s: &mut dyn Storage) {
+    world(s, 1, 2, 3);
+    let c1 = charge(1, 1, 2, ChargeStatus::Paid, None);
+    let c2 = Charge {
+        gateway_ref: None,
+        attempt: Attempt { idempotency_key: "ezd-charge-2".into(), tries: 0, next_at: None, last_error: None },
+        ..charge(2, 1, 1, ChargeStatus::Voided, None)
+    };
+    let c3 = charge(3, 2, 1, ChargeStatus::Pending, Some(t(5)));
+    write(s, |r| {
+        r.save_charge(&c3)?;
+        r.save_charge(&c2)?;
+        r.save_charge(&c1)
+    });
+    assert_eq!(read(s, |r| r.charges(1)), vec![c1.clone(), c2.clone()], "oldest first");
+    assert_eq!(read(s, |r| r.charges(2)), vec![c3.clone()]);
+    assert_eq!(read(s, |r| r.charges(3)), vec![]);
+
+    let refunding = Charge {
+        status: ChargeStatus::RefundPending,
+        gateway_ref: Some("gw-late".into()),
+        attempt: attempt("ezd-charge-refund-2", Some(t(300))),
+        updated_at: t(301),
+        ..c2
+    };
+    write(s, |r| r.save_charge(&refunding));
+    assert_eq!(read(s, |r| r.charges(1)), vec![c1, refunding]);
+}
+
+fn reviews(s: &mut dyn Storage) {
+    world(s, 1, 0, 1);
+    let review = Review {
+        order_id: 1,
+        store_id: 1,
+        customer: "kim".into(),
+        score: 5,
+        text: "맛있어요!".into(),
+        created_at: t(9),
+    };
+    write(s, |r| r.save_review(&review));
+    // Saving again is an upsert, not a second review.
+    write(s, |r| r.save_review(&Review { score: 4, text: String::new(), ..review.clone() }));
+}
+
+/// Every kind of retry time around `now`: never tried, past, exactly now,
+/// a microsecond later, much later.
+fn due_cases(now: DateTime<Utc>) -> Vec<Option<DateTime<Utc>>> {
+    vec![None, Some(now - Duration::seconds(60)), Some(now), Some(now + Duration::microseconds(1)), Some(t(99_999))]
+}
+
+fn payments_awaiting(s: &mut dyn Storage) {
+    world(s, 1, 0, 1);
+    let now = t(1_000);
+    assert_eq!(read(s, |r| r.payments_awaiting(now, 100)), vec![]);
+    let mut all = Vec::new();
+    for status in PaymentStatus::ALL {
+        for next_at in due_cases(now) {
+            all.push(payment(all.len() as i64 + 1, 1, *status, next_at));
+        }
+    }
+    write(s, |r| {
+        for p in all.iter().rev() {
+            r.save_payment(p)?;
+        }
+        Ok(())
+    });
+    let expected: Vec<Payment> = all
+        .iter()
+        .filter(|p| matches!(p.status, PaymentStatus::Pending | PaymentStatus::RefundPending))
+        .filter(|p| p.attempt.next_at.is_none_or(|at| at <= now))
+        .cloned()
+        .collect();
+    assert_eq!(expected.len(), 6);
+    assert_eq!(read(s, |r| r.payments_awaiting(now, 100)), expected, "due or never tried, by id");
+    assert_eq!(read(s, |r| r.payments_awaiting(now, 2)), expected[..2].to_vec(), "at most the limit");
+    assert_eq!(read(s, |r| r.payments_awaiting(now, 0)), vec![]);
+    assert_eq!(read(s, |r| r.payments_awaiting(t(100_000), 100)).len(), 10, "later, every retry is due");
+
+    // Answered: no longer awaiting.
+    let approved = Payment { status: PaymentStatus::Approved, ..expected[0].clone() };
+    write(s, |r| r.save_payment(&approved));
+    assert_eq!(read(s, |r| r.payments_awaiting(now, 100)), expected[1..].to_vec());
+}
+
+fn charges_awaiting(s: &mut dyn Storage) {
+    world(s, 1, 1, 1);
+    let now = t(1_000);
+    assert_eq!(read(s, |r| r.charges_awaiting(now, 100)), vec![]);
+    let mut all = Vec::new();
+    for status in ChargeStatus::ALL {
+        for next_at in due_cases(now) {
+            all.push(charge(all.len() as i64 + 1, 1, 1, *status, next_at));
+        }
+    }
+    write(s, |r| {
+        for c in all.iter().rev() {
+            r.save_charge(c)?;
+        }
+        Ok(())
+    });
+    let expected: Vec<Charge> = all
+        .iter()
+        .filter(|c| matches!(c.status, ChargeStatus::Pending | ChargeStatus::RefundPending))
+        .filter(|c| c.attempt.next_at.is_none_or(|at| at <= now))
+        .cloned()
+        .collect();
+    assert_eq!(expected.len(), 6);
+    assert_eq!(read(s, |r| r.charges_awaiting(now, 100)), expected, "due or never tried, by id");
+    assert_eq!(read(s, |r| r.charges_awaiting(now, 3)), expected[..3].to_vec(), "at most the limit");
+    assert_eq!(read(s, |r| r.charges_awaiting(now, 0)), vec![]);
+    assert_eq!(read(s, |r| r.charges_awaiting(t(100_000), 100)).len(), 10, "later, every retry is due");
+
+    let paid = Charge { status: ChargeStatus::Paid, ..expected[5].clone() };
+    write(s, |r| r.save_charge(&paid));
+    assert_eq!(read(s, |r| r.charges_awaiting(now, 100)), expected[..5].to_vec());
+}
+
+fn sample_events() -> Vec<Event> {
+    vec![
+        Event::StoreRegistered { store_id: 1, name: "BBQ".into(), owner: "park".into() },
+        Event::OrderPlaced {
+            order_id: 1,
+            store_id: 1,
+            store: "BBQ".into(),
+            customer: "kim".into(),
+            address: "서울".into(),
+            items: vec![item(2, 1), item(1, 3)],
+            total: 5_000,
+        },
+        Event::PaymentApproved { order_id: 1, payment_id: 1, amount: 5_000 },
+        Event::OrderPlaced {
+            order_id: 2,
+            store_id: 1,
+            store: "BBQ".into(),
+            customer: "lee".into(),
+            address: String::new(),
+            items: vec![item(1, 1)],
+            total: 1_000,
+        },
+        Event::DeliveryPrepared { order_id: 1, rider_id: None, rider: None, charge_id: None, charge: 3_000 },
+        Event::RiderRegistered { rider_id: 1, name: "lee".into() },
+        Event::ReviewRegistered { order_id: 2, store_id: 1, score: 5, text: "굿 \"quoted\"\n".into() },
+    ]
+}
+
+fn events(s: &mut dyn Storage) {
+    assert_eq!(read(s, |r| r.events(0, None, 100)), vec![]);
+    let events = sample_events();
+    let (first, rest) = events.split_at(5);
+    let mut stored: Vec<StoredEvent> = Vec::new();
+    for batch in [first, rest] {
+        let seqs = write(s, |r| {
+            let mut seqs = Vec::new();
+            for (i, e) in batch.iter().enumerate() {
+                let n = stored.len() + i;
+                seqs.push(r.append_event(&format!("evt-{n}"), t(n as i64), e)?);
+            }
+            Ok(seqs)
+        });
+        for (e, seq) in batch.iter().zip(seqs) {
+            let n = stored.len();
+            stored.push(StoredEvent { seq, id: format!("evt-{n}"), at: t(n as i64), event: e.clone() });
+        }
+    }
+    assert_eq!(stored[0].seq, 1, "sequence numbers start at 1");
+    assert!(stored.windows(2).all(|w| w[0].seq < w[1].seq), "strictly increasing: {stored:?}");
+
+    let of = |order: i64| stored.iter().filter(|e| e.event.order_id() == Some(order)).cloned().collect::<Vec<_>>();
+    assert_eq!(read(s, |r| r.events(0, None, 100)), stored, "everything, in order");
+    assert_eq!(read(s, |r| r.events(stored[1].seq, None, 100)), stored[2..].to_vec(), "after a seq");
+    assert_eq!(read(s, |r| r.events(0, None, 3)), stored[..3].to_vec(), "at most the limit");
+    assert_eq!(read(s, |r| r.events(stored[2].seq, None, 2)), stored[3..5].to_vec());
+    assert_eq!(read(s, |r| r.events(stored[6].seq, None, 100)), vec![], "nothing after the last");
+    assert_eq!(read(s, |r| r.events(0, Some(1), 100)), of(1), "one order's");
+    assert_eq!(of(1).len(), 3);
+    assert_eq!(read(s, |r| r.events(0, Some(2), 100)), of(2));
+    assert_eq!(read(s, |r| r.events(stored[1].seq, Some(1), 1)), vec![stored[2].clone()]);
+    assert_eq!(read(s, |r| r.events(0, Some(3), 100)), vec![]);
+    assert_eq!(read(s, |r| r.events(0, None, 0)), vec![]);
+
+    // A rolled-back append does not disturb what follows.
+    let rolled_back = s.write(&mut |r| {
+        r.append_event("evt-gone", t(0), &events[0])?;
+        Err(Error::Internal("no".into()))
+    });
+    assert!(rolled_back.is_err());
+    let seq = write(s, |r| r.append_event("evt-last", t(9), &events[2]));
+    assert!(seq > stored[6].seq, "{seq} after {}", stored[6].seq);
+    assert_eq!(read(s, |r| r.events(stored[6].seq, None, 100)).len(), 1);
+}
+
+fn checkpoints(s: &mut dyn Storage) {
+    assert_eq!(read(s, |r| r.checkpoint("mypage")), 0, "none yet");
+    write(s, |r| r.set_checkpoint("mypage", 5));
+    assert_eq!(read(s, |r| r.checkpoint("mypage")), 5);
+    write(s, |r| r.set_checkpoint("mypage", 7));
+    write(s, |r| r.set_checkpoint("other", 3));
+    assert_eq!(read(s, |r| Ok((r.checkpoint("mypage")?, r.checkpoint("other")?))), (7, 3));
+    write(s, |r| r.set_checkpoint("mypage", 0));
+    assert_eq!(read(s, |r| Ok((r.checkpoint("mypage")?, r.checkpoint("other")?))), (0, 3));
+}
+
+/// A view of order `id` of `customer`, with every part filled in.
+fn sample_view(id: i64, customer: &str) -> OrderView {
+    let placed = Event::OrderPlaced {
+        order_id: id,
+        store_id: 1,
+        store: "BBQ 치킨".into(),
+        customer: customer.into(),
+        address: "서울 \"강남\"".into(),
+        items: vec![item(2, 1), item(1, 3)],
+        total: 5_000,
+    };
+    let mut view = OrderView::start(1, t(0), &placed).expect("OrderPlaced starts a view");
+    let events = [
+        Event::PaymentApproved { order_id: id, payment_id: 4, amount: 5_000 },
+        Event::CookingStarted { order_id: id },
+        Event::DeliveryPrepared {
+            order_id: id,
+            rider_id: Some(1),
+            rider: Some("lee".into()),
+            charge_id: Some(2),
+            charge: 3_000,
+        },
+        Event::DeliveryChargePaid { order_id: id, charge_id: 2, rider_id: 1, amount: 3_000 },
+    ];
+    for (i, e) in events.iter().enumerate() {
+        assert!(view.apply(i as i64 + 2, t(i as i64 + 1), e));
+    }
+    view
+}
+
+fn views(s: &mut dyn Storage) {
+    assert_eq!(read(s, |r| r.view(1)), None);
+    let (v1, v2, v3) = (sample_view(1, "kim"), sample_view(2, "lee"), sample_view(3, "kim"));
+    write(s, |r| {
+        r.save_view(&v3)?;
+        r.save_view(&v2)?;
+        r.save_view(&v1)
+    });
+    assert_eq!(read(s, |r| r.view(1)), Some(v1.clone()));
+    assert_eq!(read(s, |r| r.view(2)), Some(v2.clone()));
+    assert_eq!(read(s, |r| r.view(4)), None);
+    assert_eq!(read(s, |r| r.customer_views("kim")), vec![v1.clone(), v3.clone()], "by order id");
+    assert_eq!(read(s, |r| r.customer_views("lee")), vec![v2.clone()]);
+    assert_eq!(read(s, |r| r.customer_views("Kim")), vec![]);
+
+    let mut later = v1.clone();
+    assert!(later.apply(10, t(10), &Event::FoodCooked { order_id: 1 }));
+    write(s, |r| r.save_view(&later));
+    assert_eq!(read(s, |r| r.view(1)), Some(later.clone()));
+    assert_eq!(read(s, |r| r.customer_views("kim")), vec![later.clone(), v3.clone()]);
+
+    write(s, |r| r.clear_views());
+    assert_eq!(read(s, |r| Ok((r.view(1)?, r.view(2)?))), (None, None));
+    assert_eq!(read(s, |r| r.customer_views("kim")), vec![]);
+    write(s, |r| r.save_view(&v2));
+    assert_eq!(read(s, |r| r.customer_views("lee")), vec![v2.clone()], "views can be saved again after a clear");
+}
+
+fn message(id: &str, order_id: i64, at: DateTime<Utc>) -> Message {
+    Message {
+        id: id.into(),
+        order_id,
+        event: "PaymentApproved".into(),
+        status: "paid".into(),
+        recipient: "kim".into(),
+        text: format!("주문 #{order_id} 결제가 완료되었습니다 · {id}"),
+        at,
+    }
+}
+
+fn queued(m: &Message, channel: &str, state: DeliveryState, tries: u32, next_at: DateTime<Utc>) -> QueuedMessage {
+    QueuedMessage {
+        message: m.clone(),
+        delivery: MessageDelivery {
+            message_id: m.id.clone(),
+            channel: channel.into(),
+            state,
+            tries,
+            next_at,
+            last_error: (tries > 0).then(|| format!("{channel} failed")),
+        },
+    }
+}
+
+/// `got` holds `expected` (ties of the same message time may come in any
+/// order) and runs oldest message first.
+fn assert_oldest_first(got: &[QueuedMessage], expected: &[QueuedMessage], what: &str) {
+    assert!(got.windows(2).all(|w| w[0].message.at <= w[1].message.at), "{what}: not oldest first: {got:#?}");
+    let key = |q: &QueuedMessage| (q.message.at, q.message.id.clone(), q.delivery.channel.clone());
+    let (mut got, mut expected) = (got.to_vec(), expected.to_vec());
+    got.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(got, expected, "{what}");
+}
+
+fn messages(s: &mut dyn Storage) {
+    let (m1, m2) = (message("1-1-customer", 1, t(10)), message("2-2-owner", 2, t(20)));
+    assert_eq!(read(s, |r| r.due_messages(t(1_000), 100)), vec![]);
+    write(s, |r| {
+        r.queue_message(&m2, &["console"])?;
+        r.queue_message(&m1, &["console", "jsonl"])
+    });
+    let pending = |m: &Message, channel: &str| queued(m, channel, DeliveryState::Pending, 0, m.at);
+    assert_eq!(read(s, |r| r.due_messages(t(9), 100)), vec![], "nothing due before the message");
+    assert_oldest_first(
+        &read(s, |r| r.due_messages(t(10), 100)),
+        &[pending(&m1, "console"), pending(&m1, "jsonl")],
+        "due at the message's time",
+    );
+    let all = [pending(&m1, "console"), pending(&m1, "jsonl"), pending(&m2, "console")];
+    assert_oldest_first(&read(s, |r| r.due_messages(t(100), 100)), &all, "all due");
+    let two = read(s, |r| r.due_messages(t(100), 2));
+    assert_oldest_first(&two, &all[..2], "at most the limit");
+
+    // Queued again (a replay, a retried command): left as it is.
+    let again = Message { text: "changed".into(), ..m1.clone() };
+    write(s, |r| r.queue_message(&again, &["console", "jsonl", "webhook"]));
+    assert_oldest_first(&read(s, |r| r.due_messages(t(100), 100)), &all, "queued once");
+
+    // Delivered on one channel: never due again there.
+    let delivered = MessageDelivery { state: DeliveryState::Delivered, tries: 1, ..pending(&m1, "console").delivery };
+    write(s, |r| r.save_message_delivery(&delivered));
+    assert_oldest_first(
+        &read(s, |r| r.due_messages(t(100), 100)),
+        &[pending(&m1, "jsonl"), pending(&m2, "console")],
+        "one delivered",
+    );
+    write(s, |r| r.queue_message(&m1, &["console", "jsonl"]));
+    assert_eq!(read(s, |r| r.due_messages(t(100), 100)).len(), 2, "a replay does not revive a delivered message");
+
+    // Failed on the other: due again later, with its tries and error.
+    let retry = queued(&m1, "jsonl", DeliveryState::Pending, 1, t(50));
+    write(s, |r| r.save_message_delivery(&retry.delivery));
+    assert_oldest_first(&read(s, |r| r.due_messages(t(30), 100)), &[pending(&m2, "console")], "retry not due yet");
+    assert_oldest_first(
+        &read(s, |r| r.due_messages(t(50), 100)),
+        &[retry.clone(), pending(&m2, "console")],
+        "retry due",
+    );
+
+    // Dead: parked, not due.
+    let dead = queued(&m2, "console", DeliveryState::Dead, 5, t(60));
+    write(s, |r| r.save_message_delivery(&dead.delivery));
+    assert_eq!(read(s, |r| r.due_messages(t(1_000), 100)), vec![retry.clone()]);
+    assert_eq!(read(s, |r| r.dead_messages(100)), vec![dead.clone()]);
+
+    // Revived (`relay --retry-dead`): due again.
+    let revived = queued(&m2, "console", DeliveryState::Pending, 0, t(70));
+    write(s, |r| r.save_message_delivery(&revived.delivery));
+    assert_eq!(read(s, |r| r.dead_messages(100)), vec![]);
+    assert_oldest_first(&read(s, |r| r.due_messages(t(70), 100)), &[retry, revived], "revived");
+}
+
+fn dead_messages(s: &mut dyn Storage) {
+    assert_eq!(read(s, |r| r.dead_messages(100)), vec![]);
+    let ms = [message("a", 1, t(30)), message("b", 2, t(10)), message("c", 3, t(20))];
+    write(s, |r| {
+        for m in &ms {
+            r.queue_message(m, &["console", "webhook"])?;
+        }
+        Ok(())
+    });
+    let dead = |m: &Message, channel: &str| queued(m, channel, DeliveryState::Dead, 8, t(100));
+    write(s, |r| {
+        r.save_message_delivery(&dead(&ms[0], "webhook").delivery)?;
+        r.save_message_delivery(&dead(&ms[1], "webhook").delivery)?;
+        r.save_message_delivery(&dead(&ms[2], "console").delivery)
+    });
+    let expected = [dead(&ms[1], "webhook"), dead(&ms[2], "console"), dead(&ms[0], "webhook")];
+    assert_eq!(read(s, |r| r.dead_messages(100)), expected.to_vec(), "oldest message first");
+    assert_eq!(read(s, |r| r.dead_messages(2)), expected[..2].to_vec(), "at most the limit");
+    assert_eq!(read(s, |r| r.due_messages(t(1_000), 100)).len(), 3, "the others are still due");
+}
+
+fn failed_write_rolls_back(s: &mut dyn Storage) {
+    world(s, 1, 0, 0);
+    let failed = s.write(&mut |r| {
+        r.save_store(&Store { name: "renamed".into(), ..store(1) })?;
+        r.save_store(&store(2))?;
+        r.save_menu(&menu(1, 2, "후라이드"))?;
+        r.save_rider(&rider(1, "lee"))?;
+        r.insert_order(&order(1, 2, OrderStatus::Paid))?;
+        r.save_payment(&payment(1, 1, PaymentStatus::Pending, None))?;
+        r.save_ticket(&KitchenTicket { order_id: 1, store_id: 2, status: KitchenStatus::Received, updated_at: t(1) })?;
+        r.save_delivery(&delivery(1, Some(1), DeliveryStatus::Preparing))?;
+        r.save_charge(&charge(1, 1, 1, ChargeStatus::Pending, None))?;
+        r.save_review(&Review {
+            order_id: 1,
+            store_id: 2,
+            customer: "kim".into(),
+            score: 3,
+            text: String::new(),
+            created_at: t(2),
+        })?;
+        r.append_event("evt-1", t(3), &Event::CookingStarted { order_id: 1 })?;
+        r.set_checkpoint("mypage", 1)?;
+        r.save_view(&sample_view(1, "kim"))?;
+        r.queue_message(&message("m-1", 1, t(4)), &["console"])?;
+        Err(Error::Internal("boom".into()))
+    });
+    assert!(matches!(&failed, Err(Error::Internal(m)) if m == "boom"), "the work's error, unchanged: {failed:?}");
+
+    read(s, |r| {
+        assert_eq!(r.stores()?, vec![store(1)], "the update is undone too");
+        assert_eq!(r.menus(None)?, vec![]);
+        assert_eq!(r.riders()?, vec![]);
+        assert_eq!(r.least_busy_rider()?, None);
+        assert_eq!(r.order(1)?, None);
+        assert_eq!(r.store_inbox(2)?, Vec::<i64>::new());
+        assert_eq!(r.latest_payment(1)?, None);
+        assert_eq!(r.payments_awaiting(t(1_000), 10)?, vec![]);
+        assert_eq!(r.ticket(1)?, None);
+        assert_eq!(r.delivery(1)?, None);
+        assert_eq!(r.charges(1)?, vec![]);
+        assert_eq!(r.charges_awaiting(t(1_000), 10)?, vec![]);
+        assert_eq!(r.events(0, None, 10)?, vec![]);
+        assert_eq!(r.checkpoint("mypage")?, 0);
+        assert_eq!(r.view(1)?, None);
+        assert_eq!(r.customer_views("kim")?, vec![]);
+        assert_eq!(r.due_messages(t(1_000), 10)?, vec![]);
+        for table in [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge] {
+            let expected = if table == Table::Store { 2 } else { 1 };
+            assert_eq!(r.next_id(table)?, expected, "{table:?}");
+        }
+        Ok(())
+    });
+
+    // The storage is still usable, and the same work commits when it succeeds.
+    write(s, |r| {
+        r.save_store(&store(2))?;
+        r.queue_message(&message("m-1", 1, t(4)), &["console"])
+    });
+    assert_eq!(read(s, |r| r.stores()).len(), 2);
+    assert_eq!(read(s, |r| r.due_messages(t(1_000), 10)).len(), 1, "a rolled-back message can be queued again");
+}
+
+fn failed_read_returns_its_error(s: &mut dyn Storage) {
+    world(s, 1, 0, 0);
+    let failed = s.read(&mut |r| {
+        assert_eq!(r.store(1)?, Some(store(1)));
+        Err(Error::not_found("order", 42))
+    });
+    assert!(matches!(&failed, Err(Error::NotFound { what: "order", id, .. }) if id == "42"), "{failed:?}");
+    assert_eq!(read(s, |r| r.stores()), vec![store(1)], "the storage is still usable");
+}

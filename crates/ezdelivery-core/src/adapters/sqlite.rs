@@ -1,1 +1,0 @@
-//! SQLite storage (the default): to be written.

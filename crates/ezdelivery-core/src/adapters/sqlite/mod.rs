@@ -1,0 +1,170 @@
+//! SQLite storage (the default): one database file in WAL mode.
+//!
+//! - Writers run in `BEGIN IMMEDIATE` transactions and wait up to
+//!   [`BUSY_TIMEOUT`] for another process's lock instead of failing with
+//!   "database is locked".
+//! - Readers run in deferred transactions: a consistent snapshot that WAL
+//!   lets run beside a writer.
+//! - The file is created readable and writable by its owner only.
+//! - The schema is versioned (`PRAGMA user_version`) and migrated on open.
+//!
+//! Times are stored as fixed-width RFC 3339 UTC text with microseconds
+//! (`2024-05-01T12:00:00.000000Z`), so comparing strings compares times;
+//! anything finer than a microsecond is dropped, as PostgreSQL would.
+
+mod repo;
+mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::ports::{Repo, Storage};
+use crate::{Error, Result};
+
+use repo::SqliteRepo;
+
+/// How long a writer waits for another connection's lock before failing.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many prepared statements each connection keeps (more than the
+/// adapter has, so the hot paths never prepare twice).
+const STATEMENT_CACHE: usize = 128;
+
+/// How hard SQLite works to keep commits on disk (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// Every commit is on disk before it returns: an acknowledged payment
+    /// survives a power loss (the default).
+    #[default]
+    Full,
+    /// Faster; never loses data when the program crashes, but the last
+    /// commits may be lost on power loss.
+    Normal,
+}
+
+impl Synchronous {
+    /// The name in the configuration file and in `PRAGMA synchronous`
+    /// (`"full"`, `"normal"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+        }
+    }
+}
+
+impl std::str::FromStr for Synchronous {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s {
+            "full" => Ok(Synchronous::Full),
+            "normal" => Ok(Synchronous::Normal),
+            other => Err(format!("unknown synchronous `{other}`: use \"full\" or \"normal\"")),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Storage(e.to_string())
+    }
+}
+
+/// Storage in a SQLite database (see the module documentation).
+#[derive(Debug)]
+pub struct SqliteStorage {
+    conn: Connection,
+}
+
+impl SqliteStorage {
+    /// Opens the database at `path`, creating it (and its parent folder) if
+    /// missing, and brings its schema up to date.
+    ///
+    /// Fails with [`Error::Storage`] when the file cannot be created or
+    /// opened, is not a database, or was written by a newer ezdelivery.
+    pub fn open(path: &Path, synchronous: Synchronous) -> Result<SqliteStorage> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            create_folder(parent)
+                .map_err(|e| Error::Storage(format!("cannot create the folder {}: {e}", parent.display())))?;
+        }
+        create_private_file(path).map_err(|e| Error::Storage(format!("cannot create {}: {e}", path.display())))?;
+        let conn =
+            Connection::open(path).map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
+        SqliteStorage::setup(conn, synchronous).map_err(|e| match e {
+            Error::Storage(m) => Error::Storage(format!("{}: {m}", path.display())),
+            other => other,
+        })
+    }
+
+    /// A private database in memory with the same schema, gone when
+    /// dropped (for tests and benchmarks).
+    pub fn open_in_memory() -> Result<SqliteStorage> {
+        SqliteStorage::setup(Connection::open_in_memory()?, Synchronous::Full)
+    }
+
+    /// The underlying connection, for benchmarks and diagnostics. Writing
+    /// through it bypasses the adapter's transactions.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    fn setup(conn: Connection, synchronous: Synchronous) -> Result<SqliteStorage> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Returns the mode now in force: `wal`, or `memory` in memory.
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
+        conn.pragma_update(None, "synchronous", synchronous.as_str())?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        schema::migrate(&conn)?;
+        Ok(SqliteStorage { conn })
+    }
+
+    fn run(&mut self, behavior: TransactionBehavior, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        let tx = self.conn.transaction_with_behavior(behavior)?;
+        match work(&mut SqliteRepo::new(&tx)) {
+            Ok(()) => Ok(tx.commit()?),
+            Err(e) => {
+                // The work's error is what the caller needs; should the
+                // rollback fail too, dropping `tx` tries once more.
+                let _ = tx.rollback();
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Storage for SqliteStorage {
+    fn write(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        self.run(TransactionBehavior::Immediate, work)
+    }
+
+    fn read(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        self.run(TransactionBehavior::Deferred, work)
+    }
+}
+
+/// Creates `folder` and its missing parents (owner-only on unix).
+fn create_folder(folder: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(folder)
+}
+
+/// Creates the database file readable and writable by its owner only, before
+/// SQLite opens it (SQLite would create it with the default mode). An
+/// existing file is left as it is; SQLite gives its `-wal` and `-shm` files
+/// the database file's mode.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,231 @@
+//! The schema as versioned migrations, tracked with `PRAGMA user_version`.
+//!
+//! Each entry of [`MIGRATIONS`] moves the schema one version up; a database
+//! at version `n` has had the first `n` scripts applied. Never edit a script
+//! that has shipped: append a new one.
+//!
+//! The SQL stays close to what PostgreSQL accepts too: plain `INTEGER` and
+//! `TEXT` columns, times as fixed-width RFC 3339 UTC text, booleans as 0/1,
+//! foreign keys `DEFERRABLE INITIALLY DEFERRED` (checked at commit, so a unit
+//! of work may save records in any order), `ON CONFLICT` upserts. The one
+//! SQLite-only piece is `AUTOINCREMENT` on the event log, which keeps a
+//! sequence number from ever being handed out twice.
+
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+
+use crate::{Error, Result};
+
+/// Version 1: every table of DESIGN.md's "Data".
+const V1: &str = "
+CREATE TABLE stores (
+    id              INTEGER NOT NULL PRIMARY KEY,
+    name            TEXT    NOT NULL,
+    owner           TEXT    NOT NULL,
+    address         TEXT    NOT NULL,
+    is_open         INTEGER NOT NULL,
+    delivery_charge INTEGER NOT NULL,
+    review_count    INTEGER NOT NULL,
+    review_sum      INTEGER NOT NULL
+);
+
+CREATE TABLE menus (
+    id        INTEGER NOT NULL PRIMARY KEY,
+    store_id  INTEGER NOT NULL REFERENCES stores (id) DEFERRABLE INITIALLY DEFERRED,
+    name      TEXT    NOT NULL,
+    price     INTEGER NOT NULL,
+    available INTEGER NOT NULL,
+    UNIQUE (store_id, name)
+);
+
+CREATE TABLE riders (
+    id   INTEGER NOT NULL PRIMARY KEY,
+    name TEXT    NOT NULL
+);
+CREATE INDEX riders_name ON riders (name, id);
+
+CREATE TABLE orders (
+    id         INTEGER NOT NULL PRIMARY KEY,
+    store_id   INTEGER NOT NULL REFERENCES stores (id) DEFERRABLE INITIALLY DEFERRED,
+    customer   TEXT    NOT NULL,
+    address    TEXT    NOT NULL,
+    total      INTEGER NOT NULL,
+    status     TEXT    NOT NULL,
+    reviewed   INTEGER NOT NULL,
+    created_at TEXT    NOT NULL,
+    updated_at TEXT    NOT NULL
+);
+CREATE INDEX orders_store_status ON orders (store_id, status);
+
+CREATE TABLE order_items (
+    order_id   INTEGER NOT NULL REFERENCES orders (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    line       INTEGER NOT NULL,
+    menu_id    INTEGER NOT NULL,
+    name       TEXT    NOT NULL,
+    unit_price INTEGER NOT NULL,
+    qty        INTEGER NOT NULL,
+    PRIMARY KEY (order_id, line)
+);
+
+CREATE TABLE payments (
+    id              INTEGER NOT NULL PRIMARY KEY,
+    order_id        INTEGER NOT NULL REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
+    status          TEXT    NOT NULL,
+    amount          INTEGER NOT NULL,
+    card            TEXT,
+    gateway_ref     TEXT,
+    idempotency_key TEXT    NOT NULL,
+    tries           INTEGER NOT NULL,
+    next_at         TEXT,
+    last_error      TEXT,
+    created_at      TEXT    NOT NULL,
+    updated_at      TEXT    NOT NULL
+);
+CREATE INDEX payments_order ON payments (order_id);
+CREATE INDEX payments_due ON payments (status, next_at);
+
+CREATE TABLE kitchen_tickets (
+    order_id   INTEGER NOT NULL PRIMARY KEY REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
+    store_id   INTEGER NOT NULL REFERENCES stores (id) DEFERRABLE INITIALLY DEFERRED,
+    status     TEXT    NOT NULL,
+    updated_at TEXT    NOT NULL
+);
+
+CREATE TABLE deliveries (
+    order_id   INTEGER NOT NULL PRIMARY KEY REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
+    rider_id   INTEGER REFERENCES riders (id) DEFERRABLE INITIALLY DEFERRED,
+    charge     INTEGER NOT NULL,
+    status     TEXT    NOT NULL,
+    updated_at TEXT    NOT NULL
+);
+CREATE INDEX deliveries_rider_status ON deliveries (rider_id, status);
+
+CREATE TABLE charges (
+    id              INTEGER NOT NULL PRIMARY KEY,
+    order_id        INTEGER NOT NULL REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
+    rider_id        INTEGER NOT NULL REFERENCES riders (id) DEFERRABLE INITIALLY DEFERRED,
+    status          TEXT    NOT NULL,
+    amount          INTEGER NOT NULL,
+    gateway_ref     TEXT,
+    idempotency_key TEXT    NOT NULL,
+    tries           INTEGER NOT NULL,
+    next_at         TEXT,
+    last_error      TEXT,
+    created_at      TEXT    NOT NULL,
+    updated_at      TEXT    NOT NULL
+);
+CREATE INDEX charges_order ON charges (order_id);
+CREATE INDEX charges_due ON charges (status, next_at);
+
+CREATE TABLE reviews (
+    order_id   INTEGER NOT NULL PRIMARY KEY REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
+    store_id   INTEGER NOT NULL REFERENCES stores (id) DEFERRABLE INITIALLY DEFERRED,
+    customer   TEXT    NOT NULL,
+    score      INTEGER NOT NULL,
+    text       TEXT    NOT NULL,
+    created_at TEXT    NOT NULL
+);
+
+CREATE TABLE events (
+    seq      INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+    id       TEXT    NOT NULL UNIQUE,
+    type     TEXT    NOT NULL,
+    order_id INTEGER,
+    at       TEXT    NOT NULL,
+    data     TEXT    NOT NULL
+);
+CREATE INDEX events_order ON events (order_id, seq);
+
+CREATE TABLE checkpoints (
+    name TEXT    NOT NULL PRIMARY KEY,
+    seq  INTEGER NOT NULL
+);
+
+CREATE TABLE mypage (
+    order_id INTEGER NOT NULL PRIMARY KEY,
+    customer TEXT    NOT NULL,
+    view     TEXT    NOT NULL
+);
+CREATE INDEX mypage_customer ON mypage (customer, order_id);
+
+CREATE TABLE messages (
+    id        TEXT    NOT NULL PRIMARY KEY,
+    order_id  INTEGER NOT NULL,
+    event     TEXT    NOT NULL,
+    status    TEXT    NOT NULL,
+    recipient TEXT    NOT NULL,
+    text      TEXT    NOT NULL,
+    at        TEXT    NOT NULL
+);
+
+CREATE TABLE message_deliveries (
+    message_id TEXT    NOT NULL REFERENCES messages (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    channel    TEXT    NOT NULL,
+    state      TEXT    NOT NULL,
+    tries      INTEGER NOT NULL,
+    next_at    TEXT    NOT NULL,
+    last_error TEXT,
+    PRIMARY KEY (message_id, channel)
+);
+CREATE INDEX message_deliveries_due ON message_deliveries (state, next_at);
+
+CREATE TABLE breakers (
+    name       TEXT    NOT NULL PRIMARY KEY,
+    state      TEXT    NOT NULL,
+    failures   INTEGER NOT NULL,
+    opened_at  TEXT,
+    updated_at TEXT    NOT NULL
+);
+";
+
+/// The migrations, oldest first; the schema version is their count.
+pub(crate) const MIGRATIONS: &[&str] = &[V1];
+
+/// The schema version this build writes.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings the schema up to [`latest`] and returns how many migrations ran.
+///
+/// A database already up to date costs one `PRAGMA user_version` read. The
+/// pending scripts run in one `BEGIN IMMEDIATE` transaction, so two
+/// processes opening a new database at once migrate it once; a failed
+/// script leaves the database as it was.
+pub(crate) fn migrate(conn: &Connection) -> Result<usize> {
+    let version = user_version(conn)?;
+    if version == latest() {
+        return Ok(0);
+    }
+    check_known(version)?;
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    // Another process may have migrated while this one waited for the lock.
+    let version = user_version(&tx)?;
+    check_known(version)?;
+    let from = usize::try_from(version).unwrap_or(0);
+    for (i, script) in MIGRATIONS.iter().enumerate().skip(from) {
+        tx.execute_batch(script)
+            .map_err(|e| Error::Storage(format!("schema migration to version {} failed: {e}", i + 1)))?;
+    }
+    tx.pragma_update(None, "user_version", latest())?;
+    tx.commit()?;
+    Ok(MIGRATIONS.len() - from)
+}
+
+/// The schema version recorded in the database (0: empty database).
+pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
+}
+
+fn check_known(version: i64) -> Result<()> {
+    if version > latest() {
+        return Err(Error::Storage(format!(
+            "the database was written by a newer ezdelivery (schema version {version}; this ezdelivery knows \
+             versions up to {}): upgrade ezdelivery to use it",
+            latest()
+        )));
+    }
+    if version < 0 {
+        return Err(Error::Storage(format!("the database has an unknown schema version {version}")));
+    }
+    Ok(())
+}

@@ -1,0 +1,417 @@
+use std::cell::Cell;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::DateTime;
+use rusqlite::types::Null;
+
+use super::repo::{self, INBOX};
+use super::schema::{self, MIGRATIONS};
+use super::*;
+use crate::adapters::contract_tests;
+use crate::domain::{OrderStatus, Store};
+
+fn store(id: i64) -> Store {
+    Store {
+        id,
+        name: format!("store {id}"),
+        owner: "park".into(),
+        address: String::new(),
+        open: true,
+        delivery_charge: 3_000,
+        review_count: 0,
+        review_sum: 0,
+    }
+}
+
+fn save_store(s: &mut SqliteStorage, id: i64) {
+    s.write(&mut |r| r.save_store(&store(id))).expect("saved");
+}
+
+fn stores(s: &mut SqliteStorage) -> Vec<Store> {
+    let mut out = Vec::new();
+    s.read(&mut |r| {
+        out = r.stores()?;
+        Ok(())
+    })
+    .expect("read");
+    out
+}
+
+fn storage_message(result: Result<impl std::fmt::Debug>) -> String {
+    match result {
+        Err(Error::Storage(m)) => m,
+        other => panic!("expected a storage error, got {other:?}"),
+    }
+}
+
+#[test]
+fn contract_on_files() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let n = Cell::new(0);
+    contract_tests::run_all(&|| {
+        n.set(n.get() + 1);
+        let path = dir.path().join(format!("db-{}", n.get())).join("ezdelivery.db");
+        let sync = if n.get() % 2 == 0 { Synchronous::Normal } else { Synchronous::Full };
+        Box::new(SqliteStorage::open(&path, sync).expect("opened"))
+    });
+}
+
+#[test]
+fn contract_in_memory() {
+    contract_tests::run_all(&|| Box::new(SqliteStorage::open_in_memory().expect("opened")));
+}
+
+#[test]
+fn open_sets_the_pragmas() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    for (sync, level) in [(Synchronous::Full, 2), (Synchronous::Normal, 1)] {
+        let s = SqliteStorage::open(&dir.path().join(format!("{}.db", sync.as_str())), sync).expect("opened");
+        let c = s.connection();
+        let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("journal_mode");
+        assert_eq!(mode, "wal");
+        let pragma = |name: &str| -> i64 { c.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0)).expect(name) };
+        assert_eq!(pragma("synchronous"), level, "{sync:?}");
+        assert_eq!(pragma("foreign_keys"), 1);
+        assert_eq!(pragma("busy_timeout"), 10_000);
+        assert_eq!(pragma("user_version"), schema::latest());
+    }
+    assert_eq!(Synchronous::default(), Synchronous::Full);
+    assert_eq!("normal".parse(), Ok(Synchronous::Normal));
+    assert_eq!("full".parse(), Ok(Synchronous::Full));
+    assert!("off".parse::<Synchronous>().is_err());
+}
+
+#[cfg(unix)]
+#[test]
+fn the_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let folder = dir.path().join("data").join("ezdelivery");
+    let path = folder.join("ezdelivery.db");
+    let mut s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+    save_store(&mut s, 1);
+    let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600, "the database file");
+    assert_eq!(mode(&folder), 0o700, "the folder it created");
+    let wal = folder.join("ezdelivery.db-wal");
+    assert!(wal.exists(), "WAL mode keeps a -wal file while open");
+    assert_eq!(mode(&wal), 0o600, "the -wal file");
+}
+
+#[test]
+fn migrations_run_once() {
+    let conn = Connection::open_in_memory().expect("opened");
+    assert_eq!(schema::migrate(&conn).expect("migrated"), MIGRATIONS.len());
+    assert_eq!(schema::user_version(&conn).expect("version"), MIGRATIONS.len() as i64);
+    assert_eq!(schema::migrate(&conn).expect("up to date"), 0);
+    let s = SqliteStorage::open_in_memory().expect("opened");
+    assert_eq!(schema::migrate(s.connection()).expect("up to date"), 0);
+}
+
+#[test]
+fn reopening_keeps_the_data_and_does_not_migrate_again() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("ezdelivery.db");
+    {
+        let mut s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+        save_store(&mut s, 1);
+        // Were the migrations to run again, they would fail on the tables
+        // that exist, or create this one again.
+        s.connection().execute_batch("DROP TABLE breakers").expect("dropped");
+    }
+    let mut s = SqliteStorage::open(&path, Synchronous::Normal).expect("reopened");
+    assert_eq!(stores(&mut s), vec![store(1)]);
+    let breakers: i64 = s
+        .connection()
+        .query_row("SELECT COUNT(*) FROM sqlite_master WHERE name = 'breakers'", [], |r| r.get(0))
+        .expect("counted");
+    assert_eq!(breakers, 0, "the migrations did not run again");
+    save_store(&mut s, 2);
+    assert_eq!(stores(&mut s).len(), 2);
+}
+
+#[test]
+fn a_database_from_a_newer_version_is_refused() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("ezdelivery.db");
+    {
+        let s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+        s.connection().pragma_update(None, "user_version", schema::latest() + 1).expect("set");
+    }
+    let message = storage_message(SqliteStorage::open(&path, Synchronous::Full));
+    assert!(message.contains("written by a newer ezdelivery"), "{message}");
+    assert!(message.contains(&path.display().to_string()), "names the file: {message}");
+    let conn = Connection::open(&path).expect("opened");
+    assert_eq!(schema::user_version(&conn).expect("version"), schema::latest() + 1, "left as it was");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_a_storage_error() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "this is not a database, but it is long enough to have a header").expect("written");
+    let message = storage_message(SqliteStorage::open(&path, Synchronous::Full));
+    assert!(message.contains("notes.txt"), "{message}");
+}
+
+#[test]
+fn a_writer_waits_for_another_writer() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("ezdelivery.db");
+    let mut first = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+    let mut second = SqliteStorage::open(&path, Synchronous::Full).expect("opened twice");
+    let (locked, wait) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        first
+            .write(&mut |r| {
+                r.save_store(&store(1))?;
+                locked.send(()).expect("sent");
+                std::thread::sleep(StdDuration::from_millis(300));
+                Ok(())
+            })
+            .expect("the first write");
+    });
+    wait.recv().expect("the first writer holds the lock");
+    let started = Instant::now();
+    second.write(&mut |r| r.save_store(&store(2))).expect("the second write waits, then succeeds");
+    assert!(started.elapsed() >= StdDuration::from_millis(150), "it waited: {:?}", started.elapsed());
+    holder.join().expect("joined");
+    assert_eq!(stores(&mut second), vec![store(1), store(2)]);
+}
+
+/// A storage with one of each record that the bad-row test corrupts.
+fn one_of_each(now: DateTime<chrono::Utc>) -> SqliteStorage {
+    let mut s = SqliteStorage::open_in_memory().expect("opened");
+    s.write(&mut |r| {
+        r.save_store(&store(1))?;
+        let menu = crate::domain::Menu { id: 1, store_id: 1, name: "치킨".into(), price: 1_000, available: true };
+        let (order, placed) = crate::domain::Order::place(1, &store(1), &[(menu, 1)], "kim", "", now)?;
+        r.insert_order(&order)?;
+        r.save_payment(&crate::domain::Payment::request(1, 1, 1_000, None, now))?;
+        r.append_event("e-1", now, &placed)?;
+        r.save_view(&crate::OrderView::start(1, now, &placed).expect("a view"))?;
+        let message = crate::ports::Message {
+            id: "m".into(),
+            order_id: 1,
+            event: "OrderPlaced".into(),
+            status: "pending_payment".into(),
+            recipient: "kim".into(),
+            text: "hi".into(),
+            at: now,
+        };
+        r.queue_message(&message, &["console"])
+    })
+    .expect("written");
+    s
+}
+
+#[test]
+fn bad_rows_are_storage_errors_naming_table_and_value() {
+    let now = DateTime::from_timestamp(1_714_521_600, 0).expect("a time");
+    type Load = fn(&mut dyn Repo) -> Result<()>;
+    let cases: [(&str, &[&str], Load); 10] = [
+        ("UPDATE orders SET status = 'lost'", &["orders.status", "lost"], |r| r.order(1).map(drop)),
+        ("UPDATE orders SET created_at = 'yesterday'", &["orders.created_at", "yesterday"], |r| r.order(1).map(drop)),
+        ("UPDATE order_items SET qty = -2", &["order_items.qty", "-2"], |r| r.order(1).map(drop)),
+        ("UPDATE payments SET tries = -1", &["payments.tries", "-1"], |r| r.latest_payment(1).map(drop)),
+        ("UPDATE payments SET next_at = 'soon'", &["payments.next_at", "soon"], |r| r.latest_payment(1).map(drop)),
+        ("UPDATE events SET data = '{'", &["events", "JSON"], |r| r.events(0, None, 10).map(drop)),
+        ("UPDATE events SET type = 'Exploded'", &["events", "Exploded"], |r| r.events(0, Some(1), 10).map(drop)),
+        ("UPDATE mypage SET view = '[]'", &["mypage", "JSON"], |r| r.view(1).map(drop)),
+        ("UPDATE message_deliveries SET tries = -3", &["message_deliveries.tries", "-3"], |r| {
+            r.due_messages(DateTime::from_timestamp(1_714_521_600, 0).expect("a time"), 10).map(drop)
+        }),
+        ("UPDATE messages SET at = 'never'", &["messages.at", "never"], |r| r.dead_messages(10).map(drop)),
+    ];
+    for (corrupt, words, load) in cases {
+        let mut s = one_of_each(now);
+        s.read(&mut |r| load(r)).expect("fine before");
+        s.connection().execute_batch(corrupt).expect("corrupted");
+        if corrupt.contains("messages SET at") {
+            s.connection().execute_batch("UPDATE message_deliveries SET state = 'dead'").expect("parked");
+        }
+        let message = match s.read(&mut |r| load(r)) {
+            Err(Error::Storage(m)) => m,
+            other => panic!("`{corrupt}`: expected a storage error, got {other:?}"),
+        };
+        for word in words {
+            assert!(message.contains(word), "`{corrupt}`: {message:?} lacks {word:?}");
+        }
+    }
+}
+
+#[test]
+fn constraint_violations_fail_the_write_and_keep_nothing() {
+    let mut s = SqliteStorage::open_in_memory().expect("opened");
+    let menu =
+        |id, name: &str| crate::domain::Menu { id, store_id: 1, name: name.into(), price: 1_000, available: true };
+    s.write(&mut |r| {
+        r.save_store(&store(1))?;
+        r.save_menu(&menu(1, "치킨"))
+    })
+    .expect("written");
+
+    let message = storage_message(s.write(&mut |r| {
+        r.save_store(&store(2))?;
+        r.save_menu(&menu(2, "치킨"))
+    }));
+    assert!(message.contains("UNIQUE"), "one name per store: {message}");
+
+    // Foreign keys are checked at commit: a payment of an order that does not exist.
+    let now = DateTime::from_timestamp(0, 0).expect("a time");
+    let message = storage_message(s.write(&mut |r| {
+        r.save_store(&store(3))?;
+        r.save_payment(&crate::domain::Payment::request(1, 77, 1_000, None, now))
+    }));
+    assert!(message.contains("FOREIGN KEY"), "{message}");
+    assert_eq!(stores(&mut s), vec![store(1)]);
+
+    let message = storage_message(s.write(&mut |r| {
+        r.update_order(&crate::domain::Order {
+            id: 5,
+            store_id: 1,
+            customer: "kim".into(),
+            address: String::new(),
+            items: vec![],
+            total: 0,
+            status: OrderStatus::Paid,
+            reviewed: false,
+            created_at: now,
+            updated_at: now,
+        })
+    }));
+    assert!(message.contains("order 5"), "{message}");
+    // Still usable after all that.
+    save_store(&mut s, 2);
+    assert_eq!(stores(&mut s).len(), 2);
+}
+
+#[test]
+fn reviews_are_stored_with_every_field() {
+    let mut s = SqliteStorage::open_in_memory().expect("opened");
+    let now = DateTime::from_timestamp(1_714_521_600, 987_654_321).expect("a time");
+    let order = crate::domain::Order {
+        id: 1,
+        store_id: 1,
+        customer: "kim".into(),
+        address: String::new(),
+        items: vec![],
+        total: 0,
+        status: OrderStatus::Delivered,
+        reviewed: true,
+        created_at: now,
+        updated_at: now,
+    };
+    let review = crate::domain::Review {
+        order_id: 1,
+        store_id: 1,
+        customer: "kim".into(),
+        score: 4,
+        text: "좋아요".into(),
+        created_at: now,
+    };
+    s.write(&mut |r| {
+        r.save_store(&store(1))?;
+        r.insert_order(&order)?;
+        r.save_review(&review)?;
+        r.save_review(&crate::domain::Review { score: 5, ..review.clone() })
+    })
+    .expect("written");
+    let row: (i64, i64, String, i64, String, String) = s
+        .connection()
+        .query_row("SELECT order_id, store_id, customer, score, text, created_at FROM reviews", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+        })
+        .expect("one review");
+    assert_eq!(row, (1, 1, "kim".into(), 5, "좋아요".into(), "2024-05-01T00:00:00.987654Z".into()));
+}
+
+#[test]
+fn times_are_fixed_width_utc_text_in_time_order() {
+    let times = [
+        DateTime::from_timestamp(0, 0),
+        DateTime::from_timestamp(9, 5_000),
+        DateTime::from_timestamp(10, 0),
+        DateTime::from_timestamp(1_714_521_600, 999_999_999),
+        DateTime::from_timestamp(253_402_300_799, 0),
+    ]
+    .map(|t| t.expect("a time"));
+    let texts = times.map(|t| repo::time_text(&t));
+    assert_eq!(texts[0], "1970-01-01T00:00:00.000000Z");
+    assert_eq!(texts[1], "1970-01-01T00:00:09.000005Z");
+    assert_eq!(texts[3], "2024-05-01T00:00:00.999999Z", "truncated to microseconds");
+    assert_eq!(texts[4], "9999-12-31T23:59:59.000000Z");
+    assert!(texts.iter().all(|t| t.len() == texts[0].len()));
+    assert!(texts.windows(2).all(|w| w[0] < w[1]), "string order is time order: {texts:?}");
+}
+
+#[test]
+fn the_inbox_statuses_are_the_domains() {
+    let domain: Vec<OrderStatus> = OrderStatus::ALL.iter().copied().filter(|s| s.in_store_inbox()).collect();
+    assert_eq!(INBOX.to_vec(), domain);
+}
+
+/// The plan of `sql`, one line per step.
+fn plan(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect(sql);
+    let n = stmt.parameter_count();
+    let rows =
+        stmt.query_map(rusqlite::params_from_iter(std::iter::repeat_n(Null, n)), |r| r.get::<_, String>(3)).expect(sql);
+    rows.collect::<rusqlite::Result<_>>().expect(sql)
+}
+
+#[test]
+fn hot_queries_use_indexes() {
+    let s = SqliteStorage::open_in_memory().expect("opened");
+    let conn = s.connection();
+    let cases: &[(&str, &str, &[&str])] = &[
+        ("order by id", repo::ORDER, &["orders USING INTEGER PRIMARY KEY"]),
+        ("order items", repo::ORDER_ITEMS, &["order_items USING INDEX sqlite_autoindex_order_items_1"]),
+        ("store", repo::STORE, &["stores USING INTEGER PRIMARY KEY"]),
+        ("menu", repo::MENU, &["menus USING INTEGER PRIMARY KEY"]),
+        ("menu by name", repo::MENU_BY_NAME, &["menus USING INDEX sqlite_autoindex_menus_1"]),
+        ("menus of a store", repo::MENUS_OF_STORE, &["menus USING INDEX sqlite_autoindex_menus_1"]),
+        ("rider", repo::RIDER, &["riders USING INTEGER PRIMARY KEY"]),
+        ("rider by name", repo::RIDER_BY_NAME, &["riders USING COVERING INDEX riders_name"]),
+        ("least busy rider", repo::LEAST_BUSY_RIDER, &["deliveries_rider_status"]),
+        ("store inbox", repo::STORE_INBOX, &["orders USING COVERING INDEX orders_store_status"]),
+        ("latest payment", repo::LATEST_PAYMENT, &["payments USING INDEX payments_order"]),
+        ("payments awaiting", repo::PAYMENTS_AWAITING, &["payments USING INDEX payments_due"]),
+        ("ticket", repo::TICKET, &["kitchen_tickets USING INTEGER PRIMARY KEY"]),
+        ("delivery", repo::DELIVERY, &["deliveries USING INTEGER PRIMARY KEY"]),
+        ("charges of an order", repo::CHARGES, &["charges USING INDEX charges_order"]),
+        ("charges awaiting", repo::CHARGES_AWAITING, &["charges USING INDEX charges_due"]),
+        ("events", repo::EVENTS, &["events USING INTEGER PRIMARY KEY"]),
+        ("events by order", repo::EVENTS_OF_ORDER, &["events USING INDEX events_order"]),
+        ("checkpoint", repo::CHECKPOINT, &["checkpoints USING INDEX sqlite_autoindex_checkpoints_1"]),
+        ("view by order", repo::VIEW, &["mypage USING INTEGER PRIMARY KEY"]),
+        ("customer views", repo::CUSTOMER_VIEWS, &["mypage USING INDEX mypage_customer"]),
+        (
+            "due messages",
+            repo::DUE_MESSAGES,
+            &["d USING INDEX message_deliveries_due", "m USING INDEX sqlite_autoindex_messages_1"],
+        ),
+        (
+            "dead messages",
+            repo::DEAD_MESSAGES,
+            &["d USING INDEX message_deliveries_due", "m USING INDEX sqlite_autoindex_messages_1"],
+        ),
+    ];
+    for (what, sql, uses) in cases {
+        let steps = plan(conn, sql);
+        for step in &steps {
+            // The least busy rider has to look at every rider; nothing else scans.
+            let allowed = *what == "least busy rider" && step == "SCAN r";
+            assert!(!step.starts_with("SCAN") || allowed, "{what} scans: {steps:?}");
+        }
+        for index in *uses {
+            assert!(steps.iter().any(|step| step.contains(index)), "{what} does not use {index}: {steps:?}");
+        }
+    }
+    for sql in
+        [repo::NEXT_STORE, repo::NEXT_MENU, repo::NEXT_RIDER, repo::NEXT_ORDER, repo::NEXT_PAYMENT, repo::NEXT_CHARGE]
+    {
+        let steps = plan(conn, sql);
+        assert!(steps.iter().all(|step| !step.starts_with("SCAN")), "{sql}: {steps:?}");
+    }
+}
