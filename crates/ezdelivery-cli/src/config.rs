@@ -1,6 +1,6 @@
 //! The config file (`--config`, TOML, SPEC.md's keys) and the engine it builds.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ezdelivery_core::adapters::console::ConsoleNotifier;
 use ezdelivery_core::adapters::sandbox::{SandboxCharge, SandboxPayment, SandboxSettings, DEFAULT_DECLINE_CARD};
@@ -111,14 +111,8 @@ impl Default for StorageConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
-    /// `console`, `jsonl`, `webhook` or `kakao`.
+    /// The channel: `console` in this version.
     pub kind: String,
-    /// The file (jsonl).
-    pub path: Option<PathBuf>,
-    /// The endpoint (webhook).
-    pub url: Option<String>,
-    /// The API's base URL (kakao).
-    pub base_url: Option<String>,
 }
 
 fn invalid(message: String) -> Error {
