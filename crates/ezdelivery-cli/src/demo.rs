@@ -43,7 +43,9 @@ pub fn run(cli: &Cli, config: &Config) -> Result<()> {
             db
         }
     };
-    let mut e = config.engine(&db, cli.quiet || cli.json)?;
+    // The demo shows the sandbox's behaviour, whatever adapters the config picks.
+    let sandbox = Config { locale: config.locale.clone(), ..Config::default() };
+    let mut e = sandbox.engine(&db, cli.quiet || cli.json)?;
     if !cli.quiet && !cli.json {
         println!("ezdelivery demo on {}", db.display());
         println!("(messages to customers and owners appear on stderr as [알림 → …] lines)");
