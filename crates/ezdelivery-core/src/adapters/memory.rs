@@ -1,1 +1,1994 @@
-//! In-memory storage: to be written.
+//! In-memory storage, for embedding, tests and benchmarks.
+//!
+//! Every record type lives in its own typed map, next to the secondary
+//! indexes the [`Repo`] queries need (orders in a store's inbox, payments and
+//! charges by order and awaiting the gateway, active deliveries per rider,
+//! views by customer, events by order, message deliveries by due time), so
+//! every call is a few map operations and nothing is serialized. The event
+//! log, the queued messages and their deliveries are append-only vectors.
+//!
+//! # Transactions: the undo journal
+//!
+//! [`Storage::write`] does not copy the state. Every mutation goes through a
+//! `put_*` (or `set_*`, `push_*`) function that changes one record, keeps
+//! that record's index entries in step, and hands back the value it
+//! replaced; the write pushes that previous value onto an undo journal
+//! (for the id counters, the previous largest id; for an append, a marker to
+//! pop it again). When the unit of work returns `Ok` the journal is simply
+//! cleared. When it returns `Err`, or panics, the journal is replayed in
+//! reverse, putting every previous value back through the same functions,
+//! which restores the indexes along with the records. A commit costs
+//! nothing but dropping the old values; a rollback costs as much as the
+//! writes it undoes. [`Storage::read`] runs its work without a journal: a
+//! write inside it is refused with [`Error::Storage`].
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+
+use chrono::{DateTime, Utc};
+
+use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::app::storage::{StoredEvent, Table};
+use crate::app::view::OrderView;
+use crate::domain::{
+    Charge, ChargeId, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
+    OrderStatus, Payment, PaymentId, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
+};
+use crate::ports::{Message, Repo, Storage};
+use crate::{Error, Result};
+
+/// Storage that keeps everything in memory, with atomic write transactions.
+///
+/// ```
+/// use ezdelivery_core::adapters::memory::MemoryStorage;
+/// use ezdelivery_core::app::storage::Table;
+/// use ezdelivery_core::domain::Rider;
+/// use ezdelivery_core::ports::Storage;
+///
+/// let mut storage = MemoryStorage::new();
+/// storage
+///     .write(&mut |repo| {
+///         let id = repo.next_id(Table::Rider)?;
+///         repo.save_rider(&Rider { id, name: "lee".into() })
+///     })
+///     .unwrap();
+/// // A write that fails leaves nothing behind.
+/// let failed = storage.write(&mut |repo| {
+///     repo.save_rider(&Rider { id: 2, name: "park".into() })?;
+///     Err(ezdelivery_core::Error::Internal("changed my mind".into()))
+/// });
+/// assert!(failed.is_err());
+/// let mut riders = Vec::new();
+/// storage.read(&mut |repo| Ok(riders = repo.riders()?)).unwrap();
+/// assert_eq!(riders.len(), 1);
+/// assert_eq!(riders[0].name, "lee");
+/// ```
+#[derive(Default)]
+pub struct MemoryStorage {
+    state: State,
+    /// The undo journal of the write in progress; empty between writes (kept
+    /// here so its allocation is reused).
+    journal: Journal,
+}
+
+impl MemoryStorage {
+    /// An empty storage.
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::default()
+    }
+}
+
+impl fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.state;
+        f.debug_struct("MemoryStorage")
+            .field("stores", &s.stores.len())
+            .field("menus", &s.menus.len())
+            .field("riders", &s.riders.len())
+            .field("orders", &s.orders.len())
+            .field("payments", &s.payments.len())
+            .field("charges", &s.charges.len())
+            .field("events", &s.events.len())
+            .field("views", &s.views.len())
+            .field("messages", &s.messages.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Storage for MemoryStorage {
+    fn write(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        // The guard replays whatever is left in the journal when it is
+        // dropped: after an `Err`, and after a panic in `work`.
+        let guard = Rollback { state: &mut self.state, journal: &mut self.journal };
+        let result = work(&mut Tx { state: guard.state, journal: Some(guard.journal) });
+        if result.is_ok() {
+            guard.journal.undo.clear();
+            guard.journal.views.clear();
+        }
+        result
+    }
+
+    fn read(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        work(&mut Tx { state: &mut self.state, journal: None })
+    }
+}
+
+/// Undoes the journal of an unfinished write when dropped.
+struct Rollback<'a> {
+    state: &'a mut State,
+    journal: &'a mut Journal,
+}
+
+impl Drop for Rollback<'_> {
+    fn drop(&mut self) {
+        while let Some(undo) = self.journal.undo.pop() {
+            self.state.undo(undo, &mut self.journal.views);
+        }
+    }
+}
+
+/// What a write changed, newest last.
+#[derive(Default)]
+struct Journal {
+    undo: Vec<Undo>,
+    /// The views that saves replaced, newest last: kept apart so that the
+    /// largest record does not widen every entry of `undo`.
+    views: Vec<OrderView>,
+}
+
+impl Journal {
+    fn push(&mut self, undo: Undo) {
+        self.undo.push(undo);
+    }
+}
+
+/// One entry of the undo journal: what to put back.
+enum Undo {
+    /// The largest id of a table before it grew.
+    MaxId(Table, i64),
+    Store(StoreId, Option<Store>),
+    Menu(MenuId, Option<Menu>),
+    Rider(RiderId, Option<Rider>),
+    /// An order was inserted: remove it.
+    OrderInserted(OrderId),
+    /// An order's status, review flag and time before `update_order`.
+    OrderFields(OrderId, OrderStatus, bool, DateTime<Utc>),
+    Payment(PaymentId, Option<Payment>),
+    Ticket(OrderId, Option<KitchenTicket>),
+    Delivery(OrderId, Option<Delivery>),
+    Charge(ChargeId, Option<Charge>),
+    Review(OrderId, Option<Review>),
+    /// An event was appended: pop it.
+    Event,
+    /// A checkpoint (by its index) before it moved.
+    Checkpoint(usize, i64),
+    /// A checkpoint was added: pop it.
+    NewCheckpoint,
+    /// A view was saved; `true` when it replaced one, which is on [`Journal::views`].
+    View(OrderId, bool),
+    /// Every view and the customer index, as they were before `clear_views`.
+    Views(IdMap<OrderId, OrderView>, HashMap<String, BTreeSet<OrderId>>),
+    /// A message was queued: pop it.
+    Message,
+    /// A channel name was interned: pop it.
+    Channel,
+    /// A message delivery was created: pop it.
+    NewDelivery,
+    /// A message delivery's progress before it was saved.
+    Progress(usize, Progress),
+}
+
+/// A fast hasher for the maps keyed by ids (the rustc-hash multiply and
+/// rotate). Ids are handed out by the engine, not chosen by users, so the
+/// flooding resistance of the default hasher buys nothing there; maps keyed
+/// by names keep the default one.
+#[derive(Default, Clone, Copy)]
+struct IdHasher(u64);
+
+impl IdHasher {
+    fn add(&mut self, n: u64) {
+        self.0 = self.0.wrapping_add(n).wrapping_mul(0xf135_7aea_2e62_a9c5);
+    }
+}
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.add(n as u64);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
+}
+
+/// A hash map keyed by ids.
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// The tables and their indexes.
+#[derive(Default)]
+#[cfg_attr(test, derive(Clone, Debug, PartialEq))]
+struct State {
+    /// The largest id saved per [`Table`] (see [`table_index`]); 0 when none.
+    max_ids: [i64; 6],
+
+    stores: BTreeMap<StoreId, Store>,
+
+    menus: BTreeMap<MenuId, Menu>,
+    /// Per store: its menu ids, and its menu ids by name.
+    store_menus: IdMap<StoreId, StoreMenus>,
+
+    riders: BTreeMap<RiderId, Rider>,
+    rider_names: HashMap<String, BTreeSet<RiderId>>,
+    /// Deliveries `preparing` or `delivering` per rider id (registered or
+    /// not), without the zeros.
+    rider_load: IdMap<RiderId, u32>,
+    /// (load, id) of every registered rider: the first is the least busy.
+    riders_by_load: BTreeSet<(u32, RiderId)>,
+
+    orders: IdMap<OrderId, Order>,
+    /// Per store, its orders whose status is in the store's inbox.
+    inbox: IdMap<StoreId, BTreeSet<OrderId>>,
+
+    payments: IdMap<PaymentId, Payment>,
+    /// (order, payment) pairs.
+    payments_by_order: BTreeSet<(OrderId, PaymentId)>,
+    /// Payments `pending` or `refund_pending`.
+    payments_awaiting: BTreeSet<PaymentId>,
+
+    tickets: IdMap<OrderId, KitchenTicket>,
+    deliveries: IdMap<OrderId, Delivery>,
+
+    charges: IdMap<ChargeId, Charge>,
+    /// (order, charge) pairs.
+    charges_by_order: BTreeSet<(OrderId, ChargeId)>,
+    /// Charges `pending` or `refund_pending`.
+    charges_awaiting: BTreeSet<ChargeId>,
+
+    reviews: IdMap<OrderId, Review>,
+
+    /// The log; an event's seq is its index + 1.
+    events: Vec<StoredEvent>,
+    /// The seqs of each order's events, ascending.
+    order_events: IdMap<OrderId, Vec<i64>>,
+
+    /// (projector, seq): a handful, so a vector.
+    checkpoints: Vec<(String, i64)>,
+
+    views: IdMap<OrderId, OrderView>,
+    customer_views: HashMap<String, BTreeSet<OrderId>>,
+
+    /// Queued messages, in queue order; a message's index is its key.
+    messages: Vec<QueuedEntry>,
+    /// Hash of a message id → the key of the newest message with that hash
+    /// (so the id is not stored twice); older ones follow [`QueuedEntry::older`].
+    message_keys: IdMap<u64, usize>,
+    message_id_hasher: IdHashing,
+    /// Channel names; a name's index is its key.
+    channels: Vec<String>,
+    /// Message deliveries, in the order they were created (so oldest
+    /// first); a delivery's index is its key.
+    message_deliveries: Vec<Slot>,
+    /// (message key, channel key) → delivery key.
+    delivery_keys: IdMap<(usize, usize), usize>,
+    /// (next_at, key) of every `pending` delivery.
+    due: BTreeSet<(DateTime<Utc>, usize)>,
+    /// Keys of the `dead` deliveries.
+    dead: BTreeSet<usize>,
+}
+
+/// The menus of one store.
+#[derive(Default)]
+#[cfg_attr(test, derive(Clone, Debug, PartialEq))]
+struct StoreMenus {
+    ids: BTreeSet<MenuId>,
+    by_name: HashMap<String, BTreeSet<MenuId>>,
+}
+
+/// A queued message.
+#[cfg_attr(test, derive(Clone, Debug, PartialEq))]
+struct QueuedEntry {
+    message: Message,
+    /// The hash of its id.
+    hash: u64,
+    /// The next older message whose id has the same hash (a rare collision).
+    older: Option<usize>,
+}
+
+/// Hashes message ids (flooding-resistant: the default hasher, randomly keyed).
+#[derive(Default, Clone, Debug)]
+struct IdHashing {
+    keys: std::hash::RandomState,
+    /// Tests: every id hashes to 0, so every lookup walks the collision chain.
+    #[cfg(test)]
+    collide: bool,
+}
+
+impl IdHashing {
+    fn hash(&self, id: &str) -> u64 {
+        #[cfg(test)]
+        if self.collide {
+            return 0;
+        }
+        self.keys.hash_one(id)
+    }
+}
+
+#[cfg(test)]
+impl PartialEq for IdHashing {
+    fn eq(&self, _: &IdHashing) -> bool {
+        true // hash keys cannot be compared; the maps they index are
+    }
+}
+
+/// One message on one channel.
+#[cfg_attr(test, derive(Clone, Debug, PartialEq))]
+struct Slot {
+    message: usize,
+    channel: usize,
+    progress: Progress,
+}
+
+/// The part of a message delivery that changes.
+#[derive(Clone)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+struct Progress {
+    state: DeliveryState,
+    tries: u32,
+    next_at: DateTime<Utc>,
+    last_error: Option<String>,
+}
+
+impl Progress {
+    fn of(d: &MessageDelivery) -> Progress {
+        Progress { state: d.state, tries: d.tries, next_at: d.next_at, last_error: d.last_error.clone() }
+    }
+}
+
+fn table_index(table: Table) -> usize {
+    match table {
+        Table::Store => 0,
+        Table::Menu => 1,
+        Table::Rider => 2,
+        Table::Order => 3,
+        Table::Payment => 4,
+        Table::Charge => 5,
+    }
+}
+
+/// Puts `value` under `key` (or removes the key when `None`); returns what was there.
+fn swap_hash<K: Hash + Eq, V, S: BuildHasher>(map: &mut HashMap<K, V, S>, key: K, value: Option<V>) -> Option<V> {
+    match value {
+        Some(v) => map.insert(key, v),
+        None => map.remove(&key),
+    }
+}
+
+/// [`swap_hash`] for ordered maps.
+fn swap_btree<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, value: Option<V>) -> Option<V> {
+    match value {
+        Some(v) => map.insert(key, v),
+        None => map.remove(&key),
+    }
+}
+
+/// Adds `id` to the set under `key`, allocating the key only when it is new.
+fn index_add<K, Q, T, S>(index: &mut HashMap<K, BTreeSet<T>, S>, key: &Q, id: T)
+where
+    K: std::borrow::Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    T: Ord,
+    S: BuildHasher,
+{
+    match index.get_mut(key) {
+        Some(set) => {
+            set.insert(id);
+        }
+        None => {
+            index.insert(key.to_owned(), BTreeSet::from([id]));
+        }
+    }
+}
+
+/// Removes `id` from the set under `key`, and the key once its set is empty.
+fn index_remove<K, Q, T, S>(index: &mut HashMap<K, BTreeSet<T>, S>, key: &Q, id: &T)
+where
+    K: std::borrow::Borrow<Q> + Hash + Eq,
+    Q: Hash + Eq + ?Sized,
+    T: Ord,
+    S: BuildHasher,
+{
+    if let Some(set) = index.get_mut(key) {
+        set.remove(id);
+        if set.is_empty() {
+            index.remove(key);
+        }
+    }
+}
+
+fn payment_awaits(p: &Payment) -> bool {
+    matches!(p.status, PaymentStatus::Pending | PaymentStatus::RefundPending)
+}
+
+fn charge_awaits(c: &Charge) -> bool {
+    matches!(c.status, ChargeStatus::Pending | ChargeStatus::RefundPending)
+}
+
+fn due_at(next_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    next_at.is_none_or(|t| t <= now)
+}
+
+/// The rider a delivery keeps busy, if it is `preparing` or `delivering`.
+fn busy_rider(d: &Delivery) -> Option<RiderId> {
+    match d.status {
+        DeliveryStatus::Preparing | DeliveryStatus::Delivering => d.rider_id,
+        DeliveryStatus::Delivered | DeliveryStatus::Cancelled => None,
+    }
+}
+
+impl State {
+    /// Puts back what one journal entry recorded (`views`: [`Journal::views`]).
+    fn undo(&mut self, undo: Undo, views: &mut Vec<OrderView>) {
+        match undo {
+            Undo::MaxId(table, id) => self.max_ids[table_index(table)] = id,
+            Undo::Store(id, v) => {
+                swap_btree(&mut self.stores, id, v);
+            }
+            Undo::Menu(id, v) => {
+                self.put_menu(id, v);
+            }
+            Undo::Rider(id, v) => {
+                self.put_rider(id, v);
+            }
+            Undo::OrderInserted(id) => self.remove_order(id),
+            Undo::OrderFields(id, status, reviewed, at) => {
+                self.set_order_fields(id, status, reviewed, at);
+            }
+            Undo::Payment(id, v) => {
+                self.put_payment(id, v);
+            }
+            Undo::Ticket(id, v) => {
+                swap_hash(&mut self.tickets, id, v);
+            }
+            Undo::Delivery(id, v) => {
+                self.put_delivery(id, v);
+            }
+            Undo::Charge(id, v) => {
+                self.put_charge(id, v);
+            }
+            Undo::Review(id, v) => {
+                swap_hash(&mut self.reviews, id, v);
+            }
+            Undo::Event => self.pop_event(),
+            Undo::Checkpoint(index, seq) => {
+                if let Some(c) = self.checkpoints.get_mut(index) {
+                    c.1 = seq;
+                }
+            }
+            Undo::NewCheckpoint => {
+                self.checkpoints.pop();
+            }
+            Undo::View(id, replaced) => {
+                let old = if replaced { views.pop() } else { None };
+                self.put_view(id, old);
+            }
+            Undo::Views(views, index) => {
+                self.views = views;
+                self.customer_views = index;
+            }
+            Undo::Message => self.pop_message(),
+            Undo::Channel => {
+                self.channels.pop();
+            }
+            Undo::NewDelivery => self.pop_message_delivery(),
+            Undo::Progress(key, progress) => {
+                self.set_progress(key, progress);
+            }
+        }
+    }
+
+    /// Raises the largest id of `table` to `id`; the previous one, if it grew.
+    fn bump_id(&mut self, table: Table, id: i64) -> Option<Undo> {
+        let max = &mut self.max_ids[table_index(table)];
+        (id > *max).then(|| Undo::MaxId(table, std::mem::replace(max, id)))
+    }
+
+    fn put_menu(&mut self, id: MenuId, menu: Option<Menu>) -> Option<Menu> {
+        if let Some(old) = self.menus.get(&id) {
+            let (store, name) = (old.store_id, old.name.as_str());
+            if let Some(m) = self.store_menus.get_mut(&store) {
+                m.ids.remove(&id);
+                index_remove(&mut m.by_name, name, &id);
+                if m.ids.is_empty() {
+                    self.store_menus.remove(&store);
+                }
+            }
+        }
+        if let Some(new) = &menu {
+            let m = self.store_menus.entry(new.store_id).or_default();
+            m.ids.insert(id);
+            index_add(&mut m.by_name, new.name.as_str(), id);
+        }
+        swap_btree(&mut self.menus, id, menu)
+    }
+
+    fn put_rider(&mut self, id: RiderId, rider: Option<Rider>) -> Option<Rider> {
+        let load = self.rider_load.get(&id).copied().unwrap_or(0);
+        if let Some(old) = self.riders.get(&id) {
+            index_remove(&mut self.rider_names, old.name.as_str(), &id);
+            self.riders_by_load.remove(&(load, id));
+        }
+        if let Some(new) = &rider {
+            index_add(&mut self.rider_names, new.name.as_str(), id);
+            self.riders_by_load.insert((load, id));
+        }
+        swap_btree(&mut self.riders, id, rider)
+    }
+
+    /// Adds one to (`busy`) or takes one from a rider's count of active deliveries.
+    fn change_load(&mut self, rider: RiderId, busy: bool) {
+        let load = self.rider_load.entry(rider).or_insert(0);
+        let old = *load;
+        *load = if busy { old.saturating_add(1) } else { old.saturating_sub(1) };
+        let new = *load;
+        if new == 0 {
+            self.rider_load.remove(&rider);
+        }
+        if self.riders.contains_key(&rider) {
+            self.riders_by_load.remove(&(old, rider));
+            self.riders_by_load.insert((new, rider));
+        }
+    }
+
+    fn insert_order(&mut self, order: Order) {
+        if order.status.in_store_inbox() {
+            index_add(&mut self.inbox, &order.store_id, order.id);
+        }
+        self.orders.insert(order.id, order);
+    }
+
+    fn remove_order(&mut self, id: OrderId) {
+        if let Some(old) = self.orders.remove(&id) {
+            if old.status.in_store_inbox() {
+                index_remove(&mut self.inbox, &old.store_id, &id);
+            }
+        }
+    }
+
+    /// Sets an order's status, review flag and time; the previous ones, or
+    /// `None` when there is no such order.
+    fn set_order_fields(
+        &mut self,
+        id: OrderId,
+        status: OrderStatus,
+        reviewed: bool,
+        at: DateTime<Utc>,
+    ) -> Option<(OrderStatus, bool, DateTime<Utc>)> {
+        let order = self.orders.get_mut(&id)?;
+        let old = (order.status, order.reviewed, order.updated_at);
+        order.status = status;
+        order.reviewed = reviewed;
+        order.updated_at = at;
+        match (old.0.in_store_inbox(), status.in_store_inbox()) {
+            (true, false) => index_remove(&mut self.inbox, &order.store_id, &id),
+            (false, true) => index_add(&mut self.inbox, &order.store_id, id),
+            _ => {}
+        }
+        Some(old)
+    }
+
+    fn put_payment(&mut self, id: PaymentId, payment: Option<Payment>) -> Option<Payment> {
+        let old_order = self.payments.get(&id).map(|old| old.order_id);
+        let new_order = payment.as_ref().map(|new| new.order_id);
+        if old_order != new_order {
+            if let Some(order) = old_order {
+                self.payments_by_order.remove(&(order, id));
+            }
+            if let Some(order) = new_order {
+                self.payments_by_order.insert((order, id));
+            }
+        }
+        match payment.as_ref().is_some_and(payment_awaits) {
+            true => self.payments_awaiting.insert(id),
+            false => self.payments_awaiting.remove(&id),
+        };
+        swap_hash(&mut self.payments, id, payment)
+    }
+
+    fn put_charge(&mut self, id: ChargeId, charge: Option<Charge>) -> Option<Charge> {
+        let old_order = self.charges.get(&id).map(|old| old.order_id);
+        let new_order = charge.as_ref().map(|new| new.order_id);
+        if old_order != new_order {
+            if let Some(order) = old_order {
+                self.charges_by_order.remove(&(order, id));
+            }
+            if let Some(order) = new_order {
+                self.charges_by_order.insert((order, id));
+            }
+        }
+        match charge.as_ref().is_some_and(charge_awaits) {
+            true => self.charges_awaiting.insert(id),
+            false => self.charges_awaiting.remove(&id),
+        };
+        swap_hash(&mut self.charges, id, charge)
+    }
+
+    fn put_delivery(&mut self, order: OrderId, delivery: Option<Delivery>) -> Option<Delivery> {
+        let was = self.deliveries.get(&order).and_then(busy_rider);
+        let will = delivery.as_ref().and_then(busy_rider);
+        if was != will {
+            if let Some(r) = was {
+                self.change_load(r, false);
+            }
+            if let Some(r) = will {
+                self.change_load(r, true);
+            }
+        }
+        swap_hash(&mut self.deliveries, order, delivery)
+    }
+
+    fn push_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> i64 {
+        let seq = self.events.len() as i64 + 1;
+        if let Some(order) = event.order_id() {
+            // An order has about eight events: room for them in one allocation.
+            self.order_events.entry(order).or_insert_with(|| Vec::with_capacity(8)).push(seq);
+        }
+        self.events.push(StoredEvent { seq, id: id.to_string(), at, event: event.clone() });
+        seq
+    }
+
+    fn pop_event(&mut self) {
+        let Some(stored) = self.events.pop() else { return };
+        if let Some(order) = stored.event.order_id() {
+            if let Some(seqs) = self.order_events.get_mut(&order) {
+                seqs.pop();
+                if seqs.is_empty() {
+                    self.order_events.remove(&order);
+                }
+            }
+        }
+    }
+
+    fn put_view(&mut self, order: OrderId, view: Option<OrderView>) -> Option<OrderView> {
+        let old_customer = self.views.get(&order).map(|v| v.customer.as_str());
+        let new_customer = view.as_ref().map(|v| v.customer.as_str());
+        if old_customer != new_customer {
+            if let Some(c) = old_customer {
+                index_remove(&mut self.customer_views, c, &order);
+            }
+            if let Some(c) = new_customer {
+                index_add(&mut self.customer_views, c, order);
+            }
+        }
+        swap_hash(&mut self.views, order, view)
+    }
+
+    /// The key of the message with id `id`.
+    fn message_key(&self, id: &str) -> Option<usize> {
+        let mut key = *self.message_keys.get(&self.message_id_hasher.hash(id))?;
+        loop {
+            let entry = self.messages.get(key)?;
+            if entry.message.id == id {
+                return Some(key);
+            }
+            key = entry.older?;
+        }
+    }
+
+    /// Queues a message whose id is not queued yet; its key.
+    fn push_message(&mut self, message: &Message) -> usize {
+        let key = self.messages.len();
+        let hash = self.message_id_hasher.hash(&message.id);
+        let older = self.message_keys.insert(hash, key);
+        self.messages.push(QueuedEntry { message: message.clone(), hash, older });
+        key
+    }
+
+    fn pop_message(&mut self) {
+        let Some(entry) = self.messages.pop() else { return };
+        match entry.older {
+            Some(older) => self.message_keys.insert(entry.hash, older),
+            None => self.message_keys.remove(&entry.hash),
+        };
+    }
+
+    /// The key of a channel name, interned if new (and then `true`).
+    fn channel_key(&mut self, name: &str) -> (usize, bool) {
+        match self.channels.iter().position(|c| c == name) {
+            Some(key) => (key, false),
+            None => {
+                self.channels.push(name.to_string());
+                (self.channels.len() - 1, true)
+            }
+        }
+    }
+
+    /// Adds a delivery to (`add`) or removes it from the due or dead index.
+    fn index_progress(&mut self, key: usize, state: DeliveryState, next_at: DateTime<Utc>, add: bool) {
+        match (state, add) {
+            (DeliveryState::Pending, true) => self.due.insert((next_at, key)),
+            (DeliveryState::Pending, false) => self.due.remove(&(next_at, key)),
+            (DeliveryState::Dead, true) => self.dead.insert(key),
+            (DeliveryState::Dead, false) => self.dead.remove(&key),
+            (DeliveryState::Delivered, _) => false,
+        };
+    }
+
+    fn push_message_delivery(&mut self, message: usize, channel: usize, progress: Progress) {
+        let key = self.message_deliveries.len();
+        self.index_progress(key, progress.state, progress.next_at, true);
+        self.delivery_keys.insert((message, channel), key);
+        self.message_deliveries.push(Slot { message, channel, progress });
+    }
+
+    fn pop_message_delivery(&mut self) {
+        let Some(slot) = self.message_deliveries.pop() else { return };
+        let key = self.message_deliveries.len();
+        self.index_progress(key, slot.progress.state, slot.progress.next_at, false);
+        self.delivery_keys.remove(&(slot.message, slot.channel));
+    }
+
+    /// Replaces a delivery's progress; the previous one.
+    fn set_progress(&mut self, key: usize, progress: Progress) -> Option<Progress> {
+        let (state, next_at) = (progress.state, progress.next_at);
+        let slot = self.message_deliveries.get_mut(key)?;
+        let old = std::mem::replace(&mut slot.progress, progress);
+        self.index_progress(key, old.state, old.next_at, false);
+        self.index_progress(key, state, next_at, true);
+        Some(old)
+    }
+
+    /// The message and its delivery of a delivery key.
+    fn queued(&self, key: usize) -> Option<QueuedMessage> {
+        let slot = self.message_deliveries.get(key)?;
+        let message = &self.messages.get(slot.message)?.message;
+        let channel = self.channels.get(slot.channel)?;
+        let p = &slot.progress;
+        let delivery = MessageDelivery {
+            message_id: message.id.clone(),
+            channel: channel.clone(),
+            state: p.state,
+            tries: p.tries,
+            next_at: p.next_at,
+            last_error: p.last_error.clone(),
+        };
+        Some(QueuedMessage { message: message.clone(), delivery })
+    }
+}
+
+/// The [`Repo`] of one transaction: the state, and the journal of a write
+/// (`None` in a read, where writes are refused).
+struct Tx<'a> {
+    state: &'a mut State,
+    journal: Option<&'a mut Journal>,
+}
+
+impl Tx<'_> {
+    /// The state and the journal, or an error inside a read.
+    fn writable(&mut self) -> Result<(&mut State, &mut Journal)> {
+        match self.journal.as_deref_mut() {
+            Some(journal) => Ok((&mut *self.state, journal)),
+            None => Err(Error::Storage("a read transaction cannot write".into())),
+        }
+    }
+
+    /// Records that `table` has a record `id` (for `next_id`).
+    fn bump(state: &mut State, journal: &mut Journal, table: Table, id: i64) {
+        if let Some(undo) = state.bump_id(table, id) {
+            journal.push(undo);
+        }
+    }
+
+    /// The key of a channel name, interning it if new.
+    fn channel(state: &mut State, journal: &mut Journal, name: &str) -> usize {
+        let (key, new) = state.channel_key(name);
+        if new {
+            journal.push(Undo::Channel);
+        }
+        key
+    }
+}
+
+impl Repo for Tx<'_> {
+    fn next_id(&mut self, table: Table) -> Result<i64> {
+        Ok(self.state.max_ids[table_index(table)] + 1)
+    }
+
+    fn save_store(&mut self, store: &Store) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        Tx::bump(state, journal, Table::Store, store.id);
+        let old = state.stores.insert(store.id, store.clone());
+        journal.push(Undo::Store(store.id, old));
+        Ok(())
+    }
+
+    fn store(&mut self, id: StoreId) -> Result<Option<Store>> {
+        Ok(self.state.stores.get(&id).cloned())
+    }
+
+    fn stores(&mut self) -> Result<Vec<Store>> {
+        Ok(self.state.stores.values().cloned().collect())
+    }
+
+    fn save_menu(&mut self, menu: &Menu) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        Tx::bump(state, journal, Table::Menu, menu.id);
+        let old = state.put_menu(menu.id, Some(menu.clone()));
+        journal.push(Undo::Menu(menu.id, old));
+        Ok(())
+    }
+
+    fn menu(&mut self, id: MenuId) -> Result<Option<Menu>> {
+        Ok(self.state.menus.get(&id).cloned())
+    }
+
+    fn menu_by_name(&mut self, store: StoreId, name: &str) -> Result<Option<Menu>> {
+        let state = &self.state;
+        let id = state.store_menus.get(&store).and_then(|m| m.by_name.get(name)).and_then(|ids| ids.first());
+        Ok(id.and_then(|id| state.menus.get(id)).cloned())
+    }
+
+    fn menus(&mut self, store: Option<StoreId>) -> Result<Vec<Menu>> {
+        let state = &self.state;
+        Ok(match store {
+            None => state.menus.values().cloned().collect(),
+            Some(store) => match state.store_menus.get(&store) {
+                Some(m) => m.ids.iter().filter_map(|id| state.menus.get(id)).cloned().collect(),
+                None => Vec::new(),
+            },
+        })
+    }
+
+    fn save_rider(&mut self, rider: &Rider) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        Tx::bump(state, journal, Table::Rider, rider.id);
+        let old = state.put_rider(rider.id, Some(rider.clone()));
+        journal.push(Undo::Rider(rider.id, old));
+        Ok(())
+    }
+
+    fn rider(&mut self, id: RiderId) -> Result<Option<Rider>> {
+        Ok(self.state.riders.get(&id).cloned())
+    }
+
+    fn rider_by_name(&mut self, name: &str) -> Result<Option<Rider>> {
+        let state = &self.state;
+        let id = state.rider_names.get(name).and_then(|ids| ids.first());
+        Ok(id.and_then(|id| state.riders.get(id)).cloned())
+    }
+
+    fn riders(&mut self) -> Result<Vec<Rider>> {
+        Ok(self.state.riders.values().cloned().collect())
+    }
+
+    fn least_busy_rider(&mut self) -> Result<Option<Rider>> {
+        let state = &self.state;
+        Ok(state.riders_by_load.first().and_then(|(_, id)| state.riders.get(id)).cloned())
+    }
+
+    fn insert_order(&mut self, order: &Order) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        if state.orders.contains_key(&order.id) {
+            return Err(Error::Storage(format!("order {} is already stored", order.id)));
+        }
+        Tx::bump(state, journal, Table::Order, order.id);
+        state.insert_order(order.clone());
+        journal.push(Undo::OrderInserted(order.id));
+        Ok(())
+    }
+
+    fn update_order(&mut self, order: &Order) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        match state.set_order_fields(order.id, order.status, order.reviewed, order.updated_at) {
+            Some((status, reviewed, at)) => {
+                journal.push(Undo::OrderFields(order.id, status, reviewed, at));
+                Ok(())
+            }
+            None => Err(Error::Storage(format!("order {} cannot be updated: it is not stored", order.id))),
+        }
+    }
+
+    fn order(&mut self, id: OrderId) -> Result<Option<Order>> {
+        Ok(self.state.orders.get(&id).cloned())
+    }
+
+    fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderId>> {
+        Ok(self.state.inbox.get(&store).map(|ids| ids.iter().copied().collect()).unwrap_or_default())
+    }
+
+    fn save_payment(&mut self, payment: &Payment) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        Tx::bump(state, journal, Table::Payment, payment.id);
+        let old = state.put_payment(payment.id, Some(payment.clone()));
+        journal.push(Undo::Payment(payment.id, old));
+        Ok(())
+    }
+
+    fn latest_payment(&mut self, order: OrderId) -> Result<Option<Payment>> {
+        let state = &self.state;
+        let id = state.payments_by_order.range((order, PaymentId::MIN)..=(order, PaymentId::MAX)).next_back();
+        Ok(id.and_then(|(_, id)| state.payments.get(id)).cloned())
+    }
+
+    fn save_ticket(&mut self, ticket: &KitchenTicket) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        let old = state.tickets.insert(ticket.order_id, ticket.clone());
+        journal.push(Undo::Ticket(ticket.order_id, old));
+        Ok(())
+    }
+
+    fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>> {
+        Ok(self.state.tickets.get(&order).cloned())
+    }
+
+    fn save_delivery(&mut self, delivery: &Delivery) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        let old = state.put_delivery(delivery.order_id, Some(delivery.clone()));
+        journal.push(Undo::Delivery(delivery.order_id, old));
+        Ok(())
+    }
+
+    fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>> {
+        Ok(self.state.deliveries.get(&order).cloned())
+    }
+
+    fn save_charge(&mut self, charge: &Charge) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        Tx::bump(state, journal, Table::Charge, charge.id);
+        let old = state.put_charge(charge.id, Some(charge.clone()));
+        journal.push(Undo::Charge(charge.id, old));
+        Ok(())
+    }
+
+    fn charges(&mut self, order: OrderId) -> Result<Vec<Charge>> {
+        let state = &self.state;
+        let ids = state.charges_by_order.range((order, ChargeId::MIN)..=(order, ChargeId::MAX));
+        Ok(ids.filter_map(|(_, id)| state.charges.get(id)).cloned().collect())
+    }
+
+    fn save_review(&mut self, review: &Review) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        let old = state.reviews.insert(review.order_id, review.clone());
+        journal.push(Undo::Review(review.order_id, old));
+        Ok(())
+    }
+
+    fn payments_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Payment>> {
+        let state = &self.state;
+        Ok(state
+            .payments_awaiting
+            .iter()
+            .filter_map(|id| state.payments.get(id))
+            .filter(|p| due_at(p.attempt.next_at, now))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn charges_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Charge>> {
+        let state = &self.state;
+        Ok(state
+            .charges_awaiting
+            .iter()
+            .filter_map(|id| state.charges.get(id))
+            .filter(|c| due_at(c.attempt.next_at, now))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {
+        let (state, journal) = self.writable()?;
+        let seq = state.push_event(id, at, event);
+        journal.push(Undo::Event);
+        Ok(seq)
+    }
+
+    fn events(&mut self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>> {
+        let state = &self.state;
+        Ok(match order {
+            // seq = index + 1, so the first event with seq > after is at index `after`.
+            None => {
+                let start = usize::try_from(after.max(0)).unwrap_or(usize::MAX);
+                state.events.get(start..).unwrap_or_default().iter().take(limit).cloned().collect()
+            }
+            Some(order) => match state.order_events.get(&order) {
+                Some(seqs) => seqs[seqs.partition_point(|&s| s <= after)..]
+                    .iter()
+                    .take(limit)
+                    .filter_map(|&seq| usize::try_from(seq - 1).ok().and_then(|i| state.events.get(i)))
+                    .cloned()
+                    .collect(),
+                None => Vec::new(),
+            },
+        })
+    }
+
+    fn checkpoint(&mut self, projector: &str) -> Result<i64> {
+        Ok(self.state.checkpoints.iter().find(|(name, _)| name == projector).map_or(0, |c| c.1))
+    }
+
+    fn set_checkpoint(&mut self, projector: &str, seq: i64) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        match state.checkpoints.iter().position(|(name, _)| name == projector) {
+            Some(index) => {
+                let old = std::mem::replace(&mut state.checkpoints[index].1, seq);
+                journal.push(Undo::Checkpoint(index, old));
+            }
+            None => {
+                state.checkpoints.push((projector.to_string(), seq));
+                journal.push(Undo::NewCheckpoint);
+            }
+        }
+        Ok(())
+    }
+
+    fn view(&mut self, order: OrderId) -> Result<Option<OrderView>> {
+        Ok(self.state.views.get(&order).cloned())
+    }
+
+    fn save_view(&mut self, view: &OrderView) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        let old = state.put_view(view.order_id, Some(view.clone()));
+        let replaced = old.is_some();
+        journal.views.extend(old);
+        journal.push(Undo::View(view.order_id, replaced));
+        Ok(())
+    }
+
+    fn customer_views(&mut self, customer: &str) -> Result<Vec<OrderView>> {
+        let state = &self.state;
+        Ok(match state.customer_views.get(customer) {
+            Some(ids) => ids.iter().filter_map(|id| state.views.get(id)).cloned().collect(),
+            None => Vec::new(),
+        })
+    }
+
+    fn clear_views(&mut self) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        let views = std::mem::take(&mut state.views);
+        let index = std::mem::take(&mut state.customer_views);
+        journal.push(Undo::Views(views, index));
+        Ok(())
+    }
+
+    fn queue_message(&mut self, message: &Message, channels: &[&str]) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        if state.message_key(&message.id).is_some() {
+            return Ok(());
+        }
+        let key = state.push_message(message);
+        journal.push(Undo::Message);
+        for &name in channels {
+            let channel = Tx::channel(state, journal, name);
+            if state.delivery_keys.contains_key(&(key, channel)) {
+                continue; // a channel named twice is queued once
+            }
+            let progress = Progress { state: DeliveryState::Pending, tries: 0, next_at: message.at, last_error: None };
+            state.push_message_delivery(key, channel, progress);
+            journal.push(Undo::NewDelivery);
+        }
+        Ok(())
+    }
+
+    fn due_messages(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedMessage>> {
+        let state = &self.state;
+        Ok(state.due.range(..=(now, usize::MAX)).filter_map(|&(_, key)| state.queued(key)).take(limit).collect())
+    }
+
+    fn dead_messages(&mut self, limit: usize) -> Result<Vec<QueuedMessage>> {
+        let state = &self.state;
+        Ok(state.dead.iter().filter_map(|&key| state.queued(key)).take(limit).collect())
+    }
+
+    fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        let Some(message) = state.message_key(&delivery.message_id) else {
+            return Err(Error::Storage(format!(
+                "the delivery of message {} cannot be saved: the message was never queued",
+                delivery.message_id
+            )));
+        };
+        let channel = Tx::channel(state, journal, &delivery.channel);
+        let progress = Progress::of(delivery);
+        match state.delivery_keys.get(&(message, channel)) {
+            Some(&key) => {
+                if let Some(old) = state.set_progress(key, progress) {
+                    journal.push(Undo::Progress(key, old));
+                }
+            }
+            None => {
+                state.push_message_delivery(message, channel, progress);
+                journal.push(Undo::NewDelivery);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::*;
+    use crate::app::view::OrderView;
+    use crate::domain::{KitchenStatus, OrderItem};
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    /// Runs `f` in a write and returns its value.
+    fn write<T>(s: &mut MemoryStorage, mut f: impl FnMut(&mut dyn Repo) -> Result<T>) -> Result<T> {
+        let mut out = None;
+        s.write(&mut |repo| {
+            out = Some(f(repo)?);
+            Ok(())
+        })?;
+        Ok(out.unwrap())
+    }
+
+    /// Runs `f` in a read and returns its value.
+    fn read<T>(s: &mut MemoryStorage, mut f: impl FnMut(&mut dyn Repo) -> Result<T>) -> T {
+        let mut out = None;
+        s.read(&mut |repo| {
+            out = Some(f(repo)?);
+            Ok(())
+        })
+        .unwrap();
+        out.unwrap()
+    }
+
+    fn store(id: StoreId, name: &str) -> Store {
+        Store::register(id, name, None, None).unwrap().0
+    }
+
+    fn menu(id: MenuId, store: StoreId, name: &str) -> Menu {
+        Menu::add(id, store, name, 1_000 * id).unwrap().0
+    }
+
+    fn rider(id: RiderId, name: &str) -> Rider {
+        Rider { id, name: name.into() }
+    }
+
+    fn order(id: OrderId, store: StoreId, status: OrderStatus) -> Order {
+        Order {
+            id,
+            store_id: store,
+            customer: "kim".into(),
+            address: "seoul".into(),
+            items: vec![OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 2 }],
+            total: 36_000,
+            status,
+            reviewed: false,
+            created_at: t(0),
+            updated_at: t(0),
+        }
+    }
+
+    fn payment(id: PaymentId, order: OrderId, status: PaymentStatus, next_at: Option<DateTime<Utc>>) -> Payment {
+        let mut p = Payment::request(id, order, 36_000, None, t(0));
+        p.status = status;
+        p.attempt.next_at = next_at;
+        p
+    }
+
+    fn charge(id: ChargeId, order: OrderId, status: ChargeStatus, next_at: Option<DateTime<Utc>>) -> Charge {
+        let mut c = Charge::request(id, order, 1, 3_000, t(0));
+        c.status = status;
+        c.attempt.next_at = next_at;
+        c
+    }
+
+    fn delivery(order: OrderId, rider: Option<RiderId>, status: DeliveryStatus) -> Delivery {
+        Delivery { order_id: order, rider_id: rider, charge: 3_000, status, updated_at: t(0) }
+    }
+
+    fn placed(order: OrderId) -> Event {
+        Event::OrderPlaced {
+            order_id: order,
+            store_id: 1,
+            store: "BBQ".into(),
+            customer: "kim".into(),
+            address: "seoul".into(),
+            items: vec![],
+            total: 0,
+        }
+    }
+
+    fn view(order: OrderId, customer: &str) -> OrderView {
+        let mut v = OrderView::start(order, t(0), &placed(order)).unwrap();
+        v.customer = customer.into();
+        v
+    }
+
+    fn message(id: &str, at: DateTime<Utc>) -> Message {
+        Message {
+            id: id.into(),
+            order_id: 1,
+            event: "PaymentApproved".into(),
+            status: "paid".into(),
+            recipient: "kim".into(),
+            text: format!("message {id}"),
+            at,
+        }
+    }
+
+    fn md(id: &str, channel: &str, state: DeliveryState, next_at: DateTime<Utc>) -> MessageDelivery {
+        MessageDelivery { message_id: id.into(), channel: channel.into(), state, tries: 1, next_at, last_error: None }
+    }
+
+    /// A storage with one of everything, for the rollback tests.
+    fn populated() -> MemoryStorage {
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| {
+            r.save_store(&store(1, "BBQ"))?;
+            r.save_menu(&menu(1, 1, "후라이드"))?;
+            r.save_rider(&rider(1, "lee"))?;
+            r.save_rider(&rider(2, "park"))?;
+            r.insert_order(&order(1, 1, OrderStatus::Paid))?;
+            r.save_payment(&payment(1, 1, PaymentStatus::Pending, None))?;
+            r.save_ticket(&KitchenTicket::receive(1, 1, t(0)))?;
+            r.save_delivery(&delivery(1, Some(1), DeliveryStatus::Preparing))?;
+            r.save_charge(&charge(1, 1, ChargeStatus::Pending, None))?;
+            r.append_event("e1", t(0), &placed(1))?;
+            r.append_event("e2", t(0), &Event::StoreOpened { store_id: 1 })?;
+            r.set_checkpoint("mypage", 2)?;
+            r.save_view(&view(1, "kim"))?;
+            r.queue_message(&message("m1", t(0)), &["console", "jsonl"])?;
+            Ok(())
+        })
+        .unwrap();
+        s
+    }
+
+    /// Every kind of write: inserts, overwrites that move index entries,
+    /// ids, events, checkpoints, views (cleared and saved again), messages.
+    fn write_everything(r: &mut dyn Repo) -> Result<()> {
+        r.save_store(&Store { open: false, ..store(1, "BBQ") })?;
+        r.save_store(&store(9, "교촌"))?;
+        r.save_menu(&menu(1, 9, "양념"))?; // renamed and moved to another store
+        r.save_menu(&menu(7, 1, "간장"))?;
+        r.save_rider(&rider(2, "choi"))?; // renamed
+        r.save_rider(&rider(8, "jung"))?;
+        r.update_order(&Order { reviewed: true, updated_at: t(5), ..order(1, 1, OrderStatus::Delivered) })?;
+        r.insert_order(&order(6, 1, OrderStatus::Cooking))?;
+        r.save_payment(&Payment { status: PaymentStatus::Approved, ..payment(1, 1, PaymentStatus::Pending, None) })?;
+        r.save_payment(&payment(5, 6, PaymentStatus::RefundPending, None))?;
+        r.save_ticket(&KitchenTicket { status: KitchenStatus::Cooked, ..KitchenTicket::receive(1, 1, t(0)) })?;
+        r.save_ticket(&KitchenTicket::receive(6, 1, t(0)))?;
+        r.save_delivery(&delivery(1, Some(2), DeliveryStatus::Delivering))?; // moves the load
+        r.save_delivery(&delivery(6, Some(8), DeliveryStatus::Preparing))?;
+        r.save_charge(&Charge { status: ChargeStatus::Paid, ..charge(1, 1, ChargeStatus::Pending, None) })?;
+        r.save_charge(&charge(4, 6, ChargeStatus::Pending, Some(t(9))))?;
+        r.save_review(&Review {
+            order_id: 1,
+            store_id: 1,
+            customer: "kim".into(),
+            score: 5,
+            text: "good".into(),
+            created_at: t(5),
+        })?;
+        r.append_event("e3", t(5), &Event::CookingStarted { order_id: 6 })?;
+        r.append_event("e4", t(5), &Event::StoreClosed { store_id: 1 })?;
+        r.set_checkpoint("mypage", 4)?;
+        r.set_checkpoint("other", 1)?;
+        r.clear_views()?;
+        r.save_view(&view(1, "lee"))?;
+        r.save_view(&view(6, "kim"))?;
+        r.save_view(&view(6, "park"))?;
+        r.queue_message(&message("m2", t(5)), &["console"])?;
+        r.queue_message(&message("m1", t(5)), &["console", "webhook"])?; // already queued: nothing
+        r.save_message_delivery(&md("m1", "console", DeliveryState::Delivered, t(0)))?;
+        r.save_message_delivery(&md("m1", "jsonl", DeliveryState::Dead, t(3)))?;
+        r.save_message_delivery(&md("m2", "kakao", DeliveryState::Pending, t(6)))?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_write_undoes_every_change() {
+        let mut s = populated();
+        let before = s.state.clone();
+        let ids_before: Vec<i64> = read(&mut s, |r| {
+            [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge]
+                .iter()
+                .map(|&t| r.next_id(t))
+                .collect()
+        });
+        let err = s
+            .write(&mut |r| {
+                write_everything(r)?;
+                // The writes are visible inside the transaction.
+                assert_eq!(r.next_id(Table::Store)?, 10);
+                assert_eq!(r.events(0, None, 10)?.len(), 4);
+                assert_eq!(r.least_busy_rider()?.unwrap().id, 1);
+                Err(Error::Internal("boom".into()))
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::Internal(m) if m == "boom"));
+        assert_eq!(s.state, before);
+        assert!(s.journal.undo.is_empty() && s.journal.views.is_empty());
+        // And through the Repo: ids, events, indexes.
+        let ids_after: Vec<i64> = read(&mut s, |r| {
+            [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge]
+                .iter()
+                .map(|&t| r.next_id(t))
+                .collect()
+        });
+        assert_eq!(ids_after, ids_before);
+        assert_eq!(ids_after, vec![2, 2, 3, 2, 2, 2]);
+        read(&mut s, |r| {
+            assert_eq!(r.events(0, None, 10)?.len(), 2);
+            assert_eq!(r.events(0, Some(6), 10)?, vec![]);
+            assert_eq!(r.store(9)?, None);
+            assert!(r.store(1)?.unwrap().open);
+            assert_eq!(r.menu_by_name(1, "후라이드")?.unwrap().id, 1);
+            assert_eq!(r.menu_by_name(9, "양념")?, None);
+            assert_eq!(r.rider_by_name("park")?.unwrap().id, 2);
+            assert_eq!(r.rider_by_name("choi")?, None);
+            assert_eq!(r.least_busy_rider()?.unwrap().id, 2);
+            assert_eq!(r.store_inbox(1)?, vec![1]);
+            assert_eq!(r.order(1)?.unwrap().status, OrderStatus::Paid);
+            assert_eq!(r.order(6)?, None);
+            assert_eq!(r.payments_awaiting(t(100), 10)?.len(), 1);
+            assert_eq!(r.charges_awaiting(t(100), 10)?.len(), 1);
+            assert_eq!(r.checkpoint("mypage")?, 2);
+            assert_eq!(r.checkpoint("other")?, 0);
+            assert_eq!(r.customer_views("kim")?.len(), 1);
+            assert_eq!(r.customer_views("lee")?, vec![]);
+            assert_eq!(r.due_messages(t(100), 10)?.len(), 2);
+            assert_eq!(r.dead_messages(10)?, vec![]);
+            Ok(())
+        });
+        // The same writes commit when the work succeeds, and ids go on from there.
+        s.write(&mut write_everything).unwrap();
+        assert_ne!(s.state, before);
+        read(&mut s, |r| {
+            assert_eq!(r.next_id(Table::Store)?, 10);
+            assert_eq!(r.next_id(Table::Order)?, 7);
+            assert_eq!(r.events(0, None, 10)?.len(), 4);
+            assert_eq!(r.least_busy_rider()?.unwrap().id, 1);
+            assert_eq!(r.store_inbox(1)?, vec![6]);
+            assert_eq!(r.customer_views("park")?.len(), 1);
+            assert_eq!(r.dead_messages(10)?.len(), 1);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn each_kind_of_write_rolls_back_alone() {
+        type Work = fn(&mut dyn Repo) -> Result<()>;
+        let writes: Vec<(&str, Work)> = vec![
+            ("save_store", |r| r.save_store(&store(5, "x"))),
+            ("save_menu", |r| r.save_menu(&menu(1, 1, "renamed"))),
+            ("save_rider", |r| r.save_rider(&rider(3, "lee"))),
+            ("insert_order", |r| r.insert_order(&order(2, 1, OrderStatus::Paid))),
+            ("update_order", |r| r.update_order(&order(1, 1, OrderStatus::Cancelled))),
+            ("save_payment", |r| r.save_payment(&payment(2, 1, PaymentStatus::Pending, None))),
+            ("save_ticket", |r| r.save_ticket(&KitchenTicket::receive(2, 1, t(1)))),
+            ("save_delivery", |r| r.save_delivery(&delivery(1, Some(1), DeliveryStatus::Delivered))),
+            ("save_charge", |r| r.save_charge(&charge(1, 1, ChargeStatus::Paid, None))),
+            ("save_review", |r| {
+                r.save_review(&Review {
+                    order_id: 1,
+                    store_id: 1,
+                    customer: "kim".into(),
+                    score: 3,
+                    text: String::new(),
+                    created_at: t(1),
+                })
+            }),
+            ("append_event", |r| r.append_event("e9", t(1), &Event::FoodCooked { order_id: 1 }).map(drop)),
+            ("set_checkpoint", |r| r.set_checkpoint("mypage", 9)),
+            ("save_view", |r| r.save_view(&view(1, "lee"))),
+            ("clear_views", |r| r.clear_views()),
+            ("queue_message", |r| r.queue_message(&message("m9", t(1)), &["console"])),
+            ("save_message_delivery", |r| r.save_message_delivery(&md("m1", "console", DeliveryState::Dead, t(1)))),
+        ];
+        for (name, work) in writes {
+            let mut s = populated();
+            let before = s.state.clone();
+            let result = s.write(&mut |r| {
+                work(r)?;
+                Err(Error::Internal(name.into()))
+            });
+            assert!(result.is_err(), "{name}");
+            assert_eq!(s.state, before, "{name} was not undone");
+            s.write(&mut |r| work(r)).unwrap();
+            assert_ne!(s.state, before, "{name} changed nothing");
+        }
+    }
+
+    #[test]
+    fn a_panicking_write_is_undone_too() {
+        let mut s = populated();
+        let before = s.state.clone();
+        let caught = catch_unwind(AssertUnwindSafe(|| {
+            let _ = s.write(&mut |r| {
+                write_everything(r)?;
+                panic!("work panicked");
+            });
+        }));
+        assert!(caught.is_err());
+        assert_eq!(s.state, before);
+        assert!(s.journal.undo.is_empty() && s.journal.views.is_empty());
+    }
+
+    #[test]
+    fn an_error_from_the_repo_rolls_back_what_came_before() {
+        let mut s = populated();
+        let before = s.state.clone();
+        let err = s
+            .write(&mut |r| {
+                r.save_store(&store(2, "new"))?;
+                r.append_event("e", t(1), &Event::StoreOpened { store_id: 2 })?;
+                r.insert_order(&order(1, 1, OrderStatus::Paid)) // already there
+            })
+            .unwrap_err();
+        assert_eq!(err.kind(), "internal");
+        assert_eq!(s.state, before);
+    }
+
+    #[test]
+    fn reads_see_committed_writes_and_refuse_to_write() {
+        let mut s = populated();
+        let before = s.state.clone();
+        let err = s.read(&mut |r| r.save_store(&store(3, "x"))).unwrap_err();
+        assert!(matches!(err, Error::Storage(_)));
+        assert!(s.read(&mut |r| r.append_event("e", t(0), &placed(3)).map(drop)).is_err());
+        assert!(s.read(&mut |r| r.clear_views()).is_err());
+        assert_eq!(s.state, before);
+        // A read's own error comes back as it is.
+        let err = s.read(&mut |_| Err(Error::not_found("order", 7))).unwrap_err();
+        assert_eq!(err.kind(), "not_found");
+    }
+
+    #[test]
+    fn next_id_is_one_more_than_the_largest_saved() {
+        let mut s = MemoryStorage::new();
+        let tables = [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge];
+        for table in tables {
+            assert_eq!(read(&mut s, |r| r.next_id(table)), 1, "{table:?}");
+        }
+        write(&mut s, |r| {
+            // Asking does not reserve.
+            assert_eq!(r.next_id(Table::Store)?, 1);
+            assert_eq!(r.next_id(Table::Store)?, 1);
+            r.save_store(&store(5, "a"))?;
+            r.save_store(&store(3, "b"))?; // a lower id does not lower it
+            r.save_menu(&menu(2, 5, "m"))?;
+            r.save_rider(&rider(4, "r"))?;
+            r.insert_order(&order(7, 5, OrderStatus::PendingPayment))?;
+            r.save_payment(&payment(11, 7, PaymentStatus::Pending, None))?;
+            r.save_charge(&charge(13, 7, ChargeStatus::Pending, None))?;
+            assert_eq!(r.next_id(Table::Store)?, 6);
+            Ok(())
+        })
+        .unwrap();
+        let ids: Vec<i64> = read(&mut s, |r| tables.iter().map(|&t| r.next_id(t)).collect());
+        assert_eq!(ids, vec![6, 3, 5, 8, 12, 14]);
+    }
+
+    #[test]
+    fn stores_upsert_and_list_by_id() {
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| {
+            for (id, name) in [(3, "c"), (1, "a"), (2, "b")] {
+                r.save_store(&store(id, name))?;
+            }
+            r.save_store(&Store { delivery_charge: 4_000, ..store(2, "B") })
+        })
+        .unwrap();
+        read(&mut s, |r| {
+            let names: Vec<String> = r.stores()?.into_iter().map(|s| s.name).collect();
+            assert_eq!(names, ["a", "B", "c"]);
+            assert_eq!(r.store(2)?.unwrap().delivery_charge, 4_000);
+            assert_eq!(r.store(4)?, None);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn menus_by_store_and_exact_name() {
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| {
+            r.save_menu(&menu(3, 1, "양념"))?;
+            r.save_menu(&menu(1, 1, "후라이드"))?;
+            r.save_menu(&menu(2, 2, "후라이드"))?;
+            Ok(())
+        })
+        .unwrap();
+        read(&mut s, |r| {
+            assert_eq!(r.menu(3)?.unwrap().name, "양념");
+            assert_eq!(r.menu(9)?, None);
+            assert_eq!(r.menu_by_name(1, "후라이드")?.unwrap().id, 1);
+            assert_eq!(r.menu_by_name(2, "후라이드")?.unwrap().id, 2);
+            assert_eq!(r.menu_by_name(1, "후라이드 ")?, None);
+            assert_eq!(r.menu_by_name(1, "후라")?, None);
+            assert_eq!(r.menu_by_name(3, "후라이드")?, None);
+            let ids = |menus: Vec<Menu>| menus.into_iter().map(|m| m.id).collect::<Vec<_>>();
+            assert_eq!(ids(r.menus(Some(1))?), [1, 3]);
+            assert_eq!(ids(r.menus(Some(2))?), [2]);
+            assert_eq!(ids(r.menus(Some(5))?), Vec::<MenuId>::new());
+            assert_eq!(ids(r.menus(None)?), [1, 2, 3]);
+            Ok(())
+        });
+        // Renaming, selling out and moving a menu keep the lookups right.
+        write(&mut s, |r| {
+            r.save_menu(&Menu { available: false, ..menu(1, 1, "반반") })?;
+            r.save_menu(&menu(3, 2, "양념"))
+        })
+        .unwrap();
+        read(&mut s, |r| {
+            assert_eq!(r.menu_by_name(1, "후라이드")?, None);
+            assert!(!r.menu_by_name(1, "반반")?.unwrap().available);
+            assert_eq!(r.menu_by_name(1, "양념")?, None);
+            assert_eq!(r.menu_by_name(2, "양념")?.unwrap().id, 3);
+            assert_eq!(r.menus(Some(1))?.len(), 1);
+            assert_eq!(r.menus(Some(2))?.len(), 2);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn riders_by_name_take_the_lowest_id() {
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| {
+            r.save_rider(&rider(3, "lee"))?;
+            r.save_rider(&rider(2, "lee"))?;
+            r.save_rider(&rider(1, "park"))
+        })
+        .unwrap();
+        read(&mut s, |r| {
+            assert_eq!(r.rider_by_name("lee")?.unwrap().id, 2);
+            assert_eq!(r.rider_by_name("Lee")?, None);
+            assert_eq!(r.rider(1)?.unwrap().name, "park");
+            assert_eq!(r.rider(4)?, None);
+            assert_eq!(r.riders()?.into_iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2, 3]);
+            Ok(())
+        });
+        write(&mut s, |r| r.save_rider(&rider(2, "kim"))).unwrap();
+        read(&mut s, |r| {
+            assert_eq!(r.rider_by_name("lee")?.unwrap().id, 3);
+            assert_eq!(r.rider_by_name("kim")?.unwrap().id, 2);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn least_busy_rider_counts_preparing_and_delivering_deliveries() {
+        let mut s = MemoryStorage::new();
+        let least = |s: &mut MemoryStorage| read(s, |r| r.least_busy_rider()).map(|r| r.id);
+        assert_eq!(least(&mut s), None);
+        // A delivery of a rider not registered yet counts once they are.
+        write(&mut s, |r| r.save_delivery(&delivery(10, Some(3), DeliveryStatus::Preparing))).unwrap();
+        assert_eq!(least(&mut s), None);
+        write(&mut s, |r| {
+            r.save_rider(&rider(3, "c"))?;
+            r.save_rider(&rider(2, "b"))?;
+            r.save_rider(&rider(1, "a"))
+        })
+        .unwrap();
+        assert_eq!(least(&mut s), Some(1));
+        write(&mut s, |r| {
+            r.save_delivery(&delivery(11, Some(1), DeliveryStatus::Delivering))?;
+            r.save_delivery(&delivery(12, Some(2), DeliveryStatus::Delivered))?;
+            r.save_delivery(&delivery(13, Some(2), DeliveryStatus::Cancelled))?;
+            r.save_delivery(&delivery(14, None, DeliveryStatus::Preparing))
+        })
+        .unwrap();
+        // 1 and 3 have one each, 2 none.
+        assert_eq!(least(&mut s), Some(2));
+        write(&mut s, |r| r.save_delivery(&delivery(12, Some(2), DeliveryStatus::Preparing))).unwrap();
+        assert_eq!(least(&mut s), Some(1)); // all equal: the lowest id
+                                            // Finishing and reassigning move the counts.
+        write(&mut s, |r| {
+            r.save_delivery(&delivery(11, Some(1), DeliveryStatus::Delivered))?;
+            r.save_delivery(&delivery(10, Some(2), DeliveryStatus::Preparing))
+        })
+        .unwrap();
+        // 1: 0, 2: 2, 3: 0.
+        assert_eq!(least(&mut s), Some(1));
+        write(&mut s, |r| r.save_delivery(&delivery(20, Some(1), DeliveryStatus::Preparing))).unwrap();
+        assert_eq!(least(&mut s), Some(3));
+        // A renamed rider keeps their count.
+        write(&mut s, |r| r.save_rider(&rider(3, "cc"))).unwrap();
+        assert_eq!(least(&mut s), Some(3));
+        write(&mut s, |r| r.save_delivery(&delivery(21, Some(3), DeliveryStatus::Delivering))).unwrap();
+        assert_eq!(least(&mut s), Some(1));
+        // 1: 1, 2: 2, 3: 1; finishing 1's only delivery leaves them idle.
+        write(&mut s, |r| r.save_delivery(&delivery(20, Some(1), DeliveryStatus::Delivered))).unwrap();
+        write(&mut s, |r| r.save_delivery(&delivery(30, Some(3), DeliveryStatus::Preparing))).unwrap();
+        assert_eq!(least(&mut s), Some(1));
+        write(&mut s, |r| r.save_delivery(&delivery(31, Some(1), DeliveryStatus::Preparing))).unwrap();
+        write(&mut s, |r| r.save_delivery(&delivery(31, Some(1), DeliveryStatus::Cancelled))).unwrap();
+        assert_eq!(least(&mut s), Some(1));
+        assert_eq!(s.state.riders_by_load.iter().copied().collect::<Vec<_>>(), [(0, 1), (2, 2), (2, 3)]);
+    }
+
+    #[test]
+    fn orders_insert_once_and_update_only_status_review_and_time() {
+        let mut s = MemoryStorage::new();
+        let placed = order(1, 1, OrderStatus::PendingPayment);
+        write(&mut s, |r| r.insert_order(&placed)).unwrap();
+        assert_eq!(read(&mut s, |r| r.order(1)), Some(placed.clone()));
+        assert_eq!(read(&mut s, |r| r.order(2)), None);
+        assert!(matches!(write(&mut s, |r| r.insert_order(&placed)), Err(Error::Storage(_))));
+        let changed = Order {
+            status: OrderStatus::Delivered,
+            reviewed: true,
+            updated_at: t(60),
+            items: vec![],
+            total: 1,
+            customer: "other".into(),
+            ..placed.clone()
+        };
+        write(&mut s, |r| r.update_order(&changed)).unwrap();
+        let stored = read(&mut s, |r| r.order(1)).unwrap();
+        assert_eq!(stored, Order { status: OrderStatus::Delivered, reviewed: true, updated_at: t(60), ..placed });
+        assert!(matches!(write(&mut s, |r| r.update_order(&order(2, 1, OrderStatus::Paid))), Err(Error::Storage(_))));
+    }
+
+    #[test]
+    fn store_inbox_holds_paid_unfinished_orders_by_id() {
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| {
+            for (id, status) in OrderStatus::ALL.iter().enumerate().rev() {
+                r.insert_order(&order(id as i64 + 1, 1, *status))?;
+            }
+            r.insert_order(&order(20, 2, OrderStatus::Paid))
+        })
+        .unwrap();
+        // ALL is pending_payment, paid, cooking, cooked, delivering, delivered, cancelled, rejected.
+        assert_eq!(read(&mut s, |r| r.store_inbox(1)), [2, 3, 4, 5]);
+        assert_eq!(read(&mut s, |r| r.store_inbox(2)), [20]);
+        assert_eq!(read(&mut s, |r| r.store_inbox(3)), Vec::<OrderId>::new());
+        write(&mut s, |r| {
+            r.update_order(&order(1, 1, OrderStatus::Paid))?;
+            r.update_order(&order(3, 1, OrderStatus::Cooked))?;
+            r.update_order(&order(5, 1, OrderStatus::Delivered))?;
+            r.update_order(&order(2, 1, OrderStatus::Cancelled))
+        })
+        .unwrap();
+        assert_eq!(read(&mut s, |r| r.store_inbox(1)), [1, 3, 4]);
+    }
+
+    #[test]
+    fn latest_payment_is_the_newest_attempt() {
+        let mut s = MemoryStorage::new();
+        assert_eq!(read(&mut s, |r| r.latest_payment(1)), None);
+        write(&mut s, |r| {
+            r.save_payment(&payment(1, 1, PaymentStatus::Declined, None))?;
+            r.save_payment(&payment(3, 1, PaymentStatus::Approved, None))?;
+            r.save_payment(&payment(2, 2, PaymentStatus::Pending, None))
+        })
+        .unwrap();
+        assert_eq!(read(&mut s, |r| r.latest_payment(1)).unwrap().id, 3);
+        assert_eq!(read(&mut s, |r| r.latest_payment(2)).unwrap().id, 2);
+        // An upsert replaces the attempt in place.
+        write(&mut s, |r| r.save_payment(&payment(3, 1, PaymentStatus::RefundPending, None))).unwrap();
+        assert_eq!(read(&mut s, |r| r.latest_payment(1)).unwrap().status, PaymentStatus::RefundPending);
+    }
+
+    #[test]
+    fn payments_awaiting_are_pending_or_refund_pending_and_due() {
+        use PaymentStatus as S;
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| {
+            r.save_payment(&payment(6, 6, S::Pending, None))?;
+            r.save_payment(&payment(1, 1, S::Pending, Some(t(10))))?;
+            r.save_payment(&payment(2, 2, S::RefundPending, Some(t(20))))?;
+            r.save_payment(&payment(3, 3, S::Approved, None))?;
+            r.save_payment(&payment(4, 4, S::Declined, None))?;
+            r.save_payment(&payment(5, 5, S::Refunded, None))?;
+            r.save_payment(&payment(7, 7, S::Voided, None))?;
+            r.save_payment(&payment(8, 8, S::RefundPending, None))
+        })
+        .unwrap();
+        let ids = |s: &mut MemoryStorage, now, limit| {
+            read(s, |r| r.payments_awaiting(now, limit)).into_iter().map(|p| p.id).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&mut s, t(0), 10), [6, 8]);
+        assert_eq!(ids(&mut s, t(10), 10), [1, 6, 8]);
+        assert_eq!(ids(&mut s, t(20), 10), [1, 2, 6, 8]);
+        assert_eq!(ids(&mut s, t(20), 2), [1, 2]);
+        assert_eq!(ids(&mut s, t(20), 0), Vec::<PaymentId>::new());
+        write(&mut s, |r| r.save_payment(&payment(1, 1, S::Approved, None))).unwrap();
+        assert_eq!(ids(&mut s, t(20), 10), [2, 6, 8]);
+    }
+
+    #[test]
+    fn charges_by_order_and_awaiting() {
+        use ChargeStatus as S;
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| {
+            r.save_charge(&charge(3, 1, S::Pending, Some(t(30))))?;
+            r.save_charge(&charge(1, 1, S::Voided, None))?;
+            r.save_charge(&charge(2, 2, S::RefundPending, None))?;
+            r.save_charge(&charge(4, 2, S::Paid, None))?;
+            r.save_charge(&charge(5, 3, S::Refunded, None))?;
+            r.save_charge(&charge(6, 3, S::Pending, None))
+        })
+        .unwrap();
+        let of =
+            |s: &mut MemoryStorage, order| read(s, |r| r.charges(order)).into_iter().map(|c| c.id).collect::<Vec<_>>();
+        assert_eq!(of(&mut s, 1), vec![1, 3]);
+        assert_eq!(of(&mut s, 2), vec![2, 4]);
+        assert_eq!(of(&mut s, 9), Vec::<ChargeId>::new());
+        let awaiting = |s: &mut MemoryStorage, now, limit| {
+            read(s, |r| r.charges_awaiting(now, limit)).into_iter().map(|c| c.id).collect::<Vec<_>>()
+        };
+        assert_eq!(awaiting(&mut s, t(0), 10), [2, 6]);
+        assert_eq!(awaiting(&mut s, t(30), 10), [2, 3, 6]);
+        assert_eq!(awaiting(&mut s, t(30), 1), [2]);
+        write(&mut s, |r| r.save_charge(&charge(2, 2, S::Refunded, None))).unwrap();
+        assert_eq!(awaiting(&mut s, t(30), 10), [3, 6]);
+        assert_eq!(read(&mut s, |r| r.charges(2))[0].status, S::Refunded);
+    }
+
+    #[test]
+    fn tickets_deliveries_and_reviews_upsert_by_order() {
+        let mut s = MemoryStorage::new();
+        assert_eq!(read(&mut s, |r| r.ticket(1)), None);
+        assert_eq!(read(&mut s, |r| r.delivery(1)), None);
+        let ticket = KitchenTicket::receive(1, 2, t(0));
+        write(&mut s, |r| {
+            r.save_ticket(&ticket)?;
+            r.save_delivery(&delivery(1, None, DeliveryStatus::Preparing))
+        })
+        .unwrap();
+        assert_eq!(read(&mut s, |r| r.ticket(1)), Some(ticket.clone()));
+        let cooked = KitchenTicket { status: KitchenStatus::Cooked, updated_at: t(9), ..ticket };
+        let departed = delivery(1, Some(4), DeliveryStatus::Delivering);
+        write(&mut s, |r| {
+            r.save_ticket(&cooked)?;
+            r.save_delivery(&departed)
+        })
+        .unwrap();
+        assert_eq!(read(&mut s, |r| r.ticket(1)), Some(cooked));
+        assert_eq!(read(&mut s, |r| r.delivery(1)), Some(departed));
+        assert_eq!(read(&mut s, |r| r.ticket(2)), None);
+        let review =
+            Review { order_id: 1, store_id: 2, customer: "kim".into(), score: 4, text: "ok".into(), created_at: t(1) };
+        write(&mut s, |r| r.save_review(&review)).unwrap();
+        assert_eq!(s.state.reviews.get(&1), Some(&review));
+    }
+
+    #[test]
+    fn events_are_numbered_from_one_and_filtered() {
+        let mut s = MemoryStorage::new();
+        let seqs = write(&mut s, |r| {
+            Ok(vec![
+                r.append_event("a", t(1), &Event::StoreOpened { store_id: 1 })?,
+                r.append_event("b", t(2), &placed(1))?,
+                r.append_event("c", t(3), &placed(2))?,
+                r.append_event("d", t(4), &Event::CookingStarted { order_id: 1 })?,
+                r.append_event("e", t(5), &Event::FoodCooked { order_id: 1 })?,
+            ])
+        })
+        .unwrap();
+        assert_eq!(seqs, [1, 2, 3, 4, 5]);
+        let seqs_of = |s: &mut MemoryStorage, after, order, limit| {
+            read(s, |r| r.events(after, order, limit)).into_iter().map(|e| e.seq).collect::<Vec<_>>()
+        };
+        assert_eq!(seqs_of(&mut s, 0, None, 100), [1, 2, 3, 4, 5]);
+        assert_eq!(seqs_of(&mut s, -3, None, 2), [1, 2]);
+        assert_eq!(seqs_of(&mut s, 3, None, 100), [4, 5]);
+        assert_eq!(seqs_of(&mut s, 5, None, 100), Vec::<i64>::new());
+        assert_eq!(seqs_of(&mut s, 99, None, 100), Vec::<i64>::new());
+        assert_eq!(seqs_of(&mut s, 0, Some(1), 100), [2, 4, 5]);
+        assert_eq!(seqs_of(&mut s, 2, Some(1), 100), [4, 5]);
+        assert_eq!(seqs_of(&mut s, 0, Some(1), 2), [2, 4]);
+        assert_eq!(seqs_of(&mut s, 3, Some(1), 1), [4]);
+        assert_eq!(seqs_of(&mut s, 0, Some(2), 100), [3]);
+        assert_eq!(seqs_of(&mut s, 0, Some(3), 100), Vec::<i64>::new());
+        assert_eq!(seqs_of(&mut s, 0, None, 0), Vec::<i64>::new());
+        let stored = read(&mut s, |r| r.events(3, Some(1), 1)).remove(0);
+        assert_eq!(
+            stored,
+            StoredEvent { seq: 4, id: "d".into(), at: t(4), event: Event::CookingStarted { order_id: 1 } }
+        );
+        // Numbering goes on after a rolled-back append.
+        let _ = s.write(&mut |r| {
+            r.append_event("x", t(6), &placed(3))?;
+            Err(Error::Internal("no".into()))
+        });
+        assert_eq!(write(&mut s, |r| r.append_event("f", t(6), &placed(3))).unwrap(), 6);
+        assert_eq!(seqs_of(&mut s, 0, Some(3), 100), [6]);
+    }
+
+    #[test]
+    fn checkpoints_start_at_zero() {
+        let mut s = MemoryStorage::new();
+        assert_eq!(read(&mut s, |r| r.checkpoint("mypage")), 0);
+        write(&mut s, |r| {
+            r.set_checkpoint("mypage", 7)?;
+            r.set_checkpoint("other", 3)?;
+            r.set_checkpoint("mypage", 9)
+        })
+        .unwrap();
+        assert_eq!(read(&mut s, |r| r.checkpoint("mypage")), 9);
+        assert_eq!(read(&mut s, |r| r.checkpoint("other")), 3);
+        assert_eq!(read(&mut s, |r| r.checkpoint("none")), 0);
+    }
+
+    #[test]
+    fn views_by_order_and_customer_and_cleared() {
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| {
+            r.save_view(&view(3, "kim"))?;
+            r.save_view(&view(1, "kim"))?;
+            r.save_view(&view(2, "lee"))
+        })
+        .unwrap();
+        let orders = |s: &mut MemoryStorage, c: &str| {
+            read(s, |r| r.customer_views(c)).into_iter().map(|v| v.order_id).collect::<Vec<_>>()
+        };
+        assert_eq!(orders(&mut s, "kim"), [1, 3]);
+        assert_eq!(orders(&mut s, "lee"), [2]);
+        assert_eq!(orders(&mut s, "park"), Vec::<OrderId>::new());
+        assert_eq!(read(&mut s, |r| r.view(2)), Some(view(2, "lee")));
+        assert_eq!(read(&mut s, |r| r.view(4)), None);
+        // An upsert replaces the view (and moves it if the customer changed).
+        let mut v = view(3, "lee");
+        v.apply(5, t(5), &Event::CookingStarted { order_id: 3 });
+        write(&mut s, |r| r.save_view(&v)).unwrap();
+        assert_eq!(read(&mut s, |r| r.view(3)), Some(v));
+        assert_eq!(orders(&mut s, "kim"), [1]);
+        assert_eq!(orders(&mut s, "lee"), [2, 3]);
+        write(&mut s, |r| r.clear_views()).unwrap();
+        assert_eq!(read(&mut s, |r| r.view(1)), None);
+        assert_eq!(orders(&mut s, "kim"), Vec::<OrderId>::new());
+        assert_eq!(orders(&mut s, "lee"), Vec::<OrderId>::new());
+        write(&mut s, |r| r.save_view(&view(1, "kim"))).unwrap();
+        assert_eq!(orders(&mut s, "kim"), [1]);
+    }
+
+    #[test]
+    fn messages_queue_once_per_channel() {
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| {
+            r.queue_message(&message("m1", t(10)), &["console", "jsonl"])?;
+            r.queue_message(&message("m0", t(5)), &["console"])?;
+            // Replays never queue twice, whatever they say.
+            r.queue_message(&Message { text: "changed".into(), ..message("m1", t(0)) }, &["webhook"])
+        })
+        .unwrap();
+        let due = read(&mut s, |r| r.due_messages(t(10), 10));
+        let keys: Vec<(&str, &str)> =
+            due.iter().map(|q| (q.message.id.as_str(), q.delivery.channel.as_str())).collect();
+        assert_eq!(keys, [("m0", "console"), ("m1", "console"), ("m1", "jsonl")]);
+        assert_eq!(due[1].message, message("m1", t(10)));
+        assert_eq!(
+            due[1].delivery,
+            MessageDelivery {
+                message_id: "m1".into(),
+                channel: "console".into(),
+                state: DeliveryState::Pending,
+                tries: 0,
+                next_at: t(10),
+                last_error: None,
+            }
+        );
+        assert_eq!(read(&mut s, |r| r.due_messages(t(9), 10)).len(), 1);
+        assert_eq!(read(&mut s, |r| r.due_messages(t(4), 10)), vec![]);
+        assert_eq!(read(&mut s, |r| r.due_messages(t(10), 2)).len(), 2);
+        assert_eq!(read(&mut s, |r| r.dead_messages(10)), vec![]);
+    }
+
+    #[test]
+    fn message_deliveries_upsert_by_message_and_channel() {
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| {
+            r.queue_message(&message("m1", t(0)), &["console", "jsonl"])?;
+            r.queue_message(&message("m2", t(1)), &["console", "jsonl"])
+        })
+        .unwrap();
+        let failed =
+            MessageDelivery { last_error: Some("down".into()), ..md("m1", "jsonl", DeliveryState::Pending, t(60)) };
+        write(&mut s, |r| {
+            r.save_message_delivery(&md("m1", "console", DeliveryState::Delivered, t(0)))?;
+            r.save_message_delivery(&failed)?;
+            r.save_message_delivery(&md("m2", "jsonl", DeliveryState::Dead, t(1)))?;
+            r.save_message_delivery(&md("m2", "console", DeliveryState::Dead, t(1)))
+        })
+        .unwrap();
+        let keys =
+            |q: Vec<QueuedMessage>| q.into_iter().map(|q| (q.message.id, q.delivery.channel)).collect::<Vec<_>>();
+        let k = |m: &str, c: &str| (m.to_string(), c.to_string());
+        assert_eq!(keys(read(&mut s, |r| r.due_messages(t(59), 10))), vec![]);
+        let due = read(&mut s, |r| r.due_messages(t(60), 10));
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].delivery, failed);
+        // Dead ones, oldest (first queued) first.
+        assert_eq!(keys(read(&mut s, |r| r.dead_messages(10))), [k("m2", "console"), k("m2", "jsonl")]);
+        assert_eq!(keys(read(&mut s, |r| r.dead_messages(1))), [k("m2", "console")]);
+        // Reviving a dead one makes it due again; a new channel is inserted.
+        write(&mut s, |r| {
+            r.save_message_delivery(&md("m2", "console", DeliveryState::Pending, t(2)))?;
+            r.save_message_delivery(&md("m1", "kakao", DeliveryState::Pending, t(3)))
+        })
+        .unwrap();
+        assert_eq!(keys(read(&mut s, |r| r.due_messages(t(5), 10))), [k("m2", "console"), k("m1", "kakao")]);
+        assert_eq!(keys(read(&mut s, |r| r.dead_messages(10))), [k("m2", "jsonl")]);
+    }
+
+    #[test]
+    fn message_ids_that_share_a_hash_are_told_apart() {
+        let mut s = MemoryStorage::new();
+        s.state.message_id_hasher.collide = true;
+        write(&mut s, |r| {
+            for id in ["m1", "m2", "m3"] {
+                r.queue_message(&message(id, t(0)), &["console"])?;
+            }
+            r.queue_message(&message("m2", t(9)), &["jsonl"]) // already queued
+        })
+        .unwrap();
+        let before = s.state.clone();
+        let _ = s.write(&mut |r| {
+            r.queue_message(&message("m4", t(0)), &["console"])?;
+            r.save_message_delivery(&md("m1", "console", DeliveryState::Dead, t(0)))?;
+            Err(Error::Internal("undo".into()))
+        });
+        assert_eq!(s.state, before);
+        write(&mut s, |r| {
+            r.save_message_delivery(&md("m1", "console", DeliveryState::Delivered, t(0)))?;
+            r.save_message_delivery(&md("m3", "console", DeliveryState::Dead, t(0)))
+        })
+        .unwrap();
+        let due = read(&mut s, |r| r.due_messages(t(0), 10));
+        assert_eq!(due.len(), 1);
+        assert_eq!((due[0].message.id.as_str(), due[0].delivery.channel.as_str()), ("m2", "console"));
+        assert_eq!(due[0].message.at, t(0));
+        assert_eq!(read(&mut s, |r| r.dead_messages(10))[0].message.id, "m3");
+        assert!(write(&mut s, |r| r.save_message_delivery(&md("m4", "console", DeliveryState::Dead, t(0)))).is_err());
+    }
+
+    #[test]
+    fn a_delivery_of_a_message_never_queued_is_refused() {
+        let mut s = MemoryStorage::new();
+        let err = write(&mut s, |r| r.save_message_delivery(&md("nope", "console", DeliveryState::Pending, t(0))));
+        assert!(matches!(err, Err(Error::Storage(_))));
+        assert_eq!(read(&mut s, |r| r.due_messages(t(0), 10)), vec![]);
+    }
+
+    #[test]
+    fn a_channel_named_twice_is_queued_once() {
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| r.queue_message(&message("m1", t(0)), &["console", "console", "jsonl"])).unwrap();
+        let channels: Vec<String> =
+            read(&mut s, |r| r.due_messages(t(0), 10)).into_iter().map(|q| q.delivery.channel).collect();
+        assert_eq!(channels, ["console", "jsonl"]);
+        // A message queued on no channel is still recorded, so a replay adds none.
+        write(&mut s, |r| {
+            r.queue_message(&message("m2", t(0)), &[])?;
+            r.queue_message(&message("m2", t(0)), &["console"])
+        })
+        .unwrap();
+        assert_eq!(read(&mut s, |r| r.due_messages(t(0), 10)).len(), 2);
+    }
+
+    #[test]
+    fn debug_shows_sizes_not_contents() {
+        let s = populated();
+        let shown = format!("{s:?}");
+        assert!(shown.starts_with("MemoryStorage { stores: 1, menus: 1, riders: 2, orders: 1"), "{shown}");
+        assert_eq!(format!("{:?}", MemoryStorage::default()), format!("{:?}", MemoryStorage::new()));
+    }
+}
