@@ -226,7 +226,10 @@ fn cancel_compensates_everything_and_is_refused_after_departure() {
     w.engine.finish_cooking(id).unwrap();
     w.engine.start_delivery(id, None).unwrap();
     let err = w.engine.cancel(id, "").unwrap_err();
-    assert_eq!(err.to_string(), format!("order {id} is already on its way (delivering); it can no longer be cancelled"));
+    assert_eq!(
+        err.to_string(),
+        format!("order {id} is already on its way (delivering); it can no longer be cancelled")
+    );
     assert_eq!(w.engine.status(id).unwrap().status, OrderStatus::Delivering);
 }
 

@@ -7,7 +7,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// ezdelivery: a food-delivery ordering engine on one SQLite file.
 #[derive(Debug, Parser)]
 #[command(name = "ezdelivery", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Example:\n  ezdelivery demo\n  ezdelivery order --store 1 --customer kim --item 후라이드:2 --pay")]
+#[command(
+    after_help = "Example:\n  ezdelivery demo\n  ezdelivery order --store 1 --customer kim --item 후라이드:2 --pay"
+)]
 pub struct Cli {
     /// The SQLite file (created with its folder on first use).
     #[arg(long, global = true, env = "EZDELIVERY_DB", value_name = "PATH")]
@@ -47,7 +49,9 @@ pub enum Command {
     #[command(subcommand)]
     Rider(RiderCommand),
     /// Place an order (pending_payment; with --pay, pay it at once).
-    #[command(after_help = "Example:\n  ezdelivery order --store 1 --customer kim --item 후라이드:2 --item 콜라 --pay")]
+    #[command(
+        after_help = "Example:\n  ezdelivery order --store 1 --customer kim --item 후라이드:2 --item 콜라 --pay"
+    )]
     Order(OrderArgs),
     /// Pay a pending_payment order.
     #[command(after_help = "Example:\n  ezdelivery pay 7 --card 4111111111111111")]

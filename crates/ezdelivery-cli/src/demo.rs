@@ -54,7 +54,12 @@ pub fn run(cli: &Cli, config: &Config) -> Result<()> {
     step(cli, 1, "store add --name 교촌치킨 --owner park", "A store registers; it is open.");
     let store = e.add_store("교촌치킨", Some("park"), Some("서울 강남구"))?;
     show(cli, &render::store_text("registered", &store));
-    step(cli, 2, "menu add --store 1 --name 후라이드 --price 18000 (and 콜라 2000)", "It lists its menu, in whole won.");
+    step(
+        cli,
+        2,
+        "menu add --store 1 --name 후라이드 --price 18000 (and 콜라 2000)",
+        "It lists its menu, in whole won.",
+    );
     let chicken = e.add_menu(store.id, "후라이드", 18_000)?;
     let cola = e.add_menu(store.id, "콜라", 2_000)?;
     show(cli, &format!("{}\n{}", render::menu_text("added", &chicken), render::menu_text("added", &cola)));
@@ -62,27 +67,59 @@ pub fn run(cli: &Cli, config: &Config) -> Result<()> {
     let rider = e.add_rider("lee")?;
     show(cli, &format!("rider {} registered: {}", rider.id, rider.name));
 
-    step(cli, 4, "order --store 1 --customer kim --item 후라이드:2 --item 콜라 --pay --card 4000000000000002",
-        "kim orders and pays with a card the sandbox declines: exit 5, the order is kept unpaid.");
+    step(
+        cli,
+        4,
+        "order --store 1 --customer kim --item 후라이드:2 --item 콜라 --pay --card 4000000000000002",
+        "kim orders and pays with a card the sandbox declines: exit 5, the order is kept unpaid.",
+    );
     let items = [ItemPick::new("후라이드", 2), ItemPick::new("콜라", 1)];
     let order = match e.place_order(store.id, "kim", &items, "서울 서초구", true, Some("4000000000000002")) {
         Err(Error::Declined { order, reason }) => {
             show(cli, &format!("declined ({reason}); order {order} stays pending_payment"));
             order
         }
-        Ok(v) => return Err(Error::Internal(format!("the sandbox approved the decline card for order {}", v.order_id))),
+        Ok(v) => {
+            return Err(Error::Internal(format!("the sandbox approved the decline card for order {}", v.order_id)))
+        }
         Err(other) => return Err(other),
     };
     step(cli, 5, "store orders 1", "An unpaid order is not established: the owner's inbox is empty.");
     show(cli, &render::views("orders", &e.store_inbox(store.id)?).human);
     step(cli, 6, &format!("pay {order} --card 4111111111111111"), "kim pays again with another card.");
     let v = e.pay(order, Some("4111111111111111"))?;
-    show(cli, &format!("order {order}: {} · payment {}", v.status, v.payment.map(|p| p.status.to_string()).unwrap_or_default()));
+    show(
+        cli,
+        &format!(
+            "order {order}: {} · payment {}",
+            v.status,
+            v.payment.map(|p| p.status.to_string()).unwrap_or_default()
+        ),
+    );
     step(cli, 7, "store orders 1", "Now the owner sees it.");
     show(cli, &render::views("orders", &e.store_inbox(store.id)?).human);
-    step(cli, 8, &format!("cook start {order}"), "The owner accepts and starts cooking; a delivery is prepared with lee, whose 3,000 won charge is paid.");
+    step(
+        cli,
+        8,
+        &format!("cook start {order}"),
+        "The owner accepts and starts cooking; a delivery is prepared with lee, whose 3,000 won charge is paid.",
+    );
     let v = e.start_cooking(order)?;
-    show(cli, &format!("order {order}: {} · delivery {}", v.status, v.delivery.map(|d| format!("{} rider {:?} charge {:?}", d.status, d.rider.unwrap_or_default(), d.charge.map(|c| c.status.to_string()))).unwrap_or_default()));
+    show(
+        cli,
+        &format!(
+            "order {order}: {} · delivery {}",
+            v.status,
+            v.delivery
+                .map(|d| format!(
+                    "{} rider {:?} charge {:?}",
+                    d.status,
+                    d.rider.unwrap_or_default(),
+                    d.charge.map(|c| c.status.to_string())
+                ))
+                .unwrap_or_default()
+        ),
+    );
     step(cli, 9, &format!("deliver start {order}"), "lee cannot depart before the food is cooked: exit 4.");
     match e.start_delivery(order, None) {
         Err(err @ Error::Refused(_)) => show(cli, &format!("refused: {err}")),
@@ -109,15 +146,30 @@ pub fn run(cli: &Cli, config: &Config) -> Result<()> {
     let second = e.place_order(store.id, "kim", &[ItemPick::new(chicken.id.to_string(), 1)], "", true, None)?.order_id;
     e.start_cooking(second)?;
     let v = e.cancel(second, "changed my mind")?;
-    show(cli, &format!(
-        "order {second}: {} · payment {} · kitchen {} · delivery {}",
-        v.status,
-        v.payment.as_ref().map(|p| p.status.to_string()).unwrap_or_default(),
-        v.kitchen.as_ref().map(|k| k.status.to_string()).unwrap_or_default(),
-        v.delivery.as_ref().map(|d| format!("{} (charge {})", d.status, d.charge.as_ref().map(|c| c.status.to_string()).unwrap_or_default())).unwrap_or_default()
-    ));
+    show(
+        cli,
+        &format!(
+            "order {second}: {} · payment {} · kitchen {} · delivery {}",
+            v.status,
+            v.payment.as_ref().map(|p| p.status.to_string()).unwrap_or_default(),
+            v.kitchen.as_ref().map(|k| k.status.to_string()).unwrap_or_default(),
+            v.delivery
+                .as_ref()
+                .map(|d| format!(
+                    "{} (charge {})",
+                    d.status,
+                    d.charge.as_ref().map(|c| c.status.to_string()).unwrap_or_default()
+                ))
+                .unwrap_or_default()
+        ),
+    );
 
-    step(cli, 16, &format!("status {order}"), "mypage: the whole order in one view, with its timeline, built from the event log.");
+    step(
+        cli,
+        16,
+        &format!("status {order}"),
+        "mypage: the whole order in one view, with its timeline, built from the event log.",
+    );
     let view = e.status(order)?;
     show(cli, &render::view_text(&view));
     step(cli, 17, "store list", "The store's review count and average score.");
@@ -131,7 +183,10 @@ pub fn run(cli: &Cli, config: &Config) -> Result<()> {
     }
     show(cli, &format!("rebuilt from {} events: identical to the live views", p.events));
     if cli.json {
-        println!("{}", serde_json::json!({ "db": db, "orders": after.iter().map(render::view_json).collect::<Vec<_>>() }));
+        println!(
+            "{}",
+            serde_json::json!({ "db": db, "orders": after.iter().map(render::view_json).collect::<Vec<_>>() })
+        );
     } else if !cli.quiet {
         println!("\nDone. Look around: ezdelivery --db {} status --customer kim", db.display());
     }

@@ -18,7 +18,9 @@ use ezdelivery_core::domain::validate::Invalid;
 use ezdelivery_core::{Engine, Error, ItemPick, Result};
 use serde_json::json;
 
-use args::{Cli, Command, CookCommand, DeliverCommand, EventFormat, MenuCommand, ProjectionCommand, RiderCommand, StoreCommand};
+use args::{
+    Cli, Command, CookCommand, DeliverCommand, EventFormat, MenuCommand, ProjectionCommand, RiderCommand, StoreCommand,
+};
 use config::Config;
 use render::Output;
 
@@ -57,7 +59,10 @@ fn fail(error: &Error, json: bool) -> ExitCode {
 /// as JSON when `--json` was asked for.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
@@ -125,7 +130,9 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
             let s = engine.set_store_open(*store, false)?;
             Printed::Out(Output::new(render::store_json(&s), render::store_text("is closed", &s)))
         }
-        Command::Store(StoreCommand::Orders { store }) => Printed::Out(render::views("orders", &engine.store_inbox(*store)?)),
+        Command::Store(StoreCommand::Orders { store }) => {
+            Printed::Out(render::views("orders", &engine.store_inbox(*store)?))
+        }
         Command::Menu(MenuCommand::Add { store, name, price }) => {
             let m = engine.add_menu(*store, name, *price)?;
             Printed::Out(Output::new(render::menu_json(&m), render::menu_text("added", &m)))
@@ -152,7 +159,9 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
         Command::Cook(CookCommand::Start { order }) => view(engine.start_cooking(*order)?),
         Command::Cook(CookCommand::Finish { order }) => view(engine.finish_cooking(*order)?),
         Command::Cook(CookCommand::Reject { order, reason }) => view(engine.reject(*order, reason)?),
-        Command::Deliver(DeliverCommand::Start { order, rider }) => view(engine.start_delivery(*order, rider.as_deref())?),
+        Command::Deliver(DeliverCommand::Start { order, rider }) => {
+            view(engine.start_delivery(*order, rider.as_deref())?)
+        }
         Command::Deliver(DeliverCommand::Complete { order }) => view(engine.complete_delivery(*order)?),
         Command::Cancel { order, reason } => view(engine.cancel(*order, reason)?),
         Command::Review { order, score, text } => {
@@ -170,7 +179,8 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
                 return Err(Error::Invalid(Invalid(format!("--after must be 0 or more, got {after}"))));
             }
             let events = engine.events(*after, *order, usize::MAX >> 1)?;
-            let format = format.unwrap_or(if std::io::stdout().is_terminal() { EventFormat::Table } else { EventFormat::Json });
+            let format =
+                format.unwrap_or(if std::io::stdout().is_terminal() { EventFormat::Table } else { EventFormat::Json });
             if json {
                 let all: Vec<_> = events.iter().map(render::event_json).collect();
                 return Ok(Printed::Out(Output::new(json!({ "events": all }), String::new())));
@@ -189,17 +199,28 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
             let dead = engine.dead_messages()?;
             let list: Vec<_> = dead
                 .iter()
-                .map(|q| json!({ "id": q.message.id, "channel": q.delivery.channel, "order_id": q.message.order_id,
+                .map(|q| {
+                    json!({ "id": q.message.id, "channel": q.delivery.channel, "order_id": q.message.order_id,
                                  "recipient": q.message.recipient, "tries": q.delivery.tries,
-                                 "last_error": q.delivery.last_error, "text": q.message.text }))
+                                 "last_error": q.delivery.last_error, "text": q.message.text })
+                })
                 .collect();
             let human = if dead.is_empty() {
                 "no dead messages".to_string()
             } else {
                 dead.iter()
-                    .map(|q| format!("{} [{}] order {} → {}: {} (after {} tries: {})", q.message.id, q.delivery.channel,
-                        q.message.order_id, q.message.recipient, q.message.text, q.delivery.tries,
-                        q.delivery.last_error.as_deref().unwrap_or("-")))
+                    .map(|q| {
+                        format!(
+                            "{} [{}] order {} → {}: {} (after {} tries: {})",
+                            q.message.id,
+                            q.delivery.channel,
+                            q.message.order_id,
+                            q.message.recipient,
+                            q.message.text,
+                            q.delivery.tries,
+                            q.delivery.last_error.as_deref().unwrap_or("-")
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join("\n")
             };
@@ -222,7 +243,10 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
         Command::Projection(ProjectionCommand::Rebuild) => {
             let p = engine.rebuild_projection()?;
             let json = json!({ "events": p.events, "applied": p.applied, "checkpoint": p.checkpoint });
-            Printed::Out(Output::new(json, format!("mypage rebuilt from {} events ({} applied), checkpoint {}", p.events, p.applied, p.checkpoint)))
+            Printed::Out(Output::new(
+                json,
+                format!("mypage rebuilt from {} events ({} applied), checkpoint {}", p.events, p.applied, p.checkpoint),
+            ))
         }
         Command::Demo => return Err(Error::Internal("demo is run before the engine is opened".into())),
     })

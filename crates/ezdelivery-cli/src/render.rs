@@ -44,7 +44,13 @@ pub fn store_json(s: &Store) -> Value {
 /// One store for people.
 pub fn store_text(verb: &str, s: &Store) -> String {
     let state = if s.open { "open" } else { "closed" };
-    format!("store {} {verb}: {} (owner {}, {state}, delivery charge {}원)", s.id, s.name, s.owner, won(s.delivery_charge))
+    format!(
+        "store {} {verb}: {} (owner {}, {state}, delivery charge {}원)",
+        s.id,
+        s.name,
+        s.owner,
+        won(s.delivery_charge)
+    )
 }
 
 /// `store list`
@@ -112,7 +118,8 @@ pub fn view_json(view: &OrderView) -> Value {
 
 /// The mypage view of one order for people: summary, items, and timeline.
 pub fn view_text(v: &OrderView) -> String {
-    let mut out = format!("order {} · {} (store {}) · {} · {}\n", v.order_id, v.store, v.store_id, v.customer, v.status);
+    let mut out =
+        format!("order {} · {} (store {}) · {} · {}\n", v.order_id, v.store, v.store_id, v.customer, v.status);
     let mut items = table(&["menu", "name", "unit price", "qty", "amount"]);
     for i in &v.items {
         items.add_row(vec![

@@ -1089,12 +1089,13 @@ impl Repo for Tx<'_> {
 
     fn due_messages(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedMessage>> {
         let state = &self.state;
-        Ok(state.due.range(..=(now, usize::MAX)).filter_map(|&(_, key)| state.queued(key)).take(limit).collect())
+        let due = state.due.range(..=(now, usize::MAX)).filter_map(|&(_, key)| state.queued(key)).collect();
+        Ok(oldest_message_first(due, limit))
     }
 
     fn dead_messages(&mut self, limit: usize) -> Result<Vec<QueuedMessage>> {
         let state = &self.state;
-        Ok(state.dead.iter().filter_map(|&key| state.queued(key)).take(limit).collect())
+        Ok(oldest_message_first(state.dead.iter().filter_map(|&key| state.queued(key)).collect(), limit))
     }
 
     fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()> {
@@ -1120,6 +1121,17 @@ impl Repo for Tx<'_> {
         }
         Ok(())
     }
+}
+
+/// The storage contract's order: oldest message first (then id, then
+/// channel), so a retried message still reaches its recipient before newer
+/// ones about the same order.
+fn oldest_message_first(mut queued: Vec<QueuedMessage>, limit: usize) -> Vec<QueuedMessage> {
+    queued.sort_by(|a, b| {
+        (a.message.at, &a.message.id, &a.delivery.channel).cmp(&(b.message.at, &b.message.id, &b.delivery.channel))
+    });
+    queued.truncate(limit);
+    queued
 }
 
 #[cfg(test)]
@@ -1916,7 +1928,7 @@ mod tests {
         let due = read(&mut s, |r| r.due_messages(t(60), 10));
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].delivery, failed);
-        // Dead ones, oldest (first queued) first.
+        // Dead ones, oldest message first, then by channel.
         assert_eq!(keys(read(&mut s, |r| r.dead_messages(10))), [k("m2", "console"), k("m2", "jsonl")]);
         assert_eq!(keys(read(&mut s, |r| r.dead_messages(1))), [k("m2", "console")]);
         // Reviving a dead one makes it due again; a new channel is inserted.
@@ -1925,7 +1937,8 @@ mod tests {
             r.save_message_delivery(&md("m1", "kakao", DeliveryState::Pending, t(3)))
         })
         .unwrap();
-        assert_eq!(keys(read(&mut s, |r| r.due_messages(t(5), 10))), [k("m2", "console"), k("m1", "kakao")]);
+        // Oldest message first: m1 (queued at 0) before m2 (queued at 1).
+        assert_eq!(keys(read(&mut s, |r| r.due_messages(t(5), 10))), [k("m1", "kakao"), k("m2", "console")]);
         assert_eq!(keys(read(&mut s, |r| r.dead_messages(10))), [k("m2", "jsonl")]);
     }
 
@@ -1990,5 +2003,13 @@ mod tests {
         let shown = format!("{s:?}");
         assert!(shown.starts_with("MemoryStorage { stores: 1, menus: 1, riders: 2, orders: 1"), "{shown}");
         assert_eq!(format!("{:?}", MemoryStorage::default()), format!("{:?}", MemoryStorage::new()));
+    }
+}
+
+#[cfg(test)]
+mod contract {
+    #[test]
+    fn memory_storage_passes_the_storage_contract() {
+        crate::adapters::contract_tests::run_all(&|| Box::new(super::MemoryStorage::new()));
     }
 }

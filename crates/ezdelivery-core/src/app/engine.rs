@@ -262,11 +262,9 @@ impl ItemPick {
     pub fn parse(text: &str) -> Result<ItemPick> {
         let (menu, qty) = match text.rsplit_once(':') {
             Some((menu, qty)) if !qty.is_empty() && qty.trim_start_matches('-').chars().all(|c| c.is_ascii_digit()) => {
-                let qty = qty
-                    .parse::<i64>()
-                    .ok()
-                    .and_then(|q| u32::try_from(q).ok())
-                    .ok_or_else(|| Error::Invalid(crate::domain::validate::Invalid(format!("quantity `{qty}` is out of range"))))?;
+                let qty = qty.parse::<i64>().ok().and_then(|q| u32::try_from(q).ok()).ok_or_else(|| {
+                    Error::Invalid(crate::domain::validate::Invalid(format!("quantity `{qty}` is out of range")))
+                })?;
                 (menu, qty)
             }
             _ => (text, 1),

@@ -85,7 +85,8 @@ impl Engine {
                 Some(r) => Some(Charge::request(w.repo.next_id(Table::Charge)?, order, r.id, amount, w.now)),
                 None => None,
             };
-            let (delivery, prepared) = Delivery::prepare(order, rider.as_ref(), charge.as_ref().map(|c| c.id), amount, w.now);
+            let (delivery, prepared) =
+                Delivery::prepare(order, rider.as_ref(), charge.as_ref().map(|c| c.id), amount, w.now);
             w.repo.update_order(&cooking)?;
             w.repo.save_ticket(&ticket)?;
             w.repo.save_delivery(&delivery)?;
@@ -165,14 +166,18 @@ impl Engine {
             let Some(rider_id) = delivery.rider_id else {
                 return Err(Refusal::NoRider { order }.into());
             };
-            let live = w.repo.charges(order)?.into_iter().rev().find(|c| {
-                c.rider_id == rider_id && matches!(c.status, ChargeStatus::Pending | ChargeStatus::Paid)
-            });
+            let live = w
+                .repo
+                .charges(order)?
+                .into_iter()
+                .rev()
+                .find(|c| c.rider_id == rider_id && matches!(c.status, ChargeStatus::Pending | ChargeStatus::Paid));
             match live {
                 Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c).map(|()| None),
                 Some(c) => Ok(Some(c)),
                 None => {
-                    let charge = Charge::request(w.repo.next_id(Table::Charge)?, order, rider_id, delivery.charge, w.now);
+                    let charge =
+                        Charge::request(w.repo.next_id(Table::Charge)?, order, rider_id, delivery.charge, w.now);
                     w.repo.save_charge(&charge)?;
                     Ok(Some(charge))
                 }
@@ -194,7 +199,10 @@ impl Engine {
                 let charge = w.repo.charges(order)?.into_iter().rev().find(|c| Some(c.rider_id) == delivery.rider_id);
                 match charge {
                     Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c),
-                    other => Err(Refusal::ChargeNotPaid { order, charge: other.map_or("none", |c| c.status.as_str()) }.into()),
+                    other => {
+                        Err(Refusal::ChargeNotPaid { order, charge: other.map_or("none", |c| c.status.as_str()) }
+                            .into())
+                    }
                 }
             })?;
         }

@@ -94,12 +94,8 @@ impl Engine {
         self.write(|w| {
             let dead = w.repo.dead_messages(usize::MAX >> 1)?;
             for q in &dead {
-                let revived = MessageDelivery {
-                    state: DeliveryState::Pending,
-                    tries: 0,
-                    next_at: w.now,
-                    ..q.delivery.clone()
-                };
+                let revived =
+                    MessageDelivery { state: DeliveryState::Pending, tries: 0, next_at: w.now, ..q.delivery.clone() };
                 w.repo.save_message_delivery(&revived)?;
             }
             Ok(dead.len())

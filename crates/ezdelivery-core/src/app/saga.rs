@@ -6,9 +6,7 @@
 
 use crate::app::engine::{Engine, Work};
 use crate::domain::order::OrderAction;
-use crate::domain::{
-    Charge, ChargeStatus, KitchenTicket, OrderId, OrderStatus, Payment, PaymentStatus,
-};
+use crate::domain::{Charge, ChargeStatus, KitchenTicket, OrderId, OrderStatus, Payment, PaymentStatus};
 use crate::ports::{ChargeRequest, GatewayOutcome, PaymentRequest, RefundRequest};
 use crate::{Error, Result};
 
@@ -130,7 +128,8 @@ impl Engine {
                         return Ok(Settled::Nothing);
                     }
                     let next = retry.next_at(current.attempt.tries + 1, w.now);
-                    let queued = Charge { attempt: current.attempt.failed(&reason, next), updated_at: w.now, ..current };
+                    let queued =
+                        Charge { attempt: current.attempt.failed(&reason, next), updated_at: w.now, ..current };
                     w.repo.save_charge(&queued)?;
                     Ok(Settled::Unavailable(reason))
                 }
@@ -217,7 +216,8 @@ impl Engine {
                 }
                 GatewayOutcome::Declined { reason } | GatewayOutcome::Unavailable { reason } => {
                     let next = retry.next_at(current.attempt.tries + 1, w.now);
-                    let queued = Charge { attempt: current.attempt.failed(&reason, next), updated_at: w.now, ..current };
+                    let queued =
+                        Charge { attempt: current.attempt.failed(&reason, next), updated_at: w.now, ..current };
                     w.repo.save_charge(&queued)?;
                     Ok(Settled::Unavailable(reason))
                 }

@@ -128,9 +128,10 @@ pub trait Repo {
     /// Queues a message once per channel; a message whose id is already
     /// queued is left as it is, so replays never send twice.
     fn queue_message(&mut self, message: &Message, channels: &[&str]) -> Result<()>;
-    /// Deliveries still `pending` whose next try is due at `now`, oldest first.
+    /// Deliveries still `pending` whose next try is due at `now`, oldest
+    /// message first (by its time, then id, then channel), at most `limit`.
     fn due_messages(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedMessage>>;
-    /// Deliveries parked as `dead`, oldest first.
+    /// Deliveries parked as `dead`, oldest message first, at most `limit`.
     fn dead_messages(&mut self, limit: usize) -> Result<Vec<QueuedMessage>>;
     fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()>;
 }
