@@ -20,8 +20,8 @@ use crate::app::storage::{Repo, Storage, StoredEvent, Table};
 use crate::app::view::OrderView;
 use crate::domain::attempt::Attempt;
 use crate::domain::{
-    Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenStatus, KitchenTicket, Menu, Order, OrderItem,
-    OrderStatus, Payment, PaymentStatus, Review, Rider, Store,
+    Breaker, BreakerState, Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenStatus, KitchenTicket, Menu,
+    Order, OrderItem, OrderStatus, Payment, PaymentStatus, Review, Rider, Store,
 };
 use crate::ports::Message;
 use crate::{Error, Result};
@@ -49,6 +49,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("views", views),
     ("messages", messages),
     ("dead_messages", dead_messages),
+    ("breakers", breakers),
     ("failed_write_rolls_back", failed_write_rolls_back),
     ("failed_read_returns_its_error", failed_read_returns_its_error),
 ];
@@ -890,4 +891,32 @@ fn failed_read_returns_its_error(s: &mut dyn Storage) {
     });
     assert!(matches!(&failed, Err(Error::NotFound { what: "order", id, .. }) if id == "42"), "{failed:?}");
     assert_eq!(read(s, |r| r.stores()), vec![store(1)], "the storage is still usable");
+}
+
+fn breakers(s: &mut dyn Storage) {
+    let t0 = DateTime::from_timestamp(1_700_000_000, 123_456_000).expect("a time");
+    assert_eq!(read(s, |r| r.breaker("payment")), None);
+    assert_eq!(read(s, |r| r.breakers()), vec![]);
+    let open = Breaker {
+        name: "payment".into(),
+        state: BreakerState::Open,
+        failures: 5,
+        opened_at: Some(t0),
+        updated_at: t0 + Duration::seconds(1),
+    };
+    let webhook = Breaker::closed("webhook", t0);
+    write(s, |r| {
+        r.save_breaker(&webhook)?;
+        r.save_breaker(&open)
+    });
+    assert_eq!(read(s, |r| r.breaker("payment")), Some(open.clone()));
+    let closed = Breaker::closed("payment", t0 + Duration::seconds(2));
+    write(s, |r| r.save_breaker(&closed));
+    assert_eq!(read(s, |r| r.breakers()), vec![closed, webhook], "upserted, by name");
+    let fail: Result<()> = s.write(&mut |r| {
+        r.save_breaker(&open)?;
+        Err(Error::Internal("boom".into()))
+    });
+    assert!(fail.is_err());
+    assert_eq!(read(s, |r| r.breaker("payment")).map(|b| b.state), Some(BreakerState::Closed), "rolled back");
 }

@@ -32,8 +32,8 @@ use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::app::storage::{StoredEvent, Table};
 use crate::app::view::OrderView;
 use crate::domain::{
-    Charge, ChargeId, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
-    OrderStatus, Payment, PaymentId, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
+    Breaker, Charge, ChargeId, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order,
+    OrderId, OrderStatus, Payment, PaymentId, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::{Message, Repo, Storage};
 use crate::{Error, Result};
@@ -165,6 +165,8 @@ enum Undo {
     Checkpoint(usize, i64),
     /// A checkpoint was added: pop it.
     NewCheckpoint,
+    /// A breaker before it was saved (`None`: it was new).
+    Breaker(String, Option<Breaker>),
     /// A view was saved; `true` when it replaced one, which is on [`Journal::views`].
     View(OrderId, bool),
     /// Every view and the customer index, as they were before `clear_views`.
@@ -270,6 +272,8 @@ struct State {
 
     /// (projector, seq): a handful, so a vector.
     checkpoints: Vec<(String, i64)>,
+    /// Circuit breakers by name: a handful.
+    breakers: BTreeMap<String, Breaker>,
 
     views: IdMap<OrderId, OrderView>,
     customer_views: HashMap<String, BTreeSet<OrderId>>,
@@ -483,6 +487,12 @@ impl State {
             }
             Undo::NewCheckpoint => {
                 self.checkpoints.pop();
+            }
+            Undo::Breaker(name, old) => {
+                match old {
+                    Some(b) => self.breakers.insert(name, b),
+                    None => self.breakers.remove(&name),
+                };
             }
             Undo::View(id, replaced) => {
                 let old = if replaced { views.pop() } else { None };
@@ -1018,6 +1028,21 @@ impl Repo for Tx<'_> {
                 None => Vec::new(),
             },
         })
+    }
+
+    fn breaker(&mut self, name: &str) -> Result<Option<Breaker>> {
+        Ok(self.state.breakers.get(name).cloned())
+    }
+
+    fn breakers(&mut self) -> Result<Vec<Breaker>> {
+        Ok(self.state.breakers.values().cloned().collect())
+    }
+
+    fn save_breaker(&mut self, breaker: &Breaker) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        let old = state.breakers.insert(breaker.name.clone(), breaker.clone());
+        journal.push(Undo::Breaker(breaker.name.clone(), old));
+        Ok(())
     }
 
     fn checkpoint(&mut self, projector: &str) -> Result<i64> {

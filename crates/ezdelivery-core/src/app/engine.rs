@@ -16,7 +16,7 @@ use crate::app::messages::{messages_for, Audience, Locale};
 use crate::app::retry::RetryPolicy;
 use crate::app::storage::{Repo, StoredEvent};
 use crate::app::{projector, view::OrderView};
-use crate::domain::{Event, OrderId};
+use crate::domain::{BreakerSettings, Event, OrderId};
 use crate::ports::{ChargeGateway, Clock, Message, Notifier, PaymentGateway, Storage, SystemClock};
 use crate::{Error, Result};
 
@@ -31,8 +31,11 @@ pub struct Engine {
     pub(crate) clock: Box<dyn Clock>,
     pub(crate) locale: Locale,
     pub(crate) retry: RetryPolicy,
+    pub(crate) breaker_settings: BreakerSettings,
     /// How many due messages a command delivers right after its commit.
     pub(crate) relay_after_command: usize,
+    /// How long a command may spend delivering them.
+    pub(crate) relay_budget: std::time::Duration,
 }
 
 /// Builds an [`Engine`]: sandbox gateways, system clock, no notifier and
@@ -53,7 +56,9 @@ impl Engine {
                 clock: Box::new(SystemClock),
                 locale: Locale::default(),
                 retry: RetryPolicy::default(),
+                breaker_settings: BreakerSettings::default(),
                 relay_after_command: 32,
+                relay_budget: std::time::Duration::from_millis(250),
             },
         }
     }
@@ -221,10 +226,23 @@ impl EngineBuilder {
         self
     }
 
+    /// Opens the circuit breakers by `settings`.
+    pub fn breakers(mut self, settings: BreakerSettings) -> Self {
+        self.engine.breaker_settings = settings;
+        self
+    }
+
     /// How many due messages each command delivers right after its commit
     /// (0: leave them all to [`Engine::relay`]).
     pub fn relay_after_command(mut self, messages: usize) -> Self {
         self.engine.relay_after_command = messages;
+        self
+    }
+
+    /// How long each command may spend delivering messages after its commit
+    /// (default 250 ms); what is left waits for `relay`.
+    pub fn relay_budget(mut self, budget: std::time::Duration) -> Self {
+        self.engine.relay_budget = budget;
         self
     }
 

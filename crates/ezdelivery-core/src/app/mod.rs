@@ -2,6 +2,7 @@
 //! command as a transaction around the pure domain, the saga that calls the
 //! gateways between transactions, the projector and the outbox relay.
 
+pub mod breakers;
 pub mod catalogue;
 pub mod engine;
 pub mod lifecycle;

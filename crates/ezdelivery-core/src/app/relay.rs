@@ -1,9 +1,14 @@
 //! The relay: delivers queued messages on every channel and retries queued
 //! gateway calls (payments, refunds, delivery charges) that are due.
 
+use std::collections::HashMap;
+use std::time::Instant;
+
 use crate::app::engine::Engine;
 use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::app::saga::Settled;
+use crate::domain::breaker::Permit;
+use crate::domain::{Breaker, BreakerState};
 use crate::domain::{ChargeStatus, PaymentStatus};
 use crate::{Error, Result};
 
@@ -31,6 +36,8 @@ pub struct RelayReport {
     pub messages_failed: usize,
     /// Messages given up after too many tries (parked as dead).
     pub messages_dead: usize,
+    /// Messages not tried because their channel's breaker is open.
+    pub messages_skipped: usize,
 }
 
 /// What delivering a batch of messages did.
@@ -42,6 +49,20 @@ pub struct MessageStats {
     pub failed: usize,
     /// Failed for the last time: parked as dead.
     pub dead: usize,
+    /// Not tried: the channel's circuit breaker is open.
+    pub skipped: usize,
+}
+
+/// A channel's breaker during one batch of deliveries.
+struct Gate {
+    /// As stored before the batch (`None`: never used).
+    before: Option<Breaker>,
+    /// As it is now.
+    breaker: Breaker,
+    /// No more sends on this channel in this batch.
+    open: bool,
+    /// This batch's first send is the half-open trial.
+    trial: bool,
 }
 
 impl Engine {
@@ -76,7 +97,8 @@ impl Engine {
             report.messages_delivered += stats.delivered;
             report.messages_failed += stats.failed;
             report.messages_dead += stats.dead;
-            if stats.delivered + stats.failed + stats.dead < RELAY_BATCH {
+            report.messages_skipped += stats.skipped;
+            if stats.delivered + stats.failed + stats.dead < RELAY_BATCH || stats.skipped > 0 {
                 break;
             }
         }
@@ -103,21 +125,44 @@ impl Engine {
     }
 
     /// Delivers up to `limit` due messages, each on its channel, and records
-    /// what happened. A failing notifier only delays its own messages.
+    /// what happened. A failing notifier only delays its own messages; a
+    /// channel whose breaker is open is skipped without being called.
     pub fn deliver_messages(&mut self, limit: usize) -> Result<MessageStats> {
+        self.deliver_messages_until(limit, None)
+    }
+
+    fn deliver_messages_until(&mut self, limit: usize, deadline: Option<Instant>) -> Result<MessageStats> {
         let now = self.clock.now();
-        let due = self.read(|repo| repo.due_messages(now, limit))?;
+        let settings = self.breaker_settings;
+        let (due, stored) = self.read(|repo| Ok((repo.due_messages(now, limit)?, repo.breakers()?)))?;
         if due.is_empty() {
             return Ok(MessageStats::default());
         }
         let mut stats = MessageStats::default();
+        let mut gates: HashMap<String, Gate> = HashMap::new();
         let mut outcomes = Vec::with_capacity(due.len());
         for queued in due {
-            let notifier = self.notifiers.iter().find(|n| n.channel() == queued.delivery.channel);
-            let sent = match notifier {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            let channel = queued.delivery.channel.clone();
+            let gate = gates.entry(channel.clone()).or_insert_with(|| {
+                let before = stored.iter().find(|b| b.name == channel).cloned();
+                let current = before.clone().unwrap_or_else(|| Breaker::closed(&channel, now));
+                let (breaker, permit) = current.permit(&settings, now);
+                Gate { before, breaker, open: matches!(permit, Permit::Refuse { .. }), trial: permit == Permit::Trial }
+            });
+            if gate.open {
+                stats.skipped += 1;
+                continue;
+            }
+            let sent = match self.notifiers.iter().find(|n| n.channel() == channel) {
                 Some(n) => n.send(&queued.message),
-                None => Err(format!("no notifier `{}` is configured", queued.delivery.channel)),
+                None => Err(format!("no notifier `{channel}` is configured")),
             };
+            gate.breaker = gate.breaker.record(sent.is_ok(), &settings, now);
+            // After a trial, or once the breaker opens, the channel waits.
+            gate.open = gate.trial || gate.breaker.state == BreakerState::Open;
             outcomes.push((queued.delivery, sent));
         }
         let retry = self.retry;
@@ -141,6 +186,15 @@ impl Engine {
                 };
                 w.repo.save_message_delivery(&next)?;
             }
+            for gate in gates.values() {
+                let changed = gate.before.as_ref().map_or(gate.breaker.failures > 0, |b| {
+                    (b.state, b.failures, b.opened_at)
+                        != (gate.breaker.state, gate.breaker.failures, gate.breaker.opened_at)
+                });
+                if changed {
+                    w.repo.save_breaker(&gate.breaker)?;
+                }
+            }
             Ok(())
         })?;
         Ok(stats)
@@ -152,7 +206,8 @@ impl Engine {
         if self.relay_after_command > 0 {
             // Deliberately ignored: the command is committed; anything not
             // delivered now stays pending in the outbox.
-            let _ = self.deliver_messages(self.relay_after_command);
+            let deadline = Instant::now() + self.relay_budget;
+            let _ = self.deliver_messages_until(self.relay_after_command, Some(deadline));
         }
     }
 }

@@ -4,6 +4,7 @@
 //! after it. A crash in between leaves the attempt `pending`, and `relay`
 //! retries it under the same key, so the gateway acts on it once.
 
+use crate::app::breakers::{self, CHARGE, PAYMENT};
 use crate::app::engine::{Engine, Work};
 use crate::domain::order::OrderAction;
 use crate::domain::{Charge, ChargeStatus, KitchenTicket, OrderId, OrderStatus, Payment, PaymentStatus};
@@ -35,9 +36,10 @@ impl Engine {
             amount: payment.amount,
             card: payment.card.clone(),
         };
-        let outcome = self.payment.approve(&request);
-        let retry = self.retry;
+        let call = self.guarded(PAYMENT, |e| e.payment.approve(&request))?;
+        let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
         let settled = self.write(|w| {
+            breakers::record(w.repo, PAYMENT, call.reached, &settings, w.now)?;
             let Some(current) = w.repo.latest_payment(order)?.filter(|p| p.id == payment.id) else {
                 return Ok(Settled::Nothing);
             };
@@ -107,9 +109,10 @@ impl Engine {
             rider,
             amount: charge.amount,
         };
-        let outcome = self.charge.pay(&request);
-        let retry = self.retry;
+        let call = self.guarded(CHARGE, |e| e.charge.pay(&request))?;
+        let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
         let settled = self.write(|w| {
+            breakers::record(w.repo, CHARGE, call.reached, &settings, w.now)?;
             let Some(current) = w.repo.charges(order)?.into_iter().find(|c| c.id == charge.id) else {
                 return Ok(Settled::Nothing);
             };
@@ -162,14 +165,16 @@ impl Engine {
 
     /// Refunds one `refund_pending` payment, or queues the refund.
     pub(crate) fn refund_payment(&mut self, payment: Payment) -> Result<Settled> {
-        let outcome = self.payment.refund(&refund_request(
+        let request = refund_request(
             &payment.attempt.idempotency_key,
             payment.order_id,
             payment.gateway_ref.as_deref(),
             payment.amount,
-        ));
-        let retry = self.retry;
+        );
+        let call = self.guarded(PAYMENT, |e| e.payment.refund(&request))?;
+        let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
         self.write(|w| {
+            breakers::record(w.repo, PAYMENT, call.reached, &settings, w.now)?;
             let Some(current) = w.repo.latest_payment(payment.order_id)?.filter(|p| p.id == payment.id) else {
                 return Ok(Settled::Nothing);
             };
@@ -193,14 +198,16 @@ impl Engine {
 
     /// Takes back one `refund_pending` delivery charge, or queues it.
     pub(crate) fn refund_charge(&mut self, charge: Charge) -> Result<Settled> {
-        let outcome = self.charge.refund(&refund_request(
+        let request = refund_request(
             &charge.attempt.idempotency_key,
             charge.order_id,
             charge.gateway_ref.as_deref(),
             charge.amount,
-        ));
-        let retry = self.retry;
+        );
+        let call = self.guarded(CHARGE, |e| e.charge.refund(&request))?;
+        let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
         self.write(|w| {
+            breakers::record(w.repo, CHARGE, call.reached, &settings, w.now)?;
             let Some(current) = w.repo.charges(charge.order_id)?.into_iter().find(|c| c.id == charge.id) else {
                 return Ok(Settled::Nothing);
             };

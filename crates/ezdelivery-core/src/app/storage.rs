@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use crate::app::outbox::{MessageDelivery, QueuedMessage};
 use crate::app::view::OrderView;
 use crate::domain::{
-    Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, Payment, Review, Rider, RiderId, Store,
-    StoreId,
+    Breaker, Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, Payment, Review, Rider, RiderId,
+    Store, StoreId,
 };
 use crate::ports::Message;
 use crate::Result;
@@ -134,4 +134,10 @@ pub trait Repo {
     /// Deliveries parked as `dead`, oldest message first, at most `limit`.
     fn dead_messages(&mut self, limit: usize) -> Result<Vec<QueuedMessage>>;
     fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()>;
+
+    /// A circuit breaker's state (`None`: never used, i.e. closed).
+    fn breaker(&mut self, name: &str) -> Result<Option<Breaker>>;
+    /// Every breaker that was ever used, by name.
+    fn breakers(&mut self) -> Result<Vec<Breaker>>;
+    fn save_breaker(&mut self, breaker: &Breaker) -> Result<()>;
 }

@@ -7,6 +7,7 @@
 //! these functions and stores the results.
 
 pub mod attempt;
+pub mod breaker;
 pub mod catalogue;
 pub mod charge;
 pub mod delivery;
@@ -18,6 +19,7 @@ pub mod refusal;
 pub mod review;
 pub mod validate;
 
+pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use catalogue::{Menu, Rider, Store};
 pub use charge::{Charge, ChargeStatus};
 pub use delivery::{Delivery, DeliveryStatus};

@@ -15,8 +15,8 @@ use crate::app::storage::{Repo, StoredEvent, Table};
 use crate::app::view::OrderView;
 use crate::domain::attempt::Attempt;
 use crate::domain::{
-    Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderItem,
-    OrderStatus, Payment, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
+    Breaker, Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
+    OrderItem, OrderStatus, Payment, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::Message;
 use crate::{Error, Result};
@@ -191,6 +191,12 @@ const SAVE_MESSAGE_DELIVERY: &str = "INSERT INTO message_deliveries (message_id,
      last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_id, channel) DO UPDATE SET \
      state = excluded.state, tries = excluded.tries, next_at = excluded.next_at, last_error = excluded.last_error";
 
+const BREAKER: &str = "SELECT name, state, failures, opened_at, updated_at FROM breakers WHERE name = ?1";
+const BREAKERS: &str = "SELECT name, state, failures, opened_at, updated_at FROM breakers ORDER BY name";
+const SAVE_BREAKER: &str = "INSERT INTO breakers (name, state, failures, opened_at, updated_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET state = excluded.state, \
+     failures = excluded.failures, opened_at = excluded.opened_at, updated_at = excluded.updated_at";
+
 /// The storage format of times: fixed-width RFC 3339 in UTC with
 /// microseconds, so that comparing the strings compares the times.
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
@@ -232,6 +238,16 @@ fn json<T: DeserializeOwned>(table: &str, key: &str, text: &str) -> Result<T> {
 
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn breaker_row(row: &Row) -> Result<Breaker> {
+    Ok(Breaker {
+        name: row.get(0)?,
+        state: status_at(row, 1, "breakers", "state")?,
+        failures: int_at(row, 2, "breakers", "failures")?,
+        opened_at: opt_time_at(row, 3, "breakers", "opened_at")?,
+        updated_at: time_at(row, 4, "breakers", "updated_at")?,
+    })
 }
 
 fn store_row(row: &Row) -> Result<Store> {
@@ -671,6 +687,20 @@ impl Repo for SqliteRepo<'_> {
             SAVE_MESSAGE_DELIVERY,
             params![d.message_id, d.channel, d.state.as_str(), d.tries, time_text(&d.next_at), d.last_error],
         )?;
+        Ok(())
+    }
+
+    fn breaker(&mut self, name: &str) -> Result<Option<Breaker>> {
+        self.one(BREAKER, [name], breaker_row)
+    }
+
+    fn breakers(&mut self) -> Result<Vec<Breaker>> {
+        self.all(BREAKERS, [], breaker_row)
+    }
+
+    fn save_breaker(&mut self, b: &Breaker) -> Result<()> {
+        let opened_at = b.opened_at.as_ref().map(time_text);
+        self.exec(SAVE_BREAKER, params![b.name, b.state.as_str(), b.failures, opened_at, time_text(&b.updated_at)])?;
         Ok(())
     }
 }

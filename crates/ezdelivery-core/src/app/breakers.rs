@@ -1,0 +1,155 @@
+//! Circuit breakers around the gateways and notifier channels: asking
+//! before a call, recording after it, and the `breaker` command. The state
+//! is in the storage, so it holds across CLI processes.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::app::engine::Engine;
+use crate::app::storage::Repo;
+use crate::domain::breaker::Permit;
+use crate::domain::{Breaker, BreakerSettings};
+use crate::ports::GatewayOutcome;
+use crate::{Error, Result};
+
+/// The payment gateway's breaker.
+pub const PAYMENT: &str = "payment";
+/// The delivery-charge gateway's breaker.
+pub const CHARGE: &str = "charge";
+
+/// A gateway call as the breaker saw it.
+pub(crate) struct Guarded {
+    /// What the gateway answered, or `Unavailable` when the breaker refused.
+    pub outcome: GatewayOutcome,
+    /// `Some(true)` when the service answered, `Some(false)` when it was
+    /// unavailable, `None` when the breaker refused without calling.
+    pub reached: Option<bool>,
+}
+
+/// One breaker as `breaker status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BreakerStatus {
+    /// `payment`, `charge` or a notifier channel.
+    pub name: String,
+    /// `closed`, `open` or `half_open`.
+    pub state: String,
+    /// Consecutive failures.
+    pub failures: u32,
+    /// When it opened.
+    pub opened_at: Option<DateTime<Utc>>,
+    /// When an open breaker lets a trial call through.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// Why a call was not made, for the user.
+pub(crate) fn refusal(name: &str, breaker: &Breaker, until: DateTime<Utc>) -> String {
+    format!(
+        "the {name} circuit breaker is open after {} consecutive failures; calls are refused until {} \
+         (`ezdelivery breaker reset {name}` closes it)",
+        breaker.failures,
+        until.to_rfc3339_opts(SecondsFormat::Secs, true)
+    )
+}
+
+/// Records a call's result on breaker `name`, writing only when it changes.
+pub(crate) fn record(
+    repo: &mut dyn Repo,
+    name: &str,
+    reached: Option<bool>,
+    settings: &BreakerSettings,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let Some(ok) = reached else { return Ok(()) };
+    let stored = repo.breaker(name)?;
+    let current = stored.clone().unwrap_or_else(|| Breaker::closed(name, now));
+    let next = current.record(ok, settings, now);
+    if next.state == current.state && next.failures == current.failures {
+        return Ok(());
+    }
+    repo.save_breaker(&next)
+}
+
+impl Engine {
+    /// Calls a gateway through breaker `name`: refused at once while it is
+    /// open, one trial when its time is up.
+    pub(crate) fn guarded(&mut self, name: &str, call: impl FnOnce(&Engine) -> GatewayOutcome) -> Result<Guarded> {
+        let settings = self.breaker_settings;
+        let now = self.clock.now();
+        let stored = self.read(|repo| repo.breaker(name))?;
+        if let Some(breaker) = stored {
+            match breaker.permit(&settings, now).1 {
+                Permit::Call => {}
+                Permit::Refuse { until } => {
+                    return Ok(Guarded {
+                        outcome: GatewayOutcome::Unavailable { reason: refusal(name, &breaker, until) },
+                        reached: None,
+                    })
+                }
+                Permit::Trial => {
+                    // Take the trial in a write: of several processes, one gets it.
+                    let taken = self.write(|w| {
+                        let current = w.repo.breaker(name)?.unwrap_or_else(|| Breaker::closed(name, now));
+                        let (next, permit) = current.permit(&settings, now);
+                        if permit == Permit::Trial {
+                            w.repo.save_breaker(&next)?;
+                        }
+                        Ok((current, permit))
+                    })?;
+                    if let (current, Permit::Refuse { until }) = taken {
+                        return Ok(Guarded {
+                            outcome: GatewayOutcome::Unavailable { reason: refusal(name, &current, until) },
+                            reached: None,
+                        });
+                    }
+                }
+            }
+        }
+        let outcome = call(self);
+        let reached = Some(!matches!(outcome, GatewayOutcome::Unavailable { .. }));
+        Ok(Guarded { outcome, reached })
+    }
+
+    /// The names of every breaker this engine has: `payment`, `charge`, and
+    /// one per notifier channel.
+    pub fn breaker_names(&self) -> Vec<String> {
+        let mut names = vec![PAYMENT.to_string(), CHARGE.to_string()];
+        names.extend(self.notifiers.iter().map(|n| n.channel().to_string()));
+        names
+    }
+
+    /// Every breaker's state (`ezdelivery breaker status`).
+    pub fn breakers(&mut self) -> Result<Vec<BreakerStatus>> {
+        let settings = self.breaker_settings;
+        let now = self.clock.now();
+        let names = self.breaker_names();
+        let stored = self.read(|repo| repo.breakers())?;
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let b = stored.iter().find(|b| b.name == name).cloned().unwrap_or_else(|| Breaker::closed(&name, now));
+                BreakerStatus {
+                    state: b.state.as_str().to_string(),
+                    failures: b.failures,
+                    opened_at: b.opened_at,
+                    retry_at: b.reopens_at(&settings),
+                    name,
+                }
+            })
+            .collect())
+    }
+
+    /// Closes breaker `name` (`ezdelivery breaker reset NAME`).
+    pub fn reset_breaker(&mut self, name: &str) -> Result<BreakerStatus> {
+        if !self.breaker_names().iter().any(|n| n == name) {
+            return Err(Error::NotFound {
+                what: "breaker",
+                id: name.to_string(),
+                hint: "`ezdelivery breaker status` lists the breakers",
+            });
+        }
+        self.write(|w| w.repo.save_breaker(&Breaker::closed(name, w.now)))?;
+        self.breakers()?
+            .into_iter()
+            .find(|b| b.name == name)
+            .ok_or_else(|| Error::Internal(format!("breaker {name} vanished")))
+    }
+}
