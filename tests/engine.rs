@@ -316,7 +316,14 @@ fn a_failing_notifier_never_fails_a_command_and_relay_delivers_later() {
     assert!(dead.iter().all(|q| q.delivery.last_error.as_deref() == Some("inbox down")));
     *w.inbox.1.lock().unwrap() = false;
     assert_eq!(w.engine.revive_dead_messages().unwrap(), dead.len());
-    assert_eq!(w.engine.relay().unwrap().messages_delivered, dead.len());
+    // Five consecutive failures opened the channel's breaker: it is skipped, not called.
+    let breaker = w.engine.breakers().unwrap().into_iter().find(|b| b.name == "test").unwrap();
+    assert_eq!(breaker.state, "open");
+    let report = w.engine.relay().unwrap();
+    assert_eq!(report.messages_delivered, 0);
+    assert!(report.messages_skipped >= dead.len(), "{report:?}");
+    assert_eq!(w.engine.reset_breaker("test").unwrap().state, "closed");
+    assert_eq!(w.engine.relay().unwrap().messages_delivered, report.messages_skipped);
     assert!(w.engine.dead_messages().unwrap().is_empty());
 }
 

@@ -40,13 +40,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Stores: register, list, open, close, and the owner's inbox.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  ezdelivery store add --name BBQ --owner park")]
     Store(StoreCommand),
     /// Menus: add, list, sold out, available again.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  ezdelivery menu add --store 1 --name 후라이드 --price 18000")]
     Menu(MenuCommand),
     /// Riders: register, list.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  ezdelivery rider add --name lee")]
     Rider(RiderCommand),
     /// Place an order (pending_payment; with --pay, pay it at once).
     #[command(
@@ -63,10 +63,10 @@ pub enum Command {
         card: Option<String>,
     },
     /// The kitchen: start (accept), finish, reject.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  ezdelivery cook start 7")]
     Cook(CookCommand),
     /// Delivery: depart, complete.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  ezdelivery deliver start 7 --rider lee")]
     Deliver(DeliverCommand),
     /// Cancel an order before it departs (refunds the payment).
     #[command(after_help = "Example:\n  ezdelivery cancel 7 --reason \"changed my mind\"")]
@@ -111,6 +111,9 @@ pub enum Command {
         /// Output format (defaults to a table on a terminal, json otherwise).
         #[arg(long, value_enum)]
         format: Option<EventFormat>,
+        /// Keep printing new events as they are written, until interrupted.
+        #[arg(long)]
+        follow: bool,
     },
     /// Deliver queued notifications; retry queued payments, refunds and charges.
     #[command(after_help = "Examples:\n  ezdelivery relay\n  ezdelivery relay --dead")]
@@ -122,12 +125,44 @@ pub enum Command {
         #[arg(long)]
         retry_dead: bool,
     },
+    /// Circuit breakers around the gateways and notifier channels.
+    #[command(after_help = "Examples:\n  ezdelivery breaker\n  ezdelivery breaker reset payment")]
+    Breaker {
+        /// `status` (the default) or `reset NAME`.
+        #[command(subcommand)]
+        action: Option<BreakerCommand>,
+    },
     /// The mypage read model.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = "Example:\n  ezdelivery projection rebuild")]
     Projection(ProjectionCommand),
     /// Run one whole scenario on a fresh database, explaining each step.
     #[command(after_help = "Example:\n  ezdelivery demo")]
     Demo,
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Example:\n  ezdelivery completions bash > ~/.local/share/bash-completion/completions/ezdelivery"
+    )]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) generated from these definitions.
+    #[command(after_help = "Example:\n  ezdelivery man > ezdelivery.1 && man ./ezdelivery.1")]
+    Man,
+}
+
+/// `ezdelivery breaker …`
+#[derive(Debug, Subcommand)]
+pub enum BreakerCommand {
+    /// Show each breaker: state, consecutive failures, when it retries.
+    #[command(after_help = "Example:\n  ezdelivery breaker status")]
+    Status,
+    /// Close a breaker by hand.
+    #[command(after_help = "Example:\n  ezdelivery breaker reset payment")]
+    Reset {
+        /// `payment`, `charge`, or a notifier channel.
+        name: String,
+    },
 }
 
 /// `ezdelivery store …`
@@ -308,4 +343,6 @@ pub enum EventFormat {
     Table,
     /// One JSON object per line: seq, id, type, order_id, at, data.
     Json,
+    /// One CloudEvents 1.0 JSON object per line.
+    Cloudevents,
 }

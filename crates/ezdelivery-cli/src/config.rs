@@ -7,6 +7,7 @@ use ezdelivery_core::adapters::sandbox::{SandboxCharge, SandboxPayment, SandboxS
 use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
 use ezdelivery_core::app::messages::Locale;
 use ezdelivery_core::domain::validate::Invalid;
+use ezdelivery_core::domain::BreakerSettings;
 use ezdelivery_core::{Engine, Error, Result};
 use serde::Deserialize;
 
@@ -129,6 +130,9 @@ impl Config {
     }
 
     fn synchronous(&self) -> Result<Synchronous> {
+        if self.breaker.failure_threshold == 0 {
+            return Err(invalid("[breaker] failure_threshold must be at least 1".into()));
+        }
         match self.storage.synchronous.as_str() {
             "full" => Ok(Synchronous::Full),
             "normal" => Ok(Synchronous::Normal),
@@ -155,7 +159,11 @@ impl Config {
         let mut builder = Engine::builder(storage)
             .payment(SandboxPayment::new(self.payment.sandbox.settings()))
             .charge(SandboxCharge::new(self.charge.sandbox.settings()))
-            .locale(locale);
+            .locale(locale)
+            .breakers(BreakerSettings {
+                failure_threshold: self.breaker.failure_threshold,
+                open_ms: self.breaker.open_ms,
+            });
         let console = || {
             if quiet {
                 ConsoleNotifier::to(Box::new(std::io::sink()))

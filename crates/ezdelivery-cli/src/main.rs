@@ -13,13 +13,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use ezdelivery_core::domain::validate::Invalid;
 use ezdelivery_core::{Engine, Error, ItemPick, Result};
 use serde_json::json;
 
 use args::{
-    Cli, Command, CookCommand, DeliverCommand, EventFormat, MenuCommand, ProjectionCommand, RiderCommand, StoreCommand,
+    BreakerCommand, Cli, Command, CookCommand, DeliverCommand, EventFormat, MenuCommand, ProjectionCommand,
+    RiderCommand, StoreCommand,
 };
 use config::Config;
 use render::Output;
@@ -29,24 +30,48 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
-    match run(&cli) {
-        Ok(Printed::Out(out)) => {
-            if cli.json {
-                println!("{}", out.json);
-            } else if !cli.quiet && !out.human.is_empty() {
-                println!("{}", out.human.trim_end());
-            }
-            ExitCode::SUCCESS
-        }
-        Ok(Printed::Done) => ExitCode::SUCCESS,
-        Err(e) => fail(&e, cli.json),
+    let printed = match run(&cli) {
+        Ok(Printed::Out(out)) if cli.json => print_line(&out.json.to_string()),
+        Ok(Printed::Out(out)) if !cli.quiet && !out.human.is_empty() => print_line(out.human.trim_end()),
+        Ok(_) => Ok(()),
+        Err(e) => return fail(&e, cli.json),
+    };
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
+        // The reader went away (`| head`): nothing more to say, and no error of ours.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => fail(&Error::Internal(format!("cannot write to standard output: {e}")), cli.json),
     }
 }
+
+/// Prints one line on standard output; unlike `println!`, a closed pipe is
+/// an error to handle, not a panic.
+pub(crate) fn print_line(line: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()
+}
+
+/// A failed write to standard output, as the engine's error type.
+fn output_error(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Error::Internal(BROKEN_PIPE.into())
+    } else {
+        Error::Internal(format!("cannot write to standard output: {e}"))
+    }
+}
+
+/// The message of a closed standard output, which exits 0 quietly.
+const BROKEN_PIPE: &str = "standard output was closed";
 
 /// The one place where an error becomes a message and an exit code
 /// (SPEC.md's table: 1 internal, 2 invalid input, 3 not found, 4 invalid
 /// state, 5 declined, 6 unavailable).
 fn fail(error: &Error, json: bool) -> ExitCode {
+    if matches!(error, Error::Internal(m) if m == BROKEN_PIPE) {
+        return ExitCode::SUCCESS;
+    }
     if json {
         eprintln!("{}", json!({ "error": { "kind": error.kind(), "message": error.to_string() } }));
     } else {
@@ -96,6 +121,25 @@ fn db_path(cli: &Cli) -> Result<PathBuf> {
 }
 
 fn run(cli: &Cli) -> Result<Printed> {
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "ezdelivery", &mut script);
+            return Ok(Printed::Out(Output::new(
+                json!({ "script": String::from_utf8_lossy(&script) }),
+                String::from_utf8_lossy(&script),
+            )));
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page).map_err(|e| Error::Internal(e.to_string()))?;
+            return Ok(Printed::Out(Output::new(
+                json!({ "man": String::from_utf8_lossy(&page) }),
+                String::from_utf8_lossy(&page),
+            )));
+        }
+        _ => {}
+    }
     let config = Config::load(cli.config.as_deref())?;
     if let Command::Demo = cli.command {
         return demo::run(cli, &config).map(|()| Printed::Done);
@@ -174,27 +218,49 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
         Command::Status { customer, .. } => {
             Printed::Out(render::views("orders", &engine.customer_orders(customer.as_deref().unwrap_or_default())?))
         }
-        Command::Events { order, after, format } => {
+        Command::Events { order, after, format, follow } => {
             if *after < 0 {
                 return Err(Error::Invalid(Invalid(format!("--after must be 0 or more, got {after}"))));
             }
-            let events = engine.events(*after, *order, usize::MAX >> 1)?;
             let format =
                 format.unwrap_or(if std::io::stdout().is_terminal() { EventFormat::Table } else { EventFormat::Json });
-            if json {
+            let events = engine.events(*after, *order, usize::MAX >> 1)?;
+            if json && !follow {
                 let all: Vec<_> = events.iter().map(render::event_json).collect();
                 return Ok(Printed::Out(Output::new(json!({ "events": all }), String::new())));
             }
-            match format {
-                EventFormat::Json => {
-                    for e in &events {
-                        println!("{}", render::event_json(e));
-                    }
-                    Printed::Done
-                }
-                EventFormat::Table => Printed::Out(Output::new(json!({}), render::events_table(&events))),
+            if format == EventFormat::Table && !follow {
+                return Ok(Printed::Out(Output::new(json!({}), render::events_table(&events))));
             }
+            let line = |e: &ezdelivery_core::app::storage::StoredEvent| match format {
+                EventFormat::Cloudevents => render::cloud_event(e).to_string(),
+                _ => render::event_json(e).to_string(),
+            };
+            let mut last = *after;
+            for e in &events {
+                print_line(&line(e)).map_err(output_error)?;
+                last = e.seq;
+            }
+            // --follow: poll for what other processes append, sleeping
+            // between looks (no busy loop), until interrupted.
+            if *follow {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    for e in engine.events(last, *order, 1_000)? {
+                        print_line(&line(&e)).map_err(output_error)?;
+                        last = e.seq;
+                    }
+                }
+            }
+            Printed::Done
         }
+        Command::Breaker { action } => match action {
+            Some(BreakerCommand::Reset { name }) => {
+                let b = engine.reset_breaker(name)?;
+                Printed::Out(Output::new(json!(b), format!("breaker {} is closed", b.name)))
+            }
+            _ => Printed::Out(render::breakers(&engine.breakers()?)),
+        },
         Command::Relay { dead: true, .. } => {
             let dead = engine.dead_messages()?;
             let list: Vec<_> = dead
@@ -248,6 +314,8 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
                 format!("mypage rebuilt from {} events ({} applied), checkpoint {}", p.events, p.applied, p.checkpoint),
             ))
         }
-        Command::Demo => return Err(Error::Internal("demo is run before the engine is opened".into())),
+        Command::Demo | Command::Completions { .. } | Command::Man => {
+            return Err(Error::Internal("this command runs before the engine is opened".into()))
+        }
     })
 }

@@ -2,6 +2,7 @@
 //! text for people.
 
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use ezdelivery_core::app::breakers::BreakerStatus;
 use ezdelivery_core::app::messages::won;
 use ezdelivery_core::app::storage::StoredEvent;
 use ezdelivery_core::domain::{Menu, Rider, Store};
@@ -193,4 +194,39 @@ pub fn events_table(events: &[StoredEvent]) -> String {
         ]);
     }
     t.to_string()
+}
+
+/// One event as CloudEvents 1.0 JSON (structured mode): `type` is
+/// `ezdelivery.<aggregate>.<what happened>`, `subject` the order id.
+pub fn cloud_event(e: &StoredEvent) -> Value {
+    let mut ce = json!({
+        "specversion": "1.0",
+        "id": e.id,
+        "source": "/ezdelivery",
+        "type": format!("ezdelivery.{}", e.event.cloud_type()),
+        "time": e.at,
+        "datacontenttype": "application/json",
+        "data": e.event.data(),
+    });
+    if let Some(order) = e.event.order_id() {
+        ce["subject"] = json!(order.to_string());
+    }
+    ce
+}
+
+/// `breaker status`
+pub fn breakers(breakers: &[BreakerStatus]) -> Output {
+    let mut t = table(&["name", "state", "failures", "opened at", "retries at"]);
+    let time =
+        |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
+    for b in breakers {
+        t.add_row(vec![
+            Cell::new(&b.name),
+            Cell::new(&b.state),
+            right(b.failures),
+            Cell::new(time(b.opened_at)),
+            Cell::new(time(b.retry_at)),
+        ]);
+    }
+    Output::new(json!({ "breakers": breakers }), t.to_string())
 }

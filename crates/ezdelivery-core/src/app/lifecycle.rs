@@ -48,7 +48,8 @@ impl Engine {
             Ok((order.id, payment))
         })?;
         if let Some(payment) = payment {
-            self.settle_payment(payment)?;
+            let paid = self.settle_payment(payment);
+            self.failed_command(paid)?;
         }
         self.after_command(order)
     }
@@ -66,7 +67,8 @@ impl Engine {
                 _ => new_payment(w, &found, card.clone()),
             }
         })?;
-        self.settle_payment(payment)?;
+        let paid = self.settle_payment(payment);
+        self.failed_command(paid)?;
         self.after_command(order)
     }
 
@@ -187,11 +189,11 @@ impl Engine {
         self.settle_refunds(order)?;
         if let Some(charge) = pending {
             if let Settled::Unavailable(reason) = self.settle_charge(charge)? {
-                return Err(Error::Unavailable(format!(
+                return self.failed_command(Err(Error::Unavailable(format!(
                     "the delivery-charge service is unavailable ({reason}); order {order} stays cooked and departs \
                      once the rider's charge is paid: `ezdelivery relay` retries it, or run \
                      `ezdelivery deliver start {order}` again later"
-                )));
+                ))));
             }
             self.write(|w| {
                 let found = existing_order(w, order)?;
@@ -266,6 +268,15 @@ impl Engine {
         })?;
         self.deliver_messages_quietly();
         Ok(review)
+    }
+
+    /// Delivers the messages a command queued before it failed (a declined
+    /// payment is news too), then returns its result.
+    fn failed_command<T>(&mut self, result: Result<T>) -> Result<T> {
+        if result.is_err() {
+            self.deliver_messages_quietly();
+        }
+        result
     }
 
     /// Delivers the messages the command queued, then returns the order's view.

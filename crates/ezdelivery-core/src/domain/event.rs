@@ -113,6 +113,39 @@ impl Event {
         }
     }
 
+    /// The event's type for CloudEvents, after `ezdelivery.`: the aggregate,
+    /// then what happened (`order.placed`, `delivery_charge.paid`).
+    pub fn cloud_type(&self) -> &'static str {
+        match self {
+            Event::StoreRegistered { .. } => "store.registered",
+            Event::StoreOpened { .. } => "store.opened",
+            Event::StoreClosed { .. } => "store.closed",
+            Event::MenuAdded { .. } => "menu.added",
+            Event::MenuSoldOut { .. } => "menu.sold_out",
+            Event::MenuAvailable { .. } => "menu.available",
+            Event::RiderRegistered { .. } => "rider.registered",
+            Event::OrderPlaced { .. } => "order.placed",
+            Event::PaymentApproved { .. } => "payment.approved",
+            Event::PaymentDeclined { .. } => "payment.declined",
+            Event::PaymentQueued { .. } => "payment.queued",
+            Event::PaymentVoided { .. } => "payment.voided",
+            Event::PaymentRefunded { .. } => "payment.refunded",
+            Event::OrderRejected { .. } => "order.rejected",
+            Event::CookingStarted { .. } => "kitchen.cooking_started",
+            Event::FoodCooked { .. } => "kitchen.food_cooked",
+            Event::DeliveryPrepared { .. } => "delivery.prepared",
+            Event::DeliveryRiderAssigned { .. } => "delivery.rider_assigned",
+            Event::DeliveryChargePaid { .. } => "delivery_charge.paid",
+            Event::DeliveryStarted { .. } => "delivery.started",
+            Event::DeliveryCompleted { .. } => "delivery.completed",
+            Event::OrderCancelled { .. } => "order.cancelled",
+            Event::DeliveryCancelled { .. } => "delivery.cancelled",
+            Event::DeliveryChargeRefunded { .. } => "delivery_charge.refunded",
+            Event::DeliveryChargeVoided { .. } => "delivery_charge.voided",
+            Event::ReviewRegistered { .. } => "review.registered",
+        }
+    }
+
     /// The order this event belongs to (its correlation key), or `None` for
     /// catalogue events.
     pub fn order_id(&self) -> Option<OrderId> {
