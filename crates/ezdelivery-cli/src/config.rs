@@ -1,13 +1,20 @@
 //! The config file (`--config`, TOML, SPEC.md's keys) and the engine it builds.
 
-use std::path::Path;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use ezdelivery_core::adapters::console::ConsoleNotifier;
+use ezdelivery_core::adapters::http::{HttpCharge, HttpPayment, DEFAULT_TIMEOUT};
+use ezdelivery_core::adapters::jsonl::JsonlNotifier;
+use ezdelivery_core::adapters::kakao::KakaoNotifier;
 use ezdelivery_core::adapters::sandbox::{SandboxCharge, SandboxPayment, SandboxSettings, DEFAULT_DECLINE_CARD};
 use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
+use ezdelivery_core::adapters::webhook::WebhookNotifier;
 use ezdelivery_core::app::messages::Locale;
-use ezdelivery_core::domain::validate::Invalid;
+use ezdelivery_core::domain::validate::{self, Invalid};
 use ezdelivery_core::domain::BreakerSettings;
+use ezdelivery_core::ports::{ChargeGateway, Notifier, PaymentGateway};
 use ezdelivery_core::{Engine, Error, Result};
 use serde::Deserialize;
 
@@ -46,8 +53,57 @@ pub struct GatewayConfig {
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        GatewayConfig { adapter: "sandbox".into(), url: None, timeout_ms: 610, sandbox: SandboxConfig::default() }
+        GatewayConfig {
+            adapter: "sandbox".into(),
+            url: None,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            sandbox: SandboxConfig::default(),
+        }
     }
+}
+
+/// 610 ms, as in the original system.
+const DEFAULT_TIMEOUT_MS: u64 = DEFAULT_TIMEOUT.as_millis() as u64;
+
+impl GatewayConfig {
+    /// `http`: the URL, which must be there.
+    fn http_url(&self, section: &str) -> Result<&str> {
+        self.url.as_deref().ok_or_else(|| {
+            invalid(format!("[{section}] adapter = \"http\" needs a url, for example url = \"http://127.0.0.1:8083\""))
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    fn payment(&self) -> Result<Box<dyn PaymentGateway>> {
+        Ok(match self.adapter.as_str() {
+            "sandbox" => Box::new(SandboxPayment::new(self.sandbox.settings())),
+            "http" => Box::new(in_section("payment", HttpPayment::new(self.http_url("payment")?, self.timeout()))?),
+            other => return Err(unknown_adapter("payment", other)),
+        })
+    }
+
+    fn charge(&self) -> Result<Box<dyn ChargeGateway>> {
+        Ok(match self.adapter.as_str() {
+            "sandbox" => Box::new(SandboxCharge::new(self.sandbox.settings())),
+            "http" => Box::new(in_section("charge", HttpCharge::new(self.http_url("charge")?, self.timeout()))?),
+            other => return Err(unknown_adapter("charge", other)),
+        })
+    }
+}
+
+fn unknown_adapter(section: &str, adapter: &str) -> Error {
+    invalid(format!("[{section}] adapter = \"{adapter}\" is not known: use \"sandbox\" or \"http\""))
+}
+
+/// Puts `[section]` in front of an adapter's invalid-input error.
+fn in_section<T>(section: &str, built: Result<T>) -> Result<T> {
+    built.map_err(|e| match e {
+        Error::Invalid(Invalid(message)) => invalid(format!("[{section}] {message}")),
+        other => other,
+    })
 }
 
 /// `[payment.sandbox]` or `[charge.sandbox]`.
@@ -108,16 +164,91 @@ impl Default for StorageConfig {
     }
 }
 
-/// One `[[notify]]` channel.
+/// One `[[notify]]` channel, by its `kind`. Each kind takes its own keys;
+/// any other key is an error.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NotifyConfig {
-    /// The channel: `console` in this version.
-    pub kind: String,
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum NotifyConfig {
+    /// `kind = "console"`: one line per message on standard error.
+    Console {
+        /// The channel's name (default `console`).
+        name: Option<String>,
+    },
+    /// `kind = "jsonl"`: one JSON object per message appended to `path`.
+    Jsonl {
+        /// The channel's name (default `jsonl`).
+        name: Option<String>,
+        /// The file (created 0600, with its folder, on the first message).
+        path: PathBuf,
+    },
+    /// `kind = "webhook"`: each message posted as JSON to `url`.
+    Webhook {
+        /// The channel's name (default `webhook`).
+        name: Option<String>,
+        /// Where to post.
+        url: String,
+        /// Connect + read timeout.
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+    },
+    /// `kind = "kakao"`: KakaoTalk "send to me", with the token in
+    /// [`KAKAO_TOKEN_ENV`].
+    Kakao {
+        /// The channel's name (default `kakao`).
+        name: Option<String>,
+        /// The API's base URL (`https://kapi.kakao.com` needs the `tls` feature).
+        base_url: String,
+        /// Connect + read timeout.
+        #[serde(default = "default_timeout_ms")]
+        timeout_ms: u64,
+    },
+}
+
+impl NotifyConfig {
+    /// The `kind` key, which is also the channel's default name.
+    fn kind(&self) -> &'static str {
+        match self {
+            NotifyConfig::Console { .. } => "console",
+            NotifyConfig::Jsonl { .. } => "jsonl",
+            NotifyConfig::Webhook { .. } => "webhook",
+            NotifyConfig::Kakao { .. } => "kakao",
+        }
+    }
+
+    /// The channel's name: `name`, or the kind.
+    fn name(&self) -> Result<String> {
+        let name = match self {
+            NotifyConfig::Console { name }
+            | NotifyConfig::Jsonl { name, .. }
+            | NotifyConfig::Webhook { name, .. }
+            | NotifyConfig::Kakao { name, .. } => name.as_deref(),
+        };
+        match name {
+            None => Ok(self.kind().to_string()),
+            Some(name) => {
+                validate::name(&format!("[[notify]] kind = \"{}\": name", self.kind()), name).map_err(Error::from)
+            }
+        }
+    }
+}
+
+/// Where the KakaoTalk notifier's access token comes from (never the file).
+pub const KAKAO_TOKEN_ENV: &str = "EZDELIVERY_KAKAO_TOKEN";
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_TIMEOUT_MS
 }
 
 fn invalid(message: String) -> Error {
     Error::Invalid(Invalid(message))
+}
+
+/// Puts the channel in front of a notifier's invalid-input error.
+fn in_notify<T>(section: &str, built: Result<T>) -> Result<T> {
+    built.map_err(|e| match e {
+        Error::Invalid(Invalid(message)) => invalid(format!("{section} {message}")),
+        other => other,
+    })
 }
 
 impl Config {
@@ -147,23 +278,25 @@ impl Config {
             Some(l) => l.parse::<Locale>().map_err(invalid)?,
             None => Locale::default(),
         };
-        for (section, gateway) in [("payment", &self.payment), ("charge", &self.charge)] {
-            if gateway.adapter != "sandbox" {
-                return Err(invalid(format!(
-                    "[{section}] adapter = \"{}\" is not supported by this version: use \"sandbox\"",
-                    gateway.adapter
-                )));
-            }
-        }
+        // Every adapter is checked before the database is touched.
+        let payment = self.payment.payment()?;
+        let charge = self.charge.charge()?;
+        let notifiers = self.notifiers(quiet, &|name| std::env::var(name).ok())?;
         let storage = SqliteStorage::open(db, self.synchronous()?)?;
-        let mut builder = Engine::builder(storage)
-            .payment(SandboxPayment::new(self.payment.sandbox.settings()))
-            .charge(SandboxCharge::new(self.charge.sandbox.settings()))
-            .locale(locale)
-            .breakers(BreakerSettings {
+        let mut builder =
+            Engine::builder(storage).payment(payment).charge(charge).locale(locale).breakers(BreakerSettings {
                 failure_threshold: self.breaker.failure_threshold,
                 open_ms: self.breaker.open_ms,
             });
+        for notifier in notifiers {
+            builder = builder.boxed_notifier(notifier);
+        }
+        Ok(builder.build())
+    }
+
+    /// The `[[notify]]` channels (the console when there are none); `env`
+    /// reads an environment variable.
+    fn notifiers(&self, quiet: bool, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Box<dyn Notifier>>> {
         let console = || {
             if quiet {
                 ConsoleNotifier::to(Box::new(std::io::sink()))
@@ -172,18 +305,170 @@ impl Config {
             }
         };
         if self.notify.is_empty() {
-            builder = builder.notifier(console());
+            return Ok(vec![Box::new(console())]);
         }
+        let mut names = HashSet::new();
+        let mut notifiers: Vec<Box<dyn Notifier>> = Vec::with_capacity(self.notify.len());
         for channel in &self.notify {
-            match channel.kind.as_str() {
-                "console" => builder = builder.notifier(console()),
-                other => {
-                    return Err(invalid(format!(
-                        "[[notify]] kind = \"{other}\" is not supported by this version: use \"console\""
-                    )))
-                }
+            let name = channel.name()?;
+            if !names.insert(name.clone()) {
+                return Err(invalid(format!(
+                    "[[notify]] two channels are named \"{name}\": give one of them another `name`"
+                )));
             }
+            let section = format!("[[notify]] {name}:");
+            notifiers.push(match channel {
+                NotifyConfig::Console { .. } => Box::new(console().named(name)),
+                NotifyConfig::Jsonl { path, .. } => {
+                    if path.as_os_str().is_empty() {
+                        return Err(invalid(format!("{section} path must not be empty")));
+                    }
+                    Box::new(JsonlNotifier::new(path).named(name))
+                }
+                NotifyConfig::Webhook { url, timeout_ms, .. } => Box::new(
+                    in_notify(&section, WebhookNotifier::new(url, Duration::from_millis(*timeout_ms)))?.named(name),
+                ),
+                NotifyConfig::Kakao { base_url, timeout_ms, .. } => {
+                    let token = env(KAKAO_TOKEN_ENV).filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+                        invalid(format!(
+                            "{section} the KakaoTalk access token comes from the environment variable \
+                             {KAKAO_TOKEN_ENV}, which is not set (or empty)"
+                        ))
+                    })?;
+                    let kakao = KakaoNotifier::new(base_url, token, Duration::from_millis(*timeout_ms));
+                    Box::new(in_notify(&section, kakao)?.named(name))
+                }
+            });
         }
-        Ok(builder.build())
+        Ok(notifiers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ezdelivery_core::ItemPick;
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config> {
+        toml::from_str(text).map_err(|e| invalid(e.to_string()))
+    }
+
+    fn error<T>(result: Result<T>) -> String {
+        match result {
+            Err(Error::Invalid(Invalid(message))) => message,
+            Err(other) => panic!("expected an invalid-input error, got {other:?}"),
+            Ok(_) => panic!("expected an invalid-input error, got Ok"),
+        }
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn channels(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<String>> {
+        Ok(config.notifiers(true, env)?.iter().map(|n| n.channel().to_string()).collect())
+    }
+
+    #[test]
+    fn http_gateways_need_an_http_url() {
+        let config = parse("[payment]\nadapter = \"http\"\n").unwrap();
+        let message = error(config.payment.payment());
+        assert!(message.starts_with("[payment] adapter = \"http\" needs a url"), "{message}");
+
+        let config = parse("[charge]\nadapter = \"http\"\nurl = \"ftp://127.0.0.1:8083\"\n").unwrap();
+        let message = error(config.charge.charge());
+        assert!(message.starts_with("[charge] "), "{message}");
+        assert!(message.contains("must start with http:// or https://"), "{message}");
+
+        let config = parse("[payment]\nadapter = \"soap\"\n").unwrap();
+        assert!(error(config.payment.payment()).contains("use \"sandbox\" or \"http\""));
+
+        let config = parse("[payment]\nadapter = \"http\"\nurl = \"http://127.0.0.1:8083\"\ntimeout_ms = 0\n").unwrap();
+        assert!(error(config.payment.payment()).contains("at least 1 ms"));
+
+        let config = parse(
+            "[payment]\nadapter = \"http\"\nurl = \"http://127.0.0.1:8083\"\ntimeout_ms = 250\n\
+             [charge]\nadapter = \"http\"\nurl = \"http://127.0.0.1:8084/api/\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.payment.timeout_ms, 250);
+        assert_eq!(config.charge.timeout_ms, 610);
+        config.payment.payment().unwrap();
+        config.charge.charge().unwrap();
+    }
+
+    #[test]
+    fn unknown_keys_are_still_errors() {
+        assert!(parse("[payment]\nadapter = \"http\"\nurl = \"http://h\"\ntimeout = 5\n").is_err());
+        let message = error(parse("[[notify]]\nkind = \"webhook\"\nurl = \"http://h\"\npath = \"x\"\n"));
+        assert!(message.contains("unknown field `path`"), "{message}");
+        let message = error(parse("[[notify]]\nkind = \"smtp\"\n"));
+        assert!(message.contains("unknown variant `smtp`"), "{message}");
+        let message = error(parse("[[notify]]\nkind = \"jsonl\"\n"));
+        assert!(message.contains("missing field `path`"), "{message}");
+        let message = error(parse("[[notify]]\nkind = \"webhook\"\n"));
+        assert!(message.contains("missing field `url`"), "{message}");
+        let message = error(parse("[[notify]]\nkind = \"kakao\"\ntoken = \"t\"\n"));
+        assert!(message.contains("unknown field `token`"), "{message}");
+    }
+
+    #[test]
+    fn notify_channels_are_built_and_named() {
+        assert_eq!(channels(&Config::default(), &no_env).unwrap(), ["console"]);
+        let config = parse(
+            "[[notify]]\nkind = \"console\"\n\
+             [[notify]]\nkind = \"jsonl\"\npath = \"/tmp/never-written.jsonl\"\n\
+             [[notify]]\nkind = \"jsonl\"\nname = \"audit\"\npath = \"/tmp/never-written-2.jsonl\"\n\
+             [[notify]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/hook\"\ntimeout_ms = 100\n\
+             [[notify]]\nkind = \"kakao\"\nbase_url = \"http://127.0.0.1:9\"\n",
+        )
+        .unwrap();
+        let env = |name: &str| (name == KAKAO_TOKEN_ENV).then(|| "secret-token-123".to_string());
+        assert_eq!(channels(&config, &env).unwrap(), ["console", "jsonl", "audit", "webhook", "kakao"]);
+
+        let message = error(channels(&config, &no_env));
+        assert!(message.contains(KAKAO_TOKEN_ENV), "{message}");
+        let blank = |_: &str| Some("  ".to_string());
+        assert!(error(channels(&config, &blank)).contains(KAKAO_TOKEN_ENV));
+    }
+
+    #[test]
+    fn channel_names_are_unique_and_urls_checked() {
+        let twice = parse("[[notify]]\nkind = \"jsonl\"\npath = \"a\"\n[[notify]]\nkind = \"jsonl\"\npath = \"b\"\n");
+        let message = error(channels(&twice.unwrap(), &no_env));
+        assert!(message.contains("two channels are named \"jsonl\""), "{message}");
+        let clash = parse(
+            "[[notify]]\nkind = \"console\"\nname = \"webhook\"\n[[notify]]\nkind = \"webhook\"\nurl = \"http://h\"\n",
+        );
+        assert!(error(channels(&clash.unwrap(), &no_env)).contains("\"webhook\""));
+        let empty = parse("[[notify]]\nkind = \"console\"\nname = \" \"\n").unwrap();
+        assert!(error(channels(&empty, &no_env)).contains("name must not be empty"));
+
+        let webhook = parse("[[notify]]\nkind = \"webhook\"\nname = \"ops\"\nurl = \"hook.example\"\n").unwrap();
+        let message = error(channels(&webhook, &no_env));
+        assert!(message.starts_with("[[notify]] ops: webhook url"), "{message}");
+        assert!(message.contains("must start with http:// or https://"), "{message}");
+
+        let kakao = parse("[[notify]]\nkind = \"kakao\"\nbase_url = \"kapi.kakao.com\"\n").unwrap();
+        let env = |_: &str| Some("secret-token-123".to_string());
+        let message = error(channels(&kakao, &env));
+        assert!(message.contains("kakao base_url"), "{message}");
+        assert!(!message.contains("secret-token-123"), "{message}");
+    }
+
+    #[test]
+    fn a_jsonl_channel_gets_the_messages_of_a_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out/messages.jsonl");
+        let config = parse(&format!("[[notify]]\nkind = \"jsonl\"\npath = {:?}\n", log.display().to_string())).unwrap();
+        let mut engine = config.engine(&dir.path().join("ezdelivery.db"), true).unwrap();
+        let store = engine.add_store("BBQ", Some("park"), None).unwrap();
+        engine.add_menu(store.id, "후라이드", 18_000).unwrap();
+        engine.place_order(store.id, "kim", &[ItemPick::new("후라이드", 1)], "", true, None).unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(!lines.is_empty());
+        assert!(lines.iter().all(|l| l["orderId"] == 1 && l["message"].is_string()), "{text}");
     }
 }

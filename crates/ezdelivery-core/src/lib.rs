@@ -15,8 +15,8 @@
 //! - [`ports`]: the traits the engine talks to: [`ports::Storage`],
 //!   [`ports::PaymentGateway`], [`ports::ChargeGateway`],
 //!   [`ports::Notifier`], [`ports::Clock`].
-//! - [`adapters`]: SQLite and in-memory storage, sandbox gateways, the
-//!   console notifier.
+//! - [`adapters`]: SQLite and in-memory storage, sandbox and HTTP
+//!   gateways, console, JSON-lines, webhook and KakaoTalk notifiers.
 //!
 //! ```
 //! use ezdelivery_core::{adapters::memory::MemoryStorage, Engine, ItemPick};

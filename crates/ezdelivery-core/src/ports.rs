@@ -95,12 +95,34 @@ pub trait PaymentGateway: Send {
     fn refund(&self, request: &RefundRequest) -> GatewayOutcome;
 }
 
+/// A boxed gateway is a gateway (so adapters picked at run time plug in).
+impl<G: PaymentGateway + ?Sized> PaymentGateway for Box<G> {
+    fn approve(&self, request: &PaymentRequest) -> GatewayOutcome {
+        (**self).approve(request)
+    }
+
+    fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
+        (**self).refund(request)
+    }
+}
+
 /// The delivery-charge service: pays riders and takes charges back.
 pub trait ChargeGateway: Send {
     /// Pays the rider. Retrying with the same key must not pay twice.
     fn pay(&self, request: &ChargeRequest) -> GatewayOutcome;
     /// Takes a paid charge back.
     fn refund(&self, request: &RefundRequest) -> GatewayOutcome;
+}
+
+/// A boxed gateway is a gateway.
+impl<G: ChargeGateway + ?Sized> ChargeGateway for Box<G> {
+    fn pay(&self, request: &ChargeRequest) -> GatewayOutcome {
+        (**self).pay(request)
+    }
+
+    fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
+        (**self).refund(request)
+    }
 }
 
 /// One message to one person about one order event.

@@ -9,6 +9,7 @@ use crate::ports::{Message, Notifier};
 
 /// Prints messages to a writer (standard error by default).
 pub struct ConsoleNotifier {
+    channel: String,
     out: Mutex<Box<dyn Write + Send>>,
 }
 
@@ -21,13 +22,19 @@ impl ConsoleNotifier {
     /// Prints to `out`; a sink such as `std::io::sink()` silences it while
     /// still marking messages delivered (for `-q`).
     pub fn to(out: Box<dyn Write + Send>) -> ConsoleNotifier {
-        ConsoleNotifier { out: Mutex::new(out) }
+        ConsoleNotifier { channel: "console".into(), out: Mutex::new(out) }
+    }
+
+    /// Names the channel `name` instead of `console`.
+    pub fn named(mut self, name: impl Into<String>) -> ConsoleNotifier {
+        self.channel = name.into();
+        self
     }
 }
 
 impl Notifier for ConsoleNotifier {
     fn channel(&self) -> &str {
-        "console"
+        &self.channel
     }
 
     fn send(&self, message: &Message) -> Result<(), String> {

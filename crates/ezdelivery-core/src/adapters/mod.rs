@@ -1,10 +1,65 @@
-//! Adapters for the ports: storage (SQLite, in memory), gateways (sandbox),
-//! notifiers (console).
+//! Adapters for the ports: storage (SQLite, in memory), gateways (sandbox,
+//! HTTP), notifiers (console, JSON lines, webhook, KakaoTalk).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::OrderId;
+use crate::ports::Message;
 
 pub mod console;
+pub mod http;
+mod http_client;
+pub mod jsonl;
+pub mod kakao;
 pub mod memory;
 pub mod sandbox;
 pub mod sqlite;
+pub mod webhook;
 
 #[cfg(test)]
 pub(crate) mod contract_tests;
+#[cfg(test)]
+pub(crate) mod test_server;
+
+/// One message as the JSON-lines file and the webhook carry it (SPEC.md):
+/// `{"id", "orderId", "event", "status", "recipient", "message", "at"}`.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageJson<'a> {
+    id: &'a str,
+    order_id: OrderId,
+    event: &'a str,
+    status: &'a str,
+    recipient: &'a str,
+    message: &'a str,
+    at: &'a DateTime<Utc>,
+}
+
+impl<'a> From<&'a Message> for MessageJson<'a> {
+    fn from(m: &'a Message) -> Self {
+        MessageJson {
+            id: &m.id,
+            order_id: m.order_id,
+            event: &m.event,
+            status: &m.status,
+            recipient: &m.recipient,
+            message: &m.text,
+            at: &m.at,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn sample_message() -> Message {
+    use chrono::TimeZone;
+    Message {
+        id: "7:customer".into(),
+        order_id: 3,
+        event: "PaymentApproved".into(),
+        status: "paid".into(),
+        recipient: "kim".into(),
+        text: "주문 3번 결제 완료 \"ok\" & more".into(),
+        at: Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap(),
+    }
+}

@@ -161,8 +161,10 @@ impl Engine {
                 None => Err(format!("no notifier `{channel}` is configured")),
             };
             gate.breaker = gate.breaker.record(sent.is_ok(), &settings, now);
-            // After a trial, or once the breaker opens, the channel waits.
-            gate.open = gate.trial || gate.breaker.state == BreakerState::Open;
+            // After a trial or a failure, the channel waits for the next
+            // batch: a dead endpoint costs one timeout per batch, not one
+            // per message.
+            gate.open = gate.trial || sent.is_err() || gate.breaker.state == BreakerState::Open;
             outcomes.push((queued.delivery, sent));
         }
         let retry = self.retry;

@@ -1,0 +1,296 @@
+//! HTTP gateways: the payment and delivery-charge services reached over
+//! HTTP, speaking SPEC.md's protocol.
+//!
+//! Every call is a `POST` with a JSON body, `Content-Type: application/json`
+//! and an `Idempotency-Key` header holding the request's key, which stays
+//! the same when the engine retries the attempt. A 2xx answer approves (its
+//! JSON `id` is the gateway's reference; without one, the idempotency key
+//! is); a 402 or 422 to a payment declines it with the JSON `message` (or
+//! the status line); any other status, a connection error or the timeout is
+//! [`GatewayOutcome::Unavailable`], so the engine keeps the work and retries.
+//! One timeout covers the whole call; redirects are not followed.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ezdelivery_core::adapters::http::HttpPayment;
+//!
+//! let payment = HttpPayment::new("http://127.0.0.1:8083", Duration::from_millis(610)).unwrap();
+//! ```
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::http_client::{path_segment, HttpClient, Reply, UrlUse};
+use crate::error::Result;
+use crate::ports::{ChargeGateway, ChargeRequest, GatewayOutcome, PaymentGateway, PaymentRequest, RefundRequest};
+
+/// The default timeout of a gateway call (610 ms, as in the original system).
+pub const DEFAULT_TIMEOUT: Duration = super::http_client::DEFAULT_TIMEOUT;
+
+/// The payment service over HTTP: `POST {url}/payments` and
+/// `POST {url}/payments/{id}/cancel`.
+#[derive(Debug)]
+pub struct HttpPayment {
+    client: HttpClient,
+}
+
+impl HttpPayment {
+    /// A payment gateway at the base URL `url` (`http://host:port[/prefix]`;
+    /// `https://` needs the `tls` feature), each call bounded by `timeout`.
+    /// A URL without a host, with another scheme, with a query, or a zero
+    /// timeout is [`crate::Error::Invalid`].
+    pub fn new(url: &str, timeout: Duration) -> Result<HttpPayment> {
+        Ok(HttpPayment { client: HttpClient::new("payment gateway url", url, UrlUse::Base, timeout)? })
+    }
+}
+
+impl PaymentGateway for HttpPayment {
+    fn approve(&self, request: &PaymentRequest) -> GatewayOutcome {
+        let body = json!({
+            "orderId": request.order_id,
+            "amount": request.amount,
+            "method": "card",
+            "card": request.card,
+        });
+        let sent = self.client.post_json("/payments", &request.idempotency_key, &body);
+        outcome("payment gateway", sent, &request.idempotency_key, Declines::Allowed)
+    }
+
+    fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
+        let path = format!("/payments/{}/cancel", path_segment(&request.gateway_ref));
+        let sent = self.client.post_json(&path, &request.idempotency_key, &json!({ "reason": request.reason }));
+        outcome("payment gateway (refund)", sent, &request.idempotency_key, Declines::NotAnAnswer)
+    }
+}
+
+/// The delivery-charge service over HTTP: `POST {url}/deliveryCharges` and
+/// `POST {url}/deliveryCharges/{id}/cancel`.
+#[derive(Debug)]
+pub struct HttpCharge {
+    client: HttpClient,
+}
+
+impl HttpCharge {
+    /// A charge gateway at the base URL `url`, each call bounded by
+    /// `timeout`; the same rules as [`HttpPayment::new`].
+    pub fn new(url: &str, timeout: Duration) -> Result<HttpCharge> {
+        Ok(HttpCharge { client: HttpClient::new("charge gateway url", url, UrlUse::Base, timeout)? })
+    }
+}
+
+impl ChargeGateway for HttpCharge {
+    fn pay(&self, request: &ChargeRequest) -> GatewayOutcome {
+        let body = json!({
+            "orderId": request.order_id,
+            "rider": request.rider,
+            "amount": request.amount,
+        });
+        let sent = self.client.post_json("/deliveryCharges", &request.idempotency_key, &body);
+        outcome("charge gateway", sent, &request.idempotency_key, Declines::NotAnAnswer)
+    }
+
+    fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
+        let path = format!("/deliveryCharges/{}/cancel", path_segment(&request.gateway_ref));
+        let sent = self.client.post_json(&path, &request.idempotency_key, &json!({ "reason": request.reason }));
+        outcome("charge gateway (refund)", sent, &request.idempotency_key, Declines::NotAnAnswer)
+    }
+}
+
+/// Whether a 402/422 is a decline. The ports allow `Declined` from a
+/// payment's approval only; elsewhere such an answer is "unavailable", with
+/// the server's message kept in the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Declines {
+    Allowed,
+    NotAnAnswer,
+}
+
+/// Maps what the server answered (or why it could not) to the port's outcome.
+fn outcome(what: &str, sent: std::result::Result<Reply, String>, key: &str, declines: Declines) -> GatewayOutcome {
+    let reply = match sent {
+        Ok(reply) => reply,
+        Err(error) => return GatewayOutcome::Unavailable { reason: format!("{what}: {error}") },
+    };
+    if reply.is_success() {
+        GatewayOutcome::Approved { gateway_ref: reply.json_field("id").unwrap_or_else(|| key.to_string()) }
+    } else if declines == Declines::Allowed && matches!(reply.status(), 402 | 422) {
+        GatewayOutcome::Declined { reason: reply.message().unwrap_or_else(|| reply.status_line()) }
+    } else {
+        GatewayOutcome::Unavailable { reason: format!("{what}: {}", reply.describe()) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::adapters::test_server::{refused_url, Reply, TestServer};
+
+    const LONG: Duration = Duration::from_secs(5);
+
+    fn pay_request(key: &str, card: Option<&str>) -> PaymentRequest {
+        PaymentRequest { idempotency_key: key.into(), order_id: 42, amount: 36_000, card: card.map(String::from) }
+    }
+
+    fn refund_request(gateway_ref: &str) -> RefundRequest {
+        RefundRequest {
+            idempotency_key: "refund-1".into(),
+            order_id: 42,
+            gateway_ref: gateway_ref.into(),
+            amount: 36_000,
+            reason: "cancelled by the customer".into(),
+        }
+    }
+
+    fn charge_request() -> ChargeRequest {
+        ChargeRequest {
+            idempotency_key: "charge-1".into(),
+            order_id: 42,
+            rider_id: 3,
+            rider: "lee".into(),
+            amount: 3000,
+        }
+    }
+
+    fn unavailable(outcome: &GatewayOutcome) -> &str {
+        match outcome {
+            GatewayOutcome::Unavailable { reason } => reason,
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn approve_posts_the_protocol_and_parses_the_id() {
+        let server = TestServer::start(vec![Reply::json(201, r#"{"id": "pay_123", "status": "approved"}"#)]);
+        let gw = HttpPayment::new(&format!("{}/", server.url()), LONG).unwrap();
+        let outcome = gw.approve(&pay_request("key-1", Some("************1111")));
+        assert_eq!(outcome, GatewayOutcome::Approved { gateway_ref: "pay_123".into() });
+        let sent = server.finish();
+        assert_eq!(sent.len(), 1);
+        let req = &sent[0];
+        assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/payments"));
+        assert_eq!(req.header("content-type"), Some("application/json"));
+        assert_eq!(req.header("idempotency-key"), Some("key-1"));
+        assert_eq!(req.json(), json!({"orderId": 42, "amount": 36000, "method": "card", "card": "************1111"}));
+    }
+
+    #[test]
+    fn no_card_is_null_and_no_id_falls_back_to_the_key() {
+        let server = TestServer::start(vec![Reply::json(200, ""), Reply::json(204, "")]);
+        let gw = HttpPayment::new(server.url(), LONG).unwrap();
+        assert_eq!(gw.approve(&pay_request("key-2", None)), GatewayOutcome::Approved { gateway_ref: "key-2".into() });
+        assert_eq!(gw.approve(&pay_request("key-3", None)), GatewayOutcome::Approved { gateway_ref: "key-3".into() });
+        let sent = server.finish();
+        assert_eq!(sent[0].json()["card"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn the_same_key_goes_out_on_every_retry() {
+        let server = TestServer::start(vec![Reply::json(503, ""), Reply::json(200, r#"{"id": "p"}"#)]);
+        let gw = HttpPayment::new(server.url(), LONG).unwrap();
+        let request = pay_request("attempt-9", None);
+        assert!(matches!(gw.approve(&request), GatewayOutcome::Unavailable { .. }));
+        assert!(matches!(gw.approve(&request), GatewayOutcome::Approved { .. }));
+        let keys: Vec<_> = server.finish().iter().map(|r| r.header("Idempotency-Key").map(String::from)).collect();
+        assert_eq!(keys, vec![Some("attempt-9".to_string()); 2]);
+    }
+
+    #[test]
+    fn declines_402_and_422_with_the_message_or_the_status_line() {
+        let server = TestServer::start(vec![
+            Reply::json(402, r#"{"message": "insufficient funds"}"#),
+            Reply::json(422, r#"{"message": "card expired"}"#),
+            Reply::json(402, "not json"),
+        ]);
+        let gw = HttpPayment::new(server.url(), LONG).unwrap();
+        let declined = |reason: &str| GatewayOutcome::Declined { reason: reason.into() };
+        assert_eq!(gw.approve(&pay_request("a", None)), declined("insufficient funds"));
+        assert_eq!(gw.approve(&pay_request("b", None)), declined("card expired"));
+        assert_eq!(gw.approve(&pay_request("c", None)), declined("HTTP 402 Payment Required"));
+        assert_eq!(server.finish().len(), 3);
+    }
+
+    #[test]
+    fn other_statuses_are_unavailable() {
+        let server = TestServer::start(vec![
+            Reply::json(503, r#"{"message": "maintenance"}"#),
+            Reply::json(500, ""),
+            Reply::json(302, ""),
+        ]);
+        let gw = HttpPayment::new(server.url(), LONG).unwrap();
+        let reason = gw.approve(&pay_request("a", None));
+        assert_eq!(unavailable(&reason), "payment gateway: HTTP 503 Service Unavailable: maintenance");
+        assert!(unavailable(&gw.approve(&pay_request("b", None))).contains("HTTP 500"));
+        assert!(unavailable(&gw.approve(&pay_request("c", None))).contains("HTTP 302"));
+        assert_eq!(server.finish().len(), 3);
+    }
+
+    #[test]
+    fn a_slow_server_is_unavailable_after_the_timeout() {
+        let server = TestServer::start(vec![Reply::json(200, r#"{"id": "late"}"#).after(Duration::from_millis(1500))]);
+        let gw = HttpPayment::new(server.url(), Duration::from_millis(200)).unwrap();
+        let outcome = gw.approve(&pay_request("slow", None));
+        assert!(unavailable(&outcome).contains("no answer within 200 ms"), "{outcome:?}");
+        server.finish();
+    }
+
+    #[test]
+    fn connection_refused_is_unavailable() {
+        let gw = HttpPayment::new(&refused_url(), LONG).unwrap();
+        let outcome = gw.approve(&pay_request("x", None));
+        assert!(unavailable(&outcome).starts_with("payment gateway: cannot reach the server"), "{outcome:?}");
+        let charge = HttpCharge::new(&refused_url(), LONG).unwrap();
+        assert!(matches!(charge.pay(&charge_request()), GatewayOutcome::Unavailable { .. }));
+    }
+
+    #[test]
+    fn refund_cancels_the_payment_by_its_reference() {
+        let server = TestServer::start(vec![
+            Reply::json(200, r#"{"id": "refund_1"}"#),
+            Reply::json(422, r#"{"message": "already cancelled"}"#),
+        ]);
+        let gw = HttpPayment::new(&format!("{}/api/v1", server.url()), LONG).unwrap();
+        assert_eq!(gw.refund(&refund_request("pay_123")), GatewayOutcome::Approved { gateway_ref: "refund_1".into() });
+        // A refund is never declined: a refusal is kept for a retry.
+        let refused = gw.refund(&refund_request("pay/../x"));
+        assert_eq!(unavailable(&refused), "payment gateway (refund): HTTP 422 Unprocessable Entity: already cancelled");
+        let sent = server.finish();
+        assert_eq!(sent[0].path, "/api/v1/payments/pay_123/cancel");
+        assert_eq!(sent[0].header("idempotency-key"), Some("refund-1"));
+        assert_eq!(sent[0].header("content-type"), Some("application/json"));
+        assert_eq!(sent[0].json(), json!({"reason": "cancelled by the customer"}));
+        assert_eq!(sent[1].path, "/api/v1/payments/pay%2F..%2Fx/cancel");
+    }
+
+    #[test]
+    fn charge_pays_and_takes_back() {
+        let server = TestServer::start(vec![
+            Reply::json(200, r#"{"id": "dc_7"}"#),
+            Reply::json(200, "{}"),
+            Reply::json(402, r#"{"message": "no"}"#),
+        ]);
+        let gw = HttpCharge::new(server.url(), LONG).unwrap();
+        assert_eq!(gw.pay(&charge_request()), GatewayOutcome::Approved { gateway_ref: "dc_7".into() });
+        assert_eq!(gw.refund(&refund_request("dc_7")), GatewayOutcome::Approved { gateway_ref: "refund-1".into() });
+        // Only payments are declined (ports.rs): a 402 to a charge is unavailable.
+        assert!(unavailable(&gw.pay(&charge_request())).contains("402"));
+        let sent = server.finish();
+        assert_eq!((sent[0].method.as_str(), sent[0].path.as_str()), ("POST", "/deliveryCharges"));
+        assert_eq!(sent[0].header("idempotency-key"), Some("charge-1"));
+        assert_eq!(sent[0].header("content-type"), Some("application/json"));
+        assert_eq!(sent[0].json(), json!({"orderId": 42, "rider": "lee", "amount": 3000}));
+        assert_eq!(sent[1].path, "/deliveryCharges/dc_7/cancel");
+        assert_eq!(sent[1].header("idempotency-key"), Some("refund-1"));
+        assert_eq!(sent[1].json(), json!({"reason": "cancelled by the customer"}));
+    }
+
+    #[test]
+    fn bad_urls_are_invalid_input() {
+        for url in ["ftp://x", "localhost:8083", ""] {
+            assert!(matches!(HttpPayment::new(url, LONG), Err(crate::Error::Invalid(_))), "{url}");
+            assert!(matches!(HttpCharge::new(url, LONG), Err(crate::Error::Invalid(_))), "{url}");
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The JSON-lines notifier: appends each message as one JSON object per line
+//! to a file, `{"id", "orderId", "event", "status", "recipient", "message",
+//! "at"}` (the webhook's body), for another program to tail.
+//!
+//! The file is opened for each message in append mode and the line goes out
+//! in one write, so several `ezdelivery` processes can share the file
+//! without interleaving lines, and a file moved away (log rotation) is
+//! simply created again. On unix a file it creates is readable by its owner
+//! only (0600) and a folder it creates is the owner's only (0700), since
+//! messages name customers.
+
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::MessageJson;
+use crate::ports::{Message, Notifier};
+
+/// Appends messages to a JSON-lines file.
+#[derive(Debug)]
+pub struct JsonlNotifier {
+    channel: String,
+    path: PathBuf,
+    /// Keeps this process's writes in order.
+    lock: Mutex<()>,
+}
+
+impl JsonlNotifier {
+    /// Appends to `path`, created (with its parent folder) on the first
+    /// message; the channel is named `jsonl`.
+    pub fn new(path: impl Into<PathBuf>) -> JsonlNotifier {
+        JsonlNotifier { channel: "jsonl".into(), path: path.into(), lock: Mutex::new(()) }
+    }
+
+    /// Names the channel `name` instead (to tell two files apart).
+    pub fn named(mut self, name: impl Into<String>) -> JsonlNotifier {
+        self.channel = name.into();
+        self
+    }
+
+    /// The file written to.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn append(&self, line: &[u8]) -> std::io::Result<()> {
+        if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+            let mut builder = DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(parent)?;
+        }
+        let mut options = OpenOptions::new();
+        options.append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&self.path)?;
+        file.write_all(line)?;
+        file.flush()
+    }
+}
+
+impl Notifier for JsonlNotifier {
+    fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    fn send(&self, message: &Message) -> Result<(), String> {
+        let mut line = serde_json::to_vec(&MessageJson::from(message)).map_err(|e| e.to_string())?;
+        line.push(b'\n');
+        let _guard = self.lock.lock().map_err(|_| "the jsonl writer is poisoned".to_string())?;
+        self.append(&line).map_err(|e| format!("cannot append to {}: {e}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::adapters::sample_message;
+
+    #[test]
+    fn appends_one_object_per_line_to_a_private_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/folder/messages.jsonl");
+        let notifier = JsonlNotifier::new(&path);
+        assert_eq!(notifier.channel(), "jsonl");
+        let first = sample_message();
+        let second = Message { id: "8:owner".into(), recipient: "park".into(), ..sample_message() };
+        notifier.send(&first).unwrap();
+        notifier.send(&second).unwrap();
+
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.ends_with('\n'));
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(
+            lines[0],
+            json!({"id": "7:customer", "orderId": 3, "event": "PaymentApproved", "status": "paid",
+                   "recipient": "kim", "message": first.text, "at": "2026-11-23T12:00:00Z"})
+        );
+        let keys: Vec<&str> = lines[0].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["id", "orderId", "event", "status", "recipient", "message", "at"]);
+        assert_eq!(lines[1]["id"], "8:owner");
+        assert_eq!(lines[1]["recipient"], "park");
+
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600, "the file");
+            assert_eq!(mode(path.parent().unwrap()), 0o700, "the folder it created");
+        }
+    }
+
+    #[test]
+    fn an_unwritable_path_is_an_error_and_a_name_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let notifier = JsonlNotifier::new(dir.path()).named("audit");
+        assert_eq!(notifier.channel(), "audit");
+        let error = notifier.send(&sample_message()).unwrap_err();
+        assert!(error.starts_with("cannot append to"), "{error}");
+    }
+}

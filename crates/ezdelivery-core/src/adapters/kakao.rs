@@ -1,0 +1,140 @@
+//! The KakaoTalk notifier: sends each message to the token owner's own
+//! KakaoTalk ("send to me", `POST {base_url}/v2/api/talk/memo/default/send`)
+//! with `Authorization: Bearer TOKEN` and the form field `template_object`
+//! holding a text template. A 2xx answer means delivered.
+//!
+//! The token is a secret: it is never part of an error message or of the
+//! `Debug` output, and the header carrying it is marked sensitive.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::http_client::{HttpClient, Secret, UrlUse};
+use crate::error::Result;
+use crate::ports::{Message, Notifier};
+
+/// KakaoTalk's API host.
+pub const KAKAO_API: &str = "https://kapi.kakao.com";
+
+/// The "send to me" endpoint, below the base URL.
+const SEND_TO_ME: &str = "/v2/api/talk/memo/default/send";
+
+/// Sends messages to KakaoTalk.
+pub struct KakaoNotifier {
+    channel: String,
+    client: HttpClient,
+    token: Secret,
+}
+
+impl KakaoNotifier {
+    /// Sends through the API at `base_url` ([`KAKAO_API`], which needs the
+    /// `tls` feature, or a stand-in) with the access token `token`, each
+    /// call bounded by `timeout`; the channel is named `kakao`. A bad URL,
+    /// an empty token or one that cannot go in a header, or a zero timeout
+    /// is [`crate::Error::Invalid`] (which never quotes the token).
+    pub fn new(base_url: &str, token: impl Into<String>, timeout: Duration) -> Result<KakaoNotifier> {
+        Ok(KakaoNotifier {
+            channel: "kakao".into(),
+            client: HttpClient::new("kakao base_url", base_url, UrlUse::Base, timeout)?,
+            token: Secret::new("the KakaoTalk token", token.into())?,
+        })
+    }
+
+    /// Names the channel `name` instead (to tell two accounts apart).
+    pub fn named(mut self, name: impl Into<String>) -> KakaoNotifier {
+        self.channel = name.into();
+        self
+    }
+}
+
+impl fmt::Debug for KakaoNotifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KakaoNotifier")
+            .field("channel", &self.channel)
+            .field("client", &self.client)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+impl Notifier for KakaoNotifier {
+    fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    fn send(&self, message: &Message) -> std::result::Result<(), String> {
+        let template = json!({
+            "object_type": "text",
+            "text": message.text,
+            "link": {"web_url": "", "mobile_web_url": ""},
+        })
+        .to_string();
+        self.client
+            .post_form(SEND_TO_ME, &self.token, &[("template_object", &template)])
+            .and_then(|reply| reply.delivered())
+            .map_err(|e| self.token.scrub(format!("kakao: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+    use crate::adapters::sample_message;
+    use crate::adapters::test_server::{refused_url, Reply, TestServer};
+
+    const TOKEN: &str = "kakao-access-token-XYZ";
+    const LONG: Duration = Duration::from_secs(5);
+
+    #[test]
+    fn sends_the_template_with_the_bearer_token() {
+        let server = TestServer::start(vec![Reply::json(200, r#"{"result_code": 0}"#)]);
+        let notifier = KakaoNotifier::new(&format!("{}/", server.url()), TOKEN, LONG).unwrap();
+        assert_eq!(notifier.channel(), "kakao");
+        let message = sample_message();
+        notifier.send(&message).unwrap();
+        let sent = server.finish();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].method.as_str(), sent[0].path.as_str()), ("POST", "/v2/api/talk/memo/default/send"));
+        assert_eq!(sent[0].header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+        assert_eq!(sent[0].header("content-type"), Some("application/x-www-form-urlencoded"));
+        let template: Value = serde_json::from_str(&sent[0].form_field("template_object").unwrap()).unwrap();
+        assert_eq!(
+            template,
+            json!({"object_type": "text", "text": message.text, "link": {"web_url": "", "mobile_web_url": ""}})
+        );
+    }
+
+    #[test]
+    fn the_token_shows_nowhere() {
+        let server = TestServer::start(vec![
+            Reply::json(401, &format!(r#"{{"msg": "this access token does not exist: {TOKEN}", "code": -401}}"#)),
+            Reply::json(200, "").after(Duration::from_millis(1500)),
+        ]);
+        let notifier = KakaoNotifier::new(server.url(), TOKEN, Duration::from_millis(200)).unwrap().named("kakao-me");
+        assert_eq!(notifier.channel(), "kakao-me");
+        let debug = format!("{notifier:?} {notifier:#?}");
+        assert!(!debug.contains(TOKEN), "{debug}");
+        assert!(debug.contains("[redacted]"), "{debug}");
+
+        let rejected = notifier.send(&sample_message()).unwrap_err();
+        assert!(rejected.starts_with("kakao: HTTP 401 Unauthorized: this access token does not exist"), "{rejected}");
+        let timed_out = notifier.send(&sample_message()).unwrap_err();
+        assert_eq!(timed_out, "kakao: no answer within 200 ms");
+        server.finish();
+        let refused = KakaoNotifier::new(&refused_url(), TOKEN, LONG).unwrap();
+        let unreachable = refused.send(&sample_message()).unwrap_err();
+        for error in [&rejected, &timed_out, &unreachable] {
+            assert!(!error.contains(TOKEN), "{error}");
+        }
+
+        for bad in ["", "bad\ntoken"] {
+            let error = KakaoNotifier::new("http://127.0.0.1:9", bad, LONG).unwrap_err().to_string();
+            assert!(error.contains("the KakaoTalk token"), "{error}");
+            assert!(bad.is_empty() || !error.contains(bad), "{error}");
+        }
+    }
+}
