@@ -36,8 +36,8 @@ use proptest::test_runner::{TestCaseError, TestError, TestRunner};
 use ezdelivery_core::adapters::sqlite::SqliteStorage;
 use ezdelivery_core::app::retry::RetryPolicy;
 use ezdelivery_core::domain::{
-    ChargeStatus, DeliveryStatus, KitchenStatus, MenuId, OrderId, OrderItem, OrderStatus, PaymentStatus, Refusal,
-    StoreId, Won,
+    BreakerSettings, ChargeStatus, DeliveryStatus, KitchenStatus, MenuId, OrderId, OrderItem, OrderStatus,
+    PaymentStatus, Refusal, StoreId, Won,
 };
 use ezdelivery_core::ports::{
     ChargeGateway, ChargeRequest, GatewayOutcome, PaymentGateway, PaymentRequest, RefundRequest,
@@ -53,6 +53,9 @@ const DEFAULT_CASES: u32 = 64;
 const REBUILD_EVERY: usize = 3;
 /// Retries are due at once, so `relay` retries immediately.
 const NO_DELAY: RetryPolicy = RetryPolicy { base_ms: 0, max_ms: 0, max_message_tries: 3 };
+/// Breakers that open after two failures but let a trial through at once,
+/// so that the model need not know the clock (breakers have their own tests).
+const BREAKERS_RETRY_AT_ONCE: BreakerSettings = BreakerSettings { failure_threshold: 2, open_ms: 0 };
 /// What a store pays its rider per delivery unless it sets another.
 const DELIVERY_CHARGE: Won = 3_000;
 
@@ -68,16 +71,14 @@ fn sqlite() -> EngineBuilder {
     Engine::builder(SqliteStorage::open_in_memory().expect("an in-memory SQLite database"))
 }
 
-// Once `adapters::memory::MemoryStorage` exists on this branch:
-//
-// fn memory() -> EngineBuilder {
-//     Engine::builder(ezdelivery_core::adapters::memory::MemoryStorage::new())
-// }
-//
-// #[test]
-// fn model_on_memory() {
-//     check_model(memory);
-// }
+fn memory() -> EngineBuilder {
+    Engine::builder(ezdelivery_core::adapters::memory::MemoryStorage::new())
+}
+
+#[test]
+fn model_on_memory() {
+    check_model(memory);
+}
 
 #[test]
 fn model_on_sqlite() {
@@ -965,6 +966,7 @@ impl Harness {
             .payment(ScriptedPayment(gateways.clone()))
             .charge(ScriptedCharge(gateways.clone()))
             .retry(NO_DELAY)
+            .breakers(BREAKERS_RETRY_AT_ONCE)
             .build();
         let mut h = Harness { engine, gateways, model: Model::default(), trace: Vec::new() };
         h.setup(&sc.world)?;
