@@ -155,7 +155,12 @@ impl Config {
                 )));
             }
         }
-        let storage = SqliteStorage::open(db, self.synchronous()?)?;
+        let storage = SqliteStorage::open(db, self.synchronous()?).map_err(|e| match e {
+            Error::Storage(m) => Error::Storage(format!(
+                "{m}; check that the folder is writable, or use another database with --db PATH or EZDELIVERY_DB"
+            )),
+            other => other,
+        })?;
         let mut builder = Engine::builder(storage)
             .payment(SandboxPayment::new(self.payment.sandbox.settings()))
             .charge(SandboxCharge::new(self.charge.sandbox.settings()))
