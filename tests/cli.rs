@@ -1700,3 +1700,350 @@ fn a_closed_stdout_pipe_does_not_panic() {
         assert_ne!(out.status.code(), Some(101), "`{}`: exit 101 is a panic", args.join(" "));
     }
 }
+
+// ───────────────────────────── a tool people enjoy ─────────────────────────────
+
+/// Kills the child process when dropped, so a failing test never leaves
+/// `events --follow` running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn with_no_db_the_database_is_in_the_data_folder_and_demo_needs_no_flags() {
+    let cli = Cli::new();
+    let folder = cli.dir.path().join("data").join("ezdelivery");
+    assert!(!folder.exists());
+
+    // first use: $XDG_DATA_HOME/ezdelivery/ezdelivery.db is created with its folder
+    let r = finish({
+        let mut c = cli.bare();
+        c.args(["--json", "store", "add", "--name", "교촌치킨"]);
+        c
+    });
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(folder.join("ezdelivery.db").is_file(), "the default database is created on first use");
+    let r = finish({
+        let mut c = cli.bare();
+        c.args(["--json", "store", "list"]);
+        c
+    });
+    assert_eq!(one_object(&r.stdout, "store list")["stores"].as_array().map(Vec::len), Some(1), "and used again");
+
+    // `ezdelivery demo` on a clean machine, no flags: its own database in the same folder
+    for run in 0..2 {
+        let r = finish({
+            let mut c = cli.bare();
+            c.arg("demo");
+            c
+        });
+        assert_eq!(r.code, 0, "demo run {run}:\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
+        let demo_db = folder.join("ezdelivery-demo.db");
+        assert!(demo_db.is_file(), "the demo's database is in the data folder");
+        assert!(r.stdout.contains(&*demo_db.to_string_lossy()), "the demo says where it ran: {}", r.stdout);
+    }
+    // the default database is untouched by the demo
+    let r = finish({
+        let mut c = cli.bare();
+        c.args(["--json", "store", "list"]);
+        c
+    });
+    assert_eq!(one_object(&r.stdout, "store list")["stores"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn completions_for_every_shell() {
+    let cli = Cli::new();
+    let markers = [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef ezdelivery"),
+        ("fish", "complete -c ezdelivery"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ];
+    for (shell, marker) in markers {
+        let r = finish({
+            let mut c = cli.bare();
+            c.args(["completions", shell]);
+            c
+        });
+        assert_eq!(r.code, 0, "completions {shell}: {}", r.stderr);
+        assert!(r.stdout.contains(marker), "completions {shell} is a {shell} script: {}", r.stdout);
+        for command in ["store", "deliver", "events", "follow"] {
+            assert!(r.stdout.contains(command), "completions {shell} knows `{command}`");
+        }
+        if shell != "powershell" {
+            assert!(r.stdout.contains("cloudevents"), "completions {shell} know the values of --format");
+        }
+    }
+    let r = cli.run(&["completions", "tcsh"]);
+    assert_eq!(r.code, 2, "an unknown shell is a usage error");
+    assert!(!cli.dir.path().join("data").exists(), "completions touch no database");
+}
+
+#[test]
+fn man_prints_a_roff_page_with_every_command() {
+    let cli = Cli::new();
+    let r = finish({
+        let mut c = cli.bare();
+        c.arg("man");
+        c
+    });
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let page = &r.stdout;
+    let first_request = page.lines().find(|l| !l.starts_with(".ie") && !l.starts_with(".el")).unwrap_or_default();
+    assert!(first_request.starts_with(".TH ezdelivery 1"), "a roff page starts with .TH: {first_request}");
+    for section in [".SH NAME", ".SH SYNOPSIS", ".SH DESCRIPTION", ".SH OPTIONS", ".SH COMMANDS", ".SH EXIT STATUS"] {
+        assert!(page.contains(section), "the page has {section}");
+    }
+    for command in ["store add", "order", "cook start", "deliver complete", "events", "completions", "man"] {
+        assert!(page.contains(&format!(".SS \"ezdelivery {command}\"")), "the page documents `{command}`");
+    }
+    assert!(page.contains("NO_COLOR") && page.contains("EZDELIVERY_DB"), "and the environment");
+    assert!(!cli.dir.path().join("data").exists(), "man touches no database");
+}
+
+/// Every human output this world can print, with `env` applied.
+fn human_outputs(cli: &Cli, order: i64, env: &dyn Fn(&mut Command)) -> Vec<(String, String)> {
+    let o = order.to_string();
+    let commands: &[&[&str]] = &[
+        &["store", "list"],
+        &["menu", "list"],
+        &["rider", "list"],
+        &["status", &o],
+        &["status", "--customer", "kim"],
+        &["store", "orders", "1"],
+        &["events", "--format", "table"],
+        &["breaker"],
+        &["cancel", &o],
+    ];
+    commands
+        .iter()
+        .map(|args| {
+            let mut c = cli.command(args);
+            env(&mut c);
+            let r = finish(c);
+            (args.join(" "), format!("{}{}", r.stdout, r.stderr))
+        })
+        .collect()
+}
+
+#[test]
+fn no_escape_codes_with_no_color_or_into_a_pipe() {
+    let cli = Cli::new();
+    let shop = cli.shop();
+    cli.add_rider("lee");
+    let o = cli.paid(&shop, "kim");
+    cli.advance(o, "delivering");
+    // NO_COLOR set (any value), and stdout a pipe, as in every test here
+    for value in ["1", "0", "yes"] {
+        for (cmd, out) in human_outputs(&cli, o, &|c| {
+            c.env("NO_COLOR", value);
+        }) {
+            assert!(!out.contains('\x1b'), "NO_COLOR={value} `{cmd}` printed an escape code:\n{out}");
+        }
+    }
+    // NO_COLOR unset, TERM a colour terminal: still none, because stdout is not a terminal
+    for (cmd, out) in human_outputs(&cli, o, &|c| {
+        c.env_remove("NO_COLOR").env("TERM", "xterm-256color");
+    }) {
+        assert!(!out.contains('\x1b'), "piped `{cmd}` printed an escape code:\n{out}");
+    }
+}
+
+#[test]
+fn status_shows_the_progress_as_a_timeline() {
+    let cli = Cli::new();
+    let shop = cli.shop();
+    cli.add_rider("lee");
+    let o = cli.paid(&shop, "kim");
+    cli.advance(o, "cooked");
+    let r = cli.run(&["status", &o.to_string()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let progress = r.stdout.lines().find(|l| l.starts_with("progress")).unwrap_or_else(|| panic!("{}", r.stdout));
+    let steps: Vec<&str> = progress.trim_start_matches("progress").split(" → ").map(str::trim).collect();
+    let names: Vec<&str> = steps.iter().map(|s| s.split(' ').next().unwrap_or_default()).collect();
+    assert_eq!(names, ["placed", "paid", "cooking", "cooked", "delivering", "delivered"], "{progress}");
+    for done in &steps[..4] {
+        let time = done.split(' ').nth(1).unwrap_or_default();
+        assert!(time.len() == 8 && time.as_bytes()[2] == b':' && time.as_bytes()[5] == b':', "a time: {progress}");
+    }
+    assert_eq!(steps[4], "delivering ·", "a step not reached yet: {progress}");
+    assert_eq!(steps[5], "delivered ·", "{progress}");
+    assert!(r.stdout.contains("FoodCooked"), "and the full event list: {}", r.stdout);
+
+    // a cancelled order says so, and what became of the money
+    let o = cli.paid(&shop, "kim");
+    cli.on(&["cook", "start"], o);
+    cli.ok(&["cancel", &o.to_string()]);
+    let r = cli.run(&["status", &o.to_string()]);
+    let progress = r.stdout.lines().find(|l| l.starts_with("progress")).unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(progress.contains("placed") && progress.contains("cooking"), "{progress}");
+    assert!(progress.contains("✗ cancelled"), "a cancelled order is shown clearly: {progress}");
+    assert!(!progress.contains("delivered"), "steps it will never reach are not shown: {progress}");
+    assert!(r.stdout.contains("refunded"), "{}", r.stdout);
+}
+
+/// Display columns of `s`: Hangul and CJK ideographs take two.
+fn columns(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c as u32 {
+            0x1100..=0x115F | 0x2E80..=0x9FFF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFF00..=0xFF60 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+#[test]
+fn korean_text_aligns_in_tables() {
+    let cli = Cli::new();
+    let shop = cli.shop();
+    cli.add_store("BBQ", "lee");
+    cli.add_menu(shop.store, "양념반 후라이드반", 19_000);
+    cli.order(shop.store, "김민수", &["후라이드", "콜라"], true);
+    for args in [&["store", "list"][..], &["menu", "list"], &["status", "--customer", "김민수"]] {
+        let r = cli.run(args);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let table: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with(['┌', '│', '╞', '├', '└'])).collect();
+        assert!(table.len() >= 4, "`{}` prints a table: {}", args.join(" "), r.stdout);
+        let widths: BTreeSet<usize> = table.iter().map(|l| columns(l)).collect();
+        assert_eq!(widths.len(), 1, "`{}`: every line of the table is as wide:\n{}", args.join(" "), r.stdout);
+    }
+}
+
+#[test]
+fn cloudevents_have_every_required_field() {
+    let cli = Cli::new();
+    let shop = cli.shop();
+    let o = cli.paid(&shop, "kim");
+    let r = cli.run(&["events", "--order", &o.to_string(), "--format", "cloudevents"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ces: Vec<Value> = r.stdout.lines().map(|l| one_object(l, "a CloudEvent")).collect();
+    let plain = event_lines(&cli, &["--order", &o.to_string()]);
+    assert_eq!(ces.len(), plain.len());
+    for (ce, e) in ces.iter().zip(&plain) {
+        assert_eq!(ce["specversion"], "1.0");
+        assert_eq!(ce["id"], e["id"], "the event's own id, stable for deduplication");
+        assert!(ce["source"].as_str().is_some_and(|s| !s.is_empty()), "{ce}");
+        assert!(ce["type"].as_str().is_some_and(|t| t.starts_with("ezdelivery.")), "{ce}");
+        assert_eq!(ce["subject"], o.to_string(), "subject is the order id, as a string");
+        let time = ce["time"].as_str().unwrap_or_default();
+        assert!(time.contains('T') && time.ends_with('Z'), "time is RFC 3339 UTC: {time}");
+        assert_eq!(ce["time"], e["at"]);
+        assert_eq!(ce["datacontenttype"], "application/json");
+        assert_eq!(ce["data"], e["data"]);
+    }
+    assert_eq!(ces[0]["type"], "ezdelivery.order.placed");
+    assert_eq!(ces[1]["type"], "ezdelivery.payment.approved");
+    // catalogue events have no order, so no subject
+    let r = cli.run(&["events", "--format", "cloudevents"]);
+    let first = one_object(r.stdout.lines().next().unwrap_or_default(), "a CloudEvent");
+    assert_eq!(first["type"], "ezdelivery.store.registered");
+    assert!(first.get("subject").is_none(), "{first}");
+}
+
+#[test]
+fn follow_prints_an_event_written_by_another_process() {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
+    let cli = Cli::new();
+    let shop = cli.shop();
+    let before = cli.events().len();
+    let mut child = cli.command(&["events", "--follow", "--format", "json"]);
+    child.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = KillOnDrop(child.spawn().expect("events --follow starts"));
+    let stdout = child.0.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let next = |what: &str| -> Value {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).unwrap_or_else(|_| panic!("`events --follow` printed no line for {what}"));
+        one_object(&line, "a followed event")
+    };
+    // what was there already
+    for _ in 0..before {
+        next("the existing events");
+    }
+    // another process writes an event
+    let o = order_id(&cli.order(shop.store, "kim", &["후라이드"], false));
+    let e = next("the new order");
+    assert_eq!(e["type"], "OrderPlaced", "{e}");
+    assert_eq!(e["order_id"], o, "{e}");
+    assert!(child.0.try_wait().expect("the child's status").is_none(), "--follow keeps running");
+}
+
+#[test]
+fn verbose_logs_each_gateway_call_with_its_duration_on_stderr() {
+    let cli = Cli::new();
+    let shop = cli.shop();
+    let args = Cli::order_args(shop.store, "kim", &["후라이드"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    let r = cli.run(&[&["-v"], &args[..], &["--pay"]].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let call = r
+        .stderr
+        .lines()
+        .find(|l| l.contains("gateway call") && l.contains("gateway=payment"))
+        .unwrap_or_else(|| panic!("-v logs the payment gateway call: {}", r.stderr));
+    assert!(call.contains("call=approve") && call.contains("result=approved"), "{call}");
+    let ms = call.split("elapsed_ms=").nth(1).and_then(|rest| rest.split_whitespace().next());
+    assert!(ms.and_then(|m| m.parse::<f64>().ok()).is_some(), "the call's duration in ms: {call}");
+    assert!(!r.stdout.contains("gateway call"), "logs stay off stdout");
+    assert!(!r.stderr.contains("DEBUG"), "-v is info level: {}", r.stderr);
+
+    // -vv: every step
+    let r = cli.run(&["-vv", "cook", "start", "1"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("DEBUG") && r.stderr.contains("event appended"), "{}", r.stderr);
+
+    // default: no logs
+    let r = cli.run(&[&args[..], &["--pay"]].concat());
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr_without_notifications().trim().is_empty(), "no logs without -v: {}", r.stderr);
+}
+
+#[test]
+fn a_refusal_names_the_order_and_the_next_step() {
+    let cli = Cli::new();
+    let shop = cli.shop();
+    let o = cli.paid(&shop, "kim");
+    let msg = cli.fails(&["cook", "finish", &o.to_string()], 4, "invalid_state");
+    assert!(msg.contains(&format!("order {o} is paid")), "what and which id: {msg}");
+    assert!(msg.contains(&format!("`ezdelivery cook start {o}`")), "what to do next: {msg}");
+    let msg = cli.fails(&["pay", &o.to_string()], 4, "invalid_state");
+    assert!(msg.contains("again"), "{msg}");
+    let msg = cli.fails(
+        &["order", "--store", &shop.store.to_string(), "--customer", "kim", "--item", "짜장"],
+        3,
+        "not_found",
+    );
+    assert!(msg.contains("짜장") && msg.contains(&format!("menu list --store {}", shop.store)), "{msg}");
+}
+
+#[test]
+fn help_of_the_other_commands_shows_an_example() {
+    let cli = Cli::new();
+    for command in [&["completions"][..], &["man"], &["breaker"], &["breaker", "reset"]] {
+        let r = finish({
+            let mut c = cli.bare();
+            c.args(command).arg("--help");
+            c
+        });
+        assert_eq!(r.code, 0, "`{} --help`: {}", command.join(" "), r.stderr);
+        assert!(r.stdout.contains("Example"), "`{} --help` shows an example:\n{}", command.join(" "), r.stdout);
+    }
+}

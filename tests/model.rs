@@ -564,8 +564,9 @@ impl MOrder {
     }
 
     /// The refusal of a move the order's status does not allow.
-    fn refusal(&self, allowed: OrderStatus) -> Outcome {
-        if self.status == OrderStatus::PendingPayment && matches!(allowed, OrderStatus::Paid | OrderStatus::Cooking) {
+    fn refusal(&self) -> Outcome {
+        // Every kitchen or delivery move on an unpaid order says "pay it first".
+        if self.status == OrderStatus::PendingPayment {
             Outcome::Refused("NotPaid")
         } else {
             Outcome::Refused("Transition")
@@ -683,7 +684,7 @@ impl Model {
 
     fn cook_start(&mut self, o: usize) -> Outcome {
         if self.orders[o].status != OrderStatus::Paid {
-            return self.orders[o].refusal(OrderStatus::Paid);
+            return self.orders[o].refusal();
         }
         let rider = self.least_busy_rider();
         let charge_down = self.charge_down;
@@ -705,7 +706,7 @@ impl Model {
     fn cook_finish(&mut self, o: usize) -> Outcome {
         let order = &mut self.orders[o];
         if order.status != OrderStatus::Cooking {
-            return order.refusal(OrderStatus::Cooking);
+            return order.refusal();
         }
         order.status = OrderStatus::Cooked;
         order.kitchen = Some(KitchenStatus::Cooked);
@@ -716,7 +717,7 @@ impl Model {
         let (pay_down, charge_down) = (self.pay_down, self.charge_down);
         let order = &mut self.orders[o];
         if order.status != OrderStatus::Paid {
-            return order.refusal(OrderStatus::Paid);
+            return order.refusal();
         }
         order.status = OrderStatus::Rejected;
         order.kitchen = Some(KitchenStatus::Rejected);
@@ -732,6 +733,7 @@ impl Model {
         match self.orders[o].status {
             OrderStatus::Cooking => return Outcome::Refused("FoodNotCooked"),
             OrderStatus::Cooked => {}
+            OrderStatus::PendingPayment => return Outcome::Refused("NotPaid"),
             _ => return Outcome::Refused("Transition"),
         }
         if named.is_some_and(|r| !self.riders.contains(&r)) {
@@ -776,7 +778,7 @@ impl Model {
     fn deliver_complete(&mut self, o: usize) -> Outcome {
         let order = &mut self.orders[o];
         if order.status != OrderStatus::Delivering {
-            return Outcome::Refused("Transition");
+            return order.refusal();
         }
         order.status = OrderStatus::Delivered;
         order.delivery.as_mut().expect("a delivery").status = DeliveryStatus::Delivered;

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// ezdelivery: a food-delivery ordering engine on one SQLite file.
+/// A food-delivery ordering engine on one SQLite file.
 #[derive(Debug, Parser)]
-#[command(name = "ezdelivery", version, about, long_about = None, propagate_version = true)]
+#[command(name = "ezdelivery", version, long_about = None, propagate_version = true)]
 #[command(
     after_help = "Example:\n  ezdelivery demo\n  ezdelivery order --store 1 --customer kim --item 후라이드:2 --pay"
 )]
@@ -27,7 +27,7 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 
-    /// More detail on stderr.
+    /// Log to stderr: -v each command and gateway call with its duration, -vv every step.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 

@@ -282,7 +282,12 @@ impl Config {
         let payment = self.payment.payment()?;
         let charge = self.charge.charge()?;
         let notifiers = self.notifiers(quiet, &|name| std::env::var(name).ok())?;
-        let storage = SqliteStorage::open(db, self.synchronous()?)?;
+        let storage = SqliteStorage::open(db, self.synchronous()?).map_err(|e| match e {
+            Error::Storage(m) => Error::Storage(format!(
+                "{m}; check that the folder is writable, or use another database with --db PATH or EZDELIVERY_DB"
+            )),
+            other => other,
+        })?;
         let mut builder =
             Engine::builder(storage).payment(payment).charge(charge).locale(locale).breakers(BreakerSettings {
                 failure_threshold: self.breaker.failure_threshold,

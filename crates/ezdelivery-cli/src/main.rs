@@ -7,7 +7,9 @@
 mod args;
 mod config;
 mod demo;
+mod man;
 mod render;
+mod style;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -30,6 +32,8 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    style::decide();
+    logging(cli.verbose);
     let printed = match run(&cli) {
         Ok(Printed::Out(out)) if cli.json => print_line(&out.json.to_string()),
         Ok(Printed::Out(out)) if !cli.quiet && !out.human.is_empty() => print_line(out.human.trim_end()),
@@ -42,6 +46,24 @@ fn main() -> ExitCode {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => fail(&Error::Internal(format!("cannot write to standard output: {e}")), cli.json),
     }
+}
+
+/// `-v` logs each command and gateway call (with its duration) at info
+/// level, `-vv` every step at debug level, `-vvv` everything; on standard
+/// error, so standard output stays the command's result. Off by default.
+fn logging(verbose: u8) {
+    let level = match verbose {
+        0 => return,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_max_level(level)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .init();
 }
 
 /// Prints one line on standard output; unlike `println!`, a closed pipe is
@@ -131,12 +153,8 @@ fn run(cli: &Cli) -> Result<Printed> {
             )));
         }
         Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command()).render(&mut page).map_err(|e| Error::Internal(e.to_string()))?;
-            return Ok(Printed::Out(Output::new(
-                json!({ "man": String::from_utf8_lossy(&page) }),
-                String::from_utf8_lossy(&page),
-            )));
+            let page = man::page().map_err(|e| Error::Internal(format!("cannot render the man page: {e}")))?;
+            return Ok(Printed::Out(Output::new(json!({ "man": page }), page)));
         }
         _ => {}
     }
@@ -145,9 +163,7 @@ fn run(cli: &Cli) -> Result<Printed> {
         return demo::run(cli, &config).map(|()| Printed::Done);
     }
     let db = db_path(cli)?;
-    if cli.verbose > 0 {
-        eprintln!("ezdelivery: database {}", db.display());
-    }
+    tracing::info!(db = %db.display(), "database");
     let mut engine = config.engine(&db, cli.quiet)?;
     execute(&mut engine, &cli.command, cli.json)
 }
@@ -234,7 +250,10 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
             }
             let line = |e: &ezdelivery_core::app::storage::StoredEvent| match format {
                 EventFormat::Cloudevents => render::cloud_event(e).to_string(),
-                _ => render::event_json(e).to_string(),
+                EventFormat::Json => render::event_json(e).to_string(),
+                // Following on a terminal: one line per event, as it comes.
+                EventFormat::Table if json => render::event_json(e).to_string(),
+                EventFormat::Table => render::event_line(e),
             };
             let mut last = *after;
             for e in &events {

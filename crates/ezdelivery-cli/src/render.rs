@@ -1,13 +1,15 @@
 //! How results look: SPEC.md's JSON shapes for `--json`, and tables and
 //! text for people.
 
-use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use comfy_table::{presets, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
 use ezdelivery_core::app::breakers::BreakerStatus;
 use ezdelivery_core::app::messages::won;
 use ezdelivery_core::app::storage::StoredEvent;
 use ezdelivery_core::domain::{Menu, Rider, Store};
 use ezdelivery_core::OrderView;
 use serde_json::{json, Value};
+
+use crate::style::{self, Tone};
 
 /// What a command prints: one JSON object for `--json`, text for people.
 pub struct Output {
@@ -28,6 +30,16 @@ fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
     t
+}
+
+/// Keeps `columns` (ids, statuses, amounts) whole on a narrow terminal, so
+/// that only the free-text columns wrap.
+fn keep_whole(t: &mut Table, columns: &[usize]) {
+    for &i in columns {
+        if let Some(column) = t.column_mut(i) {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
 }
 
 fn right(text: impl ToString) -> Cell {
@@ -57,13 +69,14 @@ pub fn store_text(verb: &str, s: &Store) -> String {
 /// `store list`
 pub fn stores(stores: &[Store]) -> Output {
     let mut t = table(&["id", "name", "owner", "open", "reviews", "avg score", "delivery charge"]);
+    keep_whole(&mut t, &[0, 3]);
     for s in stores {
         let avg = s.average_score().map_or("-".to_string(), |a| format!("{a:.1}"));
         t.add_row(vec![
             right(s.id),
             Cell::new(&s.name),
             Cell::new(&s.owner),
-            Cell::new(if s.open { "open" } else { "closed" }),
+            if s.open { style::cell("open", Tone::Good) } else { style::cell("closed", Tone::Dim) },
             right(s.review_count),
             right(avg),
             right(format!("{}원", won(s.delivery_charge))),
@@ -86,13 +99,14 @@ pub fn menu_json(m: &Menu) -> Value {
 /// `menu list`
 pub fn menus(menus: &[Menu]) -> Output {
     let mut t = table(&["id", "store", "name", "price", "available"]);
+    keep_whole(&mut t, &[0, 1]);
     for m in menus {
         t.add_row(vec![
             right(m.id),
             right(m.store_id),
             Cell::new(&m.name),
             right(format!("{}원", won(m.price))),
-            Cell::new(if m.available { "yes" } else { "sold out" }),
+            if m.available { Cell::new("yes") } else { style::cell("sold out", Tone::Bad) },
         ]);
     }
     Output::new(json!({ "menus": menus.iter().map(menu_json).collect::<Vec<_>>() }), t.to_string())
@@ -117,10 +131,19 @@ pub fn view_json(view: &OrderView) -> Value {
     serde_json::to_value(view).unwrap_or_else(|e| json!({ "error": e.to_string() }))
 }
 
-/// The mypage view of one order for people: summary, items, and timeline.
+/// The mypage view of one order for people: the order's progress as a
+/// timeline, its items, where payment, kitchen and delivery stand, and
+/// every event. Times are UTC.
 pub fn view_text(v: &OrderView) -> String {
-    let mut out =
-        format!("order {} · {} (store {}) · {} · {}\n", v.order_id, v.store, v.store_id, v.customer, v.status);
+    let mut out = format!(
+        "{} · {} (store {}) · {} · {}\n",
+        style::paint(&format!("order {}", v.order_id), Tone::Strong),
+        v.store,
+        v.store_id,
+        v.customer,
+        style::status(v.status.as_str())
+    );
+    out.push_str(&progress(v));
     let mut items = table(&["menu", "name", "unit price", "qty", "amount"]);
     for i in &v.items {
         items.add_row(vec![
@@ -133,44 +156,183 @@ pub fn view_text(v: &OrderView) -> String {
     }
     out.push_str(&items.to_string());
     out.push_str(&format!("\ntotal     {}원\n", won(v.total)));
-    let payment = v.payment.as_ref().map_or("-".into(), |p| format!("{} ({}원)", p.status, won(p.amount)));
+    let payment = v
+        .payment
+        .as_ref()
+        .map_or("-".into(), |p| format!("{} ({}원)", style::status(p.status.as_str()), won(p.amount)));
     out.push_str(&format!("payment   {payment}\n"));
-    out.push_str(&format!("kitchen   {}\n", v.kitchen.as_ref().map_or("-".into(), |k| k.status.to_string())));
+    let kitchen = v.kitchen.as_ref().map_or("-".into(), |k| style::status(k.status.as_str()));
+    out.push_str(&format!("kitchen   {kitchen}\n"));
     let delivery = v.delivery.as_ref().map_or("-".into(), |d| {
         let rider = d.rider.as_deref().unwrap_or("no rider yet");
-        let charge =
-            d.charge.as_ref().map_or("no charge yet".into(), |c| format!("charge {} ({}원)", c.status, won(c.amount)));
-        format!("{} · rider {rider} · {charge}", d.status)
+        let charge = d.charge.as_ref().map_or("no charge yet".into(), |c| {
+            format!("charge {} ({}원)", style::status(c.status.as_str()), won(c.amount))
+        });
+        format!("{} · rider {rider} · {charge}", style::status(d.status.as_str()))
     });
     out.push_str(&format!("delivery  {delivery}\n"));
     if let Some(r) = &v.review {
         out.push_str(&format!("review    {}/5 {}\n", r.score, r.text));
     }
-    out.push_str("timeline\n");
+    out.push_str(&format!("events    {}\n", style::paint("(UTC)", Tone::Dim)));
     for t in &v.timeline {
         out.push_str(&format!("  {:>5}  {}  {}\n", t.seq, t.at.format("%Y-%m-%d %H:%M:%S"), t.kind));
     }
     out
 }
 
-/// Several orders (`status --customer`, `store orders`) as one table.
+/// The steps of an order that goes well, each with the event that reaches it.
+const STEPS: [(&str, &str); 6] = [
+    ("placed", "OrderPlaced"),
+    ("paid", "PaymentApproved"),
+    ("cooking", "CookingStarted"),
+    ("cooked", "FoodCooked"),
+    ("delivering", "DeliveryStarted"),
+    ("delivered", "DeliveryCompleted"),
+];
+
+/// The progress line: `placed 12:00:01 → paid 12:00:02 → cooking · → …`,
+/// steps not reached yet as `·` (dim on a terminal). A cancelled or
+/// rejected order ends in `✗ cancelled 12:03:00`, followed by what became
+/// of the money. Wrapped at the arrows to the terminal's width.
+pub fn progress(v: &OrderView) -> String {
+    let stop = v.timeline.iter().find(|t| t.kind == "OrderCancelled" || t.kind == "OrderRejected");
+    let before_stop = |seq: i64| stop.is_none_or(|s| seq < s.seq);
+    let placed_day = v.placed_at.date_naive();
+    let time = |at: chrono::DateTime<chrono::Utc>| {
+        if at.date_naive() == placed_day {
+            at.format("%H:%M:%S").to_string()
+        } else {
+            at.format("%m-%d %H:%M:%S").to_string()
+        }
+    };
+    // (plain text for measuring, painted text for showing)
+    let mut parts: Vec<(String, String)> = Vec::new();
+    let reached: Vec<Option<&ezdelivery_core::app::view::TimelineEntry>> =
+        STEPS.iter().map(|(_, kind)| v.timeline.iter().find(|t| t.kind == *kind && before_stop(t.seq))).collect();
+    let last_reached = reached.iter().rposition(Option::is_some);
+    for (i, ((name, _), entry)) in STEPS.iter().zip(&reached).enumerate() {
+        match entry {
+            Some(t) => {
+                let plain = format!("{name} {}", time(t.at));
+                let tone = if Some(i) == last_reached && stop.is_none() { Tone::Strong } else { Tone::Good };
+                parts.push((plain.clone(), style::paint(&plain, tone)));
+            }
+            // A stopped order shows no steps it will never reach.
+            None if stop.is_some() => {}
+            None => {
+                let plain = format!("{name} ·");
+                parts.push((plain.clone(), style::paint(&plain, Tone::Dim)));
+            }
+        }
+    }
+    let mut ending = None;
+    if let Some(s) = stop {
+        let what = if s.kind == "OrderCancelled" { "cancelled" } else { "rejected" };
+        let plain = format!("✗ {what} {}", time(s.at));
+        ending = Some((plain.clone(), style::paint(&plain, Tone::Bad)));
+    }
+    let label = "progress  ";
+    let width = comfy_table::Table::new().width().map(usize::from);
+    let mut out = String::from(label);
+    let mut column = label.chars().count();
+    for (i, (plain, painted)) in parts.iter().enumerate() {
+        let joint = if i == 0 { "" } else { " → " };
+        let need = joint.chars().count() + plain.chars().count();
+        if i > 0 && width.is_some_and(|w| column + need > w) {
+            out.push('\n');
+            out.push_str(&" ".repeat(label.len()));
+            out.push_str("→ ");
+            column = label.len() + 2;
+        } else {
+            out.push_str(joint);
+            column += joint.chars().count();
+        }
+        out.push_str(painted);
+        column += plain.chars().count();
+    }
+    if let Some((plain, painted)) = ending {
+        if width.is_some_and(|w| column + 1 + plain.chars().count() > w) {
+            out.push('\n');
+            out.push_str(&" ".repeat(label.len()));
+        } else {
+            out.push(' ');
+        }
+        out.push_str(&painted);
+        out.push('\n');
+        out.push_str(&" ".repeat(label.len()));
+        out.push_str(&money_after_stop(v));
+    }
+    out.push('\n');
+    out
+}
+
+/// What became of the money of a cancelled or rejected order.
+fn money_after_stop(v: &OrderView) -> String {
+    let payment = match &v.payment {
+        None => "nothing was paid".to_string(),
+        Some(p) => match p.status.as_str() {
+            "refunded" => format!("the payment of {}원 was refunded", won(p.amount)),
+            "refund_pending" => {
+                format!("the refund of {}원 is queued; `ezdelivery relay` retries it", won(p.amount))
+            }
+            "voided" => "the queued payment was dropped; nothing was charged".to_string(),
+            "declined" => "the payment was declined; nothing was charged".to_string(),
+            other => format!("payment {other}"),
+        },
+    };
+    let charge = v.delivery.as_ref().and_then(|d| d.charge.as_ref()).map(|c| match c.status.as_str() {
+        "refunded" => format!("; the rider's charge of {}원 was taken back", won(c.amount)),
+        "refund_pending" => format!("; taking back the rider's charge of {}원 is queued", won(c.amount)),
+        _ => String::new(),
+    });
+    format!("{payment}{}", charge.unwrap_or_default())
+}
+
+/// Several orders (`status --customer`, `store orders`) as one table. On a
+/// terminal too narrow for every column, the kitchen and the time of the
+/// last change are left out (`status ORDER` has them).
 pub fn views(key: &str, views: &[OrderView]) -> Output {
-    let mut t = table(&["order", "store", "customer", "status", "total", "payment", "kitchen", "delivery", "updated"]);
-    for v in views {
-        t.add_row(vec![
-            right(v.order_id),
-            Cell::new(&v.store),
-            Cell::new(&v.customer),
-            Cell::new(v.status),
-            right(format!("{}원", won(v.total))),
-            Cell::new(v.payment.as_ref().map_or("-".into(), |p| p.status.to_string())),
-            Cell::new(v.kitchen.as_ref().map_or("-".into(), |k| k.status.to_string())),
-            Cell::new(v.delivery.as_ref().map_or("-".into(), |d| d.status.to_string())),
-            Cell::new(v.updated_at.format("%Y-%m-%d %H:%M:%S").to_string()),
-        ]);
+    const HEADER: [&str; 9] =
+        ["order", "store", "customer", "status", "total", "payment", "kitchen", "delivery", "updated"];
+    let rows: Vec<[Cell; 9]> = views
+        .iter()
+        .map(|v| {
+            [
+                right(v.order_id),
+                Cell::new(&v.store),
+                Cell::new(&v.customer),
+                style::status_cell(v.status.as_str()),
+                right(format!("{}원", won(v.total))),
+                style::status_cell(v.payment.as_ref().map_or("-", |p| p.status.as_str())),
+                style::status_cell(v.kitchen.as_ref().map_or("-", |k| k.status.as_str())),
+                style::status_cell(v.delivery.as_ref().map_or("-", |d| d.status.as_str())),
+                Cell::new(v.updated_at.format("%m-%d %H:%M").to_string()),
+            ]
+        })
+        .collect();
+    let build = |columns: &[usize]| {
+        let mut t = table(&columns.iter().map(|&i| HEADER[i]).collect::<Vec<_>>());
+        for row in &rows {
+            t.add_row(columns.iter().map(|&i| row[i].clone()).collect::<Vec<_>>());
+        }
+        // the order, its status and total stay whole
+        let whole: Vec<usize> = (0..columns.len()).filter(|&c| [0, 3, 4].contains(&columns[c])).collect();
+        keep_whole(&mut t, &whole);
+        t
+    };
+    let mut t = build(&[0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    if t.width().is_some_and(|w| natural_width(&t) > usize::from(w)) {
+        t = build(&[0, 1, 2, 3, 4, 5, 7]);
     }
     let human = if views.is_empty() { "no orders".to_string() } else { t.to_string() };
     Output::new(json!({ key: views.iter().map(view_json).collect::<Vec<_>>() }), human)
+}
+
+/// How wide `t` is when nothing wraps: its content, one space of padding on
+/// each side of every cell, and the borders.
+fn natural_width(t: &Table) -> usize {
+    t.column_max_content_widths().iter().map(|&w| usize::from(w) + 3).sum::<usize>() + 1
 }
 
 /// One event as its JSON line: `{"seq","id","type","order_id","at","data"}`.
@@ -184,6 +346,7 @@ pub fn event_json(e: &StoredEvent) -> Value {
 /// Events as a table for people.
 pub fn events_table(events: &[StoredEvent]) -> String {
     let mut t = table(&["seq", "at", "type", "order", "data"]);
+    keep_whole(&mut t, &[0, 2, 3]);
     for e in events {
         t.add_row(vec![
             right(e.seq),
@@ -194,6 +357,18 @@ pub fn events_table(events: &[StoredEvent]) -> String {
         ]);
     }
     t.to_string()
+}
+
+/// One event as one line for people (`events --follow` on a terminal).
+pub fn event_line(e: &StoredEvent) -> String {
+    format!(
+        "{:>6}  {}  {:<22}  {}  {}",
+        e.seq,
+        e.at.format("%Y-%m-%d %H:%M:%S"),
+        e.event.type_name(),
+        e.event.order_id().map_or("-".into(), |o| format!("order {o}")),
+        e.event.data()
+    )
 }
 
 /// One event as CloudEvents 1.0 JSON (structured mode): `type` is
@@ -222,7 +397,7 @@ pub fn breakers(breakers: &[BreakerStatus]) -> Output {
     for b in breakers {
         t.add_row(vec![
             Cell::new(&b.name),
-            Cell::new(&b.state),
+            style::status_cell(&b.state),
             right(b.failures),
             Cell::new(time(b.opened_at)),
             Cell::new(time(b.retry_at)),

@@ -1,5 +1,5 @@
 //! The library's one error type. The CLI turns it into a message and an
-//! exit code in one place (`ezdelivery-cli`'s `exit` module).
+//! exit code in one place (`fail` in `ezdelivery-cli`'s `main.rs`).
 
 use crate::domain::validate::Invalid;
 use crate::domain::{DomainError, OrderId, Refusal};
@@ -17,8 +17,8 @@ pub enum Error {
         what: &'static str,
         /// The id or name that was asked for.
         id: String,
-        /// Where to look instead.
-        hint: &'static str,
+        /// What to do next: where to look instead.
+        hint: String,
     },
     /// The state machine refuses the move (exit 4).
     #[error("{0}")]
@@ -72,12 +72,12 @@ impl Error {
     pub fn not_found(what: &'static str, id: impl ToString) -> Error {
         let hint = match what {
             "store" => "`ezdelivery store list` shows the stores",
-            "menu" => "`ezdelivery menu list --store STORE` shows a store's menus",
-            "rider" => "`ezdelivery rider add --name NAME` registers one",
+            "menu" => "`ezdelivery menu list` shows the menus",
+            "rider" => "`ezdelivery rider list` shows the riders, `ezdelivery rider add --name NAME` registers one",
             "order" => "`ezdelivery status --customer NAME` lists a customer's orders",
             _ => "check the id",
         };
-        Error::NotFound { what, id: id.to_string(), hint }
+        Error::NotFound { what, id: id.to_string(), hint: hint.to_string() }
     }
 }
 

@@ -3,12 +3,22 @@
 //! A food-delivery ordering engine: stores and menus, orders, payment, the
 //! store owner's inbox, cooking, delivery with the rider's delivery charge,
 //! cancellation with compensation, reviews, the "mypage" view of every
-//! order, and a message on every status change.
+//! order, and a message on every status change. It is synchronous, has no
+//! runtime to start, and keeps everything in one storage (SQLite by
+//! default, or in memory).
+//!
+//! - [Quick start](#quick-start)
+//! - [The order's state machine](#the-orders-state-machine)
+//! - [The other aggregates](#the-other-aggregates)
+//! - [The ports, and how to write an adapter](#the-ports-and-how-to-write-an-adapter)
+//! - [The guarantees](#the-guarantees)
+//! - [Errors](#errors) and [logging](#logging)
 //!
 //! The crate is laid out as a hexagon:
 //!
 //! - [`domain`]: pure state machines (order, payment, kitchen ticket,
-//!   delivery, delivery charge, store) and their [`domain::Event`]s. No I/O.
+//!   delivery, delivery charge, store) and their [`domain::Event`]s. No I/O,
+//!   no clock: each move is a function of (state, command, now).
 //! - [`app`]: the [`Engine`] facade, one method per command; each command
 //!   runs in one write transaction, gateway calls happen between
 //!   transactions, never inside one.
@@ -17,6 +27,8 @@
 //!   [`ports::Notifier`], [`ports::Clock`].
 //! - [`adapters`]: SQLite and in-memory storage, sandbox and HTTP
 //!   gateways, console, JSON-lines, webhook and KakaoTalk notifiers.
+//!
+//! ## Quick start
 //!
 //! ```
 //! use ezdelivery_core::{adapters::memory::MemoryStorage, Engine, ItemPick};
@@ -30,7 +42,187 @@
 //!     .unwrap();
 //! assert_eq!(order.total, 36_000);
 //! assert_eq!(order.status.as_str(), "paid");
+//!
+//! engine.start_cooking(order.order_id).unwrap(); // a delivery is prepared with lee, whose charge is paid
+//! engine.finish_cooking(order.order_id).unwrap();
+//! engine.start_delivery(order.order_id, None).unwrap();
+//! let view = engine.complete_delivery(order.order_id).unwrap();
+//! assert_eq!(view.status.as_str(), "delivered");
 //! ```
+//!
+//! For a file on disk, use [`adapters::sqlite::SqliteStorage::open`] instead
+//! of [`adapters::memory::MemoryStorage::new`]. The repository's
+//! `examples/embed.rs` (own notifier) and `examples/custom_gateway.rs` (own
+//! payment gateway) are complete programs: `cargo run --example embed`.
+//!
+//! ## The order's state machine
+//!
+//! [`domain::OrderStatus::next`] is the whole table; every other move is
+//! refused with a [`domain::Refusal`] ([`Error::Refused`], exit code 4) and
+//! writes nothing.
+//!
+//! | from | action ([`Engine`] method) | to | also happens |
+//! |---|---|---|---|
+//! | — | place ([`Engine::place_order`]) | `pending_payment` | not established: the store does not see it |
+//! | `pending_payment` | pay, approved by the gateway ([`Engine::pay`], or `place_order` with `pay`) | `paid` | a kitchen ticket is `received`; the owner is told |
+//! | `pending_payment` | pay, declined | `pending_payment` | [`Error::Declined`]; pay again with another card |
+//! | `pending_payment` | pay, gateway unreachable | `pending_payment` | [`Error::Unavailable`]; the payment is queued and [`Engine::relay`] retries it under the same idempotency key |
+//! | `paid` | start cooking ([`Engine::start_cooking`]) | `cooking` | a delivery is prepared with the least busy rider, whose delivery charge is paid |
+//! | `paid` | reject ([`Engine::reject`]) | `rejected` | the payment is refunded |
+//! | `cooking` | finish cooking ([`Engine::finish_cooking`]) | `cooked` | |
+//! | `cooked` | depart ([`Engine::start_delivery`]) | `delivering` | needs a rider whose delivery charge is `paid` |
+//! | `delivering` | complete ([`Engine::complete_delivery`]) | `delivered` | the customer may review it once ([`Engine::review`]) |
+//! | `pending_payment`, `paid`, `cooking`, `cooked` | cancel ([`Engine::cancel`]) | `cancelled` | payment refunded (or a queued one voided), kitchen ticket and delivery cancelled, a paid delivery charge taken back |
+//! | `delivering`, `delivered` | cancel | refused | [`domain::Refusal::AlreadyDeparted`]: "order 7 is already on its way (delivering); it can no longer be cancelled" |
+//!
+//! `delivered`, `cancelled` and `rejected` are final.
+//!
+//! ```
+//! use ezdelivery_core::domain::order::OrderAction;
+//! use ezdelivery_core::domain::OrderStatus;
+//!
+//! assert_eq!(OrderStatus::Paid.next(OrderAction::StartCooking), Some(OrderStatus::Cooking));
+//! assert_eq!(OrderStatus::Delivering.next(OrderAction::Cancel), None);
+//! ```
+//!
+//! ## The other aggregates
+//!
+//! Each has its own state machine in [`domain`], with a diagram in its
+//! module's documentation:
+//!
+//! - [`domain::Payment`] (one attempt per try to pay): `pending` →
+//!   `approved` | `declined` | `voided`; `approved` → `refund_pending` →
+//!   `refunded`.
+//! - [`domain::KitchenTicket`] (the store's side of a paid order):
+//!   `received` → `cooking` → `cooked`; `received` → `rejected`; any of the
+//!   three → `cancelled`.
+//! - [`domain::Delivery`]: `preparing` → `delivering` → `delivered`;
+//!   `preparing` → `cancelled`.
+//! - [`domain::Charge`] (the rider's delivery charge): `pending` → `paid`
+//!   | `voided`; `paid` → `refund_pending` → `refunded`.
+//! - The catalogue: [`domain::Store`] (open or closed, review count and
+//!   average), [`domain::Menu`] (available or sold out), [`domain::Rider`];
+//!   [`domain::Review`], one per delivered order.
+//! - [`domain::Breaker`]: the circuit breaker around each gateway and
+//!   notifier channel, `closed` → `open` → `half_open`, kept in the storage.
+//!
+//! Every change appends [`domain::Event`]s to the log; the mypage
+//! [`OrderView`] is a pure fold of an order's events
+//! ([`app::view::OrderView::apply`]).
+//!
+//! ## The ports, and how to write an adapter
+//!
+//! | port | what it does | adapters in this crate |
+//! |---|---|---|
+//! | [`ports::Storage`] / [`ports::Repo`] | runs a unit of work in one transaction | [`adapters::sqlite`], [`adapters::memory`] |
+//! | [`ports::PaymentGateway`] | approves and refunds customers' payments | [`adapters::sandbox::SandboxPayment`] |
+//! | [`ports::ChargeGateway`] | pays riders' delivery charges and takes them back | [`adapters::sandbox::SandboxCharge`] |
+//! | [`ports::Notifier`] | delivers one message on one channel | [`adapters::console::ConsoleNotifier`] |
+//! | [`ports::Clock`] | says what time it is | [`ports::SystemClock`] |
+//!
+//! An adapter is a type that implements the trait, handed to the
+//! [`EngineBuilder`]: [`EngineBuilder::payment`], [`EngineBuilder::charge`],
+//! [`EngineBuilder::notifier`] (several channels allowed, each with its own
+//! name), [`EngineBuilder::clock`]; storage is the argument of
+//! [`Engine::builder`]. The rules an adapter has to keep:
+//!
+//! - **Gateways** get an `idempotency_key` that stays the same when the same
+//!   attempt is retried: acting on a key twice must not charge twice.
+//!   Answer [`ports::GatewayOutcome::Declined`] only for a final "no" (a
+//!   refused card) and [`ports::GatewayOutcome::Unavailable`] for anything
+//!   that may work later (connection error, timeout, 5xx): the engine keeps
+//!   the work and retries it. Give every call a timeout; the engine calls
+//!   gateways outside any transaction, but a call that hangs holds up the
+//!   command.
+//! - **Notifiers** return `Err` for "not delivered, try again later"; the
+//!   message stays in the outbox and is retried with back-off, never sent
+//!   twice on the same channel once delivered. [`ports::Message::id`] is
+//!   stable across retries, so a receiver can drop repeats. A notifier
+//!   never fails a command.
+//! - **Storage** must make [`ports::Storage::write`] atomic: all of a unit
+//!   of work or nothing. [`adapters::memory`] is a complete, small example.
+//! - Every port is `Send`: an engine can move between threads.
+//!
+//! A notifier of your own, plugged in and seeing the messages of an order:
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//!
+//! use ezdelivery_core::adapters::memory::MemoryStorage;
+//! use ezdelivery_core::ports::{Message, Notifier};
+//! use ezdelivery_core::{Engine, ItemPick};
+//!
+//! /// Keeps every message in a shared list (a real one would call an API).
+//! #[derive(Clone, Default)]
+//! struct Inbox(Arc<Mutex<Vec<String>>>);
+//!
+//! impl Notifier for Inbox {
+//!     fn channel(&self) -> &str {
+//!         "inbox"
+//!     }
+//!
+//!     fn send(&self, message: &Message) -> Result<(), String> {
+//!         let mut list = self.0.lock().map_err(|_| "the inbox is poisoned".to_string())?;
+//!         list.push(format!("{} → {}: {}", message.event, message.recipient, message.text));
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let inbox = Inbox::default();
+//! let mut engine = Engine::builder(MemoryStorage::new()).notifier(inbox.clone()).build();
+//! let store = engine.add_store("BBQ", Some("park"), None).unwrap();
+//! engine.add_menu(store.id, "후라이드", 18_000).unwrap();
+//! engine.place_order(store.id, "kim", &[ItemPick::new("후라이드", 1)], "", true, None).unwrap();
+//!
+//! let seen = inbox.0.lock().unwrap();
+//! assert!(seen.iter().any(|m| m.starts_with("PaymentApproved → kim")));
+//! assert!(seen.iter().any(|m| m.starts_with("PaymentApproved → park")), "the owner hears of a paid order");
+//! ```
+//!
+//! ## The guarantees
+//!
+//! - **No order without a payment.** An order is established (`paid`, in the
+//!   store's inbox) only once the gateway approved its payment.
+//! - **One transaction per command.** A command's state changes, its events,
+//!   the mypage views and the queued messages commit together or not at
+//!   all (a transactional outbox); a refused command writes nothing.
+//! - **No gateway call inside a transaction.** A payment or delivery charge
+//!   is recorded `pending` with its idempotency key, the gateway is called,
+//!   and the answer is recorded in a second transaction. A crash in between
+//!   is repaired by [`Engine::relay`], retrying under the same key, so
+//!   nobody is charged twice.
+//! - **Fault isolation.** Orders are taken while the payment service is
+//!   down (kept `pending_payment`, the payment queued); a circuit breaker
+//!   per gateway and notifier channel fails fast after repeated failures
+//!   and lets one trial call through after a cool-down. Its state is in the
+//!   storage, so it holds across processes.
+//! - **Compensation.** A cancelled or rejected order that was paid is
+//!   refunded; a paid delivery charge is taken back. What a gateway cannot
+//!   do now is queued, never dropped.
+//! - **Messages** are sent after the commit, retried with back-off, never
+//!   lost and never sent twice for the same event and channel; a notifier
+//!   that is down never fails or blocks an order.
+//! - **CQRS.** The mypage views are built from the event log by a projector
+//!   that is idempotent per event and can rebuild them from scratch to the
+//!   same result ([`Engine::rebuild_projection`]).
+//! - Every order event carries the order id, its correlation key.
+//!
+//! ## Errors
+//!
+//! Every fallible call returns [`Result`]; [`Error`] says what the caller
+//! should do: fix the input ([`Error::Invalid`]), look elsewhere
+//! ([`Error::NotFound`]), respect the state machine ([`Error::Refused`]),
+//! pay with another card ([`Error::Declined`]), or try again later
+//! ([`Error::Unavailable`]). Messages name the id and the next step, and
+//! [`Error::kind`] / [`Error::exit_code`] are stable.
+//!
+//! ## Logging
+//!
+//! The engine logs with [`tracing`](https://docs.rs/tracing) and installs no
+//! subscriber: each command is a span (info), each gateway call an info
+//! event `gateway call` with `gateway`, `call`, `order`, `result` and
+//! `elapsed_ms`, each appended event and notifier call a debug event.
+//! Install any subscriber to see them; the `ezdelivery` CLI does with `-v`.
 
 #![deny(missing_docs)]
 

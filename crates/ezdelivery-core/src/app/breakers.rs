@@ -143,7 +143,7 @@ impl Engine {
             return Err(Error::NotFound {
                 what: "breaker",
                 id: name.to_string(),
-                hint: "`ezdelivery breaker status` lists the breakers",
+                hint: format!("the breakers are {}", self.breaker_names().join(", ")),
             });
         }
         self.write(|w| w.repo.save_breaker(&Breaker::closed(name, w.now)))?;

@@ -10,6 +10,7 @@ use crate::{Error, Result};
 impl Engine {
     /// Registers a store, open (`ezdelivery store add`).
     pub fn add_store(&mut self, name: &str, owner: Option<&str>, address: Option<&str>) -> Result<Store> {
+        let _span = tracing::info_span!("add_store", name = %name).entered();
         self.write(|w| {
             let (store, event) = Store::register(w.repo.next_id(Table::Store)?, name, owner, address)?;
             w.repo.save_store(&store)?;
@@ -25,6 +26,7 @@ impl Engine {
 
     /// Opens or closes a store (`ezdelivery store open|close`).
     pub fn set_store_open(&mut self, store: StoreId, open: bool) -> Result<Store> {
+        let _span = tracing::info_span!("set_store_open", store, open).entered();
         self.write(|w| {
             let (store, event) = existing_store(w.repo, store)?.set_open(open);
             w.repo.save_store(&store)?;
@@ -35,6 +37,7 @@ impl Engine {
 
     /// Sets what each delivery of `store` pays the rider.
     pub fn set_delivery_charge(&mut self, store: StoreId, charge: Won) -> Result<Store> {
+        let _span = tracing::info_span!("set_delivery_charge", store, charge).entered();
         let charge = validate::charge(charge)?;
         self.write(|w| {
             let store = Store { delivery_charge: charge, ..existing_store(w.repo, store)? };
@@ -58,6 +61,7 @@ impl Engine {
 
     /// Adds a menu item to a store (`ezdelivery menu add`).
     pub fn add_menu(&mut self, store: StoreId, name: &str, price: Won) -> Result<Menu> {
+        let _span = tracing::info_span!("add_menu", store, name = %name, price).entered();
         self.write(|w| {
             existing_store(w.repo, store)?;
             let (menu, event) = Menu::add(w.repo.next_id(Table::Menu)?, store, name, price)?;
@@ -82,6 +86,7 @@ impl Engine {
 
     /// Marks a menu sold out or available again (`ezdelivery menu soldout|available`).
     pub fn set_menu_available(&mut self, menu: MenuId, available: bool) -> Result<Menu> {
+        let _span = tracing::info_span!("set_menu_available", menu, available).entered();
         self.write(|w| {
             let found = w.repo.menu(menu)?.ok_or_else(|| Error::not_found("menu", menu))?;
             let (menu, event) = found.set_available(available);
@@ -94,6 +99,7 @@ impl Engine {
     /// Registers a rider (`ezdelivery rider add`). Names are unique so that
     /// `--rider NAME` is never ambiguous.
     pub fn add_rider(&mut self, name: &str) -> Result<Rider> {
+        let _span = tracing::info_span!("add_rider", name = %name).entered();
         self.write(|w| {
             let (rider, event) = Rider::register(w.repo.next_id(Table::Rider)?, name)?;
             if w.repo.rider_by_name(&rider.name)?.is_some() {
@@ -136,6 +142,6 @@ pub(crate) fn find_menu(repo: &mut dyn Repo, store: StoreId, menu: &str) -> Resu
     repo.menu_by_name(store, menu)?.ok_or(Error::NotFound {
         what: "menu",
         id: format!("`{menu}` of store {store}"),
-        hint: "`ezdelivery menu list --store STORE` shows a store's menus",
+        hint: format!("`ezdelivery menu list --store {store}` shows its menus"),
     })
 }

@@ -1,7 +1,7 @@
 //! The [`Engine`]: the library's facade, one method per command, and the
 //! unit of work every command runs in.
 //!
-//! A command runs as one write transaction ([`Engine::write`]): it loads
+//! A command runs as one write transaction (`Engine::write`): it loads
 //! aggregates, applies pure domain transitions, stores the results and
 //! appends the events; before the commit the projector brings the mypage
 //! views up to date and the outbox queues the messages, so state, events,
@@ -104,6 +104,7 @@ impl Engine {
 
     /// The mypage view of one order (`ezdelivery status ORDER`).
     pub fn status(&mut self, order: OrderId) -> Result<OrderView> {
+        let _span = tracing::debug_span!("status", order).entered();
         self.read(|repo| repo.view(order)?.ok_or_else(|| Error::not_found("order", order)))
     }
 
@@ -127,6 +128,7 @@ impl Engine {
     /// Deletes the mypage views and rebuilds them from the event log
     /// (`ezdelivery projection rebuild`).
     pub fn rebuild_projection(&mut self) -> Result<projector::Progress> {
+        let _span = tracing::info_span!("rebuild_projection").entered();
         self.write(|w| projector::rebuild(w.repo))
     }
 }
@@ -144,6 +146,7 @@ impl Work<'_> {
     pub fn emit(&mut self, event: Event) -> Result<()> {
         let id = uuid::Uuid::new_v4().to_string();
         self.repo.append_event(&id, self.now, &event)?;
+        tracing::debug!(event = %event.type_name(), order = event.order_id(), "event appended");
         self.emitted.push((id, event));
         Ok(())
     }

@@ -34,6 +34,7 @@ impl Engine {
         pay: bool,
         card: Option<&str>,
     ) -> Result<OrderView> {
+        let _span = tracing::info_span!("place_order", store, customer = %customer, items = items.len(), pay).entered();
         let card = card.map(mask_card).transpose()?;
         let (order, payment) = self.write(|w| {
             let store = existing_store(w.repo, store)?;
@@ -58,6 +59,7 @@ impl Engine {
     /// waiting for the gateway is retried under its own idempotency key
     /// rather than started anew, so the customer is never charged twice.
     pub fn pay(&mut self, order: OrderId, card: Option<&str>) -> Result<OrderView> {
+        let _span = tracing::info_span!("pay", order).entered();
         let card = card.map(mask_card).transpose()?;
         let payment = self.write(|w| {
             let found = existing_order(w, order)?;
@@ -76,6 +78,7 @@ impl Engine {
     /// A delivery is prepared with the least busy rider, whose delivery
     /// charge is then paid; with no rider registered the delivery waits.
     pub fn start_cooking(&mut self, order: OrderId) -> Result<OrderView> {
+        let _span = tracing::info_span!("start_cooking", order).entered();
         let charge = self.write(|w| {
             let found = existing_order(w, order)?;
             let cooking = found.transition(OrderAction::StartCooking, w.now)?;
@@ -109,6 +112,7 @@ impl Engine {
 
     /// The food is cooked (`ezdelivery cook finish`).
     pub fn finish_cooking(&mut self, order: OrderId) -> Result<OrderView> {
+        let _span = tracing::info_span!("finish_cooking", order).entered();
         self.write(|w| {
             let cooked = existing_order(w, order)?.transition(OrderAction::FinishCooking, w.now)?;
             let (ticket, event) = existing_ticket(w, order)?.handle(KitchenAction::Finish, "", w.now)?;
@@ -121,6 +125,7 @@ impl Engine {
 
     /// The owner rejects a paid order; the payment is refunded (`ezdelivery cook reject`).
     pub fn reject(&mut self, order: OrderId, reason: &str) -> Result<OrderView> {
+        let _span = tracing::info_span!("reject", order).entered();
         let reason = crate::domain::validate::text("reason", reason)?;
         self.write(|w| {
             let rejected = existing_order(w, order)?.transition(OrderAction::Reject, w.now)?;
@@ -139,6 +144,7 @@ impl Engine {
     /// moves the delivery and its charge to that rider (the first rider's
     /// charge is taken back). An unpaid charge is paid (or retried) first.
     pub fn start_delivery(&mut self, order: OrderId, rider: Option<&str>) -> Result<OrderView> {
+        let _span = tracing::info_span!("start_delivery", order, rider = ?rider).entered();
         let pending = self.write(|w| {
             let found = existing_order(w, order)?;
             if found.status == OrderStatus::Cooking {
@@ -213,6 +219,7 @@ impl Engine {
 
     /// The rider handed the food over (`ezdelivery deliver complete`).
     pub fn complete_delivery(&mut self, order: OrderId) -> Result<OrderView> {
+        let _span = tracing::info_span!("complete_delivery", order).entered();
         self.write(|w| {
             let delivered = existing_order(w, order)?.transition(OrderAction::Complete, w.now)?;
             let (delivery, event) = existing_delivery(w, order)?.complete(w.now)?;
@@ -227,6 +234,7 @@ impl Engine {
     /// payment, cancels the kitchen ticket and the delivery, and takes back
     /// a paid delivery charge. After departure it is refused.
     pub fn cancel(&mut self, order: OrderId, reason: &str) -> Result<OrderView> {
+        let _span = tracing::info_span!("cancel", order).entered();
         self.write(|w| {
             let (cancelled, event) = existing_order(w, order)?.cancel(reason, w.now)?;
             w.repo.update_order(&cancelled)?;
@@ -256,6 +264,7 @@ impl Engine {
     /// Reviews a delivered order, once (`ezdelivery review`); the store's
     /// review count and average follow.
     pub fn review(&mut self, order: OrderId, score: u8, text: &str) -> Result<Review> {
+        let _span = tracing::info_span!("review", order, score).entered();
         let review = self.write(|w| {
             let found = existing_order(w, order)?;
             let (reviewed, review, event) = Review::write(&found, score, text, w.now)?;

@@ -69,6 +69,7 @@ impl Engine {
     /// Retries every due queued payment, refund and delivery charge, then
     /// delivers every due message (`ezdelivery relay`).
     pub fn relay(&mut self) -> Result<RelayReport> {
+        let _span = tracing::info_span!("relay").entered();
         let mut report = RelayReport::default();
         let now = self.clock.now();
         for payment in self.read(|repo| repo.payments_awaiting(now, RELAY_BATCH))? {
@@ -113,6 +114,7 @@ impl Engine {
     /// Puts every dead message back in the queue, due now, with a fresh
     /// count of tries (`ezdelivery relay --retry-dead`). Returns how many.
     pub fn revive_dead_messages(&mut self) -> Result<usize> {
+        let _span = tracing::info_span!("revive_dead_messages").entered();
         self.write(|w| {
             let dead = w.repo.dead_messages(usize::MAX >> 1)?;
             for q in &dead {
@@ -156,10 +158,14 @@ impl Engine {
                 stats.skipped += 1;
                 continue;
             }
+            let started = Instant::now();
             let sent = match self.notifiers.iter().find(|n| n.channel() == channel) {
                 Some(n) => n.send(&queued.message),
                 None => Err(format!("no notifier `{channel}` is configured")),
             };
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::debug!(channel = %channel, message_id = %queued.message.id, ok = sent.is_ok(),
+                elapsed_ms = format_args!("{elapsed_ms:.3}"), "notifier call");
             gate.breaker = gate.breaker.record(sent.is_ok(), &settings, now);
             // After a trial or a failure, the channel waits for the next
             // batch: a dead endpoint costs one timeout per batch, not one

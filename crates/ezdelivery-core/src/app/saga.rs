@@ -4,7 +4,9 @@
 //! after it. A crash in between leaves the attempt `pending`, and `relay`
 //! retries it under the same key, so the gateway acts on it once.
 
-use crate::app::breakers::{self, CHARGE, PAYMENT};
+use std::time::Instant;
+
+use crate::app::breakers::{self, Guarded, CHARGE, PAYMENT};
 use crate::app::engine::{Engine, Work};
 use crate::domain::order::OrderAction;
 use crate::domain::{Charge, ChargeStatus, KitchenTicket, OrderId, OrderStatus, Payment, PaymentStatus};
@@ -36,7 +38,8 @@ impl Engine {
             amount: payment.amount,
             card: payment.card.clone(),
         };
-        let call = self.guarded(PAYMENT, |e| e.payment.approve(&request))?;
+        let call = self.guarded(PAYMENT, |e| timed(PAYMENT, "approve", order, || e.payment.approve(&request)))?;
+        skipped(PAYMENT, "approve", order, &call);
         let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
         let settled = self.write(|w| {
             breakers::record(w.repo, PAYMENT, call.reached, &settings, w.now)?;
@@ -109,7 +112,8 @@ impl Engine {
             rider,
             amount: charge.amount,
         };
-        let call = self.guarded(CHARGE, |e| e.charge.pay(&request))?;
+        let call = self.guarded(CHARGE, |e| timed(CHARGE, "pay", order, || e.charge.pay(&request)))?;
+        skipped(CHARGE, "pay", order, &call);
         let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
         let settled = self.write(|w| {
             breakers::record(w.repo, CHARGE, call.reached, &settings, w.now)?;
@@ -171,7 +175,9 @@ impl Engine {
             payment.gateway_ref.as_deref(),
             payment.amount,
         );
-        let call = self.guarded(PAYMENT, |e| e.payment.refund(&request))?;
+        let call =
+            self.guarded(PAYMENT, |e| timed(PAYMENT, "refund", payment.order_id, || e.payment.refund(&request)))?;
+        skipped(PAYMENT, "refund", payment.order_id, &call);
         let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
         self.write(|w| {
             breakers::record(w.repo, PAYMENT, call.reached, &settings, w.now)?;
@@ -204,7 +210,8 @@ impl Engine {
             charge.gateway_ref.as_deref(),
             charge.amount,
         );
-        let call = self.guarded(CHARGE, |e| e.charge.refund(&request))?;
+        let call = self.guarded(CHARGE, |e| timed(CHARGE, "refund", charge.order_id, || e.charge.refund(&request)))?;
+        skipped(CHARGE, "refund", charge.order_id, &call);
         let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
         self.write(|w| {
             breakers::record(w.repo, CHARGE, call.reached, &settings, w.now)?;
@@ -253,5 +260,32 @@ fn refund_request(key: &str, order_id: OrderId, gateway_ref: Option<&str>, amoun
         gateway_ref: gateway_ref.unwrap_or_default().to_string(),
         amount,
         reason: format!("order {order_id} was cancelled or rejected"),
+    }
+}
+
+/// Makes one gateway call and logs it with its duration and outcome
+/// (`-v` on the command line shows these lines).
+fn timed(gateway: &str, call: &str, order: OrderId, make: impl FnOnce() -> GatewayOutcome) -> GatewayOutcome {
+    let started = Instant::now();
+    let outcome = make();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (result, reason) = match &outcome {
+        GatewayOutcome::Approved { .. } => ("approved", ""),
+        GatewayOutcome::Declined { reason } => ("declined", reason.as_str()),
+        GatewayOutcome::Unavailable { reason } => ("unavailable", reason.as_str()),
+    };
+    let elapsed_ms = format_args!("{elapsed_ms:.3}");
+    if reason.is_empty() {
+        tracing::info!(gateway = %gateway, call = %call, order, result = %result, elapsed_ms, "gateway call");
+    } else {
+        tracing::info!(gateway = %gateway, call = %call, order, result = %result, reason = %reason, elapsed_ms, "gateway call");
+    }
+    outcome
+}
+
+/// Logs a call the gateway's circuit breaker refused without making it.
+fn skipped(gateway: &str, call: &str, order: OrderId, guarded: &Guarded) {
+    if guarded.reached.is_none() {
+        tracing::info!(gateway = %gateway, call = %call, order, "gateway call skipped: its circuit breaker is open");
     }
 }

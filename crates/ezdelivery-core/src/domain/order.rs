@@ -240,7 +240,7 @@ impl Order {
                 what: "order",
                 order: self.id,
                 status: self.status.as_str(),
-                action: "be reviewed before it is delivered",
+                action: "be reviewed: only a delivered order can be",
             });
         }
         if self.reviewed {
@@ -254,8 +254,16 @@ impl Order {
         let (order, status) = (self.id, self.status.as_str());
         match (self.status, action) {
             (S::Delivering | S::Delivered, OrderAction::Cancel) => Refusal::AlreadyDeparted { order, status },
-            (S::PendingPayment, OrderAction::StartCooking | OrderAction::Reject | OrderAction::FinishCooking) => {
-                Refusal::NotPaid { order, status }
+            (
+                S::PendingPayment,
+                OrderAction::StartCooking
+                | OrderAction::Reject
+                | OrderAction::FinishCooking
+                | OrderAction::Depart
+                | OrderAction::Complete,
+            ) => Refusal::NotPaid { order, status },
+            (S::Paid | S::Cooking | S::Cooked | S::Delivering | S::Delivered, OrderAction::Pay) => {
+                Refusal::Transition { what: "order", order, status, action: "be paid again" }
             }
             _ => Refusal::Transition { what: "order", order, status, action: action.verb() },
         }

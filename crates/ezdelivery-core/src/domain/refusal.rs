@@ -65,7 +65,9 @@ pub enum Refusal {
         order: OrderId,
     },
     /// Any other move the state machine of one aggregate does not allow.
-    #[error("{what} of order {order} is {status}; it cannot {action}")]
+    /// The message names the order, says where it stands and what can be
+    /// done with it next.
+    #[error("{}", transition_message(.what, *.order, .status, .action))]
     Transition {
         /// Which aggregate: `order`, `payment`, `kitchen ticket`, `delivery`, `delivery charge`.
         what: &'static str,
@@ -78,6 +80,35 @@ pub enum Refusal {
     },
 }
 
+/// `order 7 is paid; it cannot depart. Next, the store owner accepts it: …`
+fn transition_message(what: &str, order: OrderId, status: &str, action: &str) -> String {
+    let subject = if what == "order" { format!("order {order}") } else { format!("the {what} of order {order}") };
+    format!("{subject} is {status}; it cannot {action}. {}", next_step(what, order, status))
+}
+
+/// What can be done with an order in `status` (for the order itself), or
+/// where to look (for its other aggregates).
+fn next_step(what: &str, order: OrderId, status: &str) -> String {
+    if what != "order" {
+        return format!("`ezdelivery status {order}` shows where the order stands");
+    }
+    match status {
+        "pending_payment" => format!("It is not paid yet: `ezdelivery pay {order}`"),
+        "paid" => format!(
+            "Next, the store owner accepts it (`ezdelivery cook start {order}`) or rejects it \
+             (`ezdelivery cook reject {order}`)"
+        ),
+        "cooking" => format!("Next, when the food is ready: `ezdelivery cook finish {order}`"),
+        "cooked" => format!("Next, the rider departs: `ezdelivery deliver start {order}`"),
+        "delivering" => format!("Next, when the food is handed over: `ezdelivery deliver complete {order}`"),
+        "delivered" => {
+            format!("It is finished; the customer can still review it once: `ezdelivery review {order} --score 1..5`")
+        }
+        "cancelled" | "rejected" => "Nothing more can happen to it; to order again, use `ezdelivery order`".to_string(),
+        _ => format!("`ezdelivery status {order}` shows where it stands"),
+    }
+}
+
 /// Either kind of "no" the domain can say.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
@@ -87,4 +118,23 @@ pub enum DomainError {
     /// The state machine refuses the move (exit code 4).
     #[error(transparent)]
     Refused(#[from] Refusal),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_move_says_what_which_order_and_what_next() {
+        let r = Refusal::Transition { what: "order", order: 7, status: "paid", action: "depart" };
+        assert_eq!(
+            r.to_string(),
+            "order 7 is paid; it cannot depart. Next, the store owner accepts it (`ezdelivery cook start 7`) \
+             or rejects it (`ezdelivery cook reject 7`)"
+        );
+        let r = Refusal::Transition { what: "kitchen ticket", order: 3, status: "cancelled", action: "be cooked" };
+        assert!(r.to_string().starts_with("the kitchen ticket of order 3 is cancelled; it cannot be cooked."));
+        let r = Refusal::AlreadyDeparted { order: 7, status: "delivering" };
+        assert_eq!(r.to_string(), "order 7 is already on its way (delivering); it can no longer be cancelled");
+    }
 }

@@ -1,0 +1,253 @@
+//! `ezdelivery man`: one complete man page (roff), generated from the same
+//! clap definitions as `--help`. clap_mangen renders the head (title, name,
+//! synopsis, global options); every command follows with its usage,
+//! options and example, then the environment, files and exit codes.
+
+use std::fmt::Write as _;
+
+use clap::{Arg, Command, CommandFactory};
+
+use crate::args::Cli;
+
+/// The whole page, `ezdelivery.1`.
+pub fn page() -> std::io::Result<String> {
+    let mut cli = Cli::command().disable_help_subcommand(true);
+    cli.build();
+    let man = clap_mangen::Man::new(cli.clone());
+    let mut out = String::new();
+    type Part = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
+    let head: [Part; 3] = [
+        clap_mangen::Man::render_title,
+        clap_mangen::Man::render_name_section,
+        clap_mangen::Man::render_synopsis_section,
+    ];
+    for (i, part) in head.into_iter().enumerate() {
+        append(&mut out, &man, part, i == 0)?;
+    }
+    out.push_str(DESCRIPTION);
+    append(&mut out, &man, clap_mangen::Man::render_options_section, false)?;
+
+    out.push_str(".SH COMMANDS\n");
+    for (path, command) in leaves(&cli, "ezdelivery") {
+        command_section(&mut out, &path, command);
+    }
+
+    out.push_str(SECTIONS);
+    append(&mut out, &man, clap_mangen::Man::render_version_section, false)?;
+    Ok(out)
+}
+
+/// Appends one part clap_mangen renders; each starts with the same two
+/// preamble lines, kept only for the first.
+fn append(
+    out: &mut String,
+    man: &clap_mangen::Man,
+    part: fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>,
+    first: bool,
+) -> std::io::Result<()> {
+    let mut roff = Vec::new();
+    part(man, &mut roff)?;
+    for line in String::from_utf8_lossy(&roff).lines() {
+        if !first && (line.starts_with(".ie \\n(.g .ds Aq") || line.starts_with(".el .ds Aq")) {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    Ok(())
+}
+
+/// Every command that runs something (no groups), with its full name.
+fn leaves<'c>(command: &'c Command, path: &str) -> Vec<(String, &'c Command)> {
+    let mut all = Vec::new();
+    for sub in command.get_subcommands() {
+        let name = format!("{path} {}", sub.get_name());
+        // `breaker` runs on its own (status) and has subcommands too.
+        if sub.get_subcommands().next().is_none() || !sub.is_subcommand_required_set() {
+            all.push((name.clone(), sub));
+        }
+        all.extend(leaves(sub, &name));
+    }
+    all
+}
+
+fn command_section(out: &mut String, path: &str, command: &Command) {
+    let _ = writeln!(out, ".SS \"{}\"", escape(path));
+    if let Some(about) = command.get_about() {
+        let _ = writeln!(out, "{}", text(&about.to_string()));
+    }
+    let _ = writeln!(out, ".PP\n\\fB{}\\fR{}", escape(path), escape(&usage_args(command)));
+    let args: Vec<&Arg> = command.get_arguments().filter(|a| !a.is_hide_set() && !a.is_global_set()).collect();
+    let args: Vec<&Arg> = args.into_iter().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")).collect();
+    if !args.is_empty() {
+        out.push_str(".RS\n");
+        for arg in args {
+            let _ = writeln!(out, ".TP\n{}", arg_label(arg));
+            if let Some(help) = arg.get_help() {
+                let help = help.to_string();
+                let stop = if help.ends_with('.') { "" } else { "." };
+                let _ = writeln!(out, "{}{stop}", text(&help));
+            }
+            let values: Vec<String> =
+                arg.get_possible_values().iter().filter(|v| !v.is_hide_set()).map(|v| v.get_name().into()).collect();
+            if !values.is_empty() && arg.get_long().is_some() {
+                let _ = writeln!(out, "One of: {}.", escape(&values.join(", ")));
+            }
+        }
+        out.push_str(".RE\n");
+    }
+    if let Some(after) = command.get_after_help() {
+        out.push_str(".PP\n.nf\n.RS\n");
+        for line in after.to_string().lines() {
+            let _ = writeln!(out, "{}", text(line));
+        }
+        out.push_str(".RE\n.fi\n");
+    }
+}
+
+/// The usage after the command's name: `[--card NUMBER] ORDER`.
+fn usage_args(command: &Command) -> String {
+    let mut parts = Vec::new();
+    for arg in command.get_arguments().filter(|a| !a.is_hide_set() && !a.is_global_set()) {
+        if matches!(arg.get_id().as_str(), "help" | "version") {
+            continue;
+        }
+        let required = arg.is_required_set();
+        let value = value_name(arg);
+        let part = if arg.is_positional() {
+            if arg.get_possible_values().is_empty() {
+                value
+            } else {
+                arg.get_possible_values().iter().map(|v| v.get_name().to_string()).collect::<Vec<_>>().join("|")
+            }
+        } else {
+            let flag =
+                arg.get_long().map_or_else(|| format!("-{}", arg.get_short().unwrap_or('?')), |l| format!("--{l}"));
+            if takes_value(arg) {
+                format!("{flag} {value}")
+            } else {
+                flag
+            }
+        };
+        parts.push(if required { part } else { format!("[{part}]") });
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", parts.join(" "))
+    }
+}
+
+fn takes_value(arg: &Arg) -> bool {
+    arg.get_action().takes_values()
+}
+
+fn value_name(arg: &Arg) -> String {
+    arg.get_value_names()
+        .and_then(|n| n.first())
+        .map_or_else(|| arg.get_id().as_str().to_uppercase(), |n| n.to_string())
+}
+
+/// `\fB\-\-card\fR \fINUMBER\fR`, or `\fIORDER\fR` for a positional.
+fn arg_label(arg: &Arg) -> String {
+    if arg.is_positional() {
+        return format!("\\fI{}\\fR", escape(&value_name(arg)));
+    }
+    let mut flags = Vec::new();
+    if let Some(s) = arg.get_short() {
+        flags.push(format!("\\fB\\-{}\\fR", escape(&s.to_string())));
+    }
+    if let Some(l) = arg.get_long() {
+        flags.push(format!("\\fB\\-\\-{}\\fR", escape(l)));
+    }
+    let mut label = flags.join(", ");
+    if takes_value(arg) {
+        let _ = write!(label, " \\fI{}\\fR", escape(&value_name(arg)));
+    }
+    label
+}
+
+/// Escapes text for roff: backslashes and hyphens.
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\e").replace('-', "\\-")
+}
+
+/// One line of running text: escaped, and never read as a request.
+fn text(line: &str) -> String {
+    let escaped = escape(line);
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
+}
+
+/// What the program is, for people who open the page.
+const DESCRIPTION: &str = r#".SH DESCRIPTION
+\fBezdelivery\fR takes a food order from a customer's menu pick to the rider's door: stores and menus, orders, payment, the store owner's inbox, cooking, delivery with the rider's delivery charge, cancellation with refunds, reviews, and a "mypage" view of every order, with a message to the customer on every status change.
+.PP
+Everything is kept in one SQLite file, by default in the platform data folder (see \fBFILES\fR). Ids are the integers the commands print. Output is for people (tables; colour only on a terminal, never with \fBNO_COLOR\fR); \fB\-\-json\fR prints exactly one JSON object instead. Messages to customers and owners go to standard error as [알림 → NAME] lines, so standard output stays the command's result.
+.PP
+Run \fBezdelivery demo\fR to see one whole order, step by step.
+"#;
+
+/// The sections after the commands.
+const SECTIONS: &str = r#".SH ENVIRONMENT
+.TP
+\fBEZDELIVERY_DB\fR
+The database file, as \fB\-\-db\fR.
+.TP
+\fBEZDELIVERY_CONFIG\fR
+The config file, as \fB\-\-config\fR.
+.TP
+\fBXDG_DATA_HOME\fR
+On Linux, the data folder that holds the default database.
+.TP
+\fBNO_COLOR\fR
+When set and not empty, human output has no colour (see https://no\-color.org). Output that is not a terminal never has colour.
+.TP
+\fBEZDELIVERY_KAKAO_TOKEN\fR
+The KakaoTalk notifier's token; never read from arguments, never printed.
+.SH FILES
+.TP
+\fI$XDG_DATA_HOME/ezdelivery/ezdelivery.db\fR
+The default database (\fI~/.local/share/ezdelivery/ezdelivery.db\fR when XDG_DATA_HOME is unset; \fI~/Library/Application Support/ezdelivery/\fR on macOS, \fI%APPDATA%\eezdelivery\e\fR on Windows), created on first use.
+.TP
+\fI$XDG_DATA_HOME/ezdelivery/ezdelivery\-demo.db\fR
+The database of \fBezdelivery demo\fR, replaced on each run.
+.SH EXIT STATUS
+.TP
+\fB0\fR
+Done.
+.TP
+\fB1\fR
+internal: storage or unexpected failure.
+.TP
+\fB2\fR
+invalid_input: bad arguments or values.
+.TP
+\fB3\fR
+not_found: no such store, menu, order or rider.
+.TP
+\fB4\fR
+invalid_state: the state machine refuses (cancel after departure, cook an unpaid order, order from a closed store).
+.TP
+\fB5\fR
+declined: the payment was declined; the order stays pending_payment.
+.TP
+\fB6\fR
+unavailable: a gateway is down, timed out or its breaker is open; the order is kept and the work queued; try again later.
+.PP
+With \fB\-\-json\fR a failure prints one object {"error":{"kind":...,"message":...}} on standard error.
+.SH EXAMPLES
+.nf
+.RS
+ezdelivery demo
+ezdelivery store add \-\-name 교촌치킨 \-\-owner park
+ezdelivery menu add \-\-store 1 \-\-name 후라이드 \-\-price 18000
+ezdelivery order \-\-store 1 \-\-customer kim \-\-item 후라이드:2 \-\-pay
+ezdelivery status 1
+ezdelivery events \-\-follow \-\-format cloudevents
+.RE
+.fi
+"#;
