@@ -815,8 +815,11 @@ macro_rules! check {
 }
 
 /// The invariants of every order view (read through `status --customer`);
-/// what breaks them goes to `problems`.
-fn check_views(views: &[Value], context: &str, problems: &mut Vec<String>) {
+/// what breaks them goes to `problems`. `settled` says `relay` has run with
+/// the gateways up: before that, a cancelled order's payment or charge whose
+/// call was interrupted may still be `pending`, waiting to be asked again
+/// under its key (and given back if the gateway did act on it).
+fn check_views(views: &[Value], context: &str, settled: bool, problems: &mut Vec<String>) {
     for v in views {
         let status = v["status"].as_str().expect("a status");
         let items = v["items"].as_array().expect("items");
@@ -840,12 +843,12 @@ fn check_views(views: &[Value], context: &str, problems: &mut Vec<String>) {
             "cancelled" | "rejected" => {
                 check!(
                     problems,
-                    !matches!(payment, Some("approved" | "pending")),
+                    payment != Some("approved") && (!settled || payment != Some("pending")),
                     "{context}: a cancelled order's payment is refund_pending, refunded or never charged: {v}"
                 );
                 check!(
                     problems,
-                    !matches!(charge, Some("paid" | "pending")),
+                    charge != Some("paid") && (!settled || charge != Some("pending")),
                     "{context}: a cancelled order's charge is withdrawn: {v}"
                 );
             }
@@ -960,7 +963,7 @@ fn killing_the_binary_mid_command_loses_nothing_and_relay_finishes_every_attempt
     }
     let views = |w: &World| CUSTOMERS.iter().flat_map(|c| w.orders_of(c)).collect::<Vec<_>>();
     let mut problems = Vec::new();
-    check_views(&views(&w), "after the crashes", &mut problems);
+    check_views(&views(&w), "after the crashes", false, &mut problems);
 
     // the gateway is up and fast: relay finishes every started attempt
     gw.set_latency(0, 0, seed);
@@ -968,7 +971,7 @@ fn killing_the_binary_mid_command_loses_nothing_and_relay_finishes_every_attempt
                   (SELECT count(*) FROM charges WHERE status IN ('pending', 'refund_pending'))";
     w.relay_until("nothing queued", |w, _| w.count(queued) == 0);
     let after = views(&w);
-    check_views(&after, "after relay", &mut problems);
+    check_views(&after, "after relay", true, &mut problems);
     let by_id: HashMap<i64, &Value> = after.iter().map(|v| (order_id(v), v)).collect();
     let orders = w.count("SELECT count(*) FROM orders");
     check!(problems, by_id.len() as i64 == orders, "{orders} orders but {} views", by_id.len());

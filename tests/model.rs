@@ -150,8 +150,10 @@ impl Gateways {
     }
 }
 
+/// A gateway that is down refuses the connection: it certainly did not act.
+/// (Answers that leave it in doubt, such as timeouts, are the fault tests'.)
 fn outage() -> GatewayOutcome {
-    GatewayOutcome::Unavailable { reason: "scripted outage".into() }
+    GatewayOutcome::NotReached { reason: "scripted outage".into() }
 }
 
 fn approved(prefix: &str, key: &str) -> GatewayOutcome {

@@ -36,11 +36,27 @@ pub enum GatewayOutcome {
         /// Why, in the gateway's words.
         reason: String,
     },
-    /// Not reached, timed out, or failed: try again later with the same key.
+    /// Failed in a way that may have left the work done (a timeout, a 5xx
+    /// after the request was sent): try again later with the same key; an
+    /// attempt like this is never simply dropped.
     Unavailable {
         /// What happened.
         reason: String,
     },
+    /// Certainly not acted on: the service was not reached (connection
+    /// refused), said it did not take the request (503), or is switched off.
+    /// Try again later with the same key; a cancelled order may drop it.
+    NotReached {
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl GatewayOutcome {
+    /// True when the service answered (approved or declined): it is up.
+    pub fn reached(&self) -> bool {
+        matches!(self, GatewayOutcome::Approved { .. } | GatewayOutcome::Declined { .. })
+    }
 }
 
 /// A request to charge a customer for an order.

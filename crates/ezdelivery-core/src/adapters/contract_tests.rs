@@ -137,7 +137,13 @@ fn order(id: i64, store_id: i64, status: OrderStatus) -> Order {
 }
 
 fn attempt(key: &str, next_at: Option<DateTime<Utc>>) -> Attempt {
-    Attempt { idempotency_key: key.to_string(), tries: 3, next_at, last_error: Some("gateway timed out".into()) }
+    Attempt {
+        idempotency_key: key.to_string(),
+        tries: 3,
+        next_at,
+        last_error: Some("gateway timed out".into()),
+        maybe_processed: true,
+    }
 }
 
 fn payment(id: i64, order_id: i64, status: PaymentStatus, next_at: Option<DateTime<Utc>>) -> Payment {
@@ -385,7 +391,13 @@ fn payments(s: &mut dyn Storage) {
     let p2 = Payment {
         card: None,
         gateway_ref: None,
-        attempt: Attempt { idempotency_key: "ezd-pay-2".into(), tries: 0, next_at: None, last_error: None },
+        attempt: Attempt {
+            idempotency_key: "ezd-pay-2".into(),
+            tries: 0,
+            next_at: None,
+            last_error: None,
+            maybe_processed: false,
+        },
         ..payment(2, 2, PaymentStatus::Pending, None)
     };
     let p3 = payment(3, 1, PaymentStatus::Approved, Some(t(99)));
@@ -402,7 +414,13 @@ fn payments(s: &mut dyn Storage) {
         status: PaymentStatus::RefundPending,
         card: None,
         gateway_ref: Some("gw-other".into()),
-        attempt: Attempt { idempotency_key: "ezd-refund-3".into(), tries: 7, next_at: None, last_error: None },
+        attempt: Attempt {
+            idempotency_key: "ezd-refund-3".into(),
+            tries: 7,
+            next_at: None,
+            last_error: None,
+            maybe_processed: true,
+        },
         updated_at: t(600),
         ..p3.clone()
     };
@@ -450,7 +468,13 @@ fn charges(s: &mut dyn Storage) {
     let c1 = charge(1, 1, 2, ChargeStatus::Paid, None);
     let c2 = Charge {
         gateway_ref: None,
-        attempt: Attempt { idempotency_key: "ezd-charge-2".into(), tries: 0, next_at: None, last_error: None },
+        attempt: Attempt {
+            idempotency_key: "ezd-charge-2".into(),
+            tries: 0,
+            next_at: None,
+            last_error: None,
+            maybe_processed: false,
+        },
         ..charge(2, 1, 1, ChargeStatus::Voided, None)
     };
     let c3 = charge(3, 2, 1, ChargeStatus::Pending, Some(t(5)));

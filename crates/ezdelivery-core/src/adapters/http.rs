@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::http_client::{path_segment, HttpClient, Reply, UrlUse};
+use super::http_client::{path_segment, HttpClient, Reply, SendError, UrlUse};
 use crate::error::Result;
 use crate::ports::{ChargeGateway, ChargeRequest, GatewayOutcome, PaymentGateway, PaymentRequest, RefundRequest};
 
@@ -107,15 +107,21 @@ enum Declines {
 }
 
 /// Maps what the server answered (or why it could not) to the port's outcome.
-fn outcome(what: &str, sent: std::result::Result<Reply, String>, key: &str, declines: Declines) -> GatewayOutcome {
+/// A refused connection and a 503 ("not ready to handle the request") are
+/// [`GatewayOutcome::NotReached`]: the service did not act. A timeout or any
+/// other failure may have left the work done, so it is `Unavailable`.
+fn outcome(what: &str, sent: std::result::Result<Reply, SendError>, key: &str, declines: Declines) -> GatewayOutcome {
     let reply = match sent {
         Ok(reply) => reply,
-        Err(error) => return GatewayOutcome::Unavailable { reason: format!("{what}: {error}") },
+        Err(e) if e.maybe_sent => return GatewayOutcome::Unavailable { reason: format!("{what}: {e}") },
+        Err(e) => return GatewayOutcome::NotReached { reason: format!("{what}: {e}") },
     };
     if reply.is_success() {
         GatewayOutcome::Approved { gateway_ref: reply.json_field("id").unwrap_or_else(|| key.to_string()) }
     } else if declines == Declines::Allowed && matches!(reply.status(), 402 | 422) {
         GatewayOutcome::Declined { reason: reply.message().unwrap_or_else(|| reply.status_line()) }
+    } else if reply.status() == 503 {
+        GatewayOutcome::NotReached { reason: format!("{what}: {}", reply.describe()) }
     } else {
         GatewayOutcome::Unavailable { reason: format!("{what}: {}", reply.describe()) }
     }
@@ -156,8 +162,8 @@ mod tests {
 
     fn unavailable(outcome: &GatewayOutcome) -> &str {
         match outcome {
-            GatewayOutcome::Unavailable { reason } => reason,
-            other => panic!("expected Unavailable, got {other:?}"),
+            GatewayOutcome::Unavailable { reason } | GatewayOutcome::NotReached { reason } => reason,
+            other => panic!("expected Unavailable or NotReached, got {other:?}"),
         }
     }
 
@@ -191,7 +197,7 @@ mod tests {
         let server = TestServer::start(vec![Reply::json(503, ""), Reply::json(200, r#"{"id": "p"}"#)]);
         let gw = HttpPayment::new(server.url(), LONG).unwrap();
         let request = pay_request("attempt-9", None);
-        assert!(matches!(gw.approve(&request), GatewayOutcome::Unavailable { .. }));
+        assert!(matches!(gw.approve(&request), GatewayOutcome::Unavailable { .. } | GatewayOutcome::NotReached { .. }));
         assert!(matches!(gw.approve(&request), GatewayOutcome::Approved { .. }));
         let keys: Vec<_> = server.finish().iter().map(|r| r.header("Idempotency-Key").map(String::from)).collect();
         assert_eq!(keys, vec![Some("attempt-9".to_string()); 2]);
@@ -242,7 +248,10 @@ mod tests {
         let outcome = gw.approve(&pay_request("x", None));
         assert!(unavailable(&outcome).starts_with("payment gateway: cannot reach the server"), "{outcome:?}");
         let charge = HttpCharge::new(&refused_url(), LONG).unwrap();
-        assert!(matches!(charge.pay(&charge_request()), GatewayOutcome::Unavailable { .. }));
+        assert!(matches!(
+            charge.pay(&charge_request()),
+            GatewayOutcome::Unavailable { .. } | GatewayOutcome::NotReached { .. }
+        ));
     }
 
     #[test]

@@ -68,18 +68,24 @@ impl HttpClient {
     }
 
     /// Posts `body` as JSON to `{url}{path}` with an `Idempotency-Key` header.
-    pub(crate) fn post_json<T: Serialize>(&self, path: &str, idempotency_key: &str, body: &T) -> Result<Reply, String> {
-        let body = serde_json::to_vec(body).map_err(|e| format!("cannot encode the request: {e}"))?;
-        let key =
-            HeaderValue::from_str(idempotency_key).map_err(|_| "the idempotency key is not a valid header value")?;
+    pub(crate) fn post_json<T: Serialize>(
+        &self,
+        path: &str,
+        idempotency_key: &str,
+        body: &T,
+    ) -> Result<Reply, SendError> {
+        let body =
+            serde_json::to_vec(body).map_err(|e| SendError::unsent(format!("cannot encode the request: {e}")))?;
+        let key = HeaderValue::from_str(idempotency_key)
+            .map_err(|_| SendError::unsent("the idempotency key is not a valid header value".into()))?;
         self.post(path, vec![("idempotency-key", key)], "application/json", body)
     }
 
     /// Posts `fields` form-urlencoded to `{url}{path}` with an
     /// `Authorization: Bearer …` header.
-    pub(crate) fn post_form(&self, path: &str, token: &Secret, fields: &[(&str, &str)]) -> Result<Reply, String> {
+    pub(crate) fn post_form(&self, path: &str, token: &Secret, fields: &[(&str, &str)]) -> Result<Reply, SendError> {
         let body = fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect::<Vec<_>>();
-        let auth = token.bearer()?;
+        let auth = token.bearer().map_err(SendError::unsent)?;
         self.post(path, vec![("authorization", auth)], "application/x-www-form-urlencoded", body.join("&").into_bytes())
     }
 
@@ -89,7 +95,7 @@ impl HttpClient {
         headers: Vec<(&'static str, HeaderValue)>,
         content_type: &'static str,
         body: Vec<u8>,
-    ) -> Result<Reply, String> {
+    ) -> Result<Reply, SendError> {
         let mut request = self.agent.post(format!("{}{path}", self.url)).header("content-type", content_type);
         for (name, value) in headers {
             request = request.header(name, value);
@@ -102,14 +108,46 @@ impl HttpClient {
         Ok(Reply { status, body })
     }
 
-    fn describe(&self, error: ureq::Error) -> String {
+    fn describe(&self, error: ureq::Error) -> SendError {
+        use std::io::ErrorKind;
         match error {
-            ureq::Error::Timeout(_) => format!("no answer within {} ms", self.timeout.as_millis()),
-            ureq::Error::Io(e) => format!("cannot reach the server: {e}"),
-            ureq::Error::ConnectionFailed => "cannot reach the server: connection failed".into(),
-            ureq::Error::HostNotFound => "cannot reach the server: host not found".into(),
-            other => other.to_string(),
+            // The request may have arrived: the answer is unknown.
+            ureq::Error::Timeout(_) => {
+                SendError::maybe_sent(format!("no answer within {} ms", self.timeout.as_millis()))
+            }
+            ureq::Error::Io(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                SendError::unsent(format!("cannot reach the server: {e}"))
+            }
+            ureq::Error::Io(e) => SendError::maybe_sent(format!("the connection failed: {e}")),
+            ureq::Error::ConnectionFailed => SendError::unsent("cannot reach the server: connection failed".into()),
+            ureq::Error::HostNotFound => SendError::unsent("cannot reach the server: host not found".into()),
+            other => SendError::maybe_sent(other.to_string()),
         }
+    }
+}
+
+/// Why a request got no answer, and whether it may have arrived anyway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SendError {
+    /// What happened, for people.
+    pub reason: String,
+    /// False when the request certainly never reached the server.
+    pub maybe_sent: bool,
+}
+
+impl SendError {
+    fn unsent(reason: String) -> SendError {
+        SendError { reason, maybe_sent: false }
+    }
+
+    fn maybe_sent(reason: String) -> SendError {
+        SendError { reason, maybe_sent: true }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.reason)
     }
 }
 

@@ -73,6 +73,7 @@ impl Notifier for KakaoNotifier {
         .to_string();
         self.client
             .post_form(SEND_TO_ME, &self.token, &[("template_object", &template)])
+            .map_err(|e| e.reason)
             .and_then(|reply| reply.delivered())
             .map_err(|e| self.token.scrub(format!("kakao: {e}")))
     }

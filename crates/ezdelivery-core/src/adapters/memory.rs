@@ -1220,14 +1220,14 @@ mod tests {
     }
 
     fn payment(id: PaymentId, order: OrderId, status: PaymentStatus, next_at: Option<DateTime<Utc>>) -> Payment {
-        let mut p = Payment::request(id, order, 36_000, None, t(0));
+        let mut p = Payment::request(id, order, 36_000, None, format!("k{id}"), t(0));
         p.status = status;
         p.attempt.next_at = next_at;
         p
     }
 
     fn charge(id: ChargeId, order: OrderId, status: ChargeStatus, next_at: Option<DateTime<Utc>>) -> Charge {
-        let mut c = Charge::request(id, order, 1, 3_000, t(0));
+        let mut c = Charge::request(id, order, 1, 3_000, format!("c{id}"), t(0));
         c.status = status;
         c.attempt.next_at = next_at;
         c

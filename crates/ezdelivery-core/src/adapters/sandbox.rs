@@ -34,7 +34,7 @@ impl SandboxSettings {
         if self.latency_ms > 0 {
             std::thread::sleep(Duration::from_millis(self.latency_ms));
         }
-        self.unavailable.then(|| GatewayOutcome::Unavailable { reason: "the sandbox is set to be unavailable".into() })
+        self.unavailable.then(|| GatewayOutcome::NotReached { reason: "the sandbox is set to be unavailable".into() })
     }
 
     /// The reference is a function of the key, so a retry gets the same one.
@@ -130,6 +130,6 @@ mod tests {
         let gw = SandboxCharge::new(SandboxSettings { unavailable: true, ..Default::default() });
         let req =
             ChargeRequest { idempotency_key: "c".into(), order_id: 1, rider_id: 1, rider: "lee".into(), amount: 3000 };
-        assert!(matches!(gw.pay(&req), GatewayOutcome::Unavailable { .. }));
+        assert!(matches!(gw.pay(&req), GatewayOutcome::NotReached { .. }));
     }
 }

@@ -45,6 +45,7 @@ impl Notifier for WebhookNotifier {
     fn send(&self, message: &Message) -> std::result::Result<(), String> {
         self.client
             .post_json("", &message.id, &MessageJson::from(message))
+            .map_err(|e| e.reason)
             .and_then(|reply| reply.delivered())
             .map_err(|e| format!("webhook: {e}"))
     }

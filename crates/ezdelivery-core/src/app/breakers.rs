@@ -80,7 +80,7 @@ impl Engine {
                 Permit::Call => {}
                 Permit::Refuse { until } => {
                     return Ok(Guarded {
-                        outcome: GatewayOutcome::Unavailable { reason: refusal(name, &breaker, until) },
+                        outcome: GatewayOutcome::NotReached { reason: refusal(name, &breaker, until) },
                         reached: None,
                     })
                 }
@@ -96,7 +96,7 @@ impl Engine {
                     })?;
                     if let (current, Permit::Refuse { until }) = taken {
                         return Ok(Guarded {
-                            outcome: GatewayOutcome::Unavailable { reason: refusal(name, &current, until) },
+                            outcome: GatewayOutcome::NotReached { reason: refusal(name, &current, until) },
                             reached: None,
                         });
                     }
@@ -104,7 +104,7 @@ impl Engine {
             }
         }
         let outcome = call(self);
-        let reached = Some(!matches!(outcome, GatewayOutcome::Unavailable { .. }));
+        let reached = Some(outcome.reached());
         Ok(Guarded { outcome, reached })
     }
 

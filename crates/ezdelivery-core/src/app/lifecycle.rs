@@ -6,7 +6,7 @@
 
 use crate::app::catalogue::{existing_store, find_menu, find_rider};
 use crate::app::engine::{Engine, ItemPick, Work};
-use crate::app::saga::Settled;
+use crate::app::saga::{Settled, Try};
 use crate::app::storage::Table;
 use crate::app::view::OrderView;
 use crate::domain::kitchen::KitchenAction;
@@ -14,7 +14,7 @@ use crate::domain::order::OrderAction;
 use crate::domain::payment::mask_card;
 use crate::domain::{
     Charge, ChargeStatus, Delivery, KitchenTicket, Order, OrderId, OrderStatus, Payment, PaymentStatus, Refusal,
-    Review, StoreId,
+    Review, RiderId, StoreId, Won,
 };
 use crate::{Error, Result};
 
@@ -49,7 +49,7 @@ impl Engine {
             Ok((order.id, payment))
         })?;
         if let Some(payment) = payment {
-            let paid = self.settle_payment(payment);
+            let paid = self.settle_payment(payment, Try::Fresh);
             self.failed_command(paid)?;
         }
         self.after_command(order)
@@ -65,11 +65,11 @@ impl Engine {
             let found = existing_order(w, order)?;
             found.transition(OrderAction::Pay, w.now)?;
             match w.repo.latest_payment(order)? {
-                Some(p) if p.status == PaymentStatus::Pending => Ok(p),
-                _ => new_payment(w, &found, card.clone()),
+                Some(p) if p.status == PaymentStatus::Pending => Ok((p, Try::Retry)),
+                _ => Ok((new_payment(w, &found, card.clone())?, Try::Fresh)),
             }
         })?;
-        let paid = self.settle_payment(payment);
+        let paid = self.settle_payment(payment.0, payment.1);
         self.failed_command(paid)?;
         self.after_command(order)
     }
@@ -87,7 +87,7 @@ impl Engine {
             let amount = existing_store(w.repo, found.store_id)?.delivery_charge;
             let rider = w.repo.least_busy_rider()?;
             let charge = match &rider {
-                Some(r) => Some(Charge::request(w.repo.next_id(Table::Charge)?, order, r.id, amount, w.now)),
+                Some(r) => Some(new_charge(w, order, r.id, amount)?),
                 None => None,
             };
             let (delivery, prepared) =
@@ -105,7 +105,7 @@ impl Engine {
         if let Some(charge) = charge {
             // Cooking has started whatever the charge service says: an
             // unpaid charge is retried by `relay` and by `deliver start`.
-            self.settle_charge(charge)?;
+            self.settle_charge(charge, Try::Fresh)?;
         }
         self.after_command(order)
     }
@@ -145,56 +145,56 @@ impl Engine {
     /// charge is taken back). An unpaid charge is paid (or retried) first.
     pub fn start_delivery(&mut self, order: OrderId, rider: Option<&str>) -> Result<OrderView> {
         let _span = tracing::info_span!("start_delivery", order, rider = ?rider).entered();
-        let pending = self.write(|w| {
-            let found = existing_order(w, order)?;
-            if found.status == OrderStatus::Cooking {
-                let kitchen = existing_ticket(w, order)?.status.as_str();
-                return Err(Refusal::FoodNotCooked { order, kitchen }.into());
-            }
-            found.transition(OrderAction::Depart, w.now)?;
-            let mut delivery = existing_delivery(w, order)?;
-            let named = rider.map(|r| find_rider(w.repo, r)).transpose()?;
-            let charges = w.repo.charges(order)?;
-            match named {
-                Some(r) if delivery.rider_id != Some(r.id) => {
-                    let charge = Charge::request(w.repo.next_id(Table::Charge)?, order, r.id, delivery.charge, w.now);
-                    let (moved, event) = delivery.assign(&r, charge.id, w.now)?;
-                    for old in &charges {
-                        let (old, voided) = old.withdraw(w.now)?;
-                        w.repo.save_charge(&old)?;
-                        w.emit_opt(voided)?;
+        let pending =
+            self.write(|w| {
+                let found = existing_order(w, order)?;
+                if found.status == OrderStatus::Cooking {
+                    let kitchen = existing_ticket(w, order)?.status.as_str();
+                    return Err(Refusal::FoodNotCooked { order, kitchen }.into());
+                }
+                found.transition(OrderAction::Depart, w.now)?;
+                let mut delivery = existing_delivery(w, order)?;
+                let named = rider.map(|r| find_rider(w.repo, r)).transpose()?;
+                let charges = w.repo.charges(order)?;
+                match named {
+                    Some(r) if delivery.rider_id != Some(r.id) => {
+                        let charge = new_charge(w, order, r.id, delivery.charge)?;
+                        let (moved, event) = delivery.assign(&r, charge.id, w.now)?;
+                        for old in &charges {
+                            let (old, voided) = old.withdraw(w.now)?;
+                            w.repo.save_charge(&old)?;
+                            w.emit_opt(voided)?;
+                        }
+                        w.repo.save_charge(&charge)?;
+                        w.repo.save_delivery(&moved)?;
+                        w.emit(event)?;
+                        delivery = moved;
                     }
-                    w.repo.save_charge(&charge)?;
-                    w.repo.save_delivery(&moved)?;
-                    w.emit(event)?;
-                    delivery = moved;
+                    _ => {}
                 }
-                _ => {}
-            }
-            let Some(rider_id) = delivery.rider_id else {
-                return Err(Refusal::NoRider { order }.into());
-            };
-            let live = w
-                .repo
-                .charges(order)?
-                .into_iter()
-                .rev()
-                .find(|c| c.rider_id == rider_id && matches!(c.status, ChargeStatus::Pending | ChargeStatus::Paid));
-            match live {
-                Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c).map(|()| None),
-                Some(c) => Ok(Some(c)),
-                None => {
-                    let charge =
-                        Charge::request(w.repo.next_id(Table::Charge)?, order, rider_id, delivery.charge, w.now);
-                    w.repo.save_charge(&charge)?;
-                    Ok(Some(charge))
+                let Some(rider_id) = delivery.rider_id else {
+                    return Err(Refusal::NoRider { order }.into());
+                };
+                let live =
+                    w.repo.charges(order)?.into_iter().rev().find(|c| {
+                        c.rider_id == rider_id && matches!(c.status, ChargeStatus::Pending | ChargeStatus::Paid)
+                    });
+                match live {
+                    Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c).map(|()| None),
+                    // Created just now (the delivery moved), or queued earlier.
+                    Some(c) if c.created_at == w.now => Ok(Some((c, Try::Fresh))),
+                    Some(c) => Ok(Some((c, Try::Retry))),
+                    None => {
+                        let charge = new_charge(w, order, rider_id, delivery.charge)?;
+                        w.repo.save_charge(&charge)?;
+                        Ok(Some((charge, Try::Fresh)))
+                    }
                 }
-            }
-        })?;
+            })?;
         // Take back the first rider's charge if the delivery moved.
         self.settle_refunds(order)?;
-        if let Some(charge) = pending {
-            if let Settled::Unavailable(reason) = self.settle_charge(charge)? {
+        if let Some((charge, attempt)) = pending {
+            if let Settled::Unavailable(reason) = self.settle_charge(charge, attempt)? {
                 return self.failed_command(Err(Error::Unavailable(format!(
                     "the delivery-charge service is unavailable ({reason}); order {order} stays cooked and departs \
                      once the rider's charge is paid: `ezdelivery relay` retries it, or run \
@@ -308,9 +308,23 @@ fn existing_delivery(w: &mut Work<'_>, order: OrderId) -> Result<Delivery> {
 }
 
 fn new_payment(w: &mut Work<'_>, order: &Order, card: Option<String>) -> Result<Payment> {
-    let payment = Payment::request(w.repo.next_id(Table::Payment)?, order.id, order.total, card, w.now);
+    let id = w.repo.next_id(Table::Payment)?;
+    let payment = Payment::request(id, order.id, order.total, card, idempotency_key("pay", id), w.now);
     w.repo.save_payment(&payment)?;
     Ok(payment)
+}
+
+/// A new pending delivery charge (not yet saved).
+fn new_charge(w: &mut Work<'_>, order: OrderId, rider: RiderId, amount: Won) -> Result<Charge> {
+    let id = w.repo.next_id(Table::Charge)?;
+    Ok(Charge::request(id, order, rider, amount, idempotency_key("charge", id), w.now))
+}
+
+/// An idempotency key unique across databases, since one gateway may serve
+/// several: the record's id (for people reading gateway logs) and a random part.
+fn idempotency_key(kind: &str, id: i64) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("ezd-{kind}-{id}-{}", &random[..16])
 }
 
 /// The payment of a cancelled or rejected order: refund it if approved,

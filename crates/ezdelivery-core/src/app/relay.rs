@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::app::engine::Engine;
 use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
-use crate::app::saga::Settled;
+use crate::app::saga::{Settled, Try};
 use crate::domain::breaker::Permit;
 use crate::domain::{Breaker, BreakerState};
 use crate::domain::{ChargeStatus, PaymentStatus};
@@ -78,7 +78,7 @@ impl Engine {
                     let settled = self.refund_payment(payment)?;
                     count(&settled, &mut report.refunds_confirmed, &mut report.still_queued);
                 }
-                _ => match self.settle_payment(payment) {
+                _ => match self.settle_payment(payment, Try::Retry) {
                     Ok(()) => report.payments_approved += 1,
                     Err(Error::Declined { .. }) => report.payments_declined += 1,
                     Err(Error::Unavailable(_)) => report.still_queued += 1,
@@ -89,7 +89,7 @@ impl Engine {
         for charge in self.read(|repo| repo.charges_awaiting(now, RELAY_BATCH))? {
             let (settled, done) = match charge.status {
                 ChargeStatus::RefundPending => (self.refund_charge(charge)?, &mut report.charges_refunded),
-                _ => (self.settle_charge(charge)?, &mut report.charges_paid),
+                _ => (self.settle_charge(charge, Try::Retry)?, &mut report.charges_paid),
             };
             count(&settled, done, &mut report.still_queued);
         }

@@ -87,8 +87,16 @@ pub struct Charge {
 }
 
 impl Charge {
-    /// A new pending charge of `amount` to `rider_id` for `order_id`.
-    pub fn request(id: ChargeId, order_id: OrderId, rider_id: RiderId, amount: Won, now: DateTime<Utc>) -> Charge {
+    /// A new pending charge of `amount` to `rider_id` for `order_id`, to be
+    /// sent under `idempotency_key` (unique across databases).
+    pub fn request(
+        id: ChargeId,
+        order_id: OrderId,
+        rider_id: RiderId,
+        amount: Won,
+        idempotency_key: String,
+        now: DateTime<Utc>,
+    ) -> Charge {
         Charge {
             id,
             order_id,
@@ -96,7 +104,7 @@ impl Charge {
             amount,
             status: ChargeStatus::Pending,
             gateway_ref: None,
-            attempt: Attempt::new(format!("ezd-charge-{id}")),
+            attempt: Attempt::new(idempotency_key),
             created_at: now,
             updated_at: now,
         }
@@ -124,7 +132,7 @@ impl Charge {
         let mut c = self.to(ChargeAction::Pay, now)?;
         c.gateway_ref = Some(gateway_ref.to_string());
         c.attempt = match c.status {
-            ChargeStatus::RefundPending => Attempt::new(format!("ezd-charge-refund-{}", c.id)),
+            ChargeStatus::RefundPending => c.attempt.refund(),
             _ => c.attempt.answered(),
         };
         let e =
@@ -143,7 +151,7 @@ impl Charge {
     /// The paid charge is to be taken back.
     pub fn request_refund(&self, now: DateTime<Utc>) -> Result<Charge, Refusal> {
         let mut c = self.to(ChargeAction::RequestRefund, now)?;
-        c.attempt = Attempt::new(format!("ezd-charge-refund-{}", c.id));
+        c.attempt = c.attempt.refund();
         Ok(c)
     }
 
@@ -156,9 +164,16 @@ impl Charge {
     }
 
     /// Stops this charge from ever reaching the rider: a paid one is to be
-    /// taken back, an unpaid one is voided, a finished one is left alone.
+    /// taken back, an unpaid one that never reached the gateway is voided, a
+    /// finished one is left alone. A pending one the gateway may have acted
+    /// on stays pending, due now: `relay` asks again under the same key and
+    /// takes back what was paid.
     pub fn withdraw(&self, now: DateTime<Utc>) -> Result<(Charge, Option<Event>), Refusal> {
         match self.status {
+            ChargeStatus::Pending if self.attempt.maybe_processed => {
+                let due = Attempt { next_at: Some(now), ..self.attempt.clone() };
+                Ok((Charge { attempt: due, updated_at: now, ..self.clone() }, None))
+            }
             ChargeStatus::Pending => self.void(now).map(|(c, e)| (c, Some(e))),
             ChargeStatus::Paid => self.request_refund(now).map(|c| (c, None)),
             ChargeStatus::RefundPending | ChargeStatus::Refunded | ChargeStatus::Voided => Ok((self.clone(), None)),
@@ -194,7 +209,7 @@ mod tests {
             for action in [A::Pay, A::Void, A::RequestRefund, A::ConfirmRefund] {
                 let expected = allowed.iter().find(|(f, a, _)| *f == from && *a == action).map(|t| t.2);
                 assert_eq!(from.next(action), expected, "{from} + {action:?}");
-                let c = Charge { status: from, ..Charge::request(1, 2, 3, 3000, now()) };
+                let c = Charge { status: from, ..Charge::request(1, 2, 3, 3000, "c1".into(), now()) };
                 assert_eq!(c.to(action, now()).ok().map(|c| c.status), expected);
             }
         }
@@ -202,12 +217,12 @@ mod tests {
 
     #[test]
     fn pay_and_take_back() {
-        let c = Charge::request(4, 2, 3, 3000, now());
+        let c = Charge::request(4, 2, 3, 3000, "ezd-charge-4".into(), now());
         let (c, e) = c.pay("gw-c", now()).unwrap();
         assert_eq!(e, Event::DeliveryChargePaid { order_id: 2, charge_id: 4, rider_id: 3, amount: 3000 });
         let (c, e) = c.withdraw(now()).unwrap();
         assert_eq!((c.status, e), (S::RefundPending, None));
-        assert_eq!(c.attempt.idempotency_key, "ezd-charge-refund-4");
+        assert_eq!(c.attempt.idempotency_key, "ezd-charge-4-refund");
         let (c, e) = c.confirm_refund(now()).unwrap();
         assert_eq!(c.status, S::Refunded);
         assert_eq!(e, Event::DeliveryChargeRefunded { order_id: 2, charge_id: 4, amount: 3000 });
@@ -216,7 +231,11 @@ mod tests {
 
     #[test]
     fn withdraw_voids_an_unpaid_charge() {
-        let (c, e) = Charge::request(4, 2, 3, 3000, now()).withdraw(now()).unwrap();
+        let sent = Charge::request(4, 2, 3, 3000, "c4".into(), now());
+        let (kept, e) = sent.withdraw(now()).unwrap();
+        assert_eq!((kept.status, kept.attempt.next_at, e), (S::Pending, Some(now()), None), "may have been paid");
+        let unreached = Charge { attempt: sent.attempt.failed("refused", now(), false), ..sent };
+        let (c, e) = unreached.withdraw(now()).unwrap();
         assert_eq!(c.status, S::Voided);
         assert_eq!(e, Some(Event::DeliveryChargeVoided { order_id: 2, charge_id: 4 }));
         assert!(c.confirm_refund(now()).is_err());

@@ -190,7 +190,7 @@ mod tests {
     }
 
     fn paid_charge(rider: RiderId) -> Charge {
-        Charge::request(1, 9, rider, 3000, now()).pay("c", now()).unwrap().0
+        Charge::request(1, 9, rider, 3000, "c1".into(), now()).pay("c", now()).unwrap().0
     }
 
     #[test]
@@ -216,7 +216,7 @@ mod tests {
         let (d, e) = Delivery::prepare(9, Some(&lee()), Some(1), 3000, now());
         assert!(matches!(e, Event::DeliveryPrepared { rider_id: Some(3), charge: 3000, .. }));
         let paid = paid_charge(3);
-        let pending = Charge::request(1, 9, 3, 3000, now());
+        let pending = Charge::request(1, 9, 3, 3000, "c1".into(), now());
         let r = Some(&lee());
         assert!(matches!(d.depart(r, KitchenStatus::Cooking, Some(&paid), now()), Err(Refusal::FoodNotCooked { .. })));
         assert!(matches!(

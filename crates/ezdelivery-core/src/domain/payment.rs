@@ -97,8 +97,16 @@ pub struct Payment {
 }
 
 impl Payment {
-    /// A new pending payment of `amount` for `order_id`.
-    pub fn request(id: PaymentId, order_id: OrderId, amount: Won, card: Option<String>, now: DateTime<Utc>) -> Payment {
+    /// A new pending payment of `amount` for `order_id`, to be sent under
+    /// `idempotency_key` (unique across databases: the gateway may serve many).
+    pub fn request(
+        id: PaymentId,
+        order_id: OrderId,
+        amount: Won,
+        card: Option<String>,
+        idempotency_key: String,
+        now: DateTime<Utc>,
+    ) -> Payment {
         Payment {
             id,
             order_id,
@@ -106,7 +114,7 @@ impl Payment {
             card,
             status: PaymentStatus::Pending,
             gateway_ref: None,
-            attempt: Attempt::new(format!("ezd-pay-{id}")),
+            attempt: Attempt::new(idempotency_key),
             created_at: now,
             updated_at: now,
         }
@@ -135,7 +143,7 @@ impl Payment {
         let mut p = self.to(PaymentAction::Approve, now)?;
         p.gateway_ref = Some(gateway_ref.to_string());
         p.attempt = match p.status {
-            PaymentStatus::RefundPending => Attempt::new(format!("ezd-refund-{}", p.id)),
+            PaymentStatus::RefundPending => p.attempt.refund(),
             _ => p.attempt.answered(),
         };
         let e = Event::PaymentApproved { order_id: p.order_id, payment_id: p.id, amount: p.amount };
@@ -166,15 +174,21 @@ impl Payment {
     /// The order was cancelled or rejected: the approved payment is to be refunded.
     pub fn request_refund(&self, now: DateTime<Utc>) -> Result<Payment, Refusal> {
         let mut p = self.to(PaymentAction::RequestRefund, now)?;
-        p.attempt = Attempt::new(format!("ezd-refund-{}", p.id));
+        p.attempt = p.attempt.refund();
         Ok(p)
     }
 
     /// Stops this payment from charging for a cancelled or rejected order:
-    /// an approved one is to be refunded, a pending one is voided, a
-    /// finished one is left alone.
+    /// an approved one is to be refunded, a pending one that never reached
+    /// the gateway is voided, a finished one is left alone. A pending one
+    /// the gateway may have acted on stays pending, due now: `relay` asks
+    /// again under the same key, and an approval is refunded at once.
     pub fn withdraw(&self, now: DateTime<Utc>) -> Result<(Payment, Option<Event>), Refusal> {
         match self.status {
+            PaymentStatus::Pending if self.attempt.maybe_processed => {
+                let due = Attempt { next_at: Some(now), ..self.attempt.clone() };
+                Ok((Payment { attempt: due, updated_at: now, ..self.clone() }, None))
+            }
             PaymentStatus::Pending => self.void(now).map(|(p, e)| (p, Some(e))),
             PaymentStatus::Approved => self.request_refund(now).map(|p| (p, None)),
             _ => Ok((self.clone(), None)),
@@ -236,7 +250,7 @@ mod tests {
             for action in [A::Approve, A::Decline, A::Void, A::RequestRefund, A::ConfirmRefund] {
                 let expected = allowed.iter().find(|(f, a, _)| *f == from && *a == action).map(|t| t.2);
                 assert_eq!(from.next(action), expected, "{from} + {action:?}");
-                let p = Payment { status: from, ..Payment::request(1, 2, 100, None, now()) };
+                let p = Payment { status: from, ..Payment::request(1, 2, 100, None, "k1".into(), now()) };
                 assert_eq!(p.to(action, now()).ok().map(|p| p.status), expected);
             }
         }
@@ -244,7 +258,7 @@ mod tests {
 
     #[test]
     fn approve_then_refund_keeps_one_key_per_call() {
-        let p = Payment::request(5, 2, 36_000, None, now());
+        let p = Payment::request(5, 2, 36_000, None, "ezd-pay-5".into(), now());
         assert_eq!(p.attempt.idempotency_key, "ezd-pay-5");
         let (p, e) = p.approve("gw-1", now()).unwrap();
         assert_eq!(e, Event::PaymentApproved { order_id: 2, payment_id: 5, amount: 36_000 });
@@ -252,7 +266,7 @@ mod tests {
         assert!(!p.awaits_gateway());
         let p = p.request_refund(now()).unwrap();
         assert_eq!(p.status, S::RefundPending);
-        assert_eq!(p.attempt.idempotency_key, "ezd-refund-5");
+        assert_eq!(p.attempt.idempotency_key, "ezd-pay-5-refund");
         assert!(p.awaits_gateway());
         let (p, e) = p.confirm_refund(now()).unwrap();
         assert_eq!(p.status, S::Refunded);
@@ -262,7 +276,7 @@ mod tests {
 
     #[test]
     fn decline_and_void_are_final() {
-        let p = Payment::request(1, 2, 100, None, now());
+        let p = Payment::request(1, 2, 100, None, "k1".into(), now());
         let (declined, e) = p.decline("card declined", now()).unwrap();
         assert!(matches!(e, Event::PaymentDeclined { .. }));
         assert!(declined.approve("x", now()).is_err());
@@ -273,14 +287,19 @@ mod tests {
         // A late approval of a voided payment goes straight to refund.
         let (late, e) = voided.approve("gw", now()).unwrap();
         assert_eq!(late.status, S::RefundPending);
-        assert_eq!(late.attempt.idempotency_key, "ezd-refund-1");
+        assert_eq!(late.attempt.idempotency_key, "k1-refund");
         assert!(matches!(e, Event::PaymentApproved { .. }));
     }
 
     #[test]
     fn withdraw_refunds_or_voids() {
-        let p = Payment::request(1, 2, 100, None, now());
-        assert_eq!(p.withdraw(now()).unwrap().0.status, S::Voided);
+        let p = Payment::request(1, 2, 100, None, "k1".into(), now());
+        // Sent, no answer yet: the gateway may have charged, so it stays pending, due now.
+        let (kept, e) = p.withdraw(now()).unwrap();
+        assert_eq!((kept.status, kept.attempt.next_at, e), (S::Pending, Some(now()), None));
+        // Refused without reaching the gateway: voided.
+        let unreached = Payment { attempt: p.attempt.failed("refused", now(), false), ..p.clone() };
+        assert_eq!(unreached.withdraw(now()).unwrap().0.status, S::Voided);
         let (approved, _) = p.approve("gw", now()).unwrap();
         let (w, e) = approved.withdraw(now()).unwrap();
         assert_eq!((w.status, e), (S::RefundPending, None));

@@ -45,13 +45,13 @@ macro_rules! order_cols {
 macro_rules! payment_cols {
     () => {
         "id, order_id, status, amount, card, gateway_ref, idempotency_key, tries, next_at, last_error, created_at, \
-         updated_at"
+         updated_at, maybe_processed"
     };
 }
 macro_rules! charge_cols {
     () => {
         "id, order_id, rider_id, status, amount, gateway_ref, idempotency_key, tries, next_at, last_error, \
-         created_at, updated_at"
+         created_at, updated_at, maybe_processed"
     };
 }
 macro_rules! queued_cols {
@@ -107,8 +107,9 @@ pub(super) const STORE_INBOX: &str =
 const SAVE_PAYMENT: &str = concat!(
     "INSERT INTO payments (",
     payment_cols!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO UPDATE SET ",
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO UPDATE SET ",
     "order_id = excluded.order_id, status = excluded.status, amount = excluded.amount, card = excluded.card, ",
+    "maybe_processed = excluded.maybe_processed, ",
     "gateway_ref = excluded.gateway_ref, idempotency_key = excluded.idempotency_key, tries = excluded.tries, ",
     "next_at = excluded.next_at, last_error = excluded.last_error, created_at = excluded.created_at, ",
     "updated_at = excluded.updated_at"
@@ -136,8 +137,9 @@ pub(super) const DELIVERY: &str =
 const SAVE_CHARGE: &str = concat!(
     "INSERT INTO charges (",
     charge_cols!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (id) DO UPDATE SET ",
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO UPDATE SET ",
     "order_id = excluded.order_id, rider_id = excluded.rider_id, status = excluded.status, ",
+    "maybe_processed = excluded.maybe_processed, ",
     "amount = excluded.amount, gateway_ref = excluded.gateway_ref, idempotency_key = excluded.idempotency_key, ",
     "tries = excluded.tries, next_at = excluded.next_at, last_error = excluded.last_error, ",
     "created_at = excluded.created_at, updated_at = excluded.updated_at"
@@ -295,12 +297,15 @@ fn item_row(row: &Row) -> Result<OrderItem> {
     })
 }
 
+/// The attempt columns: four from `first` on, and `maybe_processed` at 12
+/// (added by the second migration, so it comes last).
 fn attempt_at(row: &Row, first: usize, table: &str) -> Result<Attempt> {
     Ok(Attempt {
         idempotency_key: row.get(first)?,
         tries: int_at(row, first + 1, table, "tries")?,
         next_at: opt_time_at(row, first + 2, table, "next_at")?,
         last_error: row.get(first + 3)?,
+        maybe_processed: row.get(12)?,
     })
 }
 
@@ -548,6 +553,7 @@ impl Repo for SqliteRepo<'_> {
                 p.attempt.last_error,
                 time_text(&p.created_at),
                 time_text(&p.updated_at),
+                p.attempt.maybe_processed,
             ],
         )?;
         Ok(())
@@ -594,6 +600,7 @@ impl Repo for SqliteRepo<'_> {
                 c.attempt.last_error,
                 time_text(&c.created_at),
                 time_text(&c.updated_at),
+                c.attempt.maybe_processed,
             ],
         )?;
         Ok(())

@@ -177,8 +177,16 @@ CREATE TABLE breakers (
 );
 ";
 
+/// Whether the gateway may have acted on a payment's or charge's current
+/// call without our knowing the answer (see `Attempt::maybe_processed`).
+/// Rows from before it are taken as "maybe": the safe side.
+const V2: &str = "
+ALTER TABLE payments ADD COLUMN maybe_processed INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE charges ADD COLUMN maybe_processed INTEGER NOT NULL DEFAULT 1;
+";
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

@@ -187,7 +187,7 @@ fn one_of_each(now: DateTime<chrono::Utc>) -> SqliteStorage {
         let menu = crate::domain::Menu { id: 1, store_id: 1, name: "치킨".into(), price: 1_000, available: true };
         let (order, placed) = crate::domain::Order::place(1, &store(1), &[(menu, 1)], "kim", "", now)?;
         r.insert_order(&order)?;
-        r.save_payment(&crate::domain::Payment::request(1, 1, 1_000, None, now))?;
+        r.save_payment(&crate::domain::Payment::request(1, 1, 1_000, None, "k1".into(), now))?;
         r.append_event("e-1", now, &placed)?;
         r.save_view(&crate::OrderView::start(1, now, &placed).expect("a view"))?;
         let message = crate::ports::Message {
@@ -261,7 +261,7 @@ fn constraint_violations_fail_the_write_and_keep_nothing() {
     let now = DateTime::from_timestamp(0, 0).expect("a time");
     let message = storage_message(s.write(&mut |r| {
         r.save_store(&store(3))?;
-        r.save_payment(&crate::domain::Payment::request(1, 77, 1_000, None, now))
+        r.save_payment(&crate::domain::Payment::request(1, 77, 1_000, None, "k1".into(), now))
     }));
     assert!(message.contains("FOREIGN KEY"), "{message}");
     assert_eq!(stores(&mut s), vec![store(1)]);
