@@ -8,7 +8,7 @@ use ezdelivery_core::adapters::console::ConsoleNotifier;
 use ezdelivery_core::adapters::http::{HttpCharge, HttpPayment, DEFAULT_TIMEOUT};
 use ezdelivery_core::adapters::jsonl::JsonlNotifier;
 use ezdelivery_core::adapters::kakao::KakaoNotifier;
-use ezdelivery_core::adapters::sandbox::{SandboxCharge, SandboxPayment, SandboxSettings, DEFAULT_DECLINE_CARD};
+use ezdelivery_core::adapters::sandbox::{SandboxCharge, SandboxPayment, SandboxSettings};
 use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
 use ezdelivery_core::adapters::webhook::WebhookNotifier;
 use ezdelivery_core::app::messages::Locale;
@@ -48,7 +48,7 @@ pub struct GatewayConfig {
     /// Connect + read timeout (http only).
     pub timeout_ms: u64,
     /// `[payment.sandbox]`
-    pub sandbox: SandboxConfig,
+    pub sandbox: SandboxSettings,
 }
 
 impl Default for GatewayConfig {
@@ -57,7 +57,7 @@ impl Default for GatewayConfig {
             adapter: "sandbox".into(),
             url: None,
             timeout_ms: DEFAULT_TIMEOUT_MS,
-            sandbox: SandboxConfig::default(),
+            sandbox: SandboxSettings::default(),
         }
     }
 }
@@ -79,7 +79,7 @@ impl GatewayConfig {
 
     fn payment(&self) -> Result<Box<dyn PaymentGateway>> {
         Ok(match self.adapter.as_str() {
-            "sandbox" => Box::new(SandboxPayment::new(self.sandbox.settings())),
+            "sandbox" => Box::new(SandboxPayment::new(self.sandbox.clone())),
             "http" => Box::new(in_section("payment", HttpPayment::new(self.http_url("payment")?, self.timeout()))?),
             other => return Err(unknown_adapter("payment", other)),
         })
@@ -87,7 +87,7 @@ impl GatewayConfig {
 
     fn charge(&self) -> Result<Box<dyn ChargeGateway>> {
         Ok(match self.adapter.as_str() {
-            "sandbox" => Box::new(SandboxCharge::new(self.sandbox.settings())),
+            "sandbox" => Box::new(SandboxCharge::new(self.sandbox.clone())),
             "http" => Box::new(in_section("charge", HttpCharge::new(self.http_url("charge")?, self.timeout()))?),
             other => return Err(unknown_adapter("charge", other)),
         })
@@ -104,34 +104,6 @@ fn in_section<T>(section: &str, built: Result<T>) -> Result<T> {
         Error::Invalid(Invalid(message)) => invalid(format!("[{section}] {message}")),
         other => other,
     })
-}
-
-/// `[payment.sandbox]` or `[charge.sandbox]`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SandboxConfig {
-    /// Wait this long before answering.
-    pub latency_ms: u64,
-    /// Simulate an outage.
-    pub unavailable: bool,
-    /// Cards to decline.
-    pub decline_cards: Vec<String>,
-}
-
-impl Default for SandboxConfig {
-    fn default() -> Self {
-        SandboxConfig { latency_ms: 0, unavailable: false, decline_cards: vec![DEFAULT_DECLINE_CARD.into()] }
-    }
-}
-
-impl SandboxConfig {
-    fn settings(&self) -> SandboxSettings {
-        SandboxSettings {
-            latency_ms: self.latency_ms,
-            unavailable: self.unavailable,
-            decline_cards: self.decline_cards.clone(),
-        }
-    }
 }
 
 /// `[breaker]`

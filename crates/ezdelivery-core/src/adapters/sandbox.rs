@@ -10,8 +10,10 @@ use crate::ports::{ChargeGateway, ChargeRequest, GatewayOutcome, PaymentGateway,
 /// The card the sandbox declines unless configured otherwise.
 pub const DEFAULT_DECLINE_CARD: &str = "4000000000000002";
 
-/// How a sandbox gateway behaves.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a sandbox gateway behaves: also the `[payment.sandbox]` and
+/// `[charge.sandbox]` sections of the config file, every key optional.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SandboxSettings {
     /// Sleep this long before answering, to show slowness.
     pub latency_ms: u64,
