@@ -1461,6 +1461,19 @@ fn json_errors_use_spec_kinds_and_bad_input_writes_nothing() {
 }
 
 #[test]
+fn breaker_settings_out_of_range_are_input_errors() {
+    let cli = Cli::new();
+    for (name, text) in [
+        ("zero.toml", "[breaker]\nfailure_threshold = 0\n"),
+        ("huge.toml", "[breaker]\nopen_ms = 9223372036854775807\n"),
+    ] {
+        let config = cli.config(name, text);
+        let message = cli.fails(&["--config", &config, "breaker"], 2, "invalid_input");
+        assert!(message.contains("[breaker]"), "{message}");
+    }
+}
+
+#[test]
 fn the_config_file_of_spec_is_accepted() {
     let cli = Cli::new();
     let config = cli.config(

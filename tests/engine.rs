@@ -373,3 +373,31 @@ fn bad_input_writes_nothing() {
     assert_eq!(w.engine.events(0, None, 10_000).unwrap().len(), before);
     assert!(w.engine.customer_orders("kim").unwrap().is_empty());
 }
+
+#[test]
+fn a_charge_paid_after_its_order_was_cancelled_is_taken_back() {
+    let mut w = world(&["lee"]);
+    // The charge gateway times out: it may have paid the rider.
+    w.charge.set_down(true);
+    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    w.engine.start_cooking(id).unwrap();
+    let v = w.engine.cancel(id, "").unwrap();
+    let charge = v.delivery.unwrap().charge.unwrap();
+    assert_eq!(charge.status, ChargeStatus::Pending, "in doubt: neither voided nor forgotten");
+    // Asked again under the same key, the gateway says it paid: take it back.
+    w.charge.set_down(false);
+    let mut rounds = 0;
+    while w.engine.status(id).unwrap().delivery.unwrap().charge.unwrap().status != ChargeStatus::Refunded {
+        w.engine.relay().unwrap();
+        rounds += 1;
+        assert!(rounds < 50, "relay never settled the charge");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let calls = w.charge.calls();
+    let paid: Vec<_> = calls.iter().filter(|c| c.starts_with("pay ")).collect();
+    assert!(paid.iter().all(|c| c == &paid[0]), "one key: {calls:?}");
+    assert!(calls.iter().any(|c| c.starts_with("refund ")), "{calls:?}");
+    // Nobody is told the cancelled order was paid.
+    let sent = w.inbox.0.lock().unwrap().clone();
+    assert!(!sent.iter().any(|m| m.order_id == id && m.event == "PaymentApproved" && m.status == "cancelled"));
+}

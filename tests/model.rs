@@ -497,6 +497,8 @@ struct MPayment {
     status: PaymentStatus,
     /// Whether its card is one the gateway declines.
     declines: bool,
+    /// The card it was made with.
+    card: Card,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -645,7 +647,8 @@ impl Model {
         };
         let outcome = match pay {
             Some(card) => {
-                order.payment = Some(MPayment { status: PaymentStatus::Pending, declines: card == Card::Declined });
+                order.payment =
+                    Some(MPayment { status: PaymentStatus::Pending, declines: card == Card::Declined, card });
                 order.settle_payment(self.pay_down)
             }
             None => Outcome::Ok,
@@ -663,9 +666,15 @@ impl Model {
         if order.status != OrderStatus::PendingPayment {
             return Outcome::Refused("Transition");
         }
-        // A payment still waiting for the gateway is retried, card and all.
-        if order.payment.is_none_or(|p| p.status != PaymentStatus::Pending) {
-            order.payment = Some(MPayment { status: PaymentStatus::Pending, declines: card == Card::Declined });
+        // A payment still waiting for the gateway is retried, card and all,
+        // unless another card is given: the model's outages refuse the
+        // connection, so a queued payment never reached the gateway and
+        // gives way to a new one.
+        let retried = order
+            .payment
+            .is_some_and(|p| p.status == PaymentStatus::Pending && (card == Card::Without || card == p.card));
+        if !retried {
+            order.payment = Some(MPayment { status: PaymentStatus::Pending, declines: card == Card::Declined, card });
         }
         order.settle_payment(pay_down)
     }

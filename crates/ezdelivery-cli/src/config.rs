@@ -28,7 +28,7 @@ pub struct Config {
     /// `[charge]`
     pub charge: GatewayConfig,
     /// `[breaker]`
-    pub breaker: BreakerConfig,
+    pub breaker: BreakerSettings,
     /// `[storage]`
     pub storage: StorageConfig,
     /// `[[notify]]`, zero or more; none means the console.
@@ -77,9 +77,14 @@ impl GatewayConfig {
         Duration::from_millis(self.timeout_ms)
     }
 
+    /// The sandbox's settings, with this section's timeout.
+    fn sandbox(&self) -> SandboxSettings {
+        SandboxSettings { timeout_ms: Some(self.timeout_ms), ..self.sandbox.clone() }
+    }
+
     fn payment(&self) -> Result<Box<dyn PaymentGateway>> {
         Ok(match self.adapter.as_str() {
-            "sandbox" => Box::new(SandboxPayment::new(self.sandbox.clone())),
+            "sandbox" => Box::new(SandboxPayment::new(self.sandbox())),
             "http" => Box::new(in_section("payment", HttpPayment::new(self.http_url("payment")?, self.timeout()))?),
             other => return Err(unknown_adapter("payment", other)),
         })
@@ -87,7 +92,7 @@ impl GatewayConfig {
 
     fn charge(&self) -> Result<Box<dyn ChargeGateway>> {
         Ok(match self.adapter.as_str() {
-            "sandbox" => Box::new(SandboxCharge::new(self.sandbox.clone())),
+            "sandbox" => Box::new(SandboxCharge::new(self.sandbox())),
             "http" => Box::new(in_section("charge", HttpCharge::new(self.http_url("charge")?, self.timeout()))?),
             other => return Err(unknown_adapter("charge", other)),
         })
@@ -104,22 +109,6 @@ fn in_section<T>(section: &str, built: Result<T>) -> Result<T> {
         Error::Invalid(Invalid(message)) => invalid(format!("[{section}] {message}")),
         other => other,
     })
-}
-
-/// `[breaker]`
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct BreakerConfig {
-    /// Consecutive failures that open a breaker.
-    pub failure_threshold: u32,
-    /// How long an open breaker refuses calls.
-    pub open_ms: u64,
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        BreakerConfig { failure_threshold: 5, open_ms: 30_000 }
-    }
 }
 
 /// `[storage]`
@@ -232,10 +221,20 @@ impl Config {
         toml::from_str(&text).map_err(|e| invalid(format!("config file {}: {e}", path.display())))
     }
 
-    fn synchronous(&self) -> Result<Synchronous> {
-        if self.breaker.failure_threshold == 0 {
+    fn breaker_settings(&self) -> Result<BreakerSettings> {
+        /// A week: longer than any outage worth waiting out without a hand on it.
+        const MAX_OPEN_MS: u64 = 7 * 24 * 3_600_000;
+        let BreakerSettings { failure_threshold, open_ms } = self.breaker;
+        if failure_threshold == 0 {
             return Err(invalid("[breaker] failure_threshold must be at least 1".into()));
         }
+        if open_ms > MAX_OPEN_MS {
+            return Err(invalid(format!("[breaker] open_ms must be at most {MAX_OPEN_MS} (a week), got {open_ms}")));
+        }
+        Ok(self.breaker)
+    }
+
+    fn synchronous(&self) -> Result<Synchronous> {
         match self.storage.synchronous.as_str() {
             "full" => Ok(Synchronous::Full),
             "normal" => Ok(Synchronous::Normal),
@@ -254,17 +253,14 @@ impl Config {
         let payment = self.payment.payment()?;
         let charge = self.charge.charge()?;
         let notifiers = self.notifiers(quiet, &|name| std::env::var(name).ok())?;
+        let breakers = self.breaker_settings()?;
         let storage = SqliteStorage::open(db, self.synchronous()?).map_err(|e| match e {
             Error::Storage(m) => Error::Storage(format!(
                 "{m}; check that the folder is writable, or use another database with --db PATH or EZDELIVERY_DB"
             )),
             other => other,
         })?;
-        let mut builder =
-            Engine::builder(storage).payment(payment).charge(charge).locale(locale).breakers(BreakerSettings {
-                failure_threshold: self.breaker.failure_threshold,
-                open_ms: self.breaker.open_ms,
-            });
+        let mut builder = Engine::builder(storage).payment(payment).charge(charge).locale(locale).breakers(breakers);
         for notifier in notifiers {
             builder = builder.boxed_notifier(notifier);
         }

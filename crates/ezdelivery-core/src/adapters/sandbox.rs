@@ -22,21 +22,44 @@ pub struct SandboxSettings {
     /// Card numbers to decline (payment only). Compared masked, as the
     /// gateway only ever sees the last four digits and the length.
     pub decline_cards: Vec<String>,
+    /// The caller's timeout (the section's `timeout_ms`): a `latency_ms`
+    /// beyond it is a timeout, answered as "unavailable" (the sandbox did
+    /// the work, as a slow real gateway may have, so a retry under the same
+    /// key finds it done).
+    #[serde(skip)]
+    pub timeout_ms: Option<u64>,
 }
 
 impl Default for SandboxSettings {
     fn default() -> Self {
-        SandboxSettings { latency_ms: 0, unavailable: false, decline_cards: vec![DEFAULT_DECLINE_CARD.to_string()] }
+        SandboxSettings {
+            latency_ms: 0,
+            unavailable: false,
+            decline_cards: vec![DEFAULT_DECLINE_CARD.to_string()],
+            timeout_ms: None,
+        }
     }
 }
 
 impl SandboxSettings {
-    /// Waits the configured latency; answers `Unavailable` during an outage.
+    /// Waits the configured latency (at most the caller's timeout); answers
+    /// `NotReached` during an outage and `Unavailable` on a timeout.
     fn outage(&self) -> Option<GatewayOutcome> {
-        if self.latency_ms > 0 {
-            std::thread::sleep(Duration::from_millis(self.latency_ms));
+        if self.unavailable {
+            return Some(GatewayOutcome::NotReached { reason: "the sandbox is set to be unavailable".into() });
         }
-        self.unavailable.then(|| GatewayOutcome::NotReached { reason: "the sandbox is set to be unavailable".into() })
+        match self.timeout_ms {
+            Some(timeout) if self.latency_ms > timeout => {
+                std::thread::sleep(Duration::from_millis(timeout));
+                Some(GatewayOutcome::Unavailable {
+                    reason: format!("no answer within {timeout} ms (the sandbox's latency_ms is {})", self.latency_ms),
+                })
+            }
+            _ => {
+                std::thread::sleep(Duration::from_millis(self.latency_ms));
+                None
+            }
+        }
     }
 
     /// The reference is a function of the key, so a retry gets the same one.
@@ -125,6 +148,15 @@ mod tests {
         assert_eq!(a, gw.approve(&pay(Some("4111111111111111"))));
         assert!(matches!(a, GatewayOutcome::Approved { .. }));
         assert!(matches!(gw.approve(&pay(Some(DEFAULT_DECLINE_CARD))), GatewayOutcome::Declined { .. }));
+    }
+
+    #[test]
+    fn latency_beyond_the_timeout_is_a_timeout() {
+        let slow = SandboxSettings { latency_ms: 50, timeout_ms: Some(5), ..Default::default() };
+        let gw = SandboxPayment::new(slow);
+        assert!(matches!(gw.approve(&pay(None)), GatewayOutcome::Unavailable { .. }));
+        let patient = SandboxSettings { latency_ms: 5, timeout_ms: Some(50), ..Default::default() };
+        assert!(matches!(SandboxPayment::new(patient).approve(&pay(None)), GatewayOutcome::Approved { .. }));
     }
 
     #[test]

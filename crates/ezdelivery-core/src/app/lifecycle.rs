@@ -57,7 +57,9 @@ impl Engine {
 
     /// Pays a `pending_payment` order (`ezdelivery pay`). A payment still
     /// waiting for the gateway is retried under its own idempotency key
-    /// rather than started anew, so the customer is never charged twice.
+    /// rather than started anew, so the customer is never charged twice;
+    /// only a queued payment that certainly never reached the gateway gives
+    /// way to a new one with another `card`.
     pub fn pay(&mut self, order: OrderId, card: Option<&str>) -> Result<OrderView> {
         let _span = tracing::info_span!("pay", order).entered();
         let card = card.map(mask_card).transpose()?;
@@ -65,7 +67,19 @@ impl Engine {
             let found = existing_order(w, order)?;
             found.transition(OrderAction::Pay, w.now)?;
             match w.repo.latest_payment(order)? {
-                Some(p) if p.status == PaymentStatus::Pending => Ok((p, Try::Retry)),
+                // The gateway may have acted on it: only its own key may be sent again.
+                Some(p) if p.status == PaymentStatus::Pending && p.attempt.maybe_processed => Ok((p, Try::Retry)),
+                Some(p) if p.status == PaymentStatus::Pending && (card.is_none() || card == p.card) => {
+                    Ok((p, Try::Retry))
+                }
+                Some(p) if p.status == PaymentStatus::Pending => {
+                    // Queued, never reached the gateway, and another card is
+                    // given now: that attempt is dropped for a new one.
+                    let (voided, event) = p.void(w.now)?;
+                    w.repo.save_payment(&voided)?;
+                    w.emit(event)?;
+                    Ok((new_payment(w, &found, card.clone())?, Try::Fresh))
+                }
                 _ => Ok((new_payment(w, &found, card.clone())?, Try::Fresh)),
             }
         })?;

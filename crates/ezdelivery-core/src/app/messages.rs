@@ -2,7 +2,7 @@
 //! default) or English.
 
 use crate::app::view::OrderView;
-use crate::domain::{Event, Won};
+use crate::domain::{Event, OrderStatus, Won};
 
 /// The language of messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,6 +69,15 @@ pub fn won(amount: Won) -> String {
 /// also tells the store's owner.
 pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Audience, String)> {
     let (id, store, total) = (view.order_id, view.store.as_str(), won(view.total));
+    let stopped = matches!(view.status, OrderStatus::Cancelled | OrderStatus::Rejected);
+    if stopped
+        && matches!(event, Event::PaymentApproved { .. } | Event::PaymentDeclined { .. } | Event::PaymentQueued { .. })
+    {
+        // The answer to a call that was in doubt when the order was
+        // cancelled: the order is not established, and the refund (if
+        // any) is what the customer hears about.
+        return Vec::new();
+    }
     let (ko, en) = match event {
         Event::OrderPlaced { .. } => (
             format!("주문 #{id}이(가) 접수되었습니다. 결제를 기다립니다."),
@@ -162,6 +171,15 @@ mod tests {
         assert_eq!(m[1].0, Audience::Owner);
         assert!(m[0].1.contains("#7") && m[0].1.contains("36,000원") && m[0].1.contains("BBQ"));
         assert!(messages_for(&e, &view(), Locale::En)[0].1.contains("36,000 won"));
+    }
+
+    #[test]
+    fn a_late_answer_for_a_cancelled_order_tells_nobody() {
+        let cancelled = OrderView { status: crate::domain::OrderStatus::Cancelled, ..view() };
+        let e = Event::PaymentApproved { order_id: 7, payment_id: 1, amount: 36_000 };
+        assert!(messages_for(&e, &cancelled, Locale::Ko).is_empty());
+        let e = Event::PaymentDeclined { order_id: 7, payment_id: 1, amount: 36_000, reason: "no".into() };
+        assert!(messages_for(&e, &cancelled, Locale::Ko).is_empty());
     }
 
     #[test]

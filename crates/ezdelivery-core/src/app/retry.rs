@@ -5,7 +5,7 @@
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 /// How retries are spaced and when a message is given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ impl RetryPolicy {
     /// When the next try is due after `tries` failures, with random jitter.
     pub fn next_at(&self, tries: u32, now: DateTime<Utc>) -> DateTime<Utc> {
         let delay = self.delay_ms(tries, 0.5 + unit_random());
-        now + TimeDelta::milliseconds(i64::try_from(delay).unwrap_or(i64::MAX / 2))
+        crate::domain::breaker::after_ms(now, delay)
     }
 }
 

@@ -192,8 +192,9 @@ impl OrderView {
             Event::DeliveryChargePaid { charge_id, .. } => {
                 let voided = self.delivery.as_ref().and_then(|d| d.charge.as_ref()).map(|c| c.status)
                     == Some(ChargeStatus::Voided);
-                // Paid after it was voided: it is being taken back.
-                let status = if voided { ChargeStatus::RefundPending } else { ChargeStatus::Paid };
+                let cancelled = self.delivery.as_ref().map(|d| d.status) == Some(DeliveryStatus::Cancelled);
+                // Paid after it was voided, or for a cancelled delivery: it is being taken back.
+                let status = if voided || cancelled { ChargeStatus::RefundPending } else { ChargeStatus::Paid };
                 self.charge_moved(*charge_id, status)
             }
             Event::DeliveryStarted { rider, .. } => {

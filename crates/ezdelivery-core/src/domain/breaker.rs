@@ -32,8 +32,10 @@ status_strings!(BreakerState {
     HalfOpen => "half_open",
 });
 
-/// When a breaker opens and how long it stays open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When a breaker opens and how long it stays open: also the config
+/// file's `[breaker]` section, every key optional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct BreakerSettings {
     /// Consecutive failures that open the breaker.
     pub failure_threshold: u32,
@@ -48,9 +50,20 @@ impl Default for BreakerSettings {
 }
 
 impl BreakerSettings {
-    fn open_for(&self) -> TimeDelta {
-        TimeDelta::milliseconds(i64::try_from(self.open_ms).unwrap_or(i64::MAX / 2))
+    /// When a breaker opened at `at` lets a trial through. Saturates
+    /// instead of overflowing, however large `open_ms` is.
+    fn reopen_after(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        after_ms(at, self.open_ms)
     }
+}
+
+/// `at` plus `ms` milliseconds, saturating at the latest time chrono knows.
+pub fn after_ms(at: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
+    i64::try_from(ms)
+        .ok()
+        .and_then(TimeDelta::try_milliseconds)
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// What the breaker says about a call about to be made.
@@ -95,7 +108,7 @@ impl Breaker {
         match self.state {
             BreakerState::Closed => (self.clone(), Permit::Call),
             BreakerState::Open | BreakerState::HalfOpen => {
-                let until = self.opened_at.unwrap_or(now) + settings.open_for();
+                let until = settings.reopen_after(self.opened_at.unwrap_or(now));
                 if now < until {
                     return (self.clone(), Permit::Refuse { until });
                 }
@@ -126,7 +139,7 @@ impl Breaker {
     pub fn reopens_at(&self, settings: &BreakerSettings) -> Option<DateTime<Utc>> {
         match self.state {
             BreakerState::Closed => None,
-            _ => self.opened_at.map(|at| at + settings.open_for()),
+            _ => self.opened_at.map(|at| settings.reopen_after(at)),
         }
     }
 }
@@ -184,6 +197,14 @@ mod tests {
         assert_eq!(half.record(true, &S, at(5)).state, BreakerState::Closed);
         let reopened = half.record(false, &S, at(5));
         assert_eq!((reopened.state, reopened.opened_at), (BreakerState::Open, Some(at(5))));
+    }
+
+    #[test]
+    fn a_huge_open_ms_saturates_instead_of_overflowing() {
+        let huge = BreakerSettings { failure_threshold: 1, open_ms: u64::MAX };
+        let b = Breaker::closed("p", at(0)).record(false, &huge, at(0));
+        assert_eq!(b.reopens_at(&huge), Some(DateTime::<Utc>::MAX_UTC));
+        assert!(matches!(b.permit(&huge, at(1)).1, Permit::Refuse { .. }));
     }
 
     #[test]
