@@ -8,6 +8,7 @@ mod args;
 mod config;
 mod demo;
 mod render;
+mod simulate;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -314,6 +315,7 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
                 format!("mypage rebuilt from {} events ({} applied), checkpoint {}", p.events, p.applied, p.checkpoint),
             ))
         }
+        Command::Simulate(args) => Printed::Out(simulate::run(engine, args, json)?),
         Command::Demo | Command::Completions { .. } | Command::Man => {
             return Err(Error::Internal("this command runs before the engine is opened".into()))
         }

@@ -1,8 +1,11 @@
 //! The mypage projector: applies events from the log to the views, keeps a
 //! checkpoint, and can rebuild every view from scratch.
 
+use chrono::{DateTime, Utc};
+
 use crate::app::storage::{Repo, StoredEvent};
 use crate::app::view::OrderView;
+use crate::domain::Event;
 use crate::Result;
 
 /// The projector's name in the checkpoint table.
@@ -50,35 +53,51 @@ pub fn rebuild(repo: &mut dyn Repo) -> Result<Progress> {
 /// Applies a batch of events, loading and saving each run of events of
 /// one order once (a command's events are consecutive).
 fn apply_all(repo: &mut dyn Repo, events: &[StoredEvent]) -> Result<usize> {
+    apply_events(repo, events.iter().map(|e| (e.seq, e.at, &e.event)), None)
+}
+
+/// Applies events given as (sequence number, time, event), loading and
+/// saving each run of events of one order once; with `keep`, hands back the
+/// view each run left (saved or not). Returns how many events applied.
+pub(crate) fn apply_events<'e>(
+    repo: &mut dyn Repo,
+    events: impl Iterator<Item = (i64, DateTime<Utc>, &'e Event)>,
+    mut keep: Option<&mut Vec<OrderView>>,
+) -> Result<usize> {
     let mut applied = 0;
     // The view being updated and whether it changed.
     let mut open: Option<(OrderView, bool)> = None;
-    for stored in events {
-        let Some(order_id) = stored.event.order_id() else { continue };
+    for (seq, at, event) in events {
+        let Some(order_id) = event.order_id() else { continue };
         if open.as_ref().map(|(v, _)| v.order_id) != Some(order_id) {
-            flush(repo, open.take())?;
+            flush(repo, open.take(), keep.as_deref_mut())?;
             open = repo.view(order_id)?.map(|v| (v, false));
         }
         let changed = match open.as_mut() {
             Some((view, dirty)) => {
-                let changed = view.apply(stored.seq, stored.at, &stored.event);
+                let changed = view.apply(seq, at, event);
                 *dirty |= changed;
                 changed
             }
             None => {
-                open = OrderView::start(stored.seq, stored.at, &stored.event).map(|v| (v, true));
+                open = OrderView::start(seq, at, event).map(|v| (v, true));
                 open.is_some()
             }
         };
         applied += usize::from(changed);
     }
-    flush(repo, open)?;
+    flush(repo, open, keep)?;
     Ok(applied)
 }
 
-fn flush(repo: &mut dyn Repo, open: Option<(OrderView, bool)>) -> Result<()> {
-    match open {
-        Some((view, true)) => repo.save_view(&view),
-        _ => Ok(()),
+fn flush(repo: &mut dyn Repo, open: Option<(OrderView, bool)>, keep: Option<&mut Vec<OrderView>>) -> Result<()> {
+    let Some((view, dirty)) = open else { return Ok(()) };
+    if dirty {
+        repo.save_view(&view)?;
     }
+    if let Some(keep) = keep {
+        keep.retain(|v| v.order_id != view.order_id);
+        keep.push(view);
+    }
+    Ok(())
 }

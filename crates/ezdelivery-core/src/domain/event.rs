@@ -187,6 +187,19 @@ impl Event {
         }
     }
 
+    /// The event's `data` as JSON text, as [`Event::data`] would print it,
+    /// written straight to a string without building a JSON value first
+    /// (the event log's hot path).
+    pub fn data_json(&self) -> String {
+        // Adjacently tagged: `{"type":"Name","data":{…}}`, the tag first.
+        let whole = serde_json::to_string(self).unwrap_or_default();
+        let prefix = format!("{{\"type\":\"{}\",\"data\":", self.type_name());
+        match whole.strip_prefix(prefix.as_str()).and_then(|rest| rest.strip_suffix('}')) {
+            Some(data) => data.to_string(),
+            None => self.data().to_string(),
+        }
+    }
+
     /// Rebuilds an event from its type name and `data`, as stored in the log.
     pub fn from_parts(type_name: &str, data: serde_json::Value) -> Result<Event, serde_json::Error> {
         serde_json::from_value(serde_json::json!({ "type": type_name, "data": data }))
@@ -205,6 +218,17 @@ mod tests {
         let back = Event::from_parts(e.type_name(), e.data()).unwrap();
         assert_eq!(back, e);
         assert_eq!(Event::CookingStarted { order_id: 9 }.data(), serde_json::json!({"order_id": 9}));
+        assert_eq!(e.data_json(), e.data().to_string());
+        let placed = Event::OrderPlaced {
+            order_id: 1,
+            store_id: 2,
+            store: "교촌 \"치킨\"}".into(),
+            customer: "kim".into(),
+            address: String::new(),
+            items: vec![],
+            total: 0,
+        };
+        assert_eq!(placed.data_json(), placed.data().to_string());
     }
 
     #[test]

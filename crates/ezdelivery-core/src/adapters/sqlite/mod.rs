@@ -117,6 +117,11 @@ impl SqliteStorage {
         conn.pragma_update(None, "synchronous", synchronous.as_str())?;
         conn.pragma_update(None, "foreign_keys", true)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        // Query planner stability: a statement keeps the plan it was
+        // prepared with. Without it SQLite re-prepares a cached statement
+        // every time a parameter it might plan on is bound again (`LIMIT ?`,
+        // `seq > ?`), which cost a third of a command's time.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         schema::migrate(&conn)?;
         Ok(SqliteStorage { conn })
     }

@@ -201,9 +201,34 @@ const SAVE_BREAKER: &str = "INSERT INTO breakers (name, state, failures, opened_
 /// microseconds, so that comparing the strings compares the times.
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
-/// A time as stored (microseconds; anything finer is dropped).
+/// A time as stored (microseconds; anything finer is dropped). Written by
+/// hand: it is on every row, and chrono's formatter parses its format
+/// string on every call.
 pub(super) fn time_text(t: &DateTime<Utc>) -> String {
-    t.format(TIME_FORMAT).to_string()
+    use chrono::{Datelike, Timelike};
+    let (year, micros) = (t.year(), t.nanosecond() / 1_000);
+    if !(0..=9999).contains(&year) || micros >= 1_000_000 {
+        // Outside four-digit years, or a leap second: chrono knows best.
+        return t.format(TIME_FORMAT).to_string();
+    }
+    let mut out = [0u8; 27];
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, 6, micros);
+    for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (26, b'Z')] {
+        out[at] = c;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
@@ -619,7 +644,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {
-        let data = event.data().to_string();
+        let data = event.data_json();
         self.exec(APPEND_EVENT, params![id, event.type_name(), event.order_id(), time_text(&at), data])?;
         Ok(self.conn.last_insert_rowid())
     }

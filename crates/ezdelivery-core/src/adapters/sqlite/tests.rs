@@ -415,3 +415,18 @@ fn hot_queries_use_indexes() {
         assert!(steps.iter().all(|step| !step.starts_with("SCAN")), "{sql}: {steps:?}");
     }
 }
+
+#[test]
+fn time_text_matches_chrono_format() {
+    use chrono::{DateTime, TimeZone, Utc};
+    let times: Vec<DateTime<Utc>> = vec![
+        Utc.with_ymd_and_hms(2026, 11, 24, 17, 5, 9).unwrap(),
+        Utc.timestamp_opt(0, 0).unwrap(),
+        Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap(),
+        Utc.timestamp_opt(253_402_300_799, 999_999_000).unwrap(),
+        Utc.timestamp_opt(-62_135_596_800, 1_000).unwrap(),
+    ];
+    for t in times {
+        assert_eq!(super::repo::time_text(&t), t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+    }
+}
