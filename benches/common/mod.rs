@@ -351,3 +351,144 @@ pub fn human(ns: f64) -> String {
         format!("{ns:.0} ns")
     }
 }
+
+/// Orders in the template the fixtures are cloned from.
+pub const TEMPLATE_ORDERS: u64 = 1_000;
+/// Customers in the template: 50 orders each.
+pub const TEMPLATE_CUSTOMERS: u64 = 20;
+/// Bump when the way fixtures are built changes, so a cached one is rebuilt.
+const FIXTURE_VERSION: u32 = 1;
+
+/// A database of `orders` delivered orders (a multiple of
+/// [`TEMPLATE_ORDERS`]), each customer with 50 of them, built once and
+/// cached under the target folder. Returns its path and the build time
+/// (read back from the cache's note when it was built before).
+///
+/// The first 1,000 orders are driven through the whole lifecycle by the
+/// engine (seven write transactions each, customers `customer 1` … `customer
+/// 20` in turn, one to three items). Larger fixtures clone those rows with
+/// `INSERT … SELECT`, shifting every id (orders, payments, charges) and
+/// giving each copy its own 20 customers; event `data` and views get the
+/// new order id and customer, so every table, index and row size is what
+/// a million orders driven one by one would leave (event and timeline
+/// sequence numbers inside the JSON are the template's: the fixture serves
+/// read benchmarks).
+pub fn fixture(orders: u64) -> (PathBuf, std::time::Duration) {
+    assert!(orders % TEMPLATE_ORDERS == 0, "fixtures are whole copies of the template");
+    let dir = Path::new(option_env!("CARGO_TARGET_TMPDIR").unwrap_or("target/tmp")).join("ezdelivery-fixtures");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("orders-{orders}-v{FIXTURE_VERSION}.db"));
+    let note = path.with_extension("build-seconds");
+    if path.exists() {
+        if let Some(secs) = std::fs::read_to_string(&note).ok().and_then(|s| s.trim().parse::<f64>().ok()) {
+            return (path, std::time::Duration::from_secs_f64(secs));
+        }
+    }
+    let started = std::time::Instant::now();
+    let building = path.with_extension("building");
+    let _ = std::fs::remove_file(&building);
+    build_template(&building);
+    if orders > TEMPLATE_ORDERS {
+        clone_template(&building, orders / TEMPLATE_ORDERS);
+    }
+    let took = started.elapsed();
+    std::fs::rename(&building, &path).unwrap();
+    std::fs::write(&note, format!("{}\n", took.as_secs_f64())).unwrap();
+    eprintln!("built the {orders}-order fixture {} in {:.1} s", path.display(), took.as_secs_f64());
+    (path, took)
+}
+
+fn build_template(path: &Path) {
+    let mut engine = engine(SqliteStorage::open(path, Synchronous::Normal).unwrap());
+    let menus = ["후라이드", "콜라"];
+    for i in 0..TEMPLATE_ORDERS {
+        let customer = format!("customer {}", i % TEMPLATE_CUSTOMERS + 1);
+        let picks: Vec<ItemPick> =
+            (0..=(i % 3)).map(|k| ItemPick::new(menus[(k % 2) as usize], 1 + (i % 2) as u32)).collect();
+        let order = engine.place_order(1, &customer, &picks, "서울 강남구", true, None).unwrap().order_id;
+        engine.start_cooking(order).unwrap();
+        engine.finish_cooking(order).unwrap();
+        engine.start_delivery(order, None).unwrap();
+        engine.complete_delivery(order).unwrap();
+    }
+    drop(engine);
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+}
+
+/// Adds `copies - 1` shifted copies of the template's orders.
+fn clone_template(path: &Path, copies: u64) {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF; PRAGMA cache_size = -1000000;")
+        .unwrap();
+    let max = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let (t, p, c) =
+        (max("SELECT MAX(id) FROM orders"), max("SELECT MAX(id) FROM payments"), max("SELECT MAX(id) FROM charges"));
+    let k = TEMPLATE_CUSTOMERS as i64;
+    // Tables of the template, kept apart while copies are added.
+    conn.execute_batch(
+        "CREATE TEMP TABLE t_orders AS SELECT * FROM orders;
+         CREATE TEMP TABLE t_items AS SELECT * FROM order_items;
+         CREATE TEMP TABLE t_payments AS SELECT * FROM payments;
+         CREATE TEMP TABLE t_tickets AS SELECT * FROM kitchen_tickets;
+         CREATE TEMP TABLE t_deliveries AS SELECT * FROM deliveries;
+         CREATE TEMP TABLE t_charges AS SELECT * FROM charges;
+         CREATE TEMP TABLE t_events AS SELECT * FROM events WHERE order_id IS NOT NULL;
+         CREATE TEMP TABLE t_mypage AS SELECT * FROM mypage;
+         CREATE TEMP TABLE t_messages AS SELECT * FROM messages;",
+    )
+    .unwrap();
+    let cust = |col: &str| format!("'customer ' || (CAST(substr({col}, 10) AS INTEGER) + ?1 * {k})");
+    let uuid = "lower(substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-8' || \
+                substr(h, 18, 3) || '-' || substr(h, 21, 12))";
+    let statements = [
+        format!(
+            "INSERT INTO orders SELECT id + ?1 * {t}, store_id, {}, address, total, status, reviewed, created_at, \
+             updated_at FROM t_orders ORDER BY id",
+            cust("customer")
+        ),
+        format!("INSERT INTO order_items SELECT order_id + ?1 * {t}, line, menu_id, name, unit_price, qty FROM t_items ORDER BY order_id, line"),
+        format!(
+            "INSERT INTO payments SELECT id + ?1 * {p}, order_id + ?1 * {t}, status, amount, card, gateway_ref, \
+             'ezd-pay-' || (id + ?1 * {p}), tries, next_at, last_error, created_at, updated_at FROM t_payments ORDER BY id"
+        ),
+        format!("INSERT INTO kitchen_tickets SELECT order_id + ?1 * {t}, store_id, status, updated_at FROM t_tickets ORDER BY order_id"),
+        format!("INSERT INTO deliveries SELECT order_id + ?1 * {t}, rider_id, charge, status, updated_at FROM t_deliveries ORDER BY order_id"),
+        format!(
+            "INSERT INTO charges SELECT id + ?1 * {c}, order_id + ?1 * {t}, rider_id, status, amount, gateway_ref, \
+             'ezd-charge-' || (id + ?1 * {c}), tries, next_at, last_error, created_at, updated_at FROM t_charges ORDER BY id"
+        ),
+        format!(
+            "INSERT INTO events (id, type, order_id, at, data) SELECT {uuid}, type, order_id + ?1 * {t}, at, \
+             json_replace(json_replace(data, '$.order_id', order_id + ?1 * {t}), '$.customer', \
+             {}) FROM (SELECT *, hex(randomblob(16)) AS h FROM t_events) ORDER BY seq",
+            cust("json_extract(data, '$.customer')")
+        ),
+        format!(
+            "INSERT INTO mypage SELECT order_id + ?1 * {t}, {}, json_set(view, '$.order_id', order_id + ?1 * {t}, \
+             '$.customer', {}) FROM t_mypage ORDER BY order_id",
+            cust("customer"),
+            cust("customer")
+        ),
+        format!(
+            "INSERT INTO messages SELECT id || '#' || ?1, order_id + ?1 * {t}, event, status, \
+             CASE WHEN recipient LIKE 'customer %' THEN {} ELSE recipient END, text, at FROM t_messages ORDER BY id",
+            cust("recipient")
+        ),
+    ];
+    for copy in 1..copies as i64 {
+        conn.execute_batch("BEGIN").unwrap();
+        for sql in &statements {
+            conn.prepare_cached(sql).unwrap().execute([copy]).unwrap();
+        }
+        conn.execute_batch("COMMIT").unwrap();
+        if copy % 100 == 0 {
+            eprintln!("fixture: {} of {copies} copies", copy);
+        }
+    }
+    conn.execute_batch(
+        "UPDATE checkpoints SET seq = (SELECT MAX(seq) FROM events) WHERE name = 'mypage';
+         PRAGMA journal_mode = WAL;",
+    )
+    .unwrap();
+}
