@@ -172,7 +172,7 @@ pub(crate) struct Work<'r> {
 impl Work<'_> {
     /// Appends `event` to the log, in this transaction.
     pub fn emit(&mut self, event: Event) -> Result<()> {
-        let id = self.ids.next();
+        let id = self.ids.next(self.now);
         let seq = self.repo.append_event(&id, self.now, &event)?;
         self.emitted.push((id, seq, event));
         Ok(())
@@ -237,40 +237,32 @@ impl Work<'_> {
     }
 }
 
-/// Hands out event ids: random-looking version-4 UUIDs, unique within the
-/// process by construction (a bijective mix of a counter) and across
-/// processes by a random prefix drawn once. One `getrandom` per engine
-/// instead of one per event.
+/// Hands out event ids: version-7 UUIDs (RFC 9562), the command's time in
+/// milliseconds first, then 32 bits drawn once per engine and a counter.
+/// Unique within the process by the counter, across processes by the
+/// random bits; cheap (one `getrandom` per engine, not one per event); and
+/// in time order, so the log's and the outbox's unique indexes grow at
+/// their end instead of touching a random page on every insert.
 pub(crate) struct EventIds {
-    prefix: u64,
-    key: u64,
+    random: u32,
     counter: u64,
 }
 
 impl EventIds {
     fn new() -> EventIds {
-        let (prefix, key) = uuid::Uuid::new_v4().as_u64_pair();
-        EventIds { prefix, key, counter: 0 }
+        EventIds { random: (uuid::Uuid::new_v4().as_u64_pair().0 >> 32) as u32, counter: 0 }
     }
 
-    /// The next id.
-    pub(crate) fn next(&mut self) -> String {
-        self.counter = self.counter.wrapping_add(1);
-        // splitmix64's finalizer: a bijection, so distinct counters give
-        // distinct words.
-        let mut z = self.counter ^ self.key;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        // The variant bits overwrite the top two bits of the low word, so
-        // those two bits of the mixed counter go to the bottom of the high
-        // word (the version bits are elsewhere, in byte 6): the id still
-        // determines the counter.
-        let high = (self.prefix & !3) | (z >> 62);
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&high.to_be_bytes());
-        bytes[8..].copy_from_slice(&z.to_be_bytes());
-        let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    /// The next id, for an event that happened at `at`.
+    pub(crate) fn next(&mut self, at: DateTime<Utc>) -> String {
+        self.counter = (self.counter + 1) & ((1 << 42) - 1);
+        let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0) & ((1 << 48) - 1);
+        let random = u64::from(self.random);
+        // 48 bits of time, 4 of version, 12 random; 2 of variant, 20
+        // random, 42 of counter.
+        let high = (millis << 16) | (0x7 << 12) | (random >> 20);
+        let low = (0b10 << 62) | ((random & 0xf_ffff) << 42) | self.counter;
+        let uuid = uuid::Uuid::from_u64_pair(high, low);
         let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
         uuid.hyphenated().encode_lower(&mut buf).to_string()
     }
@@ -385,5 +377,25 @@ impl ItemPick {
         }
         crate::domain::validate::qty(qty)?;
         Ok(ItemPick::new(menu, qty))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_unique_ordered_version_7_uuids() {
+        let mut ids = EventIds::new();
+        let at = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+        let all: Vec<String> = (0..1000).map(|_| ids.next(at)).collect();
+        let parsed = uuid::Uuid::parse_str(&all[0]).unwrap();
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "in order");
+        let later = ids.next(at + chrono::TimeDelta::milliseconds(1));
+        assert!(later > all[999]);
+        let other = EventIds::new().next(at);
+        assert!(!all.contains(&other));
     }
 }

@@ -231,10 +231,33 @@ pub(super) fn time_text(t: &DateTime<Utc>) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
+/// Reads a stored time: the fixed width this adapter writes by hand, any
+/// other RFC 3339 text through chrono.
+pub(super) fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
+    if let Some(t) = parse_fixed(text) {
+        return Ok(t);
+    }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| Error::Storage(format!("{table}.{column} holds `{text}`, which is not a time: {e}")))
+}
+
+/// `2024-05-01T12:00:00.000000Z` exactly, or `None`.
+fn parse_fixed(text: &str) -> Option<DateTime<Utc>> {
+    use chrono::NaiveDate;
+    let b = text.as_bytes();
+    if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'.' || b[26] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+    };
+    let date = NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
+    let time = date.and_hms_micro_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?)?;
+    Some(time.and_utc())
 }
 
 fn time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<DateTime<Utc>> {
@@ -380,9 +403,15 @@ fn event_row(row: &Row) -> Result<StoredEvent> {
     let seq: i64 = row.get(0)?;
     let kind: String = row.get(2)?;
     let data: String = row.get(4)?;
-    let value: serde_json::Value = json("events", &format!("seq {seq}"), &data)?;
-    let event = Event::from_parts(&kind, value)
-        .map_err(|e| Error::Storage(format!("events seq {seq} holds a bad `{kind}` event: {e}")))?;
+    let event = match Event::from_json_parts(&kind, &data) {
+        Ok(event) => event,
+        // Say whether the text is not JSON at all or the wrong JSON.
+        Err(_) => {
+            let value: serde_json::Value = json("events", &format!("seq {seq}"), &data)?;
+            Event::from_parts(&kind, value)
+                .map_err(|e| Error::Storage(format!("events seq {seq} holds a bad `{kind}` event: {e}")))?
+        }
+    };
     Ok(StoredEvent { seq, id: row.get(1)?, at: time_at(row, 3, "events", "at")?, event })
 }
 
@@ -416,12 +445,13 @@ fn queued_row(row: &Row) -> Result<QueuedMessage> {
 /// ([`super::SqliteStorage`] opens and closes it).
 pub(super) struct SqliteRepo<'a> {
     conn: &'a Connection,
+    views: &'a mut super::ViewCache,
 }
 
 impl<'a> SqliteRepo<'a> {
     /// A repo over `conn`, which the caller keeps inside a transaction.
-    pub(super) fn new(conn: &'a Connection) -> SqliteRepo<'a> {
-        SqliteRepo { conn }
+    pub(super) fn new(conn: &'a Connection, views: &'a mut super::ViewCache) -> SqliteRepo<'a> {
+        SqliteRepo { conn, views }
     }
 
     /// Runs a cached statement that changes rows; returns how many.
@@ -667,13 +697,21 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn view(&mut self, order: OrderId) -> Result<Option<OrderView>> {
-        self.one(VIEW, [order], view_row)
+        if let Some(view) = self.views.get(order) {
+            return Ok(Some(view));
+        }
+        let view = self.one(VIEW, [order], view_row)?;
+        if let Some(v) = &view {
+            self.views.put(v.clone());
+        }
+        Ok(view)
     }
 
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
         let text = serde_json::to_string(view)
             .map_err(|e| Error::Storage(format!("cannot write the view of order {}: {e}", view.order_id)))?;
         self.exec(SAVE_VIEW, params![view.order_id, view.customer, text])?;
+        self.views.put(view.clone());
         Ok(())
     }
 
@@ -682,6 +720,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn clear_views(&mut self) -> Result<()> {
+        self.views.clear();
         self.exec(CLEAR_VIEWS, [])?;
         Ok(())
     }
