@@ -374,7 +374,7 @@ const FIXTURE_VERSION: u32 = 1;
 /// sequence numbers inside the JSON are the template's: the fixture serves
 /// read benchmarks).
 pub fn fixture(orders: u64) -> (PathBuf, std::time::Duration) {
-    assert!(orders % TEMPLATE_ORDERS == 0, "fixtures are whole copies of the template");
+    assert!(orders.is_multiple_of(TEMPLATE_ORDERS), "fixtures are whole copies of the template");
     let dir = Path::new(option_env!("CARGO_TARGET_TMPDIR").unwrap_or("target/tmp")).join("ezdelivery-fixtures");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("orders-{orders}-v{FIXTURE_VERSION}.db"));
