@@ -230,7 +230,7 @@ impl Work<'_> {
                     text,
                     at: self.now,
                 };
-                self.repo.queue_message(&message, channels)?;
+                self.repo.queue_owned_message(message, channels)?;
             }
         }
         Ok(())

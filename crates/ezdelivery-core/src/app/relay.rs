@@ -203,7 +203,8 @@ impl Engine {
     /// Delivers what a command just queued. Its failures are not the
     /// command's: the messages stay queued for `relay`.
     pub(crate) fn deliver_messages_quietly(&mut self) {
-        if self.relay_after_command > 0 {
+        // With no notifier channel there is nothing this engine could send.
+        if self.relay_after_command > 0 && !self.notifiers.is_empty() {
             // Deliberately ignored: the command is committed; anything not
             // delivered now stays pending in the outbox.
             let deadline = Instant::now() + self.relay_budget;
