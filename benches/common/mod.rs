@@ -320,17 +320,19 @@ pub fn criterion_dir() -> PathBuf {
         .join("criterion")
 }
 
-/// The mean time of a benchmark that just ran, in nanoseconds.
+/// The time per iteration of a benchmark that just ran, in nanoseconds:
+/// criterion's headline estimate (the slope of its linear regression, or
+/// the mean where there is no slope), as it prints it.
 pub fn mean_ns(group: &str, id: &str) -> Option<f64> {
     let path = criterion_dir().join(group).join(id).join("new").join("estimates.json");
     let text = std::fs::read_to_string(path).ok()?;
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+    json["slope"]["point_estimate"].as_f64().or_else(|| json["mean"]["point_estimate"].as_f64())
 }
 
 /// Prints `name: engine … floor … ratio` for pairs of benchmarks of `group`.
 pub fn print_ratios(group: &str, pairs: &[(&str, &str, &str)]) {
-    println!("\n== {group}: engine against its raw-SQLite floor (criterion means)");
+    println!("\n== {group}: engine against its raw-SQLite floor (criterion's estimates)");
     for (name, engine, floor) in pairs {
         match (mean_ns(group, engine), mean_ns(group, floor)) {
             (Some(e), Some(f)) => {

@@ -79,8 +79,8 @@ pub struct SqliteStorage {
     views: ViewCache,
 }
 
-/// The views this connection wrote or read lately, decoded, so that a
-/// command does not decode again the JSON it wrote a moment before. Valid
+/// The views this connection wrote lately, decoded, so that a command does
+/// not decode again the JSON it wrote a moment before. Valid
 /// while no other connection has committed: `PRAGMA data_version`, read at
 /// the start of every transaction, says when one has, and the cache is
 /// emptied; so it is when this connection changed rows outside the

@@ -697,14 +697,12 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn view(&mut self, order: OrderId) -> Result<Option<OrderView>> {
+        // Only what this connection wrote is cached: a command's next write
+        // loads the view its last one saved.
         if let Some(view) = self.views.get(order) {
             return Ok(Some(view));
         }
-        let view = self.one(VIEW, [order], view_row)?;
-        if let Some(v) = &view {
-            self.views.put(v.clone());
-        }
-        Ok(view)
+        self.one(VIEW, [order], view_row)
     }
 
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
