@@ -71,16 +71,31 @@ pub(crate) fn apply_events<'e>(
     // The views being updated, in order of first appearance, and whether
     // each changed; `None` for an order with no view yet.
     let mut open: Vec<(OrderId, Option<OrderView>, bool)> = Vec::new();
-    let mut index: HashMap<OrderId, usize> = HashMap::new();
+    // An index once there are more than a few orders (a command's own
+    // events are of one or two; a rebuild's batch, of hundreds).
+    let mut index: Option<HashMap<OrderId, usize>> = None;
     let mut last = None;
     for (seq, at, event) in events {
         let Some(order_id) = event.order_id() else { continue };
-        let slot = match index.get(&order_id) {
-            Some(&i) => i,
+        let found = match &index {
+            Some(index) => index.get(&order_id).copied(),
+            None => open.iter().position(|(id, _, _)| *id == order_id),
+        };
+        let slot = match found {
+            Some(i) => i,
             None => {
                 open.push((order_id, repo.view(order_id)?, false));
-                index.insert(order_id, open.len() - 1);
-                open.len() - 1
+                let slot = open.len() - 1;
+                match &mut index {
+                    Some(index) => {
+                        index.insert(order_id, slot);
+                    }
+                    None if open.len() > 8 => {
+                        index = Some(open.iter().enumerate().map(|(i, (id, _, _))| (*id, i)).collect());
+                    }
+                    None => {}
+                }
+                slot
             }
         };
         let (_, view, dirty) = &mut open[slot];
