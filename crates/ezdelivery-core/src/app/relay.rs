@@ -215,7 +215,7 @@ impl Engine {
 
 fn count(settled: &Settled, done: &mut usize, queued: &mut usize) {
     match settled {
-        Settled::Done => *done += 1,
+        Settled::Done | Settled::Established => *done += 1,
         Settled::Unavailable(_) => *queued += 1,
         Settled::Declined(_) | Settled::Nothing => {}
     }
