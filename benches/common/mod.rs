@@ -47,6 +47,8 @@ pub fn pragmas(conn: &Connection, synchronous: Synchronous) {
     let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).unwrap();
     conn.pragma_update(None, "synchronous", synchronous.as_str()).unwrap();
     conn.pragma_update(None, "foreign_keys", true).unwrap();
+    conn.pragma_update(None, "cache_size", -32_768).unwrap();
+    let _: i64 = conn.query_row("PRAGMA wal_autocheckpoint = 10000", [], |r| r.get(0)).unwrap();
 }
 
 /// The payloads the floor writes: the JSON of real events, views and
