@@ -45,6 +45,16 @@ fn benches(c: &mut Criterion) {
     let mut floor = Floor::open(Some(&floor_db), Synchronous::Full);
     group.bench_function("sqlite_wal_file_floor", |b| b.iter(|| floor.lifecycle()));
     drop(floor);
+
+    // The same with synchronous=NORMAL, the documented opt-in: commits are
+    // not synced one by one, only at checkpoints.
+    let (engine_normal, floor_normal) = (dir.path().join("engine-normal.db"), dir.path().join("floor-normal.db"));
+    let mut wal = engine(SqliteStorage::open(&engine_normal, Synchronous::Normal).unwrap());
+    group.bench_function("sqlite_wal_file_normal", |b| b.iter(|| lifecycle(&mut wal, &picks)));
+    drop(wal);
+    let mut floor = Floor::open(Some(&floor_normal), Synchronous::Normal);
+    group.bench_function("sqlite_wal_file_normal_floor", |b| b.iter(|| floor.lifecycle()));
+    drop(floor);
     group.finish();
 
     check_same_rows(&engine_db, &floor_db);
@@ -79,9 +89,12 @@ fn main() {
         &[
             ("sqlite in memory", "sqlite_in_memory", "sqlite_in_memory_floor"),
             ("sqlite WAL file (FULL)", "sqlite_wal_file", "sqlite_wal_file_floor"),
+            ("sqlite WAL file (NORMAL)", "sqlite_wal_file_normal", "sqlite_wal_file_normal_floor"),
         ],
     );
-    if let Some(ns) = common::mean_ns(GROUP, "memory") {
-        println!("{:<28} {:>12} per lifecycle = {:.0} lifecycles/s", "memory adapter", common::human(ns), 1e9 / ns);
+    for id in ["memory", "sqlite_in_memory", "sqlite_wal_file", "sqlite_wal_file_normal"] {
+        if let Some(ns) = common::mean_ns(GROUP, id) {
+            println!("{id:<28} {:>12} per lifecycle = {:.0} lifecycles/s", common::human(ns), 1e9 / ns);
+        }
     }
 }
