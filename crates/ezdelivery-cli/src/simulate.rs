@@ -34,9 +34,10 @@ pub fn run(engine: &mut Engine, args: &SimulateArgs, json: bool) -> Result<Outpu
     }
     let printed = if json { out.json.to_string() } else { out.human.trim_end().to_string() };
     crate::print_line(&printed).map_err(|e| Error::Internal(format!("cannot write to standard output: {e}")))?;
+    let n = report.violations.len();
     Err(Error::Internal(format!(
-        "{} invariant violations at the end of the simulation; the first: {}",
-        report.violations.len(),
+        "{n} invariant violation{} at the end of the simulation; the first: {}",
+        if n == 1 { "" } else { "s" },
         report.violations[0]
     )))
 }
@@ -136,7 +137,7 @@ pub fn report_text(r: &SimReport) -> String {
     let check = if r.violations.is_empty() {
         format!("invariants: all hold (checked in {:.2} s)", r.check_elapsed.as_secs_f64())
     } else {
-        let mut lines = format!("invariants: {} VIOLATIONS", r.violations.len());
+        let mut lines = format!("invariants: {} BROKEN", r.violations.len());
         for v in r.violations.iter().take(20) {
             lines.push_str(&format!("\n  {v}"));
         }
