@@ -174,7 +174,9 @@ impl SqliteStorage {
         // outbox and their indexes), and a checkpoint writes each page once
         // however often it changed and syncs the file twice, so fewer, larger
         // checkpoints write and sync far less. Durability is unchanged: a
-        // commit is durable once its WAL frames are synced.
+        // commit is durable once its WAL frames are synced. The `-wal` file
+        // of a busy database may so reach about 40 MiB (SQLite reuses it
+        // rather than shrinking it).
         let _pages: i64 = conn.query_row("PRAGMA wal_autocheckpoint = 10000", [], |r| r.get(0))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // Query planner stability: a statement keeps the plan it was
