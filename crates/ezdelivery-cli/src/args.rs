@@ -135,6 +135,11 @@ pub enum Command {
     /// The mypage read model.
     #[command(subcommand, after_help = "Example:\n  ezdelivery projection rebuild")]
     Projection(ProjectionCommand),
+    /// Drive N orders through the whole lifecycle in-process, then check every invariant.
+    #[command(after_help = "Examples:\n  ezdelivery --db /tmp/sim.db simulate --orders 10000\n  \
+                            ezdelivery simulate --orders 2000 --cancel-rate 0.1 --payment-unavailable-rate 0.05 --seed 7\n\n\
+                            Exits 1 when an invariant is broken at the end.")]
+    Simulate(SimulateArgs),
     /// Run one whole scenario on a fresh database, explaining each step.
     #[command(after_help = "Example:\n  ezdelivery demo")]
     Demo,
@@ -149,6 +154,32 @@ pub enum Command {
     /// Print the man page (roff) generated from these definitions.
     #[command(after_help = "Example:\n  ezdelivery man > ezdelivery.1 && man ./ezdelivery.1")]
     Man,
+}
+
+/// `ezdelivery simulate …`
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// How many orders to drive through the lifecycle.
+    #[arg(long, value_name = "N")]
+    pub orders: u64,
+    /// How many customers order.
+    #[arg(long, value_name = "K", default_value_t = 1_000)]
+    pub customers: u64,
+    /// How many stores are registered for the run.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    pub stores: u64,
+    /// How many riders deliver (registered if missing).
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub riders: u64,
+    /// The share of orders cancelled before departure, 0 to 1.
+    #[arg(long, value_name = "R", default_value_t = 0.05)]
+    pub cancel_rate: f64,
+    /// The share of payment calls that find the gateway down (queued, retried), 0 to 1.
+    #[arg(long, value_name = "R", default_value_t = 0.02)]
+    pub payment_unavailable_rate: f64,
+    /// The seed: the same seed runs the same simulation.
+    #[arg(long, value_name = "X", default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// `ezdelivery breaker …`

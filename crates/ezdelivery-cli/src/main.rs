@@ -9,6 +9,7 @@ mod config;
 mod demo;
 mod man;
 mod render;
+mod simulate;
 mod style;
 
 use std::io::IsTerminal;
@@ -333,6 +334,7 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
                 format!("mypage rebuilt from {} events ({} applied), checkpoint {}", p.events, p.applied, p.checkpoint),
             ))
         }
+        Command::Simulate(args) => Printed::Out(simulate::run(engine, args, json)?),
         Command::Demo | Command::Completions { .. } | Command::Man => {
             return Err(Error::Internal("this command runs before the engine is opened".into()))
         }

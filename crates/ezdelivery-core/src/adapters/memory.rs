@@ -702,11 +702,11 @@ impl State {
     }
 
     /// Queues a message whose id is not queued yet; its key.
-    fn push_message(&mut self, message: &Message) -> usize {
+    fn push_message(&mut self, message: Message) -> usize {
         let key = self.messages.len();
         let hash = self.message_id_hasher.hash(&message.id);
         let older = self.message_keys.insert(hash, key);
-        self.messages.push(QueuedEntry { message: message.clone(), hash, older });
+        self.messages.push(QueuedEntry { message, hash, older });
         key
     }
 
@@ -1094,10 +1094,19 @@ impl Repo for Tx<'_> {
     }
 
     fn queue_message(&mut self, message: &Message, channels: &[&str]) -> Result<()> {
+        let (state, _) = self.writable()?;
+        if state.message_key(&message.id).is_some() {
+            return Ok(());
+        }
+        self.queue_owned_message(message.clone(), channels)
+    }
+
+    fn queue_owned_message(&mut self, message: Message, channels: &[&str]) -> Result<()> {
         let (state, journal) = self.writable()?;
         if state.message_key(&message.id).is_some() {
             return Ok(());
         }
+        let at = message.at;
         let key = state.push_message(message);
         journal.push(Undo::Message);
         for &name in channels {
@@ -1105,7 +1114,7 @@ impl Repo for Tx<'_> {
             if state.delivery_keys.contains_key(&(key, channel)) {
                 continue; // a channel named twice is queued once
             }
-            let progress = Progress { state: DeliveryState::Pending, tries: 0, next_at: message.at, last_error: None };
+            let progress = Progress { state: DeliveryState::Pending, tries: 0, next_at: at, last_error: None };
             state.push_message_delivery(key, channel, progress);
             journal.push(Undo::NewDelivery);
         }

@@ -36,6 +36,11 @@ pub struct Engine {
     pub(crate) relay_after_command: usize,
     /// How long a command may spend delivering them.
     pub(crate) relay_budget: std::time::Duration,
+    /// Hands out event ids.
+    pub(crate) event_ids: EventIds,
+    /// The view of the order the last committed unit of work changed, as it
+    /// committed it: a command returns it instead of reading it back.
+    pub(crate) recent_view: Option<OrderView>,
 }
 
 /// Builds an [`Engine`]: sandbox gateways, system clock, no notifier and
@@ -59,6 +64,8 @@ impl Engine {
                 breaker_settings: BreakerSettings::default(),
                 relay_after_command: 32,
                 relay_budget: std::time::Duration::from_millis(250),
+                event_ids: EventIds::new(),
+                recent_view: None,
             },
         }
     }
@@ -77,16 +84,26 @@ impl Engine {
         let now = self.clock.now().trunc_subsecs(6);
         let locale = self.locale;
         let channels: Vec<&str> = self.notifiers.iter().map(|n| n.channel()).collect();
+        let ids = &mut self.event_ids;
         let mut work = Some(work);
         let mut out = None;
+        let mut views = None;
         self.storage.write(&mut |repo| {
             let run = work.take().ok_or_else(|| Error::Internal("a unit of work ran twice".into()))?;
-            let mut unit = Work { repo, now, emitted: Vec::new() };
+            let mut unit = Work { repo, now, ids: &mut *ids, emitted: Vec::new(), views: Vec::new() };
             let result = run(&mut unit)?;
+            let emitted = !unit.emitted.is_empty();
             unit.finish(&channels, locale)?;
+            views = emitted.then_some(unit.views);
             out = Some(result);
             Ok(())
         })?;
+        // Committed: remember the view this unit of work's events left. A
+        // unit of work that emitted nothing changed no view and leaves the
+        // one remembered before (message deliveries, breakers).
+        if let Some(mut views) = views {
+            self.recent_view = views.pop();
+        }
         out.ok_or_else(|| Error::Internal("a unit of work did not run".into()))
     }
 
@@ -100,6 +117,15 @@ impl Engine {
             Ok(())
         })?;
         out.ok_or_else(|| Error::Internal("a read did not run".into()))
+    }
+
+    /// The view of `order` as this engine's last write committed it, if that
+    /// write changed it; otherwise read from the storage.
+    pub(crate) fn committed_view(&mut self, order: OrderId) -> Result<OrderView> {
+        match self.recent_view.take() {
+            Some(view) if view.order_id == order => Ok(view),
+            _ => self.status(order),
+        }
     }
 
     /// The mypage view of one order (`ezdelivery status ORDER`).
@@ -138,16 +164,20 @@ impl Engine {
 pub(crate) struct Work<'r> {
     pub repo: &'r mut dyn Repo,
     pub now: DateTime<Utc>,
-    emitted: Vec<(String, Event)>,
+    ids: &'r mut EventIds,
+    /// Each event emitted, with its id and sequence number.
+    emitted: Vec<(String, i64, Event)>,
+    /// The views the events left, once projected.
+    views: Vec<OrderView>,
 }
 
 impl Work<'_> {
     /// Appends `event` to the log, in this transaction.
     pub fn emit(&mut self, event: Event) -> Result<()> {
-        let id = uuid::Uuid::new_v4().to_string();
-        self.repo.append_event(&id, self.now, &event)?;
+        let id = self.ids.next(self.now);
+        let seq = self.repo.append_event(&id, self.now, &event)?;
         tracing::debug!(event = %event.type_name(), order = event.order_id(), "event appended");
-        self.emitted.push((id, event));
+        self.emitted.push((id, seq, event));
         Ok(())
     }
 
@@ -161,14 +191,38 @@ impl Work<'_> {
         if self.emitted.is_empty() {
             return Ok(());
         }
-        projector::catch_up(self.repo)?;
-        for (event_id, event) in std::mem::take(&mut self.emitted) {
+        let first = self.emitted[0].1;
+        let now = self.now;
+        if self.repo.checkpoint(projector::MYPAGE)? == first - 1 {
+            // The log after the checkpoint is exactly what this unit of work
+            // appended (it holds the write lock): project it from memory
+            // rather than reading it back, and keep the views it leaves.
+            let events = self.emitted.iter().map(|(_, seq, e)| (*seq, now, e));
+            projector::apply_events(self.repo, events, Some(&mut self.views))?;
+            let last = self.emitted.last().map_or(first, |e| e.1);
+            self.repo.set_checkpoint(projector::MYPAGE, last)?;
+        } else {
+            projector::catch_up(self.repo)?;
+        }
+        let mut owner: Option<(i64, String)> = None;
+        for (event_id, _, event) in std::mem::take(&mut self.emitted) {
             let Some(order_id) = event.order_id() else { continue };
-            let view = self.repo.view(order_id)?.ok_or_else(|| Error::not_found("order", order_id))?;
-            for (audience, text) in messages_for(&event, &view, locale) {
+            if !self.views.iter().any(|v| v.order_id == order_id) {
+                let view = self.repo.view(order_id)?.ok_or_else(|| Error::not_found("order", order_id))?;
+                self.views.push(view);
+            }
+            let Some(view) = self.views.iter().find(|v| v.order_id == order_id) else { continue };
+            for (audience, text) in messages_for(&event, view, locale) {
                 let recipient = match audience {
                     Audience::Customer => view.customer.clone(),
-                    Audience::Owner => self.repo.store(view.store_id)?.map(|s| s.owner).unwrap_or_default(),
+                    Audience::Owner => match &owner {
+                        Some((store, name)) if *store == view.store_id => name.clone(),
+                        _ => {
+                            let name = self.repo.store(view.store_id)?.map(|s| s.owner).unwrap_or_default();
+                            owner = Some((view.store_id, name.clone()));
+                            name
+                        }
+                    },
                 };
                 let message = Message {
                     id: format!("{event_id}:{}", audience.as_str()),
@@ -179,10 +233,41 @@ impl Work<'_> {
                     text,
                     at: self.now,
                 };
-                self.repo.queue_message(&message, channels)?;
+                self.repo.queue_owned_message(message, channels)?;
             }
         }
         Ok(())
+    }
+}
+
+/// Hands out event ids: version-7 UUIDs (RFC 9562), the command's time in
+/// milliseconds first, then 32 bits drawn once per engine and a counter.
+/// Unique within the process by the counter, across processes by the
+/// random bits; cheap (one `getrandom` per engine, not one per event); and
+/// in time order, so the log's and the outbox's unique indexes grow at
+/// their end instead of touching a random page on every insert.
+pub(crate) struct EventIds {
+    random: u32,
+    counter: u64,
+}
+
+impl EventIds {
+    fn new() -> EventIds {
+        EventIds { random: (uuid::Uuid::new_v4().as_u64_pair().0 >> 32) as u32, counter: 0 }
+    }
+
+    /// The next id, for an event that happened at `at`.
+    pub(crate) fn next(&mut self, at: DateTime<Utc>) -> String {
+        self.counter = (self.counter + 1) & ((1 << 42) - 1);
+        let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0) & ((1 << 48) - 1);
+        let random = u64::from(self.random);
+        // 48 bits of time, 4 of version, 12 random; 2 of variant, 20
+        // random, 42 of counter.
+        let high = (millis << 16) | (0x7 << 12) | (random >> 20);
+        let low = (0b10 << 62) | ((random & 0xf_ffff) << 42) | self.counter;
+        let uuid = uuid::Uuid::from_u64_pair(high, low);
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid.hyphenated().encode_lower(&mut buf).to_string()
     }
 }
 
@@ -295,5 +380,25 @@ impl ItemPick {
         }
         crate::domain::validate::qty(qty)?;
         Ok(ItemPick::new(menu, qty))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_unique_ordered_version_7_uuids() {
+        let mut ids = EventIds::new();
+        let at = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+        let all: Vec<String> = (0..1000).map(|_| ids.next(at)).collect();
+        let parsed = uuid::Uuid::parse_str(&all[0]).unwrap();
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "in order");
+        let later = ids.next(at + chrono::TimeDelta::milliseconds(1));
+        assert!(later > all[999]);
+        let other = EventIds::new().next(at);
+        assert!(!all.contains(&other));
     }
 }

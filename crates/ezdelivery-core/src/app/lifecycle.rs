@@ -289,6 +289,7 @@ impl Engine {
             w.emit(event)?;
             Ok(review)
         })?;
+        self.recent_view = None;
         self.deliver_messages_quietly();
         Ok(review)
     }
@@ -297,6 +298,7 @@ impl Engine {
     /// payment is news too), then returns its result.
     fn failed_command<T>(&mut self, result: Result<T>) -> Result<T> {
         if result.is_err() {
+            self.recent_view = None;
             self.deliver_messages_quietly();
         }
         result
@@ -305,7 +307,7 @@ impl Engine {
     /// Delivers the messages the command queued, then returns the order's view.
     fn after_command(&mut self, order: OrderId) -> Result<OrderView> {
         self.deliver_messages_quietly();
-        self.status(order)
+        self.committed_view(order)
     }
 }
 

@@ -68,6 +68,23 @@ pub fn won(amount: Won) -> String {
 /// every order status change tells the customer, and a newly paid order
 /// also tells the store's owner.
 pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Audience, String)> {
+    let tells = matches!(
+        event,
+        Event::OrderPlaced { .. }
+            | Event::PaymentApproved { .. }
+            | Event::PaymentDeclined { .. }
+            | Event::PaymentQueued { .. }
+            | Event::PaymentRefunded { .. }
+            | Event::OrderRejected { .. }
+            | Event::CookingStarted { .. }
+            | Event::FoodCooked { .. }
+            | Event::DeliveryStarted { .. }
+            | Event::DeliveryCompleted { .. }
+            | Event::OrderCancelled { .. }
+    );
+    if !tells {
+        return Vec::new();
+    }
     let (id, store, total) = (view.order_id, view.store.as_str(), won(view.total));
     let stopped = matches!(view.status, OrderStatus::Cancelled | OrderStatus::Rejected);
     if stopped
@@ -78,11 +95,15 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
         // any) is what the customer hears about.
         return Vec::new();
     }
-    let (ko, en) = match event {
-        Event::OrderPlaced { .. } => (
-            format!("주문 #{id}이(가) 접수되었습니다. 결제를 기다립니다."),
-            format!("order #{id} was placed and waits for payment."),
-        ),
+    let ko = locale == Locale::Ko;
+    // Only the configured language is formatted.
+    let pick = |k: &dyn Fn() -> String, e: &dyn Fn() -> String| if ko { k() } else { e() };
+    let line = match event {
+        Event::OrderPlaced { .. } => {
+            pick(&|| format!("주문 #{id}이(가) 접수되었습니다. 결제를 기다립니다."), &|| {
+                format!("order #{id} was placed and waits for payment.")
+            })
+        }
         Event::PaymentApproved { .. } => {
             let items = view.items.iter().map(|i| format!("{} x{}", i.name, i.qty)).collect::<Vec<_>>().join(", ");
             let owner = match locale {
@@ -95,51 +116,50 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
             };
             return vec![(Audience::Customer, customer), (Audience::Owner, owner)];
         }
-        Event::PaymentDeclined { reason, .. } => (
-            format!("주문 #{id} 결제가 거절되었습니다 ({reason}). 다른 카드로 다시 결제해 주세요."),
-            format!("the payment for order #{id} was declined ({reason}); pay again with another card."),
+        Event::PaymentDeclined { reason, .. } => pick(
+            &|| format!("주문 #{id} 결제가 거절되었습니다 ({reason}). 다른 카드로 다시 결제해 주세요."),
+            &|| format!("the payment for order #{id} was declined ({reason}); pay again with another card."),
         ),
-        Event::PaymentQueued { .. } => (
-            format!("주문 #{id}은(는) 접수되었고, 결제 서비스가 복구되면 결제됩니다."),
-            format!("order #{id} is kept and will be paid when the payment service is back."),
+        Event::PaymentQueued { .. } => pick(
+            &|| format!("주문 #{id}은(는) 접수되었고, 결제 서비스가 복구되면 결제됩니다."),
+            &|| format!("order #{id} is kept and will be paid when the payment service is back."),
         ),
         Event::PaymentRefunded { amount, .. } => {
             let amount = won(*amount);
-            (
-                format!("주문 #{id} 결제 {amount}원이 환불되었습니다."),
-                format!("the payment of {amount} won for order #{id} was refunded."),
-            )
+            pick(&|| format!("주문 #{id} 결제 {amount}원이 환불되었습니다."), &|| {
+                format!("the payment of {amount} won for order #{id} was refunded.")
+            })
         }
-        Event::OrderRejected { .. } => (
-            format!("가게에서 주문 #{id}을(를) 거절했습니다. 결제는 환불됩니다. · 상태: 거절"),
-            format!("the store rejected order #{id}; the payment will be refunded. · status: rejected"),
+        Event::OrderRejected { .. } => pick(
+            &|| format!("가게에서 주문 #{id}을(를) 거절했습니다. 결제는 환불됩니다. · 상태: 거절"),
+            &|| format!("the store rejected order #{id}; the payment will be refunded. · status: rejected"),
         ),
-        Event::CookingStarted { .. } => (
-            format!("주문 #{id} 조리를 시작했습니다. · 상태: 조리중"),
-            format!("order #{id} is being cooked. · status: cooking"),
+        Event::CookingStarted { .. } => {
+            pick(&|| format!("주문 #{id} 조리를 시작했습니다. · 상태: 조리중"), &|| {
+                format!("order #{id} is being cooked. · status: cooking")
+            })
+        }
+        Event::FoodCooked { .. } => {
+            pick(&|| format!("주문 #{id} 조리가 완료되었습니다. · 상태: 조리완료"), &|| {
+                format!("order #{id} is cooked. · status: cooked")
+            })
+        }
+        Event::DeliveryStarted { rider, .. } => pick(
+            &|| format!("주문 #{id} 배달이 출발했습니다 (라이더 {rider}). · 상태: 배달중"),
+            &|| format!("order #{id} is on its way (rider {rider}). · status: delivering"),
         ),
-        Event::FoodCooked { .. } => (
-            format!("주문 #{id} 조리가 완료되었습니다. · 상태: 조리완료"),
-            format!("order #{id} is cooked. · status: cooked"),
+        Event::DeliveryCompleted { .. } => pick(
+            &|| format!("주문 #{id} 배달이 완료되었습니다. 맛있게 드세요! · 상태: 배달완료"),
+            &|| format!("order #{id} was delivered. Enjoy! · status: delivered"),
         ),
-        Event::DeliveryStarted { rider, .. } => (
-            format!("주문 #{id} 배달이 출발했습니다 (라이더 {rider}). · 상태: 배달중"),
-            format!("order #{id} is on its way (rider {rider}). · status: delivering"),
-        ),
-        Event::DeliveryCompleted { .. } => (
-            format!("주문 #{id} 배달이 완료되었습니다. 맛있게 드세요! · 상태: 배달완료"),
-            format!("order #{id} was delivered. Enjoy! · status: delivered"),
-        ),
-        Event::OrderCancelled { .. } => (
-            format!("주문 #{id}이(가) 취소되었습니다. · 상태: 취소"),
-            format!("order #{id} was cancelled. · status: cancelled"),
-        ),
+        Event::OrderCancelled { .. } => {
+            pick(&|| format!("주문 #{id}이(가) 취소되었습니다. · 상태: 취소"), &|| {
+                format!("order #{id} was cancelled. · status: cancelled")
+            })
+        }
         _ => return Vec::new(),
     };
-    let text = match locale {
-        Locale::Ko => format!("[{store}] {ko} · {total}원"),
-        Locale::En => format!("[{store}] {en} · {total} won"),
-    };
+    let text = if ko { format!("[{store}] {line} · {total}원") } else { format!("[{store}] {line} · {total} won") };
     vec![(Audience::Customer, text)]
 }
 

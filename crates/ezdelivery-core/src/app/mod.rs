@@ -5,6 +5,7 @@
 pub mod breakers;
 pub mod catalogue;
 pub mod engine;
+pub mod invariants;
 pub mod lifecycle;
 pub mod messages;
 pub mod outbox;
@@ -12,5 +13,6 @@ pub mod projector;
 pub mod relay;
 pub mod retry;
 mod saga;
+pub mod simulate;
 pub mod storage;
 pub mod view;

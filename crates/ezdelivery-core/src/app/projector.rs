@@ -1,8 +1,13 @@
 //! The mypage projector: applies events from the log to the views, keeps a
 //! checkpoint, and can rebuild every view from scratch.
 
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
 use crate::app::storage::{Repo, StoredEvent};
 use crate::app::view::OrderView;
+use crate::domain::{Event, OrderId};
 use crate::Result;
 
 /// The projector's name in the checkpoint table.
@@ -47,38 +52,150 @@ pub fn rebuild(repo: &mut dyn Repo) -> Result<Progress> {
     catch_up(repo)
 }
 
-/// Applies a batch of events, loading and saving each run of events of
-/// one order once (a command's events are consecutive).
+/// Applies a batch of events, loading and saving each order's view once.
 fn apply_all(repo: &mut dyn Repo, events: &[StoredEvent]) -> Result<usize> {
+    apply_events(repo, events.iter().map(|e| (e.seq, e.at, &e.event)), None)
+}
+
+/// Applies events given as (sequence number, time, event), loading each
+/// order's view once and saving it once however its events interleave with
+/// other orders' in the batch; with `keep`, hands back every view the batch
+/// left (saved or not), the order of the last event with a view last. Returns how many
+/// events applied.
+pub(crate) fn apply_events<'e>(
+    repo: &mut dyn Repo,
+    events: impl Iterator<Item = (i64, DateTime<Utc>, &'e Event)>,
+    keep: Option<&mut Vec<OrderView>>,
+) -> Result<usize> {
     let mut applied = 0;
-    // The view being updated and whether it changed.
-    let mut open: Option<(OrderView, bool)> = None;
-    for stored in events {
-        let Some(order_id) = stored.event.order_id() else { continue };
-        if open.as_ref().map(|(v, _)| v.order_id) != Some(order_id) {
-            flush(repo, open.take())?;
-            open = repo.view(order_id)?.map(|v| (v, false));
-        }
-        let changed = match open.as_mut() {
-            Some((view, dirty)) => {
-                let changed = view.apply(stored.seq, stored.at, &stored.event);
-                *dirty |= changed;
-                changed
-            }
+    // The views being updated, in order of first appearance, and whether
+    // each changed; `None` for an order with no view yet.
+    let mut open: Vec<(OrderId, Option<OrderView>, bool)> = Vec::new();
+    // An index once there are more than a few orders (a command's own
+    // events are of one or two; a rebuild's batch, of hundreds).
+    let mut index: Option<HashMap<OrderId, usize>> = None;
+    let mut last = None;
+    for (seq, at, event) in events {
+        let Some(order_id) = event.order_id() else { continue };
+        let found = match &index {
+            Some(index) => index.get(&order_id).copied(),
+            None => open.iter().position(|(id, _, _)| *id == order_id),
+        };
+        let slot = match found {
+            Some(i) => i,
             None => {
-                open = OrderView::start(stored.seq, stored.at, &stored.event).map(|v| (v, true));
-                open.is_some()
+                open.push((order_id, repo.view(order_id)?, false));
+                let slot = open.len() - 1;
+                match &mut index {
+                    Some(index) => {
+                        index.insert(order_id, slot);
+                    }
+                    None if open.len() > 8 => {
+                        index = Some(open.iter().enumerate().map(|(i, (id, _, _))| (*id, i)).collect());
+                    }
+                    None => {}
+                }
+                slot
             }
         };
+        let (_, view, dirty) = &mut open[slot];
+        let changed = match view.as_mut() {
+            Some(view) => view.apply(seq, at, event),
+            None => {
+                *view = OrderView::start(seq, at, event);
+                view.is_some()
+            }
+        };
+        if view.is_some() {
+            last = Some(order_id);
+        }
+        *dirty |= changed;
         applied += usize::from(changed);
     }
-    flush(repo, open)?;
+    for (_, view, dirty) in &open {
+        if let (Some(view), true) = (view, dirty) {
+            repo.save_view(view)?;
+        }
+    }
+    if let Some(keep) = keep {
+        let mut views: Vec<OrderView> = open.into_iter().filter_map(|(_, v, _)| v).collect();
+        if let Some(at) = views.iter().position(|v| Some(v.order_id) == last) {
+            let view = views.remove(at);
+            views.push(view);
+        }
+        keep.retain(|k| !views.iter().any(|v| v.order_id == k.order_id));
+        keep.extend(views);
+    }
     Ok(applied)
 }
 
-fn flush(repo: &mut dyn Repo, open: Option<(OrderView, bool)>) -> Result<()> {
-    match open {
-        Some((view, true)) => repo.save_view(&view),
-        _ => Ok(()),
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::MemoryStorage;
+    use crate::domain::OrderItem;
+    use crate::ports::Storage;
+
+    fn placed(order_id: OrderId) -> Event {
+        Event::OrderPlaced {
+            order_id,
+            store_id: 1,
+            store: "BBQ".into(),
+            customer: format!("c{order_id}"),
+            address: String::new(),
+            items: vec![OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 1 }],
+            total: 18_000,
+        }
+    }
+
+    #[test]
+    fn interleaved_orders_project_as_if_one_by_one() {
+        let at = DateTime::from_timestamp(1_714_521_600, 0).unwrap();
+        let log = [
+            placed(1),
+            placed(2),
+            Event::PaymentApproved { order_id: 1, payment_id: 1, amount: 18_000 },
+            Event::StoreOpened { store_id: 1 },
+            Event::PaymentApproved { order_id: 2, payment_id: 2, amount: 18_000 },
+            Event::CookingStarted { order_id: 1 },
+            Event::CookingStarted { order_id: 3 },
+        ];
+        let mut storage = MemoryStorage::new();
+        let mut kept = Vec::new();
+        storage
+            .write(&mut |repo| {
+                for (i, e) in log.iter().enumerate() {
+                    repo.append_event(&format!("e{i}"), at, e)?;
+                }
+                let events = log.iter().enumerate().map(|(i, e)| (i as i64 + 1, at, e));
+                let applied = apply_events(repo, events, Some(&mut kept))?;
+                assert_eq!(applied, 5, "the store's event and an unknown order's are not applied");
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(kept.iter().map(|v| v.order_id).collect::<Vec<_>>(), vec![2, 1], "the last event's order last");
+        let mut one_by_one = Vec::new();
+        for id in [1, 2] {
+            let mut view = None::<OrderView>;
+            for (i, e) in log.iter().enumerate().filter(|(_, e)| e.order_id() == Some(id)) {
+                match &mut view {
+                    Some(v) => {
+                        v.apply(i as i64 + 1, at, e);
+                    }
+                    None => view = OrderView::start(i as i64 + 1, at, e),
+                }
+            }
+            one_by_one.push(view.unwrap());
+        }
+        storage
+            .write(&mut |repo| {
+                assert_eq!(repo.view(1)?.as_ref(), Some(&one_by_one[0]));
+                assert_eq!(repo.view(2)?.as_ref(), Some(&one_by_one[1]));
+                let progress = rebuild(repo)?;
+                assert_eq!((progress.events, progress.applied, progress.checkpoint), (7, 5, 7));
+                assert_eq!(repo.view(1)?.as_ref(), Some(&one_by_one[0]));
+                Ok(())
+            })
+            .unwrap();
     }
 }

@@ -211,7 +211,8 @@ impl Engine {
     /// Delivers what a command just queued. Its failures are not the
     /// command's: the messages stay queued for `relay`.
     pub(crate) fn deliver_messages_quietly(&mut self) {
-        if self.relay_after_command > 0 {
+        // With no notifier channel there is nothing this engine could send.
+        if self.relay_after_command > 0 && !self.notifiers.is_empty() {
             // Deliberately ignored: the command is committed; anything not
             // delivered now stays pending in the outbox.
             let deadline = Instant::now() + self.relay_budget;
@@ -222,7 +223,7 @@ impl Engine {
 
 fn count(settled: &Settled, done: &mut usize, queued: &mut usize) {
     match settled {
-        Settled::Done => *done += 1,
+        Settled::Done | Settled::Established => *done += 1,
         Settled::Unavailable(_) => *queued += 1,
         Settled::Declined(_) | Settled::Nothing => {}
     }

@@ -23,6 +23,9 @@ use crate::{Error, Result};
 pub(crate) enum Settled {
     /// The gateway did it.
     Done,
+    /// The gateway approved a payment that established its order, or paid
+    /// a charge as asked: nothing of the order waits for a refund.
+    Established,
     /// The gateway declined (payments only).
     Declined(String),
     /// The gateway was not reached; the call is queued for retry.
@@ -112,10 +115,12 @@ impl Engine {
                     }
                     let (mut paid, event) = current.approve(gateway_ref, w.now)?;
                     let found = w.repo.order(order)?.ok_or_else(|| Error::not_found("order", order))?;
+                    let mut established = false;
                     if paid.status == PaymentStatus::Approved {
                         if found.status == OrderStatus::PendingPayment {
                             w.repo.update_order(&found.transition(OrderAction::Pay, w.now)?)?;
                             w.repo.save_ticket(&KitchenTicket::receive(order, found.store_id, w.now))?;
+                            established = true;
                         } else {
                             // Paid after a cancel (an answer that was in doubt): give it back.
                             paid = paid.request_refund(w.now)?;
@@ -123,7 +128,9 @@ impl Engine {
                     }
                     w.repo.save_payment(&paid)?;
                     w.emit(event)?;
-                    Ok(Settled::Done)
+                    // A pending_payment order just paid has no charge yet and
+                    // this approved payment is its latest: nothing to give back.
+                    Ok(if established { Settled::Established } else { Settled::Done })
                 }
                 GatewayOutcome::Declined { reason } if current.status == PaymentStatus::Pending => {
                     let (declined, event) = current.decline(reason, w.now)?;
@@ -166,6 +173,7 @@ impl Engine {
                  will be paid when the service is back: `ezdelivery relay` retries it with the same \
                  idempotency key, so it is charged once"
             ))),
+            Settled::Established => Ok(()),
             Settled::Done | Settled::Nothing => self.settle_refunds(order),
         }
     }
@@ -217,7 +225,8 @@ impl Engine {
                     }
                     w.repo.save_charge(&paid)?;
                     w.emit(event)?;
-                    Ok(Settled::Done)
+                    // Paid after it was voided: it is to be taken back.
+                    Ok(if paid.status == ChargeStatus::Paid { Settled::Established } else { Settled::Done })
                 }
                 failed => {
                     let reason = reason_of(failed).unwrap_or_default().to_string();

@@ -128,6 +128,11 @@ pub trait Repo {
     /// Queues a message once per channel; a message whose id is already
     /// queued is left as it is, so replays never send twice.
     fn queue_message(&mut self, message: &Message, channels: &[&str]) -> Result<()>;
+    /// [`Repo::queue_message`] for a message the caller no longer needs
+    /// (an adapter that keeps messages in memory takes it without a copy).
+    fn queue_owned_message(&mut self, message: Message, channels: &[&str]) -> Result<()> {
+        self.queue_message(&message, channels)
+    }
     /// Deliveries still `pending` whose next try is due at `now`, oldest
     /// message first (by its time, then id, then channel), at most `limit`.
     fn due_messages(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedMessage>>;

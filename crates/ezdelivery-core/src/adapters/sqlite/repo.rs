@@ -203,15 +203,63 @@ const SAVE_BREAKER: &str = "INSERT INTO breakers (name, state, failures, opened_
 /// microseconds, so that comparing the strings compares the times.
 const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
-/// A time as stored (microseconds; anything finer is dropped).
+/// A time as stored (microseconds; anything finer is dropped). Written by
+/// hand: it is on every row, and chrono's formatter parses its format
+/// string on every call.
 pub(super) fn time_text(t: &DateTime<Utc>) -> String {
-    t.format(TIME_FORMAT).to_string()
+    use chrono::{Datelike, Timelike};
+    let (year, micros) = (t.year(), t.nanosecond() / 1_000);
+    if !(0..=9999).contains(&year) || micros >= 1_000_000 {
+        // Outside four-digit years, or a leap second: chrono knows best.
+        return t.format(TIME_FORMAT).to_string();
+    }
+    let mut out = [0u8; 27];
+    let mut put = |at: usize, width: usize, mut n: u32| {
+        for i in (0..width).rev() {
+            out[at + i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+    };
+    put(0, 4, year as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    put(17, 2, t.second());
+    put(20, 6, micros);
+    for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (26, b'Z')] {
+        out[at] = c;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
-fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
+/// Reads a stored time: the fixed width this adapter writes by hand, any
+/// other RFC 3339 text through chrono.
+pub(super) fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
+    if let Some(t) = parse_fixed(text) {
+        return Ok(t);
+    }
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| Error::Storage(format!("{table}.{column} holds `{text}`, which is not a time: {e}")))
+}
+
+/// `2024-05-01T12:00:00.000000Z` exactly, or `None`.
+fn parse_fixed(text: &str) -> Option<DateTime<Utc>> {
+    use chrono::NaiveDate;
+    let b = text.as_bytes();
+    if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'.' || b[26] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
+    };
+    let date = NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
+    let time = date.and_hms_micro_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?)?;
+    Some(time.and_utc())
 }
 
 fn time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<DateTime<Utc>> {
@@ -360,9 +408,15 @@ fn event_row(row: &Row) -> Result<StoredEvent> {
     let seq: i64 = row.get(0)?;
     let kind: String = row.get(2)?;
     let data: String = row.get(4)?;
-    let value: serde_json::Value = json("events", &format!("seq {seq}"), &data)?;
-    let event = Event::from_parts(&kind, value)
-        .map_err(|e| Error::Storage(format!("events seq {seq} holds a bad `{kind}` event: {e}")))?;
+    let event = match Event::from_json_parts(&kind, &data) {
+        Ok(event) => event,
+        // Say whether the text is not JSON at all or the wrong JSON.
+        Err(_) => {
+            let value: serde_json::Value = json("events", &format!("seq {seq}"), &data)?;
+            Event::from_parts(&kind, value)
+                .map_err(|e| Error::Storage(format!("events seq {seq} holds a bad `{kind}` event: {e}")))?
+        }
+    };
     Ok(StoredEvent { seq, id: row.get(1)?, at: time_at(row, 3, "events", "at")?, event })
 }
 
@@ -396,12 +450,13 @@ fn queued_row(row: &Row) -> Result<QueuedMessage> {
 /// ([`super::SqliteStorage`] opens and closes it).
 pub(super) struct SqliteRepo<'a> {
     conn: &'a Connection,
+    views: &'a mut super::ViewCache,
 }
 
 impl<'a> SqliteRepo<'a> {
     /// A repo over `conn`, which the caller keeps inside a transaction.
-    pub(super) fn new(conn: &'a Connection) -> SqliteRepo<'a> {
-        SqliteRepo { conn }
+    pub(super) fn new(conn: &'a Connection, views: &'a mut super::ViewCache) -> SqliteRepo<'a> {
+        SqliteRepo { conn, views }
     }
 
     /// Runs a cached statement that changes rows; returns how many.
@@ -626,7 +681,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {
-        let data = event.data().to_string();
+        let data = event.data_json();
         self.exec(APPEND_EVENT, params![id, event.type_name(), event.order_id(), time_text(&at), data])?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -649,6 +704,11 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn view(&mut self, order: OrderId) -> Result<Option<OrderView>> {
+        // Only what this connection wrote is cached: a command's next write
+        // loads the view its last one saved.
+        if let Some(view) = self.views.get(order) {
+            return Ok(Some(view));
+        }
         self.one(VIEW, [order], view_row)
     }
 
@@ -656,6 +716,7 @@ impl Repo for SqliteRepo<'_> {
         let text = serde_json::to_string(view)
             .map_err(|e| Error::Storage(format!("cannot write the view of order {}: {e}", view.order_id)))?;
         self.exec(SAVE_VIEW, params![view.order_id, view.customer, text])?;
+        self.views.put(view.clone());
         Ok(())
     }
 
@@ -664,6 +725,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn clear_views(&mut self) -> Result<()> {
+        self.views.clear();
         self.exec(CLEAR_VIEWS, [])?;
         Ok(())
     }

@@ -415,3 +415,71 @@ fn hot_queries_use_indexes() {
         assert!(steps.iter().all(|step| !step.starts_with("SCAN")), "{sql}: {steps:?}");
     }
 }
+
+#[test]
+fn time_text_matches_chrono_format() {
+    use chrono::{DateTime, TimeZone, Utc};
+    let times: Vec<DateTime<Utc>> = vec![
+        Utc.with_ymd_and_hms(2026, 11, 24, 17, 5, 9).unwrap(),
+        Utc.timestamp_opt(0, 0).unwrap(),
+        Utc.timestamp_opt(1_700_000_000, 123_456_789).unwrap(),
+        Utc.timestamp_opt(253_402_300_799, 999_999_000).unwrap(),
+        Utc.timestamp_opt(-62_135_596_800, 1_000).unwrap(),
+    ];
+    assert!(super::repo::parse_time("t", "c", "2024-13-01T00:00:00.000000Z").is_err());
+    assert!(super::repo::parse_time("t", "c", "2024-01-01T00:00:00.00000xZ").is_err());
+    assert_eq!(
+        super::repo::parse_time("t", "c", "2024-01-01T09:00:00+09:00").unwrap(),
+        Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
+    );
+    for t in times {
+        let text = super::repo::time_text(&t);
+        assert_eq!(text, t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+        assert_eq!(super::repo::parse_time("t", "c", &text).unwrap(), chrono::SubsecRound::trunc_subsecs(t, 6));
+    }
+}
+
+#[test]
+fn cached_views_follow_writes_of_other_connections() {
+    use crate::app::view::OrderView;
+    use crate::domain::{Event, OrderItem};
+    let dir = tempfile::tempdir().expect("a folder");
+    let path = dir.path().join("cache.db");
+    let mut a = SqliteStorage::open(&path, Synchronous::Normal).expect("opened");
+    let mut b = SqliteStorage::open(&path, Synchronous::Normal).expect("opened again");
+    let at = DateTime::from_timestamp(1_714_521_600, 0).expect("a time");
+    let placed = Event::OrderPlaced {
+        order_id: 1,
+        store_id: 1,
+        store: "BBQ".into(),
+        customer: "kim".into(),
+        address: String::new(),
+        items: vec![OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 1 }],
+        total: 18_000,
+    };
+    let view = OrderView::start(1, at, &placed).expect("a view");
+    a.write(&mut |r| r.save_view(&view)).expect("saved by a");
+    let read = |s: &mut SqliteStorage| {
+        let mut out = None;
+        s.read(&mut |r| {
+            out = r.view(1)?;
+            Ok(())
+        })
+        .expect("read");
+        out.expect("a view")
+    };
+    assert_eq!(read(&mut a), view);
+    let changed = OrderView { address: "서울".into(), ..view.clone() };
+    b.write(&mut |r| r.save_view(&changed)).expect("saved by b");
+    assert_eq!(read(&mut a), changed, "a sees b's commit, not its cache");
+    // A failed write leaves nothing cached either.
+    let failed = a.write(&mut |r| {
+        r.save_view(&view)?;
+        Err(Error::Internal("rolled back".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(read(&mut a), changed);
+    // Nor does a write straight through the connection.
+    a.connection().execute("UPDATE mypage SET view = json_set(view, '$.address', 'raw')", []).expect("raw write");
+    assert_eq!(read(&mut a).address, "raw");
+}
