@@ -401,3 +401,30 @@ fn a_charge_paid_after_its_order_was_cancelled_is_taken_back() {
     let sent = w.inbox.0.lock().unwrap().clone();
     assert!(!sent.iter().any(|m| m.order_id == id && m.event == "PaymentApproved" && m.status == "cancelled"));
 }
+
+#[test]
+fn two_engines_on_one_database_send_each_message_once() {
+    use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let (a_inbox, b_inbox) = (Inbox::default(), Inbox::default());
+    // A's commands claim their messages but have no time to send them: the
+    // claim is released, due again, for whoever relays.
+    let mut a = Engine::builder(SqliteStorage::open(&db, Synchronous::Normal).unwrap())
+        .notifier(a_inbox.clone())
+        .relay_budget(std::time::Duration::ZERO)
+        .build();
+    let mut b =
+        Engine::builder(SqliteStorage::open(&db, Synchronous::Normal).unwrap()).notifier(b_inbox.clone()).build();
+    let store = a.add_store("S", None, None).unwrap().id;
+    a.add_menu(store, "m", 1_000).unwrap();
+    a.place_order(store, "kim", &[ItemPick::new("m", 1)], "", true, None).unwrap();
+    assert!(a_inbox.0.lock().unwrap().is_empty());
+    let first = b.relay().unwrap().messages_delivered;
+    assert_eq!(first, 3, "placed, paid (customer), paid (owner)");
+    assert_eq!(a.relay().unwrap().messages_delivered + b.relay().unwrap().messages_delivered, 0);
+    let mut ids: Vec<String> = b_inbox.0.lock().unwrap().iter().map(|m| m.id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each message once");
+}

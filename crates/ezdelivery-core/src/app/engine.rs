@@ -13,6 +13,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::adapters::sandbox::{SandboxCharge, SandboxPayment};
 use crate::app::messages::{messages_for, Audience, Locale};
+use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::app::retry::RetryPolicy;
 use crate::app::storage::{Repo, StoredEvent};
 use crate::app::{projector, view::OrderView};
@@ -41,6 +42,9 @@ pub struct Engine {
     /// The view of the order the last committed unit of work changed, as it
     /// committed it: a command returns it instead of reading it back.
     pub(crate) recent_view: Option<OrderView>,
+    /// Messages this engine's commands queued and claimed, to deliver after
+    /// the commit (see `relay`).
+    pub(crate) claimed: Vec<QueuedMessage>,
 }
 
 /// Builds an [`Engine`]: sandbox gateways, system clock, no notifier and
@@ -66,6 +70,7 @@ impl Engine {
                 relay_budget: std::time::Duration::from_millis(250),
                 event_ids: EventIds::new(),
                 recent_view: None,
+                claimed: Vec::new(),
             },
         }
     }
@@ -85,19 +90,28 @@ impl Engine {
         let locale = self.locale;
         let channels: Vec<&str> = self.notifiers.iter().map(|n| n.channel()).collect();
         let ids = &mut self.event_ids;
+        // This engine delivers what its commands queue right after their
+        // commit: it claims those messages in the same transaction, so that
+        // no other process's relay sends them meanwhile.
+        let claim = (self.relay_after_command > 0 && !channels.is_empty())
+            .then(|| (crate::domain::breaker::after_ms(now, crate::app::relay::LEASE_MS), self.relay_after_command));
         let mut work = Some(work);
         let mut out = None;
         let mut views = None;
+        let mut claimed = Vec::new();
         self.storage.write(&mut |repo| {
             let run = work.take().ok_or_else(|| Error::Internal("a unit of work ran twice".into()))?;
-            let mut unit = Work { repo, now, ids: &mut *ids, emitted: Vec::new(), views: Vec::new() };
+            let mut unit =
+                Work { repo, now, ids: &mut *ids, emitted: Vec::new(), views: Vec::new(), claim, claimed: Vec::new() };
             let result = run(&mut unit)?;
             let emitted = !unit.emitted.is_empty();
             unit.finish(&channels, locale)?;
             views = emitted.then_some(unit.views);
+            claimed = unit.claimed;
             out = Some(result);
             Ok(())
         })?;
+        self.claimed.extend(claimed);
         // Committed: remember the view this unit of work's events left. A
         // unit of work that emitted nothing changed no view and leaves the
         // one remembered before (message deliveries, breakers).
@@ -169,6 +183,11 @@ pub(crate) struct Work<'r> {
     emitted: Vec<(String, i64, Event)>,
     /// The views the events left, once projected.
     views: Vec<OrderView>,
+    /// Until when, and how many, of the messages queued here to claim for
+    /// delivery right after the commit.
+    claim: Option<(DateTime<Utc>, usize)>,
+    /// The messages claimed, as they are due once released.
+    claimed: Vec<QueuedMessage>,
 }
 
 impl Work<'_> {
@@ -233,7 +252,24 @@ impl Work<'_> {
                     text,
                     at: self.now,
                 };
-                self.repo.queue_owned_message(message, channels)?;
+                match self.claim {
+                    Some((until, most)) if self.claimed.len() + channels.len() <= most => {
+                        self.repo.queue_owned_message(message.clone(), channels)?;
+                        for channel in channels {
+                            let due = MessageDelivery {
+                                message_id: message.id.clone(),
+                                channel: channel.to_string(),
+                                state: DeliveryState::Pending,
+                                tries: 0,
+                                next_at: message.at,
+                                last_error: None,
+                            };
+                            self.repo.save_message_delivery(&MessageDelivery { next_at: until, ..due.clone() })?;
+                            self.claimed.push(QueuedMessage { message: message.clone(), delivery: due });
+                        }
+                    }
+                    _ => self.repo.queue_owned_message(message, channels)?,
+                }
             }
         }
         Ok(())

@@ -7,10 +7,14 @@ use std::time::Instant;
 use crate::app::engine::Engine;
 use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::app::saga::{Settled, Try};
-use crate::domain::breaker::Permit;
+use crate::domain::breaker::{after_ms, Permit};
 use crate::domain::{Breaker, BreakerState};
 use crate::domain::{ChargeStatus, PaymentStatus};
 use crate::{Error, Result};
+
+/// How long a claim on a message lasts: a process that claimed messages and
+/// died leaves them to the next `relay` after this.
+pub(crate) const LEASE_MS: u64 = 120_000;
 
 /// How many queued gateway calls or messages one relay pass takes on.
 const RELAY_BATCH: usize = 500;
@@ -134,18 +138,36 @@ impl Engine {
     }
 
     fn deliver_messages_until(&mut self, limit: usize, deadline: Option<Instant>) -> Result<MessageStats> {
+        // Claim what is due first, so that two processes relaying at once
+        // never send the same message: each sees the other's claim as not due.
+        let due = self.write(|w| {
+            let due = w.repo.due_messages(w.now, limit)?;
+            let until = after_ms(w.now, LEASE_MS);
+            for q in &due {
+                w.repo.save_message_delivery(&MessageDelivery { next_at: until, ..q.delivery.clone() })?;
+            }
+            Ok(due)
+        })?;
+        self.deliver(due, deadline)
+    }
+
+    /// Sends claimed messages and records what happened; a message not
+    /// tried (time is up, or its channel's breaker is open) is released,
+    /// due again as it was.
+    fn deliver(&mut self, due: Vec<QueuedMessage>, deadline: Option<Instant>) -> Result<MessageStats> {
         let now = self.clock.now();
         let settings = self.breaker_settings;
-        let (due, stored) = self.read(|repo| Ok((repo.due_messages(now, limit)?, repo.breakers()?)))?;
         if due.is_empty() {
             return Ok(MessageStats::default());
         }
+        let stored = self.read(|repo| repo.breakers())?;
         let mut stats = MessageStats::default();
         let mut gates: HashMap<String, Gate> = HashMap::new();
         let mut outcomes = Vec::with_capacity(due.len());
         for queued in due {
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                break;
+                outcomes.push((queued.delivery, None));
+                continue;
             }
             let channel = queued.delivery.channel.clone();
             let gate = gates.entry(channel.clone()).or_insert_with(|| {
@@ -156,6 +178,7 @@ impl Engine {
             });
             if gate.open {
                 stats.skipped += 1;
+                outcomes.push((queued.delivery, None));
                 continue;
             }
             let started = Instant::now();
@@ -171,22 +194,23 @@ impl Engine {
             // batch: a dead endpoint costs one timeout per batch, not one
             // per message.
             gate.open = gate.trial || sent.is_err() || gate.breaker.state == BreakerState::Open;
-            outcomes.push((queued.delivery, sent));
+            outcomes.push((queued.delivery, Some(sent)));
         }
         let retry = self.retry;
         self.write(|w| {
             for (delivery, sent) in outcomes {
                 let tries = delivery.tries + 1;
                 let next = match sent {
-                    Ok(()) => {
+                    None => delivery,
+                    Some(Ok(())) => {
                         stats.delivered += 1;
                         MessageDelivery { state: DeliveryState::Delivered, tries, last_error: None, ..delivery }
                     }
-                    Err(error) if tries >= retry.max_message_tries => {
+                    Some(Err(error)) if tries >= retry.max_message_tries => {
                         stats.dead += 1;
                         MessageDelivery { state: DeliveryState::Dead, tries, last_error: Some(error), ..delivery }
                     }
-                    Err(error) => {
+                    Some(Err(error)) => {
                         stats.failed += 1;
                         let next_at = retry.next_at(tries, w.now);
                         MessageDelivery { tries, next_at, last_error: Some(error), ..delivery }
@@ -211,12 +235,14 @@ impl Engine {
     /// Delivers what a command just queued. Its failures are not the
     /// command's: the messages stay queued for `relay`.
     pub(crate) fn deliver_messages_quietly(&mut self) {
-        // With no notifier channel there is nothing this engine could send.
-        if self.relay_after_command > 0 && !self.notifiers.is_empty() {
+        // Only what this engine's commands queued and claimed: older due
+        // messages are `relay`'s, which claims them itself.
+        let claimed = std::mem::take(&mut self.claimed);
+        if !claimed.is_empty() {
             // Deliberately ignored: the command is committed; anything not
-            // delivered now stays pending in the outbox.
+            // delivered now stays pending in the outbox (its claim lapses).
             let deadline = Instant::now() + self.relay_budget;
-            let _ = self.deliver_messages_until(self.relay_after_command, Some(deadline));
+            let _ = self.deliver(claimed, Some(deadline));
         }
     }
 }
