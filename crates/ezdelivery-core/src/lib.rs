@@ -230,6 +230,7 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 mod error;
+mod fixed_time;
 pub mod ports;
 
 pub use app::engine::{Engine, EngineBuilder, ItemPick};

@@ -10,80 +10,29 @@ use crate::domain::{
     PaymentStatus, StoreId, Won,
 };
 
-/// The times of a view, written and read by hand in exactly chrono's
-/// format (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the fraction in 3, 6 or 9
-/// digits as needed): a view has a time per event and is encoded on every
+/// The times of a view, in exactly chrono's format (`crate::fixed_time`,
+/// shortest fraction): a view has a time per event and is encoded on every
 /// write and decoded on every read, and chrono's formatter and parser were
 /// a tenth of a command's time. Anything unusual goes through chrono.
 mod stored_time {
-    use chrono::{DateTime, Datelike, Timelike, Utc};
+    use chrono::{DateTime, Utc};
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+    use crate::fixed_time::{self, Fraction};
+
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        let (year, nano) = (t.year(), t.nanosecond());
-        if !(0..=9999).contains(&year) || nano >= 1_000_000_000 {
-            return t.serialize(s);
+        match fixed_time::format(t, Fraction::Shortest) {
+            Some(text) => s.serialize_str(&text),
+            None => t.serialize(s),
         }
-        let mut out = [0u8; 30];
-        let mut put = |at: usize, width: usize, mut n: u32| {
-            for i in (0..width).rev() {
-                out[at + i] = b'0' + (n % 10) as u8;
-                n /= 10;
-            }
-        };
-        put(0, 4, year as u32);
-        put(5, 2, t.month());
-        put(8, 2, t.day());
-        put(11, 2, t.hour());
-        put(14, 2, t.minute());
-        put(17, 2, t.second());
-        let len = match nano {
-            0 => 19,
-            n if n % 1_000_000 == 0 => {
-                put(20, 3, n / 1_000_000);
-                23
-            }
-            n if n % 1_000 == 0 => {
-                put(20, 6, n / 1_000);
-                26
-            }
-            n => {
-                put(20, 9, n);
-                29
-            }
-        };
-        for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.')] {
-            out[at] = c;
-        }
-        out[len] = b'Z';
-        s.serialize_str(std::str::from_utf8(&out[..=len]).unwrap_or_default())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        if let Some(t) = parse(&text) {
+        if let Some(t) = fixed_time::parse(&text) {
             return Ok(t);
         }
         text.parse::<DateTime<Utc>>().map_err(serde::de::Error::custom)
-    }
-
-    pub(super) fn parse(text: &str) -> Option<DateTime<Utc>> {
-        let b = text.as_bytes();
-        let (date, rest) = (b.get(..19)?, b.get(19..)?);
-        if date[4] != b'-' || date[7] != b'-' || date[10] != b'T' || date[13] != b':' || date[16] != b':' {
-            return None;
-        }
-        let num = |s: &[u8]| s.iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')));
-        let nanos = match rest {
-            [b'Z'] => 0,
-            [b'.', digits @ .., b'Z'] if (1..=9).contains(&digits.len()) => {
-                num(digits)? * 10u32.pow(9 - digits.len() as u32)
-            }
-            _ => return None,
-        };
-        let day = chrono::NaiveDate::from_ymd_opt(num(&date[0..4])? as i32, num(&date[5..7])?, num(&date[8..10])?)?;
-        let time = day.and_hms_nano_opt(num(&date[11..13])?, num(&date[14..16])?, num(&date[17..19])?, nanos)?;
-        Some(time.and_utc())
     }
 }
 
@@ -370,11 +319,11 @@ mod tests {
             assert!(json.contains(&format!("\"at\":{chrono}")), "{json} is written as chrono writes {chrono}");
             assert_eq!(serde_json::from_str::<TimelineEntry>(&json).unwrap(), entry, "{json}");
             let text = &json[json.find("\"at\":\"").unwrap() + 6..json.len() - 2];
-            assert_eq!(stored_time::parse(text), Some(t), "{json}");
+            assert_eq!(crate::fixed_time::parse(text), Some(t), "{json}");
         }
         let offset = r#"{"seq":1,"type":"OrderPlaced","at":"2024-05-01T09:00:00+09:00"}"#;
         assert_eq!(serde_json::from_str::<TimelineEntry>(offset).unwrap().at, times[0]);
-        assert_eq!(stored_time::parse("2024-02-30T00:00:00Z"), None);
+        assert_eq!(crate::fixed_time::parse("2024-02-30T00:00:00Z"), None);
         let far = DateTime::from_timestamp(300_000_000_000, 5).unwrap();
         let entry = TimelineEntry { seq: 1, kind: "x".into(), at: far };
         assert_eq!(serde_json::from_str::<TimelineEntry>(&serde_json::to_string(&entry).unwrap()).unwrap(), entry);

@@ -18,6 +18,7 @@ use crate::domain::{
     Breaker, Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
     OrderItem, OrderStatus, Payment, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
 };
+use crate::fixed_time::{self, Fraction};
 use crate::ports::Message;
 use crate::{Error, Result};
 
@@ -207,36 +208,13 @@ const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 /// hand: it is on every row, and chrono's formatter parses its format
 /// string on every call.
 pub(super) fn time_text(t: &DateTime<Utc>) -> String {
-    use chrono::{Datelike, Timelike};
-    let (year, micros) = (t.year(), t.nanosecond() / 1_000);
-    if !(0..=9999).contains(&year) || micros >= 1_000_000 {
-        // Outside four-digit years, or a leap second: chrono knows best.
-        return t.format(TIME_FORMAT).to_string();
-    }
-    let mut out = [0u8; 27];
-    let mut put = |at: usize, width: usize, mut n: u32| {
-        for i in (0..width).rev() {
-            out[at + i] = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-    };
-    put(0, 4, year as u32);
-    put(5, 2, t.month());
-    put(8, 2, t.day());
-    put(11, 2, t.hour());
-    put(14, 2, t.minute());
-    put(17, 2, t.second());
-    put(20, 6, micros);
-    for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (26, b'Z')] {
-        out[at] = c;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    fixed_time::format(t, Fraction::Micros).unwrap_or_else(|| t.format(TIME_FORMAT).to_string())
 }
 
 /// Reads a stored time: the fixed width this adapter writes by hand, any
 /// other RFC 3339 text through chrono.
 pub(super) fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
-    if let Some(t) = parse_fixed(text) {
+    if let Some(t) = fixed_time::parse(text) {
         return Ok(t);
     }
     DateTime::parse_from_rfc3339(text)
@@ -245,23 +223,6 @@ pub(super) fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTi
 }
 
 /// `2024-05-01T12:00:00.000000Z` exactly, or `None`.
-fn parse_fixed(text: &str) -> Option<DateTime<Utc>> {
-    use chrono::NaiveDate;
-    let b = text.as_bytes();
-    if b.len() != 27 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
-        return None;
-    }
-    if b[19] != b'.' || b[26] != b'Z' {
-        return None;
-    }
-    let num = |from: usize, to: usize| -> Option<u32> {
-        b[from..to].iter().try_fold(0u32, |n, &c| c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0')))
-    };
-    let date = NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
-    let time = date.and_hms_micro_opt(num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 26)?)?;
-    Some(time.and_utc())
-}
-
 fn time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<DateTime<Utc>> {
     let text: String = row.get(i)?;
     parse_time(table, column, &text)
