@@ -299,7 +299,7 @@ fn departure_waits_for_an_unpaid_charge_and_relay_pays_it() {
 #[test]
 fn a_failing_notifier_never_fails_a_command_and_relay_delivers_later() {
     // Retries due at once, and given up after three tries.
-    let mut w = world_with(&["lee"], RetryPolicy { base_ms: 0, max_ms: 0, max_message_tries: 3 });
+    let mut w = world_with(&["lee"], RetryPolicy { base_ms: 0, max_ms: 0, max_message_tries: 3, attention_after: 10 });
     *w.inbox.1.lock().unwrap() = true;
     let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
     assert_eq!(w.engine.status(id).unwrap().status, OrderStatus::Paid);
@@ -384,13 +384,14 @@ fn a_charge_paid_after_its_order_was_cancelled_is_taken_back() {
     let v = w.engine.cancel(id, "").unwrap();
     let charge = v.delivery.unwrap().charge.unwrap();
     assert_eq!(charge.status, ChargeStatus::Pending, "in doubt: neither voided nor forgotten");
-    // Asked again under the same key, the gateway says it paid: take it back.
+    // Asked again under the same key, the gateway says it paid: take it back
+    // (once the back-off of the cancel's own replay, up to 3 s, is over).
     w.charge.set_down(false);
     let mut rounds = 0;
     while w.engine.status(id).unwrap().delivery.unwrap().charge.unwrap().status != ChargeStatus::Refunded {
         w.engine.relay().unwrap();
         rounds += 1;
-        assert!(rounds < 50, "relay never settled the charge");
+        assert!(rounds < 200, "relay never settled the charge");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let calls = w.charge.calls();
@@ -427,4 +428,109 @@ fn two_engines_on_one_database_send_each_message_once() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 3, "each message once");
+}
+
+/// A clock the test moves: the system's time plus an offset.
+#[derive(Clone, Default)]
+struct Shifted(Arc<Mutex<chrono::TimeDelta>>);
+impl ezdelivery_core::ports::Clock for Shifted {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + *self.0.lock().unwrap()
+    }
+}
+
+/// A payment gateway shared by two engines, idempotent per key: the first
+/// call of a key charges (the ledger counts it), a repeat answers the same.
+/// With `hold`, the first call of engine A waits, after charging, until the
+/// test lets it answer `late`.
+#[derive(Clone)]
+struct Held {
+    charged: Arc<Mutex<Vec<String>>>,
+    entered: Arc<Mutex<Option<std::sync::mpsc::Sender<()>>>>,
+    release: Arc<Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
+    late: GatewayOutcome,
+}
+impl PaymentGateway for Held {
+    fn approve(&self, r: &PaymentRequest) -> GatewayOutcome {
+        let first = {
+            let mut charged = self.charged.lock().unwrap();
+            let first = !charged.contains(&r.idempotency_key);
+            if first {
+                charged.push(r.idempotency_key.clone());
+            }
+            first
+        };
+        let waiting = self.release.lock().unwrap().take();
+        if let (true, Some(release)) = (first, waiting) {
+            if let Some(entered) = self.entered.lock().unwrap().take() {
+                entered.send(()).unwrap();
+            }
+            release.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
+            return self.late.clone();
+        }
+        GatewayOutcome::Approved { gateway_ref: format!("p-{}", r.idempotency_key) }
+    }
+    fn refund(&self, r: &RefundRequest) -> GatewayOutcome {
+        GatewayOutcome::Approved { gateway_ref: format!("r-{}", r.idempotency_key) }
+    }
+}
+
+/// Engine A's call outlives its claim; engine B takes the call over (the
+/// same key: the gateway acts once) and records the approval; A's late
+/// answer is then recorded only as far as it is a fact.
+fn a_call_taken_over_after_its_lease(late: GatewayOutcome) {
+    use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let clock = Shifted::default();
+    let (entered_tx, entered) = std::sync::mpsc::channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let gateway = Held {
+        charged: Arc::default(),
+        entered: Arc::new(Mutex::new(Some(entered_tx))),
+        release: Arc::new(Mutex::new(Some(release_rx))),
+        late,
+    };
+    let engine = |gateway: Held| {
+        Engine::builder(SqliteStorage::open(&db, Synchronous::Normal).unwrap())
+            .payment(gateway)
+            .clock(clock.clone())
+            .lease(std::time::Duration::from_secs(5))
+            .build()
+    };
+    let mut a = engine(gateway.clone());
+    let mut b = engine(Held { release: Arc::default(), ..gateway.clone() });
+    let store = a.add_store("S", None, None).unwrap().id;
+    a.add_menu(store, "m", 1_000).unwrap();
+    let order = a.place_order(store, "kim", &[ItemPick::new("m", 1)], "", false, None).unwrap().order_id;
+    let paying = std::thread::spawn(move || a.pay(order, Some("4111111111111111")).map(|v| v.status));
+    entered.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
+
+    // Within the lease, nobody else may call: B's relay and pay leave it alone.
+    assert_eq!(b.relay().unwrap().payments_approved, 0);
+    assert!(matches!(b.pay(order, None), Err(Error::Refused(_))), "another process is calling");
+    // The lease runs out (A stalls): B takes the call over.
+    *clock.0.lock().unwrap() = chrono::TimeDelta::seconds(6);
+    assert_eq!(b.relay().unwrap().payments_approved, 1);
+    assert_eq!(b.status(order).unwrap().status, OrderStatus::Paid);
+
+    release.send(()).unwrap();
+    let a_result = paying.join().unwrap();
+    assert_eq!(a_result.unwrap(), OrderStatus::Paid, "A reports what happened to the order");
+    assert_eq!(gateway.charged.lock().unwrap().len(), 1, "the gateway acted once: one key, one charge");
+    let approvals = b.events(0, Some(order), 100).unwrap();
+    let approvals = approvals.iter().filter(|e| e.event.type_name() == "PaymentApproved").count();
+    assert_eq!(approvals, 1, "recorded once");
+    let view = b.status(order).unwrap();
+    assert_eq!(view.payment.unwrap().status, PaymentStatus::Approved);
+}
+
+#[test]
+fn a_late_approval_after_a_takeover_is_recorded_once() {
+    a_call_taken_over_after_its_lease(GatewayOutcome::Approved { gateway_ref: "late".into() });
+}
+
+#[test]
+fn a_late_unknown_answer_after_a_takeover_changes_nothing() {
+    a_call_taken_over_after_its_lease(GatewayOutcome::Unavailable { reason: "timed out".into() });
 }

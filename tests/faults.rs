@@ -9,341 +9,23 @@
 //! itself; the sleeps here are waits (for a retry to fall due, a breaker to
 //! cool down, a kill to land), never timing assertions.
 
+#[path = "support/cli_world.rs"]
+mod cli_world;
 #[path = "support/gateway.rs"]
 mod gateway;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use gateway::{id_for, mix, Exchange, Gateway, Mode, DECLINE_MESSAGE};
+use cli_world::*;
+use gateway::{id_for, Exchange, Gateway, Mode, DECLINE_MESSAGE};
 use serde_json::Value;
-use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
-/// No process of these tests may take longer than this.
-const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
-/// How long `relay_until` keeps relaying (retries fall due after a
-/// back-off of 0.5 to 1.5 s, doubling with each failed try).
-const RELAY_DEADLINE: Duration = Duration::from_secs(25);
-/// What every order of these tests costs: 후라이드 ×2 and 콜라.
-const ORDER_TOTAL: i64 = 2 * 18_000 + 2_000;
 /// The fields of a notification (SPEC.md: webhook notifier).
 const MESSAGE_FIELDS: [&str; 7] = ["id", "orderId", "event", "status", "recipient", "message", "at"];
 /// Order statuses from placed to delivered.
 const CHAIN: [&str; 6] = ["pending_payment", "paid", "cooking", "cooked", "delivering", "delivered"];
-
-// ───────────────────────────── running the binary ─────────────────────────────
-
-/// What one run of the binary left behind.
-#[derive(Debug)]
-struct Run {
-    /// The exit code; `None` when a signal ended it.
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn describe(&self, what: &str) -> String {
-        format!("`{what}` exited {:?}\nstdout: {}\nstderr: {}", self.code, self.stdout, self.stderr)
-    }
-}
-
-/// Waits for `child` at most `deadline`; a child still running then is
-/// killed and the test fails.
-fn wait_bounded(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
-    let until = Instant::now() + deadline;
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if Instant::now() >= until {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("`{what}` did not finish within {deadline:?}");
-        }
-        std::thread::sleep(Duration::from_millis(3));
-    }
-}
-
-/// Collects what an exited child printed (small: its pipes never fill up).
-fn collect(child: &mut Child, status: ExitStatus) -> Run {
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        out.read_to_string(&mut stdout).expect("stdout is UTF-8");
-    }
-    if let Some(mut err) = child.stderr.take() {
-        err.read_to_string(&mut stderr).expect("stderr is UTF-8");
-    }
-    Run { code: status.code(), stdout, stderr }
-}
-
-/// Runs `command` to the end (bounded by [`PROCESS_DEADLINE`]).
-fn finish(mut command: Command, what: &str) -> Run {
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().expect("the ezdelivery binary starts");
-    let status = wait_bounded(&mut child, PROCESS_DEADLINE, what);
-    collect(&mut child, status)
-}
-
-/// Parses `text` as exactly one JSON object.
-fn one_object(text: &str, what: &str) -> Value {
-    let value: Value = serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("{what} is not exactly one JSON object ({e}):\n{text}"));
-    assert!(value.is_object(), "{what} is JSON but not an object: {value}");
-    value
-}
-
-fn order_id(view: &Value) -> i64 {
-    view["order_id"].as_i64().unwrap_or_else(|| panic!("no order_id in {view}"))
-}
-
-/// `[section]` for an http gateway at `url`.
-fn http(section: &str, url: &str, timeout_ms: u64) -> String {
-    format!("[{section}]\nadapter = \"http\"\nurl = \"{url}\"\ntimeout_ms = {timeout_ms}\n")
-}
-
-/// `[breaker]`
-fn breaker(failure_threshold: u32, open_ms: u64) -> String {
-    format!("[breaker]\nfailure_threshold = {failure_threshold}\nopen_ms = {open_ms}\n")
-}
-
-/// A `[[notify]]` jsonl channel writing to `path`.
-fn jsonl(path: &Path) -> String {
-    format!("[[notify]]\nkind = \"jsonl\"\npath = {:?}\n", path.display().to_string())
-}
-
-/// One temporary world: a database that does not exist yet, a config file,
-/// and a data folder and home inside the same temporary directory.
-struct World {
-    dir: TempDir,
-    db: PathBuf,
-    config: PathBuf,
-}
-
-/// The ids of the test shop.
-#[derive(Debug, Clone, Copy)]
-struct Shop {
-    store: i64,
-}
-
-impl World {
-    /// A world whose config file holds `config`.
-    fn new(config: &str) -> World {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let db = dir.path().join("state").join("ezdelivery.db");
-        let config_path = dir.path().join("ezdelivery.toml");
-        std::fs::write(&config_path, config).expect("write the config file");
-        World { dir, db, config: config_path }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// The binary on this world's database and config, with a clean
-    /// environment (no proxy: every request goes straight to 127.0.0.1).
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        for var in [
-            "EZDELIVERY_DB",
-            "EZDELIVERY_CONFIG",
-            "EZDELIVERY_KAKAO_TOKEN",
-            "HTTP_PROXY",
-            "http_proxy",
-            "HTTPS_PROXY",
-            "https_proxy",
-            "ALL_PROXY",
-            "all_proxy",
-        ] {
-            c.env_remove(var);
-        }
-        c.env("NO_PROXY", "127.0.0.1,localhost")
-            .env("no_proxy", "127.0.0.1,localhost")
-            .env("XDG_DATA_HOME", self.dir.path().join("data"))
-            .env("HOME", self.dir.path().join("home"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .arg("--db")
-            .arg(&self.db)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Run {
-        finish(self.command(args), &args.join(" "))
-    }
-
-    /// Runs `args` with `--json`: the exit code and the one JSON object
-    /// printed (stdout on success, the error object on stderr otherwise).
-    fn json(&self, args: &[&str]) -> (i32, Value) {
-        let r = self.run(&[&["--json"], args].concat());
-        let code = r.code.unwrap_or_else(|| panic!("{}", r.describe(&args.join(" "))));
-        if code == 0 {
-            (0, one_object(&r.stdout, &format!("stdout of `{}`", args.join(" "))))
-        } else {
-            let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("{\"error\"")).collect();
-            assert_eq!(errors.len(), 1, "one error object on stderr: {}", r.describe(&args.join(" ")));
-            (code, one_object(errors[0], &format!("stderr of `{}`", args.join(" "))))
-        }
-    }
-
-    /// Runs `args` with `--json`, asserts success, returns the object printed.
-    fn ok(&self, args: &[&str]) -> Value {
-        let (code, value) = self.json(args);
-        assert_eq!(code, 0, "`{}` failed: {value}", args.join(" "));
-        value
-    }
-
-    /// Runs `args` with `--json`, asserts exit `code` and error `kind`;
-    /// returns the error message.
-    fn fails(&self, args: &[&str], code: i32, kind: &str) -> String {
-        let (got, value) = self.json(args);
-        assert_eq!(got, code, "exit code of `{}`: {value}", args.join(" "));
-        assert_eq!(value["error"]["kind"], kind, "error kind of `{}`: {value}", args.join(" "));
-        value["error"]["message"].as_str().expect("the message is a string").to_string()
-    }
-
-    /// Store 교촌치킨 (owner park) with 후라이드 18,000 and 콜라 2,000, and
-    /// riders `riders`.
-    fn shop(&self, riders: &[&str]) -> Shop {
-        let store = self.ok(&["store", "add", "--name", "교촌치킨", "--owner", "park"])["id"].as_i64().unwrap();
-        let s = store.to_string();
-        self.ok(&["menu", "add", "--store", &s, "--name", "후라이드", "--price", "18000"]);
-        self.ok(&["menu", "add", "--store", &s, "--name", "콜라", "--price", "2000"]);
-        for rider in riders {
-            self.ok(&["rider", "add", "--name", rider]);
-        }
-        Shop { store }
-    }
-
-    /// `order --store … --customer … --item 후라이드:2 --item 콜라 [--pay]`.
-    fn order(&self, shop: Shop, customer: &str, pay: bool) -> (i32, Value) {
-        let s = shop.store.to_string();
-        let mut args = vec!["order", "--store", &s, "--customer", customer, "--item", "후라이드:2", "--item", "콜라"];
-        if pay {
-            args.push("--pay");
-        }
-        self.json(&args)
-    }
-
-    /// Places and pays an order that must go through; returns its id.
-    fn paid_order(&self, shop: Shop, customer: &str) -> i64 {
-        let (code, view) = self.order(shop, customer, true);
-        assert_eq!(code, 0, "order --pay: {view}");
-        assert_eq!(view["status"], "paid", "{view}");
-        order_id(&view)
-    }
-
-    /// Places and pays an order the gateway cannot take: exit 6; returns
-    /// the id of the order kept.
-    fn unavailable_order(&self, shop: Shop, customer: &str) -> (i64, String) {
-        let (code, error) = self.order(shop, customer, true);
-        assert_eq!(code, 6, "order --pay with the gateway unavailable: {error}");
-        assert_eq!(error["error"]["kind"], "unavailable", "{error}");
-        let message = error["error"]["message"].as_str().unwrap().to_string();
-        let kept = self.orders_of(customer).last().map(order_id).expect("the order is kept");
-        (kept, message)
-    }
-
-    fn status(&self, order: i64) -> Value {
-        self.ok(&["status", &order.to_string()])
-    }
-
-    fn orders_of(&self, customer: &str) -> Vec<Value> {
-        self.ok(&["status", "--customer", customer])["orders"].as_array().expect("{\"orders\":[…]}").clone()
-    }
-
-    fn relay(&self) -> Value {
-        self.ok(&["relay"])
-    }
-
-    /// Relays until `done` (given this world and the last report) holds,
-    /// waiting between passes for queued retries to fall due; bounded by
-    /// [`RELAY_DEADLINE`].
-    fn relay_until(&self, what: &str, mut done: impl FnMut(&World, &Value) -> bool) -> Value {
-        let until = Instant::now() + RELAY_DEADLINE;
-        loop {
-            let report = self.relay();
-            if done(self, &report) {
-                return report;
-            }
-            assert!(Instant::now() < until, "relay did not get {what} within {RELAY_DEADLINE:?}; last: {report}");
-            std::thread::sleep(Duration::from_millis(150));
-        }
-    }
-
-    /// Relays until the order's view satisfies `done`.
-    fn relay_until_order(&self, order: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        self.relay_until(&format!("order {order} {what}"), |w, _| done(&w.status(order)));
-        self.status(order)
-    }
-
-    /// Breaker `name` as `breaker status --json` shows it.
-    fn breaker(&self, name: &str) -> Value {
-        let all = self.ok(&["breaker", "status"]);
-        all["breakers"]
-            .as_array()
-            .expect("{\"breakers\":[…]}")
-            .iter()
-            .find(|b| b["name"] == name)
-            .unwrap_or_else(|| panic!("no breaker {name} in {all}"))
-            .clone()
-    }
-
-    /// Opens the database directly (for what only it can tell).
-    fn sql(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.db).expect("open the database")
-    }
-
-    fn count(&self, query: &str) -> i64 {
-        self.sql().query_row(query, [], |row| row.get(0)).expect(query)
-    }
-}
-
-fn paid(view: &Value) -> bool {
-    view["status"] == "paid" && view["payment"]["status"] == "approved"
-}
-
-// ───────────────────────────── what the gateway saw ─────────────────────────────
-
-/// The approval requests (`POST /payments`) for `order`.
-fn approvals(gw: &Gateway, order: i64) -> Vec<Exchange> {
-    gw.log().into_iter().filter(|e| e.path == "/payments" && e.order_id() == Some(order)).collect()
-}
-
-/// The charge requests (`POST /deliveryCharges`) for `order`.
-fn charges(gw: &Gateway, order: i64) -> Vec<Exchange> {
-    gw.log().into_iter().filter(|e| e.path == "/deliveryCharges" && e.order_id() == Some(order)).collect()
-}
-
-/// Every request of `calls` carried one and the same, non-empty
-/// Idempotency-Key, and the gateway acted on it exactly once; returns the key.
-fn one_key_acted_on_once(calls: &[Exchange], what: &str) -> String {
-    assert!(!calls.is_empty(), "{what}: the gateway saw no request");
-    let keys: BTreeSet<&str> = calls.iter().map(Exchange::key).collect();
-    assert_eq!(keys.len(), 1, "{what}: every retry carries the same Idempotency-Key: {keys:?}");
-    let key = keys.into_iter().next().unwrap().to_string();
-    assert!(!key.is_empty(), "{what}: an Idempotency-Key header is sent");
-    let fresh = calls.iter().filter(|e| e.fresh).count();
-    assert_eq!(fresh, 1, "{what}: the gateway acted exactly once: {calls:#?}");
-    key
-}
-
-/// As [`one_key_acted_on_once`], and no request was answered 2xx but the
-/// one acted on (no retry after a success).
-fn one_success(calls: &[Exchange], what: &str) -> String {
-    let key = one_key_acted_on_once(calls, what);
-    let successes = calls.iter().filter(|e| e.ok()).count();
-    assert_eq!(successes, 1, "{what}: exactly one successful request: {calls:#?}");
-    key
-}
 
 // ───────────────────────────── payments: down, slow, declining, flapping ─────────────────────────────
 
@@ -781,20 +463,6 @@ fn idempotency_keys_do_not_repeat_across_databases() {
 
 // ───────────────────────────── killed mid-command ─────────────────────────────
 
-/// A small deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.0)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
 /// Is `to` where an order that was `from` may be later?
 fn progressed(from: &str, to: &str) -> bool {
     let rank = |s: &str| CHAIN.iter().position(|c| *c == s);
@@ -881,7 +549,7 @@ fn killing_the_binary_mid_command_loses_nothing_and_relay_finishes_every_attempt
     std::fs::write(
         &w.config,
         format!(
-            "{}{}{}",
+            "{}{}{}[retry]\nbase_ms = 50\nmax_ms = 500\nlease_ms = 4500\n",
             http("payment", gw.url(), 2_000),
             http("charge", gw.url(), 2_000),
             jsonl(&w.path("messages.jsonl"))

@@ -52,7 +52,7 @@ const DEFAULT_CASES: u32 = 64;
 /// every `Rebuild` command, and at the end).
 const REBUILD_EVERY: usize = 3;
 /// Retries are due at once, so `relay` retries immediately.
-const NO_DELAY: RetryPolicy = RetryPolicy { base_ms: 0, max_ms: 0, max_message_tries: 3 };
+const NO_DELAY: RetryPolicy = RetryPolicy { base_ms: 0, max_ms: 0, max_message_tries: 3, attention_after: 10 };
 /// Breakers that open after two failures but let a trial through at once,
 /// so that the model need not know the clock (breakers have their own tests).
 const BREAKERS_RETRY_AT_ONCE: BreakerSettings = BreakerSettings { failure_threshold: 2, open_ms: 0 };
@@ -278,6 +278,15 @@ impl Card {
             Card::Malformed => Some("12345"),
         }
     }
+
+    /// As the engine keeps and shows it.
+    fn masked(self) -> Option<&'static str> {
+        match self {
+            Card::Good => Some("************1111"),
+            Card::Declined => Some("************0002"),
+            Card::Without | Card::Malformed => None,
+        }
+    }
 }
 
 /// How an order names a menu.
@@ -432,6 +441,8 @@ enum Outcome {
     Unavailable,
     /// Exit 1.
     Internal,
+    /// Exit 7.
+    MoneyMoved,
 }
 
 impl Outcome {
@@ -444,6 +455,7 @@ impl Outcome {
             Err(Error::Declined { .. }) => Outcome::Declined,
             Err(Error::Unavailable(_)) => Outcome::Unavailable,
             Err(Error::Storage(_) | Error::Internal(_)) => Outcome::Internal,
+            Err(Error::MoneyMoved { .. }) => Outcome::MoneyMoved,
         }
     }
 
@@ -456,6 +468,7 @@ impl Outcome {
             Outcome::Refused(_) => 4,
             Outcome::Declined => 5,
             Outcome::Unavailable => 6,
+            Outcome::MoneyMoved => 7,
         }
     }
 }
@@ -471,6 +484,9 @@ fn refusal_name(r: &Refusal) -> &'static str {
         Refusal::NoRider { .. } => "NoRider",
         Refusal::AlreadyReviewed { .. } => "AlreadyReviewed",
         Refusal::Transition { .. } => "Transition",
+        Refusal::PaymentInDoubt { .. } => "PaymentInDoubt",
+        Refusal::GatewayBusy { .. } => "GatewayBusy",
+        Refusal::NeedsAttention { .. } => "NeedsAttention",
     }
 }
 
@@ -880,7 +896,9 @@ impl Model {
     /// timeline are copied from the engine's view, `actual`).
     fn expected_view(&self, o: usize, actual: &OrderView) -> serde_json::Value {
         let order = &self.orders[o];
-        let payment = order.payment.map(|p| serde_json::json!({ "status": p.status, "amount": order.total }));
+        let payment = order
+            .payment
+            .map(|p| serde_json::json!({ "status": p.status, "amount": order.total, "card": p.card.masked() }));
         let delivery = order.delivery.as_ref().map(|d| {
             serde_json::json!({
                 "status": d.status,

@@ -116,14 +116,25 @@ pub enum Command {
         follow: bool,
     },
     /// Deliver queued notifications; retry queued payments, refunds and charges.
-    #[command(after_help = "Examples:\n  ezdelivery relay\n  ezdelivery relay --dead")]
+    #[command(
+        after_help = "Examples:\n  ezdelivery relay\n  ezdelivery relay --dead\n  ezdelivery relay --attention\n  \
+                      ezdelivery relay --retry-attention"
+    )]
     Relay {
         /// List the messages given up on, instead of relaying.
-        #[arg(long, conflicts_with = "retry_dead")]
+        #[arg(long, conflicts_with_all = ["retry_dead", "attention", "retry_attention"])]
         dead: bool,
         /// Put the messages given up on back in the queue, then relay.
         #[arg(long)]
         retry_dead: bool,
+        /// List the payments and delivery charges that need a person (the
+        /// gateway may hold money the engine could not settle), instead of relaying.
+        #[arg(long, conflicts_with_all = ["retry_dead", "retry_attention"])]
+        attention: bool,
+        /// Put the payments and charges that need attention back in the
+        /// queue (once the gateway is fixed), then relay.
+        #[arg(long)]
+        retry_attention: bool,
     },
     /// Circuit breakers around the gateways and notifier channels.
     #[command(after_help = "Examples:\n  ezdelivery breaker\n  ezdelivery breaker reset payment")]
@@ -135,9 +146,13 @@ pub enum Command {
     /// The mypage read model.
     #[command(subcommand, after_help = "Example:\n  ezdelivery projection rebuild")]
     Projection(ProjectionCommand),
-    /// Drive N orders through the whole lifecycle in-process, then check every invariant.
-    #[command(after_help = "Examples:\n  ezdelivery --db /tmp/sim.db simulate --orders 10000\n  \
-                            ezdelivery simulate --orders 2000 --cancel-rate 0.1 --payment-unavailable-rate 0.05 --seed 7\n\n\
+    /// Drive N orders through the whole lifecycle in-process on a new database, then check every invariant.
+    #[command(after_help = "Examples (each on a file that does not exist yet):\n  \
+                            ezdelivery --db /tmp/sim.db simulate --orders 10000\n  \
+                            ezdelivery --db /tmp/sim-7.db simulate --orders 2000 --cancel-rate 0.1 \
+                            --payment-unavailable-rate 0.05 --seed 7\n\n\
+                            Runs only on a new, empty database: a database that holds any row is refused \
+                            (exit 2) and left untouched, the default one included.\n\
                             Exits 1 when an invariant is broken at the end.")]
     Simulate(SimulateArgs),
     /// Run one whole scenario on a fresh database, explaining each step.
@@ -159,8 +174,8 @@ pub enum Command {
 /// `ezdelivery simulate …`
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// How many orders to drive through the lifecycle.
-    #[arg(long, value_name = "N")]
+    /// How many orders to drive through the lifecycle (at least 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub orders: u64,
     /// How many customers order.
     #[arg(long, value_name = "K", default_value_t = 1_000)]

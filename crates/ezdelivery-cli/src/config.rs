@@ -11,7 +11,9 @@ use ezdelivery_core::adapters::kakao::KakaoNotifier;
 use ezdelivery_core::adapters::sandbox::{SandboxCharge, SandboxPayment, SandboxSettings};
 use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
 use ezdelivery_core::adapters::webhook::WebhookNotifier;
+use ezdelivery_core::app::engine::DEFAULT_LEASE;
 use ezdelivery_core::app::messages::Locale;
+use ezdelivery_core::app::retry::RetryPolicy;
 use ezdelivery_core::domain::validate::{self, Invalid};
 use ezdelivery_core::domain::BreakerSettings;
 use ezdelivery_core::ports::{ChargeGateway, Notifier, PaymentGateway};
@@ -31,6 +33,8 @@ pub struct Config {
     pub breaker: BreakerSettings,
     /// `[storage]`
     pub storage: StorageConfig,
+    /// `[retry]`
+    pub retry: RetryConfig,
     /// `[[notify]]`, zero or more; none means the console.
     pub notify: Vec<NotifyConfig>,
     /// `locale = "ko" | "en"`: the language of messages.
@@ -77,6 +81,11 @@ impl GatewayConfig {
         Duration::from_millis(self.timeout_ms)
     }
 
+    /// `timeout_ms`, checked: 1 ms to a minute.
+    fn checked_timeout_ms(&self, section: &str) -> Result<u64> {
+        checked_timeout(&format!("[{section}]"), self.timeout_ms)
+    }
+
     /// The sandbox's settings, with this section's timeout.
     fn sandbox(&self) -> SandboxSettings {
         SandboxSettings { timeout_ms: Some(self.timeout_ms), ..self.sandbox.clone() }
@@ -109,6 +118,77 @@ fn in_section<T>(section: &str, built: Result<T>) -> Result<T> {
         Error::Invalid(Invalid(message)) => invalid(format!("[{section}] {message}")),
         other => other,
     })
+}
+
+/// `[retry]`: how queued gateway calls and messages are retried, and how
+/// long a claim on a gateway call lasts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// The wait after the first failure.
+    pub base_ms: u64,
+    /// The longest wait between two tries.
+    pub max_ms: u64,
+    /// How long a claim on a gateway call lasts: more than twice every
+    /// gateway's `timeout_ms`.
+    pub lease_ms: u64,
+    /// Unreadable answers in a row before a payment or charge needs attention.
+    pub attention_after: u32,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        let policy = RetryPolicy::default();
+        RetryConfig {
+            base_ms: policy.base_ms,
+            max_ms: policy.max_ms,
+            lease_ms: DEFAULT_LEASE.as_millis() as u64,
+            attention_after: policy.attention_after,
+        }
+    }
+}
+
+/// The longest gateway or notifier timeout: a call that may hang longer
+/// holds its claim (and the command) too long to be worth waiting for.
+const MAX_TIMEOUT_MS: u64 = 60_000;
+
+/// The longest claim on a gateway call (an hour).
+const MAX_LEASE_MS: u64 = 3_600_000;
+
+impl RetryConfig {
+    /// The policy, and the lease, checked against the gateways' timeouts.
+    fn policy(&self, timeouts_ms: &[u64]) -> Result<(RetryPolicy, Duration)> {
+        let longest = timeouts_ms.iter().copied().max().unwrap_or(DEFAULT_TIMEOUT_MS);
+        if self.max_ms < self.base_ms {
+            return Err(invalid(format!(
+                "[retry] max_ms ({}) must be at least base_ms ({})",
+                self.max_ms, self.base_ms
+            )));
+        }
+        if self.max_ms > MAX_LEASE_MS {
+            return Err(invalid(format!(
+                "[retry] max_ms must be at most {MAX_LEASE_MS} (an hour), got {}",
+                self.max_ms
+            )));
+        }
+        if self.lease_ms > MAX_LEASE_MS || self.lease_ms <= 2 * longest {
+            return Err(invalid(format!(
+                "[retry] lease_ms = {}: a claim on a gateway call must last more than twice the longest gateway \
+                 timeout_ms ({longest}) and at most {MAX_LEASE_MS} (an hour)",
+                self.lease_ms
+            )));
+        }
+        if self.attention_after == 0 {
+            return Err(invalid("[retry] attention_after must be at least 1".into()));
+        }
+        let policy = RetryPolicy {
+            base_ms: self.base_ms,
+            max_ms: self.max_ms,
+            attention_after: self.attention_after,
+            ..RetryPolicy::default()
+        };
+        Ok((policy, Duration::from_millis(self.lease_ms)))
+    }
 }
 
 /// `[storage]`
@@ -200,6 +280,15 @@ fn default_timeout_ms() -> u64 {
     DEFAULT_TIMEOUT_MS
 }
 
+/// A `timeout_ms` of `section`: 1 ms to [`MAX_TIMEOUT_MS`].
+fn checked_timeout(section: &str, timeout_ms: u64) -> Result<u64> {
+    if (1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+        Ok(timeout_ms)
+    } else {
+        Err(invalid(format!("{section} timeout_ms must be 1 to {MAX_TIMEOUT_MS} (a minute), got {timeout_ms}")))
+    }
+}
+
 fn invalid(message: String) -> Error {
     Error::Invalid(Invalid(message))
 }
@@ -250,17 +339,25 @@ impl Config {
             None => Locale::default(),
         };
         // Every adapter is checked before the database is touched.
+        let timeouts = [self.payment.checked_timeout_ms("payment")?, self.charge.checked_timeout_ms("charge")?];
         let payment = self.payment.payment()?;
         let charge = self.charge.charge()?;
         let notifiers = self.notifiers(quiet, &|name| std::env::var(name).ok())?;
         let breakers = self.breaker_settings()?;
+        let (retry, lease) = self.retry.policy(&timeouts)?;
         let storage = SqliteStorage::open(db, self.synchronous()?).map_err(|e| match e {
             Error::Storage(m) => Error::Storage(format!(
                 "{m}; check that the folder is writable, or use another database with --db PATH or EZDELIVERY_DB"
             )),
             other => other,
         })?;
-        let mut builder = Engine::builder(storage).payment(payment).charge(charge).locale(locale).breakers(breakers);
+        let mut builder = Engine::builder(storage)
+            .payment(payment)
+            .charge(charge)
+            .locale(locale)
+            .breakers(breakers)
+            .retry(retry)
+            .lease(lease);
         for notifier in notifiers {
             builder = builder.boxed_notifier(notifier);
         }
@@ -299,7 +396,11 @@ impl Config {
                     Box::new(JsonlNotifier::new(path).named(name))
                 }
                 NotifyConfig::Webhook { url, timeout_ms, .. } => Box::new(
-                    in_notify(&section, WebhookNotifier::new(url, Duration::from_millis(*timeout_ms)))?.named(name),
+                    in_notify(
+                        &section,
+                        WebhookNotifier::new(url, Duration::from_millis(checked_timeout(&section, *timeout_ms)?)),
+                    )?
+                    .named(name),
                 ),
                 NotifyConfig::Kakao { base_url, timeout_ms, .. } => {
                     let token = env(KAKAO_TOKEN_ENV).filter(|t| !t.trim().is_empty()).ok_or_else(|| {
@@ -308,7 +409,11 @@ impl Config {
                              {KAKAO_TOKEN_ENV}, which is not set (or empty)"
                         ))
                     })?;
-                    let kakao = KakaoNotifier::new(base_url, token, Duration::from_millis(*timeout_ms));
+                    let kakao = KakaoNotifier::new(
+                        base_url,
+                        token,
+                        Duration::from_millis(checked_timeout(&section, *timeout_ms)?),
+                    );
                     Box::new(in_notify(&section, kakao)?.named(name))
                 }
             });
@@ -369,6 +474,24 @@ mod tests {
         assert_eq!(config.charge.timeout_ms, 610);
         config.payment.payment().unwrap();
         config.charge.charge().unwrap();
+    }
+
+    #[test]
+    fn timeouts_and_the_retry_section_are_checked() {
+        let huge = parse("[payment]\ntimeout_ms = 18446744073709551615\n").unwrap();
+        assert!(error(huge.payment.checked_timeout_ms("payment")).contains("1 to 60000"));
+        let config = parse("[retry]\nbase_ms = 50\nmax_ms = 200\nlease_ms = 2000\nattention_after = 3\n").unwrap();
+        let (policy, lease) = config.retry.policy(&[610, 610]).unwrap();
+        assert_eq!((policy.base_ms, policy.max_ms, policy.attention_after), (50, 200, 3));
+        assert_eq!(lease, Duration::from_millis(2000));
+        let message = error(config.retry.policy(&[1_000, 610]));
+        assert!(message.contains("more than twice the longest gateway timeout_ms (1000)"), "{message}");
+        for bad in ["attention_after = 0", "base_ms = 10\nmax_ms = 5", "lease_ms = 99999999"] {
+            let config = parse(&format!("[retry]\n{bad}\n")).unwrap();
+            assert!(config.retry.policy(&[610]).is_err(), "{bad}");
+        }
+        let (policy, lease) = Config::default().retry.policy(&[610]).unwrap();
+        assert_eq!((policy, lease), (RetryPolicy::default(), DEFAULT_LEASE));
     }
 
     #[test]

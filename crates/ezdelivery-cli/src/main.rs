@@ -35,17 +35,37 @@ fn main() -> ExitCode {
     };
     style::decide();
     logging(cli.verbose);
-    let printed = match run(&cli) {
-        Ok(Printed::Out(out)) if cli.json => print_line(&out.json.to_string()),
-        Ok(Printed::Out(out)) if !cli.quiet && !out.human.is_empty() => print_line(out.human.trim_end()),
-        Ok(_) => Ok(()),
+    let out = match run(&cli) {
+        Ok(Printed::Out(out)) => out,
+        Ok(Printed::Done) => return ExitCode::SUCCESS,
         Err(e) => return fail(&e, cli.json),
+    };
+    let printed = if cli.json {
+        print_line(&out.json.to_string())
+    } else if !cli.quiet && !out.human.is_empty() {
+        print_line(out.human.trim_end())
+    } else {
+        Ok(())
     };
     match printed {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`| head`): nothing more to say, and no error of ours.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => fail(&Error::Internal(format!("cannot write to standard output: {e}")), cli.json),
+        Err(e) => fail(&unwritten(&cli.command, &out, &e), cli.json),
+    }
+}
+
+/// The error of a result that could not be written. When the command
+/// took the customer's money (`order --pay`, `pay`), the caller must learn
+/// which order it was, or a retry would order and pay again.
+fn unwritten(command: &Command, out: &Output, e: &std::io::Error) -> Error {
+    let unwritten = Error::Internal(format!("the result could not be written to standard output: {e}"));
+    let paying = matches!(command, Command::Order(o) if o.pay) || matches!(command, Command::Pay { .. });
+    match out.json["order_id"].as_i64() {
+        Some(order) if paying && out.json["payment"]["status"] == "approved" => {
+            Error::MoneyMoved { order, what: "payment", source: Box::new(unwritten) }
+        }
+        _ => unwritten,
     }
 }
 
@@ -89,14 +109,18 @@ fn output_error(e: std::io::Error) -> Error {
 const BROKEN_PIPE: &str = "standard output was closed";
 
 /// The one place where an error becomes a message and an exit code
-/// (SPEC.md's table: 1 internal, 2 invalid input, 3 not found, 4 invalid
-/// state, 5 declined, 6 unavailable).
+/// (1 internal, 2 invalid input, 3 not found, 4 invalid state, 5 declined,
+/// 6 unavailable, 7 money moved but the command failed; the README's table).
 fn fail(error: &Error, json: bool) -> ExitCode {
     if matches!(error, Error::Internal(m) if m == BROKEN_PIPE) {
         return ExitCode::SUCCESS;
     }
     if json {
-        eprintln!("{}", json!({ "error": { "kind": error.kind(), "message": error.to_string() } }));
+        let mut object = json!({ "kind": error.kind(), "message": error.to_string() });
+        if let Some(order) = error.order() {
+            object["order_id"] = json!(order);
+        }
+        eprintln!("{}", json!({ "error": object }));
     } else {
         eprintln!("ezdelivery: {error}");
     }
@@ -165,6 +189,10 @@ fn run(cli: &Cli) -> Result<Printed> {
     }
     let db = db_path(cli)?;
     tracing::info!(db = %db.display(), "database");
+    if let Command::Simulate(_) = cli.command {
+        // Before the database is opened: a refused one stays byte for byte as it was.
+        simulate::check_new_database(&db, cli.db.is_none())?;
+    }
     let mut engine = config.engine(&db, cli.quiet)?;
     execute(&mut engine, &cli.command, cli.json)
 }
@@ -312,19 +340,15 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
             };
             Printed::Out(Output::new(json!({ "dead": list }), human))
         }
-        Command::Relay { retry_dead, .. } => {
+        Command::Relay { attention: true, .. } => Printed::Out(render::attention(&engine.attention()?)),
+        Command::Relay { retry_dead, retry_attention, .. } => {
             let revived = if *retry_dead { engine.revive_dead_messages()? } else { 0 };
+            let requeued = if *retry_attention { engine.requeue_attention()? } else { 0 };
             let r = engine.relay()?;
             let mut json = serde_json::to_value(r).unwrap_or_default();
             json["revived"] = json!(revived);
-            let human = format!(
-                "relay: {} payments approved, {} declined, {} refunds, {} charges paid, {} taken back, {} still queued; \
-                 {} messages delivered, {} to retry, {} dead{}",
-                r.payments_approved, r.payments_declined, r.refunds_confirmed, r.charges_paid, r.charges_refunded,
-                r.still_queued, r.messages_delivered, r.messages_failed, r.messages_dead,
-                if revived > 0 { format!(" ({revived} dead messages revived)") } else { String::new() }
-            );
-            Printed::Out(Output::new(json, human))
+            json["requeued"] = json!(requeued);
+            Printed::Out(Output::new(json, render::relay_text(&r, revived, requeued)))
         }
         Command::Projection(ProjectionCommand::Rebuild) => {
             let p = engine.rebuild_projection()?;

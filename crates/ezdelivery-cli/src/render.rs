@@ -4,6 +4,7 @@
 use comfy_table::{presets, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
 use ezdelivery_core::app::breakers::BreakerStatus;
 use ezdelivery_core::app::messages::won;
+use ezdelivery_core::app::relay::{Attention, RelayReport};
 use ezdelivery_core::app::storage::StoredEvent;
 use ezdelivery_core::domain::{Menu, Rider, Store};
 use ezdelivery_core::OrderView;
@@ -156,10 +157,10 @@ pub fn view_text(v: &OrderView) -> String {
     }
     out.push_str(&items.to_string());
     out.push_str(&format!("\ntotal     {}원\n", won(v.total)));
-    let payment = v
-        .payment
-        .as_ref()
-        .map_or("-".into(), |p| format!("{} ({}원)", style::status(p.status.as_str()), won(p.amount)));
+    let payment = v.payment.as_ref().map_or("-".into(), |p| {
+        let card = p.card.as_deref().map(|c| format!(", card {c}")).unwrap_or_default();
+        format!("{} ({}원{card})", style::status(p.status.as_str()), won(p.amount))
+    });
     out.push_str(&format!("payment   {payment}\n"));
     let kitchen = v.kitchen.as_ref().map_or("-".into(), |k| style::status(k.status.as_str()));
     out.push_str(&format!("kitchen   {kitchen}\n"));
@@ -278,6 +279,13 @@ fn money_after_stop(v: &OrderView) -> String {
             }
             "voided" => "the queued payment was dropped; nothing was charged".to_string(),
             "declined" => "the payment was declined; nothing was charged".to_string(),
+            "pending" => format!(
+                "the payment of {}원 may have reached the gateway; `ezdelivery relay` asks again and refunds it if it went through",
+                won(p.amount)
+            ),
+            "needs_attention" => {
+                format!("the payment of {}원 needs attention: `ezdelivery relay --attention`", won(p.amount))
+            }
             other => format!("payment {other}"),
         },
     };
@@ -287,6 +295,55 @@ fn money_after_stop(v: &OrderView) -> String {
         _ => String::new(),
     });
     format!("{payment}{}", charge.unwrap_or_default())
+}
+
+/// `relay`'s summary.
+pub fn relay_text(r: &RelayReport, revived: usize, requeued: usize) -> String {
+    let mut text = format!(
+        "relay: {} payments approved, {} declined, {} refunds, {} charges paid, {} taken back, {} still queued",
+        r.payments_approved,
+        r.payments_declined,
+        r.refunds_confirmed,
+        r.charges_paid,
+        r.charges_refunded,
+        r.still_queued
+    );
+    if r.needs_attention > 0 {
+        text.push_str(&format!(", {} need attention (`ezdelivery relay --attention`)", r.needs_attention));
+    }
+    text.push_str(&format!(
+        "; {} messages delivered, {} to retry, {} dead",
+        r.messages_delivered, r.messages_failed, r.messages_dead
+    ));
+    if revived > 0 {
+        text.push_str(&format!(" ({revived} dead messages revived)"));
+    }
+    if requeued > 0 {
+        text.push_str(&format!(" ({requeued} needing attention queued again)"));
+    }
+    text
+}
+
+/// `relay --attention`: the payments and charges that need a person.
+pub fn attention(items: &[Attention]) -> Output {
+    let json = json!({ "attention": items });
+    if items.is_empty() {
+        return Output::new(json, "nothing needs attention");
+    }
+    let mut t = table(&["kind", "order", "id", "amount", "card / rider", "idempotency key", "tries", "last error"]);
+    for a in items {
+        t.add_row(vec![
+            Cell::new(a.kind),
+            right(a.order_id),
+            right(a.id),
+            right(format!("{}원", won(a.amount))),
+            Cell::new(a.card.as_deref().or(a.rider.as_deref()).unwrap_or("-")),
+            Cell::new(&a.idempotency_key),
+            right(a.tries),
+            Cell::new(a.last_error.as_deref().unwrap_or("-")),
+        ]);
+    }
+    Output::new(json, t.to_string())
 }
 
 /// Several orders (`status --customer`, `store orders`) as one table. On a

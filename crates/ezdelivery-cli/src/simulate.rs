@@ -1,12 +1,18 @@
 //! `ezdelivery simulate`: runs the library's simulation with a progress bar
 //! on a terminal, and prints its report as a table (or JSON). A broken
 //! invariant prints the report, then fails the command (exit 1).
+//!
+//! It writes thousands of orders, so it runs only on a new, empty database:
+//! [`check_new_database`] refuses any other before it is opened.
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use ezdelivery_core::adapters::sqlite::{Contents, SqliteStorage};
 use ezdelivery_core::app::simulate::{SimConfig, SimReport};
+use ezdelivery_core::domain::validate::Invalid;
 use ezdelivery_core::{Engine, Error, Result};
 use serde_json::json;
 
@@ -40,6 +46,48 @@ pub fn run(engine: &mut Engine, args: &SimulateArgs, json: bool) -> Result<Outpu
         if n == 1 { "" } else { "s" },
         report.violations[0]
     )))
+}
+
+/// Refuses (exit 2), with a read-only look and so before anything is
+/// written, a database that holds any row: a simulation must never mix its
+/// orders with real ones. A path with no file yet, an empty file, or a
+/// database without a row is fine. `default` says that `db` is the default
+/// database (no `--db`, no `EZDELIVERY_DB`).
+pub fn check_new_database(db: &Path, default: bool) -> Result<()> {
+    let Some(contents) = SqliteStorage::inspect(db)? else {
+        return Ok(());
+    };
+    if contents.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid(Invalid(format!(
+        "simulate runs only on a new, empty database: {}{} holds {}; use `--db /tmp/sim.db` on a file that does \
+         not exist yet",
+        if default { "the default database " } else { "" },
+        db.display(),
+        holdings(&contents)
+    ))))
+}
+
+/// "3 orders, 1 store" or, when only other tables hold rows, "2 rows in breakers".
+fn holdings(contents: &Contents) -> String {
+    const RECORDS: [(&str, &str); 5] =
+        [("orders", "order"), ("stores", "store"), ("menus", "menu"), ("riders", "rider"), ("events", "event")];
+    let plural = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    let mut parts: Vec<String> = RECORDS
+        .iter()
+        .filter(|(table, _)| contents.rows_in(table) > 0)
+        .map(|(table, one)| plural(contents.rows_in(table), one))
+        .collect();
+    if parts.is_empty() {
+        parts = contents
+            .rows
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(table, n)| format!("{} in {table}", plural(*n, "row")))
+            .collect();
+    }
+    parts.join(", ")
 }
 
 /// A progress bar of our own on standard error, drawn only on a terminal,

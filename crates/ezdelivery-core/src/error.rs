@@ -35,6 +35,19 @@ pub enum Error {
     /// queued (exit 6).
     #[error("{0}")]
     Unavailable(String),
+    /// A gateway took the money (approved the payment, paid the rider),
+    /// and then the command failed (exit 7): recording the answer, or
+    /// writing the result. Do not pay again: if the answer is not recorded,
+    /// the claim on the call lapses and `relay` replays its key and records it.
+    #[error("order {order}: the {what} went through at the gateway and the money is taken, but then the command failed ({source}); do not pay again: `ezdelivery status {order}` shows the order, and `ezdelivery relay` records the {what} if it is not recorded yet (once the claim on the call lapses, within a minute)")]
+    MoneyMoved {
+        /// The order.
+        order: OrderId,
+        /// `payment` or `delivery charge`.
+        what: &'static str,
+        /// Why recording failed.
+        source: Box<Error>,
+    },
     /// The storage failed (exit 1).
     #[error("storage failed: {0}")]
     Storage(String),
@@ -52,7 +65,17 @@ impl Error {
             Error::Refused(_) => "invalid_state",
             Error::Declined { .. } => "declined",
             Error::Unavailable(_) => "unavailable",
+            Error::MoneyMoved { .. } => "money_moved",
             Error::Storage(_) | Error::Internal(_) => "internal",
+        }
+    }
+
+    /// The order the error is about, when it is about one that must be
+    /// looked at (money moved, a payment declined).
+    pub fn order(&self) -> Option<OrderId> {
+        match self {
+            Error::MoneyMoved { order, .. } | Error::Declined { order, .. } => Some(*order),
+            _ => None,
         }
     }
 
@@ -65,6 +88,7 @@ impl Error {
             Error::Refused(_) => 4,
             Error::Declined { .. } => 5,
             Error::Unavailable(_) => 6,
+            Error::MoneyMoved { .. } => 7,
         }
     }
 

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::attempt::Answer;
 use crate::domain::{OrderId, RiderId, Won};
 
 pub use crate::app::storage::{Repo, Storage};
@@ -36,16 +37,19 @@ pub enum GatewayOutcome {
         /// Why, in the gateway's words.
         reason: String,
     },
-    /// Failed in a way that may have left the work done (a timeout, a 5xx
-    /// after the request was sent): try again later with the same key; an
-    /// attempt like this is never simply dropped.
+    /// No readable answer, and the work may have been done: a timeout, a
+    /// connection dropped after the request was sent, any status but a 2xx
+    /// or a decline (503 included), a 2xx whose body cannot be read. The
+    /// same key is replayed until the answer can be read; an attempt like
+    /// this is never dropped, and after too many such answers it needs a
+    /// person (`needs_attention`).
     Unavailable {
         /// What happened.
         reason: String,
     },
-    /// Certainly not acted on: the service was not reached (connection
-    /// refused), said it did not take the request (503), or is switched off.
-    /// Try again later with the same key; a cancelled order may drop it.
+    /// Certainly not acted on: the request never left (the connection was
+    /// never established, or the service is switched off). Tried again
+    /// later; a cancelled order may drop it.
     NotReached {
         /// What happened.
         reason: String,
@@ -56,6 +60,16 @@ impl GatewayOutcome {
     /// True when the service answered (approved or declined): it is up.
     pub fn reached(&self) -> bool {
         matches!(self, GatewayOutcome::Approved { .. } | GatewayOutcome::Declined { .. })
+    }
+
+    /// The answer as the domain judges it ([`Answer`]).
+    pub fn answer(&self) -> Answer {
+        match self.clone() {
+            GatewayOutcome::Approved { gateway_ref } => Answer::Done { gateway_ref },
+            GatewayOutcome::Declined { reason } => Answer::Declined { reason },
+            GatewayOutcome::Unavailable { reason } => Answer::Unknown { reason },
+            GatewayOutcome::NotReached { reason } => Answer::NotReached { reason },
+        }
     }
 }
 

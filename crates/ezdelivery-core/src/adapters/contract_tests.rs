@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::app::storage::{Repo, Storage, StoredEvent, Table};
 use crate::app::view::OrderView;
-use crate::domain::attempt::Attempt;
+use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::{
     Breaker, BreakerState, Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenStatus, KitchenTicket, Menu,
     Order, OrderItem, OrderStatus, Payment, PaymentStatus, Review, Rider, Store,
@@ -143,6 +143,8 @@ fn attempt(key: &str, next_at: Option<DateTime<Utc>>) -> Attempt {
         next_at,
         last_error: Some("gateway timed out".into()),
         maybe_processed: true,
+        unsettled: 2,
+        claim: next_at.map(|until| Claim { token: format!("claim-of-{key}"), until }),
     }
 }
 
@@ -397,6 +399,8 @@ fn payments(s: &mut dyn Storage) {
             next_at: None,
             last_error: None,
             maybe_processed: false,
+            unsettled: 0,
+            claim: None,
         },
         ..payment(2, 2, PaymentStatus::Pending, None)
     };
@@ -420,6 +424,8 @@ fn payments(s: &mut dyn Storage) {
             next_at: None,
             last_error: None,
             maybe_processed: true,
+            unsettled: 0,
+            claim: None,
         },
         updated_at: t(600),
         ..p3.clone()
@@ -474,6 +480,8 @@ fn charges(s: &mut dyn Storage) {
             next_at: None,
             last_error: None,
             maybe_processed: false,
+            unsettled: 0,
+            claim: None,
         },
         ..charge(2, 1, 1, ChargeStatus::Voided, None)
     };
@@ -598,7 +606,7 @@ fn sample_events() -> Vec<Event> {
             items: vec![item(2, 1), item(1, 3)],
             total: 5_000,
         },
-        Event::PaymentApproved { order_id: 1, payment_id: 1, amount: 5_000 },
+        Event::PaymentApproved { order_id: 1, payment_id: 1, amount: 5_000, card: Some("************1111".into()) },
         Event::OrderPlaced {
             order_id: 2,
             store_id: 1,
@@ -684,7 +692,7 @@ fn sample_view(id: i64, customer: &str) -> OrderView {
     };
     let mut view = OrderView::start(1, t(0), &placed).expect("OrderPlaced starts a view");
     let events = [
-        Event::PaymentApproved { order_id: id, payment_id: 4, amount: 5_000 },
+        Event::PaymentApproved { order_id: id, payment_id: 4, amount: 5_000, card: None },
         Event::CookingStarted { order_id: id },
         Event::DeliveryPrepared {
             order_id: id,

@@ -3,12 +3,18 @@
 //!
 //! Every call is a `POST` with a JSON body, `Content-Type: application/json`
 //! and an `Idempotency-Key` header holding the request's key, which stays
-//! the same when the engine retries the attempt. A 2xx answer approves (its
-//! JSON `id` is the gateway's reference; without one, the idempotency key
-//! is); a 402 or 422 to a payment declines it with the JSON `message` (or
-//! the status line); any other status, a connection error or the timeout is
-//! [`GatewayOutcome::Unavailable`], so the engine keeps the work and retries.
-//! One timeout covers the whole call; redirects are not followed.
+//! the same when the engine retries the attempt. A 2xx answer whose JSON
+//! body has an `id` approves (the `id` is the gateway's reference, needed to
+//! refund); a 402 or 422 to a payment declines it with the JSON `message`
+//! (or the status line). Anything else means the gateway *may have acted*
+//! ([`GatewayOutcome::Unavailable`]): any other status (503 and 500
+//! included: a proxy in front of the gateway may say so after the gateway
+//! acted), a 2xx whose body cannot be read or has no `id`, a redirect, the
+//! timeout, a connection dropped after the request was sent. The engine
+//! replays such an attempt under the same key until the gateway's answer
+//! can be read. Only a connection that was never established
+//! ([`GatewayOutcome::NotReached`]) proves nothing happened. One timeout
+//! covers the whole call; redirects are not followed.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -54,13 +60,13 @@ impl PaymentGateway for HttpPayment {
             "card": request.card,
         });
         let sent = self.client.post_json("/payments", &request.idempotency_key, &body);
-        outcome("payment gateway", sent, &request.idempotency_key, Declines::Allowed)
+        outcome("payment gateway", sent, Call::Approve)
     }
 
     fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
         let path = format!("/payments/{}/cancel", path_segment(&request.gateway_ref));
         let sent = self.client.post_json(&path, &request.idempotency_key, &json!({ "reason": request.reason }));
-        outcome("payment gateway (refund)", sent, &request.idempotency_key, Declines::NotAnAnswer)
+        outcome("payment gateway (refund)", sent, Call::Refund)
     }
 }
 
@@ -87,41 +93,50 @@ impl ChargeGateway for HttpCharge {
             "amount": request.amount,
         });
         let sent = self.client.post_json("/deliveryCharges", &request.idempotency_key, &body);
-        outcome("charge gateway", sent, &request.idempotency_key, Declines::NotAnAnswer)
+        outcome("charge gateway", sent, Call::Pay)
     }
 
     fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
         let path = format!("/deliveryCharges/{}/cancel", path_segment(&request.gateway_ref));
         let sent = self.client.post_json(&path, &request.idempotency_key, &json!({ "reason": request.reason }));
-        outcome("charge gateway (refund)", sent, &request.idempotency_key, Declines::NotAnAnswer)
+        outcome("charge gateway (refund)", sent, Call::Refund)
     }
 }
 
-/// Whether a 402/422 is a decline. The ports allow `Declined` from a
-/// payment's approval only; elsewhere such an answer is "unavailable", with
-/// the server's message kept in the reason.
+/// What a call expects of an answer. A payment's approval may be declined
+/// (402/422) and needs the gateway's `id`; so does a delivery charge, which
+/// is never declined (such an answer is "may have acted", with the server's
+/// message kept in the reason); a refund is done by any 2xx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Declines {
-    Allowed,
-    NotAnAnswer,
+enum Call {
+    Approve,
+    Pay,
+    Refund,
 }
 
-/// Maps what the server answered (or why it could not) to the port's outcome.
-/// A refused connection and a 503 ("not ready to handle the request") are
-/// [`GatewayOutcome::NotReached`]: the service did not act. A timeout or any
-/// other failure may have left the work done, so it is `Unavailable`.
-fn outcome(what: &str, sent: std::result::Result<Reply, SendError>, key: &str, declines: Declines) -> GatewayOutcome {
+/// Maps what the server answered (or why it could not) to the port's
+/// outcome, by SPEC's protocol: a readable 2xx approves, a 402/422 to a
+/// payment declines, a connection never established is
+/// [`GatewayOutcome::NotReached`], and everything else may have left the
+/// work done, so it is [`GatewayOutcome::Unavailable`].
+fn outcome(what: &str, sent: std::result::Result<Reply, SendError>, call: Call) -> GatewayOutcome {
     let reply = match sent {
         Ok(reply) => reply,
         Err(e) if e.maybe_sent => return GatewayOutcome::Unavailable { reason: format!("{what}: {e}") },
         Err(e) => return GatewayOutcome::NotReached { reason: format!("{what}: {e}") },
     };
     if reply.is_success() {
-        GatewayOutcome::Approved { gateway_ref: reply.json_field("id").unwrap_or_else(|| key.to_string()) }
-    } else if declines == Declines::Allowed && matches!(reply.status(), 402 | 422) {
+        match reply.json_field("id") {
+            Some(gateway_ref) => GatewayOutcome::Approved { gateway_ref },
+            None if call == Call::Refund => GatewayOutcome::Approved { gateway_ref: String::new() },
+            // It acted, most likely, but without its reference nothing can
+            // be refunded: replay the key until the answer can be read.
+            None => GatewayOutcome::Unavailable {
+                reason: format!("{what}: {} without a readable JSON `id` in its body", reply.status_line()),
+            },
+        }
+    } else if call == Call::Approve && matches!(reply.status(), 402 | 422) {
         GatewayOutcome::Declined { reason: reply.message().unwrap_or_else(|| reply.status_line()) }
-    } else if reply.status() == 503 {
-        GatewayOutcome::NotReached { reason: format!("{what}: {}", reply.describe()) }
     } else {
         GatewayOutcome::Unavailable { reason: format!("{what}: {}", reply.describe()) }
     }
@@ -160,10 +175,19 @@ mod tests {
         }
     }
 
+    /// The reason of an answer that may have been acted on.
     fn unavailable(outcome: &GatewayOutcome) -> &str {
         match outcome {
-            GatewayOutcome::Unavailable { reason } | GatewayOutcome::NotReached { reason } => reason,
-            other => panic!("expected Unavailable or NotReached, got {other:?}"),
+            GatewayOutcome::Unavailable { reason } => reason,
+            other => panic!("expected Unavailable (may have acted), got {other:?}"),
+        }
+    }
+
+    /// The reason of a call that certainly never reached the server.
+    fn not_reached(outcome: &GatewayOutcome) -> &str {
+        match outcome {
+            GatewayOutcome::NotReached { reason } => reason,
+            other => panic!("expected NotReached, got {other:?}"),
         }
     }
 
@@ -183,11 +207,20 @@ mod tests {
     }
 
     #[test]
-    fn no_card_is_null_and_no_id_falls_back_to_the_key() {
-        let server = TestServer::start(vec![Reply::json(200, ""), Reply::json(204, "")]);
+    fn a_2xx_without_a_readable_id_may_have_acted_and_invents_no_reference() {
+        let oversize = format!(r#"{{"id": "pay_9", "pad": "{}"}}"#, "x".repeat(70 * 1024));
+        let server = TestServer::start(vec![
+            Reply::json(200, ""),
+            Reply::json(204, ""),
+            Reply::json(200, "<html><body>OK</body></html>"),
+            Reply::json(200, &oversize),
+            Reply::json(201, r#"{"status": "approved"}"#),
+        ]);
         let gw = HttpPayment::new(server.url(), LONG).unwrap();
-        assert_eq!(gw.approve(&pay_request("key-2", None)), GatewayOutcome::Approved { gateway_ref: "key-2".into() });
-        assert_eq!(gw.approve(&pay_request("key-3", None)), GatewayOutcome::Approved { gateway_ref: "key-3".into() });
+        for key in ["a", "b", "c", "d", "e"] {
+            let outcome = gw.approve(&pay_request(key, None));
+            assert!(unavailable(&outcome).contains("without a readable JSON `id`"), "{key}: {outcome:?}");
+        }
         let sent = server.finish();
         assert_eq!(sent[0].json()["card"], serde_json::Value::Null);
     }
@@ -197,7 +230,7 @@ mod tests {
         let server = TestServer::start(vec![Reply::json(503, ""), Reply::json(200, r#"{"id": "p"}"#)]);
         let gw = HttpPayment::new(server.url(), LONG).unwrap();
         let request = pay_request("attempt-9", None);
-        assert!(matches!(gw.approve(&request), GatewayOutcome::Unavailable { .. } | GatewayOutcome::NotReached { .. }));
+        assert!(matches!(gw.approve(&request), GatewayOutcome::Unavailable { .. }));
         assert!(matches!(gw.approve(&request), GatewayOutcome::Approved { .. }));
         let keys: Vec<_> = server.finish().iter().map(|r| r.header("Idempotency-Key").map(String::from)).collect();
         assert_eq!(keys, vec![Some("attempt-9".to_string()); 2]);
@@ -219,7 +252,7 @@ mod tests {
     }
 
     #[test]
-    fn other_statuses_are_unavailable() {
+    fn every_other_status_may_have_acted() {
         let server = TestServer::start(vec![
             Reply::json(503, r#"{"message": "maintenance"}"#),
             Reply::json(500, ""),
@@ -243,15 +276,12 @@ mod tests {
     }
 
     #[test]
-    fn connection_refused_is_unavailable() {
+    fn a_refused_connection_is_the_one_answer_that_proves_nothing_happened() {
         let gw = HttpPayment::new(&refused_url(), LONG).unwrap();
         let outcome = gw.approve(&pay_request("x", None));
-        assert!(unavailable(&outcome).starts_with("payment gateway: cannot reach the server"), "{outcome:?}");
+        assert!(not_reached(&outcome).starts_with("payment gateway: cannot reach the server"), "{outcome:?}");
         let charge = HttpCharge::new(&refused_url(), LONG).unwrap();
-        assert!(matches!(
-            charge.pay(&charge_request()),
-            GatewayOutcome::Unavailable { .. } | GatewayOutcome::NotReached { .. }
-        ));
+        not_reached(&charge.pay(&charge_request()));
     }
 
     #[test]
@@ -282,7 +312,8 @@ mod tests {
         ]);
         let gw = HttpCharge::new(server.url(), LONG).unwrap();
         assert_eq!(gw.pay(&charge_request()), GatewayOutcome::Approved { gateway_ref: "dc_7".into() });
-        assert_eq!(gw.refund(&refund_request("dc_7")), GatewayOutcome::Approved { gateway_ref: "refund-1".into() });
+        // Any 2xx refunds: a refund's reference is never needed.
+        assert_eq!(gw.refund(&refund_request("dc_7")), GatewayOutcome::Approved { gateway_ref: String::new() });
         // Only payments are declined (ports.rs): a 402 to a charge is unavailable.
         assert!(unavailable(&gw.pay(&charge_request())).contains("402"));
         let sent = server.finish();

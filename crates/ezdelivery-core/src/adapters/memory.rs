@@ -930,6 +930,10 @@ impl Repo for Tx<'_> {
         Ok(())
     }
 
+    fn payment(&mut self, id: PaymentId) -> Result<Option<Payment>> {
+        Ok(self.state.payments.get(&id).cloned())
+    }
+
     fn latest_payment(&mut self, order: OrderId) -> Result<Option<Payment>> {
         let state = &self.state;
         let id = state.payments_by_order.range((order, PaymentId::MIN)..=(order, PaymentId::MAX)).next_back();
@@ -1001,6 +1005,22 @@ impl Repo for Tx<'_> {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    fn payments_needing_attention(&mut self, limit: usize) -> Result<Vec<Payment>> {
+        let mut found: Vec<Payment> =
+            self.state.payments.values().filter(|p| p.status == PaymentStatus::NeedsAttention).cloned().collect();
+        found.sort_by_key(|p| p.id);
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    fn charges_needing_attention(&mut self, limit: usize) -> Result<Vec<Charge>> {
+        let mut found: Vec<Charge> =
+            self.state.charges.values().filter(|c| c.status == ChargeStatus::NeedsAttention).cloned().collect();
+        found.sort_by_key(|c| c.id);
+        found.truncate(limit);
+        Ok(found)
     }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {

@@ -37,6 +37,9 @@ pub struct Engine {
     pub(crate) relay_after_command: usize,
     /// How long a command may spend delivering them.
     pub(crate) relay_budget: std::time::Duration,
+    /// How long a claim on a gateway call lasts: longer than any call may
+    /// take, after which another actor may take the call over.
+    pub(crate) lease: std::time::Duration,
     /// Hands out event ids.
     pub(crate) event_ids: EventIds,
     /// The view of the order the last committed unit of work changed, as it
@@ -46,6 +49,10 @@ pub struct Engine {
     /// the commit (see `relay`).
     pub(crate) claimed: Vec<QueuedMessage>,
 }
+
+/// How long a claim on a gateway call lasts unless told otherwise
+/// ([`EngineBuilder::lease`]): a minute, well beyond a gateway's timeout.
+pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Builds an [`Engine`]: sandbox gateways, system clock, no notifier and
 /// Korean messages unless told otherwise.
@@ -68,6 +75,7 @@ impl Engine {
                 breaker_settings: BreakerSettings::default(),
                 relay_after_command: 32,
                 relay_budget: std::time::Duration::from_millis(250),
+                lease: DEFAULT_LEASE,
                 event_ids: EventIds::new(),
                 recent_view: None,
                 claimed: Vec::new(),
@@ -87,6 +95,8 @@ impl Engine {
         // Whole microseconds: what every storage keeps, so a view rebuilt
         // from the log is equal to the one built live.
         let now = self.clock.now().trunc_subsecs(6);
+        let lease_until =
+            crate::domain::breaker::after_ms(now, u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX));
         let locale = self.locale;
         let channels: Vec<&str> = self.notifiers.iter().map(|n| n.channel()).collect();
         let ids = &mut self.event_ids;
@@ -101,8 +111,16 @@ impl Engine {
         let mut claimed = Vec::new();
         self.storage.write(&mut |repo| {
             let run = work.take().ok_or_else(|| Error::Internal("a unit of work ran twice".into()))?;
-            let mut unit =
-                Work { repo, now, ids: &mut *ids, emitted: Vec::new(), views: Vec::new(), claim, claimed: Vec::new() };
+            let mut unit = Work {
+                repo,
+                now,
+                lease_until,
+                ids: &mut *ids,
+                emitted: Vec::new(),
+                views: Vec::new(),
+                claim,
+                claimed: Vec::new(),
+            };
             let result = run(&mut unit)?;
             let emitted = !unit.emitted.is_empty();
             unit.finish(&channels, locale)?;
@@ -178,6 +196,8 @@ impl Engine {
 pub(crate) struct Work<'r> {
     pub repo: &'r mut dyn Repo,
     pub now: DateTime<Utc>,
+    /// When a claim on a gateway call taken in this unit of work lapses.
+    pub lease_until: DateTime<Utc>,
     ids: &'r mut EventIds,
     /// Each event emitted, with its id and sequence number.
     emitted: Vec<(String, i64, Event)>,
@@ -360,6 +380,14 @@ impl EngineBuilder {
     /// (0: leave them all to [`Engine::relay`]).
     pub fn relay_after_command(mut self, messages: usize) -> Self {
         self.engine.relay_after_command = messages;
+        self
+    }
+
+    /// How long a claim on a gateway call lasts (default [`DEFAULT_LEASE`]):
+    /// it must be longer than any call may take (the gateways' timeouts);
+    /// a claim whose holder died is taken over after it.
+    pub fn lease(mut self, lease: std::time::Duration) -> Self {
+        self.engine.lease = lease;
         self
     }
 

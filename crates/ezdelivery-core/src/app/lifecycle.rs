@@ -6,7 +6,7 @@
 
 use crate::app::catalogue::{existing_store, find_menu, find_rider};
 use crate::app::engine::{Engine, ItemPick, Work};
-use crate::app::saga::{Settled, Try};
+use crate::app::saga::{claim, Claimed, Claiming, Leg, Settled};
 use crate::app::storage::Table;
 use crate::app::view::OrderView;
 use crate::domain::kitchen::KitchenAction;
@@ -45,11 +45,14 @@ impl Engine {
             let (order, event) = Order::place(w.repo.next_id(Table::Order)?, &store, &picks, customer, address, w.now)?;
             w.repo.insert_order(&order)?;
             w.emit(event)?;
-            let payment = if pay { Some(new_payment(w, &order, card.clone())?) } else { None };
-            Ok((order.id, payment))
+            if !pay {
+                return Ok((order.id, None));
+            }
+            let payment = new_payment(w, &order, card.clone())?;
+            Ok((order.id, Some(claim_new(w, &payment)?)))
         })?;
         if let Some(payment) = payment {
-            let paid = self.settle_payment(payment, Try::Fresh);
+            let paid = self.settle_payment(order, payment);
             self.failed_command(paid)?;
         }
         self.after_command(order)
@@ -57,35 +60,63 @@ impl Engine {
 
     /// Pays a `pending_payment` order (`ezdelivery pay`). A payment still
     /// waiting for the gateway is retried under its own idempotency key
-    /// rather than started anew, so the customer is never charged twice;
-    /// only a queued payment that certainly never reached the gateway gives
-    /// way to a new one with another `card`.
+    /// rather than started anew, so the customer is never charged twice: a
+    /// payment the gateway may have acted on is never replaced by another
+    /// card ([`Refusal::PaymentInDoubt`]); only one that certainly never
+    /// reached the gateway gives way to a new one with another `card`.
     pub fn pay(&mut self, order: OrderId, card: Option<&str>) -> Result<OrderView> {
         let _span = tracing::info_span!("pay", order).entered();
         let card = card.map(mask_card).transpose()?;
-        let payment = self.write(|w| {
+        let claimed = self.write(|w| {
             let found = existing_order(w, order)?;
             found.transition(OrderAction::Pay, w.now)?;
-            match w.repo.latest_payment(order)? {
-                // The gateway may have acted on it: only its own key may be sent again.
-                Some(p) if p.status == PaymentStatus::Pending && p.attempt.maybe_processed => Ok((p, Try::Retry)),
-                Some(p) if p.status == PaymentStatus::Pending && (card.is_none() || card == p.card) => {
-                    Ok((p, Try::Retry))
+            let payment = match w.repo.latest_payment(order)? {
+                Some(p) if p.status == PaymentStatus::NeedsAttention => {
+                    return Err(Refusal::NeedsAttention { order, what: "payment" }.into())
                 }
                 Some(p) if p.status == PaymentStatus::Pending => {
-                    // Queued, never reached the gateway, and another card is
-                    // given now: that attempt is dropped for a new one.
-                    let (voided, event) = p.void(w.now)?;
-                    w.repo.save_payment(&voided)?;
-                    w.emit(event)?;
-                    Ok((new_payment(w, &found, card.clone())?, Try::Fresh))
+                    let same_card = card.is_none() || card == p.card;
+                    if p.attempt.in_doubt() && !same_card {
+                        return Err(Refusal::PaymentInDoubt { order, card: p.card_tail() }.into());
+                    }
+                    if same_card {
+                        p
+                    } else {
+                        // Queued, never reached the gateway, and another card
+                        // is given now: that attempt is dropped for a new one.
+                        let (voided, event) = p.void(w.now)?;
+                        w.repo.save_payment(&voided)?;
+                        w.emit(event)?;
+                        new_payment(w, &found, card.clone())?
+                    }
                 }
-                _ => Ok((new_payment(w, &found, card.clone())?, Try::Fresh)),
-            }
+                _ => new_payment(w, &found, card.clone())?,
+            };
+            claim_new(w, &payment)
         })?;
-        let paid = self.settle_payment(payment.0, payment.1);
+        let paid = self.settle_payment(order, claimed);
         self.failed_command(paid)?;
         self.after_command(order)
+    }
+
+    /// Settles a payment a command just claimed: `Declined` and
+    /// `Unavailable` become the errors of the same names (the order is kept
+    /// either way); an approval nobody wants any more is refunded at once.
+    fn settle_payment(&mut self, order: OrderId, payment: Claimed<Payment>) -> Result<()> {
+        match self.settle(payment)? {
+            Settled::Declined(reason) => Err(Error::Declined { order, reason }),
+            Settled::Unavailable(reason) => Err(Error::Unavailable(format!(
+                "the payment service is unavailable or its answer could not be read ({reason}); order {order} is \
+                 kept as pending_payment and will be paid when the service is back: `ezdelivery relay` retries it \
+                 with the same idempotency key, so it is charged once"
+            ))),
+            Settled::Attention(reason) => Err(Error::Unavailable(format!(
+                "the payment service's answers could not be read ({reason}); the payment of order {order} needs \
+                 attention: `ezdelivery relay --attention` lists it"
+            ))),
+            Settled::Established => Ok(()),
+            Settled::Done | Settled::Nothing => self.settle_order(order),
+        }
     }
 
     /// The owner accepts the order and starts cooking (`ezdelivery cook start`).
@@ -104,22 +135,21 @@ impl Engine {
                 Some(r) => Some(new_charge(w, order, r.id, amount)?),
                 None => None,
             };
-            let (delivery, prepared) =
-                Delivery::prepare(order, rider.as_ref(), charge.as_ref().map(|c| c.id), amount, w.now);
+            let charge_id = charge.as_ref().map(|c| c.id);
+            let (delivery, prepared) = Delivery::prepare(order, rider.as_ref(), charge_id, amount, w.now);
             w.repo.update_order(&cooking)?;
             w.repo.save_ticket(&ticket)?;
             w.repo.save_delivery(&delivery)?;
-            if let Some(c) = &charge {
-                w.repo.save_charge(c)?;
-            }
             w.emit_opt(event)?;
             w.emit(prepared)?;
-            Ok(charge)
+            charge.map(|c| claim_new(w, &c)).transpose()
         })?;
         if let Some(charge) = charge {
             // Cooking has started whatever the charge service says: an
             // unpaid charge is retried by `relay` and by `deliver start`.
-            self.settle_charge(charge, Try::Fresh)?;
+            if self.settle(charge)? == Settled::Done {
+                self.settle_order(order)?;
+            }
         }
         self.after_command(order)
     }
@@ -149,7 +179,7 @@ impl Engine {
             w.emit_opt(event)?;
             withdraw_payment(w, order)
         })?;
-        self.settle_refunds(order)?;
+        self.settle_order(order)?;
         self.after_command(order)
     }
 
@@ -159,61 +189,88 @@ impl Engine {
     /// charge is taken back). An unpaid charge is paid (or retried) first.
     pub fn start_delivery(&mut self, order: OrderId, rider: Option<&str>) -> Result<OrderView> {
         let _span = tracing::info_span!("start_delivery", order, rider = ?rider).entered();
-        let pending =
-            self.write(|w| {
-                let found = existing_order(w, order)?;
-                if found.status == OrderStatus::Cooking {
-                    let kitchen = existing_ticket(w, order)?.status.as_str();
-                    return Err(Refusal::FoodNotCooked { order, kitchen }.into());
+        let pending = self.write(|w| {
+            let found = existing_order(w, order)?;
+            if found.status == OrderStatus::Cooking {
+                let kitchen = existing_ticket(w, order)?.status.as_str();
+                return Err(Refusal::FoodNotCooked { order, kitchen }.into());
+            }
+            found.transition(OrderAction::Depart, w.now)?;
+            let mut delivery = existing_delivery(w, order)?;
+            let named = rider.map(|r| find_rider(w.repo, r)).transpose()?;
+            let charges = w.repo.charges(order)?;
+            // The rider's charge: the one that is paid or may still be paid.
+            let live = |charges: &[Charge], rider: RiderId| {
+                charges
+                    .iter()
+                    .rev()
+                    .find(|c| {
+                        c.rider_id == rider
+                            && matches!(
+                                c.status,
+                                ChargeStatus::Pending | ChargeStatus::Paid | ChargeStatus::NeedsAttention
+                            )
+                    })
+                    .cloned()
+            };
+            if let Some(current) = delivery.rider_id.and_then(|r| live(&charges, r)) {
+                // Nothing moves while another process pays the current rider.
+                if !current.attempt.claimable(w.now) && named.as_ref().is_some_and(|r| Some(r.id) != delivery.rider_id)
+                {
+                    let until = current.attempt.next_at.map(|t| t.to_rfc3339()).unwrap_or_default();
+                    return Err(Refusal::GatewayBusy { order, what: "delivery charge", until }.into());
                 }
-                found.transition(OrderAction::Depart, w.now)?;
-                let mut delivery = existing_delivery(w, order)?;
-                let named = rider.map(|r| find_rider(w.repo, r)).transpose()?;
-                let charges = w.repo.charges(order)?;
-                match named {
-                    Some(r) if delivery.rider_id != Some(r.id) => {
-                        let charge = new_charge(w, order, r.id, delivery.charge)?;
-                        let (moved, event) = delivery.assign(&r, charge.id, w.now)?;
-                        for old in &charges {
-                            let (old, voided) = old.withdraw(w.now)?;
-                            w.repo.save_charge(&old)?;
-                            w.emit_opt(voided)?;
-                        }
-                        w.repo.save_charge(&charge)?;
-                        w.repo.save_delivery(&moved)?;
-                        w.emit(event)?;
-                        delivery = moved;
+            }
+            if let Some(r) = named.filter(|r| delivery.rider_id != Some(r.id)) {
+                let charge = new_charge(w, order, r.id, delivery.charge)?;
+                let (moved, event) = delivery.assign(&r, charge.id, w.now)?;
+                for old in &charges {
+                    let (old, voided) = old.withdraw(w.now)?;
+                    w.repo.save_charge(&old)?;
+                    w.emit_opt(voided)?;
+                }
+                w.repo.save_charge(&charge)?;
+                w.repo.save_delivery(&moved)?;
+                w.emit(event)?;
+                delivery = moved;
+            }
+            let Some(rider_id) = delivery.rider_id else {
+                return Err(Refusal::NoRider { order }.into());
+            };
+            match live(&w.repo.charges(order)?, rider_id) {
+                Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c).map(|()| None),
+                Some(c) if c.status == ChargeStatus::NeedsAttention => {
+                    Err(Refusal::NeedsAttention { order, what: "delivery charge" }.into())
+                }
+                Some(c) => match claim(w, &c, false)? {
+                    Claiming::Claimed(claimed) => Ok(Some(claimed)),
+                    Claiming::Busy(until) => Err(Refusal::GatewayBusy {
+                        order,
+                        what: "delivery charge",
+                        until: until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     }
-                    _ => {}
+                    .into()),
+                    Claiming::Nothing => Err(Refusal::ChargeNotPaid { order, charge: c.status.as_str() }.into()),
+                },
+                None => {
+                    let charge = new_charge(w, order, rider_id, delivery.charge)?;
+                    w.repo.save_charge(&charge)?;
+                    claim_new(w, &charge).map(Some)
                 }
-                let Some(rider_id) = delivery.rider_id else {
-                    return Err(Refusal::NoRider { order }.into());
-                };
-                let live =
-                    w.repo.charges(order)?.into_iter().rev().find(|c| {
-                        c.rider_id == rider_id && matches!(c.status, ChargeStatus::Pending | ChargeStatus::Paid)
-                    });
-                match live {
-                    Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c).map(|()| None),
-                    // Created just now (the delivery moved), or queued earlier.
-                    Some(c) if c.created_at == w.now => Ok(Some((c, Try::Fresh))),
-                    Some(c) => Ok(Some((c, Try::Retry))),
-                    None => {
-                        let charge = new_charge(w, order, rider_id, delivery.charge)?;
-                        w.repo.save_charge(&charge)?;
-                        Ok(Some((charge, Try::Fresh)))
-                    }
-                }
-            })?;
+            }
+        })?;
         // Take back the first rider's charge if the delivery moved.
-        self.settle_refunds(order)?;
-        if let Some((charge, attempt)) = pending {
-            if let Settled::Unavailable(reason) = self.settle_charge(charge, attempt)? {
-                return self.failed_command(Err(Error::Unavailable(format!(
-                    "the delivery-charge service is unavailable ({reason}); order {order} stays cooked and departs \
-                     once the rider's charge is paid: `ezdelivery relay` retries it, or run \
-                     `ezdelivery deliver start {order}` again later"
-                ))));
+        self.settle_order(order)?;
+        if let Some(charge) = pending {
+            match self.settle(charge)? {
+                Settled::Unavailable(reason) | Settled::Attention(reason) => {
+                    return self.failed_command(Err(Error::Unavailable(format!(
+                        "the delivery-charge service is unavailable or its answer could not be read ({reason}); \
+                         order {order} stays cooked and departs once the rider's charge is paid: `ezdelivery relay` \
+                         retries it, or run `ezdelivery deliver start {order}` again later"
+                    ))));
+                }
+                _ => {}
             }
             self.write(|w| {
                 let found = existing_order(w, order)?;
@@ -271,7 +328,7 @@ impl Engine {
             }
             Ok(())
         })?;
-        self.settle_refunds(order)?;
+        self.settle_order(order)?;
         self.after_command(order)
     }
 
@@ -321,6 +378,24 @@ fn existing_ticket(w: &mut Work<'_>, order: OrderId) -> Result<KitchenTicket> {
 
 fn existing_delivery(w: &mut Work<'_>, order: OrderId) -> Result<Delivery> {
     w.repo.delivery(order)?.ok_or_else(|| Error::Internal(format!("order {order} is cooked but has no delivery")))
+}
+
+/// Claims a payment or charge this unit of work wrote or read; only this
+/// unit of work's actor may be calling for it (a live claim of another is
+/// refused, so no command waits on another's gateway call).
+fn claim_new<L: Leg>(w: &mut Work<'_>, leg: &L) -> Result<Claimed<L>> {
+    match claim(w, leg, false)? {
+        Claiming::Claimed(claimed) => Ok(claimed),
+        Claiming::Busy(until) => Err(Refusal::GatewayBusy {
+            order: leg.order_id(),
+            what: L::WHAT,
+            until: until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        }
+        .into()),
+        Claiming::Nothing => {
+            Err(Error::Internal(format!("the {} of order {} needs no gateway call", L::WHAT, leg.order_id())))
+        }
+    }
 }
 
 fn new_payment(w: &mut Work<'_>, order: &Order, card: Option<String>) -> Result<Payment> {

@@ -185,7 +185,7 @@ mod tests {
 
     #[test]
     fn paid_order_tells_customer_and_owner() {
-        let e = Event::PaymentApproved { order_id: 7, payment_id: 1, amount: 36_000 };
+        let e = Event::PaymentApproved { order_id: 7, payment_id: 1, amount: 36_000, card: None };
         let m = messages_for(&e, &view(), Locale::Ko);
         assert_eq!(m.len(), 2);
         assert_eq!(m[1].0, Audience::Owner);
@@ -196,9 +196,9 @@ mod tests {
     #[test]
     fn a_late_answer_for_a_cancelled_order_tells_nobody() {
         let cancelled = OrderView { status: crate::domain::OrderStatus::Cancelled, ..view() };
-        let e = Event::PaymentApproved { order_id: 7, payment_id: 1, amount: 36_000 };
+        let e = Event::PaymentApproved { order_id: 7, payment_id: 1, amount: 36_000, card: None };
         assert!(messages_for(&e, &cancelled, Locale::Ko).is_empty());
-        let e = Event::PaymentDeclined { order_id: 7, payment_id: 1, amount: 36_000, reason: "no".into() };
+        let e = Event::PaymentDeclined { order_id: 7, payment_id: 1, amount: 36_000, reason: "no".into(), card: None };
         assert!(messages_for(&e, &cancelled, Locale::Ko).is_empty());
     }
 

@@ -154,9 +154,9 @@ mod tests {
         let log = [
             placed(1),
             placed(2),
-            Event::PaymentApproved { order_id: 1, payment_id: 1, amount: 18_000 },
+            Event::PaymentApproved { order_id: 1, payment_id: 1, amount: 18_000, card: None },
             Event::StoreOpened { store_id: 1 },
-            Event::PaymentApproved { order_id: 2, payment_id: 2, amount: 18_000 },
+            Event::PaymentApproved { order_id: 2, payment_id: 2, amount: 18_000, card: None },
             Event::CookingStarted { order_id: 1 },
             Event::CookingStarted { order_id: 3 },
         ];

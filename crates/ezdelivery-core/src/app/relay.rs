@@ -4,13 +4,13 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use crate::app::breakers::PAYMENT;
 use crate::app::engine::Engine;
 use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
-use crate::app::saga::{Settled, Try};
+use crate::app::saga::{Call, Leg, Settled};
 use crate::domain::breaker::{after_ms, Permit};
 use crate::domain::{Breaker, BreakerState};
-use crate::domain::{ChargeStatus, PaymentStatus};
-use crate::{Error, Result};
+use crate::Result;
 
 /// How long a claim on a message lasts: a process that claimed messages and
 /// died leaves them to the next `relay` after this.
@@ -32,8 +32,12 @@ pub struct RelayReport {
     pub charges_paid: usize,
     /// Delivery charges taken back.
     pub charges_refunded: usize,
-    /// Gateway calls still unavailable, queued again.
+    /// Gateway calls not settled (unreachable, or an answer that could not
+    /// be read), queued again under the same key.
     pub still_queued: usize,
+    /// Gateway calls given up on after too many unreadable answers: the
+    /// payment or charge needs a person (`relay --attention`).
+    pub needs_attention: usize,
     /// Messages delivered.
     pub messages_delivered: usize,
     /// Messages that failed and wait for another try.
@@ -71,43 +75,86 @@ struct Gate {
 
 impl Engine {
     /// Retries every due queued payment, refund and delivery charge, then
-    /// delivers every due message (`ezdelivery relay`).
+    /// delivers every due message (`ezdelivery relay`). Each gateway call
+    /// is claimed from a fresh read just before it is made, so several
+    /// relays (and commands) at once never make the same call twice.
     pub fn relay(&mut self) -> Result<RelayReport> {
         let _span = tracing::info_span!("relay").entered();
         let mut report = RelayReport::default();
         let now = self.clock.now();
         for payment in self.read(|repo| repo.payments_awaiting(now, RELAY_BATCH))? {
-            match payment.status {
-                PaymentStatus::RefundPending => {
-                    let settled = self.refund_payment(payment)?;
-                    count(&settled, &mut report.refunds_confirmed, &mut report.still_queued);
-                }
-                _ => match self.settle_payment(payment, Try::Retry) {
-                    Ok(()) => report.payments_approved += 1,
-                    Err(Error::Declined { .. }) => report.payments_declined += 1,
-                    Err(Error::Unavailable(_)) => report.still_queued += 1,
-                    Err(other) => return Err(other),
-                },
-            }
+            self.relay_leg(&payment, &mut report)?;
         }
         for charge in self.read(|repo| repo.charges_awaiting(now, RELAY_BATCH))? {
-            let (settled, done) = match charge.status {
-                ChargeStatus::RefundPending => (self.refund_charge(charge)?, &mut report.charges_refunded),
-                _ => (self.settle_charge(charge, Try::Retry)?, &mut report.charges_paid),
-            };
-            count(&settled, done, &mut report.still_queued);
+            self.relay_leg(&charge, &mut report)?;
         }
+        // What this run's own units of work queued (the messages of the
+        // payments it approved) is claimed already: deliver it now.
+        let claimed = std::mem::take(&mut self.claimed);
+        let stats = self.deliver(claimed, None)?;
+        report.add_messages(&stats);
         loop {
             let stats = self.deliver_messages(RELAY_BATCH)?;
-            report.messages_delivered += stats.delivered;
-            report.messages_failed += stats.failed;
-            report.messages_dead += stats.dead;
-            report.messages_skipped += stats.skipped;
+            report.add_messages(&stats);
             if stats.delivered + stats.failed + stats.dead < RELAY_BATCH || stats.skipped > 0 {
                 break;
             }
         }
         Ok(report)
+    }
+
+    /// Claims and makes one queued gateway call, if it is still due and
+    /// nobody else is making it; money taken for an order that no longer
+    /// wants it goes back at once.
+    fn relay_leg<L: Leg>(&mut self, leg: &L, report: &mut RelayReport) -> Result<()> {
+        let Some(call) = leg.call() else { return Ok(()) };
+        let (order, id) = (leg.order_id(), leg.id());
+        let settled = self.settle_by_id::<L>(order, id, true)?;
+        report.count(L::BREAKER, call, &settled);
+        if call == Call::Take && settled == Settled::Done {
+            let back = self.settle_by_id::<L>(order, id, true)?;
+            report.count(L::BREAKER, Call::GiveBack, &back);
+        }
+        Ok(())
+    }
+
+    /// Payments and delivery charges that need a person, oldest first
+    /// (`ezdelivery relay --attention`).
+    pub fn attention(&mut self) -> Result<Vec<Attention>> {
+        self.read(|repo| {
+            let mut all: Vec<Attention> = repo
+                .payments_needing_attention(usize::MAX >> 1)?
+                .into_iter()
+                .map(|p| Attention::of(&p, "payment", p.card.clone(), None))
+                .collect();
+            for c in repo.charges_needing_attention(usize::MAX >> 1)? {
+                let rider = repo.rider(c.rider_id)?.map(|r| r.name);
+                all.push(Attention::of(&c, "charge", None, rider));
+            }
+            Ok(all)
+        })
+    }
+
+    /// Puts every payment and charge that needs attention back in the
+    /// queue, due now under its own key, with a fresh count of unknown
+    /// answers (`ezdelivery relay --retry-attention`). Returns how many.
+    pub fn requeue_attention(&mut self) -> Result<usize> {
+        let _span = tracing::info_span!("requeue_attention").entered();
+        self.write(|w| {
+            let payments = w.repo.payments_needing_attention(usize::MAX >> 1)?;
+            let charges = w.repo.charges_needing_attention(usize::MAX >> 1)?;
+            for p in &payments {
+                let (p, event) = p.requeue(w.now)?;
+                w.repo.save_payment(&p)?;
+                w.emit(event)?;
+            }
+            for c in &charges {
+                let (c, event) = c.requeue(w.now)?;
+                w.repo.save_charge(&c)?;
+                w.emit(event)?;
+            }
+            Ok(payments.len() + charges.len())
+        })
     }
 
     /// Messages parked as dead, oldest first (`ezdelivery relay --dead`).
@@ -247,10 +294,74 @@ impl Engine {
     }
 }
 
-fn count(settled: &Settled, done: &mut usize, queued: &mut usize) {
-    match settled {
-        Settled::Done | Settled::Established => *done += 1,
-        Settled::Unavailable(_) => *queued += 1,
-        Settled::Declined(_) | Settled::Nothing => {}
+impl RelayReport {
+    /// Counts what one gateway call of breaker `gateway` came to.
+    fn count(&mut self, gateway: &str, call: Call, settled: &Settled) {
+        let payment = gateway == PAYMENT;
+        match (settled, call) {
+            (Settled::Done | Settled::Established, Call::Take) if payment => self.payments_approved += 1,
+            (Settled::Done | Settled::Established, Call::Take) => self.charges_paid += 1,
+            (Settled::Done | Settled::Established, Call::GiveBack) if payment => self.refunds_confirmed += 1,
+            (Settled::Done | Settled::Established, Call::GiveBack) => self.charges_refunded += 1,
+            (Settled::Declined(_), _) => self.payments_declined += 1,
+            (Settled::Unavailable(_), _) => self.still_queued += 1,
+            (Settled::Attention(_), _) => self.needs_attention += 1,
+            (Settled::Nothing, _) => {}
+        }
+    }
+
+    fn add_messages(&mut self, stats: &MessageStats) {
+        self.messages_delivered += stats.delivered;
+        self.messages_failed += stats.failed;
+        self.messages_dead += stats.dead;
+        self.messages_skipped += stats.skipped;
+    }
+}
+
+/// A payment or delivery charge that needs a person: the gateway may hold
+/// money that the engine could not settle by itself.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Attention {
+    /// `payment` or `charge`.
+    pub kind: &'static str,
+    /// The order.
+    pub order_id: crate::domain::OrderId,
+    /// The payment's or charge's id.
+    pub id: i64,
+    /// Always `needs_attention`.
+    pub status: &'static str,
+    /// How much.
+    pub amount: crate::domain::Won,
+    /// The masked card (payments).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
+    /// The rider's name (charges).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rider: Option<String>,
+    /// The key to look the call up by at the gateway.
+    pub idempotency_key: String,
+    /// The gateway's reference, once known (then a refund is what failed).
+    pub gateway_ref: Option<String>,
+    /// Gateway calls made for it.
+    pub tries: u32,
+    /// The last thing that went wrong.
+    pub last_error: Option<String>,
+}
+
+impl Attention {
+    fn of<L: Leg>(leg: &L, kind: &'static str, card: Option<String>, rider: Option<String>) -> Attention {
+        Attention {
+            kind,
+            card,
+            rider,
+            order_id: leg.order_id(),
+            id: leg.id(),
+            status: "needs_attention",
+            amount: leg.amount(),
+            idempotency_key: leg.attempt().idempotency_key.clone(),
+            gateway_ref: leg.gateway_ref(),
+            tries: leg.attempt().tries,
+            last_error: leg.attempt().last_error.clone(),
+        }
     }
 }

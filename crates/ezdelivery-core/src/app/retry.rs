@@ -16,11 +16,15 @@ pub struct RetryPolicy {
     pub max_ms: u64,
     /// After this many failed tries a message is parked as dead.
     pub max_message_tries: u32,
+    /// After this many answers in a row that leave a gateway call's outcome
+    /// unknown (the gateway may have acted, but said nothing readable), the
+    /// payment or charge is parked as `needs_attention` for a person.
+    pub attention_after: u32,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { base_ms: 1_000, max_ms: 300_000, max_message_tries: 8 }
+        RetryPolicy { base_ms: 1_000, max_ms: 300_000, max_message_tries: 8, attention_after: 10 }
     }
 }
 
@@ -30,7 +34,7 @@ impl RetryPolicy {
     ///
     /// ```
     /// use ezdelivery_core::app::retry::RetryPolicy;
-    /// let p = RetryPolicy { base_ms: 100, max_ms: 1_000, max_message_tries: 3 };
+    /// let p = RetryPolicy { base_ms: 100, max_ms: 1_000, ..RetryPolicy::default() };
     /// assert_eq!(p.delay_ms(1, 1.0), 100);
     /// assert_eq!(p.delay_ms(3, 1.0), 400);
     /// assert_eq!(p.delay_ms(30, 1.0), 1_000);

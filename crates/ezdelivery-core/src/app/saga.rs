@@ -1,19 +1,34 @@
-//! The saga's gateway legs: each call to a payment or delivery-charge
-//! gateway happens between two transactions. The attempt (with its
-//! idempotency key) was committed before the call, marked as "maybe
-//! processed"; the outcome is recorded after it. A crash in between leaves
-//! the attempt `pending` and marked, and `relay` retries it under the same
-//! key, so the gateway acts on it once; a cancel never drops it unasked.
+//! The saga's gateway legs: every call to a payment or delivery-charge
+//! gateway, for a payment, a charge, or the refund of either, goes
+//! claim → call → fence.
+//!
+//! 1. **Claim.** A transaction finds the payment or charge still in the
+//!    state that needs the call, nobody else holding it, and writes a claim
+//!    (a random token and a lease) on its attempt. Commands claim in the
+//!    same transaction that checks their preconditions, so a refused
+//!    command never calls a gateway; `relay` claims item by item, from a
+//!    fresh read, never from a copy read earlier.
+//! 2. **Call**, outside any transaction, under the attempt's idempotency key.
+//! 3. **Fence.** A second transaction records the answer. A definite answer
+//!    (done, declined) is a fact, recorded whoever holds the claim now: an
+//!    approval nobody wants any more is refunded, never dropped. Any other
+//!    answer is recorded only while the claim still holds.
+//!
+//! What an answer means is decided in one place, `Attempt::judge`; the
+//! two kinds of record, [`Payment`] and [`Charge`], differ only in what a
+//! settled call does to their order (the [`Leg`] implementations below).
 
 use std::time::Instant;
 
-use crate::app::breakers::{self, Guarded, CHARGE, PAYMENT};
-use crate::app::engine::Engine;
-use crate::app::retry::RetryPolicy;
-use crate::domain::attempt::Attempt;
+use chrono::{DateTime, Utc};
+
+use crate::app::breakers::{self, CHARGE, PAYMENT};
+use crate::app::engine::{Engine, Work};
+use crate::app::storage::Repo;
+use crate::domain::attempt::{Answer, Attempt, Verdict};
 use crate::domain::order::OrderAction;
 use crate::domain::{
-    Charge, ChargeStatus, DeliveryStatus, Event, KitchenTicket, OrderId, OrderStatus, Payment, PaymentStatus,
+    Charge, ChargeStatus, DeliveryStatus, Event, KitchenTicket, OrderId, OrderStatus, Payment, PaymentStatus, Won,
 };
 use crate::ports::{ChargeRequest, GatewayOutcome, PaymentRequest, RefundRequest};
 use crate::{Error, Result};
@@ -21,319 +36,457 @@ use crate::{Error, Result};
 /// What recording a gateway's answer came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Settled {
-    /// The gateway did it.
+    /// The gateway did it (a refund, or money taken that goes back).
     Done,
     /// The gateway approved a payment that established its order, or paid
     /// a charge as asked: nothing of the order waits for a refund.
     Established,
     /// The gateway declined (payments only).
     Declined(String),
-    /// The gateway was not reached; the call is queued for retry.
+    /// Not settled: queued for a retry under the same key.
     Unavailable(String),
+    /// Not settled after too many unreadable answers: a person must look.
+    Attention(String),
     /// Somebody else settled it meanwhile; nothing to record.
     Nothing,
 }
 
-/// Whether the attempt given to a settle function was created for this very
-/// call (`Fresh`: no earlier try can have reached the gateway) or was
-/// loaded to be retried (`Retry`: it carries its own history).
+/// Which call a payment or charge waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Try {
-    /// Created in the transaction just committed.
-    Fresh,
-    /// Loaded from the storage: a queued or interrupted attempt.
-    Retry,
+pub(crate) enum Call {
+    /// Take the money: approve the payment, pay the rider.
+    Take,
+    /// Give it back: refund the payment, take the charge back.
+    GiveBack,
 }
 
-impl Try {
-    /// Whether an earlier try of `attempt` may have been acted on.
-    fn earlier_doubt(self, attempt: &Attempt) -> bool {
-        self == Try::Retry && attempt.maybe_processed
+/// One gateway request, ready to send.
+#[derive(Debug, Clone)]
+pub(crate) enum Request {
+    Approve(PaymentRequest),
+    Pay(ChargeRequest),
+    RefundPayment(RefundRequest),
+    RefundCharge(RefundRequest),
+}
+
+/// A payment or charge claimed for one call, with the request to send.
+#[derive(Debug, Clone)]
+pub(crate) struct Claimed<L> {
+    leg: L,
+    call: Call,
+    token: String,
+    request: Request,
+}
+
+/// What trying to claim a record came to.
+#[derive(Debug, Clone)]
+pub(crate) enum Claiming<L> {
+    /// Claimed: make the call.
+    Claimed(Claimed<L>),
+    /// Another actor's call is under way until then.
+    Busy(DateTime<Utc>),
+    /// It needs no call (settled, or waiting for a person).
+    Nothing,
+}
+
+/// A payment or a delivery charge: a record whose money moves through a
+/// gateway. What a settled call does to the order differs; the rest of the
+/// claim → call → fence cycle is shared.
+pub(crate) trait Leg: Clone + Sized {
+    /// The circuit breaker of its gateway.
+    const BREAKER: &'static str;
+    /// What it is, for messages.
+    const WHAT: &'static str;
+    /// Whether its gateway may decline taking the money (payments only;
+    /// elsewhere a "no" proves nothing and the call stays in doubt).
+    const DECLINABLE: bool;
+    fn id(&self) -> i64;
+    fn order_id(&self) -> OrderId;
+    fn amount(&self) -> Won;
+    /// The gateway's reference, once it took the money.
+    fn gateway_ref(&self) -> Option<String>;
+    fn attempt(&self) -> &Attempt;
+    fn with_attempt(&self, attempt: Attempt, now: DateTime<Utc>) -> Self;
+    /// The call it waits for, if any.
+    fn call(&self) -> Option<Call>;
+    /// Reads it again, by id.
+    fn load(repo: &mut dyn Repo, order: OrderId, id: i64) -> Result<Option<Self>>;
+    fn save(&self, repo: &mut dyn Repo) -> Result<()>;
+    /// The request for `call`.
+    fn request(&self, repo: &mut dyn Repo, call: Call) -> Result<Request>;
+    /// Whether its order still wants the money taken (a call that certainly
+    /// never reached the gateway is dropped otherwise).
+    fn wanted(&self, repo: &mut dyn Repo) -> Result<bool>;
+    /// The gateway took the money under `gateway_ref`.
+    fn taken(&self, w: &mut Work<'_>, gateway_ref: &str) -> Result<Settled>;
+    /// The gateway refused to take it, for good (only if `DECLINABLE`).
+    fn declined(&self, _w: &mut Work<'_>, _reason: &str) -> Result<Settled> {
+        Ok(Settled::Nothing)
+    }
+    /// The gateway gave the money back.
+    fn given_back(&self, w: &mut Work<'_>) -> Result<Settled>;
+    /// Dropped: it certainly never reached the gateway, and nobody wants it.
+    fn void(&self, w: &mut Work<'_>) -> Result<()>;
+    /// Parked for a person, with `attempt` as the last try left it.
+    fn give_up(&self, w: &mut Work<'_>, attempt: Attempt) -> Result<()>;
+    /// Its first try that settled nothing.
+    fn first_unsettled(&self, _w: &mut Work<'_>, _reason: &str) -> Result<()> {
+        Ok(())
     }
 }
 
-/// The attempt after a failed try: due again by `retry`'s back-off, and
-/// still "maybe processed" unless this try certainly did not reach the
-/// gateway and no earlier one may have.
-fn failed_try(
-    attempt: &Attempt,
-    outcome: &GatewayOutcome,
-    reason: &str,
-    earlier_doubt: bool,
-    retry: RetryPolicy,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Attempt {
-    let this_try = !matches!(outcome, GatewayOutcome::NotReached { .. });
-    attempt.failed(reason, retry.next_at(attempt.tries + 1, now), earlier_doubt || this_try)
+/// What a [`Payment`] and a [`Charge`] do alike as legs: their fields and
+/// statuses have the same names, and their domain moves the same
+/// signatures, so one text serves both.
+macro_rules! shared_leg {
+    ($record:ident, $status:ident) => {
+        fn id(&self) -> i64 {
+            self.id
+        }
+
+        fn order_id(&self) -> OrderId {
+            self.order_id
+        }
+
+        fn amount(&self) -> Won {
+            self.amount
+        }
+
+        fn gateway_ref(&self) -> Option<String> {
+            self.gateway_ref.clone()
+        }
+
+        fn attempt(&self) -> &Attempt {
+            &self.attempt
+        }
+
+        fn with_attempt(&self, attempt: Attempt, now: DateTime<Utc>) -> $record {
+            $record { attempt, updated_at: now, ..self.clone() }
+        }
+
+        fn call(&self) -> Option<Call> {
+            match self.status {
+                $status::Pending => Some(Call::Take),
+                $status::RefundPending => Some(Call::GiveBack),
+                _ => None,
+            }
+        }
+
+        fn given_back(&self, w: &mut Work<'_>) -> Result<Settled> {
+            if !matches!(self.status, $status::RefundPending | $status::NeedsAttention) {
+                return Ok(Settled::Nothing);
+            }
+            let (refunded, event) = self.confirm_refund(w.now)?;
+            refunded.save(w.repo)?;
+            w.emit(event)?;
+            Ok(Settled::Done)
+        }
+
+        fn void(&self, w: &mut Work<'_>) -> Result<()> {
+            let (voided, event) = $record::void(self, w.now)?;
+            voided.save(w.repo)?;
+            w.emit(event)
+        }
+
+        fn give_up(&self, w: &mut Work<'_>, attempt: Attempt) -> Result<()> {
+            let (stuck, event) = $record::give_up(self, attempt, w.now)?;
+            stuck.save(w.repo)?;
+            w.emit(event)
+        }
+    };
 }
 
-/// The reason of an outcome that did not do the work.
-fn reason_of(outcome: &GatewayOutcome) -> Option<&str> {
-    match outcome {
-        GatewayOutcome::Approved { .. } => None,
-        GatewayOutcome::Declined { reason }
-        | GatewayOutcome::Unavailable { reason }
-        | GatewayOutcome::NotReached { reason } => Some(reason),
+impl Leg for Payment {
+    const BREAKER: &'static str = PAYMENT;
+    const WHAT: &'static str = "payment";
+    const DECLINABLE: bool = true;
+
+    shared_leg!(Payment, PaymentStatus);
+
+    fn load(repo: &mut dyn Repo, _order: OrderId, id: i64) -> Result<Option<Payment>> {
+        repo.payment(id)
+    }
+
+    fn save(&self, repo: &mut dyn Repo) -> Result<()> {
+        repo.save_payment(self)
+    }
+
+    fn request(&self, _repo: &mut dyn Repo, call: Call) -> Result<Request> {
+        Ok(match call {
+            Call::Take => Request::Approve(PaymentRequest {
+                idempotency_key: self.attempt.idempotency_key.clone(),
+                order_id: self.order_id,
+                amount: self.amount,
+                card: self.card.clone(),
+            }),
+            Call::GiveBack => {
+                Request::RefundPayment(refund_request(self.order_id, &self.attempt, &self.gateway_ref, self.amount))
+            }
+        })
+    }
+
+    fn wanted(&self, repo: &mut dyn Repo) -> Result<bool> {
+        Ok(repo.order(self.order_id)?.is_some_and(|o| o.status == OrderStatus::PendingPayment))
+    }
+
+    fn taken(&self, w: &mut Work<'_>, gateway_ref: &str) -> Result<Settled> {
+        if !matches!(self.status, PaymentStatus::Pending | PaymentStatus::Voided | PaymentStatus::NeedsAttention) {
+            return Ok(Settled::Nothing);
+        }
+        let (mut paid, event) = self.approve(gateway_ref, w.now)?;
+        let mut established = false;
+        if paid.status == PaymentStatus::Approved {
+            let order = w.repo.order(self.order_id)?.ok_or_else(|| Error::not_found("order", self.order_id))?;
+            if order.status == OrderStatus::PendingPayment {
+                w.repo.update_order(&order.transition(OrderAction::Pay, w.now)?)?;
+                w.repo.save_ticket(&KitchenTicket::receive(order.id, order.store_id, w.now))?;
+                established = true;
+            } else {
+                // Cancelled meanwhile, or paid by another attempt: give it back.
+                paid = paid.request_refund(w.now)?;
+            }
+        }
+        paid.save(w.repo)?;
+        w.emit(event)?;
+        Ok(if established { Settled::Established } else { Settled::Done })
+    }
+
+    fn declined(&self, w: &mut Work<'_>, reason: &str) -> Result<Settled> {
+        if !matches!(self.status, PaymentStatus::Pending | PaymentStatus::NeedsAttention) {
+            return Ok(Settled::Nothing);
+        }
+        let (declined, event) = self.decline(reason, w.now)?;
+        declined.save(w.repo)?;
+        w.emit(event)?;
+        Ok(Settled::Declined(reason.to_string()))
+    }
+
+    fn first_unsettled(&self, w: &mut Work<'_>, reason: &str) -> Result<()> {
+        if self.status != PaymentStatus::Pending {
+            return Ok(());
+        }
+        w.emit(Event::PaymentQueued {
+            order_id: self.order_id,
+            payment_id: self.id,
+            amount: self.amount,
+            reason: reason.to_string(),
+            card: self.card.clone(),
+        })
+    }
+}
+
+impl Leg for Charge {
+    const BREAKER: &'static str = CHARGE;
+    const WHAT: &'static str = "delivery charge";
+    const DECLINABLE: bool = false;
+
+    shared_leg!(Charge, ChargeStatus);
+
+    fn load(repo: &mut dyn Repo, order: OrderId, id: i64) -> Result<Option<Charge>> {
+        Ok(repo.charges(order)?.into_iter().find(|c| c.id == id))
+    }
+
+    fn save(&self, repo: &mut dyn Repo) -> Result<()> {
+        repo.save_charge(self)
+    }
+
+    fn request(&self, repo: &mut dyn Repo, call: Call) -> Result<Request> {
+        Ok(match call {
+            Call::Take => Request::Pay(ChargeRequest {
+                idempotency_key: self.attempt.idempotency_key.clone(),
+                order_id: self.order_id,
+                rider_id: self.rider_id,
+                rider: repo.rider(self.rider_id)?.map(|r| r.name).unwrap_or_default(),
+                amount: self.amount,
+            }),
+            Call::GiveBack => {
+                Request::RefundCharge(refund_request(self.order_id, &self.attempt, &self.gateway_ref, self.amount))
+            }
+        })
+    }
+
+    fn wanted(&self, repo: &mut dyn Repo) -> Result<bool> {
+        let delivery = repo.delivery(self.order_id)?;
+        Ok(delivery.is_some_and(|d| d.status != DeliveryStatus::Cancelled && d.rider_id == Some(self.rider_id)))
+    }
+
+    fn taken(&self, w: &mut Work<'_>, gateway_ref: &str) -> Result<Settled> {
+        if !matches!(self.status, ChargeStatus::Pending | ChargeStatus::Voided | ChargeStatus::NeedsAttention) {
+            return Ok(Settled::Nothing);
+        }
+        let (mut paid, event) = self.pay(gateway_ref, w.now)?;
+        if paid.status == ChargeStatus::Paid && !self.wanted(w.repo)? {
+            // Paid for a delivery that was cancelled or moved: take it back.
+            paid = paid.request_refund(w.now)?;
+        }
+        paid.save(w.repo)?;
+        w.emit(event)?;
+        Ok(if paid.status == ChargeStatus::Paid { Settled::Established } else { Settled::Done })
+    }
+}
+
+/// Claims `leg` for the call it waits for, inside unit of work `w`, if no
+/// other actor holds it. `only_due`: only if its back-off is over too (the
+/// relay); a command asked by a person retries at once.
+pub(crate) fn claim<L: Leg>(w: &mut Work<'_>, leg: &L, only_due: bool) -> Result<Claiming<L>> {
+    let Some(call) = leg.call() else { return Ok(Claiming::Nothing) };
+    let attempt = leg.attempt();
+    if !attempt.claimable(w.now) {
+        let until = attempt.claim.as_ref().map_or(w.now, |c| c.until);
+        return Ok(Claiming::Busy(until));
+    }
+    if only_due && !attempt.due(w.now) {
+        return Ok(Claiming::Busy(attempt.next_at.unwrap_or(w.now)));
+    }
+    let token = uuid::Uuid::new_v4().simple().to_string();
+    let claimed = leg.with_attempt(attempt.claim(token.clone(), w.lease_until), w.now);
+    claimed.save(w.repo)?;
+    let request = claimed.request(w.repo, call)?;
+    Ok(Claiming::Claimed(Claimed { leg: claimed, call, token, request }))
+}
+
+/// [`claim`] for a record read again by id in the same unit of work:
+/// what `relay` and the follow-up of a command claim.
+pub(crate) fn claim_by_id<L: Leg>(w: &mut Work<'_>, order: OrderId, id: i64, only_due: bool) -> Result<Claiming<L>> {
+    match L::load(w.repo, order, id)? {
+        Some(leg) => claim(w, &leg, only_due),
+        None => Ok(Claiming::Nothing),
     }
 }
 
 impl Engine {
-    /// Calls the payment gateway for a pending payment and records the answer.
-    /// `Declined` and `Unavailable` become the errors of the same names
-    /// (the order is kept either way).
-    pub(crate) fn settle_payment(&mut self, payment: Payment, attempt: Try) -> Result<()> {
-        let order = payment.order_id;
-        let earlier_doubt = attempt.earlier_doubt(&payment.attempt);
-        if !payment.attempt.maybe_processed {
-            // From here until the answer is recorded the gateway may act on it.
-            self.write(|w| {
-                match w.repo.latest_payment(order)?.filter(|p| p.id == payment.id && p.status == PaymentStatus::Pending)
-                {
-                    Some(p) => w.repo.save_payment(&Payment { attempt: p.attempt.calling(), ..p }),
-                    None => Ok(()),
-                }
-            })?;
+    /// Calls the gateway for a claimed payment or charge and records the
+    /// answer (see the module documentation). When the gateway took money
+    /// and recording that fails, the error is [`Error::MoneyMoved`]: the
+    /// claim lapses, and `relay` replays the key and records it.
+    pub(crate) fn settle<L: Leg>(&mut self, claimed: Claimed<L>) -> Result<Settled> {
+        let Claimed { leg, call, token, request } = claimed;
+        let (order, id) = (leg.order_id(), leg.id());
+        let what = request.describe();
+        let guarded = self.guarded(L::BREAKER, |e| timed(L::BREAKER, what, order, || e.send(&request)))?;
+        if guarded.reached.is_none() {
+            tracing::info!(gateway = %L::BREAKER, call = %what, order, "gateway call skipped: its circuit breaker is open");
         }
-        let request = PaymentRequest {
-            idempotency_key: payment.attempt.idempotency_key.clone(),
-            order_id: order,
-            amount: payment.amount,
-            card: payment.card.clone(),
-        };
-        let call = self.guarded(PAYMENT, |e| timed(PAYMENT, "approve", order, || e.payment.approve(&request)))?;
-        skipped(PAYMENT, "approve", order, &call);
-        let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
-        let settled = self.write(|w| {
-            breakers::record(w.repo, PAYMENT, call.reached, &settings, w.now)?;
-            let Some(current) = w.repo.latest_payment(order)?.filter(|p| p.id == payment.id) else {
-                return Ok(Settled::Nothing);
-            };
-            match &outcome {
-                GatewayOutcome::Approved { gateway_ref } => {
-                    if !matches!(current.status, PaymentStatus::Pending | PaymentStatus::Voided) {
-                        return Ok(Settled::Nothing);
-                    }
-                    let (mut paid, event) = current.approve(gateway_ref, w.now)?;
-                    let found = w.repo.order(order)?.ok_or_else(|| Error::not_found("order", order))?;
-                    let mut established = false;
-                    if paid.status == PaymentStatus::Approved {
-                        if found.status == OrderStatus::PendingPayment {
-                            w.repo.update_order(&found.transition(OrderAction::Pay, w.now)?)?;
-                            w.repo.save_ticket(&KitchenTicket::receive(order, found.store_id, w.now))?;
-                            established = true;
-                        } else {
-                            // Paid after a cancel (an answer that was in doubt): give it back.
-                            paid = paid.request_refund(w.now)?;
+        let answer = guarded.outcome.answer();
+        let (retry, settings) = (self.retry, self.breaker_settings);
+        let recorded = self.write(|w| {
+            breakers::record(w.repo, L::BREAKER, guarded.reached, &settings, w.now)?;
+            let Some(current) = L::load(w.repo, order, id)? else { return Ok(Settled::Nothing) };
+            match (call, &answer) {
+                // Facts, whoever holds the claim now.
+                (Call::Take, Answer::Done { gateway_ref }) => current.taken(w, gateway_ref),
+                (Call::Take, Answer::Declined { reason }) if L::DECLINABLE => current.declined(w, reason),
+                (Call::GiveBack, Answer::Done { .. }) => current.given_back(w),
+                // Anything else only counts for the holder of the claim.
+                _ if !current.attempt().holds(&token) => Ok(Settled::Nothing),
+                _ => {
+                    let retry_at = retry.next_at(current.attempt().tries.saturating_add(1), w.now);
+                    let first = current.attempt().last_error.is_none();
+                    let unsettled = match &answer {
+                        // A refund or a charge cannot be declined: such a "no" settles nothing.
+                        Answer::Declined { reason } => Answer::Unknown { reason: reason.clone() },
+                        other => other.clone(),
+                    };
+                    match current.attempt().judge(&unsettled, retry_at, retry.attention_after) {
+                        Verdict::NeedsAttention(attempt) => {
+                            let reason = attempt.last_error.clone().unwrap_or_default();
+                            current.give_up(w, attempt)?;
+                            Ok(Settled::Attention(reason))
                         }
+                        Verdict::Retry(attempt) => {
+                            let reason = attempt.last_error.clone().unwrap_or_default();
+                            let queued = current.with_attempt(attempt, w.now);
+                            queued.save(w.repo)?;
+                            if call == Call::Take && !queued.attempt().in_doubt() && !queued.wanted(w.repo)? {
+                                // Certain it never went through, and no longer wanted.
+                                queued.void(w)?;
+                            } else if call == Call::Take && first {
+                                queued.first_unsettled(w, &reason)?;
+                            }
+                            Ok(Settled::Unavailable(reason))
+                        }
+                        // A definite answer was handled above.
+                        Verdict::Done(_) | Verdict::Declined(_) => Ok(Settled::Nothing),
                     }
-                    w.repo.save_payment(&paid)?;
-                    w.emit(event)?;
-                    // A pending_payment order just paid has no charge yet and
-                    // this approved payment is its latest: nothing to give back.
-                    Ok(if established { Settled::Established } else { Settled::Done })
-                }
-                GatewayOutcome::Declined { reason } if current.status == PaymentStatus::Pending => {
-                    let (declined, event) = current.decline(reason, w.now)?;
-                    w.repo.save_payment(&declined)?;
-                    w.emit(event)?;
-                    Ok(Settled::Declined(reason.clone()))
-                }
-                failed => {
-                    let reason = reason_of(failed).unwrap_or_default().to_string();
-                    if current.status != PaymentStatus::Pending {
-                        return Ok(Settled::Nothing);
-                    }
-                    let first = current.attempt.last_error.is_none();
-                    let attempt = failed_try(&current.attempt, failed, &reason, earlier_doubt, retry, w.now);
-                    let queued = Payment { attempt, updated_at: w.now, ..current };
-                    w.repo.save_payment(&queued)?;
-                    let order_cancelled = w.repo.order(order)?.is_some_and(|o| o.status != OrderStatus::PendingPayment);
-                    if order_cancelled && !queued.attempt.maybe_processed {
-                        // Asked again for a cancelled order, and now certain it
-                        // never went through: nothing to reconcile any more.
-                        let (voided, event) = queued.void(w.now)?;
-                        w.repo.save_payment(&voided)?;
-                        w.emit(event)?;
-                    } else if first {
-                        w.emit(Event::PaymentQueued {
-                            order_id: order,
-                            payment_id: queued.id,
-                            amount: queued.amount,
-                            reason: reason.clone(),
-                        })?;
-                    }
-                    Ok(Settled::Unavailable(reason))
                 }
             }
-        })?;
-        match settled {
-            Settled::Declined(reason) => Err(Error::Declined { order, reason }),
-            Settled::Unavailable(reason) => Err(Error::Unavailable(format!(
-                "the payment service is unavailable ({reason}); order {order} is kept as pending_payment and \
-                 will be paid when the service is back: `ezdelivery relay` retries it with the same \
-                 idempotency key, so it is charged once"
-            ))),
-            Settled::Established => Ok(()),
-            Settled::Done | Settled::Nothing => self.settle_refunds(order),
+        });
+        match recorded {
+            Err(source) if call == Call::Take && matches!(answer, Answer::Done { .. }) => {
+                Err(Error::MoneyMoved { order, what: L::WHAT, source: Box::new(source) })
+            }
+            other => other,
         }
     }
 
-    /// Calls the charge gateway for a pending charge and records the answer.
-    /// A charge paid for a delivery that was cancelled or moved meanwhile is
-    /// taken back at once.
-    pub(crate) fn settle_charge(&mut self, charge: Charge, attempt: Try) -> Result<Settled> {
-        let order = charge.order_id;
-        let earlier_doubt = attempt.earlier_doubt(&charge.attempt);
-        if !charge.attempt.maybe_processed {
-            self.write(|w| {
-                let current = w.repo.charges(order)?.into_iter().find(|c| c.id == charge.id);
-                match current.filter(|c| c.status == ChargeStatus::Pending) {
-                    Some(c) => w.repo.save_charge(&Charge { attempt: c.attempt.calling(), ..c }),
-                    None => Ok(()),
-                }
-            })?;
+    /// Claims `leg` (read again by id) and settles it, if it needs a call
+    /// that is due and nobody else is making.
+    pub(crate) fn settle_by_id<L: Leg>(&mut self, order: OrderId, id: i64, only_due: bool) -> Result<Settled> {
+        match self.write(|w| claim_by_id::<L>(w, order, id, only_due))? {
+            Claiming::Claimed(claimed) => self.settle(claimed),
+            Claiming::Busy(_) | Claiming::Nothing => Ok(Settled::Nothing),
         }
-        let rider = self.read(|repo| repo.rider(charge.rider_id))?.map(|r| r.name).unwrap_or_default();
-        let request = ChargeRequest {
-            idempotency_key: charge.attempt.idempotency_key.clone(),
-            order_id: order,
-            rider_id: charge.rider_id,
-            rider,
-            amount: charge.amount,
-        };
-        let call = self.guarded(CHARGE, |e| timed(CHARGE, "pay", order, || e.charge.pay(&request)))?;
-        skipped(CHARGE, "pay", order, &call);
-        let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
-        let settled = self.write(|w| {
-            breakers::record(w.repo, CHARGE, call.reached, &settings, w.now)?;
-            let Some(current) = w.repo.charges(order)?.into_iter().find(|c| c.id == charge.id) else {
-                return Ok(Settled::Nothing);
-            };
-            let wanted = w
-                .repo
-                .delivery(order)?
-                .is_some_and(|d| d.status != DeliveryStatus::Cancelled && d.rider_id == Some(current.rider_id));
-            match &outcome {
-                GatewayOutcome::Approved { gateway_ref } => {
-                    if !matches!(current.status, ChargeStatus::Pending | ChargeStatus::Voided) {
-                        return Ok(Settled::Nothing);
-                    }
-                    let (mut paid, event) = current.pay(gateway_ref, w.now)?;
-                    if paid.status == ChargeStatus::Paid && !wanted {
-                        // Paid for a delivery that was cancelled or moved: take it back.
-                        paid = paid.request_refund(w.now)?;
-                    }
-                    w.repo.save_charge(&paid)?;
-                    w.emit(event)?;
-                    // Paid after it was voided: it is to be taken back.
-                    Ok(if paid.status == ChargeStatus::Paid { Settled::Established } else { Settled::Done })
-                }
-                failed => {
-                    let reason = reason_of(failed).unwrap_or_default().to_string();
-                    if current.status != ChargeStatus::Pending {
-                        return Ok(Settled::Nothing);
-                    }
-                    let attempt = failed_try(&current.attempt, failed, &reason, earlier_doubt, retry, w.now);
-                    let queued = Charge { attempt, updated_at: w.now, ..current };
-                    w.repo.save_charge(&queued)?;
-                    if !wanted && !queued.attempt.maybe_processed {
-                        let (voided, event) = queued.void(w.now)?;
-                        w.repo.save_charge(&voided)?;
-                        w.emit(event)?;
-                    }
-                    Ok(Settled::Unavailable(reason))
-                }
-            }
-        })?;
-        if settled == Settled::Done {
-            self.settle_refunds(order)?;
-        }
-        Ok(settled)
     }
 
-    /// Asks the gateways to refund the order's payment and take back its
-    /// charges that wait for it (`refund_pending`). What the gateways cannot
-    /// do now stays queued for `relay`; that is not an error of the command.
-    pub(crate) fn settle_refunds(&mut self, order: OrderId) -> Result<()> {
+    /// Makes every gateway call the order's payment and charges wait for
+    /// that is due now (refunds, and payments in doubt of a cancelled
+    /// order, whose key is replayed). What the gateways cannot do now stays
+    /// queued for `relay`; that is not an error of the command.
+    pub(crate) fn settle_order(&mut self, order: OrderId) -> Result<()> {
+        let now = self.now();
         let (payment, charges) = self.read(|repo| {
-            let payment = repo.latest_payment(order)?.filter(|p| p.status == PaymentStatus::RefundPending);
-            let charges: Vec<Charge> =
-                repo.charges(order)?.into_iter().filter(|c| c.status == ChargeStatus::RefundPending).collect();
-            Ok((payment, charges))
+            let now_due = |a: &Attempt| a.due(now);
+            let payment = repo.latest_payment(order)?.filter(|p| p.call().is_some() && now_due(&p.attempt));
+            let charges: Vec<i64> = repo
+                .charges(order)?
+                .into_iter()
+                .filter(|c| c.call().is_some() && now_due(&c.attempt))
+                .map(|c| c.id)
+                .collect();
+            Ok((payment.map(|p| p.id), charges))
         })?;
-        if let Some(payment) = payment {
-            self.refund_payment(payment)?;
+        if let Some(id) = payment {
+            let settled = self.settle_by_id::<Payment>(order, id, true)?;
+            if settled == Settled::Done {
+                // Approved for a cancelled order: now due for its refund.
+                self.settle_by_id::<Payment>(order, id, true)?;
+            }
         }
-        for charge in charges {
-            self.refund_charge(charge)?;
+        for id in charges {
+            if self.settle_by_id::<Charge>(order, id, true)? == Settled::Done {
+                self.settle_by_id::<Charge>(order, id, true)?;
+            }
         }
         Ok(())
     }
 
-    /// Refunds one `refund_pending` payment, or queues the refund.
-    pub(crate) fn refund_payment(&mut self, payment: Payment) -> Result<Settled> {
-        let (order, id) = (payment.order_id, payment.id);
-        let request = refund_request(&payment.attempt, order, payment.gateway_ref.as_deref(), payment.amount);
-        let call = self.guarded(PAYMENT, |e| timed(PAYMENT, "refund", order, || e.payment.refund(&request)))?;
-        skipped(PAYMENT, "refund", order, &call);
-        let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
-        self.write(|w| {
-            breakers::record(w.repo, PAYMENT, call.reached, &settings, w.now)?;
-            let current = w.repo.latest_payment(order)?.filter(|p| p.id == id);
-            let Some(current) = current.filter(|p| p.status == PaymentStatus::RefundPending) else {
-                return Ok(Settled::Nothing);
-            };
-            match reason_of(&outcome) {
-                None => {
-                    let (refunded, event) = current.confirm_refund(w.now)?;
-                    w.repo.save_payment(&refunded)?;
-                    w.emit(event)?;
-                    Ok(Settled::Done)
-                }
-                Some(reason) => {
-                    let attempt = failed_try(&current.attempt, &outcome, reason, true, retry, w.now);
-                    w.repo.save_payment(&Payment { attempt, updated_at: w.now, ..current })?;
-                    Ok(Settled::Unavailable(reason.to_string()))
-                }
-            }
-        })
-    }
-
-    /// Takes back one `refund_pending` delivery charge, or queues it.
-    pub(crate) fn refund_charge(&mut self, charge: Charge) -> Result<Settled> {
-        let (order, id) = (charge.order_id, charge.id);
-        let request = refund_request(&charge.attempt, order, charge.gateway_ref.as_deref(), charge.amount);
-        let call = self.guarded(CHARGE, |e| timed(CHARGE, "refund", order, || e.charge.refund(&request)))?;
-        skipped(CHARGE, "refund", order, &call);
-        let (outcome, retry, settings) = (call.outcome, self.retry, self.breaker_settings);
-        self.write(|w| {
-            breakers::record(w.repo, CHARGE, call.reached, &settings, w.now)?;
-            let current = w.repo.charges(order)?.into_iter().find(|c| c.id == id);
-            let Some(current) = current.filter(|c| c.status == ChargeStatus::RefundPending) else {
-                return Ok(Settled::Nothing);
-            };
-            match reason_of(&outcome) {
-                None => {
-                    let (refunded, event) = current.confirm_refund(w.now)?;
-                    w.repo.save_charge(&refunded)?;
-                    w.emit(event)?;
-                    Ok(Settled::Done)
-                }
-                Some(reason) => {
-                    let attempt = failed_try(&current.attempt, &outcome, reason, true, retry, w.now);
-                    w.repo.save_charge(&Charge { attempt, updated_at: w.now, ..current })?;
-                    Ok(Settled::Unavailable(reason.to_string()))
-                }
-            }
-        })
+    /// Sends one request to its gateway.
+    fn send(&self, request: &Request) -> GatewayOutcome {
+        match request {
+            Request::Approve(r) => self.payment.approve(r),
+            Request::RefundPayment(r) => self.payment.refund(r),
+            Request::Pay(r) => self.charge.pay(r),
+            Request::RefundCharge(r) => self.charge.refund(r),
+        }
     }
 }
 
-fn refund_request(attempt: &Attempt, order_id: OrderId, gateway_ref: Option<&str>, amount: i64) -> RefundRequest {
+impl Request {
+    /// The call's name in logs.
+    fn describe(&self) -> &'static str {
+        match self {
+            Request::Approve(_) => "approve",
+            Request::Pay(_) => "pay",
+            Request::RefundPayment(_) | Request::RefundCharge(_) => "refund",
+        }
+    }
+}
+
+fn refund_request(order_id: OrderId, attempt: &Attempt, gateway_ref: &Option<String>, amount: i64) -> RefundRequest {
     RefundRequest {
         idempotency_key: attempt.idempotency_key.clone(),
         order_id,
-        gateway_ref: gateway_ref.unwrap_or_default().to_string(),
+        gateway_ref: gateway_ref.clone().unwrap_or_default(),
         amount,
         reason: format!("order {order_id} was cancelled or rejected"),
     }
@@ -348,7 +501,7 @@ fn timed(gateway: &str, call: &str, order: OrderId, make: impl FnOnce() -> Gatew
     let (result, reason) = match &outcome {
         GatewayOutcome::Approved { .. } => ("approved", ""),
         GatewayOutcome::Declined { reason } => ("declined", reason.as_str()),
-        GatewayOutcome::Unavailable { reason } => ("unavailable", reason.as_str()),
+        GatewayOutcome::Unavailable { reason } => ("unknown", reason.as_str()),
         GatewayOutcome::NotReached { reason } => ("not reached", reason.as_str()),
     };
     let elapsed_ms = format_args!("{elapsed_ms:.3}");
@@ -358,11 +511,4 @@ fn timed(gateway: &str, call: &str, order: OrderId, make: impl FnOnce() -> Gatew
         tracing::info!(gateway = %gateway, call = %call, order, result = %result, reason = %reason, elapsed_ms, "gateway call");
     }
     outcome
-}
-
-/// Logs a call the gateway's circuit breaker refused without making it.
-fn skipped(gateway: &str, call: &str, order: OrderId, guarded: &Guarded) {
-    if guarded.reached.is_none() {
-        tracing::info!(gateway = %gateway, call = %call, order, "gateway call skipped: its circuit breaker is open");
-    }
 }

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use crate::app::outbox::{MessageDelivery, QueuedMessage};
 use crate::app::view::OrderView;
 use crate::domain::{
-    Breaker, Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, Payment, Review, Rider, RiderId,
-    Store, StoreId,
+    Breaker, Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, Payment, PaymentId, Review, Rider,
+    RiderId, Store, StoreId,
 };
 use crate::ports::Message;
 use crate::Result;
@@ -92,6 +92,8 @@ pub trait Repo {
     fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderId>>;
 
     fn save_payment(&mut self, payment: &Payment) -> Result<()>;
+    /// One payment attempt, by its id.
+    fn payment(&mut self, id: PaymentId) -> Result<Option<Payment>>;
     /// The order's newest payment attempt.
     fn latest_payment(&mut self, order: OrderId) -> Result<Option<Payment>>;
     fn save_ticket(&mut self, ticket: &KitchenTicket) -> Result<()>;
@@ -108,6 +110,10 @@ pub trait Repo {
     fn payments_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Payment>>;
     /// The same for delivery charges.
     fn charges_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Charge>>;
+    /// Payments in `needs_attention`, oldest first, at most `limit`.
+    fn payments_needing_attention(&mut self, limit: usize) -> Result<Vec<Payment>>;
+    /// Delivery charges in `needs_attention`, oldest first, at most `limit`.
+    fn charges_needing_attention(&mut self, limit: usize) -> Result<Vec<Charge>>;
 
     /// Appends an event to the log and returns its sequence number.
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64>;

@@ -82,6 +82,10 @@ pub struct PaymentView {
     pub status: PaymentStatus,
     /// How much.
     pub amount: Won,
+    /// The card charged (or tried), masked but for its last four digits;
+    /// `None` when none was given.
+    #[serde(default)]
+    pub card: Option<String>,
 }
 
 /// The kitchen part of a view.
@@ -175,23 +179,27 @@ impl OrderView {
         self.updated_at = at;
         match event {
             Event::OrderPlaced { .. } => {}
-            Event::PaymentApproved { payment_id, amount, .. } if self.status == OrderStatus::PendingPayment => {
-                self.set_payment(*payment_id, PaymentStatus::Approved, *amount);
+            Event::PaymentApproved { payment_id, amount, card, .. } if self.status == OrderStatus::PendingPayment => {
+                self.set_payment(*payment_id, PaymentStatus::Approved, *amount, card);
                 self.status = OrderStatus::Paid;
                 self.kitchen = Some(KitchenView { status: KitchenStatus::Received });
             }
             // Approved after the order was cancelled: it is being refunded.
-            Event::PaymentApproved { payment_id, amount, .. } => {
-                self.set_payment(*payment_id, PaymentStatus::RefundPending, *amount)
+            Event::PaymentApproved { payment_id, amount, card, .. } => {
+                self.set_payment(*payment_id, PaymentStatus::RefundPending, *amount, card)
             }
-            Event::PaymentDeclined { payment_id, amount, .. } => {
-                self.set_payment(*payment_id, PaymentStatus::Declined, *amount)
+            Event::PaymentDeclined { payment_id, amount, card, .. } => {
+                self.set_payment(*payment_id, PaymentStatus::Declined, *amount, card)
             }
-            Event::PaymentQueued { payment_id, amount, .. } => {
-                self.set_payment(*payment_id, PaymentStatus::Pending, *amount)
+            Event::PaymentQueued { payment_id, amount, card, .. } => {
+                self.set_payment(*payment_id, PaymentStatus::Pending, *amount, card)
             }
             Event::PaymentVoided { payment_id, .. } => self.payment_moved(*payment_id, PaymentStatus::Voided),
             Event::PaymentRefunded { payment_id, .. } => self.payment_moved(*payment_id, PaymentStatus::Refunded),
+            Event::PaymentNeedsAttention { payment_id, .. } => {
+                self.payment_moved(*payment_id, PaymentStatus::NeedsAttention)
+            }
+            Event::PaymentRequeued { payment_id, status, .. } => self.payment_moved(*payment_id, *status),
             Event::OrderRejected { .. } => {
                 self.status = OrderStatus::Rejected;
                 self.set_kitchen(KitchenStatus::Rejected);
@@ -256,6 +264,10 @@ impl OrderView {
             }
             Event::DeliveryChargeRefunded { charge_id, .. } => self.charge_moved(*charge_id, ChargeStatus::Refunded),
             Event::DeliveryChargeVoided { charge_id, .. } => self.charge_moved(*charge_id, ChargeStatus::Voided),
+            Event::DeliveryChargeNeedsAttention { charge_id, .. } => {
+                self.charge_moved(*charge_id, ChargeStatus::NeedsAttention)
+            }
+            Event::DeliveryChargeRequeued { charge_id, status, .. } => self.charge_moved(*charge_id, *status),
             Event::ReviewRegistered { score, text, .. } => {
                 self.review = Some(ReviewView { score: *score, text: text.clone() })
             }
@@ -270,8 +282,8 @@ impl OrderView {
         true
     }
 
-    fn set_payment(&mut self, id: PaymentId, status: PaymentStatus, amount: Won) {
-        self.payment = Some(PaymentView { id, status, amount });
+    fn set_payment(&mut self, id: PaymentId, status: PaymentStatus, amount: Won, card: &Option<String>) {
+        self.payment = Some(PaymentView { id, status, amount, card: card.clone() });
     }
 
     fn payment_moved(&mut self, id: PaymentId, status: PaymentStatus) {

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //! pending ──pay──► paid ──request refund──► refund_pending ──confirm──► refunded
-//!    └──void (delivery cancelled or moved before it was paid)──► voided
+//!    ├──void (delivery cancelled or moved before it was paid)──► voided
+//!    └──give up──► needs_attention ◄──give up──── refund_pending
+//!                      └──requeue──► pending / refund_pending
 //! ```
 
 use chrono::{DateTime, Utc};
@@ -23,6 +25,9 @@ pub enum ChargeStatus {
     Refunded,
     /// Never paid: dropped because the delivery was cancelled or moved.
     Voided,
+    /// The gateway may have moved money that the engine cannot settle by
+    /// itself (its answers stayed unreadable): a person must look.
+    NeedsAttention,
 }
 
 status_strings!(ChargeStatus {
@@ -31,6 +36,7 @@ status_strings!(ChargeStatus {
     RefundPending => "refund_pending",
     Refunded => "refunded",
     Voided => "voided",
+    NeedsAttention => "needs_attention",
 });
 
 /// What can happen to a delivery charge.
@@ -44,6 +50,12 @@ pub enum ChargeAction {
     RequestRefund,
     /// The gateway confirmed it was taken back.
     ConfirmRefund,
+    /// Its gateway's answers stayed unreadable too many times.
+    GiveUp,
+    /// A person put it back in the queue, to pay it.
+    Requeue,
+    /// A person put it back in the queue, to take it back.
+    RequeueRefund,
 }
 
 impl ChargeStatus {
@@ -58,6 +70,12 @@ impl ChargeStatus {
             (S::Voided, A::Pay) => Some(S::RefundPending),
             (S::Paid, A::RequestRefund) => Some(S::RefundPending),
             (S::RefundPending, A::ConfirmRefund) => Some(S::Refunded),
+            (S::Pending | S::RefundPending, A::GiveUp) => Some(S::NeedsAttention),
+            (S::NeedsAttention, A::Requeue) => Some(S::Pending),
+            (S::NeedsAttention, A::RequeueRefund) => Some(S::RefundPending),
+            // A definite answer that comes late is a fact all the same.
+            (S::NeedsAttention, A::Pay) => Some(S::Paid),
+            (S::NeedsAttention, A::ConfirmRefund) => Some(S::Refunded),
             _ => None,
         }
     }
@@ -122,6 +140,8 @@ impl Charge {
                     ChargeAction::Void => "be voided",
                     ChargeAction::RequestRefund => "be taken back",
                     ChargeAction::ConfirmRefund => "confirm it was taken back",
+                    ChargeAction::GiveUp => "be given up on",
+                    ChargeAction::Requeue | ChargeAction::RequeueRefund => "be queued again",
                 },
             }),
         }
@@ -166,18 +186,40 @@ impl Charge {
     /// Stops this charge from ever reaching the rider: a paid one is to be
     /// taken back, an unpaid one that never reached the gateway is voided, a
     /// finished one is left alone. A pending one the gateway may have acted
-    /// on stays pending, due now: `relay` asks again under the same key and
-    /// takes back what was paid.
+    /// on stays pending, due now unless a call is under way: its key is
+    /// replayed, and what was paid is taken back.
     pub fn withdraw(&self, now: DateTime<Utc>) -> Result<(Charge, Option<Event>), Refusal> {
         match self.status {
-            ChargeStatus::Pending if self.attempt.maybe_processed => {
-                let due = Attempt { next_at: Some(now), ..self.attempt.clone() };
-                Ok((Charge { attempt: due, updated_at: now, ..self.clone() }, None))
+            ChargeStatus::Pending if self.attempt.in_doubt() => {
+                Ok((Charge { attempt: self.attempt.replay_now(now), updated_at: now, ..self.clone() }, None))
             }
             ChargeStatus::Pending => self.void(now).map(|(c, e)| (c, Some(e))),
             ChargeStatus::Paid => self.request_refund(now).map(|c| (c, None)),
-            ChargeStatus::RefundPending | ChargeStatus::Refunded | ChargeStatus::Voided => Ok((self.clone(), None)),
+            ChargeStatus::RefundPending
+            | ChargeStatus::Refunded
+            | ChargeStatus::Voided
+            | ChargeStatus::NeedsAttention => Ok((self.clone(), None)),
         }
+    }
+
+    /// Its gateway's answers stayed unreadable: parked for a person, with
+    /// `attempt` as the last try left it.
+    pub fn give_up(&self, attempt: Attempt, now: DateTime<Utc>) -> Result<(Charge, Event), Refusal> {
+        let mut c = self.to(ChargeAction::GiveUp, now)?;
+        let reason = attempt.last_error.clone().unwrap_or_default();
+        c.attempt = attempt;
+        let e = Event::DeliveryChargeNeedsAttention { order_id: c.order_id, charge_id: c.id, amount: c.amount, reason };
+        Ok((c, e))
+    }
+
+    /// A person put it back in the queue: the call it was making is due
+    /// now under the same key.
+    pub fn requeue(&self, now: DateTime<Utc>) -> Result<(Charge, Event), Refusal> {
+        let action = if self.gateway_ref.is_some() { ChargeAction::RequeueRefund } else { ChargeAction::Requeue };
+        let mut c = self.to(action, now)?;
+        c.attempt = c.attempt.requeued(now);
+        let e = Event::DeliveryChargeRequeued { order_id: c.order_id, charge_id: c.id, status: c.status };
+        Ok((c, e))
     }
 
     /// True while a gateway call for it is outstanding (payment or refund).
@@ -204,9 +246,16 @@ mod tests {
             (S::Voided, A::Pay, S::RefundPending),
             (S::Paid, A::RequestRefund, S::RefundPending),
             (S::RefundPending, A::ConfirmRefund, S::Refunded),
+            (S::Pending, A::GiveUp, S::NeedsAttention),
+            (S::RefundPending, A::GiveUp, S::NeedsAttention),
+            (S::NeedsAttention, A::Requeue, S::Pending),
+            (S::NeedsAttention, A::RequeueRefund, S::RefundPending),
+            (S::NeedsAttention, A::Pay, S::Paid),
+            (S::NeedsAttention, A::ConfirmRefund, S::Refunded),
         ];
+        let actions = [A::Pay, A::Void, A::RequestRefund, A::ConfirmRefund, A::GiveUp, A::Requeue, A::RequeueRefund];
         for &from in S::ALL {
-            for action in [A::Pay, A::Void, A::RequestRefund, A::ConfirmRefund] {
+            for action in actions {
                 let expected = allowed.iter().find(|(f, a, _)| *f == from && *a == action).map(|t| t.2);
                 assert_eq!(from.next(action), expected, "{from} + {action:?}");
                 let c = Charge { status: from, ..Charge::request(1, 2, 3, 3000, "c1".into(), now()) };
@@ -231,15 +280,35 @@ mod tests {
 
     #[test]
     fn withdraw_voids_an_unpaid_charge() {
-        let sent = Charge::request(4, 2, 3, 3000, "c4".into(), now());
+        let unreached = Charge::request(4, 2, 3, 3000, "c4".into(), now());
+        let sent =
+            Charge { attempt: Attempt { maybe_processed: true, ..unreached.attempt.clone() }, ..unreached.clone() };
         let (kept, e) = sent.withdraw(now()).unwrap();
         assert_eq!((kept.status, kept.attempt.next_at, e), (S::Pending, Some(now()), None), "may have been paid");
-        let unreached = Charge { attempt: sent.attempt.failed("refused", now(), false), ..sent };
         let (c, e) = unreached.withdraw(now()).unwrap();
         assert_eq!(c.status, S::Voided);
         assert_eq!(e, Some(Event::DeliveryChargeVoided { order_id: 2, charge_id: 4 }));
         assert!(c.confirm_refund(now()).is_err());
         let (late, _) = c.pay("x", now()).unwrap();
         assert_eq!(late.status, S::RefundPending);
+    }
+
+    #[test]
+    fn given_up_then_requeued_for_the_call_it_was_making() {
+        let c = Charge::request(4, 2, 3, 3000, "c4".into(), now());
+        let (stuck, e) =
+            c.give_up(Attempt { last_error: Some("HTTP 502".into()), ..c.attempt.clone() }, now()).unwrap();
+        assert_eq!(stuck.status, S::NeedsAttention);
+        assert_eq!(
+            e,
+            Event::DeliveryChargeNeedsAttention { order_id: 2, charge_id: 4, amount: 3000, reason: "HTTP 502".into() }
+        );
+        let (again, e) = stuck.requeue(now()).unwrap();
+        assert_eq!(again.status, S::Pending);
+        assert_eq!(e, Event::DeliveryChargeRequeued { order_id: 2, charge_id: 4, status: S::Pending });
+        let (paid, _) = c.pay("gw", now()).unwrap();
+        let taking_back = paid.request_refund(now()).unwrap();
+        let (stuck, _) = taking_back.give_up(taking_back.attempt.clone(), now()).unwrap();
+        assert_eq!(stuck.requeue(now()).unwrap().0.status, S::RefundPending);
     }
 }

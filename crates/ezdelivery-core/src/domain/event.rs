@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ChargeId, MenuId, OrderId, OrderItem, PaymentId, RiderId, StoreId, Won};
+use super::{ChargeId, ChargeStatus, MenuId, OrderId, OrderItem, PaymentId, PaymentStatus, RiderId, StoreId, Won};
 
 /// Everything that can happen. The variant name is the event's type in the
 /// event log and in `events --format json` (SPEC's names); the fields are
@@ -37,11 +37,41 @@ pub enum Event {
         total: Won,
     },
     /// The payment gateway approved the payment: the order is established.
-    PaymentApproved { order_id: OrderId, payment_id: PaymentId, amount: Won },
+    /// `card` is the masked card charged (absent in logs written before it
+    /// was recorded, and when no card was given).
+    PaymentApproved {
+        order_id: OrderId,
+        payment_id: PaymentId,
+        amount: Won,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        card: Option<String>,
+    },
     /// The payment gateway declined the payment; the order stays `pending_payment`.
-    PaymentDeclined { order_id: OrderId, payment_id: PaymentId, amount: Won, reason: String },
-    /// The payment could not reach the gateway; it is queued for retry.
-    PaymentQueued { order_id: OrderId, payment_id: PaymentId, amount: Won, reason: String },
+    PaymentDeclined {
+        order_id: OrderId,
+        payment_id: PaymentId,
+        amount: Won,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        card: Option<String>,
+    },
+    /// The payment's outcome is not known yet (the gateway was not reached,
+    /// or its answer could not be read); it is queued for retry under the
+    /// same key.
+    PaymentQueued {
+        order_id: OrderId,
+        payment_id: PaymentId,
+        amount: Won,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        card: Option<String>,
+    },
+    /// The gateway's answers about a payment (or its refund) stayed
+    /// unreadable: it may hold the money, and a person must look.
+    PaymentNeedsAttention { order_id: OrderId, payment_id: PaymentId, amount: Won, reason: String },
+    /// A person put a payment that needed attention back in the queue, as
+    /// `status` (`pending` or `refund_pending`).
+    PaymentRequeued { order_id: OrderId, payment_id: PaymentId, status: PaymentStatus },
     /// A queued payment was dropped because its order was cancelled; never charged.
     PaymentVoided { order_id: OrderId, payment_id: PaymentId },
     /// The gateway confirmed the refund of an approved payment.
@@ -76,6 +106,12 @@ pub enum Event {
     DeliveryChargeRefunded { order_id: OrderId, charge_id: ChargeId, amount: Won },
     /// An unpaid delivery charge was dropped; never paid.
     DeliveryChargeVoided { order_id: OrderId, charge_id: ChargeId },
+    /// The gateway's answers about a delivery charge (or taking it back)
+    /// stayed unreadable: a person must look.
+    DeliveryChargeNeedsAttention { order_id: OrderId, charge_id: ChargeId, amount: Won, reason: String },
+    /// A person put a delivery charge that needed attention back in the
+    /// queue, as `status` (`pending` or `refund_pending`).
+    DeliveryChargeRequeued { order_id: OrderId, charge_id: ChargeId, status: ChargeStatus },
     /// The customer reviewed a delivered order.
     ReviewRegistered { order_id: OrderId, store_id: StoreId, score: u8, text: String },
 }
@@ -97,6 +133,8 @@ impl Event {
             Event::PaymentQueued { .. } => "PaymentQueued",
             Event::PaymentVoided { .. } => "PaymentVoided",
             Event::PaymentRefunded { .. } => "PaymentRefunded",
+            Event::PaymentNeedsAttention { .. } => "PaymentNeedsAttention",
+            Event::PaymentRequeued { .. } => "PaymentRequeued",
             Event::OrderRejected { .. } => "OrderRejected",
             Event::CookingStarted { .. } => "CookingStarted",
             Event::FoodCooked { .. } => "FoodCooked",
@@ -109,6 +147,8 @@ impl Event {
             Event::DeliveryCancelled { .. } => "DeliveryCancelled",
             Event::DeliveryChargeRefunded { .. } => "DeliveryChargeRefunded",
             Event::DeliveryChargeVoided { .. } => "DeliveryChargeVoided",
+            Event::DeliveryChargeNeedsAttention { .. } => "DeliveryChargeNeedsAttention",
+            Event::DeliveryChargeRequeued { .. } => "DeliveryChargeRequeued",
             Event::ReviewRegistered { .. } => "ReviewRegistered",
         }
     }
@@ -130,6 +170,8 @@ impl Event {
             Event::PaymentQueued { .. } => "payment.queued",
             Event::PaymentVoided { .. } => "payment.voided",
             Event::PaymentRefunded { .. } => "payment.refunded",
+            Event::PaymentNeedsAttention { .. } => "payment.needs_attention",
+            Event::PaymentRequeued { .. } => "payment.requeued",
             Event::OrderRejected { .. } => "order.rejected",
             Event::CookingStarted { .. } => "kitchen.cooking_started",
             Event::FoodCooked { .. } => "kitchen.food_cooked",
@@ -142,6 +184,8 @@ impl Event {
             Event::DeliveryCancelled { .. } => "delivery.cancelled",
             Event::DeliveryChargeRefunded { .. } => "delivery_charge.refunded",
             Event::DeliveryChargeVoided { .. } => "delivery_charge.voided",
+            Event::DeliveryChargeNeedsAttention { .. } => "delivery_charge.needs_attention",
+            Event::DeliveryChargeRequeued { .. } => "delivery_charge.requeued",
             Event::ReviewRegistered { .. } => "review.registered",
         }
     }
@@ -163,6 +207,8 @@ impl Event {
             | Event::PaymentQueued { order_id, .. }
             | Event::PaymentVoided { order_id, .. }
             | Event::PaymentRefunded { order_id, .. }
+            | Event::PaymentNeedsAttention { order_id, .. }
+            | Event::PaymentRequeued { order_id, .. }
             | Event::OrderRejected { order_id, .. }
             | Event::CookingStarted { order_id }
             | Event::FoodCooked { order_id }
@@ -175,6 +221,8 @@ impl Event {
             | Event::DeliveryCancelled { order_id }
             | Event::DeliveryChargeRefunded { order_id, .. }
             | Event::DeliveryChargeVoided { order_id, .. }
+            | Event::DeliveryChargeNeedsAttention { order_id, .. }
+            | Event::DeliveryChargeRequeued { order_id, .. }
             | Event::ReviewRegistered { order_id, .. } => Some(*order_id),
         }
     }
@@ -224,7 +272,7 @@ mod tests {
 
     #[test]
     fn round_trips_through_type_and_data() {
-        let e = Event::PaymentDeclined { order_id: 3, payment_id: 4, amount: 100, reason: "card".into() };
+        let e = Event::PaymentDeclined { order_id: 3, payment_id: 4, amount: 100, reason: "card".into(), card: None };
         assert_eq!(e.type_name(), "PaymentDeclined");
         assert_eq!(e.order_id(), Some(3));
         let back = Event::from_parts(e.type_name(), e.data()).unwrap();
@@ -244,6 +292,17 @@ mod tests {
         assert_eq!(Event::from_json_parts("OrderPlaced", &placed.data_json()).unwrap(), placed);
         assert!(Event::from_json_parts("OrderPlaced", "{}").is_err());
         assert!(Event::from_json_parts("Nope", "{\"order_id\": 1}").is_err());
+    }
+
+    #[test]
+    fn events_logged_before_the_card_was_recorded_still_read() {
+        let old = Event::from_json_parts("PaymentApproved", r#"{"order_id":1,"payment_id":2,"amount":3}"#).unwrap();
+        assert_eq!(old, Event::PaymentApproved { order_id: 1, payment_id: 2, amount: 3, card: None });
+        let new = Event::PaymentApproved { order_id: 1, payment_id: 2, amount: 3, card: Some("****1111".into()) };
+        assert_eq!(new.data_json(), r#"{"order_id":1,"payment_id":2,"amount":3,"card":"****1111"}"#);
+        let requeued = Event::PaymentRequeued { order_id: 1, payment_id: 2, status: PaymentStatus::RefundPending };
+        assert_eq!(requeued.data_json(), r#"{"order_id":1,"payment_id":2,"status":"refund_pending"}"#);
+        assert_eq!(Event::from_json_parts("PaymentRequeued", &requeued.data_json()).unwrap(), requeued);
     }
 
     #[test]

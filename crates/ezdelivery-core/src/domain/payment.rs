@@ -2,10 +2,14 @@
 //!
 //! ```text
 //! pending ──approve──► approved ──request refund──► refund_pending ──confirm──► refunded
-//!    │ └──decline──► declined
-//!    └────void (order cancelled while queued)──► voided
+//!    │ └──decline──► declined                            │
+//!    ├────void (order cancelled, never reached)──► voided │
+//!    └──give up──► needs_attention ◄──give up─────────────┘
+//!                      └──requeue──► pending / refund_pending
 //! ```
 //! A payment that cannot reach the gateway stays `pending` and is queued.
+//! One whose gateway answers stay unreadable ends in `needs_attention`: the
+//! gateway may hold the money, and a person must look (`relay --attention`).
 
 use chrono::{DateTime, Utc};
 
@@ -27,6 +31,9 @@ pub enum PaymentStatus {
     Refunded,
     /// Never charged: the order was cancelled while the payment was queued.
     Voided,
+    /// The gateway may hold money that the engine cannot settle by itself
+    /// (its answers stayed unreadable): a person must look.
+    NeedsAttention,
 }
 
 status_strings!(PaymentStatus {
@@ -36,6 +43,7 @@ status_strings!(PaymentStatus {
     RefundPending => "refund_pending",
     Refunded => "refunded",
     Voided => "voided",
+    NeedsAttention => "needs_attention",
 });
 
 /// What can happen to a payment.
@@ -51,6 +59,12 @@ pub enum PaymentAction {
     RequestRefund,
     /// The gateway confirmed the refund.
     ConfirmRefund,
+    /// Its gateway's answers stayed unreadable too many times.
+    GiveUp,
+    /// A person put it back in the queue, to approve it.
+    Requeue,
+    /// A person put it back in the queue, to refund it.
+    RequeueRefund,
 }
 
 impl PaymentStatus {
@@ -67,6 +81,13 @@ impl PaymentStatus {
             (S::Voided, A::Approve) => Some(S::RefundPending),
             (S::Approved, A::RequestRefund) => Some(S::RefundPending),
             (S::RefundPending, A::ConfirmRefund) => Some(S::Refunded),
+            (S::Pending | S::RefundPending, A::GiveUp) => Some(S::NeedsAttention),
+            (S::NeedsAttention, A::Requeue) => Some(S::Pending),
+            (S::NeedsAttention, A::RequeueRefund) => Some(S::RefundPending),
+            // A definite answer that comes late is a fact all the same.
+            (S::NeedsAttention, A::Approve) => Some(S::Approved),
+            (S::NeedsAttention, A::Decline) => Some(S::Declined),
+            (S::NeedsAttention, A::ConfirmRefund) => Some(S::Refunded),
             _ => None,
         }
     }
@@ -133,6 +154,8 @@ impl Payment {
                     PaymentAction::Void => "be voided",
                     PaymentAction::RequestRefund => "be refunded",
                     PaymentAction::ConfirmRefund => "confirm a refund",
+                    PaymentAction::GiveUp => "be given up on",
+                    PaymentAction::Requeue | PaymentAction::RequeueRefund => "be queued again",
                 },
             }),
         }
@@ -146,7 +169,8 @@ impl Payment {
             PaymentStatus::RefundPending => p.attempt.refund(),
             _ => p.attempt.answered(),
         };
-        let e = Event::PaymentApproved { order_id: p.order_id, payment_id: p.id, amount: p.amount };
+        let e =
+            Event::PaymentApproved { order_id: p.order_id, payment_id: p.id, amount: p.amount, card: p.card.clone() };
         Ok((p, e))
     }
 
@@ -159,6 +183,7 @@ impl Payment {
             payment_id: p.id,
             amount: p.amount,
             reason: reason.to_string(),
+            card: p.card.clone(),
         };
         Ok((p, e))
     }
@@ -181,18 +206,38 @@ impl Payment {
     /// Stops this payment from charging for a cancelled or rejected order:
     /// an approved one is to be refunded, a pending one that never reached
     /// the gateway is voided, a finished one is left alone. A pending one
-    /// the gateway may have acted on stays pending, due now: `relay` asks
-    /// again under the same key, and an approval is refunded at once.
+    /// the gateway may have acted on stays pending, due now unless a call
+    /// is under way: its key is replayed, and an approval is refunded.
     pub fn withdraw(&self, now: DateTime<Utc>) -> Result<(Payment, Option<Event>), Refusal> {
         match self.status {
-            PaymentStatus::Pending if self.attempt.maybe_processed => {
-                let due = Attempt { next_at: Some(now), ..self.attempt.clone() };
-                Ok((Payment { attempt: due, updated_at: now, ..self.clone() }, None))
+            PaymentStatus::Pending if self.attempt.in_doubt() => {
+                Ok((Payment { attempt: self.attempt.replay_now(now), updated_at: now, ..self.clone() }, None))
             }
             PaymentStatus::Pending => self.void(now).map(|(p, e)| (p, Some(e))),
             PaymentStatus::Approved => self.request_refund(now).map(|p| (p, None)),
             _ => Ok((self.clone(), None)),
         }
+    }
+
+    /// Its gateway's answers stayed unreadable `attempt.unsettled` times:
+    /// it is parked for a person, with `attempt` as the last try left it.
+    pub fn give_up(&self, attempt: Attempt, now: DateTime<Utc>) -> Result<(Payment, Event), Refusal> {
+        let mut p = self.to(PaymentAction::GiveUp, now)?;
+        let reason = attempt.last_error.clone().unwrap_or_default();
+        p.attempt = attempt;
+        let e = Event::PaymentNeedsAttention { order_id: p.order_id, payment_id: p.id, amount: p.amount, reason };
+        Ok((p, e))
+    }
+
+    /// A person put it back in the queue: the call it was making (the
+    /// approval, or the refund once the gateway gave a reference) is due now
+    /// under the same key.
+    pub fn requeue(&self, now: DateTime<Utc>) -> Result<(Payment, Event), Refusal> {
+        let action = if self.gateway_ref.is_some() { PaymentAction::RequeueRefund } else { PaymentAction::Requeue };
+        let mut p = self.to(action, now)?;
+        p.attempt = p.attempt.requeued(now);
+        let e = Event::PaymentRequeued { order_id: p.order_id, payment_id: p.id, status: p.status };
+        Ok((p, e))
     }
 
     /// The gateway confirmed the refund.
@@ -206,6 +251,23 @@ impl Payment {
     /// True while a gateway call for it is outstanding (approval or refund).
     pub fn awaits_gateway(&self) -> bool {
         matches!(self.status, PaymentStatus::Pending | PaymentStatus::RefundPending)
+    }
+
+    /// The card's last four digits, for messages (`1111`), or `no card`.
+    pub fn card_tail(&self) -> String {
+        card_tail(self.card.as_deref())
+    }
+}
+
+/// The last four digits of a masked card (`************1111` → `…1111`),
+/// or `no card`.
+pub fn card_tail(card: Option<&str>) -> String {
+    match card {
+        Some(card) => {
+            let tail: Vec<char> = card.chars().rev().take(4).collect();
+            format!("…{}", tail.into_iter().rev().collect::<String>())
+        }
+        None => "no card".to_string(),
     }
 }
 
@@ -245,9 +307,26 @@ mod tests {
             (S::Voided, A::Approve, S::RefundPending),
             (S::Approved, A::RequestRefund, S::RefundPending),
             (S::RefundPending, A::ConfirmRefund, S::Refunded),
+            (S::Pending, A::GiveUp, S::NeedsAttention),
+            (S::RefundPending, A::GiveUp, S::NeedsAttention),
+            (S::NeedsAttention, A::Requeue, S::Pending),
+            (S::NeedsAttention, A::RequeueRefund, S::RefundPending),
+            (S::NeedsAttention, A::Approve, S::Approved),
+            (S::NeedsAttention, A::Decline, S::Declined),
+            (S::NeedsAttention, A::ConfirmRefund, S::Refunded),
+        ];
+        let actions = [
+            A::Approve,
+            A::Decline,
+            A::Void,
+            A::RequestRefund,
+            A::ConfirmRefund,
+            A::GiveUp,
+            A::Requeue,
+            A::RequeueRefund,
         ];
         for &from in S::ALL {
-            for action in [A::Approve, A::Decline, A::Void, A::RequestRefund, A::ConfirmRefund] {
+            for action in actions {
                 let expected = allowed.iter().find(|(f, a, _)| *f == from && *a == action).map(|t| t.2);
                 assert_eq!(from.next(action), expected, "{from} + {action:?}");
                 let p = Payment { status: from, ..Payment::request(1, 2, 100, None, "k1".into(), now()) };
@@ -261,7 +340,7 @@ mod tests {
         let p = Payment::request(5, 2, 36_000, None, "ezd-pay-5".into(), now());
         assert_eq!(p.attempt.idempotency_key, "ezd-pay-5");
         let (p, e) = p.approve("gw-1", now()).unwrap();
-        assert_eq!(e, Event::PaymentApproved { order_id: 2, payment_id: 5, amount: 36_000 });
+        assert_eq!(e, Event::PaymentApproved { order_id: 2, payment_id: 5, amount: 36_000, card: None });
         assert_eq!(p.gateway_ref.as_deref(), Some("gw-1"));
         assert!(!p.awaits_gateway());
         let p = p.request_refund(now()).unwrap();
@@ -294,17 +373,48 @@ mod tests {
     #[test]
     fn withdraw_refunds_or_voids() {
         let p = Payment::request(1, 2, 100, None, "k1".into(), now());
-        // Sent, no answer yet: the gateway may have charged, so it stays pending, due now.
-        let (kept, e) = p.withdraw(now()).unwrap();
+        let later = now() + chrono::TimeDelta::seconds(60);
+        // A call under way: the gateway may charge, so it stays pending and the claim stands.
+        let calling = Payment { attempt: p.attempt.claim("c".into(), later), ..p.clone() };
+        let (kept, e) = calling.withdraw(now()).unwrap();
+        assert_eq!((kept.status, kept.attempt.next_at, e), (S::Pending, Some(later), None));
+        // Sent, no readable answer: stays pending, its key replayed now.
+        let doubt = Payment { attempt: Attempt { maybe_processed: true, ..p.attempt.clone() }, ..p.clone() };
+        let (kept, e) = doubt.withdraw(now()).unwrap();
         assert_eq!((kept.status, kept.attempt.next_at, e), (S::Pending, Some(now()), None));
-        // Refused without reaching the gateway: voided.
-        let unreached = Payment { attempt: p.attempt.failed("refused", now(), false), ..p.clone() };
-        assert_eq!(unreached.withdraw(now()).unwrap().0.status, S::Voided);
+        // Never reached the gateway: voided.
+        assert_eq!(p.withdraw(now()).unwrap().0.status, S::Voided);
         let (approved, _) = p.approve("gw", now()).unwrap();
         let (w, e) = approved.withdraw(now()).unwrap();
         assert_eq!((w.status, e), (S::RefundPending, None));
         let (declined, _) = p.decline("no", now()).unwrap();
         assert_eq!(declined.withdraw(now()).unwrap(), (declined.clone(), None));
+    }
+
+    #[test]
+    fn given_up_then_requeued_for_the_call_it_was_making() {
+        let p = Payment::request(1, 2, 100, Some("************1111".into()), "k1".into(), now());
+        let tried = Attempt { last_error: Some("HTTP 200 with no id".into()), unsettled: 3, ..p.attempt.clone() };
+        let (stuck, e) = p.give_up(tried, now()).unwrap();
+        assert_eq!(stuck.status, S::NeedsAttention);
+        assert_eq!(
+            e,
+            Event::PaymentNeedsAttention {
+                order_id: 2,
+                payment_id: 1,
+                amount: 100,
+                reason: "HTTP 200 with no id".into()
+            }
+        );
+        let (again, e) = stuck.requeue(now()).unwrap();
+        assert_eq!((again.status, again.attempt.unsettled), (S::Pending, 0));
+        assert_eq!(e, Event::PaymentRequeued { order_id: 2, payment_id: 1, status: S::Pending });
+        let (approved, _) = p.approve("gw", now()).unwrap();
+        let refunding = approved.request_refund(now()).unwrap();
+        let (stuck, _) = refunding.give_up(refunding.attempt.clone(), now()).unwrap();
+        assert_eq!(stuck.requeue(now()).unwrap().0.status, S::RefundPending);
+        assert_eq!(p.card_tail(), "…1111");
+        assert_eq!(card_tail(None), "no card");
     }
 
     #[test]

@@ -58,6 +58,34 @@ pub enum Refusal {
         /// The order.
         order: OrderId,
     },
+    /// Another card was given while an earlier payment may have reached the
+    /// gateway: charging the new card could charge the customer twice.
+    #[error("order {order}: the payment with card {card} may have reached the gateway and its outcome is not known yet; it is not replaced by another card, so the customer is never charged twice. `ezdelivery relay` settles it (run `ezdelivery pay {order}` to retry that card now); if it is declined, pay again with another card")]
+    PaymentInDoubt {
+        /// The order.
+        order: OrderId,
+        /// The earlier card's last four digits (`…1111`).
+        card: String,
+    },
+    /// Another process is calling the gateway for this order right now.
+    #[error("order {order}: the {what} is being sent to the gateway by another process right now (until {until} at the latest); `ezdelivery status {order}` shows how it ends")]
+    GatewayBusy {
+        /// The order.
+        order: OrderId,
+        /// `payment` or `delivery charge`.
+        what: &'static str,
+        /// When that process's claim lapses (RFC 3339).
+        until: String,
+    },
+    /// The order's payment (or charge) needs a person before anything else
+    /// moves money for it.
+    #[error("order {order}: the {what} needs attention: the gateway may hold money that could not be settled automatically; `ezdelivery relay --attention` lists it, and `ezdelivery relay --retry-attention` tries again once the gateway is fixed")]
+    NeedsAttention {
+        /// The order.
+        order: OrderId,
+        /// `payment` or `delivery charge`.
+        what: &'static str,
+    },
     /// The order was already reviewed.
     #[error("order {order} was already reviewed; a review can be written once")]
     AlreadyReviewed {

@@ -7,11 +7,15 @@
 //!   lets run beside a writer.
 //! - The file is created readable and writable by its owner only.
 //! - The schema is versioned (`PRAGMA user_version`) and migrated on open.
+//! - An existing file is first looked at read-only (`preflight`): another
+//!   program's database, one from a newer ezdelivery, or a file that is not
+//!   a database is refused before a byte of it is written.
 //!
 //! Times are stored as fixed-width RFC 3339 UTC text with microseconds
 //! (`2024-05-01T12:00:00.000000Z`), so comparing strings compares times;
 //! anything finer than a microsecond is dropped, as PostgreSQL would.
 
+mod preflight;
 mod repo;
 mod schema;
 
@@ -23,6 +27,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::ports::{Repo, Storage};
 use crate::{Error, Result};
 
+pub use preflight::Contents;
 use repo::SqliteRepo;
 
 /// How long a writer waits for another connection's lock before failing.
@@ -130,9 +135,13 @@ impl SqliteStorage {
     /// Opens the database at `path`, creating it (and its parent folder) if
     /// missing, and brings its schema up to date.
     ///
-    /// Fails with [`Error::Storage`] when the file cannot be created or
-    /// opened, is not a database, or was written by a newer ezdelivery.
+    /// An existing file is looked at read-only first, and refused with
+    /// [`Error::Invalid`], left byte for byte as it was, when it is not a
+    /// SQLite database, holds tables that are not ezdelivery's, or was
+    /// written by a newer ezdelivery. Fails with [`Error::Storage`] when the
+    /// file cannot be read, created or opened.
     pub fn open(path: &Path, synchronous: Synchronous) -> Result<SqliteStorage> {
+        preflight::check(path, false)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_folder(parent)
                 .map_err(|e| Error::Storage(format!("cannot create the folder {}: {e}", parent.display())))?;
@@ -144,6 +153,18 @@ impl SqliteStorage {
             Error::Storage(m) => Error::Storage(format!("{}: {m}", path.display())),
             other => other,
         })
+    }
+
+    /// Looks at the database file at `path` without writing to it or
+    /// creating anything: `None` when there is no file yet or it is empty
+    /// (a new database), else its schema version and how many rows each of
+    /// its tables holds.
+    ///
+    /// Fails as [`SqliteStorage::open`] does, with [`Error::Invalid`], for a
+    /// file that `open` would refuse, and with [`Error::Storage`] when the
+    /// file cannot be read.
+    pub fn inspect(path: &Path) -> Result<Option<Contents>> {
+        preflight::check(path, true)
     }
 
     /// A private database in memory with the same schema, gone when

@@ -13,10 +13,10 @@ use serde::de::DeserializeOwned;
 use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::app::storage::{Repo, StoredEvent, Table};
 use crate::app::view::OrderView;
-use crate::domain::attempt::Attempt;
+use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::{
     Breaker, Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
-    OrderItem, OrderStatus, Payment, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
+    OrderItem, OrderStatus, Payment, PaymentId, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::fixed_time::{self, Fraction};
 use crate::ports::Message;
@@ -46,13 +46,13 @@ macro_rules! order_cols {
 macro_rules! payment_cols {
     () => {
         "id, order_id, status, amount, card, gateway_ref, idempotency_key, tries, next_at, last_error, created_at, \
-         updated_at, maybe_processed"
+         updated_at, maybe_processed, claim_token, claimed_until, unsettled"
     };
 }
 macro_rules! charge_cols {
     () => {
         "id, order_id, rider_id, status, amount, gateway_ref, idempotency_key, tries, next_at, last_error, \
-         created_at, updated_at, maybe_processed"
+         created_at, updated_at, maybe_processed, claim_token, claimed_until, unsettled"
     };
 }
 macro_rules! queued_cols {
@@ -108,13 +108,15 @@ pub(super) const STORE_INBOX: &str =
 const SAVE_PAYMENT: &str = concat!(
     "INSERT INTO payments (",
     payment_cols!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO UPDATE SET ",
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET ",
     "order_id = excluded.order_id, status = excluded.status, amount = excluded.amount, card = excluded.card, ",
-    "maybe_processed = excluded.maybe_processed, ",
+    "maybe_processed = excluded.maybe_processed, claim_token = excluded.claim_token, ",
+    "claimed_until = excluded.claimed_until, unsettled = excluded.unsettled, ",
     "gateway_ref = excluded.gateway_ref, idempotency_key = excluded.idempotency_key, tries = excluded.tries, ",
     "next_at = excluded.next_at, last_error = excluded.last_error, created_at = excluded.created_at, ",
     "updated_at = excluded.updated_at"
 );
+pub(super) const PAYMENT: &str = concat!("SELECT ", payment_cols!(), " FROM payments WHERE id = ?1");
 pub(super) const LATEST_PAYMENT: &str =
     concat!("SELECT ", payment_cols!(), " FROM payments WHERE order_id = ?1 ORDER BY id DESC LIMIT 1");
 pub(super) const PAYMENTS_AWAITING: &str = concat!(
@@ -138,14 +140,17 @@ pub(super) const DELIVERY: &str =
 const SAVE_CHARGE: &str = concat!(
     "INSERT INTO charges (",
     charge_cols!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (id) DO UPDATE SET ",
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET ",
     "order_id = excluded.order_id, rider_id = excluded.rider_id, status = excluded.status, ",
-    "maybe_processed = excluded.maybe_processed, ",
+    "maybe_processed = excluded.maybe_processed, claim_token = excluded.claim_token, ",
+    "claimed_until = excluded.claimed_until, unsettled = excluded.unsettled, ",
     "amount = excluded.amount, gateway_ref = excluded.gateway_ref, idempotency_key = excluded.idempotency_key, ",
     "tries = excluded.tries, next_at = excluded.next_at, last_error = excluded.last_error, ",
     "created_at = excluded.created_at, updated_at = excluded.updated_at"
 );
 pub(super) const CHARGES: &str = concat!("SELECT ", charge_cols!(), " FROM charges WHERE order_id = ?1 ORDER BY id");
+const PAYMENTS_IN: &str = concat!("SELECT ", payment_cols!(), " FROM payments WHERE status = ?1 ORDER BY id LIMIT ?2");
+const CHARGES_IN: &str = concat!("SELECT ", charge_cols!(), " FROM charges WHERE status = ?1 ORDER BY id LIMIT ?2");
 pub(super) const CHARGES_AWAITING: &str = concat!(
     "SELECT ",
     charge_cols!(),
@@ -306,15 +311,23 @@ fn item_row(row: &Row) -> Result<OrderItem> {
     })
 }
 
-/// The attempt columns: four from `first` on, and `maybe_processed` at 12
-/// (added by the second migration, so it comes last).
+/// The attempt columns: four from `first` on, then `maybe_processed` at 12
+/// and the claim and the count of unknown answers from 13 on (added by
+/// later migrations, so they come last).
 fn attempt_at(row: &Row, first: usize, table: &str) -> Result<Attempt> {
+    let token: Option<String> = row.get(13)?;
+    let until = opt_time_at(row, 14, table, "claimed_until")?;
     Ok(Attempt {
         idempotency_key: row.get(first)?,
         tries: int_at(row, first + 1, table, "tries")?,
         next_at: opt_time_at(row, first + 2, table, "next_at")?,
         last_error: row.get(first + 3)?,
         maybe_processed: row.get(12)?,
+        unsettled: int_at(row, 15, table, "unsettled")?,
+        claim: match (token, until) {
+            (Some(token), Some(until)) => Some(Claim { token, until }),
+            _ => None,
+        },
     })
 }
 
@@ -570,9 +583,16 @@ impl Repo for SqliteRepo<'_> {
                 time_text(&p.created_at),
                 time_text(&p.updated_at),
                 p.attempt.maybe_processed,
+                p.attempt.claim.as_ref().map(|c| c.token.as_str()),
+                p.attempt.claim.as_ref().map(|c| time_text(&c.until)),
+                p.attempt.unsettled,
             ],
         )?;
         Ok(())
+    }
+
+    fn payment(&mut self, id: PaymentId) -> Result<Option<Payment>> {
+        self.one(PAYMENT, [id], payment_row)
     }
 
     fn latest_payment(&mut self, order: OrderId) -> Result<Option<Payment>> {
@@ -617,6 +637,9 @@ impl Repo for SqliteRepo<'_> {
                 time_text(&c.created_at),
                 time_text(&c.updated_at),
                 c.attempt.maybe_processed,
+                c.attempt.claim.as_ref().map(|c| c.token.as_str()),
+                c.attempt.claim.as_ref().map(|c| time_text(&c.until)),
+                c.attempt.unsettled,
             ],
         )?;
         Ok(())
@@ -639,6 +662,14 @@ impl Repo for SqliteRepo<'_> {
     fn charges_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Charge>> {
         let (pending, refund) = (ChargeStatus::Pending.as_str(), ChargeStatus::RefundPending.as_str());
         self.all(CHARGES_AWAITING, params![pending, refund, time_text(&now), limit(n)], charge_row)
+    }
+
+    fn payments_needing_attention(&mut self, n: usize) -> Result<Vec<Payment>> {
+        self.all(PAYMENTS_IN, params![PaymentStatus::NeedsAttention.as_str(), limit(n)], payment_row)
+    }
+
+    fn charges_needing_attention(&mut self, n: usize) -> Result<Vec<Charge>> {
+        self.all(CHARGES_IN, params![ChargeStatus::NeedsAttention.as_str(), limit(n)], charge_row)
     }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {

@@ -185,8 +185,20 @@ ALTER TABLE payments ADD COLUMN maybe_processed INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE charges ADD COLUMN maybe_processed INTEGER NOT NULL DEFAULT 1;
 ";
 
+/// Claims on gateway calls (see `domain::attempt`): the holder's token and
+/// the end of its lease, and how many answers in a row left the outcome
+/// unknown (`needs_attention` after too many).
+const V3: &str = "
+ALTER TABLE payments ADD COLUMN claim_token TEXT;
+ALTER TABLE payments ADD COLUMN claimed_until TEXT;
+ALTER TABLE payments ADD COLUMN unsettled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE charges ADD COLUMN claim_token TEXT;
+ALTER TABLE charges ADD COLUMN claimed_until TEXT;
+ALTER TABLE charges ADD COLUMN unsettled INTEGER NOT NULL DEFAULT 0;
+";
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

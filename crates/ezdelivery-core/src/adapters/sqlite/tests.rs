@@ -138,7 +138,7 @@ fn a_database_from_a_newer_version_is_refused() {
         let s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
         s.connection().pragma_update(None, "user_version", schema::latest() + 1).expect("set");
     }
-    let message = storage_message(SqliteStorage::open(&path, Synchronous::Full));
+    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
     assert!(message.contains("written by a newer ezdelivery"), "{message}");
     assert!(message.contains(&path.display().to_string()), "names the file: {message}");
     let conn = Connection::open(&path).expect("opened");
@@ -146,11 +146,11 @@ fn a_database_from_a_newer_version_is_refused() {
 }
 
 #[test]
-fn a_file_that_is_not_a_database_is_a_storage_error() {
+fn a_file_that_is_not_a_database_is_refused_as_invalid() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("notes.txt");
     std::fs::write(&path, "this is not a database, but it is long enough to have a header").expect("written");
-    let message = storage_message(SqliteStorage::open(&path, Synchronous::Full));
+    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
     assert!(message.contains("notes.txt"), "{message}");
 }
 
@@ -482,4 +482,202 @@ fn cached_views_follow_writes_of_other_connections() {
     // Nor does a write straight through the connection.
     a.connection().execute("UPDATE mypage SET view = json_set(view, '$.address', 'raw')", []).expect("raw write");
     assert_eq!(read(&mut a).address, "raw");
+}
+
+// ─────────────── the read-only look before open (preflight) ───────────────
+
+fn invalid_message(result: Result<impl std::fmt::Debug>) -> String {
+    match result {
+        Err(Error::Invalid(m)) => m.0,
+        other => panic!("expected an invalid-input error, got {other:?}"),
+    }
+}
+
+/// Every file in `dir` with its bytes: a refused open must leave this as it was.
+fn folder(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("listed")
+        .map(|e| {
+            let e = e.expect("an entry");
+            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).expect("read"))
+        })
+        .collect()
+}
+
+/// A database of another program: tables `foo` and `bar`, in `journal_mode`.
+fn foreign_database(path: &Path, journal_mode: &str, user_version: i64) {
+    let conn = Connection::open(path).expect("opened");
+    let _mode: String =
+        conn.query_row(&format!("PRAGMA journal_mode = {journal_mode}"), [], |r| r.get(0)).expect("journal mode");
+    conn.execute_batch("CREATE TABLE foo (x); CREATE TABLE bar (y); INSERT INTO foo VALUES (1);").expect("created");
+    conn.pragma_update(None, "user_version", user_version).expect("set");
+}
+
+#[test]
+fn a_foreign_database_is_refused_untouched_in_either_journal_mode() {
+    for mode in ["delete", "wal"] {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("app.db");
+        foreign_database(&path, mode, 0);
+        let before = folder(dir.path());
+        assert_eq!(before.len(), 1, "{mode}: only the database file: {:?}", before.keys());
+        let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+        assert!(message.contains("is not an ezdelivery database"), "{message}");
+        assert!(message.contains("tables bar, foo"), "{message}");
+        assert!(message.contains("--db"), "says what to do: {message}");
+        assert!(message.contains(&path.display().to_string()), "names the file: {message}");
+        let contents = invalid_message(SqliteStorage::inspect(&path));
+        assert_eq!(contents, message);
+        assert_eq!(folder(dir.path()), before, "{mode}: not a byte changed, no file left beside it");
+        let conn = Connection::open(&path).expect("opened");
+        let journal: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("journal mode");
+        assert_eq!(journal, mode, "the journal mode is the one it had");
+    }
+}
+
+#[test]
+fn a_newer_database_is_refused_untouched_and_keeps_its_journal_mode() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("ezdelivery.db");
+    {
+        let mut s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+        save_store(&mut s, 1);
+        let c = s.connection();
+        c.pragma_update(None, "user_version", 999).expect("set");
+        let _mode: String = c.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).expect("delete mode");
+    }
+    let before = folder(dir.path());
+    assert_eq!(before.len(), 1, "{:?}", before.keys());
+    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    assert!(message.contains("written by a newer ezdelivery (schema version 999"), "{message}");
+    assert!(message.contains(&format!("this one knows up to {}", schema::latest())), "{message}");
+    assert!(message.contains("upgrade ezdelivery"), "{message}");
+    assert_eq!(folder(dir.path()), before, "not a byte changed; still a rollback-journal database");
+}
+
+#[test]
+fn another_programs_database_with_a_high_version_is_not_called_newer() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("app.db");
+    foreign_database(&path, "delete", 999);
+    let before = folder(dir.path());
+    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    assert!(message.contains("is not an ezdelivery database (it has tables bar, foo)"), "{message}");
+    assert_eq!(folder(dir.path()), before);
+}
+
+#[test]
+fn a_database_with_foreign_tables_beside_ours_is_refused() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("ezdelivery.db");
+    {
+        let s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+        s.connection().execute_batch("CREATE TABLE notes (text)").expect("created");
+    }
+    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    assert!(message.contains("(it has table notes)"), "only the foreign one is named: {message}");
+}
+
+#[test]
+fn our_tables_without_a_schema_version_are_not_ours() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("copy.db");
+    Connection::open(&path).expect("opened").execute_batch(MIGRATIONS[0]).expect("created");
+    let before = folder(dir.path());
+    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    assert!(message.contains("is not an ezdelivery database"), "{message}");
+    assert_eq!(folder(dir.path()), before);
+}
+
+#[test]
+fn an_older_database_with_some_of_our_tables_is_migrated() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("old.db");
+    {
+        let conn = Connection::open(&path).expect("opened");
+        conn.execute_batch(MIGRATIONS[0]).expect("version 1");
+        conn.execute_batch("DROP TABLE breakers").expect("a subset of the tables");
+        conn.pragma_update(None, "user_version", 1).expect("set");
+    }
+    let contents = SqliteStorage::inspect(&path).expect("looked at").expect("a database");
+    assert_eq!(contents.version, 1);
+    assert!(contents.is_empty(), "{contents:?}");
+    assert!(!contents.rows.contains_key("breakers"));
+    let mut s = SqliteStorage::open(&path, Synchronous::Full).expect("ours: opened and migrated");
+    assert_eq!(schema::user_version(s.connection()).expect("version"), schema::latest());
+    save_store(&mut s, 1);
+}
+
+#[test]
+fn an_empty_or_missing_file_is_a_new_database() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let missing = dir.path().join("new").join("ezdelivery.db");
+    assert_eq!(SqliteStorage::inspect(&missing).expect("looked at"), None);
+    assert!(!dir.path().join("new").exists(), "inspect creates nothing");
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").expect("written");
+    assert_eq!(SqliteStorage::inspect(&empty).expect("looked at"), None);
+    let mut s = SqliteStorage::open(&empty, Synchronous::Full).expect("a new database");
+    save_store(&mut s, 1);
+}
+
+#[test]
+fn inspect_counts_the_rows_of_our_tables_without_writing() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("ezdelivery.db");
+    {
+        let mut s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+        save_store(&mut s, 1);
+        save_store(&mut s, 2);
+    }
+    let before = folder(dir.path());
+    let contents = SqliteStorage::inspect(&path).expect("looked at").expect("a database");
+    assert_eq!(contents.version, schema::latest());
+    assert_eq!(contents.rows_in("stores"), 2);
+    assert_eq!(contents.rows_in("orders"), 0);
+    assert_eq!(contents.total_rows(), 2);
+    assert!(!contents.is_empty());
+    assert!(contents.rows.contains_key("orders") && !contents.rows.contains_key("sqlite_sequence"));
+    assert_eq!(folder(dir.path()), before);
+}
+
+#[test]
+fn a_database_open_elsewhere_is_read_through_its_wal() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("ezdelivery.db");
+    let mut first = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+    save_store(&mut first, 1);
+    assert!(dir.path().join("ezdelivery.db-wal").exists());
+    let contents = SqliteStorage::inspect(&path).expect("looked at").expect("a database");
+    assert_eq!(contents.rows_in("stores"), 1, "the row still in the -wal file is seen");
+    let mut second = SqliteStorage::open(&path, Synchronous::Full).expect("opened twice");
+    assert_eq!(stores(&mut second), vec![store(1)]);
+}
+
+#[test]
+fn our_tables_are_those_the_migrations_create() {
+    let ours = super::preflight::our_tables().expect("derived");
+    assert_eq!(ours.len(), MIGRATIONS.len() + 1, "one set per version, and version 0");
+    assert!(ours[0].is_empty());
+    let latest = &ours[MIGRATIONS.len()];
+    for table in ["stores", "menus", "riders", "orders", "events", "breakers"] {
+        assert!(latest.contains(table), "{table}: {latest:?}");
+    }
+    assert!(!latest.iter().any(|t| t.starts_with("sqlite_")), "SQLite's own are not listed: {latest:?}");
+    assert!(ours.windows(2).all(|w| w[0].is_subset(&w[1])));
+}
+
+#[test]
+fn reading_the_migrations_finds_the_tables_that_running_them_creates() {
+    let run = super::preflight::our_tables().expect("derived");
+    assert_eq!(super::preflight::tables_by_reading(), run, "both ways agree at every version");
+}
+
+#[test]
+fn a_negative_schema_version_is_refused() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("odd.db");
+    Connection::open(&path).expect("opened").pragma_update(None, "user_version", -1).expect("set");
+    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    assert!(message.contains("unknown schema version -1"), "{message}");
 }

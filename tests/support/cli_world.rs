@@ -1,0 +1,549 @@
+//! Running the real `ezdelivery` binary in a temporary world, shared by
+//! the fault and money tests: a database and config file of its own, a
+//! clean environment, bounded processes, `--json` helpers, relaying until
+//! a condition holds, and what the fake gateway ([`crate::gateway`]) saw.
+//!
+//! Every process is bounded by [`PROCESS_DEADLINE`] and every relay loop by
+//! [`RELAY_DEADLINE`]; the sleeps are waits, never timing assertions.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::gateway::{mix, Exchange, Gateway};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
+/// No process of these tests may take longer than this.
+pub const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
+/// How long `relay_until` keeps relaying (retries fall due after a
+/// back-off of 0.5 to 1.5 s, doubling with each failed try).
+pub const RELAY_DEADLINE: Duration = Duration::from_secs(25);
+/// What every order of these tests costs: 후라이드 ×2 and 콜라.
+pub const ORDER_TOTAL: i64 = 2 * 18_000 + 2_000;
+
+// ───────────────────────────── running the binary ─────────────────────────────
+
+/// What one run of the binary left behind.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn describe(&self, what: &str) -> String {
+        format!("`{what}` exited {:?}\nstdout: {}\nstderr: {}", self.code, self.stdout, self.stderr)
+    }
+}
+
+/// Waits for `child` at most `deadline`; a child still running then is
+/// killed and the test fails.
+pub fn wait_bounded(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`{what}` did not finish within {deadline:?}");
+        }
+        std::thread::sleep(Duration::from_millis(3));
+    }
+}
+
+/// Collects what an exited child printed (small: its pipes never fill up).
+pub fn collect(child: &mut Child, status: ExitStatus) -> Run {
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_string(&mut stdout).expect("stdout is UTF-8");
+    }
+    if let Some(mut err) = child.stderr.take() {
+        err.read_to_string(&mut stderr).expect("stderr is UTF-8");
+    }
+    Run { code: status.code(), stdout, stderr }
+}
+
+/// Runs `command` to the end (bounded by [`PROCESS_DEADLINE`]).
+pub fn finish(mut command: Command, what: &str) -> Run {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the ezdelivery binary starts");
+    let status = wait_bounded(&mut child, PROCESS_DEADLINE, what);
+    collect(&mut child, status)
+}
+
+/// Parses `text` as exactly one JSON object.
+pub fn one_object(text: &str, what: &str) -> Value {
+    let value: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("{what} is not exactly one JSON object ({e}):\n{text}"));
+    assert!(value.is_object(), "{what} is JSON but not an object: {value}");
+    value
+}
+
+/// What a `--json` run printed: the exit code and the one JSON object
+/// (stdout on success, the one `{"error":…}` line on stderr otherwise).
+/// A run ended by a signal fails the test.
+pub fn json_outcome(r: &Run, what: &str) -> (i32, Value) {
+    let code = r.code.unwrap_or_else(|| panic!("{}", r.describe(what)));
+    if code == 0 {
+        (0, one_object(&r.stdout, &format!("stdout of `{what}`")))
+    } else {
+        let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("{\"error\"")).collect();
+        assert_eq!(errors.len(), 1, "one error object on stderr: {}", r.describe(what));
+        (code, one_object(errors[0], &format!("stderr of `{what}`")))
+    }
+}
+
+pub fn order_id(view: &Value) -> i64 {
+    view["order_id"].as_i64().unwrap_or_else(|| panic!("no order_id in {view}"))
+}
+
+/// `[section]` for an http gateway at `url`.
+pub fn http(section: &str, url: &str, timeout_ms: u64) -> String {
+    format!("[{section}]\nadapter = \"http\"\nurl = \"{url}\"\ntimeout_ms = {timeout_ms}\n")
+}
+
+/// `[breaker]`
+pub fn breaker(failure_threshold: u32, open_ms: u64) -> String {
+    format!("[breaker]\nfailure_threshold = {failure_threshold}\nopen_ms = {open_ms}\n")
+}
+
+/// A `[[notify]]` jsonl channel writing to `path`.
+pub fn jsonl(path: &Path) -> String {
+    format!("[[notify]]\nkind = \"jsonl\"\npath = {:?}\n", path.display().to_string())
+}
+
+/// One temporary world: a database that does not exist yet, a config file,
+/// and a data folder and home inside the same temporary directory.
+pub struct World {
+    pub dir: TempDir,
+    pub db: PathBuf,
+    pub config: PathBuf,
+}
+
+/// The ids of the test shop.
+#[derive(Debug, Clone, Copy)]
+pub struct Shop {
+    pub store: i64,
+}
+
+impl World {
+    /// A world whose config file holds `config`.
+    pub fn new(config: &str) -> World {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let db = dir.path().join("state").join("ezdelivery.db");
+        let config_path = dir.path().join("ezdelivery.toml");
+        std::fs::write(&config_path, config).expect("write the config file");
+        World { dir, db, config: config_path }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The binary on this world's database and config, with a clean
+    /// environment (no proxy: every request goes straight to 127.0.0.1).
+    pub fn command(&self, args: &[&str]) -> Command {
+        self.prepare(Command::new(BIN), args)
+    }
+
+    /// As [`World::command`], but the binary is started by
+    /// `sh -c SCRIPT BIN --db … --config … ARGS`: the script ends with
+    /// `exec "$0" "$@"` after whatever it sets up (a file-size limit, a
+    /// redirection).
+    pub fn shell(&self, script: &str, args: &[&str]) -> Command {
+        let mut sh = Command::new("sh");
+        sh.arg("-c").arg(script).arg(BIN);
+        self.prepare(sh, args)
+    }
+
+    fn prepare(&self, mut c: Command, args: &[&str]) -> Command {
+        for var in [
+            "EZDELIVERY_DB",
+            "EZDELIVERY_CONFIG",
+            "EZDELIVERY_KAKAO_TOKEN",
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            c.env_remove(var);
+        }
+        c.env("NO_PROXY", "127.0.0.1,localhost")
+            .env("no_proxy", "127.0.0.1,localhost")
+            .env("XDG_DATA_HOME", self.dir.path().join("data"))
+            .env("HOME", self.dir.path().join("home"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .arg("--db")
+            .arg(&self.db)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        finish(self.command(args), &args.join(" "))
+    }
+
+    /// Runs `args` with `--json`: the exit code and the one JSON object
+    /// printed (stdout on success, the error object on stderr otherwise).
+    pub fn json(&self, args: &[&str]) -> (i32, Value) {
+        let r = self.run(&[&["--json"], args].concat());
+        json_outcome(&r, &args.join(" "))
+    }
+
+    /// Runs `args` with `--json`, asserts success, returns the object printed.
+    pub fn ok(&self, args: &[&str]) -> Value {
+        let (code, value) = self.json(args);
+        assert_eq!(code, 0, "`{}` failed: {value}", args.join(" "));
+        value
+    }
+
+    /// Runs `args` with `--json`, asserts exit `code` and error `kind`;
+    /// returns the error message.
+    pub fn fails(&self, args: &[&str], code: i32, kind: &str) -> String {
+        let (got, value) = self.json(args);
+        assert_eq!(got, code, "exit code of `{}`: {value}", args.join(" "));
+        assert_eq!(value["error"]["kind"], kind, "error kind of `{}`: {value}", args.join(" "));
+        value["error"]["message"].as_str().expect("the message is a string").to_string()
+    }
+
+    /// Store 교촌치킨 (owner park) with 후라이드 18,000 and 콜라 2,000, and
+    /// riders `riders`.
+    pub fn shop(&self, riders: &[&str]) -> Shop {
+        let store = self.ok(&["store", "add", "--name", "교촌치킨", "--owner", "park"])["id"].as_i64().unwrap();
+        let s = store.to_string();
+        self.ok(&["menu", "add", "--store", &s, "--name", "후라이드", "--price", "18000"]);
+        self.ok(&["menu", "add", "--store", &s, "--name", "콜라", "--price", "2000"]);
+        for rider in riders {
+            self.ok(&["rider", "add", "--name", rider]);
+        }
+        Shop { store }
+    }
+
+    /// `order --store … --customer … --item 후라이드:2 --item 콜라 [--pay]`.
+    pub fn order(&self, shop: Shop, customer: &str, pay: bool) -> (i32, Value) {
+        let s = shop.store.to_string();
+        let mut args = vec!["order", "--store", &s, "--customer", customer, "--item", "후라이드:2", "--item", "콜라"];
+        if pay {
+            args.push("--pay");
+        }
+        self.json(&args)
+    }
+
+    /// Places and pays an order that must go through; returns its id.
+    pub fn paid_order(&self, shop: Shop, customer: &str) -> i64 {
+        let (code, view) = self.order(shop, customer, true);
+        assert_eq!(code, 0, "order --pay: {view}");
+        assert_eq!(view["status"], "paid", "{view}");
+        order_id(&view)
+    }
+
+    /// Places and pays an order the gateway cannot take: exit 6; returns
+    /// the id of the order kept.
+    pub fn unavailable_order(&self, shop: Shop, customer: &str) -> (i64, String) {
+        let (code, error) = self.order(shop, customer, true);
+        assert_eq!(code, 6, "order --pay with the gateway unavailable: {error}");
+        assert_eq!(error["error"]["kind"], "unavailable", "{error}");
+        let message = error["error"]["message"].as_str().unwrap().to_string();
+        let kept = self.orders_of(customer).last().map(order_id).expect("the order is kept");
+        (kept, message)
+    }
+
+    pub fn status(&self, order: i64) -> Value {
+        self.ok(&["status", &order.to_string()])
+    }
+
+    pub fn orders_of(&self, customer: &str) -> Vec<Value> {
+        self.ok(&["status", "--customer", customer])["orders"].as_array().expect("{\"orders\":[…]}").clone()
+    }
+
+    pub fn relay(&self) -> Value {
+        self.ok(&["relay"])
+    }
+
+    /// Relays until `done` (given this world and the last report) holds,
+    /// waiting between passes for queued retries to fall due; bounded by
+    /// [`RELAY_DEADLINE`].
+    pub fn relay_until(&self, what: &str, mut done: impl FnMut(&World, &Value) -> bool) -> Value {
+        let until = Instant::now() + RELAY_DEADLINE;
+        loop {
+            let report = self.relay();
+            if done(self, &report) {
+                return report;
+            }
+            assert!(Instant::now() < until, "relay did not get {what} within {RELAY_DEADLINE:?}; last: {report}");
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+
+    /// Relays until the order's view satisfies `done`.
+    pub fn relay_until_order(&self, order: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        self.relay_until(&format!("order {order} {what}"), |w, _| done(&w.status(order)));
+        self.status(order)
+    }
+
+    /// Breaker `name` as `breaker status --json` shows it.
+    pub fn breaker(&self, name: &str) -> Value {
+        let all = self.ok(&["breaker", "status"]);
+        all["breakers"]
+            .as_array()
+            .expect("{\"breakers\":[…]}")
+            .iter()
+            .find(|b| b["name"] == name)
+            .unwrap_or_else(|| panic!("no breaker {name} in {all}"))
+            .clone()
+    }
+
+    /// Opens the database directly (for what only it can tell).
+    pub fn sql(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.db).expect("open the database")
+    }
+
+    pub fn count(&self, query: &str) -> i64 {
+        self.sql().query_row(query, [], |row| row.get(0)).expect(query)
+    }
+
+    /// Every order of the database, by id.
+    pub fn order_ids(&self) -> Vec<i64> {
+        let db = self.sql();
+        let mut query = db.prepare("SELECT id FROM orders ORDER BY id").expect("SELECT id FROM orders");
+        let ids = query.query_map([], |row| row.get(0)).expect("the order ids");
+        ids.map(|id| id.expect("an order id")).collect()
+    }
+
+    /// Payments and delivery charges still waiting for a gateway call
+    /// (`pending` or `refund_pending`; not those in `needs_attention`).
+    pub fn queued(&self) -> i64 {
+        self.count(QUEUED)
+    }
+
+    /// Relays until a pass did nothing and nothing is queued any more,
+    /// waiting [`QUIET_PAUSE`] between passes for back-offs and claims to
+    /// lapse; bounded by [`QUIET_DEADLINE`]. Returns the last report.
+    pub fn relay_until_quiet(&self, gw: &Gateway) -> Value {
+        let start = Instant::now();
+        loop {
+            let report = self.relay();
+            let busy = RELAY_WORK.iter().any(|field| report[*field].as_i64().unwrap_or(0) > 0);
+            if !busy && self.queued() == 0 {
+                return report;
+            }
+            // a refund of an id the gateway never gave is refused for ever:
+            // no use waiting the whole deadline for it
+            let hopeless = !gw.ledger().strays.is_empty() && start.elapsed() >= STRAY_PATIENCE;
+            if start.elapsed() >= QUIET_DEADLINE || hopeless {
+                panic!(
+                    "relay is not quiet after {QUIET_DEADLINE:?}; last report: {report}\nqueued payments:\n{}\n\
+                     queued charges:\n{}\nrefunds naming an id the gateway never gave: {:#?}\n\
+                     the gateway is {:?}; its last requests:\n{:#?}",
+                    self.dump("SELECT * FROM payments WHERE status IN ('pending', 'refund_pending')"),
+                    self.dump("SELECT * FROM charges WHERE status IN ('pending', 'refund_pending')"),
+                    gw.ledger().strays,
+                    gw.mode(),
+                    gw.log().iter().rev().take(12).collect::<Vec<_>>()
+                );
+            }
+            std::thread::sleep(QUIET_PAUSE);
+        }
+    }
+
+    /// The rows `query` selects, one line each, for failure messages.
+    pub fn dump(&self, query: &str) -> String {
+        let db = self.sql();
+        let Ok(mut statement) = db.prepare(query) else { return format!("  (cannot run {query})") };
+        let names: Vec<String> = statement.column_names().iter().map(|n| n.to_string()).collect();
+        let rows = statement.query_map([], |row| {
+            let cells: Vec<String> = (0..names.len())
+                .map(|i| {
+                    let value = match row.get_ref(i) {
+                        Ok(rusqlite::types::ValueRef::Null) => "null".to_string(),
+                        Ok(rusqlite::types::ValueRef::Integer(n)) => n.to_string(),
+                        Ok(rusqlite::types::ValueRef::Real(x)) => x.to_string(),
+                        Ok(rusqlite::types::ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
+                        Ok(rusqlite::types::ValueRef::Blob(b)) => format!("<{} bytes>", b.len()),
+                        Err(e) => format!("<{e}>"),
+                    };
+                    format!("{}={value}", names[i])
+                })
+                .collect();
+            Ok(format!("  {}", cells.join(" ")))
+        });
+        match rows {
+            Ok(rows) => {
+                let lines: Vec<String> = rows.map(|r| r.unwrap_or_else(|e| format!("  <{e}>"))).collect();
+                if lines.is_empty() {
+                    "  (none)".into()
+                } else {
+                    lines.join("\n")
+                }
+            }
+            Err(e) => format!("  (cannot run {query}: {e})"),
+        }
+    }
+}
+
+// ───────────────────────────── the ledger assertion ─────────────────────────────
+
+/// How long [`World::relay_until_quiet`] keeps relaying (a claim left by a
+/// killed process lapses after the test config's `lease_ms`, a few seconds).
+pub const QUIET_DEADLINE: Duration = Duration::from_secs(40);
+/// How long [`World::relay_until_quiet`] goes on once a refund named an id
+/// the gateway never gave.
+pub const STRAY_PATIENCE: Duration = Duration::from_secs(5);
+/// The wait between two relay passes (more than the tests' `max_ms` back-off).
+pub const QUIET_PAUSE: Duration = Duration::from_millis(220);
+/// The fields of a relay report that count work done or still to do.
+pub const RELAY_WORK: [&str; 6] =
+    ["payments_approved", "payments_declined", "refunds_confirmed", "charges_paid", "charges_refunded", "still_queued"];
+/// Payments and charges waiting for a gateway call.
+const QUEUED: &str = "SELECT (SELECT count(*) FROM payments WHERE status IN ('pending', 'refund_pending')) + \
+                      (SELECT count(*) FROM charges WHERE status IN ('pending', 'refund_pending'))";
+
+/// Order statuses in which the order has been paid for.
+pub const ESTABLISHED: [&str; 5] = ["paid", "cooking", "cooked", "delivering", "delivered"];
+
+/// The money assertion: once `relay` is quiet, what the gateway really did
+/// matches what each of `orders` says (`status ORDER`):
+///
+/// - payments (approvals − refunds) are 1 for a paid, cooking, cooked,
+///   delivering or delivered order, and 0 for a cancelled, rejected or
+///   pending_payment one;
+/// - delivery charges (paid − taken back) are 1 for a delivering or
+///   delivered order, 1 exactly when the charge is `paid` for a cooking or
+///   cooked one, and 0 otherwise;
+/// - no refund names an id the gateway never gave (the idempotency key);
+/// - the gateway moved money for no order outside `orders`.
+///
+/// An order whose payment (or charge) is `needs_attention` is not asserted
+/// (for that part) but returned: the tests that expect it say so.
+/// Failures print the ledger and the gateway's requests of the order.
+pub fn assert_ledger(w: &World, gw: &Gateway, orders: &[i64]) -> Vec<i64> {
+    w.relay_until_quiet(gw);
+    let ledger = gw.ledger();
+    let mut problems = Vec::new();
+    let mut attention = Vec::new();
+    for &order in orders {
+        let view = w.status(order);
+        let status = view["status"].as_str().unwrap_or("?").to_string();
+        let payment_attention = view["payment"]["status"] == "needs_attention";
+        let charge = &view["delivery"]["charge"];
+        let charge_attention = charge["status"] == "needs_attention";
+        if payment_attention || charge_attention {
+            attention.push(order);
+        }
+        let payments = match status.as_str() {
+            s if ESTABLISHED.contains(&s) => 1,
+            "cancelled" | "rejected" | "pending_payment" => 0,
+            other => {
+                problems.push(format!("order {order}: unknown status {other}: {view}"));
+                continue;
+            }
+        };
+        let charges = match status.as_str() {
+            "delivering" | "delivered" => 1,
+            "cooking" | "cooked" => i64::from(charge["status"] == "paid"),
+            _ => 0,
+        };
+        let explain = |what: &str, got: i64, want: i64| {
+            format!(
+                "order {order} is {status} but the gateway's net {what} is {got}, not {want}\n\
+                 payment: {}\ncharge: {}\nledger:\n{}\nrequests about it:\n{:#?}",
+                view["payment"],
+                charge,
+                ledger.describe(order),
+                gw.log_of(order)
+            )
+        };
+        let net = ledger.net_payments(order);
+        if !payment_attention && net != payments {
+            problems.push(explain("payments (approvals - refunds)", net, payments));
+        }
+        let net = ledger.net_charges(order);
+        if !charge_attention && net != charges {
+            problems.push(explain("delivery charges (paid - taken back)", net, charges));
+        }
+    }
+    if !ledger.strays.is_empty() {
+        problems.push(format!(
+            "refunds named ids the gateway never gave (a refund must name the approval's id, never the \
+             idempotency key): {:#?}",
+            ledger.strays
+        ));
+    }
+    let known: BTreeSet<i64> = orders.iter().copied().collect();
+    for order in ledger.orders().difference(&known) {
+        problems.push(format!("the gateway moved money for order {order}, not asserted:\n{}", ledger.describe(*order)));
+    }
+    assert!(problems.is_empty(), "the ledger does not hold ({} problems):\n{}", problems.len(), problems.join("\n\n"));
+    attention
+}
+
+pub fn paid(view: &Value) -> bool {
+    view["status"] == "paid" && view["payment"]["status"] == "approved"
+}
+
+// ───────────────────────────── what the gateway saw ─────────────────────────────
+
+/// The approval requests (`POST /payments`) for `order`.
+pub fn approvals(gw: &Gateway, order: i64) -> Vec<Exchange> {
+    gw.log().into_iter().filter(|e| e.path == "/payments" && e.order_id() == Some(order)).collect()
+}
+
+/// The charge requests (`POST /deliveryCharges`) for `order`.
+pub fn charges(gw: &Gateway, order: i64) -> Vec<Exchange> {
+    gw.log().into_iter().filter(|e| e.path == "/deliveryCharges" && e.order_id() == Some(order)).collect()
+}
+
+/// Every request of `calls` carried one and the same, non-empty
+/// Idempotency-Key, and the gateway acted on it exactly once; returns the key.
+pub fn one_key_acted_on_once(calls: &[Exchange], what: &str) -> String {
+    assert!(!calls.is_empty(), "{what}: the gateway saw no request");
+    let keys: BTreeSet<&str> = calls.iter().map(Exchange::key).collect();
+    assert_eq!(keys.len(), 1, "{what}: every retry carries the same Idempotency-Key: {keys:?}");
+    let key = keys.into_iter().next().unwrap().to_string();
+    assert!(!key.is_empty(), "{what}: an Idempotency-Key header is sent");
+    let fresh = calls.iter().filter(|e| e.fresh).count();
+    assert_eq!(fresh, 1, "{what}: the gateway acted exactly once: {calls:#?}");
+    key
+}
+
+/// As [`one_key_acted_on_once`], and no request was answered 2xx but the
+/// one acted on (no retry after a success).
+pub fn one_success(calls: &[Exchange], what: &str) -> String {
+    let key = one_key_acted_on_once(calls, what);
+    let successes = calls.iter().filter(|e| e.ok()).count();
+    assert_eq!(successes, 1, "{what}: exactly one successful request: {calls:#?}");
+    key
+}
+
+// ───────────────────────────── seeded randomness ─────────────────────────────
+
+/// A small deterministic generator (splitmix64).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix(self.0)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
