@@ -58,7 +58,7 @@ fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let engine_db = dir.path().join("engine.db");
     let floor_db = dir.path().join("floor.db");
-    let mut wal = engine(SqliteStorage::open(&engine_db, Synchronous::Full).unwrap());
+    let mut wal = engine(SqliteStorage::open_with(&engine_db, Synchronous::Full).unwrap());
     group.bench_function("sqlite_wal_file", |b| b.iter(|| lifecycle(&mut wal, &picks)));
     drop(wal);
     let mut floor = Floor::open(Some(&floor_db), Synchronous::Full);
@@ -68,7 +68,7 @@ fn benches(c: &mut Criterion) {
     // The same with synchronous=NORMAL, the documented opt-in: commits are
     // not synced one by one, only at checkpoints.
     let (engine_normal, floor_normal) = (dir.path().join("engine-normal.db"), dir.path().join("floor-normal.db"));
-    let mut wal = engine(SqliteStorage::open(&engine_normal, Synchronous::Normal).unwrap());
+    let mut wal = engine(SqliteStorage::open_with(&engine_normal, Synchronous::Normal).unwrap());
     group.bench_function("sqlite_wal_file_normal", |b| b.iter(|| lifecycle(&mut wal, &picks)));
     drop(wal);
     let mut floor = Floor::open(Some(&floor_normal), Synchronous::Normal);

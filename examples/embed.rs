@@ -26,7 +26,7 @@ impl Notifier for Phones {
         "phones"
     }
 
-    fn send(&self, message: &Message) -> std::result::Result<(), String> {
+    fn send(&self, message: &Message) -> Result<(), String> {
         println!("  📱 {:<5} {}", message.recipient, message.text);
         let mut received = self.received.lock().map_err(|_| "the phone list is poisoned".to_string())?;
         received.push((message.recipient.clone(), message.text.clone()));

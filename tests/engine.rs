@@ -411,12 +411,12 @@ fn two_engines_on_one_database_send_each_message_once() {
     let (a_inbox, b_inbox) = (Inbox::default(), Inbox::default());
     // A's commands claim their messages but have no time to send them: the
     // claim is released, due again, for whoever relays.
-    let mut a = Engine::builder(SqliteStorage::open(&db, Synchronous::Normal).unwrap())
+    let mut a = Engine::builder(SqliteStorage::open_with(&db, Synchronous::Normal).unwrap())
         .notifier(a_inbox.clone())
         .relay_budget(std::time::Duration::ZERO)
         .build();
     let mut b =
-        Engine::builder(SqliteStorage::open(&db, Synchronous::Normal).unwrap()).notifier(b_inbox.clone()).build();
+        Engine::builder(SqliteStorage::open_with(&db, Synchronous::Normal).unwrap()).notifier(b_inbox.clone()).build();
     let store = a.add_store("S", None, None).unwrap().id;
     a.add_menu(store, "m", 1_000).unwrap();
     a.place_order(store, "kim", &[ItemPick::new("m", 1)], "", true, None).unwrap();
@@ -492,7 +492,7 @@ fn a_call_taken_over_after_its_lease(late: GatewayOutcome) {
         late,
     };
     let engine = |gateway: Held| {
-        Engine::builder(SqliteStorage::open(&db, Synchronous::Normal).unwrap())
+        Engine::builder(SqliteStorage::open_with(&db, Synchronous::Normal).unwrap())
             .payment(gateway)
             .clock(clock.clone())
             .lease(std::time::Duration::from_secs(5))

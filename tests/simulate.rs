@@ -61,7 +61,7 @@ fn simulate_on_memory_keeps_every_invariant_and_is_deterministic() {
 #[test]
 fn simulate_on_a_sqlite_file_keeps_every_invariant() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = SqliteStorage::open(&dir.path().join("sim.db"), Synchronous::Normal).unwrap();
+    let storage = SqliteStorage::open_with(&dir.path().join("sim.db"), Synchronous::Normal).unwrap();
     let mut engine = Engine::builder(storage).build();
     let report = run(&mut engine, &config());
     assert_sound(&report);
@@ -76,7 +76,7 @@ fn simulate_on_a_sqlite_file_keeps_every_invariant() {
 fn the_check_finds_a_broken_read_model() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.db");
-    let mut engine = Engine::builder(SqliteStorage::open(&path, Synchronous::Normal).unwrap()).build();
+    let mut engine = Engine::builder(SqliteStorage::open_with(&path, Synchronous::Normal).unwrap()).build();
     let report = run(&mut engine, &SimConfig { orders: 20, ..config() });
     assert!(report.violations.is_empty());
     let conn = rusqlite::Connection::open(&path).unwrap();

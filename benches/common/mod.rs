@@ -68,7 +68,7 @@ impl Payloads {
     pub fn capture() -> Payloads {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("capture.db");
-        let mut engine = engine(SqliteStorage::open(&path, Synchronous::Normal).unwrap());
+        let mut engine = engine(SqliteStorage::open_with(&path, Synchronous::Normal).unwrap());
         lifecycle(&mut engine, &picks());
         drop(engine);
         let conn = Connection::open(&path).unwrap();
@@ -141,7 +141,7 @@ impl Floor {
             Some(path) => {
                 // The adapter creates the schema and the catalogue; then the
                 // floor opens its own bare connection.
-                drop(engine(SqliteStorage::open(path, synchronous).unwrap()));
+                drop(engine(SqliteStorage::open_with(path, synchronous).unwrap()));
                 Connection::open(path).unwrap()
             }
             None => {
@@ -278,7 +278,7 @@ impl Floor {
 pub fn schema_sql() -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("schema.db");
-    drop(SqliteStorage::open(&path, Synchronous::Normal).unwrap());
+    drop(SqliteStorage::open_with(&path, Synchronous::Normal).unwrap());
     let conn = Connection::open(&path).unwrap();
     let mut stmt = conn
         .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid")
@@ -403,7 +403,7 @@ pub fn fixture(orders: u64) -> (PathBuf, std::time::Duration) {
 }
 
 fn build_template(path: &Path) {
-    let mut engine = engine(SqliteStorage::open(path, Synchronous::Normal).unwrap());
+    let mut engine = engine(SqliteStorage::open_with(path, Synchronous::Normal).unwrap());
     let menus = ["후라이드", "콜라"];
     for i in 0..TEMPLATE_ORDERS {
         let customer = format!("customer {}", i % TEMPLATE_CUSTOMERS + 1);

@@ -9,7 +9,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -40,6 +40,11 @@ pub struct Run {
 }
 
 impl Run {
+    /// The notification lines (`[알림 → …]`) on stderr.
+    pub fn notifications(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.starts_with("[알림 → ")).collect()
+    }
+
     pub fn describe(&self, what: &str) -> String {
         format!("`{what}` exited {:?}\nstdout: {}\nstderr: {}", self.code, self.stdout, self.stderr)
     }
@@ -73,6 +78,22 @@ pub fn collect(child: &mut Child, status: ExitStatus) -> Run {
         err.read_to_string(&mut stderr).expect("stderr is UTF-8");
     }
     Run { code: status.code(), stdout, stderr }
+}
+
+/// The lines `child` prints on its piped stdout, as they come: a thread of
+/// their own reads them until the pipe closes or the receiver is dropped.
+pub fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Runs `command` to the end (bounded by [`PROCESS_DEADLINE`]).
@@ -130,6 +151,8 @@ pub struct World {
     pub dir: TempDir,
     pub db: PathBuf,
     pub config: PathBuf,
+    /// Variables set for every process of this world ([`World::env`]).
+    vars: Vec<(String, String)>,
 }
 
 /// The ids of the test shop.
@@ -145,7 +168,22 @@ impl World {
         let db = dir.path().join("state").join("ezdelivery.db");
         let config_path = dir.path().join("ezdelivery.toml");
         std::fs::write(&config_path, config).expect("write the config file");
-        World { dir, db, config: config_path }
+        World { dir, db, config: config_path, vars: Vec::new() }
+    }
+
+    /// This world with `name=value` set for every process it starts (say
+    /// `COLUMNS=200`, so tables are not wrapped).
+    pub fn env(mut self, name: &str, value: &str) -> World {
+        self.vars.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Writes `text` to the file `name` of this world (another config
+    /// file, say) and returns its path.
+    pub fn config(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write the config file");
+        path
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -168,7 +206,34 @@ impl World {
         self.prepare(sh, args)
     }
 
-    fn prepare(&self, mut c: Command, args: &[&str]) -> Command {
+    /// The binary with this world's clean environment, and neither `--db`
+    /// nor `--config`: what the environment says is all it gets.
+    pub fn bare(&self) -> Command {
+        self.clean(Command::new(BIN))
+    }
+
+    /// As [`World::command`], but with the config file `config` instead of
+    /// this world's own.
+    pub fn command_with(&self, config: &Path, args: &[&str]) -> Command {
+        let mut c = self.bare();
+        c.arg("--db").arg(&self.db).arg("--config").arg(config).args(args);
+        c
+    }
+
+    /// Runs `args` with the config file `config` instead of this world's own.
+    pub fn run_with(&self, config: &Path, args: &[&str]) -> Run {
+        finish(self.command_with(config, args), &args.join(" "))
+    }
+
+    fn prepare(&self, c: Command, args: &[&str]) -> Command {
+        let mut c = self.clean(c);
+        c.arg("--db").arg(&self.db).arg("--config").arg(&self.config).args(args);
+        c
+    }
+
+    /// `c` with this world's clean environment (no proxy: every request
+    /// goes straight to 127.0.0.1; stdin empty), and no arguments added.
+    pub fn clean(&self, mut c: Command) -> Command {
         for var in [
             "EZDELIVERY_DB",
             "EZDELIVERY_CONFIG",
@@ -187,12 +252,8 @@ impl World {
             .env("XDG_DATA_HOME", self.dir.path().join("data"))
             .env("HOME", self.dir.path().join("home"))
             .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .arg("--db")
-            .arg(&self.db)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args);
+            .envs(self.vars.iter().map(|(name, value)| (name, value)))
+            .stdin(Stdio::null());
         c
     }
 

@@ -1,8 +1,8 @@
-//! The command line, as clap definitions: SPEC.md's commands and options.
+//! The command line, as clap definitions: the commands and options of docs/reference.md.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// A food-delivery ordering engine on one SQLite file.
 #[derive(Debug, Parser)]
@@ -11,29 +11,102 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     after_help = "Example:\n  ezdelivery demo\n  ezdelivery order --store 1 --customer kim --item 후라이드:2 --pay"
 )]
 pub struct Cli {
-    /// The SQLite file (created with its folder on first use).
-    #[arg(long, global = true, env = "EZDELIVERY_DB", value_name = "PATH")]
+    /// The SQLite file, created with its folder on first use (default: $EZDELIVERY_DB, else the data folder).
+    // EZDELIVERY_DB and EZDELIVERY_CONFIG are read by `Cli::from_env`, not
+    // by clap: clap would show an option set from the environment in the
+    // usage line of every error, as if it had been typed.
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub db: Option<PathBuf>,
 
-    /// A TOML file that picks the adapters (see SPEC.md).
-    #[arg(long, global = true, env = "EZDELIVERY_CONFIG", value_name = "PATH")]
+    /// A TOML file that picks the adapters (default: $EZDELIVERY_CONFIG; `ezdelivery man` lists its keys).
+    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
 
     /// Machine output: one JSON object on stdout; errors as JSON on stderr.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
     /// Quieter: no notifications on the console, no human output on success.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
 
     /// Log to stderr: -v each command and gateway call with its duration, -vv every step.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
 
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The heading of the options every command takes, in `--help`.
+const GLOBAL: &str = "Global options";
+
+impl Cli {
+    /// Parses the command line, then fills `--db` and `--config` in from
+    /// `EZDELIVERY_DB` and `EZDELIVERY_CONFIG` (when set and not empty)
+    /// where they were not given.
+    pub fn from_env() -> Result<Cli, clap::Error> {
+        let mut cli = Cli::try_parse()?;
+        let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        cli.db = cli.db.take().or_else(|| env("EZDELIVERY_DB"));
+        cli.config = cli.config.take().or_else(|| env("EZDELIVERY_CONFIG"));
+        if let Command::Status { order: None, customer: None } = cli.command {
+            const NEITHER: &str = "give an ORDER id or --customer NAME: `ezdelivery status 7` shows order 7, \
+                                   `ezdelivery status --customer kim` all of kim's orders";
+            let kind = clap::error::ErrorKind::MissingRequiredArgument;
+            let mut command = Cli::command();
+            command.build();
+            return Err(match command.find_subcommand_mut("status") {
+                Some(status) => status.error(kind, NEITHER),
+                None => command.error(kind, NEITHER),
+            });
+        }
+        Ok(cli)
+    }
+}
+
+/// An id as a command-line value: a whole number from 1. Negative numbers
+/// reach this check (`allow_negative_numbers`) rather than being taken
+/// for options.
+fn id(what: &str, value: &str) -> Result<i64, String> {
+    match value.trim().parse::<i64>() {
+        Ok(id) if id >= 1 => Ok(id),
+        Ok(id) => Err(format!("{what} id must be 1 or more, got {id}")),
+        Err(_) => Err(format!("{what} id must be a whole number from 1, such as 7")),
+    }
+}
+
+fn order_id(value: &str) -> Result<i64, String> {
+    id("order", value)
+}
+
+fn store_id(value: &str) -> Result<i64, String> {
+    id("store", value)
+}
+
+fn menu_id(value: &str) -> Result<i64, String> {
+    id("menu", value)
+}
+
+/// A review score: 1 to 5.
+fn score(value: &str) -> Result<u8, String> {
+    match value.trim().parse::<i64>() {
+        Ok(n) => u8::try_from(n)
+            .ok()
+            .filter(|n| (1..=5).contains(n))
+            .ok_or_else(|| format!("score must be between 1 and 5, got {n}")),
+        Err(_) => Err("score must be a whole number from 1 to 5".into()),
+    }
+}
+
+/// A count of the simulation: a whole number from 1.
+fn count(value: &str) -> Result<u64, String> {
+    match value.trim().parse::<i128>() {
+        Ok(n) if n >= 1 => u64::try_from(n).map_err(|_| format!("must be at most {}, got {n}", u64::MAX)),
+        Ok(n) => Err(format!("must be 1 or more, got {n}")),
+        Err(_) => Err("must be a whole number from 1".into()),
+    }
 }
 
 /// The commands.
@@ -57,6 +130,7 @@ pub enum Command {
     #[command(after_help = "Example:\n  ezdelivery pay 7 --card 4111111111111111")]
     Pay {
         /// The order.
+        #[arg(allow_negative_numbers = true, value_parser = order_id)]
         order: i64,
         /// The card number (only its last four digits are kept).
         #[arg(long, value_name = "NUMBER")]
@@ -72,28 +146,33 @@ pub enum Command {
     #[command(after_help = "Example:\n  ezdelivery cancel 7 --reason \"changed my mind\"")]
     Cancel {
         /// The order.
+        #[arg(allow_negative_numbers = true, value_parser = order_id)]
         order: i64,
         /// Why.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         reason: String,
     },
     /// Review a delivered order, once.
     #[command(after_help = "Example:\n  ezdelivery review 7 --score 5 --text 맛있어요")]
     Review {
         /// The order.
+        #[arg(allow_negative_numbers = true, value_parser = order_id)]
         order: i64,
         /// 1 to 5.
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+        #[arg(long, allow_negative_numbers = true, value_parser = score)]
         score: u8,
-        /// What you thought.
-        #[arg(long, default_value = "")]
+        /// What you thought (one line).
+        #[arg(long, default_value = "", hide_default_value = true)]
         text: String,
     },
     /// The mypage view: one order with its timeline, or all of a customer's orders.
-    #[command(after_help = "Examples:\n  ezdelivery status 7\n  ezdelivery status --customer kim")]
+    #[command(
+        override_usage = "ezdelivery status [OPTIONS] <ORDER|--customer <NAME>>",
+        after_help = "Examples:\n  ezdelivery status 7\n  ezdelivery status --customer kim"
+    )]
     Status {
-        /// The order.
-        #[arg(required_unless_present = "customer", conflicts_with = "customer")]
+        /// The order (or give --customer).
+        #[arg(conflicts_with = "customer", allow_negative_numbers = true, value_parser = order_id)]
         order: Option<i64>,
         /// All orders of this customer.
         #[arg(long, value_name = "NAME")]
@@ -103,12 +182,12 @@ pub enum Command {
     #[command(after_help = "Example:\n  ezdelivery events --order 7 --format json")]
     Events {
         /// Only this order's events.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = order_id)]
         order: Option<i64>,
         /// Only events after this sequence number.
-        #[arg(long, default_value_t = 0, value_name = "SEQ")]
+        #[arg(long, default_value_t = 0, value_name = "SEQ", allow_negative_numbers = true)]
         after: i64,
-        /// Output format (defaults to a table on a terminal, json otherwise).
+        /// Output format (defaults to a table on a terminal, json otherwise; with --json, the items' format: json or cloudevents).
         #[arg(long, value_enum)]
         format: Option<EventFormat>,
         /// Keep printing new events as they are written, until interrupted.
@@ -175,22 +254,22 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// How many orders to drive through the lifecycle (at least 1).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = count)]
     pub orders: u64,
     /// How many customers order.
-    #[arg(long, value_name = "K", default_value_t = 1_000)]
+    #[arg(long, value_name = "K", default_value_t = 1_000, allow_negative_numbers = true, value_parser = count)]
     pub customers: u64,
     /// How many stores are registered for the run.
-    #[arg(long, value_name = "S", default_value_t = 10)]
+    #[arg(long, value_name = "S", default_value_t = 10, allow_negative_numbers = true, value_parser = count)]
     pub stores: u64,
     /// How many riders deliver (registered if missing).
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 20, allow_negative_numbers = true, value_parser = count)]
     pub riders: u64,
     /// The share of orders cancelled before departure, 0 to 1.
-    #[arg(long, value_name = "R", default_value_t = 0.05)]
+    #[arg(long, value_name = "R", default_value_t = 0.05, allow_negative_numbers = true)]
     pub cancel_rate: f64,
     /// The share of payment calls that find the gateway down (queued, retried), 0 to 1.
-    #[arg(long, value_name = "R", default_value_t = 0.02)]
+    #[arg(long, value_name = "R", default_value_t = 0.02, allow_negative_numbers = true)]
     pub payment_unavailable_rate: f64,
     /// The seed: the same seed runs the same simulation.
     #[arg(long, value_name = "X", default_value_t = 1)]
@@ -227,7 +306,7 @@ pub enum StoreCommand {
         #[arg(long)]
         address: Option<String>,
         /// What each delivery pays the rider, in won.
-        #[arg(long, value_name = "WON")]
+        #[arg(long, value_name = "WON", allow_negative_numbers = true)]
         delivery_charge: Option<i64>,
     },
     /// List the stores with their review count and average score.
@@ -237,18 +316,21 @@ pub enum StoreCommand {
     #[command(after_help = "Example:\n  ezdelivery store open 1")]
     Open {
         /// The store.
+        #[arg(allow_negative_numbers = true, value_parser = store_id)]
         store: i64,
     },
     /// Close a store: it takes no orders.
     #[command(after_help = "Example:\n  ezdelivery store close 1")]
     Close {
         /// The store.
+        #[arg(allow_negative_numbers = true, value_parser = store_id)]
         store: i64,
     },
     /// The owner's inbox: paid orders waiting, and those in progress.
     #[command(after_help = "Example:\n  ezdelivery store orders 1")]
     Orders {
         /// The store.
+        #[arg(allow_negative_numbers = true, value_parser = store_id)]
         store: i64,
     },
 }
@@ -260,7 +342,7 @@ pub enum MenuCommand {
     #[command(after_help = "Example:\n  ezdelivery menu add --store 1 --name 후라이드 --price 18000")]
     Add {
         /// The store.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = store_id)]
         store: i64,
         /// Its name (unique within the store).
         #[arg(long)]
@@ -273,19 +355,21 @@ pub enum MenuCommand {
     #[command(after_help = "Example:\n  ezdelivery menu list --store 1")]
     List {
         /// Only this store's menus.
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true, value_parser = store_id)]
         store: Option<i64>,
     },
     /// Mark a menu sold out.
     #[command(after_help = "Example:\n  ezdelivery menu soldout 3")]
     Soldout {
         /// The menu id.
+        #[arg(allow_negative_numbers = true, value_parser = menu_id)]
         menu: i64,
     },
     /// Mark a sold-out menu available again.
     #[command(after_help = "Example:\n  ezdelivery menu available 3")]
     Available {
         /// The menu id.
+        #[arg(allow_negative_numbers = true, value_parser = menu_id)]
         menu: i64,
     },
 }
@@ -309,7 +393,7 @@ pub enum RiderCommand {
 #[derive(Debug, Args)]
 pub struct OrderArgs {
     /// The store.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = store_id)]
     pub store: i64,
     /// Who orders.
     #[arg(long)]
@@ -318,7 +402,7 @@ pub struct OrderArgs {
     #[arg(long = "item", value_name = "MENU[:QTY]", required = true)]
     pub items: Vec<String>,
     /// Where to deliver.
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub address: String,
     /// Pay at once.
     #[arg(long)]
@@ -335,21 +419,24 @@ pub enum CookCommand {
     #[command(after_help = "Example:\n  ezdelivery cook start 7")]
     Start {
         /// The order.
+        #[arg(allow_negative_numbers = true, value_parser = order_id)]
         order: i64,
     },
     /// The food is cooked.
     #[command(after_help = "Example:\n  ezdelivery cook finish 7")]
     Finish {
         /// The order.
+        #[arg(allow_negative_numbers = true, value_parser = order_id)]
         order: i64,
     },
     /// The owner rejects a paid order; the payment is refunded.
     #[command(after_help = "Example:\n  ezdelivery cook reject 7 --reason \"out of chicken\"")]
     Reject {
         /// The order.
+        #[arg(allow_negative_numbers = true, value_parser = order_id)]
         order: i64,
         /// Why.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", hide_default_value = true)]
         reason: String,
     },
 }
@@ -361,6 +448,7 @@ pub enum DeliverCommand {
     #[command(after_help = "Example:\n  ezdelivery deliver start 7 --rider lee")]
     Start {
         /// The order.
+        #[arg(allow_negative_numbers = true, value_parser = order_id)]
         order: i64,
         /// The rider (id or name); moves the delivery to this rider.
         #[arg(long)]
@@ -370,6 +458,7 @@ pub enum DeliverCommand {
     #[command(after_help = "Example:\n  ezdelivery deliver complete 7")]
     Complete {
         /// The order.
+        #[arg(allow_negative_numbers = true, value_parser = order_id)]
         order: i64,
     },
 }

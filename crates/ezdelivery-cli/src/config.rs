@@ -1,4 +1,4 @@
-//! The config file (`--config`, TOML, SPEC.md's keys) and the engine it builds.
+//! The config file (`--config`, TOML, the keys of docs/reference.md) and the engine it builds.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -7,7 +7,7 @@ use std::time::Duration;
 use ezdelivery_core::adapters::console::ConsoleNotifier;
 use ezdelivery_core::adapters::http::{HttpCharge, HttpPayment, DEFAULT_TIMEOUT};
 use ezdelivery_core::adapters::jsonl::JsonlNotifier;
-use ezdelivery_core::adapters::kakao::KakaoNotifier;
+use ezdelivery_core::adapters::kakao::{KakaoNotifier, KAKAO_API};
 use ezdelivery_core::adapters::sandbox::{SandboxCharge, SandboxPayment, SandboxSettings};
 use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
 use ezdelivery_core::adapters::webhook::WebhookNotifier;
@@ -237,8 +237,10 @@ pub enum NotifyConfig {
     Kakao {
         /// The channel's name (default `kakao`).
         name: Option<String>,
-        /// The API's base URL (`https://kapi.kakao.com` needs the `tls` feature).
-        base_url: String,
+        /// The API's base URL; default [`KAKAO_API`] (`https://kapi.kakao.com`),
+        /// or a stand-in for tests.
+        #[serde(default)]
+        base_url: Option<String>,
         /// Connect + read timeout.
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
@@ -334,6 +336,17 @@ impl Config {
     /// Opens the database at `db` and builds the engine the file describes.
     /// `quiet` silences the console notifier (messages still count as delivered).
     pub fn engine(&self, db: &Path, quiet: bool) -> Result<Engine> {
+        self.open_engine(db, quiet, false)
+    }
+
+    /// [`Config::engine`] for a command that only reads: a database that
+    /// cannot be written (a read-only file, folder or file system) is
+    /// opened read-only instead of refused.
+    pub fn reading_engine(&self, db: &Path, quiet: bool) -> Result<Engine> {
+        self.open_engine(db, quiet, true)
+    }
+
+    fn open_engine(&self, db: &Path, quiet: bool, only_reads: bool) -> Result<Engine> {
         let locale = match &self.locale {
             Some(l) => l.parse::<Locale>().map_err(invalid)?,
             None => Locale::default(),
@@ -345,12 +358,13 @@ impl Config {
         let notifiers = self.notifiers(quiet, &|name| std::env::var(name).ok())?;
         let breakers = self.breaker_settings()?;
         let (retry, lease) = self.retry.policy(&timeouts)?;
-        let storage = SqliteStorage::open(db, self.synchronous()?).map_err(|e| match e {
-            Error::Storage(m) => Error::Storage(format!(
-                "{m}; check that the folder is writable, or use another database with --db PATH or EZDELIVERY_DB"
-            )),
-            other => other,
-        })?;
+        // The storage's errors say what to do when the cause is the file's
+        // access (a folder or file that cannot be written), and only then.
+        let storage = if only_reads {
+            SqliteStorage::open_for_reading(db, self.synchronous()?)?
+        } else {
+            SqliteStorage::open_with(db, self.synchronous()?)?
+        };
         let mut builder = Engine::builder(storage)
             .payment(payment)
             .charge(charge)
@@ -393,6 +407,15 @@ impl Config {
                     if path.as_os_str().is_empty() {
                         return Err(invalid(format!("{section} path must not be empty")));
                     }
+                    // refused at start, not at each message: a folder can never be appended to
+                    if path.is_dir() || path.as_os_str().to_string_lossy().ends_with(['/', '\\']) {
+                        return Err(invalid(format!(
+                            "{section} path = \"{}\" is a folder: give the path of a file in it, such as \
+                             \"{}\"",
+                            path.display(),
+                            path.join("messages.jsonl").display()
+                        )));
+                    }
                     Box::new(JsonlNotifier::new(path).named(name))
                 }
                 NotifyConfig::Webhook { url, timeout_ms, .. } => Box::new(
@@ -410,7 +433,7 @@ impl Config {
                         ))
                     })?;
                     let kakao = KakaoNotifier::new(
-                        base_url,
+                        base_url.as_deref().unwrap_or(KAKAO_API),
                         token,
                         Duration::from_millis(checked_timeout(&section, *timeout_ms)?),
                     );

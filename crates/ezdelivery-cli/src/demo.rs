@@ -1,37 +1,65 @@
 //! `ezdelivery demo`: one whole scenario on a fresh database, each step
-//! explained, run through the same engine the commands use.
+//! explained. Every step is a real command line: it is parsed by the same
+//! clap definitions and run by the same code ([`crate::execute`]) as the
+//! command itself, so what the demo prints under `$ ezdelivery …` is what
+//! that command prints, and every such line runs as shown (after
+//! `export EZDELIVERY_DB=…`, the path the demo names first).
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use ezdelivery_core::domain::validate::Invalid;
+use ezdelivery_core::{Engine, Error, Result};
+use serde_json::Value;
 
 use crate::args::Cli;
 use crate::config::Config;
-use crate::render;
-use ezdelivery_core::domain::validate::Invalid;
-use ezdelivery_core::{Error, ItemPick, Result};
+use crate::{render, Printed};
 
-fn step(cli: &Cli, n: u32, command: &str, why: &str) {
-    if !cli.quiet && !cli.json {
-        println!("\n── {n}. {why}\n   $ ezdelivery {command}");
-    }
-}
-
-fn show(cli: &Cli, text: &str) {
-    if !cli.quiet && !cli.json {
-        for line in text.trim_end().lines() {
-            println!("   {line}");
-        }
-    }
-}
-
-/// Runs the demo on `--db` if it names a new or empty database, else on a
+/// Runs the demo on `--db PATH` when it is given on the command line and
+/// names a file that does not exist yet (or is empty); without `--db`, on a
 /// fresh `ezdelivery-demo.db` in the data folder, replaced on every run.
+/// `EZDELIVERY_DB` is not the demo's: the database you work with is never
+/// touched, and the demo needs no flags.
 pub fn run(cli: &Cli, config: &Config) -> Result<()> {
-    let db = match &cli.db {
+    let db = demo_db(cli.db.as_deref().filter(|_| db_on_command_line()))?;
+    // The demo shows the sandbox's behaviour, whatever adapters the config picks.
+    let sandbox = Config { locale: config.locale.clone(), ..Config::default() };
+    let engine = sandbox.engine(&db, cli.quiet || cli.json)?;
+    let mut demo = Demo { talk: !cli.quiet && !cli.json, engine, steps: 0 };
+    if demo.talk {
+        println!("ezdelivery demo on {}", db.display());
+        println!("Each `$ ezdelivery …` line below is a real command, run as shown on this database, and under");
+        println!("it is what that command prints. To run more commands on it:");
+        println!("   export EZDELIVERY_DB={}", shell_word(&db.to_string_lossy()));
+        println!("(messages to customers and owners appear on stderr as [알림 → …] lines)");
+    }
+    let orders = demo.scenario()?;
+    if cli.json {
+        let json = serde_json::json!({ "db": db, "orders": orders.iter().map(render::view_json).collect::<Vec<_>>() });
+        crate::print_line(&json.to_string()).map_err(crate::output_error)?;
+    } else if !cli.quiet {
+        println!("\nDone. Look around: ezdelivery --db {} status --customer kim", shell_word(&db.to_string_lossy()));
+    }
+    Ok(())
+}
+
+/// Whether `--db` was typed (not filled in from `EZDELIVERY_DB`).
+fn db_on_command_line() -> bool {
+    std::env::args_os().any(|a| a == "--db" || a.to_string_lossy().starts_with("--db="))
+}
+
+/// The demo's database: `given` when it is new (or empty), else the data
+/// folder's `ezdelivery-demo.db`, deleted first.
+fn demo_db(given: Option<&Path>) -> Result<PathBuf> {
+    match given {
         Some(db) if db.exists() && std::fs::metadata(db).map(|m| m.len() > 0).unwrap_or(true) => {
-            return Err(Error::Invalid(Invalid(format!(
+            Err(Error::Invalid(Invalid(format!(
                 "the demo needs a fresh database, and {} already exists: pass a new path with --db, or no --db",
                 db.display()
             ))))
         }
-        Some(db) => db.clone(),
+        Some(db) => Ok(db.to_path_buf()),
         None => {
             let dir = dirs::data_dir()
                 .ok_or_else(|| Error::Invalid(Invalid("no data folder is known: pass --db PATH".into())))?
@@ -40,155 +68,174 @@ pub fn run(cli: &Cli, config: &Config) -> Result<()> {
             for suffix in ["", "-wal", "-shm"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
             }
-            db
+            Ok(db)
         }
-    };
-    // The demo shows the sandbox's behaviour, whatever adapters the config picks.
-    let sandbox = Config { locale: config.locale.clone(), ..Config::default() };
-    let mut e = sandbox.engine(&db, cli.quiet || cli.json)?;
-    if !cli.quiet && !cli.json {
-        println!("ezdelivery demo on {}", db.display());
-        println!("(messages to customers and owners appear on stderr as [알림 → …] lines)");
     }
+}
 
-    step(cli, 1, "store add --name 교촌치킨 --owner park", "A store registers; it is open.");
-    let store = e.add_store("교촌치킨", Some("park"), Some("서울 강남구"))?;
-    show(cli, &render::store_text("registered", &store));
-    step(
-        cli,
-        2,
-        "menu add --store 1 --name 후라이드 --price 18000 (and 콜라 2000)",
-        "It lists its menu, in whole won.",
-    );
-    let chicken = e.add_menu(store.id, "후라이드", 18_000)?;
-    let cola = e.add_menu(store.id, "콜라", 2_000)?;
-    show(cli, &format!("{}\n{}", render::menu_text("added", &chicken), render::menu_text("added", &cola)));
-    step(cli, 3, "rider add --name lee", "A rider registers.");
-    let rider = e.add_rider("lee")?;
-    show(cli, &format!("rider {} registered: {}", rider.id, rider.name));
+/// How a step is expected to end.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// Exit 0.
+    Done,
+    /// Fails with this exit code.
+    Exit(i32),
+}
 
-    step(
-        cli,
-        4,
-        "order --store 1 --customer kim --item 후라이드:2 --item 콜라 --pay --card 4000000000000002",
-        "kim orders and pays with a card the sandbox declines: exit 5, the order is kept unpaid.",
-    );
-    let items = [ItemPick::new("후라이드", 2), ItemPick::new("콜라", 1)];
-    let order = match e.place_order(store.id, "kim", &items, "서울 서초구", true, Some("4000000000000002")) {
-        Err(Error::Declined { order, reason }) => {
-            show(cli, &format!("declined ({reason}); order {order} stays pending_payment"));
-            order
+struct Demo {
+    /// Print the steps (not with `-q` or `--json`).
+    talk: bool,
+    engine: Engine,
+    steps: u32,
+}
+
+impl Demo {
+    /// The scenario; returns kim's orders at the end.
+    fn scenario(&mut self) -> Result<Vec<ezdelivery_core::OrderView>> {
+        let store =
+            self.id("A store registers; it is open.", &["store", "add", "--name", "교촌치킨", "--owner", "park"])?;
+        let s = store.to_string();
+        self.run(
+            "It lists its menu, in whole won.",
+            &["menu", "add", "--store", &s, "--name", "후라이드", "--price", "18000"],
+        )?;
+        self.run("", &["menu", "add", "--store", &s, "--name", "콜라", "--price", "2000"])?;
+        self.run("A rider registers.", &["rider", "add", "--name", "lee"])?;
+
+        let order_args: [&str; 9] =
+            ["order", "--store", &s, "--customer", "kim", "--item", "후라이드:2", "--item", "콜라"];
+        let decline = [&order_args[..], &["--pay", "--card", "4000000000000002"]].concat();
+        let why = "kim orders and pays with a card the sandbox declines: exit 5, the order is kept unpaid.";
+        self.expect(why, &decline, Expect::Exit(5))?;
+        // The order the decline kept: the newest of kim's.
+        let order = self
+            .engine
+            .customer_orders("kim")?
+            .last()
+            .map(|v| v.order_id)
+            .ok_or_else(|| Error::Internal("the declined order was not kept".into()))?;
+        let o = order.to_string();
+        self.run("An unpaid order is not established: the owner's inbox is empty.", &["store", "orders", &s])?;
+        self.run("kim pays again with another card.", &["pay", &o, "--card", "4111111111111111"])?;
+        self.run("Now the owner sees it.", &["store", "orders", &s])?;
+        self.run(
+            "The owner accepts and starts cooking; a delivery is prepared with lee, whose 3,000 won charge is paid.",
+            &["cook", "start", &o],
+        )?;
+        self.expect(
+            "lee cannot depart before the food is cooked: exit 4.",
+            &["deliver", "start", &o],
+            Expect::Exit(4),
+        )?;
+        self.run("The food is cooked.", &["cook", "finish", &o])?;
+        self.run("lee departs: food cooked, charge paid.", &["deliver", "start", &o])?;
+        self.expect("Too late to cancel: the order is on its way (exit 4).", &["cancel", &o], Expect::Exit(4))?;
+        self.run("Delivered.", &["deliver", "complete", &o])?;
+        self.run("kim reviews the order, once.", &["review", &o, "--score", "5", "--text", "바삭해요"])?;
+
+        let json = self.run(
+            "A second order, paid at once ...",
+            &["order", "--store", &s, "--customer", "kim", "--item", "후라이드", "--pay"],
+        )?;
+        let second = json["order_id"]
+            .as_i64()
+            .ok_or_else(|| Error::Internal(format!("the second order printed no order_id: {json}")))?
+            .to_string();
+        self.run("... is accepted ...", &["cook", "start", &second])?;
+        self.run(
+            "... and cancelled while cooking: payment refunded, kitchen and delivery cancelled, lee's charge taken back.",
+            &["cancel", &second, "--reason", "changed my mind"],
+        )?;
+
+        self.run("mypage: the whole order in one view, with its timeline, built from the event log.", &["status", &o])?;
+        self.run("The store's review count and average score.", &["store", "list"])?;
+        let before = self.engine.customer_orders("kim")?;
+        self.run("The read model is rebuilt from the event log to the same result.", &["projection", "rebuild"])?;
+        let after = self.engine.customer_orders("kim")?;
+        if before != after {
+            return Err(Error::Internal("the rebuilt views differ from the live ones".into()));
         }
-        Ok(v) => {
-            return Err(Error::Internal(format!("the sandbox approved the decline card for order {}", v.order_id)))
+        self.run("All of kim's orders.", &["status", "--customer", "kim"])?;
+        Ok(after)
+    }
+
+    /// A step that succeeds; returns its `--json` object.
+    fn run(&mut self, why: &str, args: &[&str]) -> Result<Value> {
+        self.expect(why, args, Expect::Done)
+    }
+
+    /// A step that succeeds and prints a record; returns its `id`.
+    fn id(&mut self, why: &str, args: &[&str]) -> Result<i64> {
+        let json = self.run(why, args)?;
+        json["id"].as_i64().ok_or_else(|| Error::Internal(format!("`{}` printed no id: {json}", args.join(" "))))
+    }
+
+    /// Shows and runs one command line as the command itself would, and
+    /// checks that it ends as `expect` says; returns its `--json` object
+    /// (`null` for a failure).
+    fn expect(&mut self, why: &str, args: &[&str], expect: Expect) -> Result<Value> {
+        let line = args.iter().map(|a| shell_word(a)).collect::<Vec<_>>().join(" ");
+        if self.talk {
+            if why.is_empty() {
+                println!("   $ ezdelivery {line}");
+            } else {
+                self.steps += 1;
+                println!("\n── {}. {why}\n   $ ezdelivery {line}", self.steps);
+            }
         }
-        Err(other) => return Err(other),
-    };
-    step(cli, 5, "store orders 1", "An unpaid order is not established: the owner's inbox is empty.");
-    show(cli, &render::views("orders", &e.store_inbox(store.id)?).human);
-    step(cli, 6, &format!("pay {order} --card 4111111111111111"), "kim pays again with another card.");
-    let v = e.pay(order, Some("4111111111111111"))?;
-    show(
-        cli,
-        &format!(
-            "order {order}: {} · payment {}",
-            v.status,
-            v.payment.map(|p| p.status.to_string()).unwrap_or_default()
-        ),
-    );
-    step(cli, 7, "store orders 1", "Now the owner sees it.");
-    show(cli, &render::views("orders", &e.store_inbox(store.id)?).human);
-    step(
-        cli,
-        8,
-        &format!("cook start {order}"),
-        "The owner accepts and starts cooking; a delivery is prepared with lee, whose 3,000 won charge is paid.",
-    );
-    let v = e.start_cooking(order)?;
-    show(
-        cli,
-        &format!(
-            "order {order}: {} · delivery {}",
-            v.status,
-            v.delivery
-                .map(|d| format!(
-                    "{} rider {:?} charge {:?}",
-                    d.status,
-                    d.rider.unwrap_or_default(),
-                    d.charge.map(|c| c.status.to_string())
-                ))
-                .unwrap_or_default()
-        ),
-    );
-    step(cli, 9, &format!("deliver start {order}"), "lee cannot depart before the food is cooked: exit 4.");
-    match e.start_delivery(order, None) {
-        Err(err @ Error::Refused(_)) => show(cli, &format!("refused: {err}")),
-        Ok(_) => return Err(Error::Internal("departure before cooking was allowed".into())),
-        Err(other) => return Err(other),
+        let parsed = Cli::try_parse_from(std::iter::once("ezdelivery").chain(args.iter().copied()))
+            .map_err(|e| Error::Internal(format!("the demo's step `{line}` is not a command: {e}")))?;
+        match (crate::execute(&mut self.engine, &parsed.command, false), expect) {
+            (Ok(Printed::Out(out)), Expect::Done) => {
+                self.show(&out.human);
+                Ok(out.json)
+            }
+            (Ok(Printed::Done), Expect::Done) => Ok(Value::Null),
+            (Err(e), Expect::Exit(code)) if e.exit_code() == code => {
+                // What `fail` prints on standard error.
+                self.show(&format!("ezdelivery: {e}"));
+                Ok(Value::Null)
+            }
+            (Ok(_), Expect::Exit(code)) => {
+                Err(Error::Internal(format!("the demo's step `{line}` succeeded where it should exit {code}")))
+            }
+            (Err(e), _) => Err(e),
+        }
     }
-    step(cli, 10, &format!("cook finish {order}"), "The food is cooked.");
-    show(cli, &format!("order {order}: {}", e.finish_cooking(order)?.status));
-    step(cli, 11, &format!("deliver start {order}"), "lee departs: food cooked, charge paid.");
-    show(cli, &format!("order {order}: {}", e.start_delivery(order, None)?.status));
-    step(cli, 12, &format!("cancel {order}"), "Too late to cancel: the order is on its way (exit 4).");
-    match e.cancel(order, "changed my mind") {
-        Err(err @ Error::Refused(_)) => show(cli, &format!("refused: {err}")),
-        Ok(_) => return Err(Error::Internal("cancel after departure was allowed".into())),
-        Err(other) => return Err(other),
-    }
-    step(cli, 13, &format!("deliver complete {order}"), "Delivered.");
-    show(cli, &format!("order {order}: {}", e.complete_delivery(order)?.status));
-    step(cli, 14, &format!("review {order} --score 5 --text 바삭해요"), "kim reviews the order, once.");
-    let r = e.review(order, 5, "바삭해요")?;
-    show(cli, &format!("order {} reviewed: {}/5 {}", r.order_id, r.score, r.text));
 
-    step(cli, 15, "order --store 1 --customer kim --item 1 --pay; cook start; cancel", "A second order is cancelled while cooking: payment refunded, kitchen and delivery cancelled, lee's charge taken back.");
-    let second = e.place_order(store.id, "kim", &[ItemPick::new(chicken.id.to_string(), 1)], "", true, None)?.order_id;
-    e.start_cooking(second)?;
-    let v = e.cancel(second, "changed my mind")?;
-    show(
-        cli,
-        &format!(
-            "order {second}: {} · payment {} · kitchen {} · delivery {}",
-            v.status,
-            v.payment.as_ref().map(|p| p.status.to_string()).unwrap_or_default(),
-            v.kitchen.as_ref().map(|k| k.status.to_string()).unwrap_or_default(),
-            v.delivery
-                .as_ref()
-                .map(|d| format!(
-                    "{} (charge {})",
-                    d.status,
-                    d.charge.as_ref().map(|c| c.status.to_string()).unwrap_or_default()
-                ))
-                .unwrap_or_default()
-        ),
-    );
+    fn show(&self, text: &str) {
+        if self.talk {
+            for line in text.trim_end().lines() {
+                println!("   {line}");
+            }
+        }
+    }
+}
 
-    step(
-        cli,
-        16,
-        &format!("status {order}"),
-        "mypage: the whole order in one view, with its timeline, built from the event log.",
-    );
-    let view = e.status(order)?;
-    show(cli, &render::view_text(&view));
-    step(cli, 17, "store list", "The store's review count and average score.");
-    show(cli, &render::stores(&e.stores()?).human);
-    step(cli, 18, "projection rebuild", "The read model is rebuilt from the event log to the same result.");
-    let before = e.customer_orders("kim")?;
-    let p = e.rebuild_projection()?;
-    let after = e.customer_orders("kim")?;
-    if before != after {
-        return Err(Error::Internal("the rebuilt views differ from the live ones".into()));
+/// `word` as a shell reads it back: as it is when it is plain, else in
+/// single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word.chars().all(|c| c.is_alphanumeric() || "-_:./=,@%+".contains(c) || !c.is_ascii() && !c.is_whitespace());
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
-    show(cli, &format!("rebuilt from {} events: identical to the live views", p.events));
-    if cli.json {
-        println!(
-            "{}",
-            serde_json::json!({ "db": db, "orders": after.iter().map(render::view_json).collect::<Vec<_>>() })
-        );
-    } else if !cli.quiet {
-        println!("\nDone. Look around: ezdelivery --db {} status --customer kim", db.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_word("후라이드:2"), "후라이드:2");
+        assert_eq!(shell_word("--card"), "--card");
+        assert_eq!(shell_word("/tmp/demo.db"), "/tmp/demo.db");
+        assert_eq!(shell_word("changed my mind"), "'changed my mind'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("$HOME"), "'$HOME'");
     }
-    Ok(())
 }

@@ -16,8 +16,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
-use ezdelivery_core::domain::validate::Invalid;
+use clap::CommandFactory;
+use ezdelivery_core::domain::validate::{self, Invalid};
 use ezdelivery_core::{Engine, Error, ItemPick, Result};
 use serde_json::json;
 
@@ -29,7 +29,7 @@ use config::Config;
 use render::Output;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::from_env() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
@@ -128,7 +128,10 @@ fn fail(error: &Error, json: bool) -> ExitCode {
 }
 
 /// clap's own errors: help and version are not errors; usage errors exit 2,
-/// as JSON when `--json` was asked for.
+/// as JSON when `--json` was asked for. The arguments are read as they
+/// are (`args_os`): one that is not UTF-8 is an error to report, not a
+/// panic. An argument that holds control characters or is long is shown
+/// escaped and shortened ([`validate::shown`]) where clap repeats it.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     if matches!(
@@ -138,14 +141,83 @@ fn usage_error(e: clap::Error) -> ExitCode {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    if std::env::args().any(|a| a == "--json") {
-        let message = e.render().to_string();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    let rendered = e.render().to_string();
+    // an argument that is not UTF-8: where clap refused it, or repeats it
+    // (an unknown command) with its bytes replaced by U+FFFD
+    let not_utf8 = args.iter().enumerate().find(|(_, a)| {
+        a.to_str().is_none() && (e.kind() == ErrorKind::InvalidUtf8 || rendered.contains(&*a.to_string_lossy()))
+    });
+    let message = if let Some((i, arg)) = not_utf8 {
+        let (n, bad) = (i + 1, escaped_bytes(arg));
+        format!(
+            "error: argument {n} (`{bad}`) is not valid UTF-8: ezdelivery takes its commands, names and values \
+             as UTF-8 text\n\nFor more information, try '--help'."
+        )
+    } else if json || args.iter().any(|a| needs_cleaning(a)) {
+        clean_usage_message(&rendered, &args)
+    } else {
+        // nothing to clean: clap prints it, in colour on a terminal
+        let _ = e.print();
+        return ExitCode::from(2);
+    };
+    if json {
         let message = message.trim().trim_start_matches("error: ");
         eprintln!("{}", json!({ "error": { "kind": "invalid_input", "message": message } }));
     } else {
-        let _ = e.print();
+        eprintln!("{}", message.trim_end());
     }
     ExitCode::from(2)
+}
+
+/// Whether clap's repetition of `arg` must not be printed as it is.
+fn needs_cleaning(arg: &std::ffi::OsStr) -> bool {
+    let arg = arg.to_string_lossy();
+    validate::shown(&arg) != arg
+}
+
+/// The bytes of an argument that is not UTF-8: its UTF-8 parts as they
+/// are, every other byte as `\xff`, shortened ([`validate::shown`]).
+fn escaped_bytes(arg: &std::ffi::OsStr) -> String {
+    let mut out = String::new();
+    for chunk in arg.as_encoded_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    validate::shown(&out)
+}
+
+/// clap's plain `message` (its styles, and any escape sequence of the
+/// arguments, stripped) with each argument it repeats in quotes shown
+/// escaped and shortened, and no control character left but line ends.
+fn clean_usage_message(message: &str, args: &[std::ffi::OsString]) -> String {
+    let mut message = message.to_string();
+    let mut values: Vec<String> = Vec::new();
+    for arg in args {
+        let arg = arg.to_string_lossy().into_owned();
+        // `--name=VALUE`: clap repeats the value alone
+        if let Some((_, value)) = arg.split_once('=').filter(|_| arg.starts_with("--")) {
+            values.push(value.to_string());
+        }
+        values.push(arg);
+    }
+    // the longest first, so that a value inside another is not cut apart
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for value in values {
+        let shown = validate::shown(&value);
+        // what clap's plain rendering made of the value
+        let plain = clap::builder::StyledStr::from(value.clone()).to_string();
+        if shown != value {
+            message = message.replace(&format!("'{plain}'"), &format!("'{shown}'"));
+        }
+    }
+    message
+        .chars()
+        .map(|c| if c.is_control() && c != '\n' { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
 }
 
 /// What a command leaves to print.
@@ -159,6 +231,14 @@ enum Printed {
 /// The database path: `--db`, `EZDELIVERY_DB`, or the platform data folder.
 fn db_path(cli: &Cli) -> Result<PathBuf> {
     if let Some(db) = &cli.db {
+        let text = db.to_string_lossy();
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Err(Error::Invalid(Invalid(
+                "this version of ezdelivery stores its data in a SQLite file only: PostgreSQL URLs are not \
+                 supported yet; pass --db PATH"
+                    .into(),
+            )));
+        }
         return Ok(db.clone());
     }
     let data = dirs::data_dir().ok_or_else(|| {
@@ -193,8 +273,31 @@ fn run(cli: &Cli) -> Result<Printed> {
         // Before the database is opened: a refused one stays byte for byte as it was.
         simulate::check_new_database(&db, cli.db.is_none())?;
     }
-    let mut engine = config.engine(&db, cli.quiet)?;
+    // With --json, standard error carries nothing but a failure's one error
+    // object: the console channel is silenced, as with -q (its messages
+    // still count as delivered).
+    let mut engine = if only_reads(&cli.command) {
+        config.reading_engine(&db, cli.quiet || cli.json)?
+    } else {
+        config.engine(&db, cli.quiet || cli.json)?
+    };
     execute(&mut engine, &cli.command, cli.json)
+}
+
+/// Whether `command` only reads the database: then one that cannot be
+/// written is read read-only ([`Config::reading_engine`]).
+fn only_reads(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Store(StoreCommand::List | StoreCommand::Orders { .. })
+            | Command::Menu(MenuCommand::List { .. })
+            | Command::Rider(RiderCommand::List)
+            | Command::Status { .. }
+            | Command::Events { .. }
+            | Command::Breaker { action: None | Some(BreakerCommand::Status) }
+            | Command::Relay { dead: true, .. }
+            | Command::Relay { attention: true, .. }
+    )
 }
 
 fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed> {
@@ -229,11 +332,11 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
         Command::Menu(MenuCommand::List { store }) => Printed::Out(render::menus(&engine.menus(*store)?)),
         Command::Menu(MenuCommand::Soldout { menu }) => {
             let m = engine.set_menu_available(*menu, false)?;
-            Printed::Out(Output::new(render::menu_json(&m), render::menu_text("is", &m)))
+            Printed::Out(Output::new(render::menu_json(&m), render::menu_text("is sold out", &m)))
         }
         Command::Menu(MenuCommand::Available { menu }) => {
             let m = engine.set_menu_available(*menu, true)?;
-            Printed::Out(Output::new(render::menu_json(&m), render::menu_text("is", &m)))
+            Printed::Out(Output::new(render::menu_json(&m), render::menu_text("is available again", &m)))
         }
         Command::Rider(RiderCommand::Add { name }) => {
             let r = engine.add_rider(name)?;
@@ -267,11 +370,24 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
             if *after < 0 {
                 return Err(Error::Invalid(Invalid(format!("--after must be 0 or more, got {after}"))));
             }
-            let format =
-                format.unwrap_or(if std::io::stdout().is_terminal() { EventFormat::Table } else { EventFormat::Json });
+            // --json: one object {"events":[…]}, or with --follow one object
+            // per line; the items in --format json (the default) or cloudevents.
+            if json && *format == Some(EventFormat::Table) {
+                return Err(Error::Invalid(Invalid(
+                    "--format table is for people and --json for programs: with --json, use --format json \
+                     (the default) or --format cloudevents"
+                        .into(),
+                )));
+            }
+            let format = format.unwrap_or(if !json && std::io::stdout().is_terminal() {
+                EventFormat::Table
+            } else {
+                EventFormat::Json
+            });
             let events = engine.events(*after, *order, usize::MAX >> 1)?;
             if json && !follow {
-                let all: Vec<_> = events.iter().map(render::event_json).collect();
+                let item = if format == EventFormat::Cloudevents { render::cloud_event } else { render::event_json };
+                let all: Vec<_> = events.iter().map(item).collect();
                 return Ok(Printed::Out(Output::new(json!({ "events": all }), String::new())));
             }
             if format == EventFormat::Table && !follow {
@@ -281,7 +397,6 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
                 EventFormat::Cloudevents => render::cloud_event(e).to_string(),
                 EventFormat::Json => render::event_json(e).to_string(),
                 // Following on a terminal: one line per event, as it comes.
-                EventFormat::Table if json => render::event_json(e).to_string(),
                 EventFormat::Table => render::event_line(e),
             };
             let mut last = *after;
@@ -345,10 +460,15 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
             let revived = if *retry_dead { engine.revive_dead_messages()? } else { 0 };
             let requeued = if *retry_attention { engine.requeue_attention()? } else { 0 };
             let r = engine.relay()?;
+            let waiting = engine.queue_status()?;
             let mut json = serde_json::to_value(r).unwrap_or_default();
             json["revived"] = json!(revived);
             json["requeued"] = json!(requeued);
-            Printed::Out(Output::new(json, render::relay_text(&r, revived, requeued)))
+            json["waiting"] = json!(waiting.calls() + waiting.messages);
+            json["waiting_calls"] = json!(waiting.calls());
+            json["waiting_messages"] = json!(waiting.messages);
+            json["next_due"] = json!(waiting.next_due.map(render::utc_text));
+            Printed::Out(Output::new(json, render::relay_text(&r, &waiting, revived, requeued)))
         }
         Command::Projection(ProjectionCommand::Rebuild) => {
             let p = engine.rebuild_projection()?;

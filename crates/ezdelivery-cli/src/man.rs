@@ -16,14 +16,11 @@ pub fn page() -> std::io::Result<String> {
     let man = clap_mangen::Man::new(cli.clone());
     let mut out = String::new();
     type Part = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
-    let head: [Part; 3] = [
-        clap_mangen::Man::render_title,
-        clap_mangen::Man::render_name_section,
-        clap_mangen::Man::render_synopsis_section,
-    ];
+    let head: [Part; 2] = [clap_mangen::Man::render_title, clap_mangen::Man::render_name_section];
     for (i, part) in head.into_iter().enumerate() {
         append(&mut out, &man, part, i == 0)?;
     }
+    synopsis(&mut out, &cli);
     out.push_str(DESCRIPTION);
     append(&mut out, &man, clap_mangen::Man::render_options_section, false)?;
 
@@ -103,6 +100,35 @@ fn command_section(out: &mut String, path: &str, command: &Command) {
         }
         out.push_str(".RE\n.fi\n");
     }
+}
+
+/// `ezdelivery [--db PATH] [--config PATH] … COMMAND [ARGS]`, each option
+/// with its value's placeholder (clap_mangen's synopsis has none).
+fn synopsis(out: &mut String, cli: &Command) {
+    let mut parts = Vec::new();
+    for arg in cli.get_arguments().filter(|a| !a.is_hide_set() && !a.is_positional()) {
+        if matches!(arg.get_id().as_str(), "help" | "version") {
+            continue;
+        }
+        let mut flags = Vec::new();
+        if let Some(s) = arg.get_short() {
+            flags.push(format!("\\fB\\-{}\\fR", escape(&s.to_string())));
+        }
+        if let Some(l) = arg.get_long() {
+            flags.push(format!("\\fB\\-\\-{}\\fR", escape(l)));
+        }
+        let mut part = flags.join("|");
+        if takes_value(arg) {
+            let _ = write!(part, " \\fI{}\\fR", escape(&value_name(arg)));
+        }
+        let repeated = matches!(arg.get_action(), clap::ArgAction::Count);
+        parts.push(format!("[{part}]{}", if repeated { "..." } else { "" }));
+    }
+    let _ = writeln!(
+        out,
+        ".SH SYNOPSIS\n\\fBezdelivery\\fR {} \\fICOMMAND\\fR [\\fIARGS\\fR]\n.br\n\\fBezdelivery\\fR \\fICOMMAND\\fR \\fB\\-\\-help\\fR\n.br\n\\fBezdelivery\\fR \\fB\\-\\-version\\fR",
+        parts.join(" ")
+    );
 }
 
 /// The usage after the command's name: `[--card NUMBER] ORDER`.
@@ -236,9 +262,35 @@ invalid_state: the state machine refuses (cancel after departure, cook an unpaid
 declined: the payment was declined; the order stays pending_payment.
 .TP
 \fB6\fR
-unavailable: a gateway is down, timed out or its breaker is open; the order is kept and the work queued; try again later.
+unavailable: a gateway is down, timed out, its answer could not be read, or its breaker is open; the order is kept and the work queued; try again later.
+.TP
+\fB7\fR
+money_moved: the gateway took the money and then the command failed (recording it, or writing the result); do not pay again; the error names the order.
 .PP
-With \fB\-\-json\fR a failure prints one object {"error":{"kind":...,"message":...}} on standard error.
+With \fB\-\-json\fR a failure prints one object {"error":{"kind":...,"message":...}} on standard error, with "order_id" when it is about an order's money.
+.SH CONFIGURATION
+The \fB\-\-config\fR file is TOML; every section and key is optional, and an unknown key is an error.
+.TP
+\fBlocale\fR = "ko" | "en"
+The language of messages.
+.TP
+\fB[payment]\fR, \fB[charge]\fR: \fBadapter\fR = "sandbox" | "http", \fBurl\fR, \fBtimeout_ms\fR (1 to 60000, default 610)
+The gateways. http speaks JSON with an Idempotency\-Key header: POST {url}/payments, {url}/payments/{id}/cancel, {url}/deliveryCharges, {url}/deliveryCharges/{id}/cancel.
+.TP
+\fB[payment.sandbox]\fR, \fB[charge.sandbox]\fR: \fBlatency_ms\fR, \fBunavailable\fR, \fBdecline_cards\fR
+The sandbox gateway's behaviour: slowness, an outage, cards to decline.
+.TP
+\fB[breaker]\fR: \fBfailure_threshold\fR (default 5), \fBopen_ms\fR (default 30000)
+The circuit breakers of the gateways and notifier channels.
+.TP
+\fB[retry]\fR: \fBbase_ms\fR (1000), \fBmax_ms\fR (300000), \fBlease_ms\fR (60000), \fBattention_after\fR (10)
+Back\-off of queued calls and messages; how long a claim on a gateway call lasts (more than twice every timeout_ms); unreadable answers in a row before a payment or charge needs attention.
+.TP
+\fB[storage]\fR: \fBsynchronous\fR = "full" | "normal"
+How hard SQLite works to keep each commit on disk.
+.TP
+\fB[[notify]]\fR: \fBkind\fR = "console" | "jsonl" (\fBpath\fR) | "webhook" (\fBurl\fR, \fBtimeout_ms\fR) | "kakao" (\fBbase_url\fR, \fBtimeout_ms\fR; token from EZDELIVERY_KAKAO_TOKEN); \fBname\fR
+Zero or more notification channels; none: the console.
 .SH EXAMPLES
 .nf
 .RS

@@ -1,11 +1,11 @@
-//! How results look: SPEC.md's JSON shapes for `--json`, and tables and
+//! How results look: the JSON shapes of docs/reference.md for `--json`, and tables and
 //! text for people.
 
 use comfy_table::{presets, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
 use ezdelivery_core::app::breakers::BreakerStatus;
 use ezdelivery_core::app::messages::won;
 use ezdelivery_core::app::relay::{Attention, RelayReport};
-use ezdelivery_core::app::storage::StoredEvent;
+use ezdelivery_core::app::storage::{QueueStatus, StoredEvent};
 use ezdelivery_core::domain::{Menu, Rider, Store};
 use ezdelivery_core::OrderView;
 use serde_json::{json, Value};
@@ -43,11 +43,21 @@ fn keep_whole(t: &mut Table, columns: &[usize]) {
     }
 }
 
+/// A list for people: its table, or one line `no {what}` when it is empty,
+/// the same for every list.
+pub fn or_none<T>(t: &Table, items: &[T], what: &str) -> String {
+    if items.is_empty() {
+        format!("no {what}")
+    } else {
+        t.to_string()
+    }
+}
+
 fn right(text: impl ToString) -> Cell {
     Cell::new(text.to_string()).set_alignment(CellAlignment::Right)
 }
 
-/// A store as JSON (SPEC: the created record with its `id`).
+/// A store as JSON: the created record with its `id`.
 pub fn store_json(s: &Store) -> Value {
     json!({
         "id": s.id, "name": s.name, "owner": s.owner, "address": s.address, "open": s.open,
@@ -83,13 +93,20 @@ pub fn stores(stores: &[Store]) -> Output {
             right(format!("{}원", won(s.delivery_charge))),
         ]);
     }
-    Output::new(json!({ "stores": stores.iter().map(store_json).collect::<Vec<_>>() }), t.to_string())
+    Output::new(json!({ "stores": stores.iter().map(store_json).collect::<Vec<_>>() }), or_none(&t, stores, "stores"))
 }
 
-/// One menu for people.
+/// One menu for people: `menu 2 added: 후라이드 18,000원 in store 1
+/// (available)`, `menu 2 is sold out: …`, `menu 2 is available again: …`
+/// (the state in parentheses only when `verb` does not say it).
 pub fn menu_text(verb: &str, m: &Menu) -> String {
     let state = if m.available { "available" } else { "sold out" };
-    format!("menu {} {verb}: {} {}원 in store {} ({state})", m.id, m.name, won(m.price), m.store_id)
+    let text = format!("menu {} {verb}: {} {}원 in store {}", m.id, m.name, won(m.price), m.store_id);
+    if verb.contains(state) {
+        text
+    } else {
+        format!("{text} ({state})")
+    }
 }
 
 /// A menu as JSON.
@@ -110,7 +127,7 @@ pub fn menus(menus: &[Menu]) -> Output {
             if m.available { Cell::new("yes") } else { style::cell("sold out", Tone::Bad) },
         ]);
     }
-    Output::new(json!({ "menus": menus.iter().map(menu_json).collect::<Vec<_>>() }), t.to_string())
+    Output::new(json!({ "menus": menus.iter().map(menu_json).collect::<Vec<_>>() }), or_none(&t, menus, "menus"))
 }
 
 /// A rider as JSON.
@@ -124,10 +141,10 @@ pub fn riders(riders: &[Rider]) -> Output {
     for r in riders {
         t.add_row(vec![right(r.id), Cell::new(&r.name)]);
     }
-    Output::new(json!({ "riders": riders.iter().map(rider_json).collect::<Vec<_>>() }), t.to_string())
+    Output::new(json!({ "riders": riders.iter().map(rider_json).collect::<Vec<_>>() }), or_none(&t, riders, "riders"))
 }
 
-/// An order view as JSON: exactly the view's serde form (SPEC's shape).
+/// An order view as JSON: exactly the view's serde form.
 pub fn view_json(view: &OrderView) -> Value {
     serde_json::to_value(view).unwrap_or_else(|e| json!({ "error": e.to_string() }))
 }
@@ -145,6 +162,13 @@ pub fn view_text(v: &OrderView) -> String {
         style::status(v.status.as_str())
     );
     out.push_str(&progress(v));
+    // One line each: a line break in the text becomes a space.
+    let one_line = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some(reason) = &v.reason {
+        out.push_str(&format!("reason    {}\n", one_line(reason)));
+    }
+    let address = one_line(&v.address);
+    out.push_str(&format!("address   {}\n", if address.is_empty() { "-" } else { &address }));
     let mut items = table(&["menu", "name", "unit price", "qty", "amount"]);
     for i in &v.items {
         items.add_row(vec![
@@ -297,10 +321,11 @@ fn money_after_stop(v: &OrderView) -> String {
     format!("{payment}{}", charge.unwrap_or_default())
 }
 
-/// `relay`'s summary.
-pub fn relay_text(r: &RelayReport, revived: usize, requeued: usize) -> String {
+/// `relay`'s summary: what this run did, then what still waits and when
+/// the next of it is due.
+pub fn relay_text(r: &RelayReport, waiting: &QueueStatus, revived: usize, requeued: usize) -> String {
     let mut text = format!(
-        "relay: {} payments approved, {} declined, {} refunds, {} charges paid, {} taken back, {} still queued",
+        "relay: {} payments approved, {} declined, {} refunds, {} charges paid, {} taken back, {} to retry",
         r.payments_approved,
         r.payments_declined,
         r.refunds_confirmed,
@@ -321,14 +346,45 @@ pub fn relay_text(r: &RelayReport, revived: usize, requeued: usize) -> String {
     if requeued > 0 {
         text.push_str(&format!(" ({requeued} needing attention queued again)"));
     }
+    text.push('\n');
+    text.push_str(&waiting_text(waiting));
     text
+}
+
+/// `waiting: 1 gateway call (payments and refunds 1, delivery charges 0),
+/// 2 messages; the next is due at 2026-11-24T17:36:00Z (…)`, or
+/// `nothing waits`.
+pub fn waiting_text(w: &QueueStatus) -> String {
+    let count = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let Some(due) = w.next_due.filter(|_| w.calls() + w.messages > 0) else {
+        return "nothing waits".into();
+    };
+    let when = if due <= chrono::Utc::now() {
+        "the next is due now".to_string()
+    } else {
+        format!("the next is due at {} (`ezdelivery relay` then)", utc_text(due))
+    };
+    format!(
+        "waiting: {} (payments and refunds {}, delivery charges {}), {}; {when}",
+        count(w.calls(), "gateway call", "gateway calls"),
+        w.payments,
+        w.charges,
+        count(w.messages, "message", "messages"),
+    )
+}
+
+/// A time as RFC 3339 in UTC to the second (`2026-11-24T17:36:00Z`),
+/// rounded up: a time something is due is never shown before it.
+pub fn utc_text(t: chrono::DateTime<chrono::Utc>) -> String {
+    let up = if t.timestamp_subsec_nanos() > 0 { t.checked_add_signed(chrono::TimeDelta::seconds(1)) } else { None };
+    up.unwrap_or(t).format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// `relay --attention`: the payments and charges that need a person.
 pub fn attention(items: &[Attention]) -> Output {
     let json = json!({ "attention": items });
     if items.is_empty() {
-        return Output::new(json, "nothing needs attention");
+        return Output::new(json, "no payments or charges need attention");
     }
     let mut t = table(&["kind", "order", "id", "amount", "card / rider", "idempotency key", "tries", "last error"]);
     for a in items {
@@ -351,7 +407,7 @@ pub fn attention(items: &[Attention]) -> Output {
 /// last change are left out (`status ORDER` has them).
 pub fn views(key: &str, views: &[OrderView]) -> Output {
     const HEADER: [&str; 9] =
-        ["order", "store", "customer", "status", "total", "payment", "kitchen", "delivery", "updated"];
+        ["order", "store", "customer", "status", "total", "payment", "kitchen", "delivery", "updated (UTC)"];
     let rows: Vec<[Cell; 9]> = views
         .iter()
         .map(|v| {
@@ -364,7 +420,7 @@ pub fn views(key: &str, views: &[OrderView]) -> Output {
                 style::status_cell(v.payment.as_ref().map_or("-", |p| p.status.as_str())),
                 style::status_cell(v.kitchen.as_ref().map_or("-", |k| k.status.as_str())),
                 style::status_cell(v.delivery.as_ref().map_or("-", |d| d.status.as_str())),
-                Cell::new(v.updated_at.format("%m-%d %H:%M").to_string()),
+                Cell::new(v.updated_at.format("%Y-%m-%d %H:%M:%S").to_string()),
             ]
         })
         .collect();
@@ -382,7 +438,7 @@ pub fn views(key: &str, views: &[OrderView]) -> Output {
     if t.width().is_some_and(|w| natural_width(&t) > usize::from(w)) {
         t = build(&[0, 1, 2, 3, 4, 5, 7]);
     }
-    let human = if views.is_empty() { "no orders".to_string() } else { t.to_string() };
+    let human = or_none(&t, views, "orders");
     Output::new(json!({ key: views.iter().map(view_json).collect::<Vec<_>>() }), human)
 }
 
@@ -400,9 +456,9 @@ pub fn event_json(e: &StoredEvent) -> Value {
     })
 }
 
-/// Events as a table for people.
+/// Events as a table for people (`at` in UTC).
 pub fn events_table(events: &[StoredEvent]) -> String {
-    let mut t = table(&["seq", "at", "type", "order", "data"]);
+    let mut t = table(&["seq", "at (UTC)", "type", "order", "data"]);
     keep_whole(&mut t, &[0, 2, 3]);
     for e in events {
         t.add_row(vec![
@@ -413,7 +469,7 @@ pub fn events_table(events: &[StoredEvent]) -> String {
             Cell::new(e.event.data().to_string()),
         ]);
     }
-    t.to_string()
+    or_none(&t, events, "events")
 }
 
 /// One event as one line for people (`events --follow` on a terminal).
@@ -448,7 +504,7 @@ pub fn cloud_event(e: &StoredEvent) -> Value {
 
 /// `breaker status`
 pub fn breakers(breakers: &[BreakerStatus]) -> Output {
-    let mut t = table(&["name", "state", "failures", "opened at", "retries at"]);
+    let mut t = table(&["name", "state", "failures", "opened at (UTC)", "retries at (UTC)"]);
     let time =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
     for b in breakers {

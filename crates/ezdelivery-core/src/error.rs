@@ -5,7 +5,11 @@ use crate::domain::validate::Invalid;
 use crate::domain::{DomainError, OrderId, Refusal};
 
 /// Everything that can go wrong, by what the caller should do about it.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the kind and the message, as a person reads them: a
+/// `main` that returns `Result<(), Error>` ends with
+/// `Error: not_found: order 7 does not exist; …`.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// A value is wrong whatever the state: fix the input (exit 2).
     #[error("{0}")]
@@ -57,7 +61,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable machine-readable kind of SPEC.md's exit-code table.
+    /// The stable machine-readable kind (`not_found`), as in the CLI's exit-code table.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Invalid(_) => "invalid_input",
@@ -79,7 +83,7 @@ impl Error {
         }
     }
 
-    /// SPEC.md's exit code for this error.
+    /// The CLI's exit code for this error (1 to 7).
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Storage(_) | Error::Internal(_) => 1,
@@ -101,7 +105,14 @@ impl Error {
             "order" => "`ezdelivery status --customer NAME` lists a customer's orders",
             _ => "check the id",
         };
-        Error::NotFound { what, id: id.to_string(), hint: hint.to_string() }
+        // a name typed by someone: shown escaped and shortened
+        Error::NotFound { what, id: crate::domain::validate::shown(&id.to_string()), hint: hint.to_string() }
+    }
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {self}", self.kind())
     }
 }
 
@@ -114,5 +125,23 @@ impl From<DomainError> for Error {
     }
 }
 
-/// Results of the library.
+/// Results of the library. The error type defaults to [`Error`] and can be
+/// given, so importing this alias does not hide std's two-parameter form:
+/// `Result<(), String>` still means what it says.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_reads_like_the_message_with_its_kind() {
+        let e = Error::not_found("order", 7);
+        assert_eq!(
+            format!("{e:?}"),
+            "not_found: order 7 does not exist; `ezdelivery status --customer NAME` lists a customer's orders"
+        );
+        let e = Error::Invalid(Invalid("a card number has 12 to 19 digits".into()));
+        assert_eq!(format!("{e:?}"), "invalid_input: a card number has 12 to 19 digits");
+    }
+}

@@ -50,7 +50,7 @@
 //! assert_eq!(view.status.as_str(), "delivered");
 //! ```
 //!
-//! For a file on disk, use [`adapters::sqlite::SqliteStorage::open`] instead
+//! For a file on disk, use [`adapters::sqlite::SqliteStorage::open`]`(path)?` instead
 //! of [`adapters::memory::MemoryStorage::new`]. The repository's
 //! `examples/embed.rs` (own notifier) and `examples/custom_gateway.rs` (own
 //! payment gateway) are complete programs: `cargo run --example embed`.
@@ -73,7 +73,7 @@
 //! | `cooked` | depart ([`Engine::start_delivery`]) | `delivering` | needs a rider whose delivery charge is `paid` |
 //! | `delivering` | complete ([`Engine::complete_delivery`]) | `delivered` | the customer may review it once ([`Engine::review`]) |
 //! | `pending_payment`, `paid`, `cooking`, `cooked` | cancel ([`Engine::cancel`]) | `cancelled` | payment refunded (or a queued one voided), kitchen ticket and delivery cancelled, a paid delivery charge taken back |
-//! | `delivering`, `delivered` | cancel | refused | [`domain::Refusal::AlreadyDeparted`]: "order 7 is already on its way (delivering); it can no longer be cancelled" |
+//! | `delivering`, `delivered` | cancel | refused | [`domain::Refusal::AlreadyDeparted`]: "order 7 is already on its way (delivering); it can no longer be cancelled" (or "order 7 was already delivered; …") |
 //!
 //! `delivered`, `cancelled` and `rejected` are final.
 //!
@@ -92,14 +92,20 @@
 //!
 //! - [`domain::Payment`] (one attempt per try to pay): `pending` →
 //!   `approved` | `declined` | `voided`; `approved` → `refund_pending` →
-//!   `refunded`.
+//!   `refunded`; `pending` or `refund_pending` → `needs_attention` when the
+//!   gateway's answers stay unreadable (a person looks, then requeues it).
 //! - [`domain::KitchenTicket`] (the store's side of a paid order):
 //!   `received` → `cooking` → `cooked`; `received` → `rejected`; any of the
 //!   three → `cancelled`.
 //! - [`domain::Delivery`]: `preparing` → `delivering` → `delivered`;
 //!   `preparing` → `cancelled`.
 //! - [`domain::Charge`] (the rider's delivery charge): `pending` → `paid`
-//!   | `voided`; `paid` → `refund_pending` → `refunded`.
+//!   | `voided`; `paid` → `refund_pending` → `refunded`; `needs_attention`
+//!   as for a payment.
+//! - [`domain::attempt::Attempt`]: the bookkeeping of one gateway call of
+//!   either, the same for both: claimed before the call, judged after it
+//!   ([`domain::attempt::Attempt::judge`] is the one place that says what an
+//!   answer means).
 //! - The catalogue: [`domain::Store`] (open or closed, review count and
 //!   average), [`domain::Menu`] (available or sold out), [`domain::Rider`];
 //!   [`domain::Review`], one per delivered order.
@@ -127,18 +133,25 @@
 //! [`Engine::builder`]. The rules an adapter has to keep:
 //!
 //! - **Gateways** get an `idempotency_key` that stays the same when the same
-//!   attempt is retried: acting on a key twice must not charge twice.
-//!   Answer [`ports::GatewayOutcome::Declined`] only for a final "no" (a
-//!   refused card) and [`ports::GatewayOutcome::Unavailable`] for anything
-//!   that may work later (connection error, timeout, 5xx): the engine keeps
-//!   the work and retries it. Give every call a timeout; the engine calls
-//!   gateways outside any transaction, but a call that hangs holds up the
-//!   command.
+//!   attempt is retried: acting on a key twice must not charge twice, and a
+//!   repeated key must be answered with the first result. Answer
+//!   [`ports::GatewayOutcome::Approved`] with the gateway's own reference
+//!   (needed to refund), [`ports::GatewayOutcome::Declined`] only for a
+//!   final "no" (a refused card), [`ports::GatewayOutcome::NotReached`] only
+//!   when the request certainly never left (the connection was never
+//!   established), and [`ports::GatewayOutcome::Unavailable`] for anything
+//!   else: the gateway may have acted, and the engine replays the key until
+//!   it learns the answer, never dropping the attempt. Give every call a
+//!   timeout shorter than half the engine's claim lease
+//!   ([`EngineBuilder::lease`], a minute by default); the engine calls
+//!   gateways outside any transaction.
 //! - **Notifiers** return `Err` for "not delivered, try again later"; the
 //!   message stays in the outbox and is retried with back-off, never sent
 //!   twice on the same channel once delivered. [`ports::Message::id`] is
 //!   stable across retries, so a receiver can drop repeats. A notifier
-//!   never fails a command.
+//!   never fails a command. A channel that takes texts of limited length
+//!   says so ([`ports::Notifier::max_chars`]) and gets every message fitted
+//!   to it ([`app::fit`]).
 //! - **Storage** must make [`ports::Storage::write`] atomic: all of a unit
 //!   of work or nothing. [`adapters::memory`] is a complete, small example.
 //! - Every port is `Send`: an engine can move between threads.
@@ -186,11 +199,17 @@
 //! - **One transaction per command.** A command's state changes, its events,
 //!   the mypage views and the queued messages commit together or not at
 //!   all (a transactional outbox); a refused command writes nothing.
-//! - **No gateway call inside a transaction.** A payment or delivery charge
-//!   is recorded `pending` with its idempotency key, the gateway is called,
-//!   and the answer is recorded in a second transaction. A crash in between
-//!   is repaired by [`Engine::relay`], retrying under the same key, so
-//!   nobody is charged twice.
+//! - **Money moves once.** A gateway call is made only for a payment or
+//!   charge that a transaction has just claimed (still in the state that
+//!   needs the call, a token and a lease written); commands claim in the
+//!   transaction that checks their preconditions, so a refused command never
+//!   calls a gateway. The answer is recorded in a second transaction, only
+//!   while the claim holds, except a definite answer, which is a fact
+//!   whoever holds the claim by then (an approval nobody wants any more is
+//!   refunded, never dropped). A crash in between leaves the claim to lapse;
+//!   [`Engine::relay`] then replays the same key, so nobody is charged
+//!   twice. An answer that may hide an approval (a 5xx, an unreadable 2xx, a
+//!   timeout) is never taken to mean "nothing happened".
 //! - **Fault isolation.** Orders are taken while the payment service is
 //!   down (kept `pending_payment`, the payment queued); a circuit breaker
 //!   per gateway and notifier channel fails fast after repeated failures
@@ -212,9 +231,10 @@
 //! Every fallible call returns [`Result`]; [`Error`] says what the caller
 //! should do: fix the input ([`Error::Invalid`]), look elsewhere
 //! ([`Error::NotFound`]), respect the state machine ([`Error::Refused`]),
-//! pay with another card ([`Error::Declined`]), or try again later
-//! ([`Error::Unavailable`]). Messages name the id and the next step, and
-//! [`Error::kind`] / [`Error::exit_code`] are stable.
+//! pay with another card ([`Error::Declined`]), try again later
+//! ([`Error::Unavailable`]), or do not pay again: the money moved but the
+//! command failed after it ([`Error::MoneyMoved`]). Messages name the id
+//! and the next step, and [`Error::kind`] / [`Error::exit_code`] are stable.
 //!
 //! ## Logging
 //!

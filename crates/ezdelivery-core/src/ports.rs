@@ -181,4 +181,11 @@ pub trait Notifier: Send {
     fn channel(&self) -> &str;
     /// Delivers one message; `Err` means "not delivered, try again later".
     fn send(&self, message: &Message) -> Result<(), String>;
+    /// The longest text, in characters, the channel takes (`None`: no
+    /// limit, the default). The engine fits each message to it before
+    /// [`Notifier::send`] ([`crate::app::fit::fit`]): a big order's message
+    /// is shortened, never refused by the channel over and over.
+    fn max_chars(&self) -> Option<usize> {
+        None
+    }
 }

@@ -16,7 +16,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use chrono::{DateTime, Duration, Utc};
 
 use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
-use crate::app::storage::{Repo, Storage, StoredEvent, Table};
+use crate::app::storage::{QueueStatus, Repo, Storage, StoredEvent, Table};
 use crate::app::view::OrderView;
 use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::{
@@ -49,6 +49,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("views", views),
     ("messages", messages),
     ("dead_messages", dead_messages),
+    ("queue_status", queue_status),
     ("breakers", breakers),
     ("failed_write_rolls_back", failed_write_rolls_back),
     ("failed_read_returns_its_error", failed_read_returns_its_error),
@@ -851,6 +852,67 @@ fn dead_messages(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.dead_messages(100)), expected.to_vec(), "oldest message first");
     assert_eq!(read(s, |r| r.dead_messages(2)), expected[..2].to_vec(), "at most the limit");
     assert_eq!(read(s, |r| r.due_messages(t(1_000), 100)).len(), 3, "the others are still due");
+}
+
+fn queue_status(s: &mut dyn Storage) {
+    world(s, 1, 1, 2);
+    let now = t(1_000);
+    assert_eq!(read(s, |r| r.queue_status(now)), QueueStatus::default(), "nothing waits");
+
+    // Only calls in `pending` or `refund_pending` wait, due or not.
+    write(s, |r| {
+        r.save_payment(&payment(1, 1, PaymentStatus::Pending, Some(t(2_000))))?;
+        r.save_payment(&payment(2, 1, PaymentStatus::RefundPending, Some(t(1_500))))?;
+        r.save_payment(&payment(3, 2, PaymentStatus::Approved, Some(t(10))))?;
+        r.save_payment(&payment(4, 2, PaymentStatus::NeedsAttention, Some(t(5))))?;
+        r.save_payment(&payment(5, 2, PaymentStatus::Voided, None))?;
+        r.save_charge(&charge(1, 1, 1, ChargeStatus::Pending, Some(t(1_200))))?;
+        r.save_charge(&charge(2, 1, 1, ChargeStatus::Paid, Some(t(1))))?;
+        r.save_charge(&charge(3, 2, 1, ChargeStatus::RefundPending, Some(t(3_000))))
+    });
+    let calls = QueueStatus { payments: 2, charges: 2, messages: 0, next_due: Some(t(1_200)) };
+    assert_eq!(read(s, |r| r.queue_status(now)), calls, "the earliest call");
+    assert_eq!(calls.calls(), 4);
+
+    // Messages: every pending delivery waits, one per channel; delivered
+    // and dead ones do not.
+    let (m1, m2) = (message("1-1-customer", 1, t(900)), message("2-2-owner", 2, t(950)));
+    write(s, |r| {
+        r.queue_message(&m1, &["console", "jsonl"])?;
+        r.queue_message(&m2, &["console"])
+    });
+    assert_eq!(
+        read(s, |r| r.queue_status(now)),
+        QueueStatus { messages: 3, next_due: Some(t(900)), ..calls },
+        "a message due before any call"
+    );
+    write(s, |r| {
+        r.save_message_delivery(&queued(&m1, "console", DeliveryState::Delivered, 1, t(900)).delivery)?;
+        r.save_message_delivery(&queued(&m1, "jsonl", DeliveryState::Pending, 1, t(1_100)).delivery)?;
+        r.save_message_delivery(&queued(&m2, "console", DeliveryState::Dead, 8, t(960)).delivery)
+    });
+    assert_eq!(
+        read(s, |r| r.queue_status(now)),
+        QueueStatus { messages: 1, next_due: Some(t(1_100)), ..calls },
+        "a retry waits for its back-off"
+    );
+
+    // A call never tried is due now.
+    write(s, |r| r.save_payment(&payment(6, 2, PaymentStatus::Pending, None)));
+    assert_eq!(
+        read(s, |r| r.queue_status(now)),
+        QueueStatus { payments: 3, charges: 2, messages: 1, next_due: Some(now) },
+        "never tried: due now"
+    );
+    // Settled: no longer waiting.
+    write(s, |r| {
+        r.save_payment(&payment(6, 2, PaymentStatus::Approved, None))?;
+        r.save_charge(&charge(1, 1, 1, ChargeStatus::Paid, None))
+    });
+    assert_eq!(
+        read(s, |r| r.queue_status(now)),
+        QueueStatus { payments: 2, charges: 1, messages: 1, next_due: Some(t(1_100)) }
+    );
 }
 
 fn failed_write_rolls_back(s: &mut dyn Storage) {

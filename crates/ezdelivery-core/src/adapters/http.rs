@@ -1,5 +1,5 @@
 //! HTTP gateways: the payment and delivery-charge services reached over
-//! HTTP, speaking SPEC.md's protocol.
+//! HTTP, speaking the gateway protocol of the README.
 //!
 //! Every call is a `POST` with a JSON body, `Content-Type: application/json`
 //! and an `Idempotency-Key` header holding the request's key, which stays
@@ -115,7 +115,7 @@ enum Call {
 }
 
 /// Maps what the server answered (or why it could not) to the port's
-/// outcome, by SPEC's protocol: a readable 2xx approves, a 402/422 to a
+/// outcome, by the gateway protocol: a readable 2xx approves, a 402/422 to a
 /// payment declines, a connection never established is
 /// [`GatewayOutcome::NotReached`], and everything else may have left the
 /// work done, so it is [`GatewayOutcome::Unavailable`].

@@ -307,6 +307,13 @@ fn check_url(what: &str, url: &str, url_use: UrlUse) -> Result<String> {
     if uri.host().is_none_or(str::is_empty) {
         return Err(invalid(format!("{what} = \"{url}\" has no host")));
     }
+    if let Some(port) = uri.authority().and_then(|a| explicit_port(a.as_str())) {
+        if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+            return Err(invalid(format!(
+                "{what} = \"{url}\": the port must be a number from 1 to 65535, got `{port}`"
+            )));
+        }
+    }
     match url_use {
         UrlUse::Exact => Ok(url.to_string()),
         UrlUse::Base if url.contains(['?', '#']) => {
@@ -314,6 +321,15 @@ fn check_url(what: &str, url: &str, url_use: UrlUse) -> Result<String> {
         }
         UrlUse::Base => Ok(url.trim_end_matches('/').to_string()),
     }
+}
+
+/// The port written in an authority (`user@host:port`, `[::1]:port`), if
+/// one is: the URL parser takes any digits there and leaves a port above
+/// 65535 to fail at the first call.
+fn explicit_port(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let after_host = host_port.rsplit_once(']').map_or(host_port, |(_, rest)| rest);
+    after_host.rsplit_once(':').map(|(_, port)| port)
 }
 
 #[cfg(test)]
@@ -324,13 +340,30 @@ mod tests {
     #[test]
     fn urls_are_checked() {
         let t = DEFAULT_TIMEOUT;
-        for bad in ["", "127.0.0.1:8083", "ftp://x", "http://", "http:///payments", "http://a b"] {
+        for bad in [
+            "",
+            "127.0.0.1:8083",
+            "ftp://x",
+            "http://",
+            "http:///payments",
+            "http://a b",
+            "http://127.0.0.1:70000",
+            "http://127.0.0.1:65536/api",
+            "http://127.0.0.1:0",
+            "http://[::1]:99999",
+            "http://u@h:123456",
+        ] {
             let e = HttpClient::new("[payment] url", bad, UrlUse::Base, t).unwrap_err();
             assert!(e.to_string().contains("[payment] url"), "{bad}: {e}");
         }
         assert!(HttpClient::new("u", "http://h/x?y=1", UrlUse::Base, t).is_err());
         assert!(HttpClient::new("u", "http://h/x?y=1", UrlUse::Exact, t).is_ok());
         assert_eq!(HttpClient::new("u", "HTTP://h:1/api/", UrlUse::Base, t).unwrap().url, "HTTP://h:1/api");
+        for good in ["http://h:65535", "http://[::1]:8080/x", "http://[::1]/x", "http://u:pw@h:80"] {
+            assert!(HttpClient::new("u", good, UrlUse::Base, t).is_ok(), "{good}");
+        }
+        let e = HttpClient::new("[payment] url", "http://127.0.0.1:70000", UrlUse::Base, t).unwrap_err();
+        assert!(e.to_string().contains("port must be a number from 1 to 65535, got `70000`"), "{e}");
         assert!(HttpClient::new("u", "http://h", UrlUse::Base, Duration::ZERO).is_err());
         let https = HttpClient::new("u", "https://h", UrlUse::Base, t);
         assert_eq!(https.is_ok(), cfg!(feature = "tls"));

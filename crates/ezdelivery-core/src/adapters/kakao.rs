@@ -3,6 +3,11 @@
 //! with `Authorization: Bearer TOKEN` and the form field `template_object`
 //! holding a text template. A 2xx answer means delivered.
 //!
+//! A text template's text is at most [`MAX_TEXT_CHARS`] characters (longer
+//! is HTTP 400, every time): the notifier declares the limit
+//! ([`Notifier::max_chars`]), so the engine fits each message to it
+//! ([`crate::app::fit`]), and fits again whatever it is handed directly.
+//!
 //! The token is a secret: it is never part of an error message or of the
 //! `Debug` output, and the header carrying it is marked sensitive.
 
@@ -12,11 +17,15 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::http_client::{HttpClient, Secret, UrlUse};
+use crate::app::fit::fit;
 use crate::error::Result;
 use crate::ports::{Message, Notifier};
 
 /// KakaoTalk's API host.
 pub const KAKAO_API: &str = "https://kapi.kakao.com";
+
+/// The longest text KakaoTalk takes in a text template, in characters.
+pub const MAX_TEXT_CHARS: usize = 200;
 
 /// The "send to me" endpoint, below the base URL.
 const SEND_TO_ME: &str = "/v2/api/talk/memo/default/send";
@@ -30,7 +39,7 @@ pub struct KakaoNotifier {
 
 impl KakaoNotifier {
     /// Sends through the API at `base_url` ([`KAKAO_API`], which needs the
-    /// `tls` feature, or a stand-in) with the access token `token`, each
+    /// `tls` feature (the `ezdelivery` program has it), or a stand-in) with the access token `token`, each
     /// call bounded by `timeout`; the channel is named `kakao`. A bad URL,
     /// an empty token or one that cannot go in a header, or a zero timeout
     /// is [`crate::Error::Invalid`] (which never quotes the token).
@@ -64,10 +73,14 @@ impl Notifier for KakaoNotifier {
         &self.channel
     }
 
+    fn max_chars(&self) -> Option<usize> {
+        Some(MAX_TEXT_CHARS)
+    }
+
     fn send(&self, message: &Message) -> std::result::Result<(), String> {
         let template = json!({
             "object_type": "text",
-            "text": message.text,
+            "text": fit(&message.text, MAX_TEXT_CHARS),
             "link": {"web_url": "", "mobile_web_url": ""},
         })
         .to_string();
@@ -107,6 +120,54 @@ mod tests {
             template,
             json!({"object_type": "text", "text": message.text, "link": {"web_url": "", "mobile_web_url": ""}})
         );
+    }
+
+    #[test]
+    fn a_big_order_is_fitted_to_kakaotalks_200_characters() {
+        use crate::adapters::memory::MemoryStorage;
+        use crate::{Engine, ItemPick};
+
+        // Placed, then paid: the customer hears twice, the owner once.
+        let server = TestServer::start(vec![Reply::json(200, r#"{"result_code": 0}"#); 3]);
+        let notifier = KakaoNotifier::new(server.url(), TOKEN, LONG).unwrap();
+        assert_eq!(notifier.max_chars(), Some(MAX_TEXT_CHARS));
+        let mut engine = Engine::builder(MemoryStorage::new()).notifier(notifier).build();
+        let store = engine.add_store("교촌치킨 강남점", Some("park"), None).unwrap();
+        let mut picks = Vec::new();
+        for i in 1..=30 {
+            let menu = engine.add_menu(store.id, &format!("반반 세트 {i}번"), 18_000).unwrap();
+            picks.push(ItemPick::new(menu.id.to_string(), 2));
+        }
+        let order = engine.place_order(store.id, "kim", &picks, "", true, None).unwrap();
+        assert_eq!(order.total, 1_080_000);
+        engine.relay().unwrap();
+        let sent = server.finish();
+        let texts: Vec<String> = sent
+            .iter()
+            .map(|r| {
+                let template: Value = serde_json::from_str(&r.form_field("template_object").unwrap()).unwrap();
+                template["text"].as_str().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        for text in &texts {
+            assert!(text.chars().count() <= MAX_TEXT_CHARS, "{} chars: {text}", text.chars().count());
+        }
+        let owner = texts.iter().find(|t| t.contains("새 주문")).unwrap();
+        assert!(
+            owner.starts_with(&format!("[교촌치킨 강남점] 새 주문 #{}: 반반 세트 1번 x2, ", order.order_id)),
+            "{owner}"
+        );
+        assert!(owner.contains("개 · 1,080,000원 (고객 kim)"), "{owner}");
+        assert!(owner.contains(" 외 "), "{owner}");
+
+        // Handed a long text directly, the notifier fits it too.
+        let server = TestServer::start(vec![Reply::json(200, "")]);
+        let notifier = KakaoNotifier::new(server.url(), TOKEN, LONG).unwrap();
+        notifier.send(&Message { text: "가".repeat(500), ..sample_message() }).unwrap();
+        let sent = server.finish();
+        let template: Value = serde_json::from_str(&sent[0].form_field("template_object").unwrap()).unwrap();
+        assert_eq!(template["text"].as_str().unwrap().chars().count(), MAX_TEXT_CHARS);
     }
 
     #[test]

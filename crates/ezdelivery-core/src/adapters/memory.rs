@@ -29,7 +29,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use chrono::{DateTime, Utc};
 
 use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
-use crate::app::storage::{StoredEvent, Table};
+use crate::app::storage::{QueueStatus, StoredEvent, Table};
 use crate::app::view::OrderView;
 use crate::domain::{
     Breaker, Charge, ChargeId, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order,
@@ -1021,6 +1021,21 @@ impl Repo for Tx<'_> {
         found.sort_by_key(|c| c.id);
         found.truncate(limit);
         Ok(found)
+    }
+
+    fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus> {
+        let state = &self.state;
+        let payments =
+            state.payments_awaiting.iter().filter_map(|id| state.payments.get(id)).map(|p| p.attempt.next_at);
+        let charges = state.charges_awaiting.iter().filter_map(|id| state.charges.get(id)).map(|c| c.attempt.next_at);
+        let calls = payments.chain(charges).map(|next_at| next_at.unwrap_or(now));
+        let messages = state.due.first().map(|&(next_at, _)| next_at);
+        Ok(QueueStatus {
+            payments: state.payments_awaiting.len(),
+            charges: state.charges_awaiting.len(),
+            messages: state.due.len(),
+            next_due: calls.chain(messages).min(),
+        })
     }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {

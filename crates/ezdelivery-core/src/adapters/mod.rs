@@ -22,7 +22,7 @@ pub(crate) mod contract_tests;
 #[cfg(test)]
 pub(crate) mod test_server;
 
-/// One message as the JSON-lines file and the webhook carry it (SPEC.md):
+/// One message as the JSON-lines file and the webhook carry it (the protocol in the README):
 /// `{"id", "orderId", "event", "status", "recipient", "message", "at"}`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -142,7 +142,7 @@ impl Engine {
         if !self.breaker_names().iter().any(|n| n == name) {
             return Err(Error::NotFound {
                 what: "breaker",
-                id: name.to_string(),
+                id: format!("`{}`", crate::domain::validate::shown(name)),
                 hint: format!("the breakers are {}", self.breaker_names().join(", ")),
             });
         }

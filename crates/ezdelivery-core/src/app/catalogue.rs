@@ -66,7 +66,11 @@ impl Engine {
             existing_store(w.repo, store)?;
             let (menu, event) = Menu::add(w.repo.next_id(Table::Menu)?, store, name, price)?;
             if w.repo.menu_by_name(store, &menu.name)?.is_some() {
-                return Err(Invalid(format!("store {store} already has a menu named `{}`", menu.name)).into());
+                return Err(Invalid(format!(
+                    "store {store} already has a menu named `{}`",
+                    validate::shown(&menu.name)
+                ))
+                .into());
             }
             w.repo.save_menu(&menu)?;
             w.emit(event)?;
@@ -103,7 +107,9 @@ impl Engine {
         self.write(|w| {
             let (rider, event) = Rider::register(w.repo.next_id(Table::Rider)?, name)?;
             if w.repo.rider_by_name(&rider.name)?.is_some() {
-                return Err(Invalid(format!("a rider named `{}` is already registered", rider.name)).into());
+                return Err(
+                    Invalid(format!("a rider named `{}` is already registered", validate::shown(&rider.name))).into()
+                );
             }
             w.repo.save_rider(&rider)?;
             w.emit(event)?;
@@ -124,6 +130,7 @@ pub(crate) fn existing_store(repo: &mut dyn Repo, id: StoreId) -> Result<Store> 
 
 /// A rider by id or exact name, or `not_found`.
 pub(crate) fn find_rider(repo: &mut dyn Repo, rider: &str) -> Result<Rider> {
+    let rider = &validate::name("rider", rider)?;
     if let Ok(id) = rider.parse::<i64>() {
         if let Some(found) = repo.rider(id)? {
             return Ok(found);
@@ -141,7 +148,7 @@ pub(crate) fn find_menu(repo: &mut dyn Repo, store: StoreId, menu: &str) -> Resu
     }
     repo.menu_by_name(store, menu)?.ok_or(Error::NotFound {
         what: "menu",
-        id: format!("`{menu}` of store {store}"),
+        id: format!("`{}` of store {store}", validate::shown(menu)),
         hint: format!("`ezdelivery menu list --store {store}` shows its menus"),
     })
 }

@@ -168,8 +168,10 @@ impl Engine {
 
     /// The views of all of a customer's orders, oldest first
     /// (`ezdelivery status --customer NAME`); empty for an unknown customer.
+    /// A name no customer can have (a newline, say) is invalid input.
     pub fn customer_orders(&mut self, customer: &str) -> Result<Vec<OrderView>> {
-        self.read(|repo| repo.customer_views(customer))
+        let customer = crate::domain::validate::name("customer", customer)?;
+        self.read(|repo| repo.customer_views(&customer))
     }
 
     /// Events after `after`, of one order or all, at most `limit`
@@ -254,6 +256,10 @@ impl Work<'_> {
             for (audience, text) in messages_for(&event, view, locale) {
                 let recipient = match audience {
                     Audience::Customer => view.customer.clone(),
+                    Audience::Rider => match view.delivery.as_ref().and_then(|d| d.rider.clone()) {
+                        Some(rider) => rider,
+                        None => continue,
+                    },
                     Audience::Owner => match &owner {
                         Some((store, name)) if *store == view.store_id => name.clone(),
                         _ => {
@@ -419,31 +425,54 @@ impl ItemPick {
         ItemPick { menu: menu.into(), qty }
     }
 
-    /// Parses `MENU[:QTY]`. A suffix after the last `:` that is a number is
-    /// the quantity; otherwise the whole text is the menu.
+    /// Parses `MENU[:QTY]`. When the text holds a `:`, what follows the
+    /// last one is the quantity and must be a whole number from 1 to
+    /// [`MAX_QTY`](crate::domain::validate::MAX_QTY); without a `:` the
+    /// quantity is 1. A menu whose name holds a `:` is picked with its
+    /// quantity (`Set: A:1`) or by its id.
     ///
     /// ```
     /// use ezdelivery_core::ItemPick;
     /// assert_eq!(ItemPick::parse("후라이드:2").unwrap(), ItemPick::new("후라이드", 2));
     /// assert_eq!(ItemPick::parse("3").unwrap(), ItemPick::new("3", 1));
+    /// assert_eq!(ItemPick::parse("Set: A:1").unwrap(), ItemPick::new("Set: A", 1));
     /// assert!(ItemPick::parse("콜라:0").is_err());
     /// assert!(ItemPick::parse("콜라:99999999999").is_err());
+    /// assert!(ItemPick::parse("후라이드:abc").is_err());
+    /// assert!(ItemPick::parse(":").is_err());
     /// ```
     pub fn parse(text: &str) -> Result<ItemPick> {
+        use crate::domain::validate::{self, shown, Invalid, MAX_QTY};
+        let invalid = |message: String| Error::Invalid(Invalid(message));
         let (menu, qty) = match text.rsplit_once(':') {
-            Some((menu, qty)) if !qty.is_empty() && qty.trim_start_matches('-').chars().all(|c| c.is_ascii_digit()) => {
-                let qty = qty.parse::<i64>().ok().and_then(|q| u32::try_from(q).ok()).ok_or_else(|| {
-                    Error::Invalid(crate::domain::validate::Invalid(format!("quantity `{qty}` is out of range")))
-                })?;
-                (menu, qty)
-            }
-            _ => (text, 1),
+            None => (text, None),
+            Some((menu, qty)) => (menu, Some(qty.trim())),
         };
         if menu.trim().is_empty() {
-            return Err(crate::domain::validate::Invalid(format!("`{text}` names no menu: use MENU[:QTY]")).into());
+            return Err(invalid(format!("--item `{}` names no menu: use MENU[:QTY], such as 후라이드:2", shown(text))));
         }
-        crate::domain::validate::qty(qty)?;
-        Ok(ItemPick::new(menu, qty))
+        let menu = validate::name("menu name", menu)?;
+        let qty = match qty {
+            None => 1,
+            Some(qty) => {
+                let digits = qty.strip_prefix('-').unwrap_or(qty);
+                if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(invalid(format!(
+                        "--item `{}`: the quantity after the last `:` must be a whole number from 1 to {MAX_QTY}, \
+                         got `{}`; a menu whose name holds `:` is picked with its quantity (`NAME:1`) or by its id \
+                         (`ezdelivery menu list --store STORE` shows them)",
+                        shown(text),
+                        shown(qty)
+                    )));
+                }
+                qty.parse::<i64>()
+                    .ok()
+                    .and_then(|q| u32::try_from(q).ok())
+                    .filter(|q| (1..=MAX_QTY).contains(q))
+                    .ok_or_else(|| invalid(format!("quantity must be between 1 and {MAX_QTY}, got {}", shown(qty))))?
+            }
+        };
+        Ok(ItemPick::new(menu, validate::qty(qty)?))
     }
 }
 

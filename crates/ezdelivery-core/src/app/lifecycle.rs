@@ -189,6 +189,9 @@ impl Engine {
     /// charge is taken back). An unpaid charge is paid (or retried) first.
     pub fn start_delivery(&mut self, order: OrderId, rider: Option<&str>) -> Result<OrderView> {
         let _span = tracing::info_span!("start_delivery", order, rider = ?rider).entered();
+        // a name no rider can have is invalid input, whatever the order's state
+        let rider = rider.map(|r| crate::domain::validate::name("rider", r)).transpose()?;
+        let rider = rider.as_deref();
         let pending = self.write(|w| {
             let found = existing_order(w, order)?;
             if found.status == OrderStatus::Cooking {

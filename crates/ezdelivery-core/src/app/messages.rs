@@ -2,7 +2,7 @@
 //! default) or English.
 
 use crate::app::view::OrderView;
-use crate::domain::{Event, OrderStatus, Won};
+use crate::domain::{Event, OrderStatus};
 
 /// The language of messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,6 +32,8 @@ pub enum Audience {
     Customer,
     /// The store's owner.
     Owner,
+    /// The rider assigned to the order's delivery.
+    Rider,
 }
 
 impl Audience {
@@ -40,33 +42,51 @@ impl Audience {
         match self {
             Audience::Customer => "customer",
             Audience::Owner => "owner",
+            Audience::Rider => "rider",
         }
     }
 }
 
-/// `36000` → `36,000`.
+pub use crate::domain::won;
+
+/// Whether the Korean reading of `word` ends in a consonant (받침): after a
+/// number, as its last digit is read (영 일 이 삼 사 오 육 칠 팔 구; 10, 100,
+/// 1000 and 10000 — 십 백 천 만 — end in one too, as 영 does); after a
+/// Hangul syllable, by its final consonant. `None` for anything else.
+fn ends_in_consonant(word: &str) -> Option<bool> {
+    match word.chars().last()? {
+        '0' | '1' | '3' | '6' | '7' | '8' => Some(true),
+        '2' | '4' | '5' | '9' => Some(false),
+        c @ '가'..='힣' => Some((u32::from(c) - 0xAC00) % 28 != 0),
+        _ => None,
+    }
+}
+
+/// `word` followed by the particle that fits it: `after_consonant` (이, 은,
+/// 을) or `after_vowel` (가, 는, 를); both, as `이(가)`, when it cannot be told.
 ///
 /// ```
-/// assert_eq!(ezdelivery_core::app::messages::won(1234567), "1,234,567");
+/// use ezdelivery_core::app::messages::particle;
+/// assert_eq!(particle(1, "이", "가"), "1이");
+/// assert_eq!(particle(2, "이", "가"), "2가");
+/// assert_eq!(particle(10, "은", "는"), "10은");
+/// assert_eq!(particle("치킨", "을", "를"), "치킨을");
+/// assert_eq!(particle("피자", "을", "를"), "피자를");
+/// assert_eq!(particle("BBQ", "이", "가"), "BBQ이(가)");
 /// ```
-pub fn won(amount: Won) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if amount < 0 {
-        out.push('-');
+pub fn particle(word: impl std::fmt::Display, after_consonant: &str, after_vowel: &str) -> String {
+    let word = word.to_string();
+    match ends_in_consonant(&word) {
+        Some(true) => format!("{word}{after_consonant}"),
+        Some(false) => format!("{word}{after_vowel}"),
+        None => format!("{word}{after_consonant}({after_vowel})"),
     }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The messages `event` causes, with the view of its order after the event:
-/// every order status change tells the customer, and a newly paid order
-/// also tells the store's owner.
+/// every order status change tells the customer, a newly paid order also
+/// tells the store's owner, and a cancelled one the owner (once it was
+/// paid) and the assigned rider.
 pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Audience, String)> {
     let tells = matches!(
         event,
@@ -99,11 +119,10 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
     // Only the configured language is formatted.
     let pick = |k: &dyn Fn() -> String, e: &dyn Fn() -> String| if ko { k() } else { e() };
     let line = match event {
-        Event::OrderPlaced { .. } => {
-            pick(&|| format!("주문 #{id}이(가) 접수되었습니다. 결제를 기다립니다."), &|| {
-                format!("order #{id} was placed and waits for payment.")
-            })
-        }
+        Event::OrderPlaced { .. } => pick(
+            &|| format!("주문 #{} 접수되었습니다. 결제를 기다립니다.", particle(id, "이", "가")),
+            &|| format!("order #{id} was placed and waits for payment."),
+        ),
         Event::PaymentApproved { .. } => {
             let items = view.items.iter().map(|i| format!("{} x{}", i.name, i.qty)).collect::<Vec<_>>().join(", ");
             let owner = match locale {
@@ -121,7 +140,7 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
             &|| format!("the payment for order #{id} was declined ({reason}); pay again with another card."),
         ),
         Event::PaymentQueued { .. } => pick(
-            &|| format!("주문 #{id}은(는) 접수되었고, 결제 서비스가 복구되면 결제됩니다."),
+            &|| format!("주문 #{} 접수되었고, 결제 서비스가 복구되면 결제됩니다.", particle(id, "은", "는")),
             &|| format!("order #{id} is kept and will be paid when the payment service is back."),
         ),
         Event::PaymentRefunded { amount, .. } => {
@@ -131,7 +150,7 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
             })
         }
         Event::OrderRejected { .. } => pick(
-            &|| format!("가게에서 주문 #{id}을(를) 거절했습니다. 결제는 환불됩니다. · 상태: 거절"),
+            &|| format!("가게에서 주문 #{} 거절했습니다. 결제는 환불됩니다. · 상태: 거절", particle(id, "을", "를")),
             &|| format!("the store rejected order #{id}; the payment will be refunded. · status: rejected"),
         ),
         Event::CookingStarted { .. } => {
@@ -152,15 +171,52 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
             &|| format!("주문 #{id} 배달이 완료되었습니다. 맛있게 드세요! · 상태: 배달완료"),
             &|| format!("order #{id} was delivered. Enjoy! · status: delivered"),
         ),
-        Event::OrderCancelled { .. } => {
-            pick(&|| format!("주문 #{id}이(가) 취소되었습니다. · 상태: 취소"), &|| {
-                format!("order #{id} was cancelled. · status: cancelled")
-            })
-        }
+        Event::OrderCancelled { .. } => pick(
+            &|| format!("주문 #{} 취소되었습니다. · 상태: 취소", particle(id, "이", "가")),
+            &|| format!("order #{id} was cancelled. · status: cancelled"),
+        ),
         _ => return Vec::new(),
     };
     let text = if ko { format!("[{store}] {line} · {total}원") } else { format!("[{store}] {line} · {total} won") };
-    vec![(Audience::Customer, text)]
+    let mut out = vec![(Audience::Customer, text)];
+    if let Event::OrderCancelled { reason, .. } = event {
+        out.extend(cancelled_for_store_and_rider(view, reason, locale));
+    }
+    out
+}
+
+/// A cancelled order also tells those who were working on it: the store's
+/// owner, once told of the order (it was paid, so it reached the kitchen),
+/// to stop preparing it, and the rider assigned to its delivery not to come.
+fn cancelled_for_store_and_rider(view: &OrderView, reason: &str, locale: Locale) -> Vec<(Audience, String)> {
+    let (id, store, total) = (view.order_id, view.store.as_str(), won(view.total));
+    let reason = reason.trim();
+    let mut out = Vec::new();
+    if view.kitchen.is_some() {
+        out.push((
+            Audience::Owner,
+            match (locale, reason.is_empty()) {
+                (Locale::Ko, true) => format!("[{store}] 주문 #{id} 취소: 조리·포장을 멈춰 주세요. · {total}원"),
+                (Locale::Ko, false) => {
+                    format!("[{store}] 주문 #{id} 취소 (사유: {reason}): 조리·포장을 멈춰 주세요. · {total}원")
+                }
+                (Locale::En, true) => format!("[{store}] order #{id} was cancelled; stop preparing it. · {total} won"),
+                (Locale::En, false) => {
+                    format!("[{store}] order #{id} was cancelled ({reason}); stop preparing it. · {total} won")
+                }
+            },
+        ));
+    }
+    if view.delivery.as_ref().is_some_and(|d| d.rider.is_some()) {
+        out.push((
+            Audience::Rider,
+            match locale {
+                Locale::Ko => format!("[{store}] 주문 #{id} 배달이 취소되었습니다. 픽업하지 마세요."),
+                Locale::En => format!("[{store}] the delivery of order #{id} was cancelled; do not pick it up."),
+            },
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -206,6 +262,79 @@ mod tests {
     fn catalogue_and_charge_events_tell_nobody() {
         let e = Event::DeliveryChargePaid { order_id: 7, charge_id: 1, rider_id: 1, amount: 3000 };
         assert!(messages_for(&e, &view(), Locale::Ko).is_empty());
+    }
+
+    #[test]
+    fn a_cancelled_order_tells_the_owner_and_rider_working_on_it() {
+        let at = DateTime::from_timestamp(60, 0).unwrap();
+        let cancel = |v: &OrderView, reason: &str| {
+            let e = Event::OrderCancelled { order_id: 7, reason: reason.into() };
+            let mut after = v.clone();
+            after.apply(after.last_seq() + 1, at, &e);
+            messages_for(&e, &after, Locale::Ko)
+        };
+        let audiences = |m: &[(Audience, String)]| m.iter().map(|(a, _)| *a).collect::<Vec<_>>();
+        // Not paid: the owner never heard of it.
+        assert_eq!(audiences(&cancel(&view(), "")), [Audience::Customer]);
+
+        let mut paid = view();
+        paid.apply(2, at, &Event::PaymentApproved { order_id: 7, payment_id: 1, amount: 36_000, card: None });
+        assert_eq!(audiences(&cancel(&paid, "")), [Audience::Customer, Audience::Owner]);
+
+        let mut cooking = paid.clone();
+        cooking.apply(3, at, &Event::CookingStarted { order_id: 7 });
+        let prepared = Event::DeliveryPrepared {
+            order_id: 7,
+            rider_id: Some(1),
+            rider: Some("lee".into()),
+            charge_id: Some(1),
+            charge: 3_000,
+        };
+        cooking.apply(4, at, &prepared);
+        let told = cancel(&cooking, "changed my mind");
+        assert_eq!(audiences(&told), [Audience::Customer, Audience::Owner, Audience::Rider]);
+        assert_eq!(told[1].1, "[BBQ] 주문 #7 취소 (사유: changed my mind): 조리·포장을 멈춰 주세요. · 36,000원");
+        assert_eq!(told[2].1, "[BBQ] 주문 #7 배달이 취소되었습니다. 픽업하지 마세요.");
+        assert_eq!(Audience::Rider.as_str(), "rider");
+        let e = Event::OrderCancelled { order_id: 7, reason: String::new() };
+        let english = messages_for(&e, &cooking, Locale::En);
+        assert_eq!(english[1].1, "[BBQ] order #7 was cancelled; stop preparing it. · 36,000 won");
+        assert_eq!(english[2].1, "[BBQ] the delivery of order #7 was cancelled; do not pick it up.");
+    }
+
+    #[test]
+    fn particles_follow_the_reading_of_the_order_number() {
+        let placed = |id| {
+            let e = Event::OrderPlaced {
+                order_id: id,
+                store_id: 1,
+                store: "BBQ".into(),
+                customer: "kim".into(),
+                address: String::new(),
+                items: vec![],
+                total: 0,
+            };
+            let v = OrderView { order_id: id, ..view() };
+            messages_for(&e, &v, Locale::Ko).remove(0).1
+        };
+        for (id, particle) in [(1, "이"), (2, "가"), (3, "이"), (4, "가"), (5, "가"), (6, "이"), (7, "이")] {
+            assert!(placed(id).contains(&format!("주문 #{id}{particle} 접수되었습니다")), "{}", placed(id));
+        }
+        for (id, particle) in [(8, "이"), (9, "가"), (10, "이"), (12, "가"), (100, "이")] {
+            assert!(placed(id).contains(&format!("주문 #{id}{particle} ")), "{}", placed(id));
+        }
+        let v = OrderView { order_id: 9, ..view() };
+        let queued =
+            Event::PaymentQueued { order_id: 9, payment_id: 1, amount: 36_000, reason: String::new(), card: None };
+        assert!(messages_for(&queued, &v, Locale::Ko)[0].1.contains("주문 #9는 접수되었고"));
+        let rejected = Event::OrderRejected { order_id: 9, reason: String::new() };
+        assert!(messages_for(&rejected, &v, Locale::Ko)[0].1.contains("주문 #9를 거절했습니다"));
+        let v = OrderView { order_id: 3, ..v };
+        let cancelled = Event::OrderCancelled { order_id: 3, reason: String::new() };
+        assert!(messages_for(&cancelled, &v, Locale::Ko)[0].1.contains("주문 #3이 취소되었습니다"));
+        for text in [placed(1), placed(2)] {
+            assert!(!text.contains("(가)"), "no fallback after a number: {text}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The relay: delivers queued messages on every channel and retries queued
 //! gateway calls (payments, refunds, delivery charges) that are due.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Instant;
 
@@ -8,8 +9,10 @@ use crate::app::breakers::PAYMENT;
 use crate::app::engine::Engine;
 use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::app::saga::{Call, Leg, Settled};
+use crate::app::storage::QueueStatus;
 use crate::domain::breaker::{after_ms, Permit};
 use crate::domain::{Breaker, BreakerState};
+use crate::ports::Message;
 use crate::Result;
 
 /// How long a claim on a message lasts: a process that claimed messages and
@@ -116,6 +119,18 @@ impl Engine {
             report.count(L::BREAKER, Call::GiveBack, &back);
         }
         Ok(())
+    }
+
+    /// What waits for `relay`, due or not: payments, refunds and delivery
+    /// charges not settled yet, messages not delivered yet, and when the
+    /// earliest of them is due (now, at the soonest). Those that need a
+    /// person and dead messages do not wait for `relay`: see
+    /// [`Engine::attention`] and [`Engine::dead_messages`].
+    pub fn queue_status(&mut self) -> Result<QueueStatus> {
+        let now = self.clock.now();
+        let mut status = self.read(|repo| repo.queue_status(now))?;
+        status.next_due = status.next_due.map(|due| due.max(now));
+        Ok(status)
     }
 
     /// Payments and delivery charges that need a person, oldest first
@@ -230,7 +245,7 @@ impl Engine {
             }
             let started = Instant::now();
             let sent = match self.notifiers.iter().find(|n| n.channel() == channel) {
-                Some(n) => n.send(&queued.message),
+                Some(n) => n.send(&fitted(&queued.message, n.max_chars())),
                 None => Err(format!("no notifier `{channel}` is configured")),
             };
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -291,6 +306,16 @@ impl Engine {
             let deadline = Instant::now() + self.relay_budget;
             let _ = self.deliver(claimed, Some(deadline));
         }
+    }
+}
+
+/// `message` with its text fitted to a channel that takes at most
+/// `max_chars` characters ([`crate::app::fit`]); the outbox keeps the whole
+/// text.
+fn fitted(message: &Message, max_chars: Option<usize>) -> Cow<'_, Message> {
+    match max_chars.map(|max| crate::app::fit::fit(&message.text, max)) {
+        Some(Cow::Owned(text)) => Cow::Owned(Message { text, ..message.clone() }),
+        _ => Cow::Borrowed(message),
     }
 }
 

@@ -54,6 +54,28 @@ pub struct StoredEvent {
     pub event: Event,
 }
 
+/// What waits in the queues for `relay`: gateway calls not settled yet and
+/// messages not delivered yet, and when the earliest of them is due.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct QueueStatus {
+    /// Payments in `pending` or `refund_pending`.
+    pub payments: usize,
+    /// Delivery charges in `pending` or `refund_pending`.
+    pub charges: usize,
+    /// Message deliveries still `pending` (one per message and channel).
+    pub messages: usize,
+    /// When the earliest of them is due (a call never tried: the `now` asked
+    /// about); `None` when nothing waits.
+    pub next_due: Option<DateTime<Utc>>,
+}
+
+impl QueueStatus {
+    /// Gateway calls waiting: payments and delivery charges.
+    pub fn calls(&self) -> usize {
+        self.payments + self.charges
+    }
+}
+
 /// Reads and writes inside one transaction. Every `save_*` is an upsert
 /// keyed by the record's id; ids come from [`Repo::next_id`].
 #[allow(missing_docs)] // each method is named for the record it reads or writes
@@ -114,6 +136,10 @@ pub trait Repo {
     fn payments_needing_attention(&mut self, limit: usize) -> Result<Vec<Payment>>;
     /// Delivery charges in `needs_attention`, oldest first, at most `limit`.
     fn charges_needing_attention(&mut self, limit: usize) -> Result<Vec<Charge>>;
+    /// What waits for `relay`, due or not: payments and delivery charges in
+    /// `pending` or `refund_pending`, message deliveries in `pending`, and the
+    /// earliest `next_at` among them (a call never tried counts as due at `now`).
+    fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus>;
 
     /// Appends an event to the log and returns its sequence number.
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64>;

@@ -36,7 +36,7 @@ mod stored_time {
     }
 }
 
-/// The mypage view of one order: SPEC.md's JSON shape.
+/// The mypage view of one order: its JSON form is the order view of `--json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderView {
     /// The order.
@@ -63,6 +63,9 @@ pub struct OrderView {
     pub delivery: Option<DeliveryView>,
     /// The customer's review, once written.
     pub review: Option<ReviewView>,
+    /// Why the order was cancelled or rejected, when a reason was given.
+    #[serde(default)]
+    pub reason: Option<String>,
     /// When the order was placed.
     #[serde(with = "stored_time")]
     pub placed_at: DateTime<Utc>,
@@ -158,6 +161,7 @@ impl OrderView {
             kitchen: None,
             delivery: None,
             review: None,
+            reason: None,
             placed_at: at,
             updated_at: at,
             timeline: vec![TimelineEntry { seq, kind: event.type_name().to_string(), at }],
@@ -196,11 +200,13 @@ impl OrderView {
             }
             Event::PaymentVoided { payment_id, .. } => self.payment_moved(*payment_id, PaymentStatus::Voided),
             Event::PaymentRefunded { payment_id, .. } => self.payment_moved(*payment_id, PaymentStatus::Refunded),
-            Event::PaymentNeedsAttention { payment_id, .. } => {
-                self.payment_moved(*payment_id, PaymentStatus::NeedsAttention)
+            // The first news of a payment may be that it needs attention.
+            Event::PaymentNeedsAttention { payment_id, amount, card, .. } => {
+                self.set_payment(*payment_id, PaymentStatus::NeedsAttention, *amount, card)
             }
             Event::PaymentRequeued { payment_id, status, .. } => self.payment_moved(*payment_id, *status),
-            Event::OrderRejected { .. } => {
+            Event::OrderRejected { reason, .. } => {
+                self.set_reason(reason);
                 self.status = OrderStatus::Rejected;
                 self.set_kitchen(KitchenStatus::Rejected);
                 self.refund_pending();
@@ -247,7 +253,8 @@ impl OrderView {
                     d.status = DeliveryStatus::Delivered;
                 }
             }
-            Event::OrderCancelled { .. } => {
+            Event::OrderCancelled { reason, .. } => {
+                self.set_reason(reason);
                 self.status = OrderStatus::Cancelled;
                 self.set_kitchen(KitchenStatus::Cancelled);
                 self.refund_pending();
@@ -280,6 +287,11 @@ impl OrderView {
             | Event::RiderRegistered { .. } => {}
         }
         true
+    }
+
+    /// Keeps a cancellation's or rejection's reason; an empty one is none.
+    fn set_reason(&mut self, reason: &str) {
+        self.reason = (!reason.trim().is_empty()).then(|| reason.to_string());
     }
 
     fn set_payment(&mut self, id: PaymentId, status: PaymentStatus, amount: Won, card: &Option<String>) {
@@ -340,5 +352,42 @@ mod tests {
         let entry = TimelineEntry { seq: 1, kind: "x".into(), at: far };
         assert_eq!(serde_json::from_str::<TimelineEntry>(&serde_json::to_string(&entry).unwrap()).unwrap(), entry);
         assert!(serde_json::from_str::<TimelineEntry>(r#"{"seq":1,"type":"x","at":"soon"}"#).is_err());
+    }
+
+    fn placed(order_id: OrderId) -> OrderView {
+        let placed = Event::OrderPlaced {
+            order_id,
+            store_id: 1,
+            store: "BBQ".into(),
+            customer: "kim".into(),
+            address: "서울 강남구 1".into(),
+            items: Vec::new(),
+            total: 0,
+        };
+        OrderView::start(1, DateTime::from_timestamp(0, 0).unwrap(), &placed).unwrap()
+    }
+
+    #[test]
+    fn the_reason_of_a_cancellation_or_rejection_is_kept() {
+        let at = DateTime::from_timestamp(60, 0).unwrap();
+        let mut cancelled = placed(7);
+        assert_eq!(cancelled.reason, None);
+        assert!(cancelled.apply(2, at, &Event::OrderCancelled { order_id: 7, reason: "changed my mind".into() }));
+        assert_eq!(cancelled.reason.as_deref(), Some("changed my mind"));
+        let json = serde_json::to_value(&cancelled).unwrap();
+        assert_eq!(json["reason"], "changed my mind");
+
+        let mut rejected = placed(8);
+        rejected.apply(2, at, &Event::OrderRejected { order_id: 8, reason: "out of rice".into() });
+        assert_eq!(rejected.reason.as_deref(), Some("out of rice"));
+        let mut silent = placed(9);
+        silent.apply(2, at, &Event::OrderCancelled { order_id: 9, reason: " ".into() });
+        assert_eq!(silent.reason, None);
+
+        // A view stored before the field existed reads as having none.
+        let mut old = serde_json::to_value(&cancelled).unwrap();
+        old.as_object_mut().unwrap().remove("reason");
+        let read: OrderView = serde_json::from_value(old).unwrap();
+        assert_eq!(read, OrderView { reason: None, ..cancelled });
     }
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{ChargeId, ChargeStatus, MenuId, OrderId, OrderItem, PaymentId, PaymentStatus, RiderId, StoreId, Won};
 
 /// Everything that can happen. The variant name is the event's type in the
-/// event log and in `events --format json` (SPEC's names); the fields are
+/// event log and in `events --format json` (the original system's names, and more); the fields are
 /// its `data`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -68,7 +68,14 @@ pub enum Event {
     },
     /// The gateway's answers about a payment (or its refund) stayed
     /// unreadable: it may hold the money, and a person must look.
-    PaymentNeedsAttention { order_id: OrderId, payment_id: PaymentId, amount: Won, reason: String },
+    PaymentNeedsAttention {
+        order_id: OrderId,
+        payment_id: PaymentId,
+        amount: Won,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        card: Option<String>,
+    },
     /// A person put a payment that needed attention back in the queue, as
     /// `status` (`pending` or `refund_pending`).
     PaymentRequeued { order_id: OrderId, payment_id: PaymentId, status: PaymentStatus },

@@ -225,7 +225,13 @@ impl Payment {
         let mut p = self.to(PaymentAction::GiveUp, now)?;
         let reason = attempt.last_error.clone().unwrap_or_default();
         p.attempt = attempt;
-        let e = Event::PaymentNeedsAttention { order_id: p.order_id, payment_id: p.id, amount: p.amount, reason };
+        let e = Event::PaymentNeedsAttention {
+            order_id: p.order_id,
+            payment_id: p.id,
+            amount: p.amount,
+            reason,
+            card: p.card.clone(),
+        };
         Ok((p, e))
     }
 
@@ -403,7 +409,8 @@ mod tests {
                 order_id: 2,
                 payment_id: 1,
                 amount: 100,
-                reason: "HTTP 200 with no id".into()
+                reason: "HTTP 200 with no id".into(),
+                card: Some("************1111".into())
             }
         );
         let (again, e) = stuck.requeue(now()).unwrap();

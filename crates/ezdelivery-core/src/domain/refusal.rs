@@ -28,8 +28,9 @@ pub enum Refusal {
         /// Its current status.
         status: &'static str,
     },
-    /// The order has left the store: a cancel is no longer possible.
-    #[error("order {order} is already on its way ({status}); it can no longer be cancelled")]
+    /// The order has left the store (or was delivered): a cancel is no
+    /// longer possible.
+    #[error("{}", departed_message(*.order, .status))]
     AlreadyDeparted {
         /// The order.
         order: OrderId,
@@ -108,6 +109,15 @@ pub enum Refusal {
     },
 }
 
+/// `order 7 is already on its way (delivering)…`, or `order 7 was already
+/// delivered…`.
+fn departed_message(order: OrderId, status: &str) -> String {
+    match status {
+        "delivered" => format!("order {order} was already delivered; it can no longer be cancelled"),
+        _ => format!("order {order} is already on its way ({status}); it can no longer be cancelled"),
+    }
+}
+
 /// `order 7 is paid; it cannot depart. Next, the store owner accepts it: …`
 fn transition_message(what: &str, order: OrderId, status: &str, action: &str) -> String {
     let subject = if what == "order" { format!("order {order}") } else { format!("the {what} of order {order}") };
@@ -164,5 +174,7 @@ mod tests {
         assert!(r.to_string().starts_with("the kitchen ticket of order 3 is cancelled; it cannot be cooked."));
         let r = Refusal::AlreadyDeparted { order: 7, status: "delivering" };
         assert_eq!(r.to_string(), "order 7 is already on its way (delivering); it can no longer be cancelled");
+        let r = Refusal::AlreadyDeparted { order: 7, status: "delivered" };
+        assert_eq!(r.to_string(), "order 7 was already delivered; it can no longer be cancelled");
     }
 }

@@ -9,7 +9,12 @@
 //! - The schema is versioned (`PRAGMA user_version`) and migrated on open.
 //! - An existing file is first looked at read-only (`preflight`): another
 //!   program's database, one from a newer ezdelivery, or a file that is not
-//!   a database is refused before a byte of it is written.
+//!   a database is refused before a byte of it is written; so is a path
+//!   that is not a plain file (a folder, `/dev/null`, a FIFO).
+//! - A database that cannot be written (a read-only file, folder or file
+//!   system) can still be read: [`SqliteStorage::open_read_only`], or
+//!   [`SqliteStorage::open_for_reading`], which falls back to it. Writes
+//!   through it are refused.
 //!
 //! Times are stored as fixed-width RFC 3339 UTC text with microseconds
 //! (`2024-05-01T12:00:00.000000Z`), so comparing strings compares times;
@@ -22,7 +27,7 @@ mod schema;
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::ports::{Repo, Storage};
 use crate::{Error, Result};
@@ -82,6 +87,46 @@ impl From<rusqlite::Error> for Error {
 pub struct SqliteStorage {
     conn: Connection,
     views: ViewCache,
+    /// Opened read-only: the file's path as shown in errors.
+    read_only: Option<String>,
+}
+
+/// Why [`SqliteStorage::open`] failed, and whether for want of access
+/// (permissions; a read-only file, folder or file system), when reading
+/// the file read-only may still work.
+struct Failed {
+    error: Error,
+    access: bool,
+}
+
+/// What an error for want of access adds: what to do about it.
+const ACCESS_HINT: &str = "check that the file and its folder are writable (SQLite keeps -wal and -shm files beside \
+                           the database), or use another database with --db PATH or EZDELIVERY_DB";
+
+impl Failed {
+    /// `what` failed with an I/O error: for want of access, or not.
+    fn io(what: String, e: &std::io::Error) -> Failed {
+        use std::io::ErrorKind;
+        let access = matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem);
+        let hint = if access { ACCESS_HINT } else { "use another database with --db PATH or EZDELIVERY_DB" };
+        Failed { error: Error::Storage(format!("{what}: {e}; {hint}")), access }
+    }
+
+    /// `what` failed in SQLite: for want of access, or not.
+    fn sqlite(what: String, e: &rusqlite::Error) -> Failed {
+        let access = matches!(
+            e.sqlite_error_code(),
+            Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied)
+        );
+        let message = if access { format!("{what}: {e}; {ACCESS_HINT}") } else { format!("{what}: {e}") };
+        Failed { error: Error::Storage(message), access }
+    }
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Failed {
+        Failed { error, access: false }
+    }
 }
 
 /// The views this connection wrote lately, decoded, so that a command does
@@ -132,26 +177,113 @@ impl ViewCache {
 }
 
 impl SqliteStorage {
+    /// Opens the database at `path` with every commit on disk before it
+    /// returns ([`Synchronous::Full`]): [`SqliteStorage::open_with`] says the
+    /// rest. The file-backed twin of `MemoryStorage::new()`:
+    ///
+    /// ```no_run
+    /// use ezdelivery_core::adapters::sqlite::SqliteStorage;
+    /// use ezdelivery_core::{Engine, Error};
+    ///
+    /// fn main() -> Result<(), Error> {
+    ///     let mut engine = Engine::builder(SqliteStorage::open("orders.db")?).build();
+    ///     let store = engine.add_store("BBQ", Some("park"), None)?;
+    ///     println!("store {} registered", store.id);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStorage> {
+        SqliteStorage::open_with(path.as_ref(), Synchronous::Full)
+    }
+
     /// Opens the database at `path`, creating it (and its parent folder) if
     /// missing, and brings its schema up to date.
     ///
     /// An existing file is looked at read-only first, and refused with
     /// [`Error::Invalid`], left byte for byte as it was, when it is not a
     /// SQLite database, holds tables that are not ezdelivery's, or was
-    /// written by a newer ezdelivery. Fails with [`Error::Storage`] when the
-    /// file cannot be read, created or opened.
-    pub fn open(path: &Path, synchronous: Synchronous) -> Result<SqliteStorage> {
+    /// written by a newer ezdelivery; so is a path that is not a plain
+    /// file (a folder, a device such as `/dev/null`, a FIFO), before anything
+    /// is created beside it. Fails with [`Error::Storage`] when the file
+    /// cannot be read, created or opened; when for want of access, the
+    /// message says what to check.
+    pub fn open_with(path: &Path, synchronous: Synchronous) -> Result<SqliteStorage> {
+        SqliteStorage::open_writable(path, synchronous).map_err(|f| f.error)
+    }
+
+    /// For a caller that only reads: opens the database as
+    /// [`SqliteStorage::open`] does, or, when that fails for want of access
+    /// (a read-only file, folder or file system) and the file holds a
+    /// database, read-only ([`SqliteStorage::open_read_only`]).
+    pub fn open_for_reading(path: &Path, synchronous: Synchronous) -> Result<SqliteStorage> {
+        match SqliteStorage::open_writable(path, synchronous) {
+            Ok(storage) => Ok(storage),
+            Err(Failed { error, access: true }) => match preflight::check(path, false) {
+                Ok(Some(_)) => {
+                    let storage = SqliteStorage::open_read_only(path)?;
+                    tracing::info!(db = %path.display(), why = %error, "database opened read-only");
+                    Ok(storage)
+                }
+                // Nothing to read: what stopped creating it is the news.
+                _ => Err(error),
+            },
+            Err(failed) => Err(failed.error),
+        }
+    }
+
+    /// Opens the existing database at `path` read-only: nothing is created,
+    /// migrated or written (with no `-wal` or `-journal` file beside it, it
+    /// is opened `immutable`, so a read-only folder will do). Every write
+    /// through it fails with [`Error::Storage`].
+    ///
+    /// Refused as [`SqliteStorage::open`] refuses; fails with
+    /// [`Error::Storage`] when there is no database at `path`, or one of an
+    /// older schema (bringing it up to date would write).
+    pub fn open_read_only(path: &Path) -> Result<SqliteStorage> {
+        refuse_non_regular(path)?;
+        let file = path.display().to_string();
+        let contents = preflight::check(path, false)?.ok_or_else(|| {
+            Error::Storage(format!("{file} holds no database yet, and read-only it cannot be created"))
+        })?;
+        let latest = schema::latest();
+        if contents.version < latest {
+            return Err(Error::Storage(format!(
+                "{file} was written by an older ezdelivery (schema version {}; this one uses {latest}): bringing it \
+                 up to date writes to it, which read-only it cannot; run any command with write access to it once",
+                contents.version
+            )));
+        }
+        let conn = preflight::open_read_only(path).map_err(|e| Error::Storage(format!("cannot read {file}: {e}")))?;
+        SqliteStorage::tune(&conn).map_err(|e| Error::Storage(format!("cannot read {file}: {e}")))?;
+        Ok(SqliteStorage { conn, views: ViewCache::default(), read_only: Some(file) })
+    }
+
+    /// Whether this storage was opened read-only (writes fail).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.is_some()
+    }
+
+    fn open_writable(path: &Path, synchronous: Synchronous) -> std::result::Result<SqliteStorage, Failed> {
+        refuse_non_regular(path)?;
         preflight::check(path, false)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_folder(parent)
-                .map_err(|e| Error::Storage(format!("cannot create the folder {}: {e}", parent.display())))?;
+                .map_err(|e| Failed::io(format!("cannot create the folder {}", parent.display()), &e))?;
         }
-        create_private_file(path).map_err(|e| Error::Storage(format!("cannot create {}: {e}", path.display())))?;
-        let conn =
-            Connection::open(path).map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
+        create_private_file(path).map_err(|e| {
+            let what = if path.exists() { "cannot open for writing" } else { "cannot create" };
+            Failed::io(format!("{what} {}", path.display()), &e)
+        })?;
+        let conn = Connection::open(path).map_err(|e| Failed::sqlite(format!("cannot open {}", path.display()), &e))?;
+        // The first write, on its own to tell a file that cannot be written
+        // from any other failure: WAL mode, which needs the file and its
+        // folder writable (`setup` finds it set).
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .and_then(|()| conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get::<_, String>(0)))
+            .map_err(|e| Failed::sqlite(format!("cannot write to {}", path.display()), &e))?;
         SqliteStorage::setup(conn, synchronous).map_err(|e| match e {
-            Error::Storage(m) => Error::Storage(format!("{}: {m}", path.display())),
-            other => other,
+            Error::Storage(m) => Error::Storage(format!("{}: {m}", path.display())).into(),
+            other => other.into(),
         })
     }
 
@@ -185,6 +317,13 @@ impl SqliteStorage {
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
         conn.pragma_update(None, "synchronous", synchronous.as_str())?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        SqliteStorage::tune(&conn)?;
+        schema::migrate(&conn)?;
+        Ok(SqliteStorage { conn, views: ViewCache::default(), read_only: None })
+    }
+
+    /// What every connection sets, read-only ones too: none of it writes.
+    fn tune(conn: &Connection) -> rusqlite::Result<()> {
         // 32 MiB of page cache (SQLite's default is 2 MiB), taken only as
         // pages are read: a long-lived engine keeps the interior pages of a
         // million-order database in memory, so a lookup costs about what it
@@ -205,8 +344,7 @@ impl SqliteStorage {
         // every time a parameter it might plan on is bound again (`LIMIT ?`,
         // `seq > ?`), which cost a third of a command's time.
         conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
-        schema::migrate(&conn)?;
-        Ok(SqliteStorage { conn, views: ViewCache::default() })
+        Ok(())
     }
 
     fn run(&mut self, behavior: TransactionBehavior, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
@@ -232,12 +370,53 @@ impl SqliteStorage {
 
 impl Storage for SqliteStorage {
     fn write(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        if let Some(file) = &self.read_only {
+            return Err(Error::Storage(format!(
+                "{file} is open read-only (it, its folder or its file system cannot be written), and this \
+                 command writes: make it writable, or copy it somewhere writable and use --db PATH"
+            )));
+        }
         self.run(TransactionBehavior::Immediate, work)
     }
 
     fn read(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
         self.run(TransactionBehavior::Deferred, work)
     }
+}
+
+/// Refuses a `path` that is there but is not a plain file: SQLite would
+/// open a folder or a device (`/dev/null`) and leave a `-journal` file
+/// beside it.
+fn refuse_non_regular(path: &Path) -> Result<()> {
+    let Ok(metadata) = std::fs::metadata(path) else { return Ok(()) };
+    if metadata.is_file() {
+        return Ok(());
+    }
+    let kind = metadata.file_type();
+    let what = if kind.is_dir() {
+        "a folder"
+    } else {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if kind.is_char_device() || kind.is_block_device() {
+                "a device"
+            } else if kind.is_fifo() {
+                "a named pipe (FIFO)"
+            } else if kind.is_socket() {
+                "a socket"
+            } else {
+                "something other than a plain file"
+            }
+        }
+        #[cfg(not(unix))]
+        "something other than a plain file"
+    };
+    Err(Error::Invalid(crate::domain::validate::Invalid(format!(
+        "{} is {what}, not a database file: point --db (or EZDELIVERY_DB) at a file (one that does not exist yet \
+         is created)",
+        path.display()
+    ))))
 }
 
 /// Creates `folder` and its missing parents (owner-only on unix).

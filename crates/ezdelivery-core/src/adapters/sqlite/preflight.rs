@@ -181,7 +181,7 @@ fn read_error(path: &Path, e: rusqlite::Error) -> Error {
 
 /// Opens `path` read-only: `immutable` (no lock, no file created) when no
 /// `-wal` or `-journal` file is beside it, else the ordinary way.
-fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
+pub(super) fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
     let beside = |suffix: &str| {
         let mut name = OsString::from(path.as_os_str());
         name.push(suffix);

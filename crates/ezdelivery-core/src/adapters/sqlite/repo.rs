@@ -11,7 +11,7 @@ use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 use serde::de::DeserializeOwned;
 
 use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
-use crate::app::storage::{Repo, StoredEvent, Table};
+use crate::app::storage::{QueueStatus, Repo, StoredEvent, Table};
 use crate::app::view::OrderView;
 use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::{
@@ -156,6 +156,11 @@ pub(super) const CHARGES_AWAITING: &str = concat!(
     charge_cols!(),
     " FROM charges WHERE status IN (?1, ?2) AND (next_at IS NULL OR next_at <= ?3) ORDER BY id LIMIT ?4"
 );
+/// How many payments wait for the gateway, and the earliest `next_at`
+/// (`?3`, now, for one never tried).
+const PAYMENTS_WAITING: &str = "SELECT count(*), min(coalesce(next_at, ?3)) FROM payments WHERE status IN (?1, ?2)";
+/// The same for delivery charges.
+const CHARGES_WAITING: &str = "SELECT count(*), min(coalesce(next_at, ?3)) FROM charges WHERE status IN (?1, ?2)";
 
 const SAVE_REVIEW: &str = "INSERT INTO reviews (order_id, store_id, customer, score, text, created_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
@@ -188,6 +193,8 @@ pub(super) const DUE_MESSAGES: &str = concat!(
     " FROM message_deliveries d JOIN messages m ON m.id = d.message_id WHERE d.state = ?1 AND d.next_at <= ?2 ",
     "ORDER BY m.at, d.message_id, d.channel LIMIT ?3"
 );
+/// How many message deliveries wait, and the earliest `next_at`.
+const MESSAGES_WAITING: &str = "SELECT count(*), min(next_at) FROM message_deliveries WHERE state = ?1";
 /// By message time, then id and channel.
 pub(super) const DEAD_MESSAGES: &str = concat!(
     "SELECT ",
@@ -670,6 +677,28 @@ impl Repo for SqliteRepo<'_> {
 
     fn charges_needing_attention(&mut self, n: usize) -> Result<Vec<Charge>> {
         self.all(CHARGES_IN, params![ChargeStatus::NeedsAttention.as_str(), limit(n)], charge_row)
+    }
+
+    fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus> {
+        let now_text = time_text(&now);
+        let waiting = |table: &'static str| {
+            move |row: &Row| -> Result<(usize, Option<DateTime<Utc>>)> {
+                Ok((int_at(row, 0, table, "count(*)")?, opt_time_at(row, 1, table, "next_at")?))
+            }
+        };
+        let (pending, refund) = (PaymentStatus::Pending.as_str(), PaymentStatus::RefundPending.as_str());
+        let payments = self.one(PAYMENTS_WAITING, params![pending, refund, now_text], waiting("payments"))?;
+        let (pending, refund) = (ChargeStatus::Pending.as_str(), ChargeStatus::RefundPending.as_str());
+        let charges = self.one(CHARGES_WAITING, params![pending, refund, now_text], waiting("charges"))?;
+        let messages =
+            self.one(MESSAGES_WAITING, params![DeliveryState::Pending.as_str()], waiting("message_deliveries"))?;
+        let [payments, charges, messages] = [payments, charges, messages].map(Option::unwrap_or_default);
+        Ok(QueueStatus {
+            payments: payments.0,
+            charges: charges.0,
+            messages: messages.0,
+            next_due: [payments.1, charges.1, messages.1].into_iter().flatten().min(),
+        })
     }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {

@@ -15,7 +15,8 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::{Error, Result};
 
-/// Version 1: every table of DESIGN.md's "Data".
+/// Version 1: stores, menus, riders, orders, payments, kitchen tickets, deliveries,
+/// charges, reviews, the event log, checkpoints, mypage, the outbox and breakers.
 const V1: &str = "
 CREATE TABLE stores (
     id              INTEGER NOT NULL PRIMARY KEY,

@@ -52,7 +52,7 @@ fn contract_on_files() {
         n.set(n.get() + 1);
         let path = dir.path().join(format!("db-{}", n.get())).join("ezdelivery.db");
         let sync = if n.get() % 2 == 0 { Synchronous::Normal } else { Synchronous::Full };
-        Box::new(SqliteStorage::open(&path, sync).expect("opened"))
+        Box::new(SqliteStorage::open_with(&path, sync).expect("opened"))
     });
 }
 
@@ -65,7 +65,7 @@ fn contract_in_memory() {
 fn open_sets_the_pragmas() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     for (sync, level) in [(Synchronous::Full, 2), (Synchronous::Normal, 1)] {
-        let s = SqliteStorage::open(&dir.path().join(format!("{}.db", sync.as_str())), sync).expect("opened");
+        let s = SqliteStorage::open_with(&dir.path().join(format!("{}.db", sync.as_str())), sync).expect("opened");
         let c = s.connection();
         let mode: String = c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("journal_mode");
         assert_eq!(mode, "wal");
@@ -88,7 +88,7 @@ fn the_file_is_private() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let folder = dir.path().join("data").join("ezdelivery");
     let path = folder.join("ezdelivery.db");
-    let mut s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+    let mut s = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened");
     save_store(&mut s, 1);
     let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
     assert_eq!(mode(&path), 0o600, "the database file");
@@ -113,13 +113,13 @@ fn reopening_keeps_the_data_and_does_not_migrate_again() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("ezdelivery.db");
     {
-        let mut s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+        let mut s = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened");
         save_store(&mut s, 1);
         // Were the migrations to run again, they would fail on the tables
         // that exist, or create this one again.
         s.connection().execute_batch("DROP TABLE breakers").expect("dropped");
     }
-    let mut s = SqliteStorage::open(&path, Synchronous::Normal).expect("reopened");
+    let mut s = SqliteStorage::open_with(&path, Synchronous::Normal).expect("reopened");
     assert_eq!(stores(&mut s), vec![store(1)]);
     let breakers: i64 = s
         .connection()
@@ -135,10 +135,10 @@ fn a_database_from_a_newer_version_is_refused() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("ezdelivery.db");
     {
-        let s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+        let s = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened");
         s.connection().pragma_update(None, "user_version", schema::latest() + 1).expect("set");
     }
-    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
     assert!(message.contains("written by a newer ezdelivery"), "{message}");
     assert!(message.contains(&path.display().to_string()), "names the file: {message}");
     let conn = Connection::open(&path).expect("opened");
@@ -150,7 +150,7 @@ fn a_file_that_is_not_a_database_is_refused_as_invalid() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("notes.txt");
     std::fs::write(&path, "this is not a database, but it is long enough to have a header").expect("written");
-    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
     assert!(message.contains("notes.txt"), "{message}");
 }
 
@@ -158,8 +158,8 @@ fn a_file_that_is_not_a_database_is_refused_as_invalid() {
 fn a_writer_waits_for_another_writer() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("ezdelivery.db");
-    let mut first = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
-    let mut second = SqliteStorage::open(&path, Synchronous::Full).expect("opened twice");
+    let mut first = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened");
+    let mut second = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened twice");
     let (locked, wait) = std::sync::mpsc::channel();
     let holder = std::thread::spawn(move || {
         first
@@ -445,8 +445,8 @@ fn cached_views_follow_writes_of_other_connections() {
     use crate::domain::{Event, OrderItem};
     let dir = tempfile::tempdir().expect("a folder");
     let path = dir.path().join("cache.db");
-    let mut a = SqliteStorage::open(&path, Synchronous::Normal).expect("opened");
-    let mut b = SqliteStorage::open(&path, Synchronous::Normal).expect("opened again");
+    let mut a = SqliteStorage::open_with(&path, Synchronous::Normal).expect("opened");
+    let mut b = SqliteStorage::open_with(&path, Synchronous::Normal).expect("opened again");
     let at = DateTime::from_timestamp(1_714_521_600, 0).expect("a time");
     let placed = Event::OrderPlaced {
         order_id: 1,
@@ -521,7 +521,7 @@ fn a_foreign_database_is_refused_untouched_in_either_journal_mode() {
         foreign_database(&path, mode, 0);
         let before = folder(dir.path());
         assert_eq!(before.len(), 1, "{mode}: only the database file: {:?}", before.keys());
-        let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+        let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
         assert!(message.contains("is not an ezdelivery database"), "{message}");
         assert!(message.contains("tables bar, foo"), "{message}");
         assert!(message.contains("--db"), "says what to do: {message}");
@@ -540,7 +540,7 @@ fn a_newer_database_is_refused_untouched_and_keeps_its_journal_mode() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("ezdelivery.db");
     {
-        let mut s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+        let mut s = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened");
         save_store(&mut s, 1);
         let c = s.connection();
         c.pragma_update(None, "user_version", 999).expect("set");
@@ -548,7 +548,7 @@ fn a_newer_database_is_refused_untouched_and_keeps_its_journal_mode() {
     }
     let before = folder(dir.path());
     assert_eq!(before.len(), 1, "{:?}", before.keys());
-    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
     assert!(message.contains("written by a newer ezdelivery (schema version 999"), "{message}");
     assert!(message.contains(&format!("this one knows up to {}", schema::latest())), "{message}");
     assert!(message.contains("upgrade ezdelivery"), "{message}");
@@ -561,7 +561,7 @@ fn another_programs_database_with_a_high_version_is_not_called_newer() {
     let path = dir.path().join("app.db");
     foreign_database(&path, "delete", 999);
     let before = folder(dir.path());
-    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
     assert!(message.contains("is not an ezdelivery database (it has tables bar, foo)"), "{message}");
     assert_eq!(folder(dir.path()), before);
 }
@@ -571,10 +571,10 @@ fn a_database_with_foreign_tables_beside_ours_is_refused() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("ezdelivery.db");
     {
-        let s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+        let s = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened");
         s.connection().execute_batch("CREATE TABLE notes (text)").expect("created");
     }
-    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
     assert!(message.contains("(it has table notes)"), "only the foreign one is named: {message}");
 }
 
@@ -584,7 +584,7 @@ fn our_tables_without_a_schema_version_are_not_ours() {
     let path = dir.path().join("copy.db");
     Connection::open(&path).expect("opened").execute_batch(MIGRATIONS[0]).expect("created");
     let before = folder(dir.path());
-    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
     assert!(message.contains("is not an ezdelivery database"), "{message}");
     assert_eq!(folder(dir.path()), before);
 }
@@ -603,7 +603,7 @@ fn an_older_database_with_some_of_our_tables_is_migrated() {
     assert_eq!(contents.version, 1);
     assert!(contents.is_empty(), "{contents:?}");
     assert!(!contents.rows.contains_key("breakers"));
-    let mut s = SqliteStorage::open(&path, Synchronous::Full).expect("ours: opened and migrated");
+    let mut s = SqliteStorage::open_with(&path, Synchronous::Full).expect("ours: opened and migrated");
     assert_eq!(schema::user_version(s.connection()).expect("version"), schema::latest());
     save_store(&mut s, 1);
 }
@@ -617,7 +617,7 @@ fn an_empty_or_missing_file_is_a_new_database() {
     let empty = dir.path().join("empty.db");
     std::fs::write(&empty, b"").expect("written");
     assert_eq!(SqliteStorage::inspect(&empty).expect("looked at"), None);
-    let mut s = SqliteStorage::open(&empty, Synchronous::Full).expect("a new database");
+    let mut s = SqliteStorage::open_with(&empty, Synchronous::Full).expect("a new database");
     save_store(&mut s, 1);
 }
 
@@ -626,7 +626,7 @@ fn inspect_counts_the_rows_of_our_tables_without_writing() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("ezdelivery.db");
     {
-        let mut s = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+        let mut s = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened");
         save_store(&mut s, 1);
         save_store(&mut s, 2);
     }
@@ -645,12 +645,12 @@ fn inspect_counts_the_rows_of_our_tables_without_writing() {
 fn a_database_open_elsewhere_is_read_through_its_wal() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("ezdelivery.db");
-    let mut first = SqliteStorage::open(&path, Synchronous::Full).expect("opened");
+    let mut first = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened");
     save_store(&mut first, 1);
     assert!(dir.path().join("ezdelivery.db-wal").exists());
     let contents = SqliteStorage::inspect(&path).expect("looked at").expect("a database");
     assert_eq!(contents.rows_in("stores"), 1, "the row still in the -wal file is seen");
-    let mut second = SqliteStorage::open(&path, Synchronous::Full).expect("opened twice");
+    let mut second = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened twice");
     assert_eq!(stores(&mut second), vec![store(1)]);
 }
 
@@ -678,6 +678,135 @@ fn a_negative_schema_version_is_refused() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("odd.db");
     Connection::open(&path).expect("opened").pragma_update(None, "user_version", -1).expect("set");
-    let message = invalid_message(SqliteStorage::open(&path, Synchronous::Full));
+    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
     assert!(message.contains("unknown schema version -1"), "{message}");
+}
+
+#[test]
+fn a_path_that_is_not_a_plain_file_is_refused_before_anything_is_created() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).expect("created");
+    let message = invalid_message(SqliteStorage::open_with(&sub, Synchronous::Full));
+    assert!(message.contains("is a folder, not a database file"), "{message}");
+    assert!(invalid_message(SqliteStorage::open_read_only(&sub)).contains("is a folder"));
+    assert!(invalid_message(SqliteStorage::open_for_reading(&sub, Synchronous::Full)).contains("is a folder"));
+    assert_eq!(std::fs::read_dir(dir.path()).expect("listed").count(), 1, "no -journal beside it");
+    #[cfg(unix)]
+    {
+        let null = Path::new("/dev/null");
+        let journal = Path::new("/dev/null-journal");
+        if null.exists() && !journal.exists() {
+            let message = invalid_message(SqliteStorage::open_with(null, Synchronous::Full));
+            assert!(message.contains("/dev/null is a device"), "{message}");
+            assert!(!journal.exists() && !Path::new("/dev/null-wal").exists());
+        }
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success());
+        if made {
+            let message = invalid_message(SqliteStorage::open_with(&fifo, Synchronous::Full));
+            assert!(message.contains("is a named pipe (FIFO)"), "{message}");
+        } else {
+            eprintln!("note: no mkfifo here; the FIFO case is not tried");
+        }
+    }
+}
+
+/// A database at `path` with store 1, closed (no -wal or -shm left).
+fn closed_database(path: &Path) {
+    let mut s = SqliteStorage::open_with(path, Synchronous::Full).expect("opened");
+    save_store(&mut s, 1);
+}
+
+#[test]
+fn a_database_opened_read_only_is_read_and_never_written() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("ezdelivery.db");
+    closed_database(&path);
+    let before = folder(dir.path());
+    assert_eq!(before.len(), 1, "{:?}", before.keys());
+
+    let mut s = SqliteStorage::open_read_only(&path).expect("opened read-only");
+    assert!(s.is_read_only());
+    assert_eq!(stores(&mut s), vec![store(1)]);
+    let message = storage_message(s.write(&mut |r| r.save_store(&store(2))));
+    assert!(message.contains("is open read-only") && message.contains("this command writes"), "{message}");
+    assert_eq!(stores(&mut s), vec![store(1)]);
+    drop(s);
+    assert_eq!(folder(dir.path()), before, "nothing created, nothing written");
+
+    // A writable one opened for reading is the ordinary storage.
+    let mut s = SqliteStorage::open_for_reading(&path, Synchronous::Full).expect("opened");
+    assert!(!s.is_read_only());
+    save_store(&mut s, 2);
+}
+
+#[test]
+fn read_only_there_must_be_an_up_to_date_database() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let missing = dir.path().join("missing.db");
+    let message = storage_message(SqliteStorage::open_read_only(&missing));
+    assert!(message.contains("holds no database yet"), "{message}");
+    assert!(!missing.exists());
+
+    let old = dir.path().join("old.db");
+    {
+        let conn = Connection::open(&old).expect("opened");
+        conn.execute_batch(MIGRATIONS[0]).expect("version 1");
+        conn.pragma_update(None, "user_version", 1).expect("set");
+    }
+    let message = storage_message(SqliteStorage::open_read_only(&old));
+    assert!(message.contains("older ezdelivery (schema version 1;"), "{message}");
+    let message = invalid_message(SqliteStorage::open_read_only(&dir.path().join("..")));
+    assert!(message.contains("is a folder"), "{message}");
+}
+
+#[test]
+fn only_a_failure_for_want_of_access_says_to_check_access() {
+    use std::io::{Error as IoError, ErrorKind};
+    let denied = Failed::io("cannot create /x/y.db".into(), &IoError::from(ErrorKind::PermissionDenied));
+    assert!(denied.access);
+    let Error::Storage(m) = &denied.error else { panic!("{:?}", denied.error) };
+    assert!(m.starts_with("cannot create /x/y.db: permission denied; check that the file and its folder are writable"));
+    let other = Failed::io("cannot create /x/y.db".into(), &IoError::from(ErrorKind::NotADirectory));
+    assert!(!other.access);
+    let Error::Storage(m) = &other.error else { panic!("{:?}", other.error) };
+    assert!(!m.contains("writable") && m.ends_with("use another database with --db PATH or EZDELIVERY_DB"), "{m}");
+
+    let sqlite = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+    for code in [rusqlite::ffi::SQLITE_READONLY, rusqlite::ffi::SQLITE_CANTOPEN, rusqlite::ffi::SQLITE_PERM] {
+        let failed = Failed::sqlite("cannot write to x.db".into(), &sqlite(code));
+        assert!(failed.access && failed.error.to_string().contains("writable"), "{}", failed.error);
+    }
+    for code in [rusqlite::ffi::SQLITE_NOTADB, rusqlite::ffi::SQLITE_CORRUPT, rusqlite::ffi::SQLITE_FULL] {
+        let failed = Failed::sqlite("cannot write to x.db".into(), &sqlite(code));
+        assert!(!failed.access && !failed.error.to_string().contains("--db"), "{}", failed.error);
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_database_in_a_folder_that_cannot_be_written_is_read_read_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let folder_path = dir.path().join("ro");
+    std::fs::create_dir(&folder_path).expect("created");
+    let path = folder_path.join("ezdelivery.db");
+    closed_database(&path);
+    let set = |mode| std::fs::set_permissions(&folder_path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    set(0o555);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    // Root writes whatever the modes say: then there is nothing to fall back from.
+    let root = std::fs::write(folder_path.join("probe"), b"").is_ok();
+    if root {
+        eprintln!("note: running as root, which may write a read-only folder: the fallback is not exercised");
+    } else {
+        let message = storage_message(SqliteStorage::open_with(&path, Synchronous::Full));
+        assert!(message.contains("check that the file and its folder are writable"), "{message}");
+        let mut s = SqliteStorage::open_for_reading(&path, Synchronous::Full).expect("read-only");
+        assert!(s.is_read_only());
+        assert_eq!(stores(&mut s), vec![store(1)]);
+        assert!(storage_message(s.write(&mut |r| r.save_store(&store(2)))).contains("read-only"));
+    }
+    set(0o755);
 }

@@ -1,0 +1,259 @@
+//! What a first-time user trips over, through the real `ezdelivery`
+//! binary: https URLs and the KakaoTalk default in the default build, the
+//! store owner and the rider told of a cancellation, the reason and the
+//! address in `status`, databases that cannot be written (read commands
+//! still work) and paths that are not database files at all.
+
+#[path = "support/cli_world.rs"]
+mod cli_world;
+#[path = "support/gateway.rs"]
+mod gateway;
+
+use std::path::Path;
+use std::process::Command;
+
+use cli_world::*;
+use serde_json::Value;
+
+/// The binary with `--db db` and `args`, no config file, a clean environment.
+fn bare(w: &World, db: &Path, args: &[&str]) -> Run {
+    let mut c = Command::new(BIN);
+    for var in ["EZDELIVERY_DB", "EZDELIVERY_CONFIG", "EZDELIVERY_KAKAO_TOKEN"] {
+        c.env_remove(var);
+    }
+    c.env("XDG_DATA_HOME", w.path("data")).env("HOME", w.path("home")).env("NO_COLOR", "1");
+    c.arg("--db").arg(db).args(args);
+    finish(c, &args.join(" "))
+}
+
+/// What a `--json` run of [`bare`] printed: exit code and the one object.
+fn bare_json(w: &World, db: &Path, args: &[&str]) -> (i32, Value) {
+    let r = bare(w, db, &[&["--json"], args].concat());
+    json_outcome(&r, &args.join(" "))
+}
+
+// ───────────────────────────── TLS in the default build ─────────────────────────────
+
+#[test]
+fn an_https_gateway_url_is_accepted_by_the_default_build() {
+    let config =
+        format!("{}{}", http("payment", "https://127.0.0.1:9", 500), http("charge", "https://pay.example", 500));
+    let w = World::new(&config);
+    let stores = w.ok(&["store", "list"]);
+    assert_eq!(stores["stores"], serde_json::json!([]), "{stores}");
+}
+
+#[test]
+fn a_kakao_channel_needs_no_base_url() {
+    let w = World::new("[[notify]]\nkind = \"kakao\"\nname = \"kakao-me\"\n");
+    let mut c = w.command(&["--json", "store", "list"]);
+    c.env("EZDELIVERY_KAKAO_TOKEN", "token-for-the-test");
+    let r = finish(c, "store list");
+    let (code, out) = json_outcome(&r, "store list");
+    assert_eq!(code, 0, "{}", r.describe("store list"));
+    assert_eq!(out["stores"], serde_json::json!([]));
+    // Without the token it is still an input error, naming the variable.
+    let message = w.fails(&["store", "list"], 2, "invalid_input");
+    assert!(message.contains("EZDELIVERY_KAKAO_TOKEN"), "{message}");
+}
+
+// ───────────────────────────── a cancellation tells everyone on it ─────────────────────────────
+
+#[test]
+fn a_cancelled_order_tells_the_owner_and_the_rider_and_shows_why() {
+    let w = World::new("");
+    let log = w.path("messages.jsonl");
+    std::fs::write(&w.config, jsonl(&log)).expect("config");
+    let shop = w.shop(&["lee"]);
+    let s = shop.store.to_string();
+    let address = "서울 강남구 테헤란로 1";
+    let placed = w.ok(&[
+        "order",
+        "--store",
+        &s,
+        "--customer",
+        "kim",
+        "--item",
+        "후라이드:2",
+        "--item",
+        "콜라",
+        "--address",
+        address,
+        "--pay",
+    ]);
+    let order = order_id(&placed).to_string();
+    w.ok(&["cook", "start", &order]);
+    let view = w.ok(&["cancel", &order, "--reason", "changed my mind"]);
+    assert_eq!(view["status"], "cancelled", "{view}");
+    assert_eq!(view["reason"], "changed my mind", "{view}");
+    assert_eq!(w.status(order_id(&placed))["reason"], "changed my mind");
+
+    let text = std::fs::read_to_string(&log).expect("the messages");
+    let cancelled: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .filter(|m| m["event"] == "OrderCancelled")
+        .collect();
+    let to: Vec<&str> = cancelled.iter().map(|m| m["recipient"].as_str().unwrap_or_default()).collect();
+    assert_eq!(to, ["kim", "park", "lee"], "{text}");
+    let owner = cancelled[1]["message"].as_str().unwrap_or_default();
+    assert!(owner.contains(&format!("#{order}")) && owner.contains("changed my mind"), "{owner}");
+    let rider = cancelled[2]["message"].as_str().unwrap_or_default();
+    assert!(rider.contains(&format!("#{order}")) && rider.contains("배달"), "{rider}");
+    assert!(cancelled[2]["id"].as_str().unwrap_or_default().ends_with(":rider"), "{}", cancelled[2]);
+
+    let human = w.run(&["status", &order]);
+    assert_eq!(human.code, Some(0), "{}", human.describe("status"));
+    assert!(human.stdout.contains("reason    changed my mind\n"), "{}", human.stdout);
+    assert!(human.stdout.contains(&format!("address   {address}\n")), "{}", human.stdout);
+
+    // An order not yet paid: only the customer hears, no reason given.
+    let (_, unpaid) = w.order(shop, "choi", false);
+    let unpaid_id = order_id(&unpaid);
+    let unpaid = unpaid_id.to_string();
+    let view = w.ok(&["cancel", &unpaid]);
+    assert_eq!(view["reason"], Value::Null, "{view}");
+    let text = std::fs::read_to_string(&log).expect("the messages");
+    let told: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .filter(|m| m["event"] == "OrderCancelled" && m["orderId"] == unpaid_id)
+        .collect();
+    assert_eq!(told.len(), 1, "{text}");
+    assert_eq!(told[0]["recipient"], "choi");
+    let human = w.run(&["status", &unpaid]);
+    assert!(human.stdout.contains("address   -\n") && !human.stdout.contains("reason "), "{}", human.stdout);
+}
+
+// ───────────────────────────── databases that cannot be written ─────────────────────────────
+
+/// Every read command, with what its `--json` output must hold.
+fn read_everything(w: &World, store: &str, order: &str) {
+    assert_eq!(w.ok(&["store", "list"])["stores"][0]["name"], "교촌치킨");
+    assert_eq!(w.ok(&["menu", "list", "--store", store])["menus"].as_array().map(Vec::len), Some(2));
+    assert_eq!(w.ok(&["rider", "list"])["riders"][0]["name"], "lee");
+    assert_eq!(w.ok(&["store", "orders", store])["orders"][0]["order_id"].to_string(), order);
+    assert_eq!(w.ok(&["status", order])["status"], "paid");
+    assert_eq!(w.ok(&["status", "--customer", "kim"])["orders"].as_array().map(Vec::len), Some(1));
+    assert!(w.ok(&["events"])["events"].as_array().is_some_and(|e| !e.is_empty()));
+    assert!(w.ok(&["breaker"]).is_object());
+    assert!(w.ok(&["breaker", "status"]).is_object());
+    assert_eq!(w.ok(&["relay", "--dead"])["dead"], serde_json::json!([]));
+    assert_eq!(w.ok(&["relay", "--attention"])["attention"], serde_json::json!([]));
+}
+
+#[cfg(unix)]
+#[test]
+fn read_commands_work_on_a_database_that_cannot_be_written() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new("");
+    let shop = w.shop(&["lee"]);
+    let order = w.paid_order(shop, "kim").to_string();
+    let store = shop.store.to_string();
+    let folder = w.db.parent().expect("the database's folder").to_path_buf();
+    let chmod =
+        |path: &Path, mode| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    chmod(&w.db, 0o444);
+    chmod(&folder, 0o555);
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(&folder)
+            .expect("listed")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = (listing(), std::fs::read(&w.db).expect("the database"));
+    // Root writes whatever the modes say: then nothing needs read-only.
+    let root = std::fs::write(folder.join("probe"), b"").is_ok();
+    let _ = std::fs::remove_file(folder.join("probe"));
+
+    read_everything(&w, &store, &order);
+    if root {
+        eprintln!("note: running as root, which may write a read-only file and folder: read commands ran read-write");
+    } else {
+        assert_eq!(
+            (listing(), std::fs::read(&w.db).expect("the database")),
+            before,
+            "nothing written, nothing created"
+        );
+        // A command that writes says what is wrong and what to do.
+        let (code, error) = w.json(&["rider", "add", "--name", "park"]);
+        assert_eq!(code, 1, "{error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("writable") && message.contains("--db"), "{message}");
+    }
+    chmod(&folder, 0o755);
+    chmod(&w.db, 0o644);
+}
+
+// ───────────────────────────── not a database file ─────────────────────────────
+
+#[cfg(unix)]
+#[test]
+fn dev_null_a_folder_or_a_fifo_is_refused_with_exit_2_and_nothing_beside_it() {
+    let w = World::new("");
+    let null = Path::new("/dev/null");
+    if !Path::new("/dev/null-journal").exists() {
+        for args in [&["store", "list"][..], &["store", "add", "--name", "x"][..]] {
+            let (code, error) = bare_json(&w, null, args);
+            assert_eq!(code, 2, "{error}");
+            assert_eq!(error["error"]["kind"], "invalid_input");
+            let message = error["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("/dev/null is a device, not a database file"), "{message}");
+        }
+        for leftover in ["/dev/null-journal", "/dev/null-wal", "/dev/null-shm"] {
+            assert!(!Path::new(leftover).exists(), "{leftover} was left behind");
+        }
+    } else {
+        eprintln!("note: /dev/null-journal is there already (left by something else): /dev/null not tried");
+    }
+
+    let folder = w.path("a-folder");
+    std::fs::create_dir(&folder).expect("created");
+    let (code, error) = bare_json(&w, &folder, &["status", "1"]);
+    assert_eq!(code, 2, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap_or_default().contains("is a folder"), "{error}");
+    assert!(!w.path("a-folder-journal").exists());
+
+    let fifo = w.path("pipe");
+    if Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+        let (code, error) = bare_json(&w, &fifo, &["store", "list"]);
+        assert_eq!(code, 2, "{error}");
+        assert!(error["error"]["message"].as_str().unwrap_or_default().contains("named pipe"), "{error}");
+        assert!(!w.path("pipe-journal").exists());
+    } else {
+        eprintln!("note: no mkfifo here: the FIFO case is not tried");
+    }
+}
+
+#[test]
+fn the_storage_hint_fits_the_cause() {
+    let w = World::new("");
+    // Not a database: the file's fault, not the folder's.
+    let other = w.path("notes.db");
+    std::fs::write(&other, "shopping list\n").expect("written");
+    let (code, error) = bare_json(&w, &other, &["store", "list"]);
+    assert_eq!(code, 2, "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("is not an ezdelivery database") && !message.contains("writable"), "{message}");
+
+    // A path through a file: nothing about permissions.
+    let under_a_file = other.join("sub").join("ezdelivery.db");
+    let (code, error) = bare_json(&w, &under_a_file, &["store", "list"]);
+    assert_eq!(code, 1, "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Not a directory") && !message.contains("writable"), "{message}");
+
+    // A place nobody may create a file in (sysfs refuses even root): check the access.
+    let sys = Path::new("/sys/ezdelivery-edges-test.db");
+    let denied = std::fs::File::create(sys).err().is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+    if denied {
+        let (code, error) = bare_json(&w, sys, &["store", "list"]);
+        assert_eq!(code, 1, "{error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("check that the file and its folder are writable"), "{message}");
+    } else {
+        eprintln!("note: /sys does not refuse a new file here: the permission case is not tried");
+    }
+}
