@@ -4,6 +4,8 @@
 //! prints in `render`; errors become messages and exit codes in one place,
 //! [`fail`].
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod config;
 mod demo;
@@ -393,7 +395,7 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
             if format == EventFormat::Table && !follow {
                 return Ok(Printed::Out(Output::new(json!({}), render::events_table(&events))));
             }
-            let line = |e: &ezdelivery_core::app::storage::StoredEvent| match format {
+            let line = |e: &ezdelivery_core::ports::storage::StoredEvent| match format {
                 EventFormat::Cloudevents => render::cloud_event(e).to_string(),
                 EventFormat::Json => render::event_json(e).to_string(),
                 // Following on a terminal: one line per event, as it comes.

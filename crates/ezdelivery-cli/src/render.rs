@@ -5,8 +5,8 @@ use comfy_table::{presets, Cell, CellAlignment, ColumnConstraint, ContentArrange
 use ezdelivery_core::app::breakers::BreakerStatus;
 use ezdelivery_core::app::messages::won;
 use ezdelivery_core::app::relay::{Attention, RelayReport};
-use ezdelivery_core::app::storage::{QueueStatus, StoredEvent};
 use ezdelivery_core::domain::{Menu, Rider, Store};
+use ezdelivery_core::ports::storage::{QueueStatus, StoredEvent};
 use ezdelivery_core::OrderView;
 use serde_json::{json, Value};
 
@@ -233,7 +233,7 @@ pub fn progress(v: &OrderView) -> String {
     };
     // (plain text for measuring, painted text for showing)
     let mut parts: Vec<(String, String)> = Vec::new();
-    let reached: Vec<Option<&ezdelivery_core::app::view::TimelineEntry>> =
+    let reached: Vec<Option<&ezdelivery_core::domain::view::TimelineEntry>> =
         STEPS.iter().map(|(_, kind)| v.timeline.iter().find(|t| t.kind == *kind && before_stop(t.seq))).collect();
     let last_reached = reached.iter().rposition(Option::is_some);
     for (i, ((name, _), entry)) in STEPS.iter().zip(&reached).enumerate() {

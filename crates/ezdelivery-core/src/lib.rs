@@ -114,7 +114,7 @@
 //!
 //! Every change appends [`domain::Event`]s to the log; the mypage
 //! [`OrderView`] is a pure fold of an order's events
-//! ([`app::view::OrderView::apply`]).
+//! ([`domain::view::OrderView::apply`]).
 //!
 //! ## The ports, and how to write an adapter
 //!
@@ -151,7 +151,7 @@
 //!   stable across retries, so a receiver can drop repeats. A notifier
 //!   never fails a command. A channel that takes texts of limited length
 //!   says so ([`ports::Notifier::max_chars`]) and gets every message fitted
-//!   to it ([`app::fit`]).
+//!   to it ([`domain::fit`]).
 //! - **Storage** must make [`ports::Storage::write`] atomic: all of a unit
 //!   of work or nothing. [`adapters::memory`] is a complete, small example.
 //! - Every port is `Send`: an engine can move between threads.
@@ -245,6 +245,7 @@
 //! Install any subscriber to see them; the `ezdelivery` CLI does with `-v`.
 
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod adapters;
 pub mod app;
@@ -252,7 +253,8 @@ pub mod domain;
 mod error;
 mod fixed_time;
 pub mod ports;
+mod wiring;
 
 pub use app::engine::{Engine, EngineBuilder, ItemPick};
-pub use app::view::OrderView;
+pub use domain::view::OrderView;
 pub use error::{Error, Result};

@@ -15,14 +15,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
-use crate::app::storage::{QueueStatus, Repo, Storage, StoredEvent, Table};
-use crate::app::view::OrderView;
 use crate::domain::attempt::{Attempt, Claim};
+use crate::domain::view::OrderView;
 use crate::domain::{
     Breaker, BreakerState, Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenStatus, KitchenTicket, Menu,
     Order, OrderItem, OrderStatus, Payment, PaymentStatus, Review, Rider, Store,
 };
+use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::storage::{QueueStatus, Repo, Storage, StoredEvent, Table};
 use crate::ports::Message;
 use crate::{Error, Result};
 

@@ -314,7 +314,7 @@ mod tests {
         assert_eq!(gw.pay(&charge_request()), GatewayOutcome::Approved { gateway_ref: "dc_7".into() });
         // Any 2xx refunds: a refund's reference is never needed.
         assert_eq!(gw.refund(&refund_request("dc_7")), GatewayOutcome::Approved { gateway_ref: String::new() });
-        // Only payments are declined (ports.rs): a 402 to a charge is unavailable.
+        // Only payments are declined (ports/mod.rs): a 402 to a charge is unavailable.
         assert!(unavailable(&gw.pay(&charge_request())).contains("402"));
         let sent = server.finish();
         assert_eq!((sent[0].method.as_str(), sent[0].path.as_str()), ("POST", "/deliveryCharges"));

@@ -6,7 +6,7 @@
 //! A text template's text is at most [`MAX_TEXT_CHARS`] characters (longer
 //! is HTTP 400, every time): the notifier declares the limit
 //! ([`Notifier::max_chars`]), so the engine fits each message to it
-//! ([`crate::app::fit`]), and fits again whatever it is handed directly.
+//! ([`crate::domain::fit`]), and fits again whatever it is handed directly.
 //!
 //! The token is a secret: it is never part of an error message or of the
 //! `Debug` output, and the header carrying it is marked sensitive.
@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::http_client::{HttpClient, Secret, UrlUse};
-use crate::app::fit::fit;
+use crate::domain::fit::fit;
 use crate::error::Result;
 use crate::ports::{Message, Notifier};
 

@@ -28,13 +28,13 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 
 use chrono::{DateTime, Utc};
 
-use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
-use crate::app::storage::{QueueStatus, StoredEvent, Table};
-use crate::app::view::OrderView;
+use crate::domain::view::OrderView;
 use crate::domain::{
     Breaker, Charge, ChargeId, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order,
     OrderId, OrderStatus, Payment, PaymentId, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
 };
+use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::storage::{QueueStatus, StoredEvent, Table};
 use crate::ports::{Message, Repo, Storage};
 use crate::{Error, Result};
 
@@ -42,7 +42,7 @@ use crate::{Error, Result};
 ///
 /// ```
 /// use ezdelivery_core::adapters::memory::MemoryStorage;
-/// use ezdelivery_core::app::storage::Table;
+/// use ezdelivery_core::ports::storage::Table;
 /// use ezdelivery_core::domain::Rider;
 /// use ezdelivery_core::ports::Storage;
 ///
@@ -1208,7 +1208,7 @@ mod tests {
     use std::panic::{catch_unwind, AssertUnwindSafe};
 
     use super::*;
-    use crate::app::view::OrderView;
+    use crate::domain::view::OrderView;
     use crate::domain::{KitchenStatus, OrderItem};
 
     fn t(secs: i64) -> DateTime<Utc> {

@@ -5,9 +5,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::app::engine::Engine;
-use crate::app::storage::Repo;
 use crate::domain::breaker::Permit;
 use crate::domain::{Breaker, BreakerSettings};
+use crate::ports::storage::Repo;
 use crate::ports::GatewayOutcome;
 use crate::{Error, Result};
 

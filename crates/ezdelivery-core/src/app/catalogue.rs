@@ -1,10 +1,10 @@
 //! Catalogue commands: stores, menus, riders, and the store owner's inbox.
 
 use crate::app::engine::Engine;
-use crate::app::storage::{Repo, Table};
-use crate::app::view::OrderView;
 use crate::domain::validate::{self, Invalid};
+use crate::domain::view::OrderView;
 use crate::domain::{Menu, MenuId, Rider, Store, StoreId, Won};
+use crate::ports::storage::{Repo, Table};
 use crate::{Error, Result};
 
 impl Engine {

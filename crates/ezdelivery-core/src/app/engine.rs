@@ -11,13 +11,13 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-use crate::adapters::sandbox::{SandboxCharge, SandboxPayment};
 use crate::app::messages::{messages_for, Audience, Locale};
-use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::app::projector;
 use crate::app::retry::RetryPolicy;
-use crate::app::storage::{Repo, StoredEvent};
-use crate::app::{projector, view::OrderView};
+use crate::domain::view::OrderView;
 use crate::domain::{BreakerSettings, Event, OrderId};
+use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::storage::{Repo, StoredEvent};
 use crate::ports::{ChargeGateway, Clock, Message, Notifier, PaymentGateway, Storage, SystemClock};
 use crate::{Error, Result};
 
@@ -60,14 +60,24 @@ pub struct EngineBuilder {
     engine: Engine,
 }
 
-impl Engine {
-    /// Starts building an engine over `storage`.
-    pub fn builder(storage: impl Storage + 'static) -> EngineBuilder {
+/// How long a claim on a message lasts: a process that claimed messages and
+/// died leaves them to the next `relay` after this.
+pub(crate) const MESSAGE_LEASE_MS: u64 = 120_000;
+
+impl EngineBuilder {
+    /// A builder over `storage` with these gateways, and the defaults for
+    /// the rest. [`Engine::builder`] (in `crate::wiring`, the one place
+    /// that knows the adapters) picks the sandbox gateways.
+    pub fn new(
+        storage: impl Storage + 'static,
+        payment: impl PaymentGateway + 'static,
+        charge: impl ChargeGateway + 'static,
+    ) -> EngineBuilder {
         EngineBuilder {
             engine: Engine {
                 storage: Box::new(storage),
-                payment: Box::new(SandboxPayment::default()),
-                charge: Box::new(SandboxCharge::default()),
+                payment: Box::new(payment),
+                charge: Box::new(charge),
                 notifiers: Vec::new(),
                 clock: Box::new(SystemClock),
                 locale: Locale::default(),
@@ -82,7 +92,9 @@ impl Engine {
             },
         }
     }
+}
 
+impl Engine {
     /// The current time from the engine's clock.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
@@ -104,7 +116,7 @@ impl Engine {
         // commit: it claims those messages in the same transaction, so that
         // no other process's relay sends them meanwhile.
         let claim = (self.relay_after_command > 0 && !channels.is_empty())
-            .then(|| (crate::domain::breaker::after_ms(now, crate::app::relay::LEASE_MS), self.relay_after_command));
+            .then(|| (crate::domain::breaker::after_ms(now, MESSAGE_LEASE_MS), self.relay_after_command));
         let mut work = Some(work);
         let mut out = None;
         let mut views = None;

@@ -17,9 +17,9 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::app::engine::Engine;
-use crate::app::storage::{Repo, Table};
-use crate::app::view::OrderView;
+use crate::domain::view::OrderView;
 use crate::domain::{ChargeStatus, Event, KitchenStatus, OrderId, OrderStatus, PaymentId, PaymentStatus};
+use crate::ports::storage::{Repo, Table};
 use crate::Result;
 
 /// One broken invariant.

@@ -7,15 +7,15 @@
 use crate::app::catalogue::{existing_store, find_menu, find_rider};
 use crate::app::engine::{Engine, ItemPick, Work};
 use crate::app::saga::{claim, Claimed, Claiming, Leg, Settled};
-use crate::app::storage::Table;
-use crate::app::view::OrderView;
 use crate::domain::kitchen::KitchenAction;
 use crate::domain::order::OrderAction;
 use crate::domain::payment::mask_card;
+use crate::domain::view::OrderView;
 use crate::domain::{
     Charge, ChargeStatus, Delivery, KitchenTicket, Order, OrderId, OrderStatus, Payment, PaymentStatus, Refusal,
     Review, RiderId, StoreId, Won,
 };
+use crate::ports::storage::Table;
 use crate::{Error, Result};
 
 impl Engine {

@@ -1,7 +1,7 @@
 //! The words of the notifications: which events tell whom, in Korean (the
 //! default) or English.
 
-use crate::app::view::OrderView;
+use crate::domain::view::OrderView;
 use crate::domain::{Event, OrderStatus};
 
 /// The language of messages.

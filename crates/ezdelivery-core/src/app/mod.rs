@@ -5,15 +5,11 @@
 pub mod breakers;
 pub mod catalogue;
 pub mod engine;
-pub mod fit;
 pub mod invariants;
 pub mod lifecycle;
 pub mod messages;
-pub mod outbox;
 pub mod projector;
 pub mod relay;
 pub mod retry;
 mod saga;
 pub mod simulate;
-pub mod storage;
-pub mod view;

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::storage::{Repo, StoredEvent};
-use crate::app::view::OrderView;
+use crate::domain::view::OrderView;
 use crate::domain::{Event, OrderId};
+use crate::ports::storage::{Repo, StoredEvent};
 use crate::Result;
 
 /// The projector's name in the checkpoint table.

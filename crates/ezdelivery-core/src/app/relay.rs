@@ -6,18 +6,14 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::app::breakers::PAYMENT;
-use crate::app::engine::Engine;
-use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::app::engine::{Engine, MESSAGE_LEASE_MS};
 use crate::app::saga::{Call, Leg, Settled};
-use crate::app::storage::QueueStatus;
 use crate::domain::breaker::{after_ms, Permit};
 use crate::domain::{Breaker, BreakerState};
+use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::storage::QueueStatus;
 use crate::ports::Message;
 use crate::Result;
-
-/// How long a claim on a message lasts: a process that claimed messages and
-/// died leaves them to the next `relay` after this.
-pub(crate) const LEASE_MS: u64 = 120_000;
 
 /// How many queued gateway calls or messages one relay pass takes on.
 const RELAY_BATCH: usize = 500;
@@ -204,7 +200,7 @@ impl Engine {
         // never send the same message: each sees the other's claim as not due.
         let due = self.write(|w| {
             let due = w.repo.due_messages(w.now, limit)?;
-            let until = after_ms(w.now, LEASE_MS);
+            let until = after_ms(w.now, MESSAGE_LEASE_MS);
             for q in &due {
                 w.repo.save_message_delivery(&MessageDelivery { next_at: until, ..q.delivery.clone() })?;
             }
@@ -310,10 +306,10 @@ impl Engine {
 }
 
 /// `message` with its text fitted to a channel that takes at most
-/// `max_chars` characters ([`crate::app::fit`]); the outbox keeps the whole
+/// `max_chars` characters ([`crate::domain::fit`]); the outbox keeps the whole
 /// text.
 fn fitted(message: &Message, max_chars: Option<usize>) -> Cow<'_, Message> {
-    match max_chars.map(|max| crate::app::fit::fit(&message.text, max)) {
+    match max_chars.map(|max| crate::domain::fit::fit(&message.text, max)) {
         Some(Cow::Owned(text)) => Cow::Owned(Message { text, ..message.clone() }),
         _ => Cow::Borrowed(message),
     }

@@ -24,12 +24,12 @@ use chrono::{DateTime, Utc};
 
 use crate::app::breakers::{self, CHARGE, PAYMENT};
 use crate::app::engine::{Engine, Work};
-use crate::app::storage::Repo;
 use crate::domain::attempt::{Answer, Attempt, Verdict};
 use crate::domain::order::OrderAction;
 use crate::domain::{
     Charge, ChargeStatus, DeliveryStatus, Event, KitchenTicket, OrderId, OrderStatus, Payment, PaymentStatus, Won,
 };
+use crate::ports::storage::Repo;
 use crate::ports::{ChargeRequest, GatewayOutcome, PaymentRequest, RefundRequest};
 use crate::{Error, Result};
 

@@ -380,7 +380,7 @@ fn simulate(
             Ok(view) => run.proceed(view.order_id, cancel)?,
             Err(Error::Unavailable(_)) => {
                 run.queued += 1;
-                let order = run.engine.read(|repo| repo.next_id(crate::app::storage::Table::Order))? - 1;
+                let order = run.engine.read(|repo| repo.next_id(crate::ports::storage::Table::Order))? - 1;
                 if cancel == Some(CancelAt::Placed) {
                     run.cancel(order)?;
                 } else {

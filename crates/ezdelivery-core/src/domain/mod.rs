@@ -12,12 +12,14 @@ pub mod catalogue;
 pub mod charge;
 pub mod delivery;
 pub mod event;
+pub mod fit;
 pub mod kitchen;
 pub mod order;
 pub mod payment;
 pub mod refusal;
 pub mod review;
 pub mod validate;
+pub mod view;
 
 pub use breaker::{Breaker, BreakerSettings, BreakerState};
 pub use catalogue::{Menu, Rider, Store};

@@ -142,18 +142,18 @@ pub(crate) struct ViewCache {
     data_version: Option<i64>,
     /// The connection's count of changed rows after the last transaction.
     changes: u64,
-    views: std::collections::HashMap<crate::domain::OrderId, crate::app::view::OrderView>,
+    views: std::collections::HashMap<crate::domain::OrderId, crate::domain::view::OrderView>,
 }
 
 impl ViewCache {
     /// Most views a cache holds before it starts over.
     const CAPACITY: usize = 4_096;
 
-    pub(crate) fn get(&self, order: crate::domain::OrderId) -> Option<crate::app::view::OrderView> {
+    pub(crate) fn get(&self, order: crate::domain::OrderId) -> Option<crate::domain::view::OrderView> {
         self.views.get(&order).cloned()
     }
 
-    pub(crate) fn put(&mut self, view: crate::app::view::OrderView) {
+    pub(crate) fn put(&mut self, view: crate::domain::view::OrderView) {
         if self.views.len() >= Self::CAPACITY {
             self.views.clear();
         }

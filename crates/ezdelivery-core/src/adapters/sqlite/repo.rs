@@ -10,15 +10,15 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 use serde::de::DeserializeOwned;
 
-use crate::app::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
-use crate::app::storage::{QueueStatus, Repo, StoredEvent, Table};
-use crate::app::view::OrderView;
 use crate::domain::attempt::{Attempt, Claim};
+use crate::domain::view::OrderView;
 use crate::domain::{
     Breaker, Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
     OrderItem, OrderStatus, Payment, PaymentId, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::fixed_time::{self, Fraction};
+use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::storage::{QueueStatus, Repo, StoredEvent, Table};
 use crate::ports::Message;
 use crate::{Error, Result};
 

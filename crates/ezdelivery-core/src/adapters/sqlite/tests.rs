@@ -441,7 +441,7 @@ fn time_text_matches_chrono_format() {
 
 #[test]
 fn cached_views_follow_writes_of_other_connections() {
-    use crate::app::view::OrderView;
+    use crate::domain::view::OrderView;
     use crate::domain::{Event, OrderItem};
     let dir = tempfile::tempdir().expect("a folder");
     let path = dir.path().join("cache.db");

@@ -4,12 +4,12 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::app::outbox::{MessageDelivery, QueuedMessage};
-use crate::app::view::OrderView;
+use crate::domain::view::OrderView;
 use crate::domain::{
     Breaker, Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, Payment, PaymentId, Review, Rider,
     RiderId, Store, StoreId,
 };
+use crate::ports::outbox::{MessageDelivery, QueuedMessage};
 use crate::ports::Message;
 use crate::Result;
 
@@ -78,24 +78,29 @@ impl QueueStatus {
 
 /// Reads and writes inside one transaction. Every `save_*` is an upsert
 /// keyed by the record's id; ids come from [`Repo::next_id`].
-#[allow(missing_docs)] // each method is named for the record it reads or writes
 pub trait Repo {
     /// The next free id of `table` (one more than the largest used).
     fn next_id(&mut self, table: Table) -> Result<i64>;
 
+    /// Inserts or replaces a store (its name, owner, opening and review tally).
     fn save_store(&mut self, store: &Store) -> Result<()>;
+    /// One store, by id (`None`: no such store).
     fn store(&mut self, id: StoreId) -> Result<Option<Store>>;
     /// All stores, by id.
     fn stores(&mut self) -> Result<Vec<Store>>;
 
+    /// Inserts or replaces a menu item; names are unique within a store.
     fn save_menu(&mut self, menu: &Menu) -> Result<()>;
+    /// One menu item, by id.
     fn menu(&mut self, id: MenuId) -> Result<Option<Menu>>;
     /// The menu of `store` named exactly `name`.
     fn menu_by_name(&mut self, store: StoreId, name: &str) -> Result<Option<Menu>>;
     /// The menus of one store, or of all, by id.
     fn menus(&mut self, store: Option<StoreId>) -> Result<Vec<Menu>>;
 
+    /// Inserts or replaces a rider.
     fn save_rider(&mut self, rider: &Rider) -> Result<()>;
+    /// One rider, by id.
     fn rider(&mut self, id: RiderId) -> Result<Option<Rider>>;
     /// The rider named exactly `name` (the lowest id if several are).
     fn rider_by_name(&mut self, name: &str) -> Result<Option<Rider>>;
@@ -109,22 +114,30 @@ pub trait Repo {
     fn insert_order(&mut self, order: &Order) -> Result<()>;
     /// Stores an order's status, review flag and time (items never change).
     fn update_order(&mut self, order: &Order) -> Result<()>;
+    /// One order with its items, by id.
     fn order(&mut self, id: OrderId) -> Result<Option<Order>>;
     /// The ids of `store`'s orders that are paid and not finished, oldest first.
     fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderId>>;
 
+    /// Inserts or replaces a payment attempt, its gateway attempt (claim included) with it.
     fn save_payment(&mut self, payment: &Payment) -> Result<()>;
     /// One payment attempt, by its id.
     fn payment(&mut self, id: PaymentId) -> Result<Option<Payment>>;
     /// The order's newest payment attempt.
     fn latest_payment(&mut self, order: OrderId) -> Result<Option<Payment>>;
+    /// Inserts or replaces an order's kitchen ticket (one per order).
     fn save_ticket(&mut self, ticket: &KitchenTicket) -> Result<()>;
+    /// The kitchen ticket of an order, once it is paid.
     fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>>;
+    /// Inserts or replaces an order's delivery (one per order).
     fn save_delivery(&mut self, delivery: &Delivery) -> Result<()>;
+    /// The delivery of an order, once cooking started.
     fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>>;
+    /// Inserts or replaces a delivery charge, its gateway attempt (claim included) with it.
     fn save_charge(&mut self, charge: &Charge) -> Result<()>;
     /// All delivery charges of an order, oldest first.
     fn charges(&mut self, order: OrderId) -> Result<Vec<Charge>>;
+    /// Inserts a review (one per order).
     fn save_review(&mut self, review: &Review) -> Result<()>;
 
     /// Payments waiting for the gateway (`pending` or `refund_pending`)
@@ -148,9 +161,11 @@ pub trait Repo {
 
     /// The last event sequence number a projector has applied (0: none).
     fn checkpoint(&mut self, projector: &str) -> Result<i64>;
+    /// Records that `projector` has applied the log up to `seq`.
     fn set_checkpoint(&mut self, projector: &str, seq: i64) -> Result<()>;
     /// The mypage view of one order.
     fn view(&mut self, order: OrderId) -> Result<Option<OrderView>>;
+    /// Inserts or replaces the mypage view of one order.
     fn save_view(&mut self, view: &OrderView) -> Result<()>;
     /// The views of one customer's orders, by order id.
     fn customer_views(&mut self, customer: &str) -> Result<Vec<OrderView>>;
@@ -170,11 +185,13 @@ pub trait Repo {
     fn due_messages(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedMessage>>;
     /// Deliveries parked as `dead`, oldest message first, at most `limit`.
     fn dead_messages(&mut self, limit: usize) -> Result<Vec<QueuedMessage>>;
+    /// Inserts or replaces the delivery state of one message on one channel.
     fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()>;
 
     /// A circuit breaker's state (`None`: never used, i.e. closed).
     fn breaker(&mut self, name: &str) -> Result<Option<Breaker>>;
     /// Every breaker that was ever used, by name.
     fn breakers(&mut self) -> Result<Vec<Breaker>>;
+    /// Inserts or replaces a circuit breaker's state.
     fn save_breaker(&mut self, breaker: &Breaker) -> Result<()>;
 }

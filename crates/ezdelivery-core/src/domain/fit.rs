@@ -9,7 +9,7 @@
 //! Shortened, a message keeps what it is about:
 //!
 //! 1. A new-order message (`[store] 새 주문 #7: a x1, b x2, … · 36,000원
-//!    (고객 kim)`, as [`super::messages::messages_for`] writes it) lists as
+//!    (고객 kim)`, as `app::messages::messages_for` writes it) lists as
 //!    many items as fit, then `외 N개` (`and N more`), and keeps the order
 //!    number, the total and the customer.
 //! 2. Any other text has its `[store]` name shortened first, then its
@@ -28,7 +28,7 @@ const MIN_STORE: usize = 6;
 /// when it fits (see the module documentation).
 ///
 /// ```
-/// use ezdelivery_core::app::fit::fit;
+/// use ezdelivery_core::domain::fit::fit;
 /// let text = "[BBQ] 새 주문 #7: 후라이드 x2, 양념 x1, 콜라 x3 · 42,000원 (고객 kim)";
 /// assert_eq!(fit(text, 100), text);
 /// assert_eq!(fit(text, 46), "[BBQ] 새 주문 #7: 후라이드 x2 외 2개 · 42,000원 (고객 kim)");
@@ -203,7 +203,7 @@ mod tests {
 
     use super::*;
     use crate::app::messages::{messages_for, Audience, Locale};
-    use crate::app::view::OrderView;
+    use crate::domain::view::OrderView;
     use crate::domain::{Event, OrderItem};
 
     fn view(items: usize, store: &str, customer: &str) -> OrderView {

@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use crate::domain::attempt::Answer;
 use crate::domain::{OrderId, RiderId, Won};
 
-pub use crate::app::storage::{Repo, Storage};
+pub mod outbox;
+pub mod storage;
+
+pub use storage::{Repo, Storage, StoredEvent, Table};
 
 /// Where the time comes from (the domain never reads a clock).
 pub trait Clock: Send {
@@ -183,7 +186,7 @@ pub trait Notifier: Send {
     fn send(&self, message: &Message) -> Result<(), String>;
     /// The longest text, in characters, the channel takes (`None`: no
     /// limit, the default). The engine fits each message to it before
-    /// [`Notifier::send`] ([`crate::app::fit::fit`]): a big order's message
+    /// [`Notifier::send`] ([`crate::domain::fit::fit`]): a big order's message
     /// is shortened, never refused by the channel over and over.
     fn max_chars(&self) -> Option<usize> {
         None

@@ -1,0 +1,25 @@
+//! What the ezdelivery tests share, in one place.
+//!
+//! - [`server`]: one small HTTP/1.1 server on 127.0.0.1 that records every
+//!   request, with its front door for the adapters' unit tests in
+//!   ezdelivery-core: [`server::ScriptedServer`], which answers with a list
+//!   of replies in order.
+//! - [`gateway`]: the other front door of the same server, a fake payment,
+//!   delivery-charge or webhook service that answers by a [`gateway::Mode`],
+//!   idempotently, and keeps a [`gateway::Ledger`] of the money it moved.
+//! - [`cli_world`]: running the `ezdelivery` binary in a temporary
+//!   [`cli_world::World`] (database, config, data folder and home of its
+//!   own, a clean environment, bounded processes, `--json` helpers) and the
+//!   assertions the fault and money tests make against a gateway.
+//!
+//! The crate does not depend on ezdelivery-core, so core's unit tests can
+//! use it without a second copy of core's types; and it cannot name the
+//! binary itself (`env!("CARGO_BIN_EXE_ezdelivery")` only exists in the
+//! CLI's own tests), so a test hands the path to [`cli_world::World::new`].
+//!
+//! Everything is bounded: servers stop after a lifetime and a number of
+//! connections, sockets have timeouts, every process has a deadline.
+
+pub mod cli_world;
+pub mod gateway;
+pub mod server;
