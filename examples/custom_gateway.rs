@@ -14,7 +14,7 @@ use ezdelivery_core::adapters::memory::MemoryStorage;
 use ezdelivery_core::app::messages::won;
 use ezdelivery_core::domain::Won;
 use ezdelivery_core::ports::{GatewayOutcome, PaymentGateway, PaymentRequest, RefundRequest};
-use ezdelivery_core::{Engine, Error, ItemPick, Result};
+use ezdelivery_core::{Engine, Error, ItemPick, NewOrder, Result};
 
 /// Declines payments above `limit`; remembers every answer by idempotency key.
 struct LimitGateway {
@@ -57,12 +57,13 @@ fn main() -> Result<()> {
     engine.add_menu(store.id, "후라이드", 18_000)?;
 
     // Under the limit: approved.
-    let small = engine.place_order(store.id, "kim", &[ItemPick::new("후라이드", 2)], "", true, None)?;
+    let small = engine.place_order(NewOrder::new(store.id, "kim", &[ItemPick::new("후라이드", 2)]).pay_now(None))?;
     println!("order {} for {}원: {}", small.order_id, won(small.total), small.status);
     assert_eq!(small.status.as_str(), "paid");
 
     // Over the limit: declined; the order is kept, unpaid.
-    let big = match engine.place_order(store.id, "kim", &[ItemPick::new("후라이드", 3)], "", true, None) {
+    let big = match engine.place_order(NewOrder::new(store.id, "kim", &[ItemPick::new("후라이드", 3)]).pay_now(None))
+    {
         Err(Error::Declined { order, reason }) => {
             println!("order {order} declined: {reason}");
             order

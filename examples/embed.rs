@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use ezdelivery_core::adapters::memory::MemoryStorage;
 use ezdelivery_core::app::messages::{won, Locale};
 use ezdelivery_core::ports::{Message, Notifier};
-use ezdelivery_core::{Engine, ItemPick, OrderView, Result};
+use ezdelivery_core::{Engine, ItemPick, NewOrder, OrderView, Result};
 
 /// Our notifier: a "phone" per recipient that keeps what it was sent. A
 /// real adapter would call an SMS or chat API here, and return `Err` when
@@ -46,7 +46,11 @@ fn main() -> Result<()> {
 
     println!("kim orders and pays");
     let items = [ItemPick::new("후라이드", 2), ItemPick::new("콜라", 1)];
-    let order = engine.place_order(store.id, "kim", &items, "서울 서초구", true, Some("4111 1111 1111 1111"))?.order_id;
+    let order = engine
+        .place_order(
+            NewOrder::new(store.id, "kim", &items).deliver_to("서울 서초구").pay_now(Some("4111 1111 1111 1111")),
+        )?
+        .order_id;
 
     println!("The owner cooks, the rider delivers");
     engine.start_cooking(order)?;

@@ -8,12 +8,13 @@
 //! `EZDELIVERY_CONFIG` are removed, so nothing touches the real home.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
+use ezdelivery_testkit::cli_world::{finish, id, one_object, order_id, stdout_lines, Shop, World};
 use serde_json::Value;
-use tempfile::TempDir;
 
+/// The binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
 /// The card the sandbox declines by default.
 const DECLINE_CARD: &str = "4000000000000002";
@@ -40,41 +41,9 @@ const ORDER_EVENT_TYPES: &[&str] = &[
 
 // ───────────────────────────── helpers ─────────────────────────────
 
-/// What one run of the binary left behind.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    /// The console notifier's lines on stderr.
-    fn notifications(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| l.starts_with("[알림 → ")).collect()
-    }
-
-    /// The lines of stderr that are not notifications.
-    fn stderr_without_notifications(&self) -> String {
-        self.stderr.lines().filter(|l| !l.starts_with("[알림 → ")).collect::<Vec<_>>().join("\n")
-    }
-}
-
-fn finish(mut command: Command) -> Run {
-    let out = command.output().expect("the ezdelivery binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-        stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-    }
-}
-
-/// Parses `text` as exactly one JSON object (surrounding whitespace allowed).
-fn one_object(text: &str, what: &str) -> Value {
-    let value: Value = serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("{what} is not exactly one JSON object ({e}):\n{text}"));
-    assert!(value.is_object(), "{what} is JSON but not an object: {value}");
-    value
+/// A world of its own, with no config file: the program's defaults.
+fn new_world() -> World {
+    World::without_config(BIN)
 }
 
 /// The sorted keys of a JSON object.
@@ -93,191 +62,58 @@ fn assert_has_keys(obj: &Value, names: &[&str], what: &str) {
     assert!(missing.is_empty(), "{what} lacks {missing:?}: {obj}");
 }
 
-fn id(v: &Value) -> i64 {
-    v["id"].as_i64().unwrap_or_else(|| panic!("no integer id in {v}"))
-}
-
 /// Is `wanted` a subsequence of `all` (same order, gaps allowed)?
 fn is_subsequence(wanted: &[&str], all: &[String]) -> bool {
     let mut it = all.iter();
     wanted.iter().all(|w| it.any(|a| a == w))
 }
 
-/// One temporary world: a database path that does not exist yet, and a data
-/// folder and home inside the same temporary directory.
-struct Cli {
-    dir: TempDir,
-    db: PathBuf,
+/// The order command's arguments.
+fn order_args(store: i64, customer: &str, items: &[&str]) -> Vec<String> {
+    let mut args = vec!["order".into(), "--store".into(), store.to_string(), "--customer".into(), customer.into()];
+    for item in items {
+        args.push("--item".into());
+        args.push(item.to_string());
+    }
+    args
 }
 
-/// The ids of the standard test shop.
-struct Shop {
-    store: i64,
-    chicken: i64,
-    cola: i64,
+/// What these tests do on a [`World`] beyond what every CLI test does.
+trait Spec {
+    /// Places an order of `items` (`--pay` when `pay`) and returns its view.
+    fn place(&self, store: i64, customer: &str, items: &[&str], pay: bool) -> Value;
+    /// Places a paid order of one 후라이드 and returns its id.
+    fn paid(&self, shop: &Shop, customer: &str) -> i64;
+    /// The type names of an order's events, in order.
+    fn types(&self, order: i64) -> Vec<String>;
+    /// The orders in the store's inbox (`store orders`).
+    fn inbox(&self, store: i64) -> BTreeSet<i64>;
+    fn stores(&self) -> Vec<Value>;
+    fn store(&self, store: i64) -> Value;
+    fn menus(&self, store: i64) -> Vec<Value>;
+    /// Everything a failed command must not have changed.
+    fn snapshot(&self) -> Value;
 }
 
-impl Cli {
-    fn new() -> Cli {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let db = dir.path().join("state").join("ezdelivery.db");
-        Cli { dir, db }
-    }
-
-    /// The binary with a clean environment and no `--db`.
-    fn bare(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.env_remove("EZDELIVERY_DB")
-            .env_remove("EZDELIVERY_CONFIG")
-            .env_remove("EZDELIVERY_KAKAO_TOKEN")
-            .env("XDG_DATA_HOME", self.dir.path().join("data"))
-            .env("HOME", self.dir.path().join("home"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null());
-        c
-    }
-
-    /// The binary on this world's database, with `args`.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = self.bare();
-        c.arg("--db").arg(&self.db).args(args);
-        c
-    }
-
-    /// Runs `args` as given: (exit code, stdout, stderr).
-    fn run(&self, args: &[&str]) -> Run {
-        finish(self.command(args))
-    }
-
-    /// Runs `args` with `--json`; returns the exit code and the one JSON
-    /// object printed (stdout on success, stderr's error object on failure).
-    fn json(&self, args: &[&str]) -> (i32, Value) {
-        let r = self.run(&[&["--json"], args].concat());
-        if r.code == 0 {
-            (0, one_object(&r.stdout, &format!("stdout of `{}`", args.join(" "))))
-        } else {
-            (r.code, one_object(&r.stderr_without_notifications(), &format!("stderr of `{}`", args.join(" "))))
-        }
-    }
-
-    /// Runs `args` with `--json`, asserts success, returns the JSON object on stdout.
-    fn ok(&self, args: &[&str]) -> Value {
-        let (code, value) = self.json(args);
-        assert_eq!(code, 0, "`{}` failed: {value}", args.join(" "));
-        value
-    }
-
-    /// Runs `args` with `--json`, asserts the exit code, that stdout is
-    /// empty and that stderr holds SPEC's one error object of `kind`;
-    /// returns the error message.
-    fn fails(&self, args: &[&str], code: i32, kind: &str) -> String {
-        let r = self.run(&[&["--json"], args].concat());
-        let cmd = args.join(" ");
-        assert_eq!(r.code, code, "exit code of `{cmd}`:\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
-        assert!(r.stdout.trim().is_empty(), "`{cmd}` failed but printed on stdout: {}", r.stdout);
-        let err = one_object(&r.stderr_without_notifications(), &format!("stderr of `{cmd}`"));
-        assert_eq!(keys(&err), set(&["error"]), "`{cmd}`: the error object is {{\"error\":…}}: {err}");
-        assert_has_keys(&err["error"], &["kind", "message"], "error");
-        assert_eq!(err["error"]["kind"], kind, "error kind of `{cmd}`: {err}");
-        let message = err["error"]["message"].as_str().expect("the message is a string").to_string();
-        assert!(!message.trim().is_empty(), "`{cmd}`: the error message is empty");
-        message
-    }
-
-    /// Writes a config file in the temporary folder and returns its path.
-    fn config(&self, name: &str, text: &str) -> String {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).expect("write the config file");
-        path.to_string_lossy().into_owned()
-    }
-
-    // ── catalogue and orders ──
-
-    fn add_store(&self, name: &str, owner: &str) -> i64 {
-        id(&self.ok(&["store", "add", "--name", name, "--owner", owner]))
-    }
-
-    fn add_menu(&self, store: i64, name: &str, price: i64) -> i64 {
-        id(&self.ok(&["menu", "add", "--store", &store.to_string(), "--name", name, "--price", &price.to_string()]))
-    }
-
-    fn add_rider(&self, name: &str) -> i64 {
-        id(&self.ok(&["rider", "add", "--name", name]))
-    }
-
-    /// Store 교촌치킨 (owner park) with 후라이드 18,000 and 콜라 2,000; no rider.
-    fn shop(&self) -> Shop {
-        let store = self.add_store("교촌치킨", "park");
-        let chicken = self.add_menu(store, "후라이드", 18_000);
-        let cola = self.add_menu(store, "콜라", 2_000);
-        Shop { store, chicken, cola }
-    }
-
-    /// The order command's arguments.
-    fn order_args(store: i64, customer: &str, items: &[&str]) -> Vec<String> {
-        let mut args = vec!["order".into(), "--store".into(), store.to_string(), "--customer".into(), customer.into()];
-        for item in items {
-            args.push("--item".into());
-            args.push(item.to_string());
-        }
-        args
-    }
-
-    /// Places an order (`--pay` when `pay`) and returns its view.
-    fn order(&self, store: i64, customer: &str, items: &[&str], pay: bool) -> Value {
-        let mut args = Cli::order_args(store, customer, items);
+impl Spec for World {
+    fn place(&self, store: i64, customer: &str, items: &[&str], pay: bool) -> Value {
+        let mut args = order_args(store, customer, items);
         if pay {
             args.push("--pay".into());
         }
         self.ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
-    /// Places a paid order of one 후라이드 and returns its id.
     fn paid(&self, shop: &Shop, customer: &str) -> i64 {
-        order_id(&self.order(shop.store, customer, &["후라이드"], true))
+        order_id(&self.place(shop.store, customer, &["후라이드"], true))
     }
 
-    /// `cmd… ORDER` with `--json`, asserting success; returns the view.
-    fn on(&self, cmd: &[&str], order: i64) -> Value {
-        let o = order.to_string();
-        self.ok(&[cmd, &[o.as_str()]].concat())
-    }
-
-    /// Moves a paid order to `cooking`, `cooked`, `delivering` or `delivered`.
-    fn advance(&self, order: i64, to: &str) -> Value {
-        let steps: &[&[&str]] =
-            &[&["cook", "start"], &["cook", "finish"], &["deliver", "start"], &["deliver", "complete"]];
-        let n = ["cooking", "cooked", "delivering", "delivered"].iter().position(|s| *s == to).expect("a status");
-        let mut view = Value::Null;
-        for step in &steps[..=n] {
-            view = self.on(step, order);
-        }
-        assert_eq!(view["status"], to);
-        view
-    }
-
-    fn status(&self, order: i64) -> Value {
-        self.on(&["status"], order)
-    }
-
-    /// Every event, through `--json events`.
-    fn events(&self) -> Vec<Value> {
-        let all = self.ok(&["events"]);
-        all["events"].as_array().unwrap_or_else(|| panic!("`--json events` prints {{\"events\":[…]}}: {all}")).clone()
-    }
-
-    /// The type names of an order's events, in order.
     fn types(&self, order: i64) -> Vec<String> {
         self.events()
             .iter()
             .filter(|e| e["order_id"] == order)
             .map(|e| e["type"].as_str().expect("type is a string").to_string())
             .collect()
-    }
-
-    fn customer_orders(&self, customer: &str) -> Vec<Value> {
-        let v = self.ok(&["status", "--customer", customer]);
-        v["orders"].as_array().unwrap_or_else(|| panic!("{{\"orders\":[…]}} expected: {v}")).clone()
     }
 
     fn inbox(&self, store: i64) -> BTreeSet<i64> {
@@ -302,27 +138,22 @@ impl Cli {
         self.ok(&["menu", "list", "--store", &store.to_string()])["menus"].as_array().expect("{\"menus\":[…]}").clone()
     }
 
-    /// Everything a failed command must not have changed.
     fn snapshot(&self) -> Value {
         serde_json::json!({
             "events": self.events(),
             "stores": self.stores(),
             "menus": self.ok(&["menu", "list"]),
             "riders": self.ok(&["rider", "list"]),
-            "kim": self.customer_orders("kim"),
+            "kim": self.orders_of("kim"),
         })
     }
-}
-
-fn order_id(view: &Value) -> i64 {
-    view["order_id"].as_i64().unwrap_or_else(|| panic!("no order_id in {view}"))
 }
 
 // ───────────────────────────── 1. catalogue ─────────────────────────────
 
 #[test]
 fn catalogue_stores_menus_and_riders() {
-    let cli = Cli::new();
+    let cli = new_world();
     let store = cli.ok(&["store", "add", "--name", "교촌치킨", "--owner", "park", "--address", "서울 강남구"]);
     assert_has_keys(&store, &["id", "name", "owner", "open"], "store add");
     assert_eq!(store["name"], "교촌치킨");
@@ -392,17 +223,17 @@ fn catalogue_stores_menus_and_riders() {
 
     // output for people
     let human = cli.run(&["store", "list"]);
-    assert_eq!(human.code, 0);
+    assert_eq!(human.code, Some(0));
     assert!(human.stdout.contains("교촌치킨") && human.stdout.contains("BBQ"), "{}", human.stdout);
     let human = cli.run(&["menu", "list", "--store", &s.to_string()]);
-    assert_eq!(human.code, 0);
+    assert_eq!(human.code, Some(0));
     assert!(human.stdout.contains("후라이드") && human.stdout.contains("콜라"), "{}", human.stdout);
 }
 
 #[test]
 fn closed_store_and_sold_out_menu_refuse_orders_and_write_nothing() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     let s = shop.store.to_string();
 
     cli.ok(&["store", "close", &s]);
@@ -411,14 +242,14 @@ fn closed_store_and_sold_out_menu_refuse_orders_and_write_nothing() {
     assert!(msg.contains("closed"), "the reason says the store is closed: {msg}");
     cli.fails(&["order", "--store", &s, "--customer", "kim", "--item", "후라이드", "--pay"], 4, "invalid_state");
     assert_eq!(cli.snapshot(), before, "an order refused by a closed store writes nothing");
-    assert!(cli.customer_orders("kim").is_empty());
+    assert!(cli.orders_of("kim").is_empty());
     let human = cli.run(&["order", "--store", &s, "--customer", "kim", "--item", "후라이드"]);
-    assert_eq!(human.code, 4);
+    assert_eq!(human.code, Some(4));
     assert!(human.stdout.is_empty());
     assert!(!human.stderr.trim().is_empty(), "a failure without --json explains itself on stderr");
 
     cli.ok(&["store", "open", &s]);
-    let view = cli.order(shop.store, "kim", &["후라이드"], false);
+    let view = cli.place(shop.store, "kim", &["후라이드"], false);
     assert_eq!(view["status"], "pending_payment");
 
     cli.ok(&["menu", "soldout", &shop.chicken.to_string()]);
@@ -433,22 +264,22 @@ fn closed_store_and_sold_out_menu_refuse_orders_and_write_nothing() {
     );
     cli.fails(&["order", "--store", &s, "--customer", "kim", "--item", "후라이드", "--pay"], 4, "invalid_state");
     assert_eq!(cli.snapshot(), before, "an order of a sold-out menu writes nothing");
-    assert_eq!(cli.customer_orders("kim").len(), 1);
+    assert_eq!(cli.orders_of("kim").len(), 1);
 
     // the other menu still sells; the menu sells again once available
-    assert_eq!(cli.order(shop.store, "kim", &["콜라"], true)["status"], "paid");
+    assert_eq!(cli.place(shop.store, "kim", &["콜라"], true)["status"], "paid");
     cli.ok(&["menu", "available", &shop.chicken.to_string()]);
-    assert_eq!(cli.order(shop.store, "kim", &["후라이드"], true)["status"], "paid");
+    assert_eq!(cli.place(shop.store, "kim", &["후라이드"], true)["status"], "paid");
 }
 
 // ───────────────────────────── 2. order ─────────────────────────────
 
 #[test]
 fn order_is_pending_payment_with_the_sum_of_its_items() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
 
-    let v = cli.order(shop.store, "kim", &["후라이드:2", "콜라"], false);
+    let v = cli.place(shop.store, "kim", &["후라이드:2", "콜라"], false);
     assert_eq!(v["status"], "pending_payment");
     assert_eq!(v["store_id"], shop.store);
     assert_eq!(v["customer"], "kim");
@@ -468,18 +299,18 @@ fn order_is_pending_payment_with_the_sum_of_its_items() {
     assert_eq!(cli.types(order_id(&v)), ["OrderPlaced"]);
 
     // MENU by id
-    let by_id = cli.order(shop.store, "kim", &[&format!("{}:1", shop.chicken), &format!("{}:3", shop.cola)], false);
+    let by_id = cli.place(shop.store, "kim", &[&format!("{}:1", shop.chicken), &format!("{}:3", shop.cola)], false);
     assert_eq!(by_id["total"], 18_000 + 3 * 2_000);
     assert_eq!(by_id["items"].as_array().unwrap().len(), 2);
 
     // the same menu twice is one line (README)
-    let twice = cli.order(shop.store, "kim", &["후라이드", &format!("{}:2", shop.chicken)], false);
+    let twice = cli.place(shop.store, "kim", &["후라이드", &format!("{}:2", shop.chicken)], false);
     assert_eq!(twice["items"].as_array().unwrap().len(), 1, "{twice}");
     assert_eq!(twice["items"][0]["qty"], 3);
     assert_eq!(twice["total"], 54_000);
 
     // --pay pays at once
-    let paid = cli.order(shop.store, "lee", &["후라이드", "콜라:2"], true);
+    let paid = cli.place(shop.store, "lee", &["후라이드", "콜라:2"], true);
     assert_eq!(paid["status"], "paid");
     assert_eq!(paid["total"], 22_000);
     assert_eq!(paid["payment"]["status"], "approved");
@@ -489,7 +320,7 @@ fn order_is_pending_payment_with_the_sum_of_its_items() {
     assert_eq!(cli.types(order_id(&paid)), ["OrderPlaced", "PaymentApproved"]);
 
     // ids are distinct and the customer's orders are all there
-    let kim: BTreeSet<i64> = cli.customer_orders("kim").iter().map(order_id).collect();
+    let kim: BTreeSet<i64> = cli.orders_of("kim").iter().map(order_id).collect();
     assert_eq!(kim, BTreeSet::from([order_id(&v), order_id(&by_id), order_id(&twice)]));
 
     // a declined card with --pay keeps the order, unpaid (exit 5)
@@ -499,7 +330,7 @@ fn order_is_pending_payment_with_the_sum_of_its_items() {
         5,
         "declined",
     );
-    let choi = cli.customer_orders("choi");
+    let choi = cli.orders_of("choi");
     assert_eq!(choi.len(), 1, "the declined order is kept");
     assert_eq!(choi[0]["status"], "pending_payment");
     assert_eq!(choi[0]["payment"]["status"], "declined");
@@ -519,11 +350,11 @@ fn order_is_pending_payment_with_the_sum_of_its_items() {
 
 #[test]
 fn pay_approves_by_default_and_declines_the_listed_card() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
 
     // without a card the sandbox approves
-    let plain = order_id(&cli.order(shop.store, "kim", &["콜라"], false));
+    let plain = order_id(&cli.place(shop.store, "kim", &["콜라"], false));
     let v = cli.on(&["pay"], plain);
     assert_eq!(v["status"], "paid");
     assert_eq!(v["payment"]["status"], "approved");
@@ -531,12 +362,12 @@ fn pay_approves_by_default_and_declines_the_listed_card() {
     cli.fails(&["pay", &plain.to_string()], 4, "invalid_state");
     assert_eq!(cli.types(plain), ["OrderPlaced", "PaymentApproved"], "paying a paid order writes nothing");
 
-    let o = order_id(&cli.order(shop.store, "kim", &["후라이드:2"], false));
+    let o = order_id(&cli.place(shop.store, "kim", &["후라이드:2"], false));
     let os = o.to_string();
     let msg = cli.fails(&["pay", &os, "--card", DECLINE_CARD], 5, "declined");
     assert!(msg.contains("declined"), "{msg}");
     let human = cli.run(&["pay", &os, "--card", DECLINE_CARD]);
-    assert_eq!(human.code, 5, "declined without --json too: {}", human.stderr);
+    assert_eq!(human.code, Some(5), "declined without --json too: {}", human.stderr);
     let v = cli.status(o);
     assert_eq!(v["status"], "pending_payment", "a declined order stays pending_payment");
     assert_eq!(v["payment"]["status"], "declined");
@@ -564,10 +395,13 @@ fn pay_approves_by_default_and_declines_the_listed_card() {
 
 #[test]
 fn pay_declines_the_cards_listed_in_the_config() {
-    let cli = Cli::new();
-    let shop = cli.shop();
-    let config = cli.config("decline.toml", &format!("[payment.sandbox]\ndecline_cards = [\"{GOOD_CARD}\"]\n"));
-    let o = order_id(&cli.order(shop.store, "kim", &["콜라"], false));
+    let cli = new_world();
+    let shop = cli.shop(&[]);
+    let config = cli
+        .config("decline.toml", &format!("[payment.sandbox]\ndecline_cards = [\"{GOOD_CARD}\"]\n"))
+        .display()
+        .to_string();
+    let o = order_id(&cli.place(shop.store, "kim", &["콜라"], false));
     let os = o.to_string();
     cli.fails(&["--config", &config, "pay", &os, "--card", GOOD_CARD], 5, "declined");
     assert_eq!(cli.status(o)["status"], "pending_payment");
@@ -575,22 +409,22 @@ fn pay_declines_the_cards_listed_in_the_config() {
     assert_eq!(v["status"], "paid", "a card not in the configured list is approved");
 
     // EZDELIVERY_CONFIG picks the file too
-    let o2 = order_id(&cli.order(shop.store, "kim", &["콜라"], false));
+    let o2 = order_id(&cli.place(shop.store, "kim", &["콜라"], false));
     let mut c = cli.command(&["--json", "pay", &o2.to_string(), "--card", GOOD_CARD]);
     c.env("EZDELIVERY_CONFIG", &config);
-    assert_eq!(finish(c).code, 5);
+    assert_eq!(finish(c, "pay with EZDELIVERY_CONFIG").code, Some(5));
 }
 
 #[test]
 fn an_unpaid_order_is_not_established() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
-    let o = order_id(&cli.order(shop.store, "kim", &["후라이드:2", "콜라"], false));
+    let o = order_id(&cli.place(shop.store, "kim", &["후라이드:2", "콜라"], false));
     let os = o.to_string();
     assert!(cli.inbox(shop.store).is_empty(), "the store never sees an unpaid order");
     let human = cli.run(&["store", "orders", &shop.store.to_string()]);
-    assert_eq!(human.code, 0);
+    assert_eq!(human.code, Some(0));
     let before = cli.snapshot();
     let msg = cli.fails(&["cook", "start", &os], 4, "invalid_state");
     assert!(msg.contains("not paid"), "{msg}");
@@ -606,10 +440,10 @@ fn an_unpaid_order_is_not_established() {
 
 #[test]
 fn store_orders_lists_paid_waiting_and_in_progress_only() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
-    let pending = order_id(&cli.order(shop.store, "kim", &["콜라"], false));
+    let pending = order_id(&cli.place(shop.store, "kim", &["콜라"], false));
     let paid = cli.paid(&shop, "kim");
     let cooking = cli.paid(&shop, "kim");
     cli.advance(cooking, "cooking");
@@ -626,7 +460,7 @@ fn store_orders_lists_paid_waiting_and_in_progress_only() {
 
     let other = cli.add_store("BBQ", "choi");
     cli.add_menu(other, "황금올리브", 20_000);
-    let elsewhere = order_id(&cli.order(other, "kim", &["황금올리브"], true));
+    let elsewhere = order_id(&cli.place(other, "kim", &["황금올리브"], true));
 
     assert_eq!(cli.inbox(shop.store), BTreeSet::from([paid, cooking, cooked, delivering]));
     assert_eq!(cli.inbox(other), BTreeSet::from([elsewhere]));
@@ -646,8 +480,8 @@ fn store_orders_lists_paid_waiting_and_in_progress_only() {
 
 #[test]
 fn cook_start_prepares_a_delivery_with_the_least_busy_rider_and_pays_the_charge() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
     cli.add_rider("choi");
 
@@ -687,7 +521,7 @@ fn cook_start_prepares_a_delivery_with_the_least_busy_rider_and_pays_the_charge(
     // a store's own delivery charge
     let bbq = id(&cli.ok(&["store", "add", "--name", "BBQ", "--owner", "choi", "--delivery-charge", "5000"]));
     cli.add_menu(bbq, "황금올리브", 20_000);
-    let o5 = order_id(&cli.order(bbq, "kim", &["황금올리브"], true));
+    let o5 = order_id(&cli.place(bbq, "kim", &["황금올리브"], true));
     let v = cli.on(&["cook", "start"], o5);
     assert_eq!(v["delivery"]["charge"]["amount"], 5_000);
     assert_eq!(v["delivery"]["charge"]["status"], "paid");
@@ -695,9 +529,9 @@ fn cook_start_prepares_a_delivery_with_the_least_busy_rider_and_pays_the_charge(
 
 #[test]
 fn cook_reject_refunds_the_payment() {
-    let cli = Cli::new();
-    let shop = cli.shop();
-    let o = order_id(&cli.order(shop.store, "kim", &["후라이드", "콜라"], true));
+    let cli = new_world();
+    let shop = cli.shop(&[]);
+    let o = order_id(&cli.place(shop.store, "kim", &["후라이드", "콜라"], true));
     let v = cli.ok(&["cook", "reject", &o.to_string(), "--reason", "out of chicken"]);
     assert_eq!(v["status"], "rejected");
     assert_eq!(v["kitchen"]["status"], "rejected");
@@ -717,8 +551,8 @@ fn cook_reject_refunds_the_payment() {
 
 #[test]
 fn without_a_rider_the_delivery_waits_until_one_is_named() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     let o = cli.paid(&shop, "kim");
     let os = o.to_string();
     let v = cli.on(&["cook", "start"], o);
@@ -757,8 +591,8 @@ fn without_a_rider_the_delivery_waits_until_one_is_named() {
 
 #[test]
 fn deliver_start_needs_cooked_food_and_naming_another_rider_moves_the_delivery() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     let lee = cli.add_rider("lee");
     cli.add_rider("choi");
     let o = cli.paid(&shop, "kim");
@@ -815,12 +649,12 @@ fn deliver_start_needs_cooked_food_and_naming_another_rider_moves_the_delivery()
 
 #[test]
 fn cancel_until_departure_compensates_everything() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
 
     // unpaid
-    let o = order_id(&cli.order(shop.store, "kim", &["콜라"], false));
+    let o = order_id(&cli.place(shop.store, "kim", &["콜라"], false));
     let v = cli.ok(&["cancel", &o.to_string(), "--reason", "changed my mind"]);
     assert_eq!(v["status"], "cancelled");
     assert!(cli.types(o).contains(&"OrderCancelled".to_string()));
@@ -868,7 +702,7 @@ fn cancel_until_departure_compensates_everything() {
         let why = if stage == "delivered" { "was already delivered" } else { "is already on its way (delivering)" };
         assert!(msg.contains(why), "{stage}: {msg}");
         let human = cli.run(&["cancel", &o.to_string()]);
-        assert_eq!(human.code, 4);
+        assert_eq!(human.code, Some(4));
         assert!(human.stderr.contains(why), "{stage}: {}", human.stderr);
         assert_eq!(cli.snapshot(), before, "a refused cancel writes nothing");
         let v = cli.status(o);
@@ -882,8 +716,8 @@ fn cancel_until_departure_compensates_everything() {
 
 #[test]
 fn review_once_after_delivery_and_store_list_shows_count_and_average() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
     let other = cli.add_store("BBQ", "choi");
 
@@ -987,10 +821,10 @@ fn assert_view_shape(v: &Value) {
 
 #[test]
 fn status_prints_the_spec_view_with_its_timeline() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
-    let o = order_id(&cli.order(shop.store, "kim", &["후라이드:2", "콜라"], false));
+    let o = order_id(&cli.place(shop.store, "kim", &["후라이드:2", "콜라"], false));
     let os = o.to_string();
 
     let v = cli.status(o);
@@ -1045,7 +879,7 @@ fn status_prints_the_spec_view_with_its_timeline() {
     assert_eq!(cli.status(o), done);
 
     let human = cli.run(&["status", &os]);
-    assert_eq!(human.code, 0);
+    assert_eq!(human.code, Some(0));
     assert!(human.stdout.contains("후라이드") && human.stdout.contains("delivered"), "{}", human.stdout);
     assert!(human.stdout.contains("OrderPlaced"), "the timeline is shown: {}", human.stdout);
 
@@ -1055,9 +889,9 @@ fn status_prints_the_spec_view_with_its_timeline() {
 
 #[test]
 fn status_customer_lists_a_customers_orders() {
-    let cli = Cli::new();
-    let shop = cli.shop();
-    let k1 = order_id(&cli.order(shop.store, "kim", &["콜라"], false));
+    let cli = new_world();
+    let shop = cli.shop(&[]);
+    let k1 = order_id(&cli.place(shop.store, "kim", &["콜라"], false));
     let k2 = cli.paid(&shop, "kim");
     let c1 = cli.paid(&shop, "choi");
 
@@ -1070,20 +904,20 @@ fn status_customer_lists_a_customers_orders() {
         assert_eq!(view["customer"], "kim");
         assert_eq!(*view, cli.status(order_id(view)), "the list holds the same views as status ORDER");
     }
-    assert_eq!(cli.customer_orders("choi").iter().map(order_id).collect::<Vec<_>>(), [c1]);
+    assert_eq!(cli.orders_of("choi").iter().map(order_id).collect::<Vec<_>>(), [c1]);
     assert_eq!(cli.ok(&["status", "--customer", "nobody"]), serde_json::json!({"orders": []}));
     let human = cli.run(&["status", "--customer", "kim"]);
-    assert_eq!(human.code, 0);
+    assert_eq!(human.code, Some(0));
     assert!(human.stdout.contains("kim"), "{}", human.stdout);
 }
 
 #[test]
 fn projection_rebuild_gives_the_same_views() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
     cli.add_rider("choi");
-    let pending = order_id(&cli.order(shop.store, "kim", &["콜라:3"], false));
+    let pending = order_id(&cli.place(shop.store, "kim", &["콜라:3"], false));
     cli.fails(&["pay", &pending.to_string(), "--card", DECLINE_CARD], 5, "declined");
     let delivered = cli.paid(&shop, "kim");
     cli.advance(delivered, "cooked");
@@ -1099,7 +933,7 @@ fn projection_rebuild_gives_the_same_views() {
     cli.advance(cooking, "cooking");
 
     let ids = [pending, delivered, cancelled, rejected, cooking];
-    let views = |cli: &Cli| {
+    let views = |cli: &World| {
         let mut all: Vec<Value> = ids.iter().map(|o| cli.status(*o)).collect();
         all.push(cli.ok(&["status", "--customer", "kim"]));
         all.push(cli.ok(&["status", "--customer", "choi"]));
@@ -1116,25 +950,25 @@ fn projection_rebuild_gives_the_same_views() {
     cli.ok(&["projection", "rebuild"]);
     assert_eq!(views(&cli), before, "rebuilding twice changes nothing");
     let human = cli.run(&["projection", "rebuild"]);
-    assert_eq!(human.code, 0);
+    assert_eq!(human.code, Some(0));
     assert_eq!(views(&cli), before);
 }
 
 // ───────────────────────────── 10. events ─────────────────────────────
 
 /// `events ARGS --format json` as parsed lines.
-fn event_lines(cli: &Cli, args: &[&str]) -> Vec<Value> {
+fn event_lines(cli: &World, args: &[&str]) -> Vec<Value> {
     let r = cli.run(&[&["events", "--format", "json"], args].concat());
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     r.stdout.lines().filter(|l| !l.trim().is_empty()).map(|l| one_object(l, "an event line")).collect()
 }
 
 #[test]
 fn events_are_json_lines_with_filters_in_lifecycle_order() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
-    let o = order_id(&cli.order(shop.store, "kim", &["후라이드"], false));
+    let o = order_id(&cli.place(shop.store, "kim", &["후라이드"], false));
     cli.fails(&["pay", &o.to_string(), "--card", DECLINE_CARD], 5, "declined");
     cli.on(&["pay"], o);
     cli.advance(o, "delivered");
@@ -1222,7 +1056,7 @@ fn events_are_json_lines_with_filters_in_lifecycle_order() {
 
     // stdout is not a terminal here: JSON lines by default (README)
     let default = cli.run(&["events"]);
-    assert_eq!(default.code, 0);
+    assert_eq!(default.code, Some(0));
     let lines: Vec<Value> = default.stdout.lines().map(|l| one_object(l, "a default event line")).collect();
     assert_eq!(lines, all);
 }
@@ -1231,19 +1065,19 @@ fn events_are_json_lines_with_filters_in_lifecycle_order() {
 
 #[test]
 fn notifications_go_to_stderr_and_json_stdout_stays_one_object() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
     let s = shop.store.to_string();
 
     let r = cli.run(&["--json", "order", "--store", &s, "--customer", "kim", "--item", "후라이드"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     let v = one_object(&r.stdout, "stdout of order --json");
     let o = order_id(&v).to_string();
     assert!(r.stderr.is_empty(), "with --json the console notifier writes nothing: {}", r.stderr);
 
     let r = cli.run(&["pay", &o]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stdout.contains("paid") && !r.stdout.contains("[알림"), "{}", r.stdout);
     let lines = r.notifications();
     assert!(lines.iter().any(|l| l.starts_with("[알림 → kim]")), "the customer is told: {}", r.stderr);
@@ -1254,7 +1088,7 @@ fn notifications_go_to_stderr_and_json_stdout_stays_one_object() {
     for (cmd, json) in [(["cook", "start"], true), (["cook", "finish"], false), (["deliver", "start"], true)] {
         let args = [&cmd[..], &[o.as_str()]].concat();
         let r = if json { cli.run(&[&["--json"], &args[..]].concat()) } else { cli.run(&args) };
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
         if json {
             one_object(&r.stdout, "stdout with --json");
             assert!(r.stderr.is_empty(), "{cmd:?} --json: {}", r.stderr);
@@ -1265,42 +1099,42 @@ fn notifications_go_to_stderr_and_json_stdout_stays_one_object() {
     }
 
     // a failing command: stdout empty, stderr exactly the error object
-    let o2 = order_id(&cli.order(shop.store, "kim", &["콜라"], false)).to_string();
+    let o2 = order_id(&cli.place(shop.store, "kim", &["콜라"], false)).to_string();
     let r = cli.run(&["--json", "pay", &o2, "--card", DECLINE_CARD]);
-    assert_eq!(r.code, 5);
+    assert_eq!(r.code, Some(5));
     assert!(r.stdout.is_empty());
     assert_eq!(one_object(&r.stderr, "the error")["error"]["kind"], "declined");
 
     // -q silences everything on success; with --json the object is still printed
     let r = cli.run(&["-q", "deliver", "complete", &o]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "-q prints nothing on success: {}", r.stdout);
     assert!(r.stderr.is_empty(), "-q silences the console notifier: {}", r.stderr);
     let r = cli.run(&["-q", "--json", "order", "--store", &s, "--customer", "kim", "--item", "콜라", "--pay"]);
-    assert_eq!(r.code, 0);
+    assert_eq!(r.code, Some(0));
     assert_eq!(one_object(&r.stdout, "-q --json stdout")["status"], "paid");
     assert!(r.notifications().is_empty(), "{}", r.stderr);
 
     // everything was delivered (or silenced): relay has nothing to resend
     let r = cli.run(&["--json", "relay"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     let report = one_object(&r.stdout, "relay --json");
     assert_has_keys(&report, &["messages_delivered", "messages_failed", "messages_dead"], "relay report");
     assert_eq!(report["messages_delivered"], 0, "{report}");
     assert_eq!(report["messages_failed"], 0, "{report}");
     assert!(r.notifications().is_empty(), "relay resends nothing already delivered: {}", r.stderr);
     let r = cli.run(&["relay"]);
-    assert_eq!(r.code, 0);
+    assert_eq!(r.code, Some(0));
     assert!(!r.stdout.trim().is_empty(), "relay reports for people too");
 }
 
 #[test]
 fn a_declined_payment_tells_the_customer_in_the_same_command() {
-    let cli = Cli::new();
-    let shop = cli.shop();
-    let o = order_id(&cli.order(shop.store, "kim", &["콜라"], false)).to_string();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
+    let o = order_id(&cli.place(shop.store, "kim", &["콜라"], false)).to_string();
     let r = cli.run(&["pay", &o, "--card", DECLINE_CARD]);
-    assert_eq!(r.code, 5);
+    assert_eq!(r.code, Some(5));
     assert!(r.stderr_without_notifications().starts_with("ezdelivery: the payment for order"), "{}", r.stderr);
     assert_eq!(
         r.notifications().iter().filter(|l| l.starts_with("[알림 → kim]")).count(),
@@ -1309,7 +1143,7 @@ fn a_declined_payment_tells_the_customer_in_the_same_command() {
         r.stderr
     );
     let r = cli.run(&["pay", &o, "--card", GOOD_CARD]);
-    assert_eq!(r.code, 0);
+    assert_eq!(r.code, Some(0));
     assert_eq!(
         r.notifications().iter().filter(|l| l.starts_with("[알림 → kim]")).count(),
         1,
@@ -1320,25 +1154,25 @@ fn a_declined_payment_tells_the_customer_in_the_same_command() {
     // order --pay with a declined card: placed and declined, both told at once
     let s = shop.store.to_string();
     let r = cli.run(&["order", "--store", &s, "--customer", "choi", "--item", "콜라", "--pay", "--card", DECLINE_CARD]);
-    assert_eq!(r.code, 5);
+    assert_eq!(r.code, Some(5));
     assert_eq!(r.notifications().iter().filter(|l| l.starts_with("[알림 → choi]")).count(), 2, "{}", r.stderr);
 }
 
 #[test]
 fn a_failing_notifier_never_fails_the_command_and_relay_delivers_later() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     // stderr is a pipe whose reader is gone: every console message fails
     let (reader, writer) = std::io::pipe().expect("a pipe");
     drop(reader);
     // (without --json: with it, the console channel prints nothing at all)
-    let args = Cli::order_args(shop.store, "kim", &["후라이드"]);
+    let args = order_args(shop.store, "kim", &["후라이드"]);
     let mut c = cli.command(&[&args.iter().map(String::as_str).collect::<Vec<_>>()[..], &["--pay"]].concat());
     c.stderr(writer);
     let out = c.output().expect("the binary runs");
     assert_eq!(out.status.code(), Some(0), "a notifier failure never fails the command");
     assert!(String::from_utf8(out.stdout).unwrap().contains("paid"));
-    let o = order_id(&cli.customer_orders("kim")[0]);
+    let o = order_id(&cli.orders_of("kim")[0]);
     assert_eq!(cli.status(o)["status"], "paid", "the order is committed");
 
     // relay delivers what the notifier could not take, once; the failed
@@ -1347,7 +1181,7 @@ fn a_failing_notifier_never_fails_the_command_and_relay_delivers_later() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while delivered.len() < 3 && std::time::Instant::now() < deadline {
         let r = cli.run(&["relay"]);
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
         let lines = r.notifications();
         assert!(r.stdout.contains(&format!("; {} messages delivered", lines.len())), "{}", r.stdout);
         delivered.extend(lines.iter().map(|l| l.to_string()));
@@ -1368,22 +1202,23 @@ fn a_failing_notifier_never_fails_the_command_and_relay_delivers_later() {
 
 #[test]
 fn json_errors_use_spec_kinds_and_bad_input_writes_nothing() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
     let s = shop.store.to_string();
     let chicken = shop.chicken.to_string();
-    let pending = order_id(&cli.order(shop.store, "kim", &["후라이드"], false)).to_string();
+    let pending = order_id(&cli.place(shop.store, "kim", &["후라이드"], false)).to_string();
     let cooking = cli.paid(&shop, "kim");
     cli.advance(cooking, "cooking");
     let cooking = cooking.to_string();
     let cooked = cli.paid(&shop, "kim");
     cli.advance(cooked, "cooked");
     let cooked = cooked.to_string();
-    let bad_config = cli.config("bad.toml", "[payment]\nadapter = \"sandbox\"\nfrobnicate = true\n");
-    let bad_top = cli.config("bad-top.toml", "colour = \"blue\"\n");
+    let bad_config =
+        cli.config("bad.toml", "[payment]\nadapter = \"sandbox\"\nfrobnicate = true\n").display().to_string();
+    let bad_top = cli.config("bad-top.toml", "colour = \"blue\"\n").display().to_string();
 
-    let order = |item: &str| Cli::order_args(shop.store, "kim", &[item]);
+    let order = |item: &str| order_args(shop.store, "kim", &[item]);
     let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<String>>();
     let (p, c, d) = (pending.as_str(), cooking.as_str(), cooked.as_str());
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
@@ -1433,7 +1268,7 @@ fn json_errors_use_spec_kinds_and_bad_input_writes_nothing() {
         cli.fails(&args, *code, kind);
         // without --json: the same exit code, nothing on stdout, a message on stderr
         let human = cli.run(&args);
-        assert_eq!(human.code, *code, "`{}` without --json: {}", args.join(" "), human.stderr);
+        assert_eq!(human.code, Some(*code), "`{}` without --json: {}", args.join(" "), human.stderr);
         assert!(human.stdout.is_empty(), "`{}` printed on stdout: {}", args.join(" "), human.stdout);
         assert!(!human.stderr.trim().is_empty(), "`{}` explains itself on stderr", args.join(" "));
     }
@@ -1444,19 +1279,19 @@ fn json_errors_use_spec_kinds_and_bad_input_writes_nothing() {
     assert_eq!(cli.status(pending.parse().unwrap())["status"], "pending_payment");
 
     // an unknown config key on a fresh path does not even create the database
-    let fresh = Cli::new();
+    let fresh = new_world();
     fresh.fails(&["--config", &bad_config, "store", "add", "--name", "X"], 2, "invalid_input");
     assert!(!fresh.db.exists(), "a refused command creates no database");
 }
 
 #[test]
 fn breaker_settings_out_of_range_are_input_errors() {
-    let cli = Cli::new();
+    let cli = new_world();
     for (name, text) in [
         ("zero.toml", "[breaker]\nfailure_threshold = 0\n"),
         ("huge.toml", "[breaker]\nopen_ms = 9223372036854775807\n"),
     ] {
-        let config = cli.config(name, text);
+        let config = cli.config(name, text).display().to_string();
         let message = cli.fails(&["--config", &config, "breaker"], 2, "invalid_input");
         assert!(message.contains("[breaker]"), "{message}");
     }
@@ -1464,10 +1299,11 @@ fn breaker_settings_out_of_range_are_input_errors() {
 
 #[test]
 fn the_config_file_of_spec_is_accepted() {
-    let cli = Cli::new();
-    let config = cli.config(
-        "spec.toml",
-        r#"
+    let cli = new_world();
+    let config = cli
+        .config(
+            "spec.toml",
+            r#"
 [payment]
 adapter = "sandbox"
 url = "http://127.0.0.1:8083"
@@ -1491,8 +1327,10 @@ synchronous = "normal"
 [[notify]]
 kind = "console"
 "#,
-    );
-    let shop = cli.shop();
+        )
+        .display()
+        .to_string();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
     let r = cli.run(&[
         "--config",
@@ -1506,8 +1344,8 @@ kind = "console"
         "후라이드",
         "--pay",
     ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let o = order_id(&cli.customer_orders("kim")[0]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let o = order_id(&cli.orders_of("kim")[0]);
     assert!(r.notifications().iter().any(|l| l.starts_with("[알림 → park]")), "{}", r.stderr);
     let v = cli.ok(&["--config", &config, "cook", "start", &o.to_string()]);
     assert_eq!(v["delivery"]["charge"]["status"], "paid");
@@ -1516,7 +1354,7 @@ kind = "console"
             "--config",
             &config,
             "pay",
-            &order_id(&cli.order(shop.store, "kim", &["콜라"], false)).to_string(),
+            &order_id(&cli.place(shop.store, "kim", &["콜라"], false)).to_string(),
             "--card",
             DECLINE_CARD,
         ],
@@ -1529,10 +1367,10 @@ kind = "console"
 
 #[test]
 fn demo_runs_on_a_fresh_path_explained_and_refuses_an_existing_one() {
-    let cli = Cli::new();
+    let cli = new_world();
     assert!(!cli.db.exists());
     let r = cli.run(&["demo"]);
-    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.code, Some(0), "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert!(cli.db.exists(), "the demo ran on --db");
     assert!(r.stdout.lines().count() > 20, "the demo explains itself: {}", r.stdout);
     for command in
@@ -1543,7 +1381,7 @@ fn demo_runs_on_a_fresh_path_explained_and_refuses_an_existing_one() {
     assert!(!r.notifications().is_empty(), "its messages show on stderr");
 
     // the scenario is in the database
-    let orders = cli.customer_orders("kim");
+    let orders = cli.orders_of("kim");
     let statuses: BTreeSet<String> = orders.iter().map(|v| v["status"].as_str().unwrap().to_string()).collect();
     assert!(statuses.contains("delivered") && statuses.contains("cancelled"), "{statuses:?}");
     let events = cli.events();
@@ -1551,15 +1389,15 @@ fn demo_runs_on_a_fresh_path_explained_and_refuses_an_existing_one() {
 
     // again on the same, now existing, path: refused, and the data is kept
     let r = cli.run(&["demo"]);
-    assert_eq!(r.code, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert_eq!(r.code, Some(2), "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert!(!r.stderr.trim().is_empty());
     cli.fails(&["demo"], 2, "invalid_input");
     assert_eq!(cli.events(), events, "the existing database is untouched");
 
     // --json: one object on stdout
-    let other = Cli::new();
+    let other = new_world();
     let r = other.run(&["--json", "demo"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     one_object(&r.stdout, "demo --json");
 }
 
@@ -1567,7 +1405,7 @@ fn demo_runs_on_a_fresh_path_explained_and_refuses_an_existing_one() {
 
 #[test]
 fn help_of_every_command_exits_0_and_shows_an_example() {
-    let cli = Cli::new();
+    let cli = new_world();
     let commands: &[&[&str]] = &[
         &[],
         &["store", "add"],
@@ -1597,12 +1435,8 @@ fn help_of_every_command_exits_0_and_shows_an_example() {
         &["demo"],
     ];
     for command in commands {
-        let r = finish({
-            let mut c = cli.bare();
-            c.args(*command).arg("--help");
-            c
-        });
-        assert_eq!(r.code, 0, "`{} --help`: {}", command.join(" "), r.stderr);
+        let r = cli.run_bare(&[*command, &["--help"]].concat());
+        assert_eq!(r.code, Some(0), "`{} --help`: {}", command.join(" "), r.stderr);
         assert!(r.stdout.contains("Example"), "`{} --help` shows an example:\n{}", command.join(" "), r.stdout);
     }
     assert!(!cli.dir.path().join("data").exists(), "--help touches no database");
@@ -1610,14 +1444,10 @@ fn help_of_every_command_exits_0_and_shows_an_example() {
 
 #[test]
 fn help_of_every_command_group_shows_an_example() {
-    let cli = Cli::new();
+    let cli = new_world();
     for group in ["store", "menu", "rider", "cook", "deliver", "projection"] {
-        let r = finish({
-            let mut c = cli.bare();
-            c.args([group, "--help"]);
-            c
-        });
-        assert_eq!(r.code, 0, "`{group} --help`: {}", r.stderr);
+        let r = cli.run_bare(&[group, "--help"]);
+        assert_eq!(r.code, Some(0), "`{group} --help`: {}", r.stderr);
         assert!(r.stdout.contains("Example"), "`{group} --help` shows an example:\n{}", r.stdout);
     }
 }
@@ -1626,35 +1456,35 @@ fn help_of_every_command_group_shows_an_example() {
 
 #[test]
 fn database_location_comes_from_db_env_or_the_data_folder() {
-    let cli = Cli::new();
+    let cli = new_world();
     // EZDELIVERY_DB
     let env_db = cli.dir.path().join("env").join("from-env.db");
     let mut c = cli.bare();
     c.env("EZDELIVERY_DB", &env_db).args(["--json", "store", "add", "--name", "A"]);
-    assert_eq!(finish(c).code, 0);
+    assert_eq!(finish(c, "store add with EZDELIVERY_DB").code, Some(0));
     assert!(env_db.exists(), "EZDELIVERY_DB names the database, created with its folder");
 
     // no --db, no EZDELIVERY_DB: $XDG_DATA_HOME/ezdelivery/ezdelivery.db
     let mut c = cli.bare();
     c.args(["--json", "store", "add", "--name", "B"]);
-    assert_eq!(finish(c).code, 0);
+    assert_eq!(finish(c, "store add without --db").code, Some(0));
     let default: &Path = &cli.dir.path().join("data").join("ezdelivery").join("ezdelivery.db");
     assert!(default.exists(), "the default database is in the data folder");
 
     // -v prints the database path on stderr
     let r = cli.run(&["-v", "store", "list"]);
-    assert_eq!(r.code, 0);
+    assert_eq!(r.code, Some(0));
     assert!(r.stderr.contains(&*cli.db.to_string_lossy()), "{}", r.stderr);
     assert!(!r.stdout.contains(&*cli.db.to_string_lossy()), "-v writes to stderr only");
 }
 
 #[test]
 fn events_cloudevents_format() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     let o = cli.paid(&shop, "kim");
     let r = cli.run(&["events", "--order", &o.to_string(), "--format", "cloudevents"]);
-    assert_eq!(r.code, 0, "SPEC: `--format cloudevents` prints CloudEvents 1.0 JSON: {}", r.stderr);
+    assert_eq!(r.code, Some(0), "SPEC: `--format cloudevents` prints CloudEvents 1.0 JSON: {}", r.stderr);
     let lines: Vec<Value> = r.stdout.lines().map(|l| one_object(l, "a CloudEvent")).collect();
     assert_eq!(lines.len(), 2);
     for e in &lines {
@@ -1665,27 +1495,27 @@ fn events_cloudevents_format() {
 
 #[test]
 fn breaker_command_exists() {
-    let cli = Cli::new();
-    cli.shop();
+    let cli = new_world();
+    cli.shop(&[]);
     let r = cli.run(&["breaker", "status"]);
-    assert_eq!(r.code, 0, "SPEC: `ezdelivery breaker [status|reset NAME]`: {}", r.stderr);
+    assert_eq!(r.code, Some(0), "SPEC: `ezdelivery breaker [status|reset NAME]`: {}", r.stderr);
     let r = cli.run(&["--json", "breaker"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     one_object(&r.stdout, "breaker --json");
 }
 
 #[test]
 fn completions_print_a_shell_script() {
-    let cli = Cli::new();
+    let cli = new_world();
     let r = cli.run(&["completions", "bash"]);
-    assert_eq!(r.code, 0, "SPEC: `ezdelivery completions SHELL`: {}", r.stderr);
+    assert_eq!(r.code, Some(0), "SPEC: `ezdelivery completions SHELL`: {}", r.stderr);
     assert!(r.stdout.contains("ezdelivery"), "{}", r.stdout);
 }
 
 #[test]
 fn a_closed_stdout_pipe_does_not_panic() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     for _ in 0..3 {
         cli.paid(&shop, "kim");
     }
@@ -1717,49 +1547,33 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn with_no_db_the_database_is_in_the_data_folder_and_demo_needs_no_flags() {
-    let cli = Cli::new();
+    let cli = new_world();
     let folder = cli.dir.path().join("data").join("ezdelivery");
     assert!(!folder.exists());
 
     // first use: $XDG_DATA_HOME/ezdelivery/ezdelivery.db is created with its folder
-    let r = finish({
-        let mut c = cli.bare();
-        c.args(["--json", "store", "add", "--name", "교촌치킨"]);
-        c
-    });
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = cli.run_bare(&["--json", "store", "add", "--name", "교촌치킨"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(folder.join("ezdelivery.db").is_file(), "the default database is created on first use");
-    let r = finish({
-        let mut c = cli.bare();
-        c.args(["--json", "store", "list"]);
-        c
-    });
+    let r = cli.run_bare(&["--json", "store", "list"]);
     assert_eq!(one_object(&r.stdout, "store list")["stores"].as_array().map(Vec::len), Some(1), "and used again");
 
     // `ezdelivery demo` on a clean machine, no flags: its own database in the same folder
     for run in 0..2 {
-        let r = finish({
-            let mut c = cli.bare();
-            c.arg("demo");
-            c
-        });
-        assert_eq!(r.code, 0, "demo run {run}:\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
+        let r = cli.run_bare(&["demo"]);
+        assert_eq!(r.code, Some(0), "demo run {run}:\nstdout: {}\nstderr: {}", r.stdout, r.stderr);
         let demo_db = folder.join("ezdelivery-demo.db");
         assert!(demo_db.is_file(), "the demo's database is in the data folder");
         assert!(r.stdout.contains(&*demo_db.to_string_lossy()), "the demo says where it ran: {}", r.stdout);
     }
     // the default database is untouched by the demo
-    let r = finish({
-        let mut c = cli.bare();
-        c.args(["--json", "store", "list"]);
-        c
-    });
+    let r = cli.run_bare(&["--json", "store", "list"]);
     assert_eq!(one_object(&r.stdout, "store list")["stores"].as_array().map(Vec::len), Some(1));
 }
 
 #[test]
 fn completions_for_every_shell() {
-    let cli = Cli::new();
+    let cli = new_world();
     let markers = [
         ("bash", "complete -F"),
         ("zsh", "#compdef ezdelivery"),
@@ -1767,12 +1581,8 @@ fn completions_for_every_shell() {
         ("powershell", "Register-ArgumentCompleter"),
     ];
     for (shell, marker) in markers {
-        let r = finish({
-            let mut c = cli.bare();
-            c.args(["completions", shell]);
-            c
-        });
-        assert_eq!(r.code, 0, "completions {shell}: {}", r.stderr);
+        let r = cli.run_bare(&["completions", shell]);
+        assert_eq!(r.code, Some(0), "completions {shell}: {}", r.stderr);
         assert!(r.stdout.contains(marker), "completions {shell} is a {shell} script: {}", r.stdout);
         for command in ["store", "deliver", "events", "follow"] {
             assert!(r.stdout.contains(command), "completions {shell} knows `{command}`");
@@ -1782,19 +1592,15 @@ fn completions_for_every_shell() {
         }
     }
     let r = cli.run(&["completions", "tcsh"]);
-    assert_eq!(r.code, 2, "an unknown shell is a usage error");
+    assert_eq!(r.code, Some(2), "an unknown shell is a usage error");
     assert!(!cli.dir.path().join("data").exists(), "completions touch no database");
 }
 
 #[test]
 fn man_prints_a_roff_page_with_every_command() {
-    let cli = Cli::new();
-    let r = finish({
-        let mut c = cli.bare();
-        c.arg("man");
-        c
-    });
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    let cli = new_world();
+    let r = cli.run_bare(&["man"]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     let page = &r.stdout;
     let first_request = page.lines().find(|l| !l.starts_with(".ie") && !l.starts_with(".el")).unwrap_or_default();
     assert!(first_request.starts_with(".TH ezdelivery 1"), "a roff page starts with .TH: {first_request}");
@@ -1809,7 +1615,7 @@ fn man_prints_a_roff_page_with_every_command() {
 }
 
 /// Every human output this world can print, with `env` applied.
-fn human_outputs(cli: &Cli, order: i64, env: &dyn Fn(&mut Command)) -> Vec<(String, String)> {
+fn human_outputs(cli: &World, order: i64, env: &dyn Fn(&mut Command)) -> Vec<(String, String)> {
     let o = order.to_string();
     let commands: &[&[&str]] = &[
         &["store", "list"],
@@ -1827,7 +1633,7 @@ fn human_outputs(cli: &Cli, order: i64, env: &dyn Fn(&mut Command)) -> Vec<(Stri
         .map(|args| {
             let mut c = cli.command(args);
             env(&mut c);
-            let r = finish(c);
+            let r = finish(c, &args.join(" "));
             (args.join(" "), format!("{}{}", r.stdout, r.stderr))
         })
         .collect()
@@ -1835,8 +1641,8 @@ fn human_outputs(cli: &Cli, order: i64, env: &dyn Fn(&mut Command)) -> Vec<(Stri
 
 #[test]
 fn no_escape_codes_with_no_color_or_into_a_pipe() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
     let o = cli.paid(&shop, "kim");
     cli.advance(o, "delivering");
@@ -1858,13 +1664,13 @@ fn no_escape_codes_with_no_color_or_into_a_pipe() {
 
 #[test]
 fn status_shows_the_progress_as_a_timeline() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_rider("lee");
     let o = cli.paid(&shop, "kim");
     cli.advance(o, "cooked");
     let r = cli.run(&["status", &o.to_string()]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     let progress = r.stdout.lines().find(|l| l.starts_with("progress")).unwrap_or_else(|| panic!("{}", r.stdout));
     let steps: Vec<&str> = progress.trim_start_matches("progress").split(" → ").map(str::trim).collect();
     let names: Vec<&str> = steps.iter().map(|s| s.split(' ').next().unwrap_or_default()).collect();
@@ -1901,14 +1707,14 @@ fn columns(s: &str) -> usize {
 
 #[test]
 fn korean_text_aligns_in_tables() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     cli.add_store("BBQ", "lee");
     cli.add_menu(shop.store, "양념반 후라이드반", 19_000);
-    cli.order(shop.store, "김민수", &["후라이드", "콜라"], true);
+    cli.place(shop.store, "김민수", &["후라이드", "콜라"], true);
     for args in [&["store", "list"][..], &["menu", "list"], &["status", "--customer", "김민수"]] {
         let r = cli.run(args);
-        assert_eq!(r.code, 0, "{}", r.stderr);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
         let table: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with(['┌', '│', '╞', '├', '└'])).collect();
         assert!(table.len() >= 4, "`{}` prints a table: {}", args.join(" "), r.stdout);
         let widths: BTreeSet<usize> = table.iter().map(|l| columns(l)).collect();
@@ -1918,11 +1724,11 @@ fn korean_text_aligns_in_tables() {
 
 #[test]
 fn cloudevents_have_every_required_field() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     let o = cli.paid(&shop, "kim");
     let r = cli.run(&["events", "--order", &o.to_string(), "--format", "cloudevents"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     let ces: Vec<Value> = r.stdout.lines().map(|l| one_object(l, "a CloudEvent")).collect();
     let plain = event_lines(&cli, &["--order", &o.to_string()]);
     assert_eq!(ces.len(), plain.len());
@@ -1949,25 +1755,15 @@ fn cloudevents_have_every_required_field() {
 
 #[test]
 fn follow_prints_an_event_written_by_another_process() {
-    use std::io::BufRead;
     use std::time::{Duration, Instant};
 
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     let before = cli.events().len();
     let mut child = cli.command(&["events", "--follow", "--format", "json"]);
     child.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = KillOnDrop(child.spawn().expect("events --follow starts"));
-    let stdout = child.0.stdout.take().expect("piped stdout");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = stdout_lines(&mut child.0);
     let deadline = Instant::now() + Duration::from_secs(30);
     let next = |what: &str| -> Value {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -1979,7 +1775,7 @@ fn follow_prints_an_event_written_by_another_process() {
         next("the existing events");
     }
     // another process writes an event
-    let o = order_id(&cli.order(shop.store, "kim", &["후라이드"], false));
+    let o = order_id(&cli.place(shop.store, "kim", &["후라이드"], false));
     let e = next("the new order");
     assert_eq!(e["type"], "OrderPlaced", "{e}");
     assert_eq!(e["order_id"], o, "{e}");
@@ -1988,13 +1784,13 @@ fn follow_prints_an_event_written_by_another_process() {
 
 #[test]
 fn verbose_logs_each_gateway_call_with_its_duration_on_stderr() {
-    let cli = Cli::new();
-    let shop = cli.shop();
-    let args = Cli::order_args(shop.store, "kim", &["후라이드"]);
+    let cli = new_world();
+    let shop = cli.shop(&[]);
+    let args = order_args(shop.store, "kim", &["후라이드"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     let r = cli.run(&[&["-v"], &args[..], &["--pay"]].concat());
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     let call = r
         .stderr
         .lines()
@@ -2008,19 +1804,19 @@ fn verbose_logs_each_gateway_call_with_its_duration_on_stderr() {
 
     // -vv: every step
     let r = cli.run(&["-vv", "cook", "start", "1"]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stderr.contains("DEBUG") && r.stderr.contains("event appended"), "{}", r.stderr);
 
     // default: no logs
     let r = cli.run(&[&args[..], &["--pay"]].concat());
-    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stderr_without_notifications().trim().is_empty(), "no logs without -v: {}", r.stderr);
 }
 
 #[test]
 fn a_refusal_names_the_order_and_the_next_step() {
-    let cli = Cli::new();
-    let shop = cli.shop();
+    let cli = new_world();
+    let shop = cli.shop(&[]);
     let o = cli.paid(&shop, "kim");
     let msg = cli.fails(&["cook", "finish", &o.to_string()], 4, "invalid_state");
     assert!(msg.contains(&format!("order {o} is paid")), "what and which id: {msg}");
@@ -2037,14 +1833,10 @@ fn a_refusal_names_the_order_and_the_next_step() {
 
 #[test]
 fn help_of_the_other_commands_shows_an_example() {
-    let cli = Cli::new();
+    let cli = new_world();
     for command in [&["completions"][..], &["man"], &["breaker"], &["breaker", "reset"]] {
-        let r = finish({
-            let mut c = cli.bare();
-            c.args(command).arg("--help");
-            c
-        });
-        assert_eq!(r.code, 0, "`{} --help`: {}", command.join(" "), r.stderr);
+        let r = cli.run_bare(&[command, &["--help"]].concat());
+        assert_eq!(r.code, Some(0), "`{} --help`: {}", command.join(" "), r.stderr);
         assert!(r.stdout.contains("Example"), "`{} --help` shows an example:\n{}", command.join(" "), r.stdout);
     }
 }
@@ -2055,11 +1847,11 @@ fn help_of_the_other_commands_shows_an_example() {
 /// have; no help text or man page sends them to a file that does not ship.
 #[test]
 fn the_reference_that_ships_covers_every_command_and_nothing_points_elsewhere() {
-    let cli = Cli::new();
+    let cli = new_world();
     let reference = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/reference.md"))
         .expect("docs/reference.md ships");
     let help = cli.run(&["--help"]);
-    assert_eq!(help.code, 0);
+    assert_eq!(help.code, Some(0));
     let commands: Vec<&str> = help
         .stdout
         .lines()
@@ -2086,12 +1878,12 @@ fn the_reference_that_ships_covers_every_command_and_nothing_points_elsewhere() 
 
 #[test]
 fn a_postgres_url_is_refused_with_a_clear_message_not_taken_as_a_file_name() {
-    let cli = Cli::new();
+    let cli = new_world();
     for url in ["postgres://kim@127.0.0.1/ez", "postgresql://127.0.0.1/ez"] {
         let mut command = cli.bare();
         command.current_dir(cli.dir.path()).args(["--json", "--db", url, "store", "list"]);
-        let run = finish(command);
-        assert_eq!(run.code, 2, "{run:?}");
+        let run = finish(command, &format!("--db {url} store list"));
+        assert_eq!(run.code, Some(2), "{run:?}");
         let error: Value = serde_json::from_str(run.stderr.trim()).expect("one JSON error object");
         assert_eq!(error["error"]["kind"], "invalid_input", "{error}");
         assert!(error["error"]["message"].as_str().unwrap_or_default().contains("PostgreSQL"), "{error}");

@@ -14,77 +14,24 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
+use ezdelivery_testkit::cli_world::{one_object, Run, World};
 use rusqlite::Connection;
 use serde_json::Value;
-use tempfile::TempDir;
 
+/// The binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
 
-/// What one run of the binary left behind.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+/// A world with no config file and a folder `dbs` for the databases.
+fn world() -> World {
+    let world = World::without_config(BIN);
+    std::fs::create_dir(world.path("dbs")).expect("a folder for the databases");
+    world
 }
 
-/// One temporary world: a folder for the databases, and a data folder and
-/// home beside it.
-struct World {
-    dir: TempDir,
-}
-
-impl World {
-    fn new() -> World {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        std::fs::create_dir(dir.path().join("dbs")).expect("a folder for the databases");
-        World { dir }
-    }
-
-    /// A file in the databases' folder (not created).
-    fn db(&self, name: &str) -> PathBuf {
-        self.dir.path().join("dbs").join(name)
-    }
-
-    /// The default database: where the binary puts it without `--db`.
-    fn default_db(&self) -> PathBuf {
-        let data = if cfg!(target_os = "macos") {
-            self.dir.path().join("home").join("Library").join("Application Support")
-        } else {
-            self.dir.path().join("data")
-        };
-        data.join("ezdelivery").join("ezdelivery.db")
-    }
-
-    /// Runs the binary with a clean environment and `args`.
-    fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(BIN)
-            .env_remove("EZDELIVERY_DB")
-            .env_remove("EZDELIVERY_CONFIG")
-            .env_remove("EZDELIVERY_KAKAO_TOKEN")
-            .env("XDG_DATA_HOME", self.dir.path().join("data"))
-            .env("HOME", self.dir.path().join("home"))
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .args(args)
-            .output()
-            .expect("the ezdelivery binary runs");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
-        }
-    }
-
-    /// Runs the binary on the database `db` with `args`.
-    fn on(&self, db: &Path, args: &[&str]) -> Run {
-        let db = db.to_str().expect("a UTF-8 path");
-        let mut all = vec!["--db", db];
-        all.extend_from_slice(args);
-        self.run(&all)
-    }
+/// A file in the databases' folder (not created).
+fn db(world: &World, name: &str) -> PathBuf {
+    world.path("dbs").join(name)
 }
 
 /// Every file in `dir` with its bytes: what a refusal must leave as it was.
@@ -100,8 +47,7 @@ fn folder(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 /// The one JSON error object of a `--json` run's stderr.
 fn json_error(run: &Run) -> Value {
-    let value: Value = serde_json::from_str(run.stderr.trim())
-        .unwrap_or_else(|e| panic!("stderr is not exactly one JSON object ({e}):\n{}", run.stderr));
+    let value = one_object(&run.stderr, "stderr");
     assert!(value["error"].is_object(), "{value}");
     value["error"].clone()
 }
@@ -113,15 +59,15 @@ fn assert_refused_untouched(world: &World, db: &Path, says: &[&str]) {
     let dir = db.parent().expect("a folder");
     let before = folder(dir);
     let path = db.display().to_string();
-    let human = world.on(db, &["store", "list"]);
-    assert_eq!(human.code, 2, "{human:?}");
+    let human = world.run_on(db, &["store", "list"]);
+    assert_eq!(human.code, Some(2), "{human:?}");
     assert!(human.stdout.is_empty(), "{human:?}");
     assert!(human.stderr.starts_with("ezdelivery: "), "{human:?}");
     for piece in says.iter().chain([&path.as_str(), &"--db"]) {
         assert!(human.stderr.contains(piece), "says `{piece}`: {}", human.stderr);
     }
-    let json = world.on(db, &["--json", "store", "add", "--name", "x"]);
-    assert_eq!(json.code, 2, "{json:?}");
+    let json = world.run_on(db, &["--json", "store", "add", "--name", "x"]);
+    assert_eq!(json.code, Some(2), "{json:?}");
     assert!(json.stdout.is_empty(), "{json:?}");
     let error = json_error(&json);
     assert_eq!(error["kind"], "invalid_input", "{error}");
@@ -129,10 +75,10 @@ fn assert_refused_untouched(world: &World, db: &Path, says: &[&str]) {
     for piece in says {
         assert!(message.contains(piece), "says `{piece}`: {message}");
     }
-    let order = world.on(db, &["order", "--store", "1", "--customer", "kim", "--item", "1"]);
-    assert_eq!(order.code, 2, "{order:?}");
-    let simulate = world.on(db, &["simulate", "--orders", "5"]);
-    assert_eq!(simulate.code, 2, "{simulate:?}");
+    let order = world.run_on(db, &["order", "--store", "1", "--customer", "kim", "--item", "1"]);
+    assert_eq!(order.code, Some(2), "{order:?}");
+    let simulate = world.run_on(db, &["simulate", "--orders", "5"]);
+    assert_eq!(simulate.code, Some(2), "{simulate:?}");
     assert_eq!(folder(dir), before, "not a byte changed and no file left beside {path}");
 }
 
@@ -154,16 +100,16 @@ fn journal_mode(path: &Path) -> String {
 
 /// A database of ours with one store, made by the binary.
 fn one_store(world: &World, db: &Path) {
-    let r = world.on(db, &["--quiet", "store", "add", "--name", "교촌치킨"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    let r = world.run_on(db, &["--quiet", "store", "add", "--name", "교촌치킨"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
 }
 
 // ─────────────────────── databases that are not ours ───────────────────────
 
 #[test]
 fn a_foreign_rollback_journal_database_is_refused_untouched() {
-    let world = World::new();
-    let db = world.db("app.db");
+    let world = world();
+    let db = db(&world, "app.db");
     foreign_database(&db, "delete", 0);
     assert_refused_untouched(&world, &db, &["is not an ezdelivery database", "tables bar, foo"]);
     assert_eq!(journal_mode(&db), "delete", "it did not become a WAL database");
@@ -171,8 +117,8 @@ fn a_foreign_rollback_journal_database_is_refused_untouched() {
 
 #[test]
 fn a_foreign_wal_database_is_refused_untouched() {
-    let world = World::new();
-    let db = world.db("app.db");
+    let world = world();
+    let db = db(&world, "app.db");
     foreign_database(&db, "wal", 0);
     assert_refused_untouched(&world, &db, &["is not an ezdelivery database", "tables bar, foo"]);
     assert_eq!(journal_mode(&db), "wal");
@@ -180,8 +126,8 @@ fn a_foreign_wal_database_is_refused_untouched() {
 
 #[test]
 fn a_foreign_database_with_a_high_user_version_is_refused_as_foreign() {
-    let world = World::new();
-    let db = world.db("app.db");
+    let world = world();
+    let db = db(&world, "app.db");
     foreign_database(&db, "delete", 999);
     assert_refused_untouched(&world, &db, &["is not an ezdelivery database", "tables bar, foo"]);
 }
@@ -189,8 +135,8 @@ fn a_foreign_database_with_a_high_user_version_is_refused_as_foreign() {
 #[test]
 fn a_database_from_a_newer_ezdelivery_is_refused_untouched() {
     for mode in ["delete", "wal"] {
-        let world = World::new();
-        let db = world.db("ezdelivery.db");
+        let world = world();
+        let db = db(&world, "ezdelivery.db");
         one_store(&world, &db);
         {
             let conn = Connection::open(&db).expect("opened");
@@ -209,20 +155,20 @@ fn a_database_from_a_newer_ezdelivery_is_refused_untouched() {
 
 #[test]
 fn a_file_that_is_not_a_database_is_refused_untouched() {
-    let world = World::new();
-    let db = world.db("notes.txt");
+    let world = world();
+    let db = db(&world, "notes.txt");
     std::fs::write(&db, "shopping: rice, kimchi, 2 chickens\n".repeat(20)).expect("written");
     assert_refused_untouched(&world, &db, &["is not an ezdelivery database", "not a SQLite database"]);
 }
 
 #[test]
 fn an_empty_file_becomes_a_new_database() {
-    let world = World::new();
-    let db = world.db("empty.db");
+    let world = world();
+    let db = db(&world, "empty.db");
     std::fs::write(&db, b"").expect("written");
     one_store(&world, &db);
-    let r = world.on(&db, &["--json", "store", "list"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    let r = world.run_on(&db, &["--json", "store", "list"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
     assert!(r.stdout.contains("교촌치킨"), "{r:?}");
 }
 
@@ -230,34 +176,34 @@ fn an_empty_file_becomes_a_new_database() {
 
 #[test]
 fn simulate_refuses_a_database_with_one_store_untouched() {
-    let world = World::new();
-    let db = world.db("real.db");
+    let world = world();
+    let db = db(&world, "real.db");
     one_store(&world, &db);
     let before = folder(db.parent().expect("a folder"));
-    let human = world.on(&db, &["simulate", "--orders", "20"]);
-    assert_eq!(human.code, 2, "{human:?}");
+    let human = world.run_on(&db, &["simulate", "--orders", "20"]);
+    assert_eq!(human.code, Some(2), "{human:?}");
     for piece in ["simulate runs only on a new, empty database", "holds 1 store", "--db", "does not exist yet"] {
         assert!(human.stderr.contains(piece), "says `{piece}`: {}", human.stderr);
     }
-    let json = world.on(&db, &["--json", "simulate", "--orders", "20"]);
-    assert_eq!(json.code, 2, "{json:?}");
+    let json = world.run_on(&db, &["--json", "simulate", "--orders", "20"]);
+    assert_eq!(json.code, Some(2), "{json:?}");
     assert_eq!(json_error(&json)["kind"], "invalid_input");
     assert_eq!(folder(db.parent().expect("a folder")), before, "not a byte changed");
-    let stores = world.on(&db, &["--json", "store", "list"]);
-    assert_eq!(stores.code, 0, "{stores:?}");
+    let stores = world.run_on(&db, &["--json", "store", "list"]);
+    assert_eq!(stores.code, Some(0), "{stores:?}");
     assert!(stores.stdout.contains("교촌치킨"), "the real store is still there: {stores:?}");
 }
 
 #[test]
 fn simulate_refuses_the_default_database_when_it_holds_data() {
-    let world = World::new();
-    let r = world.run(&["--quiet", "store", "add", "--name", "교촌치킨"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    let world = world();
+    let r = world.run_bare(&["--quiet", "store", "add", "--name", "교촌치킨"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
     let db = world.default_db();
     assert!(db.exists(), "the default database is {}", db.display());
     let before = folder(db.parent().expect("a folder"));
-    let r = world.run(&["simulate", "--orders", "20"]);
-    assert_eq!(r.code, 2, "{r:?}");
+    let r = world.run_bare(&["simulate", "--orders", "20"]);
+    assert_eq!(r.code, Some(2), "{r:?}");
     assert!(r.stderr.contains("the default database"), "{}", r.stderr);
     assert!(r.stderr.contains("--db /tmp/sim.db"), "{}", r.stderr);
     assert_eq!(folder(db.parent().expect("a folder")), before, "not a byte changed");
@@ -265,51 +211,51 @@ fn simulate_refuses_the_default_database_when_it_holds_data() {
 
 #[test]
 fn simulate_runs_on_a_new_file_and_on_an_empty_one() {
-    let world = World::new();
-    let new = world.db("new").join("sim.db");
-    let empty = world.db("empty.db");
+    let world = world();
+    let new = db(&world, "new").join("sim.db");
+    let empty = db(&world, "empty.db");
     std::fs::write(&empty, b"").expect("written");
     for db in [&new, &empty] {
-        let r = world.on(db, &["--json", "simulate", "--orders", "20", "--seed", "3"]);
-        assert_eq!(r.code, 0, "{r:?}");
+        let r = world.run_on(db, &["--json", "simulate", "--orders", "20", "--seed", "3"]);
+        assert_eq!(r.code, Some(0), "{r:?}");
         let report: Value = serde_json::from_str(r.stdout.trim()).expect("one JSON report");
         assert_eq!(report["orders"], 20, "{report}");
         assert_eq!(report["invariants"]["hold"], true, "{report}");
     }
     // Now that it holds the simulation's orders, a second run is refused.
-    let again = world.on(&new, &["simulate", "--orders", "20"]);
-    assert_eq!(again.code, 2, "{again:?}");
+    let again = world.run_on(&new, &["simulate", "--orders", "20"]);
+    assert_eq!(again.code, Some(2), "{again:?}");
     assert!(again.stderr.contains("holds 20 orders"), "{}", again.stderr);
 }
 
 #[test]
 fn simulate_runs_on_a_database_that_holds_no_row() {
-    let world = World::new();
-    let db = world.db("fresh.db");
-    let r = world.on(&db, &["store", "list"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    let world = world();
+    let db = db(&world, "fresh.db");
+    let r = world.run_on(&db, &["store", "list"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
     assert!(db.exists(), "store list created the database");
-    let r = world.on(&db, &["--quiet", "simulate", "--orders", "5"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    let r = world.run_on(&db, &["--quiet", "simulate", "--orders", "5"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
 }
 
 #[test]
 fn simulate_refuses_zero_orders() {
-    let world = World::new();
-    let db = world.db("sim.db");
-    let human = world.on(&db, &["simulate", "--orders", "0"]);
-    assert_eq!(human.code, 2, "{human:?}");
-    let json = world.on(&db, &["--json", "simulate", "--orders", "0"]);
-    assert_eq!(json.code, 2, "{json:?}");
+    let world = world();
+    let db = db(&world, "sim.db");
+    let human = world.run_on(&db, &["simulate", "--orders", "0"]);
+    assert_eq!(human.code, Some(2), "{human:?}");
+    let json = world.run_on(&db, &["--json", "simulate", "--orders", "0"]);
+    assert_eq!(json.code, Some(2), "{json:?}");
     assert_eq!(json_error(&json)["kind"], "invalid_input");
     assert!(!db.exists(), "nothing was created");
 }
 
 #[test]
 fn simulate_help_shows_db_on_a_new_file_in_every_example() {
-    let world = World::new();
-    let r = world.run(&["simulate", "--help"]);
-    assert_eq!(r.code, 0, "{r:?}");
+    let world = world();
+    let r = world.run_bare(&["simulate", "--help"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
     let examples: Vec<&str> = r.stdout.lines().map(str::trim).filter(|l| l.starts_with("ezdelivery ")).collect();
     assert!(examples.len() >= 2, "{}", r.stdout);
     for example in examples {

@@ -4,33 +4,14 @@
 //! address in `status`, databases that cannot be written (read commands
 //! still work) and paths that are not database files at all.
 
-#[path = "support/cli_world.rs"]
-mod cli_world;
-#[path = "support/gateway.rs"]
-mod gateway;
-
 use std::path::Path;
 use std::process::Command;
 
-use cli_world::*;
+use ezdelivery_testkit::cli_world::*;
 use serde_json::Value;
 
-/// The binary with `--db db` and `args`, no config file, a clean environment.
-fn bare(w: &World, db: &Path, args: &[&str]) -> Run {
-    let mut c = Command::new(BIN);
-    for var in ["EZDELIVERY_DB", "EZDELIVERY_CONFIG", "EZDELIVERY_KAKAO_TOKEN"] {
-        c.env_remove(var);
-    }
-    c.env("XDG_DATA_HOME", w.path("data")).env("HOME", w.path("home")).env("NO_COLOR", "1");
-    c.arg("--db").arg(db).args(args);
-    finish(c, &args.join(" "))
-}
-
-/// What a `--json` run of [`bare`] printed: exit code and the one object.
-fn bare_json(w: &World, db: &Path, args: &[&str]) -> (i32, Value) {
-    let r = bare(w, db, &[&["--json"], args].concat());
-    json_outcome(&r, &args.join(" "))
-}
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
 
 // ───────────────────────────── TLS in the default build ─────────────────────────────
 
@@ -38,14 +19,14 @@ fn bare_json(w: &World, db: &Path, args: &[&str]) -> (i32, Value) {
 fn an_https_gateway_url_is_accepted_by_the_default_build() {
     let config =
         format!("{}{}", http("payment", "https://127.0.0.1:9", 500), http("charge", "https://pay.example", 500));
-    let w = World::new(&config);
+    let w = World::new(BIN, &config);
     let stores = w.ok(&["store", "list"]);
     assert_eq!(stores["stores"], serde_json::json!([]), "{stores}");
 }
 
 #[test]
 fn a_kakao_channel_needs_no_base_url() {
-    let w = World::new("[[notify]]\nkind = \"kakao\"\nname = \"kakao-me\"\n");
+    let w = World::new(BIN, "[[notify]]\nkind = \"kakao\"\nname = \"kakao-me\"\n");
     let mut c = w.command(&["--json", "store", "list"]);
     c.env("EZDELIVERY_KAKAO_TOKEN", "token-for-the-test");
     let r = finish(c, "store list");
@@ -61,7 +42,7 @@ fn a_kakao_channel_needs_no_base_url() {
 
 #[test]
 fn a_cancelled_order_tells_the_owner_and_the_rider_and_shows_why() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let log = w.path("messages.jsonl");
     std::fs::write(&w.config, jsonl(&log)).expect("config");
     let shop = w.shop(&["lee"]);
@@ -146,7 +127,7 @@ fn read_everything(w: &World, store: &str, order: &str) {
 #[test]
 fn read_commands_work_on_a_database_that_cannot_be_written() {
     use std::os::unix::fs::PermissionsExt;
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let shop = w.shop(&["lee"]);
     let order = w.paid_order(shop, "kim").to_string();
     let store = shop.store.to_string();
@@ -192,11 +173,11 @@ fn read_commands_work_on_a_database_that_cannot_be_written() {
 #[cfg(unix)]
 #[test]
 fn dev_null_a_folder_or_a_fifo_is_refused_with_exit_2_and_nothing_beside_it() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let null = Path::new("/dev/null");
     if !Path::new("/dev/null-journal").exists() {
         for args in [&["store", "list"][..], &["store", "add", "--name", "x"][..]] {
-            let (code, error) = bare_json(&w, null, args);
+            let (code, error) = w.json_on(null, args);
             assert_eq!(code, 2, "{error}");
             assert_eq!(error["error"]["kind"], "invalid_input");
             let message = error["error"]["message"].as_str().unwrap_or_default();
@@ -211,14 +192,14 @@ fn dev_null_a_folder_or_a_fifo_is_refused_with_exit_2_and_nothing_beside_it() {
 
     let folder = w.path("a-folder");
     std::fs::create_dir(&folder).expect("created");
-    let (code, error) = bare_json(&w, &folder, &["status", "1"]);
+    let (code, error) = w.json_on(&folder, &["status", "1"]);
     assert_eq!(code, 2, "{error}");
     assert!(error["error"]["message"].as_str().unwrap_or_default().contains("is a folder"), "{error}");
     assert!(!w.path("a-folder-journal").exists());
 
     let fifo = w.path("pipe");
     if Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
-        let (code, error) = bare_json(&w, &fifo, &["store", "list"]);
+        let (code, error) = w.json_on(&fifo, &["store", "list"]);
         assert_eq!(code, 2, "{error}");
         assert!(error["error"]["message"].as_str().unwrap_or_default().contains("named pipe"), "{error}");
         assert!(!w.path("pipe-journal").exists());
@@ -229,18 +210,18 @@ fn dev_null_a_folder_or_a_fifo_is_refused_with_exit_2_and_nothing_beside_it() {
 
 #[test]
 fn the_storage_hint_fits_the_cause() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     // Not a database: the file's fault, not the folder's.
     let other = w.path("notes.db");
     std::fs::write(&other, "shopping list\n").expect("written");
-    let (code, error) = bare_json(&w, &other, &["store", "list"]);
+    let (code, error) = w.json_on(&other, &["store", "list"]);
     assert_eq!(code, 2, "{error}");
     let message = error["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("is not an ezdelivery database") && !message.contains("writable"), "{message}");
 
     // A path through a file: nothing about permissions.
     let under_a_file = other.join("sub").join("ezdelivery.db");
-    let (code, error) = bare_json(&w, &under_a_file, &["store", "list"]);
+    let (code, error) = w.json_on(&under_a_file, &["store", "list"]);
     assert_eq!(code, 1, "{error}");
     let message = error["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("Not a directory") && !message.contains("writable"), "{message}");
@@ -249,7 +230,7 @@ fn the_storage_hint_fits_the_cause() {
     let sys = Path::new("/sys/ezdelivery-edges-test.db");
     let denied = std::fs::File::create(sys).err().is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
     if denied {
-        let (code, error) = bare_json(&w, sys, &["store", "list"]);
+        let (code, error) = w.json_on(sys, &["store", "list"]);
         assert_eq!(code, 1, "{error}");
         let message = error["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains("check that the file and its folder are writable"), "{message}");

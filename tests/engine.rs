@@ -9,7 +9,7 @@ use ezdelivery_core::domain::{ChargeStatus, DeliveryStatus, KitchenStatus, Order
 use ezdelivery_core::ports::{
     ChargeGateway, ChargeRequest, GatewayOutcome, Message, Notifier, PaymentGateway, PaymentRequest, RefundRequest,
 };
-use ezdelivery_core::{Engine, Error, ItemPick};
+use ezdelivery_core::{Engine, Error, ItemPick, NewOrder};
 
 /// What a scripted gateway answers next, and every call it received.
 #[derive(Clone, Default)]
@@ -106,7 +106,7 @@ fn items() -> Vec<ItemPick> {
 #[test]
 fn a_whole_lifecycle_updates_every_part_of_the_view() {
     let mut w = world(&["lee"]);
-    let v = w.engine.place_order(w.store, "kim", &items(), "seoul", true, None).unwrap();
+    let v = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).deliver_to("seoul").pay_now(None)).unwrap();
     assert_eq!((v.status, v.total), (OrderStatus::Paid, 38_000));
     assert_eq!(v.payment.as_ref().unwrap().status, PaymentStatus::Approved);
     assert_eq!(v.kitchen.as_ref().unwrap().status, KitchenStatus::Received);
@@ -166,10 +166,10 @@ fn a_whole_lifecycle_updates_every_part_of_the_view() {
 #[test]
 fn unpaid_orders_are_not_established() {
     let mut w = world(&["lee"]);
-    let id = w.engine.place_order(w.store, "kim", &items(), "", false, None).unwrap().order_id;
+    let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items())).unwrap().order_id;
     assert!(w.engine.store_inbox(w.store).unwrap().is_empty());
     let err = w.engine.start_cooking(id).unwrap_err();
-    assert_eq!(err.exit_code(), 4, "{err}");
+    assert_eq!(err.kind(), "invalid_state", "{err}");
     assert!(w.engine.pay(id, None).is_ok());
     assert!(matches!(w.engine.pay(id, None), Err(Error::Refused(_))), "paying twice is refused");
     assert_eq!(w.pay.calls().len(), 1);
@@ -180,7 +180,9 @@ fn declined_card_keeps_the_order_and_a_new_attempt_gets_a_new_key() {
     let mut engine = Engine::builder(MemoryStorage::new()).build(); // sandbox: declines 4000000000000002
     let s = engine.add_store("S", None, None).unwrap().id;
     engine.add_menu(s, "m", 1_000).unwrap();
-    let err = engine.place_order(s, "kim", &[ItemPick::new("m", 1)], "", true, Some("4000000000000002")).unwrap_err();
+    let err = engine
+        .place_order(NewOrder::new(s, "kim", &[ItemPick::new("m", 1)]).pay_now(Some("4000000000000002")))
+        .unwrap_err();
     let Error::Declined { order, .. } = err else { panic!("{err}") };
     let v = engine.status(order).unwrap();
     assert_eq!((v.status, v.payment.unwrap().status), (OrderStatus::PendingPayment, PaymentStatus::Declined));
@@ -193,12 +195,12 @@ fn declined_card_keeps_the_order_and_a_new_attempt_gets_a_new_key() {
 fn payment_outage_queues_and_relay_charges_once_with_the_same_key() {
     let mut w = world(&["lee"]);
     w.pay.set_down(true);
-    let err = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap_err();
-    assert_eq!(err.exit_code(), 6, "{err}");
+    let err = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap_err();
+    assert_eq!(err.kind(), "unavailable", "{err}");
     let v = w.engine.customer_orders("kim").unwrap().remove(0);
     assert_eq!((v.status, v.payment.as_ref().unwrap().status), (OrderStatus::PendingPayment, PaymentStatus::Pending));
     // `pay` while still down retries the same attempt.
-    assert_eq!(w.engine.pay(v.order_id, None).unwrap_err().exit_code(), 6);
+    assert_eq!(w.engine.pay(v.order_id, None).unwrap_err().kind(), "unavailable");
     w.pay.set_down(false);
     let report = w.engine.relay().unwrap();
     // The retry may not be due yet (back-off); paying by hand reuses the same attempt.
@@ -214,7 +216,7 @@ fn payment_outage_queues_and_relay_charges_once_with_the_same_key() {
 #[test]
 fn cancel_compensates_everything_and_is_refused_after_departure() {
     let mut w = world(&["lee"]);
-    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     w.engine.start_cooking(id).unwrap();
     let v = w.engine.cancel(id, "changed my mind").unwrap();
     assert_eq!(v.status, OrderStatus::Cancelled);
@@ -226,7 +228,7 @@ fn cancel_compensates_everything_and_is_refused_after_departure() {
     let key = calls[0].strip_prefix("approve ").unwrap();
     assert!(calls.contains(&format!("refund {key}-refund p-{key}")), "{calls:?}");
 
-    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     w.engine.start_cooking(id).unwrap();
     w.engine.finish_cooking(id).unwrap();
     w.engine.start_delivery(id, None).unwrap();
@@ -241,10 +243,10 @@ fn cancel_compensates_everything_and_is_refused_after_departure() {
 #[test]
 fn reject_refunds_and_cancelling_an_unpaid_order_needs_no_gateway() {
     let mut w = world(&[]);
-    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     let v = w.engine.reject(id, "no chicken").unwrap();
     assert_eq!((v.status, v.payment.unwrap().status), (OrderStatus::Rejected, PaymentStatus::Refunded));
-    let id = w.engine.place_order(w.store, "kim", &items(), "", false, None).unwrap().order_id;
+    let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items())).unwrap().order_id;
     assert_eq!(w.engine.cancel(id, "").unwrap().status, OrderStatus::Cancelled);
     assert_eq!(w.pay.calls().len(), 2, "{:?}", w.pay.calls());
 }
@@ -252,13 +254,13 @@ fn reject_refunds_and_cancelling_an_unpaid_order_needs_no_gateway() {
 #[test]
 fn without_riders_the_delivery_waits_and_naming_one_moves_the_charge() {
     let mut w = world(&[]);
-    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     let v = w.engine.start_cooking(id).unwrap();
     let d = v.delivery.unwrap();
     assert_eq!((d.rider, d.charge), (None, None));
     w.engine.finish_cooking(id).unwrap();
-    assert_eq!(w.engine.start_delivery(id, None).unwrap_err().exit_code(), 4);
-    assert_eq!(w.engine.start_delivery(id, Some("ghost")).unwrap_err().exit_code(), 3);
+    assert_eq!(w.engine.start_delivery(id, None).unwrap_err().kind(), "invalid_state");
+    assert_eq!(w.engine.start_delivery(id, Some("ghost")).unwrap_err().kind(), "not_found");
     w.engine.add_rider("lee").unwrap();
     w.engine.add_rider("choi").unwrap();
     let v = w.engine.start_delivery(id, Some("lee")).unwrap();
@@ -266,7 +268,7 @@ fn without_riders_the_delivery_waits_and_naming_one_moves_the_charge() {
     assert_eq!(v.delivery.unwrap().charge.unwrap().status, ChargeStatus::Paid);
 
     // A second order: assigned to the least busy rider (choi), then moved to lee.
-    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     let v = w.engine.start_cooking(id).unwrap();
     assert_eq!(v.delivery.unwrap().rider.as_deref(), Some("choi"));
     w.engine.finish_cooking(id).unwrap();
@@ -283,11 +285,11 @@ fn without_riders_the_delivery_waits_and_naming_one_moves_the_charge() {
 fn departure_waits_for_an_unpaid_charge_and_relay_pays_it() {
     let mut w = world(&["lee"]);
     w.charge.set_down(true);
-    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     let v = w.engine.start_cooking(id).unwrap();
     assert_eq!(v.delivery.unwrap().charge.unwrap().status, ChargeStatus::Pending);
     w.engine.finish_cooking(id).unwrap();
-    assert_eq!(w.engine.start_delivery(id, None).unwrap_err().exit_code(), 6);
+    assert_eq!(w.engine.start_delivery(id, None).unwrap_err().kind(), "unavailable");
     assert_eq!(w.engine.status(id).unwrap().status, OrderStatus::Cooked);
     w.charge.set_down(false);
     assert_eq!(w.engine.start_delivery(id, None).unwrap().status, OrderStatus::Delivering);
@@ -301,7 +303,7 @@ fn a_failing_notifier_never_fails_a_command_and_relay_delivers_later() {
     // Retries due at once, and given up after three tries.
     let mut w = world_with(&["lee"], RetryPolicy { base_ms: 0, max_ms: 0, max_message_tries: 3, attention_after: 10 });
     *w.inbox.1.lock().unwrap() = true;
-    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     assert_eq!(w.engine.status(id).unwrap().status, OrderStatus::Paid);
     assert!(w.inbox.0.lock().unwrap().is_empty());
     *w.inbox.1.lock().unwrap() = false;
@@ -340,7 +342,9 @@ fn a_failing_notifier_never_fails_a_command_and_relay_delivers_later() {
 fn rebuilding_the_projection_gives_the_same_views() {
     let mut w = world(&["lee"]);
     for n in 0..5 {
-        let id = w.engine.place_order(w.store, "kim", &items(), "", n % 2 == 0, None).unwrap().order_id;
+        let picks = items();
+        let new = NewOrder::new(w.store, "kim", &picks);
+        let id = w.engine.place_order(if n % 2 == 0 { new.pay_now(None) } else { new }).unwrap().order_id;
         if n % 2 == 0 {
             w.engine.start_cooking(id).unwrap();
         }
@@ -365,7 +369,7 @@ fn bad_input_writes_nothing() {
         (items(), 99),
     ];
     for (picks, store) in bad {
-        assert!(w.engine.place_order(store, "kim", &picks, "", true, None).is_err());
+        assert!(w.engine.place_order(NewOrder::new(store, "kim", &picks).pay_now(None)).is_err());
     }
     assert!(w.engine.add_menu(w.store, "x", -1).is_err());
     assert!(w.engine.add_menu(w.store, "후라이드", 1).is_err(), "duplicate menu name");
@@ -379,7 +383,7 @@ fn a_charge_paid_after_its_order_was_cancelled_is_taken_back() {
     let mut w = world(&["lee"]);
     // The charge gateway times out: it may have paid the rider.
     w.charge.set_down(true);
-    let id = w.engine.place_order(w.store, "kim", &items(), "", true, None).unwrap().order_id;
+    let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     w.engine.start_cooking(id).unwrap();
     let v = w.engine.cancel(id, "").unwrap();
     let charge = v.delivery.unwrap().charge.unwrap();
@@ -419,7 +423,7 @@ fn two_engines_on_one_database_send_each_message_once() {
         Engine::builder(SqliteStorage::open_with(&db, Synchronous::Normal).unwrap()).notifier(b_inbox.clone()).build();
     let store = a.add_store("S", None, None).unwrap().id;
     a.add_menu(store, "m", 1_000).unwrap();
-    a.place_order(store, "kim", &[ItemPick::new("m", 1)], "", true, None).unwrap();
+    a.place_order(NewOrder::new(store, "kim", &[ItemPick::new("m", 1)]).pay_now(None)).unwrap();
     assert!(a_inbox.0.lock().unwrap().is_empty());
     let first = b.relay().unwrap().messages_delivered;
     assert_eq!(first, 3, "placed, paid (customer), paid (owner)");
@@ -502,7 +506,7 @@ fn a_call_taken_over_after_its_lease(late: GatewayOutcome) {
     let mut b = engine(Held { release: Arc::default(), ..gateway.clone() });
     let store = a.add_store("S", None, None).unwrap().id;
     a.add_menu(store, "m", 1_000).unwrap();
-    let order = a.place_order(store, "kim", &[ItemPick::new("m", 1)], "", false, None).unwrap().order_id;
+    let order = a.place_order(NewOrder::new(store, "kim", &[ItemPick::new("m", 1)])).unwrap().order_id;
     let paying = std::thread::spawn(move || a.pay(order, Some("4111111111111111")).map(|v| v.status));
     entered.recv_timeout(std::time::Duration::from_secs(20)).unwrap();
 

@@ -3,24 +3,22 @@
 //! fail and recover, the process killed (SIGKILL) mid-command, and several
 //! processes writing one database at once.
 //!
-//! The gateways are a scriptable HTTP server (`support/gateway.rs`) bound
+//! The gateways are a scriptable HTTP server (`ezdelivery_testkit::gateway`) bound
 //! to 127.0.0.1 on an ephemeral port; each test flips its mode between
 //! commands. Every server, process and loop is bounded and stops by
 //! itself; the sleeps here are waits (for a retry to fall due, a breaker to
 //! cool down, a kill to land), never timing assertions.
 
-#[path = "support/cli_world.rs"]
-mod cli_world;
-#[path = "support/gateway.rs"]
-mod gateway;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cli_world::*;
-use gateway::{id_for, Exchange, Gateway, Mode, DECLINE_MESSAGE};
+use ezdelivery_testkit::cli_world::*;
+use ezdelivery_testkit::gateway::{id_for, Exchange, Gateway, Mode, DECLINE_MESSAGE};
 use serde_json::Value;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
 
 /// The fields of a notification (SPEC.md: webhook notifier).
 const MESSAGE_FIELDS: [&str; 7] = ["id", "orderId", "event", "status", "recipient", "message", "at"];
@@ -32,7 +30,7 @@ const CHAIN: [&str; 6] = ["pending_payment", "paid", "cooking", "cooked", "deliv
 #[test]
 fn a_payment_gateway_that_is_down_keeps_the_order_and_relay_pays_it_once() {
     let gw = Gateway::start(Mode::Failing(503));
-    let w = World::new(&http("payment", gw.url(), 2_000));
+    let w = World::new(BIN, &http("payment", gw.url(), 2_000));
     let shop = w.shop(&[]);
 
     let (kim, message) = w.unavailable_order(shop, "kim");
@@ -77,7 +75,7 @@ fn a_payment_gateway_that_is_down_keeps_the_order_and_relay_pays_it_once() {
 #[test]
 fn a_slow_gateway_times_out_as_unavailable_and_is_charged_once() {
     let gw = Gateway::start(Mode::Slow(Duration::from_millis(1_000)));
-    let w = World::new(&http("payment", gw.url(), 200));
+    let w = World::new(BIN, &http("payment", gw.url(), 200));
     let shop = w.shop(&[]);
 
     let (kim, message) = w.unavailable_order(shop, "kim");
@@ -101,7 +99,7 @@ fn a_slow_gateway_times_out_as_unavailable_and_is_charged_once() {
 #[test]
 fn a_declining_gateway_exits_5_keeps_the_order_and_a_new_attempt_pays() {
     let gw = Gateway::start(Mode::Declining);
-    let w = World::new(&http("payment", gw.url(), 2_000));
+    let w = World::new(BIN, &http("payment", gw.url(), 2_000));
     let shop = w.shop(&[]);
 
     let s = shop.store.to_string();
@@ -133,7 +131,7 @@ fn a_declining_gateway_exits_5_keeps_the_order_and_a_new_attempt_pays() {
 #[test]
 fn a_flapping_gateway_ends_up_paying_every_order_once_through_relay() {
     let gw = Gateway::start(Mode::Flapping);
-    let w = World::new(&http("payment", gw.url(), 2_000));
+    let w = World::new(BIN, &http("payment", gw.url(), 2_000));
     let shop = w.shop(&[]);
 
     let mut orders = Vec::new();
@@ -161,7 +159,7 @@ fn a_flapping_gateway_ends_up_paying_every_order_once_through_relay() {
 #[test]
 fn the_breaker_opens_after_the_threshold_fails_fast_and_resets() {
     let gw = Gateway::start(Mode::Failing(503));
-    let w = World::new(&format!("{}{}", http("payment", gw.url(), 2_000), breaker(2, 600_000)));
+    let w = World::new(BIN, &format!("{}{}", http("payment", gw.url(), 2_000), breaker(2, 600_000)));
     let shop = w.shop(&[]);
 
     let (kim, _) = w.unavailable_order(shop, "kim");
@@ -202,7 +200,7 @@ fn an_open_breaker_lets_one_trial_through_after_open_ms() {
     const OPEN_MS: u64 = 1_500;
     let cool_down = Duration::from_millis(OPEN_MS + 300);
     let gw = Gateway::start(Mode::Failing(503));
-    let w = World::new(&format!("{}{}", http("payment", gw.url(), 2_000), breaker(2, OPEN_MS)));
+    let w = World::new(BIN, &format!("{}{}", http("payment", gw.url(), 2_000), breaker(2, OPEN_MS)));
     let shop = w.shop(&[]);
     let (kim, _) = w.unavailable_order(shop, "kim");
     let pay = ["pay", &kim.to_string()];
@@ -238,7 +236,7 @@ fn an_open_breaker_lets_one_trial_through_after_open_ms() {
 #[test]
 fn a_refund_waits_for_the_gateway_and_is_retried_under_one_key() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(&http("payment", gw.url(), 2_000));
+    let w = World::new(BIN, &http("payment", gw.url(), 2_000));
     let shop = w.shop(&[]);
     let kim = w.paid_order(shop, "kim");
     let approval = one_success(&approvals(&gw, kim), "the approval");
@@ -274,7 +272,7 @@ fn a_refund_waits_for_the_gateway_and_is_retried_under_one_key() {
 #[test]
 fn a_payment_taken_after_the_timeout_is_given_back_when_the_order_is_cancelled() {
     let gw = Gateway::start(Mode::Slow(Duration::from_millis(1_000)));
-    let w = World::new(&http("payment", gw.url(), 200));
+    let w = World::new(BIN, &http("payment", gw.url(), 200));
     let shop = w.shop(&[]);
     let (kim, _) = w.unavailable_order(shop, "kim");
     let view = w.ok(&["cancel", &kim.to_string()]);
@@ -309,7 +307,7 @@ fn a_payment_taken_after_the_timeout_is_given_back_when_the_order_is_cancelled()
 #[test]
 fn a_charge_gateway_that_is_down_holds_the_departure_until_the_charge_is_paid() {
     let gw = Gateway::start(Mode::Failing(503));
-    let w = World::new(&http("charge", gw.url(), 2_000));
+    let w = World::new(BIN, &http("charge", gw.url(), 2_000));
     let shop = w.shop(&["lee"]);
 
     let first = w.paid_order(shop, "kim");
@@ -354,7 +352,7 @@ fn a_charge_gateway_that_is_down_holds_the_departure_until_the_charge_is_paid() 
 #[test]
 fn a_failing_webhook_never_fails_a_command_and_each_message_is_delivered_once() {
     let hook = Gateway::start(Mode::Failing(500));
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let log = w.path("messages.jsonl");
     let url = format!("{}/hooks/ezdelivery", hook.url());
     std::fs::write(
@@ -413,7 +411,7 @@ fn a_failing_webhook_never_fails_a_command_and_each_message_is_delivered_once() 
 
 #[test]
 fn a_jsonl_channel_writes_one_object_per_line_to_a_private_file() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let log = w.path("new/folder/messages.jsonl");
     std::fs::write(&w.config, jsonl(&log)).unwrap();
     let shop = w.shop(&["lee"]);
@@ -451,7 +449,7 @@ fn a_jsonl_channel_writes_one_object_per_line_to_a_private_file() {
 fn idempotency_keys_do_not_repeat_across_databases() {
     let gw = Gateway::start(Mode::Up);
     let config = http("payment", gw.url(), 2_000);
-    let (first, second) = (World::new(&config), World::new(&config));
+    let (first, second) = (World::new(BIN, &config), World::new(BIN, &config));
     let a = first.paid_order(first.shop(&[]), "kim");
     let b = second.paid_order(second.shop(&[]), "lee");
     assert_eq!(a, b, "both databases start at order 1");
@@ -545,7 +543,7 @@ fn killing_the_binary_mid_command_loses_nothing_and_relay_finishes_every_attempt
     let mut rng = Rng(seed);
     let gw = Gateway::start(Mode::Up);
     gw.set_latency(20, 80, seed);
-    let w = World::new("");
+    let w = World::new(BIN, "");
     std::fs::write(
         &w.config,
         format!(
@@ -762,7 +760,7 @@ fn killing_the_binary_mid_command_loses_nothing_and_relay_finishes_every_attempt
 fn eight_processes_ordering_at_once_all_succeed_with_unique_ids() {
     const PROCESSES: usize = 8;
     const ORDERS: usize = 15;
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let shop = w.shop(&[]);
     let s = shop.store.to_string();
     let start = std::sync::Barrier::new(PROCESSES);

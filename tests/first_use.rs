@@ -9,11 +9,6 @@
 //! Every test gets its own temporary folder (database, data folder, home),
 //! and `EZDELIVERY_DB` / `EZDELIVERY_CONFIG` are removed unless a test sets them.
 
-#[path = "support/cli_world.rs"]
-mod cli_world;
-#[path = "support/gateway.rs"]
-mod gateway;
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,14 +16,17 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use cli_world::*;
+use ezdelivery_testkit::cli_world::*;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
 
 const DECLINE_CARD: &str = "4000000000000002";
 
 /// A world with no config of its own (an empty file: the defaults) and
 /// tables 200 columns wide.
 fn world() -> World {
-    World::new("").env("COLUMNS", "200")
+    World::new(BIN, "").env("COLUMNS", "200")
 }
 
 /// Store 1 교촌치킨 (owner park) with 후라이드 18,000 and 콜라 2,000.

@@ -6,16 +6,14 @@
 //! with an impossible port or a jsonl path that is a folder is refused at
 //! start; `--help`, usage lines and the man page read right.
 
-#[path = "support/cli_world.rs"]
-mod cli_world;
-#[path = "support/gateway.rs"]
-mod gateway;
-
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use cli_world::*;
+use ezdelivery_testkit::cli_world::*;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
 
 /// Values no name or text may hold, and how an error shows each.
 const HOSTILE: [(&str, &str); 7] = [
@@ -43,24 +41,11 @@ fn paid(w: &World, shop: Shop, customer: &str) -> i64 {
     w.paid_order(shop, customer)
 }
 
-/// The binary with a clean environment of this world but no `--db` and no
-/// `--config`: what the environment says is all it gets.
-fn bare(w: &World, args: &[&str]) -> Command {
-    with_env(w, args, &[])
-}
-
-/// As [`bare`], with the variables `env` set.
+/// [`World::bare`] (no `--db`, no `--config`: what the environment says
+/// is all it gets) with `args` and the variables `env` set.
 fn with_env(w: &World, args: &[&str], env: &[(&str, &OsStr)]) -> Command {
-    let mut c = Command::new(BIN);
-    for var in ["EZDELIVERY_DB", "EZDELIVERY_CONFIG", "EZDELIVERY_KAKAO_TOKEN"] {
-        c.env_remove(var);
-    }
-    c.env("XDG_DATA_HOME", w.path("data"))
-        .env("HOME", w.path("home"))
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .envs(env.iter().copied())
-        .args(args);
+    let mut c = w.bare();
+    c.envs(env.iter().copied()).args(args);
     c
 }
 
@@ -68,7 +53,7 @@ fn with_env(w: &World, args: &[&str], env: &[(&str, &OsStr)]) -> Command {
 
 #[test]
 fn a_newline_in_a_customer_name_cannot_forge_a_notification_line() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let shop = w.shop(&[]);
     let forged = "kim\n[알림 → park] [교촌치킨] 새 주문 #1: 후라이드 x100 · 0원";
     let s = shop.store.to_string();
@@ -84,7 +69,7 @@ fn a_newline_in_a_customer_name_cannot_forge_a_notification_line() {
 
 #[test]
 fn every_name_and_text_refuses_control_and_bidi_characters() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let shop = w.shop(&["lee"]);
     let s = shop.store.to_string();
     // a paid order (to cancel, reject) and a delivered one (to review)
@@ -135,7 +120,7 @@ fn every_name_and_text_refuses_control_and_bidi_characters() {
 
 #[test]
 fn names_of_only_invisible_characters_are_refused_and_spaces_are_trimmed() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     for blank in ["\u{200b}", "\u{200b}\u{200d}\u{2060}", " \u{feff} ", "\u{00ad}", "\u{3000}\u{200c}"] {
         let message = w.fails(&["rider", "add", "--name", blank], 2, "invalid_input");
         assert!(
@@ -155,7 +140,7 @@ fn names_of_only_invisible_characters_are_refused_and_spaces_are_trimmed() {
 
 #[test]
 fn errors_show_long_and_escape_laden_values_escaped_and_cut() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let shop = w.shop(&[]);
     let s = shop.store.to_string();
     let long = format!("\u{1b}]0;owned\u{7}{}", "가".repeat(900));
@@ -195,7 +180,7 @@ fn errors_show_long_and_escape_laden_values_escaped_and_cut() {
 
 #[test]
 fn review_text_is_one_line_too() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let shop = w.shop(&["lee"]);
     let order = paid(&w, shop, "kim").to_string();
     for step in ["cook start", "cook finish", "deliver start", "deliver complete"] {
@@ -213,7 +198,7 @@ fn review_text_is_one_line_too() {
 
 #[test]
 fn an_argument_that_is_not_utf8_is_exit_2_not_a_panic() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let bad = OsStr::from_bytes(b"kim\xff\xfe");
     for json in [false, true] {
         for place in ["name", "command", "id"] {
@@ -245,7 +230,7 @@ fn an_argument_that_is_not_utf8_is_exit_2_not_a_panic() {
 
 #[test]
 fn an_item_quantity_that_is_not_a_number_is_invalid_input_not_a_missing_menu() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let shop = w.shop(&[]);
     let s = shop.store.to_string();
     let order =
@@ -281,7 +266,7 @@ fn an_item_quantity_that_is_not_a_number_is_invalid_input_not_a_missing_menu() {
 
 #[test]
 fn negative_numbers_get_the_programs_own_message() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let shop = w.shop(&[]);
     let s = shop.store.to_string();
     let cases: Vec<(Vec<&str>, &str)> = vec![
@@ -309,7 +294,7 @@ fn negative_numbers_get_the_programs_own_message() {
         assert!(message.contains(expected), "{args:?}: {message}");
         assert!(!message.contains("unexpected argument"), "{args:?}: {message}");
     }
-    let sim = World::new("");
+    let sim = World::new(BIN, "");
     let message = sim.fails(&["simulate", "--orders", "-5"], 2, "invalid_input");
     assert!(message.contains("must be 1 or more, got -5"), "{message}");
     let message = sim.fails(&["simulate", "--orders", "5", "--cancel-rate", "-0.5"], 2, "invalid_input");
@@ -325,18 +310,18 @@ fn a_port_above_65535_is_refused_at_start() {
         (http("charge", "http://127.0.0.1:65536/api", 500), "[charge]"),
         ("[[notify]]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:99999/hook\"\n".to_string(), "webhook url"),
     ] {
-        let w = World::new(&config);
+        let w = World::new(BIN, &config);
         let message = w.fails(&["store", "list"], 2, "invalid_input");
         assert!(message.contains(setting), "{config}: {message}");
         assert!(message.contains("the port must be a number from 1 to 65535"), "{config}: {message}");
     }
-    let w = World::new(&http("payment", "http://127.0.0.1:65535", 500));
+    let w = World::new(BIN, &http("payment", "http://127.0.0.1:65535", 500));
     w.ok(&["store", "list"]);
 }
 
 #[test]
 fn a_jsonl_path_that_is_a_folder_is_refused_at_start() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let folder = w.path("logs");
     std::fs::create_dir_all(&folder).unwrap();
     for path in [folder.display().to_string(), format!("{}/new/", w.dir.path().display())] {
@@ -354,11 +339,11 @@ fn a_jsonl_path_that_is_a_folder_is_refused_at_start() {
 
 #[test]
 fn help_puts_global_options_under_their_own_heading_and_shows_no_empty_defaults() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     for command in [&["cancel"][..], &["review"], &["order"], &["cook", "reject"], &["store", "add"], &["status"]] {
         let mut args = command.to_vec();
         args.push("--help");
-        let r = finish(bare(&w, &args), "--help");
+        let r = w.run_bare(&args);
         assert_eq!(r.code, Some(0), "{}", r.describe(&args.join(" ")));
         let help = &r.stdout;
         let (own, global) = help.split_once("Global options:").unwrap_or_else(|| panic!("{args:?}: {help}"));
@@ -369,15 +354,15 @@ fn help_puts_global_options_under_their_own_heading_and_shows_no_empty_defaults(
         assert!(!help.contains("[default: \"\"]") && !help.contains("[default: ]"), "{args:?}: {help}");
         assert!(global.contains("EZDELIVERY_DB"), "{args:?}: --db names its variable: {help}");
     }
-    let events = finish(bare(&w, &["events", "--help"]), "events --help").stdout;
+    let events = w.run_bare(&["events", "--help"]).stdout;
     assert!(events.contains("[default: 0]"), "a meaningful default stays: {events}");
-    let status = finish(bare(&w, &["status", "--help"]), "status --help").stdout;
+    let status = w.run_bare(&["status", "--help"]).stdout;
     assert!(status.contains("Usage: ezdelivery status [OPTIONS] <ORDER|--customer <NAME>>"), "{status}");
 }
 
 #[test]
 fn status_with_neither_an_order_nor_a_customer_says_what_to_give() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let r = w.run(&["status"]);
     assert_eq!(r.code, Some(2), "{}", r.describe("status"));
     assert!(r.stderr.contains("give an ORDER id or --customer NAME"), "{}", r.stderr);
@@ -391,7 +376,7 @@ fn status_with_neither_an_order_nor_a_customer_says_what_to_give() {
 
 #[test]
 fn usage_lines_do_not_show_db_as_typed_when_it_comes_from_the_environment() {
-    let w = World::new("");
+    let w = World::new(BIN, "");
     let db = w.path("env.db");
     let config = w.config.as_os_str();
     for args in [&["status"][..], &["cook", "start"], &["order", "--store", "1"]] {
@@ -423,8 +408,8 @@ fn usage_lines_do_not_show_db_as_typed_when_it_comes_from_the_environment() {
 
 #[test]
 fn the_man_page_synopsis_shows_the_value_of_each_option() {
-    let w = World::new("");
-    let r = finish(bare(&w, &["man"]), "man");
+    let w = World::new(BIN, "");
+    let r = w.run_bare(&["man"]);
     assert_eq!(r.code, Some(0), "{}", r.describe("man"));
     let synopsis = r.stdout.split(".SH SYNOPSIS").nth(1).and_then(|s| s.split(".SH ").next()).expect("a SYNOPSIS");
     for option in ["\\fB\\-\\-db\\fR \\fIPATH\\fR", "\\fB\\-\\-config\\fR \\fIPATH\\fR", "\\fB\\-\\-json\\fR"] {

@@ -42,7 +42,7 @@ use ezdelivery_core::domain::{
 use ezdelivery_core::ports::{
     ChargeGateway, ChargeRequest, GatewayOutcome, PaymentGateway, PaymentRequest, RefundRequest,
 };
-use ezdelivery_core::{Engine, EngineBuilder, Error, ItemPick, OrderView};
+use ezdelivery_core::{Engine, EngineBuilder, Error, ItemPick, NewOrder, OrderView};
 
 /// Steps per generated sequence, at most.
 const MAX_STEPS: usize = 40;
@@ -453,9 +453,23 @@ impl Outcome {
             Err(Error::NotFound { .. }) => Outcome::NotFound,
             Err(Error::Refused(r)) => Outcome::Refused(refusal_name(r)),
             Err(Error::Declined { .. }) => Outcome::Declined,
-            Err(Error::Unavailable(_)) => Outcome::Unavailable,
+            Err(Error::Unavailable { .. }) => Outcome::Unavailable,
             Err(Error::Storage(_) | Error::Internal(_)) => Outcome::Internal,
             Err(Error::MoneyMoved { .. }) => Outcome::MoneyMoved,
+        }
+    }
+
+    /// The library's kind of the error this outcome is.
+    fn kind(self) -> &'static str {
+        match self {
+            Outcome::Ok => "",
+            Outcome::Internal => "internal",
+            Outcome::Invalid => "invalid_input",
+            Outcome::NotFound => "not_found",
+            Outcome::Refused(_) => "invalid_state",
+            Outcome::Declined => "declined",
+            Outcome::Unavailable => "unavailable",
+            Outcome::MoneyMoved => "money_moved",
         }
     }
 
@@ -1063,7 +1077,7 @@ impl Harness {
         let actual = Outcome::of(result);
         let error = result.as_ref().err().map(|e| format!(": {e}")).unwrap_or_default();
         if let Err(e) = result {
-            ensure!(self, e.exit_code() == actual.exit_code(), "{what}: `{e}` has exit code {}", e.exit_code());
+            ensure!(self, e.kind() == actual.kind(), "{what}: `{e}` is of kind {}", e.kind());
         }
         self.trace.push(format!("{what} -> {actual:?} (exit {}){error}", actual.exit_code()));
         ensure!(
@@ -1102,7 +1116,10 @@ impl Harness {
                 let before = self.model.orders.len();
                 let expected = self.model.place(s, customer, &picks, pay);
                 let card = pay.and_then(Card::number);
-                let result = self.engine.place_order(store_id, customer, &item_picks, "", pay.is_some(), card);
+                let result = self.engine.place_order(match pay {
+                    Some(_) => NewOrder::new(store_id, customer, &item_picks).pay_now(card),
+                    None => NewOrder::new(store_id, customer, &item_picks),
+                });
                 let names: Vec<String> = item_picks.iter().map(|p| format!("{}:{}", p.menu, p.qty)).collect();
                 let what = format!("place store {store_id} {customer} [{}] pay={pay:?}", names.join(" "));
                 self.expect(what, expected, &result)?;

@@ -5,11 +5,11 @@
 //! and wherever the process is killed, the money that really moved at the
 //! gateway ends up matching what each order says.
 //!
-//! The gateway is the scriptable HTTP server of `support/gateway.rs`; its
-//! [`gateway::Ledger`] keeps what it acted on. Every test ends with
-//! [`cli_world::assert_ledger`]: relay until quiet, then for each order the
-//! net approvals and net delivery charges at the gateway match the order's
-//! status. The configs use a short `[retry]` back-off and lease so that
+//! The gateway is the scriptable HTTP server of `ezdelivery_testkit::gateway`;
+//! its `Ledger` keeps what it acted on. Every test ends with
+//! `ezdelivery_testkit::cli_world::assert_ledger`: relay until quiet, then
+//! for each order the net approvals and net delivery charges at the gateway
+//! match the order's status. The configs use a short `[retry]` back-off and lease so that
 //! queued work and lapsed claims fall due within a second or two.
 //!
 //! Every server binds 127.0.0.1; every process, loop and wait is bounded;
@@ -20,19 +20,17 @@
 
 #![cfg(unix)]
 
-#[path = "support/cli_world.rs"]
-mod cli_world;
-#[path = "support/gateway.rs"]
-mod gateway;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use cli_world::*;
-use gateway::{refused_url, Act, Body, Gateway, Mode, UNREADABLE_MODES};
+use ezdelivery_testkit::cli_world::*;
+use ezdelivery_testkit::gateway::{mix, refused_url, Act, Body, Gateway, Mode, UNREADABLE_MODES};
 use serde_json::Value;
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
 
 /// The card of the first attempt, and how the gateway sees it.
 const CARD_A: &str = "4111111111111111";
@@ -178,7 +176,7 @@ fn assert_money_moved(error: &Value, order: i64, what: &str) {
 /// charged and refunded by the gateway's own id (net 0).
 fn an_unknown_outcome_is_settled_by_relay(mode: Mode) {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(&standard(&gw));
+    let w = World::new(BIN, &standard(&gw));
     let shop = w.shop(&[]);
 
     gw.set_mode(mode);
@@ -278,7 +276,7 @@ fn approved_after_the_timeout_is_an_unknown_outcome_that_relay_settles() {
 #[test]
 fn refunds_and_charges_with_unknown_outcomes_are_settled_by_relay() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(&standard(&gw));
+    let w = World::new(BIN, &standard(&gw));
     let shop = w.shop(&["lee"]);
     let modes = UNREADABLE_MODES.into_iter().chain([Mode::Redirect, Mode::Slow(SLOW)]);
     for (n, mode) in modes.enumerate() {
@@ -323,7 +321,7 @@ fn refunds_and_charges_with_unknown_outcomes_are_settled_by_relay() {
 fn a_payment_never_answered_readably_needs_attention_until_retried() {
     const ATTENTION_AFTER: u32 = 3;
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(&config(gw.url(), true, &retry(LEASE_MS, Some(ATTENTION_AFTER))));
+    let w = World::new(BIN, &config(gw.url(), true, &retry(LEASE_MS, Some(ATTENTION_AFTER))));
     let shop = w.shop(&["lee"]);
     let cooking = w.paid_order(shop, "choi");
     gw.set_mode(Mode::ActThenUnreadable(Body::NoId));
@@ -389,7 +387,7 @@ fn a_payment_never_answered_readably_needs_attention_until_retried() {
 #[test]
 fn another_card_is_refused_while_the_first_may_have_been_charged() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(&standard(&gw));
+    let w = World::new(BIN, &standard(&gw));
     let shop = w.shop(&[]);
     gw.set_mode(Mode::ActThen(503));
     let kim = unavailable_order(&w, shop, "kim", Some(CARD_A));
@@ -419,7 +417,7 @@ fn another_card_is_refused_while_the_first_may_have_been_charged() {
 #[test]
 fn another_card_gets_a_new_attempt_when_the_first_never_reached_the_gateway() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(&config(&refused_url(), true, &retry(LEASE_MS, None)));
+    let w = World::new(BIN, &config(&refused_url(), true, &retry(LEASE_MS, None)));
     let shop = w.shop(&[]);
     let kim = unavailable_order(&w, shop, "kim", Some(CARD_A));
 
@@ -437,7 +435,7 @@ fn another_card_gets_a_new_attempt_when_the_first_never_reached_the_gateway() {
 #[test]
 fn a_payment_that_never_reached_the_gateway_is_voided_by_a_cancel() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(&config(&refused_url(), true, &retry(LEASE_MS, None)));
+    let w = World::new(BIN, &config(&refused_url(), true, &retry(LEASE_MS, None)));
     let shop = w.shop(&[]);
     let kim = unavailable_order(&w, shop, "kim", None);
     let view = w.ok(&["cancel", &kim.to_string()]);
@@ -458,7 +456,7 @@ fn relay_racing_pay_with_another_card_charges_each_order_once() {
     const ORDERS: usize = 6;
     seeded(11, |seed| {
         let gw = Gateway::start(Mode::Up);
-        let w = World::new(&config(&refused_url(), true, &retry(LEASE_MS, None)));
+        let w = World::new(BIN, &config(&refused_url(), true, &retry(LEASE_MS, None)));
         let shop = w.shop(&[]);
         let orders: Vec<i64> =
             (0..ORDERS).map(|i| unavailable_order(&w, shop, &format!("c{i}"), Some(CARD_A))).collect();
@@ -509,7 +507,7 @@ fn eight_concurrent_departures_with_another_rider_pay_one_charge() {
     const PROCESSES: usize = 8;
     let gw = Gateway::start(Mode::Up);
     gw.set_latency(30, 120, 8);
-    let w = World::new(&standard(&gw));
+    let w = World::new(BIN, &standard(&gw));
     let shop = w.shop(&["lee", "kang"]);
     let order = w.paid_order(shop, "kim");
     let o = order.to_string();
@@ -561,7 +559,7 @@ fn concurrent_relays_and_commands_on_a_flapping_gateway_move_money_once() {
     seeded(4, |seed| {
         let gw = Gateway::start(Mode::Flapping);
         gw.set_latency(20, 80, seed);
-        let w = World::new(&standard(&gw));
+        let w = World::new(BIN, &standard(&gw));
         let shop = w.shop(&["lee", "kang"]);
         let mut targets = Vec::new();
         for i in 0..6 {
@@ -585,7 +583,7 @@ fn concurrent_relays_and_commands_on_a_flapping_gateway_move_money_once() {
             for c in 0..CLIENTS {
                 let (w, targets) = (&w, &targets);
                 scope.spawn(move || {
-                    let mut rng = Rng(gateway::mix(seed ^ (c + 1)));
+                    let mut rng = Rng(mix(seed ^ (c + 1)));
                     for n in 0..COMMANDS {
                         let target = targets[rng.below(targets.len() as u64) as usize].to_string();
                         let customer = format!("n{c}-{n}");
@@ -620,7 +618,7 @@ fn killing_pay_cancel_and_relay_mid_call_moves_money_once() {
         let mut rng = Rng(seed);
         let gw = Gateway::start(Mode::Up);
         gw.set_latency(100, 280, seed);
-        let w = World::new(&standard(&gw));
+        let w = World::new(BIN, &standard(&gw));
         let shop = w.shop(&["lee"]);
         let (mut killed, mut finished) = (0, 0);
         let mut tally = |code: Option<i32>, what: &str| match code {
@@ -661,7 +659,7 @@ fn file_limit(blocks: u64) -> String {
 /// The claims of the disk-full runs: as short as allowed.
 const DISK_FULL_LEASE_MS: u64 = 2 * TIMEOUT_MS + 100;
 
-/// One `order --pay` on a fresh copy of `template` with files limited to
+/// One `order --pay` at `shop` on a fresh copy of `template` with files limited to
 /// `blocks`, against a gateway of its own.
 struct DiskFullRun {
     blocks: u64,
@@ -671,14 +669,14 @@ struct DiskFullRun {
     printed: Value,
 }
 
-fn order_pay_with_a_file_limit(template: &Path, blocks: u64) -> DiskFullRun {
+fn order_pay_with_a_file_limit(template: &Path, shop: Shop, blocks: u64) -> DiskFullRun {
     let gw = Gateway::start(Mode::Up);
     // short claims (more than twice the timeout): the run that fails after
     // the approval leaves one behind
-    let w = World::new(&config(gw.url(), true, &retry(DISK_FULL_LEASE_MS, None)));
+    let w = World::new(BIN, &config(gw.url(), true, &retry(DISK_FULL_LEASE_MS, None)));
     std::fs::create_dir_all(w.db.parent().unwrap()).unwrap();
     std::fs::copy(template, &w.db).expect("copy the prepared database");
-    let args = order_args(Shop { store: 1 }, "kim", true, Some(CARD_A));
+    let args = order_args(shop, "kim", true, Some(CARD_A));
     let args = [vec!["--json"], strs(&args)].concat();
     let run = finish(w.shell(&file_limit(blocks), &args), &format!("order --pay with ulimit -f {blocks}"));
     let (code, printed) = json_outcome(&run, &format!("order --pay with ulimit -f {blocks}"));
@@ -694,7 +692,7 @@ fn order_pay_with_a_file_limit(template: &Path, blocks: u64) -> DiskFullRun {
 #[test]
 fn a_full_disk_after_the_approval_exits_7_and_relay_records_the_payment() {
     const SWEEP: u64 = 48;
-    let prepared = World::new("");
+    let prepared = World::new(BIN, "");
     let shop = prepared.shop(&[]);
     assert_eq!(shop.store, 1);
     let template = prepared.path("template.db");
@@ -707,7 +705,7 @@ fn a_full_disk_after_the_approval_exits_7_and_relay_records_the_payment() {
     // enough room: double until a run goes through
     let mut enough = 32;
     loop {
-        let run = order_pay_with_a_file_limit(&template, enough);
+        let run = order_pay_with_a_file_limit(&template, shop, enough);
         if run.code == 0 {
             break;
         }
@@ -715,7 +713,7 @@ fn a_full_disk_after_the_approval_exits_7_and_relay_records_the_payment() {
         enough *= 2;
     }
     let step = (enough / SWEEP).max(1);
-    let runs: Vec<DiskFullRun> = (1..=SWEEP).map(|i| order_pay_with_a_file_limit(&template, i * step)).collect();
+    let runs: Vec<DiskFullRun> = (1..=SWEEP).map(|i| order_pay_with_a_file_limit(&template, shop, i * step)).collect();
 
     let mut by_code: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
     let mut problems = Vec::new();
@@ -779,7 +777,7 @@ fn a_paying_command_that_cannot_print_exits_7_and_the_order_is_paid() {
     }
     let unprintable = "exec \"$0\" \"$@\" >/dev/full";
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(&standard(&gw));
+    let w = World::new(BIN, &standard(&gw));
     let shop = w.shop(&[]);
 
     let args = order_args(shop, "kim", true, Some(CARD_A));
@@ -830,7 +828,7 @@ fn a_seeded_mix_of_gateway_answers_kills_and_full_disks_keeps_the_ledger() {
     seeded(7, |seed| {
         let mut rng = Rng(seed);
         let gw = Gateway::start(Mode::Up);
-        let w = World::new(&config(gw.url(), true, &retry(LEASE_MS, Some(4))));
+        let w = World::new(BIN, &config(gw.url(), true, &retry(LEASE_MS, Some(4))));
         let shop = w.shop(&["lee", "kang"]);
         let modes: Vec<Mode> = [Mode::Up, Mode::Up, Mode::Up, Mode::Redirect, Mode::Slow(SLOW), Mode::Flapping]
             .into_iter()

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
 use ezdelivery_core::ports::Storage;
-use ezdelivery_core::{Engine, ItemPick};
+use ezdelivery_core::{Engine, ItemPick, NewOrder};
 use rusqlite::{params, Connection};
 
 /// An engine over `storage` with a store (two menus) and five riders; the
@@ -33,7 +33,8 @@ pub fn picks() -> Vec<ItemPick> {
 /// One full lifecycle: place and pay, cook start, cook finish, deliver
 /// start, deliver complete. Seven write transactions.
 pub fn lifecycle(engine: &mut Engine, picks: &[ItemPick]) {
-    let order = engine.place_order(1, "kim", picks, "서울 강남구", true, None).unwrap().order_id;
+    let order =
+        engine.place_order(NewOrder::new(1, "kim", picks).deliver_to("서울 강남구").pay_now(None)).unwrap().order_id;
     engine.start_cooking(order).unwrap();
     engine.finish_cooking(order).unwrap();
     engine.start_delivery(order, None).unwrap();
@@ -409,7 +410,10 @@ fn build_template(path: &Path) {
         let customer = format!("customer {}", i % TEMPLATE_CUSTOMERS + 1);
         let picks: Vec<ItemPick> =
             (0..=(i % 3)).map(|k| ItemPick::new(menus[(k % 2) as usize], 1 + (i % 2) as u32)).collect();
-        let order = engine.place_order(1, &customer, &picks, "서울 강남구", true, None).unwrap().order_id;
+        let order = engine
+            .place_order(NewOrder::new(1, &customer, &picks).deliver_to("서울 강남구").pay_now(None))
+            .unwrap()
+            .order_id;
         engine.start_cooking(order).unwrap();
         engine.finish_cooking(order).unwrap();
         engine.start_delivery(order, None).unwrap();

@@ -447,7 +447,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use ezdelivery_core::ItemPick;
+    use ezdelivery_core::{ItemPick, NewOrder};
 
     use super::*;
 
@@ -584,7 +584,7 @@ mod tests {
         let mut engine = config.engine(&dir.path().join("ezdelivery.db"), true).unwrap();
         let store = engine.add_store("BBQ", Some("park"), None).unwrap();
         engine.add_menu(store.id, "후라이드", 18_000).unwrap();
-        engine.place_order(store.id, "kim", &[ItemPick::new("후라이드", 1)], "", true, None).unwrap();
+        engine.place_order(NewOrder::new(store.id, "kim", &[ItemPick::new("후라이드", 1)]).pay_now(None)).unwrap();
         let text = std::fs::read_to_string(&log).unwrap();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert!(!lines.is_empty());

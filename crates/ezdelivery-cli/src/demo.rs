@@ -191,9 +191,9 @@ impl Demo {
                 Ok(out.json)
             }
             (Ok(Printed::Done), Expect::Done) => Ok(Value::Null),
-            (Err(e), Expect::Exit(code)) if e.exit_code() == code => {
+            (Err(e), Expect::Exit(code)) if i32::from(crate::errors::exit_code(&e)) == code => {
                 // What `fail` prints on standard error.
-                self.show(&format!("ezdelivery: {e}"));
+                self.show(&format!("ezdelivery: {}", crate::errors::message(&e)));
                 Ok(Value::Null)
             }
             (Ok(_), Expect::Exit(code)) => {

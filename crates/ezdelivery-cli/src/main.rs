@@ -9,6 +9,7 @@
 mod args;
 mod config;
 mod demo;
+mod errors;
 mod man;
 mod render;
 mod simulate;
@@ -20,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::CommandFactory;
 use ezdelivery_core::domain::validate::{self, Invalid};
-use ezdelivery_core::{Engine, Error, ItemPick, Result};
+use ezdelivery_core::{Engine, Error, ItemPick, NewOrder, Result};
 use serde_json::json;
 
 use args::{
@@ -110,23 +111,23 @@ fn output_error(e: std::io::Error) -> Error {
 /// The message of a closed standard output, which exits 0 quietly.
 const BROKEN_PIPE: &str = "standard output was closed";
 
-/// The one place where an error becomes a message and an exit code
-/// (1 internal, 2 invalid input, 3 not found, 4 invalid state, 5 declined,
-/// 6 unavailable, 7 money moved but the command failed; the README's table).
+/// Prints `error` (its message and what to run next: [`errors::message`])
+/// and exits with its code ([`errors::exit_code`]).
 fn fail(error: &Error, json: bool) -> ExitCode {
     if matches!(error, Error::Internal(m) if m == BROKEN_PIPE) {
         return ExitCode::SUCCESS;
     }
+    let message = errors::message(error);
     if json {
-        let mut object = json!({ "kind": error.kind(), "message": error.to_string() });
+        let mut object = json!({ "kind": error.kind(), "message": message });
         if let Some(order) = error.order() {
             object["order_id"] = json!(order);
         }
         eprintln!("{}", json!({ "error": object }));
     } else {
-        eprintln!("ezdelivery: {error}");
+        eprintln!("ezdelivery: {message}");
     }
-    ExitCode::from(u8::try_from(error.exit_code()).unwrap_or(1))
+    ExitCode::from(errors::exit_code(error))
 }
 
 /// clap's own errors: help and version are not errors; usage errors exit 2,
@@ -347,7 +348,11 @@ fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed
         Command::Rider(RiderCommand::List) => Printed::Out(render::riders(&engine.riders()?)),
         Command::Order(o) => {
             let picks = o.items.iter().map(|i| ItemPick::parse(i)).collect::<Result<Vec<_>>>()?;
-            view(engine.place_order(o.store, &o.customer, &picks, &o.address, o.pay, o.card.as_deref())?)
+            let mut new = NewOrder::new(o.store, &o.customer, &picks).deliver_to(&o.address);
+            if o.pay {
+                new = new.pay_now(o.card.as_deref());
+            }
+            view(engine.place_order(new)?)
         }
         Command::Pay { order, card } => view(engine.pay(*order, card.as_deref())?),
         Command::Cook(CookCommand::Start { order }) => view(engine.start_cooking(*order)?),

@@ -1,5 +1,7 @@
-//! The library's one error type. The CLI turns it into a message and an
-//! exit code in one place (`fail` in `ezdelivery-cli`'s `main.rs`).
+//! The library's one error type. It says what happened in the library's
+//! own terms; a front end adds what to do in its own (the CLI turns each
+//! error into a message with the command to run next, and an exit code, in
+//! one place: `ezdelivery-cli`'s `errors.rs`).
 
 use crate::domain::validate::Invalid;
 use crate::domain::{DomainError, OrderId, Refusal};
@@ -11,39 +13,52 @@ use crate::domain::{DomainError, OrderId, Refusal};
 /// `Error: not_found: order 7 does not exist; …`.
 #[derive(thiserror::Error)]
 pub enum Error {
-    /// A value is wrong whatever the state: fix the input (exit 2).
+    /// A value is wrong whatever the state: fix the input.
     #[error("{0}")]
     Invalid(#[from] Invalid),
-    /// No such record (exit 3).
-    #[error("{what} {id} does not exist; {hint}")]
+    /// No such record.
+    #[error("{what} {id} does not exist")]
     NotFound {
-        /// `store`, `menu`, `order`, `rider`.
+        /// `store`, `menu`, `order`, `rider`, `breaker`.
         what: &'static str,
-        /// The id or name that was asked for.
+        /// The id or name that was asked for (escaped and shortened).
         id: String,
-        /// What to do next: where to look instead.
-        hint: String,
+        /// The store a menu was looked for in.
+        store: Option<crate::domain::StoreId>,
     },
-    /// The state machine refuses the move (exit 4).
+    /// The state machine refuses the move.
     #[error("{0}")]
     Refused(#[from] Refusal),
-    /// The payment gateway declined the payment (exit 5).
-    #[error("the payment for order {order} was declined: {reason}; the order stays pending_payment, so pay again with another card: `ezdelivery pay {order} --card NUMBER`")]
+    /// The payment gateway declined the payment; the order stays
+    /// `pending_payment`, to be paid with another card.
+    #[error("the payment for order {order} was declined: {reason}; the order stays pending_payment")]
     Declined {
         /// The order.
         order: OrderId,
         /// The gateway's reason.
         reason: String,
     },
-    /// A gateway is down, slow, or its breaker is open; the work is kept and
-    /// queued (exit 6).
-    #[error("{0}")]
-    Unavailable(String),
+    /// A gateway is down, slow, its answer could not be read, or its
+    /// breaker is open; the order is kept and the call queued under the
+    /// same idempotency key.
+    #[error("{}", unavailable_message(*.order, *.kept, .reason))]
+    Unavailable {
+        /// The order that was kept.
+        order: OrderId,
+        /// What waits for the gateway.
+        kept: Kept,
+        /// What the gateway (or its breaker) said.
+        reason: String,
+        /// The gateway's circuit breaker refused the call: a reset lets
+        /// calls through before its time is up.
+        breaker_open: bool,
+    },
     /// A gateway took the money (approved the payment, paid the rider),
-    /// and then the command failed (exit 7): recording the answer, or
-    /// writing the result. Do not pay again: if the answer is not recorded,
-    /// the claim on the call lapses and `relay` replays its key and records it.
-    #[error("order {order}: the {what} went through at the gateway and the money is taken, but then the command failed ({source}); do not pay again: `ezdelivery status {order}` shows the order, and `ezdelivery relay` records the {what} if it is not recorded yet (once the claim on the call lapses, within a minute)")]
+    /// and then the command failed: recording the answer, or writing the
+    /// result. Do not pay again: if the answer is not recorded, the claim on
+    /// the call lapses and [`crate::Engine::relay`] replays its key and
+    /// records it.
+    #[error("order {order}: the {what} went through at the gateway and the money is taken, but then the command failed ({source}); do not pay again: a relay records the {what} if it is not recorded yet (once the claim on the call lapses, within a minute)")]
     MoneyMoved {
         /// The order.
         order: OrderId,
@@ -52,23 +67,24 @@ pub enum Error {
         /// Why recording failed.
         source: Box<Error>,
     },
-    /// The storage failed (exit 1).
+    /// The storage failed.
     #[error("storage failed: {0}")]
     Storage(String),
-    /// Anything else that should not happen (exit 1).
+    /// Anything else that should not happen.
     #[error("{0}")]
     Internal(String),
 }
 
 impl Error {
-    /// The stable machine-readable kind (`not_found`), as in the CLI's exit-code table.
+    /// The stable machine-readable kind: `invalid_input`, `not_found`,
+    /// `invalid_state`, `declined`, `unavailable`, `money_moved`, `internal`.
     pub fn kind(&self) -> &'static str {
         match self {
             Error::Invalid(_) => "invalid_input",
             Error::NotFound { .. } => "not_found",
             Error::Refused(_) => "invalid_state",
             Error::Declined { .. } => "declined",
-            Error::Unavailable(_) => "unavailable",
+            Error::Unavailable { .. } => "unavailable",
             Error::MoneyMoved { .. } => "money_moved",
             Error::Storage(_) | Error::Internal(_) => "internal",
         }
@@ -78,35 +94,47 @@ impl Error {
     /// looked at (money moved, a payment declined).
     pub fn order(&self) -> Option<OrderId> {
         match self {
-            Error::MoneyMoved { order, .. } | Error::Declined { order, .. } => Some(*order),
+            Error::MoneyMoved { order, .. } | Error::Declined { order, .. } | Error::Unavailable { order, .. } => {
+                Some(*order)
+            }
             _ => None,
         }
     }
 
-    /// The CLI's exit code for this error (1 to 7).
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Storage(_) | Error::Internal(_) => 1,
-            Error::Invalid(_) => 2,
-            Error::NotFound { .. } => 3,
-            Error::Refused(_) => 4,
-            Error::Declined { .. } => 5,
-            Error::Unavailable(_) => 6,
-            Error::MoneyMoved { .. } => 7,
-        }
-    }
-
-    /// A missing record, with a hint of the command that lists them.
+    /// A missing record: `what` and the id or name asked for.
     pub fn not_found(what: &'static str, id: impl ToString) -> Error {
-        let hint = match what {
-            "store" => "`ezdelivery store list` shows the stores",
-            "menu" => "`ezdelivery menu list` shows the menus",
-            "rider" => "`ezdelivery rider list` shows the riders, `ezdelivery rider add --name NAME` registers one",
-            "order" => "`ezdelivery status --customer NAME` lists a customer's orders",
-            _ => "check the id",
-        };
         // a name typed by someone: shown escaped and shortened
-        Error::NotFound { what, id: crate::domain::validate::shown(&id.to_string()), hint: hint.to_string() }
+        Error::NotFound { what, id: crate::domain::validate::shown(&id.to_string()), store: None }
+    }
+}
+
+/// What an [`Error::Unavailable`] kept, waiting for the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// The order, `pending_payment`, with its payment queued.
+    Payment,
+    /// The order, `pending_payment`, with its payment parked as
+    /// `needs_attention`: its answers could not be read too many times.
+    PaymentNeedsAttention,
+    /// The order, `cooked`, with the rider's delivery charge queued: it
+    /// departs once the charge is paid.
+    Charge,
+}
+
+fn unavailable_message(order: OrderId, kept: Kept, reason: &str) -> String {
+    match kept {
+        Kept::Payment => format!(
+            "the payment service is unavailable or its answer could not be read ({reason}); order {order} is kept as \
+             pending_payment and is paid when the service is back, retried under the same idempotency key, so it is \
+             charged once"
+        ),
+        Kept::PaymentNeedsAttention => format!(
+            "the payment service's answers could not be read ({reason}); the payment of order {order} needs attention"
+        ),
+        Kept::Charge => format!(
+            "the delivery-charge service is unavailable or its answer could not be read ({reason}); order {order} \
+             stays cooked and departs once the rider's charge is paid"
+        ),
     }
 }
 
@@ -137,10 +165,7 @@ mod tests {
     #[test]
     fn debug_reads_like_the_message_with_its_kind() {
         let e = Error::not_found("order", 7);
-        assert_eq!(
-            format!("{e:?}"),
-            "not_found: order 7 does not exist; `ezdelivery status --customer NAME` lists a customer's orders"
-        );
+        assert_eq!(format!("{e:?}"), "not_found: order 7 does not exist");
         let e = Error::Invalid(Invalid("a card number has 12 to 19 digits".into()));
         assert_eq!(format!("{e:?}"), "invalid_input: a card number has 12 to 19 digits");
     }

@@ -31,14 +31,14 @@
 //! ## Quick start
 //!
 //! ```
-//! use ezdelivery_core::{adapters::memory::MemoryStorage, Engine, ItemPick};
+//! use ezdelivery_core::{adapters::memory::MemoryStorage, Engine, ItemPick, NewOrder};
 //!
 //! let mut engine = Engine::builder(MemoryStorage::new()).build();
 //! let store = engine.add_store("BBQ", Some("park"), None).unwrap();
 //! engine.add_menu(store.id, "후라이드", 18_000).unwrap();
 //! engine.add_rider("lee").unwrap();
 //! let order = engine
-//!     .place_order(store.id, "kim", &[ItemPick::new("후라이드", 2)], "", true, None)
+//!     .place_order(NewOrder::new(store.id, "kim", &[ItemPick::new("후라이드", 2)]).pay_now(None))
 //!     .unwrap();
 //! assert_eq!(order.total, 36_000);
 //! assert_eq!(order.status.as_str(), "paid");
@@ -58,7 +58,7 @@
 //! ## The order's state machine
 //!
 //! [`domain::OrderStatus::next`] is the whole table; every other move is
-//! refused with a [`domain::Refusal`] ([`Error::Refused`], exit code 4) and
+//! refused with a [`domain::Refusal`] ([`Error::Refused`]) and
 //! writes nothing.
 //!
 //! | from | action ([`Engine`] method) | to | also happens |
@@ -163,7 +163,7 @@
 //!
 //! use ezdelivery_core::adapters::memory::MemoryStorage;
 //! use ezdelivery_core::ports::{Message, Notifier};
-//! use ezdelivery_core::{Engine, ItemPick};
+//! use ezdelivery_core::{Engine, ItemPick, NewOrder};
 //!
 //! /// Keeps every message in a shared list (a real one would call an API).
 //! #[derive(Clone, Default)]
@@ -185,7 +185,7 @@
 //! let mut engine = Engine::builder(MemoryStorage::new()).notifier(inbox.clone()).build();
 //! let store = engine.add_store("BBQ", Some("park"), None).unwrap();
 //! engine.add_menu(store.id, "후라이드", 18_000).unwrap();
-//! engine.place_order(store.id, "kim", &[ItemPick::new("후라이드", 1)], "", true, None).unwrap();
+//! engine.place_order(NewOrder::new(store.id, "kim", &[ItemPick::new("후라이드", 1)]).pay_now(None)).unwrap();
 //!
 //! let seen = inbox.0.lock().unwrap();
 //! assert!(seen.iter().any(|m| m.starts_with("PaymentApproved → kim")));
@@ -234,7 +234,10 @@
 //! pay with another card ([`Error::Declined`]), try again later
 //! ([`Error::Unavailable`]), or do not pay again: the money moved but the
 //! command failed after it ([`Error::MoneyMoved`]). Messages name the id
-//! and the next step, and [`Error::kind`] / [`Error::exit_code`] are stable.
+//! and, where the library can tell, what would help; [`Error::kind`] is a
+//! stable name of each case, and [`Error::order`] the order an error is
+//! about when money is involved. The library names no command of the CLI:
+//! the `ezdelivery` program adds those, and its exit codes, in one place.
 //!
 //! ## Logging
 //!
@@ -255,6 +258,6 @@ mod fixed_time;
 pub mod ports;
 mod wiring;
 
-pub use app::engine::{Engine, EngineBuilder, ItemPick};
+pub use app::engine::{Engine, EngineBuilder, ItemPick, NewOrder, PayNow};
 pub use domain::view::OrderView;
-pub use error::{Error, Result};
+pub use error::{Error, Kept, Result};

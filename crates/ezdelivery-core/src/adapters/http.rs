@@ -147,7 +147,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::adapters::test_server::{refused_url, Reply, TestServer};
+    use ezdelivery_testkit::server::{refused_url, Reply, ScriptedServer};
 
     const LONG: Duration = Duration::from_secs(5);
 
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn approve_posts_the_protocol_and_parses_the_id() {
-        let server = TestServer::start(vec![Reply::json(201, r#"{"id": "pay_123", "status": "approved"}"#)]);
+        let server = ScriptedServer::start(vec![Reply::json(201, r#"{"id": "pay_123", "status": "approved"}"#)]);
         let gw = HttpPayment::new(&format!("{}/", server.url()), LONG).unwrap();
         let outcome = gw.approve(&pay_request("key-1", Some("************1111")));
         assert_eq!(outcome, GatewayOutcome::Approved { gateway_ref: "pay_123".into() });
@@ -209,7 +209,7 @@ mod tests {
     #[test]
     fn a_2xx_without_a_readable_id_may_have_acted_and_invents_no_reference() {
         let oversize = format!(r#"{{"id": "pay_9", "pad": "{}"}}"#, "x".repeat(70 * 1024));
-        let server = TestServer::start(vec![
+        let server = ScriptedServer::start(vec![
             Reply::json(200, ""),
             Reply::json(204, ""),
             Reply::json(200, "<html><body>OK</body></html>"),
@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn the_same_key_goes_out_on_every_retry() {
-        let server = TestServer::start(vec![Reply::json(503, ""), Reply::json(200, r#"{"id": "p"}"#)]);
+        let server = ScriptedServer::start(vec![Reply::json(503, ""), Reply::json(200, r#"{"id": "p"}"#)]);
         let gw = HttpPayment::new(server.url(), LONG).unwrap();
         let request = pay_request("attempt-9", None);
         assert!(matches!(gw.approve(&request), GatewayOutcome::Unavailable { .. }));
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn declines_402_and_422_with_the_message_or_the_status_line() {
-        let server = TestServer::start(vec![
+        let server = ScriptedServer::start(vec![
             Reply::json(402, r#"{"message": "insufficient funds"}"#),
             Reply::json(422, r#"{"message": "card expired"}"#),
             Reply::json(402, "not json"),
@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn every_other_status_may_have_acted() {
-        let server = TestServer::start(vec![
+        let server = ScriptedServer::start(vec![
             Reply::json(503, r#"{"message": "maintenance"}"#),
             Reply::json(500, ""),
             Reply::json(302, ""),
@@ -268,7 +268,8 @@ mod tests {
 
     #[test]
     fn a_slow_server_is_unavailable_after_the_timeout() {
-        let server = TestServer::start(vec![Reply::json(200, r#"{"id": "late"}"#).after(Duration::from_millis(1500))]);
+        let server =
+            ScriptedServer::start(vec![Reply::json(200, r#"{"id": "late"}"#).after(Duration::from_millis(1500))]);
         let gw = HttpPayment::new(server.url(), Duration::from_millis(200)).unwrap();
         let outcome = gw.approve(&pay_request("slow", None));
         assert!(unavailable(&outcome).contains("no answer within 200 ms"), "{outcome:?}");
@@ -286,7 +287,7 @@ mod tests {
 
     #[test]
     fn refund_cancels_the_payment_by_its_reference() {
-        let server = TestServer::start(vec![
+        let server = ScriptedServer::start(vec![
             Reply::json(200, r#"{"id": "refund_1"}"#),
             Reply::json(422, r#"{"message": "already cancelled"}"#),
         ]);
@@ -305,7 +306,7 @@ mod tests {
 
     #[test]
     fn charge_pays_and_takes_back() {
-        let server = TestServer::start(vec![
+        let server = ScriptedServer::start(vec![
             Reply::json(200, r#"{"id": "dc_7"}"#),
             Reply::json(200, "{}"),
             Reply::json(402, r#"{"message": "no"}"#),

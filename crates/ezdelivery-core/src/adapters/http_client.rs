@@ -335,7 +335,7 @@ fn explicit_port(authority: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::test_server::{Reply as Scripted, TestServer};
+    use ezdelivery_testkit::server::{Reply as Scripted, ScriptedServer};
 
     #[test]
     fn urls_are_checked() {
@@ -387,7 +387,7 @@ mod tests {
     #[test]
     fn a_body_over_the_cap_counts_as_none_but_the_status_stands() {
         let big = format!("{{\"id\": \"x\", \"pad\": \"{}\"}}", "p".repeat(BODY_CAP as usize));
-        let server = TestServer::start(vec![Scripted::json(200, &big)]);
+        let server = ScriptedServer::start(vec![Scripted::json(200, &big)]);
         let client = HttpClient::new("u", server.url(), UrlUse::Base, Duration::from_secs(5)).unwrap();
         let reply = client.post_json("/x", "k", &serde_json::json!({})).unwrap();
         assert!(reply.is_success());
@@ -397,7 +397,7 @@ mod tests {
 
     #[test]
     fn redirects_are_not_followed() {
-        let server = TestServer::start(vec![Scripted::json(302, "")]);
+        let server = ScriptedServer::start(vec![Scripted::json(302, "")]);
         let client = HttpClient::new("u", server.url(), UrlUse::Base, Duration::from_secs(5)).unwrap();
         let reply = client.post_json("/x", "k", &serde_json::json!({})).unwrap();
         assert_eq!(reply.status(), 302);

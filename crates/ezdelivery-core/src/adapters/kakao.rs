@@ -98,14 +98,14 @@ mod tests {
 
     use super::*;
     use crate::adapters::sample_message;
-    use crate::adapters::test_server::{refused_url, Reply, TestServer};
+    use ezdelivery_testkit::server::{refused_url, Reply, ScriptedServer};
 
     const TOKEN: &str = "kakao-access-token-XYZ";
     const LONG: Duration = Duration::from_secs(5);
 
     #[test]
     fn sends_the_template_with_the_bearer_token() {
-        let server = TestServer::start(vec![Reply::json(200, r#"{"result_code": 0}"#)]);
+        let server = ScriptedServer::start(vec![Reply::json(200, r#"{"result_code": 0}"#)]);
         let notifier = KakaoNotifier::new(&format!("{}/", server.url()), TOKEN, LONG).unwrap();
         assert_eq!(notifier.channel(), "kakao");
         let message = sample_message();
@@ -125,10 +125,10 @@ mod tests {
     #[test]
     fn a_big_order_is_fitted_to_kakaotalks_200_characters() {
         use crate::adapters::memory::MemoryStorage;
-        use crate::{Engine, ItemPick};
+        use crate::{Engine, ItemPick, NewOrder};
 
         // Placed, then paid: the customer hears twice, the owner once.
-        let server = TestServer::start(vec![Reply::json(200, r#"{"result_code": 0}"#); 3]);
+        let server = ScriptedServer::start(vec![Reply::json(200, r#"{"result_code": 0}"#); 3]);
         let notifier = KakaoNotifier::new(server.url(), TOKEN, LONG).unwrap();
         assert_eq!(notifier.max_chars(), Some(MAX_TEXT_CHARS));
         let mut engine = Engine::builder(MemoryStorage::new()).notifier(notifier).build();
@@ -138,7 +138,7 @@ mod tests {
             let menu = engine.add_menu(store.id, &format!("반반 세트 {i}번"), 18_000).unwrap();
             picks.push(ItemPick::new(menu.id.to_string(), 2));
         }
-        let order = engine.place_order(store.id, "kim", &picks, "", true, None).unwrap();
+        let order = engine.place_order(NewOrder::new(store.id, "kim", &picks).pay_now(None)).unwrap();
         assert_eq!(order.total, 1_080_000);
         engine.relay().unwrap();
         let sent = server.finish();
@@ -162,7 +162,7 @@ mod tests {
         assert!(owner.contains(" 외 "), "{owner}");
 
         // Handed a long text directly, the notifier fits it too.
-        let server = TestServer::start(vec![Reply::json(200, "")]);
+        let server = ScriptedServer::start(vec![Reply::json(200, "")]);
         let notifier = KakaoNotifier::new(server.url(), TOKEN, LONG).unwrap();
         notifier.send(&Message { text: "가".repeat(500), ..sample_message() }).unwrap();
         let sent = server.finish();
@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn the_token_shows_nowhere() {
-        let server = TestServer::start(vec![
+        let server = ScriptedServer::start(vec![
             Reply::json(401, &format!(r#"{{"msg": "this access token does not exist: {TOKEN}", "code": -401}}"#)),
             Reply::json(200, "").after(Duration::from_millis(1500)),
         ]);

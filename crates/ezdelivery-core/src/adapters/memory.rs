@@ -1567,25 +1567,6 @@ mod tests {
     }
 
     #[test]
-    fn stores_upsert_and_list_by_id() {
-        let mut s = MemoryStorage::new();
-        write(&mut s, |r| {
-            for (id, name) in [(3, "c"), (1, "a"), (2, "b")] {
-                r.save_store(&store(id, name))?;
-            }
-            r.save_store(&Store { delivery_charge: 4_000, ..store(2, "B") })
-        })
-        .unwrap();
-        read(&mut s, |r| {
-            let names: Vec<String> = r.stores()?.into_iter().map(|s| s.name).collect();
-            assert_eq!(names, ["a", "B", "c"]);
-            assert_eq!(r.store(2)?.unwrap().delivery_charge, 4_000);
-            assert_eq!(r.store(4)?, None);
-            Ok(())
-        });
-    }
-
-    #[test]
     fn menus_by_store_and_exact_name() {
         let mut s = MemoryStorage::new();
         write(&mut s, |r| {
@@ -1751,79 +1732,6 @@ mod tests {
     }
 
     #[test]
-    fn latest_payment_is_the_newest_attempt() {
-        let mut s = MemoryStorage::new();
-        assert_eq!(read(&mut s, |r| r.latest_payment(1)), None);
-        write(&mut s, |r| {
-            r.save_payment(&payment(1, 1, PaymentStatus::Declined, None))?;
-            r.save_payment(&payment(3, 1, PaymentStatus::Approved, None))?;
-            r.save_payment(&payment(2, 2, PaymentStatus::Pending, None))
-        })
-        .unwrap();
-        assert_eq!(read(&mut s, |r| r.latest_payment(1)).unwrap().id, 3);
-        assert_eq!(read(&mut s, |r| r.latest_payment(2)).unwrap().id, 2);
-        // An upsert replaces the attempt in place.
-        write(&mut s, |r| r.save_payment(&payment(3, 1, PaymentStatus::RefundPending, None))).unwrap();
-        assert_eq!(read(&mut s, |r| r.latest_payment(1)).unwrap().status, PaymentStatus::RefundPending);
-    }
-
-    #[test]
-    fn payments_awaiting_are_pending_or_refund_pending_and_due() {
-        use PaymentStatus as S;
-        let mut s = MemoryStorage::new();
-        write(&mut s, |r| {
-            r.save_payment(&payment(6, 6, S::Pending, None))?;
-            r.save_payment(&payment(1, 1, S::Pending, Some(t(10))))?;
-            r.save_payment(&payment(2, 2, S::RefundPending, Some(t(20))))?;
-            r.save_payment(&payment(3, 3, S::Approved, None))?;
-            r.save_payment(&payment(4, 4, S::Declined, None))?;
-            r.save_payment(&payment(5, 5, S::Refunded, None))?;
-            r.save_payment(&payment(7, 7, S::Voided, None))?;
-            r.save_payment(&payment(8, 8, S::RefundPending, None))
-        })
-        .unwrap();
-        let ids = |s: &mut MemoryStorage, now, limit| {
-            read(s, |r| r.payments_awaiting(now, limit)).into_iter().map(|p| p.id).collect::<Vec<_>>()
-        };
-        assert_eq!(ids(&mut s, t(0), 10), [6, 8]);
-        assert_eq!(ids(&mut s, t(10), 10), [1, 6, 8]);
-        assert_eq!(ids(&mut s, t(20), 10), [1, 2, 6, 8]);
-        assert_eq!(ids(&mut s, t(20), 2), [1, 2]);
-        assert_eq!(ids(&mut s, t(20), 0), Vec::<PaymentId>::new());
-        write(&mut s, |r| r.save_payment(&payment(1, 1, S::Approved, None))).unwrap();
-        assert_eq!(ids(&mut s, t(20), 10), [2, 6, 8]);
-    }
-
-    #[test]
-    fn charges_by_order_and_awaiting() {
-        use ChargeStatus as S;
-        let mut s = MemoryStorage::new();
-        write(&mut s, |r| {
-            r.save_charge(&charge(3, 1, S::Pending, Some(t(30))))?;
-            r.save_charge(&charge(1, 1, S::Voided, None))?;
-            r.save_charge(&charge(2, 2, S::RefundPending, None))?;
-            r.save_charge(&charge(4, 2, S::Paid, None))?;
-            r.save_charge(&charge(5, 3, S::Refunded, None))?;
-            r.save_charge(&charge(6, 3, S::Pending, None))
-        })
-        .unwrap();
-        let of =
-            |s: &mut MemoryStorage, order| read(s, |r| r.charges(order)).into_iter().map(|c| c.id).collect::<Vec<_>>();
-        assert_eq!(of(&mut s, 1), vec![1, 3]);
-        assert_eq!(of(&mut s, 2), vec![2, 4]);
-        assert_eq!(of(&mut s, 9), Vec::<ChargeId>::new());
-        let awaiting = |s: &mut MemoryStorage, now, limit| {
-            read(s, |r| r.charges_awaiting(now, limit)).into_iter().map(|c| c.id).collect::<Vec<_>>()
-        };
-        assert_eq!(awaiting(&mut s, t(0), 10), [2, 6]);
-        assert_eq!(awaiting(&mut s, t(30), 10), [2, 3, 6]);
-        assert_eq!(awaiting(&mut s, t(30), 1), [2]);
-        write(&mut s, |r| r.save_charge(&charge(2, 2, S::Refunded, None))).unwrap();
-        assert_eq!(awaiting(&mut s, t(30), 10), [3, 6]);
-        assert_eq!(read(&mut s, |r| r.charges(2))[0].status, S::Refunded);
-    }
-
-    #[test]
     fn tickets_deliveries_and_reviews_upsert_by_order() {
         let mut s = MemoryStorage::new();
         assert_eq!(read(&mut s, |r| r.ticket(1)), None);
@@ -1892,21 +1800,6 @@ mod tests {
         });
         assert_eq!(write(&mut s, |r| r.append_event("f", t(6), &placed(3))).unwrap(), 6);
         assert_eq!(seqs_of(&mut s, 0, Some(3), 100), [6]);
-    }
-
-    #[test]
-    fn checkpoints_start_at_zero() {
-        let mut s = MemoryStorage::new();
-        assert_eq!(read(&mut s, |r| r.checkpoint("mypage")), 0);
-        write(&mut s, |r| {
-            r.set_checkpoint("mypage", 7)?;
-            r.set_checkpoint("other", 3)?;
-            r.set_checkpoint("mypage", 9)
-        })
-        .unwrap();
-        assert_eq!(read(&mut s, |r| r.checkpoint("mypage")), 9);
-        assert_eq!(read(&mut s, |r| r.checkpoint("other")), 3);
-        assert_eq!(read(&mut s, |r| r.checkpoint("none")), 0);
     }
 
     #[test]

@@ -19,8 +19,6 @@ pub mod webhook;
 
 #[cfg(test)]
 pub(crate) mod contract_tests;
-#[cfg(test)]
-pub(crate) mod test_server;
 
 /// One message as the JSON-lines file and the webhook carry it (the protocol in the README):
 /// `{"id", "orderId", "event", "status", "recipient", "message", "at"}`.

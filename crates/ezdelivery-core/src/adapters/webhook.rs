@@ -57,13 +57,13 @@ mod tests {
 
     use super::*;
     use crate::adapters::sample_message;
-    use crate::adapters::test_server::{refused_url, Reply, TestServer};
+    use ezdelivery_testkit::server::{refused_url, Reply, ScriptedServer};
 
     const LONG: Duration = Duration::from_secs(5);
 
     #[test]
     fn posts_the_message_and_a_2xx_delivers_it() {
-        let server = TestServer::start(vec![Reply::json(204, "")]);
+        let server = ScriptedServer::start(vec![Reply::json(204, "")]);
         let notifier = WebhookNotifier::new(&format!("{}/hooks/ezdelivery?team=1", server.url()), LONG).unwrap();
         assert_eq!(notifier.channel(), "webhook");
         let message = sample_message();
@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn anything_else_is_an_error_to_retry() {
-        let server = TestServer::start(vec![
+        let server = ScriptedServer::start(vec![
             Reply::json(500, r#"{"message": "database down"}"#),
             Reply::json(200, "").after(Duration::from_millis(1500)),
         ]);

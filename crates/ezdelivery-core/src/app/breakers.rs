@@ -44,7 +44,7 @@ pub struct BreakerStatus {
 pub(crate) fn refusal(name: &str, breaker: &Breaker, until: DateTime<Utc>) -> String {
     format!(
         "the {name} circuit breaker is open after {} consecutive failures; calls are refused until {} \
-         (`ezdelivery breaker reset {name}` closes it)",
+         unless it is reset",
         breaker.failures,
         until.to_rfc3339_opts(SecondsFormat::Secs, true)
     )
@@ -142,8 +142,12 @@ impl Engine {
         if !self.breaker_names().iter().any(|n| n == name) {
             return Err(Error::NotFound {
                 what: "breaker",
-                id: format!("`{}`", crate::domain::validate::shown(name)),
-                hint: format!("the breakers are {}", self.breaker_names().join(", ")),
+                id: format!(
+                    "`{}` (the breakers are {})",
+                    crate::domain::validate::shown(name),
+                    self.breaker_names().join(", ")
+                ),
+                store: None,
             });
         }
         self.write(|w| w.repo.save_breaker(&Breaker::closed(name, w.now)))?;

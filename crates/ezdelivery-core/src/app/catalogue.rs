@@ -149,6 +149,6 @@ pub(crate) fn find_menu(repo: &mut dyn Repo, store: StoreId, menu: &str) -> Resu
     repo.menu_by_name(store, menu)?.ok_or(Error::NotFound {
         what: "menu",
         id: format!("`{}` of store {store}", validate::shown(menu)),
-        hint: format!("`ezdelivery menu list --store {store}` shows its menus"),
+        store: Some(store),
     })
 }

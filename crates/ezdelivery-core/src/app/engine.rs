@@ -422,6 +422,55 @@ impl EngineBuilder {
     }
 }
 
+/// An order to place ([`Engine::place_order`]): who orders what from
+/// which store; where to, and whether it is paid at once, are said by name.
+///
+/// ```
+/// use ezdelivery_core::{ItemPick, NewOrder};
+/// let items = [ItemPick::new("후라이드", 2)];
+/// let later = NewOrder::new(1, "kim", &items);
+/// let now = NewOrder::new(1, "kim", &items).deliver_to("서울 강남구").pay_now(Some("4111 1111 1111 1111"));
+/// assert!(later.pay.is_none() && now.pay.is_some());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewOrder<'a> {
+    /// The store ordered from.
+    pub store: crate::domain::StoreId,
+    /// Who orders.
+    pub customer: &'a str,
+    /// What: menus (by id or exact name) and quantities.
+    pub items: &'a [ItemPick],
+    /// Where to deliver, when given.
+    pub address: Option<&'a str>,
+    /// Paying at once, and with which card; `None`: the order waits for
+    /// [`Engine::pay`] as `pending_payment`.
+    pub pay: Option<PayNow<'a>>,
+}
+
+/// Paying an order as it is placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PayNow<'a> {
+    /// The card number (masked before it is stored or sent), if any.
+    pub card: Option<&'a str>,
+}
+
+impl<'a> NewOrder<'a> {
+    /// `customer` orders `items` from `store`, to pay later, no address.
+    pub fn new(store: crate::domain::StoreId, customer: &'a str, items: &'a [ItemPick]) -> NewOrder<'a> {
+        NewOrder { store, customer, items, address: None, pay: None }
+    }
+
+    /// Delivered to `address`.
+    pub fn deliver_to(self, address: &'a str) -> NewOrder<'a> {
+        NewOrder { address: Some(address), ..self }
+    }
+
+    /// Paid at once, with `card` if one is given.
+    pub fn pay_now(self, card: Option<&'a str>) -> NewOrder<'a> {
+        NewOrder { pay: Some(PayNow { card }), ..self }
+    }
+}
+
 /// One `--item MENU[:QTY]`: a menu id or exact name, and a quantity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemPick {
@@ -471,8 +520,7 @@ impl ItemPick {
                 if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
                     return Err(invalid(format!(
                         "--item `{}`: the quantity after the last `:` must be a whole number from 1 to {MAX_QTY}, \
-                         got `{}`; a menu whose name holds `:` is picked with its quantity (`NAME:1`) or by its id \
-                         (`ezdelivery menu list --store STORE` shows them)",
+                         got `{}`; a menu whose name holds `:` is picked with its quantity (`NAME:1`) or by its id",
                         shown(text),
                         shown(qty)
                     )));

@@ -5,7 +5,7 @@
 //! refunds) are made by the saga (`saga.rs`) between transactions.
 
 use crate::app::catalogue::{existing_store, find_menu, find_rider};
-use crate::app::engine::{Engine, ItemPick, Work};
+use crate::app::engine::{Engine, NewOrder, Work};
 use crate::app::saga::{claim, Claimed, Claiming, Leg, Settled};
 use crate::domain::kitchen::KitchenAction;
 use crate::domain::order::OrderAction;
@@ -13,29 +13,26 @@ use crate::domain::payment::mask_card;
 use crate::domain::view::OrderView;
 use crate::domain::{
     Charge, ChargeStatus, Delivery, KitchenTicket, Order, OrderId, OrderStatus, Payment, PaymentStatus, Refusal,
-    Review, RiderId, StoreId, Won,
+    Review, RiderId, Won,
 };
 use crate::ports::storage::Table;
-use crate::{Error, Result};
+use crate::{Error, Kept, Result};
 
 impl Engine {
-    /// Places an order (`ezdelivery order`); with `pay`, pays it at once
-    /// with `card` (masked before it is stored or sent).
+    /// Places an order (`ezdelivery order`); with [`NewOrder::pay_now`],
+    /// pays it at once with its card (masked before it is stored or sent).
     ///
-    /// Without `pay` the order stays `pending_payment`. With `pay`, a
-    /// declined card is [`Error::Declined`] and an unreachable gateway
-    /// [`Error::Unavailable`]; in both cases the order is kept.
-    pub fn place_order(
-        &mut self,
-        store: StoreId,
-        customer: &str,
-        items: &[ItemPick],
-        address: &str,
-        pay: bool,
-        card: Option<&str>,
-    ) -> Result<OrderView> {
-        let _span = tracing::info_span!("place_order", store, customer = %customer, items = items.len(), pay).entered();
-        let card = card.map(mask_card).transpose()?;
+    /// Not paid now, the order stays `pending_payment`. Paid now, a
+    /// declined card is [`Error::Declined`] and a gateway that cannot be
+    /// reached or read [`Error::Unavailable`]; either way the order is kept,
+    /// and the error names it ([`Error::order`]).
+    pub fn place_order(&mut self, new: NewOrder<'_>) -> Result<OrderView> {
+        let NewOrder { store, customer, items, address, pay } = new;
+        let address = address.unwrap_or_default();
+        let _span =
+            tracing::info_span!("place_order", store, customer = %customer, items = items.len(), pay = pay.is_some())
+                .entered();
+        let card = pay.and_then(|p| p.card).map(mask_card).transpose()?;
         let (order, payment) = self.write(|w| {
             let store = existing_store(w.repo, store)?;
             let mut picks = Vec::with_capacity(items.len());
@@ -45,7 +42,7 @@ impl Engine {
             let (order, event) = Order::place(w.repo.next_id(Table::Order)?, &store, &picks, customer, address, w.now)?;
             w.repo.insert_order(&order)?;
             w.emit(event)?;
-            if !pay {
+            if pay.is_none() {
                 return Ok((order.id, None));
             }
             let payment = new_payment(w, &order, card.clone())?;
@@ -105,15 +102,12 @@ impl Engine {
     fn settle_payment(&mut self, order: OrderId, payment: Claimed<Payment>) -> Result<()> {
         match self.settle(payment)? {
             Settled::Declined(reason) => Err(Error::Declined { order, reason }),
-            Settled::Unavailable(reason) => Err(Error::Unavailable(format!(
-                "the payment service is unavailable or its answer could not be read ({reason}); order {order} is \
-                 kept as pending_payment and will be paid when the service is back: `ezdelivery relay` retries it \
-                 with the same idempotency key, so it is charged once"
-            ))),
-            Settled::Attention(reason) => Err(Error::Unavailable(format!(
-                "the payment service's answers could not be read ({reason}); the payment of order {order} needs \
-                 attention: `ezdelivery relay --attention` lists it"
-            ))),
+            Settled::Unavailable { reason, breaker_open } => {
+                Err(Error::Unavailable { order, kept: Kept::Payment, reason, breaker_open })
+            }
+            Settled::Attention(reason) => {
+                Err(Error::Unavailable { order, kept: Kept::PaymentNeedsAttention, reason, breaker_open: false })
+            }
             Settled::Established => Ok(()),
             Settled::Done | Settled::Nothing => self.settle_order(order),
         }
@@ -266,12 +260,13 @@ impl Engine {
         self.settle_order(order)?;
         if let Some(charge) = pending {
             match self.settle(charge)? {
-                Settled::Unavailable(reason) | Settled::Attention(reason) => {
-                    return self.failed_command(Err(Error::Unavailable(format!(
-                        "the delivery-charge service is unavailable or its answer could not be read ({reason}); \
-                         order {order} stays cooked and departs once the rider's charge is paid: `ezdelivery relay` \
-                         retries it, or run `ezdelivery deliver start {order}` again later"
-                    ))));
+                Settled::Unavailable { reason, breaker_open } => {
+                    let kept = Kept::Charge;
+                    return self.failed_command(Err(Error::Unavailable { order, kept, reason, breaker_open }));
+                }
+                Settled::Attention(reason) => {
+                    let kept = Kept::Charge;
+                    return self.failed_command(Err(Error::Unavailable { order, kept, reason, breaker_open: false }));
                 }
                 _ => {}
             }

@@ -325,7 +325,7 @@ impl RelayReport {
             (Settled::Done | Settled::Established, Call::GiveBack) if payment => self.refunds_confirmed += 1,
             (Settled::Done | Settled::Established, Call::GiveBack) => self.charges_refunded += 1,
             (Settled::Declined(_), _) => self.payments_declined += 1,
-            (Settled::Unavailable(_), _) => self.still_queued += 1,
+            (Settled::Unavailable { .. }, _) => self.still_queued += 1,
             (Settled::Attention(_), _) => self.needs_attention += 1,
             (Settled::Nothing, _) => {}
         }

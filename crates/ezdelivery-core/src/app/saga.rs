@@ -43,8 +43,9 @@ pub(crate) enum Settled {
     Established,
     /// The gateway declined (payments only).
     Declined(String),
-    /// Not settled: queued for a retry under the same key.
-    Unavailable(String),
+    /// Not settled: queued for a retry under the same key. `breaker_open`:
+    /// the gateway's circuit breaker refused the call.
+    Unavailable { reason: String, breaker_open: bool },
     /// Not settled after too many unreadable answers: a person must look.
     Attention(String),
     /// Somebody else settled it meanwhile; nothing to record.
@@ -368,6 +369,7 @@ impl Engine {
             tracing::info!(gateway = %L::BREAKER, call = %what, order, "gateway call skipped: its circuit breaker is open");
         }
         let answer = guarded.outcome.answer();
+        let breaker_open = guarded.reached.is_none();
         let (retry, settings) = (self.retry, self.breaker_settings);
         let recorded = self.write(|w| {
             breakers::record(w.repo, L::BREAKER, guarded.reached, &settings, w.now)?;
@@ -403,7 +405,7 @@ impl Engine {
                             } else if call == Call::Take && first {
                                 queued.first_unsettled(w, &reason)?;
                             }
-                            Ok(Settled::Unavailable(reason))
+                            Ok(Settled::Unavailable { reason, breaker_open })
                         }
                         // A definite answer was handled above.
                         Verdict::Done(_) | Verdict::Declined(_) => Ok(Settled::Nothing),

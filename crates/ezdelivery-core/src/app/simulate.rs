@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::app::engine::{Engine, ItemPick};
+use crate::app::engine::{Engine, ItemPick, NewOrder};
 use crate::app::invariants::Violation;
 use crate::domain::{Menu, OrderId, OrderStatus, StoreId};
 use crate::ports::{
@@ -375,10 +375,11 @@ fn simulate(
             _ => CancelAt::Cooked,
         });
         let address = format!("서울 {}구", rng.below(25) + 1);
-        let placed = run.timed(0, |e| e.place_order(*store, &customer, &picks, &address, true, None));
+        let placed = run
+            .timed(0, |e| e.place_order(NewOrder::new(*store, &customer, &picks).deliver_to(&address).pay_now(None)));
         match placed {
             Ok(view) => run.proceed(view.order_id, cancel)?,
-            Err(Error::Unavailable(_)) => {
+            Err(Error::Unavailable { .. }) => {
                 run.queued += 1;
                 let order = run.engine.read(|repo| repo.next_id(crate::ports::storage::Table::Order))? - 1;
                 if cancel == Some(CancelAt::Placed) {

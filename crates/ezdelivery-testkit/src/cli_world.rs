@@ -1,12 +1,16 @@
-//! Running the real `ezdelivery` binary in a temporary world, shared by
-//! the fault and money tests: a database and config file of its own, a
-//! clean environment, bounded processes, `--json` helpers, relaying until
-//! a condition holds, and what the fake gateway ([`crate::gateway`]) saw.
+//! Running the real `ezdelivery` binary in a temporary [`World`], as every
+//! CLI test does: a database (and usually a config file) of its own, a data
+//! folder and home in the same temporary folder, a clean environment,
+//! bounded processes, strict `--json` helpers, the test shop, relaying
+//! until a condition holds, and what the fake gateway ([`crate::gateway`])
+//! saw and did with money ([`assert_ledger`]).
+//!
+//! The binary's path is a constructor argument: a test passes
+//! `env!("CARGO_BIN_EXE_ezdelivery")`, which only exists in the CLI
+//! crate's own tests.
 //!
 //! Every process is bounded by [`PROCESS_DEADLINE`] and every relay loop by
 //! [`RELAY_DEADLINE`]; the sleeps are waits, never timing assertions.
-
-#![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, Read};
@@ -19,7 +23,8 @@ use tempfile::TempDir;
 
 use crate::gateway::{mix, Exchange, Gateway};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
+/// The prefix of the console notifier's lines on stderr.
+pub const NOTIFICATION: &str = "[알림 → ";
 /// No process of these tests may take longer than this.
 pub const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
 /// How long `relay_until` keeps relaying (retries fall due after a
@@ -35,16 +40,24 @@ pub const ORDER_TOTAL: i64 = 2 * 18_000 + 2_000;
 pub struct Run {
     /// The exit code; `None` when a signal ended it.
     pub code: Option<i32>,
+    /// Everything it printed on stdout.
     pub stdout: String,
+    /// Everything it printed on stderr.
     pub stderr: String,
 }
 
 impl Run {
     /// The notification lines (`[알림 → …]`) on stderr.
     pub fn notifications(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| l.starts_with("[알림 → ")).collect()
+        self.stderr.lines().filter(|l| l.starts_with(NOTIFICATION)).collect()
     }
 
+    /// The lines of stderr that are not notifications.
+    pub fn stderr_without_notifications(&self) -> String {
+        self.stderr.lines().filter(|l| !l.starts_with(NOTIFICATION)).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The exit code and the output, for a failure message about `what`.
     pub fn describe(&self, what: &str) -> String {
         format!("`{what}` exited {:?}\nstdout: {}\nstderr: {}", self.code, self.stdout, self.stderr)
     }
@@ -67,7 +80,8 @@ pub fn wait_bounded(child: &mut Child, deadline: Duration, what: &str) -> ExitSt
     }
 }
 
-/// Collects what an exited child printed (small: its pipes never fill up).
+/// Collects what an exited child printed (what is left in its pipes: for
+/// a child that prints a lot, read them while it runs, as [`finish`] does).
 pub fn collect(child: &mut Child, status: ExitStatus) -> Run {
     let mut stdout = String::new();
     let mut stderr = String::new();
@@ -96,12 +110,28 @@ pub fn stdout_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     rx
 }
 
-/// Runs `command` to the end (bounded by [`PROCESS_DEADLINE`]).
+/// Runs `command` to the end (bounded by [`PROCESS_DEADLINE`]), reading
+/// its stdout and stderr while it runs, so no output is too long for it.
 pub fn finish(mut command: Command, what: &str) -> Run {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn().expect("the ezdelivery binary starts");
+    let read_all = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                pipe.read_to_end(&mut bytes).expect("read the child's output");
+            }
+            bytes
+        })
+    };
+    let stdout = read_all(child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+    let stderr = read_all(child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
     let status = wait_bounded(&mut child, PROCESS_DEADLINE, what);
-    collect(&mut child, status)
+    let text = |reader: std::thread::JoinHandle<Vec<u8>>, name: &str| {
+        let bytes = reader.join().expect("the reader thread");
+        String::from_utf8(bytes).unwrap_or_else(|e| panic!("{name} of `{what}` is not UTF-8: {e}"))
+    };
+    Run { code: status.code(), stdout: text(stdout, "stdout"), stderr: text(stderr, "stderr") }
 }
 
 /// Parses `text` as exactly one JSON object.
@@ -113,21 +143,44 @@ pub fn one_object(text: &str, what: &str) -> Value {
 }
 
 /// What a `--json` run printed: the exit code and the one JSON object
-/// (stdout on success, the one `{"error":…}` line on stderr otherwise).
-/// A run ended by a signal fails the test.
+/// (stdout on success; otherwise stderr, which holds nothing but that
+/// object and notification lines). A run ended by a signal fails the test.
 pub fn json_outcome(r: &Run, what: &str) -> (i32, Value) {
     let code = r.code.unwrap_or_else(|| panic!("{}", r.describe(what)));
     if code == 0 {
         (0, one_object(&r.stdout, &format!("stdout of `{what}`")))
     } else {
-        let errors: Vec<&str> = r.stderr.lines().filter(|l| l.starts_with("{\"error\"")).collect();
-        assert_eq!(errors.len(), 1, "one error object on stderr: {}", r.describe(what));
-        (code, one_object(errors[0], &format!("stderr of `{what}`")))
+        (code, one_object(&r.stderr_without_notifications(), &format!("stderr of `{what}`")))
     }
 }
 
+/// What a failed `--json` run must print, checked: exit `code`, nothing on
+/// stdout, and on stderr (besides notifications) exactly
+/// `{"error": {"kind": kind, "message": …}}` with a message that is not
+/// empty; returns the message.
+pub fn assert_fails(r: &Run, what: &str, code: i32, kind: &str) -> String {
+    assert_eq!(r.code, Some(code), "exit code of {}", r.describe(what));
+    assert!(r.stdout.trim().is_empty(), "`{what}` failed but printed on stdout: {}", r.stdout);
+    let err = one_object(&r.stderr_without_notifications(), &format!("stderr of `{what}`"));
+    let keys: Vec<&String> = err.as_object().map(|o| o.keys().collect()).unwrap_or_default();
+    assert_eq!(keys, ["error"], "`{what}`: the error object is {{\"error\":…}}: {err}");
+    for field in ["kind", "message"] {
+        assert!(err["error"].get(field).is_some(), "`{what}`: the error lacks `{field}`: {err}");
+    }
+    assert_eq!(err["error"]["kind"], kind, "error kind of `{what}`: {err}");
+    let message = err["error"]["message"].as_str().expect("the message is a string").to_string();
+    assert!(!message.trim().is_empty(), "`{what}`: the error message is empty");
+    message
+}
+
+/// The `order_id` of an order's view.
 pub fn order_id(view: &Value) -> i64 {
     view["order_id"].as_i64().unwrap_or_else(|| panic!("no order_id in {view}"))
+}
+
+/// The integer `id` of a JSON object.
+pub fn id(v: &Value) -> i64 {
+    v["id"].as_i64().unwrap_or_else(|| panic!("no integer id in {v}"))
 }
 
 /// `[section]` for an http gateway at `url`.
@@ -145,30 +198,69 @@ pub fn jsonl(path: &Path) -> String {
     format!("[[notify]]\nkind = \"jsonl\"\npath = {:?}\n", path.display().to_string())
 }
 
-/// One temporary world: a database that does not exist yet, a config file,
-/// and a data folder and home inside the same temporary directory.
+/// One temporary world: a database that does not exist yet, usually a
+/// config file, and a data folder and home inside the same temporary
+/// directory; and the binary that runs in it.
 pub struct World {
+    /// The temporary folder everything of this world is in (removed when dropped).
     pub dir: TempDir,
+    /// `state/ezdelivery.db`, given to every [`World::command`] as `--db`.
     pub db: PathBuf,
+    /// `ezdelivery.toml`, given to every [`World::command`] as `--config`;
+    /// a world made by [`World::without_config`] gives none, and this path
+    /// holds no file unless a test writes one (and passes it itself).
     pub config: PathBuf,
+    /// Whether commands get `--config` ([`World::new`]) or not.
+    own_config: bool,
+    /// The `ezdelivery` binary.
+    bin: PathBuf,
     /// Variables set for every process of this world ([`World::env`]).
     vars: Vec<(String, String)>,
 }
 
-/// The ids of the test shop.
+/// The ids of the test shop ([`World::shop`]).
 #[derive(Debug, Clone, Copy)]
 pub struct Shop {
+    /// 교촌치킨, owner park.
     pub store: i64,
+    /// 후라이드, 18,000.
+    pub chicken: i64,
+    /// 콜라, 2,000.
+    pub cola: i64,
 }
 
 impl World {
-    /// A world whose config file holds `config`.
-    pub fn new(config: &str) -> World {
+    /// A world for the binary `bin` (`env!("CARGO_BIN_EXE_ezdelivery")`)
+    /// whose config file holds `config`.
+    pub fn new(bin: impl Into<PathBuf>, config: &str) -> World {
+        let world = World::without_config(bin);
+        std::fs::write(&world.config, config).expect("write the config file");
+        World { own_config: true, ..world }
+    }
+
+    /// A world for the binary `bin` with no config file: commands get
+    /// `--db` only, and the program's defaults.
+    pub fn without_config(bin: impl Into<PathBuf>) -> World {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let db = dir.path().join("state").join("ezdelivery.db");
-        let config_path = dir.path().join("ezdelivery.toml");
-        std::fs::write(&config_path, config).expect("write the config file");
-        World { dir, db, config: config_path, vars: Vec::new() }
+        let config = dir.path().join("ezdelivery.toml");
+        World { dir, db, config, own_config: false, bin: bin.into(), vars: Vec::new() }
+    }
+
+    /// The binary this world runs.
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Where the binary puts its database without `--db` or `EZDELIVERY_DB`
+    /// (the data folder of this world's environment).
+    pub fn default_db(&self) -> PathBuf {
+        let data = if cfg!(target_os = "macos") {
+            self.dir.path().join("home").join("Library").join("Application Support")
+        } else {
+            self.dir.path().join("data")
+        };
+        data.join("ezdelivery").join("ezdelivery.db")
     }
 
     /// This world with `name=value` set for every process it starts (say
@@ -186,14 +278,16 @@ impl World {
         path
     }
 
+    /// The file `name` in this world's folder.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    /// The binary on this world's database and config, with a clean
-    /// environment (no proxy: every request goes straight to 127.0.0.1).
+    /// The binary on this world's database and config (if it has one),
+    /// with a clean environment (no proxy: every request goes straight to
+    /// 127.0.0.1).
     pub fn command(&self, args: &[&str]) -> Command {
-        self.prepare(Command::new(BIN), args)
+        self.prepare(Command::new(&self.bin), args)
     }
 
     /// As [`World::command`], but the binary is started by
@@ -202,14 +296,34 @@ impl World {
     /// redirection).
     pub fn shell(&self, script: &str, args: &[&str]) -> Command {
         let mut sh = Command::new("sh");
-        sh.arg("-c").arg(script).arg(BIN);
+        sh.arg("-c").arg(script).arg(&self.bin);
         self.prepare(sh, args)
     }
 
     /// The binary with this world's clean environment, and neither `--db`
     /// nor `--config`: what the environment says is all it gets.
     pub fn bare(&self) -> Command {
-        self.clean(Command::new(BIN))
+        self.clean(Command::new(&self.bin))
+    }
+
+    /// Runs [`World::bare`] with `args`.
+    pub fn run_bare(&self, args: &[&str]) -> Run {
+        let mut c = self.bare();
+        c.args(args);
+        finish(c, &args.join(" "))
+    }
+
+    /// Runs the binary on the database `db` with `args`, and no config file.
+    pub fn run_on(&self, db: &Path, args: &[&str]) -> Run {
+        let mut c = self.bare();
+        c.arg("--db").arg(db).args(args);
+        finish(c, &args.join(" "))
+    }
+
+    /// As [`World::json`], on the database `db` with no config file.
+    pub fn json_on(&self, db: &Path, args: &[&str]) -> (i32, Value) {
+        let r = self.run_on(db, &[&["--json"], args].concat());
+        json_outcome(&r, &args.join(" "))
     }
 
     /// As [`World::command`], but with the config file `config` instead of
@@ -227,7 +341,11 @@ impl World {
 
     fn prepare(&self, c: Command, args: &[&str]) -> Command {
         let mut c = self.clean(c);
-        c.arg("--db").arg(&self.db).arg("--config").arg(&self.config).args(args);
+        c.arg("--db").arg(&self.db);
+        if self.own_config {
+            c.arg("--config").arg(&self.config);
+        }
+        c.args(args);
         c
     }
 
@@ -257,6 +375,7 @@ impl World {
         c
     }
 
+    /// Runs [`World::command`] with `args` to the end.
     pub fn run(&self, args: &[&str]) -> Run {
         finish(self.command(args), &args.join(" "))
     }
@@ -275,26 +394,39 @@ impl World {
         value
     }
 
-    /// Runs `args` with `--json`, asserts exit `code` and error `kind`;
-    /// returns the error message.
+    /// Runs `args` with `--json` and checks the failure ([`assert_fails`]:
+    /// exit `code`, error `kind`, nothing on stdout, one error object on
+    /// stderr); returns the error message.
     pub fn fails(&self, args: &[&str], code: i32, kind: &str) -> String {
-        let (got, value) = self.json(args);
-        assert_eq!(got, code, "exit code of `{}`: {value}", args.join(" "));
-        assert_eq!(value["error"]["kind"], kind, "error kind of `{}`: {value}", args.join(" "));
-        value["error"]["message"].as_str().expect("the message is a string").to_string()
+        let r = self.run(&[&["--json"], args].concat());
+        assert_fails(&r, &args.join(" "), code, kind)
+    }
+
+    /// `store add`; returns the id.
+    pub fn add_store(&self, name: &str, owner: &str) -> i64 {
+        id(&self.ok(&["store", "add", "--name", name, "--owner", owner]))
+    }
+
+    /// `menu add`; returns the id.
+    pub fn add_menu(&self, store: i64, name: &str, price: i64) -> i64 {
+        id(&self.ok(&["menu", "add", "--store", &store.to_string(), "--name", name, "--price", &price.to_string()]))
+    }
+
+    /// `rider add`; returns the id.
+    pub fn add_rider(&self, name: &str) -> i64 {
+        id(&self.ok(&["rider", "add", "--name", name]))
     }
 
     /// Store 교촌치킨 (owner park) with 후라이드 18,000 and 콜라 2,000, and
     /// riders `riders`.
     pub fn shop(&self, riders: &[&str]) -> Shop {
-        let store = self.ok(&["store", "add", "--name", "교촌치킨", "--owner", "park"])["id"].as_i64().unwrap();
-        let s = store.to_string();
-        self.ok(&["menu", "add", "--store", &s, "--name", "후라이드", "--price", "18000"]);
-        self.ok(&["menu", "add", "--store", &s, "--name", "콜라", "--price", "2000"]);
+        let store = self.add_store("교촌치킨", "park");
+        let chicken = self.add_menu(store, "후라이드", 18_000);
+        let cola = self.add_menu(store, "콜라", 2_000);
         for rider in riders {
-            self.ok(&["rider", "add", "--name", rider]);
+            self.add_rider(rider);
         }
-        Shop { store }
+        Shop { store, chicken, cola }
     }
 
     /// `order --store … --customer … --item 후라이드:2 --item 콜라 [--pay]`.
@@ -326,14 +458,43 @@ impl World {
         (kept, message)
     }
 
+    /// `cmd… ORDER` with `--json`, asserting success; returns the view.
+    pub fn on(&self, cmd: &[&str], order: i64) -> Value {
+        let o = order.to_string();
+        self.ok(&[cmd, &[o.as_str()]].concat())
+    }
+
+    /// Moves a paid order to `cooking`, `cooked`, `delivering` or `delivered`.
+    pub fn advance(&self, order: i64, to: &str) -> Value {
+        let steps: &[&[&str]] =
+            &[&["cook", "start"], &["cook", "finish"], &["deliver", "start"], &["deliver", "complete"]];
+        let n = ["cooking", "cooked", "delivering", "delivered"].iter().position(|s| *s == to).expect("a status");
+        let mut view = Value::Null;
+        for step in &steps[..=n] {
+            view = self.on(step, order);
+        }
+        assert_eq!(view["status"], to);
+        view
+    }
+
+    /// The order's view (`status ORDER`).
     pub fn status(&self, order: i64) -> Value {
-        self.ok(&["status", &order.to_string()])
+        self.on(&["status"], order)
     }
 
+    /// The views of `customer`'s orders (`status --customer`).
     pub fn orders_of(&self, customer: &str) -> Vec<Value> {
-        self.ok(&["status", "--customer", customer])["orders"].as_array().expect("{\"orders\":[…]}").clone()
+        let v = self.ok(&["status", "--customer", customer]);
+        v["orders"].as_array().unwrap_or_else(|| panic!("{{\"orders\":[…]}} expected: {v}")).clone()
     }
 
+    /// Every event, through `--json events`.
+    pub fn events(&self) -> Vec<Value> {
+        let all = self.ok(&["events"]);
+        all["events"].as_array().unwrap_or_else(|| panic!("`--json events` prints {{\"events\":[…]}}: {all}")).clone()
+    }
+
+    /// One `relay` pass; its report.
     pub fn relay(&self) -> Value {
         self.ok(&["relay"])
     }
@@ -376,6 +537,7 @@ impl World {
         rusqlite::Connection::open(&self.db).expect("open the database")
     }
 
+    /// The number `query` (a `SELECT count(*) …`) gives.
     pub fn count(&self, query: &str) -> i64 {
         self.sql().query_row(query, [], |row| row.get(0)).expect(query)
     }
@@ -555,6 +717,7 @@ pub fn assert_ledger(w: &World, gw: &Gateway, orders: &[i64]) -> Vec<i64> {
     attention
 }
 
+/// Whether an order's view says it is paid and its payment approved.
 pub fn paid(view: &Value) -> bool {
     view["status"] == "paid" && view["payment"]["status"] == "approved"
 }
@@ -595,16 +758,18 @@ pub fn one_success(calls: &[Exchange], what: &str) -> String {
 
 // ───────────────────────────── seeded randomness ─────────────────────────────
 
-/// A small deterministic generator (splitmix64).
+/// A small deterministic generator (splitmix64), seeded by its field.
 pub struct Rng(pub u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         mix(self.0)
     }
 
+    /// The next number below `n` (0 when `n` is 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }

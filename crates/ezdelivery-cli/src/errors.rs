@@ -1,0 +1,141 @@
+//! The one place where a library error becomes what the program says: the
+//! library's message (what happened), the command to run next (the
+//! library knows no commands), and the exit code.
+
+use ezdelivery_core::domain::Refusal;
+use ezdelivery_core::{Error, Kept};
+
+/// The exit code of `error` (the README's table): 1 internal, 2 invalid
+/// input, 3 not found, 4 invalid state, 5 declined, 6 unavailable, 7 money
+/// moved but the command failed.
+pub fn exit_code(error: &Error) -> u8 {
+    match error {
+        Error::Storage(_) | Error::Internal(_) => 1,
+        Error::Invalid(_) => 2,
+        Error::NotFound { .. } => 3,
+        Error::Refused(_) => 4,
+        Error::Declined { .. } => 5,
+        Error::Unavailable { .. } => 6,
+        Error::MoneyMoved { .. } => 7,
+    }
+}
+
+/// What the program says of `error`: the library's message, then what to
+/// run next, when there is something.
+pub fn message(error: &Error) -> String {
+    match next_step(error) {
+        Some((joint, next)) => format!("{error}{joint}{next}"),
+        None => error.to_string(),
+    }
+}
+
+/// The command to run next, and how it joins the library's message.
+fn next_step(error: &Error) -> Option<(&'static str, String)> {
+    let step = match error {
+        Error::NotFound { what, store, .. } => match (*what, store) {
+            ("menu", Some(store)) => format!("`ezdelivery menu list --store {store}` shows its menus"),
+            ("store", _) => "`ezdelivery store list` shows the stores".into(),
+            ("menu", None) => "`ezdelivery menu list` shows the menus".into(),
+            ("rider", _) => {
+                "`ezdelivery rider list` shows the riders, `ezdelivery rider add --name NAME` registers one".into()
+            }
+            ("order", _) => "`ezdelivery status --customer NAME` lists a customer's orders".into(),
+            _ => return None,
+        },
+        Error::Refused(refusal) => return refused(refusal),
+        Error::Declined { order, .. } => format!("pay again with another card: `ezdelivery pay {order} --card NUMBER`"),
+        Error::Unavailable { order, kept, breaker_open, .. } => {
+            let next = match kept {
+                Kept::Payment => "`ezdelivery relay` retries it".to_string(),
+                Kept::PaymentNeedsAttention => "`ezdelivery relay --attention` lists it".to_string(),
+                Kept::Charge => {
+                    format!("`ezdelivery relay` retries it, or run `ezdelivery deliver start {order}` again later")
+                }
+            };
+            if *breaker_open {
+                let breaker = if *kept == Kept::Charge { "charge" } else { "payment" };
+                format!("{next} (`ezdelivery breaker reset {breaker}` lets calls through at once)")
+            } else {
+                next
+            }
+        }
+        Error::MoneyMoved { order, .. } => {
+            format!("`ezdelivery status {order}` shows the order, and `ezdelivery relay` is that relay")
+        }
+        Error::Invalid(_) | Error::Storage(_) | Error::Internal(_) => return None,
+    };
+    Some(("; ", step))
+}
+
+/// What to run after the state machine said no.
+fn refused(refusal: &Refusal) -> Option<(&'static str, String)> {
+    let step = match refusal {
+        Refusal::StoreClosed { store } => format!("`ezdelivery store open {store}` opens it"),
+        Refusal::MenuSoldOut { menu, .. } => format!("`ezdelivery menu available {menu}` offers it again"),
+        Refusal::NotPaid { order, .. } => format!("pay it with `ezdelivery pay {order}`"),
+        Refusal::FoodNotCooked { order, .. } => format!("run `ezdelivery cook finish {order}` first"),
+        Refusal::ChargeNotPaid { .. } => "`ezdelivery relay` retries it".into(),
+        Refusal::NoRider { order } => format!("name one with `ezdelivery deliver start {order} --rider RIDER`"),
+        Refusal::PaymentInDoubt { order, .. } => format!(
+            "`ezdelivery relay` settles it (run `ezdelivery pay {order}` to retry that card now); if it is \
+             declined, pay again with another card"
+        ),
+        Refusal::GatewayBusy { order, .. } => format!("`ezdelivery status {order}` shows how it ends"),
+        Refusal::NeedsAttention { .. } => "`ezdelivery relay --attention` lists it, and `ezdelivery relay \
+                                           --retry-attention` tries again once the gateway is fixed"
+            .into(),
+        Refusal::Transition { what, order, status, .. } => return Some((". ", transition_step(what, *order, status))),
+        Refusal::AlreadyDeparted { .. } | Refusal::AlreadyReviewed { .. } => return None,
+    };
+    Some(("; ", step))
+}
+
+/// What can be done with an order in `status` (for the order itself), or
+/// where to look (for its other parts).
+fn transition_step(what: &str, order: i64, status: &str) -> String {
+    if what != "order" {
+        return format!("`ezdelivery status {order}` shows where the order stands");
+    }
+    match status {
+        "pending_payment" => format!("It is not paid yet: `ezdelivery pay {order}`"),
+        "paid" => format!(
+            "Next, the store owner accepts it (`ezdelivery cook start {order}`) or rejects it \
+             (`ezdelivery cook reject {order}`)"
+        ),
+        "cooking" => format!("Next, when the food is ready: `ezdelivery cook finish {order}`"),
+        "cooked" => format!("Next, the rider departs: `ezdelivery deliver start {order}`"),
+        "delivering" => format!("Next, when the food is handed over: `ezdelivery deliver complete {order}`"),
+        "delivered" => {
+            format!("It is finished; the customer can still review it once: `ezdelivery review {order} --score 1..5`")
+        }
+        "cancelled" | "rejected" => "Nothing more can happen to it; to order again, use `ezdelivery order`".into(),
+        _ => format!("`ezdelivery status {order}` shows where it stands"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_gets_its_exit_code_and_the_command_to_run_next() {
+        let e = Error::Refused(Refusal::Transition { what: "order", order: 7, status: "paid", action: "depart" });
+        assert_eq!(exit_code(&e), 4);
+        assert_eq!(
+            message(&e),
+            "order 7 is paid; it cannot depart. Next, the store owner accepts it (`ezdelivery cook start 7`) \
+             or rejects it (`ezdelivery cook reject 7`)"
+        );
+        let e = Error::not_found("order", 9);
+        assert_eq!(
+            (exit_code(&e), message(&e).as_str()),
+            (3, "order 9 does not exist; `ezdelivery status --customer NAME` lists a customer's orders")
+        );
+        let e = Error::Unavailable { order: 4, kept: Kept::Payment, reason: "HTTP 503".into(), breaker_open: true };
+        assert_eq!(exit_code(&e), 6);
+        let text = message(&e);
+        assert!(text.contains("`ezdelivery relay` retries it") && text.contains("breaker reset payment"), "{text}");
+        let e = Error::Refused(Refusal::AlreadyReviewed { order: 1 });
+        assert_eq!(message(&e), e.to_string(), "nothing to add");
+    }
+}
