@@ -15,12 +15,11 @@ const SRC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
 /// The layers, and the layers each may use. `wiring` is the composition
 /// root; `lib` is the crate root's own re-exports.
 const ALLOWED: &[(&str, &[&str])] = &[
-    ("fixed_time", &[]),
-    ("domain", &["fixed_time"]),
+    ("domain", &[]),
     ("error", &["domain"]),
-    ("ports", &["domain", "error", "fixed_time"]),
-    ("app", &["ports", "domain", "error", "fixed_time"]),
-    ("adapters", &["ports", "domain", "error", "fixed_time"]),
+    ("ports", &["domain", "error"]),
+    ("app", &["ports", "domain", "error"]),
+    ("adapters", &["ports", "domain", "error"]),
     ("wiring", &["app", "adapters", "ports", "domain", "error"]),
 ];
 

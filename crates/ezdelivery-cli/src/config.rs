@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use ezdelivery_core::adapters::console::ConsoleNotifier;
@@ -37,8 +38,34 @@ pub struct Config {
     pub retry: RetryConfig,
     /// `[[notify]]`, zero or more; none means the console.
     pub notify: Vec<NotifyConfig>,
-    /// `locale = "ko" | "en"`: the language of messages.
-    pub locale: Option<String>,
+    /// `locale = "ko" | "en"`: the language of messages (Korean when
+    /// left out).
+    #[serde(deserialize_with = "parsed")]
+    pub locale: Locale,
+}
+
+/// A setting named by a word the core parses (`Locale`, `Synchronous`):
+/// an unknown word is refused while the file is read, in the core's words
+/// (which name the words it knows).
+fn parsed<'de, D, T>(deserializer: D) -> std::result::Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let word = String::deserialize(deserializer)?;
+    word.parse().map_err(serde::de::Error::custom)
+}
+
+/// `adapter` of `[payment]` or `[charge]`: what carries the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Adapter {
+    /// In this process, with the behaviour of `[payment.sandbox]` (the default).
+    #[default]
+    Sandbox,
+    /// A payment or charge service over HTTP at `url`.
+    Http,
 }
 
 /// `[payment]` or `[charge]`.
@@ -46,7 +73,7 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
     /// `sandbox` or `http`.
-    pub adapter: String,
+    pub adapter: Adapter,
     /// The service's base URL (http only).
     pub url: Option<String>,
     /// Connect + read timeout (http only).
@@ -58,7 +85,7 @@ pub struct GatewayConfig {
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
-            adapter: "sandbox".into(),
+            adapter: Adapter::Sandbox,
             url: None,
             timeout_ms: DEFAULT_TIMEOUT_MS,
             sandbox: SandboxSettings::default(),
@@ -92,24 +119,20 @@ impl GatewayConfig {
     }
 
     fn payment(&self) -> Result<Box<dyn PaymentGateway>> {
-        Ok(match self.adapter.as_str() {
-            "sandbox" => Box::new(SandboxPayment::new(self.sandbox())),
-            "http" => Box::new(in_section("payment", HttpPayment::new(self.http_url("payment")?, self.timeout()))?),
-            other => return Err(unknown_adapter("payment", other)),
+        Ok(match self.adapter {
+            Adapter::Sandbox => Box::new(SandboxPayment::new(self.sandbox())),
+            Adapter::Http => {
+                Box::new(in_section("payment", HttpPayment::new(self.http_url("payment")?, self.timeout()))?)
+            }
         })
     }
 
     fn charge(&self) -> Result<Box<dyn ChargeGateway>> {
-        Ok(match self.adapter.as_str() {
-            "sandbox" => Box::new(SandboxCharge::new(self.sandbox())),
-            "http" => Box::new(in_section("charge", HttpCharge::new(self.http_url("charge")?, self.timeout()))?),
-            other => return Err(unknown_adapter("charge", other)),
+        Ok(match self.adapter {
+            Adapter::Sandbox => Box::new(SandboxCharge::new(self.sandbox())),
+            Adapter::Http => Box::new(in_section("charge", HttpCharge::new(self.http_url("charge")?, self.timeout()))?),
         })
     }
-}
-
-fn unknown_adapter(section: &str, adapter: &str) -> Error {
-    invalid(format!("[{section}] adapter = \"{adapter}\" is not known: use \"sandbox\" or \"http\""))
 }
 
 /// Puts `[section]` in front of an adapter's invalid-input error.
@@ -192,17 +215,12 @@ impl RetryConfig {
 }
 
 /// `[storage]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
     /// `full` (the default) or `normal`.
-    pub synchronous: String,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        StorageConfig { synchronous: "full".into() }
-    }
+    #[serde(deserialize_with = "parsed")]
+    pub synchronous: Synchronous,
 }
 
 /// One `[[notify]]` channel, by its `kind`. Each kind takes its own keys;
@@ -325,14 +343,6 @@ impl Config {
         Ok(self.breaker)
     }
 
-    fn synchronous(&self) -> Result<Synchronous> {
-        match self.storage.synchronous.as_str() {
-            "full" => Ok(Synchronous::Full),
-            "normal" => Ok(Synchronous::Normal),
-            other => Err(invalid(format!("[storage] synchronous = \"{other}\": use \"full\" or \"normal\""))),
-        }
-    }
-
     /// Opens the database at `db` and builds the engine the file describes.
     /// `quiet` silences the console notifier (messages still count as delivered).
     pub fn engine(&self, db: &Path, quiet: bool) -> Result<Engine> {
@@ -347,10 +357,6 @@ impl Config {
     }
 
     fn open_engine(&self, db: &Path, quiet: bool, only_reads: bool) -> Result<Engine> {
-        let locale = match &self.locale {
-            Some(l) => l.parse::<Locale>().map_err(invalid)?,
-            None => Locale::default(),
-        };
         // Every adapter is checked before the database is touched.
         let timeouts = [self.payment.checked_timeout_ms("payment")?, self.charge.checked_timeout_ms("charge")?];
         let payment = self.payment.payment()?;
@@ -361,14 +367,14 @@ impl Config {
         // The storage's errors say what to do when the cause is the file's
         // access (a folder or file that cannot be written), and only then.
         let storage = if only_reads {
-            SqliteStorage::open_for_reading(db, self.synchronous()?)?
+            SqliteStorage::open_for_reading(db, self.storage.synchronous)?
         } else {
-            SqliteStorage::open_with(db, self.synchronous()?)?
+            SqliteStorage::open_with(db, self.storage.synchronous)?
         };
         let mut builder = Engine::builder(storage)
             .payment(payment)
             .charge(charge)
-            .locale(locale)
+            .locale(self.locale)
             .breakers(breakers)
             .retry(retry)
             .lease(lease);
@@ -482,8 +488,8 @@ mod tests {
         assert!(message.starts_with("[charge] "), "{message}");
         assert!(message.contains("must start with http:// or https://"), "{message}");
 
-        let config = parse("[payment]\nadapter = \"soap\"\n").unwrap();
-        assert!(error(config.payment.payment()).contains("use \"sandbox\" or \"http\""));
+        let message = error(parse("[payment]\nadapter = \"soap\"\n"));
+        assert!(message.contains("unknown variant `soap`, expected `sandbox` or `http`"), "{message}");
 
         let config = parse("[payment]\nadapter = \"http\"\nurl = \"http://127.0.0.1:8083\"\ntimeout_ms = 0\n").unwrap();
         assert!(error(config.payment.payment()).contains("at least 1 ms"));
@@ -497,6 +503,26 @@ mod tests {
         assert_eq!(config.charge.timeout_ms, 610);
         config.payment.payment().unwrap();
         config.charge.charge().unwrap();
+    }
+
+    #[test]
+    fn adapters_storage_and_locale_are_known_words() {
+        let config =
+            parse("locale = \"en\"\n[storage]\nsynchronous = \"normal\"\n[charge]\nadapter = \"http\"\n").unwrap();
+        assert_eq!(config.locale, Locale::En);
+        assert_eq!(config.storage.synchronous, Synchronous::Normal);
+        assert_eq!((config.payment.adapter, config.charge.adapter), (Adapter::Sandbox, Adapter::Http));
+        let defaults = parse("").unwrap();
+        assert_eq!((defaults.locale, defaults.storage.synchronous), (Locale::Ko, Synchronous::Full));
+
+        let message = error(parse("[charge]\nadapter = \"Http\"\n"));
+        assert!(message.contains("unknown variant `Http`, expected `sandbox` or `http`"), "{message}");
+        let message = error(parse("[storage]\nsynchronous = \"fast\"\n"));
+        assert!(message.contains("synchronous = \"fast\""), "{message}");
+        assert!(message.contains("use \"full\" or \"normal\""), "{message}");
+        let message = error(parse("locale = \"fr\"\n"));
+        assert!(message.contains("unknown locale `fr`: use \"ko\" or \"en\""), "{message}");
+        assert!(parse("locale = 1\n").is_err());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::{render, Printed};
 pub fn run(cli: &Cli, config: &Config) -> Result<()> {
     let db = demo_db(cli.db.as_deref().filter(|_| db_on_command_line()))?;
     // The demo shows the sandbox's behaviour, whatever adapters the config picks.
-    let sandbox = Config { locale: config.locale.clone(), ..Config::default() };
+    let sandbox = Config { locale: config.locale, ..Config::default() };
     let engine = sandbox.engine(&db, cli.quiet || cli.json)?;
     let mut demo = Demo { talk: !cli.quiet && !cli.json, engine, steps: 0 };
     if demo.talk {

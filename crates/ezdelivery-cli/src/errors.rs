@@ -2,8 +2,8 @@
 //! library's message (what happened), the command to run next (the
 //! library knows no commands), and the exit code.
 
-use ezdelivery_core::domain::Refusal;
-use ezdelivery_core::{Error, Kept};
+use ezdelivery_core::domain::{OrderStatus, Refusal, Standing};
+use ezdelivery_core::{Error, Kept, Record};
 
 /// The exit code of `error` (the README's table): 1 internal, 2 invalid
 /// input, 3 not found, 4 invalid state, 5 declined, 6 unavailable, 7 money
@@ -32,15 +32,15 @@ pub fn message(error: &Error) -> String {
 /// The command to run next, and how it joins the library's message.
 fn next_step(error: &Error) -> Option<(&'static str, String)> {
     let step = match error {
-        Error::NotFound { what, store, .. } => match (*what, store) {
-            ("menu", Some(store)) => format!("`ezdelivery menu list --store {store}` shows its menus"),
-            ("store", _) => "`ezdelivery store list` shows the stores".into(),
-            ("menu", None) => "`ezdelivery menu list` shows the menus".into(),
-            ("rider", _) => {
+        Error::NotFound { what, store, .. } => match (what, store) {
+            (Record::Menu, Some(store)) => format!("`ezdelivery menu list --store {store}` shows its menus"),
+            (Record::Menu, None) => "`ezdelivery menu list` shows the menus".into(),
+            (Record::Store, _) => "`ezdelivery store list` shows the stores".into(),
+            (Record::Rider, _) => {
                 "`ezdelivery rider list` shows the riders, `ezdelivery rider add --name NAME` registers one".into()
             }
-            ("order", _) => "`ezdelivery status --customer NAME` lists a customer's orders".into(),
-            _ => return None,
+            (Record::Order, _) => "`ezdelivery status --customer NAME` lists a customer's orders".into(),
+            (Record::Breaker, _) => "`ezdelivery breaker` lists them".into(),
         },
         Error::Refused(refusal) => return refused(refusal),
         Error::Declined { order, .. } => format!("pay again with another card: `ezdelivery pay {order} --card NUMBER`"),
@@ -84,32 +84,32 @@ fn refused(refusal: &Refusal) -> Option<(&'static str, String)> {
         Refusal::NeedsAttention { .. } => "`ezdelivery relay --attention` lists it, and `ezdelivery relay \
                                            --retry-attention` tries again once the gateway is fixed"
             .into(),
-        Refusal::Transition { what, order, status, .. } => return Some((". ", transition_step(what, *order, status))),
+        Refusal::Transition { order, standing, .. } => return Some((". ", transition_step(*order, *standing))),
         Refusal::AlreadyDeparted { .. } | Refusal::AlreadyReviewed { .. } => return None,
     };
     Some(("; ", step))
 }
 
-/// What can be done with an order in `status` (for the order itself), or
-/// where to look (for its other parts).
-fn transition_step(what: &str, order: i64, status: &str) -> String {
-    if what != "order" {
+/// What can be done with an order where it stands (for the order itself),
+/// or where to look (for its other parts).
+fn transition_step(order: i64, standing: Standing) -> String {
+    use OrderStatus as S;
+    let Standing::Order(status) = standing else {
         return format!("`ezdelivery status {order}` shows where the order stands");
-    }
+    };
     match status {
-        "pending_payment" => format!("It is not paid yet: `ezdelivery pay {order}`"),
-        "paid" => format!(
+        S::PendingPayment => format!("It is not paid yet: `ezdelivery pay {order}`"),
+        S::Paid => format!(
             "Next, the store owner accepts it (`ezdelivery cook start {order}`) or rejects it \
              (`ezdelivery cook reject {order}`)"
         ),
-        "cooking" => format!("Next, when the food is ready: `ezdelivery cook finish {order}`"),
-        "cooked" => format!("Next, the rider departs: `ezdelivery deliver start {order}`"),
-        "delivering" => format!("Next, when the food is handed over: `ezdelivery deliver complete {order}`"),
-        "delivered" => {
+        S::Cooking => format!("Next, when the food is ready: `ezdelivery cook finish {order}`"),
+        S::Cooked => format!("Next, the rider departs: `ezdelivery deliver start {order}`"),
+        S::Delivering => format!("Next, when the food is handed over: `ezdelivery deliver complete {order}`"),
+        S::Delivered => {
             format!("It is finished; the customer can still review it once: `ezdelivery review {order} --score 1..5`")
         }
-        "cancelled" | "rejected" => "Nothing more can happen to it; to order again, use `ezdelivery order`".into(),
-        _ => format!("`ezdelivery status {order}` shows where it stands"),
+        S::Cancelled | S::Rejected => "Nothing more can happen to it; to order again, use `ezdelivery order`".into(),
     }
 }
 
@@ -119,14 +119,15 @@ mod tests {
 
     #[test]
     fn each_error_gets_its_exit_code_and_the_command_to_run_next() {
-        let e = Error::Refused(Refusal::Transition { what: "order", order: 7, status: "paid", action: "depart" });
+        let standing = Standing::Order(OrderStatus::Paid);
+        let e = Error::Refused(Refusal::Transition { order: 7, standing, action: "depart" });
         assert_eq!(exit_code(&e), 4);
         assert_eq!(
             message(&e),
             "order 7 is paid; it cannot depart. Next, the store owner accepts it (`ezdelivery cook start 7`) \
              or rejects it (`ezdelivery cook reject 7`)"
         );
-        let e = Error::not_found("order", 9);
+        let e = Error::not_found(Record::Order, 9);
         assert_eq!(
             (exit_code(&e), message(&e).as_str()),
             (3, "order 9 does not exist; `ezdelivery status --customer NAME` lists a customer's orders")

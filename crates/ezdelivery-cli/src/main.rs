@@ -1,12 +1,13 @@
 //! `ezdelivery`: the command-line program over `ezdelivery-core`.
 //!
 //! Parsing is in `args`, the config file in `config`, what each command
-//! prints in `render`; errors become messages and exit codes in one place,
-//! [`fail`].
+//! does in `commands` (one function each), what it prints in `render`;
+//! errors become messages and exit codes in one place, [`fail`].
 
 #![forbid(unsafe_code)]
 
 mod args;
+mod commands;
 mod config;
 mod demo;
 mod errors;
@@ -15,19 +16,16 @@ mod render;
 mod simulate;
 mod style;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
 use ezdelivery_core::domain::validate::{self, Invalid};
-use ezdelivery_core::{Engine, Error, ItemPick, NewOrder, Result};
+use ezdelivery_core::{Engine, Error, Result};
 use serde_json::json;
 
-use args::{
-    BreakerCommand, Cli, Command, CookCommand, DeliverCommand, EventFormat, MenuCommand, ProjectionCommand,
-    RiderCommand, StoreCommand,
-};
+use args::{BreakerCommand, Cli, Command, MenuCommand, RiderCommand, StoreCommand};
+use commands::RelayFlags;
 use config::Config;
 use render::Output;
 
@@ -66,7 +64,7 @@ fn unwritten(command: &Command, out: &Output, e: &std::io::Error) -> Error {
     let paying = matches!(command, Command::Order(o) if o.pay) || matches!(command, Command::Pay { .. });
     match out.json["order_id"].as_i64() {
         Some(order) if paying && out.json["payment"]["status"] == "approved" => {
-            Error::MoneyMoved { order, what: "payment", source: Box::new(unwritten) }
+            Error::MoneyMoved { order, what: ezdelivery_core::domain::Billing::Payment, source: Box::new(unwritten) }
         }
         _ => unwritten,
     }
@@ -255,14 +253,11 @@ fn run(cli: &Cli) -> Result<Printed> {
         Command::Completions { shell } => {
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut Cli::command(), "ezdelivery", &mut script);
-            return Ok(Printed::Out(Output::new(
-                json!({ "script": String::from_utf8_lossy(&script) }),
-                String::from_utf8_lossy(&script),
-            )));
+            return Ok(Printed::Out(render::completions(&script)));
         }
         Command::Man => {
             let page = man::page().map_err(|e| Error::Internal(format!("cannot render the man page: {e}")))?;
-            return Ok(Printed::Out(Output::new(json!({ "man": page }), page)));
+            return Ok(Printed::Out(render::man(page)));
         }
         _ => {}
     }
@@ -303,191 +298,38 @@ fn only_reads(command: &Command) -> bool {
     )
 }
 
+/// Runs one command on `engine`: [`commands`] has a function for each,
+/// [`render`] what it prints. The demo runs its steps through here too.
 fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed> {
-    let view = |v: ezdelivery_core::OrderView| Printed::Out(Output::new(render::view_json(&v), render::view_text(&v)));
-    Ok(match command {
-        Command::Store(StoreCommand::Add { name, owner, address, delivery_charge }) => {
-            if let Some(charge) = delivery_charge {
-                ezdelivery_core::domain::validate::charge(*charge)?;
-            }
-            let mut store = engine.add_store(name, owner.as_deref(), address.as_deref())?;
-            if let Some(charge) = delivery_charge {
-                store = engine.set_delivery_charge(store.id, *charge)?;
-            }
-            Printed::Out(Output::new(render::store_json(&store), render::store_text("registered", &store)))
-        }
-        Command::Store(StoreCommand::List) => Printed::Out(render::stores(&engine.stores()?)),
-        Command::Store(StoreCommand::Open { store }) => {
-            let s = engine.set_store_open(*store, true)?;
-            Printed::Out(Output::new(render::store_json(&s), render::store_text("is open", &s)))
-        }
-        Command::Store(StoreCommand::Close { store }) => {
-            let s = engine.set_store_open(*store, false)?;
-            Printed::Out(Output::new(render::store_json(&s), render::store_text("is closed", &s)))
-        }
-        Command::Store(StoreCommand::Orders { store }) => {
-            Printed::Out(render::views("orders", &engine.store_inbox(*store)?))
-        }
-        Command::Menu(MenuCommand::Add { store, name, price }) => {
-            let m = engine.add_menu(*store, name, *price)?;
-            Printed::Out(Output::new(render::menu_json(&m), render::menu_text("added", &m)))
-        }
-        Command::Menu(MenuCommand::List { store }) => Printed::Out(render::menus(&engine.menus(*store)?)),
-        Command::Menu(MenuCommand::Soldout { menu }) => {
-            let m = engine.set_menu_available(*menu, false)?;
-            Printed::Out(Output::new(render::menu_json(&m), render::menu_text("is sold out", &m)))
-        }
-        Command::Menu(MenuCommand::Available { menu }) => {
-            let m = engine.set_menu_available(*menu, true)?;
-            Printed::Out(Output::new(render::menu_json(&m), render::menu_text("is available again", &m)))
-        }
-        Command::Rider(RiderCommand::Add { name }) => {
-            let r = engine.add_rider(name)?;
-            Printed::Out(Output::new(render::rider_json(&r), format!("rider {} registered: {}", r.id, r.name)))
-        }
-        Command::Rider(RiderCommand::List) => Printed::Out(render::riders(&engine.riders()?)),
-        Command::Order(o) => {
-            let picks = o.items.iter().map(|i| ItemPick::parse(i)).collect::<Result<Vec<_>>>()?;
-            let mut new = NewOrder::new(o.store, &o.customer, &picks).deliver_to(&o.address);
-            if o.pay {
-                new = new.pay_now(o.card.as_deref());
-            }
-            view(engine.place_order(new)?)
-        }
-        Command::Pay { order, card } => view(engine.pay(*order, card.as_deref())?),
-        Command::Cook(CookCommand::Start { order }) => view(engine.start_cooking(*order)?),
-        Command::Cook(CookCommand::Finish { order }) => view(engine.finish_cooking(*order)?),
-        Command::Cook(CookCommand::Reject { order, reason }) => view(engine.reject(*order, reason)?),
-        Command::Deliver(DeliverCommand::Start { order, rider }) => {
-            view(engine.start_delivery(*order, rider.as_deref())?)
-        }
-        Command::Deliver(DeliverCommand::Complete { order }) => view(engine.complete_delivery(*order)?),
-        Command::Cancel { order, reason } => view(engine.cancel(*order, reason)?),
-        Command::Review { order, score, text } => {
-            let r = engine.review(*order, *score, text)?;
-            let json = json!({ "order_id": r.order_id, "store_id": r.store_id, "customer": r.customer,
-                               "score": r.score, "text": r.text, "at": r.created_at });
-            Printed::Out(Output::new(json, format!("order {} reviewed: {}/5 {}", r.order_id, r.score, r.text)))
-        }
-        Command::Status { order: Some(order), .. } => view(engine.status(*order)?),
-        Command::Status { customer, .. } => {
-            Printed::Out(render::views("orders", &engine.customer_orders(customer.as_deref().unwrap_or_default())?))
-        }
+    let out = match command {
+        Command::Store(c) => commands::store(engine, c),
+        Command::Menu(c) => commands::menu(engine, c),
+        Command::Rider(c) => commands::rider(engine, c),
+        Command::Order(o) => commands::order(engine, o),
+        Command::Pay { order, card } => commands::pay(engine, *order, card.as_deref()),
+        Command::Cook(c) => commands::cook(engine, c),
+        Command::Deliver(c) => commands::deliver(engine, c),
+        Command::Cancel { order, reason } => commands::cancel(engine, *order, reason),
+        Command::Review { order, score, text } => commands::review(engine, *order, *score, text),
+        Command::Status { order, customer } => commands::status(engine, *order, customer.as_deref()),
         Command::Events { order, after, format, follow } => {
-            if *after < 0 {
-                return Err(Error::Invalid(Invalid(format!("--after must be 0 or more, got {after}"))));
-            }
-            // --json: one object {"events":[…]}, or with --follow one object
-            // per line; the items in --format json (the default) or cloudevents.
-            if json && *format == Some(EventFormat::Table) {
-                return Err(Error::Invalid(Invalid(
-                    "--format table is for people and --json for programs: with --json, use --format json \
-                     (the default) or --format cloudevents"
-                        .into(),
-                )));
-            }
-            let format = format.unwrap_or(if !json && std::io::stdout().is_terminal() {
-                EventFormat::Table
-            } else {
-                EventFormat::Json
-            });
-            let events = engine.events(*after, *order, usize::MAX >> 1)?;
-            if json && !follow {
-                let item = if format == EventFormat::Cloudevents { render::cloud_event } else { render::event_json };
-                let all: Vec<_> = events.iter().map(item).collect();
-                return Ok(Printed::Out(Output::new(json!({ "events": all }), String::new())));
-            }
-            if format == EventFormat::Table && !follow {
-                return Ok(Printed::Out(Output::new(json!({}), render::events_table(&events))));
-            }
-            let line = |e: &ezdelivery_core::ports::storage::StoredEvent| match format {
-                EventFormat::Cloudevents => render::cloud_event(e).to_string(),
-                EventFormat::Json => render::event_json(e).to_string(),
-                // Following on a terminal: one line per event, as it comes.
-                EventFormat::Table => render::event_line(e),
-            };
-            let mut last = *after;
-            for e in &events {
-                print_line(&line(e)).map_err(output_error)?;
-                last = e.seq;
-            }
-            // --follow: poll for what other processes append, sleeping
-            // between looks (no busy loop), until interrupted.
-            if *follow {
-                loop {
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                    for e in engine.events(last, *order, 1_000)? {
-                        print_line(&line(&e)).map_err(output_error)?;
-                        last = e.seq;
-                    }
-                }
-            }
-            Printed::Done
+            return commands::events(engine, *order, *after, *format, *follow, json)
         }
-        Command::Breaker { action } => match action {
-            Some(BreakerCommand::Reset { name }) => {
-                let b = engine.reset_breaker(name)?;
-                Printed::Out(Output::new(json!(b), format!("breaker {} is closed", b.name)))
-            }
-            _ => Printed::Out(render::breakers(&engine.breakers()?)),
-        },
-        Command::Relay { dead: true, .. } => {
-            let dead = engine.dead_messages()?;
-            let list: Vec<_> = dead
-                .iter()
-                .map(|q| {
-                    json!({ "id": q.message.id, "channel": q.delivery.channel, "order_id": q.message.order_id,
-                                 "recipient": q.message.recipient, "tries": q.delivery.tries,
-                                 "last_error": q.delivery.last_error, "text": q.message.text })
-                })
-                .collect();
-            let human = if dead.is_empty() {
-                "no dead messages".to_string()
-            } else {
-                dead.iter()
-                    .map(|q| {
-                        format!(
-                            "{} [{}] order {} → {}: {} (after {} tries: {})",
-                            q.message.id,
-                            q.delivery.channel,
-                            q.message.order_id,
-                            q.message.recipient,
-                            q.message.text,
-                            q.delivery.tries,
-                            q.delivery.last_error.as_deref().unwrap_or("-")
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            };
-            Printed::Out(Output::new(json!({ "dead": list }), human))
-        }
-        Command::Relay { attention: true, .. } => Printed::Out(render::attention(&engine.attention()?)),
-        Command::Relay { retry_dead, retry_attention, .. } => {
-            let revived = if *retry_dead { engine.revive_dead_messages()? } else { 0 };
-            let requeued = if *retry_attention { engine.requeue_attention()? } else { 0 };
-            let r = engine.relay()?;
-            let waiting = engine.queue_status()?;
-            let mut json = serde_json::to_value(r).unwrap_or_default();
-            json["revived"] = json!(revived);
-            json["requeued"] = json!(requeued);
-            json["waiting"] = json!(waiting.calls() + waiting.messages);
-            json["waiting_calls"] = json!(waiting.calls());
-            json["waiting_messages"] = json!(waiting.messages);
-            json["next_due"] = json!(waiting.next_due.map(render::utc_text));
-            Printed::Out(Output::new(json, render::relay_text(&r, &waiting, revived, requeued)))
-        }
-        Command::Projection(ProjectionCommand::Rebuild) => {
-            let p = engine.rebuild_projection()?;
-            let json = json!({ "events": p.events, "applied": p.applied, "checkpoint": p.checkpoint });
-            Printed::Out(Output::new(
-                json,
-                format!("mypage rebuilt from {} events ({} applied), checkpoint {}", p.events, p.applied, p.checkpoint),
-            ))
-        }
-        Command::Simulate(args) => Printed::Out(simulate::run(engine, args, json)?),
+        Command::Breaker { action } => commands::breaker(engine, action.as_ref()),
+        Command::Relay { dead, retry_dead, attention, retry_attention } => commands::relay(
+            engine,
+            RelayFlags {
+                dead: *dead,
+                attention: *attention,
+                retry_dead: *retry_dead,
+                retry_attention: *retry_attention,
+            },
+        ),
+        Command::Projection(c) => commands::projection(engine, c),
+        Command::Simulate(args) => simulate::run(engine, args, json),
         Command::Demo | Command::Completions { .. } | Command::Man => {
             return Err(Error::Internal("this command runs before the engine is opened".into()))
         }
-    })
+    };
+    out.map(Printed::Out)
 }

@@ -4,12 +4,15 @@
 use comfy_table::{presets, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
 use ezdelivery_core::app::breakers::BreakerStatus;
 use ezdelivery_core::app::messages::won;
+use ezdelivery_core::app::projector::Progress;
 use ezdelivery_core::app::relay::{Attention, RelayReport};
-use ezdelivery_core::domain::{Menu, Rider, Store};
+use ezdelivery_core::domain::{Menu, Review, Rider, Store};
+use ezdelivery_core::ports::outbox::QueuedMessage;
 use ezdelivery_core::ports::storage::{QueueStatus, StoredEvent};
 use ezdelivery_core::OrderView;
 use serde_json::{json, Value};
 
+use crate::args::EventFormat;
 use crate::style::{self, Tone};
 
 /// What a command prints: one JSON object for `--json`, text for people.
@@ -65,6 +68,11 @@ pub fn store_json(s: &Store) -> Value {
     })
 }
 
+/// One store just registered, opened or closed: `verb` says which.
+pub fn store(verb: &str, s: &Store) -> Output {
+    Output::new(store_json(s), store_text(verb, s))
+}
+
 /// One store for people.
 pub fn store_text(verb: &str, s: &Store) -> String {
     let state = if s.open { "open" } else { "closed" };
@@ -109,6 +117,11 @@ pub fn menu_text(verb: &str, m: &Menu) -> String {
     }
 }
 
+/// One menu just added, sold out or available again: `verb` says which.
+pub fn menu(verb: &str, m: &Menu) -> Output {
+    Output::new(menu_json(m), menu_text(verb, m))
+}
+
 /// A menu as JSON.
 pub fn menu_json(m: &Menu) -> Value {
     json!({ "id": m.id, "store_id": m.store_id, "name": m.name, "price": m.price, "available": m.available })
@@ -135,6 +148,11 @@ pub fn rider_json(r: &Rider) -> Value {
     json!({ "id": r.id, "name": r.name })
 }
 
+/// `rider add`
+pub fn rider_added(r: &Rider) -> Output {
+    Output::new(rider_json(r), format!("rider {} registered: {}", r.id, r.name))
+}
+
 /// `rider list`
 pub fn riders(riders: &[Rider]) -> Output {
     let mut t = table(&["id", "name"]);
@@ -142,6 +160,11 @@ pub fn riders(riders: &[Rider]) -> Output {
         t.add_row(vec![right(r.id), Cell::new(&r.name)]);
     }
     Output::new(json!({ "riders": riders.iter().map(rider_json).collect::<Vec<_>>() }), or_none(&t, riders, "riders"))
+}
+
+/// One order, as every command that changes or shows one prints it.
+pub fn view(v: &OrderView) -> Output {
+    Output::new(view_json(v), view_text(v))
 }
 
 /// An order view as JSON: exactly the view's serde form.
@@ -321,6 +344,59 @@ fn money_after_stop(v: &OrderView) -> String {
     format!("{payment}{}", charge.unwrap_or_default())
 }
 
+/// `review`
+pub fn review(r: &Review) -> Output {
+    let json = json!({ "order_id": r.order_id, "store_id": r.store_id, "customer": r.customer,
+                       "score": r.score, "text": r.text, "at": r.created_at });
+    Output::new(json, format!("order {} reviewed: {}/5 {}", r.order_id, r.score, r.text))
+}
+
+/// `relay`: what this run did (and how many dead messages were revived,
+/// how many payments and charges needing attention queued again), and
+/// what still waits.
+pub fn relay(r: &RelayReport, waiting: &QueueStatus, revived: usize, requeued: usize) -> Output {
+    let mut json = serde_json::to_value(r).unwrap_or_default();
+    json["revived"] = json!(revived);
+    json["requeued"] = json!(requeued);
+    json["waiting"] = json!(waiting.calls() + waiting.messages);
+    json["waiting_calls"] = json!(waiting.calls());
+    json["waiting_messages"] = json!(waiting.messages);
+    json["next_due"] = json!(waiting.next_due.map(utc_text));
+    Output::new(json, relay_text(r, waiting, revived, requeued))
+}
+
+/// `relay --dead`: the messages no channel took, and why.
+pub fn dead_messages(dead: &[QueuedMessage]) -> Output {
+    let list: Vec<_> = dead
+        .iter()
+        .map(|q| {
+            json!({ "id": q.message.id, "channel": q.delivery.channel, "order_id": q.message.order_id,
+                    "recipient": q.message.recipient, "tries": q.delivery.tries,
+                    "last_error": q.delivery.last_error, "text": q.message.text })
+        })
+        .collect();
+    let human = if dead.is_empty() {
+        "no dead messages".to_string()
+    } else {
+        dead.iter()
+            .map(|q| {
+                format!(
+                    "{} [{}] order {} → {}: {} (after {} tries: {})",
+                    q.message.id,
+                    q.delivery.channel,
+                    q.message.order_id,
+                    q.message.recipient,
+                    q.message.text,
+                    q.delivery.tries,
+                    q.delivery.last_error.as_deref().unwrap_or("-")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Output::new(json!({ "dead": list }), human)
+}
+
 /// `relay`'s summary: what this run did, then what still waits and when
 /// the next of it is due.
 pub fn relay_text(r: &RelayReport, waiting: &QueueStatus, revived: usize, requeued: usize) -> String {
@@ -456,6 +532,27 @@ pub fn event_json(e: &StoredEvent) -> Value {
     })
 }
 
+/// `events` printed at once: a table for people (`--format table`), or
+/// one `--json` object `{"events":[…]}` with the items in `format`.
+pub fn events(events: &[StoredEvent], format: EventFormat) -> Output {
+    let item = match format {
+        EventFormat::Table => return Output::new(json!({}), events_table(events)),
+        EventFormat::Json => event_json,
+        EventFormat::Cloudevents => cloud_event,
+    };
+    Output::new(json!({ "events": events.iter().map(item).collect::<Vec<_>>() }), String::new())
+}
+
+/// One event as one line in `format` (`events` to a pipe, or `--follow`).
+pub fn event_line_in(format: EventFormat, e: &StoredEvent) -> String {
+    match format {
+        EventFormat::Cloudevents => cloud_event(e).to_string(),
+        EventFormat::Json => event_json(e).to_string(),
+        // Following on a terminal: one line per event, as it comes.
+        EventFormat::Table => event_line(e),
+    }
+}
+
 /// Events as a table for people (`at` in UTC).
 pub fn events_table(events: &[StoredEvent]) -> String {
     let mut t = table(&["seq", "at (UTC)", "type", "order", "data"]);
@@ -517,4 +614,29 @@ pub fn breakers(breakers: &[BreakerStatus]) -> Output {
         ]);
     }
     Output::new(json!({ "breakers": breakers }), t.to_string())
+}
+
+/// `breaker reset NAME`
+pub fn breaker_reset(b: &BreakerStatus) -> Output {
+    Output::new(json!(b), format!("breaker {} is closed", b.name))
+}
+
+/// `projection rebuild`
+pub fn rebuild(p: &Progress) -> Output {
+    let json = json!({ "events": p.events, "applied": p.applied, "checkpoint": p.checkpoint });
+    Output::new(
+        json,
+        format!("mypage rebuilt from {} events ({} applied), checkpoint {}", p.events, p.applied, p.checkpoint),
+    )
+}
+
+/// `completions SHELL`: the script, as it is and as `{"script": …}`.
+pub fn completions(script: &[u8]) -> Output {
+    let script = String::from_utf8_lossy(script);
+    Output::new(json!({ "script": script }), script)
+}
+
+/// `man`: the page, as it is and as `{"man": …}`.
+pub fn man(page: String) -> Output {
+    Output::new(json!({ "man": page }), page)
 }

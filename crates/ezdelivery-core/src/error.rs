@@ -19,8 +19,8 @@ pub enum Error {
     /// No such record.
     #[error("{what} {id} does not exist")]
     NotFound {
-        /// `store`, `menu`, `order`, `rider`, `breaker`.
-        what: &'static str,
+        /// What kind of record was looked for.
+        what: Record,
         /// The id or name that was asked for (escaped and shortened).
         id: String,
         /// The store a menu was looked for in.
@@ -62,8 +62,8 @@ pub enum Error {
     MoneyMoved {
         /// The order.
         order: OrderId,
-        /// `payment` or `delivery charge`.
-        what: &'static str,
+        /// A payment or a delivery charge.
+        what: crate::domain::Billing,
         /// Why recording failed.
         source: Box<Error>,
     },
@@ -102,9 +102,36 @@ impl Error {
     }
 
     /// A missing record: `what` and the id or name asked for.
-    pub fn not_found(what: &'static str, id: impl ToString) -> Error {
+    pub fn not_found(what: Record, id: impl ToString) -> Error {
         // a name typed by someone: shown escaped and shortened
         Error::NotFound { what, id: crate::domain::validate::shown(&id.to_string()), store: None }
+    }
+}
+
+/// The kinds of record a look-up may not find ([`Error::NotFound`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Record {
+    /// A store.
+    Store,
+    /// A menu item.
+    Menu,
+    /// A rider.
+    Rider,
+    /// An order.
+    Order,
+    /// A circuit breaker.
+    Breaker,
+}
+
+impl std::fmt::Display for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Record::Store => "store",
+            Record::Menu => "menu",
+            Record::Rider => "rider",
+            Record::Order => "order",
+            Record::Breaker => "breaker",
+        })
     }
 }
 
@@ -164,7 +191,7 @@ mod tests {
 
     #[test]
     fn debug_reads_like_the_message_with_its_kind() {
-        let e = Error::not_found("order", 7);
+        let e = Error::not_found(Record::Order, 7);
         assert_eq!(format!("{e:?}"), "not_found: order 7 does not exist");
         let e = Error::Invalid(Invalid("a card number has 12 to 19 digits".into()));
         assert_eq!(format!("{e:?}"), "invalid_input: a card number has 12 to 19 digits");

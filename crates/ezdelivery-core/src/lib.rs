@@ -254,10 +254,9 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 mod error;
-mod fixed_time;
 pub mod ports;
 mod wiring;
 
 pub use app::engine::{Engine, EngineBuilder, ItemPick, NewOrder, PayNow};
 pub use domain::view::OrderView;
-pub use error::{Error, Kept, Result};
+pub use error::{Error, Kept, Record, Result};

@@ -981,9 +981,9 @@ fn failed_read_returns_its_error(s: &mut dyn Storage) {
     world(s, 1, 0, 0);
     let failed = s.read(&mut |r| {
         assert_eq!(r.store(1)?, Some(store(1)));
-        Err(Error::not_found("order", 42))
+        Err(Error::not_found(crate::Record::Order, 42))
     });
-    assert!(matches!(&failed, Err(Error::NotFound { what: "order", id, .. }) if id == "42"), "{failed:?}");
+    assert!(matches!(&failed, Err(Error::NotFound { what: crate::Record::Order, id, .. }) if id == "42"), "{failed:?}");
     assert_eq!(read(s, |r| r.stores()), vec![store(1)], "the storage is still usable");
 }
 

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Serialize;
 use ureq::http::{HeaderValue, StatusCode, Uri};
 use ureq::Agent;
@@ -253,27 +254,19 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Every byte but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`).
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// `text` as one URL path segment: everything but the unreserved characters
 /// percent-encoded, so a gateway's reference cannot change the path.
 pub(crate) fn path_segment(text: &str) -> String {
-    encode(text, false)
+    utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }
 
-/// `text` as a form field name or value (`application/x-www-form-urlencoded`).
+/// `text` as a form field name or value (`application/x-www-form-urlencoded`):
+/// the same, with a space as `+`.
 fn form_encode(text: &str) -> String {
-    encode(text, true)
-}
-
-fn encode(text: &str, form: bool) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => out.push(b as char),
-            b' ' if form => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+    text.split(' ').map(path_segment).collect::<Vec<_>>().join("+")
 }
 
 /// Control characters become spaces and a long text is cut, so a server's

@@ -141,7 +141,7 @@ impl Engine {
     pub fn reset_breaker(&mut self, name: &str) -> Result<BreakerStatus> {
         if !self.breaker_names().iter().any(|n| n == name) {
             return Err(Error::NotFound {
-                what: "breaker",
+                what: crate::Record::Breaker,
                 id: format!(
                     "`{}` (the breakers are {})",
                     crate::domain::validate::shown(name),

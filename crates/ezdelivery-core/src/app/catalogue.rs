@@ -92,7 +92,7 @@ impl Engine {
     pub fn set_menu_available(&mut self, menu: MenuId, available: bool) -> Result<Menu> {
         let _span = tracing::info_span!("set_menu_available", menu, available).entered();
         self.write(|w| {
-            let found = w.repo.menu(menu)?.ok_or_else(|| Error::not_found("menu", menu))?;
+            let found = w.repo.menu(menu)?.ok_or_else(|| Error::not_found(crate::Record::Menu, menu))?;
             let (menu, event) = found.set_available(available);
             w.repo.save_menu(&menu)?;
             w.emit_opt(event)?;
@@ -125,7 +125,7 @@ impl Engine {
 
 /// The store `id`, or `not_found`.
 pub(crate) fn existing_store(repo: &mut dyn Repo, id: StoreId) -> Result<Store> {
-    repo.store(id)?.ok_or_else(|| Error::not_found("store", id))
+    repo.store(id)?.ok_or_else(|| Error::not_found(crate::Record::Store, id))
 }
 
 /// A rider by id or exact name, or `not_found`.
@@ -136,7 +136,7 @@ pub(crate) fn find_rider(repo: &mut dyn Repo, rider: &str) -> Result<Rider> {
             return Ok(found);
         }
     }
-    repo.rider_by_name(rider)?.ok_or_else(|| Error::not_found("rider", rider))
+    repo.rider_by_name(rider)?.ok_or_else(|| Error::not_found(crate::Record::Rider, rider))
 }
 
 /// A menu of `store` by id or exact name, or `not_found`.
@@ -147,7 +147,7 @@ pub(crate) fn find_menu(repo: &mut dyn Repo, store: StoreId, menu: &str) -> Resu
         }
     }
     repo.menu_by_name(store, menu)?.ok_or(Error::NotFound {
-        what: "menu",
+        what: crate::Record::Menu,
         id: format!("`{}` of store {store}", validate::shown(menu)),
         store: Some(store),
     })

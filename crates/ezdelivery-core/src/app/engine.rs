@@ -11,6 +11,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 
+use crate::app::event_ids::EventIds;
 use crate::app::messages::{messages_for, Audience, Locale};
 use crate::app::projector;
 use crate::app::retry::RetryPolicy;
@@ -175,7 +176,7 @@ impl Engine {
     /// The mypage view of one order (`ezdelivery status ORDER`).
     pub fn status(&mut self, order: OrderId) -> Result<OrderView> {
         let _span = tracing::debug_span!("status", order).entered();
-        self.read(|repo| repo.view(order)?.ok_or_else(|| Error::not_found("order", order)))
+        self.read(|repo| repo.view(order)?.ok_or_else(|| Error::not_found(crate::Record::Order, order)))
     }
 
     /// The views of all of a customer's orders, oldest first
@@ -191,7 +192,7 @@ impl Engine {
     pub fn events(&mut self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>> {
         self.read(|repo| {
             if let Some(id) = order {
-                repo.order(id)?.ok_or_else(|| Error::not_found("order", id))?;
+                repo.order(id)?.ok_or_else(|| Error::not_found(crate::Record::Order, id))?;
             }
             repo.events(after, order, limit)
         })
@@ -261,7 +262,7 @@ impl Work<'_> {
         for (event_id, _, event) in std::mem::take(&mut self.emitted) {
             let Some(order_id) = event.order_id() else { continue };
             if !self.views.iter().any(|v| v.order_id == order_id) {
-                let view = self.repo.view(order_id)?.ok_or_else(|| Error::not_found("order", order_id))?;
+                let view = self.repo.view(order_id)?.ok_or_else(|| Error::not_found(crate::Record::Order, order_id))?;
                 self.views.push(view);
             }
             let Some(view) = self.views.iter().find(|v| v.order_id == order_id) else { continue };
@@ -311,37 +312,6 @@ impl Work<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// Hands out event ids: version-7 UUIDs (RFC 9562), the command's time in
-/// milliseconds first, then 32 bits drawn once per engine and a counter.
-/// Unique within the process by the counter, across processes by the
-/// random bits; cheap (one `getrandom` per engine, not one per event); and
-/// in time order, so the log's and the outbox's unique indexes grow at
-/// their end instead of touching a random page on every insert.
-pub(crate) struct EventIds {
-    random: u32,
-    counter: u64,
-}
-
-impl EventIds {
-    fn new() -> EventIds {
-        EventIds { random: (uuid::Uuid::new_v4().as_u64_pair().0 >> 32) as u32, counter: 0 }
-    }
-
-    /// The next id, for an event that happened at `at`.
-    pub(crate) fn next(&mut self, at: DateTime<Utc>) -> String {
-        self.counter = (self.counter + 1) & ((1 << 42) - 1);
-        let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0) & ((1 << 48) - 1);
-        let random = u64::from(self.random);
-        // 48 bits of time, 4 of version, 12 random; 2 of variant, 20
-        // random, 42 of counter.
-        let high = (millis << 16) | (0x7 << 12) | (random >> 20);
-        let low = (0b10 << 62) | ((random & 0xf_ffff) << 42) | self.counter;
-        let uuid = uuid::Uuid::from_u64_pair(high, low);
-        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        uuid.hyphenated().encode_lower(&mut buf).to_string()
     }
 }
 

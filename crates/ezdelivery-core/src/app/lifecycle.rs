@@ -12,8 +12,8 @@ use crate::domain::order::OrderAction;
 use crate::domain::payment::mask_card;
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Charge, ChargeStatus, Delivery, KitchenTicket, Order, OrderId, OrderStatus, Payment, PaymentStatus, Refusal,
-    Review, RiderId, Won,
+    Billing, Charge, ChargeStatus, Delivery, KitchenTicket, Order, OrderId, OrderStatus, Payment, PaymentStatus,
+    Refusal, Review, RiderId, Won,
 };
 use crate::ports::storage::Table;
 use crate::{Error, Kept, Result};
@@ -69,7 +69,7 @@ impl Engine {
             found.transition(OrderAction::Pay, w.now)?;
             let payment = match w.repo.latest_payment(order)? {
                 Some(p) if p.status == PaymentStatus::NeedsAttention => {
-                    return Err(Refusal::NeedsAttention { order, what: "payment" }.into())
+                    return Err(Refusal::NeedsAttention { order, what: Billing::Payment }.into())
                 }
                 Some(p) if p.status == PaymentStatus::Pending => {
                     let same_card = card.is_none() || card == p.card;
@@ -189,7 +189,7 @@ impl Engine {
         let pending = self.write(|w| {
             let found = existing_order(w, order)?;
             if found.status == OrderStatus::Cooking {
-                let kitchen = existing_ticket(w, order)?.status.as_str();
+                let kitchen = existing_ticket(w, order)?.status;
                 return Err(Refusal::FoodNotCooked { order, kitchen }.into());
             }
             found.transition(OrderAction::Depart, w.now)?;
@@ -215,7 +215,7 @@ impl Engine {
                 if !current.attempt.claimable(w.now) && named.as_ref().is_some_and(|r| Some(r.id) != delivery.rider_id)
                 {
                     let until = current.attempt.next_at.map(|t| t.to_rfc3339()).unwrap_or_default();
-                    return Err(Refusal::GatewayBusy { order, what: "delivery charge", until }.into());
+                    return Err(Refusal::GatewayBusy { order, what: Billing::DeliveryCharge, until }.into());
                 }
             }
             if let Some(r) = named.filter(|r| delivery.rider_id != Some(r.id)) {
@@ -237,17 +237,17 @@ impl Engine {
             match live(&w.repo.charges(order)?, rider_id) {
                 Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c).map(|()| None),
                 Some(c) if c.status == ChargeStatus::NeedsAttention => {
-                    Err(Refusal::NeedsAttention { order, what: "delivery charge" }.into())
+                    Err(Refusal::NeedsAttention { order, what: Billing::DeliveryCharge }.into())
                 }
                 Some(c) => match claim(w, &c, false)? {
                     Claiming::Claimed(claimed) => Ok(Some(claimed)),
                     Claiming::Busy(until) => Err(Refusal::GatewayBusy {
                         order,
-                        what: "delivery charge",
+                        what: Billing::DeliveryCharge,
                         until: until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     }
                     .into()),
-                    Claiming::Nothing => Err(Refusal::ChargeNotPaid { order, charge: c.status.as_str() }.into()),
+                    Claiming::Nothing => Err(Refusal::ChargeNotPaid { order, charge: Some(c.status) }.into()),
                 },
                 None => {
                     let charge = new_charge(w, order, rider_id, delivery.charge)?;
@@ -276,10 +276,7 @@ impl Engine {
                 let charge = w.repo.charges(order)?.into_iter().rev().find(|c| Some(c.rider_id) == delivery.rider_id);
                 match charge {
                     Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c),
-                    other => {
-                        Err(Refusal::ChargeNotPaid { order, charge: other.map_or("none", |c| c.status.as_str()) }
-                            .into())
-                    }
+                    other => Err(Refusal::ChargeNotPaid { order, charge: other.map(|c| c.status) }.into()),
                 }
             })?;
         }
@@ -367,7 +364,7 @@ impl Engine {
 }
 
 fn existing_order(w: &mut Work<'_>, id: OrderId) -> Result<Order> {
-    w.repo.order(id)?.ok_or_else(|| Error::not_found("order", id))
+    w.repo.order(id)?.ok_or_else(|| Error::not_found(crate::Record::Order, id))
 }
 
 fn existing_ticket(w: &mut Work<'_>, order: OrderId) -> Result<KitchenTicket> {

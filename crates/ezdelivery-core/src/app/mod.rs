@@ -5,6 +5,7 @@
 pub mod breakers;
 pub mod catalogue;
 pub mod engine;
+mod event_ids;
 pub mod invariants;
 pub mod lifecycle;
 pub mod messages;

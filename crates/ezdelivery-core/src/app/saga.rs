@@ -27,7 +27,8 @@ use crate::app::engine::{Engine, Work};
 use crate::domain::attempt::{Answer, Attempt, Verdict};
 use crate::domain::order::OrderAction;
 use crate::domain::{
-    Charge, ChargeStatus, DeliveryStatus, Event, KitchenTicket, OrderId, OrderStatus, Payment, PaymentStatus, Won,
+    Billing, Charge, ChargeStatus, DeliveryStatus, Event, KitchenTicket, OrderId, OrderStatus, Payment, PaymentStatus,
+    Won,
 };
 use crate::ports::storage::Repo;
 use crate::ports::{ChargeRequest, GatewayOutcome, PaymentRequest, RefundRequest};
@@ -97,7 +98,7 @@ pub(crate) trait Leg: Clone + Sized {
     /// The circuit breaker of its gateway.
     const BREAKER: &'static str;
     /// What it is, for messages.
-    const WHAT: &'static str;
+    const WHAT: Billing;
     /// Whether its gateway may decline taking the money (payments only;
     /// elsewhere a "no" proves nothing and the call stays in doubt).
     const DECLINABLE: bool;
@@ -199,7 +200,7 @@ macro_rules! shared_leg {
 
 impl Leg for Payment {
     const BREAKER: &'static str = PAYMENT;
-    const WHAT: &'static str = "payment";
+    const WHAT: Billing = Billing::Payment;
     const DECLINABLE: bool = true;
 
     shared_leg!(Payment, PaymentStatus);
@@ -237,7 +238,8 @@ impl Leg for Payment {
         let (mut paid, event) = self.approve(gateway_ref, w.now)?;
         let mut established = false;
         if paid.status == PaymentStatus::Approved {
-            let order = w.repo.order(self.order_id)?.ok_or_else(|| Error::not_found("order", self.order_id))?;
+            let order =
+                w.repo.order(self.order_id)?.ok_or_else(|| Error::not_found(crate::Record::Order, self.order_id))?;
             if order.status == OrderStatus::PendingPayment {
                 w.repo.update_order(&order.transition(OrderAction::Pay, w.now)?)?;
                 w.repo.save_ticket(&KitchenTicket::receive(order.id, order.store_id, w.now))?;
@@ -278,7 +280,7 @@ impl Leg for Payment {
 
 impl Leg for Charge {
     const BREAKER: &'static str = CHARGE;
-    const WHAT: &'static str = "delivery charge";
+    const WHAT: Billing = Billing::DeliveryCharge;
     const DECLINABLE: bool = false;
 
     shared_leg!(Charge, ChargeStatus);

@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 
 use super::attempt::Attempt;
+use super::refusal::Standing;
 use super::{status_strings, ChargeId, Event, OrderId, Refusal, RiderId, Won};
 
 /// Where a delivery charge stands.
@@ -132,9 +133,8 @@ impl Charge {
         match self.status.next(action) {
             Some(status) => Ok(Charge { status, updated_at: now, ..self.clone() }),
             None => Err(Refusal::Transition {
-                what: "delivery charge",
                 order: self.order_id,
-                status: self.status.as_str(),
+                standing: Standing::DeliveryCharge(self.status),
                 action: match action {
                     ChargeAction::Pay => "be paid",
                     ChargeAction::Void => "be voided",

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::refusal::Standing;
 use super::{
     status_strings, Charge, ChargeId, ChargeStatus, Event, KitchenStatus, OrderId, Refusal, Rider, RiderId, Won,
 };
@@ -106,9 +107,8 @@ impl Delivery {
         match self.status.next(action) {
             Some(status) => Ok(Delivery { status, updated_at: now, ..self.clone() }),
             None => Err(Refusal::Transition {
-                what: "delivery",
                 order: self.order_id,
-                status: self.status.as_str(),
+                standing: Standing::Delivery(self.status),
                 action: match action {
                     DeliveryAction::Assign => "get another rider",
                     DeliveryAction::Depart => "depart",
@@ -149,14 +149,12 @@ impl Delivery {
             _ => return Err(Refusal::NoRider { order }),
         };
         if kitchen != KitchenStatus::Cooked {
-            return Err(Refusal::FoodNotCooked { order, kitchen: kitchen.as_str() });
+            return Err(Refusal::FoodNotCooked { order, kitchen });
         }
         match charge {
             Some(c) if c.status == ChargeStatus::Paid && c.rider_id == rider.id => {}
-            Some(c) if c.rider_id == rider.id => {
-                return Err(Refusal::ChargeNotPaid { order, charge: c.status.as_str() })
-            }
-            _ => return Err(Refusal::ChargeNotPaid { order, charge: "none" }),
+            Some(c) if c.rider_id == rider.id => return Err(Refusal::ChargeNotPaid { order, charge: Some(c.status) }),
+            _ => return Err(Refusal::ChargeNotPaid { order, charge: None }),
         }
         let e = Event::DeliveryStarted { order_id: order, rider_id: rider.id, rider: rider.name.clone() };
         Ok((d, e))
@@ -221,7 +219,7 @@ mod tests {
         assert!(matches!(d.depart(r, KitchenStatus::Cooking, Some(&paid), now()), Err(Refusal::FoodNotCooked { .. })));
         assert!(matches!(
             d.depart(r, KitchenStatus::Cooked, Some(&pending), now()),
-            Err(Refusal::ChargeNotPaid { charge: "pending", .. })
+            Err(Refusal::ChargeNotPaid { charge: Some(ChargeStatus::Pending), .. })
         ));
         assert!(matches!(d.depart(r, KitchenStatus::Cooked, None, now()), Err(Refusal::ChargeNotPaid { .. })));
         let other = paid_charge(4);

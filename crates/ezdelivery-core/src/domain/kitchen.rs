@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::refusal::Standing;
 use super::{status_strings, Event, OrderId, Refusal, StoreId};
 
 /// Where a kitchen ticket stands.
@@ -90,9 +91,8 @@ impl KitchenTicket {
     ) -> Result<(KitchenTicket, Option<Event>), Refusal> {
         let Some(status) = self.status.next(action) else {
             return Err(Refusal::Transition {
-                what: "kitchen ticket",
                 order: self.order_id,
-                status: self.status.as_str(),
+                standing: Standing::KitchenTicket(self.status),
                 action: match action {
                     KitchenAction::Start => "start cooking",
                     KitchenAction::Finish => "finish cooking (cooking has not started)",

@@ -29,7 +29,7 @@ pub use event::Event;
 pub use kitchen::{KitchenStatus, KitchenTicket};
 pub use order::{Order, OrderItem, OrderStatus};
 pub use payment::{Payment, PaymentStatus};
-pub use refusal::{DomainError, Refusal};
+pub use refusal::{Billing, DomainError, Refusal, Standing};
 pub use review::Review;
 
 /// Money: whole Korean won. Prices, totals and charges are never fractional.

@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::refusal::Standing;
 use super::validate::{self, Invalid};
 use super::{status_strings, DomainError, Event, Menu, MenuId, OrderId, Refusal, Store, StoreId, Won};
 
@@ -237,9 +238,8 @@ impl Order {
     pub fn review(&self) -> Result<Order, Refusal> {
         if self.status != OrderStatus::Delivered {
             return Err(Refusal::Transition {
-                what: "order",
                 order: self.id,
-                status: self.status.as_str(),
+                standing: Standing::Order(self.status),
                 action: "be reviewed: only a delivered order can be",
             });
         }
@@ -251,7 +251,7 @@ impl Order {
 
     fn refusal(&self, action: OrderAction) -> Refusal {
         use OrderStatus as S;
-        let (order, status) = (self.id, self.status.as_str());
+        let (order, status) = (self.id, self.status);
         match (self.status, action) {
             (S::Delivering | S::Delivered, OrderAction::Cancel) => Refusal::AlreadyDeparted { order, status },
             (
@@ -263,9 +263,9 @@ impl Order {
                 | OrderAction::Complete,
             ) => Refusal::NotPaid { order, status },
             (S::Paid | S::Cooking | S::Cooked | S::Delivering | S::Delivered, OrderAction::Pay) => {
-                Refusal::Transition { what: "order", order, status, action: "be paid again" }
+                Refusal::Transition { order, standing: Standing::Order(status), action: "be paid again" }
             }
-            _ => Refusal::Transition { what: "order", order, status, action: action.verb() },
+            _ => Refusal::Transition { order, standing: Standing::Order(status), action: action.verb() },
         }
     }
 }
@@ -330,7 +330,7 @@ mod tests {
         let e = order_in(S::PendingPayment).transition(A::StartCooking, now()).unwrap_err();
         assert!(matches!(e, Refusal::NotPaid { order: 7, .. }));
         let e = order_in(S::Rejected).transition(A::Cancel, now()).unwrap_err();
-        assert!(matches!(e, Refusal::Transition { status: "rejected", .. }));
+        assert!(matches!(e, Refusal::Transition { standing: Standing::Order(OrderStatus::Rejected), .. }));
     }
 
     #[test]

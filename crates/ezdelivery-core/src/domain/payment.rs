@@ -14,6 +14,7 @@
 use chrono::{DateTime, Utc};
 
 use super::attempt::Attempt;
+use super::refusal::Standing;
 use super::{status_strings, Event, OrderId, PaymentId, Refusal, Won};
 
 /// Where a payment stands.
@@ -145,9 +146,8 @@ impl Payment {
         match self.status.next(action) {
             Some(status) => Ok(Payment { status, updated_at: now, ..self.clone() }),
             None => Err(Refusal::Transition {
-                what: "payment",
                 order: self.order_id,
-                status: self.status.as_str(),
+                standing: Standing::Payment(self.status),
                 action: match action {
                     PaymentAction::Approve => "be approved",
                     PaymentAction::Decline => "be declined",

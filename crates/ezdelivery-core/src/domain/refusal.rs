@@ -1,7 +1,7 @@
 //! Why the state machine refuses a move: typed, with messages that say what
 //! went wrong, for which id, and what to do next.
 
-use super::{OrderId, StoreId};
+use super::{ChargeStatus, DeliveryStatus, KitchenStatus, OrderId, OrderStatus, PaymentStatus, StoreId};
 
 /// A move the domain does not allow in the current state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,16 +26,16 @@ pub enum Refusal {
         /// The order.
         order: OrderId,
         /// Its current status.
-        status: &'static str,
+        status: OrderStatus,
     },
     /// The order has left the store (or was delivered): a cancel is no
     /// longer possible.
-    #[error("{}", departed_message(*.order, .status))]
+    #[error("{}", departed_message(*.order, *.status))]
     AlreadyDeparted {
         /// The order.
         order: OrderId,
         /// `delivering` or `delivered`.
-        status: &'static str,
+        status: OrderStatus,
     },
     /// The food has to be cooked before the rider departs.
     #[error("order {order} cannot depart: the food is not cooked yet (kitchen: {kitchen})")]
@@ -43,15 +43,15 @@ pub enum Refusal {
         /// The order.
         order: OrderId,
         /// The kitchen ticket's status.
-        kitchen: &'static str,
+        kitchen: KitchenStatus,
     },
     /// The rider's delivery charge has to be paid before departure.
-    #[error("order {order} cannot depart: the delivery charge to the rider is not paid ({charge}); it is retried under the same key")]
+    #[error("order {order} cannot depart: the delivery charge to the rider is not paid ({}); it is retried under the same key", .charge.map_or("none", ChargeStatus::as_str))]
     ChargeNotPaid {
         /// The order.
         order: OrderId,
         /// The charge's status, or `none`.
-        charge: &'static str,
+        charge: Option<ChargeStatus>,
     },
     /// No rider is assigned, and none was named.
     #[error("order {order} has no rider yet; name one for its departure")]
@@ -74,7 +74,7 @@ pub enum Refusal {
         /// The order.
         order: OrderId,
         /// `payment` or `delivery charge`.
-        what: &'static str,
+        what: Billing,
         /// When that process's claim lapses (RFC 3339).
         until: String,
     },
@@ -87,7 +87,7 @@ pub enum Refusal {
         /// The order.
         order: OrderId,
         /// `payment` or `delivery charge`.
-        what: &'static str,
+        what: Billing,
     },
     /// The order was already reviewed.
     #[error("order {order} was already reviewed; a review can be written once")]
@@ -98,14 +98,12 @@ pub enum Refusal {
     /// Any other move the state machine of one aggregate does not allow.
     /// The message names the order, says where it stands and what can be
     /// done with it next.
-    #[error("{}", transition_message(.what, *.order, .status, .action))]
+    #[error("{}", transition_message(*.order, *.standing, .action))]
     Transition {
-        /// Which aggregate: `order`, `payment`, `kitchen ticket`, `delivery`, `delivery charge`.
-        what: &'static str,
         /// The order the aggregate belongs to.
         order: OrderId,
-        /// Its current status.
-        status: &'static str,
+        /// Which aggregate, and where it stands.
+        standing: Standing,
         /// What was asked, as a verb phrase (`be cooked`, `be cancelled`).
         action: &'static str,
     },
@@ -113,18 +111,77 @@ pub enum Refusal {
 
 /// `order 7 is already on its way (delivering)…`, or `order 7 was already
 /// delivered…`.
-fn departed_message(order: OrderId, status: &str) -> String {
+fn departed_message(order: OrderId, status: OrderStatus) -> String {
     match status {
-        "delivered" => format!("order {order} was already delivered; it can no longer be cancelled"),
+        OrderStatus::Delivered => format!("order {order} was already delivered; it can no longer be cancelled"),
         _ => format!("order {order} is already on its way ({status}); it can no longer be cancelled"),
     }
 }
 
 /// `order 7 is paid; it cannot depart`; `the kitchen ticket of order 3 is
 /// cancelled; it cannot be cooked`.
-fn transition_message(what: &str, order: OrderId, status: &str, action: &str) -> String {
+fn transition_message(order: OrderId, standing: Standing, action: &str) -> String {
+    let (what, status) = (standing.what(), standing.status());
     let subject = if what == "order" { format!("order {order}") } else { format!("the {what} of order {order}") };
     format!("{subject} is {status}; it cannot {action}")
+}
+
+/// What moves money through a gateway: a customer's payment, or a rider's
+/// delivery charge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Billing {
+    /// The customer's payment (and its refund).
+    Payment,
+    /// The rider's delivery charge (and taking it back).
+    DeliveryCharge,
+}
+
+impl std::fmt::Display for Billing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Billing::Payment => "payment",
+            Billing::DeliveryCharge => "delivery charge",
+        })
+    }
+}
+
+/// Which aggregate a refused move was asked of, and where it stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// The order itself.
+    Order(OrderStatus),
+    /// Its payment.
+    Payment(PaymentStatus),
+    /// Its kitchen ticket.
+    KitchenTicket(KitchenStatus),
+    /// Its delivery.
+    Delivery(DeliveryStatus),
+    /// Its rider's delivery charge.
+    DeliveryCharge(ChargeStatus),
+}
+
+impl Standing {
+    /// The aggregate, as a message names it (`kitchen ticket`).
+    pub fn what(self) -> &'static str {
+        match self {
+            Standing::Order(_) => "order",
+            Standing::Payment(_) => "payment",
+            Standing::KitchenTicket(_) => "kitchen ticket",
+            Standing::Delivery(_) => "delivery",
+            Standing::DeliveryCharge(_) => "delivery charge",
+        }
+    }
+
+    /// Its status's stable name (`paid`).
+    pub fn status(self) -> &'static str {
+        match self {
+            Standing::Order(s) => s.as_str(),
+            Standing::Payment(s) => s.as_str(),
+            Standing::KitchenTicket(s) => s.as_str(),
+            Standing::Delivery(s) => s.as_str(),
+            Standing::DeliveryCharge(s) => s.as_str(),
+        }
+    }
 }
 
 /// Either kind of "no" the domain can say.
@@ -144,15 +201,16 @@ mod tests {
 
     #[test]
     fn a_refused_move_says_what_which_order_and_where_it_stands() {
-        let r = Refusal::Transition { what: "order", order: 7, status: "paid", action: "depart" };
+        let r = Refusal::Transition { order: 7, standing: Standing::Order(OrderStatus::Paid), action: "depart" };
         assert_eq!(r.to_string(), "order 7 is paid; it cannot depart");
-        let r = Refusal::Transition { what: "kitchen ticket", order: 3, status: "cancelled", action: "be cooked" };
+        let standing = Standing::KitchenTicket(KitchenStatus::Cancelled);
+        let r = Refusal::Transition { order: 3, standing, action: "be cooked" };
         assert_eq!(r.to_string(), "the kitchen ticket of order 3 is cancelled; it cannot be cooked");
-        let r = Refusal::NotPaid { order: 2, status: "pending_payment" };
+        let r = Refusal::NotPaid { order: 2, status: OrderStatus::PendingPayment };
         assert!(!r.to_string().contains("ezdelivery"), "the library names no command of the CLI: {r}");
-        let r = Refusal::AlreadyDeparted { order: 7, status: "delivering" };
+        let r = Refusal::AlreadyDeparted { order: 7, status: OrderStatus::Delivering };
         assert_eq!(r.to_string(), "order 7 is already on its way (delivering); it can no longer be cancelled");
-        let r = Refusal::AlreadyDeparted { order: 7, status: "delivered" };
+        let r = Refusal::AlreadyDeparted { order: 7, status: OrderStatus::Delivered };
         assert_eq!(r.to_string(), "order 7 was already delivered; it can no longer be cancelled");
     }
 }

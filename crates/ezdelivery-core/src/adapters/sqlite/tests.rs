@@ -437,6 +437,12 @@ fn time_text_matches_chrono_format() {
         assert_eq!(text, t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
         assert_eq!(super::repo::parse_time("t", "c", &text).unwrap(), chrono::SubsecRound::trunc_subsecs(t, 6));
     }
+    // Beyond four-digit years, and a leap second: still chrono's `format` text.
+    let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31).and_then(|d| d.and_hms_micro_opt(23, 59, 59, 1_500_000));
+    let odd = [Utc.timestamp_opt(253_402_300_800, 7_000).unwrap(), Utc.timestamp_opt(-62_198_755_200, 0).unwrap()];
+    for t in odd.into_iter().chain(leap.map(|t| t.and_utc())) {
+        assert_eq!(super::repo::time_text(&t), t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+    }
 }
 
 #[test]
