@@ -108,8 +108,7 @@ impl Engine {
         // Whole microseconds: what every storage keeps, so a view rebuilt
         // from the log is equal to the one built live.
         let now = self.clock.now().trunc_subsecs(6);
-        let lease_until =
-            crate::domain::breaker::after_ms(now, u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX));
+        let lease_until = crate::domain::time::after_ms(now, u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX));
         let locale = self.locale;
         let channels: Vec<&str> = self.notifiers.iter().map(|n| n.channel()).collect();
         let ids = &mut self.event_ids;
@@ -117,7 +116,7 @@ impl Engine {
         // commit: it claims those messages in the same transaction, so that
         // no other process's relay sends them meanwhile.
         let claim = (self.relay_after_command > 0 && !channels.is_empty())
-            .then(|| (crate::domain::breaker::after_ms(now, MESSAGE_LEASE_MS), self.relay_after_command));
+            .then(|| (crate::domain::time::after_ms(now, MESSAGE_LEASE_MS), self.relay_after_command));
         let mut work = Some(work);
         let mut out = None;
         let mut views = None;

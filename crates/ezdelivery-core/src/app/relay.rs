@@ -8,7 +8,8 @@ use std::time::Instant;
 use crate::app::breakers::PAYMENT;
 use crate::app::engine::{Engine, MESSAGE_LEASE_MS};
 use crate::app::saga::{Call, Leg, Settled};
-use crate::domain::breaker::{after_ms, Permit};
+use crate::domain::breaker::Permit;
+use crate::domain::time::after_ms;
 use crate::domain::{Breaker, BreakerState};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::QueueStatus;
@@ -351,7 +352,7 @@ pub struct Attention {
     pub id: i64,
     /// Always `needs_attention`.
     pub status: &'static str,
-    /// How much.
+    /// The payment's or the charge's amount, in whole won.
     pub amount: crate::domain::Won,
     /// The masked card (payments).
     #[serde(skip_serializing_if = "Option::is_none")]

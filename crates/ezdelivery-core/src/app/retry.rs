@@ -49,7 +49,7 @@ impl RetryPolicy {
     /// When the next try is due after `tries` failures, with random jitter.
     pub fn next_at(&self, tries: u32, now: DateTime<Utc>) -> DateTime<Utc> {
         let delay = self.delay_ms(tries, 0.5 + unit_random());
-        crate::domain::breaker::after_ms(now, delay)
+        crate::domain::time::after_ms(now, delay)
     }
 }
 

@@ -11,7 +11,7 @@
 //! failures; a declined card is the service working. The state lives in the
 //! database so that it holds across CLI processes.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use super::status_strings;
 
@@ -53,17 +53,8 @@ impl BreakerSettings {
     /// When a breaker opened at `at` lets a trial through. Saturates
     /// instead of overflowing, however large `open_ms` is.
     fn reopen_after(&self, at: DateTime<Utc>) -> DateTime<Utc> {
-        after_ms(at, self.open_ms)
+        super::time::after_ms(at, self.open_ms)
     }
-}
-
-/// `at` plus `ms` milliseconds, saturating at the latest time chrono knows.
-pub fn after_ms(at: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
-    i64::try_from(ms)
-        .ok()
-        .and_then(TimeDelta::try_milliseconds)
-        .and_then(|d| at.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// What the breaker says about a call about to be made.
@@ -85,7 +76,7 @@ pub enum Permit {
 pub struct Breaker {
     /// `payment`, `charge`, or a notifier channel's name.
     pub name: String,
-    /// Where it stands.
+    /// Closed (calls go through), open (refused) or half open (one trial).
     pub state: BreakerState,
     /// Consecutive failures so far.
     pub failures: u32,

@@ -11,7 +11,7 @@ pub const DEFAULT_DELIVERY_CHARGE: Won = 3_000;
 /// A store: takes orders while open, keeps its review score.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Store {
-    /// Its id.
+    /// Handed out by the storage, from 1: what the commands print and take.
     pub id: StoreId,
     /// Its name.
     pub name: String,
@@ -83,7 +83,7 @@ impl Store {
 /// One item on a store's menu.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Menu {
-    /// Its id.
+    /// Handed out by the storage, from 1: a menu is picked by it or by its name.
     pub id: MenuId,
     /// The store it belongs to.
     pub store_id: StoreId,
@@ -129,7 +129,7 @@ impl Menu {
 /// A rider who delivers orders and is paid a delivery charge for each.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rider {
-    /// Its id.
+    /// Handed out by the storage, from 1: a rider is named by it or by their name.
     pub id: RiderId,
     /// Its name.
     pub name: String,

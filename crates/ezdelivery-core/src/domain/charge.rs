@@ -85,15 +85,15 @@ impl ChargeStatus {
 /// One delivery charge: for one order, to one rider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Charge {
-    /// Its id.
+    /// Handed out by the storage, from 1; a new attempt (another rider) gets a new one.
     pub id: ChargeId,
     /// The order delivered.
     pub order_id: OrderId,
     /// The rider paid.
     pub rider_id: RiderId,
-    /// How much.
+    /// The store's delivery charge for this delivery, in whole won.
     pub amount: Won,
-    /// Where it stands.
+    /// Its status; [`ChargeStatus::next`] says where it may go.
     pub status: ChargeStatus,
     /// The gateway's id for the paid charge (needed to take it back).
     pub gateway_ref: Option<String>,

@@ -70,7 +70,7 @@ pub struct Delivery {
     pub rider_id: Option<RiderId>,
     /// The delivery charge the rider is to be paid.
     pub charge: Won,
-    /// Where it stands.
+    /// Its status; [`DeliveryStatus::next`] says where it may go.
     pub status: DeliveryStatus,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,

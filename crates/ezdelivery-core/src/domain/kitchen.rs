@@ -69,7 +69,7 @@ pub struct KitchenTicket {
     pub order_id: OrderId,
     /// The store cooking it.
     pub store_id: StoreId,
-    /// Where it stands.
+    /// Its status; [`KitchenStatus::next`] says where it may go.
     pub status: KitchenStatus,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,

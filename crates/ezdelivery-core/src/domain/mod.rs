@@ -18,6 +18,7 @@ pub mod order;
 pub mod payment;
 pub mod refusal;
 pub mod review;
+pub mod time;
 pub mod validate;
 pub mod view;
 

@@ -126,7 +126,7 @@ pub struct OrderItem {
 /// An order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
-    /// Its id.
+    /// Handed out by the storage, from 1: what the commands print and take.
     pub id: OrderId,
     /// The store it was placed with.
     pub store_id: StoreId,
@@ -138,7 +138,7 @@ pub struct Order {
     pub items: Vec<OrderItem>,
     /// The sum of `unit_price * qty` over the items.
     pub total: Won,
-    /// Where it stands.
+    /// Its status; [`OrderStatus::next`] says where it may go.
     pub status: OrderStatus,
     /// Whether the customer has reviewed it.
     pub reviewed: bool,

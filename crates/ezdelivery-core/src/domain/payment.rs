@@ -98,7 +98,7 @@ impl PaymentStatus {
 /// a new attempt gets a new id and a new idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payment {
-    /// Its id.
+    /// Handed out by the storage, from 1; each try to pay with another card gets a new one.
     pub id: PaymentId,
     /// The order it pays.
     pub order_id: OrderId,
@@ -106,7 +106,7 @@ pub struct Payment {
     pub amount: Won,
     /// The card, masked but for its last four digits (never stored whole).
     pub card: Option<String>,
-    /// Where it stands.
+    /// Its status; [`PaymentStatus::next`] says where it may go.
     pub status: PaymentStatus,
     /// The gateway's id for the approved payment (needed to refund it).
     pub gateway_ref: Option<String>,

@@ -80,9 +80,9 @@ pub struct OrderView {
 pub struct PaymentView {
     /// The payment attempt.
     pub id: PaymentId,
-    /// Where it stands.
+    /// The payment's status, as its events left it.
     pub status: PaymentStatus,
-    /// How much.
+    /// The order's total, in whole won.
     pub amount: Won,
     /// The card charged (or tried), masked but for its last four digits;
     /// `None` when none was given.
@@ -113,9 +113,9 @@ pub struct DeliveryView {
 pub struct ChargeView {
     /// The charge.
     pub id: ChargeId,
-    /// Where it stands.
+    /// The charge's status, as its events left it.
     pub status: ChargeStatus,
-    /// How much.
+    /// The delivery charge, in whole won.
     pub amount: Won,
 }
 

@@ -83,7 +83,7 @@ pub struct PaymentRequest {
     pub idempotency_key: String,
     /// The order paid.
     pub order_id: OrderId,
-    /// How much.
+    /// The order's total, in whole won: the gateway charges exactly this.
     pub amount: Won,
     /// The card, masked but for the last four digits, if one was given.
     pub card: Option<String>,
@@ -100,7 +100,7 @@ pub struct ChargeRequest {
     pub rider_id: RiderId,
     /// The rider's name.
     pub rider: String,
-    /// How much.
+    /// The delivery charge, in whole won.
     pub amount: Won,
 }
 
@@ -113,7 +113,7 @@ pub struct RefundRequest {
     pub order_id: OrderId,
     /// The gateway's id of what is undone.
     pub gateway_ref: String,
-    /// How much.
+    /// What is given back, in whole won: all that was taken.
     pub amount: Won,
     /// Why.
     pub reason: String,

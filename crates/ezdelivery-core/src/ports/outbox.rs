@@ -30,7 +30,7 @@ pub struct MessageDelivery {
     pub message_id: String,
     /// The channel (`console`, `jsonl`, …).
     pub channel: String,
-    /// Where it stands.
+    /// Pending (due at `next_at`), delivered (never sent again) or dead (given up).
     pub state: DeliveryState,
     /// How many times it was tried.
     pub tries: u32,
