@@ -67,9 +67,10 @@ pub enum Error {
         /// Why recording failed.
         source: Box<Error>,
     },
-    /// The storage failed.
+    /// The storage failed; the underlying error, when there is one, is its
+    /// [`std::error::Error::source`].
     #[error("storage failed: {0}")]
-    Storage(String),
+    Storage(#[source] StorageError),
     /// Anything else that should not happen.
     #[error("{0}")]
     Internal(String),
@@ -101,10 +102,58 @@ impl Error {
         }
     }
 
+    /// A storage failure of the storage's own making.
+    pub fn storage(message: impl Into<String>) -> Error {
+        Error::Storage(StorageError::new(message))
+    }
+
     /// A missing record: `what` and the id or name asked for.
     pub fn not_found(what: Record, id: impl ToString) -> Error {
         // a name typed by someone: shown escaped and shortened
         Error::NotFound { what, id: crate::domain::validate::shown(&id.to_string()), store: None }
+    }
+}
+
+/// What failed in the storage ([`Error::Storage`]): a message, and the
+/// error of the layer below (SQLite's, the file system's) when there is one.
+/// It reads as its message (`Deref<Target = str>`).
+#[derive(Debug)]
+pub struct StorageError {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StorageError {
+    /// A failure of the storage's own making, with no error below it.
+    pub fn new(message: impl Into<String>) -> StorageError {
+        StorageError { message: message.into(), source: None }
+    }
+
+    /// A failure caused by `source`, described by `message`.
+    pub fn caused_by(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StorageError {
+        StorageError { message: message.into(), source: Some(Box::new(source)) }
+    }
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl std::ops::Deref for StorageError {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
     }
 }
 

@@ -259,4 +259,4 @@ mod wiring;
 
 pub use app::engine::{Engine, EngineBuilder, ItemPick, NewOrder, PayNow};
 pub use domain::view::OrderView;
-pub use error::{Error, Kept, Record, Result};
+pub use error::{Error, Kept, Record, Result, StorageError};

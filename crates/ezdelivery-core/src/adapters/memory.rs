@@ -760,7 +760,7 @@ impl Tx<'_> {
     fn writable(&mut self) -> Result<(&mut State, &mut Journal)> {
         match self.journal.as_deref_mut() {
             Some(journal) => Ok((&mut *self.state, journal)),
-            None => Err(Error::Storage("a read transaction cannot write".into())),
+            None => Err(Error::storage("a read transaction cannot write")),
         }
     }
 
@@ -861,7 +861,7 @@ impl Repo for Tx<'_> {
     fn insert_order(&mut self, order: &Order) -> Result<()> {
         let (state, journal) = self.writable()?;
         if state.orders.contains_key(&order.id) {
-            return Err(Error::Storage(format!("order {} is already stored", order.id)));
+            return Err(Error::storage(format!("order {} is already stored", order.id)));
         }
         Tx::bump(state, journal, Table::Order, order.id);
         state.insert_order(order.clone());
@@ -876,7 +876,7 @@ impl Repo for Tx<'_> {
                 journal.push(Undo::OrderFields(order.id, status, reviewed, at));
                 Ok(())
             }
-            None => Err(Error::Storage(format!("order {} cannot be updated: it is not stored", order.id))),
+            None => Err(Error::storage(format!("order {} cannot be updated: it is not stored", order.id))),
         }
     }
 
@@ -1136,7 +1136,7 @@ impl Repo for Tx<'_> {
     fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()> {
         let (state, journal) = self.writable()?;
         let Some(message) = state.message_key(&delivery.message_id) else {
-            return Err(Error::Storage(format!(
+            return Err(Error::storage(format!(
                 "the delivery of message {} cannot be saved: the message was never queued",
                 delivery.message_id
             )));

@@ -78,7 +78,7 @@ impl std::str::FromStr for Synchronous {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
-        Error::Storage(e.to_string())
+        Error::Storage(crate::error::StorageError::caused_by(e.to_string(), e))
     }
 }
 
@@ -109,7 +109,7 @@ impl Failed {
         use std::io::ErrorKind;
         let access = matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem);
         let hint = if access { ACCESS_HINT } else { "use another database with --db PATH or EZDELIVERY_DB" };
-        Failed { error: Error::Storage(format!("{what}: {e}; {hint}")), access }
+        Failed { error: Error::storage(format!("{what}: {e}; {hint}")), access }
     }
 
     /// `what` failed in SQLite: for want of access, or not.
@@ -119,7 +119,7 @@ impl Failed {
             Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied)
         );
         let message = if access { format!("{what}: {e}; {ACCESS_HINT}") } else { format!("{what}: {e}") };
-        Failed { error: Error::Storage(message), access }
+        Failed { error: Error::storage(message), access }
     }
 }
 
@@ -243,18 +243,18 @@ impl SqliteStorage {
         refuse_non_regular(path)?;
         let file = path.display().to_string();
         let contents = preflight::check(path, false)?.ok_or_else(|| {
-            Error::Storage(format!("{file} holds no database yet, and read-only it cannot be created"))
+            Error::storage(format!("{file} holds no database yet, and read-only it cannot be created"))
         })?;
         let latest = schema::latest();
         if contents.version < latest {
-            return Err(Error::Storage(format!(
+            return Err(Error::storage(format!(
                 "{file} was written by an older ezdelivery (schema version {}; this one uses {latest}): bringing it \
                  up to date writes to it, which read-only it cannot; run any command with write access to it once",
                 contents.version
             )));
         }
-        let conn = preflight::open_read_only(path).map_err(|e| Error::Storage(format!("cannot read {file}: {e}")))?;
-        SqliteStorage::tune(&conn).map_err(|e| Error::Storage(format!("cannot read {file}: {e}")))?;
+        let conn = preflight::open_read_only(path).map_err(|e| Error::storage(format!("cannot read {file}: {e}")))?;
+        SqliteStorage::tune(&conn).map_err(|e| Error::storage(format!("cannot read {file}: {e}")))?;
         Ok(SqliteStorage { conn, views: ViewCache::default(), read_only: Some(file) })
     }
 
@@ -282,7 +282,7 @@ impl SqliteStorage {
             .and_then(|()| conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get::<_, String>(0)))
             .map_err(|e| Failed::sqlite(format!("cannot write to {}", path.display()), &e))?;
         SqliteStorage::setup(conn, synchronous).map_err(|e| match e {
-            Error::Storage(m) => Error::Storage(format!("{}: {m}", path.display())).into(),
+            Error::Storage(m) => Error::storage(format!("{}: {}", path.display(), &*m)).into(),
             other => other.into(),
         })
     }
@@ -371,7 +371,7 @@ impl SqliteStorage {
 impl Storage for SqliteStorage {
     fn write(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
         if let Some(file) = &self.read_only {
-            return Err(Error::Storage(format!(
+            return Err(Error::storage(format!(
                 "{file} is open read-only (it, its folder or its file system cannot be written), and this \
                  command writes: make it writable, or copy it somewhere writable and use --db PATH"
             )));

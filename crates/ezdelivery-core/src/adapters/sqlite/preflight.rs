@@ -76,7 +76,7 @@ impl Contents {
 /// Fails with [`Error::Invalid`] for a file to refuse (see the module
 /// documentation), and with [`Error::Storage`] when the file cannot be read.
 pub(super) fn check(path: &Path, count: bool) -> Result<Option<Contents>> {
-    let cannot_read = |e: &dyn std::fmt::Display| Error::Storage(format!("cannot read {}: {e}", path.display()));
+    let cannot_read = |e: &dyn std::fmt::Display| Error::storage(format!("cannot read {}: {e}", path.display()));
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -176,7 +176,7 @@ fn read_error(path: &Path, e: rusqlite::Error) -> Error {
     if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
         return not_a_database(path);
     }
-    Error::Storage(format!("cannot read {}: {e}", path.display()))
+    Error::storage(format!("cannot read {}: {e}", path.display()))
 }
 
 /// Opens `path` read-only: `immutable` (no lock, no file created) when no

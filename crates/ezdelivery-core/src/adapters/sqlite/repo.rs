@@ -226,7 +226,7 @@ pub(super) fn time_text(t: &DateTime<Utc>) -> String {
 pub(super) fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::Storage(format!("{table}.{column} holds `{text}`, which is not a time: {e}")))
+        .map_err(|e| Error::storage(format!("{table}.{column} holds `{text}`, which is not a time: {e}")))
 }
 
 fn time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<DateTime<Utc>> {
@@ -241,16 +241,16 @@ fn opt_time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<Option<
 
 fn status_at<T: FromStr<Err = String>>(row: &Row, i: usize, table: &str, column: &str) -> Result<T> {
     let text: String = row.get(i)?;
-    text.parse().map_err(|e| Error::Storage(format!("{table}.{column} holds `{text}`: {e}")))
+    text.parse().map_err(|e| Error::storage(format!("{table}.{column} holds `{text}`: {e}")))
 }
 
 fn int_at<T: TryFrom<i64>>(row: &Row, i: usize, table: &str, column: &str) -> Result<T> {
     let n: i64 = row.get(i)?;
-    T::try_from(n).map_err(|_| Error::Storage(format!("{table}.{column} holds {n}, which is out of range")))
+    T::try_from(n).map_err(|_| Error::storage(format!("{table}.{column} holds {n}, which is out of range")))
 }
 
 fn json<T: DeserializeOwned>(table: &str, key: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::Storage(format!("{table} {key} holds bad JSON: {e}")))
+    serde_json::from_str(text).map_err(|e| Error::storage(format!("{table} {key} holds bad JSON: {e}")))
 }
 
 fn limit(n: usize) -> i64 {
@@ -389,7 +389,7 @@ fn event_row(row: &Row) -> Result<StoredEvent> {
         Err(_) => {
             let value: serde_json::Value = json("events", &format!("seq {seq}"), &data)?;
             Event::from_parts(&kind, value)
-                .map_err(|e| Error::Storage(format!("events seq {seq} holds a bad `{kind}` event: {e}")))?
+                .map_err(|e| Error::storage(format!("events seq {seq} holds a bad `{kind}` event: {e}")))?
         }
     };
     Ok(StoredEvent { seq, id: row.get(1)?, at: time_at(row, 3, "events", "at")?, event })
@@ -551,7 +551,7 @@ impl Repo for SqliteRepo<'_> {
         let changed =
             self.exec(UPDATE_ORDER, params![o.id, o.status.as_str(), o.reviewed, time_text(&o.updated_at)])?;
         if changed == 0 {
-            return Err(Error::Storage(format!("cannot update order {}: it was never inserted", o.id)));
+            return Err(Error::storage(format!("cannot update order {}: it was never inserted", o.id)));
         }
         Ok(())
     }
@@ -729,7 +729,7 @@ impl Repo for SqliteRepo<'_> {
 
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
         let text = serde_json::to_string(view)
-            .map_err(|e| Error::Storage(format!("cannot write the view of order {}: {e}", view.order_id)))?;
+            .map_err(|e| Error::storage(format!("cannot write the view of order {}: {e}", view.order_id)))?;
         self.exec(SAVE_VIEW, params![view.order_id, view.customer, text])?;
         self.views.put(view.clone());
         Ok(())

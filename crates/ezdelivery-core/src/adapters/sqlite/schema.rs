@@ -225,7 +225,7 @@ pub(crate) fn migrate(conn: &Connection) -> Result<usize> {
     let from = usize::try_from(version).unwrap_or(0);
     for (i, script) in MIGRATIONS.iter().enumerate().skip(from) {
         tx.execute_batch(script)
-            .map_err(|e| Error::Storage(format!("schema migration to version {} failed: {e}", i + 1)))?;
+            .map_err(|e| Error::storage(format!("schema migration to version {} failed: {e}", i + 1)))?;
     }
     tx.pragma_update(None, "user_version", latest())?;
     tx.commit()?;
@@ -239,14 +239,14 @@ pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
 
 fn check_known(version: i64) -> Result<()> {
     if version > latest() {
-        return Err(Error::Storage(format!(
+        return Err(Error::storage(format!(
             "the database was written by a newer ezdelivery (schema version {version}; this ezdelivery knows \
              versions up to {}): upgrade ezdelivery to use it",
             latest()
         )));
     }
     if version < 0 {
-        return Err(Error::Storage(format!("the database has an unknown schema version {version}")));
+        return Err(Error::storage(format!("the database has an unknown schema version {version}")));
     }
     Ok(())
 }

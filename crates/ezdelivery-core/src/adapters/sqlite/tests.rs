@@ -39,7 +39,7 @@ fn stores(s: &mut SqliteStorage) -> Vec<Store> {
 
 fn storage_message(result: Result<impl std::fmt::Debug>) -> String {
     match result {
-        Err(Error::Storage(m)) => m,
+        Err(Error::Storage(m)) => m.to_string(),
         other => panic!("expected a storage error, got {other:?}"),
     }
 }
@@ -815,4 +815,16 @@ fn a_database_in_a_folder_that_cannot_be_written_is_read_read_only() {
         assert!(storage_message(s.write(&mut |r| r.save_store(&store(2)))).contains("read-only"));
     }
     set(0o755);
+}
+
+#[test]
+fn a_storage_error_keeps_the_sqlite_error_as_its_source() {
+    use std::error::Error as _;
+    let e = Error::from(rusqlite::Error::QueryReturnedNoRows);
+    let Error::Storage(inner) = &e else { panic!("{e:?}") };
+    assert!(e.source().is_some(), "Error::Storage points at what failed");
+    let below = inner.source().expect("the SQLite error is kept");
+    assert!(below.downcast_ref::<rusqlite::Error>().is_some(), "{below:?}");
+    assert_eq!(e.to_string(), format!("storage failed: {}", rusqlite::Error::QueryReturnedNoRows));
+    assert!(Error::storage("made up").source().is_some_and(|s| s.source().is_none()));
 }
