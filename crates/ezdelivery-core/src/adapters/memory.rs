@@ -30,8 +30,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Breaker, Charge, ChargeId, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order,
-    OrderId, OrderStatus, Payment, PaymentId, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
+    Breaker, Charge, ChargeId, ChargeStatus, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderStatus,
+    Payment, PaymentId, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::{QueueStatus, StoredEvent, Table};
@@ -404,12 +404,9 @@ fn due_at(next_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
     next_at.is_none_or(|t| t <= now)
 }
 
-/// The rider a delivery keeps busy, if it is `preparing` or `delivering`.
+/// The rider a delivery keeps busy ([`DeliveryStatus::keeps_rider_busy`]).
 fn busy_rider(d: &Delivery) -> Option<RiderId> {
-    match d.status {
-        DeliveryStatus::Preparing | DeliveryStatus::Delivering => d.rider_id,
-        DeliveryStatus::Delivered | DeliveryStatus::Cancelled => None,
-    }
+    d.rider_id.filter(|_| d.status.keeps_rider_busy())
 }
 
 impl State {
@@ -1175,6 +1172,7 @@ mod tests {
 
     use super::*;
     use crate::domain::view::OrderView;
+    use crate::domain::DeliveryStatus;
     use crate::domain::{KitchenStatus, OrderItem};
 
     fn t(secs: i64) -> DateTime<Utc> {

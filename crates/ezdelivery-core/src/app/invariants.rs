@@ -87,14 +87,7 @@ pub fn check(repo: &mut dyn Repo) -> Result<Vec<Violation>> {
                 broken("amount", format!("payment {} is for {}, the order's total is {}", p.id, p.amount, order.total));
             }
         }
-        let established = matches!(
-            order.status,
-            OrderStatus::Paid
-                | OrderStatus::Cooking
-                | OrderStatus::Cooked
-                | OrderStatus::Delivering
-                | OrderStatus::Delivered
-        );
+        let established = order.status.is_established();
         if established && payment.as_ref().map(|p| p.status) != Some(PaymentStatus::Approved) {
             let status = payment.as_ref().map_or("none", |p| p.status.as_str());
             broken("paid", format!("{} with payment {status}", order.status.as_str()));

@@ -46,6 +46,15 @@ pub enum DeliveryAction {
 }
 
 impl DeliveryStatus {
+    /// The statuses in which a delivery keeps its rider busy: the least
+    /// busy rider gets the next one. Storage adapters count by this list.
+    pub const KEEPS_RIDER_BUSY: [DeliveryStatus; 2] = [DeliveryStatus::Preparing, DeliveryStatus::Delivering];
+
+    /// True while the delivery keeps its rider busy ([`DeliveryStatus::KEEPS_RIDER_BUSY`]).
+    pub fn keeps_rider_busy(self) -> bool {
+        DeliveryStatus::KEEPS_RIDER_BUSY.contains(&self)
+    }
+
     /// The delivery's state machine: one line per allowed move. Departure
     /// has two more conditions, checked by [`Delivery::depart`].
     pub fn next(self, action: DeliveryAction) -> Option<DeliveryStatus> {

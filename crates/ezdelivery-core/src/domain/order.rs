@@ -98,10 +98,26 @@ impl OrderStatus {
         }
     }
 
-    /// True once the order is paid and not yet finished or stopped: the
-    /// statuses the store owner's inbox shows.
+    /// The statuses the store owner's inbox shows: paid, and not yet
+    /// finished or stopped. Storage adapters query by this list.
+    pub const IN_STORE_INBOX: [OrderStatus; 4] =
+        [OrderStatus::Paid, OrderStatus::Cooking, OrderStatus::Cooked, OrderStatus::Delivering];
+
+    /// The statuses of an established order: paid for, whatever came next
+    /// (short of a cancel or a rejection).
+    pub const ESTABLISHED: [OrderStatus; 5] =
+        [OrderStatus::Paid, OrderStatus::Cooking, OrderStatus::Cooked, OrderStatus::Delivering, OrderStatus::Delivered];
+
+    /// True once the order is paid and not yet finished or stopped
+    /// ([`OrderStatus::IN_STORE_INBOX`]).
     pub fn in_store_inbox(self) -> bool {
-        matches!(self, OrderStatus::Paid | OrderStatus::Cooking | OrderStatus::Cooked | OrderStatus::Delivering)
+        OrderStatus::IN_STORE_INBOX.contains(&self)
+    }
+
+    /// True once the order is paid for and not cancelled or rejected
+    /// ([`OrderStatus::ESTABLISHED`]).
+    pub fn is_established(self) -> bool {
+        OrderStatus::ESTABLISHED.contains(&self)
     }
 
     /// True when nothing more can happen to the order.

@@ -21,11 +21,12 @@ use crate::ports::storage::{QueueStatus, Repo, StoredEvent, Table};
 use crate::ports::Message;
 use crate::{Error, Result};
 
-/// The order statuses of a store owner's inbox ([`OrderStatus::in_store_inbox`]).
-pub(super) const INBOX: [OrderStatus; 4] =
-    [OrderStatus::Paid, OrderStatus::Cooking, OrderStatus::Cooked, OrderStatus::Delivering];
-/// The delivery statuses that keep a rider busy.
-const BUSY: [DeliveryStatus; 2] = [DeliveryStatus::Preparing, DeliveryStatus::Delivering];
+/// The order statuses of a store owner's inbox: the domain's list, bound
+/// to [`STORE_INBOX`]'s placeholders (as many as the list has: the
+/// destructuring where it is bound fails to compile otherwise).
+pub(super) const INBOX: [OrderStatus; 4] = OrderStatus::IN_STORE_INBOX;
+/// The delivery statuses that keep a rider busy (the domain's list).
+const BUSY: [DeliveryStatus; 2] = DeliveryStatus::KEEPS_RIDER_BUSY;
 
 macro_rules! store_cols {
     () => {
