@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use ezdelivery_core::adapters::memory::MemoryStorage;
 use ezdelivery_core::app::retry::RetryPolicy;
-use ezdelivery_core::domain::{ChargeStatus, DeliveryStatus, KitchenStatus, OrderStatus, PaymentStatus};
+use ezdelivery_core::domain::{BreakerState, ChargeStatus, DeliveryStatus, KitchenStatus, OrderStatus, PaymentStatus};
 use ezdelivery_core::ports::{
     ChargeGateway, ChargeRequest, GatewayOutcome, Message, Notifier, PaymentGateway, PaymentRequest, RefundRequest,
 };
@@ -329,11 +329,11 @@ fn a_failing_notifier_never_fails_a_command_and_relay_delivers_later() {
     assert_eq!(w.engine.revive_dead_messages().unwrap(), dead.len());
     // Five consecutive failures opened the channel's breaker: it is skipped, not called.
     let breaker = w.engine.breakers().unwrap().into_iter().find(|b| b.name == "test").unwrap();
-    assert_eq!(breaker.state, "open");
+    assert_eq!(breaker.state, BreakerState::Open);
     let report = w.engine.relay().unwrap();
     assert_eq!(report.messages_delivered, 0);
     assert!(report.messages_skipped >= dead.len(), "{report:?}");
-    assert_eq!(w.engine.reset_breaker("test").unwrap().state, "closed");
+    assert_eq!(w.engine.reset_breaker("test").unwrap().state, BreakerState::Closed);
     assert_eq!(w.engine.relay().unwrap().messages_delivered, report.messages_skipped);
     assert!(w.engine.dead_messages().unwrap().is_empty());
 }

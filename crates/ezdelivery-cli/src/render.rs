@@ -607,7 +607,7 @@ pub fn breakers(breakers: &[BreakerStatus]) -> Output {
     for b in breakers {
         t.add_row(vec![
             Cell::new(&b.name),
-            style::status_cell(&b.state),
+            style::status_cell(b.state.as_str()),
             right(b.failures),
             Cell::new(time(b.opened_at)),
             Cell::new(time(b.retry_at)),

@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::app::engine::Engine;
 use crate::domain::breaker::Permit;
-use crate::domain::{Breaker, BreakerSettings};
+use crate::domain::{Breaker, BreakerSettings, BreakerState};
 use crate::ports::storage::Repo;
 use crate::ports::GatewayOutcome;
 use crate::{Error, Result};
@@ -31,7 +31,7 @@ pub struct BreakerStatus {
     /// `payment`, `charge` or a notifier channel.
     pub name: String,
     /// `closed`, `open` or `half_open`.
-    pub state: String,
+    pub state: BreakerState,
     /// Consecutive failures.
     pub failures: u32,
     /// When it opened.
@@ -127,7 +127,7 @@ impl Engine {
             .map(|name| {
                 let b = stored.iter().find(|b| b.name == name).cloned().unwrap_or_else(|| Breaker::closed(&name, now));
                 BreakerStatus {
-                    state: b.state.as_str().to_string(),
+                    state: b.state,
                     failures: b.failures,
                     opened_at: b.opened_at,
                     retry_at: b.reopens_at(&settings),
