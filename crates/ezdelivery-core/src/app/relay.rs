@@ -108,11 +108,9 @@ impl Engine {
     /// wants it goes back at once.
     fn relay_leg<L: Leg>(&mut self, leg: &L, report: &mut RelayReport) -> Result<()> {
         let Some(call) = leg.call() else { return Ok(()) };
-        let (order, id) = (leg.order_id(), leg.id());
-        let settled = self.settle_by_id::<L>(order, id, true)?;
+        let (settled, back) = self.settle_leg::<L>(leg.order_id(), leg.id(), call)?;
         report.count(L::BREAKER, call, &settled);
-        if call == Call::Take && settled == Settled::Done {
-            let back = self.settle_by_id::<L>(order, id, true)?;
+        if let Some(back) = back {
             report.count(L::BREAKER, Call::GiveBack, &back);
         }
         Ok(())

@@ -439,29 +439,38 @@ impl Engine {
     pub(crate) fn settle_order(&mut self, order: OrderId) -> Result<()> {
         let now = self.now();
         let (payment, charges) = self.read(|repo| {
-            let now_due = |a: &Attempt| a.due(now);
-            let payment = repo.latest_payment(order)?.filter(|p| p.call().is_some() && now_due(&p.attempt));
-            let charges: Vec<i64> = repo
-                .charges(order)?
-                .into_iter()
-                .filter(|c| c.call().is_some() && now_due(&c.attempt))
-                .map(|c| c.id)
-                .collect();
-            Ok((payment.map(|p| p.id), charges))
+            let due = |call: Option<Call>, a: &Attempt| call.filter(|_| a.due(now));
+            let payment = repo.latest_payment(order)?.and_then(|p| due(p.call(), &p.attempt).map(|c| (p.id, c)));
+            let charges: Vec<(i64, Call)> =
+                repo.charges(order)?.into_iter().filter_map(|c| due(c.call(), &c.attempt).map(|k| (c.id, k))).collect();
+            Ok((payment, charges))
         })?;
-        if let Some(id) = payment {
-            let settled = self.settle_by_id::<Payment>(order, id, true)?;
-            if settled == Settled::Done {
-                // Approved for a cancelled order: now due for its refund.
-                self.settle_by_id::<Payment>(order, id, true)?;
-            }
+        if let Some((id, call)) = payment {
+            self.settle_leg::<Payment>(order, id, call)?;
         }
-        for id in charges {
-            if self.settle_by_id::<Charge>(order, id, true)? == Settled::Done {
-                self.settle_by_id::<Charge>(order, id, true)?;
-            }
+        for (id, call) in charges {
+            self.settle_leg::<Charge>(order, id, call)?;
         }
         Ok(())
+    }
+
+    /// Claims and settles one due call of a payment or charge (`call`, as
+    /// last read). Money taken for an order that no longer wants it (the
+    /// take came back `Done`, not `Established`) goes back at once: the
+    /// second result is that refund's.
+    pub(crate) fn settle_leg<L: Leg>(
+        &mut self,
+        order: OrderId,
+        id: i64,
+        call: Call,
+    ) -> Result<(Settled, Option<Settled>)> {
+        let settled = self.settle_by_id::<L>(order, id, true)?;
+        let back = if call == Call::Take && settled == Settled::Done {
+            Some(self.settle_by_id::<L>(order, id, true)?)
+        } else {
+            None
+        };
+        Ok((settled, back))
     }
 
     /// Sends one request to its gateway.
