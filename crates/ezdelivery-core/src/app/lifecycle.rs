@@ -212,10 +212,9 @@ impl Engine {
             };
             if let Some(current) = delivery.rider_id.and_then(|r| live(&charges, r)) {
                 // Nothing moves while another process pays the current rider.
-                if !current.attempt.claimable(w.now) && named.as_ref().is_some_and(|r| Some(r.id) != delivery.rider_id)
-                {
-                    let until = current.attempt.next_at.map(|t| t.to_rfc3339()).unwrap_or_default();
-                    return Err(Refusal::GatewayBusy { order, what: Billing::DeliveryCharge, until }.into());
+                let held = current.attempt.claim.as_ref().filter(|_| !current.attempt.claimable(w.now));
+                if let Some(held) = held.filter(|_| named.as_ref().is_some_and(|r| Some(r.id) != delivery.rider_id)) {
+                    return Err(busy(order, Billing::DeliveryCharge, held.until));
                 }
             }
             if let Some(r) = named.filter(|r| delivery.rider_id != Some(r.id)) {
@@ -241,12 +240,7 @@ impl Engine {
                 }
                 Some(c) => match claim(w, &c, false)? {
                     Claiming::Claimed(claimed) => Ok(Some(claimed)),
-                    Claiming::Busy(until) => Err(Refusal::GatewayBusy {
-                        order,
-                        what: Billing::DeliveryCharge,
-                        until: until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                    }
-                    .into()),
+                    Claiming::Busy(until) => Err(busy(order, Billing::DeliveryCharge, until)),
                     Claiming::Nothing => Err(Refusal::ChargeNotPaid { order, charge: Some(c.status) }.into()),
                 },
                 None => {
@@ -381,16 +375,18 @@ fn existing_delivery(w: &mut Work<'_>, order: OrderId) -> Result<Delivery> {
 fn claim_new<L: Leg>(w: &mut Work<'_>, leg: &L) -> Result<Claimed<L>> {
     match claim(w, leg, false)? {
         Claiming::Claimed(claimed) => Ok(claimed),
-        Claiming::Busy(until) => Err(Refusal::GatewayBusy {
-            order: leg.order_id(),
-            what: L::WHAT,
-            until: until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        }
-        .into()),
+        Claiming::Busy(until) => Err(busy(leg.order_id(), L::WHAT, until)),
         Claiming::Nothing => {
             Err(Error::Internal(format!("the {} of order {} needs no gateway call", L::WHAT, leg.order_id())))
         }
     }
+}
+
+/// Another process is calling the gateway for `what` of `order`, its claim
+/// lasting until `until`.
+fn busy(order: OrderId, what: Billing, until: chrono::DateTime<chrono::Utc>) -> Error {
+    let until = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    Refusal::GatewayBusy { order, what, until }.into()
 }
 
 fn new_payment(w: &mut Work<'_>, order: &Order, card: Option<String>) -> Result<Payment> {
