@@ -26,27 +26,27 @@ fn benches(c: &mut Criterion) {
     // up to a few thousand orders (criterion's iterations per sample).
     group.bench_function("memory", |b| {
         b.iter_custom(|iters| {
-            let mut memory = engine(MemoryStorage::new());
+            let memory = engine(MemoryStorage::new());
             let start = Instant::now();
             for _ in 0..iters {
-                lifecycle(black_box(&mut memory), &picks);
+                lifecycle(black_box(&memory), &picks);
             }
             start.elapsed()
         })
     });
     // The same adapter once it holds 100,000 orders (and more as it runs):
     // everything stays in memory, so it grows by several kilobytes an order.
-    let mut memory = engine(MemoryStorage::new());
+    let memory = engine(MemoryStorage::new());
     let filling = Instant::now();
     for _ in 0..100_000 {
-        lifecycle(&mut memory, &picks);
+        lifecycle(&memory, &picks);
     }
     println!("memory adapter filled with 100,000 lifecycles in {:.1} s", filling.elapsed().as_secs_f64());
-    group.bench_function("memory_100k", |b| b.iter(|| lifecycle(black_box(&mut memory), &picks)));
+    group.bench_function("memory_100k", |b| b.iter(|| lifecycle(black_box(&memory), &picks)));
     drop(memory);
 
-    let mut in_memory = engine(SqliteStorage::open_in_memory().unwrap());
-    group.bench_function("sqlite_in_memory", |b| b.iter(|| lifecycle(&mut in_memory, &picks)));
+    let in_memory = engine(SqliteStorage::open_in_memory().unwrap());
+    group.bench_function("sqlite_in_memory", |b| b.iter(|| lifecycle(&in_memory, &picks)));
     drop(in_memory);
     let mut floor = Floor::open(None, Synchronous::Full);
     group.bench_function("sqlite_in_memory_floor", |b| b.iter(|| floor.lifecycle()));
@@ -58,8 +58,8 @@ fn benches(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let engine_db = dir.path().join("engine.db");
     let floor_db = dir.path().join("floor.db");
-    let mut wal = engine(SqliteStorage::open_with(&engine_db, Synchronous::Full).unwrap());
-    group.bench_function("sqlite_wal_file", |b| b.iter(|| lifecycle(&mut wal, &picks)));
+    let wal = engine(SqliteStorage::open_with(&engine_db, Synchronous::Full).unwrap());
+    group.bench_function("sqlite_wal_file", |b| b.iter(|| lifecycle(&wal, &picks)));
     drop(wal);
     let mut floor = Floor::open(Some(&floor_db), Synchronous::Full);
     group.bench_function("sqlite_wal_file_floor", |b| b.iter(|| floor.lifecycle()));
@@ -68,8 +68,8 @@ fn benches(c: &mut Criterion) {
     // The same with synchronous=NORMAL, the documented opt-in: commits are
     // not synced one by one, only at checkpoints.
     let (engine_normal, floor_normal) = (dir.path().join("engine-normal.db"), dir.path().join("floor-normal.db"));
-    let mut wal = engine(SqliteStorage::open_with(&engine_normal, Synchronous::Normal).unwrap());
-    group.bench_function("sqlite_wal_file_normal", |b| b.iter(|| lifecycle(&mut wal, &picks)));
+    let wal = engine(SqliteStorage::open_with(&engine_normal, Synchronous::Normal).unwrap());
+    group.bench_function("sqlite_wal_file_normal", |b| b.iter(|| lifecycle(&wal, &picks)));
     drop(wal);
     let mut floor = Floor::open(Some(&floor_normal), Synchronous::Normal);
     group.bench_function("sqlite_wal_file_normal_floor", |b| b.iter(|| floor.lifecycle()));

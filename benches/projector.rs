@@ -30,7 +30,7 @@ fn main() {
     let mut group = c.benchmark_group(GROUP);
     group.throughput(Throughput::Elements(events)).sample_size(10).measurement_time(Duration::from_secs(15));
 
-    let mut engine = Engine::builder(SqliteStorage::open_with(&path, Synchronous::Full).unwrap()).build();
+    let engine = Engine::builder(SqliteStorage::open_with(&path, Synchronous::Full).unwrap()).build();
     group.bench_function("rebuild", |b| {
         b.iter(|| {
             let p = engine.rebuild_projection().unwrap();

@@ -54,7 +54,7 @@ fn bench_size(c: &mut Criterion, orders: u64, label: &str) {
     let ids = order_ids(orders);
     let names = customers(orders);
 
-    let mut engine = Engine::builder(SqliteStorage::open_with(&path, Synchronous::Full).unwrap()).build();
+    let engine = Engine::builder(SqliteStorage::open_with(&path, Synchronous::Full).unwrap()).build();
     let mut i = 0;
     group.bench_function(format!("order_{label}"), |b| {
         b.iter(|| {

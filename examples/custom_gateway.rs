@@ -52,7 +52,7 @@ impl PaymentGateway for LimitGateway {
 }
 
 fn main() -> Result<()> {
-    let mut engine = Engine::builder(MemoryStorage::new()).payment(LimitGateway::new(50_000)).build();
+    let engine = Engine::builder(MemoryStorage::new()).payment(LimitGateway::new(50_000)).build();
     let store = engine.add_store("교촌치킨", Some("park"), None)?;
     engine.add_menu(store.id, "후라이드", 18_000)?;
 

@@ -36,7 +36,7 @@ impl Notifier for Phones {
 
 fn main() -> Result<()> {
     let phones = Phones::default();
-    let mut engine = Engine::builder(MemoryStorage::new()).notifier(phones.clone()).locale(Locale::En).build();
+    let engine = Engine::builder(MemoryStorage::new()).notifier(phones.clone()).locale(Locale::En).build();
 
     println!("Setting up a store, its menu and a rider");
     let store = engine.add_store("교촌치킨", Some("park"), Some("서울 강남구"))?;

@@ -84,7 +84,7 @@ fn world(riders: &[&str]) -> World {
 
 fn world_with(riders: &[&str], retry: RetryPolicy) -> World {
     let (pay, charge, inbox) = (Script::default(), Script::default(), Inbox::default());
-    let mut engine = Engine::builder(MemoryStorage::new())
+    let engine = Engine::builder(MemoryStorage::new())
         .payment(Pay(pay.clone()))
         .charge(Charge(charge.clone()))
         .notifier(inbox.clone())
@@ -105,7 +105,7 @@ fn items() -> Vec<ItemPick> {
 
 #[test]
 fn a_whole_lifecycle_updates_every_part_of_the_view() {
-    let mut w = world(&["lee"]);
+    let w = world(&["lee"]);
     let v = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).deliver_to("seoul").pay_now(None)).unwrap();
     assert_eq!((v.status, v.total), (OrderStatus::Paid, 38_000));
     assert_eq!(v.payment.as_ref().unwrap().status, PaymentStatus::Approved);
@@ -165,7 +165,7 @@ fn a_whole_lifecycle_updates_every_part_of_the_view() {
 
 #[test]
 fn unpaid_orders_are_not_established() {
-    let mut w = world(&["lee"]);
+    let w = world(&["lee"]);
     let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items())).unwrap().order_id;
     assert!(w.engine.store_inbox(w.store).unwrap().is_empty());
     let err = w.engine.start_cooking(id).unwrap_err();
@@ -177,7 +177,7 @@ fn unpaid_orders_are_not_established() {
 
 #[test]
 fn declined_card_keeps_the_order_and_a_new_attempt_gets_a_new_key() {
-    let mut engine = Engine::builder(MemoryStorage::new()).build(); // sandbox: declines 4000000000000002
+    let engine = Engine::builder(MemoryStorage::new()).build(); // sandbox: declines 4000000000000002
     let s = engine.add_store("S", None, None).unwrap().id;
     engine.add_menu(s, "m", 1_000).unwrap();
     let err = engine
@@ -193,7 +193,7 @@ fn declined_card_keeps_the_order_and_a_new_attempt_gets_a_new_key() {
 
 #[test]
 fn payment_outage_queues_and_relay_charges_once_with_the_same_key() {
-    let mut w = world(&["lee"]);
+    let w = world(&["lee"]);
     w.pay.set_down(true);
     let err = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap_err();
     assert_eq!(err.kind(), "unavailable", "{err}");
@@ -215,7 +215,7 @@ fn payment_outage_queues_and_relay_charges_once_with_the_same_key() {
 
 #[test]
 fn cancel_compensates_everything_and_is_refused_after_departure() {
-    let mut w = world(&["lee"]);
+    let w = world(&["lee"]);
     let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     w.engine.start_cooking(id).unwrap();
     let v = w.engine.cancel(id, "changed my mind").unwrap();
@@ -242,7 +242,7 @@ fn cancel_compensates_everything_and_is_refused_after_departure() {
 
 #[test]
 fn reject_refunds_and_cancelling_an_unpaid_order_needs_no_gateway() {
-    let mut w = world(&[]);
+    let w = world(&[]);
     let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     let v = w.engine.reject(id, "no chicken").unwrap();
     assert_eq!((v.status, v.payment.unwrap().status), (OrderStatus::Rejected, PaymentStatus::Refunded));
@@ -253,7 +253,7 @@ fn reject_refunds_and_cancelling_an_unpaid_order_needs_no_gateway() {
 
 #[test]
 fn without_riders_the_delivery_waits_and_naming_one_moves_the_charge() {
-    let mut w = world(&[]);
+    let w = world(&[]);
     let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     let v = w.engine.start_cooking(id).unwrap();
     let d = v.delivery.unwrap();
@@ -283,7 +283,7 @@ fn without_riders_the_delivery_waits_and_naming_one_moves_the_charge() {
 
 #[test]
 fn departure_waits_for_an_unpaid_charge_and_relay_pays_it() {
-    let mut w = world(&["lee"]);
+    let w = world(&["lee"]);
     w.charge.set_down(true);
     let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     let v = w.engine.start_cooking(id).unwrap();
@@ -301,7 +301,7 @@ fn departure_waits_for_an_unpaid_charge_and_relay_pays_it() {
 #[test]
 fn a_failing_notifier_never_fails_a_command_and_relay_delivers_later() {
     // Retries due at once, and given up after three tries.
-    let mut w = world_with(&["lee"], RetryPolicy { base_ms: 0, max_ms: 0, max_message_tries: 3, attention_after: 10 });
+    let w = world_with(&["lee"], RetryPolicy { base_ms: 0, max_ms: 0, max_message_tries: 3, attention_after: 10 });
     *w.inbox.1.lock().unwrap() = true;
     let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
     assert_eq!(w.engine.status(id).unwrap().status, OrderStatus::Paid);
@@ -340,7 +340,7 @@ fn a_failing_notifier_never_fails_a_command_and_relay_delivers_later() {
 
 #[test]
 fn rebuilding_the_projection_gives_the_same_views() {
-    let mut w = world(&["lee"]);
+    let w = world(&["lee"]);
     for n in 0..5 {
         let picks = items();
         let new = NewOrder::new(w.store, "kim", &picks);
@@ -360,7 +360,7 @@ fn rebuilding_the_projection_gives_the_same_views() {
 
 #[test]
 fn bad_input_writes_nothing() {
-    let mut w = world(&["lee"]);
+    let w = world(&["lee"]);
     let before = w.engine.events(0, None, 10_000).unwrap().len();
     let bad: Vec<(Vec<ItemPick>, i64)> = vec![
         (vec![ItemPick::new("후라이드", 0)], w.store),
@@ -380,7 +380,7 @@ fn bad_input_writes_nothing() {
 
 #[test]
 fn a_charge_paid_after_its_order_was_cancelled_is_taken_back() {
-    let mut w = world(&["lee"]);
+    let w = world(&["lee"]);
     // The charge gateway times out: it may have paid the rider.
     w.charge.set_down(true);
     let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap().order_id;
@@ -415,11 +415,11 @@ fn two_engines_on_one_database_send_each_message_once() {
     let (a_inbox, b_inbox) = (Inbox::default(), Inbox::default());
     // A's commands claim their messages but have no time to send them: the
     // claim is released, due again, for whoever relays.
-    let mut a = Engine::builder(SqliteStorage::open_with(&db, Synchronous::Normal).unwrap())
+    let a = Engine::builder(SqliteStorage::open_with(&db, Synchronous::Normal).unwrap())
         .notifier(a_inbox.clone())
         .relay_budget(std::time::Duration::ZERO)
         .build();
-    let mut b =
+    let b =
         Engine::builder(SqliteStorage::open_with(&db, Synchronous::Normal).unwrap()).notifier(b_inbox.clone()).build();
     let store = a.add_store("S", None, None).unwrap().id;
     a.add_menu(store, "m", 1_000).unwrap();
@@ -432,6 +432,64 @@ fn two_engines_on_one_database_send_each_message_once() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 3, "each message once");
+}
+
+/// One engine serves many threads: commands and reads run at once through
+/// `&Engine`, each command returns the view its own units of work left
+/// (not another thread's), and every message is delivered once.
+#[test]
+fn one_engine_serves_threads_each_command_returning_its_own_view() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Engine>();
+    use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = Inbox::default();
+    let engine =
+        Engine::builder(SqliteStorage::open_with(&dir.path().join("threads.db"), Synchronous::Normal).unwrap())
+            .notifier(inbox.clone())
+            .build();
+    let store = engine.add_store("S", Some("park"), None).unwrap().id;
+    engine.add_menu(store, "m", 1_000).unwrap();
+    engine.add_rider("lee").unwrap();
+    let orders: Vec<i64> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let engine = &engine;
+                scope.spawn(move || {
+                    let customer = format!("customer {t}");
+                    let mut mine = Vec::new();
+                    for _ in 0..5 {
+                        let placed = engine
+                            .place_order(NewOrder::new(store, &customer, &[ItemPick::new("m", 1)]).pay_now(None))
+                            .unwrap();
+                        assert_eq!((placed.customer.as_str(), placed.status), (customer.as_str(), OrderStatus::Paid));
+                        let id = placed.order_id;
+                        assert_eq!(engine.start_cooking(id).unwrap().order_id, id);
+                        assert_eq!(engine.status(id).unwrap().status, OrderStatus::Cooking);
+                        assert_eq!(engine.finish_cooking(id).unwrap().status, OrderStatus::Cooked);
+                        assert_eq!(engine.start_delivery(id, None).unwrap().status, OrderStatus::Delivering);
+                        assert_eq!(engine.complete_delivery(id).unwrap().status, OrderStatus::Delivered);
+                        mine.push(id);
+                    }
+                    assert_eq!(engine.customer_orders(&customer).unwrap().len(), 5);
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    assert_eq!(orders.len(), 20);
+    assert!(engine.check_invariants().unwrap().is_empty());
+    engine.relay().unwrap();
+    let delivered = inbox.0.lock().unwrap().clone();
+    let mut ids: Vec<&str> = delivered.iter().map(|m| m.id.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), delivered.len(), "each message once");
+    // Every order had the same life, so the same messages as any other.
+    for order in &orders {
+        assert_eq!(delivered.iter().filter(|m| m.order_id == *order).count(), 7, "order {order}'s messages");
+    }
 }
 
 /// A clock the test moves: the system's time plus an offset.
@@ -502,8 +560,8 @@ fn a_call_taken_over_after_its_lease(late: GatewayOutcome) {
             .lease(std::time::Duration::from_secs(5))
             .build()
     };
-    let mut a = engine(gateway.clone());
-    let mut b = engine(Held { release: Arc::default(), ..gateway.clone() });
+    let a = engine(gateway.clone());
+    let b = engine(Held { release: Arc::default(), ..gateway.clone() });
     let store = a.add_store("S", None, None).unwrap().id;
     a.add_menu(store, "m", 1_000).unwrap();
     let order = a.place_order(NewOrder::new(store, "kim", &[ItemPick::new("m", 1)])).unwrap().order_id;

@@ -19,7 +19,7 @@ fn config() -> SimConfig {
     }
 }
 
-fn run(engine: &mut Engine, config: &SimConfig) -> SimReport {
+fn run(engine: &Engine, config: &SimConfig) -> SimReport {
     let mut last = 0;
     let report = engine
         .simulate(config, &mut |done, total| {
@@ -48,27 +48,27 @@ fn counts(r: &SimReport) -> (u64, u64, u64, u64, u64) {
 
 #[test]
 fn simulate_on_memory_keeps_every_invariant_and_is_deterministic() {
-    let mut engine = Engine::builder(MemoryStorage::new()).build();
-    let first = run(&mut engine, &config());
+    let engine = Engine::builder(MemoryStorage::new()).build();
+    let first = run(&engine, &config());
     assert_sound(&first);
-    let mut again = Engine::builder(MemoryStorage::new()).build();
-    assert_eq!(counts(&run(&mut again, &config())), counts(&first), "the same seed, the same run");
+    let again = Engine::builder(MemoryStorage::new()).build();
+    assert_eq!(counts(&run(&again, &config())), counts(&first), "the same seed, the same run");
     let other = SimConfig { seed: 7, ..config() };
-    let mut third = Engine::builder(MemoryStorage::new()).build();
-    assert_ne!(counts(&run(&mut third, &other)), counts(&first), "another seed, another run");
+    let third = Engine::builder(MemoryStorage::new()).build();
+    assert_ne!(counts(&run(&third, &other)), counts(&first), "another seed, another run");
 }
 
 #[test]
 fn simulate_on_a_sqlite_file_keeps_every_invariant() {
     let dir = tempfile::tempdir().unwrap();
     let storage = SqliteStorage::open_with(&dir.path().join("sim.db"), Synchronous::Normal).unwrap();
-    let mut engine = Engine::builder(storage).build();
-    let report = run(&mut engine, &config());
+    let engine = Engine::builder(storage).build();
+    let report = run(&engine, &config());
     assert_sound(&report);
-    let mut memory = Engine::builder(MemoryStorage::new()).build();
-    assert_eq!(counts(&run(&mut memory, &config())), counts(&report), "both storages run the same simulation");
+    let memory = Engine::builder(MemoryStorage::new()).build();
+    assert_eq!(counts(&run(&memory, &config())), counts(&report), "both storages run the same simulation");
     // A second run on the same database adds to it and still holds.
-    let again = run(&mut engine, &SimConfig { seed: 43, ..config() });
+    let again = run(&engine, &SimConfig { seed: 43, ..config() });
     assert!(again.violations.is_empty(), "{:#?}", again.violations);
 }
 
@@ -76,8 +76,8 @@ fn simulate_on_a_sqlite_file_keeps_every_invariant() {
 fn the_check_finds_a_broken_read_model() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.db");
-    let mut engine = Engine::builder(SqliteStorage::open_with(&path, Synchronous::Normal).unwrap()).build();
-    let report = run(&mut engine, &SimConfig { orders: 20, ..config() });
+    let engine = Engine::builder(SqliteStorage::open_with(&path, Synchronous::Normal).unwrap()).build();
+    let report = run(&engine, &SimConfig { orders: 20, ..config() });
     assert!(report.violations.is_empty());
     let conn = rusqlite::Connection::open(&path).unwrap();
     conn.execute("UPDATE mypage SET view = json_set(view, '$.total', 1) WHERE order_id = 3", []).unwrap();

@@ -15,7 +15,7 @@ use rusqlite::{params, Connection};
 /// library's defaults otherwise: sandbox gateways, system clock, no
 /// notifier channel (messages are queued in the outbox all the same).
 pub fn engine(storage: impl Storage + 'static) -> Engine {
-    let mut engine = Engine::builder(storage).build();
+    let engine = Engine::builder(storage).build();
     let store = engine.add_store("교촌치킨", Some("park"), Some("서울")).unwrap();
     engine.add_menu(store.id, "후라이드", 18_000).unwrap();
     engine.add_menu(store.id, "콜라", 2_000).unwrap();
@@ -32,7 +32,7 @@ pub fn picks() -> Vec<ItemPick> {
 
 /// One full lifecycle: place and pay, cook start, cook finish, deliver
 /// start, deliver complete. Seven write transactions.
-pub fn lifecycle(engine: &mut Engine, picks: &[ItemPick]) {
+pub fn lifecycle(engine: &Engine, picks: &[ItemPick]) {
     let order =
         engine.place_order(NewOrder::new(1, "kim", picks).deliver_to("서울 강남구").pay_now(None)).unwrap().order_id;
     engine.start_cooking(order).unwrap();
@@ -69,8 +69,8 @@ impl Payloads {
     pub fn capture() -> Payloads {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("capture.db");
-        let mut engine = engine(SqliteStorage::open_with(&path, Synchronous::Normal).unwrap());
-        lifecycle(&mut engine, &picks());
+        let engine = engine(SqliteStorage::open_with(&path, Synchronous::Normal).unwrap());
+        lifecycle(&engine, &picks());
         drop(engine);
         let conn = Connection::open(&path).unwrap();
         let mut stmt = conn.prepare("SELECT type, data FROM events WHERE order_id = 1 ORDER BY seq").unwrap();
@@ -404,7 +404,7 @@ pub fn fixture(orders: u64) -> (PathBuf, std::time::Duration) {
 }
 
 fn build_template(path: &Path) {
-    let mut engine = engine(SqliteStorage::open_with(path, Synchronous::Normal).unwrap());
+    let engine = engine(SqliteStorage::open_with(path, Synchronous::Normal).unwrap());
     let menus = ["후라이드", "콜라"];
     for i in 0..TEMPLATE_ORDERS {
         let customer = format!("customer {}", i % TEMPLATE_CUSTOMERS + 1);

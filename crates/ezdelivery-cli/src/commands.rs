@@ -16,7 +16,7 @@ use crate::render::{self, Output};
 use crate::{output_error, print_line, Printed};
 
 /// `store add | list | open | close | orders`
-pub fn store(engine: &mut Engine, command: &StoreCommand) -> Result<Output> {
+pub fn store(engine: &Engine, command: &StoreCommand) -> Result<Output> {
     Ok(match command {
         StoreCommand::Add { name, owner, address, delivery_charge } => {
             if let Some(charge) = delivery_charge {
@@ -36,7 +36,7 @@ pub fn store(engine: &mut Engine, command: &StoreCommand) -> Result<Output> {
 }
 
 /// `menu add | list | soldout | available`
-pub fn menu(engine: &mut Engine, command: &MenuCommand) -> Result<Output> {
+pub fn menu(engine: &Engine, command: &MenuCommand) -> Result<Output> {
     Ok(match command {
         MenuCommand::Add { store, name, price } => render::menu("added", &engine.add_menu(*store, name, *price)?),
         MenuCommand::List { store } => render::menus(&engine.menus(*store)?),
@@ -46,7 +46,7 @@ pub fn menu(engine: &mut Engine, command: &MenuCommand) -> Result<Output> {
 }
 
 /// `rider add | list`
-pub fn rider(engine: &mut Engine, command: &RiderCommand) -> Result<Output> {
+pub fn rider(engine: &Engine, command: &RiderCommand) -> Result<Output> {
     Ok(match command {
         RiderCommand::Add { name } => render::rider_added(&engine.add_rider(name)?),
         RiderCommand::List => render::riders(&engine.riders()?),
@@ -54,7 +54,7 @@ pub fn rider(engine: &mut Engine, command: &RiderCommand) -> Result<Output> {
 }
 
 /// `order`, paid at once with `--pay`.
-pub fn order(engine: &mut Engine, o: &OrderArgs) -> Result<Output> {
+pub fn order(engine: &Engine, o: &OrderArgs) -> Result<Output> {
     let picks = o.items.iter().map(|i| ItemPick::parse(i)).collect::<Result<Vec<_>>>()?;
     let mut new = NewOrder::new(o.store, &o.customer, &picks).deliver_to(&o.address);
     if o.pay {
@@ -64,12 +64,12 @@ pub fn order(engine: &mut Engine, o: &OrderArgs) -> Result<Output> {
 }
 
 /// `pay`
-pub fn pay(engine: &mut Engine, order: i64, card: Option<&str>) -> Result<Output> {
+pub fn pay(engine: &Engine, order: i64, card: Option<&str>) -> Result<Output> {
     Ok(render::view(&engine.pay(order, card)?))
 }
 
 /// `cook start | finish | reject`
-pub fn cook(engine: &mut Engine, command: &CookCommand) -> Result<Output> {
+pub fn cook(engine: &Engine, command: &CookCommand) -> Result<Output> {
     let view = match command {
         CookCommand::Start { order } => engine.start_cooking(*order)?,
         CookCommand::Finish { order } => engine.finish_cooking(*order)?,
@@ -79,7 +79,7 @@ pub fn cook(engine: &mut Engine, command: &CookCommand) -> Result<Output> {
 }
 
 /// `deliver start | complete`
-pub fn deliver(engine: &mut Engine, command: &DeliverCommand) -> Result<Output> {
+pub fn deliver(engine: &Engine, command: &DeliverCommand) -> Result<Output> {
     let view = match command {
         DeliverCommand::Start { order, rider } => engine.start_delivery(*order, rider.as_deref())?,
         DeliverCommand::Complete { order } => engine.complete_delivery(*order)?,
@@ -88,17 +88,17 @@ pub fn deliver(engine: &mut Engine, command: &DeliverCommand) -> Result<Output> 
 }
 
 /// `cancel`
-pub fn cancel(engine: &mut Engine, order: i64, reason: &str) -> Result<Output> {
+pub fn cancel(engine: &Engine, order: i64, reason: &str) -> Result<Output> {
     Ok(render::view(&engine.cancel(order, reason)?))
 }
 
 /// `review`
-pub fn review(engine: &mut Engine, order: i64, score: u8, text: &str) -> Result<Output> {
+pub fn review(engine: &Engine, order: i64, score: u8, text: &str) -> Result<Output> {
     Ok(render::review(&engine.review(order, score, text)?))
 }
 
 /// `status ORDER` or `status --customer NAME`
-pub fn status(engine: &mut Engine, order: Option<i64>, customer: Option<&str>) -> Result<Output> {
+pub fn status(engine: &Engine, order: Option<i64>, customer: Option<&str>) -> Result<Output> {
     Ok(match order {
         Some(order) => render::view(&engine.status(order)?),
         None => render::views("orders", &engine.customer_orders(customer.unwrap_or_default())?),
@@ -108,7 +108,7 @@ pub fn status(engine: &mut Engine, order: Option<i64>, customer: Option<&str>) -
 /// `events`: printed at once (a table, or one `--json` object), or as
 /// lines, one per event; with `--follow`, until interrupted.
 pub fn events(
-    engine: &mut Engine,
+    engine: &Engine,
     order: Option<i64>,
     after: i64,
     format: Option<EventFormat>,
@@ -154,7 +154,7 @@ pub fn events(
 }
 
 /// `breaker [status]` or `breaker reset NAME`
-pub fn breaker(engine: &mut Engine, action: Option<&BreakerCommand>) -> Result<Output> {
+pub fn breaker(engine: &Engine, action: Option<&BreakerCommand>) -> Result<Output> {
     Ok(match action {
         Some(BreakerCommand::Reset { name }) => render::breaker_reset(&engine.reset_breaker(name)?),
         Some(BreakerCommand::Status) | None => render::breakers(&engine.breakers()?),
@@ -175,7 +175,7 @@ pub struct RelayFlags {
 }
 
 /// `relay`, `relay --dead`, `relay --attention`
-pub fn relay(engine: &mut Engine, flags: RelayFlags) -> Result<Output> {
+pub fn relay(engine: &Engine, flags: RelayFlags) -> Result<Output> {
     if flags.dead {
         return Ok(render::dead_messages(&engine.dead_messages()?));
     }
@@ -190,7 +190,7 @@ pub fn relay(engine: &mut Engine, flags: RelayFlags) -> Result<Output> {
 }
 
 /// `projection rebuild`
-pub fn projection(engine: &mut Engine, command: &ProjectionCommand) -> Result<Output> {
+pub fn projection(engine: &Engine, command: &ProjectionCommand) -> Result<Output> {
     match command {
         ProjectionCommand::Rebuild => Ok(render::rebuild(&engine.rebuild_projection()?)),
     }

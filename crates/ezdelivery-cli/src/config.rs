@@ -607,7 +607,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("out/messages.jsonl");
         let config = parse(&format!("[[notify]]\nkind = \"jsonl\"\npath = {:?}\n", log.display().to_string())).unwrap();
-        let mut engine = config.engine(&dir.path().join("ezdelivery.db"), true).unwrap();
+        let engine = config.engine(&dir.path().join("ezdelivery.db"), true).unwrap();
         let store = engine.add_store("BBQ", Some("park"), None).unwrap();
         engine.add_menu(store.id, "후라이드", 18_000).unwrap();
         engine.place_order(NewOrder::new(store.id, "kim", &[ItemPick::new("후라이드", 1)]).pay_now(None)).unwrap();

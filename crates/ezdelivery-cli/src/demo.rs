@@ -185,7 +185,7 @@ impl Demo {
         }
         let parsed = Cli::try_parse_from(std::iter::once("ezdelivery").chain(args.iter().copied()))
             .map_err(|e| Error::Internal(format!("the demo's step `{line}` is not a command: {e}")))?;
-        match (crate::execute(&mut self.engine, &parsed.command, false), expect) {
+        match (crate::execute(&self.engine, &parsed.command, false), expect) {
             (Ok(Printed::Out(out)), Expect::Done) => {
                 self.show(&out.human);
                 Ok(out.json)

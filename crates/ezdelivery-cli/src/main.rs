@@ -274,12 +274,12 @@ fn run(cli: &Cli) -> Result<Printed> {
     // With --json, standard error carries nothing but a failure's one error
     // object: the console channel is silenced, as with -q (its messages
     // still count as delivered).
-    let mut engine = if only_reads(&cli.command) {
+    let engine = if only_reads(&cli.command) {
         config.reading_engine(&db, cli.quiet || cli.json)?
     } else {
         config.engine(&db, cli.quiet || cli.json)?
     };
-    execute(&mut engine, &cli.command, cli.json)
+    execute(&engine, &cli.command, cli.json)
 }
 
 /// Whether `command` only reads the database: then one that cannot be
@@ -300,7 +300,7 @@ fn only_reads(command: &Command) -> bool {
 
 /// Runs one command on `engine`: [`commands`] has a function for each,
 /// [`render`] what it prints. The demo runs its steps through here too.
-fn execute(engine: &mut Engine, command: &Command, json: bool) -> Result<Printed> {
+fn execute(engine: &Engine, command: &Command, json: bool) -> Result<Printed> {
     let out = match command {
         Command::Store(c) => commands::store(engine, c),
         Command::Menu(c) => commands::menu(engine, c),

@@ -20,7 +20,7 @@ use crate::args::SimulateArgs;
 use crate::render::Output;
 
 /// Runs the simulation on `engine`'s database.
-pub fn run(engine: &mut Engine, args: &SimulateArgs, json: bool) -> Result<Output> {
+pub fn run(engine: &Engine, args: &SimulateArgs, json: bool) -> Result<Output> {
     let config = SimConfig {
         orders: args.orders,
         customers: args.customers,

@@ -33,7 +33,7 @@
 //! ```
 //! use ezdelivery_core::{adapters::memory::MemoryStorage, Engine, ItemPick, NewOrder};
 //!
-//! let mut engine = Engine::builder(MemoryStorage::new()).build();
+//! let engine = Engine::builder(MemoryStorage::new()).build();
 //! let store = engine.add_store("BBQ", Some("park"), None).unwrap();
 //! engine.add_menu(store.id, "후라이드", 18_000).unwrap();
 //! engine.add_rider("lee").unwrap();
@@ -182,7 +182,7 @@
 //! }
 //!
 //! let inbox = Inbox::default();
-//! let mut engine = Engine::builder(MemoryStorage::new()).notifier(inbox.clone()).build();
+//! let engine = Engine::builder(MemoryStorage::new()).notifier(inbox.clone()).build();
 //! let store = engine.add_store("BBQ", Some("park"), None).unwrap();
 //! engine.add_menu(store.id, "후라이드", 18_000).unwrap();
 //! engine.place_order(NewOrder::new(store.id, "kim", &[ItemPick::new("후라이드", 1)]).pay_now(None)).unwrap();

@@ -131,7 +131,7 @@ mod tests {
         let server = ScriptedServer::start(vec![Reply::json(200, r#"{"result_code": 0}"#); 3]);
         let notifier = KakaoNotifier::new(server.url(), TOKEN, LONG).unwrap();
         assert_eq!(notifier.max_chars(), Some(MAX_TEXT_CHARS));
-        let mut engine = Engine::builder(MemoryStorage::new()).notifier(notifier).build();
+        let engine = Engine::builder(MemoryStorage::new()).notifier(notifier).build();
         let store = engine.add_store("교촌치킨 강남점", Some("park"), None).unwrap();
         let mut picks = Vec::new();
         for i in 1..=30 {

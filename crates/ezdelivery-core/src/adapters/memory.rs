@@ -25,6 +25,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
@@ -66,10 +67,30 @@ use crate::{Error, Result};
 /// ```
 #[derive(Default)]
 pub struct MemoryStorage {
+    /// One unit of work at a time, as a database's single writer.
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
     state: State,
     /// The undo journal of the write in progress; empty between writes (kept
     /// here so its allocation is reused).
     journal: Journal,
+}
+
+impl MemoryStorage {
+    /// The state, with no lock to take: nothing else can hold it.
+    #[cfg(test)]
+    fn parts(&mut self) -> &mut Inner {
+        self.inner.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state, for the one unit of work running. A panic in an earlier
+    /// one was rolled back by its guard: the state is sound.
+    fn inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl MemoryStorage {
@@ -81,7 +102,8 @@ impl MemoryStorage {
 
 impl fmt::Debug for MemoryStorage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.state;
+        let inner = self.inner();
+        let s = &inner.state;
         f.debug_struct("MemoryStorage")
             .field("stores", &s.stores.len())
             .field("menus", &s.menus.len())
@@ -97,10 +119,12 @@ impl fmt::Debug for MemoryStorage {
 }
 
 impl Storage for MemoryStorage {
-    fn write(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+    fn write(&self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        let mut inner = self.inner();
+        let Inner { state, journal } = &mut *inner;
         // The guard replays whatever is left in the journal when it is
         // dropped: after an `Err`, and after a panic in `work`.
-        let guard = Rollback { state: &mut self.state, journal: &mut self.journal };
+        let guard = Rollback { state, journal };
         let result = work(&mut Tx { state: guard.state, journal: Some(guard.journal) });
         if result.is_ok() {
             guard.journal.undo.clear();
@@ -109,8 +133,8 @@ impl Storage for MemoryStorage {
         result
     }
 
-    fn read(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
-        work(&mut Tx { state: &mut self.state, journal: None })
+    fn read(&self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        work(&mut Tx { state: &mut self.inner().state, journal: None })
     }
 }
 
@@ -1349,7 +1373,7 @@ mod tests {
     #[test]
     fn a_failed_write_undoes_every_change() {
         let mut s = populated();
-        let before = s.state.clone();
+        let before = s.parts().state.clone();
         let ids_before: Vec<i64> = read(&mut s, |r| {
             [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge]
                 .iter()
@@ -1367,8 +1391,8 @@ mod tests {
             })
             .unwrap_err();
         assert!(matches!(err, Error::Internal(m) if m == "boom"));
-        assert_eq!(s.state, before);
-        assert!(s.journal.undo.is_empty() && s.journal.views.is_empty());
+        assert_eq!(s.parts().state, before);
+        assert!(s.parts().journal.undo.is_empty() && s.parts().journal.views.is_empty());
         // And through the Repo: ids, events, indexes.
         let ids_after: Vec<i64> = read(&mut s, |r| {
             [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge]
@@ -1403,7 +1427,7 @@ mod tests {
         });
         // The same writes commit when the work succeeds, and ids go on from there.
         s.write(&mut write_everything).unwrap();
-        assert_ne!(s.state, before);
+        assert_ne!(s.parts().state, before);
         read(&mut s, |r| {
             assert_eq!(r.next_id(Table::Store)?, 10);
             assert_eq!(r.next_id(Table::Order)?, 7);
@@ -1448,22 +1472,22 @@ mod tests {
         ];
         for (name, work) in writes {
             let mut s = populated();
-            let before = s.state.clone();
+            let before = s.parts().state.clone();
             let result = s.write(&mut |r| {
                 work(r)?;
                 Err(Error::Internal(name.into()))
             });
             assert!(result.is_err(), "{name}");
-            assert_eq!(s.state, before, "{name} was not undone");
+            assert_eq!(s.parts().state, before, "{name} was not undone");
             s.write(&mut |r| work(r)).unwrap();
-            assert_ne!(s.state, before, "{name} changed nothing");
+            assert_ne!(s.parts().state, before, "{name} changed nothing");
         }
     }
 
     #[test]
     fn a_panicking_write_is_undone_too() {
         let mut s = populated();
-        let before = s.state.clone();
+        let before = s.parts().state.clone();
         let caught = catch_unwind(AssertUnwindSafe(|| {
             let _ = s.write(&mut |r| {
                 write_everything(r)?;
@@ -1471,14 +1495,14 @@ mod tests {
             });
         }));
         assert!(caught.is_err());
-        assert_eq!(s.state, before);
-        assert!(s.journal.undo.is_empty() && s.journal.views.is_empty());
+        assert_eq!(s.parts().state, before);
+        assert!(s.parts().journal.undo.is_empty() && s.parts().journal.views.is_empty());
     }
 
     #[test]
     fn an_error_from_the_repo_rolls_back_what_came_before() {
         let mut s = populated();
-        let before = s.state.clone();
+        let before = s.parts().state.clone();
         let err = s
             .write(&mut |r| {
                 r.save_store(&store(2, "new"))?;
@@ -1487,18 +1511,18 @@ mod tests {
             })
             .unwrap_err();
         assert_eq!(err.kind(), "internal");
-        assert_eq!(s.state, before);
+        assert_eq!(s.parts().state, before);
     }
 
     #[test]
     fn reads_see_committed_writes_and_refuse_to_write() {
         let mut s = populated();
-        let before = s.state.clone();
+        let before = s.parts().state.clone();
         let err = s.read(&mut |r| r.save_store(&store(3, "x"))).unwrap_err();
         assert!(matches!(err, Error::Storage(_)));
         assert!(s.read(&mut |r| r.append_event("e", t(0), &placed(3)).map(drop)).is_err());
         assert!(s.read(&mut |r| r.clear_views()).is_err());
-        assert_eq!(s.state, before);
+        assert_eq!(s.parts().state, before);
         // A read's own error comes back as it is.
         let err = s.read(&mut |_| Err(Error::not_found(crate::Record::Order, 7))).unwrap_err();
         assert_eq!(err.kind(), "not_found");
@@ -1645,7 +1669,7 @@ mod tests {
         write(&mut s, |r| r.save_delivery(&delivery(31, Some(1), DeliveryStatus::Preparing))).unwrap();
         write(&mut s, |r| r.save_delivery(&delivery(31, Some(1), DeliveryStatus::Cancelled))).unwrap();
         assert_eq!(least(&mut s), Some(1));
-        assert_eq!(s.state.riders_by_load.iter().copied().collect::<Vec<_>>(), [(0, 1), (2, 2), (2, 3)]);
+        assert_eq!(s.parts().state.riders_by_load.iter().copied().collect::<Vec<_>>(), [(0, 1), (2, 2), (2, 3)]);
     }
 
     #[test]
@@ -1720,7 +1744,7 @@ mod tests {
         let review =
             Review { order_id: 1, store_id: 2, customer: "kim".into(), score: 4, text: "ok".into(), created_at: t(1) };
         write(&mut s, |r| r.save_review(&review)).unwrap();
-        assert_eq!(s.state.reviews.get(&1), Some(&review));
+        assert_eq!(s.parts().state.reviews.get(&1), Some(&review));
     }
 
     #[test]
@@ -1871,7 +1895,7 @@ mod tests {
     #[test]
     fn message_ids_that_share_a_hash_are_told_apart() {
         let mut s = MemoryStorage::new();
-        s.state.message_id_hasher.collide = true;
+        s.parts().state.message_id_hasher.collide = true;
         write(&mut s, |r| {
             for id in ["m1", "m2", "m3"] {
                 r.queue_message(&message(id, t(0)), &["console"])?;
@@ -1879,13 +1903,13 @@ mod tests {
             r.queue_message(&message("m2", t(9)), &["jsonl"]) // already queued
         })
         .unwrap();
-        let before = s.state.clone();
+        let before = s.parts().state.clone();
         let _ = s.write(&mut |r| {
             r.queue_message(&message("m4", t(0)), &["console"])?;
             r.save_message_delivery(&md("m1", "console", DeliveryState::Dead, t(0)))?;
             Err(Error::Internal("undo".into()))
         });
-        assert_eq!(s.state, before);
+        assert_eq!(s.parts().state, before);
         write(&mut s, |r| {
             r.save_message_delivery(&md("m1", "console", DeliveryState::Delivered, t(0)))?;
             r.save_message_delivery(&md("m3", "console", DeliveryState::Dead, t(0)))

@@ -71,8 +71,8 @@ pub(crate) fn record(
 impl Engine {
     /// Calls a gateway through breaker `name`: refused at once while it is
     /// open, one trial when its time is up.
-    pub(crate) fn guarded(&mut self, name: &str, call: impl FnOnce(&Engine) -> GatewayOutcome) -> Result<Guarded> {
-        let settings = self.breaker_settings;
+    pub(crate) fn guarded(&self, name: &str, call: impl FnOnce() -> GatewayOutcome) -> Result<Guarded> {
+        let settings = self.settings.breakers;
         let now = self.clock.now();
         let stored = self.read(|repo| repo.breaker(name))?;
         if let Some(breaker) = stored {
@@ -86,14 +86,16 @@ impl Engine {
                 }
                 Permit::Trial => {
                     // Take the trial in a write: of several processes, one gets it.
-                    let taken = self.write(|w| {
-                        let current = w.repo.breaker(name)?.unwrap_or_else(|| Breaker::closed(name, now));
-                        let (next, permit) = current.permit(&settings, now);
-                        if permit == Permit::Trial {
-                            w.repo.save_breaker(&next)?;
-                        }
-                        Ok((current, permit))
-                    })?;
+                    let taken = self
+                        .write(|w| {
+                            let current = w.repo.breaker(name)?.unwrap_or_else(|| Breaker::closed(name, now));
+                            let (next, permit) = current.permit(&settings, now);
+                            if permit == Permit::Trial {
+                                w.repo.save_breaker(&next)?;
+                            }
+                            Ok((current, permit))
+                        })?
+                        .value;
                     if let (current, Permit::Refuse { until }) = taken {
                         return Ok(Guarded {
                             outcome: GatewayOutcome::NotReached { reason: refusal(name, &current, until) },
@@ -103,7 +105,7 @@ impl Engine {
                 }
             }
         }
-        let outcome = call(self);
+        let outcome = call();
         let reached = Some(outcome.reached());
         Ok(Guarded { outcome, reached })
     }
@@ -117,8 +119,8 @@ impl Engine {
     }
 
     /// Every breaker's state (`ezdelivery breaker status`).
-    pub fn breakers(&mut self) -> Result<Vec<BreakerStatus>> {
-        let settings = self.breaker_settings;
+    pub fn breakers(&self) -> Result<Vec<BreakerStatus>> {
+        let settings = self.settings.breakers;
         let now = self.clock.now();
         let names = self.breaker_names();
         let stored = self.read(|repo| repo.breakers())?;
@@ -138,7 +140,7 @@ impl Engine {
     }
 
     /// Closes breaker `name` (`ezdelivery breaker reset NAME`).
-    pub fn reset_breaker(&mut self, name: &str) -> Result<BreakerStatus> {
+    pub fn reset_breaker(&self, name: &str) -> Result<BreakerStatus> {
         if !self.breaker_names().iter().any(|n| n == name) {
             return Err(Error::NotFound {
                 what: crate::Record::Breaker,

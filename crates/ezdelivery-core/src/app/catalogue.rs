@@ -9,9 +9,9 @@ use crate::{Error, Result};
 
 impl Engine {
     /// Registers a store, open (`ezdelivery store add`).
-    pub fn add_store(&mut self, name: &str, owner: Option<&str>, address: Option<&str>) -> Result<Store> {
+    pub fn add_store(&self, name: &str, owner: Option<&str>, address: Option<&str>) -> Result<Store> {
         let _span = tracing::info_span!("add_store", name = %name).entered();
-        self.write(|w| {
+        self.write_command(|w| {
             let (store, event) = Store::register(w.repo.next_id(Table::Store)?, name, owner, address)?;
             w.repo.save_store(&store)?;
             w.emit(event)?;
@@ -20,14 +20,14 @@ impl Engine {
     }
 
     /// Every store, by id (`ezdelivery store list`).
-    pub fn stores(&mut self) -> Result<Vec<Store>> {
+    pub fn stores(&self) -> Result<Vec<Store>> {
         self.read(|repo| repo.stores())
     }
 
     /// Opens or closes a store (`ezdelivery store open|close`).
-    pub fn set_store_open(&mut self, store: StoreId, open: bool) -> Result<Store> {
+    pub fn set_store_open(&self, store: StoreId, open: bool) -> Result<Store> {
         let _span = tracing::info_span!("set_store_open", store, open).entered();
-        self.write(|w| {
+        self.write_command(|w| {
             let (store, event) = existing_store(w.repo, store)?.set_open(open);
             w.repo.save_store(&store)?;
             w.emit_opt(event)?;
@@ -36,10 +36,10 @@ impl Engine {
     }
 
     /// Sets what each delivery of `store` pays the rider.
-    pub fn set_delivery_charge(&mut self, store: StoreId, charge: Won) -> Result<Store> {
+    pub fn set_delivery_charge(&self, store: StoreId, charge: Won) -> Result<Store> {
         let _span = tracing::info_span!("set_delivery_charge", store, charge).entered();
         let charge = validate::charge(charge)?;
-        self.write(|w| {
+        self.write_command(|w| {
             let store = Store { delivery_charge: charge, ..existing_store(w.repo, store)? };
             w.repo.save_store(&store)?;
             Ok(store)
@@ -48,7 +48,7 @@ impl Engine {
 
     /// The owner's inbox: the store's paid orders that are not finished,
     /// oldest first (`ezdelivery store orders`).
-    pub fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderView>> {
+    pub fn store_inbox(&self, store: StoreId) -> Result<Vec<OrderView>> {
         self.read(|repo| {
             existing_store(repo, store)?;
             let mut views = Vec::new();
@@ -60,9 +60,9 @@ impl Engine {
     }
 
     /// Adds a menu item to a store (`ezdelivery menu add`).
-    pub fn add_menu(&mut self, store: StoreId, name: &str, price: Won) -> Result<Menu> {
+    pub fn add_menu(&self, store: StoreId, name: &str, price: Won) -> Result<Menu> {
         let _span = tracing::info_span!("add_menu", store, name = %name, price).entered();
-        self.write(|w| {
+        self.write_command(|w| {
             existing_store(w.repo, store)?;
             let (menu, event) = Menu::add(w.repo.next_id(Table::Menu)?, store, name, price)?;
             if w.repo.menu_by_name(store, &menu.name)?.is_some() {
@@ -79,7 +79,7 @@ impl Engine {
     }
 
     /// The menus of one store, or of all stores (`ezdelivery menu list`).
-    pub fn menus(&mut self, store: Option<StoreId>) -> Result<Vec<Menu>> {
+    pub fn menus(&self, store: Option<StoreId>) -> Result<Vec<Menu>> {
         self.read(|repo| {
             if let Some(id) = store {
                 existing_store(repo, id)?;
@@ -89,9 +89,9 @@ impl Engine {
     }
 
     /// Marks a menu sold out or available again (`ezdelivery menu soldout|available`).
-    pub fn set_menu_available(&mut self, menu: MenuId, available: bool) -> Result<Menu> {
+    pub fn set_menu_available(&self, menu: MenuId, available: bool) -> Result<Menu> {
         let _span = tracing::info_span!("set_menu_available", menu, available).entered();
-        self.write(|w| {
+        self.write_command(|w| {
             let found = w.repo.menu(menu)?.ok_or_else(|| Error::not_found(crate::Record::Menu, menu))?;
             let (menu, event) = found.set_available(available);
             w.repo.save_menu(&menu)?;
@@ -102,9 +102,9 @@ impl Engine {
 
     /// Registers a rider (`ezdelivery rider add`). Names are unique so that
     /// `--rider NAME` is never ambiguous.
-    pub fn add_rider(&mut self, name: &str) -> Result<Rider> {
+    pub fn add_rider(&self, name: &str) -> Result<Rider> {
         let _span = tracing::info_span!("add_rider", name = %name).entered();
-        self.write(|w| {
+        self.write_command(|w| {
             let (rider, event) = Rider::register(w.repo.next_id(Table::Rider)?, name)?;
             if w.repo.rider_by_name(&rider.name)?.is_some() {
                 return Err(
@@ -118,7 +118,7 @@ impl Engine {
     }
 
     /// Every rider, by id.
-    pub fn riders(&mut self) -> Result<Vec<Rider>> {
+    pub fn riders(&self) -> Result<Vec<Rider>> {
         self.read(|repo| repo.riders())
     }
 }

@@ -9,6 +9,8 @@
 //! between transactions (see `saga`), and queued messages are delivered
 //! after the commit (see `relay`).
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::app::event_ids::EventIds;
@@ -24,31 +26,39 @@ use crate::{Error, Result};
 
 /// The ordering engine over one storage, with its gateways and notifiers.
 ///
-/// Build one with [`Engine::builder`]; every command is a method.
+/// Build one with [`Engine::builder`]; every command is a method. An
+/// engine holds no state between commands but what it was built with:
+/// every method takes `&self`, and one engine may serve many threads at
+/// once (it is `Send + Sync`; the storage serialises what must be).
 pub struct Engine {
-    pub(crate) storage: Box<dyn Storage>,
-    pub(crate) payment: Box<dyn PaymentGateway>,
-    pub(crate) charge: Box<dyn ChargeGateway>,
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) gateways: Gateways,
     pub(crate) notifiers: Vec<Box<dyn Notifier>>,
     pub(crate) clock: Box<dyn Clock>,
-    pub(crate) locale: Locale,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) breaker_settings: BreakerSettings,
+    pub(crate) settings: Settings,
+    /// Hands out event ids; locked for one id at a time.
+    event_ids: Mutex<EventIds>,
+}
+
+/// The two gateways money moves through.
+pub(crate) struct Gateways {
+    pub payment: Box<dyn PaymentGateway>,
+    pub charge: Box<dyn ChargeGateway>,
+}
+
+/// How an engine behaves, as built.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Settings {
+    pub locale: Locale,
+    pub retry: RetryPolicy,
+    pub breakers: BreakerSettings,
     /// How many due messages a command delivers right after its commit.
-    pub(crate) relay_after_command: usize,
+    pub relay_after_command: usize,
     /// How long a command may spend delivering them.
-    pub(crate) relay_budget: std::time::Duration,
+    pub relay_budget: std::time::Duration,
     /// How long a claim on a gateway call lasts: longer than any call may
     /// take, after which another actor may take the call over.
-    pub(crate) lease: std::time::Duration,
-    /// Hands out event ids.
-    pub(crate) event_ids: EventIds,
-    /// The view of the order the last committed unit of work changed, as it
-    /// committed it: a command returns it instead of reading it back.
-    pub(crate) recent_view: Option<OrderView>,
-    /// Messages this engine's commands queued and claimed, to deliver after
-    /// the commit (see `relay`).
-    pub(crate) claimed: Vec<QueuedMessage>,
+    pub lease: std::time::Duration,
 }
 
 /// How long a claim on a gateway call lasts unless told otherwise
@@ -76,23 +86,50 @@ impl EngineBuilder {
     ) -> EngineBuilder {
         EngineBuilder {
             engine: Engine {
-                storage: Box::new(storage),
-                payment: Box::new(payment),
-                charge: Box::new(charge),
+                storage: Arc::new(storage),
+                gateways: Gateways { payment: Box::new(payment), charge: Box::new(charge) },
                 notifiers: Vec::new(),
                 clock: Box::new(SystemClock),
-                locale: Locale::default(),
-                retry: RetryPolicy::default(),
-                breaker_settings: BreakerSettings::default(),
-                relay_after_command: 32,
-                relay_budget: std::time::Duration::from_millis(250),
-                lease: DEFAULT_LEASE,
-                event_ids: EventIds::new(),
-                recent_view: None,
-                claimed: Vec::new(),
+                settings: Settings {
+                    locale: Locale::default(),
+                    retry: RetryPolicy::default(),
+                    breakers: BreakerSettings::default(),
+                    relay_after_command: 32,
+                    relay_budget: std::time::Duration::from_millis(250),
+                    lease: DEFAULT_LEASE,
+                },
+                event_ids: Mutex::new(EventIds::new()),
             },
         }
     }
+}
+
+/// What one committed unit of work produced besides its result: the view
+/// its events left and the messages it claimed to deliver right away.
+#[derive(Debug, Default)]
+pub(crate) struct Produced {
+    /// The view of the order the unit of work's last event changed, as
+    /// committed; `None` when it emitted nothing (it changed no view).
+    pub view: Option<OrderView>,
+    /// Messages it queued and claimed, to deliver after the commit.
+    pub claimed: Vec<QueuedMessage>,
+}
+
+impl Produced {
+    /// Adds what a later unit of work of the same command produced.
+    pub fn absorb(&mut self, later: Produced) {
+        if later.view.is_some() {
+            self.view = later.view;
+        }
+        self.claimed.extend(later.claimed);
+    }
+}
+
+/// A committed unit of work: its result and what else it produced.
+#[derive(Debug)]
+pub(crate) struct Committed<R> {
+    pub value: R,
+    pub produced: Produced,
 }
 
 impl Engine {
@@ -101,33 +138,51 @@ impl Engine {
         self.clock.now()
     }
 
+    /// An engine over the same storage, with other gateways and clock and
+    /// no notifiers, that delivers nothing after its commands (`simulate`).
+    pub(crate) fn sibling(
+        &self,
+        payment: Box<dyn PaymentGateway>,
+        charge: Box<dyn ChargeGateway>,
+        clock: Box<dyn Clock>,
+    ) -> Engine {
+        Engine {
+            storage: Arc::clone(&self.storage),
+            gateways: Gateways { payment, charge },
+            notifiers: Vec::new(),
+            clock,
+            settings: Settings { relay_after_command: 0, ..self.settings },
+            event_ids: Mutex::new(EventIds::new()),
+        }
+    }
+
     /// Runs `work` as one write transaction, then, still inside it, brings
     /// the views up to date and queues the messages for the events `work`
-    /// emitted.
-    pub(crate) fn write<R>(&mut self, work: impl FnOnce(&mut Work<'_>) -> Result<R>) -> Result<R> {
+    /// emitted. Returns, once committed, the result and what else the unit
+    /// of work produced (see [`Produced`]).
+    pub(crate) fn write<R>(&self, work: impl FnOnce(&mut Work<'_>) -> Result<R>) -> Result<Committed<R>> {
         // Whole microseconds: what every storage keeps, so a view rebuilt
         // from the log is equal to the one built live.
         let now = self.clock.now().trunc_subsecs(6);
-        let lease_until = crate::domain::time::after_ms(now, u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX));
-        let locale = self.locale;
+        let settings = self.settings;
+        let lease_until =
+            crate::domain::time::after_ms(now, u64::try_from(settings.lease.as_millis()).unwrap_or(u64::MAX));
         let channels: Vec<&str> = self.notifiers.iter().map(|n| n.channel()).collect();
-        let ids = &mut self.event_ids;
         // This engine delivers what its commands queue right after their
         // commit: it claims those messages in the same transaction, so that
         // no other process's relay sends them meanwhile.
-        let claim = (self.relay_after_command > 0 && !channels.is_empty())
-            .then(|| (crate::domain::time::after_ms(now, MESSAGE_LEASE_MS), self.relay_after_command));
+        let claim = (settings.relay_after_command > 0 && !channels.is_empty())
+            .then(|| (crate::domain::time::after_ms(now, MESSAGE_LEASE_MS), settings.relay_after_command));
         let mut work = Some(work);
         let mut out = None;
-        let mut views = None;
-        let mut claimed = Vec::new();
+        let mut produced = Produced::default();
         self.storage.write(&mut |repo| {
             let run = work.take().ok_or_else(|| Error::Internal("a unit of work ran twice".into()))?;
             let mut unit = Work {
                 repo,
                 now,
                 lease_until,
-                ids: &mut *ids,
+                ids: &self.event_ids,
                 emitted: Vec::new(),
                 views: Vec::new(),
                 claim,
@@ -135,24 +190,17 @@ impl Engine {
             };
             let result = run(&mut unit)?;
             let emitted = !unit.emitted.is_empty();
-            unit.finish(&channels, locale)?;
-            views = emitted.then_some(unit.views);
-            claimed = unit.claimed;
+            unit.finish(&channels, settings.locale)?;
+            produced = Produced { view: if emitted { unit.views.pop() } else { None }, claimed: unit.claimed };
             out = Some(result);
             Ok(())
         })?;
-        self.claimed.extend(claimed);
-        // Committed: remember the view this unit of work's events left. A
-        // unit of work that emitted nothing changed no view and leaves the
-        // one remembered before (message deliveries, breakers).
-        if let Some(mut views) = views {
-            self.recent_view = views.pop();
-        }
-        out.ok_or_else(|| Error::Internal("a unit of work did not run".into()))
+        let value = out.ok_or_else(|| Error::Internal("a unit of work did not run".into()))?;
+        Ok(Committed { value, produced })
     }
 
     /// Runs `read` on a consistent snapshot.
-    pub(crate) fn read<R>(&mut self, read: impl FnOnce(&mut dyn Repo) -> Result<R>) -> Result<R> {
+    pub(crate) fn read<R>(&self, read: impl FnOnce(&mut dyn Repo) -> Result<R>) -> Result<R> {
         let mut read = Some(read);
         let mut out = None;
         self.storage.read(&mut |repo| {
@@ -163,17 +211,8 @@ impl Engine {
         out.ok_or_else(|| Error::Internal("a read did not run".into()))
     }
 
-    /// The view of `order` as this engine's last write committed it, if that
-    /// write changed it; otherwise read from the storage.
-    pub(crate) fn committed_view(&mut self, order: OrderId) -> Result<OrderView> {
-        match self.recent_view.take() {
-            Some(view) if view.order_id == order => Ok(view),
-            _ => self.status(order),
-        }
-    }
-
     /// The mypage view of one order (`ezdelivery status ORDER`).
-    pub fn status(&mut self, order: OrderId) -> Result<OrderView> {
+    pub fn status(&self, order: OrderId) -> Result<OrderView> {
         let _span = tracing::debug_span!("status", order).entered();
         self.read(|repo| repo.view(order)?.ok_or_else(|| Error::not_found(crate::Record::Order, order)))
     }
@@ -181,14 +220,14 @@ impl Engine {
     /// The views of all of a customer's orders, oldest first
     /// (`ezdelivery status --customer NAME`); empty for an unknown customer.
     /// A name no customer can have (a newline, say) is invalid input.
-    pub fn customer_orders(&mut self, customer: &str) -> Result<Vec<OrderView>> {
+    pub fn customer_orders(&self, customer: &str) -> Result<Vec<OrderView>> {
         let customer = crate::domain::validate::name("customer", customer)?;
         self.read(|repo| repo.customer_views(&customer))
     }
 
     /// Events after `after`, of one order or all, at most `limit`
     /// (`ezdelivery events`).
-    pub fn events(&mut self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>> {
+    pub fn events(&self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>> {
         self.read(|repo| {
             if let Some(id) = order {
                 repo.order(id)?.ok_or_else(|| Error::not_found(crate::Record::Order, id))?;
@@ -199,9 +238,9 @@ impl Engine {
 
     /// Deletes the mypage views and rebuilds them from the event log
     /// (`ezdelivery projection rebuild`).
-    pub fn rebuild_projection(&mut self) -> Result<projector::Progress> {
+    pub fn rebuild_projection(&self) -> Result<projector::Progress> {
         let _span = tracing::info_span!("rebuild_projection").entered();
-        self.write(|w| projector::rebuild(w.repo))
+        Ok(self.write(|w| projector::rebuild(w.repo))?.value)
     }
 }
 
@@ -212,7 +251,7 @@ pub(crate) struct Work<'r> {
     pub now: DateTime<Utc>,
     /// When a claim on a gateway call taken in this unit of work lapses.
     pub lease_until: DateTime<Utc>,
-    ids: &'r mut EventIds,
+    ids: &'r Mutex<EventIds>,
     /// Each event emitted, with its id and sequence number.
     emitted: Vec<(String, i64, Event)>,
     /// The views the events left, once projected.
@@ -227,7 +266,7 @@ pub(crate) struct Work<'r> {
 impl Work<'_> {
     /// Appends `event` to the log, in this transaction.
     pub fn emit(&mut self, event: Event) -> Result<()> {
-        let id = self.ids.next(self.now);
+        let id = self.ids.lock().unwrap_or_else(PoisonError::into_inner).next(self.now);
         let seq = self.repo.append_event(&id, self.now, &event)?;
         tracing::debug!(event = %event.type_name(), order = event.order_id(), "event appended");
         self.emitted.push((id, seq, event));
@@ -317,13 +356,13 @@ impl Work<'_> {
 impl EngineBuilder {
     /// Uses `gateway` for payments.
     pub fn payment(mut self, gateway: impl PaymentGateway + 'static) -> Self {
-        self.engine.payment = Box::new(gateway);
+        self.engine.gateways.payment = Box::new(gateway);
         self
     }
 
     /// Uses `gateway` for delivery charges.
     pub fn charge(mut self, gateway: impl ChargeGateway + 'static) -> Self {
-        self.engine.charge = Box::new(gateway);
+        self.engine.gateways.charge = Box::new(gateway);
         self
     }
 
@@ -347,26 +386,26 @@ impl EngineBuilder {
 
     /// Writes messages in `locale`.
     pub fn locale(mut self, locale: Locale) -> Self {
-        self.engine.locale = locale;
+        self.engine.settings.locale = locale;
         self
     }
 
     /// Spaces retries and gives up on messages by `policy`.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.engine.retry = policy;
+        self.engine.settings.retry = policy;
         self
     }
 
     /// Opens the circuit breakers by `settings`.
     pub fn breakers(mut self, settings: BreakerSettings) -> Self {
-        self.engine.breaker_settings = settings;
+        self.engine.settings.breakers = settings;
         self
     }
 
     /// How many due messages each command delivers right after its commit
     /// (0: leave them all to [`Engine::relay`]).
     pub fn relay_after_command(mut self, messages: usize) -> Self {
-        self.engine.relay_after_command = messages;
+        self.engine.settings.relay_after_command = messages;
         self
     }
 
@@ -374,14 +413,14 @@ impl EngineBuilder {
     /// it must be longer than any call may take (the gateways' timeouts);
     /// a claim whose holder died is taken over after it.
     pub fn lease(mut self, lease: std::time::Duration) -> Self {
-        self.engine.lease = lease;
+        self.engine.settings.lease = lease;
         self
     }
 
     /// How long each command may spend delivering messages after its commit
     /// (default 250 ms); what is left waits for `relay`.
     pub fn relay_budget(mut self, budget: std::time::Duration) -> Self {
-        self.engine.relay_budget = budget;
+        self.engine.settings.relay_budget = budget;
         self
     }
 

@@ -59,7 +59,7 @@ struct Logged {
 impl Engine {
     /// Checks every invariant over the whole storage, in one consistent
     /// read, and returns what is broken (empty: all hold).
-    pub fn check_invariants(&mut self) -> Result<Vec<Violation>> {
+    pub fn check_invariants(&self) -> Result<Vec<Violation>> {
         self.read(check)
     }
 }

@@ -5,6 +5,7 @@
 //! refunds) are made by the saga (`saga.rs`) between transactions.
 
 use crate::app::catalogue::{existing_store, find_menu, find_rider};
+use crate::app::command::Command;
 use crate::app::engine::{Engine, NewOrder, Work};
 use crate::app::saga::{claim, Claimed, Claiming, Leg, Settled};
 use crate::domain::kitchen::KitchenAction;
@@ -26,33 +27,35 @@ impl Engine {
     /// declined card is [`Error::Declined`] and a gateway that cannot be
     /// reached or read [`Error::Unavailable`]; either way the order is kept,
     /// and the error names it ([`Error::order`]).
-    pub fn place_order(&mut self, new: NewOrder<'_>) -> Result<OrderView> {
+    pub fn place_order(&self, new: NewOrder<'_>) -> Result<OrderView> {
         let NewOrder { store, customer, items, address, pay } = new;
         let address = address.unwrap_or_default();
         let _span =
             tracing::info_span!("place_order", store, customer = %customer, items = items.len(), pay = pay.is_some())
                 .entered();
         let card = pay.and_then(|p| p.card).map(mask_card).transpose()?;
-        let (order, payment) = self.write(|w| {
-            let store = existing_store(w.repo, store)?;
-            let mut picks = Vec::with_capacity(items.len());
-            for item in items {
-                picks.push((find_menu(w.repo, store.id, &item.menu)?, item.qty));
+        self.command(|command| {
+            let (order, payment) = command.write(|w| {
+                let store = existing_store(w.repo, store)?;
+                let mut picks = Vec::with_capacity(items.len());
+                for item in items {
+                    picks.push((find_menu(w.repo, store.id, &item.menu)?, item.qty));
+                }
+                let (order, event) =
+                    Order::place(w.repo.next_id(Table::Order)?, &store, &picks, customer, address, w.now)?;
+                w.repo.insert_order(&order)?;
+                w.emit(event)?;
+                if pay.is_none() {
+                    return Ok((order.id, None));
+                }
+                let payment = new_payment(w, &order, card.clone())?;
+                Ok((order.id, Some(claim_new(w, &payment)?)))
+            })?;
+            if let Some(payment) = payment {
+                settle_payment(command, order, payment)?;
             }
-            let (order, event) = Order::place(w.repo.next_id(Table::Order)?, &store, &picks, customer, address, w.now)?;
-            w.repo.insert_order(&order)?;
-            w.emit(event)?;
-            if pay.is_none() {
-                return Ok((order.id, None));
-            }
-            let payment = new_payment(w, &order, card.clone())?;
-            Ok((order.id, Some(claim_new(w, &payment)?)))
-        })?;
-        if let Some(payment) = payment {
-            let paid = self.settle_payment(order, payment);
-            self.failed_command(paid)?;
-        }
-        self.after_command(order)
+            command.view(order)
+        })
     }
 
     /// Pays a `pending_payment` order (`ezdelivery pay`). A payment still
@@ -61,271 +64,269 @@ impl Engine {
     /// payment the gateway may have acted on is never replaced by another
     /// card ([`Refusal::PaymentInDoubt`]); only one that certainly never
     /// reached the gateway gives way to a new one with another `card`.
-    pub fn pay(&mut self, order: OrderId, card: Option<&str>) -> Result<OrderView> {
+    pub fn pay(&self, order: OrderId, card: Option<&str>) -> Result<OrderView> {
         let _span = tracing::info_span!("pay", order).entered();
         let card = card.map(mask_card).transpose()?;
-        let claimed = self.write(|w| {
-            let found = existing_order(w, order)?;
-            found.transition(OrderAction::Pay, w.now)?;
-            let payment = match w.repo.latest_payment(order)? {
-                Some(p) if p.status == PaymentStatus::NeedsAttention => {
-                    return Err(Refusal::NeedsAttention { order, what: Billing::Payment }.into())
-                }
-                Some(p) if p.status == PaymentStatus::Pending => {
-                    let same_card = card.is_none() || card == p.card;
-                    if p.attempt.in_doubt() && !same_card {
-                        return Err(Refusal::PaymentInDoubt { order, card: p.card_tail() }.into());
+        self.command(|command| {
+            let claimed = command.write(|w| {
+                let found = existing_order(w, order)?;
+                found.transition(OrderAction::Pay, w.now)?;
+                let payment = match w.repo.latest_payment(order)? {
+                    Some(p) if p.status == PaymentStatus::NeedsAttention => {
+                        return Err(Refusal::NeedsAttention { order, what: Billing::Payment }.into())
                     }
-                    if same_card {
-                        p
-                    } else {
-                        // Queued, never reached the gateway, and another card
-                        // is given now: that attempt is dropped for a new one.
-                        let (voided, event) = p.void(w.now)?;
-                        w.repo.save_payment(&voided)?;
-                        w.emit(event)?;
-                        new_payment(w, &found, card.clone())?
+                    Some(p) if p.status == PaymentStatus::Pending => {
+                        let same_card = card.is_none() || card == p.card;
+                        if p.attempt.in_doubt() && !same_card {
+                            return Err(Refusal::PaymentInDoubt { order, card: p.card_tail() }.into());
+                        }
+                        if same_card {
+                            p
+                        } else {
+                            // Queued, never reached the gateway, and another card
+                            // is given now: that attempt is dropped for a new one.
+                            let (voided, event) = p.void(w.now)?;
+                            w.repo.save_payment(&voided)?;
+                            w.emit(event)?;
+                            new_payment(w, &found, card.clone())?
+                        }
                     }
-                }
-                _ => new_payment(w, &found, card.clone())?,
-            };
-            claim_new(w, &payment)
-        })?;
-        let paid = self.settle_payment(order, claimed);
-        self.failed_command(paid)?;
-        self.after_command(order)
-    }
-
-    /// Settles a payment a command just claimed: `Declined` and
-    /// `Unavailable` become the errors of the same names (the order is kept
-    /// either way); an approval nobody wants any more is refunded at once.
-    fn settle_payment(&mut self, order: OrderId, payment: Claimed<Payment>) -> Result<()> {
-        match self.settle(payment)? {
-            Settled::Declined(reason) => Err(Error::Declined { order, reason }),
-            Settled::Unavailable { reason, breaker_open } => {
-                Err(Error::Unavailable { order, kept: Kept::Payment, reason, breaker_open })
-            }
-            Settled::Attention(reason) => {
-                Err(Error::Unavailable { order, kept: Kept::PaymentNeedsAttention, reason, breaker_open: false })
-            }
-            Settled::Established => Ok(()),
-            Settled::Done | Settled::Nothing => self.settle_order(order),
-        }
+                    _ => new_payment(w, &found, card.clone())?,
+                };
+                claim_new(w, &payment)
+            })?;
+            settle_payment(command, order, claimed)?;
+            command.view(order)
+        })
     }
 
     /// The owner accepts the order and starts cooking (`ezdelivery cook start`).
     /// A delivery is prepared with the least busy rider, whose delivery
     /// charge is then paid; with no rider registered the delivery waits.
-    pub fn start_cooking(&mut self, order: OrderId) -> Result<OrderView> {
+    pub fn start_cooking(&self, order: OrderId) -> Result<OrderView> {
         let _span = tracing::info_span!("start_cooking", order).entered();
-        let charge = self.write(|w| {
-            let found = existing_order(w, order)?;
-            let cooking = found.transition(OrderAction::StartCooking, w.now)?;
-            let ticket = existing_ticket(w, order)?;
-            let (ticket, event) = ticket.handle(KitchenAction::Start, "", w.now)?;
-            let amount = existing_store(w.repo, found.store_id)?.delivery_charge;
-            let rider = w.repo.least_busy_rider()?;
-            let charge = match &rider {
-                Some(r) => Some(new_charge(w, order, r.id, amount)?),
-                None => None,
-            };
-            let charge_id = charge.as_ref().map(|c| c.id);
-            let (delivery, prepared) = Delivery::prepare(order, rider.as_ref(), charge_id, amount, w.now);
-            w.repo.update_order(&cooking)?;
-            w.repo.save_ticket(&ticket)?;
-            w.repo.save_delivery(&delivery)?;
-            w.emit_opt(event)?;
-            w.emit(prepared)?;
-            charge.map(|c| claim_new(w, &c)).transpose()
-        })?;
-        if let Some(charge) = charge {
-            // Cooking has started whatever the charge service says: an
-            // unpaid charge is retried by `relay` and by `deliver start`.
-            if self.settle(charge)? == Settled::Done {
-                self.settle_order(order)?;
+        self.command(|command| {
+            let charge = command.write(|w| {
+                let found = existing_order(w, order)?;
+                let cooking = found.transition(OrderAction::StartCooking, w.now)?;
+                let ticket = existing_ticket(w, order)?;
+                let (ticket, event) = ticket.handle(KitchenAction::Start, "", w.now)?;
+                let amount = existing_store(w.repo, found.store_id)?.delivery_charge;
+                let rider = w.repo.least_busy_rider()?;
+                let charge = match &rider {
+                    Some(r) => Some(new_charge(w, order, r.id, amount)?),
+                    None => None,
+                };
+                let charge_id = charge.as_ref().map(|c| c.id);
+                let (delivery, prepared) = Delivery::prepare(order, rider.as_ref(), charge_id, amount, w.now);
+                w.repo.update_order(&cooking)?;
+                w.repo.save_ticket(&ticket)?;
+                w.repo.save_delivery(&delivery)?;
+                w.emit_opt(event)?;
+                w.emit(prepared)?;
+                charge.map(|c| claim_new(w, &c)).transpose()
+            })?;
+            if let Some(charge) = charge {
+                // Cooking has started whatever the charge service says: an
+                // unpaid charge is retried by `relay` and by `deliver start`.
+                if command.settle(charge)? == Settled::Done {
+                    command.settle_order(order)?;
+                }
             }
-        }
-        self.after_command(order)
+            command.view(order)
+        })
     }
 
     /// The food is cooked (`ezdelivery cook finish`).
-    pub fn finish_cooking(&mut self, order: OrderId) -> Result<OrderView> {
+    pub fn finish_cooking(&self, order: OrderId) -> Result<OrderView> {
         let _span = tracing::info_span!("finish_cooking", order).entered();
-        self.write(|w| {
-            let cooked = existing_order(w, order)?.transition(OrderAction::FinishCooking, w.now)?;
-            let (ticket, event) = existing_ticket(w, order)?.handle(KitchenAction::Finish, "", w.now)?;
-            w.repo.update_order(&cooked)?;
-            w.repo.save_ticket(&ticket)?;
-            w.emit_opt(event)
-        })?;
-        self.after_command(order)
+        self.command(|command| {
+            command.write(|w| {
+                let cooked = existing_order(w, order)?.transition(OrderAction::FinishCooking, w.now)?;
+                let (ticket, event) = existing_ticket(w, order)?.handle(KitchenAction::Finish, "", w.now)?;
+                w.repo.update_order(&cooked)?;
+                w.repo.save_ticket(&ticket)?;
+                w.emit_opt(event)
+            })?;
+            command.view(order)
+        })
     }
 
     /// The owner rejects a paid order; the payment is refunded (`ezdelivery cook reject`).
-    pub fn reject(&mut self, order: OrderId, reason: &str) -> Result<OrderView> {
+    pub fn reject(&self, order: OrderId, reason: &str) -> Result<OrderView> {
         let _span = tracing::info_span!("reject", order).entered();
         let reason = crate::domain::validate::text("reason", reason)?;
-        self.write(|w| {
-            let rejected = existing_order(w, order)?.transition(OrderAction::Reject, w.now)?;
-            let (ticket, event) = existing_ticket(w, order)?.handle(KitchenAction::Reject, &reason, w.now)?;
-            w.repo.update_order(&rejected)?;
-            w.repo.save_ticket(&ticket)?;
-            w.emit_opt(event)?;
-            withdraw_payment(w, order)
-        })?;
-        self.settle_order(order)?;
-        self.after_command(order)
+        self.command(|command| {
+            command.write(|w| {
+                let rejected = existing_order(w, order)?.transition(OrderAction::Reject, w.now)?;
+                let (ticket, event) = existing_ticket(w, order)?.handle(KitchenAction::Reject, &reason, w.now)?;
+                w.repo.update_order(&rejected)?;
+                w.repo.save_ticket(&ticket)?;
+                w.emit_opt(event)?;
+                withdraw_payment(w, order)
+            })?;
+            command.settle_order(order)?;
+            command.view(order)
+        })
     }
 
     /// The rider departs (`ezdelivery deliver start`): only with the food
     /// cooked and the rider's delivery charge paid. Naming another rider
     /// moves the delivery and its charge to that rider (the first rider's
     /// charge is taken back). An unpaid charge is paid (or retried) first.
-    pub fn start_delivery(&mut self, order: OrderId, rider: Option<&str>) -> Result<OrderView> {
+    pub fn start_delivery(&self, order: OrderId, rider: Option<&str>) -> Result<OrderView> {
         let _span = tracing::info_span!("start_delivery", order, rider = ?rider).entered();
         // a name no rider can have is invalid input, whatever the order's state
         let rider = rider.map(|r| crate::domain::validate::name("rider", r)).transpose()?;
         let rider = rider.as_deref();
-        let pending = self.write(|w| {
-            let found = existing_order(w, order)?;
-            if found.status == OrderStatus::Cooking {
-                let kitchen = existing_ticket(w, order)?.status;
-                return Err(Refusal::FoodNotCooked { order, kitchen }.into());
-            }
-            found.transition(OrderAction::Depart, w.now)?;
-            let mut delivery = existing_delivery(w, order)?;
-            let named = rider.map(|r| find_rider(w.repo, r)).transpose()?;
-            let charges = w.repo.charges(order)?;
-            // The rider's charge: the one that is paid or may still be paid.
-            let live = |charges: &[Charge], rider: RiderId| {
-                charges
-                    .iter()
-                    .rev()
-                    .find(|c| {
-                        c.rider_id == rider
-                            && matches!(
-                                c.status,
-                                ChargeStatus::Pending | ChargeStatus::Paid | ChargeStatus::NeedsAttention
-                            )
-                    })
-                    .cloned()
-            };
-            if let Some(current) = delivery.rider_id.and_then(|r| live(&charges, r)) {
-                // Nothing moves while another process pays the current rider.
-                let held = current.attempt.claim.as_ref().filter(|_| !current.attempt.claimable(w.now));
-                if let Some(held) = held.filter(|_| named.as_ref().is_some_and(|r| Some(r.id) != delivery.rider_id)) {
-                    return Err(busy(order, Billing::DeliveryCharge, held.until));
-                }
-            }
-            if let Some(r) = named.filter(|r| delivery.rider_id != Some(r.id)) {
-                let charge = new_charge(w, order, r.id, delivery.charge)?;
-                let (moved, event) = delivery.assign(&r, charge.id, w.now)?;
-                for old in &charges {
-                    let (old, voided) = old.withdraw(w.now)?;
-                    w.repo.save_charge(&old)?;
-                    w.emit_opt(voided)?;
-                }
-                w.repo.save_charge(&charge)?;
-                w.repo.save_delivery(&moved)?;
-                w.emit(event)?;
-                delivery = moved;
-            }
-            let Some(rider_id) = delivery.rider_id else {
-                return Err(Refusal::NoRider { order }.into());
-            };
-            match live(&w.repo.charges(order)?, rider_id) {
-                Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c).map(|()| None),
-                Some(c) if c.status == ChargeStatus::NeedsAttention => {
-                    Err(Refusal::NeedsAttention { order, what: Billing::DeliveryCharge }.into())
-                }
-                Some(c) => match claim(w, &c, false)? {
-                    Claiming::Claimed(claimed) => Ok(Some(claimed)),
-                    Claiming::Busy(until) => Err(busy(order, Billing::DeliveryCharge, until)),
-                    Claiming::Nothing => Err(Refusal::ChargeNotPaid { order, charge: Some(c.status) }.into()),
-                },
-                None => {
-                    let charge = new_charge(w, order, rider_id, delivery.charge)?;
-                    w.repo.save_charge(&charge)?;
-                    claim_new(w, &charge).map(Some)
-                }
-            }
-        })?;
-        // Take back the first rider's charge if the delivery moved.
-        self.settle_order(order)?;
-        if let Some(charge) = pending {
-            match self.settle(charge)? {
-                Settled::Unavailable { reason, breaker_open } => {
-                    let kept = Kept::Charge;
-                    return self.failed_command(Err(Error::Unavailable { order, kept, reason, breaker_open }));
-                }
-                Settled::Attention(reason) => {
-                    let kept = Kept::Charge;
-                    return self.failed_command(Err(Error::Unavailable { order, kept, reason, breaker_open: false }));
-                }
-                _ => {}
-            }
-            self.write(|w| {
+        self.command(|command| {
+            let pending = command.write(|w| {
                 let found = existing_order(w, order)?;
-                let delivery = existing_delivery(w, order)?;
-                let charge = w.repo.charges(order)?.into_iter().rev().find(|c| Some(c.rider_id) == delivery.rider_id);
-                match charge {
-                    Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c),
-                    other => Err(Refusal::ChargeNotPaid { order, charge: other.map(|c| c.status) }.into()),
+                if found.status == OrderStatus::Cooking {
+                    let kitchen = existing_ticket(w, order)?.status;
+                    return Err(Refusal::FoodNotCooked { order, kitchen }.into());
+                }
+                found.transition(OrderAction::Depart, w.now)?;
+                let mut delivery = existing_delivery(w, order)?;
+                let named = rider.map(|r| find_rider(w.repo, r)).transpose()?;
+                let charges = w.repo.charges(order)?;
+                // The rider's charge: the one that is paid or may still be paid.
+                let live = |charges: &[Charge], rider: RiderId| {
+                    charges
+                        .iter()
+                        .rev()
+                        .find(|c| {
+                            c.rider_id == rider
+                                && matches!(
+                                    c.status,
+                                    ChargeStatus::Pending | ChargeStatus::Paid | ChargeStatus::NeedsAttention
+                                )
+                        })
+                        .cloned()
+                };
+                if let Some(current) = delivery.rider_id.and_then(|r| live(&charges, r)) {
+                    // Nothing moves while another process pays the current rider.
+                    let held = current.attempt.claim.as_ref().filter(|_| !current.attempt.claimable(w.now));
+                    if let Some(held) = held.filter(|_| named.as_ref().is_some_and(|r| Some(r.id) != delivery.rider_id))
+                    {
+                        return Err(busy(order, Billing::DeliveryCharge, held.until));
+                    }
+                }
+                if let Some(r) = named.filter(|r| delivery.rider_id != Some(r.id)) {
+                    let charge = new_charge(w, order, r.id, delivery.charge)?;
+                    let (moved, event) = delivery.assign(&r, charge.id, w.now)?;
+                    for old in &charges {
+                        let (old, voided) = old.withdraw(w.now)?;
+                        w.repo.save_charge(&old)?;
+                        w.emit_opt(voided)?;
+                    }
+                    w.repo.save_charge(&charge)?;
+                    w.repo.save_delivery(&moved)?;
+                    w.emit(event)?;
+                    delivery = moved;
+                }
+                let Some(rider_id) = delivery.rider_id else {
+                    return Err(Refusal::NoRider { order }.into());
+                };
+                match live(&w.repo.charges(order)?, rider_id) {
+                    Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c).map(|()| None),
+                    Some(c) if c.status == ChargeStatus::NeedsAttention => {
+                        Err(Refusal::NeedsAttention { order, what: Billing::DeliveryCharge }.into())
+                    }
+                    Some(c) => match claim(w, &c, false)? {
+                        Claiming::Claimed(claimed) => Ok(Some(claimed)),
+                        Claiming::Busy(until) => Err(busy(order, Billing::DeliveryCharge, until)),
+                        Claiming::Nothing => Err(Refusal::ChargeNotPaid { order, charge: Some(c.status) }.into()),
+                    },
+                    None => {
+                        let charge = new_charge(w, order, rider_id, delivery.charge)?;
+                        w.repo.save_charge(&charge)?;
+                        claim_new(w, &charge).map(Some)
+                    }
                 }
             })?;
-        }
-        self.after_command(order)
+            // Take back the first rider's charge if the delivery moved.
+            command.settle_order(order)?;
+            if let Some(charge) = pending {
+                match command.settle(charge)? {
+                    Settled::Unavailable { reason, breaker_open } => {
+                        let kept = Kept::Charge;
+                        return Err(Error::Unavailable { order, kept, reason, breaker_open });
+                    }
+                    Settled::Attention(reason) => {
+                        let kept = Kept::Charge;
+                        return Err(Error::Unavailable { order, kept, reason, breaker_open: false });
+                    }
+                    _ => {}
+                }
+                command.write(|w| {
+                    let found = existing_order(w, order)?;
+                    let delivery = existing_delivery(w, order)?;
+                    let charge =
+                        w.repo.charges(order)?.into_iter().rev().find(|c| Some(c.rider_id) == delivery.rider_id);
+                    match charge {
+                        Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c),
+                        other => Err(Refusal::ChargeNotPaid { order, charge: other.map(|c| c.status) }.into()),
+                    }
+                })?;
+            }
+            command.view(order)
+        })
     }
 
     /// The rider handed the food over (`ezdelivery deliver complete`).
-    pub fn complete_delivery(&mut self, order: OrderId) -> Result<OrderView> {
+    pub fn complete_delivery(&self, order: OrderId) -> Result<OrderView> {
         let _span = tracing::info_span!("complete_delivery", order).entered();
-        self.write(|w| {
-            let delivered = existing_order(w, order)?.transition(OrderAction::Complete, w.now)?;
-            let (delivery, event) = existing_delivery(w, order)?.complete(w.now)?;
-            w.repo.update_order(&delivered)?;
-            w.repo.save_delivery(&delivery)?;
-            w.emit(event)
-        })?;
-        self.after_command(order)
+        self.command(|command| {
+            command.write(|w| {
+                let delivered = existing_order(w, order)?.transition(OrderAction::Complete, w.now)?;
+                let (delivery, event) = existing_delivery(w, order)?.complete(w.now)?;
+                w.repo.update_order(&delivered)?;
+                w.repo.save_delivery(&delivery)?;
+                w.emit(event)
+            })?;
+            command.view(order)
+        })
     }
 
     /// Cancels an order before departure (`ezdelivery cancel`): refunds the
     /// payment, cancels the kitchen ticket and the delivery, and takes back
     /// a paid delivery charge. After departure it is refused.
-    pub fn cancel(&mut self, order: OrderId, reason: &str) -> Result<OrderView> {
+    pub fn cancel(&self, order: OrderId, reason: &str) -> Result<OrderView> {
         let _span = tracing::info_span!("cancel", order).entered();
-        self.write(|w| {
-            let (cancelled, event) = existing_order(w, order)?.cancel(reason, w.now)?;
-            w.repo.update_order(&cancelled)?;
-            w.emit(event)?;
-            withdraw_payment(w, order)?;
-            if let Some(ticket) = w.repo.ticket(order)? {
-                let (ticket, event) = ticket.handle(KitchenAction::Cancel, reason, w.now)?;
-                w.repo.save_ticket(&ticket)?;
-                w.emit_opt(event)?;
-            }
-            if let Some(delivery) = w.repo.delivery(order)? {
-                let (delivery, event) = delivery.cancel(w.now)?;
-                w.repo.save_delivery(&delivery)?;
+        self.command(|command| {
+            command.write(|w| {
+                let (cancelled, event) = existing_order(w, order)?.cancel(reason, w.now)?;
+                w.repo.update_order(&cancelled)?;
                 w.emit(event)?;
-            }
-            for charge in w.repo.charges(order)? {
-                let (charge, event) = charge.withdraw(w.now)?;
-                w.repo.save_charge(&charge)?;
-                w.emit_opt(event)?;
-            }
-            Ok(())
-        })?;
-        self.settle_order(order)?;
-        self.after_command(order)
+                withdraw_payment(w, order)?;
+                if let Some(ticket) = w.repo.ticket(order)? {
+                    let (ticket, event) = ticket.handle(KitchenAction::Cancel, reason, w.now)?;
+                    w.repo.save_ticket(&ticket)?;
+                    w.emit_opt(event)?;
+                }
+                if let Some(delivery) = w.repo.delivery(order)? {
+                    let (delivery, event) = delivery.cancel(w.now)?;
+                    w.repo.save_delivery(&delivery)?;
+                    w.emit(event)?;
+                }
+                for charge in w.repo.charges(order)? {
+                    let (charge, event) = charge.withdraw(w.now)?;
+                    w.repo.save_charge(&charge)?;
+                    w.emit_opt(event)?;
+                }
+                Ok(())
+            })?;
+            command.settle_order(order)?;
+            command.view(order)
+        })
     }
 
     /// Reviews a delivered order, once (`ezdelivery review`); the store's
     /// review count and average follow.
-    pub fn review(&mut self, order: OrderId, score: u8, text: &str) -> Result<Review> {
+    pub fn review(&self, order: OrderId, score: u8, text: &str) -> Result<Review> {
         let _span = tracing::info_span!("review", order, score).entered();
-        let review = self.write(|w| {
+        self.write_command(|w| {
             let found = existing_order(w, order)?;
             let (reviewed, review, event) = Review::write(&found, score, text, w.now)?;
             let store = existing_store(w.repo, found.store_id)?.add_review(review.score);
@@ -334,26 +335,24 @@ impl Engine {
             w.repo.save_store(&store)?;
             w.emit(event)?;
             Ok(review)
-        })?;
-        self.recent_view = None;
-        self.deliver_messages_quietly();
-        Ok(review)
+        })
     }
+}
 
-    /// Delivers the messages a command queued before it failed (a declined
-    /// payment is news too), then returns its result.
-    fn failed_command<T>(&mut self, result: Result<T>) -> Result<T> {
-        if result.is_err() {
-            self.recent_view = None;
-            self.deliver_messages_quietly();
+/// Settles a payment a command just claimed: `Declined` and
+/// `Unavailable` become the errors of the same names (the order is kept
+/// either way); an approval nobody wants any more is refunded at once.
+fn settle_payment(command: &mut Command<'_>, order: OrderId, payment: Claimed<Payment>) -> Result<()> {
+    match command.settle(payment)? {
+        Settled::Declined(reason) => Err(Error::Declined { order, reason }),
+        Settled::Unavailable { reason, breaker_open } => {
+            Err(Error::Unavailable { order, kept: Kept::Payment, reason, breaker_open })
         }
-        result
-    }
-
-    /// Delivers the messages the command queued, then returns the order's view.
-    fn after_command(&mut self, order: OrderId) -> Result<OrderView> {
-        self.deliver_messages_quietly();
-        self.committed_view(order)
+        Settled::Attention(reason) => {
+            Err(Error::Unavailable { order, kept: Kept::PaymentNeedsAttention, reason, breaker_open: false })
+        }
+        Settled::Established => Ok(()),
+        Settled::Done | Settled::Nothing => command.settle_order(order),
     }
 }
 

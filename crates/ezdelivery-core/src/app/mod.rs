@@ -4,11 +4,13 @@
 
 pub mod breakers;
 pub mod catalogue;
+mod command;
 pub mod engine;
 mod event_ids;
 pub mod invariants;
 pub mod lifecycle;
 pub mod messages;
+mod notify;
 pub mod projector;
 pub mod relay;
 pub mod retry;

@@ -160,7 +160,7 @@ mod tests {
             Event::CookingStarted { order_id: 1 },
             Event::CookingStarted { order_id: 3 },
         ];
-        let mut storage = MemoryStorage::new();
+        let storage = MemoryStorage::new();
         let mut kept = Vec::new();
         storage
             .write(&mut |repo| {

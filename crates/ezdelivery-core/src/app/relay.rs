@@ -1,19 +1,13 @@
 //! The relay: delivers queued messages on every channel and retries queued
 //! gateway calls (payments, refunds, delivery charges) that are due.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::time::Instant;
-
 use crate::app::breakers::PAYMENT;
-use crate::app::engine::{Engine, MESSAGE_LEASE_MS};
+use crate::app::command::Command;
+use crate::app::engine::Engine;
+pub use crate::app::notify::MessageStats;
 use crate::app::saga::{Call, Leg, Settled};
-use crate::domain::breaker::Permit;
-use crate::domain::time::after_ms;
-use crate::domain::{Breaker, BreakerState};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::QueueStatus;
-use crate::ports::Message;
 use crate::Result;
 
 /// How many queued gateway calls or messages one relay pass takes on.
@@ -48,72 +42,35 @@ pub struct RelayReport {
     pub messages_skipped: usize,
 }
 
-/// What delivering a batch of messages did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MessageStats {
-    /// Delivered.
-    pub delivered: usize,
-    /// Failed, to be retried.
-    pub failed: usize,
-    /// Failed for the last time: parked as dead.
-    pub dead: usize,
-    /// Not tried: the channel's circuit breaker is open.
-    pub skipped: usize,
-}
-
-/// A channel's breaker during one batch of deliveries.
-struct Gate {
-    /// As stored before the batch (`None`: never used).
-    before: Option<Breaker>,
-    /// As it is now.
-    breaker: Breaker,
-    /// No more sends on this channel in this batch.
-    open: bool,
-    /// This batch's first send is the half-open trial.
-    trial: bool,
-}
-
 impl Engine {
     /// Retries every due queued payment, refund and delivery charge, then
     /// delivers every due message (`ezdelivery relay`). Each gateway call
     /// is claimed from a fresh read just before it is made, so several
     /// relays (and commands) at once never make the same call twice.
-    pub fn relay(&mut self) -> Result<RelayReport> {
+    pub fn relay(&self) -> Result<RelayReport> {
         let _span = tracing::info_span!("relay").entered();
-        let mut report = RelayReport::default();
-        let now = self.clock.now();
-        for payment in self.read(|repo| repo.payments_awaiting(now, RELAY_BATCH))? {
-            self.relay_leg(&payment, &mut report)?;
-        }
-        for charge in self.read(|repo| repo.charges_awaiting(now, RELAY_BATCH))? {
-            self.relay_leg(&charge, &mut report)?;
-        }
-        // What this run's own units of work queued (the messages of the
-        // payments it approved) is claimed already: deliver it now.
-        let claimed = std::mem::take(&mut self.claimed);
-        let stats = self.deliver(claimed, None)?;
-        report.add_messages(&stats);
-        loop {
-            let stats = self.deliver_messages(RELAY_BATCH)?;
-            report.add_messages(&stats);
-            if stats.delivered + stats.failed + stats.dead < RELAY_BATCH || stats.skipped > 0 {
-                break;
+        self.command(|command| {
+            let mut report = RelayReport::default();
+            let now = self.clock.now();
+            for payment in self.read(|repo| repo.payments_awaiting(now, RELAY_BATCH))? {
+                relay_leg(command, &payment, &mut report)?;
             }
-        }
-        Ok(report)
-    }
-
-    /// Claims and makes one queued gateway call, if it is still due and
-    /// nobody else is making it; money taken for an order that no longer
-    /// wants it goes back at once.
-    fn relay_leg<L: Leg>(&mut self, leg: &L, report: &mut RelayReport) -> Result<()> {
-        let Some(call) = leg.call() else { return Ok(()) };
-        let (settled, back) = self.settle_leg::<L>(leg.order_id(), leg.id(), call)?;
-        report.count(L::BREAKER, call, &settled);
-        if let Some(back) = back {
-            report.count(L::BREAKER, Call::GiveBack, &back);
-        }
-        Ok(())
+            for charge in self.read(|repo| repo.charges_awaiting(now, RELAY_BATCH))? {
+                relay_leg(command, &charge, &mut report)?;
+            }
+            // What this run's own units of work queued (the messages of the
+            // payments it approved) is claimed already: deliver it now.
+            let stats = self.deliver(command.take_claimed(), None)?;
+            report.add_messages(&stats);
+            loop {
+                let stats = self.deliver_messages(RELAY_BATCH)?;
+                report.add_messages(&stats);
+                if stats.delivered + stats.failed + stats.dead < RELAY_BATCH || stats.skipped > 0 {
+                    break;
+                }
+            }
+            Ok(report)
+        })
     }
 
     /// What waits for `relay`, due or not: payments, refunds and delivery
@@ -121,7 +78,7 @@ impl Engine {
     /// earliest of them is due (now, at the soonest). Those that need a
     /// person and dead messages do not wait for `relay`: see
     /// [`Engine::attention`] and [`Engine::dead_messages`].
-    pub fn queue_status(&mut self) -> Result<QueueStatus> {
+    pub fn queue_status(&self) -> Result<QueueStatus> {
         let now = self.clock.now();
         let mut status = self.read(|repo| repo.queue_status(now))?;
         status.next_due = status.next_due.map(|due| due.max(now));
@@ -130,7 +87,7 @@ impl Engine {
 
     /// Payments and delivery charges that need a person, oldest first
     /// (`ezdelivery relay --attention`).
-    pub fn attention(&mut self) -> Result<Vec<Attention>> {
+    pub fn attention(&self) -> Result<Vec<Attention>> {
         self.read(|repo| {
             let mut all: Vec<Attention> = repo
                 .payments_needing_attention(usize::MAX >> 1)?
@@ -148,9 +105,9 @@ impl Engine {
     /// Puts every payment and charge that needs attention back in the
     /// queue, due now under its own key, with a fresh count of unknown
     /// answers (`ezdelivery relay --retry-attention`). Returns how many.
-    pub fn requeue_attention(&mut self) -> Result<usize> {
+    pub fn requeue_attention(&self) -> Result<usize> {
         let _span = tracing::info_span!("requeue_attention").entered();
-        self.write(|w| {
+        self.write_command(|w| {
             let payments = w.repo.payments_needing_attention(usize::MAX >> 1)?;
             let charges = w.repo.charges_needing_attention(usize::MAX >> 1)?;
             for p in &payments {
@@ -168,13 +125,13 @@ impl Engine {
     }
 
     /// Messages parked as dead, oldest first (`ezdelivery relay --dead`).
-    pub fn dead_messages(&mut self) -> Result<Vec<QueuedMessage>> {
+    pub fn dead_messages(&self) -> Result<Vec<QueuedMessage>> {
         self.read(|repo| repo.dead_messages(usize::MAX >> 1))
     }
 
     /// Puts every dead message back in the queue, due now, with a fresh
     /// count of tries (`ezdelivery relay --retry-dead`). Returns how many.
-    pub fn revive_dead_messages(&mut self) -> Result<usize> {
+    pub fn revive_dead_messages(&self) -> Result<usize> {
         let _span = tracing::info_span!("revive_dead_messages").entered();
         self.write(|w| {
             let dead = w.repo.dead_messages(usize::MAX >> 1)?;
@@ -185,133 +142,21 @@ impl Engine {
             }
             Ok(dead.len())
         })
-    }
-
-    /// Delivers up to `limit` due messages, each on its channel, and records
-    /// what happened. A failing notifier only delays its own messages; a
-    /// channel whose breaker is open is skipped without being called.
-    pub fn deliver_messages(&mut self, limit: usize) -> Result<MessageStats> {
-        self.deliver_messages_until(limit, None)
-    }
-
-    fn deliver_messages_until(&mut self, limit: usize, deadline: Option<Instant>) -> Result<MessageStats> {
-        // Claim what is due first, so that two processes relaying at once
-        // never send the same message: each sees the other's claim as not due.
-        let due = self.write(|w| {
-            let due = w.repo.due_messages(w.now, limit)?;
-            let until = after_ms(w.now, MESSAGE_LEASE_MS);
-            for q in &due {
-                w.repo.save_message_delivery(&MessageDelivery { next_at: until, ..q.delivery.clone() })?;
-            }
-            Ok(due)
-        })?;
-        self.deliver(due, deadline)
-    }
-
-    /// Sends claimed messages and records what happened; a message not
-    /// tried (time is up, or its channel's breaker is open) is released,
-    /// due again as it was.
-    fn deliver(&mut self, due: Vec<QueuedMessage>, deadline: Option<Instant>) -> Result<MessageStats> {
-        let now = self.clock.now();
-        let settings = self.breaker_settings;
-        if due.is_empty() {
-            return Ok(MessageStats::default());
-        }
-        let stored = self.read(|repo| repo.breakers())?;
-        let mut stats = MessageStats::default();
-        let mut gates: HashMap<String, Gate> = HashMap::new();
-        let mut outcomes = Vec::with_capacity(due.len());
-        for queued in due {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                outcomes.push((queued.delivery, None));
-                continue;
-            }
-            let channel = queued.delivery.channel.clone();
-            let gate = gates.entry(channel.clone()).or_insert_with(|| {
-                let before = stored.iter().find(|b| b.name == channel).cloned();
-                let current = before.clone().unwrap_or_else(|| Breaker::closed(&channel, now));
-                let (breaker, permit) = current.permit(&settings, now);
-                Gate { before, breaker, open: matches!(permit, Permit::Refuse { .. }), trial: permit == Permit::Trial }
-            });
-            if gate.open {
-                stats.skipped += 1;
-                outcomes.push((queued.delivery, None));
-                continue;
-            }
-            let started = Instant::now();
-            let sent = match self.notifiers.iter().find(|n| n.channel() == channel) {
-                Some(n) => n.send(&fitted(&queued.message, n.max_chars())),
-                None => Err(format!("no notifier `{channel}` is configured")),
-            };
-            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-            tracing::debug!(channel = %channel, message_id = %queued.message.id, ok = sent.is_ok(),
-                elapsed_ms = format_args!("{elapsed_ms:.3}"), "notifier call");
-            gate.breaker = gate.breaker.record(sent.is_ok(), &settings, now);
-            // After a trial or a failure, the channel waits for the next
-            // batch: a dead endpoint costs one timeout per batch, not one
-            // per message.
-            gate.open = gate.trial || sent.is_err() || gate.breaker.state == BreakerState::Open;
-            outcomes.push((queued.delivery, Some(sent)));
-        }
-        let retry = self.retry;
-        self.write(|w| {
-            for (delivery, sent) in outcomes {
-                let tries = delivery.tries + 1;
-                let next = match sent {
-                    None => delivery,
-                    Some(Ok(())) => {
-                        stats.delivered += 1;
-                        MessageDelivery { state: DeliveryState::Delivered, tries, last_error: None, ..delivery }
-                    }
-                    Some(Err(error)) if tries >= retry.max_message_tries => {
-                        stats.dead += 1;
-                        MessageDelivery { state: DeliveryState::Dead, tries, last_error: Some(error), ..delivery }
-                    }
-                    Some(Err(error)) => {
-                        stats.failed += 1;
-                        let next_at = retry.next_at(tries, w.now);
-                        MessageDelivery { tries, next_at, last_error: Some(error), ..delivery }
-                    }
-                };
-                w.repo.save_message_delivery(&next)?;
-            }
-            for gate in gates.values() {
-                let changed = gate.before.as_ref().map_or(gate.breaker.failures > 0, |b| {
-                    (b.state, b.failures, b.opened_at)
-                        != (gate.breaker.state, gate.breaker.failures, gate.breaker.opened_at)
-                });
-                if changed {
-                    w.repo.save_breaker(&gate.breaker)?;
-                }
-            }
-            Ok(())
-        })?;
-        Ok(stats)
-    }
-
-    /// Delivers what a command just queued. Its failures are not the
-    /// command's: the messages stay queued for `relay`.
-    pub(crate) fn deliver_messages_quietly(&mut self) {
-        // Only what this engine's commands queued and claimed: older due
-        // messages are `relay`'s, which claims them itself.
-        let claimed = std::mem::take(&mut self.claimed);
-        if !claimed.is_empty() {
-            // Deliberately ignored: the command is committed; anything not
-            // delivered now stays pending in the outbox (its claim lapses).
-            let deadline = Instant::now() + self.relay_budget;
-            let _ = self.deliver(claimed, Some(deadline));
-        }
+        .map(|done| done.value)
     }
 }
 
-/// `message` with its text fitted to a channel that takes at most
-/// `max_chars` characters ([`crate::domain::fit`]); the outbox keeps the whole
-/// text.
-fn fitted(message: &Message, max_chars: Option<usize>) -> Cow<'_, Message> {
-    match max_chars.map(|max| crate::domain::fit::fit(&message.text, max)) {
-        Some(Cow::Owned(text)) => Cow::Owned(Message { text, ..message.clone() }),
-        _ => Cow::Borrowed(message),
+/// Claims and makes one queued gateway call, if it is still due and
+/// nobody else is making it; money taken for an order that no longer
+/// wants it goes back at once.
+fn relay_leg<L: Leg>(command: &mut Command<'_>, leg: &L, report: &mut RelayReport) -> Result<()> {
+    let Some(call) = leg.call() else { return Ok(()) };
+    let (settled, back) = command.settle_leg::<L>(leg.order_id(), leg.id(), call)?;
+    report.count(L::BREAKER, call, &settled);
+    if let Some(back) = back {
+        report.count(L::BREAKER, Call::GiveBack, &back);
     }
+    Ok(())
 }
 
 impl RelayReport {

@@ -23,6 +23,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::app::breakers::{self, CHARGE, PAYMENT};
+use crate::app::command::Command;
 use crate::app::engine::{Engine, Work};
 use crate::domain::attempt::{Answer, Attempt, Verdict};
 use crate::domain::order::OrderAction;
@@ -357,7 +358,7 @@ pub(crate) fn claim_by_id<L: Leg>(w: &mut Work<'_>, order: OrderId, id: i64, onl
     }
 }
 
-impl Engine {
+impl Command<'_> {
     /// Calls the gateway for a claimed payment or charge and records the
     /// answer (see the module documentation). When the gateway took money
     /// and recording that fails, the error is [`Error::MoneyMoved`]: the
@@ -366,13 +367,14 @@ impl Engine {
         let Claimed { leg, call, token, request } = claimed;
         let (order, id) = (leg.order_id(), leg.id());
         let what = request.describe();
-        let guarded = self.guarded(L::BREAKER, |e| timed(L::BREAKER, what, order, || e.send(&request)))?;
+        let engine = self.engine;
+        let guarded = engine.guarded(L::BREAKER, || timed(L::BREAKER, what, order, || engine.send(&request)))?;
         if guarded.reached.is_none() {
             tracing::info!(gateway = %L::BREAKER, call = %what, order, "gateway call skipped: its circuit breaker is open");
         }
         let answer = guarded.outcome.answer();
         let breaker_open = guarded.reached.is_none();
-        let (retry, settings) = (self.retry, self.breaker_settings);
+        let (retry, settings) = (engine.settings.retry, engine.settings.breakers);
         let recorded = self.write(|w| {
             breakers::record(w.repo, L::BREAKER, guarded.reached, &settings, w.now)?;
             let Some(current) = L::load(w.repo, order, id)? else { return Ok(Settled::Nothing) };
@@ -437,7 +439,7 @@ impl Engine {
     /// order, whose key is replayed). What the gateways cannot do now stays
     /// queued for `relay`; that is not an error of the command.
     pub(crate) fn settle_order(&mut self, order: OrderId) -> Result<()> {
-        let now = self.now();
+        let now = self.engine.now();
         let (payment, charges) = self.read(|repo| {
             let due = |call: Option<Call>, a: &Attempt| call.filter(|_| a.due(now));
             let payment = repo.latest_payment(order)?.and_then(|p| due(p.call(), &p.attempt).map(|c| (p.id, c)));
@@ -472,14 +474,16 @@ impl Engine {
         };
         Ok((settled, back))
     }
+}
 
+impl Engine {
     /// Sends one request to its gateway.
     fn send(&self, request: &Request) -> GatewayOutcome {
         match request {
-            Request::Approve(r) => self.payment.approve(r),
-            Request::RefundPayment(r) => self.payment.refund(r),
-            Request::Pay(r) => self.charge.pay(r),
-            Request::RefundCharge(r) => self.charge.refund(r),
+            Request::Approve(r) => self.gateways.payment.approve(r),
+            Request::RefundPayment(r) => self.gateways.payment.refund(r),
+            Request::Pay(r) => self.gateways.charge.pay(r),
+            Request::RefundCharge(r) => self.gateways.charge.refund(r),
         }
     }
 }

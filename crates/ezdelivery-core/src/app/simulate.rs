@@ -232,7 +232,7 @@ enum CancelAt {
 
 /// The run in progress.
 struct Run<'e> {
-    engine: &'e mut Engine,
+    engine: &'e Engine,
     clock: SimClock,
     latencies: Vec<Vec<Duration>>,
     delivered: u64,
@@ -252,7 +252,7 @@ const DRAIN_PATIENCE: u32 = 50;
 
 impl Run<'_> {
     /// Times one command, moving the simulated clock on first.
-    fn timed<T>(&mut self, command: usize, f: impl FnOnce(&mut Engine) -> Result<T>) -> Result<T> {
+    fn timed<T>(&mut self, command: usize, f: impl FnOnce(&Engine) -> Result<T>) -> Result<T> {
         self.clock.advance(TimeDelta::seconds(1));
         let start = Instant::now();
         let out = f(self.engine);
@@ -312,27 +312,17 @@ impl Engine {
     /// Runs a simulation (see the module documentation) on this engine's
     /// storage; `progress` is told (orders done, orders in all) as it goes.
     /// Ends with [`Engine::check_invariants`].
-    pub fn simulate(&mut self, config: &SimConfig, progress: &mut dyn FnMut(u64, u64)) -> Result<SimReport> {
+    pub fn simulate(&self, config: &SimConfig, progress: &mut dyn FnMut(u64, u64)) -> Result<SimReport> {
         config.validate()?;
         let start = Utc::now().timestamp_micros();
         let clock = SimClock(Arc::new(AtomicI64::new(start)));
-        let saved = (
-            std::mem::replace(
-                &mut self.payment,
-                Box::new(SimPayment {
-                    seed: mix(config.seed ^ 0x5eed),
-                    rate: config.payment_unavailable_rate,
-                    calls: AtomicU64::new(0),
-                }),
-            ),
-            std::mem::replace(&mut self.charge, Box::new(SimCharge)),
-            std::mem::replace(&mut self.clock, Box::new(clock.clone())),
-            std::mem::take(&mut self.notifiers),
-            std::mem::replace(&mut self.relay_after_command, 0),
-        );
-        let result = simulate(self, config, clock, progress);
-        (self.payment, self.charge, self.clock, self.notifiers, self.relay_after_command) = saved;
-        let mut report = result?;
+        let payment = SimPayment {
+            seed: mix(config.seed ^ 0x5eed),
+            rate: config.payment_unavailable_rate,
+            calls: AtomicU64::new(0),
+        };
+        let sim = self.sibling(Box::new(payment), Box::new(SimCharge), Box::new(clock.clone()));
+        let mut report = simulate(&sim, config, clock, progress)?;
         let checking = Instant::now();
         report.violations = self.check_invariants()?;
         report.check_elapsed = checking.elapsed();
@@ -341,7 +331,7 @@ impl Engine {
 }
 
 fn simulate(
-    engine: &mut Engine,
+    engine: &Engine,
     config: &SimConfig,
     clock: SimClock,
     progress: &mut dyn FnMut(u64, u64),
@@ -434,7 +424,7 @@ fn simulate(
 
 /// Registers the stores (with their menus) and the riders the run uses;
 /// riders already registered under the simulation's names are reused.
-fn setup(engine: &mut Engine, config: &SimConfig, rng: &mut Rng) -> Result<Vec<(StoreId, Vec<Menu>)>> {
+fn setup(engine: &Engine, config: &SimConfig, rng: &mut Rng) -> Result<Vec<(StoreId, Vec<Menu>)>> {
     let mut stores = Vec::with_capacity(config.stores as usize);
     for i in 1..=config.stores {
         let store = engine.add_store(&format!("시뮬 가게 {i}"), Some(&format!("owner {i}")), Some("서울"))?;

@@ -12,7 +12,7 @@ pub mod storage;
 pub use storage::{Repo, Storage, StoredEvent, Table};
 
 /// Where the time comes from (the domain never reads a clock).
-pub trait Clock: Send {
+pub trait Clock: Send + Sync {
     /// Now, in UTC.
     fn now(&self) -> DateTime<Utc>;
 }
@@ -120,7 +120,7 @@ pub struct RefundRequest {
 }
 
 /// The payment service: approves customers' payments and refunds them.
-pub trait PaymentGateway: Send {
+pub trait PaymentGateway: Send + Sync {
     /// Charges the customer. Retrying with the same key must not charge twice.
     fn approve(&self, request: &PaymentRequest) -> GatewayOutcome;
     /// Refunds an approved payment (`Declined` is not a valid answer here and
@@ -140,7 +140,7 @@ impl<G: PaymentGateway + ?Sized> PaymentGateway for Box<G> {
 }
 
 /// The delivery-charge service: pays riders and takes charges back.
-pub trait ChargeGateway: Send {
+pub trait ChargeGateway: Send + Sync {
     /// Pays the rider. Retrying with the same key must not pay twice.
     fn pay(&self, request: &ChargeRequest) -> GatewayOutcome;
     /// Takes a paid charge back.
@@ -178,7 +178,7 @@ pub struct Message {
 }
 
 /// A channel that delivers messages (console, JSON lines, webhook, KakaoTalk).
-pub trait Notifier: Send {
+pub trait Notifier: Send + Sync {
     /// The channel's name, unique among the configured notifiers; delivery
     /// state is kept per message and channel.
     fn channel(&self) -> &str;

@@ -13,15 +13,16 @@ use crate::ports::outbox::{MessageDelivery, QueuedMessage};
 use crate::ports::Message;
 use crate::Result;
 
-/// Runs units of work atomically.
-pub trait Storage: Send {
+/// Runs units of work atomically. Shared by every thread of a process
+/// (`&self`): an adapter serialises writes itself, as its database needs.
+pub trait Storage: Send + Sync {
     /// Runs `work` in one write transaction (SQLite: `BEGIN IMMEDIATE`): when
     /// it returns `Ok` everything it wrote is committed, when it returns
     /// `Err` nothing is. Never call a gateway from inside `work`.
-    fn write(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()>;
+    fn write(&self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()>;
 
     /// Runs `work` on a consistent snapshot; it must not write.
-    fn read(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()>;
+    fn read(&self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()>;
 }
 
 /// The tables that hand out ids.

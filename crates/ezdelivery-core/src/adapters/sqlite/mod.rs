@@ -25,6 +25,7 @@ mod repo;
 mod schema;
 
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
@@ -85,10 +86,35 @@ impl From<rusqlite::Error> for Error {
 /// Storage in a SQLite database (see the module documentation).
 #[derive(Debug)]
 pub struct SqliteStorage {
-    conn: Connection,
-    views: ViewCache,
+    /// The connection and its cache, one transaction at a time: SQLite
+    /// has one writer per file anyway, and a connection serves one thread.
+    session: Mutex<Session>,
     /// Opened read-only: the file's path as shown in errors.
     read_only: Option<String>,
+}
+
+/// A connection with the views it wrote lately.
+#[derive(Debug)]
+struct Session {
+    conn: Connection,
+    views: ViewCache,
+}
+
+impl Session {
+    fn new(conn: Connection) -> Mutex<Session> {
+        Mutex::new(Session { conn, views: ViewCache::default() })
+    }
+}
+
+/// The connection of a locked session ([`SqliteStorage::connection`]).
+struct ConnectionGuard<'a>(std::sync::MutexGuard<'a, Session>);
+
+impl std::ops::Deref for ConnectionGuard<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.0.conn
+    }
 }
 
 /// Why [`SqliteStorage::open`] failed, and whether for want of access
@@ -186,7 +212,7 @@ impl SqliteStorage {
     /// use ezdelivery_core::{Engine, Error};
     ///
     /// fn main() -> Result<(), Error> {
-    ///     let mut engine = Engine::builder(SqliteStorage::open("orders.db")?).build();
+    ///     let engine = Engine::builder(SqliteStorage::open("orders.db")?).build();
     ///     let store = engine.add_store("BBQ", Some("park"), None)?;
     ///     println!("store {} registered", store.id);
     ///     Ok(())
@@ -255,7 +281,7 @@ impl SqliteStorage {
         }
         let conn = preflight::open_read_only(path).map_err(|e| Error::storage(format!("cannot read {file}: {e}")))?;
         SqliteStorage::tune(&conn).map_err(|e| Error::storage(format!("cannot read {file}: {e}")))?;
-        Ok(SqliteStorage { conn, views: ViewCache::default(), read_only: Some(file) })
+        Ok(SqliteStorage { session: Session::new(conn), read_only: Some(file) })
     }
 
     /// Whether this storage was opened read-only (writes fail).
@@ -307,8 +333,10 @@ impl SqliteStorage {
 
     /// The underlying connection, for benchmarks and diagnostics. Writing
     /// through it bypasses the adapter's transactions.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
+    /// It is held, locked, until the returned guard is dropped: no unit of
+    /// work of this storage runs meanwhile.
+    pub fn connection(&self) -> impl std::ops::Deref<Target = Connection> + '_ {
+        ConnectionGuard(self.session.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
     fn setup(conn: Connection, synchronous: Synchronous) -> Result<SqliteStorage> {
@@ -319,7 +347,7 @@ impl SqliteStorage {
         conn.pragma_update(None, "foreign_keys", true)?;
         SqliteStorage::tune(&conn)?;
         schema::migrate(&conn)?;
-        Ok(SqliteStorage { conn, views: ViewCache::default(), read_only: None })
+        Ok(SqliteStorage { session: Session::new(conn), read_only: None })
     }
 
     /// What every connection sets, read-only ones too: none of it writes.
@@ -347,18 +375,22 @@ impl SqliteStorage {
         Ok(())
     }
 
-    fn run(&mut self, behavior: TransactionBehavior, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
-        let tx = self.conn.transaction_with_behavior(behavior)?;
-        self.views.check(&tx)?;
-        let result = work(&mut SqliteRepo::new(&tx, &mut self.views));
-        self.views.changes = tx.total_changes();
+    fn run(&self, behavior: TransactionBehavior, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        // A panic in an earlier unit of work rolled its transaction back
+        // (dropping it) and emptied nothing else: the session is sound.
+        let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
+        let Session { conn, views } = &mut *session;
+        let tx = conn.transaction_with_behavior(behavior)?;
+        views.check(&tx)?;
+        let result = work(&mut SqliteRepo::new(&tx, views));
+        views.changes = tx.total_changes();
         match result {
             Ok(()) => tx.commit().map_err(|e| {
-                self.views.clear();
+                views.clear();
                 e.into()
             }),
             Err(e) => {
-                self.views.clear();
+                views.clear();
                 // The work's error is what the caller needs; should the
                 // rollback fail too, dropping `tx` tries once more.
                 let _ = tx.rollback();
@@ -369,7 +401,7 @@ impl SqliteStorage {
 }
 
 impl Storage for SqliteStorage {
-    fn write(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+    fn write(&self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
         if let Some(file) = &self.read_only {
             return Err(Error::storage(format!(
                 "{file} is open read-only (it, its folder or its file system cannot be written), and this \
@@ -379,7 +411,7 @@ impl Storage for SqliteStorage {
         self.run(TransactionBehavior::Immediate, work)
     }
 
-    fn read(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+    fn read(&self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
         self.run(TransactionBehavior::Deferred, work)
     }
 }

@@ -105,7 +105,7 @@ fn migrations_run_once() {
     assert_eq!(schema::user_version(&conn).expect("version"), MIGRATIONS.len() as i64);
     assert_eq!(schema::migrate(&conn).expect("up to date"), 0);
     let s = SqliteStorage::open_in_memory().expect("opened");
-    assert_eq!(schema::migrate(s.connection()).expect("up to date"), 0);
+    assert_eq!(schema::migrate(&s.connection()).expect("up to date"), 0);
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn a_file_that_is_not_a_database_is_refused_as_invalid() {
 fn a_writer_waits_for_another_writer() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("ezdelivery.db");
-    let mut first = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened");
+    let first = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened");
     let mut second = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened twice");
     let (locked, wait) = std::sync::mpsc::channel();
     let holder = std::thread::spawn(move || {
@@ -181,7 +181,7 @@ fn a_writer_waits_for_another_writer() {
 
 /// A storage with one of each record that the bad-row test corrupts.
 fn one_of_each(now: DateTime<chrono::Utc>) -> SqliteStorage {
-    let mut s = SqliteStorage::open_in_memory().expect("opened");
+    let s = SqliteStorage::open_in_memory().expect("opened");
     s.write(&mut |r| {
         r.save_store(&store(1))?;
         let menu = crate::domain::Menu { id: 1, store_id: 1, name: "치킨".into(), price: 1_000, available: true };
@@ -224,7 +224,7 @@ fn bad_rows_are_storage_errors_naming_table_and_value() {
         ("UPDATE messages SET at = 'never'", &["messages.at", "never"], |r| r.dead_messages(10).map(drop)),
     ];
     for (corrupt, words, load) in cases {
-        let mut s = one_of_each(now);
+        let s = one_of_each(now);
         s.read(&mut |r| load(r)).expect("fine before");
         s.connection().execute_batch(corrupt).expect("corrupted");
         if corrupt.contains("messages SET at") {
@@ -288,7 +288,7 @@ fn constraint_violations_fail_the_write_and_keep_nothing() {
 
 #[test]
 fn reviews_are_stored_with_every_field() {
-    let mut s = SqliteStorage::open_in_memory().expect("opened");
+    let s = SqliteStorage::open_in_memory().expect("opened");
     let now = DateTime::from_timestamp(1_714_521_600, 987_654_321).expect("a time");
     let order = crate::domain::Order {
         id: 1,
@@ -398,7 +398,7 @@ fn hot_queries_use_indexes() {
         ),
     ];
     for (what, sql, uses) in cases {
-        let steps = plan(conn, sql);
+        let steps = plan(&conn, sql);
         for step in &steps {
             // The least busy rider has to look at every rider; nothing else scans.
             let allowed = *what == "least busy rider" && step == "SCAN r";
@@ -411,7 +411,7 @@ fn hot_queries_use_indexes() {
     for sql in
         [repo::NEXT_STORE, repo::NEXT_MENU, repo::NEXT_RIDER, repo::NEXT_ORDER, repo::NEXT_PAYMENT, repo::NEXT_CHARGE]
     {
-        let steps = plan(conn, sql);
+        let steps = plan(&conn, sql);
         assert!(steps.iter().all(|step| !step.starts_with("SCAN")), "{sql}: {steps:?}");
     }
 }
@@ -452,7 +452,7 @@ fn cached_views_follow_writes_of_other_connections() {
     let dir = tempfile::tempdir().expect("a folder");
     let path = dir.path().join("cache.db");
     let mut a = SqliteStorage::open_with(&path, Synchronous::Normal).expect("opened");
-    let mut b = SqliteStorage::open_with(&path, Synchronous::Normal).expect("opened again");
+    let b = SqliteStorage::open_with(&path, Synchronous::Normal).expect("opened again");
     let at = DateTime::from_timestamp(1_714_521_600, 0).expect("a time");
     let placed = Event::OrderPlaced {
         order_id: 1,
@@ -610,7 +610,7 @@ fn an_older_database_with_some_of_our_tables_is_migrated() {
     assert!(contents.is_empty(), "{contents:?}");
     assert!(!contents.rows.contains_key("breakers"));
     let mut s = SqliteStorage::open_with(&path, Synchronous::Full).expect("ours: opened and migrated");
-    assert_eq!(schema::user_version(s.connection()).expect("version"), schema::latest());
+    assert_eq!(schema::user_version(&s.connection()).expect("version"), schema::latest());
     save_store(&mut s, 1);
 }
 

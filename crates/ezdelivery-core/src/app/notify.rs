@@ -1,0 +1,170 @@
+//! Sending queued messages: each claimed message goes to its channel's
+//! notifier, through the channel's circuit breaker, and what happened is
+//! recorded (delivered, to retry, dead). Commands deliver what they queued
+//! right after their commit (`deliver_quietly`); `relay` delivers the rest.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::app::engine::{Engine, MESSAGE_LEASE_MS};
+use crate::domain::breaker::Permit;
+use crate::domain::time::after_ms;
+use crate::domain::{Breaker, BreakerState};
+use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::Message;
+use crate::Result;
+
+/// What delivering a batch of messages did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MessageStats {
+    /// Delivered.
+    pub delivered: usize,
+    /// Failed, to be retried.
+    pub failed: usize,
+    /// Failed for the last time: parked as dead.
+    pub dead: usize,
+    /// Not tried: the channel's circuit breaker is open.
+    pub skipped: usize,
+}
+
+/// A channel's breaker during one batch of deliveries.
+struct Gate {
+    /// As stored before the batch (`None`: never used).
+    before: Option<Breaker>,
+    /// As it is now.
+    breaker: Breaker,
+    /// No more sends on this channel in this batch.
+    open: bool,
+    /// This batch's first send is the half-open trial.
+    trial: bool,
+}
+
+impl Engine {
+    /// Delivers up to `limit` due messages, each on its channel, and records
+    /// what happened. A failing notifier only delays its own messages; a
+    /// channel whose breaker is open is skipped without being called.
+    pub fn deliver_messages(&self, limit: usize) -> Result<MessageStats> {
+        self.deliver_messages_until(limit, None)
+    }
+
+    fn deliver_messages_until(&self, limit: usize, deadline: Option<Instant>) -> Result<MessageStats> {
+        // Claim what is due first, so that two processes relaying at once
+        // never send the same message: each sees the other's claim as not due.
+        let due = self
+            .write(|w| {
+                let due = w.repo.due_messages(w.now, limit)?;
+                let until = after_ms(w.now, MESSAGE_LEASE_MS);
+                for q in &due {
+                    w.repo.save_message_delivery(&MessageDelivery { next_at: until, ..q.delivery.clone() })?;
+                }
+                Ok(due)
+            })?
+            .value;
+        self.deliver(due, deadline)
+    }
+
+    /// Sends claimed messages and records what happened; a message not
+    /// tried (time is up, or its channel's breaker is open) is released,
+    /// due again as it was.
+    pub(crate) fn deliver(&self, due: Vec<QueuedMessage>, deadline: Option<Instant>) -> Result<MessageStats> {
+        let now = self.clock.now();
+        let settings = self.settings.breakers;
+        if due.is_empty() {
+            return Ok(MessageStats::default());
+        }
+        let stored = self.read(|repo| repo.breakers())?;
+        let mut stats = MessageStats::default();
+        let mut gates: HashMap<String, Gate> = HashMap::new();
+        let mut outcomes = Vec::with_capacity(due.len());
+        for queued in due {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                outcomes.push((queued.delivery, None));
+                continue;
+            }
+            let channel = queued.delivery.channel.clone();
+            let gate = gates.entry(channel.clone()).or_insert_with(|| {
+                let before = stored.iter().find(|b| b.name == channel).cloned();
+                let current = before.clone().unwrap_or_else(|| Breaker::closed(&channel, now));
+                let (breaker, permit) = current.permit(&settings, now);
+                Gate { before, breaker, open: matches!(permit, Permit::Refuse { .. }), trial: permit == Permit::Trial }
+            });
+            if gate.open {
+                stats.skipped += 1;
+                outcomes.push((queued.delivery, None));
+                continue;
+            }
+            let started = Instant::now();
+            let sent = match self.notifiers.iter().find(|n| n.channel() == channel) {
+                Some(n) => n.send(&fitted(&queued.message, n.max_chars())),
+                None => Err(format!("no notifier `{channel}` is configured")),
+            };
+            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            tracing::debug!(channel = %channel, message_id = %queued.message.id, ok = sent.is_ok(),
+                elapsed_ms = format_args!("{elapsed_ms:.3}"), "notifier call");
+            gate.breaker = gate.breaker.record(sent.is_ok(), &settings, now);
+            // After a trial or a failure, the channel waits for the next
+            // batch: a dead endpoint costs one timeout per batch, not one
+            // per message.
+            gate.open = gate.trial || sent.is_err() || gate.breaker.state == BreakerState::Open;
+            outcomes.push((queued.delivery, Some(sent)));
+        }
+        let retry = self.settings.retry;
+        self.write(|w| {
+            for (delivery, sent) in outcomes {
+                let tries = delivery.tries + 1;
+                let next = match sent {
+                    None => delivery,
+                    Some(Ok(())) => {
+                        stats.delivered += 1;
+                        MessageDelivery { state: DeliveryState::Delivered, tries, last_error: None, ..delivery }
+                    }
+                    Some(Err(error)) if tries >= retry.max_message_tries => {
+                        stats.dead += 1;
+                        MessageDelivery { state: DeliveryState::Dead, tries, last_error: Some(error), ..delivery }
+                    }
+                    Some(Err(error)) => {
+                        stats.failed += 1;
+                        let next_at = retry.next_at(tries, w.now);
+                        MessageDelivery { tries, next_at, last_error: Some(error), ..delivery }
+                    }
+                };
+                w.repo.save_message_delivery(&next)?;
+            }
+            for gate in gates.values() {
+                let changed = gate.before.as_ref().map_or(gate.breaker.failures > 0, |b| {
+                    (b.state, b.failures, b.opened_at)
+                        != (gate.breaker.state, gate.breaker.failures, gate.breaker.opened_at)
+                });
+                if changed {
+                    w.repo.save_breaker(&gate.breaker)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(stats)
+    }
+}
+
+/// Delivers what a command just queued and claimed, within the engine's
+/// relay budget. Its failures are not the command's: the command is
+/// committed, and anything not delivered now stays in the outbox, due
+/// again once its claim lapses (older due messages are `relay`'s, which
+/// claims them itself).
+pub(crate) fn deliver_quietly(engine: &Engine, claimed: Vec<QueuedMessage>) {
+    if !claimed.is_empty() {
+        let deadline = Instant::now() + engine.settings.relay_budget;
+        // Deliberately ignored: see above.
+        let _ = engine.deliver(claimed, Some(deadline));
+    }
+}
+
+/// `message` with its text fitted to a channel that takes at most
+/// `max_chars` characters ([`crate::domain::fit`]); the outbox keeps the whole
+/// text.
+fn fitted(message: &Message, max_chars: Option<usize>) -> Cow<'_, Message> {
+    match max_chars.map(|max| crate::domain::fit::fit(&message.text, max)) {
+        Some(Cow::Owned(text)) => Cow::Owned(Message { text, ..message.clone() }),
+        _ => Cow::Borrowed(message),
+    }
+}
