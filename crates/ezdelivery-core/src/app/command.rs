@@ -33,6 +33,19 @@ impl Engine {
         result
     }
 
+    /// Runs `work` as a command of one unit of work on `order`, and
+    /// returns the order's view as it committed it.
+    pub(crate) fn order_command(
+        &self,
+        order: OrderId,
+        work: impl FnOnce(&mut Work<'_>) -> Result<()>,
+    ) -> Result<OrderView> {
+        self.command(|command| {
+            command.write(work)?;
+            command.view(order)
+        })
+    }
+
     /// Runs `work` as a command of one unit of work.
     pub(crate) fn write_command<R>(&self, work: impl FnOnce(&mut Work<'_>) -> Result<R>) -> Result<R> {
         self.command(|command| command.write(work))

@@ -140,15 +140,12 @@ impl Engine {
     /// The food is cooked (`ezdelivery cook finish`).
     pub fn finish_cooking(&self, order: OrderId) -> Result<OrderView> {
         let _span = tracing::info_span!("finish_cooking", order).entered();
-        self.command(|command| {
-            command.write(|w| {
-                let cooked = existing_order(w, order)?.transition(OrderAction::FinishCooking, w.now)?;
-                let (ticket, event) = existing_ticket(w, order)?.handle(KitchenAction::Finish, "", w.now)?;
-                w.repo.update_order(&cooked)?;
-                w.repo.save_ticket(&ticket)?;
-                w.emit_opt(event)
-            })?;
-            command.view(order)
+        self.order_command(order, |w| {
+            let cooked = existing_order(w, order)?.transition(OrderAction::FinishCooking, w.now)?;
+            let (ticket, event) = existing_ticket(w, order)?.handle(KitchenAction::Finish, "", w.now)?;
+            w.repo.update_order(&cooked)?;
+            w.repo.save_ticket(&ticket)?;
+            w.emit_opt(event)
         })
     }
 
@@ -277,15 +274,12 @@ impl Engine {
     /// The rider handed the food over (`ezdelivery deliver complete`).
     pub fn complete_delivery(&self, order: OrderId) -> Result<OrderView> {
         let _span = tracing::info_span!("complete_delivery", order).entered();
-        self.command(|command| {
-            command.write(|w| {
-                let delivered = existing_order(w, order)?.transition(OrderAction::Complete, w.now)?;
-                let (delivery, event) = existing_delivery(w, order)?.complete(w.now)?;
-                w.repo.update_order(&delivered)?;
-                w.repo.save_delivery(&delivery)?;
-                w.emit(event)
-            })?;
-            command.view(order)
+        self.order_command(order, |w| {
+            let delivered = existing_order(w, order)?.transition(OrderAction::Complete, w.now)?;
+            let (delivery, event) = existing_delivery(w, order)?.complete(w.now)?;
+            w.repo.update_order(&delivered)?;
+            w.repo.save_delivery(&delivery)?;
+            w.emit(event)
         })
     }
 
