@@ -492,6 +492,80 @@ fn one_engine_serves_threads_each_command_returning_its_own_view() {
     }
 }
 
+/// A storage whose every write runs its unit of work twice: the first run
+/// is rolled back after it did all its work, as PostgreSQL aborts a
+/// transaction that conflicted with another (and the adapter runs it
+/// again).
+struct RerunEveryWrite(MemoryStorage);
+
+impl ezdelivery_core::ports::Storage for RerunEveryWrite {
+    fn write(
+        &self,
+        work: &mut dyn FnMut(&mut dyn ezdelivery_core::ports::Repo) -> ezdelivery_core::Result<()>,
+    ) -> ezdelivery_core::Result<()> {
+        let aborted = self.0.write(&mut |repo| {
+            work(repo)?;
+            Err(Error::Internal("serialisation failure".into()))
+        });
+        assert!(aborted.is_err());
+        self.0.write(work)
+    }
+
+    fn read(
+        &self,
+        work: &mut dyn FnMut(&mut dyn ezdelivery_core::ports::Repo) -> ezdelivery_core::Result<()>,
+    ) -> ezdelivery_core::Result<()> {
+        self.0.read(work)
+    }
+}
+
+#[test]
+fn a_unit_of_work_run_again_after_a_conflict_does_its_work_once() {
+    let lifecycle = |engine: &Engine| {
+        let store = engine.add_store("S", Some("park"), None).unwrap().id;
+        engine.add_menu(store, "m", 1_000).unwrap();
+        engine.add_rider("lee").unwrap();
+        let id =
+            engine.place_order(NewOrder::new(store, "kim", &[ItemPick::new("m", 2)]).pay_now(None)).unwrap().order_id;
+        engine.start_cooking(id).unwrap();
+        engine.finish_cooking(id).unwrap();
+        engine.start_delivery(id, None).unwrap();
+        engine.complete_delivery(id).unwrap();
+        engine.review(id, 5, "good").unwrap();
+        let cancelled =
+            engine.place_order(NewOrder::new(store, "kim", &[ItemPick::new("m", 1)]).pay_now(None)).unwrap();
+        engine.cancel(cancelled.order_id, "changed my mind").unwrap();
+        engine.relay().unwrap();
+        let events: Vec<String> =
+            engine.events(0, None, 1000).unwrap().iter().map(|e| e.event.type_name().to_string()).collect();
+        (engine.status(id).unwrap(), engine.status(cancelled.order_id).unwrap(), events, engine.stores().unwrap())
+    };
+    fn build(storage: impl ezdelivery_core::ports::Storage + 'static, inbox: &Inbox, pay: &Script) -> Engine {
+        Engine::builder(storage).payment(Pay(pay.clone())).notifier(inbox.clone()).build()
+    }
+    let (plain_inbox, plain_pay) = (Inbox::default(), Script::default());
+    let plain = lifecycle(&build(MemoryStorage::new(), &plain_inbox, &plain_pay));
+    let (rerun_inbox, rerun_pay) = (Inbox::default(), Script::default());
+    let rerun_engine = build(RerunEveryWrite(MemoryStorage::new()), &rerun_inbox, &rerun_pay);
+    let rerun = lifecycle(&rerun_engine);
+    let strip = |mut v: ezdelivery_core::domain::view::OrderView| {
+        for t in &mut v.timeline {
+            t.at = chrono::DateTime::UNIX_EPOCH;
+        }
+        v.placed_at = chrono::DateTime::UNIX_EPOCH;
+        v.updated_at = chrono::DateTime::UNIX_EPOCH;
+        v
+    };
+    assert_eq!(strip(rerun.0), strip(plain.0), "the same delivered order");
+    assert_eq!(strip(rerun.1), strip(plain.1), "the same cancelled order");
+    assert_eq!(rerun.2, plain.2, "the same events, each once");
+    assert_eq!(rerun.3, plain.3, "the review counted once");
+    assert_eq!(rerun_pay.calls().len(), plain_pay.calls().len(), "each gateway call once");
+    let texts = |inbox: &Inbox| inbox.0.lock().unwrap().iter().map(|m| m.text.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(&rerun_inbox), texts(&plain_inbox), "each message once");
+    assert!(rerun_engine.check_invariants().unwrap().is_empty());
+}
+
 /// A clock the test moves: the system's time plus an offset.
 #[derive(Clone, Default)]
 struct Shifted(Arc<Mutex<chrono::TimeDelta>>);

@@ -38,7 +38,7 @@ impl Engine {
     pub(crate) fn order_command(
         &self,
         order: OrderId,
-        work: impl FnOnce(&mut Work<'_>) -> Result<()>,
+        work: impl FnMut(&mut Work<'_>) -> Result<()>,
     ) -> Result<OrderView> {
         self.command(|command| {
             command.write(work)?;
@@ -47,7 +47,7 @@ impl Engine {
     }
 
     /// Runs `work` as a command of one unit of work.
-    pub(crate) fn write_command<R>(&self, work: impl FnOnce(&mut Work<'_>) -> Result<R>) -> Result<R> {
+    pub(crate) fn write_command<R>(&self, work: impl FnMut(&mut Work<'_>) -> Result<R>) -> Result<R> {
         self.command(|command| command.write(work))
     }
 }
@@ -55,7 +55,7 @@ impl Engine {
 impl Command<'_> {
     /// Runs `work` as one unit of work (see `Engine::write`) and keeps what
     /// it produced.
-    pub fn write<R>(&mut self, work: impl FnOnce(&mut Work<'_>) -> Result<R>) -> Result<R> {
+    pub fn write<R>(&mut self, work: impl FnMut(&mut Work<'_>) -> Result<R>) -> Result<R> {
         let Committed { value, produced } = self.engine.write(work)?;
         self.produced.absorb(produced);
         Ok(value)

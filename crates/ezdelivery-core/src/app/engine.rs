@@ -160,7 +160,12 @@ impl Engine {
     /// the views up to date and queues the messages for the events `work`
     /// emitted. Returns, once committed, the result and what else the unit
     /// of work produced (see [`Produced`]).
-    pub(crate) fn write<R>(&self, work: impl FnOnce(&mut Work<'_>) -> Result<R>) -> Result<Committed<R>> {
+    ///
+    /// `work` may run more than once: a storage that lets writers run at
+    /// once re-runs the whole unit of work when the database aborts it for
+    /// a conflict with another (PostgreSQL's serialisation failures and
+    /// deadlocks). It must do nothing but through `Work`.
+    pub(crate) fn write<R>(&self, mut work: impl FnMut(&mut Work<'_>) -> Result<R>) -> Result<Committed<R>> {
         // Whole microseconds: what every storage keeps, so a view rebuilt
         // from the log is equal to the one built live.
         let now = self.clock.now().trunc_subsecs(6);
@@ -173,11 +178,9 @@ impl Engine {
         // no other process's relay sends them meanwhile.
         let claim = (settings.relay_after_command > 0 && !channels.is_empty())
             .then(|| (crate::domain::time::after_ms(now, MESSAGE_LEASE_MS), settings.relay_after_command));
-        let mut work = Some(work);
         let mut out = None;
         let mut produced = Produced::default();
         self.storage.write(&mut |repo| {
-            let run = work.take().ok_or_else(|| Error::Internal("a unit of work ran twice".into()))?;
             let mut unit = Work {
                 repo,
                 now,
@@ -188,7 +191,7 @@ impl Engine {
                 claim,
                 claimed: Vec::new(),
             };
-            let result = run(&mut unit)?;
+            let result = work(&mut unit)?;
             let emitted = !unit.emitted.is_empty();
             unit.finish(&channels, settings.locale)?;
             produced = Produced { view: if emitted { unit.views.pop() } else { None }, claimed: unit.claimed };

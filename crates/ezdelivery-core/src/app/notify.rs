@@ -110,9 +110,11 @@ impl Engine {
             outcomes.push((queued.delivery, Some(sent)));
         }
         let retry = self.settings.retry;
-        self.write(|w| {
-            for (delivery, sent) in outcomes {
-                let tries = delivery.tries + 1;
+        let recorded = self.write(|w| {
+            // Counted afresh each time the unit of work runs.
+            let mut stats = stats;
+            for (delivery, sent) in &outcomes {
+                let (delivery, tries) = (delivery.clone(), delivery.tries + 1);
                 let next = match sent {
                     None => delivery,
                     Some(Ok(())) => {
@@ -121,12 +123,13 @@ impl Engine {
                     }
                     Some(Err(error)) if tries >= retry.max_message_tries => {
                         stats.dead += 1;
-                        MessageDelivery { state: DeliveryState::Dead, tries, last_error: Some(error), ..delivery }
+                        let last_error = Some(error.clone());
+                        MessageDelivery { state: DeliveryState::Dead, tries, last_error, ..delivery }
                     }
                     Some(Err(error)) => {
                         stats.failed += 1;
                         let next_at = retry.next_at(tries, w.now);
-                        MessageDelivery { tries, next_at, last_error: Some(error), ..delivery }
+                        MessageDelivery { tries, next_at, last_error: Some(error.clone()), ..delivery }
                     }
                 };
                 w.repo.save_message_delivery(&next)?;
@@ -140,9 +143,9 @@ impl Engine {
                     w.repo.save_breaker(&gate.breaker)?;
                 }
             }
-            Ok(())
+            Ok(stats)
         })?;
-        Ok(stats)
+        Ok(recorded.value)
     }
 }
 
