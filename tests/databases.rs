@@ -12,10 +12,10 @@
 //! (`XDG_DATA_HOME`) and `HOME` all point inside it, and `EZDELIVERY_DB` /
 //! `EZDELIVERY_CONFIG` are removed, so nothing touches the real home.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ezdelivery_testkit::cli_world::{one_object, Run, World};
+use ezdelivery_testkit::files::folder;
 use rusqlite::Connection;
 use serde_json::Value;
 
@@ -32,17 +32,6 @@ fn world() -> World {
 /// A file in the databases' folder (not created).
 fn db(world: &World, name: &str) -> PathBuf {
     world.path("dbs").join(name)
-}
-
-/// Every file in `dir` with its bytes: what a refusal must leave as it was.
-fn folder(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .expect("listed")
-        .map(|e| {
-            let e = e.expect("an entry");
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).expect("read"))
-        })
-        .collect()
 }
 
 /// The one JSON error object of a `--json` run's stderr.

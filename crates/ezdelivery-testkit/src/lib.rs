@@ -11,6 +11,8 @@
 //!   [`cli_world::World`] (database, config, data folder and home of its
 //!   own, a clean environment, bounded processes, `--json` helpers) and the
 //!   assertions the fault and money tests make against a gateway.
+//! - [`files::folder`]: a folder's files and their bytes, for the tests that
+//!   check a refused database was left untouched (core's and the CLI's).
 //!
 //! The crate does not depend on ezdelivery-core, so core's unit tests can
 //! use it without a second copy of core's types; and it cannot name the
@@ -21,5 +23,6 @@
 //! connections, sockets have timeouts, every process has a deadline.
 
 pub mod cli_world;
+pub mod files;
 pub mod gateway;
 pub mod server;

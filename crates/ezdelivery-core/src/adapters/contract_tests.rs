@@ -11,10 +11,12 @@
 //! whole microseconds (what SQLite and PostgreSQL keep), and pin only what
 //! the trait's documentation promises.
 
+use std::fmt::Debug;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use chrono::{DateTime, Duration, Utc};
 
+use crate::adapters::calls::CallRecord;
 use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::view::OrderView;
 use crate::domain::{
@@ -42,8 +44,10 @@ const CHECKS: &[(&str, Check)] = &[
     ("deliveries", deliveries),
     ("charges", charges),
     ("reviews", reviews),
-    ("payments_awaiting", payments_awaiting),
-    ("charges_awaiting", charges_awaiting),
+    ("payments_awaiting", |s| awaiting(s, &PAYMENTS)),
+    ("charges_awaiting", |s| awaiting(s, &CHARGES)),
+    ("payments_needing_attention", |s| needing_attention(s, &PAYMENTS)),
+    ("charges_needing_attention", |s| needing_attention(s, &CHARGES)),
     ("events", events),
     ("checkpoints", checkpoints),
     ("views", views),
@@ -69,26 +73,29 @@ pub(crate) fn run_all(make: &dyn Fn() -> Box<dyn Storage>) {
 
 // ---------------------------------------------------------------- helpers
 
-/// Runs `work` in a write transaction and returns what it returned.
-fn write<T>(s: &mut dyn Storage, mut work: impl FnMut(&mut dyn Repo) -> Result<T>) -> T {
+/// Runs `work` through `tx` (a storage's `write` or `read`) and returns what
+/// it returned: the `Storage` methods return nothing, so a test that wants
+/// a value carries it out. The adapters' own tests use it too.
+pub(crate) fn through<T>(
+    tx: impl FnOnce(&mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()>,
+    mut work: impl FnMut(&mut dyn Repo) -> Result<T>,
+) -> Result<T> {
     let mut out = None;
-    s.write(&mut |repo| {
+    tx(&mut |repo| {
         out = Some(work(repo)?);
         Ok(())
-    })
-    .expect("the write fails");
-    out.expect("the write did not run its work")
+    })?;
+    out.ok_or_else(|| Error::Internal("the transaction did not run its work".into()))
+}
+
+/// Runs `work` in a write transaction and returns what it returned.
+fn write<T>(s: &mut dyn Storage, work: impl FnMut(&mut dyn Repo) -> Result<T>) -> T {
+    through(|w| s.write(w), work).expect("the write fails")
 }
 
 /// Runs `work` in a read transaction and returns what it returned.
-fn read<T>(s: &mut dyn Storage, mut work: impl FnMut(&mut dyn Repo) -> Result<T>) -> T {
-    let mut out = None;
-    s.read(&mut |repo| {
-        out = Some(work(repo)?);
-        Ok(())
-    })
-    .expect("the read fails");
-    out.expect("the read did not run its work")
+fn read<T>(s: &mut dyn Storage, work: impl FnMut(&mut dyn Repo) -> Result<T>) -> T {
+    through(|w| s.read(w), work).expect("the read fails")
 }
 
 /// A time `secs` after a fixed instant, with whole microseconds.
@@ -284,6 +291,19 @@ fn menus(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.menu(2)), Some(sold_out.clone()));
     assert_eq!(read(s, |r| r.menu_by_name(1, "양념")), Some(sold_out.clone()));
     assert_eq!(read(s, |r| r.menus(None)).len(), 4);
+
+    // Renamed, and moved to another store: the lookups follow.
+    let renamed = Menu { name: "반반".into(), ..all[0].clone() };
+    let moved = Menu { store_id: 1, ..all[2].clone() };
+    write(s, |r| {
+        r.save_menu(&renamed)?;
+        r.save_menu(&moved)
+    });
+    assert_eq!(read(s, |r| r.menu_by_name(1, "반반")), Some(renamed.clone()));
+    assert_eq!(read(s, |r| r.menu_by_name(1, "후라이드")), Some(moved.clone()), "the moved one took the name");
+    assert_eq!(read(s, |r| r.menu_by_name(2, "후라이드")), None, "gone from its old store");
+    assert_eq!(read(s, |r| r.menus(Some(2))), vec![]);
+    assert_eq!(read(s, |r| r.menus(Some(1))), vec![renamed, sold_out, moved, all[3].clone()]);
 }
 
 fn riders(s: &mut dyn Storage) {
@@ -363,6 +383,12 @@ fn orders(s: &mut dyn Storage) {
     write(s, |r| r.update_order(&Order { items: vec![], ..cooking.clone() }));
     assert_eq!(read(s, |r| r.order(1)), Some(cooking), "status, review flag and time change; items never do");
     assert_eq!(read(s, |r| r.order(2)), Some(many), "other orders are untouched");
+
+    let again = s.write(&mut |r| r.insert_order(&first));
+    assert!(matches!(again, Err(Error::Storage(_))), "an order is inserted once: {again:?}");
+    let missing = s.write(&mut |r| r.update_order(&order(9, 1, OrderStatus::Paid)));
+    assert!(matches!(missing, Err(Error::Storage(_))), "an order never inserted is not updated: {missing:?}");
+    assert_eq!(read(s, |r| r.order(9)), None);
 }
 
 fn store_inbox(s: &mut dyn Storage) {
@@ -394,15 +420,7 @@ fn payments(s: &mut dyn Storage) {
     let p2 = Payment {
         card: None,
         gateway_ref: None,
-        attempt: Attempt {
-            idempotency_key: "ezd-pay-2".into(),
-            tries: 0,
-            next_at: None,
-            last_error: None,
-            maybe_processed: false,
-            unsettled: 0,
-            claim: None,
-        },
+        attempt: Attempt::new("ezd-pay-2".into()),
         ..payment(2, 2, PaymentStatus::Pending, None)
     };
     let p3 = payment(3, 1, PaymentStatus::Approved, Some(t(99)));
@@ -475,15 +493,7 @@ fn charges(s: &mut dyn Storage) {
     let c1 = charge(1, 1, 2, ChargeStatus::Paid, None);
     let c2 = Charge {
         gateway_ref: None,
-        attempt: Attempt {
-            idempotency_key: "ezd-charge-2".into(),
-            tries: 0,
-            next_at: None,
-            last_error: None,
-            maybe_processed: false,
-            unsettled: 0,
-            claim: None,
-        },
+        attempt: Attempt::new("ezd-charge-2".into()),
         ..charge(2, 1, 1, ChargeStatus::Voided, None)
     };
     let c3 = charge(3, 2, 1, ChargeStatus::Pending, Some(t(5)));
@@ -528,71 +538,98 @@ fn due_cases(now: DateTime<Utc>) -> Vec<Option<DateTime<Utc>>> {
     vec![None, Some(now - Duration::seconds(60)), Some(now), Some(now + Duration::microseconds(1)), Some(t(99_999))]
 }
 
-fn payments_awaiting(s: &mut dyn Storage) {
-    world(s, 1, 0, 1);
-    let now = t(1_000);
-    assert_eq!(read(s, |r| r.payments_awaiting(now, 100)), vec![]);
-    let mut all = Vec::new();
-    for status in PaymentStatus::ALL {
-        for next_at in due_cases(now) {
-            all.push(payment(all.len() as i64 + 1, 1, *status, next_at));
-        }
-    }
-    write(s, |r| {
-        for p in all.iter().rev() {
-            r.save_payment(p)?;
-        }
-        Ok(())
-    });
-    let expected: Vec<Payment> = all
-        .iter()
-        .filter(|p| matches!(p.status, PaymentStatus::Pending | PaymentStatus::RefundPending))
-        .filter(|p| p.attempt.next_at.is_none_or(|at| at <= now))
-        .cloned()
-        .collect();
-    assert_eq!(expected.len(), 6);
-    assert_eq!(read(s, |r| r.payments_awaiting(now, 100)), expected, "due or never tried, by id");
-    assert_eq!(read(s, |r| r.payments_awaiting(now, 2)), expected[..2].to_vec(), "at most the limit");
-    assert_eq!(read(s, |r| r.payments_awaiting(now, 0)), vec![]);
-    assert_eq!(read(s, |r| r.payments_awaiting(t(100_000), 100)).len(), 10, "later, every retry is due");
+/// A `Repo` query of records waiting for the gateway: `(repo, now, limit)`.
+type Awaiting<C> = fn(&mut dyn Repo, DateTime<Utc>, usize) -> Result<Vec<C>>;
 
-    // Answered: no longer awaiting.
-    let approved = Payment { status: PaymentStatus::Approved, ..expected[0].clone() };
-    write(s, |r| r.save_payment(&approved));
-    assert_eq!(read(s, |r| r.payments_awaiting(now, 100)), expected[1..].to_vec());
+/// One kind of gateway-call record, for the checks payments and delivery
+/// charges share: how to make one (of order 1, to rider 1) and the [`Repo`]
+/// methods that store and query that kind.
+struct CallKind<C: CallRecord> {
+    statuses: &'static [C::Status],
+    /// A status that no longer waits for the gateway: answered.
+    settled: C::Status,
+    make: fn(i64, C::Status, Option<DateTime<Utc>>) -> C,
+    save: fn(&mut dyn Repo, &C) -> Result<()>,
+    awaiting: Awaiting<C>,
+    needing_attention: fn(&mut dyn Repo, usize) -> Result<Vec<C>>,
 }
 
-fn charges_awaiting(s: &mut dyn Storage) {
-    world(s, 1, 1, 1);
-    let now = t(1_000);
-    assert_eq!(read(s, |r| r.charges_awaiting(now, 100)), vec![]);
+const PAYMENTS: CallKind<Payment> = CallKind {
+    statuses: PaymentStatus::ALL,
+    settled: PaymentStatus::Approved,
+    make: |id, status, next_at| payment(id, 1, status, next_at),
+    save: |r, p| r.save_payment(p),
+    awaiting: |r, now, n| r.payments_awaiting(now, n),
+    needing_attention: |r, n| r.payments_needing_attention(n),
+};
+
+const CHARGES: CallKind<Charge> = CallKind {
+    statuses: ChargeStatus::ALL,
+    settled: ChargeStatus::Paid,
+    make: |id, status, next_at| charge(id, 1, 1, status, next_at),
+    save: |r, c| r.save_charge(c),
+    awaiting: |r, now, n| r.charges_awaiting(now, n),
+    needing_attention: |r, n| r.charges_needing_attention(n),
+};
+
+/// Saves one record of `kind` per status and retry time, newest first.
+fn one_per_status<C: CallRecord>(s: &mut dyn Storage, kind: &CallKind<C>, times: &[Option<DateTime<Utc>>]) -> Vec<C> {
     let mut all = Vec::new();
-    for status in ChargeStatus::ALL {
-        for next_at in due_cases(now) {
-            all.push(charge(all.len() as i64 + 1, 1, 1, *status, next_at));
+    for &status in kind.statuses {
+        for &next_at in times {
+            all.push((kind.make)(all.len() as i64 + 1, status, next_at));
         }
     }
     write(s, |r| {
         for c in all.iter().rev() {
-            r.save_charge(c)?;
+            (kind.save)(r, c)?;
         }
         Ok(())
     });
-    let expected: Vec<Charge> = all
+    all
+}
+
+fn awaiting<C: CallRecord + PartialEq + Debug>(s: &mut dyn Storage, kind: &CallKind<C>) {
+    world(s, 1, 1, 1);
+    let now = t(1_000);
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 100)), vec![]);
+    let all = one_per_status(s, kind, &due_cases(now));
+    let expected: Vec<C> = all
         .iter()
-        .filter(|c| matches!(c.status, ChargeStatus::Pending | ChargeStatus::RefundPending))
-        .filter(|c| c.attempt.next_at.is_none_or(|at| at <= now))
+        .filter(|c| C::WAITING.contains(&c.status()))
+        .filter(|c| c.attempt().next_at.is_none_or(|at| at <= now))
         .cloned()
         .collect();
-    assert_eq!(expected.len(), 6);
-    assert_eq!(read(s, |r| r.charges_awaiting(now, 100)), expected, "due or never tried, by id");
-    assert_eq!(read(s, |r| r.charges_awaiting(now, 3)), expected[..3].to_vec(), "at most the limit");
-    assert_eq!(read(s, |r| r.charges_awaiting(now, 0)), vec![]);
-    assert_eq!(read(s, |r| r.charges_awaiting(t(100_000), 100)).len(), 10, "later, every retry is due");
+    assert_eq!(expected.len(), 6, "pending and refund_pending, each never tried, past and exactly now");
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 100)), expected, "due or never tried, by id");
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 2)), expected[..2].to_vec(), "at most the limit");
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 3)), expected[..3].to_vec(), "at most the limit");
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 0)), vec![]);
+    assert_eq!(read(s, |r| (kind.awaiting)(r, t(100_000), 100)).len(), 10, "later, every retry is due");
 
-    let paid = Charge { status: ChargeStatus::Paid, ..expected[5].clone() };
-    write(s, |r| r.save_charge(&paid));
-    assert_eq!(read(s, |r| r.charges_awaiting(now, 100)), expected[..5].to_vec());
+    // Answered: no longer awaiting.
+    let answered = |c: &C| (kind.make)(c.id(), kind.settled, c.attempt().next_at);
+    write(s, |r| {
+        (kind.save)(r, &answered(&expected[0]))?;
+        (kind.save)(r, &answered(&expected[5]))
+    });
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 100)), expected[1..5].to_vec());
+}
+
+fn needing_attention<C: CallRecord + PartialEq + Debug>(s: &mut dyn Storage, kind: &CallKind<C>) {
+    world(s, 1, 1, 1);
+    assert_eq!(read(s, |r| (kind.needing_attention)(r, 100)), vec![]);
+    let all = one_per_status(s, kind, &[None, Some(t(5))]);
+    let expected: Vec<C> = all.iter().filter(|c| c.status() == C::ATTENTION).cloned().collect();
+    assert_eq!(expected.len(), 2);
+    assert_eq!(read(s, |r| (kind.needing_attention)(r, 100)), expected, "by id");
+    assert_eq!(read(s, |r| (kind.needing_attention)(r, 1)), expected[..1].to_vec(), "at most the limit");
+    assert_eq!(read(s, |r| (kind.needing_attention)(r, 0)), vec![]);
+
+    // Put back in the queue by a person: no longer needing attention.
+    let requeued = (kind.make)(expected[0].id(), C::WAITING[0], None);
+    write(s, |r| (kind.save)(r, &requeued));
+    assert_eq!(read(s, |r| (kind.needing_attention)(r, 100)), expected[1..].to_vec());
 }
 
 fn sample_events() -> Vec<Event> {
@@ -649,6 +686,7 @@ fn events(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.events(0, None, 100)), stored, "everything, in order");
     assert_eq!(read(s, |r| r.events(stored[1].seq, None, 100)), stored[2..].to_vec(), "after a seq");
     assert_eq!(read(s, |r| r.events(0, None, 3)), stored[..3].to_vec(), "at most the limit");
+    assert_eq!(read(s, |r| r.events(-3, None, 2)), stored[..2].to_vec(), "a negative seq is before the first");
     assert_eq!(read(s, |r| r.events(stored[2].seq, None, 2)), stored[3..5].to_vec());
     assert_eq!(read(s, |r| r.events(stored[6].seq, None, 100)), vec![], "nothing after the last");
     assert_eq!(read(s, |r| r.events(0, Some(1), 100)), of(1), "one order's");
@@ -730,6 +768,10 @@ fn views(s: &mut dyn Storage) {
     write(s, |r| r.save_view(&later));
     assert_eq!(read(s, |r| r.view(1)), Some(later.clone()));
     assert_eq!(read(s, |r| r.customer_views("kim")), vec![later.clone(), v3.clone()]);
+    let moved = OrderView { customer: "lee".into(), ..v3.clone() };
+    write(s, |r| r.save_view(&moved));
+    assert_eq!(read(s, |r| r.customer_views("kim")), vec![later.clone()], "a view follows its customer");
+    assert_eq!(read(s, |r| r.customer_views("lee")), vec![v2.clone(), moved]);
 
     write(s, |r| r.clear_views());
     assert_eq!(read(s, |r| Ok((r.view(1)?, r.view(2)?))), (None, None));
@@ -830,7 +872,12 @@ fn messages(s: &mut dyn Storage) {
     let revived = queued(&m2, "console", DeliveryState::Pending, 0, t(70));
     write(s, |r| r.save_message_delivery(&revived.delivery));
     assert_eq!(read(s, |r| r.dead_messages(100)), vec![]);
-    assert_oldest_first(&read(s, |r| r.due_messages(t(70), 100)), &[retry, revived], "revived");
+    assert_oldest_first(&read(s, |r| r.due_messages(t(70), 100)), &[retry.clone(), revived.clone()], "revived");
+
+    // A channel the message was not queued on is inserted.
+    let added = queued(&m1, "kakao", DeliveryState::Pending, 1, t(80));
+    write(s, |r| r.save_message_delivery(&added.delivery));
+    assert_oldest_first(&read(s, |r| r.due_messages(t(80), 100)), &[retry, added, revived], "a new channel");
 }
 
 fn dead_messages(s: &mut dyn Storage) {

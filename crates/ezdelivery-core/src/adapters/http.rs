@@ -64,9 +64,7 @@ impl PaymentGateway for HttpPayment {
     }
 
     fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
-        let path = format!("/payments/{}/cancel", path_segment(&request.gateway_ref));
-        let sent = self.client.post_json(&path, &request.idempotency_key, &json!({ "reason": request.reason }));
-        outcome("payment gateway (refund)", sent, Call::Refund)
+        cancel(&self.client, "/payments", "payment gateway (refund)", request)
     }
 }
 
@@ -97,10 +95,16 @@ impl ChargeGateway for HttpCharge {
     }
 
     fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
-        let path = format!("/deliveryCharges/{}/cancel", path_segment(&request.gateway_ref));
-        let sent = self.client.post_json(&path, &request.idempotency_key, &json!({ "reason": request.reason }));
-        outcome("charge gateway (refund)", sent, Call::Refund)
+        cancel(&self.client, "/deliveryCharges", "charge gateway (refund)", request)
     }
+}
+
+/// `POST {collection}/{gateway_ref}/cancel`: a payment and a delivery charge
+/// are refunded by the same call, under the refund's own idempotency key.
+fn cancel(client: &HttpClient, collection: &str, what: &str, request: &RefundRequest) -> GatewayOutcome {
+    let path = format!("{collection}/{}/cancel", path_segment(&request.gateway_ref));
+    let sent = client.post_json(&path, &request.idempotency_key, &json!({ "reason": request.reason }));
+    outcome(what, sent, Call::Refund)
 }
 
 /// What a call expects of an answer. A payment's approval may be declined

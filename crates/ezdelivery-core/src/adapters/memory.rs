@@ -29,10 +29,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
+use super::calls::CallRecord;
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Breaker, Charge, ChargeId, ChargeStatus, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderStatus,
-    Payment, PaymentId, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
+    Breaker, Charge, ChargeId, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderStatus, Payment,
+    PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::{QueueStatus, StoredEvent, Table};
@@ -238,20 +239,12 @@ struct State {
     /// Per store, its orders whose status is in the store's inbox.
     inbox: IdMap<StoreId, BTreeSet<OrderId>>,
 
-    payments: IdMap<PaymentId, Payment>,
-    /// (order, payment) pairs.
-    payments_by_order: BTreeSet<(OrderId, PaymentId)>,
-    /// Payments `pending` or `refund_pending`.
-    payments_awaiting: BTreeSet<PaymentId>,
+    payments: Calls<Payment>,
 
     tickets: IdMap<OrderId, KitchenTicket>,
     deliveries: IdMap<OrderId, Delivery>,
 
-    charges: IdMap<ChargeId, Charge>,
-    /// (order, charge) pairs.
-    charges_by_order: BTreeSet<(OrderId, ChargeId)>,
-    /// Charges `pending` or `refund_pending`.
-    charges_awaiting: BTreeSet<ChargeId>,
+    charges: Calls<Charge>,
 
     reviews: IdMap<OrderId, Review>,
 
@@ -416,16 +409,77 @@ where
     }
 }
 
-fn payment_awaits(p: &Payment) -> bool {
-    matches!(p.status, PaymentStatus::Pending | PaymentStatus::RefundPending)
+/// The payments or the delivery charges, with the indexes their queries
+/// need; one type for both, so both keep their indexes the same way.
+#[cfg_attr(test, derive(Clone, Debug, PartialEq))]
+struct Calls<T> {
+    records: IdMap<i64, T>,
+    /// (order, id) pairs.
+    by_order: BTreeSet<(OrderId, i64)>,
+    /// The ids of those in the relay's queue ([`CallRecord::waits`]).
+    waiting: BTreeSet<i64>,
 }
 
-fn charge_awaits(c: &Charge) -> bool {
-    matches!(c.status, ChargeStatus::Pending | ChargeStatus::RefundPending)
+// Not derived: the derive would ask for `T: Default`, which no record is.
+impl<T> Default for Calls<T> {
+    fn default() -> Self {
+        Calls { records: IdMap::default(), by_order: BTreeSet::new(), waiting: BTreeSet::new() }
+    }
 }
 
-fn due_at(next_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
-    next_at.is_none_or(|t| t <= now)
+impl<T: CallRecord> Calls<T> {
+    /// How many there are.
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn get(&self, id: i64) -> Option<&T> {
+        self.records.get(&id)
+    }
+
+    /// Puts `record` under `id` (or removes it when `None`), keeping the
+    /// indexes in step; returns what was there.
+    fn put(&mut self, id: i64, record: Option<T>) -> Option<T> {
+        let old_order = self.records.get(&id).map(T::order_id);
+        let new_order = record.as_ref().map(T::order_id);
+        if old_order != new_order {
+            if let Some(order) = old_order {
+                self.by_order.remove(&(order, id));
+            }
+            if let Some(order) = new_order {
+                self.by_order.insert((order, id));
+            }
+        }
+        match record.as_ref().is_some_and(T::waits) {
+            true => self.waiting.insert(id),
+            false => self.waiting.remove(&id),
+        };
+        swap_hash(&mut self.records, id, record)
+    }
+
+    /// An order's records, oldest (lowest id) first.
+    fn of_order(&self, order: OrderId) -> impl DoubleEndedIterator<Item = &T> {
+        self.by_order.range((order, i64::MIN)..=(order, i64::MAX)).filter_map(|(_, id)| self.records.get(id))
+    }
+
+    /// The records in the relay's queue, by id.
+    fn queued(&self) -> impl Iterator<Item = &T> {
+        self.waiting.iter().filter_map(|id| self.records.get(id))
+    }
+
+    /// Those in the queue whose retry is due at `now` or that were never
+    /// tried, by id, at most `limit`.
+    fn awaiting(&self, now: DateTime<Utc>, limit: usize) -> Vec<T> {
+        self.queued().filter(|c| c.attempt().next_at.is_none_or(|t| t <= now)).take(limit).cloned().collect()
+    }
+
+    /// Those a person must look at, by id, at most `limit`.
+    fn needing_attention(&self, limit: usize) -> Vec<T> {
+        let mut found: Vec<T> = self.records.values().filter(|c| c.needs_attention()).cloned().collect();
+        found.sort_by_key(T::id);
+        found.truncate(limit);
+        found
+    }
 }
 
 /// The rider a delivery keeps busy ([`DeliveryStatus::keeps_rider_busy`]).
@@ -452,7 +506,7 @@ impl State {
                 self.set_order_fields(id, status, reviewed, at);
             }
             Undo::Payment(id, v) => {
-                self.put_payment(id, v);
+                self.payments.put(id, v);
             }
             Undo::Ticket(id, v) => {
                 swap_hash(&mut self.tickets, id, v);
@@ -461,7 +515,7 @@ impl State {
                 self.put_delivery(id, v);
             }
             Undo::Charge(id, v) => {
-                self.put_charge(id, v);
+                self.charges.put(id, v);
             }
             Undo::Review(id, v) => {
                 swap_hash(&mut self.reviews, id, v);
@@ -588,42 +642,6 @@ impl State {
             _ => {}
         }
         Some(old)
-    }
-
-    fn put_payment(&mut self, id: PaymentId, payment: Option<Payment>) -> Option<Payment> {
-        let old_order = self.payments.get(&id).map(|old| old.order_id);
-        let new_order = payment.as_ref().map(|new| new.order_id);
-        if old_order != new_order {
-            if let Some(order) = old_order {
-                self.payments_by_order.remove(&(order, id));
-            }
-            if let Some(order) = new_order {
-                self.payments_by_order.insert((order, id));
-            }
-        }
-        match payment.as_ref().is_some_and(payment_awaits) {
-            true => self.payments_awaiting.insert(id),
-            false => self.payments_awaiting.remove(&id),
-        };
-        swap_hash(&mut self.payments, id, payment)
-    }
-
-    fn put_charge(&mut self, id: ChargeId, charge: Option<Charge>) -> Option<Charge> {
-        let old_order = self.charges.get(&id).map(|old| old.order_id);
-        let new_order = charge.as_ref().map(|new| new.order_id);
-        if old_order != new_order {
-            if let Some(order) = old_order {
-                self.charges_by_order.remove(&(order, id));
-            }
-            if let Some(order) = new_order {
-                self.charges_by_order.insert((order, id));
-            }
-        }
-        match charge.as_ref().is_some_and(charge_awaits) {
-            true => self.charges_awaiting.insert(id),
-            false => self.charges_awaiting.remove(&id),
-        };
-        swap_hash(&mut self.charges, id, charge)
     }
 
     fn put_delivery(&mut self, order: OrderId, delivery: Option<Delivery>) -> Option<Delivery> {
@@ -792,6 +810,16 @@ impl Tx<'_> {
         }
     }
 
+    /// Saves record `id` of a table that hands out ids: `put` stores it and
+    /// returns the undo of what it replaced, which the journal keeps.
+    fn save(&mut self, table: Table, id: i64, put: impl FnOnce(&mut State) -> Undo) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        Tx::bump(state, journal, table, id);
+        let undo = put(state);
+        journal.push(undo);
+        Ok(())
+    }
+
     /// The key of a channel name, interning it if new.
     fn channel(state: &mut State, journal: &mut Journal, name: &str) -> usize {
         let (key, new) = state.channel_key(name);
@@ -808,11 +836,8 @@ impl Repo for Tx<'_> {
     }
 
     fn save_store(&mut self, store: &Store) -> Result<()> {
-        let (state, journal) = self.writable()?;
-        Tx::bump(state, journal, Table::Store, store.id);
-        let old = state.stores.insert(store.id, store.clone());
-        journal.push(Undo::Store(store.id, old));
-        Ok(())
+        let id = store.id;
+        self.save(Table::Store, id, |state| Undo::Store(id, state.stores.insert(id, store.clone())))
     }
 
     fn store(&mut self, id: StoreId) -> Result<Option<Store>> {
@@ -824,11 +849,8 @@ impl Repo for Tx<'_> {
     }
 
     fn save_menu(&mut self, menu: &Menu) -> Result<()> {
-        let (state, journal) = self.writable()?;
-        Tx::bump(state, journal, Table::Menu, menu.id);
-        let old = state.put_menu(menu.id, Some(menu.clone()));
-        journal.push(Undo::Menu(menu.id, old));
-        Ok(())
+        let id = menu.id;
+        self.save(Table::Menu, id, |state| Undo::Menu(id, state.put_menu(id, Some(menu.clone()))))
     }
 
     fn menu(&mut self, id: MenuId) -> Result<Option<Menu>> {
@@ -853,11 +875,8 @@ impl Repo for Tx<'_> {
     }
 
     fn save_rider(&mut self, rider: &Rider) -> Result<()> {
-        let (state, journal) = self.writable()?;
-        Tx::bump(state, journal, Table::Rider, rider.id);
-        let old = state.put_rider(rider.id, Some(rider.clone()));
-        journal.push(Undo::Rider(rider.id, old));
-        Ok(())
+        let id = rider.id;
+        self.save(Table::Rider, id, |state| Undo::Rider(id, state.put_rider(id, Some(rider.clone()))))
     }
 
     fn rider(&mut self, id: RiderId) -> Result<Option<Rider>> {
@@ -910,21 +929,16 @@ impl Repo for Tx<'_> {
     }
 
     fn save_payment(&mut self, payment: &Payment) -> Result<()> {
-        let (state, journal) = self.writable()?;
-        Tx::bump(state, journal, Table::Payment, payment.id);
-        let old = state.put_payment(payment.id, Some(payment.clone()));
-        journal.push(Undo::Payment(payment.id, old));
-        Ok(())
+        let id = payment.id;
+        self.save(Table::Payment, id, |state| Undo::Payment(id, state.payments.put(id, Some(payment.clone()))))
     }
 
     fn payment(&mut self, id: PaymentId) -> Result<Option<Payment>> {
-        Ok(self.state.payments.get(&id).cloned())
+        Ok(self.state.payments.get(id).cloned())
     }
 
     fn latest_payment(&mut self, order: OrderId) -> Result<Option<Payment>> {
-        let state = &self.state;
-        let id = state.payments_by_order.range((order, PaymentId::MIN)..=(order, PaymentId::MAX)).next_back();
-        Ok(id.and_then(|(_, id)| state.payments.get(id)).cloned())
+        Ok(self.state.payments.of_order(order).next_back().cloned())
     }
 
     fn save_ticket(&mut self, ticket: &KitchenTicket) -> Result<()> {
@@ -950,17 +964,12 @@ impl Repo for Tx<'_> {
     }
 
     fn save_charge(&mut self, charge: &Charge) -> Result<()> {
-        let (state, journal) = self.writable()?;
-        Tx::bump(state, journal, Table::Charge, charge.id);
-        let old = state.put_charge(charge.id, Some(charge.clone()));
-        journal.push(Undo::Charge(charge.id, old));
-        Ok(())
+        let id = charge.id;
+        self.save(Table::Charge, id, |state| Undo::Charge(id, state.charges.put(id, Some(charge.clone()))))
     }
 
     fn charges(&mut self, order: OrderId) -> Result<Vec<Charge>> {
-        let state = &self.state;
-        let ids = state.charges_by_order.range((order, ChargeId::MIN)..=(order, ChargeId::MAX));
-        Ok(ids.filter_map(|(_, id)| state.charges.get(id)).cloned().collect())
+        Ok(self.state.charges.of_order(order).cloned().collect())
     }
 
     fn save_review(&mut self, review: &Review) -> Result<()> {
@@ -971,55 +980,30 @@ impl Repo for Tx<'_> {
     }
 
     fn payments_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Payment>> {
-        let state = &self.state;
-        Ok(state
-            .payments_awaiting
-            .iter()
-            .filter_map(|id| state.payments.get(id))
-            .filter(|p| due_at(p.attempt.next_at, now))
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(self.state.payments.awaiting(now, limit))
     }
 
     fn charges_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Charge>> {
-        let state = &self.state;
-        Ok(state
-            .charges_awaiting
-            .iter()
-            .filter_map(|id| state.charges.get(id))
-            .filter(|c| due_at(c.attempt.next_at, now))
-            .take(limit)
-            .cloned()
-            .collect())
+        Ok(self.state.charges.awaiting(now, limit))
     }
 
     fn payments_needing_attention(&mut self, limit: usize) -> Result<Vec<Payment>> {
-        let mut found: Vec<Payment> =
-            self.state.payments.values().filter(|p| p.status == PaymentStatus::NeedsAttention).cloned().collect();
-        found.sort_by_key(|p| p.id);
-        found.truncate(limit);
-        Ok(found)
+        Ok(self.state.payments.needing_attention(limit))
     }
 
     fn charges_needing_attention(&mut self, limit: usize) -> Result<Vec<Charge>> {
-        let mut found: Vec<Charge> =
-            self.state.charges.values().filter(|c| c.status == ChargeStatus::NeedsAttention).cloned().collect();
-        found.sort_by_key(|c| c.id);
-        found.truncate(limit);
-        Ok(found)
+        Ok(self.state.charges.needing_attention(limit))
     }
 
     fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus> {
         let state = &self.state;
-        let payments =
-            state.payments_awaiting.iter().filter_map(|id| state.payments.get(id)).map(|p| p.attempt.next_at);
-        let charges = state.charges_awaiting.iter().filter_map(|id| state.charges.get(id)).map(|c| c.attempt.next_at);
+        let payments = state.payments.queued().map(|p| p.attempt.next_at);
+        let charges = state.charges.queued().map(|c| c.attempt.next_at);
         let calls = payments.chain(charges).map(|next_at| next_at.unwrap_or(now));
         let messages = state.due.first().map(|&(next_at, _)| next_at);
         Ok(QueueStatus {
-            payments: state.payments_awaiting.len(),
-            charges: state.charges_awaiting.len(),
+            payments: state.payments.waiting.len(),
+            charges: state.charges.waiting.len(),
             messages: state.due.len(),
             next_due: calls.chain(messages).min(),
         })
@@ -1195,33 +1179,22 @@ mod tests {
     use std::panic::{catch_unwind, AssertUnwindSafe};
 
     use super::*;
+    use crate::adapters::contract_tests::through;
     use crate::domain::view::OrderView;
-    use crate::domain::DeliveryStatus;
-    use crate::domain::{KitchenStatus, OrderItem};
+    use crate::domain::{ChargeStatus, DeliveryStatus, KitchenStatus, OrderItem, PaymentStatus};
 
     fn t(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
     }
 
     /// Runs `f` in a write and returns its value.
-    fn write<T>(s: &mut MemoryStorage, mut f: impl FnMut(&mut dyn Repo) -> Result<T>) -> Result<T> {
-        let mut out = None;
-        s.write(&mut |repo| {
-            out = Some(f(repo)?);
-            Ok(())
-        })?;
-        Ok(out.unwrap())
+    fn write<T>(s: &mut MemoryStorage, f: impl FnMut(&mut dyn Repo) -> Result<T>) -> Result<T> {
+        through(|w| s.write(w), f)
     }
 
     /// Runs `f` in a read and returns its value.
-    fn read<T>(s: &mut MemoryStorage, mut f: impl FnMut(&mut dyn Repo) -> Result<T>) -> T {
-        let mut out = None;
-        s.read(&mut |repo| {
-            out = Some(f(repo)?);
-            Ok(())
-        })
-        .unwrap();
-        out.unwrap()
+    fn read<T>(s: &mut MemoryStorage, f: impl FnMut(&mut dyn Repo) -> Result<T>) -> T {
+        through(|w| s.read(w), f).unwrap()
     }
 
     fn store(id: StoreId, name: &str) -> Store {
@@ -1529,99 +1502,6 @@ mod tests {
     }
 
     #[test]
-    fn next_id_is_one_more_than_the_largest_saved() {
-        let mut s = MemoryStorage::new();
-        let tables = [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge];
-        for table in tables {
-            assert_eq!(read(&mut s, |r| r.next_id(table)), 1, "{table:?}");
-        }
-        write(&mut s, |r| {
-            // Asking does not reserve.
-            assert_eq!(r.next_id(Table::Store)?, 1);
-            assert_eq!(r.next_id(Table::Store)?, 1);
-            r.save_store(&store(5, "a"))?;
-            r.save_store(&store(3, "b"))?; // a lower id does not lower it
-            r.save_menu(&menu(2, 5, "m"))?;
-            r.save_rider(&rider(4, "r"))?;
-            r.insert_order(&order(7, 5, OrderStatus::PendingPayment))?;
-            r.save_payment(&payment(11, 7, PaymentStatus::Pending, None))?;
-            r.save_charge(&charge(13, 7, ChargeStatus::Pending, None))?;
-            assert_eq!(r.next_id(Table::Store)?, 6);
-            Ok(())
-        })
-        .unwrap();
-        let ids: Vec<i64> = read(&mut s, |r| tables.iter().map(|&t| r.next_id(t)).collect());
-        assert_eq!(ids, vec![6, 3, 5, 8, 12, 14]);
-    }
-
-    #[test]
-    fn menus_by_store_and_exact_name() {
-        let mut s = MemoryStorage::new();
-        write(&mut s, |r| {
-            r.save_menu(&menu(3, 1, "양념"))?;
-            r.save_menu(&menu(1, 1, "후라이드"))?;
-            r.save_menu(&menu(2, 2, "후라이드"))?;
-            Ok(())
-        })
-        .unwrap();
-        read(&mut s, |r| {
-            assert_eq!(r.menu(3)?.unwrap().name, "양념");
-            assert_eq!(r.menu(9)?, None);
-            assert_eq!(r.menu_by_name(1, "후라이드")?.unwrap().id, 1);
-            assert_eq!(r.menu_by_name(2, "후라이드")?.unwrap().id, 2);
-            assert_eq!(r.menu_by_name(1, "후라이드 ")?, None);
-            assert_eq!(r.menu_by_name(1, "후라")?, None);
-            assert_eq!(r.menu_by_name(3, "후라이드")?, None);
-            let ids = |menus: Vec<Menu>| menus.into_iter().map(|m| m.id).collect::<Vec<_>>();
-            assert_eq!(ids(r.menus(Some(1))?), [1, 3]);
-            assert_eq!(ids(r.menus(Some(2))?), [2]);
-            assert_eq!(ids(r.menus(Some(5))?), Vec::<MenuId>::new());
-            assert_eq!(ids(r.menus(None)?), [1, 2, 3]);
-            Ok(())
-        });
-        // Renaming, selling out and moving a menu keep the lookups right.
-        write(&mut s, |r| {
-            r.save_menu(&Menu { available: false, ..menu(1, 1, "반반") })?;
-            r.save_menu(&menu(3, 2, "양념"))
-        })
-        .unwrap();
-        read(&mut s, |r| {
-            assert_eq!(r.menu_by_name(1, "후라이드")?, None);
-            assert!(!r.menu_by_name(1, "반반")?.unwrap().available);
-            assert_eq!(r.menu_by_name(1, "양념")?, None);
-            assert_eq!(r.menu_by_name(2, "양념")?.unwrap().id, 3);
-            assert_eq!(r.menus(Some(1))?.len(), 1);
-            assert_eq!(r.menus(Some(2))?.len(), 2);
-            Ok(())
-        });
-    }
-
-    #[test]
-    fn riders_by_name_take_the_lowest_id() {
-        let mut s = MemoryStorage::new();
-        write(&mut s, |r| {
-            r.save_rider(&rider(3, "lee"))?;
-            r.save_rider(&rider(2, "lee"))?;
-            r.save_rider(&rider(1, "park"))
-        })
-        .unwrap();
-        read(&mut s, |r| {
-            assert_eq!(r.rider_by_name("lee")?.unwrap().id, 2);
-            assert_eq!(r.rider_by_name("Lee")?, None);
-            assert_eq!(r.rider(1)?.unwrap().name, "park");
-            assert_eq!(r.rider(4)?, None);
-            assert_eq!(r.riders()?.into_iter().map(|r| r.id).collect::<Vec<_>>(), [1, 2, 3]);
-            Ok(())
-        });
-        write(&mut s, |r| r.save_rider(&rider(2, "kim"))).unwrap();
-        read(&mut s, |r| {
-            assert_eq!(r.rider_by_name("lee")?.unwrap().id, 3);
-            assert_eq!(r.rider_by_name("kim")?.unwrap().id, 2);
-            Ok(())
-        });
-    }
-
-    #[test]
     fn least_busy_rider_counts_preparing_and_delivering_deliveries() {
         let mut s = MemoryStorage::new();
         let least = |s: &mut MemoryStorage| read(s, |r| r.least_busy_rider()).map(|r| r.id);
@@ -1670,226 +1550,6 @@ mod tests {
         write(&mut s, |r| r.save_delivery(&delivery(31, Some(1), DeliveryStatus::Cancelled))).unwrap();
         assert_eq!(least(&mut s), Some(1));
         assert_eq!(s.parts().state.riders_by_load.iter().copied().collect::<Vec<_>>(), [(0, 1), (2, 2), (2, 3)]);
-    }
-
-    #[test]
-    fn orders_insert_once_and_update_only_status_review_and_time() {
-        let mut s = MemoryStorage::new();
-        let placed = order(1, 1, OrderStatus::PendingPayment);
-        write(&mut s, |r| r.insert_order(&placed)).unwrap();
-        assert_eq!(read(&mut s, |r| r.order(1)), Some(placed.clone()));
-        assert_eq!(read(&mut s, |r| r.order(2)), None);
-        assert!(matches!(write(&mut s, |r| r.insert_order(&placed)), Err(Error::Storage(_))));
-        let changed = Order {
-            status: OrderStatus::Delivered,
-            reviewed: true,
-            updated_at: t(60),
-            items: vec![],
-            total: 1,
-            customer: "other".into(),
-            ..placed.clone()
-        };
-        write(&mut s, |r| r.update_order(&changed)).unwrap();
-        let stored = read(&mut s, |r| r.order(1)).unwrap();
-        assert_eq!(stored, Order { status: OrderStatus::Delivered, reviewed: true, updated_at: t(60), ..placed });
-        assert!(matches!(write(&mut s, |r| r.update_order(&order(2, 1, OrderStatus::Paid))), Err(Error::Storage(_))));
-    }
-
-    #[test]
-    fn store_inbox_holds_paid_unfinished_orders_by_id() {
-        let mut s = MemoryStorage::new();
-        write(&mut s, |r| {
-            for (id, status) in OrderStatus::ALL.iter().enumerate().rev() {
-                r.insert_order(&order(id as i64 + 1, 1, *status))?;
-            }
-            r.insert_order(&order(20, 2, OrderStatus::Paid))
-        })
-        .unwrap();
-        // ALL is pending_payment, paid, cooking, cooked, delivering, delivered, cancelled, rejected.
-        assert_eq!(read(&mut s, |r| r.store_inbox(1)), [2, 3, 4, 5]);
-        assert_eq!(read(&mut s, |r| r.store_inbox(2)), [20]);
-        assert_eq!(read(&mut s, |r| r.store_inbox(3)), Vec::<OrderId>::new());
-        write(&mut s, |r| {
-            r.update_order(&order(1, 1, OrderStatus::Paid))?;
-            r.update_order(&order(3, 1, OrderStatus::Cooked))?;
-            r.update_order(&order(5, 1, OrderStatus::Delivered))?;
-            r.update_order(&order(2, 1, OrderStatus::Cancelled))
-        })
-        .unwrap();
-        assert_eq!(read(&mut s, |r| r.store_inbox(1)), [1, 3, 4]);
-    }
-
-    #[test]
-    fn tickets_deliveries_and_reviews_upsert_by_order() {
-        let mut s = MemoryStorage::new();
-        assert_eq!(read(&mut s, |r| r.ticket(1)), None);
-        assert_eq!(read(&mut s, |r| r.delivery(1)), None);
-        let ticket = KitchenTicket::receive(1, 2, t(0));
-        write(&mut s, |r| {
-            r.save_ticket(&ticket)?;
-            r.save_delivery(&delivery(1, None, DeliveryStatus::Preparing))
-        })
-        .unwrap();
-        assert_eq!(read(&mut s, |r| r.ticket(1)), Some(ticket.clone()));
-        let cooked = KitchenTicket { status: KitchenStatus::Cooked, updated_at: t(9), ..ticket };
-        let departed = delivery(1, Some(4), DeliveryStatus::Delivering);
-        write(&mut s, |r| {
-            r.save_ticket(&cooked)?;
-            r.save_delivery(&departed)
-        })
-        .unwrap();
-        assert_eq!(read(&mut s, |r| r.ticket(1)), Some(cooked));
-        assert_eq!(read(&mut s, |r| r.delivery(1)), Some(departed));
-        assert_eq!(read(&mut s, |r| r.ticket(2)), None);
-        let review =
-            Review { order_id: 1, store_id: 2, customer: "kim".into(), score: 4, text: "ok".into(), created_at: t(1) };
-        write(&mut s, |r| r.save_review(&review)).unwrap();
-        assert_eq!(s.parts().state.reviews.get(&1), Some(&review));
-    }
-
-    #[test]
-    fn events_are_numbered_from_one_and_filtered() {
-        let mut s = MemoryStorage::new();
-        let seqs = write(&mut s, |r| {
-            Ok(vec![
-                r.append_event("a", t(1), &Event::StoreOpened { store_id: 1 })?,
-                r.append_event("b", t(2), &placed(1))?,
-                r.append_event("c", t(3), &placed(2))?,
-                r.append_event("d", t(4), &Event::CookingStarted { order_id: 1 })?,
-                r.append_event("e", t(5), &Event::FoodCooked { order_id: 1 })?,
-            ])
-        })
-        .unwrap();
-        assert_eq!(seqs, [1, 2, 3, 4, 5]);
-        let seqs_of = |s: &mut MemoryStorage, after, order, limit| {
-            read(s, |r| r.events(after, order, limit)).into_iter().map(|e| e.seq).collect::<Vec<_>>()
-        };
-        assert_eq!(seqs_of(&mut s, 0, None, 100), [1, 2, 3, 4, 5]);
-        assert_eq!(seqs_of(&mut s, -3, None, 2), [1, 2]);
-        assert_eq!(seqs_of(&mut s, 3, None, 100), [4, 5]);
-        assert_eq!(seqs_of(&mut s, 5, None, 100), Vec::<i64>::new());
-        assert_eq!(seqs_of(&mut s, 99, None, 100), Vec::<i64>::new());
-        assert_eq!(seqs_of(&mut s, 0, Some(1), 100), [2, 4, 5]);
-        assert_eq!(seqs_of(&mut s, 2, Some(1), 100), [4, 5]);
-        assert_eq!(seqs_of(&mut s, 0, Some(1), 2), [2, 4]);
-        assert_eq!(seqs_of(&mut s, 3, Some(1), 1), [4]);
-        assert_eq!(seqs_of(&mut s, 0, Some(2), 100), [3]);
-        assert_eq!(seqs_of(&mut s, 0, Some(3), 100), Vec::<i64>::new());
-        assert_eq!(seqs_of(&mut s, 0, None, 0), Vec::<i64>::new());
-        let stored = read(&mut s, |r| r.events(3, Some(1), 1)).remove(0);
-        assert_eq!(
-            stored,
-            StoredEvent { seq: 4, id: "d".into(), at: t(4), event: Event::CookingStarted { order_id: 1 } }
-        );
-        // Numbering goes on after a rolled-back append.
-        let _ = s.write(&mut |r| {
-            r.append_event("x", t(6), &placed(3))?;
-            Err(Error::Internal("no".into()))
-        });
-        assert_eq!(write(&mut s, |r| r.append_event("f", t(6), &placed(3))).unwrap(), 6);
-        assert_eq!(seqs_of(&mut s, 0, Some(3), 100), [6]);
-    }
-
-    #[test]
-    fn views_by_order_and_customer_and_cleared() {
-        let mut s = MemoryStorage::new();
-        write(&mut s, |r| {
-            r.save_view(&view(3, "kim"))?;
-            r.save_view(&view(1, "kim"))?;
-            r.save_view(&view(2, "lee"))
-        })
-        .unwrap();
-        let orders = |s: &mut MemoryStorage, c: &str| {
-            read(s, |r| r.customer_views(c)).into_iter().map(|v| v.order_id).collect::<Vec<_>>()
-        };
-        assert_eq!(orders(&mut s, "kim"), [1, 3]);
-        assert_eq!(orders(&mut s, "lee"), [2]);
-        assert_eq!(orders(&mut s, "park"), Vec::<OrderId>::new());
-        assert_eq!(read(&mut s, |r| r.view(2)), Some(view(2, "lee")));
-        assert_eq!(read(&mut s, |r| r.view(4)), None);
-        // An upsert replaces the view (and moves it if the customer changed).
-        let mut v = view(3, "lee");
-        v.apply(5, t(5), &Event::CookingStarted { order_id: 3 });
-        write(&mut s, |r| r.save_view(&v)).unwrap();
-        assert_eq!(read(&mut s, |r| r.view(3)), Some(v));
-        assert_eq!(orders(&mut s, "kim"), [1]);
-        assert_eq!(orders(&mut s, "lee"), [2, 3]);
-        write(&mut s, |r| r.clear_views()).unwrap();
-        assert_eq!(read(&mut s, |r| r.view(1)), None);
-        assert_eq!(orders(&mut s, "kim"), Vec::<OrderId>::new());
-        assert_eq!(orders(&mut s, "lee"), Vec::<OrderId>::new());
-        write(&mut s, |r| r.save_view(&view(1, "kim"))).unwrap();
-        assert_eq!(orders(&mut s, "kim"), [1]);
-    }
-
-    #[test]
-    fn messages_queue_once_per_channel() {
-        let mut s = MemoryStorage::new();
-        write(&mut s, |r| {
-            r.queue_message(&message("m1", t(10)), &["console", "jsonl"])?;
-            r.queue_message(&message("m0", t(5)), &["console"])?;
-            // Replays never queue twice, whatever they say.
-            r.queue_message(&Message { text: "changed".into(), ..message("m1", t(0)) }, &["webhook"])
-        })
-        .unwrap();
-        let due = read(&mut s, |r| r.due_messages(t(10), 10));
-        let keys: Vec<(&str, &str)> =
-            due.iter().map(|q| (q.message.id.as_str(), q.delivery.channel.as_str())).collect();
-        assert_eq!(keys, [("m0", "console"), ("m1", "console"), ("m1", "jsonl")]);
-        assert_eq!(due[1].message, message("m1", t(10)));
-        assert_eq!(
-            due[1].delivery,
-            MessageDelivery {
-                message_id: "m1".into(),
-                channel: "console".into(),
-                state: DeliveryState::Pending,
-                tries: 0,
-                next_at: t(10),
-                last_error: None,
-            }
-        );
-        assert_eq!(read(&mut s, |r| r.due_messages(t(9), 10)).len(), 1);
-        assert_eq!(read(&mut s, |r| r.due_messages(t(4), 10)), vec![]);
-        assert_eq!(read(&mut s, |r| r.due_messages(t(10), 2)).len(), 2);
-        assert_eq!(read(&mut s, |r| r.dead_messages(10)), vec![]);
-    }
-
-    #[test]
-    fn message_deliveries_upsert_by_message_and_channel() {
-        let mut s = MemoryStorage::new();
-        write(&mut s, |r| {
-            r.queue_message(&message("m1", t(0)), &["console", "jsonl"])?;
-            r.queue_message(&message("m2", t(1)), &["console", "jsonl"])
-        })
-        .unwrap();
-        let failed =
-            MessageDelivery { last_error: Some("down".into()), ..md("m1", "jsonl", DeliveryState::Pending, t(60)) };
-        write(&mut s, |r| {
-            r.save_message_delivery(&md("m1", "console", DeliveryState::Delivered, t(0)))?;
-            r.save_message_delivery(&failed)?;
-            r.save_message_delivery(&md("m2", "jsonl", DeliveryState::Dead, t(1)))?;
-            r.save_message_delivery(&md("m2", "console", DeliveryState::Dead, t(1)))
-        })
-        .unwrap();
-        let keys =
-            |q: Vec<QueuedMessage>| q.into_iter().map(|q| (q.message.id, q.delivery.channel)).collect::<Vec<_>>();
-        let k = |m: &str, c: &str| (m.to_string(), c.to_string());
-        assert_eq!(keys(read(&mut s, |r| r.due_messages(t(59), 10))), vec![]);
-        let due = read(&mut s, |r| r.due_messages(t(60), 10));
-        assert_eq!(due.len(), 1);
-        assert_eq!(due[0].delivery, failed);
-        // Dead ones, oldest message first, then by channel.
-        assert_eq!(keys(read(&mut s, |r| r.dead_messages(10))), [k("m2", "console"), k("m2", "jsonl")]);
-        assert_eq!(keys(read(&mut s, |r| r.dead_messages(1))), [k("m2", "console")]);
-        // Reviving a dead one makes it due again; a new channel is inserted.
-        write(&mut s, |r| {
-            r.save_message_delivery(&md("m2", "console", DeliveryState::Pending, t(2)))?;
-            r.save_message_delivery(&md("m1", "kakao", DeliveryState::Pending, t(3)))
-        })
-        .unwrap();
-        // Oldest message first: m1 (queued at 0) before m2 (queued at 1).
-        assert_eq!(keys(read(&mut s, |r| r.due_messages(t(5), 10))), [k("m1", "kakao"), k("m2", "console")]);
-        assert_eq!(keys(read(&mut s, |r| r.dead_messages(10))), [k("m2", "jsonl")]);
     }
 
     #[test]

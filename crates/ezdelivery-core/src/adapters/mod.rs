@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::domain::OrderId;
 use crate::ports::Message;
 
+mod calls;
 pub mod console;
 pub mod http;
 mod http_client;

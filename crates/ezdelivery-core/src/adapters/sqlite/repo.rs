@@ -10,11 +10,12 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 use serde::de::DeserializeOwned;
 
+use crate::adapters::calls::CallRecord;
 use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Breaker, Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
-    OrderItem, OrderStatus, Payment, PaymentId, PaymentStatus, Review, Rider, RiderId, Store, StoreId,
+    Breaker, Charge, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderItem,
+    OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::{QueueStatus, Repo, StoredEvent, Table};
@@ -43,16 +44,16 @@ macro_rules! order_cols {
         "id, store_id, customer, address, total, status, reviewed, created_at, updated_at"
     };
 }
-macro_rules! payment_cols {
-    () => {
-        "id, order_id, status, amount, card, gateway_ref, idempotency_key, tries, next_at, last_error, created_at, \
-         updated_at, maybe_processed, claim_token, claimed_until, unsettled"
-    };
-}
-macro_rules! charge_cols {
-    () => {
-        "id, order_id, rider_id, status, amount, gateway_ref, idempotency_key, tries, next_at, last_error, \
-         created_at, updated_at, maybe_processed, claim_token, claimed_until, unsettled"
+/// The columns of a gateway-call table, payments or charges, in the order
+/// every query binds and reads them: all that the two share, then `$own`,
+/// the one column of its own (the payment's card, the charge's rider).
+macro_rules! call_cols {
+    ($own:ident) => {
+        concat!(
+            "id, order_id, status, amount, gateway_ref, idempotency_key, tries, next_at, last_error, created_at, ",
+            "updated_at, maybe_processed, claim_token, claimed_until, unsettled, ",
+            stringify!($own)
+        )
     };
 }
 macro_rules! queued_cols {
@@ -105,25 +106,70 @@ pub(super) const ORDER_ITEMS: &str =
 pub(super) const STORE_INBOX: &str =
     "SELECT id FROM orders WHERE store_id = ?1 AND status IN (?2, ?3, ?4, ?5) ORDER BY id";
 
-const SAVE_PAYMENT: &str = concat!(
-    "INSERT INTO payments (",
-    payment_cols!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET ",
-    "order_id = excluded.order_id, status = excluded.status, amount = excluded.amount, card = excluded.card, ",
-    "maybe_processed = excluded.maybe_processed, claim_token = excluded.claim_token, ",
-    "claimed_until = excluded.claimed_until, unsettled = excluded.unsettled, ",
-    "gateway_ref = excluded.gateway_ref, idempotency_key = excluded.idempotency_key, tries = excluded.tries, ",
-    "next_at = excluded.next_at, last_error = excluded.last_error, created_at = excluded.created_at, ",
-    "updated_at = excluded.updated_at"
-);
-pub(super) const PAYMENT: &str = concat!("SELECT ", payment_cols!(), " FROM payments WHERE id = ?1");
-pub(super) const LATEST_PAYMENT: &str =
-    concat!("SELECT ", payment_cols!(), " FROM payments WHERE order_id = ?1 ORDER BY id DESC LIMIT 1");
-pub(super) const PAYMENTS_AWAITING: &str = concat!(
-    "SELECT ",
-    payment_cols!(),
-    " FROM payments WHERE status IN (?1, ?2) AND (next_at IS NULL OR next_at <= ?3) ORDER BY id LIMIT ?4"
-);
+/// The statements of one gateway-call table: the payments' and the
+/// charges' are made by [`call_sql!`] from one text, so they cannot drift
+/// apart.
+pub(super) struct CallSql {
+    /// The table's name, for error messages.
+    pub(super) table: &'static str,
+    /// The upsert of every column, bound in [`call_cols!`] order.
+    save: &'static str,
+    /// One record by id.
+    pub(super) by_id: &'static str,
+    /// An order's newest record.
+    pub(super) latest: &'static str,
+    /// An order's records, oldest first.
+    pub(super) of_order: &'static str,
+    /// Waiting (`?1`, `?2`) and due at `?3` or never tried, by id, at most `?4`.
+    pub(super) awaiting: &'static str,
+    /// In status `?1`, by id, at most `?2`.
+    pub(super) in_status: &'static str,
+    /// How many wait (`?1`, `?2`), and the earliest `next_at` (`?3`, now,
+    /// for one never tried).
+    waiting: &'static str,
+}
+
+/// The [`CallSql`] of table `$table`, whose own column is `$own`.
+macro_rules! call_sql {
+    ($table:literal, $own:ident) => {
+        CallSql {
+            table: $table,
+            save: concat!(
+                "INSERT INTO ",
+                $table,
+                " (",
+                call_cols!($own),
+                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ",
+                "ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, status = excluded.status, ",
+                "amount = excluded.amount, gateway_ref = excluded.gateway_ref, ",
+                "idempotency_key = excluded.idempotency_key, tries = excluded.tries, next_at = excluded.next_at, ",
+                "last_error = excluded.last_error, created_at = excluded.created_at, updated_at = excluded.updated_at, ",
+                "maybe_processed = excluded.maybe_processed, claim_token = excluded.claim_token, ",
+                "claimed_until = excluded.claimed_until, unsettled = excluded.unsettled, ",
+                stringify!($own),
+                " = excluded.",
+                stringify!($own)
+            ),
+            by_id: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE id = ?1"),
+            latest: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE order_id = ?1 ORDER BY id DESC LIMIT 1"),
+            of_order: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE order_id = ?1 ORDER BY id"),
+            awaiting: concat!(
+                "SELECT ",
+                call_cols!($own),
+                " FROM ",
+                $table,
+                " WHERE status IN (?1, ?2) AND (next_at IS NULL OR next_at <= ?3) ORDER BY id LIMIT ?4"
+            ),
+            in_status: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE status = ?1 ORDER BY id LIMIT ?2"),
+            waiting: concat!("SELECT count(*), min(coalesce(next_at, ?3)) FROM ", $table, " WHERE status IN (?1, ?2)"),
+        }
+    };
+}
+
+/// The payments' statements.
+pub(super) const PAYMENT_SQL: CallSql = call_sql!("payments", card);
+/// The delivery charges' statements.
+pub(super) const CHARGE_SQL: CallSql = call_sql!("charges", rider_id);
 
 const SAVE_TICKET: &str = "INSERT INTO kitchen_tickets (order_id, store_id, status, updated_at) \
      VALUES (?1, ?2, ?3, ?4) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
@@ -136,31 +182,6 @@ const SAVE_DELIVERY: &str = "INSERT INTO deliveries (order_id, rider_id, charge,
      charge = excluded.charge, status = excluded.status, updated_at = excluded.updated_at";
 pub(super) const DELIVERY: &str =
     "SELECT order_id, rider_id, charge, status, updated_at FROM deliveries WHERE order_id = ?1";
-
-const SAVE_CHARGE: &str = concat!(
-    "INSERT INTO charges (",
-    charge_cols!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT (id) DO UPDATE SET ",
-    "order_id = excluded.order_id, rider_id = excluded.rider_id, status = excluded.status, ",
-    "maybe_processed = excluded.maybe_processed, claim_token = excluded.claim_token, ",
-    "claimed_until = excluded.claimed_until, unsettled = excluded.unsettled, ",
-    "amount = excluded.amount, gateway_ref = excluded.gateway_ref, idempotency_key = excluded.idempotency_key, ",
-    "tries = excluded.tries, next_at = excluded.next_at, last_error = excluded.last_error, ",
-    "created_at = excluded.created_at, updated_at = excluded.updated_at"
-);
-pub(super) const CHARGES: &str = concat!("SELECT ", charge_cols!(), " FROM charges WHERE order_id = ?1 ORDER BY id");
-const PAYMENTS_IN: &str = concat!("SELECT ", payment_cols!(), " FROM payments WHERE status = ?1 ORDER BY id LIMIT ?2");
-const CHARGES_IN: &str = concat!("SELECT ", charge_cols!(), " FROM charges WHERE status = ?1 ORDER BY id LIMIT ?2");
-pub(super) const CHARGES_AWAITING: &str = concat!(
-    "SELECT ",
-    charge_cols!(),
-    " FROM charges WHERE status IN (?1, ?2) AND (next_at IS NULL OR next_at <= ?3) ORDER BY id LIMIT ?4"
-);
-/// How many payments wait for the gateway, and the earliest `next_at`
-/// (`?3`, now, for one never tried).
-const PAYMENTS_WAITING: &str = "SELECT count(*), min(coalesce(next_at, ?3)) FROM payments WHERE status IN (?1, ?2)";
-/// The same for delivery charges.
-const CHARGES_WAITING: &str = "SELECT count(*), min(coalesce(next_at, ?3)) FROM charges WHERE status IN (?1, ?2)";
 
 const SAVE_REVIEW: &str = "INSERT INTO reviews (order_id, store_id, customer, score, text, created_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
@@ -254,6 +275,11 @@ fn json<T: DeserializeOwned>(table: &str, key: &str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| Error::storage(format!("{table} {key} holds bad JSON: {e}")))
 }
 
+/// A row of how many wait and the earliest `next_at` of `table`.
+fn waiting_row(row: &Row, table: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
+    Ok((int_at(row, 0, table, "count(*)")?, opt_time_at(row, 1, table, "next_at")?))
+}
+
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -313,53 +339,86 @@ fn item_row(row: &Row) -> Result<OrderItem> {
     })
 }
 
-/// The attempt columns: four from `first` on, then `maybe_processed` at 12
-/// and the claim and the count of unknown answers from 13 on (added by
-/// later migrations, so they come last).
-fn attempt_at(row: &Row, first: usize, table: &str) -> Result<Attempt> {
-    let token: Option<String> = row.get(13)?;
-    let until = opt_time_at(row, 14, table, "claimed_until")?;
-    Ok(Attempt {
-        idempotency_key: row.get(first)?,
-        tries: int_at(row, first + 1, table, "tries")?,
-        next_at: opt_time_at(row, first + 2, table, "next_at")?,
-        last_error: row.get(first + 3)?,
-        maybe_processed: row.get(12)?,
-        unsettled: int_at(row, 15, table, "unsettled")?,
-        claim: match (token, until) {
-            (Some(token), Some(until)) => Some(Claim { token, until }),
-            _ => None,
-        },
-    })
+/// A payment or a delivery charge as its table holds it.
+trait SqlCall: CallRecord {
+    /// Its table's statements.
+    const SQL: CallSql;
+
+    /// Upserts it: every column, in [`call_cols!`] order.
+    fn save(&self, repo: &SqliteRepo<'_>) -> Result<()>;
+
+    /// Reads one row of [`call_cols!`].
+    fn from_row(row: &Row) -> Result<Self>;
 }
 
-fn payment_row(row: &Row) -> Result<Payment> {
-    Ok(Payment {
-        id: row.get(0)?,
-        order_id: row.get(1)?,
-        status: status_at::<PaymentStatus>(row, 2, "payments", "status")?,
-        amount: row.get(3)?,
-        card: row.get(4)?,
-        gateway_ref: row.get(5)?,
-        attempt: attempt_at(row, 6, "payments")?,
-        created_at: time_at(row, 10, "payments", "created_at")?,
-        updated_at: time_at(row, 11, "payments", "updated_at")?,
-    })
+/// Implements [`SqlCall`] for a record of table `$table` with its own column
+/// `$own`: the records name their shared fields alike, so one text binds
+/// and reads both.
+macro_rules! sql_call {
+    ($record:ident, $table:literal, $own:ident) => {
+        impl SqlCall for $record {
+            const SQL: CallSql = call_sql!($table, $own);
+
+            fn save(&self, repo: &SqliteRepo<'_>) -> Result<()> {
+                let a = &self.attempt;
+                let claim = a.claim.as_ref();
+                repo.exec(
+                    Self::SQL.save,
+                    params![
+                        self.id,
+                        self.order_id,
+                        self.status.as_str(),
+                        self.amount,
+                        self.gateway_ref,
+                        a.idempotency_key,
+                        a.tries,
+                        a.next_at.as_ref().map(time_text),
+                        a.last_error,
+                        time_text(&self.created_at),
+                        time_text(&self.updated_at),
+                        a.maybe_processed,
+                        claim.map(|c| c.token.as_str()),
+                        claim.map(|c| time_text(&c.until)),
+                        a.unsettled,
+                        self.$own,
+                    ],
+                )?;
+                Ok(())
+            }
+
+            fn from_row(row: &Row) -> Result<$record> {
+                let token: Option<String> = row.get(12)?;
+                let until = opt_time_at(row, 13, $table, "claimed_until")?;
+                let attempt = Attempt {
+                    idempotency_key: row.get(5)?,
+                    tries: int_at(row, 6, $table, "tries")?,
+                    next_at: opt_time_at(row, 7, $table, "next_at")?,
+                    last_error: row.get(8)?,
+                    maybe_processed: row.get(11)?,
+                    unsettled: int_at(row, 14, $table, "unsettled")?,
+                    claim: match (token, until) {
+                        (Some(token), Some(until)) => Some(Claim { token, until }),
+                        _ => None,
+                    },
+                };
+                Ok($record {
+                    id: row.get(0)?,
+                    order_id: row.get(1)?,
+                    status: status_at(row, 2, $table, "status")?,
+                    amount: row.get(3)?,
+                    gateway_ref: row.get(4)?,
+                    attempt,
+                    created_at: time_at(row, 9, $table, "created_at")?,
+                    updated_at: time_at(row, 10, $table, "updated_at")?,
+                    $own: row.get(15)?,
+                })
+            }
+        }
+    };
 }
 
-fn charge_row(row: &Row) -> Result<Charge> {
-    Ok(Charge {
-        id: row.get(0)?,
-        order_id: row.get(1)?,
-        rider_id: row.get(2)?,
-        status: status_at::<ChargeStatus>(row, 3, "charges", "status")?,
-        amount: row.get(4)?,
-        gateway_ref: row.get(5)?,
-        attempt: attempt_at(row, 6, "charges")?,
-        created_at: time_at(row, 10, "charges", "created_at")?,
-        updated_at: time_at(row, 11, "charges", "updated_at")?,
-    })
-}
+sql_call!(Payment, "payments", card);
+sql_call!(Charge, "charges", rider_id);
 
 fn ticket_row(row: &Row) -> Result<KitchenTicket> {
     Ok(KitchenTicket {
@@ -445,6 +504,25 @@ impl<'a> SqliteRepo<'a> {
         let mut stmt = self.conn.prepare_cached(sql)?;
         let mut rows = stmt.query_and_then(params, decode)?;
         rows.next().transpose()
+    }
+
+    /// The payments or charges waiting for the gateway and due at `now`.
+    fn calls_awaiting<C: SqlCall>(&self, now: DateTime<Utc>, n: usize) -> Result<Vec<C>> {
+        let [a, b] = C::WAITING.map(C::status_text);
+        self.all(C::SQL.awaiting, params![a, b, time_text(&now), limit(n)], C::from_row)
+    }
+
+    /// The payments or charges a person must look at.
+    fn calls_needing_attention<C: SqlCall>(&self, n: usize) -> Result<Vec<C>> {
+        self.all(C::SQL.in_status, params![C::status_text(C::ATTENTION), limit(n)], C::from_row)
+    }
+
+    /// How many payments or charges wait, and the earliest due (`now` for
+    /// one never tried).
+    fn calls_waiting<C: SqlCall>(&self, now: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
+        let [a, b] = C::WAITING.map(C::status_text);
+        let table = C::SQL.table;
+        Ok(self.one(C::SQL.waiting, params![a, b, now], |row| waiting_row(row, table))?.unwrap_or_default())
     }
 
     /// Every row of a cached query, decoded by `decode`.
@@ -569,36 +647,15 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn save_payment(&mut self, p: &Payment) -> Result<()> {
-        self.exec(
-            SAVE_PAYMENT,
-            params![
-                p.id,
-                p.order_id,
-                p.status.as_str(),
-                p.amount,
-                p.card,
-                p.gateway_ref,
-                p.attempt.idempotency_key,
-                p.attempt.tries,
-                p.attempt.next_at.as_ref().map(time_text),
-                p.attempt.last_error,
-                time_text(&p.created_at),
-                time_text(&p.updated_at),
-                p.attempt.maybe_processed,
-                p.attempt.claim.as_ref().map(|c| c.token.as_str()),
-                p.attempt.claim.as_ref().map(|c| time_text(&c.until)),
-                p.attempt.unsettled,
-            ],
-        )?;
-        Ok(())
+        p.save(self)
     }
 
     fn payment(&mut self, id: PaymentId) -> Result<Option<Payment>> {
-        self.one(PAYMENT, [id], payment_row)
+        self.one(PAYMENT_SQL.by_id, [id], Payment::from_row)
     }
 
     fn latest_payment(&mut self, order: OrderId) -> Result<Option<Payment>> {
-        self.one(LATEST_PAYMENT, [order], payment_row)
+        self.one(PAYMENT_SQL.latest, [order], Payment::from_row)
     }
 
     fn save_ticket(&mut self, t: &KitchenTicket) -> Result<()> {
@@ -623,32 +680,11 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn save_charge(&mut self, c: &Charge) -> Result<()> {
-        self.exec(
-            SAVE_CHARGE,
-            params![
-                c.id,
-                c.order_id,
-                c.rider_id,
-                c.status.as_str(),
-                c.amount,
-                c.gateway_ref,
-                c.attempt.idempotency_key,
-                c.attempt.tries,
-                c.attempt.next_at.as_ref().map(time_text),
-                c.attempt.last_error,
-                time_text(&c.created_at),
-                time_text(&c.updated_at),
-                c.attempt.maybe_processed,
-                c.attempt.claim.as_ref().map(|c| c.token.as_str()),
-                c.attempt.claim.as_ref().map(|c| time_text(&c.until)),
-                c.attempt.unsettled,
-            ],
-        )?;
-        Ok(())
+        c.save(self)
     }
 
     fn charges(&mut self, order: OrderId) -> Result<Vec<Charge>> {
-        self.all(CHARGES, [order], charge_row)
+        self.all(CHARGE_SQL.of_order, [order], Charge::from_row)
     }
 
     fn save_review(&mut self, r: &Review) -> Result<()> {
@@ -657,37 +693,28 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn payments_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Payment>> {
-        let (pending, refund) = (PaymentStatus::Pending.as_str(), PaymentStatus::RefundPending.as_str());
-        self.all(PAYMENTS_AWAITING, params![pending, refund, time_text(&now), limit(n)], payment_row)
+        self.calls_awaiting(now, n)
     }
 
     fn charges_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Charge>> {
-        let (pending, refund) = (ChargeStatus::Pending.as_str(), ChargeStatus::RefundPending.as_str());
-        self.all(CHARGES_AWAITING, params![pending, refund, time_text(&now), limit(n)], charge_row)
+        self.calls_awaiting(now, n)
     }
 
     fn payments_needing_attention(&mut self, n: usize) -> Result<Vec<Payment>> {
-        self.all(PAYMENTS_IN, params![PaymentStatus::NeedsAttention.as_str(), limit(n)], payment_row)
+        self.calls_needing_attention(n)
     }
 
     fn charges_needing_attention(&mut self, n: usize) -> Result<Vec<Charge>> {
-        self.all(CHARGES_IN, params![ChargeStatus::NeedsAttention.as_str(), limit(n)], charge_row)
+        self.calls_needing_attention(n)
     }
 
     fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus> {
         let now_text = time_text(&now);
-        let waiting = |table: &'static str| {
-            move |row: &Row| -> Result<(usize, Option<DateTime<Utc>>)> {
-                Ok((int_at(row, 0, table, "count(*)")?, opt_time_at(row, 1, table, "next_at")?))
-            }
-        };
-        let (pending, refund) = (PaymentStatus::Pending.as_str(), PaymentStatus::RefundPending.as_str());
-        let payments = self.one(PAYMENTS_WAITING, params![pending, refund, now_text], waiting("payments"))?;
-        let (pending, refund) = (ChargeStatus::Pending.as_str(), ChargeStatus::RefundPending.as_str());
-        let charges = self.one(CHARGES_WAITING, params![pending, refund, now_text], waiting("charges"))?;
-        let messages =
-            self.one(MESSAGES_WAITING, params![DeliveryState::Pending.as_str()], waiting("message_deliveries"))?;
-        let [payments, charges, messages] = [payments, charges, messages].map(Option::unwrap_or_default);
+        let payments = self.calls_waiting::<Payment>(&now_text)?;
+        let charges = self.calls_waiting::<Charge>(&now_text)?;
+        let pending = DeliveryState::Pending.as_str();
+        let messages = self.one(MESSAGES_WAITING, [pending], |row| waiting_row(row, "message_deliveries"))?;
+        let messages = messages.unwrap_or_default();
         Ok(QueueStatus {
             payments: payments.0,
             charges: charges.0,

@@ -2,6 +2,7 @@ use std::cell::Cell;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::DateTime;
+use ezdelivery_testkit::files::folder;
 use rusqlite::types::Null;
 
 use super::repo::{self, INBOX};
@@ -28,13 +29,7 @@ fn save_store(s: &mut SqliteStorage, id: i64) {
 }
 
 fn stores(s: &mut SqliteStorage) -> Vec<Store> {
-    let mut out = Vec::new();
-    s.read(&mut |r| {
-        out = r.stores()?;
-        Ok(())
-    })
-    .expect("read");
-    out
+    contract_tests::through(|w| s.read(w), |r| r.stores()).expect("read")
 }
 
 fn storage_message(result: Result<impl std::fmt::Debug>) -> String {
@@ -150,7 +145,7 @@ fn a_file_that_is_not_a_database_is_refused_as_invalid() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("notes.txt");
     std::fs::write(&path, "this is not a database, but it is long enough to have a header").expect("written");
-    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
+    let message = refused_untouched(&path);
     assert!(message.contains("notes.txt"), "{message}");
 }
 
@@ -375,12 +370,8 @@ fn hot_queries_use_indexes() {
         ("rider by name", repo::RIDER_BY_NAME, &["riders USING COVERING INDEX riders_name"]),
         ("least busy rider", repo::LEAST_BUSY_RIDER, &["deliveries_rider_status"]),
         ("store inbox", repo::STORE_INBOX, &["orders USING COVERING INDEX orders_store_status"]),
-        ("latest payment", repo::LATEST_PAYMENT, &["payments USING INDEX payments_order"]),
-        ("payments awaiting", repo::PAYMENTS_AWAITING, &["payments USING INDEX payments_due"]),
         ("ticket", repo::TICKET, &["kitchen_tickets USING INTEGER PRIMARY KEY"]),
         ("delivery", repo::DELIVERY, &["deliveries USING INTEGER PRIMARY KEY"]),
-        ("charges of an order", repo::CHARGES, &["charges USING INDEX charges_order"]),
-        ("charges awaiting", repo::CHARGES_AWAITING, &["charges USING INDEX charges_due"]),
         ("events", repo::EVENTS, &["events USING INTEGER PRIMARY KEY"]),
         ("events by order", repo::EVENTS_OF_ORDER, &["events USING INDEX events_order"]),
         ("checkpoint", repo::CHECKPOINT, &["checkpoints USING INDEX sqlite_autoindex_checkpoints_1"]),
@@ -397,16 +388,28 @@ fn hot_queries_use_indexes() {
             &["d USING INDEX message_deliveries_due", "m USING INDEX sqlite_autoindex_messages_1"],
         ),
     ];
-    for (what, sql, uses) in cases {
+    let check = |what: &str, sql: &str, uses: &[&str]| {
         let steps = plan(&conn, sql);
         for step in &steps {
             // The least busy rider has to look at every rider; nothing else scans.
-            let allowed = *what == "least busy rider" && step == "SCAN r";
+            let allowed = what == "least busy rider" && step == "SCAN r";
             assert!(!step.starts_with("SCAN") || allowed, "{what} scans: {steps:?}");
         }
-        for index in *uses {
+        for index in uses {
             assert!(steps.iter().any(|step| step.contains(index)), "{what} does not use {index}: {steps:?}");
         }
+    };
+    for (what, sql, uses) in cases {
+        check(what, sql, uses);
+    }
+    for calls in [repo::PAYMENT_SQL, repo::CHARGE_SQL] {
+        let t = calls.table;
+        let (order, due) = (format!("{t} USING INDEX {t}_order"), format!("{t} USING INDEX {t}_due"));
+        check(&format!("{t} by id"), calls.by_id, &[&format!("{t} USING INTEGER PRIMARY KEY")]);
+        check(&format!("the latest of {t}"), calls.latest, &[&order]);
+        check(&format!("{t} of an order"), calls.of_order, &[&order]);
+        check(&format!("{t} awaiting"), calls.awaiting, &[&due]);
+        check(&format!("{t} in a status"), calls.in_status, &[&due]);
     }
     for sql in
         [repo::NEXT_STORE, repo::NEXT_MENU, repo::NEXT_RIDER, repo::NEXT_ORDER, repo::NEXT_PAYMENT, repo::NEXT_CHARGE]
@@ -465,15 +468,8 @@ fn cached_views_follow_writes_of_other_connections() {
     };
     let view = OrderView::start(1, at, &placed).expect("a view");
     a.write(&mut |r| r.save_view(&view)).expect("saved by a");
-    let read = |s: &mut SqliteStorage| {
-        let mut out = None;
-        s.read(&mut |r| {
-            out = r.view(1)?;
-            Ok(())
-        })
-        .expect("read");
-        out.expect("a view")
-    };
+    let read =
+        |s: &mut SqliteStorage| contract_tests::through(|w| s.read(w), |r| r.view(1)).expect("read").expect("a view");
     assert_eq!(read(&mut a), view);
     let changed = OrderView { address: "서울".into(), ..view.clone() };
     b.write(&mut |r| r.save_view(&changed)).expect("saved by b");
@@ -499,15 +495,14 @@ fn invalid_message(result: Result<impl std::fmt::Debug>) -> String {
     }
 }
 
-/// Every file in `dir` with its bytes: a refused open must leave this as it was.
-fn folder(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
-        .expect("listed")
-        .map(|e| {
-            let e = e.expect("an entry");
-            (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).expect("read"))
-        })
-        .collect()
+/// Opens `path` expecting a refusal, and checks that it left the folder of
+/// `path` as it was (not a byte changed, no file beside it); the message.
+fn refused_untouched(path: &Path) -> String {
+    let dir = path.parent().expect("a folder");
+    let before = folder(dir);
+    let message = invalid_message(SqliteStorage::open_with(path, Synchronous::Full));
+    assert_eq!(folder(dir), before, "{}: not a byte changed, no file left beside it", path.display());
+    message
 }
 
 /// A database of another program: tables `foo` and `bar`, in `journal_mode`.
@@ -527,7 +522,7 @@ fn a_foreign_database_is_refused_untouched_in_either_journal_mode() {
         foreign_database(&path, mode, 0);
         let before = folder(dir.path());
         assert_eq!(before.len(), 1, "{mode}: only the database file: {:?}", before.keys());
-        let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
+        let message = refused_untouched(&path);
         assert!(message.contains("is not an ezdelivery database"), "{message}");
         assert!(message.contains("tables bar, foo"), "{message}");
         assert!(message.contains("--db"), "says what to do: {message}");
@@ -552,13 +547,11 @@ fn a_newer_database_is_refused_untouched_and_keeps_its_journal_mode() {
         c.pragma_update(None, "user_version", 999).expect("set");
         let _mode: String = c.query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0)).expect("delete mode");
     }
-    let before = folder(dir.path());
-    assert_eq!(before.len(), 1, "{:?}", before.keys());
-    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
+    assert_eq!(folder(dir.path()).len(), 1, "a rollback-journal database: no -wal beside it");
+    let message = refused_untouched(&path);
     assert!(message.contains("written by a newer ezdelivery (schema version 999"), "{message}");
     assert!(message.contains(&format!("this one knows up to {}", schema::latest())), "{message}");
     assert!(message.contains("upgrade ezdelivery"), "{message}");
-    assert_eq!(folder(dir.path()), before, "not a byte changed; still a rollback-journal database");
 }
 
 #[test]
@@ -566,10 +559,8 @@ fn another_programs_database_with_a_high_version_is_not_called_newer() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("app.db");
     foreign_database(&path, "delete", 999);
-    let before = folder(dir.path());
-    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
+    let message = refused_untouched(&path);
     assert!(message.contains("is not an ezdelivery database (it has tables bar, foo)"), "{message}");
-    assert_eq!(folder(dir.path()), before);
 }
 
 #[test]
@@ -580,7 +571,7 @@ fn a_database_with_foreign_tables_beside_ours_is_refused() {
         let s = SqliteStorage::open_with(&path, Synchronous::Full).expect("opened");
         s.connection().execute_batch("CREATE TABLE notes (text)").expect("created");
     }
-    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
+    let message = refused_untouched(&path);
     assert!(message.contains("(it has table notes)"), "only the foreign one is named: {message}");
 }
 
@@ -589,10 +580,8 @@ fn our_tables_without_a_schema_version_are_not_ours() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("copy.db");
     Connection::open(&path).expect("opened").execute_batch(MIGRATIONS[0]).expect("created");
-    let before = folder(dir.path());
-    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
+    let message = refused_untouched(&path);
     assert!(message.contains("is not an ezdelivery database"), "{message}");
-    assert_eq!(folder(dir.path()), before);
 }
 
 #[test]
@@ -684,7 +673,7 @@ fn a_negative_schema_version_is_refused() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let path = dir.path().join("odd.db");
     Connection::open(&path).expect("opened").pragma_update(None, "user_version", -1).expect("set");
-    let message = invalid_message(SqliteStorage::open_with(&path, Synchronous::Full));
+    let message = refused_untouched(&path);
     assert!(message.contains("unknown schema version -1"), "{message}");
 }
 

@@ -1,0 +1,94 @@
+//! What a storage adapter needs to know of the two records that carry a
+//! gateway call, payments and delivery charges, so that each adapter stores,
+//! indexes and queries both with one piece of code: the same bookkeeping
+//! written twice drifts apart when only one copy is fixed.
+
+use crate::domain::attempt::Attempt;
+use crate::domain::{Charge, ChargeStatus, OrderId, Payment, PaymentStatus};
+
+/// A payment or a delivery charge, as the storage queries see it: an id, the
+/// order it belongs to, a status and the [`Attempt`] of its gateway call.
+pub(crate) trait CallRecord: Clone {
+    /// Its status type ([`PaymentStatus`] or [`ChargeStatus`]).
+    type Status: Copy + PartialEq + 'static;
+
+    /// The statuses that wait for the gateway (`pending`, `refund_pending`):
+    /// the relay's queue. A test holds this to the domain's `awaits_gateway`.
+    const WAITING: [Self::Status; 2];
+    /// The status of a call a person must look at (`needs_attention`).
+    const ATTENTION: Self::Status;
+
+    /// Its id; payments and charges are numbered apart.
+    fn id(&self) -> i64;
+    /// The order it belongs to.
+    fn order_id(&self) -> OrderId;
+    /// Its status.
+    fn status(&self) -> Self::Status;
+    /// Its gateway call.
+    fn attempt(&self) -> &Attempt;
+    /// The stable name of a status, as stored.
+    fn status_text(status: Self::Status) -> &'static str;
+
+    /// Whether it is in the relay's queue (due or not).
+    fn waits(&self) -> bool {
+        Self::WAITING.contains(&self.status())
+    }
+
+    /// Whether a person must look at it.
+    fn needs_attention(&self) -> bool {
+        self.status() == Self::ATTENTION
+    }
+}
+
+/// Implements [`CallRecord`] for a record whose fields are named alike
+/// (`id`, `order_id`, `status`, `attempt`) and whose status has the same
+/// four variants it needs.
+macro_rules! call_record {
+    ($record:ident, $status:ident) => {
+        impl CallRecord for $record {
+            type Status = $status;
+            const WAITING: [$status; 2] = [$status::Pending, $status::RefundPending];
+            const ATTENTION: $status = $status::NeedsAttention;
+
+            fn id(&self) -> i64 {
+                self.id
+            }
+            fn order_id(&self) -> OrderId {
+                self.order_id
+            }
+            fn status(&self) -> $status {
+                self.status
+            }
+            fn attempt(&self) -> &Attempt {
+                &self.attempt
+            }
+            fn status_text(status: $status) -> &'static str {
+                status.as_str()
+            }
+        }
+    };
+}
+
+call_record!(Payment, PaymentStatus);
+call_record!(Charge, ChargeStatus);
+
+#[cfg(test)]
+mod tests {
+    use chrono::DateTime;
+
+    use super::*;
+
+    /// The queue the adapters keep is the one the domain means.
+    #[test]
+    fn waiting_is_the_domains_awaits_gateway() {
+        let now = DateTime::from_timestamp(0, 0).expect("a time");
+        for &status in PaymentStatus::ALL {
+            let p = Payment { status, ..Payment::request(1, 1, 1_000, None, "k".into(), now) };
+            assert_eq!(p.waits(), p.awaits_gateway(), "{status}");
+        }
+        for &status in ChargeStatus::ALL {
+            let c = Charge { status, ..Charge::request(1, 1, 1, 1_000, "k".into(), now) };
+            assert_eq!(c.waits(), c.awaits_gateway(), "{status}");
+        }
+    }
+}
