@@ -110,7 +110,7 @@ impl Engine {
         let now = self.clock.now().trunc_subsecs(6);
         let lease_until = crate::domain::time::after_ms(now, u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX));
         let locale = self.locale;
-        let channels: Vec<&str> = self.notifiers.iter().map(|n| n.channel()).collect();
+        let channels: Vec<&str> = self.notifiers.iter().map(|n| n.channel().as_str()).collect();
         let ids = &mut self.event_ids;
         // This engine delivers what its commands queue right after their
         // commit: it claims those messages in the same transaction, so that
@@ -284,8 +284,8 @@ impl Work<'_> {
                 let message = Message {
                     id: format!("{event_id}:{}", audience.as_str()),
                     order_id,
-                    event: event.type_name().to_string(),
-                    status: view.status.as_str().to_string(),
+                    event: crate::ports::EventType::of(&event),
+                    status: view.status,
                     recipient,
                     text,
                     at: self.now,

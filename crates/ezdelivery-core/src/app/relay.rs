@@ -5,12 +5,11 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crate::app::breakers::PAYMENT;
 use crate::app::engine::{Engine, MESSAGE_LEASE_MS};
 use crate::app::saga::{Call, Leg, Settled};
 use crate::domain::breaker::Permit;
 use crate::domain::time::after_ms;
-use crate::domain::{Breaker, BreakerState};
+use crate::domain::{Breaker, BreakerName, BreakerState, ChannelName};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::QueueStatus;
 use crate::ports::Message;
@@ -109,9 +108,9 @@ impl Engine {
     fn relay_leg<L: Leg>(&mut self, leg: &L, report: &mut RelayReport) -> Result<()> {
         let Some(call) = leg.call() else { return Ok(()) };
         let (settled, back) = self.settle_leg::<L>(leg.order_id(), leg.id(), call)?;
-        report.count(L::BREAKER, call, &settled);
+        report.count(&L::BREAKER, call, &settled);
         if let Some(back) = back {
-            report.count(L::BREAKER, Call::GiveBack, &back);
+            report.count(&L::BREAKER, Call::GiveBack, &back);
         }
         Ok(())
     }
@@ -227,9 +226,14 @@ impl Engine {
                 continue;
             }
             let channel = queued.delivery.channel.clone();
+            let Ok(name) = ChannelName::new(&channel).map(BreakerName::Channel) else {
+                // queued for a channel named like a gateway (refused since): no notifier, and not the gateway's breaker
+                outcomes.push((queued.delivery, Some(Err(unconfigured(&channel)))));
+                continue;
+            };
             let gate = gates.entry(channel.clone()).or_insert_with(|| {
-                let before = stored.iter().find(|b| b.name == channel).cloned();
-                let current = before.clone().unwrap_or_else(|| Breaker::closed(&channel, now));
+                let before = stored.iter().find(|b| b.name == name).cloned();
+                let current = before.clone().unwrap_or_else(|| Breaker::closed(name, now));
                 let (breaker, permit) = current.permit(&settings, now);
                 Gate { before, breaker, open: matches!(permit, Permit::Refuse { .. }), trial: permit == Permit::Trial }
             });
@@ -239,9 +243,9 @@ impl Engine {
                 continue;
             }
             let started = Instant::now();
-            let sent = match self.notifiers.iter().find(|n| n.channel() == channel) {
+            let sent = match self.notifiers.iter().find(|n| n.channel().as_str() == channel) {
                 Some(n) => n.send(&fitted(&queued.message, n.max_chars())),
-                None => Err(format!("no notifier `{channel}` is configured")),
+                None => Err(unconfigured(&channel)),
             };
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
             tracing::debug!(channel = %channel, message_id = %queued.message.id, ok = sent.is_ok(),
@@ -304,6 +308,11 @@ impl Engine {
     }
 }
 
+/// Why a message queued for `channel` cannot be sent: no notifier has that name.
+fn unconfigured(channel: &str) -> String {
+    format!("no notifier `{channel}` is configured")
+}
+
 /// `message` with its text fitted to a channel that takes at most
 /// `max_chars` characters ([`crate::domain::fit`]); the outbox keeps the whole
 /// text.
@@ -316,8 +325,8 @@ fn fitted(message: &Message, max_chars: Option<usize>) -> Cow<'_, Message> {
 
 impl RelayReport {
     /// Counts what one gateway call of breaker `gateway` came to.
-    fn count(&mut self, gateway: &str, call: Call, settled: &Settled) {
-        let payment = gateway == PAYMENT;
+    fn count(&mut self, gateway: &BreakerName, call: Call, settled: &Settled) {
+        let payment = *gateway == BreakerName::Payment;
         match (settled, call) {
             (Settled::Done | Settled::Established, Call::Take) if payment => self.payments_approved += 1,
             (Settled::Done | Settled::Established, Call::Take) => self.charges_paid += 1,
