@@ -10,20 +10,22 @@ use std::sync::{Arc, Mutex};
 
 use ezdelivery_core::adapters::memory::MemoryStorage;
 use ezdelivery_core::app::messages::{won, Locale};
+use ezdelivery_core::domain::ChannelName;
 use ezdelivery_core::ports::{Message, Notifier};
 use ezdelivery_core::{Engine, ItemPick, NewOrder, OrderView, Result};
 
 /// Our notifier: a "phone" per recipient that keeps what it was sent. A
 /// real adapter would call an SMS or chat API here, and return `Err` when
 /// that API is down; the engine then keeps the message and retries it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Phones {
+    channel: ChannelName,
     received: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Notifier for Phones {
-    fn channel(&self) -> &str {
-        "phones"
+    fn channel(&self) -> &ChannelName {
+        &self.channel
     }
 
     fn send(&self, message: &Message) -> Result<(), String> {
@@ -35,7 +37,7 @@ impl Notifier for Phones {
 }
 
 fn main() -> Result<()> {
-    let phones = Phones::default();
+    let phones = Phones { channel: ChannelName::new("phones")?, received: Arc::default() };
     let engine = Engine::builder(MemoryStorage::new()).notifier(phones.clone()).locale(Locale::En).build();
 
     println!("Setting up a store, its menu and a rider");

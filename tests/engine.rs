@@ -5,11 +5,13 @@ use std::sync::{Arc, Mutex};
 
 use ezdelivery_core::adapters::memory::MemoryStorage;
 use ezdelivery_core::app::retry::RetryPolicy;
-use ezdelivery_core::domain::{BreakerState, ChargeStatus, DeliveryStatus, KitchenStatus, OrderStatus, PaymentStatus};
+use ezdelivery_core::domain::{
+    BreakerState, ChannelName, ChargeStatus, DeliveryStatus, KitchenStatus, OrderStatus, PaymentStatus,
+};
 use ezdelivery_core::ports::{
     ChargeGateway, ChargeRequest, GatewayOutcome, Message, Notifier, PaymentGateway, PaymentRequest, RefundRequest,
 };
-use ezdelivery_core::{Engine, Error, ItemPick, NewOrder};
+use ezdelivery_core::{Engine, Error, ErrorKind, ItemPick, NewOrder};
 
 /// What a scripted gateway answers next, and every call it received.
 #[derive(Clone, Default)]
@@ -55,11 +57,16 @@ impl ChargeGateway for Charge {
     }
 }
 
-#[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<Message>>>, Arc<Mutex<bool>>);
+#[derive(Clone)]
+struct Inbox(Arc<Mutex<Vec<Message>>>, Arc<Mutex<bool>>, ChannelName);
+impl Default for Inbox {
+    fn default() -> Self {
+        Inbox(Arc::default(), Arc::default(), ChannelName::new("test").unwrap())
+    }
+}
 impl Notifier for Inbox {
-    fn channel(&self) -> &str {
-        "test"
+    fn channel(&self) -> &ChannelName {
+        &self.2
     }
     fn send(&self, m: &Message) -> Result<(), String> {
         if *self.1.lock().unwrap() {
@@ -169,7 +176,7 @@ fn unpaid_orders_are_not_established() {
     let id = w.engine.place_order(NewOrder::new(w.store, "kim", &items())).unwrap().order_id;
     assert!(w.engine.store_inbox(w.store).unwrap().is_empty());
     let err = w.engine.start_cooking(id).unwrap_err();
-    assert_eq!(err.kind(), "invalid_state", "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidState, "{err}");
     assert!(w.engine.pay(id, None).is_ok());
     assert!(matches!(w.engine.pay(id, None), Err(Error::Refused(_))), "paying twice is refused");
     assert_eq!(w.pay.calls().len(), 1);
@@ -196,11 +203,11 @@ fn payment_outage_queues_and_relay_charges_once_with_the_same_key() {
     let w = world(&["lee"]);
     w.pay.set_down(true);
     let err = w.engine.place_order(NewOrder::new(w.store, "kim", &items()).pay_now(None)).unwrap_err();
-    assert_eq!(err.kind(), "unavailable", "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     let v = w.engine.customer_orders("kim").unwrap().remove(0);
     assert_eq!((v.status, v.payment.as_ref().unwrap().status), (OrderStatus::PendingPayment, PaymentStatus::Pending));
     // `pay` while still down retries the same attempt.
-    assert_eq!(w.engine.pay(v.order_id, None).unwrap_err().kind(), "unavailable");
+    assert_eq!(w.engine.pay(v.order_id, None).unwrap_err().kind(), ErrorKind::Unavailable);
     w.pay.set_down(false);
     let report = w.engine.relay().unwrap();
     // The retry may not be due yet (back-off); paying by hand reuses the same attempt.
@@ -259,8 +266,8 @@ fn without_riders_the_delivery_waits_and_naming_one_moves_the_charge() {
     let d = v.delivery.unwrap();
     assert_eq!((d.rider, d.charge), (None, None));
     w.engine.finish_cooking(id).unwrap();
-    assert_eq!(w.engine.start_delivery(id, None).unwrap_err().kind(), "invalid_state");
-    assert_eq!(w.engine.start_delivery(id, Some("ghost")).unwrap_err().kind(), "not_found");
+    assert_eq!(w.engine.start_delivery(id, None).unwrap_err().kind(), ErrorKind::InvalidState);
+    assert_eq!(w.engine.start_delivery(id, Some("ghost")).unwrap_err().kind(), ErrorKind::NotFound);
     w.engine.add_rider("lee").unwrap();
     w.engine.add_rider("choi").unwrap();
     let v = w.engine.start_delivery(id, Some("lee")).unwrap();
@@ -289,7 +296,7 @@ fn departure_waits_for_an_unpaid_charge_and_relay_pays_it() {
     let v = w.engine.start_cooking(id).unwrap();
     assert_eq!(v.delivery.unwrap().charge.unwrap().status, ChargeStatus::Pending);
     w.engine.finish_cooking(id).unwrap();
-    assert_eq!(w.engine.start_delivery(id, None).unwrap_err().kind(), "unavailable");
+    assert_eq!(w.engine.start_delivery(id, None).unwrap_err().kind(), ErrorKind::Unavailable);
     assert_eq!(w.engine.status(id).unwrap().status, OrderStatus::Cooked);
     w.charge.set_down(false);
     assert_eq!(w.engine.start_delivery(id, None).unwrap().status, OrderStatus::Delivering);
@@ -328,12 +335,12 @@ fn a_failing_notifier_never_fails_a_command_and_relay_delivers_later() {
     *w.inbox.1.lock().unwrap() = false;
     assert_eq!(w.engine.revive_dead_messages().unwrap(), dead.len());
     // Five consecutive failures opened the channel's breaker: it is skipped, not called.
-    let breaker = w.engine.breakers().unwrap().into_iter().find(|b| b.name == "test").unwrap();
+    let breaker = w.engine.breakers().unwrap().into_iter().find(|b| b.name.as_str() == "test").unwrap();
     assert_eq!(breaker.state, BreakerState::Open);
     let report = w.engine.relay().unwrap();
     assert_eq!(report.messages_delivered, 0);
     assert!(report.messages_skipped >= dead.len(), "{report:?}");
-    assert_eq!(w.engine.reset_breaker("test").unwrap().state, BreakerState::Closed);
+    assert_eq!(w.engine.reset_breaker(&w.engine.breaker_name("test").unwrap()).unwrap().state, BreakerState::Closed);
     assert_eq!(w.engine.relay().unwrap().messages_delivered, report.messages_skipped);
     assert!(w.engine.dead_messages().unwrap().is_empty());
 }
@@ -404,7 +411,9 @@ fn a_charge_paid_after_its_order_was_cancelled_is_taken_back() {
     assert!(calls.iter().any(|c| c.starts_with("refund ")), "{calls:?}");
     // Nobody is told the cancelled order was paid.
     let sent = w.inbox.0.lock().unwrap().clone();
-    assert!(!sent.iter().any(|m| m.order_id == id && m.event == "PaymentApproved" && m.status == "cancelled"));
+    assert!(!sent
+        .iter()
+        .any(|m| m.order_id == id && m.event.as_str() == "PaymentApproved" && m.status == OrderStatus::Cancelled));
 }
 
 #[test]

@@ -1077,7 +1077,7 @@ impl Harness {
         let actual = Outcome::of(result);
         let error = result.as_ref().err().map(|e| format!(": {e}")).unwrap_or_default();
         if let Err(e) = result {
-            ensure!(self, e.kind() == actual.kind(), "{what}: `{e}` is of kind {}", e.kind());
+            ensure!(self, e.kind().as_str() == actual.kind(), "{what}: `{e}` is of kind {}", e.kind());
         }
         self.trace.push(format!("{what} -> {actual:?} (exit {}){error}", actual.exit_code()));
         ensure!(

@@ -156,7 +156,10 @@ pub fn events(
 /// `breaker [status]` or `breaker reset NAME`
 pub fn breaker(engine: &Engine, action: Option<&BreakerCommand>) -> Result<Output> {
     Ok(match action {
-        Some(BreakerCommand::Reset { name }) => render::breaker_reset(&engine.reset_breaker(name)?),
+        Some(BreakerCommand::Reset { name }) => {
+            let name = engine.breaker_name(name)?;
+            render::breaker_reset(&engine.reset_breaker(&name)?)
+        }
         Some(BreakerCommand::Status) | None => render::breakers(&engine.breakers()?),
     })
 }

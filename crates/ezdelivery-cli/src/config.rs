@@ -15,8 +15,8 @@ use ezdelivery_core::adapters::webhook::WebhookNotifier;
 use ezdelivery_core::app::engine::DEFAULT_LEASE;
 use ezdelivery_core::app::messages::Locale;
 use ezdelivery_core::app::retry::RetryPolicy;
-use ezdelivery_core::domain::validate::{self, Invalid};
-use ezdelivery_core::domain::BreakerSettings;
+use ezdelivery_core::domain::validate::Invalid;
+use ezdelivery_core::domain::{BreakerSettings, ChannelName};
 use ezdelivery_core::ports::{ChargeGateway, Notifier, PaymentGateway};
 use ezdelivery_core::{Engine, Error, Result};
 use serde::Deserialize;
@@ -276,20 +276,17 @@ impl NotifyConfig {
         }
     }
 
-    /// The channel's name: `name`, or the kind.
-    fn name(&self) -> Result<String> {
+    /// The channel's name: `name`, or the kind. A gateway's breaker name
+    /// (`payment`, `charge`) is refused: a channel has a breaker of its own.
+    fn name(&self) -> Result<ChannelName> {
         let name = match self {
             NotifyConfig::Console { name }
             | NotifyConfig::Jsonl { name, .. }
             | NotifyConfig::Webhook { name, .. }
             | NotifyConfig::Kakao { name, .. } => name.as_deref(),
         };
-        match name {
-            None => Ok(self.kind().to_string()),
-            Some(name) => {
-                validate::name(&format!("[[notify]] kind = \"{}\": name", self.kind()), name).map_err(Error::from)
-            }
-        }
+        let what = format!("[[notify]] kind = \"{}\": name", self.kind());
+        ChannelName::parse(&what, name.unwrap_or(self.kind())).map_err(Error::from)
     }
 }
 
@@ -587,6 +584,14 @@ mod tests {
             "[[notify]]\nkind = \"console\"\nname = \"webhook\"\n[[notify]]\nkind = \"webhook\"\nurl = \"http://h\"\n",
         );
         assert!(error(channels(&clash.unwrap(), &no_env)).contains("\"webhook\""));
+        for gateway in ["payment", "charge"] {
+            let named = parse(&format!("[[notify]]\nkind = \"console\"\nname = \"{gateway}\"\n")).unwrap();
+            let message = error(channels(&named, &no_env));
+            assert!(message.starts_with("[[notify]] kind = \"console\": name"), "{message}");
+            assert!(message.contains(&format!("the {gateway} gateway's circuit breaker")), "{message}");
+        }
+        let near = parse("[[notify]]\nkind = \"console\"\nname = \"payments\"\n").unwrap();
+        assert_eq!(channels(&near, &no_env).unwrap(), ["payments"]);
         let empty = parse("[[notify]]\nkind = \"console\"\nname = \" \"\n").unwrap();
         assert!(error(channels(&empty, &no_env)).contains("name must not be empty"));
 

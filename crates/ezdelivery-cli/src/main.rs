@@ -165,7 +165,7 @@ fn usage_error(e: clap::Error) -> ExitCode {
     };
     if json {
         let message = message.trim().trim_start_matches("error: ");
-        eprintln!("{}", json!({ "error": { "kind": "invalid_input", "message": message } }));
+        eprintln!("{}", json!({ "error": { "kind": ezdelivery_core::ErrorKind::InvalidInput, "message": message } }));
     } else {
         eprintln!("{}", message.trim_end());
     }

@@ -606,7 +606,7 @@ pub fn breakers(breakers: &[BreakerStatus]) -> Output {
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
     for b in breakers {
         t.add_row(vec![
-            Cell::new(&b.name),
+            Cell::new(b.name.as_str()),
             style::status_cell(b.state.as_str()),
             right(b.failures),
             Cell::new(time(b.opened_at)),

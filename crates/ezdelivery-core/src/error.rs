@@ -4,7 +4,7 @@
 //! one place: `ezdelivery-cli`'s `errors.rs`).
 
 use crate::domain::validate::Invalid;
-use crate::domain::{DomainError, OrderId, Refusal};
+use crate::domain::{status_strings, DomainError, OrderId, Refusal};
 
 /// Everything that can go wrong, by what the caller should do about it.
 ///
@@ -77,17 +77,16 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable machine-readable kind: `invalid_input`, `not_found`,
-    /// `invalid_state`, `declined`, `unavailable`, `money_moved`, `internal`.
-    pub fn kind(&self) -> &'static str {
+    /// The stable machine-readable kind ([`ErrorKind`]).
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Invalid(_) => "invalid_input",
-            Error::NotFound { .. } => "not_found",
-            Error::Refused(_) => "invalid_state",
-            Error::Declined { .. } => "declined",
-            Error::Unavailable { .. } => "unavailable",
-            Error::MoneyMoved { .. } => "money_moved",
-            Error::Storage(_) | Error::Internal(_) => "internal",
+            Error::Invalid(_) => ErrorKind::InvalidInput,
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Refused(_) => ErrorKind::InvalidState,
+            Error::Declined { .. } => ErrorKind::Declined,
+            Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::MoneyMoved { .. } => ErrorKind::MoneyMoved,
+            Error::Storage(_) | Error::Internal(_) => ErrorKind::Internal,
         }
     }
 
@@ -113,6 +112,36 @@ impl Error {
         Error::NotFound { what, id: crate::domain::validate::shown(&id.to_string()), store: None }
     }
 }
+
+/// The stable machine-readable kind of an [`Error`], as `--json` prints it
+/// (`"kind": "not_found"`): what the caller should do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// `invalid_input`: a value is wrong whatever the state.
+    InvalidInput,
+    /// `not_found`: no such record.
+    NotFound,
+    /// `invalid_state`: the state machine refuses the move.
+    InvalidState,
+    /// `declined`: the payment gateway declined the payment.
+    Declined,
+    /// `unavailable`: a gateway is down; the work is kept and queued.
+    Unavailable,
+    /// `money_moved`: the money is taken but the command failed.
+    MoneyMoved,
+    /// `internal`: the storage failed, or something that should not happen.
+    Internal,
+}
+
+status_strings!(ErrorKind {
+    InvalidInput => "invalid_input",
+    NotFound => "not_found",
+    InvalidState => "invalid_state",
+    Declined => "declined",
+    Unavailable => "unavailable",
+    MoneyMoved => "money_moved",
+    Internal => "internal",
+});
 
 /// What failed in the storage ([`Error::Storage`]): a message, and the
 /// error of the layer below (SQLite's, the file system's) when there is one.

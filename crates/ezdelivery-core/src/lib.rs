@@ -162,32 +162,33 @@
 //! use std::sync::{Arc, Mutex};
 //!
 //! use ezdelivery_core::adapters::memory::MemoryStorage;
+//! use ezdelivery_core::domain::ChannelName;
 //! use ezdelivery_core::ports::{Message, Notifier};
 //! use ezdelivery_core::{Engine, ItemPick, NewOrder};
 //!
 //! /// Keeps every message in a shared list (a real one would call an API).
-//! #[derive(Clone, Default)]
-//! struct Inbox(Arc<Mutex<Vec<String>>>);
+//! #[derive(Clone)]
+//! struct Inbox(ChannelName, Arc<Mutex<Vec<String>>>);
 //!
 //! impl Notifier for Inbox {
-//!     fn channel(&self) -> &str {
-//!         "inbox"
+//!     fn channel(&self) -> &ChannelName {
+//!         &self.0
 //!     }
 //!
 //!     fn send(&self, message: &Message) -> Result<(), String> {
-//!         let mut list = self.0.lock().map_err(|_| "the inbox is poisoned".to_string())?;
+//!         let mut list = self.1.lock().map_err(|_| "the inbox is poisoned".to_string())?;
 //!         list.push(format!("{} → {}: {}", message.event, message.recipient, message.text));
 //!         Ok(())
 //!     }
 //! }
 //!
-//! let inbox = Inbox::default();
+//! let inbox = Inbox(ChannelName::new("inbox").unwrap(), Arc::default());
 //! let engine = Engine::builder(MemoryStorage::new()).notifier(inbox.clone()).build();
 //! let store = engine.add_store("BBQ", Some("park"), None).unwrap();
 //! engine.add_menu(store.id, "후라이드", 18_000).unwrap();
 //! engine.place_order(NewOrder::new(store.id, "kim", &[ItemPick::new("후라이드", 1)]).pay_now(None)).unwrap();
 //!
-//! let seen = inbox.0.lock().unwrap();
+//! let seen = inbox.1.lock().unwrap();
 //! assert!(seen.iter().any(|m| m.starts_with("PaymentApproved → kim")));
 //! assert!(seen.iter().any(|m| m.starts_with("PaymentApproved → park")), "the owner hears of a paid order");
 //! ```
@@ -259,4 +260,4 @@ mod wiring;
 
 pub use app::engine::{Engine, EngineBuilder, ItemPick, NewOrder, PayNow};
 pub use domain::view::OrderView;
-pub use error::{Error, Kept, Record, Result, StorageError};
+pub use error::{Error, ErrorKind, Kept, Record, Result, StorageError};

@@ -5,11 +5,12 @@
 use std::io::Write;
 use std::sync::Mutex;
 
+use crate::domain::ChannelName;
 use crate::ports::{Message, Notifier};
 
 /// Prints messages to a writer (standard error by default).
 pub struct ConsoleNotifier {
-    channel: String,
+    channel: ChannelName,
     out: Mutex<Box<dyn Write + Send>>,
 }
 
@@ -22,18 +23,18 @@ impl ConsoleNotifier {
     /// Prints to `out`; a sink such as `std::io::sink()` silences it while
     /// still marking messages delivered (for `-q`).
     pub fn to(out: Box<dyn Write + Send>) -> ConsoleNotifier {
-        ConsoleNotifier { channel: "console".into(), out: Mutex::new(out) }
+        ConsoleNotifier { channel: ChannelName::known("console"), out: Mutex::new(out) }
     }
 
     /// Names the channel `name` instead of `console`.
-    pub fn named(mut self, name: impl Into<String>) -> ConsoleNotifier {
-        self.channel = name.into();
+    pub fn named(mut self, name: ChannelName) -> ConsoleNotifier {
+        self.channel = name;
         self
     }
 }
 
 impl Notifier for ConsoleNotifier {
-    fn channel(&self) -> &str {
+    fn channel(&self) -> &ChannelName {
         &self.channel
     }
 

@@ -20,8 +20,8 @@ use crate::adapters::calls::CallRecord;
 use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Breaker, BreakerState, Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenStatus, KitchenTicket, Menu,
-    Order, OrderItem, OrderStatus, Payment, PaymentStatus, Review, Rider, Store,
+    Breaker, BreakerName, BreakerState, Charge, ChargeStatus, Delivery, DeliveryStatus, Event, KitchenStatus,
+    KitchenTicket, Menu, Order, OrderItem, OrderStatus, Payment, PaymentStatus, Review, Rider, Store,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::{QueueStatus, Repo, Storage, StoredEvent, Table};
@@ -784,8 +784,8 @@ fn message(id: &str, order_id: i64, at: DateTime<Utc>) -> Message {
     Message {
         id: id.into(),
         order_id,
-        event: "PaymentApproved".into(),
-        status: "paid".into(),
+        event: "PaymentApproved".parse().expect("an event type"),
+        status: OrderStatus::Paid,
         recipient: "kim".into(),
         text: format!("주문 #{order_id} 결제가 완료되었습니다 · {id}"),
         at,
@@ -1036,22 +1036,22 @@ fn failed_read_returns_its_error(s: &mut dyn Storage) {
 
 fn breakers(s: &mut dyn Storage) {
     let t0 = DateTime::from_timestamp(1_700_000_000, 123_456_000).expect("a time");
-    assert_eq!(read(s, |r| r.breaker("payment")), None);
+    assert_eq!(read(s, |r| r.breaker(&BreakerName::Payment)), None);
     assert_eq!(read(s, |r| r.breakers()), vec![]);
     let open = Breaker {
-        name: "payment".into(),
+        name: BreakerName::Payment,
         state: BreakerState::Open,
         failures: 5,
         opened_at: Some(t0),
         updated_at: t0 + Duration::seconds(1),
     };
-    let webhook = Breaker::closed("webhook", t0);
+    let webhook = Breaker::closed("webhook".parse().expect("a channel"), t0);
     write(s, |r| {
         r.save_breaker(&webhook)?;
         r.save_breaker(&open)
     });
-    assert_eq!(read(s, |r| r.breaker("payment")), Some(open.clone()));
-    let closed = Breaker::closed("payment", t0 + Duration::seconds(2));
+    assert_eq!(read(s, |r| r.breaker(&BreakerName::Payment)), Some(open.clone()));
+    let closed = Breaker::closed(BreakerName::Payment, t0 + Duration::seconds(2));
     write(s, |r| r.save_breaker(&closed));
     assert_eq!(read(s, |r| r.breakers()), vec![closed, webhook], "upserted, by name");
     let fail: Result<()> = s.write(&mut |r| {
@@ -1059,5 +1059,9 @@ fn breakers(s: &mut dyn Storage) {
         Err(Error::Internal("boom".into()))
     });
     assert!(fail.is_err());
-    assert_eq!(read(s, |r| r.breaker("payment")).map(|b| b.state), Some(BreakerState::Closed), "rolled back");
+    assert_eq!(
+        read(s, |r| r.breaker(&BreakerName::Payment)).map(|b| b.state),
+        Some(BreakerState::Closed),
+        "rolled back"
+    );
 }

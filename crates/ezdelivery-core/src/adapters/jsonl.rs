@@ -15,12 +15,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::MessageJson;
+use crate::domain::ChannelName;
 use crate::ports::{Message, Notifier};
 
 /// Appends messages to a JSON-lines file.
 #[derive(Debug)]
 pub struct JsonlNotifier {
-    channel: String,
+    channel: ChannelName,
     path: PathBuf,
     /// Keeps this process's writes in order.
     lock: Mutex<()>,
@@ -30,12 +31,12 @@ impl JsonlNotifier {
     /// Appends to `path`, created (with its parent folder) on the first
     /// message; the channel is named `jsonl`.
     pub fn new(path: impl Into<PathBuf>) -> JsonlNotifier {
-        JsonlNotifier { channel: "jsonl".into(), path: path.into(), lock: Mutex::new(()) }
+        JsonlNotifier { channel: ChannelName::known("jsonl"), path: path.into(), lock: Mutex::new(()) }
     }
 
     /// Names the channel `name` instead (to tell two files apart).
-    pub fn named(mut self, name: impl Into<String>) -> JsonlNotifier {
-        self.channel = name.into();
+    pub fn named(mut self, name: ChannelName) -> JsonlNotifier {
+        self.channel = name;
         self
     }
 
@@ -63,7 +64,7 @@ impl JsonlNotifier {
 }
 
 impl Notifier for JsonlNotifier {
-    fn channel(&self) -> &str {
+    fn channel(&self) -> &ChannelName {
         &self.channel
     }
 
@@ -87,7 +88,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("new/folder/messages.jsonl");
         let notifier = JsonlNotifier::new(&path);
-        assert_eq!(notifier.channel(), "jsonl");
+        assert_eq!(notifier.channel().as_str(), "jsonl");
         let first = sample_message();
         let second = Message { id: "8:owner".into(), recipient: "park".into(), ..sample_message() };
         notifier.send(&first).unwrap();
@@ -119,8 +120,8 @@ mod tests {
     #[test]
     fn an_unwritable_path_is_an_error_and_a_name_is_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let notifier = JsonlNotifier::new(dir.path()).named("audit");
-        assert_eq!(notifier.channel(), "audit");
+        let notifier = JsonlNotifier::new(dir.path()).named(ChannelName::new("audit").unwrap());
+        assert_eq!(notifier.channel().as_str(), "audit");
         let error = notifier.send(&sample_message()).unwrap_err();
         assert!(error.starts_with("cannot append to"), "{error}");
     }

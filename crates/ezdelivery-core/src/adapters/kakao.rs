@@ -18,6 +18,7 @@ use serde_json::json;
 
 use super::http_client::{HttpClient, Secret, UrlUse};
 use crate::domain::fit::fit;
+use crate::domain::ChannelName;
 use crate::error::Result;
 use crate::ports::{Message, Notifier};
 
@@ -32,7 +33,7 @@ const SEND_TO_ME: &str = "/v2/api/talk/memo/default/send";
 
 /// Sends messages to KakaoTalk.
 pub struct KakaoNotifier {
-    channel: String,
+    channel: ChannelName,
     client: HttpClient,
     token: Secret,
 }
@@ -45,15 +46,15 @@ impl KakaoNotifier {
     /// is [`crate::Error::Invalid`] (which never quotes the token).
     pub fn new(base_url: &str, token: impl Into<String>, timeout: Duration) -> Result<KakaoNotifier> {
         Ok(KakaoNotifier {
-            channel: "kakao".into(),
+            channel: ChannelName::known("kakao"),
             client: HttpClient::new("kakao base_url", base_url, UrlUse::Base, timeout)?,
             token: Secret::new("the KakaoTalk token", token.into())?,
         })
     }
 
     /// Names the channel `name` instead (to tell two accounts apart).
-    pub fn named(mut self, name: impl Into<String>) -> KakaoNotifier {
-        self.channel = name.into();
+    pub fn named(mut self, name: ChannelName) -> KakaoNotifier {
+        self.channel = name;
         self
     }
 }
@@ -69,7 +70,7 @@ impl fmt::Debug for KakaoNotifier {
 }
 
 impl Notifier for KakaoNotifier {
-    fn channel(&self) -> &str {
+    fn channel(&self) -> &ChannelName {
         &self.channel
     }
 
@@ -107,7 +108,7 @@ mod tests {
     fn sends_the_template_with_the_bearer_token() {
         let server = ScriptedServer::start(vec![Reply::json(200, r#"{"result_code": 0}"#)]);
         let notifier = KakaoNotifier::new(&format!("{}/", server.url()), TOKEN, LONG).unwrap();
-        assert_eq!(notifier.channel(), "kakao");
+        assert_eq!(notifier.channel().as_str(), "kakao");
         let message = sample_message();
         notifier.send(&message).unwrap();
         let sent = server.finish();
@@ -176,8 +177,10 @@ mod tests {
             Reply::json(401, &format!(r#"{{"msg": "this access token does not exist: {TOKEN}", "code": -401}}"#)),
             Reply::json(200, "").after(Duration::from_millis(1500)),
         ]);
-        let notifier = KakaoNotifier::new(server.url(), TOKEN, Duration::from_millis(200)).unwrap().named("kakao-me");
-        assert_eq!(notifier.channel(), "kakao-me");
+        let notifier = KakaoNotifier::new(server.url(), TOKEN, Duration::from_millis(200))
+            .unwrap()
+            .named(ChannelName::new("kakao-me").unwrap());
+        assert_eq!(notifier.channel().as_str(), "kakao-me");
         let debug = format!("{notifier:?} {notifier:#?}");
         assert!(!debug.contains(TOKEN), "{debug}");
         assert!(debug.contains("[redacted]"), "{debug}");

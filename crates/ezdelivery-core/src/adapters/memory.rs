@@ -1036,8 +1036,8 @@ impl Repo for Tx<'_> {
         })
     }
 
-    fn breaker(&mut self, name: &str) -> Result<Option<Breaker>> {
-        Ok(self.state.breakers.get(name).cloned())
+    fn breaker(&mut self, name: &crate::domain::BreakerName) -> Result<Option<Breaker>> {
+        Ok(self.state.breakers.get(name.as_str()).cloned())
     }
 
     fn breakers(&mut self) -> Result<Vec<Breaker>> {
@@ -1046,8 +1046,8 @@ impl Repo for Tx<'_> {
 
     fn save_breaker(&mut self, breaker: &Breaker) -> Result<()> {
         let (state, journal) = self.writable()?;
-        let old = state.breakers.insert(breaker.name.clone(), breaker.clone());
-        journal.push(Undo::Breaker(breaker.name.clone(), old));
+        let old = state.breakers.insert(breaker.name.to_string(), breaker.clone());
+        journal.push(Undo::Breaker(breaker.name.to_string(), old));
         Ok(())
     }
 
@@ -1264,8 +1264,8 @@ mod tests {
         Message {
             id: id.into(),
             order_id: 1,
-            event: "PaymentApproved".into(),
-            status: "paid".into(),
+            event: "PaymentApproved".parse().expect("an event type"),
+            status: "paid".parse().expect("a status"),
             recipient: "kim".into(),
             text: format!("message {id}"),
             at,
@@ -1483,7 +1483,7 @@ mod tests {
                 r.insert_order(&order(1, 1, OrderStatus::Paid)) // already there
             })
             .unwrap_err();
-        assert_eq!(err.kind(), "internal");
+        assert_eq!(err.kind(), crate::ErrorKind::Internal);
         assert_eq!(s.parts().state, before);
     }
 
@@ -1498,7 +1498,7 @@ mod tests {
         assert_eq!(s.parts().state, before);
         // A read's own error comes back as it is.
         let err = s.read(&mut |_| Err(Error::not_found(crate::Record::Order, 7))).unwrap_err();
-        assert_eq!(err.kind(), "not_found");
+        assert_eq!(err.kind(), crate::ErrorKind::NotFound);
     }
 
     #[test]

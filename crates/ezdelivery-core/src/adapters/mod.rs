@@ -40,8 +40,8 @@ impl<'a> From<&'a Message> for MessageJson<'a> {
         MessageJson {
             id: &m.id,
             order_id: m.order_id,
-            event: &m.event,
-            status: &m.status,
+            event: m.event.as_str(),
+            status: m.status.as_str(),
             recipient: &m.recipient,
             message: &m.text,
             at: &m.at,
@@ -55,8 +55,8 @@ pub(crate) fn sample_message() -> Message {
     Message {
         id: "7:customer".into(),
         order_id: 3,
-        event: "PaymentApproved".into(),
-        status: "paid".into(),
+        event: "PaymentApproved".parse().expect("an event type"),
+        status: crate::domain::OrderStatus::Paid,
         recipient: "kim".into(),
         text: "주문 3번 결제 완료 \"ok\" & more".into(),
         at: Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap(),

@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use super::http_client::{HttpClient, UrlUse};
 use super::MessageJson;
+use crate::domain::ChannelName;
 use crate::error::Result;
 use crate::ports::{Message, Notifier};
 
 /// Posts messages to a URL.
 #[derive(Debug)]
 pub struct WebhookNotifier {
-    channel: String,
+    channel: ChannelName,
     client: HttpClient,
 }
 
@@ -25,20 +26,20 @@ impl WebhookNotifier {
     /// URL or a zero timeout is [`crate::Error::Invalid`].
     pub fn new(url: &str, timeout: Duration) -> Result<WebhookNotifier> {
         Ok(WebhookNotifier {
-            channel: "webhook".into(),
+            channel: ChannelName::known("webhook"),
             client: HttpClient::new("webhook url", url, UrlUse::Exact, timeout)?,
         })
     }
 
     /// Names the channel `name` instead (to tell two webhooks apart).
-    pub fn named(mut self, name: impl Into<String>) -> WebhookNotifier {
-        self.channel = name.into();
+    pub fn named(mut self, name: ChannelName) -> WebhookNotifier {
+        self.channel = name;
         self
     }
 }
 
 impl Notifier for WebhookNotifier {
-    fn channel(&self) -> &str {
+    fn channel(&self) -> &ChannelName {
         &self.channel
     }
 
@@ -65,7 +66,7 @@ mod tests {
     fn posts_the_message_and_a_2xx_delivers_it() {
         let server = ScriptedServer::start(vec![Reply::json(204, "")]);
         let notifier = WebhookNotifier::new(&format!("{}/hooks/ezdelivery?team=1", server.url()), LONG).unwrap();
-        assert_eq!(notifier.channel(), "webhook");
+        assert_eq!(notifier.channel().as_str(), "webhook");
         let message = sample_message();
         notifier.send(&message).unwrap();
         let sent = server.finish();
@@ -86,8 +87,10 @@ mod tests {
             Reply::json(500, r#"{"message": "database down"}"#),
             Reply::json(200, "").after(Duration::from_millis(1500)),
         ]);
-        let notifier = WebhookNotifier::new(server.url(), Duration::from_millis(200)).unwrap().named("ops");
-        assert_eq!(notifier.channel(), "ops");
+        let notifier = WebhookNotifier::new(server.url(), Duration::from_millis(200))
+            .unwrap()
+            .named(ChannelName::new("ops").unwrap());
+        assert_eq!(notifier.channel().as_str(), "ops");
         assert_eq!(
             notifier.send(&sample_message()).unwrap_err(),
             "webhook: HTTP 500 Internal Server Error: database down"

@@ -6,15 +6,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::app::engine::Engine;
 use crate::domain::breaker::Permit;
-use crate::domain::{Breaker, BreakerSettings, BreakerState};
+use crate::domain::{Breaker, BreakerName, BreakerSettings, BreakerState};
 use crate::ports::storage::Repo;
 use crate::ports::GatewayOutcome;
 use crate::{Error, Result};
-
-/// The payment gateway's breaker.
-pub const PAYMENT: &str = "payment";
-/// The delivery-charge gateway's breaker.
-pub const CHARGE: &str = "charge";
 
 /// A gateway call as the breaker saw it.
 pub(crate) struct Guarded {
@@ -29,7 +24,7 @@ pub(crate) struct Guarded {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BreakerStatus {
     /// `payment`, `charge` or a notifier channel.
-    pub name: String,
+    pub name: BreakerName,
     /// `closed`, `open` or `half_open`.
     pub state: BreakerState,
     /// Consecutive failures.
@@ -41,7 +36,7 @@ pub struct BreakerStatus {
 }
 
 /// Why a call was not made, for the user.
-pub(crate) fn refusal(name: &str, breaker: &Breaker, until: DateTime<Utc>) -> String {
+pub(crate) fn refusal(name: &BreakerName, breaker: &Breaker, until: DateTime<Utc>) -> String {
     format!(
         "the {name} circuit breaker is open after {} consecutive failures; calls are refused until {} \
          unless it is reset",
@@ -53,14 +48,14 @@ pub(crate) fn refusal(name: &str, breaker: &Breaker, until: DateTime<Utc>) -> St
 /// Records a call's result on breaker `name`, writing only when it changes.
 pub(crate) fn record(
     repo: &mut dyn Repo,
-    name: &str,
+    name: &BreakerName,
     reached: Option<bool>,
     settings: &BreakerSettings,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let Some(ok) = reached else { return Ok(()) };
     let stored = repo.breaker(name)?;
-    let current = stored.clone().unwrap_or_else(|| Breaker::closed(name, now));
+    let current = stored.clone().unwrap_or_else(|| Breaker::closed(name.clone(), now));
     let next = current.record(ok, settings, now);
     if next.state == current.state && next.failures == current.failures {
         return Ok(());
@@ -71,7 +66,7 @@ pub(crate) fn record(
 impl Engine {
     /// Calls a gateway through breaker `name`: refused at once while it is
     /// open, one trial when its time is up.
-    pub(crate) fn guarded(&self, name: &str, call: impl FnOnce() -> GatewayOutcome) -> Result<Guarded> {
+    pub(crate) fn guarded(&self, name: &BreakerName, call: impl FnOnce() -> GatewayOutcome) -> Result<Guarded> {
         let settings = self.settings.breakers;
         let now = self.clock.now();
         let stored = self.read(|repo| repo.breaker(name))?;
@@ -88,7 +83,7 @@ impl Engine {
                     // Take the trial in a write: of several processes, one gets it.
                     let taken = self
                         .write(|w| {
-                            let current = w.repo.breaker(name)?.unwrap_or_else(|| Breaker::closed(name, now));
+                            let current = w.repo.breaker(name)?.unwrap_or_else(|| Breaker::closed(name.clone(), now));
                             let (next, permit) = current.permit(&settings, now);
                             if permit == Permit::Trial {
                                 w.repo.save_breaker(&next)?;
@@ -112,10 +107,28 @@ impl Engine {
 
     /// The names of every breaker this engine has: `payment`, `charge`, and
     /// one per notifier channel.
-    pub fn breaker_names(&self) -> Vec<String> {
-        let mut names = vec![PAYMENT.to_string(), CHARGE.to_string()];
-        names.extend(self.notifiers.iter().map(|n| n.channel().to_string()));
+    pub fn breaker_names(&self) -> Vec<BreakerName> {
+        let mut names = BreakerName::GATEWAYS.to_vec();
+        names.extend(self.notifiers.iter().map(|n| BreakerName::Channel(n.channel().clone())));
         names
+    }
+
+    /// The breaker a user named (`ezdelivery breaker reset NAME`): one of
+    /// [`Engine::breaker_names`], else [`Error::NotFound`] listing them.
+    pub fn breaker_name(&self, name: &str) -> Result<BreakerName> {
+        let names = self.breaker_names();
+        match names.iter().find(|n| n.as_str() == name) {
+            Some(found) => Ok(found.clone()),
+            None => Err(Error::NotFound {
+                what: crate::Record::Breaker,
+                id: format!(
+                    "`{}` (the breakers are {})",
+                    crate::domain::validate::shown(name),
+                    names.iter().map(BreakerName::as_str).collect::<Vec<_>>().join(", ")
+                ),
+                store: None,
+            }),
+        }
     }
 
     /// Every breaker's state (`ezdelivery breaker status`).
@@ -127,7 +140,11 @@ impl Engine {
         Ok(names
             .into_iter()
             .map(|name| {
-                let b = stored.iter().find(|b| b.name == name).cloned().unwrap_or_else(|| Breaker::closed(&name, now));
+                let b = stored
+                    .iter()
+                    .find(|b| b.name == name)
+                    .cloned()
+                    .unwrap_or_else(|| Breaker::closed(name.clone(), now));
                 BreakerStatus {
                     state: b.state,
                     failures: b.failures,
@@ -140,19 +157,10 @@ impl Engine {
     }
 
     /// Closes breaker `name` (`ezdelivery breaker reset NAME`).
-    pub fn reset_breaker(&self, name: &str) -> Result<BreakerStatus> {
-        if !self.breaker_names().iter().any(|n| n == name) {
-            return Err(Error::NotFound {
-                what: crate::Record::Breaker,
-                id: format!(
-                    "`{}` (the breakers are {})",
-                    crate::domain::validate::shown(name),
-                    self.breaker_names().join(", ")
-                ),
-                store: None,
-            });
-        }
-        self.write(|w| w.repo.save_breaker(&Breaker::closed(name, w.now)))?;
+    /// An unknown name is [`Error::NotFound`], as [`Engine::breaker_name`] says.
+    pub fn reset_breaker(&self, name: &BreakerName) -> Result<BreakerStatus> {
+        let name = self.breaker_name(name.as_str())?;
+        self.write(|w| w.repo.save_breaker(&Breaker::closed(name.clone(), w.now)))?;
         self.breakers()?
             .into_iter()
             .find(|b| b.name == name)

@@ -172,7 +172,7 @@ impl Engine {
         let settings = self.settings;
         let lease_until =
             crate::domain::time::after_ms(now, u64::try_from(settings.lease.as_millis()).unwrap_or(u64::MAX));
-        let channels: Vec<&str> = self.notifiers.iter().map(|n| n.channel()).collect();
+        let channels: Vec<&str> = self.notifiers.iter().map(|n| n.channel().as_str()).collect();
         // This engine delivers what its commands queue right after their
         // commit: it claims those messages in the same transaction, so that
         // no other process's relay sends them meanwhile.
@@ -326,8 +326,8 @@ impl Work<'_> {
                 let message = Message {
                     id: format!("{event_id}:{}", audience.as_str()),
                     order_id,
-                    event: event.type_name().to_string(),
-                    status: view.status.as_str().to_string(),
+                    event: crate::ports::EventType::of(&event),
+                    status: view.status,
                     recipient,
                     text,
                     at: self.now,

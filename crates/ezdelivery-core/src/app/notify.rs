@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::app::engine::{Engine, MESSAGE_LEASE_MS};
 use crate::domain::breaker::Permit;
 use crate::domain::time::after_ms;
-use crate::domain::{Breaker, BreakerState};
+use crate::domain::{Breaker, BreakerName, BreakerState, ChannelName};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::Message;
 use crate::Result;
@@ -83,9 +83,15 @@ impl Engine {
                 continue;
             }
             let channel = queued.delivery.channel.clone();
+            let Ok(name) = ChannelName::new(&channel).map(BreakerName::Channel) else {
+                // Queued for a channel named like a gateway (refused since):
+                // no notifier has it, and it is not the gateway's breaker.
+                outcomes.push((queued.delivery, Some(Err(unconfigured(&channel)))));
+                continue;
+            };
             let gate = gates.entry(channel.clone()).or_insert_with(|| {
-                let before = stored.iter().find(|b| b.name == channel).cloned();
-                let current = before.clone().unwrap_or_else(|| Breaker::closed(&channel, now));
+                let before = stored.iter().find(|b| b.name == name).cloned();
+                let current = before.clone().unwrap_or_else(|| Breaker::closed(name, now));
                 let (breaker, permit) = current.permit(&settings, now);
                 Gate { before, breaker, open: matches!(permit, Permit::Refuse { .. }), trial: permit == Permit::Trial }
             });
@@ -95,9 +101,9 @@ impl Engine {
                 continue;
             }
             let started = Instant::now();
-            let sent = match self.notifiers.iter().find(|n| n.channel() == channel) {
+            let sent = match self.notifiers.iter().find(|n| n.channel().as_str() == channel) {
                 Some(n) => n.send(&fitted(&queued.message, n.max_chars())),
-                None => Err(format!("no notifier `{channel}` is configured")),
+                None => Err(unconfigured(&channel)),
             };
             let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
             tracing::debug!(channel = %channel, message_id = %queued.message.id, ok = sent.is_ok(),
@@ -160,6 +166,11 @@ pub(crate) fn deliver_quietly(engine: &Engine, claimed: Vec<QueuedMessage>) {
         // Deliberately ignored: see above.
         let _ = engine.deliver(claimed, Some(deadline));
     }
+}
+
+/// Why a message queued for `channel` cannot be sent: no notifier has that name.
+fn unconfigured(channel: &str) -> String {
+    format!("no notifier `{channel}` is configured")
 }
 
 /// `message` with its text fitted to a channel that takes at most

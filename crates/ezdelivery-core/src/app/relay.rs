@@ -1,11 +1,11 @@
 //! The relay: delivers queued messages on every channel and retries queued
 //! gateway calls (payments, refunds, delivery charges) that are due.
 
-use crate::app::breakers::PAYMENT;
 use crate::app::command::Command;
 use crate::app::engine::Engine;
 pub use crate::app::notify::MessageStats;
 use crate::app::saga::{Call, Leg, Settled};
+use crate::domain::BreakerName;
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::QueueStatus;
 use crate::Result;
@@ -152,17 +152,17 @@ impl Engine {
 fn relay_leg<L: Leg>(command: &mut Command<'_>, leg: &L, report: &mut RelayReport) -> Result<()> {
     let Some(call) = leg.call() else { return Ok(()) };
     let (settled, back) = command.settle_leg::<L>(leg.order_id(), leg.id(), call)?;
-    report.count(L::BREAKER, call, &settled);
+    report.count(&L::BREAKER, call, &settled);
     if let Some(back) = back {
-        report.count(L::BREAKER, Call::GiveBack, &back);
+        report.count(&L::BREAKER, Call::GiveBack, &back);
     }
     Ok(())
 }
 
 impl RelayReport {
     /// Counts what one gateway call of breaker `gateway` came to.
-    fn count(&mut self, gateway: &str, call: Call, settled: &Settled) {
-        let payment = gateway == PAYMENT;
+    fn count(&mut self, gateway: &BreakerName, call: Call, settled: &Settled) {
+        let payment = *gateway == BreakerName::Payment;
         match (settled, call) {
             (Settled::Done | Settled::Established, Call::Take) if payment => self.payments_approved += 1,
             (Settled::Done | Settled::Established, Call::Take) => self.charges_paid += 1,

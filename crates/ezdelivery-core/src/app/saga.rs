@@ -22,11 +22,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use crate::app::breakers::{self, CHARGE, PAYMENT};
+use crate::app::breakers;
 use crate::app::command::Command;
 use crate::app::engine::{Engine, Work};
 use crate::domain::attempt::{Answer, Attempt, Verdict};
 use crate::domain::order::OrderAction;
+use crate::domain::BreakerName;
 use crate::domain::{
     Billing, Charge, ChargeStatus, DeliveryStatus, Event, KitchenTicket, OrderId, OrderStatus, Payment, PaymentStatus,
     Won,
@@ -97,7 +98,7 @@ pub(crate) enum Claiming<L> {
 /// claim → call → fence cycle is shared.
 pub(crate) trait Leg: Clone + Sized {
     /// The circuit breaker of its gateway.
-    const BREAKER: &'static str;
+    const BREAKER: BreakerName;
     /// What it is, for messages.
     const WHAT: Billing;
     /// Whether its gateway may decline taking the money (payments only;
@@ -200,7 +201,7 @@ macro_rules! shared_leg {
 }
 
 impl Leg for Payment {
-    const BREAKER: &'static str = PAYMENT;
+    const BREAKER: BreakerName = BreakerName::Payment;
     const WHAT: Billing = Billing::Payment;
     const DECLINABLE: bool = true;
 
@@ -280,7 +281,7 @@ impl Leg for Payment {
 }
 
 impl Leg for Charge {
-    const BREAKER: &'static str = CHARGE;
+    const BREAKER: BreakerName = BreakerName::Charge;
     const WHAT: Billing = Billing::DeliveryCharge;
     const DECLINABLE: bool = false;
 
@@ -368,7 +369,8 @@ impl Command<'_> {
         let (order, id) = (leg.order_id(), leg.id());
         let what = request.describe();
         let engine = self.engine;
-        let guarded = engine.guarded(L::BREAKER, || timed(L::BREAKER, what, order, || engine.send(&request)))?;
+        let guarded =
+            engine.guarded(&L::BREAKER, || timed(L::BREAKER.as_str(), what, order, || engine.send(&request)))?;
         if guarded.reached.is_none() {
             tracing::info!(gateway = %L::BREAKER, call = %what, order, "gateway call skipped: its circuit breaker is open");
         }
@@ -376,7 +378,7 @@ impl Command<'_> {
         let breaker_open = guarded.reached.is_none();
         let (retry, settings) = (engine.settings.retry, engine.settings.breakers);
         let recorded = self.write(|w| {
-            breakers::record(w.repo, L::BREAKER, guarded.reached, &settings, w.now)?;
+            breakers::record(w.repo, &L::BREAKER, guarded.reached, &settings, w.now)?;
             let Some(current) = L::load(w.repo, order, id)? else { return Ok(Settled::Nothing) };
             match (call, &answer) {
                 // Facts, whoever holds the claim now.

@@ -22,7 +22,7 @@ pub mod time;
 pub mod validate;
 pub mod view;
 
-pub use breaker::{Breaker, BreakerSettings, BreakerState};
+pub use breaker::{Breaker, BreakerName, BreakerSettings, BreakerState, ChannelName};
 pub use catalogue::{Menu, Rider, Store};
 pub use charge::{Charge, ChargeStatus};
 pub use delivery::{Delivery, DeliveryStatus};

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Breaker, Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, Payment, PaymentId, Review, Rider,
-    RiderId, Store, StoreId,
+    Breaker, BreakerName, Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, Payment, PaymentId,
+    Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{MessageDelivery, QueuedMessage};
 use crate::ports::Message;
@@ -190,7 +190,7 @@ pub trait Repo {
     fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()>;
 
     /// A circuit breaker's state (`None`: never used, i.e. closed).
-    fn breaker(&mut self, name: &str) -> Result<Option<Breaker>>;
+    fn breaker(&mut self, name: &BreakerName) -> Result<Option<Breaker>>;
     /// Every breaker that was ever used, by name.
     fn breakers(&mut self) -> Result<Vec<Breaker>>;
     /// Inserts or replaces a circuit breaker's state.

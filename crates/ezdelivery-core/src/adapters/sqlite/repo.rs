@@ -14,8 +14,8 @@ use crate::adapters::calls::CallRecord;
 use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Breaker, Charge, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderItem,
-    OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
+    Breaker, BreakerName, Charge, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
+    OrderItem, OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::{QueueStatus, Repo, StoredEvent, Table};
@@ -286,7 +286,7 @@ fn limit(n: usize) -> i64 {
 
 fn breaker_row(row: &Row) -> Result<Breaker> {
     Ok(Breaker {
-        name: row.get(0)?,
+        name: status_at(row, 0, "breakers", "name")?,
         state: status_at(row, 1, "breakers", "state")?,
         failures: int_at(row, 2, "breakers", "failures")?,
         opened_at: opt_time_at(row, 3, "breakers", "opened_at")?,
@@ -464,8 +464,8 @@ fn queued_row(row: &Row) -> Result<QueuedMessage> {
     let message = Message {
         id: row.get(0)?,
         order_id: row.get(1)?,
-        event: row.get(2)?,
-        status: row.get(3)?,
+        event: status_at(row, 2, "messages", "event")?,
+        status: status_at(row, 3, "messages", "status")?,
         recipient: row.get(4)?,
         text: row.get(5)?,
         at: time_at(row, 6, "messages", "at")?,
@@ -775,7 +775,10 @@ impl Repo for SqliteRepo<'_> {
 
     fn queue_message(&mut self, m: &Message, channels: &[&str]) -> Result<()> {
         let at = time_text(&m.at);
-        let added = self.exec(QUEUE_MESSAGE, params![m.id, m.order_id, m.event, m.status, m.recipient, m.text, at])?;
+        let added = self.exec(
+            QUEUE_MESSAGE,
+            params![m.id, m.order_id, m.event.as_str(), m.status.as_str(), m.recipient, m.text, at],
+        )?;
         if added == 0 {
             return Ok(()); // queued before: left as it is
         }
@@ -802,8 +805,8 @@ impl Repo for SqliteRepo<'_> {
         Ok(())
     }
 
-    fn breaker(&mut self, name: &str) -> Result<Option<Breaker>> {
-        self.one(BREAKER, [name], breaker_row)
+    fn breaker(&mut self, name: &BreakerName) -> Result<Option<Breaker>> {
+        self.one(BREAKER, [name.as_str()], breaker_row)
     }
 
     fn breakers(&mut self) -> Result<Vec<Breaker>> {
@@ -812,7 +815,10 @@ impl Repo for SqliteRepo<'_> {
 
     fn save_breaker(&mut self, b: &Breaker) -> Result<()> {
         let opened_at = b.opened_at.as_ref().map(time_text);
-        self.exec(SAVE_BREAKER, params![b.name, b.state.as_str(), b.failures, opened_at, time_text(&b.updated_at)])?;
+        self.exec(
+            SAVE_BREAKER,
+            params![b.name.as_str(), b.state.as_str(), b.failures, opened_at, time_text(&b.updated_at)],
+        )?;
         Ok(())
     }
 }

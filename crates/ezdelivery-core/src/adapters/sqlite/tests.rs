@@ -188,8 +188,8 @@ fn one_of_each(now: DateTime<chrono::Utc>) -> SqliteStorage {
         let message = crate::ports::Message {
             id: "m".into(),
             order_id: 1,
-            event: "OrderPlaced".into(),
-            status: "pending_payment".into(),
+            event: "OrderPlaced".parse().expect("an event type"),
+            status: "pending_payment".parse().expect("a status"),
             recipient: "kim".into(),
             text: "hi".into(),
             at: now,
