@@ -212,30 +212,38 @@ fn ids<T>(records: &[T], id: impl Fn(&T) -> i64) -> Vec<i64> {
 // ----------------------------------------------------------------- checks
 
 fn next_id(s: &mut dyn Storage) {
+    // A unit of work takes an id and saves its record before the next:
+    // every id is new, and later than every id handed out before.
     let tables = [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge];
-    for table in tables {
-        assert_eq!(read(s, |r| r.next_id(table)), 1, "{table:?} on an empty storage");
+    let save = |r: &mut dyn Repo, table: Table, id: i64| match table {
+        Table::Store => r.save_store(&store(id)),
+        Table::Menu => r.save_menu(&menu(id, 1, &format!("menu {id}"))),
+        Table::Rider => r.save_rider(&rider(id, &format!("rider {id}"))),
+        Table::Order => r.insert_order(&order(id, 1, OrderStatus::Paid)),
+        Table::Payment => r.save_payment(&payment(id, 1, PaymentStatus::Pending, None)),
+        Table::Charge => r.save_charge(&charge(id, 1, 1, ChargeStatus::Pending, None)),
+    };
+    let mut seen: Vec<Vec<i64>> = vec![Vec::new(); tables.len()];
+    for _ in 0..3 {
+        let taken = write(s, |r| {
+            let mut taken = Vec::new();
+            for &table in &tables {
+                let (first, second) = (r.next_id(table)?, 0);
+                save(r, table, first)?;
+                let second = second.max(r.next_id(table)?);
+                save(r, table, second)?;
+                taken.push([first, second]);
+            }
+            Ok(taken)
+        });
+        for (seen, [first, second]) in seen.iter_mut().zip(taken) {
+            assert!(first >= 1 && first < second, "{first} then {second} in one unit of work");
+            assert!(seen.last().is_none_or(|&last| last < first), "{first} after {seen:?}");
+            seen.extend([first, second]);
+        }
     }
-    // Inside one write, the next id follows what that write saved.
-    let (store_after, store_again) = write(s, |r| {
-        r.save_store(&store(1))?;
-        r.save_store(&store(4))?;
-        let after = r.next_id(Table::Store)?;
-        r.save_store(&store(after))?;
-        Ok((after, r.next_id(Table::Store)?))
-    });
-    assert_eq!((store_after, store_again), (5, 6));
-    write(s, |r| {
-        r.save_menu(&menu(7, 1, "a"))?;
-        r.save_menu(&menu(2, 1, "b"))?;
-        r.save_rider(&rider(3, "lee"))?;
-        r.insert_order(&order(2, 1, OrderStatus::Paid))?;
-        r.save_payment(&payment(5, 2, PaymentStatus::Pending, None))?;
-        r.save_charge(&charge(9, 2, 3, ChargeStatus::Pending, None))?;
-        Ok(())
-    });
-    let next: Vec<i64> = tables.iter().map(|&table| read(s, |r| r.next_id(table))).collect();
-    assert_eq!(next, vec![6, 8, 4, 3, 6, 10], "next ids of {tables:?}");
+    assert_eq!(read(s, |r| r.stores()).len(), 6, "every store id new");
+    assert_eq!(read(s, |r| r.riders()).len(), 6, "every rider id new");
 }
 
 fn stores(s: &mut dyn Storage) {
@@ -261,8 +269,22 @@ fn stores(s: &mut dyn Storage) {
         ..store(2)
     };
     write(s, |r| r.save_store(&changed));
-    assert_eq!(read(s, |r| r.store(2)), Some(changed.clone()));
-    assert_eq!(read(s, |r| r.stores()), vec![store(1), changed.clone(), store(3)]);
+    // The tally is the storage's to count: a store saved keeps it as stored.
+    let kept = Store { review_count: store(2).review_count, review_sum: store(2).review_sum, ..changed.clone() };
+    assert_eq!(read(s, |r| r.store(2)), Some(kept.clone()));
+    assert_eq!(read(s, |r| r.stores()), vec![store(1), kept.clone(), store(3)]);
+
+    // Reviews add to it in place; saving the store again keeps them.
+    write(s, |r| {
+        r.add_store_review(2, 5)?;
+        r.save_store(&Store { open: true, ..kept.clone() })?;
+        r.add_store_review(2, 2)
+    });
+    let reviewed =
+        Store { open: true, review_count: kept.review_count + 2, review_sum: kept.review_sum + 7, ..kept.clone() };
+    assert_eq!(read(s, |r| r.store(2)), Some(reviewed));
+    let unknown = through(|w| s.write(w), |r| r.add_store_review(99, 5));
+    assert!(matches!(unknown, Err(Error::NotFound { .. })), "{unknown:?}");
 }
 
 fn menus(s: &mut dyn Storage) {
@@ -304,12 +326,17 @@ fn menus(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.menu_by_name(2, "후라이드")), None, "gone from its old store");
     assert_eq!(read(s, |r| r.menus(Some(2))), vec![]);
     assert_eq!(read(s, |r| r.menus(Some(1))), vec![renamed, sold_out, moved, all[3].clone()]);
+
+    // Names are unique within a store.
+    let twice = through(|w| s.write(w), |r| r.save_menu(&menu(9, 1, "반반")));
+    assert!(matches!(twice, Err(Error::Invalid(_))), "{twice:?}");
+    assert_eq!(read(s, |r| r.menu(9)), None, "nothing written");
 }
 
 fn riders(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.riders()), vec![]);
     write(s, |r| {
-        for rd in [rider(5, "kang"), rider(2, "lee"), rider(1, "park"), rider(3, "lee"), rider(4, "kang")] {
+        for rd in [rider(5, "kang"), rider(2, "lee"), rider(1, "park")] {
             r.save_rider(&rd)?;
         }
         Ok(())
@@ -317,15 +344,28 @@ fn riders(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.rider(2)), Some(rider(2, "lee")));
     assert_eq!(read(s, |r| r.rider(9)), None);
     assert_eq!(read(s, |r| r.rider_by_name("lee")), Some(rider(2, "lee")));
-    assert_eq!(read(s, |r| r.rider_by_name("kang")), Some(rider(4, "kang")), "the lowest id, not the first saved");
     assert_eq!(read(s, |r| r.rider_by_name("park")), Some(rider(1, "park")));
     assert_eq!(read(s, |r| r.rider_by_name("Lee")), None, "names match exactly");
-    assert_eq!(ids(&read(s, |r| r.riders()), |r| r.id), vec![1, 2, 3, 4, 5]);
+    assert_eq!(ids(&read(s, |r| r.riders()), |r| r.id), vec![1, 2, 5]);
+
+    // Names are unique: a second rider of a name is invalid input, and the
+    // unit of work that tried writes nothing.
+    let twice = through(
+        |w| s.write(w),
+        |r| {
+            r.save_rider(&rider(6, "choi"))?;
+            r.save_rider(&rider(7, "lee"))
+        },
+    );
+    assert!(matches!(twice, Err(Error::Invalid(_))), "{twice:?}");
+    assert_eq!(read(s, |r| r.riders()).len(), 3, "nothing written");
 
     write(s, |r| r.save_rider(&rider(2, "choi")));
     assert_eq!(read(s, |r| r.rider(2)), Some(rider(2, "choi")));
+    assert_eq!(read(s, |r| r.rider_by_name("lee")), None, "the name is free again");
+    write(s, |r| r.save_rider(&rider(3, "lee")));
     assert_eq!(read(s, |r| r.rider_by_name("lee")), Some(rider(3, "lee")));
-    assert_eq!(read(s, |r| r.riders()).len(), 5);
+    assert_eq!(read(s, |r| r.riders()).len(), 4);
 }
 
 fn least_busy_rider(s: &mut dyn Storage) {

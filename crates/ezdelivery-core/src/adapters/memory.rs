@@ -835,9 +835,24 @@ impl Repo for Tx<'_> {
         Ok(self.state.max_ids[table_index(table)] + 1)
     }
 
+    fn lock_order(&mut self, _id: OrderId) -> Result<()> {
+        // One unit of work at a time holds the whole storage.
+        Ok(())
+    }
+
     fn save_store(&mut self, store: &Store) -> Result<()> {
         let id = store.id;
-        self.save(Table::Store, id, |state| Undo::Store(id, state.stores.insert(id, store.clone())))
+        let kept = match self.state.stores.get(&id) {
+            Some(old) => Store { review_count: old.review_count, review_sum: old.review_sum, ..store.clone() },
+            None => store.clone(),
+        };
+        self.save(Table::Store, id, |state| Undo::Store(id, state.stores.insert(id, kept)))
+    }
+
+    fn add_store_review(&mut self, id: StoreId, score: u8) -> Result<()> {
+        let reviewed =
+            self.state.stores.get(&id).ok_or_else(|| Error::not_found(crate::Record::Store, id))?.add_review(score);
+        self.save(Table::Store, id, |state| Undo::Store(id, state.stores.insert(id, reviewed)))
     }
 
     fn store(&mut self, id: StoreId) -> Result<Option<Store>> {
@@ -850,6 +865,13 @@ impl Repo for Tx<'_> {
 
     fn save_menu(&mut self, menu: &Menu) -> Result<()> {
         let id = menu.id;
+        let namesake = self.menu_by_name(menu.store_id, &menu.name)?;
+        if namesake.is_some_and(|other| other.id != id) {
+            return Err(Error::Invalid(crate::domain::validate::Invalid(crate::domain::validate::menu_taken(
+                menu.store_id,
+                &menu.name,
+            ))));
+        }
         self.save(Table::Menu, id, |state| Undo::Menu(id, state.put_menu(id, Some(menu.clone()))))
     }
 
@@ -876,6 +898,11 @@ impl Repo for Tx<'_> {
 
     fn save_rider(&mut self, rider: &Rider) -> Result<()> {
         let id = rider.id;
+        if self.rider_by_name(&rider.name)?.is_some_and(|other| other.id != id) {
+            return Err(Error::Invalid(crate::domain::validate::Invalid(crate::domain::validate::rider_taken(
+                &rider.name,
+            ))));
+        }
         self.save(Table::Rider, id, |state| Undo::Rider(id, state.put_rider(id, Some(rider.clone()))))
     }
 
@@ -1419,7 +1446,7 @@ mod tests {
         let writes: Vec<(&str, Work)> = vec![
             ("save_store", |r| r.save_store(&store(5, "x"))),
             ("save_menu", |r| r.save_menu(&menu(1, 1, "renamed"))),
-            ("save_rider", |r| r.save_rider(&rider(3, "lee"))),
+            ("save_rider", |r| r.save_rider(&rider(3, "kim"))),
             ("insert_order", |r| r.insert_order(&order(2, 1, OrderStatus::Paid))),
             ("update_order", |r| r.update_order(&order(1, 1, OrderStatus::Cancelled))),
             ("save_payment", |r| r.save_payment(&payment(2, 1, PaymentStatus::Pending, None))),

@@ -66,11 +66,7 @@ impl Engine {
             existing_store(w.repo, store)?;
             let (menu, event) = Menu::add(w.repo.next_id(Table::Menu)?, store, name, price)?;
             if w.repo.menu_by_name(store, &menu.name)?.is_some() {
-                return Err(Invalid(format!(
-                    "store {store} already has a menu named `{}`",
-                    validate::shown(&menu.name)
-                ))
-                .into());
+                return Err(Invalid(validate::menu_taken(store, &menu.name)).into());
             }
             w.repo.save_menu(&menu)?;
             w.emit(event)?;
@@ -107,9 +103,7 @@ impl Engine {
         self.write_command(|w| {
             let (rider, event) = Rider::register(w.repo.next_id(Table::Rider)?, name)?;
             if w.repo.rider_by_name(&rider.name)?.is_some() {
-                return Err(
-                    Invalid(format!("a rider named `{}` is already registered", validate::shown(&rider.name))).into()
-                );
+                return Err(Invalid(validate::rider_taken(&rider.name)).into());
             }
             w.repo.save_rider(&rider)?;
             w.emit(event)?;

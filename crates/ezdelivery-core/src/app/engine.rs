@@ -190,6 +190,7 @@ impl Engine {
                 views: Vec::new(),
                 claim,
                 claimed: Vec::new(),
+                locked: Vec::new(),
             };
             let result = work(&mut unit)?;
             let emitted = !unit.emitted.is_empty();
@@ -264,11 +265,28 @@ pub(crate) struct Work<'r> {
     claim: Option<(DateTime<Utc>, usize)>,
     /// The messages claimed, as they are due once released.
     claimed: Vec<QueuedMessage>,
+    /// The orders locked so far ([`Work::lock_order`]).
+    locked: Vec<OrderId>,
 }
 
 impl Work<'_> {
-    /// Appends `event` to the log, in this transaction.
+    /// Takes order `order`'s lock for the rest of the unit of work (see
+    /// [`Repo::lock_order`]), once.
+    pub fn lock_order(&mut self, order: OrderId) -> Result<()> {
+        if !self.locked.contains(&order) {
+            self.repo.lock_order(order)?;
+            self.locked.push(order);
+        }
+        Ok(())
+    }
+
+    /// Appends `event` to the log, in this transaction. An order's event
+    /// is appended under the order's lock, so that the order's events are
+    /// numbered in the order their units of work commit.
     pub fn emit(&mut self, event: Event) -> Result<()> {
+        if let Some(order) = event.order_id() {
+            self.lock_order(order)?;
+        }
         let id = self.ids.lock().unwrap_or_else(PoisonError::into_inner).next(self.now);
         let seq = self.repo.append_event(&id, self.now, &event)?;
         tracing::debug!(event = %event.type_name(), order = event.order_id(), "event appended");

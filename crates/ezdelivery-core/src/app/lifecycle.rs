@@ -323,10 +323,9 @@ impl Engine {
         self.write_command(|w| {
             let found = existing_order(w, order)?;
             let (reviewed, review, event) = Review::write(&found, score, text, w.now)?;
-            let store = existing_store(w.repo, found.store_id)?.add_review(review.score);
             w.repo.update_order(&reviewed)?;
             w.repo.save_review(&review)?;
-            w.repo.save_store(&store)?;
+            w.repo.add_store_review(found.store_id, review.score)?;
             w.emit(event)?;
             Ok(review)
         })
@@ -350,7 +349,9 @@ fn settle_payment(command: &mut Command<'_>, order: OrderId, payment: Claimed<Pa
     }
 }
 
+/// Order `id`, locked for the rest of the unit of work.
 fn existing_order(w: &mut Work<'_>, id: OrderId) -> Result<Order> {
+    w.lock_order(id)?;
     w.repo.order(id)?.ok_or_else(|| Error::not_found(crate::Record::Order, id))
 }
 

@@ -353,6 +353,7 @@ pub(crate) fn claim<L: Leg>(w: &mut Work<'_>, leg: &L, only_due: bool) -> Result
 /// [`claim`] for a record read again by id in the same unit of work:
 /// what `relay` and the follow-up of a command claim.
 pub(crate) fn claim_by_id<L: Leg>(w: &mut Work<'_>, order: OrderId, id: i64, only_due: bool) -> Result<Claiming<L>> {
+    w.lock_order(order)?;
     match L::load(w.repo, order, id)? {
         Some(leg) => claim(w, &leg, only_due),
         None => Ok(Claiming::Nothing),
@@ -378,6 +379,9 @@ impl Command<'_> {
         let breaker_open = guarded.reached.is_none();
         let (retry, settings) = (engine.settings.retry, engine.settings.breakers);
         let recorded = self.write(|w| {
+            // The order first: every unit of work takes its order's lock
+            // before any row it shares with others (the breaker's).
+            w.lock_order(order)?;
             breakers::record(w.repo, &L::BREAKER, guarded.reached, &settings, w.now)?;
             let Some(current) = L::load(w.repo, order, id)? else { return Ok(Settled::Nothing) };
             match (call, &answer) {

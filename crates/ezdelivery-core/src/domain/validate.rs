@@ -194,6 +194,16 @@ pub fn score(value: u8) -> Result<u8, Invalid> {
     Ok(value)
 }
 
+/// What a second menu of the same name in one store is told.
+pub fn menu_taken(store: super::StoreId, name: &str) -> String {
+    format!("store {store} already has a menu named `{}`", shown(name))
+}
+
+/// What a second rider of the same name is told.
+pub fn rider_taken(name: &str) -> String {
+    format!("a rider named `{}` is already registered", shown(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,18 +79,38 @@ impl QueueStatus {
 
 /// Reads and writes inside one transaction. Every `save_*` is an upsert
 /// keyed by the record's id; ids come from [`Repo::next_id`].
+///
+/// Several writers may run at once (PostgreSQL), so a unit of work that
+/// changes an order's rows first takes the order's lock
+/// ([`Repo::lock_order`]): commands on one order are serialised, and an
+/// order's events are appended in the order they commit. Counters change
+/// in place ([`Repo::add_store_review`]), never by writing back a copy read
+/// earlier; names that must be unique are so by a constraint, and a unit
+/// of work that would break one fails as invalid input.
 pub trait Repo {
-    /// The next free id of `table` (one more than the largest used).
+    /// A new id of `table`, never handed out before and larger than every
+    /// id handed out before it commits (SQLite: one more than the largest
+    /// used, under its single writer; PostgreSQL: a sequence).
     fn next_id(&mut self, table: Table) -> Result<i64>;
 
-    /// Inserts or replaces a store (its name, owner, opening and review tally).
+    /// Takes the lock of order `id` until the unit of work ends, waiting
+    /// while another unit holds it. Taking it again is free. A storage with
+    /// one writer at a time has nothing to do.
+    fn lock_order(&mut self, id: OrderId) -> Result<()>;
+
+    /// Inserts a store, or updates its name, owner, address, opening and
+    /// delivery charge; its review tally is kept as stored (see
+    /// [`Repo::add_store_review`]).
     fn save_store(&mut self, store: &Store) -> Result<()>;
+    /// Adds one review of `score` to store `id`'s tally, in place.
+    fn add_store_review(&mut self, id: StoreId, score: u8) -> Result<()>;
     /// One store, by id (`None`: no such store).
     fn store(&mut self, id: StoreId) -> Result<Option<Store>>;
     /// All stores, by id.
     fn stores(&mut self) -> Result<Vec<Store>>;
 
-    /// Inserts or replaces a menu item; names are unique within a store.
+    /// Inserts or replaces a menu item; names are unique within a store (a
+    /// second menu of the same name is [`crate::Error::Invalid`]).
     fn save_menu(&mut self, menu: &Menu) -> Result<()>;
     /// One menu item, by id.
     fn menu(&mut self, id: MenuId) -> Result<Option<Menu>>;
@@ -99,11 +119,12 @@ pub trait Repo {
     /// The menus of one store, or of all, by id.
     fn menus(&mut self, store: Option<StoreId>) -> Result<Vec<Menu>>;
 
-    /// Inserts or replaces a rider.
+    /// Inserts or replaces a rider; names are unique (a second rider of
+    /// the same name is [`crate::Error::Invalid`]).
     fn save_rider(&mut self, rider: &Rider) -> Result<()>;
     /// One rider, by id.
     fn rider(&mut self, id: RiderId) -> Result<Option<Rider>>;
-    /// The rider named exactly `name` (the lowest id if several are).
+    /// The rider named exactly `name`.
     fn rider_by_name(&mut self, name: &str) -> Result<Option<Rider>>;
     /// All riders, by id.
     fn riders(&mut self) -> Result<Vec<Rider>>;

@@ -73,8 +73,9 @@ pub(super) const NEXT_CHARGE: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM charg
 const SAVE_STORE: &str = "INSERT INTO stores (id, name, owner, address, is_open, delivery_charge, review_count, \
      review_sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
      owner = excluded.owner, address = excluded.address, is_open = excluded.is_open, \
-     delivery_charge = excluded.delivery_charge, review_count = excluded.review_count, \
-     review_sum = excluded.review_sum";
+     delivery_charge = excluded.delivery_charge";
+const ADD_STORE_REVIEW: &str =
+    "UPDATE stores SET review_count = review_count + 1, review_sum = review_sum + ?2 WHERE id = ?1";
 pub(super) const STORE: &str = concat!("SELECT ", store_cols!(), " FROM stores WHERE id = ?1");
 const STORES: &str = concat!("SELECT ", store_cols!(), " FROM stores ORDER BY id");
 
@@ -499,6 +500,18 @@ impl<'a> SqliteRepo<'a> {
         Ok(self.conn.prepare_cached(sql)?.execute(params)?)
     }
 
+    /// Runs a cached statement that adds a name that must be unique: a
+    /// unique constraint it breaks is invalid input, said by `taken` (two
+    /// units of work raced to add the same name).
+    fn exec_unique(&self, sql: &str, params: impl Params, taken: impl FnOnce() -> String) -> Result<usize> {
+        match self.conn.prepare_cached(sql)?.execute(params) {
+            Err(rusqlite::Error::SqliteFailure(f, _)) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
+                Err(Error::Invalid(crate::domain::validate::Invalid(taken())))
+            }
+            done => Ok(done?),
+        }
+    }
+
     /// The first row of a cached query, decoded by `decode`.
     fn one<T>(&self, sql: &str, params: impl Params, decode: impl FnMut(&Row) -> Result<T>) -> Result<Option<T>> {
         let mut stmt = self.conn.prepare_cached(sql)?;
@@ -546,12 +559,24 @@ impl Repo for SqliteRepo<'_> {
         Ok(self.conn.prepare_cached(sql)?.query_row([], |row| row.get(0))?)
     }
 
+    fn lock_order(&mut self, _id: OrderId) -> Result<()> {
+        // The unit of work holds SQLite's one write lock already.
+        Ok(())
+    }
+
     fn save_store(&mut self, s: &Store) -> Result<()> {
         self.exec(
             SAVE_STORE,
             params![s.id, s.name, s.owner, s.address, s.open, s.delivery_charge, s.review_count, s.review_sum],
         )?;
         Ok(())
+    }
+
+    fn add_store_review(&mut self, id: StoreId, score: u8) -> Result<()> {
+        match self.exec(ADD_STORE_REVIEW, params![id, score])? {
+            1 => Ok(()),
+            _ => Err(Error::not_found(crate::Record::Store, id)),
+        }
     }
 
     fn store(&mut self, id: StoreId) -> Result<Option<Store>> {
@@ -563,7 +588,9 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn save_menu(&mut self, m: &Menu) -> Result<()> {
-        self.exec(SAVE_MENU, params![m.id, m.store_id, m.name, m.price, m.available])?;
+        self.exec_unique(SAVE_MENU, params![m.id, m.store_id, m.name, m.price, m.available], || {
+            crate::domain::validate::menu_taken(m.store_id, &m.name)
+        })?;
         Ok(())
     }
 
@@ -583,7 +610,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn save_rider(&mut self, r: &Rider) -> Result<()> {
-        self.exec(SAVE_RIDER, params![r.id, r.name])?;
+        self.exec_unique(SAVE_RIDER, params![r.id, r.name], || crate::domain::validate::rider_taken(&r.name))?;
         Ok(())
     }
 

@@ -198,8 +198,18 @@ ALTER TABLE charges ADD COLUMN claimed_until TEXT;
 ALTER TABLE charges ADD COLUMN unsettled INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// Riders' names are unique by a constraint, not only by the check before
+/// an insert: on a storage with several writers two inserts may race, and
+/// the constraint turns the loser into invalid input. (A database written
+/// by an older version cannot hold two riders of one name: their one
+/// writer checked first.)
+const V4: &str = "
+CREATE UNIQUE INDEX riders_name_unique ON riders (name);
+DROP INDEX riders_name;
+";
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {
