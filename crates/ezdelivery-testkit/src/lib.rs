@@ -11,6 +11,10 @@
 //!   [`cli_world::World`] (database, config, data folder and home of its
 //!   own, a clean environment, bounded processes, `--json` helpers) and the
 //!   assertions the fault and money tests make against a gateway.
+//! - [`postgres`]: a real PostgreSQL server for the tests, one per test
+//!   process (a throwaway one from the machine's `initdb`/`postgres`, or
+//!   `EZDELIVERY_TEST_PG`'s), a fresh database per test, and a skip (or,
+//!   with `EZDELIVERY_REQUIRE_PG=1`, a failure) when there is none.
 //!
 //! The crate does not depend on ezdelivery-core, so core's unit tests can
 //! use it without a second copy of core's types; and it cannot name the
@@ -22,4 +26,5 @@
 
 pub mod cli_world;
 pub mod gateway;
+pub mod postgres;
 pub mod server;
