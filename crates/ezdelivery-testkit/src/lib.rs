@@ -13,6 +13,10 @@
 //!   assertions the fault and money tests make against a gateway.
 //! - [`files::folder`]: a folder's files and their bytes, for the tests that
 //!   check a refused database was left untouched (core's and the CLI's).
+//! - [`postgres`]: a real PostgreSQL server for the tests, one per test
+//!   process (a throwaway one from the machine's `initdb`/`postgres`, or
+//!   `EZDELIVERY_TEST_PG`'s), a fresh database per test, and a skip (or,
+//!   with `EZDELIVERY_REQUIRE_PG=1`, a failure) when there is none.
 //!
 //! The crate does not depend on ezdelivery-core, so core's unit tests can
 //! use it without a second copy of core's types; and it cannot name the
@@ -25,4 +29,5 @@
 pub mod cli_world;
 pub mod files;
 pub mod gateway;
+pub mod postgres;
 pub mod server;
