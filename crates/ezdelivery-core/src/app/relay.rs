@@ -10,7 +10,7 @@ use crate::app::engine::{Engine, MESSAGE_LEASE_MS};
 use crate::app::saga::{Call, Leg, Settled};
 use crate::domain::breaker::Permit;
 use crate::domain::time::after_ms;
-use crate::domain::{Breaker, BreakerState};
+use crate::domain::{Billed, Breaker, BreakerState};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::QueueStatus;
 use crate::ports::Message;

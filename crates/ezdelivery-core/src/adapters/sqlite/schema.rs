@@ -198,8 +198,12 @@ ALTER TABLE charges ADD COLUMN claimed_until TEXT;
 ALTER TABLE charges ADD COLUMN unsettled INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// The event log carries every refund requested: no SQL, the step is
+/// Rust (`upgrade.rs`), run after this empty script.
+const V4: &str = "";
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {
@@ -226,6 +230,7 @@ pub(crate) fn migrate(conn: &Connection) -> Result<usize> {
     for (i, script) in MIGRATIONS.iter().enumerate().skip(from) {
         tx.execute_batch(script)
             .map_err(|e| Error::storage(format!("schema migration to version {} failed: {e}", i + 1)))?;
+        super::upgrade::after(i + 1, &tx)?;
     }
     tx.pragma_update(None, "user_version", latest())?;
     tx.commit()?;
