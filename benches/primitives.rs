@@ -24,7 +24,7 @@ use std::hint::black_box;
 use chrono::{DateTime, SecondsFormat, Utc};
 use criterion::Criterion;
 use ezdelivery_core::domain::view::TimelineEntry;
-use ezdelivery_core::domain::{Event, OrderItem};
+use ezdelivery_core::domain::{Event, EventType, OrderItem};
 use serde::{Deserialize, Serialize};
 
 /// A timeline entry with chrono's own serde impls for its time.
@@ -51,7 +51,7 @@ fn time(c: &mut Criterion) {
     group.bench_function("row_read/from_str", |b| b.iter(|| black_box(&text).parse::<DateTime<Utc>>()));
 
     // A view's timeline entry (`domain::view::stored_time`).
-    let ours = TimelineEntry { seq: 3, kind: "CookingStarted".into(), at: t };
+    let ours = TimelineEntry { seq: 3, kind: EventType::CookingStarted, at: t };
     let theirs = ChronoEntry { seq: 3, kind: "CookingStarted".into(), at: t };
     let json = serde_json::to_string(&ours).expect("json");
     assert_eq!(json, serde_json::to_string(&theirs).expect("json"), "the same text");

@@ -134,7 +134,7 @@ fn a_whole_lifecycle_updates_every_part_of_the_view() {
     let store = w.engine.stores().unwrap().remove(0);
     assert_eq!((store.review_count, store.average_score()), (1, Some(4.0)));
 
-    let types: Vec<String> = w.engine.status(id).unwrap().timeline.into_iter().map(|t| t.kind).collect();
+    let types: Vec<String> = w.engine.status(id).unwrap().timeline.into_iter().map(|t| t.kind.to_string()).collect();
     assert_eq!(
         types,
         [

@@ -6,7 +6,7 @@ use ezdelivery_core::app::breakers::BreakerStatus;
 use ezdelivery_core::app::messages::won;
 use ezdelivery_core::app::projector::Progress;
 use ezdelivery_core::app::relay::{Attention, RelayReport};
-use ezdelivery_core::domain::{Menu, Review, Rider, Store};
+use ezdelivery_core::domain::{EventType, Menu, Review, Rider, Store};
 use ezdelivery_core::ports::outbox::QueuedMessage;
 use ezdelivery_core::ports::storage::{QueueStatus, StoredEvent};
 use ezdelivery_core::OrderView;
@@ -230,13 +230,13 @@ pub fn view_text(v: &OrderView) -> String {
 }
 
 /// The steps of an order that goes well, each with the event that reaches it.
-const STEPS: [(&str, &str); 6] = [
-    ("placed", "OrderPlaced"),
-    ("paid", "PaymentApproved"),
-    ("cooking", "CookingStarted"),
-    ("cooked", "FoodCooked"),
-    ("delivering", "DeliveryStarted"),
-    ("delivered", "DeliveryCompleted"),
+const STEPS: [(&str, EventType); 6] = [
+    ("placed", EventType::OrderPlaced),
+    ("paid", EventType::PaymentApproved),
+    ("cooking", EventType::CookingStarted),
+    ("cooked", EventType::FoodCooked),
+    ("delivering", EventType::DeliveryStarted),
+    ("delivered", EventType::DeliveryCompleted),
 ];
 
 /// The progress line: `placed 12:00:01 → paid 12:00:02 → cooking · → …`,
@@ -244,7 +244,7 @@ const STEPS: [(&str, &str); 6] = [
 /// rejected order ends in `✗ cancelled 12:03:00`, followed by what became
 /// of the money. Wrapped at the arrows to the terminal's width.
 pub fn progress(v: &OrderView) -> String {
-    let stop = v.timeline.iter().find(|t| t.kind == "OrderCancelled" || t.kind == "OrderRejected");
+    let stop = v.timeline.iter().find(|t| matches!(t.kind, EventType::OrderCancelled | EventType::OrderRejected));
     let before_stop = |seq: i64| stop.is_none_or(|s| seq < s.seq);
     let placed_day = v.placed_at.date_naive();
     let time = |at: chrono::DateTime<chrono::Utc>| {
@@ -276,7 +276,7 @@ pub fn progress(v: &OrderView) -> String {
     }
     let mut ending = None;
     if let Some(s) = stop {
-        let what = if s.kind == "OrderCancelled" { "cancelled" } else { "rejected" };
+        let what = if s.kind == EventType::OrderCancelled { "cancelled" } else { "rejected" };
         let plain = format!("✗ {what} {}", time(s.at));
         ending = Some((plain.clone(), style::paint(&plain, Tone::Bad)));
     }

@@ -344,7 +344,7 @@ impl Work<'_> {
                 let message = Message {
                     id: format!("{event_id}:{}", audience.as_str()),
                     order_id,
-                    event: crate::ports::EventType::of(&event),
+                    event: event.kind(),
                     status: view.status,
                     recipient,
                     text,

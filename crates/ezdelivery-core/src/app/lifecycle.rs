@@ -13,8 +13,8 @@ use crate::domain::order::OrderAction;
 use crate::domain::payment::mask_card;
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Billing, Charge, ChargeStatus, Delivery, KitchenTicket, Order, OrderId, OrderStatus, Payment, PaymentStatus,
-    Refusal, Review, RiderId, Won,
+    Billed, Billing, Charge, ChargeStatus, Delivery, KitchenTicket, Order, OrderId, OrderStatus, Payment,
+    PaymentStatus, Refusal, Review, RiderId, Won,
 };
 use crate::ports::storage::Table;
 use crate::{Error, Kept, Result};
@@ -85,7 +85,7 @@ impl Engine {
                         } else {
                             // Queued, never reached the gateway, and another card
                             // is given now: that attempt is dropped for a new one.
-                            let (voided, event) = p.void(w.now)?;
+                            let (voided, event) = Billed::void(&p, w.now)?;
                             w.repo.save_payment(&voided)?;
                             w.emit(event)?;
                             new_payment(w, &found, card.clone())?

@@ -5,7 +5,7 @@ use crate::app::command::Command;
 use crate::app::engine::Engine;
 pub use crate::app::notify::MessageStats;
 use crate::app::saga::{Call, Leg, Settled};
-use crate::domain::BreakerName;
+use crate::domain::{Billed, BreakerName};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::QueueStatus;
 use crate::Result;

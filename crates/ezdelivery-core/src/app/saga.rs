@@ -29,8 +29,8 @@ use crate::domain::attempt::{Answer, Attempt, Verdict};
 use crate::domain::order::OrderAction;
 use crate::domain::BreakerName;
 use crate::domain::{
-    Billing, Charge, ChargeStatus, DeliveryStatus, Event, KitchenTicket, OrderId, OrderStatus, Payment, PaymentStatus,
-    Won,
+    Billed, Billing, Charge, ChargeStatus, DeliveryStatus, Event, KitchenTicket, OrderId, OrderStatus, Payment,
+    PaymentStatus, Won,
 };
 use crate::ports::storage::Repo;
 use crate::ports::{ChargeRequest, GatewayOutcome, PaymentRequest, RefundRequest};
@@ -187,13 +187,13 @@ macro_rules! shared_leg {
         }
 
         fn void(&self, w: &mut Work<'_>) -> Result<()> {
-            let (voided, event) = $record::void(self, w.now)?;
+            let (voided, event) = Billed::void(self, w.now)?;
             voided.save(w.repo)?;
             w.emit(event)
         }
 
         fn give_up(&self, w: &mut Work<'_>, attempt: Attempt) -> Result<()> {
-            let (stuck, event) = $record::give_up(self, attempt, w.now)?;
+            let (stuck, event) = Billed::give_up(self, attempt, w.now)?;
             stuck.save(w.repo)?;
             w.emit(event)
         }
@@ -237,22 +237,17 @@ impl Leg for Payment {
         if !matches!(self.status, PaymentStatus::Pending | PaymentStatus::Voided | PaymentStatus::NeedsAttention) {
             return Ok(Settled::Nothing);
         }
-        let (mut paid, event) = self.approve(gateway_ref, w.now)?;
-        let mut established = false;
-        if paid.status == PaymentStatus::Approved {
+        // Cancelled meanwhile, or paid by another attempt: the domain gives it back.
+        let (paid, events) = self.approve(gateway_ref, self.wanted(w.repo)?, w.now)?;
+        let established = paid.status == PaymentStatus::Approved;
+        if established {
             let order =
                 w.repo.order(self.order_id)?.ok_or_else(|| Error::not_found(crate::Record::Order, self.order_id))?;
-            if order.status == OrderStatus::PendingPayment {
-                w.repo.update_order(&order.transition(OrderAction::Pay, w.now)?)?;
-                w.repo.save_ticket(&KitchenTicket::receive(order.id, order.store_id, w.now))?;
-                established = true;
-            } else {
-                // Cancelled meanwhile, or paid by another attempt: give it back.
-                paid = paid.request_refund(w.now)?;
-            }
+            w.repo.update_order(&order.transition(OrderAction::Pay, w.now)?)?;
+            w.repo.save_ticket(&KitchenTicket::receive(order.id, order.store_id, w.now))?;
         }
         paid.save(w.repo)?;
-        w.emit(event)?;
+        events.into_iter().try_for_each(|event| w.emit(event))?;
         Ok(if established { Settled::Established } else { Settled::Done })
     }
 
@@ -319,13 +314,10 @@ impl Leg for Charge {
         if !matches!(self.status, ChargeStatus::Pending | ChargeStatus::Voided | ChargeStatus::NeedsAttention) {
             return Ok(Settled::Nothing);
         }
-        let (mut paid, event) = self.pay(gateway_ref, w.now)?;
-        if paid.status == ChargeStatus::Paid && !self.wanted(w.repo)? {
-            // Paid for a delivery that was cancelled or moved: take it back.
-            paid = paid.request_refund(w.now)?;
-        }
+        // Paid for a delivery that was cancelled or moved: the domain takes it back.
+        let (paid, events) = self.pay(gateway_ref, self.wanted(w.repo)?, w.now)?;
         paid.save(w.repo)?;
-        w.emit(event)?;
+        events.into_iter().try_for_each(|event| w.emit(event))?;
         Ok(if paid.status == ChargeStatus::Paid { Settled::Established } else { Settled::Done })
     }
 }

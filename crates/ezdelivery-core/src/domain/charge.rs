@@ -10,7 +10,8 @@
 use chrono::{DateTime, Utc};
 
 use super::attempt::Attempt;
-use super::refusal::Standing;
+use super::billed::{Billed, BillingAction, BillingStatus, Happened, Parts};
+use super::refusal::{Billing, Standing};
 use super::{status_strings, ChargeId, Event, OrderId, Refusal, RiderId, Won};
 
 /// Where a delivery charge stands.
@@ -40,45 +41,32 @@ status_strings!(ChargeStatus {
     NeedsAttention => "needs_attention",
 });
 
-/// What can happen to a delivery charge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChargeAction {
-    /// The gateway paid it.
-    Pay,
-    /// Dropped before it was paid.
-    Void,
-    /// To be taken back after it was paid.
-    RequestRefund,
-    /// The gateway confirmed it was taken back.
-    ConfirmRefund,
-    /// Its gateway's answers stayed unreadable too many times.
-    GiveUp,
-    /// A person put it back in the queue, to pay it.
-    Requeue,
-    /// A person put it back in the queue, to take it back.
-    RequeueRefund,
-}
+impl BillingStatus for ChargeStatus {
+    const WHAT: Billing = Billing::DeliveryCharge;
 
-impl ChargeStatus {
     /// The delivery charge's state machine: one line per allowed move.
-    pub fn next(self, action: ChargeAction) -> Option<ChargeStatus> {
-        use ChargeAction as A;
+    fn next(self, action: BillingAction) -> Option<ChargeStatus> {
+        use BillingAction as A;
         use ChargeStatus as S;
         match (self, action) {
-            (S::Pending, A::Pay) => Some(S::Paid),
+            (S::Pending, A::Take) => Some(S::Paid),
             (S::Pending, A::Void) => Some(S::Voided),
             // A call in flight when the delivery was cancelled came back paid.
-            (S::Voided, A::Pay) => Some(S::RefundPending),
+            (S::Voided, A::Take) => Some(S::RefundPending),
             (S::Paid, A::RequestRefund) => Some(S::RefundPending),
             (S::RefundPending, A::ConfirmRefund) => Some(S::Refunded),
             (S::Pending | S::RefundPending, A::GiveUp) => Some(S::NeedsAttention),
             (S::NeedsAttention, A::Requeue) => Some(S::Pending),
             (S::NeedsAttention, A::RequeueRefund) => Some(S::RefundPending),
             // A definite answer that comes late is a fact all the same.
-            (S::NeedsAttention, A::Pay) => Some(S::Paid),
+            (S::NeedsAttention, A::Take) => Some(S::Paid),
             (S::NeedsAttention, A::ConfirmRefund) => Some(S::Refunded),
             _ => None,
         }
+    }
+
+    fn standing(self) -> Standing {
+        Standing::DeliveryCharge(self)
     }
 }
 
@@ -93,7 +81,7 @@ pub struct Charge {
     pub rider_id: RiderId,
     /// The store's delivery charge for this delivery, in whole won.
     pub amount: Won,
-    /// Its status; [`ChargeStatus::next`] says where it may go.
+    /// Its status; [`BillingStatus::next`] says where it may go.
     pub status: ChargeStatus,
     /// The gateway's id for the paid charge (needed to take it back).
     pub gateway_ref: Option<String>,
@@ -129,97 +117,11 @@ impl Charge {
         }
     }
 
-    fn to(&self, action: ChargeAction, now: DateTime<Utc>) -> Result<Charge, Refusal> {
-        match self.status.next(action) {
-            Some(status) => Ok(Charge { status, updated_at: now, ..self.clone() }),
-            None => Err(Refusal::Transition {
-                order: self.order_id,
-                standing: Standing::DeliveryCharge(self.status),
-                action: match action {
-                    ChargeAction::Pay => "be paid",
-                    ChargeAction::Void => "be voided",
-                    ChargeAction::RequestRefund => "be taken back",
-                    ChargeAction::ConfirmRefund => "confirm it was taken back",
-                    ChargeAction::GiveUp => "be given up on",
-                    ChargeAction::Requeue | ChargeAction::RequeueRefund => "be queued again",
-                },
-            }),
-        }
-    }
-
-    /// The gateway paid the rider under its id `gateway_ref`.
-    pub fn pay(&self, gateway_ref: &str, now: DateTime<Utc>) -> Result<(Charge, Event), Refusal> {
-        let mut c = self.to(ChargeAction::Pay, now)?;
-        c.gateway_ref = Some(gateway_ref.to_string());
-        c.attempt = match c.status {
-            ChargeStatus::RefundPending => c.attempt.refund(),
-            _ => c.attempt.answered(),
-        };
-        let e =
-            Event::DeliveryChargePaid { order_id: c.order_id, charge_id: c.id, rider_id: c.rider_id, amount: c.amount };
-        Ok((c, e))
-    }
-
-    /// Drops a charge that was never paid.
-    pub fn void(&self, now: DateTime<Utc>) -> Result<(Charge, Event), Refusal> {
-        let mut c = self.to(ChargeAction::Void, now)?;
-        c.attempt.next_at = None;
-        let e = Event::DeliveryChargeVoided { order_id: c.order_id, charge_id: c.id };
-        Ok((c, e))
-    }
-
-    /// The paid charge is to be taken back.
-    pub fn request_refund(&self, now: DateTime<Utc>) -> Result<Charge, Refusal> {
-        let mut c = self.to(ChargeAction::RequestRefund, now)?;
-        c.attempt = c.attempt.refund();
-        Ok(c)
-    }
-
-    /// The gateway confirmed the charge was taken back.
-    pub fn confirm_refund(&self, now: DateTime<Utc>) -> Result<(Charge, Event), Refusal> {
-        let mut c = self.to(ChargeAction::ConfirmRefund, now)?;
-        c.attempt = c.attempt.answered();
-        let e = Event::DeliveryChargeRefunded { order_id: c.order_id, charge_id: c.id, amount: c.amount };
-        Ok((c, e))
-    }
-
-    /// Stops this charge from ever reaching the rider: a paid one is to be
-    /// taken back, an unpaid one that never reached the gateway is voided, a
-    /// finished one is left alone. A pending one the gateway may have acted
-    /// on stays pending, due now unless a call is under way: its key is
-    /// replayed, and what was paid is taken back.
-    pub fn withdraw(&self, now: DateTime<Utc>) -> Result<(Charge, Option<Event>), Refusal> {
-        match self.status {
-            ChargeStatus::Pending if self.attempt.in_doubt() => {
-                Ok((Charge { attempt: self.attempt.replay_now(now), updated_at: now, ..self.clone() }, None))
-            }
-            ChargeStatus::Pending => self.void(now).map(|(c, e)| (c, Some(e))),
-            ChargeStatus::Paid => self.request_refund(now).map(|c| (c, None)),
-            ChargeStatus::RefundPending
-            | ChargeStatus::Refunded
-            | ChargeStatus::Voided
-            | ChargeStatus::NeedsAttention => Ok((self.clone(), None)),
-        }
-    }
-
-    /// Its gateway's answers stayed unreadable: parked for a person, with
-    /// `attempt` as the last try left it.
-    pub fn give_up(&self, attempt: Attempt, now: DateTime<Utc>) -> Result<(Charge, Event), Refusal> {
-        let mut c = self.to(ChargeAction::GiveUp, now)?;
-        let reason = attempt.last_error.clone().unwrap_or_default();
-        c.attempt = attempt;
-        let e = Event::DeliveryChargeNeedsAttention { order_id: c.order_id, charge_id: c.id, amount: c.amount, reason };
-        Ok((c, e))
-    }
-
-    /// A person put it back in the queue: the call it was making is due
-    /// now under the same key.
-    pub fn requeue(&self, now: DateTime<Utc>) -> Result<(Charge, Event), Refusal> {
-        let action = if self.gateway_ref.is_some() { ChargeAction::RequeueRefund } else { ChargeAction::Requeue };
-        let mut c = self.to(action, now)?;
-        c.attempt = c.attempt.requeued(now);
-        let e = Event::DeliveryChargeRequeued { order_id: c.order_id, charge_id: c.id, status: c.status };
-        Ok((c, e))
+    /// The gateway paid the rider under its id `gateway_ref`; if the
+    /// delivery no longer wants it (`wanted` false: cancelled, or moved to
+    /// another rider), it is taken straight back ([`Billed::take`]).
+    pub fn pay(&self, gateway_ref: &str, wanted: bool, now: DateTime<Utc>) -> Result<(Charge, Vec<Event>), Refusal> {
+        self.take(gateway_ref, wanted, now)
     }
 
     /// True while a gateway call for it is outstanding (payment or refund).
@@ -228,10 +130,32 @@ impl Charge {
     }
 }
 
+impl Billed for Charge {
+    type Status = ChargeStatus;
+
+    fn parts(&mut self) -> Parts<'_, ChargeStatus> {
+        (self.order_id, &mut self.status, &mut self.attempt, &mut self.gateway_ref, &mut self.updated_at)
+    }
+
+    fn event(&self, happened: Happened) -> Event {
+        let (order_id, charge_id, amount) = (self.order_id, self.id, self.amount);
+        match happened {
+            Happened::Taken => Event::DeliveryChargePaid { order_id, charge_id, rider_id: self.rider_id, amount },
+            Happened::NeedsAttention(reason) => {
+                Event::DeliveryChargeNeedsAttention { order_id, charge_id, amount, reason }
+            }
+            Happened::Voided => Event::DeliveryChargeVoided { order_id, charge_id },
+            Happened::RefundRequested => Event::DeliveryChargeRefundRequested { order_id, charge_id, amount },
+            Happened::Refunded => Event::DeliveryChargeRefunded { order_id, charge_id, amount },
+            Happened::Requeued => Event::DeliveryChargeRequeued { order_id, charge_id, status: self.status },
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ChargeAction as A;
+    use BillingAction as A;
     use ChargeStatus as S;
 
     fn now() -> DateTime<Utc> {
@@ -241,21 +165,20 @@ mod tests {
     #[test]
     fn transition_table_is_exactly_the_allowed_moves() {
         let allowed = [
-            (S::Pending, A::Pay, S::Paid),
+            (S::Pending, A::Take, S::Paid),
             (S::Pending, A::Void, S::Voided),
-            (S::Voided, A::Pay, S::RefundPending),
+            (S::Voided, A::Take, S::RefundPending),
             (S::Paid, A::RequestRefund, S::RefundPending),
             (S::RefundPending, A::ConfirmRefund, S::Refunded),
             (S::Pending, A::GiveUp, S::NeedsAttention),
             (S::RefundPending, A::GiveUp, S::NeedsAttention),
             (S::NeedsAttention, A::Requeue, S::Pending),
             (S::NeedsAttention, A::RequeueRefund, S::RefundPending),
-            (S::NeedsAttention, A::Pay, S::Paid),
+            (S::NeedsAttention, A::Take, S::Paid),
             (S::NeedsAttention, A::ConfirmRefund, S::Refunded),
         ];
-        let actions = [A::Pay, A::Void, A::RequestRefund, A::ConfirmRefund, A::GiveUp, A::Requeue, A::RequeueRefund];
         for &from in S::ALL {
-            for action in actions {
+            for action in BillingAction::ALL {
                 let expected = allowed.iter().find(|(f, a, _)| *f == from && *a == action).map(|t| t.2);
                 assert_eq!(from.next(action), expected, "{from} + {action:?}");
                 let c = Charge { status: from, ..Charge::request(1, 2, 3, 3000, "c1".into(), now()) };
@@ -267,10 +190,11 @@ mod tests {
     #[test]
     fn pay_and_take_back() {
         let c = Charge::request(4, 2, 3, 3000, "ezd-charge-4".into(), now());
-        let (c, e) = c.pay("gw-c", now()).unwrap();
-        assert_eq!(e, Event::DeliveryChargePaid { order_id: 2, charge_id: 4, rider_id: 3, amount: 3000 });
+        let (c, e) = c.pay("gw-c", true, now()).unwrap();
+        assert_eq!(e, [Event::DeliveryChargePaid { order_id: 2, charge_id: 4, rider_id: 3, amount: 3000 }]);
         let (c, e) = c.withdraw(now()).unwrap();
-        assert_eq!((c.status, e), (S::RefundPending, None));
+        let requested = Event::DeliveryChargeRefundRequested { order_id: 2, charge_id: 4, amount: 3000 };
+        assert_eq!((c.status, e), (S::RefundPending, Some(requested)));
         assert_eq!(c.attempt.idempotency_key, "ezd-charge-4-refund");
         let (c, e) = c.confirm_refund(now()).unwrap();
         assert_eq!(c.status, S::Refunded);
@@ -289,8 +213,15 @@ mod tests {
         assert_eq!(c.status, S::Voided);
         assert_eq!(e, Some(Event::DeliveryChargeVoided { order_id: 2, charge_id: 4 }));
         assert!(c.confirm_refund(now()).is_err());
-        let (late, _) = c.pay("x", now()).unwrap();
+        let (late, e) = c.pay("x", true, now()).unwrap();
         assert_eq!(late.status, S::RefundPending);
+        let paid = Event::DeliveryChargePaid { order_id: 2, charge_id: 4, rider_id: 3, amount: 3000 };
+        let requested = Event::DeliveryChargeRefundRequested { order_id: 2, charge_id: 4, amount: 3000 };
+        assert_eq!(e, [paid.clone(), requested.clone()]);
+        // Paid for a delivery that was cancelled or moved meanwhile: taken straight back.
+        let (unwanted, e) = unreached.pay("x", false, now()).unwrap();
+        assert_eq!((unwanted.status, unwanted.attempt.idempotency_key.as_str()), (S::RefundPending, "c4-refund"));
+        assert_eq!(e, [paid, requested]);
     }
 
     #[test]
@@ -306,8 +237,8 @@ mod tests {
         let (again, e) = stuck.requeue(now()).unwrap();
         assert_eq!(again.status, S::Pending);
         assert_eq!(e, Event::DeliveryChargeRequeued { order_id: 2, charge_id: 4, status: S::Pending });
-        let (paid, _) = c.pay("gw", now()).unwrap();
-        let taking_back = paid.request_refund(now()).unwrap();
+        let (paid, _) = c.pay("gw", true, now()).unwrap();
+        let (taking_back, _) = paid.request_refund(now()).unwrap();
         let (stuck, _) = taking_back.give_up(taking_back.attempt.clone(), now()).unwrap();
         assert_eq!(stuck.requeue(now()).unwrap().0.status, S::RefundPending);
     }

@@ -197,7 +197,7 @@ mod tests {
     }
 
     fn paid_charge(rider: RiderId) -> Charge {
-        Charge::request(1, 9, rider, 3000, "c1".into(), now()).pay("c", now()).unwrap().0
+        Charge::request(1, 9, rider, 3000, "c1".into(), now()).pay("c", true, now()).unwrap().0
     }
 
     #[test]

@@ -81,6 +81,11 @@ pub enum Event {
     PaymentRequeued { order_id: OrderId, payment_id: PaymentId, status: PaymentStatus },
     /// A queued payment was dropped because its order was cancelled; never charged.
     PaymentVoided { order_id: OrderId, payment_id: PaymentId },
+    /// An approved payment is to be refunded: its order was cancelled or
+    /// rejected, or the approval came for an order that no longer waited
+    /// for it (cancelled meanwhile, or paid by another attempt). The payment
+    /// is `refund_pending` until [`Event::PaymentRefunded`].
+    PaymentRefundRequested { order_id: OrderId, payment_id: PaymentId, amount: Won },
     /// The gateway confirmed the refund of an approved payment.
     PaymentRefunded { order_id: OrderId, payment_id: PaymentId, amount: Won },
     /// The store owner rejected a paid order.
@@ -109,6 +114,11 @@ pub enum Event {
     OrderCancelled { order_id: OrderId, reason: String },
     /// The delivery was cancelled with its order.
     DeliveryCancelled { order_id: OrderId },
+    /// A paid delivery charge is to be taken back from the rider: the
+    /// order was cancelled, the delivery moved to another rider, or the
+    /// charge was paid after its delivery was cancelled or moved. The charge
+    /// is `refund_pending` until [`Event::DeliveryChargeRefunded`].
+    DeliveryChargeRefundRequested { order_id: OrderId, charge_id: ChargeId, amount: Won },
     /// A paid delivery charge was taken back from the rider.
     DeliveryChargeRefunded { order_id: OrderId, charge_id: ChargeId, amount: Won },
     /// An unpaid delivery charge was dropped; never paid.
@@ -123,115 +133,118 @@ pub enum Event {
     ReviewRegistered { order_id: OrderId, store_id: StoreId, score: u8, text: String },
 }
 
+/// Declares [`EventType`] and what it takes to know an event's type and
+/// order, from one table: each [`Event`] variant once, with its CloudEvents
+/// type, the catalogue's (no order) apart from the order's (an `order_id`).
+/// A variant missing from the table does not compile.
+macro_rules! event_types {
+    (
+        catalogue { $($cat:ident => $cat_cloud:literal,)+ }
+        order { $($ord:ident => $ord_cloud:literal,)+ }
+    ) => {
+        /// An event's type, without its data: the `type` of the event log,
+        /// of `events --format json` and of a view's timeline entry, where
+        /// it is written as its name (`"OrderPlaced"`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventType {
+            $(#[doc = concat!("See [`Event::", stringify!($cat), "`].")] $cat,)+
+            $(#[doc = concat!("See [`Event::", stringify!($ord), "`].")] $ord,)+
+        }
+
+        impl EventType {
+            /// Every type, catalogue's first.
+            pub const ALL: &'static [EventType] = &[$(EventType::$cat,)+ $(EventType::$ord,)+];
+
+            /// The type's name, as stored in the log (`"OrderPlaced"`).
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$cat => stringify!($cat),)+
+                    $(EventType::$ord => stringify!($ord),)+
+                }
+            }
+
+            /// The type for CloudEvents, after `ezdelivery.`: the aggregate,
+            /// then what happened (`order.placed`, `delivery_charge.paid`).
+            pub fn cloud_type(self) -> &'static str {
+                match self {
+                    $(EventType::$cat => $cat_cloud,)+
+                    $(EventType::$ord => $ord_cloud,)+
+                }
+            }
+        }
+
+        impl Event {
+            /// The event's type.
+            pub fn kind(&self) -> EventType {
+                match self {
+                    $(Event::$cat { .. } => EventType::$cat,)+
+                    $(Event::$ord { .. } => EventType::$ord,)+
+                }
+            }
+
+            /// The order this event belongs to (its correlation key), or
+            /// `None` for catalogue events.
+            pub fn order_id(&self) -> Option<OrderId> {
+                match self {
+                    $(Event::$cat { .. })|+ => None,
+                    $(Event::$ord { order_id, .. })|+ => Some(*order_id),
+                }
+            }
+        }
+    };
+}
+
+event_types! {
+    catalogue {
+        StoreRegistered => "store.registered",
+        StoreOpened => "store.opened",
+        StoreClosed => "store.closed",
+        MenuAdded => "menu.added",
+        MenuSoldOut => "menu.sold_out",
+        MenuAvailable => "menu.available",
+        RiderRegistered => "rider.registered",
+    }
+    order {
+        OrderPlaced => "order.placed",
+        PaymentApproved => "payment.approved",
+        PaymentDeclined => "payment.declined",
+        PaymentQueued => "payment.queued",
+        PaymentNeedsAttention => "payment.needs_attention",
+        PaymentRequeued => "payment.requeued",
+        PaymentVoided => "payment.voided",
+        PaymentRefundRequested => "payment.refund_requested",
+        PaymentRefunded => "payment.refunded",
+        OrderRejected => "order.rejected",
+        CookingStarted => "kitchen.cooking_started",
+        FoodCooked => "kitchen.food_cooked",
+        DeliveryPrepared => "delivery.prepared",
+        DeliveryRiderAssigned => "delivery.rider_assigned",
+        DeliveryChargePaid => "delivery_charge.paid",
+        DeliveryStarted => "delivery.started",
+        DeliveryCompleted => "delivery.completed",
+        OrderCancelled => "order.cancelled",
+        DeliveryCancelled => "delivery.cancelled",
+        DeliveryChargeRefundRequested => "delivery_charge.refund_requested",
+        DeliveryChargeRefunded => "delivery_charge.refunded",
+        DeliveryChargeVoided => "delivery_charge.voided",
+        DeliveryChargeNeedsAttention => "delivery_charge.needs_attention",
+        DeliveryChargeRequeued => "delivery_charge.requeued",
+        ReviewRegistered => "review.registered",
+    }
+}
+
+super::named_strings!(EventType);
+
 impl Event {
     /// The event's type name, as stored in the log (`"OrderPlaced"`).
     pub fn type_name(&self) -> &'static str {
-        match self {
-            Event::StoreRegistered { .. } => "StoreRegistered",
-            Event::StoreOpened { .. } => "StoreOpened",
-            Event::StoreClosed { .. } => "StoreClosed",
-            Event::MenuAdded { .. } => "MenuAdded",
-            Event::MenuSoldOut { .. } => "MenuSoldOut",
-            Event::MenuAvailable { .. } => "MenuAvailable",
-            Event::RiderRegistered { .. } => "RiderRegistered",
-            Event::OrderPlaced { .. } => "OrderPlaced",
-            Event::PaymentApproved { .. } => "PaymentApproved",
-            Event::PaymentDeclined { .. } => "PaymentDeclined",
-            Event::PaymentQueued { .. } => "PaymentQueued",
-            Event::PaymentVoided { .. } => "PaymentVoided",
-            Event::PaymentRefunded { .. } => "PaymentRefunded",
-            Event::PaymentNeedsAttention { .. } => "PaymentNeedsAttention",
-            Event::PaymentRequeued { .. } => "PaymentRequeued",
-            Event::OrderRejected { .. } => "OrderRejected",
-            Event::CookingStarted { .. } => "CookingStarted",
-            Event::FoodCooked { .. } => "FoodCooked",
-            Event::DeliveryPrepared { .. } => "DeliveryPrepared",
-            Event::DeliveryRiderAssigned { .. } => "DeliveryRiderAssigned",
-            Event::DeliveryChargePaid { .. } => "DeliveryChargePaid",
-            Event::DeliveryStarted { .. } => "DeliveryStarted",
-            Event::DeliveryCompleted { .. } => "DeliveryCompleted",
-            Event::OrderCancelled { .. } => "OrderCancelled",
-            Event::DeliveryCancelled { .. } => "DeliveryCancelled",
-            Event::DeliveryChargeRefunded { .. } => "DeliveryChargeRefunded",
-            Event::DeliveryChargeVoided { .. } => "DeliveryChargeVoided",
-            Event::DeliveryChargeNeedsAttention { .. } => "DeliveryChargeNeedsAttention",
-            Event::DeliveryChargeRequeued { .. } => "DeliveryChargeRequeued",
-            Event::ReviewRegistered { .. } => "ReviewRegistered",
-        }
+        self.kind().as_str()
     }
 
     /// The event's type for CloudEvents, after `ezdelivery.`: the aggregate,
     /// then what happened (`order.placed`, `delivery_charge.paid`).
     pub fn cloud_type(&self) -> &'static str {
-        match self {
-            Event::StoreRegistered { .. } => "store.registered",
-            Event::StoreOpened { .. } => "store.opened",
-            Event::StoreClosed { .. } => "store.closed",
-            Event::MenuAdded { .. } => "menu.added",
-            Event::MenuSoldOut { .. } => "menu.sold_out",
-            Event::MenuAvailable { .. } => "menu.available",
-            Event::RiderRegistered { .. } => "rider.registered",
-            Event::OrderPlaced { .. } => "order.placed",
-            Event::PaymentApproved { .. } => "payment.approved",
-            Event::PaymentDeclined { .. } => "payment.declined",
-            Event::PaymentQueued { .. } => "payment.queued",
-            Event::PaymentVoided { .. } => "payment.voided",
-            Event::PaymentRefunded { .. } => "payment.refunded",
-            Event::PaymentNeedsAttention { .. } => "payment.needs_attention",
-            Event::PaymentRequeued { .. } => "payment.requeued",
-            Event::OrderRejected { .. } => "order.rejected",
-            Event::CookingStarted { .. } => "kitchen.cooking_started",
-            Event::FoodCooked { .. } => "kitchen.food_cooked",
-            Event::DeliveryPrepared { .. } => "delivery.prepared",
-            Event::DeliveryRiderAssigned { .. } => "delivery.rider_assigned",
-            Event::DeliveryChargePaid { .. } => "delivery_charge.paid",
-            Event::DeliveryStarted { .. } => "delivery.started",
-            Event::DeliveryCompleted { .. } => "delivery.completed",
-            Event::OrderCancelled { .. } => "order.cancelled",
-            Event::DeliveryCancelled { .. } => "delivery.cancelled",
-            Event::DeliveryChargeRefunded { .. } => "delivery_charge.refunded",
-            Event::DeliveryChargeVoided { .. } => "delivery_charge.voided",
-            Event::DeliveryChargeNeedsAttention { .. } => "delivery_charge.needs_attention",
-            Event::DeliveryChargeRequeued { .. } => "delivery_charge.requeued",
-            Event::ReviewRegistered { .. } => "review.registered",
-        }
-    }
-
-    /// The order this event belongs to (its correlation key), or `None` for
-    /// catalogue events.
-    pub fn order_id(&self) -> Option<OrderId> {
-        match self {
-            Event::StoreRegistered { .. }
-            | Event::StoreOpened { .. }
-            | Event::StoreClosed { .. }
-            | Event::MenuAdded { .. }
-            | Event::MenuSoldOut { .. }
-            | Event::MenuAvailable { .. }
-            | Event::RiderRegistered { .. } => None,
-            Event::OrderPlaced { order_id, .. }
-            | Event::PaymentApproved { order_id, .. }
-            | Event::PaymentDeclined { order_id, .. }
-            | Event::PaymentQueued { order_id, .. }
-            | Event::PaymentVoided { order_id, .. }
-            | Event::PaymentRefunded { order_id, .. }
-            | Event::PaymentNeedsAttention { order_id, .. }
-            | Event::PaymentRequeued { order_id, .. }
-            | Event::OrderRejected { order_id, .. }
-            | Event::CookingStarted { order_id }
-            | Event::FoodCooked { order_id }
-            | Event::DeliveryPrepared { order_id, .. }
-            | Event::DeliveryRiderAssigned { order_id, .. }
-            | Event::DeliveryChargePaid { order_id, .. }
-            | Event::DeliveryStarted { order_id, .. }
-            | Event::DeliveryCompleted { order_id }
-            | Event::OrderCancelled { order_id, .. }
-            | Event::DeliveryCancelled { order_id }
-            | Event::DeliveryChargeRefunded { order_id, .. }
-            | Event::DeliveryChargeVoided { order_id, .. }
-            | Event::DeliveryChargeNeedsAttention { order_id, .. }
-            | Event::DeliveryChargeRequeued { order_id, .. }
-            | Event::ReviewRegistered { order_id, .. } => Some(*order_id),
-        }
+        self.kind().cloud_type()
     }
 
     /// The event's fields as a JSON object (its `data`).

@@ -7,6 +7,7 @@
 //! these functions and stores the results.
 
 pub mod attempt;
+pub mod billed;
 pub mod breaker;
 pub mod catalogue;
 pub mod charge;
@@ -22,11 +23,12 @@ pub mod time;
 pub mod validate;
 pub mod view;
 
+pub use billed::{Billed, BillingAction, BillingStatus};
 pub use breaker::{Breaker, BreakerName, BreakerSettings, BreakerState, ChannelName};
 pub use catalogue::{Menu, Rider, Store};
 pub use charge::{Charge, ChargeStatus};
 pub use delivery::{Delivery, DeliveryStatus};
-pub use event::Event;
+pub use event::{Event, EventType};
 pub use kitchen::{KitchenStatus, KitchenTicket};
 pub use order::{Order, OrderItem, OrderStatus};
 pub use payment::{Payment, PaymentStatus};
@@ -81,11 +83,21 @@ macro_rules! status_strings {
             pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
 
             /// The stable snake_case name used in JSON and in the database.
-            pub fn as_str(self) -> &'static str {
+            pub const fn as_str(self) -> &'static str {
                 match self { $($ty::$variant => $s),+ }
             }
         }
 
+        $crate::domain::named_strings!($ty);
+    };
+}
+pub(crate) use status_strings;
+
+/// Implements `Display`, `FromStr`, `Serialize` and `Deserialize` for an
+/// enum that names itself with `as_str` and lists itself in `ALL`: it is
+/// written and read as that name, and nothing else reads.
+macro_rules! named_strings {
+    ($ty:ident) => {
         impl std::fmt::Display for $ty {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -95,10 +107,11 @@ macro_rules! status_strings {
         impl std::str::FromStr for $ty {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s {
-                    $($s => Ok($ty::$variant),)+
-                    other => Err(format!("unknown {} `{other}`", stringify!($ty))),
-                }
+                $ty::ALL
+                    .iter()
+                    .copied()
+                    .find(|t| t.as_str() == s)
+                    .ok_or_else(|| format!("unknown {} `{s}`", stringify!($ty)))
             }
         }
 
@@ -116,4 +129,4 @@ macro_rules! status_strings {
         }
     };
 }
-pub(crate) use status_strings;
+pub(crate) use named_strings;

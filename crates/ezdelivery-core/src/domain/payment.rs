@@ -14,7 +14,8 @@
 use chrono::{DateTime, Utc};
 
 use super::attempt::Attempt;
-use super::refusal::Standing;
+use super::billed::{Billed, BillingAction, BillingStatus, Happened, Parts};
+use super::refusal::{Billing, Standing};
 use super::{status_strings, Event, OrderId, PaymentId, Refusal, Won};
 
 /// Where a payment stands.
@@ -47,50 +48,35 @@ status_strings!(PaymentStatus {
     NeedsAttention => "needs_attention",
 });
 
-/// What can happen to a payment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PaymentAction {
-    /// The gateway approved.
-    Approve,
-    /// The gateway declined.
-    Decline,
-    /// The order was cancelled before the payment got through.
-    Void,
-    /// The order was cancelled or rejected after approval.
-    RequestRefund,
-    /// The gateway confirmed the refund.
-    ConfirmRefund,
-    /// Its gateway's answers stayed unreadable too many times.
-    GiveUp,
-    /// A person put it back in the queue, to approve it.
-    Requeue,
-    /// A person put it back in the queue, to refund it.
-    RequeueRefund,
-}
+impl BillingStatus for PaymentStatus {
+    const WHAT: Billing = Billing::Payment;
 
-impl PaymentStatus {
     /// The payment's state machine: one line per allowed move.
-    pub fn next(self, action: PaymentAction) -> Option<PaymentStatus> {
-        use PaymentAction as A;
+    fn next(self, action: BillingAction) -> Option<PaymentStatus> {
+        use BillingAction as A;
         use PaymentStatus as S;
         match (self, action) {
-            (S::Pending, A::Approve) => Some(S::Approved),
+            (S::Pending, A::Take) => Some(S::Approved),
             (S::Pending, A::Decline) => Some(S::Declined),
             (S::Pending, A::Void) => Some(S::Voided),
             // A call that was in flight when the order was cancelled came back
             // approved: the money moved, so it goes straight back.
-            (S::Voided, A::Approve) => Some(S::RefundPending),
+            (S::Voided, A::Take) => Some(S::RefundPending),
             (S::Approved, A::RequestRefund) => Some(S::RefundPending),
             (S::RefundPending, A::ConfirmRefund) => Some(S::Refunded),
             (S::Pending | S::RefundPending, A::GiveUp) => Some(S::NeedsAttention),
             (S::NeedsAttention, A::Requeue) => Some(S::Pending),
             (S::NeedsAttention, A::RequeueRefund) => Some(S::RefundPending),
             // A definite answer that comes late is a fact all the same.
-            (S::NeedsAttention, A::Approve) => Some(S::Approved),
+            (S::NeedsAttention, A::Take) => Some(S::Approved),
             (S::NeedsAttention, A::Decline) => Some(S::Declined),
             (S::NeedsAttention, A::ConfirmRefund) => Some(S::Refunded),
             _ => None,
         }
+    }
+
+    fn standing(self) -> Standing {
+        Standing::Payment(self)
     }
 }
 
@@ -106,7 +92,7 @@ pub struct Payment {
     pub amount: Won,
     /// The card, masked but for its last four digits (never stored whole).
     pub card: Option<String>,
-    /// Its status; [`PaymentStatus::next`] says where it may go.
+    /// Its status; [`BillingStatus::next`] says where it may go.
     pub status: PaymentStatus,
     /// The gateway's id for the approved payment (needed to refund it).
     pub gateway_ref: Option<String>,
@@ -142,41 +128,21 @@ impl Payment {
         }
     }
 
-    fn to(&self, action: PaymentAction, now: DateTime<Utc>) -> Result<Payment, Refusal> {
-        match self.status.next(action) {
-            Some(status) => Ok(Payment { status, updated_at: now, ..self.clone() }),
-            None => Err(Refusal::Transition {
-                order: self.order_id,
-                standing: Standing::Payment(self.status),
-                action: match action {
-                    PaymentAction::Approve => "be approved",
-                    PaymentAction::Decline => "be declined",
-                    PaymentAction::Void => "be voided",
-                    PaymentAction::RequestRefund => "be refunded",
-                    PaymentAction::ConfirmRefund => "confirm a refund",
-                    PaymentAction::GiveUp => "be given up on",
-                    PaymentAction::Requeue | PaymentAction::RequeueRefund => "be queued again",
-                },
-            }),
-        }
-    }
-
-    /// The gateway approved under its id `gateway_ref`.
-    pub fn approve(&self, gateway_ref: &str, now: DateTime<Utc>) -> Result<(Payment, Event), Refusal> {
-        let mut p = self.to(PaymentAction::Approve, now)?;
-        p.gateway_ref = Some(gateway_ref.to_string());
-        p.attempt = match p.status {
-            PaymentStatus::RefundPending => p.attempt.refund(),
-            _ => p.attempt.answered(),
-        };
-        let e =
-            Event::PaymentApproved { order_id: p.order_id, payment_id: p.id, amount: p.amount, card: p.card.clone() };
-        Ok((p, e))
+    /// The gateway approved under its id `gateway_ref`; if the order no
+    /// longer waits for it (`wanted` false), it goes straight back
+    /// ([`Billed::take`]).
+    pub fn approve(
+        &self,
+        gateway_ref: &str,
+        wanted: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(Payment, Vec<Event>), Refusal> {
+        self.take(gateway_ref, wanted, now)
     }
 
     /// The gateway declined, for `reason`.
     pub fn decline(&self, reason: &str, now: DateTime<Utc>) -> Result<(Payment, Event), Refusal> {
-        let mut p = self.to(PaymentAction::Decline, now)?;
+        let mut p = self.to(BillingAction::Decline, now)?;
         p.attempt = p.attempt.answered();
         let e = Event::PaymentDeclined {
             order_id: p.order_id,
@@ -188,72 +154,6 @@ impl Payment {
         Ok((p, e))
     }
 
-    /// Drops a payment that never got through because its order was cancelled.
-    pub fn void(&self, now: DateTime<Utc>) -> Result<(Payment, Event), Refusal> {
-        let mut p = self.to(PaymentAction::Void, now)?;
-        p.attempt.next_at = None;
-        let e = Event::PaymentVoided { order_id: p.order_id, payment_id: p.id };
-        Ok((p, e))
-    }
-
-    /// The order was cancelled or rejected: the approved payment is to be refunded.
-    pub fn request_refund(&self, now: DateTime<Utc>) -> Result<Payment, Refusal> {
-        let mut p = self.to(PaymentAction::RequestRefund, now)?;
-        p.attempt = p.attempt.refund();
-        Ok(p)
-    }
-
-    /// Stops this payment from charging for a cancelled or rejected order:
-    /// an approved one is to be refunded, a pending one that never reached
-    /// the gateway is voided, a finished one is left alone. A pending one
-    /// the gateway may have acted on stays pending, due now unless a call
-    /// is under way: its key is replayed, and an approval is refunded.
-    pub fn withdraw(&self, now: DateTime<Utc>) -> Result<(Payment, Option<Event>), Refusal> {
-        match self.status {
-            PaymentStatus::Pending if self.attempt.in_doubt() => {
-                Ok((Payment { attempt: self.attempt.replay_now(now), updated_at: now, ..self.clone() }, None))
-            }
-            PaymentStatus::Pending => self.void(now).map(|(p, e)| (p, Some(e))),
-            PaymentStatus::Approved => self.request_refund(now).map(|p| (p, None)),
-            _ => Ok((self.clone(), None)),
-        }
-    }
-
-    /// Its gateway's answers stayed unreadable `attempt.unsettled` times:
-    /// it is parked for a person, with `attempt` as the last try left it.
-    pub fn give_up(&self, attempt: Attempt, now: DateTime<Utc>) -> Result<(Payment, Event), Refusal> {
-        let mut p = self.to(PaymentAction::GiveUp, now)?;
-        let reason = attempt.last_error.clone().unwrap_or_default();
-        p.attempt = attempt;
-        let e = Event::PaymentNeedsAttention {
-            order_id: p.order_id,
-            payment_id: p.id,
-            amount: p.amount,
-            reason,
-            card: p.card.clone(),
-        };
-        Ok((p, e))
-    }
-
-    /// A person put it back in the queue: the call it was making (the
-    /// approval, or the refund once the gateway gave a reference) is due now
-    /// under the same key.
-    pub fn requeue(&self, now: DateTime<Utc>) -> Result<(Payment, Event), Refusal> {
-        let action = if self.gateway_ref.is_some() { PaymentAction::RequeueRefund } else { PaymentAction::Requeue };
-        let mut p = self.to(action, now)?;
-        p.attempt = p.attempt.requeued(now);
-        let e = Event::PaymentRequeued { order_id: p.order_id, payment_id: p.id, status: p.status };
-        Ok((p, e))
-    }
-
-    /// The gateway confirmed the refund.
-    pub fn confirm_refund(&self, now: DateTime<Utc>) -> Result<(Payment, Event), Refusal> {
-        let mut p = self.to(PaymentAction::ConfirmRefund, now)?;
-        p.attempt = p.attempt.answered();
-        let e = Event::PaymentRefunded { order_id: p.order_id, payment_id: p.id, amount: p.amount };
-        Ok((p, e))
-    }
-
     /// True while a gateway call for it is outstanding (approval or refund).
     pub fn awaits_gateway(&self) -> bool {
         matches!(self.status, PaymentStatus::Pending | PaymentStatus::RefundPending)
@@ -262,6 +162,28 @@ impl Payment {
     /// The card's last four digits, for messages (`1111`), or `no card`.
     pub fn card_tail(&self) -> String {
         card_tail(self.card.as_deref())
+    }
+}
+
+impl Billed for Payment {
+    type Status = PaymentStatus;
+
+    fn event(&self, happened: Happened) -> Event {
+        let (order_id, payment_id, amount, card) = (self.order_id, self.id, self.amount, self.card.clone());
+        match happened {
+            Happened::Taken => Event::PaymentApproved { order_id, payment_id, amount, card },
+            Happened::Voided => Event::PaymentVoided { order_id, payment_id },
+            Happened::RefundRequested => Event::PaymentRefundRequested { order_id, payment_id, amount },
+            Happened::Refunded => Event::PaymentRefunded { order_id, payment_id, amount },
+            Happened::Requeued => Event::PaymentRequeued { order_id, payment_id, status: self.status },
+            Happened::NeedsAttention(reason) => {
+                Event::PaymentNeedsAttention { order_id, payment_id, amount, reason, card }
+            }
+        }
+    }
+
+    fn parts(&mut self) -> Parts<'_, PaymentStatus> {
+        (self.order_id, &mut self.status, &mut self.attempt, &mut self.gateway_ref, &mut self.updated_at)
     }
 }
 
@@ -297,7 +219,7 @@ pub fn mask_card(card: &str) -> Result<String, super::validate::Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use PaymentAction as A;
+    use BillingAction as A;
     use PaymentStatus as S;
 
     fn now() -> DateTime<Utc> {
@@ -307,32 +229,22 @@ mod tests {
     #[test]
     fn transition_table_is_exactly_the_allowed_moves() {
         let allowed = [
-            (S::Pending, A::Approve, S::Approved),
+            (S::Pending, A::Take, S::Approved),
             (S::Pending, A::Decline, S::Declined),
             (S::Pending, A::Void, S::Voided),
-            (S::Voided, A::Approve, S::RefundPending),
+            (S::Voided, A::Take, S::RefundPending),
             (S::Approved, A::RequestRefund, S::RefundPending),
             (S::RefundPending, A::ConfirmRefund, S::Refunded),
             (S::Pending, A::GiveUp, S::NeedsAttention),
             (S::RefundPending, A::GiveUp, S::NeedsAttention),
             (S::NeedsAttention, A::Requeue, S::Pending),
             (S::NeedsAttention, A::RequeueRefund, S::RefundPending),
-            (S::NeedsAttention, A::Approve, S::Approved),
+            (S::NeedsAttention, A::Take, S::Approved),
             (S::NeedsAttention, A::Decline, S::Declined),
             (S::NeedsAttention, A::ConfirmRefund, S::Refunded),
         ];
-        let actions = [
-            A::Approve,
-            A::Decline,
-            A::Void,
-            A::RequestRefund,
-            A::ConfirmRefund,
-            A::GiveUp,
-            A::Requeue,
-            A::RequeueRefund,
-        ];
         for &from in S::ALL {
-            for action in actions {
+            for action in BillingAction::ALL {
                 let expected = allowed.iter().find(|(f, a, _)| *f == from && *a == action).map(|t| t.2);
                 assert_eq!(from.next(action), expected, "{from} + {action:?}");
                 let p = Payment { status: from, ..Payment::request(1, 2, 100, None, "k1".into(), now()) };
@@ -345,12 +257,13 @@ mod tests {
     fn approve_then_refund_keeps_one_key_per_call() {
         let p = Payment::request(5, 2, 36_000, None, "ezd-pay-5".into(), now());
         assert_eq!(p.attempt.idempotency_key, "ezd-pay-5");
-        let (p, e) = p.approve("gw-1", now()).unwrap();
-        assert_eq!(e, Event::PaymentApproved { order_id: 2, payment_id: 5, amount: 36_000, card: None });
+        let (p, e) = p.approve("gw-1", true, now()).unwrap();
+        assert_eq!(e, [Event::PaymentApproved { order_id: 2, payment_id: 5, amount: 36_000, card: None }]);
         assert_eq!(p.gateway_ref.as_deref(), Some("gw-1"));
         assert!(!p.awaits_gateway());
-        let p = p.request_refund(now()).unwrap();
+        let (p, e) = p.request_refund(now()).unwrap();
         assert_eq!(p.status, S::RefundPending);
+        assert_eq!(e, Event::PaymentRefundRequested { order_id: 2, payment_id: 5, amount: 36_000 });
         assert_eq!(p.attempt.idempotency_key, "ezd-pay-5-refund");
         assert!(p.awaits_gateway());
         let (p, e) = p.confirm_refund(now()).unwrap();
@@ -364,16 +277,21 @@ mod tests {
         let p = Payment::request(1, 2, 100, None, "k1".into(), now());
         let (declined, e) = p.decline("card declined", now()).unwrap();
         assert!(matches!(e, Event::PaymentDeclined { .. }));
-        assert!(declined.approve("x", now()).is_err());
+        assert!(declined.approve("x", true, now()).is_err());
         assert!(declined.request_refund(now()).is_err());
         let (voided, e) = p.void(now()).unwrap();
         assert_eq!(e, Event::PaymentVoided { order_id: 2, payment_id: 1 });
         assert!(voided.decline("x", now()).is_err());
         // A late approval of a voided payment goes straight to refund.
-        let (late, e) = voided.approve("gw", now()).unwrap();
+        let (late, e) = voided.approve("gw", true, now()).unwrap();
         assert_eq!(late.status, S::RefundPending);
         assert_eq!(late.attempt.idempotency_key, "k1-refund");
-        assert!(matches!(e, Event::PaymentApproved { .. }));
+        let approved = Event::PaymentApproved { order_id: 2, payment_id: 1, amount: 100, card: None };
+        assert_eq!(e, [approved.clone(), Event::PaymentRefundRequested { order_id: 2, payment_id: 1, amount: 100 }]);
+        // An approval for an order that no longer waits for it goes straight back too.
+        let (unwanted, e) = p.approve("gw", false, now()).unwrap();
+        assert_eq!((unwanted.status, unwanted.attempt.idempotency_key.as_str()), (S::RefundPending, "k1-refund"));
+        assert_eq!(e, [approved, Event::PaymentRefundRequested { order_id: 2, payment_id: 1, amount: 100 }]);
     }
 
     #[test]
@@ -390,9 +308,10 @@ mod tests {
         assert_eq!((kept.status, kept.attempt.next_at, e), (S::Pending, Some(now()), None));
         // Never reached the gateway: voided.
         assert_eq!(p.withdraw(now()).unwrap().0.status, S::Voided);
-        let (approved, _) = p.approve("gw", now()).unwrap();
+        let (approved, _) = p.approve("gw", true, now()).unwrap();
         let (w, e) = approved.withdraw(now()).unwrap();
-        assert_eq!((w.status, e), (S::RefundPending, None));
+        let requested = Event::PaymentRefundRequested { order_id: 2, payment_id: 1, amount: 100 };
+        assert_eq!((w.status, e), (S::RefundPending, Some(requested)));
         let (declined, _) = p.decline("no", now()).unwrap();
         assert_eq!(declined.withdraw(now()).unwrap(), (declined.clone(), None));
     }
@@ -416,8 +335,8 @@ mod tests {
         let (again, e) = stuck.requeue(now()).unwrap();
         assert_eq!((again.status, again.attempt.unsettled), (S::Pending, 0));
         assert_eq!(e, Event::PaymentRequeued { order_id: 2, payment_id: 1, status: S::Pending });
-        let (approved, _) = p.approve("gw", now()).unwrap();
-        let refunding = approved.request_refund(now()).unwrap();
+        let (approved, _) = p.approve("gw", true, now()).unwrap();
+        let (refunding, _) = approved.request_refund(now()).unwrap();
         let (stuck, _) = refunding.give_up(refunding.attempt.clone(), now()).unwrap();
         assert_eq!(stuck.requeue(now()).unwrap().0.status, S::RefundPending);
         assert_eq!(p.card_tail(), "…1111");

@@ -1,13 +1,21 @@
 //! The mypage read model: one view per order, built only from events by
 //! [`OrderView::apply`], a pure function, so a rebuild from the log gives
 //! the same views.
+//!
+//! The fold repeats no rule of the domain: each event says what became of
+//! the record it names (a refund requested is its own event,
+//! [`Event::PaymentRefundRequested`], not something the view infers from a
+//! cancellation), and the view copies it. Logs written before those events
+//! existed are brought up to date once, when the database is opened
+//! (`adapters::sqlite::upgrade`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::domain::order::OrderAction;
 use crate::domain::{
-    ChargeId, ChargeStatus, DeliveryStatus, Event, KitchenStatus, OrderId, OrderItem, OrderStatus, PaymentId,
-    PaymentStatus, StoreId, Won,
+    ChargeId, ChargeStatus, DeliveryStatus, Event, EventType, KitchenStatus, OrderId, OrderItem, OrderStatus,
+    PaymentId, PaymentStatus, StoreId, Won,
 };
 
 /// The times of a view: the text chrono's own `Serialize` writes (RFC 3339,
@@ -133,9 +141,9 @@ pub struct ReviewView {
 pub struct TimelineEntry {
     /// The event's sequence number.
     pub seq: i64,
-    /// The event's type.
+    /// The event's type, written as its name (`"OrderPlaced"`).
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: EventType,
     /// When.
     #[serde(with = "stored_time")]
     pub at: DateTime<Utc>,
@@ -163,7 +171,7 @@ impl OrderView {
             reason: None,
             placed_at: at,
             updated_at: at,
-            timeline: vec![TimelineEntry { seq, kind: event.type_name().to_string(), at }],
+            timeline: vec![TimelineEntry { seq, kind: event.kind(), at }],
         })
     }
 
@@ -178,18 +186,20 @@ impl OrderView {
         if seq <= self.last_seq() || event.order_id() != Some(self.order_id) {
             return false;
         }
-        self.timeline.push(TimelineEntry { seq, kind: event.type_name().to_string(), at });
+        self.timeline.push(TimelineEntry { seq, kind: event.kind(), at });
         self.updated_at = at;
         match event {
             Event::OrderPlaced { .. } => {}
-            Event::PaymentApproved { payment_id, amount, card, .. } if self.status == OrderStatus::PendingPayment => {
-                self.set_payment(*payment_id, PaymentStatus::Approved, *amount, card);
-                self.status = OrderStatus::Paid;
-                self.kitchen = Some(KitchenView { status: KitchenStatus::Received });
-            }
-            // Approved after the order was cancelled: it is being refunded.
             Event::PaymentApproved { payment_id, amount, card, .. } => {
-                self.set_payment(*payment_id, PaymentStatus::RefundPending, *amount, card)
+                self.set_payment(*payment_id, PaymentStatus::Approved, *amount, card);
+                // Whether an approval establishes the order is the order's
+                // own table's to say: a late one (the order was cancelled or
+                // paid meanwhile) does not, and its refund follows as its
+                // own event.
+                if let Some(paid) = self.status.next(OrderAction::Pay) {
+                    self.status = paid;
+                    self.kitchen = Some(KitchenView { status: KitchenStatus::Received });
+                }
             }
             Event::PaymentDeclined { payment_id, amount, card, .. } => {
                 self.set_payment(*payment_id, PaymentStatus::Declined, *amount, card)
@@ -198,6 +208,9 @@ impl OrderView {
                 self.set_payment(*payment_id, PaymentStatus::Pending, *amount, card)
             }
             Event::PaymentVoided { payment_id, .. } => self.payment_moved(*payment_id, PaymentStatus::Voided),
+            Event::PaymentRefundRequested { payment_id, .. } => {
+                self.payment_moved(*payment_id, PaymentStatus::RefundPending)
+            }
             Event::PaymentRefunded { payment_id, .. } => self.payment_moved(*payment_id, PaymentStatus::Refunded),
             // The first news of a payment may be that it needs attention.
             Event::PaymentNeedsAttention { payment_id, amount, card, .. } => {
@@ -208,7 +221,6 @@ impl OrderView {
                 self.set_reason(reason);
                 self.status = OrderStatus::Rejected;
                 self.set_kitchen(KitchenStatus::Rejected);
-                self.refund_pending();
             }
             Event::CookingStarted { .. } => {
                 self.status = OrderStatus::Cooking;
@@ -231,14 +243,7 @@ impl OrderView {
                     d.charge = Some(ChargeView { id: *charge_id, status: ChargeStatus::Pending, amount: *charge });
                 }
             }
-            Event::DeliveryChargePaid { charge_id, .. } => {
-                let voided = self.delivery.as_ref().and_then(|d| d.charge.as_ref()).map(|c| c.status)
-                    == Some(ChargeStatus::Voided);
-                let cancelled = self.delivery.as_ref().map(|d| d.status) == Some(DeliveryStatus::Cancelled);
-                // Paid after it was voided, or for a cancelled delivery: it is being taken back.
-                let status = if voided || cancelled { ChargeStatus::RefundPending } else { ChargeStatus::Paid };
-                self.charge_moved(*charge_id, status)
-            }
+            Event::DeliveryChargePaid { charge_id, .. } => self.charge_moved(*charge_id, ChargeStatus::Paid),
             Event::DeliveryStarted { rider, .. } => {
                 self.status = OrderStatus::Delivering;
                 if let Some(d) = &mut self.delivery {
@@ -256,17 +261,14 @@ impl OrderView {
                 self.set_reason(reason);
                 self.status = OrderStatus::Cancelled;
                 self.set_kitchen(KitchenStatus::Cancelled);
-                self.refund_pending();
-                if let Some(c) = self.delivery.as_mut().and_then(|d| d.charge.as_mut()) {
-                    if c.status == ChargeStatus::Paid {
-                        c.status = ChargeStatus::RefundPending;
-                    }
-                }
             }
             Event::DeliveryCancelled { .. } => {
                 if let Some(d) = &mut self.delivery {
                     d.status = DeliveryStatus::Cancelled;
                 }
+            }
+            Event::DeliveryChargeRefundRequested { charge_id, .. } => {
+                self.charge_moved(*charge_id, ChargeStatus::RefundPending)
             }
             Event::DeliveryChargeRefunded { charge_id, .. } => self.charge_moved(*charge_id, ChargeStatus::Refunded),
             Event::DeliveryChargeVoided { charge_id, .. } => self.charge_moved(*charge_id, ChargeStatus::Voided),
@@ -303,12 +305,6 @@ impl OrderView {
         }
     }
 
-    fn refund_pending(&mut self) {
-        if let Some(p) = self.payment.as_mut().filter(|p| p.status == PaymentStatus::Approved) {
-            p.status = PaymentStatus::RefundPending;
-        }
-    }
-
     fn set_kitchen(&mut self, status: KitchenStatus) {
         if let Some(k) = &mut self.kitchen {
             k.status = status;
@@ -336,7 +332,7 @@ mod tests {
             DateTime::from_timestamp(0, 1_000).unwrap(),
         ];
         for t in times {
-            let entry = TimelineEntry { seq: 1, kind: "OrderPlaced".into(), at: t };
+            let entry = TimelineEntry { seq: 1, kind: EventType::OrderPlaced, at: t };
             let json = serde_json::to_string(&entry).unwrap();
             let chrono = serde_json::to_string(&t).unwrap();
             assert!(json.contains(&format!("\"at\":{chrono}")), "{json} is written as chrono writes {chrono}");
@@ -346,13 +342,19 @@ mod tests {
         }
         let offset = r#"{"seq":1,"type":"OrderPlaced","at":"2024-05-01T09:00:00+09:00"}"#;
         assert_eq!(serde_json::from_str::<TimelineEntry>(offset).unwrap().at, times[0]);
-        assert!(serde_json::from_str::<TimelineEntry>(r#"{"seq":1,"type":"x","at":"2024-02-30T00:00:00Z"}"#).is_err());
-        let spaced = r#"{"seq":1,"type":"x","at":"2024-05-01 00:00:00Z"}"#;
+        assert!(serde_json::from_str::<TimelineEntry>(r#"{"seq":1,"type":"FoodCooked","at":"2024-02-30T00:00:00Z"}"#)
+            .is_err());
+        let spaced = r#"{"seq":1,"type":"FoodCooked","at":"2024-05-01 00:00:00Z"}"#;
         assert_eq!(serde_json::from_str::<TimelineEntry>(spaced).unwrap().at, times[0], "what chrono's serde reads");
         let far = DateTime::from_timestamp(300_000_000_000, 5).unwrap();
-        let entry = TimelineEntry { seq: 1, kind: "x".into(), at: far };
+        let entry = TimelineEntry { seq: 1, kind: EventType::FoodCooked, at: far };
         assert_eq!(serde_json::from_str::<TimelineEntry>(&serde_json::to_string(&entry).unwrap()).unwrap(), entry);
-        assert!(serde_json::from_str::<TimelineEntry>(r#"{"seq":1,"type":"x","at":"soon"}"#).is_err());
+        assert!(serde_json::from_str::<TimelineEntry>(r#"{"seq":1,"type":"FoodCooked","at":"soon"}"#).is_err());
+        // The type is written as the event's name, and only a name reads.
+        let entry = TimelineEntry { seq: 2, kind: EventType::PaymentRefundRequested, at: times[0] };
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(json, r#"{"seq":2,"type":"PaymentRefundRequested","at":"2024-05-01T00:00:00Z"}"#);
+        assert!(serde_json::from_str::<TimelineEntry>(r#"{"seq":1,"type":"x","at":"2024-05-01T00:00:00Z"}"#).is_err());
     }
 
     fn placed(order_id: OrderId) -> OrderView {
@@ -390,5 +392,29 @@ mod tests {
         old.as_object_mut().unwrap().remove("reason");
         let read: OrderView = serde_json::from_value(old).unwrap();
         assert_eq!(read, OrderView { reason: None, ..cancelled });
+    }
+
+    #[test]
+    fn the_view_copies_what_events_say_and_infers_nothing() {
+        let at = DateTime::from_timestamp(0, 0).unwrap();
+        let mut v = placed(1);
+        v.apply(2, at, &Event::PaymentApproved { order_id: 1, payment_id: 1, amount: 100, card: None });
+        assert_eq!(
+            (v.status, v.payment.as_ref().map(|p| p.status)),
+            (OrderStatus::Paid, Some(PaymentStatus::Approved))
+        );
+        // A cancellation says nothing of the payment: its own event does.
+        v.apply(3, at, &Event::OrderCancelled { order_id: 1, reason: String::new() });
+        assert_eq!(v.payment.as_ref().map(|p| p.status), Some(PaymentStatus::Approved));
+        v.apply(4, at, &Event::PaymentRefundRequested { order_id: 1, payment_id: 1, amount: 100 });
+        assert_eq!(v.payment.as_ref().map(|p| p.status), Some(PaymentStatus::RefundPending));
+        // A late approval does not establish a cancelled order.
+        v.apply(5, at, &Event::PaymentApproved { order_id: 1, payment_id: 2, amount: 100, card: None });
+        assert_eq!((v.status, v.payment.as_ref().map(|p| p.id)), (OrderStatus::Cancelled, Some(2)));
+        let kinds: Vec<_> = v.timeline.iter().map(|t| t.kind.as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["OrderPlaced", "PaymentApproved", "OrderCancelled", "PaymentRefundRequested", "PaymentApproved"]
+        );
     }
 }

@@ -4,12 +4,15 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::attempt::Answer;
-use crate::domain::{ChannelName, Event, OrderId, OrderStatus, RiderId, Won};
+use crate::domain::{ChannelName, OrderId, OrderStatus, RiderId, Won};
 
 pub mod outbox;
 pub mod storage;
 
 pub use storage::{Repo, Storage, StoredEvent, Table};
+
+/// What a [`Message`] is about: an event's type (the domain's).
+pub use crate::domain::EventType;
 
 /// Where the time comes from (the domain never reads a clock).
 pub trait Clock: Send + Sync {
@@ -177,86 +180,6 @@ pub struct Message {
     pub at: DateTime<Utc>,
 }
 
-/// The type of an event, as [`Event::type_name`] gives it
-/// (`PaymentApproved`): what a [`Message`] is about. Serialised, stored and
-/// shown as that name.
-///
-/// ```
-/// use ezdelivery_core::domain::Event;
-/// use ezdelivery_core::ports::EventType;
-/// let opened = EventType::of(&Event::StoreOpened { store_id: 1 });
-/// assert_eq!(opened.as_str(), "StoreOpened");
-/// assert_eq!("StoreOpened".parse::<EventType>(), Ok(opened));
-/// assert!("Nope".parse::<EventType>().is_err());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(transparent)]
-pub struct EventType(&'static str);
-
-impl EventType {
-    /// Every event type name, in the order of [`Event`]'s variants.
-    const ALL: &'static [&'static str] = &[
-        "StoreRegistered",
-        "StoreOpened",
-        "StoreClosed",
-        "MenuAdded",
-        "MenuSoldOut",
-        "MenuAvailable",
-        "RiderRegistered",
-        "OrderPlaced",
-        "PaymentApproved",
-        "PaymentDeclined",
-        "PaymentQueued",
-        "PaymentNeedsAttention",
-        "PaymentRequeued",
-        "PaymentVoided",
-        "PaymentRefunded",
-        "OrderRejected",
-        "CookingStarted",
-        "FoodCooked",
-        "DeliveryPrepared",
-        "DeliveryRiderAssigned",
-        "DeliveryChargePaid",
-        "DeliveryStarted",
-        "DeliveryCompleted",
-        "OrderCancelled",
-        "DeliveryCancelled",
-        "DeliveryChargeRefunded",
-        "DeliveryChargeVoided",
-        "DeliveryChargeNeedsAttention",
-        "DeliveryChargeRequeued",
-        "ReviewRegistered",
-    ];
-
-    /// The type of `event`.
-    pub fn of(event: &Event) -> EventType {
-        EventType(event.type_name())
-    }
-
-    /// The name (`PaymentApproved`).
-    pub fn as_str(self) -> &'static str {
-        self.0
-    }
-}
-
-impl std::fmt::Display for EventType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-/// A stored name: one of the event types.
-impl std::str::FromStr for EventType {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EventType::ALL
-            .iter()
-            .find(|name| **name == s)
-            .map(|name| EventType(name))
-            .ok_or_else(|| format!("unknown event type `{s}`"))
-    }
-}
-
 /// A channel that delivers messages (console, JSON lines, webhook, KakaoTalk).
 pub trait Notifier: Send + Sync {
     /// The channel's name, unique among the configured notifiers; delivery
@@ -271,24 +194,5 @@ pub trait Notifier: Send + Sync {
     /// is shortened, never refused by the channel over and over.
     fn max_chars(&self) -> Option<usize> {
         None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_event_type_is_known_and_nothing_else() {
-        // serde lists every variant of `Event` when it meets an unknown one
-        let refused = Event::from_parts("NoSuchEvent", serde_json::json!({})).unwrap_err().to_string();
-        let variants: Vec<&str> = refused.split('`').skip(3).step_by(2).collect();
-        assert_eq!(variants, EventType::ALL, "{refused}");
-        for name in EventType::ALL {
-            assert_eq!(name.parse::<EventType>().map(EventType::as_str), Ok(*name));
-        }
-        assert!("paymentapproved".parse::<EventType>().is_err());
-        let approved = EventType::of(&Event::StoreOpened { store_id: 1 });
-        assert_eq!(serde_json::to_value(approved).unwrap(), "StoreOpened");
     }
 }

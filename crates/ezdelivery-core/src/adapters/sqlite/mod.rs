@@ -23,6 +23,7 @@
 mod preflight;
 mod repo;
 mod schema;
+mod upgrade;
 
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};

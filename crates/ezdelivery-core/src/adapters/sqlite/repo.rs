@@ -188,7 +188,7 @@ const SAVE_REVIEW: &str = "INSERT INTO reviews (order_id, store_id, customer, sc
      VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
      customer = excluded.customer, score = excluded.score, text = excluded.text, created_at = excluded.created_at";
 
-const APPEND_EVENT: &str = "INSERT INTO events (id, type, order_id, at, data) VALUES (?1, ?2, ?3, ?4, ?5)";
+pub(super) const APPEND_EVENT: &str = "INSERT INTO events (id, type, order_id, at, data) VALUES (?1, ?2, ?3, ?4, ?5)";
 pub(super) const EVENTS: &str = "SELECT seq, id, type, at, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 pub(super) const EVENTS_OF_ORDER: &str =
     "SELECT seq, id, type, at, data FROM events WHERE order_id = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2";

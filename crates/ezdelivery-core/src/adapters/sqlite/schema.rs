@@ -198,18 +198,22 @@ ALTER TABLE charges ADD COLUMN claimed_until TEXT;
 ALTER TABLE charges ADD COLUMN unsettled INTEGER NOT NULL DEFAULT 0;
 ";
 
+/// The event log carries every refund requested: no SQL, the step is
+/// Rust (`upgrade.rs`), run after this empty script.
+const V4: &str = "";
+
 /// Riders' names are unique by a constraint, not only by the check before
 /// an insert: on a storage with several writers two inserts may race, and
 /// the constraint turns the loser into invalid input. (A database written
 /// by an older version cannot hold two riders of one name: their one
 /// writer checked first.)
-const V4: &str = "
+const V5: &str = "
 CREATE UNIQUE INDEX riders_name_unique ON riders (name);
 DROP INDEX riders_name;
 ";
 
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {
@@ -236,6 +240,7 @@ pub(crate) fn migrate(conn: &Connection) -> Result<usize> {
     for (i, script) in MIGRATIONS.iter().enumerate().skip(from) {
         tx.execute_batch(script)
             .map_err(|e| Error::storage(format!("schema migration to version {} failed: {e}", i + 1)))?;
+        super::upgrade::after(i + 1, &tx)?;
     }
     tx.pragma_update(None, "user_version", latest())?;
     tx.commit()?;

@@ -1,0 +1,246 @@
+//! The steps of a schema migration that SQL alone cannot take, run in the
+//! migration's transaction right after the script of their version.
+//!
+//! **Version 4: the log carries every refund requested.** Before it, asking
+//! for a payment's refund or a delivery charge's return wrote no event: the
+//! mypage projector inferred it (an approval for an order no longer pending,
+//! a cancellation or rejection after approval, a charge paid for a
+//! cancelled delivery). Now the domain emits
+//! [`Event::PaymentRefundRequested`] and
+//! [`Event::DeliveryChargeRefundRequested`], and the projector only copies
+//! facts, so an old log must gain the events it lacks or it would rebuild
+//! to other views.
+//!
+//! Which are lacking is read from the records, not inferred again: a
+//! payment or charge that waits for its refund (`refund_pending`) while the
+//! last event naming it is still its taking (`PaymentApproved`,
+//! `DeliveryChargePaid`) had its refund asked for without an event. Any
+//! later move of it (refunded, given up, requeued) wrote one, so there is
+//! nothing to add for those: the projector's old inference was overridden
+//! by that event anyway.
+//!
+//! The missing events are appended, not inserted where they belonged: the
+//! sequence numbers of the log are public (`events --after`, the
+//! projector's checkpoint, a view's timeline) and must not move. Appended,
+//! each still folds to the same status, since nothing later names its
+//! record; it is dated with its order's last event, so the view's
+//! `updated_at` stays as it was. Its view gains it at the next catch-up, as
+//! for any event after the checkpoint.
+
+use rusqlite::{params, Transaction};
+
+use super::repo::APPEND_EVENT;
+use crate::domain::{ChargeStatus, Event, EventType, OrderId, PaymentStatus, Won};
+use crate::Result;
+
+/// The schema version whose migration appends the refund requests.
+const REFUNDS_REQUESTED: usize = 4;
+
+/// Runs the Rust step of schema version `version`, if it has one.
+pub(super) fn after(version: usize, tx: &Transaction<'_>) -> Result<()> {
+    if version == REFUNDS_REQUESTED {
+        for kind in &REFUNDABLE {
+            append_refunds_requested(tx, kind)?;
+        }
+    }
+    Ok(())
+}
+
+/// A kind of record whose refund requests older logs lack: its table, the
+/// field of its events that names it, its status while its refund is
+/// awaited, and the event of its taking.
+type Refundable = (&'static str, &'static str, &'static str, EventType);
+
+/// Payments and delivery charges.
+const REFUNDABLE: [Refundable; 2] = [
+    ("payments", "payment_id", PaymentStatus::RefundPending.as_str(), EventType::PaymentApproved),
+    ("charges", "charge_id", ChargeStatus::RefundPending.as_str(), EventType::DeliveryChargePaid),
+];
+
+/// The event that says the refund of what `taken` took was requested.
+fn refund_requested(taken: EventType, order_id: OrderId, id: i64, amount: Won) -> Option<Event> {
+    match taken {
+        EventType::PaymentApproved => Some(Event::PaymentRefundRequested { order_id, payment_id: id, amount }),
+        EventType::DeliveryChargePaid => Some(Event::DeliveryChargeRefundRequested { order_id, charge_id: id, amount }),
+        _ => None,
+    }
+}
+
+/// Appends the request of every refund of a kind of record that its log lacks.
+fn append_refunds_requested(tx: &Transaction<'_>, &(table, field, refund_pending, taken): &Refundable) -> Result<()> {
+    // The table and field names are this file's constants, never input.
+    let lacking = format!(
+        "SELECT r.order_id, r.id, r.amount,
+                (SELECT e.at FROM events e WHERE e.order_id = r.order_id ORDER BY e.seq DESC LIMIT 1)
+         FROM {table} r
+         WHERE r.status = ?1
+           AND (SELECT e.type FROM events e
+                WHERE e.order_id = r.order_id AND json_extract(e.data, '$.{field}') = r.id
+                ORDER BY e.seq DESC LIMIT 1) = ?2
+         ORDER BY r.order_id, r.id",
+    );
+    let mut found = tx.prepare(&lacking)?;
+    let rows = found.query_map(params![refund_pending, taken.as_str()], |row| {
+        Ok((row.get::<_, OrderId>(0)?, row.get::<_, i64>(1)?, row.get::<_, Won>(2)?, row.get::<_, String>(3)?))
+    })?;
+    let lacking: Vec<_> = rows.collect::<std::result::Result<_, _>>()?;
+    for (order, id, amount, at) in lacking {
+        let Some(event) = refund_requested(taken, order, id, amount) else { continue };
+        // Random, not in time order as the engine's are: unique is what counts.
+        let event_id = uuid::Uuid::new_v4().hyphenated().to_string();
+        tx.execute(APPEND_EVENT, params![event_id, event.type_name(), event.order_id(), at, event.data_json()])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    use rusqlite::Connection;
+
+    use super::super::{SqliteStorage, Synchronous};
+    use crate::domain::view::OrderView;
+    use crate::domain::{ChargeStatus, EventType, OrderStatus, PaymentStatus};
+    use crate::ports::{ChargeGateway, ChargeRequest, GatewayOutcome, PaymentGateway, PaymentRequest, RefundRequest};
+    use crate::{Engine, ItemPick, NewOrder};
+
+    /// Takes money at once; gives it back only while `refunds` is up, and
+    /// takes it only while `takes` is up (else its answer is unreadable).
+    #[derive(Clone)]
+    struct Gateway {
+        takes: Arc<AtomicBool>,
+        refunds: Arc<AtomicBool>,
+    }
+
+    impl Gateway {
+        fn answer(up: &AtomicBool, gateway_ref: &str) -> GatewayOutcome {
+            if up.load(Ordering::SeqCst) {
+                GatewayOutcome::Approved { gateway_ref: gateway_ref.into() }
+            } else {
+                GatewayOutcome::Unavailable { reason: "scripted outage".into() }
+            }
+        }
+    }
+
+    impl PaymentGateway for Gateway {
+        fn approve(&self, r: &PaymentRequest) -> GatewayOutcome {
+            Gateway::answer(&self.takes, &format!("p-{}", r.idempotency_key))
+        }
+        fn refund(&self, _: &RefundRequest) -> GatewayOutcome {
+            Gateway::answer(&self.refunds, "r")
+        }
+    }
+
+    impl ChargeGateway for Gateway {
+        fn pay(&self, r: &ChargeRequest) -> GatewayOutcome {
+            Gateway::answer(&self.takes, &format!("c-{}", r.idempotency_key))
+        }
+        fn refund(&self, _: &RefundRequest) -> GatewayOutcome {
+            Gateway::answer(&self.refunds, "cr")
+        }
+    }
+
+    fn engine(path: &std::path::Path, gateway: &Gateway) -> Engine {
+        let storage = SqliteStorage::open_with(path, Synchronous::Normal).expect("opened");
+        Engine::builder(storage).payment(gateway.clone()).charge(gateway.clone()).build()
+    }
+
+    /// The view without the timeline entries of the events older logs lack.
+    fn as_before_version_4(view: &OrderView) -> OrderView {
+        let new = [EventType::PaymentRefundRequested, EventType::DeliveryChargeRefundRequested];
+        let timeline = view.timeline.iter().filter(|t| !new.contains(&t.kind)).cloned().collect();
+        OrderView { timeline, ..view.clone() }
+    }
+
+    #[test]
+    fn a_log_without_refund_requests_rebuilds_to_the_same_views() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("old.db");
+        let gateway = Gateway { takes: Arc::new(AtomicBool::new(true)), refunds: Arc::new(AtomicBool::new(false)) };
+        let mut e = engine(&path, &gateway);
+        let store = e.add_store("BBQ", Some("park"), None).expect("store").id;
+        e.add_menu(store, "후라이드", 18_000).expect("menu");
+        e.add_rider("lee").expect("rider");
+        let order = |e: &mut Engine| {
+            let items = [ItemPick::new("후라이드", 1)];
+            e.place_order(NewOrder::new(store, "kim", &items)).expect("placed").order_id
+        };
+        // Cancelled while cooking: the payment and the rider's charge wait for their refunds.
+        let cancelled = order(&mut e);
+        e.pay(cancelled, None).expect("paid");
+        e.start_cooking(cancelled).expect("cooking");
+        e.cancel(cancelled, "changed my mind").expect("cancelled");
+        // Rejected: the payment waits for its refund.
+        let rejected = order(&mut e);
+        e.pay(rejected, None).expect("paid");
+        e.reject(rejected, "out of rice").expect("rejected");
+        // Approved only after it was cancelled: it goes straight back.
+        let late = order(&mut e);
+        gateway.takes.store(false, Ordering::SeqCst);
+        assert!(e.pay(late, None).is_err(), "the approval's answer was unreadable");
+        gateway.takes.store(true, Ordering::SeqCst);
+        e.cancel(late, "").expect("cancelled");
+        // Refunded in the end: its refund request is overridden by a later event.
+        let refunded = order(&mut e);
+        e.pay(refunded, None).expect("paid");
+        gateway.refunds.store(true, Ordering::SeqCst);
+        e.cancel(refunded, "").expect("cancelled");
+
+        let ids = [cancelled, rejected, late, refunded];
+        let before: Vec<OrderView> = ids.iter().map(|&id| e.status(id).expect("a view")).collect();
+        let status = |v: &OrderView| {
+            (
+                v.status,
+                v.payment.as_ref().map(|p| p.status),
+                v.delivery.as_ref().and_then(|d| d.charge.as_ref()).map(|c| c.status),
+            )
+        };
+        // What the projector of version 3 showed for these orders.
+        let shown = [
+            (OrderStatus::Cancelled, Some(PaymentStatus::RefundPending), Some(ChargeStatus::RefundPending)),
+            (OrderStatus::Rejected, Some(PaymentStatus::RefundPending), None),
+            (OrderStatus::Cancelled, Some(PaymentStatus::RefundPending), None),
+            (OrderStatus::Cancelled, Some(PaymentStatus::Refunded), None),
+        ];
+        assert_eq!(before.iter().map(status).collect::<Vec<_>>(), shown);
+        drop(e);
+
+        // The same database as version 3 wrote it: no refund requests in its log.
+        {
+            let conn = Connection::open(&path).expect("opened");
+            let removed = conn
+                .execute(
+                    "DELETE FROM events WHERE type IN ('PaymentRefundRequested', 'DeliveryChargeRefundRequested')",
+                    [],
+                )
+                .expect("removed");
+            assert_eq!(removed, 5, "three payments and a charge wait for refunds, and one was refunded");
+            // Back to version 3's schema (version 5's index undone too).
+            conn.execute_batch("DROP INDEX riders_name_unique; CREATE INDEX riders_name ON riders (name, id);")
+                .expect("version 3's indexes");
+            conn.pragma_update(None, "user_version", 3).expect("version 3");
+        }
+
+        let e = engine(&path, &gateway);
+        let appended: Vec<EventType> =
+            e.events(0, None, 1_000).expect("the log").iter().rev().take(4).map(|s| s.event.kind()).collect();
+        assert_eq!(
+            appended,
+            [
+                EventType::DeliveryChargeRefundRequested,
+                EventType::PaymentRefundRequested,
+                EventType::PaymentRefundRequested,
+                EventType::PaymentRefundRequested,
+            ],
+            "appended for the payments and the charge that still wait for them, and for no other"
+        );
+        e.rebuild_projection().expect("rebuilt");
+        for (id, was) in ids.iter().zip(&before) {
+            let now = e.status(*id).expect("a view");
+            assert_eq!(as_before_version_4(&now), as_before_version_4(was), "order {id}");
+        }
+        assert_eq!(ids.iter().map(|&id| status(&e.status(id).expect("a view"))).collect::<Vec<_>>(), shown);
+    }
+}
