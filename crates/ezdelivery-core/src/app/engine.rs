@@ -304,19 +304,14 @@ impl Work<'_> {
         if self.emitted.is_empty() {
             return Ok(());
         }
-        let first = self.emitted[0].1;
+        // A unit of work projects its own events, from memory, in its own
+        // transaction: the views commit with the events, with no shared
+        // checkpoint for every command to write (several writers at once
+        // would queue on it). An order's events are appended under the
+        // order's lock, so they come here in the order they commit.
         let now = self.now;
-        if self.repo.checkpoint(projector::MYPAGE)? == first - 1 {
-            // The log after the checkpoint is exactly what this unit of work
-            // appended (it holds the write lock): project it from memory
-            // rather than reading it back, and keep the views it leaves.
-            let events = self.emitted.iter().map(|(_, seq, e)| (*seq, now, e));
-            projector::apply_events(self.repo, events, Some(&mut self.views))?;
-            let last = self.emitted.last().map_or(first, |e| e.1);
-            self.repo.set_checkpoint(projector::MYPAGE, last)?;
-        } else {
-            projector::catch_up(self.repo)?;
-        }
+        let events = self.emitted.iter().map(|(_, seq, e)| (*seq, now, e));
+        projector::apply_events(self.repo, events, Some(&mut self.views))?;
         let mut owner: Option<(i64, String)> = None;
         for (event_id, _, event) in std::mem::take(&mut self.emitted) {
             let Some(order_id) = event.order_id() else { continue };

@@ -1,5 +1,7 @@
-//! The mypage projector: applies events from the log to the views, keeps a
-//! checkpoint, and can rebuild every view from scratch.
+//! The mypage projector: applies events to the views. Every unit of work
+//! applies its own events in its own transaction (`Work::finish`), so the
+//! views are never behind the log; `projection rebuild` replays the whole
+//! log, keeping a checkpoint as it goes.
 
 use std::collections::HashMap;
 

@@ -176,12 +176,26 @@ pub trait Repo {
     /// earliest `next_at` among them (a call never tried counts as due at `now`).
     fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus>;
 
-    /// Appends an event to the log and returns its sequence number.
+    /// Appends an event to the log and returns its sequence number, new and
+    /// larger than any number handed out before.
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64>;
-    /// Events with `seq > after`, of one order or all, in order, at most `limit`.
+    /// The events after event `after` (0: from the start) in the log's
+    /// order, of one order or all, at most `limit`.
+    ///
+    /// The log's order is the order in which its events can no longer be
+    /// joined by one before them, so a reader that asks again after the last
+    /// event it got never misses one: with one writer at a time (SQLite) it
+    /// is the order of sequence numbers; with several (PostgreSQL) a number
+    /// handed out early may commit late, so the log's order is commit
+    /// order, and a reader sees an event only once every transaction that
+    /// could still add one before it has ended. Numbers are unique either
+    /// way; an order's events are in number order (they are appended under
+    /// the order's lock). An `after` that names no event (a number rolled
+    /// back) counts as the last event numbered below it.
     fn events(&mut self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>>;
 
-    /// The last event sequence number a projector has applied (0: none).
+    /// The last event a projector has applied (0: none), as `events` takes
+    /// it. Only a rebuild keeps one: commands project their own events.
     fn checkpoint(&mut self, projector: &str) -> Result<i64>;
     /// Records that `projector` has applied the log up to `seq`.
     fn set_checkpoint(&mut self, projector: &str, seq: i64) -> Result<()>;

@@ -24,12 +24,11 @@
 //! projector's checkpoint, a view's timeline) and must not move. Appended,
 //! each still folds to the same status, since nothing later names its
 //! record; it is dated with its order's last event, so the view's
-//! `updated_at` stays as it was. Its view gains it at the next catch-up, as
-//! for any event after the checkpoint.
+//! `updated_at` stays as it was. Its view gains it in the same transaction.
 
 use rusqlite::{params, Transaction};
 
-use super::repo::APPEND_EVENT;
+use crate::ports::Repo;
 use crate::domain::{ChargeStatus, Event, EventType, OrderId, PaymentStatus, Won};
 use crate::Result;
 
@@ -84,11 +83,20 @@ fn append_refunds_requested(tx: &Transaction<'_>, &(table, field, refund_pending
         Ok((row.get::<_, OrderId>(0)?, row.get::<_, i64>(1)?, row.get::<_, Won>(2)?, row.get::<_, String>(3)?))
     })?;
     let lacking: Vec<_> = rows.collect::<std::result::Result<_, _>>()?;
+    let mut cache = super::ViewCache::default();
+    let mut repo = super::repo::SqliteRepo::new(tx, &mut cache);
     for (order, id, amount, at) in lacking {
         let Some(event) = refund_requested(taken, order, id, amount) else { continue };
+        let at = super::repo::parse_time("events", "at", &at)?;
         // Random, not in time order as the engine's are: unique is what counts.
         let event_id = uuid::Uuid::new_v4().hyphenated().to_string();
-        tx.execute(APPEND_EVENT, params![event_id, event.type_name(), event.order_id(), at, event.data_json()])?;
+        let seq = repo.append_event(&event_id, at, &event)?;
+        // Its view gains it now, as a unit of work's own events are
+        // projected in its transaction: no checkpoint is left behind.
+        if let Some(mut view) = repo.view(order)? {
+            view.apply(seq, at, &event);
+            repo.save_view(&view)?;
+        }
     }
     Ok(())
 }
