@@ -53,6 +53,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("views", views),
     ("messages", messages),
     ("dead_messages", dead_messages),
+    ("purge_delivered_messages", purge_delivered_messages),
     ("queue_status", queue_status),
     ("breakers", breakers),
     ("failed_write_rolls_back", failed_write_rolls_back),
@@ -855,6 +856,51 @@ fn assert_oldest_first(got: &[QueuedMessage], expected: &[QueuedMessage], what: 
     got.sort_by_key(key);
     expected.sort_by_key(key);
     assert_eq!(got, expected, "{what}");
+}
+
+fn purge_delivered_messages(s: &mut dyn Storage) {
+    let [done, half, dead, late, none] =
+        [("done", 10), ("half", 20), ("dead", 30), ("late", 500), ("none", 40)].map(|(id, at)| message(id, 1, t(at)));
+    write(s, |r| {
+        for m in [&done, &half, &dead, &late] {
+            r.queue_message(m, &["console", "jsonl"])?;
+        }
+        r.queue_message(&none, &[])
+    });
+    let delivered = |m: &Message, channel: &str| queued(m, channel, DeliveryState::Delivered, 1, m.at).delivery;
+    write(s, |r| {
+        for d in [delivered(&done, "console"), delivered(&done, "jsonl"), delivered(&half, "console")] {
+            r.save_message_delivery(&d)?;
+        }
+        for m in [&dead, &late] {
+            r.save_message_delivery(&delivered(m, "console"))?;
+        }
+        r.save_message_delivery(&delivered(&late, "jsonl"))?;
+        r.save_message_delivery(&queued(&dead, "jsonl", DeliveryState::Dead, 5, dead.at).delivery)
+    });
+    let due_before = read(s, |r| r.due_messages(t(1_000), 100));
+    let dead_before = read(s, |r| r.dead_messages(100));
+    // Delivered everywhere (or nowhere to deliver) and older than the
+    // bound: gone. Pending, dead, or newer: kept as they were.
+    assert_eq!(write(s, |r| r.purge_delivered_messages(t(100))), 2, "`done` and `none`");
+    assert_eq!(read(s, |r| r.due_messages(t(1_000), 100)), due_before);
+    assert_eq!(read(s, |r| r.dead_messages(100)), dead_before);
+    assert_eq!(write(s, |r| r.purge_delivered_messages(t(100))), 0, "nothing more to purge");
+    // A purged message queued again is new: due again.
+    write(s, |r| r.queue_message(&done, &["console"]));
+    assert_eq!(read(s, |r| r.due_messages(t(1_000), 100)).len(), due_before.len() + 1);
+    // A purge undone with its unit of work leaves everything as it was.
+    let failed = through(
+        |w| s.write(w),
+        |r| {
+            r.purge_delivered_messages(t(1_000))?;
+            Err::<(), _>(Error::Internal("rolled back".into()))
+        },
+    );
+    assert!(failed.is_err());
+    assert_eq!(read(s, |r| r.due_messages(t(1_000), 100)).len(), due_before.len() + 1);
+    assert_eq!(write(s, |r| r.purge_delivered_messages(t(1_000))), 1, "`late`, once delivered everywhere");
+    assert_eq!(read(s, |r| r.dead_messages(100)), dead_before);
 }
 
 fn messages(s: &mut dyn Storage) {

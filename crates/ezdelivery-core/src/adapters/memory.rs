@@ -204,6 +204,19 @@ enum Undo {
     NewDelivery,
     /// A message delivery's progress before it was saved.
     Progress(usize, Progress),
+    /// The whole outbox as it was before a purge.
+    Outbox(Box<Outbox>),
+}
+
+/// The outbox's messages and deliveries with their indexes (channel names
+/// stay: a purge keeps them).
+struct Outbox {
+    messages: Vec<QueuedEntry>,
+    message_keys: IdMap<u64, usize>,
+    message_deliveries: Vec<Slot>,
+    delivery_keys: IdMap<(usize, usize), usize>,
+    due: BTreeSet<(DateTime<Utc>, usize)>,
+    dead: BTreeSet<usize>,
 }
 
 /// A hash map keyed by ids, with foldhash's fast hasher (hashbrown's
@@ -551,6 +564,7 @@ impl State {
             Undo::Progress(key, progress) => {
                 self.set_progress(key, progress);
             }
+            Undo::Outbox(outbox) => self.put_outbox(*outbox),
         }
     }
 
@@ -757,6 +771,30 @@ impl State {
         let key = self.message_deliveries.len();
         self.index_progress(key, slot.progress.state, slot.progress.next_at, false);
         self.delivery_keys.remove(&(slot.message, slot.channel));
+    }
+
+    /// Takes the outbox out, leaving it empty.
+    fn take_outbox(&mut self) -> Outbox {
+        Outbox {
+            messages: std::mem::take(&mut self.messages),
+            message_keys: std::mem::take(&mut self.message_keys),
+            message_deliveries: std::mem::take(&mut self.message_deliveries),
+            delivery_keys: std::mem::take(&mut self.delivery_keys),
+            due: std::mem::take(&mut self.due),
+            dead: std::mem::take(&mut self.dead),
+        }
+    }
+
+    /// Puts an outbox taken out back.
+    fn put_outbox(&mut self, outbox: Outbox) {
+        Outbox {
+            messages: self.messages,
+            message_keys: self.message_keys,
+            message_deliveries: self.message_deliveries,
+            delivery_keys: self.delivery_keys,
+            due: self.due,
+            dead: self.dead,
+        } = outbox;
     }
 
     /// Replaces a delivery's progress; the previous one.
@@ -1163,6 +1201,34 @@ impl Repo for Tx<'_> {
     fn dead_messages(&mut self, limit: usize) -> Result<Vec<QueuedMessage>> {
         let state = &self.state;
         Ok(oldest_message_first(state.dead.iter().filter_map(|&key| state.queued(key)).collect(), limit))
+    }
+
+    fn purge_delivered_messages(&mut self, before: DateTime<Utc>) -> Result<usize> {
+        let (state, journal) = self.writable()?;
+        let old = state.take_outbox();
+        // Keys shift when messages go: the outbox is built again from what stays.
+        let mut keep: Vec<bool> = old.messages.iter().map(|e| e.message.at >= before).collect();
+        for slot in &old.message_deliveries {
+            if slot.progress.state != DeliveryState::Delivered {
+                keep[slot.message] = true;
+            }
+        }
+        let purged = keep.iter().filter(|k| !**k).count();
+        if purged == 0 {
+            state.put_outbox(old);
+            return Ok(0);
+        }
+        let mut moved = vec![None; old.messages.len()];
+        for (key, entry) in old.messages.iter().enumerate().filter(|(key, _)| keep[*key]) {
+            moved[key] = Some(state.push_message(entry.message.clone()));
+        }
+        for slot in &old.message_deliveries {
+            if let Some(message) = moved[slot.message] {
+                state.push_message_delivery(message, slot.channel, slot.progress.clone());
+            }
+        }
+        journal.push(Undo::Outbox(Box::new(old)));
+        Ok(purged)
     }
 
     fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()> {

@@ -23,6 +23,15 @@ pub trait Storage: Send + Sync {
 
     /// Runs `work` on a consistent snapshot; it must not write.
     fn read(&self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()>;
+
+    /// Waits up to `timeout` for work for the relay (a long-running
+    /// `relay --watch` between two passes), and returns early when told
+    /// some may be there. A hint only: the relay polls anyway. By default
+    /// it just waits; PostgreSQL listens for a notification.
+    fn wait_for_work(&self, timeout: std::time::Duration) -> Result<()> {
+        std::thread::sleep(timeout);
+        Ok(())
+    }
 }
 
 /// The tables that hand out ids.
@@ -223,6 +232,10 @@ pub trait Repo {
     fn dead_messages(&mut self, limit: usize) -> Result<Vec<QueuedMessage>>;
     /// Inserts or replaces the delivery state of one message on one channel.
     fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()>;
+    /// Deletes the messages queued before `before` that were delivered on
+    /// every channel (or had none), with their deliveries; returns how
+    /// many. Pending and dead ones stay, however old.
+    fn purge_delivered_messages(&mut self, before: DateTime<Utc>) -> Result<usize>;
 
     /// A circuit breaker's state (`None`: never used, i.e. closed).
     fn breaker(&mut self, name: &BreakerName) -> Result<Option<Breaker>>;

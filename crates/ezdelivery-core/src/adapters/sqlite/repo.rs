@@ -203,6 +203,8 @@ const SAVE_VIEW: &str = "INSERT INTO mypage (order_id, customer, view) VALUES (?
 pub(super) const CUSTOMER_VIEWS: &str = "SELECT view FROM mypage WHERE customer = ?1 ORDER BY order_id";
 const CLEAR_VIEWS: &str = "DELETE FROM mypage";
 
+const PURGE_DELIVERED: &str = "DELETE FROM messages WHERE at < ?1 AND NOT EXISTS \
+     (SELECT 1 FROM message_deliveries d WHERE d.message_id = messages.id AND d.state <> ?2)";
 const QUEUE_MESSAGE: &str = "INSERT INTO messages (id, order_id, event, status, recipient, text, at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING";
 const QUEUE_DELIVERY: &str = "INSERT INTO message_deliveries (message_id, channel, state, tries, next_at, \
@@ -822,6 +824,11 @@ impl Repo for SqliteRepo<'_> {
 
     fn dead_messages(&mut self, n: usize) -> Result<Vec<QueuedMessage>> {
         self.all(DEAD_MESSAGES, params![DeliveryState::Dead.as_str(), limit(n)], queued_row)
+    }
+
+    fn purge_delivered_messages(&mut self, before: DateTime<Utc>) -> Result<usize> {
+        // Their deliveries go with them (ON DELETE CASCADE).
+        self.exec(PURGE_DELIVERED, params![time_text(&before), DeliveryState::Delivered.as_str()])
     }
 
     fn save_message_delivery(&mut self, d: &MessageDelivery) -> Result<()> {

@@ -28,8 +28,8 @@
 
 use rusqlite::{params, Transaction};
 
-use crate::ports::Repo;
 use crate::domain::{ChargeStatus, Event, EventType, OrderId, PaymentStatus, Won};
+use crate::ports::Repo;
 use crate::Result;
 
 /// The schema version whose migration appends the refund requests.
