@@ -364,10 +364,11 @@ impl Config {
         // The storage's errors say what to do when the cause is the file's
         // access (a folder or file that cannot be written), and only then.
         let storage = if only_reads {
-            SqliteStorage::open_for_reading(db, self.storage.synchronous)?
+            SqliteStorage::open_for_reading(db, self.storage.synchronous)
         } else {
-            SqliteStorage::open_with(db, self.storage.synchronous)?
-        };
+            SqliteStorage::open_with(db, self.storage.synchronous)
+        }
+        .map_err(another_file)?;
         let mut builder = Engine::builder(storage)
             .payment(payment)
             .charge(charge)
@@ -445,6 +446,18 @@ impl Config {
             });
         }
         Ok(notifiers)
+    }
+}
+
+/// A database file refused as it was opened (not a plain file, another
+/// program's, a newer ezdelivery's): the library says why, the program
+/// says what to do.
+pub fn another_file(error: Error) -> Error {
+    match error {
+        Error::Invalid(Invalid(why)) => {
+            Error::Invalid(Invalid(format!("{why}: point --db (or EZDELIVERY_DB) at another file")))
+        }
+        other => other,
     }
 }
 

@@ -3,7 +3,7 @@
 //! library knows no commands), and the exit code.
 
 use ezdelivery_core::domain::{OrderStatus, Refusal, Standing};
-use ezdelivery_core::{Error, Kept, Record};
+use ezdelivery_core::{Error, Kept, Record, StorageProblem};
 
 /// The exit code of `error` (the README's table): 1 internal, 2 invalid
 /// input, 3 not found, 4 invalid state, 5 declined, 6 unavailable, 7 money
@@ -62,7 +62,15 @@ fn next_step(error: &Error) -> Option<(&'static str, String)> {
         Error::MoneyMoved { order, .. } => {
             format!("`ezdelivery status {order}` shows the order, and `ezdelivery relay` is that relay")
         }
-        Error::Invalid(_) | Error::Storage(_) | Error::Internal(_) => return None,
+        Error::Storage(failure) => match failure.problem() {
+            StorageProblem::Access => "or use another database with --db PATH or EZDELIVERY_DB".into(),
+            StorageProblem::ReadOnly => {
+                return Some((": ", "make it writable, or copy it somewhere writable and use --db PATH".into()))
+            }
+            StorageProblem::Unreachable => "check the --db URL (or EZDELIVERY_DB) and that the server runs".into(),
+            StorageProblem::Other => return None,
+        },
+        Error::Invalid(_) | Error::Internal(_) => return None,
     };
     Some(("; ", step))
 }

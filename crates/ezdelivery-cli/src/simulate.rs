@@ -54,7 +54,7 @@ pub fn run(engine: &Engine, args: &SimulateArgs, json: bool) -> Result<Output> {
 /// database without a row is fine. `default` says that `db` is the default
 /// database (no `--db`, no `EZDELIVERY_DB`).
 pub fn check_new_database(db: &Path, default: bool) -> Result<()> {
-    let Some(contents) = SqliteStorage::inspect(db)? else {
+    let Some(contents) = SqliteStorage::inspect(db).map_err(crate::config::another_file)? else {
         return Ok(());
     };
     if contents.is_empty() {

@@ -106,6 +106,12 @@ impl Error {
         Error::Storage(StorageError::new(message))
     }
 
+    /// A storage failure caused by `source` (kept, for callers and logs that
+    /// walk the chain), described by `message`.
+    pub fn storage_caused(message: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::Storage(StorageError::caused_by(message, source))
+    }
+
     /// A missing record: `what` and the id or name asked for.
     pub fn not_found(what: Record, id: impl ToString) -> Error {
         // a name typed by someone: shown escaped and shortened
@@ -149,13 +155,30 @@ status_strings!(ErrorKind {
 #[derive(Debug)]
 pub struct StorageError {
     message: String,
+    problem: StorageProblem,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+/// What kind of storage failure it is, as far as the caller can do
+/// something about it (a program tells its user what to do next).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StorageProblem {
+    /// The database, its folder or its file system cannot be read or
+    /// written for want of permission.
+    Access,
+    /// The database was opened read-only and the unit of work writes.
+    ReadOnly,
+    /// The database cannot be reached (a server down, a wrong address).
+    Unreachable,
+    /// Anything else: a full disk, a damaged file, a bug.
+    #[default]
+    Other,
 }
 
 impl StorageError {
     /// A failure of the storage's own making, with no error below it.
     pub fn new(message: impl Into<String>) -> StorageError {
-        StorageError { message: message.into(), source: None }
+        StorageError { message: message.into(), problem: StorageProblem::Other, source: None }
     }
 
     /// A failure caused by `source`, described by `message`.
@@ -163,7 +186,17 @@ impl StorageError {
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> StorageError {
-        StorageError { message: message.into(), source: Some(Box::new(source)) }
+        StorageError { message: message.into(), problem: StorageProblem::Other, source: Some(Box::new(source)) }
+    }
+
+    /// The same failure, of kind `problem`.
+    pub fn because(self, problem: StorageProblem) -> StorageError {
+        StorageError { problem, ..self }
+    }
+
+    /// What kind of failure it is.
+    pub fn problem(&self) -> StorageProblem {
+        self.problem
     }
 }
 

@@ -534,7 +534,7 @@ impl ItemPick {
             Some((menu, qty)) => (menu, Some(qty.trim())),
         };
         if menu.trim().is_empty() {
-            return Err(invalid(format!("--item `{}` names no menu: use MENU[:QTY], such as 후라이드:2", shown(text))));
+            return Err(invalid(format!("`{}` names no menu: use MENU[:QTY], such as 후라이드:2", shown(text))));
         }
         let menu = validate::name("menu name", menu)?;
         let qty = match qty {
@@ -543,7 +543,7 @@ impl ItemPick {
                 let digits = qty.strip_prefix('-').unwrap_or(qty);
                 if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
                     return Err(invalid(format!(
-                        "--item `{}`: the quantity after the last `:` must be a whole number from 1 to {MAX_QTY}, \
+                        "`{}`: the quantity after the last `:` must be a whole number from 1 to {MAX_QTY}, \
                          got `{}`; a menu whose name holds `:` is picked with its quantity (`NAME:1`) or by its id",
                         shown(text),
                         shown(qty)

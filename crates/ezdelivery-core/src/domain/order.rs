@@ -181,7 +181,7 @@ impl Order {
         let customer = validate::name("customer", customer)?;
         let address = validate::text("address", address)?;
         if picks.is_empty() {
-            return Err(Invalid("an order needs at least one item (--item MENU[:QTY])".into()).into());
+            return Err(Invalid("an order needs at least one item (MENU[:QTY])".into()).into());
         }
         if picks.len() > validate::MAX_ITEMS {
             return Err(Invalid(format!("an order has at most {} items", validate::MAX_ITEMS)).into());

@@ -32,7 +32,7 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::ports::{Repo, Storage};
-use crate::{Error, Result};
+use crate::{Error, Result, StorageError, StorageProblem};
 
 pub use preflight::Contents;
 use repo::SqliteRepo;
@@ -126,27 +126,33 @@ struct Failed {
     access: bool,
 }
 
-/// What an error for want of access adds: what to do about it.
-const ACCESS_HINT: &str = "check that the file and its folder are writable (SQLite keeps -wal and -shm files beside \
-                           the database), or use another database with --db PATH or EZDELIVERY_DB";
+/// What an error for want of access adds: what to look at.
+const ACCESS_HINT: &str =
+    "check that the file and its folder are writable (SQLite keeps -wal and -shm files beside the database)";
 
 impl Failed {
     /// `what` failed with an I/O error: for want of access, or not.
-    fn io(what: String, e: &std::io::Error) -> Failed {
+    fn io(what: String, e: std::io::Error) -> Failed {
         use std::io::ErrorKind;
         let access = matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem);
-        let hint = if access { ACCESS_HINT } else { "use another database with --db PATH or EZDELIVERY_DB" };
-        Failed { error: Error::storage(format!("{what}: {e}; {hint}")), access }
+        Failed::new(what, e, access)
     }
 
     /// `what` failed in SQLite: for want of access, or not.
-    fn sqlite(what: String, e: &rusqlite::Error) -> Failed {
+    fn sqlite(what: String, e: rusqlite::Error) -> Failed {
         let access = matches!(
             e.sqlite_error_code(),
             Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied)
         );
-        let message = if access { format!("{what}: {e}; {ACCESS_HINT}") } else { format!("{what}: {e}") };
-        Failed { error: Error::storage(message), access }
+        Failed::new(what, e, access)
+    }
+
+    fn new(what: String, e: impl std::error::Error + Send + Sync + 'static, access: bool) -> Failed {
+        let (message, problem) = match access {
+            true => (format!("{what}: {e}; {ACCESS_HINT}"), StorageProblem::Access),
+            false => (format!("{what}: {e}"), StorageProblem::Other),
+        };
+        Failed { error: Error::Storage(StorageError::caused_by(message, e).because(problem)), access }
     }
 }
 
@@ -280,8 +286,9 @@ impl SqliteStorage {
                 contents.version
             )));
         }
-        let conn = preflight::open_read_only(path).map_err(|e| Error::storage(format!("cannot read {file}: {e}")))?;
-        SqliteStorage::tune(&conn).map_err(|e| Error::storage(format!("cannot read {file}: {e}")))?;
+        let conn = preflight::open_read_only(path)
+            .map_err(|e| Error::storage_caused(format!("cannot read {file}: {e}"), e))?;
+        SqliteStorage::tune(&conn).map_err(|e| Error::storage_caused(format!("cannot read {file}: {e}"), e))?;
         Ok(SqliteStorage { session: Session::new(conn), read_only: Some(file) })
     }
 
@@ -295,21 +302,21 @@ impl SqliteStorage {
         preflight::check(path, false)?;
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             create_folder(parent)
-                .map_err(|e| Failed::io(format!("cannot create the folder {}", parent.display()), &e))?;
+                .map_err(|e| Failed::io(format!("cannot create the folder {}", parent.display()), e))?;
         }
         create_private_file(path).map_err(|e| {
             let what = if path.exists() { "cannot open for writing" } else { "cannot create" };
-            Failed::io(format!("{what} {}", path.display()), &e)
+            Failed::io(format!("{what} {}", path.display()), e)
         })?;
-        let conn = Connection::open(path).map_err(|e| Failed::sqlite(format!("cannot open {}", path.display()), &e))?;
+        let conn = Connection::open(path).map_err(|e| Failed::sqlite(format!("cannot open {}", path.display()), e))?;
         // The first write, on its own to tell a file that cannot be written
         // from any other failure: WAL mode, which needs the file and its
         // folder writable (`setup` finds it set).
         conn.busy_timeout(BUSY_TIMEOUT)
             .and_then(|()| conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get::<_, String>(0)))
-            .map_err(|e| Failed::sqlite(format!("cannot write to {}", path.display()), &e))?;
+            .map_err(|e| Failed::sqlite(format!("cannot write to {}", path.display()), e))?;
         SqliteStorage::setup(conn, synchronous).map_err(|e| match e {
-            Error::Storage(m) => Error::storage(format!("{}: {}", path.display(), &*m)).into(),
+            Error::Storage(m) => Error::storage_caused(format!("{}: {}", path.display(), &*m), m).into(),
             other => other.into(),
         })
     }
@@ -404,10 +411,13 @@ impl SqliteStorage {
 impl Storage for SqliteStorage {
     fn write(&self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
         if let Some(file) = &self.read_only {
-            return Err(Error::storage(format!(
-                "{file} is open read-only (it, its folder or its file system cannot be written), and this \
-                 command writes: make it writable, or copy it somewhere writable and use --db PATH"
-            )));
+            return Err(Error::Storage(
+                StorageError::new(format!(
+                    "{file} is open read-only (it, its folder or its file system cannot be written), and this \
+                     command writes"
+                ))
+                .because(StorageProblem::ReadOnly),
+            ));
         }
         self.run(TransactionBehavior::Immediate, work)
     }
@@ -446,8 +456,7 @@ fn refuse_non_regular(path: &Path) -> Result<()> {
         "something other than a plain file"
     };
     Err(Error::Invalid(crate::domain::validate::Invalid(format!(
-        "{} is {what}, not a database file: point --db (or EZDELIVERY_DB) at a file (one that does not exist yet \
-         is created)",
+        "{} is {what}, not a database file (a file that does not exist yet is created)",
         path.display()
     ))))
 }

@@ -76,19 +76,17 @@ impl Contents {
 /// Fails with [`Error::Invalid`] for a file to refuse (see the module
 /// documentation), and with [`Error::Storage`] when the file cannot be read.
 pub(super) fn check(path: &Path, count: bool) -> Result<Option<Contents>> {
-    let cannot_read = |e: &dyn std::fmt::Display| Error::storage(format!("cannot read {}: {e}", path.display()));
+    let cannot_read = |e: std::io::Error| Error::storage_caused(format!("cannot read {}: {e}", path.display()), e);
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(cannot_read(&e)),
+        Err(e) => return Err(cannot_read(e)),
     };
     if !metadata.is_file() || metadata.len() == 0 {
         return Ok(None);
     }
     let mut header = Vec::with_capacity(MAGIC.len());
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAGIC.len() as u64).read_to_end(&mut header))
-        .map_err(|e| cannot_read(&e))?;
+    std::fs::File::open(path).and_then(|f| f.take(MAGIC.len() as u64).read_to_end(&mut header)).map_err(cannot_read)?;
     if header != MAGIC {
         return Err(not_a_database(path));
     }
@@ -123,7 +121,7 @@ fn judge(path: &Path, found: Found) -> Result<Option<Contents>> {
     if found.version > latest && (found.tables.is_empty() || found.tables.iter().any(|t| ever.contains(t))) {
         return Err(invalid(format!(
             "{file} was written by a newer ezdelivery (schema version {}; this one knows up to {latest}): \
-             upgrade ezdelivery to use it, or point --db at another file",
+             upgrade ezdelivery to use it",
             found.version
         )));
     }
@@ -131,16 +129,12 @@ fn judge(path: &Path, found: Found) -> Result<Option<Contents>> {
     let foreign: Vec<&String> = found.tables.iter().filter(|t| !known.is_some_and(|k| k.contains(*t))).collect();
     if !foreign.is_empty() {
         return Err(invalid(format!(
-            "{file} is not an ezdelivery database (it has {}); ezdelivery leaves it untouched: point --db \
-             (or EZDELIVERY_DB) at another file",
+            "{file} is not an ezdelivery database (it has {}); ezdelivery leaves it untouched",
             tables_named(&foreign)
         )));
     }
     // What is left fits no version: one below 0, with no table.
-    Err(invalid(format!(
-        "{file} has an unknown schema version {}; ezdelivery leaves it untouched: point --db at another file",
-        found.version
-    )))
+    Err(invalid(format!("{file} has an unknown schema version {}; ezdelivery leaves it untouched", found.version)))
 }
 
 /// Whether every table found is one that the schema at the found version has.
@@ -163,8 +157,7 @@ fn invalid(message: String) -> Error {
 
 fn not_a_database(path: &Path) -> Error {
     invalid(format!(
-        "{} is not an ezdelivery database (it is not a SQLite database at all); ezdelivery leaves it untouched: \
-         point --db (or EZDELIVERY_DB) at another file",
+        "{} is not an ezdelivery database (it is not a SQLite database at all); ezdelivery leaves it untouched",
         path.display()
     ))
 }
@@ -176,7 +169,7 @@ fn read_error(path: &Path, e: rusqlite::Error) -> Error {
     if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
         return not_a_database(path);
     }
-    Error::storage(format!("cannot read {}: {e}", path.display()))
+    Error::storage_caused(format!("cannot read {}: {e}", path.display()), e)
 }
 
 /// Opens `path` read-only: `immutable` (no lock, no file created) when no

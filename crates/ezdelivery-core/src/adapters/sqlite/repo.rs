@@ -251,7 +251,7 @@ pub(super) fn time_text(t: &DateTime<Utc>) -> String {
 pub(super) fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::storage(format!("{table}.{column} holds `{text}`, which is not a time: {e}")))
+        .map_err(|e| Error::storage_caused(format!("{table}.{column} holds `{text}`, which is not a time: {e}"), e))
 }
 
 fn time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<DateTime<Utc>> {
@@ -275,7 +275,7 @@ fn int_at<T: TryFrom<i64>>(row: &Row, i: usize, table: &str, column: &str) -> Re
 }
 
 fn json<T: DeserializeOwned>(table: &str, key: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::storage(format!("{table} {key} holds bad JSON: {e}")))
+    serde_json::from_str(text).map_err(|e| Error::storage_caused(format!("{table} {key} holds bad JSON: {e}"), e))
 }
 
 /// A row of how many wait and the earliest `next_at` of `table`.
@@ -452,7 +452,7 @@ fn event_row(row: &Row) -> Result<StoredEvent> {
         Err(_) => {
             let value: serde_json::Value = json("events", &format!("seq {seq}"), &data)?;
             Event::from_parts(&kind, value)
-                .map_err(|e| Error::storage(format!("events seq {seq} holds a bad `{kind}` event: {e}")))?
+                .map_err(|e| Error::storage_caused(format!("events seq {seq} holds a bad `{kind}` event: {e}"), e))?
         }
     };
     Ok(StoredEvent { seq, id: row.get(1)?, at: time_at(row, 3, "events", "at")?, event })
@@ -786,7 +786,7 @@ impl Repo for SqliteRepo<'_> {
 
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
         let text = serde_json::to_string(view)
-            .map_err(|e| Error::storage(format!("cannot write the view of order {}: {e}", view.order_id)))?;
+            .map_err(|e| Error::storage_caused(format!("cannot write the view of order {}: {e}", view.order_id), e))?;
         self.exec(SAVE_VIEW, params![view.order_id, view.customer, text])?;
         self.views.put(view.clone());
         Ok(())

@@ -239,7 +239,7 @@ pub(crate) fn migrate(conn: &Connection) -> Result<usize> {
     let from = usize::try_from(version).unwrap_or(0);
     for (i, script) in MIGRATIONS.iter().enumerate().skip(from) {
         tx.execute_batch(script)
-            .map_err(|e| Error::storage(format!("schema migration to version {} failed: {e}", i + 1)))?;
+            .map_err(|e| Error::storage_caused(format!("schema migration to version {} failed: {e}", i + 1), e))?;
         super::upgrade::after(i + 1, &tx)?;
     }
     tx.pragma_update(None, "user_version", latest())?;

@@ -10,6 +10,7 @@ use super::schema::{self, MIGRATIONS};
 use super::*;
 use crate::adapters::contract_tests;
 use crate::domain::{OrderStatus, Store};
+use crate::StorageProblem;
 
 fn store(id: i64) -> Store {
     Store {
@@ -526,7 +527,7 @@ fn a_foreign_database_is_refused_untouched_in_either_journal_mode() {
         let message = refused_untouched(&path);
         assert!(message.contains("is not an ezdelivery database"), "{message}");
         assert!(message.contains("tables bar, foo"), "{message}");
-        assert!(message.contains("--db"), "says what to do: {message}");
+        assert!(!message.contains("--db"), "the library names no flag of the program: {message}");
         assert!(message.contains(&path.display().to_string()), "names the file: {message}");
         let contents = invalid_message(SqliteStorage::inspect(&path));
         assert_eq!(contents, message);
@@ -760,23 +761,35 @@ fn read_only_there_must_be_an_up_to_date_database() {
 #[test]
 fn only_a_failure_for_want_of_access_says_to_check_access() {
     use std::io::{Error as IoError, ErrorKind};
-    let denied = Failed::io("cannot create /x/y.db".into(), &IoError::from(ErrorKind::PermissionDenied));
+    let problem = |f: &Failed| match &f.error {
+        Error::Storage(m) => (m.problem(), m.to_string(), std::error::Error::source(m).is_some()),
+        other => panic!("{other:?}"),
+    };
+    let denied = Failed::io("cannot create /x/y.db".into(), IoError::from(ErrorKind::PermissionDenied));
     assert!(denied.access);
-    let Error::Storage(m) = &denied.error else { panic!("{:?}", denied.error) };
+    let (kind, m, source) = problem(&denied);
+    assert_eq!(kind, StorageProblem::Access);
     assert!(m.starts_with("cannot create /x/y.db: permission denied; check that the file and its folder are writable"));
-    let other = Failed::io("cannot create /x/y.db".into(), &IoError::from(ErrorKind::NotADirectory));
+    assert!(source, "the I/O error is kept as the source");
+    let other = Failed::io("cannot create /x/y.db".into(), IoError::from(ErrorKind::NotADirectory));
     assert!(!other.access);
-    let Error::Storage(m) = &other.error else { panic!("{:?}", other.error) };
-    assert!(!m.contains("writable") && m.ends_with("use another database with --db PATH or EZDELIVERY_DB"), "{m}");
+    let (kind, m, _) = problem(&other);
+    assert_eq!(kind, StorageProblem::Other);
+    assert!(!m.contains("writable"), "{m}");
 
     let sqlite = |code| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
     for code in [rusqlite::ffi::SQLITE_READONLY, rusqlite::ffi::SQLITE_CANTOPEN, rusqlite::ffi::SQLITE_PERM] {
-        let failed = Failed::sqlite("cannot write to x.db".into(), &sqlite(code));
+        let failed = Failed::sqlite("cannot write to x.db".into(), sqlite(code));
         assert!(failed.access && failed.error.to_string().contains("writable"), "{}", failed.error);
+        assert_eq!(problem(&failed).0, StorageProblem::Access);
     }
     for code in [rusqlite::ffi::SQLITE_NOTADB, rusqlite::ffi::SQLITE_CORRUPT, rusqlite::ffi::SQLITE_FULL] {
-        let failed = Failed::sqlite("cannot write to x.db".into(), &sqlite(code));
-        assert!(!failed.access && !failed.error.to_string().contains("--db"), "{}", failed.error);
+        let failed = Failed::sqlite("cannot write to x.db".into(), sqlite(code));
+        assert!(!failed.access && !failed.error.to_string().contains("writable"), "{}", failed.error);
+    }
+    // The library names no flag of the program: that is the program's to add.
+    for failed in [&denied, &other] {
+        assert!(!failed.error.to_string().contains("--db"), "{}", failed.error);
     }
 }
 
