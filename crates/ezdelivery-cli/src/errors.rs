@@ -2,6 +2,7 @@
 //! library's message (what happened), the command to run next (the
 //! library knows no commands), and the exit code.
 
+use ezdelivery_core::domain::validate::Invalid;
 use ezdelivery_core::domain::{OrderStatus, Refusal, Standing};
 use ezdelivery_core::{Error, Kept, Record, StorageProblem};
 
@@ -73,6 +74,37 @@ fn next_step(error: &Error) -> Option<(&'static str, String)> {
         Error::Invalid(_) | Error::Internal(_) => return None,
     };
     Some(("; ", step))
+}
+
+/// `db copy --to postgres://…` while this build has no PostgreSQL storage:
+/// the same refusal as `--db postgres://…` (exit 2). `url` is shown with
+/// its password redacted.
+pub fn postgres_not_supported(url: &str) -> Error {
+    Error::Invalid(Invalid(format!(
+        "this version of ezdelivery stores its data in a SQLite file only: PostgreSQL URLs are not supported yet \
+         ({url}); pass --to PATH"
+    )))
+}
+
+/// `db copy` from a `--db` that holds no database.
+pub fn copy_without_source(db: &std::path::Path) -> Error {
+    Error::Invalid(Invalid(format!(
+        "there is no database at {} to copy: point --db (or EZDELIVERY_DB) at the database to copy",
+        db.display()
+    )))
+}
+
+/// `db copy --to` the `--db` file itself.
+pub fn copy_into_itself(db: &std::path::Path) -> Error {
+    Error::Invalid(Invalid(format!("--to names the database being copied ({}): pass --to a new file", db.display())))
+}
+
+/// `db copy --to` a database that holds rows: `holds` says which.
+pub fn copy_into_non_empty(target: &str, holds: &str) -> Error {
+    Error::Invalid(Invalid(format!(
+        "the target of a copy must be empty, and {target} holds {holds}; it is left untouched: pass --to a new \
+         file (one that does not exist yet is created)"
+    )))
 }
 
 /// What to run after the state machine said no.

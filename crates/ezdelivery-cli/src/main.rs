@@ -9,6 +9,7 @@
 mod args;
 mod commands;
 mod config;
+mod copy;
 mod demo;
 mod errors;
 mod man;
@@ -267,6 +268,9 @@ fn run(cli: &Cli) -> Result<Printed> {
     }
     let db = db_path(cli)?;
     tracing::info!(db = %db.display(), "database");
+    if let Command::Db(command) = &cli.command {
+        return copy::run(&db, &config, command).map(Printed::Out);
+    }
     if let Command::Simulate(_) = cli.command {
         // Before the database is opened: a refused one stays byte for byte as it was.
         simulate::check_new_database(&db, cli.db.is_none())?;
@@ -327,7 +331,7 @@ fn execute(engine: &Engine, command: &Command, json: bool) -> Result<Printed> {
         ),
         Command::Projection(c) => commands::projection(engine, c),
         Command::Simulate(args) => simulate::run(engine, args, json),
-        Command::Demo | Command::Completions { .. } | Command::Man => {
+        Command::Demo | Command::Completions { .. } | Command::Man | Command::Db(_) => {
             return Err(Error::Internal("this command runs before the engine is opened".into()))
         }
     };

@@ -247,10 +247,10 @@ The database of \fBezdelivery demo\fR, replaced on each run.
 Done.
 .TP
 \fB1\fR
-internal: storage or unexpected failure.
+internal: storage or unexpected failure; a \fBdb copy\fR that did not verify (nothing committed).
 .TP
 \fB2\fR
-invalid_input: bad arguments or values.
+invalid_input: bad arguments or values; a \fBdb copy\fR target that holds rows or is the source itself (left untouched).
 .TP
 \fB3\fR
 not_found: no such store, menu, order or rider.
@@ -300,6 +300,7 @@ ezdelivery menu add \-\-store 1 \-\-name 후라이드 \-\-price 18000
 ezdelivery order \-\-store 1 \-\-customer kim \-\-item 후라이드:2 \-\-pay
 ezdelivery status 1
 ezdelivery events \-\-follow \-\-format cloudevents
+ezdelivery \-\-db orders.db db copy \-\-to orders\-copy.db
 .RE
 .fi
 "#;

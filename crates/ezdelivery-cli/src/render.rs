@@ -3,6 +3,7 @@
 
 use comfy_table::{presets, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
 use ezdelivery_core::app::breakers::BreakerStatus;
+use ezdelivery_core::app::copy::CopyReport;
 use ezdelivery_core::app::messages::won;
 use ezdelivery_core::app::projector::Progress;
 use ezdelivery_core::app::relay::{Attention, RelayReport};
@@ -628,6 +629,33 @@ pub fn rebuild(p: &Progress) -> Output {
         json,
         format!("mypage rebuilt from {} events ({} applied), checkpoint {}", p.events, p.applied, p.checkpoint),
     )
+}
+
+/// `db copy`: the tables with their rows, and what was verified. `from`
+/// and `to` as shown to people (a URL's password redacted).
+pub fn copy(from: &str, to: &str, r: &CopyReport) -> Output {
+    let json = json!({
+        "from": from, "to": to, "tables": r.tables, "rows": r.rows(), "events": r.events, "views": r.views,
+        "verified": true, "carried_violations": r.carried_violations,
+    });
+    let mut t = table(&["table", "rows"]);
+    keep_whole(&mut t, &[1]);
+    for table in &r.tables {
+        t.add_row(vec![Cell::new(&table.name), right(table.rows)]);
+    }
+    let mut text = format!("copied {from} → {to}\n{t}\n");
+    text.push_str(&format!(
+        "verified: {} rows in {} tables, the same in both; {} events identical; {} mypage views equal to a \
+         rebuild from the copied log",
+        r.rows(),
+        r.tables.len(),
+        r.events,
+        r.views
+    ));
+    for v in &r.carried_violations {
+        text.push_str(&format!("\nnote: carried over from the source as it was: {v}"));
+    }
+    Output::new(json, text)
 }
 
 /// `completions SHELL`: the script, as it is and as `{"script": …}`.

@@ -5,6 +5,7 @@
 pub mod breakers;
 pub mod catalogue;
 mod command;
+pub mod copy;
 pub mod engine;
 mod event_ids;
 pub mod invariants;

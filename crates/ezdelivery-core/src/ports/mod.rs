@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::attempt::Answer;
 use crate::domain::{ChannelName, OrderId, OrderStatus, RiderId, Won};
 
+pub mod copy;
 pub mod outbox;
 pub mod storage;
 

@@ -20,6 +20,7 @@
 //! (`2024-05-01T12:00:00.000000Z`), so comparing strings compares times;
 //! anything finer than a microsecond is dropped, as PostgreSQL would.
 
+mod copy;
 mod preflight;
 mod repo;
 mod schema;
