@@ -16,3 +16,4 @@ pub mod relay;
 pub mod retry;
 mod saga;
 pub mod simulate;
+pub mod watch;
