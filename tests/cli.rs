@@ -1869,7 +1869,19 @@ fn the_reference_that_ships_covers_every_command_and_nothing_points_elsewhere() 
     }
     let man = cli.run(&["man"]);
     assert!(!man.stdout.contains("SPEC.md") && !help.stdout.contains("SPEC.md"));
-    for key in ["[retry]", "attention_after", "lease_ms", "[storage]", "synchronous", "locale", "decline_cards"] {
+    for key in [
+        "[retry]",
+        "attention_after",
+        "lease_ms",
+        "[storage]",
+        "synchronous",
+        "locale",
+        "decline_cards",
+        "[relay]",
+        "retention_days",
+        "interval_ms",
+        "watch",
+    ] {
         assert!(reference.contains(key), "docs/reference.md documents `{key}`");
         assert!(man.stdout.contains(key), "the man page documents `{key}`");
     }
@@ -1891,4 +1903,36 @@ fn a_postgres_url_is_refused_with_a_clear_message_not_taken_as_a_file_name() {
             assert!(!cli.dir.path().join(made).exists(), "no folder named after the URL");
         }
     }
+}
+
+#[test]
+fn a_postgres_password_is_never_printed() {
+    let cli = new_world();
+    let url = "postgres://kim:s3cr%40t@127.0.0.1:5432/ez?sslmode=disable&password=0therS3cret";
+    let shown = "postgres://kim:***@127.0.0.1:5432/ez?sslmode=disable&password=***";
+    let secrets = ["s3cr%40t", "s3cr@t", "0therS3cret"];
+    let runs = [
+        (vec!["-v", "--db", url, "store", "list"], false),
+        (vec!["-vv", "--json", "--db", url, "relay", "--watch"], false),
+        (vec!["-v", "--db", url, "simulate", "--orders", "1"], false),
+        (vec!["--db", url, "demo"], false),
+        (vec!["-v", "store", "list"], true),
+    ];
+    for (args, from_env) in runs {
+        let mut command = cli.bare();
+        command.current_dir(cli.dir.path()).args(&args);
+        if from_env {
+            command.env("EZDELIVERY_DB", url);
+        }
+        let what = format!("{}{}", if from_env { "EZDELIVERY_DB=… " } else { "" }, args.join(" "));
+        let run = finish(command, &what);
+        assert_eq!(run.code, Some(2), "{}", run.describe(&what));
+        for secret in secrets {
+            assert!(!run.stdout.contains(secret) && !run.stderr.contains(secret), "{}", run.describe(&what));
+        }
+        if args.iter().any(|a| a.starts_with("-v")) {
+            assert!(run.stderr.contains(shown), "-v logs the database, redacted: {}", run.describe(&what));
+        }
+    }
+    assert!(!cli.dir.path().join("postgres:").exists(), "no folder named after the URL");
 }

@@ -109,6 +109,12 @@ fn count(value: &str) -> Result<u64, String> {
     }
 }
 
+/// `--interval MS`: a whole number of milliseconds (its range is checked
+/// with the config's, [`crate::config::RelayConfig::watch_options`]).
+fn interval_ms(value: &str) -> Result<u64, String> {
+    value.trim().parse::<u64>().map_err(|_| "--interval is a whole number of milliseconds, such as 1000".into())
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -197,11 +203,15 @@ pub enum Command {
     /// Deliver queued notifications; retry queued payments, refunds and charges.
     #[command(
         after_help = "Examples:\n  ezdelivery relay\n  ezdelivery relay --dead\n  ezdelivery relay --attention\n  \
-                      ezdelivery relay --retry-attention"
+                      ezdelivery relay --retry-attention\n  ezdelivery relay --watch --interval 500\n\n\
+                      --watch relays until SIGTERM or SIGINT (Ctrl-C): the call in flight is finished and \
+                      recorded, then it exits 0\nwith one summary (one JSON object with --json); a second signal \
+                      ends it at once. Every minute it purges\nthe messages delivered more than [relay] \
+                      retention_days ago (default 7)."
     )]
     Relay {
         /// List the messages given up on, instead of relaying.
-        #[arg(long, conflicts_with_all = ["retry_dead", "attention", "retry_attention"])]
+        #[arg(long, conflicts_with_all = ["retry_dead", "attention", "retry_attention", "watch"])]
         dead: bool,
         /// Put the messages given up on back in the queue, then relay.
         #[arg(long)]
@@ -214,6 +224,14 @@ pub enum Command {
         /// queue (once the gateway is fixed), then relay.
         #[arg(long)]
         retry_attention: bool,
+        /// Keep relaying, as a long-running worker, until SIGTERM or SIGINT:
+        /// a line per pass that did something, a summary at the end.
+        #[arg(long, conflicts_with = "attention")]
+        watch: bool,
+        /// With --watch: how long to wait, when there is nothing to do,
+        /// before looking again (default: [relay] interval_ms, 1000).
+        #[arg(long, value_name = "MS", requires = "watch", value_parser = interval_ms)]
+        interval: Option<u64>,
     },
     /// Circuit breakers around the gateways and notifier channels.
     #[command(after_help = "Examples:\n  ezdelivery breaker\n  ezdelivery breaker reset payment")]

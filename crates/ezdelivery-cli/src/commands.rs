@@ -3,6 +3,8 @@
 //! for its `--json` object and its text. [`crate::execute`] picks the function.
 
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use ezdelivery_core::domain::validate::{self, Invalid};
 use ezdelivery_core::ports::storage::StoredEvent;
@@ -13,7 +15,7 @@ use crate::args::{
     StoreCommand,
 };
 use crate::render::{self, Output};
-use crate::{output_error, print_line, Printed};
+use crate::{output_error, print_line, Context, Printed};
 
 /// `store add | list | open | close | orders`
 pub fn store(engine: &Engine, command: &StoreCommand) -> Result<Output> {
@@ -190,6 +192,48 @@ pub fn relay(engine: &Engine, flags: RelayFlags) -> Result<Output> {
     let report = engine.relay()?;
     let waiting = engine.queue_status()?;
     Ok(render::relay(&report, &waiting, revived, requeued))
+}
+
+/// `relay --watch`: relays until SIGTERM or SIGINT, printing a line per
+/// pass that made a gateway call or sent a message (none with `-q` or
+/// `--json`; `-v` logs every pass on stderr), then one summary: its
+/// `--json` object is the only thing on stdout.
+pub fn relay_watch(engine: &Engine, flags: RelayFlags, context: &Context) -> Result<Output> {
+    let stop = Arc::new(AtomicBool::new(false));
+    stop_on_signals(&stop)?;
+    let revived = if flags.retry_dead { engine.revive_dead_messages()? } else { 0 };
+    let requeued = if flags.retry_attention { engine.requeue_attention()? } else { 0 };
+    let talk = !context.json && !context.quiet;
+    let mut unwritten: Option<Error> = None;
+    let report = engine.relay_watch(context.watch, &stop, &mut |pass| {
+        if talk && pass.tried() > 0 && unwritten.is_none() {
+            if let Err(e) = print_line(&render::relay_pass(pass, chrono::Utc::now())) {
+                // Nobody reads any more (or cannot): stop as if told to.
+                unwritten = Some(output_error(e));
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+    })?;
+    if let Some(e) = unwritten {
+        return Err(e);
+    }
+    let waiting = engine.queue_status()?;
+    Ok(render::relay_watch(&report, &waiting, revived, requeued))
+}
+
+/// Sets `stop` on SIGTERM and SIGINT (Ctrl-C). A second one ends the
+/// program at once, with 128 + the signal's number (as a shell reports a
+/// process a signal killed): whoever insists does not wait for the call in
+/// flight. The handlers are signal-hook's (no unsafe code of ours).
+fn stop_on_signals(stop: &Arc<AtomicBool>) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    for signal in [SIGTERM, SIGINT] {
+        let failed = |e: std::io::Error| Error::Internal(format!("cannot handle signal {signal}: {e}"));
+        // Registered first, so the first signal finds the flag still unset.
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, Arc::clone(stop)).map_err(failed)?;
+        signal_hook::flag::register(signal, Arc::clone(stop)).map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// `projection rebuild`

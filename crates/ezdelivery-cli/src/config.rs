@@ -10,16 +10,19 @@ use ezdelivery_core::adapters::http::{HttpCharge, HttpPayment, DEFAULT_TIMEOUT};
 use ezdelivery_core::adapters::jsonl::JsonlNotifier;
 use ezdelivery_core::adapters::kakao::{KakaoNotifier, KAKAO_API};
 use ezdelivery_core::adapters::sandbox::{SandboxCharge, SandboxPayment, SandboxSettings};
-use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
+use ezdelivery_core::adapters::sqlite::Synchronous;
 use ezdelivery_core::adapters::webhook::WebhookNotifier;
 use ezdelivery_core::app::engine::DEFAULT_LEASE;
 use ezdelivery_core::app::messages::Locale;
 use ezdelivery_core::app::retry::RetryPolicy;
+use ezdelivery_core::app::watch::{WatchOptions, DEFAULT_INTERVAL, DEFAULT_RETENTION};
 use ezdelivery_core::domain::validate::Invalid;
 use ezdelivery_core::domain::{BreakerSettings, ChannelName};
 use ezdelivery_core::ports::{ChargeGateway, Notifier, PaymentGateway};
 use ezdelivery_core::{Engine, Error, Result};
 use serde::Deserialize;
+
+use crate::storage::{self, Database};
 
 /// The whole file. Unknown keys are errors, so a typo does not silently
 /// fall back to a default.
@@ -36,6 +39,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// `[retry]`
     pub retry: RetryConfig,
+    /// `[relay]`
+    pub relay: RelayConfig,
     /// `[[notify]]`, zero or more; none means the console.
     pub notify: Vec<NotifyConfig>,
     /// `locale = "ko" | "en"`: the language of messages (Korean when
@@ -214,6 +219,63 @@ impl RetryConfig {
     }
 }
 
+/// `[relay]`: how `relay --watch` runs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// How long the worker waits when a pass settled nothing (`--interval`
+    /// overrides it).
+    pub interval_ms: u64,
+    /// How many days delivered messages are kept before the worker purges
+    /// them; 0 purges every delivered message.
+    pub retention_days: u64,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            interval_ms: DEFAULT_INTERVAL.as_millis() as u64,
+            retention_days: DEFAULT_RETENTION.as_secs() / DAY_SECS,
+        }
+    }
+}
+
+/// A day, in seconds.
+const DAY_SECS: u64 = 24 * 3600;
+/// The shortest and longest wait of `relay --watch` between passes.
+const INTERVAL_MS: std::ops::RangeInclusive<u64> = 10..=3_600_000;
+/// The longest retention of delivered messages (about ten years).
+const MAX_RETENTION_DAYS: u64 = 3_650;
+
+impl RelayConfig {
+    /// The worker's options: `interval_ms` (or `--interval`, when given)
+    /// and `retention_days`, checked.
+    pub fn watch_options(&self, interval_flag: Option<u64>) -> Result<WatchOptions> {
+        let (interval_ms, what) = match interval_flag {
+            Some(ms) => (ms, "--interval"),
+            None => (self.interval_ms, "[relay] interval_ms"),
+        };
+        if !INTERVAL_MS.contains(&interval_ms) {
+            return Err(invalid(format!(
+                "{what} must be {} to {} (milliseconds, an hour at most), got {interval_ms}",
+                INTERVAL_MS.start(),
+                INTERVAL_MS.end()
+            )));
+        }
+        if self.retention_days > MAX_RETENTION_DAYS {
+            return Err(invalid(format!(
+                "[relay] retention_days must be 0 to {MAX_RETENTION_DAYS}, got {}",
+                self.retention_days
+            )));
+        }
+        Ok(WatchOptions {
+            interval: Duration::from_millis(interval_ms),
+            retention: Some(Duration::from_secs(self.retention_days * DAY_SECS)),
+            ..WatchOptions::default()
+        })
+    }
+}
+
 /// `[storage]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -340,20 +402,20 @@ impl Config {
         Ok(self.breaker)
     }
 
-    /// Opens the database at `db` and builds the engine the file describes.
+    /// Opens the database `db` and builds the engine the file describes.
     /// `quiet` silences the console notifier (messages still count as delivered).
-    pub fn engine(&self, db: &Path, quiet: bool) -> Result<Engine> {
+    pub fn engine(&self, db: &Database, quiet: bool) -> Result<Engine> {
         self.open_engine(db, quiet, false)
     }
 
-    /// [`Config::engine`] for a command that only reads: a database that
-    /// cannot be written (a read-only file, folder or file system) is
+    /// [`Config::engine`] for a command that only reads: a SQLite database
+    /// that cannot be written (a read-only file, folder or file system) is
     /// opened read-only instead of refused.
-    pub fn reading_engine(&self, db: &Path, quiet: bool) -> Result<Engine> {
+    pub fn reading_engine(&self, db: &Database, quiet: bool) -> Result<Engine> {
         self.open_engine(db, quiet, true)
     }
 
-    fn open_engine(&self, db: &Path, quiet: bool, only_reads: bool) -> Result<Engine> {
+    fn open_engine(&self, db: &Database, quiet: bool, only_reads: bool) -> Result<Engine> {
         // Every adapter is checked before the database is touched.
         let timeouts = [self.payment.checked_timeout_ms("payment")?, self.charge.checked_timeout_ms("charge")?];
         let payment = self.payment.payment()?;
@@ -363,12 +425,7 @@ impl Config {
         let (retry, lease) = self.retry.policy(&timeouts)?;
         // The storage's errors say what to do when the cause is the file's
         // access (a folder or file that cannot be written), and only then.
-        let storage = if only_reads {
-            SqliteStorage::open_for_reading(db, self.storage.synchronous)
-        } else {
-            SqliteStorage::open_with(db, self.storage.synchronous)
-        }
-        .map_err(another_file)?;
+        let storage = storage::open(db, self.storage.synchronous, only_reads)?;
         let mut builder = Engine::builder(storage)
             .payment(payment)
             .charge(charge)
@@ -554,6 +611,22 @@ mod tests {
     }
 
     #[test]
+    fn the_relay_section_sets_the_watch() {
+        let defaults = Config::default().relay.watch_options(None).unwrap();
+        assert_eq!(defaults, WatchOptions::default());
+        let config = parse("[relay]\ninterval_ms = 250\nretention_days = 0\n").unwrap();
+        let options = config.relay.watch_options(None).unwrap();
+        assert_eq!((options.interval, options.retention), (Duration::from_millis(250), Some(Duration::ZERO)));
+        assert_eq!(config.relay.watch_options(Some(40)).unwrap().interval, Duration::from_millis(40), "the flag wins");
+        assert!(error(config.relay.watch_options(Some(0))).starts_with("--interval must be 10 to 3600000"));
+        let config = parse("[relay]\ninterval_ms = 5\n").unwrap();
+        assert!(error(config.relay.watch_options(None)).starts_with("[relay] interval_ms must be"));
+        let config = parse("[relay]\nretention_days = 3651\n").unwrap();
+        assert!(error(config.relay.watch_options(None)).contains("retention_days must be 0 to 3650"));
+        assert!(error(parse("[relay]\nretention = 3\n")).contains("unknown field `retention`"));
+    }
+
+    #[test]
     fn unknown_keys_are_still_errors() {
         assert!(parse("[payment]\nadapter = \"http\"\nurl = \"http://h\"\ntimeout = 5\n").is_err());
         let message = error(parse("[[notify]]\nkind = \"webhook\"\nurl = \"http://h\"\npath = \"x\"\n"));
@@ -625,7 +698,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("out/messages.jsonl");
         let config = parse(&format!("[[notify]]\nkind = \"jsonl\"\npath = {:?}\n", log.display().to_string())).unwrap();
-        let engine = config.engine(&dir.path().join("ezdelivery.db"), true).unwrap();
+        let engine = config.engine(&Database::Sqlite(dir.path().join("ezdelivery.db")), true).unwrap();
         let store = engine.add_store("BBQ", Some("park"), None).unwrap();
         engine.add_menu(store.id, "후라이드", 18_000).unwrap();
         engine.place_order(NewOrder::new(store.id, "kim", &[ItemPick::new("후라이드", 1)]).pay_now(None)).unwrap();

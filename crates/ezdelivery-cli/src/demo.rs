@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::args::Cli;
 use crate::config::Config;
+use crate::storage::{is_postgres_url, Database};
 use crate::{render, Printed};
 
 /// Runs the demo on `--db PATH` when it is given on the command line and
@@ -25,7 +26,7 @@ pub fn run(cli: &Cli, config: &Config) -> Result<()> {
     let db = demo_db(cli.db.as_deref().filter(|_| db_on_command_line()))?;
     // The demo shows the sandbox's behaviour, whatever adapters the config picks.
     let sandbox = Config { locale: config.locale, ..Config::default() };
-    let engine = sandbox.engine(&db, cli.quiet || cli.json)?;
+    let engine = sandbox.engine(&Database::Sqlite(db.clone()), cli.quiet || cli.json)?;
     let mut demo = Demo { talk: !cli.quiet && !cli.json, engine, steps: 0 };
     if demo.talk {
         println!("ezdelivery demo on {}", db.display());
@@ -53,6 +54,10 @@ fn db_on_command_line() -> bool {
 /// folder's `ezdelivery-demo.db`, deleted first.
 fn demo_db(given: Option<&Path>) -> Result<PathBuf> {
     match given {
+        // Not repeated: a URL may hold a password.
+        Some(db) if is_postgres_url(&db.to_string_lossy()) => Err(Error::Invalid(Invalid(
+            "the demo runs on a fresh SQLite file: pass a new path with --db, or no --db".into(),
+        ))),
         Some(db) if db.exists() && std::fs::metadata(db).map(|m| m.len() > 0).unwrap_or(true) => {
             Err(Error::Invalid(Invalid(format!(
                 "the demo needs a fresh database, and {} already exists: pass a new path with --db, or no --db",
@@ -185,7 +190,8 @@ impl Demo {
         }
         let parsed = Cli::try_parse_from(std::iter::once("ezdelivery").chain(args.iter().copied()))
             .map_err(|e| Error::Internal(format!("the demo's step `{line}` is not a command: {e}")))?;
-        match (crate::execute(&self.engine, &parsed.command, false), expect) {
+        let context = crate::Context { json: false, quiet: false, watch: Default::default() };
+        match (crate::execute(&self.engine, &parsed.command, &context), expect) {
             (Ok(Printed::Out(out)), Expect::Done) => {
                 self.show(&out.human);
                 Ok(out.json)

@@ -15,12 +15,13 @@ mod errors;
 mod man;
 mod render;
 mod simulate;
+mod storage;
 mod style;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::CommandFactory;
+use ezdelivery_core::app::watch::WatchOptions;
 use ezdelivery_core::domain::validate::{self, Invalid};
 use ezdelivery_core::{Engine, Error, Result};
 use serde_json::json;
@@ -29,6 +30,7 @@ use args::{BreakerCommand, Cli, Command, MenuCommand, RiderCommand, StoreCommand
 use commands::RelayFlags;
 use config::Config;
 use render::Output;
+use storage::Database;
 
 fn main() -> ExitCode {
     let cli = match Cli::from_env() {
@@ -230,25 +232,6 @@ enum Printed {
     Done,
 }
 
-/// The database path: `--db`, `EZDELIVERY_DB`, or the platform data folder.
-fn db_path(cli: &Cli) -> Result<PathBuf> {
-    if let Some(db) = &cli.db {
-        let text = db.to_string_lossy();
-        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            return Err(Error::Invalid(Invalid(
-                "this version of ezdelivery stores its data in a SQLite file only: PostgreSQL URLs are not \
-                 supported yet; pass --db PATH"
-                    .into(),
-            )));
-        }
-        return Ok(db.clone());
-    }
-    let data = dirs::data_dir().ok_or_else(|| {
-        Error::Invalid(Invalid("no data folder is known for this platform: pass --db PATH or set EZDELIVERY_DB".into()))
-    })?;
-    Ok(data.join("ezdelivery").join("ezdelivery.db"))
-}
-
 fn run(cli: &Cli) -> Result<Printed> {
     match &cli.command {
         Command::Completions { shell } => {
@@ -266,24 +249,44 @@ fn run(cli: &Cli) -> Result<Printed> {
     if let Command::Demo = cli.command {
         return demo::run(cli, &config).map(|()| Printed::Done);
     }
-    let db = db_path(cli)?;
-    tracing::info!(db = %db.display(), "database");
+    // `--db` (or EZDELIVERY_DB, or the default file) picks the storage.
+    let db = Database::from_arg(cli.db.as_deref())?;
+    // Whatever a command on a PostgreSQL URL ends with, its password is not in it.
+    run_on(cli, &config, &db).map_err(|e| db.scrub(e))
+}
+
+/// Runs the command on `db` (shown, in logs and errors, without a password).
+fn run_on(cli: &Cli, config: &Config, db: &Database) -> Result<Printed> {
+    tracing::info!(db = %db, "database");
+    let watch = match &cli.command {
+        Command::Relay { watch: true, interval, .. } => config.relay.watch_options(*interval)?,
+        _ => WatchOptions::default(),
+    };
     if let Command::Db(command) = &cli.command {
-        return copy::run(&db, &config, command).map(Printed::Out);
+        // PG: a PostgreSQL source plugs in here with the adapter.
+        let Database::Sqlite(path) = db else { return Err(errors::postgres_not_supported(&db.to_string())) };
+        return copy::run(path, config, command).map(Printed::Out);
     }
     if let Command::Simulate(_) = cli.command {
+        let Database::Sqlite(path) = db else {
+            return Err(Error::Invalid(Invalid(
+                "simulate runs only on a new, empty SQLite file: use `--db /tmp/sim.db` on a file that does not \
+                 exist yet"
+                    .into(),
+            )));
+        };
         // Before the database is opened: a refused one stays byte for byte as it was.
-        simulate::check_new_database(&db, cli.db.is_none())?;
+        simulate::check_new_database(path, cli.db.is_none())?;
     }
     // With --json, standard error carries nothing but a failure's one error
     // object: the console channel is silenced, as with -q (its messages
     // still count as delivered).
     let engine = if only_reads(&cli.command) {
-        config.reading_engine(&db, cli.quiet || cli.json)?
+        config.reading_engine(db, cli.quiet || cli.json)?
     } else {
-        config.engine(&db, cli.quiet || cli.json)?
+        config.engine(db, cli.quiet || cli.json)?
     };
-    execute(&engine, &cli.command, cli.json)
+    execute(&engine, &cli.command, &Context { json: cli.json, quiet: cli.quiet, watch })
 }
 
 /// Whether `command` only reads the database: then one that cannot be
@@ -302,9 +305,20 @@ fn only_reads(command: &Command) -> bool {
     )
 }
 
+/// How a command is to run, besides the command itself.
+pub(crate) struct Context {
+    /// `--json`: one JSON object on stdout.
+    pub json: bool,
+    /// `-q`: no human output on success.
+    pub quiet: bool,
+    /// How `relay --watch` runs (`[relay]`, `--interval`).
+    pub watch: WatchOptions,
+}
+
 /// Runs one command on `engine`: [`commands`] has a function for each,
 /// [`render`] what it prints. The demo runs its steps through here too.
-fn execute(engine: &Engine, command: &Command, json: bool) -> Result<Printed> {
+fn execute(engine: &Engine, command: &Command, context: &Context) -> Result<Printed> {
+    let json = context.json;
     let out = match command {
         Command::Store(c) => commands::store(engine, c),
         Command::Menu(c) => commands::menu(engine, c),
@@ -320,15 +334,19 @@ fn execute(engine: &Engine, command: &Command, json: bool) -> Result<Printed> {
             return commands::events(engine, *order, *after, *format, *follow, json)
         }
         Command::Breaker { action } => commands::breaker(engine, action.as_ref()),
-        Command::Relay { dead, retry_dead, attention, retry_attention } => commands::relay(
-            engine,
-            RelayFlags {
+        Command::Relay { dead, retry_dead, attention, retry_attention, watch, interval: _ } => {
+            let flags = RelayFlags {
                 dead: *dead,
                 attention: *attention,
                 retry_dead: *retry_dead,
                 retry_attention: *retry_attention,
-            },
-        ),
+            };
+            if *watch {
+                commands::relay_watch(engine, flags, context)
+            } else {
+                commands::relay(engine, flags)
+            }
+        }
         Command::Projection(c) => commands::projection(engine, c),
         Command::Simulate(args) => simulate::run(engine, args, json),
         Command::Demo | Command::Completions { .. } | Command::Man | Command::Db(_) => {

@@ -221,7 +221,7 @@ Run \fBezdelivery demo\fR to see one whole order, step by step.
 const SECTIONS: &str = r#".SH ENVIRONMENT
 .TP
 \fBEZDELIVERY_DB\fR
-The database file, as \fB\-\-db\fR.
+The database file, as \fB\-\-db\fR. A postgres:// URL is PostgreSQL, not in this version (exit 2); its password is never printed.
 .TP
 \fBEZDELIVERY_CONFIG\fR
 The config file, as \fB\-\-config\fR.
@@ -241,6 +241,8 @@ The default database (\fI~/.local/share/ezdelivery/ezdelivery.db\fR when XDG_DAT
 .TP
 \fI$XDG_DATA_HOME/ezdelivery/ezdelivery\-demo.db\fR
 The database of \fBezdelivery demo\fR, replaced on each run.
+.SH SIGNALS
+\fBrelay \-\-watch\fR stops cleanly on SIGTERM or SIGINT: the gateway call in flight is finished and recorded, nothing new is started, and it exits 0 with its summary. A second signal ends it at once (exit 143 or 130). Other commands do not handle signals.
 .SH EXIT STATUS
 .TP
 \fB0\fR
@@ -285,6 +287,9 @@ The circuit breakers of the gateways and notifier channels.
 .TP
 \fB[retry]\fR: \fBbase_ms\fR (1000), \fBmax_ms\fR (300000), \fBlease_ms\fR (60000), \fBattention_after\fR (10)
 Back\-off of queued calls and messages; how long a claim on a gateway call lasts (more than twice every timeout_ms); unreadable answers in a row before a payment or charge needs attention.
+.TP
+\fB[relay]\fR: \fBinterval_ms\fR (1000), \fBretention_days\fR (7)
+\fBrelay \-\-watch\fR: the wait after a pass that settled nothing (\fB\-\-interval\fR overrides it); how long delivered messages are kept before the worker purges them (0: purge every delivered message).
 .TP
 \fB[storage]\fR: \fBsynchronous\fR = "full" | "normal"
 How hard SQLite works to keep each commit on disk.

@@ -7,6 +7,7 @@ use ezdelivery_core::app::copy::CopyReport;
 use ezdelivery_core::app::messages::won;
 use ezdelivery_core::app::projector::Progress;
 use ezdelivery_core::app::relay::{Attention, RelayReport};
+use ezdelivery_core::app::watch::WatchReport;
 use ezdelivery_core::domain::{EventType, Menu, Review, Rider, Store};
 use ezdelivery_core::ports::outbox::QueuedMessage;
 use ezdelivery_core::ports::storage::{QueueStatus, StoredEvent};
@@ -356,14 +357,39 @@ pub fn review(r: &Review) -> Output {
 /// how many payments and charges needing attention queued again), and
 /// what still waits.
 pub fn relay(r: &RelayReport, waiting: &QueueStatus, revived: usize, requeued: usize) -> Output {
-    let mut json = serde_json::to_value(r).unwrap_or_default();
+    let json = relay_json(serde_json::to_value(r).unwrap_or_default(), waiting, revived, requeued);
+    Output::new(json, relay_text(r, waiting, revived, requeued))
+}
+
+/// `relay --watch`, once stopped: how many passes it ran, what they did
+/// all together (the counts of `relay`), how many delivered messages it
+/// purged, and what still waits.
+pub fn relay_watch(w: &WatchReport, waiting: &QueueStatus, revived: usize, requeued: usize) -> Output {
+    let json = relay_json(serde_json::to_value(w).unwrap_or_default(), waiting, revived, requeued);
+    let passes = if w.passes == 1 { "1 pass".to_string() } else { format!("{} passes", w.passes) };
+    let human = format!(
+        "relay --watch stopped after {passes}; {} delivered messages purged\n{}",
+        w.messages_purged,
+        relay_text(&w.totals, waiting, revived, requeued)
+    );
+    Output::new(json, human)
+}
+
+/// One line of `relay --watch` for a pass that made a gateway call or
+/// sent a message: when (UTC, to the second), and the pass's counts.
+pub fn relay_pass(r: &RelayReport, at: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{} {}", at.format("%Y-%m-%dT%H:%M:%SZ"), relay_counts(r))
+}
+
+/// `relay`'s JSON counts with the revived and requeued, and what still waits.
+fn relay_json(mut json: Value, waiting: &QueueStatus, revived: usize, requeued: usize) -> Value {
     json["revived"] = json!(revived);
     json["requeued"] = json!(requeued);
     json["waiting"] = json!(waiting.calls() + waiting.messages);
     json["waiting_calls"] = json!(waiting.calls());
     json["waiting_messages"] = json!(waiting.messages);
     json["next_due"] = json!(waiting.next_due.map(utc_text));
-    Output::new(json, relay_text(r, waiting, revived, requeued))
+    json
 }
 
 /// `relay --dead`: the messages no channel took, and why.
@@ -401,6 +427,20 @@ pub fn dead_messages(dead: &[QueuedMessage]) -> Output {
 /// `relay`'s summary: what this run did, then what still waits and when
 /// the next of it is due.
 pub fn relay_text(r: &RelayReport, waiting: &QueueStatus, revived: usize, requeued: usize) -> String {
+    let mut text = relay_counts(r);
+    if revived > 0 {
+        text.push_str(&format!(" ({revived} dead messages revived)"));
+    }
+    if requeued > 0 {
+        text.push_str(&format!(" ({requeued} needing attention queued again)"));
+    }
+    text.push('\n');
+    text.push_str(&waiting_text(waiting));
+    text
+}
+
+/// `relay: 1 payments approved, … 0 dead`: what a relay did, on one line.
+fn relay_counts(r: &RelayReport) -> String {
     let mut text = format!(
         "relay: {} payments approved, {} declined, {} refunds, {} charges paid, {} taken back, {} to retry",
         r.payments_approved,
@@ -417,14 +457,6 @@ pub fn relay_text(r: &RelayReport, waiting: &QueueStatus, revived: usize, requeu
         "; {} messages delivered, {} to retry, {} dead",
         r.messages_delivered, r.messages_failed, r.messages_dead
     ));
-    if revived > 0 {
-        text.push_str(&format!(" ({revived} dead messages revived)"));
-    }
-    if requeued > 0 {
-        text.push_str(&format!(" ({requeued} needing attention queued again)"));
-    }
-    text.push('\n');
-    text.push_str(&waiting_text(waiting));
     text
 }
 

@@ -17,3 +17,4 @@ pub mod relay;
 pub mod retry;
 mod saga;
 pub mod simulate;
+pub mod watch;

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use crate::app::engine::{Engine, MESSAGE_LEASE_MS};
@@ -28,6 +29,24 @@ pub struct MessageStats {
     pub skipped: usize,
 }
 
+/// When to stop sending: at a deadline (a command's relay budget), when a
+/// flag is set (`relay --watch` told to stop), either, or never. A message
+/// not tried by then is released, due again as it was.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Halt<'a> {
+    /// No more sends after this.
+    pub deadline: Option<Instant>,
+    /// No more sends once this is set.
+    pub stop: Option<&'a AtomicBool>,
+}
+
+impl Halt<'_> {
+    /// Whether it is time to stop taking new work.
+    pub fn reached(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d) || self.stop.is_some_and(|s| s.load(Ordering::SeqCst))
+    }
+}
+
 /// A channel's breaker during one batch of deliveries.
 struct Gate {
     /// As stored before the batch (`None`: never used).
@@ -45,10 +64,11 @@ impl Engine {
     /// what happened. A failing notifier only delays its own messages; a
     /// channel whose breaker is open is skipped without being called.
     pub fn deliver_messages(&self, limit: usize) -> Result<MessageStats> {
-        self.deliver_messages_until(limit, None)
+        self.deliver_messages_until(limit, Halt::default())
     }
 
-    fn deliver_messages_until(&self, limit: usize, deadline: Option<Instant>) -> Result<MessageStats> {
+    /// [`Engine::deliver_messages`], sending nothing more once `halt` is reached.
+    pub(crate) fn deliver_messages_until(&self, limit: usize, halt: Halt<'_>) -> Result<MessageStats> {
         // Claim what is due first, so that two processes relaying at once
         // never send the same message: each sees the other's claim as not due.
         let due = self
@@ -61,13 +81,13 @@ impl Engine {
                 Ok(due)
             })?
             .value;
-        self.deliver(due, deadline)
+        self.deliver(due, halt)
     }
 
     /// Sends claimed messages and records what happened; a message not
-    /// tried (time is up, or its channel's breaker is open) is released,
-    /// due again as it was.
-    pub(crate) fn deliver(&self, due: Vec<QueuedMessage>, deadline: Option<Instant>) -> Result<MessageStats> {
+    /// tried (`halt` was reached, or its channel's breaker is open) is
+    /// released, due again as it was.
+    pub(crate) fn deliver(&self, due: Vec<QueuedMessage>, halt: Halt<'_>) -> Result<MessageStats> {
         let now = self.clock.now();
         let settings = self.settings.breakers;
         if due.is_empty() {
@@ -78,7 +98,7 @@ impl Engine {
         let mut gates: HashMap<String, Gate> = HashMap::new();
         let mut outcomes = Vec::with_capacity(due.len());
         for queued in due {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if halt.reached() {
                 outcomes.push((queued.delivery, None));
                 continue;
             }
@@ -164,7 +184,7 @@ pub(crate) fn deliver_quietly(engine: &Engine, claimed: Vec<QueuedMessage>) {
     if !claimed.is_empty() {
         let deadline = Instant::now() + engine.settings.relay_budget;
         // Deliberately ignored: see above.
-        let _ = engine.deliver(claimed, Some(deadline));
+        let _ = engine.deliver(claimed, Halt { deadline: Some(deadline), stop: None });
     }
 }
 

@@ -2,7 +2,10 @@
 //! gateway calls (payments, refunds, delivery charges) that are due.
 
 use crate::app::command::Command;
+use std::sync::atomic::AtomicBool;
+
 use crate::app::engine::Engine;
+use crate::app::notify::Halt;
 pub use crate::app::notify::MessageStats;
 use crate::app::saga::{Call, Leg, Settled};
 use crate::domain::{Billed, BreakerName};
@@ -48,22 +51,40 @@ impl Engine {
     /// is claimed from a fresh read just before it is made, so several
     /// relays (and commands) at once never make the same call twice.
     pub fn relay(&self) -> Result<RelayReport> {
+        self.relay_pass(None)
+    }
+
+    /// One relay pass ([`Engine::relay`]) that takes on no new item once
+    /// `stop` is set: the gateway call or message in flight then is
+    /// finished and recorded, the messages claimed and not sent yet are
+    /// released, and the rest waits for the next relay.
+    pub(crate) fn relay_pass(&self, stop: Option<&AtomicBool>) -> Result<RelayReport> {
         let _span = tracing::info_span!("relay").entered();
+        let halt = Halt { deadline: None, stop };
         self.command(|command| {
             let mut report = RelayReport::default();
             let now = self.clock.now();
             for payment in self.read(|repo| repo.payments_awaiting(now, RELAY_BATCH))? {
+                if halt.reached() {
+                    break;
+                }
                 relay_leg(command, &payment, &mut report)?;
             }
-            for charge in self.read(|repo| repo.charges_awaiting(now, RELAY_BATCH))? {
-                relay_leg(command, &charge, &mut report)?;
+            if !halt.reached() {
+                for charge in self.read(|repo| repo.charges_awaiting(now, RELAY_BATCH))? {
+                    if halt.reached() {
+                        break;
+                    }
+                    relay_leg(command, &charge, &mut report)?;
+                }
             }
             // What this run's own units of work queued (the messages of the
-            // payments it approved) is claimed already: deliver it now.
-            let stats = self.deliver(command.take_claimed(), None)?;
+            // payments it approved) is claimed already: deliver it now (or
+            // release it, when told to stop).
+            let stats = self.deliver(command.take_claimed(), halt)?;
             report.add_messages(&stats);
-            loop {
-                let stats = self.deliver_messages(RELAY_BATCH)?;
+            while !halt.reached() {
+                let stats = self.deliver_messages_until(RELAY_BATCH, halt)?;
                 report.add_messages(&stats);
                 if stats.delivered + stats.failed + stats.dead < RELAY_BATCH || stats.skipped > 0 {
                     break;
@@ -173,6 +194,57 @@ impl RelayReport {
             (Settled::Attention(_), _) => self.needs_attention += 1,
             (Settled::Nothing, _) => {}
         }
+    }
+
+    /// Gateway calls and messages this pass brought to an end or moved on:
+    /// approved, declined, refunded, paid, taken back, given to a person,
+    /// delivered, given up on. Calls queued again and messages to retry do
+    /// not count: they are not due again at once.
+    pub fn settled(&self) -> usize {
+        self.payments_approved
+            + self.payments_declined
+            + self.refunds_confirmed
+            + self.charges_paid
+            + self.charges_refunded
+            + self.needs_attention
+            + self.messages_delivered
+            + self.messages_dead
+    }
+
+    /// Gateway calls made and messages sent (or tried): [`RelayReport::settled`]
+    /// and those that failed and wait for another try. Messages skipped
+    /// because their channel's breaker is open are not counted.
+    pub fn tried(&self) -> usize {
+        self.settled() + self.still_queued + self.messages_failed
+    }
+
+    /// Adds the counts of `other` (another pass) to these.
+    pub fn add(&mut self, other: &RelayReport) {
+        // Named one by one, so that a new count cannot be left out.
+        let RelayReport {
+            payments_approved,
+            payments_declined,
+            refunds_confirmed,
+            charges_paid,
+            charges_refunded,
+            still_queued,
+            needs_attention,
+            messages_delivered,
+            messages_failed,
+            messages_dead,
+            messages_skipped,
+        } = *other;
+        self.payments_approved += payments_approved;
+        self.payments_declined += payments_declined;
+        self.refunds_confirmed += refunds_confirmed;
+        self.charges_paid += charges_paid;
+        self.charges_refunded += charges_refunded;
+        self.still_queued += still_queued;
+        self.needs_attention += needs_attention;
+        self.messages_delivered += messages_delivered;
+        self.messages_failed += messages_failed;
+        self.messages_dead += messages_dead;
+        self.messages_skipped += messages_skipped;
     }
 
     fn add_messages(&mut self, stats: &MessageStats) {

@@ -34,6 +34,22 @@ pub trait Storage: Send + Sync {
     }
 }
 
+/// A boxed storage is a storage (so a front end that picks the adapter at
+/// run time, SQLite or PostgreSQL, builds one engine over either).
+impl<S: Storage + ?Sized> Storage for Box<S> {
+    fn write(&self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        (**self).write(work)
+    }
+
+    fn read(&self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
+        (**self).read(work)
+    }
+
+    fn wait_for_work(&self, timeout: std::time::Duration) -> Result<()> {
+        (**self).wait_for_work(timeout)
+    }
+}
+
 /// The tables that hand out ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Table {

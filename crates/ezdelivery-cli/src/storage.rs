@@ -1,0 +1,328 @@
+//! Which storage `--db` (or `EZDELIVERY_DB`) names, and opening it: a
+//! `postgres://` or `postgresql://` URL is a PostgreSQL database, anything
+//! else the path of a SQLite file. [`open`] is the one place that picks the
+//! adapter.
+//!
+//! A URL may hold a password: it is never printed. [`Database`] shows a
+//! URL through [`redact`], and [`Database::scrub`] takes it (and its
+//! password) out of any error a command on it ends with.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
+use ezdelivery_core::domain::validate::Invalid;
+use ezdelivery_core::ports::Storage;
+use ezdelivery_core::{Error, Result, StorageError};
+
+/// The database a command runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file, created with its folder on first use.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by its URL (which may hold a password: show
+    /// it only through [`redact`]).
+    Postgres(String),
+}
+
+/// Whether `text` is a PostgreSQL URL rather than a file name.
+pub fn is_postgres_url(text: &str) -> bool {
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
+impl Database {
+    /// What `--db` names (already filled in from `EZDELIVERY_DB`), or
+    /// without it the default SQLite file in the platform data folder.
+    pub fn from_arg(db: Option<&Path>) -> Result<Database> {
+        let Some(db) = db else {
+            let data = dirs::data_dir().ok_or_else(|| {
+                invalid("no data folder is known for this platform: pass --db PATH or set EZDELIVERY_DB".into())
+            })?;
+            return Ok(Database::Sqlite(data.join("ezdelivery").join("ezdelivery.db")));
+        };
+        match db.to_str() {
+            Some(text) if is_postgres_url(text) => Ok(Database::Postgres(text.to_string())),
+            // Not shown: it may hold a password.
+            None if is_postgres_url(&db.to_string_lossy()) => {
+                Err(invalid("the PostgreSQL URL of --db is not valid UTF-8".into()))
+            }
+            _ => Ok(Database::Sqlite(db.to_path_buf())),
+        }
+    }
+
+    /// `error` with this database's URL shown redacted and its password
+    /// (as written, and percent-decoded) replaced by `***`, wherever the
+    /// error's message (or the error below it) holds them; the error's kind,
+    /// hence its exit code, is kept. A SQLite path is left as it is.
+    pub fn scrub(&self, error: Error) -> Error {
+        let Database::Postgres(url) = self else { return error };
+        let mut secrets: Vec<String> = vec![url.clone()];
+        for password in passwords(url) {
+            secrets.push(percent_decoded(&password));
+            secrets.push(password);
+        }
+        secrets.retain(|s| !s.is_empty());
+        let hide = |text: &str| {
+            let mut text = text.replace(url.as_str(), &redact(url));
+            for secret in &secrets[1..] {
+                text = text.replace(secret.as_str(), "***");
+            }
+            text
+        };
+        let mut whole = error.to_string();
+        let mut below = std::error::Error::source(&error);
+        while let Some(e) = below {
+            whole.push_str(&e.to_string());
+            below = e.source();
+        }
+        if !secrets.iter().any(|s| whole.contains(s.as_str())) {
+            return error;
+        }
+        match error {
+            Error::Invalid(Invalid(message)) => invalid(hide(&message)),
+            Error::Internal(message) => Error::Internal(hide(&message)),
+            Error::MoneyMoved { order, what, source } => {
+                Error::MoneyMoved { order, what, source: Box::new(self.scrub(*source)) }
+            }
+            Error::Storage(e) => {
+                // The error below may hold the secret too: its words join the message.
+                let mut message = e.to_string();
+                let mut below = std::error::Error::source(&e);
+                while let Some(cause) = below {
+                    message.push_str(&format!(": {cause}"));
+                    below = cause.source();
+                }
+                Error::Storage(StorageError::new(hide(&message)))
+            }
+            Error::NotFound { what, id, store } => Error::NotFound { what, id: hide(&id), store },
+            Error::Declined { order, reason } => Error::Declined { order, reason: hide(&reason) },
+            Error::Unavailable { order, kept, reason, breaker_open } => {
+                Error::Unavailable { order, kept, reason: hide(&reason), breaker_open }
+            }
+            // The state machine's refusals hold nothing from outside.
+            refused @ Error::Refused(_) => refused,
+        }
+    }
+}
+
+/// A path as it is; a URL through [`redact`].
+impl fmt::Display for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+/// Opens `db`: a SQLite file (read-only when `only_reads` and it cannot be
+/// written: [`SqliteStorage::open_for_reading`]), or a PostgreSQL database
+/// ([`open_postgres`], which opens it as usual whatever the command).
+pub fn open(db: &Database, synchronous: Synchronous, only_reads: bool) -> Result<Box<dyn Storage>> {
+    Ok(match db {
+        Database::Sqlite(path) if only_reads => {
+            Box::new(SqliteStorage::open_for_reading(path, synchronous).map_err(crate::config::another_file)?)
+        }
+        Database::Sqlite(path) => {
+            Box::new(SqliteStorage::open_with(path, synchronous).map_err(crate::config::another_file)?)
+        }
+        Database::Postgres(url) => open_postgres(url).map_err(|e| db.scrub(e))?,
+    })
+}
+
+/// PG: opens the PostgreSQL database at `url`. This build has no
+/// PostgreSQL adapter yet, so it refuses, as before; once
+/// `ezdelivery_core::adapters::postgres::PostgresStorage` is in the tree
+/// the marked line becomes `PostgresStorage::open(url)` (and
+/// [`not_built`] goes).
+pub fn open_postgres(url: &str) -> Result<Box<dyn Storage>> {
+    Err(not_built(url)) // PG: Ok(Box::new(ezdelivery_core::adapters::postgres::PostgresStorage::open(url)?))
+}
+
+/// PG: the refusal of a build without the PostgreSQL adapter. Exit 2;
+/// the URL is not repeated.
+fn not_built(_url: &str) -> Error {
+    invalid(
+        "this version of ezdelivery stores its data in a SQLite file only: PostgreSQL URLs are not supported \
+         yet; pass --db PATH"
+            .into(),
+    )
+}
+
+/// `url` with its password replaced by `***`: the one in the user
+/// information (`postgres://user:***@host/db`) and any query parameter
+/// whose name holds `password` (`?password=***`). Everything from `://`
+/// to the last `@` is taken for the user information, so a password with
+/// a bare `@`, `/`, `?` or `#` in it is hidden whole (an `@` in the query
+/// hides more than the password: better too much than too little).
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, tail) = match rest.rfind('@') {
+        Some(at) => {
+            let (userinfo, tail) = rest.split_at(at);
+            match userinfo.split_once(':') {
+                Some((user, _)) => (format!("{user}:***"), tail),
+                None => (userinfo.to_string(), tail),
+            }
+        }
+        None => (String::new(), rest),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _)) if name.to_ascii_lowercase().contains("password") => format!("{name}=***"),
+                    _ => pair.to_string(),
+                })
+                .collect();
+            let fragment = fragment.map(|f| format!("#{f}")).unwrap_or_default();
+            format!("{path}?{}{fragment}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+/// The passwords `url` holds, as written: the user information's, and the
+/// values of query parameters whose name holds `password`.
+fn passwords(url: &str) -> Vec<String> {
+    let Some((_, rest)) = url.split_once("://") else { return Vec::new() };
+    let mut found = Vec::new();
+    let mut tail = rest;
+    if let Some(at) = rest.rfind('@') {
+        let (userinfo, after) = rest.split_at(at);
+        if let Some((_, password)) = userinfo.split_once(':') {
+            found.push(password.to_string());
+        }
+        tail = after;
+    }
+    if let Some((_, query)) = tail.split_once('?') {
+        let query = query.split_once('#').map_or(query, |(q, _)| q);
+        for pair in query.split('&') {
+            if let Some((name, value)) = pair.split_once('=') {
+                if name.to_ascii_lowercase().contains("password") {
+                    found.push(value.to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// `text` with its `%XX` escapes decoded (as PostgreSQL reads a URL); an
+/// escape that is not one, or bytes that are not UTF-8, are kept as written.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| text.to_string())
+}
+
+fn invalid(message: String) -> Error {
+    Error::Invalid(Invalid(message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_hides_every_password_and_nothing_else() {
+        let cases = [
+            ("postgres://kim:s3cret@127.0.0.1:5432/ez", "postgres://kim:***@127.0.0.1:5432/ez"),
+            ("postgresql://kim:s3cret@db/ez?sslmode=require", "postgresql://kim:***@db/ez?sslmode=require"),
+            ("postgres://kim@db/ez", "postgres://kim@db/ez"),
+            ("postgres://db/ez", "postgres://db/ez"),
+            ("postgres://db/ez?user=kim&password=s3cret#x", "postgres://db/ez?user=kim&password=***#x"),
+            (
+                "postgres://kim:a%40b@db/ez?PassWord=x&sslpassword=y",
+                "postgres://kim:***@db/ez?PassWord=***&sslpassword=***",
+            ),
+            // a bare @ / ? or # in the password is hidden whole
+            ("postgres://kim:p@ss/w?rd#@db/ez", "postgres://kim:***@db/ez"),
+            ("postgres://kim:@db/ez", "postgres://kim:***@db/ez"),
+            ("/var/lib/ezdelivery.db", "/var/lib/ezdelivery.db"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact(url), shown, "{url}");
+        }
+        for (url, secrets) in [
+            ("postgres://kim:p@ss/w?rd#@db/ez", vec!["p@ss/w?rd#"]),
+            ("postgres://kim:a%40b@db/ez?password=x", vec!["a%40b", "x"]),
+            ("postgres://kim@db/ez", vec![]),
+        ] {
+            assert_eq!(passwords(url), secrets, "{url}");
+        }
+        assert_eq!(percent_decoded("a%40b%2"), "a@b%2");
+        assert_eq!(percent_decoded("%ff"), "%ff", "not UTF-8: as written");
+    }
+
+    #[test]
+    fn the_db_value_picks_the_adapter() {
+        let pick = |text: &str| Database::from_arg(Some(Path::new(text))).unwrap();
+        assert_eq!(pick("/tmp/ez.db"), Database::Sqlite("/tmp/ez.db".into()));
+        assert_eq!(pick("postgres.db"), Database::Sqlite("postgres.db".into()));
+        assert_eq!(pick("postgres://kim@db/ez"), Database::Postgres("postgres://kim@db/ez".into()));
+        assert_eq!(pick("postgresql://db/ez"), Database::Postgres("postgresql://db/ez".into()));
+        assert!(matches!(Database::from_arg(None), Ok(Database::Sqlite(_)) | Err(Error::Invalid(_))));
+        assert_eq!(pick("postgres://kim:s3cret@db/ez").to_string(), "postgres://kim:***@db/ez");
+        assert_eq!(pick("/tmp/ez.db").to_string(), "/tmp/ez.db");
+    }
+
+    #[test]
+    fn a_refused_postgres_url_is_invalid_input_and_shows_no_password() {
+        let db = Database::Postgres("postgres://kim:s3cret@127.0.0.1/ez".into());
+        let Err(error) = open(&db, Synchronous::Full, false) else { panic!("no PostgreSQL in this build") };
+        assert!(matches!(error, Error::Invalid(_)), "exit 2: {error:?}");
+        assert!(error.to_string().contains("PostgreSQL") && !error.to_string().contains("s3cret"), "{error}");
+    }
+
+    #[test]
+    fn scrub_takes_the_url_and_its_password_out_of_any_error() {
+        let url = "postgres://kim:a%40b@127.0.0.1/ez?password=qq";
+        let db = Database::Postgres(url.into());
+        let io = std::io::Error::other("auth failed for a@b");
+        let cases = [
+            (
+                invalid(format!("cannot connect to {url}")),
+                "cannot connect to postgres://kim:***@127.0.0.1/ez?password=***",
+            ),
+            (Error::Internal("password qq refused".into()), "password *** refused"),
+            (Error::Storage(StorageError::caused_by("connect", io)), "storage failed: connect: auth failed for ***"),
+        ];
+        for (error, want) in cases {
+            let kind = error.kind();
+            let scrubbed = db.scrub(error);
+            assert_eq!(scrubbed.to_string(), want);
+            assert_eq!(scrubbed.kind(), kind, "the exit code is kept");
+        }
+        let money = Error::MoneyMoved {
+            order: 3,
+            what: ezdelivery_core::domain::Billing::Payment,
+            source: Box::new(Error::Internal(format!("lost {url}"))),
+        };
+        let scrubbed = db.scrub(money);
+        assert!(matches!(scrubbed, Error::MoneyMoved { order: 3, .. }), "{scrubbed:?}");
+        assert!(!scrubbed.to_string().contains("a%40b") && !scrubbed.to_string().contains("qq"), "{scrubbed}");
+        // nothing to hide: the error is untouched, and a SQLite path is never touched
+        let plain = Error::not_found(ezdelivery_core::Record::Order, 7);
+        assert_eq!(db.scrub(plain).to_string(), "order 7 does not exist");
+        let sqlite = Database::Sqlite("/tmp/kim:a%40b".into());
+        assert_eq!(sqlite.scrub(Error::Internal("kim:a%40b".into())).to_string(), "kim:a%40b");
+    }
+}
