@@ -23,6 +23,7 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 use ezdelivery_core::app::watch::WatchOptions;
 use ezdelivery_core::domain::validate::{self, Invalid};
+use ezdelivery_core::domain::PaymentStatus;
 use ezdelivery_core::{Engine, Error, Result};
 use serde_json::json;
 
@@ -66,7 +67,7 @@ fn unwritten(command: &Command, out: &Output, e: &std::io::Error) -> Error {
     let unwritten = Error::Internal(format!("the result could not be written to standard output: {e}"));
     let paying = matches!(command, Command::Order(o) if o.pay) || matches!(command, Command::Pay { .. });
     match out.json["order_id"].as_i64() {
-        Some(order) if paying && out.json["payment"]["status"] == "approved" => {
+        Some(order) if paying && out.json["payment"]["status"] == PaymentStatus::Approved.as_str() => {
             Error::MoneyMoved { order, what: ezdelivery_core::domain::Billing::Payment, source: Box::new(unwritten) }
         }
         _ => unwritten,

@@ -8,7 +8,7 @@ use ezdelivery_core::app::messages::won;
 use ezdelivery_core::app::projector::Progress;
 use ezdelivery_core::app::relay::{Attention, RelayReport};
 use ezdelivery_core::app::watch::WatchReport;
-use ezdelivery_core::domain::{EventType, Menu, Review, Rider, Store};
+use ezdelivery_core::domain::{ChargeStatus, EventType, Menu, PaymentStatus, Review, Rider, Store};
 use ezdelivery_core::ports::outbox::QueuedMessage;
 use ezdelivery_core::ports::storage::{QueueStatus, StoredEvent};
 use ezdelivery_core::OrderView;
@@ -321,27 +321,30 @@ pub fn progress(v: &OrderView) -> String {
 fn money_after_stop(v: &OrderView) -> String {
     let payment = match &v.payment {
         None => "nothing was paid".to_string(),
-        Some(p) => match p.status.as_str() {
-            "refunded" => format!("the payment of {}원 was refunded", won(p.amount)),
-            "refund_pending" => {
+        Some(p) => match p.status {
+            PaymentStatus::Refunded => format!("the payment of {}원 was refunded", won(p.amount)),
+            PaymentStatus::RefundPending => {
                 format!("the refund of {}원 is queued; `ezdelivery relay` retries it", won(p.amount))
             }
-            "voided" => "the queued payment was dropped; nothing was charged".to_string(),
-            "declined" => "the payment was declined; nothing was charged".to_string(),
-            "pending" => format!(
+            PaymentStatus::Voided => "the queued payment was dropped; nothing was charged".to_string(),
+            PaymentStatus::Declined => "the payment was declined; nothing was charged".to_string(),
+            PaymentStatus::Pending => format!(
                 "the payment of {}원 may have reached the gateway; `ezdelivery relay` asks again and refunds it if it went through",
                 won(p.amount)
             ),
-            "needs_attention" => {
+            PaymentStatus::NeedsAttention => {
                 format!("the payment of {}원 needs attention: `ezdelivery relay --attention`", won(p.amount))
             }
-            other => format!("payment {other}"),
+            // Refunded or queued for a refund as the order stopped: not left approved.
+            PaymentStatus::Approved => format!("payment {}", p.status),
         },
     };
-    let charge = v.delivery.as_ref().and_then(|d| d.charge.as_ref()).map(|c| match c.status.as_str() {
-        "refunded" => format!("; the rider's charge of {}원 was taken back", won(c.amount)),
-        "refund_pending" => format!("; taking back the rider's charge of {}원 is queued", won(c.amount)),
-        _ => String::new(),
+    let charge = v.delivery.as_ref().and_then(|d| d.charge.as_ref()).map(|c| match c.status {
+        ChargeStatus::Refunded => format!("; the rider's charge of {}원 was taken back", won(c.amount)),
+        ChargeStatus::RefundPending => format!("; taking back the rider's charge of {}원 is queued", won(c.amount)),
+        ChargeStatus::Pending | ChargeStatus::Paid | ChargeStatus::Voided | ChargeStatus::NeedsAttention => {
+            String::new()
+        }
     });
     format!("{payment}{}", charge.unwrap_or_default())
 }

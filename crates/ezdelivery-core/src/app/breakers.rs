@@ -2,7 +2,7 @@
 //! before a call, recording after it, and the `breaker` command. The state
 //! is in the storage, so it holds across CLI processes.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::app::engine::Engine;
 use crate::domain::breaker::Permit;
@@ -41,7 +41,7 @@ pub(crate) fn refusal(name: &BreakerName, breaker: &Breaker, until: DateTime<Utc
         "the {name} circuit breaker is open after {} consecutive failures; calls are refused until {} \
          unless it is reset",
         breaker.failures,
-        until.to_rfc3339_opts(SecondsFormat::Secs, true)
+        crate::domain::time::to_the_second(&until)
     )
 }
 

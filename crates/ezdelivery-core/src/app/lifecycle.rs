@@ -379,7 +379,6 @@ fn claim_new<L: Leg>(w: &mut Work<'_>, leg: &L) -> Result<Claimed<L>> {
 /// Another process is calling the gateway for `what` of `order`, its claim
 /// lasting until `until`.
 fn busy(order: OrderId, what: Billing, until: chrono::DateTime<chrono::Utc>) -> Error {
-    let until = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     Refusal::GatewayBusy { order, what, until }.into()
 }
 

@@ -113,11 +113,11 @@ impl Engine {
             let mut all: Vec<Attention> = repo
                 .payments_needing_attention(usize::MAX >> 1)?
                 .into_iter()
-                .map(|p| Attention::of(&p, "payment", p.card.clone(), None))
+                .map(|p| Attention::of(&p, AttentionKind::Payment, p.card.clone(), None))
                 .collect();
             for c in repo.charges_needing_attention(usize::MAX >> 1)? {
                 let rider = repo.rider(c.rider_id)?.map(|r| r.name);
-                all.push(Attention::of(&c, "charge", None, rider));
+                all.push(Attention::of(&c, AttentionKind::Charge, None, rider));
             }
             Ok(all)
         })
@@ -255,17 +255,31 @@ impl RelayReport {
     }
 }
 
+/// What kind of record needs a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttentionKind {
+    /// A customer's payment (or its refund).
+    Payment,
+    /// A rider's delivery charge (or taking it back).
+    Charge,
+}
+
+crate::domain::status_strings!(AttentionKind {
+    Payment => "payment",
+    Charge => "charge",
+});
+
 /// A payment or delivery charge that needs a person: the gateway may hold
 /// money that the engine could not settle by itself.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Attention {
-    /// `payment` or `charge`.
-    pub kind: &'static str,
+    /// A payment or a delivery charge.
+    pub kind: AttentionKind,
     /// The order.
     pub order_id: crate::domain::OrderId,
     /// The payment's or charge's id.
     pub id: i64,
-    /// Always `needs_attention`.
+    /// Always `needs_attention` (the same word for both kinds).
     pub status: &'static str,
     /// The payment's or the charge's amount, in whole won.
     pub amount: crate::domain::Won,
@@ -286,14 +300,14 @@ pub struct Attention {
 }
 
 impl Attention {
-    fn of<L: Leg>(leg: &L, kind: &'static str, card: Option<String>, rider: Option<String>) -> Attention {
+    fn of<L: Leg>(leg: &L, kind: AttentionKind, card: Option<String>, rider: Option<String>) -> Attention {
         Attention {
             kind,
             card,
             rider,
             order_id: leg.order_id(),
             id: leg.id(),
-            status: "needs_attention",
+            status: crate::domain::PaymentStatus::NeedsAttention.as_str(),
             amount: leg.amount(),
             idempotency_key: leg.attempt().idempotency_key.clone(),
             gateway_ref: leg.gateway_ref(),

@@ -369,9 +369,9 @@ fn simulate(
             .timed(0, |e| e.place_order(NewOrder::new(*store, &customer, &picks).deliver_to(&address).pay_now(None)));
         match placed {
             Ok(view) => run.proceed(view.order_id, cancel)?,
-            Err(Error::Unavailable { .. }) => {
+            // The order is kept, and the error names it.
+            Err(Error::Unavailable { order, .. }) => {
                 run.queued += 1;
-                let order = run.engine.read(|repo| repo.next_id(crate::ports::storage::Table::Order))? - 1;
                 if cancel == Some(CancelAt::Placed) {
                     run.cancel(order)?;
                 } else {

@@ -69,14 +69,17 @@ pub enum Refusal {
         card: String,
     },
     /// Another process is calling the gateway for this order right now.
-    #[error("order {order}: the {what} is being sent to the gateway by another process right now (until {until} at the latest)")]
+    #[error(
+        "order {order}: the {what} is being sent to the gateway by another process right now (until {} at the latest)",
+        super::time::to_the_second(.until)
+    )]
     GatewayBusy {
         /// The order.
         order: OrderId,
         /// `payment` or `delivery charge`.
         what: Billing,
-        /// When that process's claim lapses (RFC 3339).
-        until: String,
+        /// When that process's claim lapses.
+        until: chrono::DateTime<chrono::Utc>,
     },
     /// The order's payment (or charge) needs a person before anything else
     /// moves money for it.

@@ -1,7 +1,7 @@
 //! Time arithmetic the domain and the application share: pure functions of
 //! a given `now` (the domain never reads a clock).
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
 /// `at` plus `ms` milliseconds, saturating at the latest time chrono knows
 /// (a lease or a back-off of `u64::MAX` ms is "never", not a panic).
@@ -19,4 +19,16 @@ pub fn after_ms(at: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
         .and_then(TimeDelta::try_milliseconds)
         .and_then(|d| at.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at` for people, to the second, in RFC 3339 UTC (`2024-05-01T09:00:00Z`):
+/// when a lease lapses, when a breaker lets calls through again.
+///
+/// ```
+/// use ezdelivery_core::domain::time::to_the_second;
+/// let t = chrono::DateTime::from_timestamp(1_714_554_000, 999_000_000).unwrap();
+/// assert_eq!(to_the_second(&t), "2024-05-01T09:00:00Z");
+/// ```
+pub fn to_the_second(at: &DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
