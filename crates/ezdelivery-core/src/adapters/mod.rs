@@ -1,4 +1,5 @@
-//! Adapters for the ports: storage (SQLite, in memory), gateways (sandbox,
+//! Adapters for the ports: storage (SQLite, in memory, PostgreSQL with the
+//! `postgres` feature), gateways (sandbox,
 //! HTTP), notifiers (console, JSON lines, webhook, KakaoTalk).
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,8 @@ mod http_client;
 pub mod jsonl;
 pub mod kakao;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sandbox;
 pub mod sqlite;
 pub mod webhook;

@@ -1,6 +1,7 @@
 //! The storage port: a unit of work ([`Repo`]) run inside one transaction
-//! ([`Storage`]). Adapters: `adapters::sqlite` (the default) and
-//! `adapters::memory` (for embedding and tests).
+//! ([`Storage`]). Adapters: `adapters::sqlite` (the default),
+//! `adapters::memory` (for embedding and tests) and `adapters::postgres`
+//! (feature `postgres`: several writers at once).
 
 use chrono::{DateTime, Utc};
 

@@ -1,0 +1,1011 @@
+//! [`Repo`] over one open PostgreSQL transaction.
+//!
+//! The SQL is SQLite's (`adapters::sqlite::repo`) with `$n` placeholders,
+//! except where several writers need more: ids from sequences, the order
+//! lock, the log read in `(tx, seq)` order under the horizon, the relay's
+//! claim of messages with `FOR UPDATE … SKIP LOCKED`. Every statement is
+//! prepared once per connection and kept (the session's statement cache).
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use postgres::error::SqlState;
+use postgres::types::{FromSql, ToSql};
+use postgres::{Row, Statement, Transaction};
+
+use super::{describe, retryable, Failure};
+use crate::adapters::calls::CallRecord;
+use crate::domain::attempt::{Attempt, Claim};
+use crate::domain::view::OrderView;
+use crate::domain::{
+    Breaker, BreakerName, Charge, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
+    OrderItem, OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
+};
+use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::storage::{QueueStatus, Repo, StoredEvent, Table};
+use crate::ports::Message;
+use crate::{Error, Result};
+
+/// The first key of an order's advisory lock (`'ezdo'`); the second is
+/// the order's id, wrapped to 32 bits (orders 2³² apart share a lock,
+/// which only makes them wait for each other).
+pub(super) const ORDER_LOCK: i32 = 0x657A_646F;
+
+/// The order statuses of a store owner's inbox.
+const INBOX: [OrderStatus; 4] = OrderStatus::IN_STORE_INBOX;
+/// The delivery statuses that keep a rider busy.
+const BUSY: [DeliveryStatus; 2] = DeliveryStatus::KEEPS_RIDER_BUSY;
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+macro_rules! store_cols {
+    () => {
+        "id, name, owner, address, is_open, delivery_charge, review_count, review_sum"
+    };
+}
+macro_rules! menu_cols {
+    () => {
+        "id, store_id, name, price, available"
+    };
+}
+macro_rules! order_cols {
+    () => {
+        "id, store_id, customer, address, total, status, reviewed, created_at, updated_at"
+    };
+}
+/// The columns of payments or charges, as SQLite's adapter reads them.
+macro_rules! call_cols {
+    ($own:ident) => {
+        concat!(
+            "id, order_id, status, amount, gateway_ref, idempotency_key, tries, next_at, last_error, created_at, ",
+            "updated_at, maybe_processed, claim_token, claimed_until, unsettled, ",
+            stringify!($own)
+        )
+    };
+}
+macro_rules! queued_cols {
+    () => {
+        "m.id, m.order_id, m.event, m.status, m.recipient, m.text, m.at, d.channel, d.state, d.tries, d.next_at, \
+         d.last_error"
+    };
+}
+
+/// `nextval` of a table's sequence, and what it would give (for a read).
+macro_rules! id_sql {
+    ($seq:literal) => {
+        (
+            concat!("SELECT nextval('", $seq, "')"),
+            concat!("SELECT CASE WHEN is_called THEN last_value + 1 ELSE last_value END FROM ", $seq),
+        )
+    };
+}
+
+const SAVE_STORE: &str = "INSERT INTO stores (id, name, owner, address, is_open, delivery_charge, review_count, \
+     review_sum) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+     owner = excluded.owner, address = excluded.address, is_open = excluded.is_open, \
+     delivery_charge = excluded.delivery_charge";
+const ADD_STORE_REVIEW: &str =
+    "UPDATE stores SET review_count = review_count + 1, review_sum = review_sum + $2 WHERE id = $1";
+const STORE: &str = concat!("SELECT ", store_cols!(), " FROM stores WHERE id = $1");
+const STORES: &str = concat!("SELECT ", store_cols!(), " FROM stores ORDER BY id");
+
+const SAVE_MENU: &str = "INSERT INTO menus (id, store_id, name, price, available) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (id) DO UPDATE SET store_id = excluded.store_id, name = excluded.name, price = excluded.price, \
+     available = excluded.available";
+const MENU: &str = concat!("SELECT ", menu_cols!(), " FROM menus WHERE id = $1");
+const MENU_BY_NAME: &str = concat!("SELECT ", menu_cols!(), " FROM menus WHERE store_id = $1 AND name = $2");
+const MENUS_OF_STORE: &str = concat!("SELECT ", menu_cols!(), " FROM menus WHERE store_id = $1 ORDER BY id");
+const MENUS: &str = concat!("SELECT ", menu_cols!(), " FROM menus ORDER BY id");
+
+const SAVE_RIDER: &str =
+    "INSERT INTO riders (id, name) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET name = excluded.name";
+const RIDER: &str = "SELECT id, name FROM riders WHERE id = $1";
+const RIDER_BY_NAME: &str = "SELECT id, name FROM riders WHERE name = $1 ORDER BY id LIMIT 1";
+const RIDERS: &str = "SELECT id, name FROM riders ORDER BY id";
+const LEAST_BUSY_RIDER: &str = "SELECT r.id, r.name FROM riders r ORDER BY (SELECT count(*) FROM \
+     deliveries d WHERE d.rider_id = r.id AND d.status IN ($1, $2)), r.id LIMIT 1";
+
+const INSERT_ORDER: &str =
+    concat!("INSERT INTO orders (", order_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+/// An order's items in one statement: line numbers from 0, in order.
+const INSERT_ORDER_ITEMS: &str = "INSERT INTO order_items (order_id, line, menu_id, name, unit_price, qty) \
+     SELECT $1, i.n - 1, i.menu_id, i.name, i.unit_price, i.qty \
+     FROM unnest($2::bigint[], $3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY \
+     AS i (menu_id, name, unit_price, qty, n)";
+const UPDATE_ORDER: &str = "UPDATE orders SET status = $2, reviewed = $3, updated_at = $4 WHERE id = $1";
+const ORDER: &str = concat!("SELECT ", order_cols!(), " FROM orders WHERE id = $1");
+const ORDER_ITEMS: &str = "SELECT menu_id, name, unit_price, qty FROM order_items WHERE order_id = $1 ORDER BY line";
+const STORE_INBOX: &str = "SELECT id FROM orders WHERE store_id = $1 AND status IN ($2, $3, $4, $5) ORDER BY id";
+
+/// The statements of one gateway-call table.
+struct CallSql {
+    table: &'static str,
+    save: &'static str,
+    by_id: &'static str,
+    latest: &'static str,
+    of_order: &'static str,
+    awaiting: &'static str,
+    in_status: &'static str,
+    waiting: &'static str,
+}
+
+macro_rules! call_sql {
+    ($table:literal, $own:ident) => {
+        CallSql {
+            table: $table,
+            save: concat!(
+                "INSERT INTO ",
+                $table,
+                " (",
+                call_cols!($own),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ",
+                "ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, status = excluded.status, ",
+                "amount = excluded.amount, gateway_ref = excluded.gateway_ref, ",
+                "idempotency_key = excluded.idempotency_key, tries = excluded.tries, next_at = excluded.next_at, ",
+                "last_error = excluded.last_error, created_at = excluded.created_at, updated_at = excluded.updated_at, ",
+                "maybe_processed = excluded.maybe_processed, claim_token = excluded.claim_token, ",
+                "claimed_until = excluded.claimed_until, unsettled = excluded.unsettled, ",
+                stringify!($own),
+                " = excluded.",
+                stringify!($own)
+            ),
+            by_id: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE id = $1"),
+            latest: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE order_id = $1 ORDER BY id DESC LIMIT 1"),
+            of_order: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE order_id = $1 ORDER BY id"),
+            awaiting: concat!(
+                "SELECT ",
+                call_cols!($own),
+                " FROM ",
+                $table,
+                " WHERE status IN ($1, $2) AND (next_at IS NULL OR next_at <= $3) ORDER BY id LIMIT $4"
+            ),
+            in_status: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE status = $1 ORDER BY id LIMIT $2"),
+            waiting: concat!("SELECT count(*), min(coalesce(next_at, $3)) FROM ", $table, " WHERE status IN ($1, $2)"),
+        }
+    };
+}
+
+const SAVE_TICKET: &str = "INSERT INTO kitchen_tickets (order_id, store_id, status, updated_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
+     status = excluded.status, updated_at = excluded.updated_at";
+const TICKET: &str = "SELECT order_id, store_id, status, updated_at FROM kitchen_tickets WHERE order_id = $1";
+
+const SAVE_DELIVERY: &str = "INSERT INTO deliveries (order_id, rider_id, charge, status, updated_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO UPDATE SET rider_id = excluded.rider_id, \
+     charge = excluded.charge, status = excluded.status, updated_at = excluded.updated_at";
+const DELIVERY: &str = "SELECT order_id, rider_id, charge, status, updated_at FROM deliveries WHERE order_id = $1";
+
+const SAVE_REVIEW: &str = "INSERT INTO reviews (order_id, store_id, customer, score, text, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
+     customer = excluded.customer, score = excluded.score, text = excluded.text, created_at = excluded.created_at";
+
+const APPEND_EVENT: &str =
+    "INSERT INTO events (id, type, order_id, at, data) VALUES ($1, $2, $3, $4, $5) RETURNING seq";
+
+/// The log after the event numbered `$1` (or the last one numbered below
+/// it), at most `$2`, in `(tx, seq)` order; `$horizon` limits both the
+/// position and the events to transactions that have ended for every
+/// snapshot (reads), `$order` to one order's (`$3`).
+macro_rules! events_sql {
+    ($horizon:literal, $order:literal) => {
+        concat!(
+            "WITH pos AS (SELECT coalesce(p.tx, '0'::xid8) AS ptx, coalesce(p.seq, 0) AS pseq FROM (SELECT 1) one ",
+            "LEFT JOIN LATERAL (SELECT tx, seq FROM events WHERE seq <= $1",
+            $horizon,
+            " ORDER BY seq DESC LIMIT 1) p ON true) ",
+            "SELECT seq, id, type, at, data FROM events, pos WHERE (tx, seq) > (ptx, pseq)",
+            $horizon,
+            $order,
+            " ORDER BY tx, seq LIMIT $2"
+        )
+    };
+}
+const EVENTS_READ: &str = events_sql!(" AND tx < pg_snapshot_xmin(pg_current_snapshot())", "");
+const EVENTS_OF_ORDER_READ: &str =
+    events_sql!(" AND tx < pg_snapshot_xmin(pg_current_snapshot())", " AND order_id = $3");
+const EVENTS_WRITE: &str = events_sql!("", "");
+const EVENTS_OF_ORDER_WRITE: &str = events_sql!("", " AND order_id = $3");
+
+const LOCK_ORDER: &str = "SELECT pg_advisory_xact_lock($1, $2)::text, pg_current_xact_id_if_assigned()::text";
+/// Whether a transaction later than `$2` appended events of order `$1`.
+const LATER_EVENTS_OF_ORDER: &str = "SELECT EXISTS (SELECT 1 FROM events WHERE order_id = $1 AND tx > $2::text::xid8)";
+
+const CHECKPOINT: &str = "SELECT seq FROM checkpoints WHERE name = $1";
+const SET_CHECKPOINT: &str =
+    "INSERT INTO checkpoints (name, seq) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET seq = excluded.seq";
+
+const VIEW: &str = "SELECT view FROM mypage WHERE order_id = $1";
+const SAVE_VIEW: &str = "INSERT INTO mypage (order_id, customer, view) VALUES ($1, $2, $3) \
+     ON CONFLICT (order_id) DO UPDATE SET customer = excluded.customer, view = excluded.view";
+const CUSTOMER_VIEWS: &str = "SELECT view FROM mypage WHERE customer = $1 ORDER BY order_id";
+const LOCK_EVENTS: &str = "LOCK TABLE events IN SHARE MODE";
+const CLEAR_VIEWS: &str = "DELETE FROM mypage";
+
+const PURGE_DELIVERED: &str = "DELETE FROM messages WHERE at < $1 AND NOT EXISTS \
+     (SELECT 1 FROM message_deliveries d WHERE d.message_id = messages.id AND d.state <> $2)";
+const QUEUE_MESSAGE: &str = "INSERT INTO messages (id, order_id, event, status, recipient, text, at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING";
+const QUEUE_DELIVERIES: &str = "INSERT INTO message_deliveries (message_id, channel, state, tries, next_at, \
+     last_error) SELECT $1, c.channel, $3, 0, $4, NULL FROM unnest($2::text[]) AS c (channel) \
+     ON CONFLICT (message_id, channel) DO NOTHING";
+macro_rules! due_sql {
+    ($lock:literal) => {
+        concat!(
+            "SELECT ",
+            queued_cols!(),
+            " FROM message_deliveries d JOIN messages m ON m.id = d.message_id WHERE d.state = $1 ",
+            "AND d.next_at <= $2 ORDER BY m.at, d.message_id, d.channel LIMIT $3",
+            $lock
+        )
+    };
+}
+/// Oldest message first, then by id and channel.
+const DUE_MESSAGES: &str = due_sql!("");
+/// The same, in a write: the rows are locked for the relay that claims
+/// them, and rows another relay locked are skipped, not waited for.
+const DUE_MESSAGES_CLAIMED: &str = due_sql!(" FOR UPDATE OF d SKIP LOCKED");
+const MESSAGES_WAITING: &str = "SELECT count(*), min(next_at) FROM message_deliveries WHERE state = $1";
+const DEAD_MESSAGES: &str = concat!(
+    "SELECT ",
+    queued_cols!(),
+    " FROM message_deliveries d JOIN messages m ON m.id = d.message_id WHERE d.state = $1 ",
+    "ORDER BY m.at, d.message_id, d.channel LIMIT $2"
+);
+const SAVE_MESSAGE_DELIVERY: &str = "INSERT INTO message_deliveries (message_id, channel, state, tries, next_at, \
+     last_error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id, channel) DO UPDATE SET \
+     state = excluded.state, tries = excluded.tries, next_at = excluded.next_at, last_error = excluded.last_error";
+
+const BREAKER: &str = "SELECT name, state, failures, opened_at, updated_at FROM breakers WHERE name = $1";
+const BREAKERS: &str = "SELECT name, state, failures, opened_at, updated_at FROM breakers ORDER BY name";
+const SAVE_BREAKER: &str = "INSERT INTO breakers (name, state, failures, opened_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET state = excluded.state, \
+     failures = excluded.failures, opened_at = excluded.opened_at, updated_at = excluded.updated_at";
+
+/// A time as stored, exactly as the SQLite adapter writes it: fixed-width
+/// RFC 3339 UTC with microseconds (`2024-05-01T12:00:00.000000Z`), so that
+/// comparing the strings compares the times and rows copy as they are.
+pub(super) fn time_text(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::storage(format!("{table}.{column} holds `{text}`, which is not a time: {e}")))
+}
+
+/// Column `i` of `row`.
+fn get<'r, T: FromSql<'r>>(row: &'r Row, i: usize) -> Result<T> {
+    row.try_get(i).map_err(|e| Error::storage(format!("cannot read column {i}: {}", describe(&e))))
+}
+
+fn flag(row: &Row, i: usize) -> Result<bool> {
+    Ok(get::<i64>(row, i)? != 0)
+}
+
+fn time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<DateTime<Utc>> {
+    parse_time(table, column, get::<&str>(row, i)?)
+}
+
+fn opt_time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<Option<DateTime<Utc>>> {
+    get::<Option<&str>>(row, i)?.map(|t| parse_time(table, column, t)).transpose()
+}
+
+fn status_at<T: FromStr<Err = String>>(row: &Row, i: usize, table: &str, column: &str) -> Result<T> {
+    let text: &str = get(row, i)?;
+    text.parse().map_err(|e| Error::storage(format!("{table}.{column} holds `{text}`: {e}")))
+}
+
+fn int_at<T: TryFrom<i64>>(row: &Row, i: usize, table: &str, column: &str) -> Result<T> {
+    let n: i64 = get(row, i)?;
+    T::try_from(n).map_err(|_| Error::storage(format!("{table}.{column} holds {n}, which is out of range")))
+}
+
+fn json<T: serde::de::DeserializeOwned>(table: &str, key: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::storage(format!("{table} {key} holds bad JSON: {e}")))
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn waiting_row(row: &Row, table: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
+    Ok((int_at(row, 0, table, "count(*)")?, opt_time_at(row, 1, table, "next_at")?))
+}
+
+fn breaker_row(row: &Row) -> Result<Breaker> {
+    Ok(Breaker {
+        name: status_at(row, 0, "breakers", "name")?,
+        state: status_at(row, 1, "breakers", "state")?,
+        failures: int_at(row, 2, "breakers", "failures")?,
+        opened_at: opt_time_at(row, 3, "breakers", "opened_at")?,
+        updated_at: time_at(row, 4, "breakers", "updated_at")?,
+    })
+}
+
+fn store_row(row: &Row) -> Result<Store> {
+    Ok(Store {
+        id: get(row, 0)?,
+        name: get(row, 1)?,
+        owner: get(row, 2)?,
+        address: get(row, 3)?,
+        open: flag(row, 4)?,
+        delivery_charge: get(row, 5)?,
+        review_count: get(row, 6)?,
+        review_sum: get(row, 7)?,
+    })
+}
+
+fn menu_row(row: &Row) -> Result<Menu> {
+    Ok(Menu {
+        id: get(row, 0)?,
+        store_id: get(row, 1)?,
+        name: get(row, 2)?,
+        price: get(row, 3)?,
+        available: flag(row, 4)?,
+    })
+}
+
+fn rider_row(row: &Row) -> Result<Rider> {
+    Ok(Rider { id: get(row, 0)?, name: get(row, 1)? })
+}
+
+fn order_row(row: &Row) -> Result<Order> {
+    Ok(Order {
+        id: get(row, 0)?,
+        store_id: get(row, 1)?,
+        customer: get(row, 2)?,
+        address: get(row, 3)?,
+        items: Vec::new(),
+        total: get(row, 4)?,
+        status: status_at(row, 5, "orders", "status")?,
+        reviewed: flag(row, 6)?,
+        created_at: time_at(row, 7, "orders", "created_at")?,
+        updated_at: time_at(row, 8, "orders", "updated_at")?,
+    })
+}
+
+fn item_row(row: &Row) -> Result<OrderItem> {
+    Ok(OrderItem {
+        menu_id: get(row, 0)?,
+        name: get(row, 1)?,
+        unit_price: get(row, 2)?,
+        qty: int_at(row, 3, "order_items", "qty")?,
+    })
+}
+
+fn ticket_row(row: &Row) -> Result<KitchenTicket> {
+    Ok(KitchenTicket {
+        order_id: get(row, 0)?,
+        store_id: get(row, 1)?,
+        status: status_at(row, 2, "kitchen_tickets", "status")?,
+        updated_at: time_at(row, 3, "kitchen_tickets", "updated_at")?,
+    })
+}
+
+fn delivery_row(row: &Row) -> Result<Delivery> {
+    Ok(Delivery {
+        order_id: get(row, 0)?,
+        rider_id: get(row, 1)?,
+        charge: get(row, 2)?,
+        status: status_at(row, 3, "deliveries", "status")?,
+        updated_at: time_at(row, 4, "deliveries", "updated_at")?,
+    })
+}
+
+fn event_row(row: &Row) -> Result<StoredEvent> {
+    let seq: i64 = get(row, 0)?;
+    let kind: &str = get(row, 2)?;
+    let data: &str = get(row, 4)?;
+    let event = match Event::from_json_parts(kind, data) {
+        Ok(event) => event,
+        // Say whether the text is not JSON at all or the wrong JSON.
+        Err(_) => {
+            let value: serde_json::Value = json("events", &format!("seq {seq}"), data)?;
+            Event::from_parts(kind, value)
+                .map_err(|e| Error::storage(format!("events seq {seq} holds a bad `{kind}` event: {e}")))?
+        }
+    };
+    Ok(StoredEvent { seq, id: get(row, 1)?, at: time_at(row, 3, "events", "at")?, event })
+}
+
+fn view_row(row: &Row) -> Result<OrderView> {
+    json("mypage", "view", get::<&str>(row, 0)?)
+}
+
+fn queued_row(row: &Row) -> Result<QueuedMessage> {
+    let message = Message {
+        id: get(row, 0)?,
+        order_id: get(row, 1)?,
+        event: status_at(row, 2, "messages", "event")?,
+        status: status_at(row, 3, "messages", "status")?,
+        recipient: get(row, 4)?,
+        text: get(row, 5)?,
+        at: time_at(row, 6, "messages", "at")?,
+    };
+    let delivery = MessageDelivery {
+        message_id: message.id.clone(),
+        channel: get(row, 7)?,
+        state: status_at::<DeliveryState>(row, 8, "message_deliveries", "state")?,
+        tries: int_at(row, 9, "message_deliveries", "tries")?,
+        next_at: time_at(row, 10, "message_deliveries", "next_at")?,
+        last_error: get(row, 11)?,
+    };
+    Ok(QueuedMessage { message, delivery })
+}
+
+/// A [`Repo`] over a transaction that [`super::PostgresStorage`] opens and
+/// ends; it remembers what the storage must know at the end: the first
+/// statement that failed, and whether to wake the relay.
+pub(super) struct PgRepo<'a, 't> {
+    tx: &'a mut Transaction<'t>,
+    statements: &'a mut HashMap<&'static str, Statement>,
+    /// A write transaction (else read-only).
+    write: bool,
+    /// The first failure: whether to run the unit of work again, and what
+    /// happened. PostgreSQL aborts the transaction at a failed statement.
+    failure: Option<(bool, String)>,
+    /// Orders whose lock this unit of work holds.
+    locked: HashSet<OrderId>,
+    /// A payment or charge was saved waiting for the gateway, unclaimed.
+    calls_waiting: bool,
+    /// Deliveries queued here and not claimed here: (message, channel) →
+    /// their `next_at` as queued.
+    unclaimed: HashMap<(String, String), String>,
+}
+
+impl<'a, 't> PgRepo<'a, 't> {
+    /// A repo over `tx`, with the connection's statement cache.
+    pub(super) fn new(
+        tx: &'a mut Transaction<'t>,
+        statements: &'a mut HashMap<&'static str, Statement>,
+        write: bool,
+    ) -> PgRepo<'a, 't> {
+        PgRepo {
+            tx,
+            statements,
+            write,
+            failure: None,
+            locked: HashSet::new(),
+            calls_waiting: false,
+            unclaimed: HashMap::new(),
+        }
+    }
+
+    /// What the storage needs once the work returned: the first failure,
+    /// and whether to notify the relay before committing.
+    pub(super) fn finish(self) -> (Option<Failure>, bool) {
+        let failure = self.failure.map(|(retry, message)| Failure { error: Error::storage(message), retry });
+        (failure, self.calls_waiting || !self.unclaimed.is_empty())
+    }
+
+    /// Records a failed statement and turns it into the error to return.
+    fn fail(&mut self, e: postgres::Error) -> Error {
+        let retry = retryable(e.code());
+        if self.failure.is_none() {
+            self.failure = Some((retry, describe(&e)));
+        }
+        super::storage_error(e)
+    }
+
+    fn prepared(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let prepared = self.tx.prepare(sql);
+        let statement = prepared.map_err(|e| self.fail(e))?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    /// Runs a statement that changes rows; returns how many.
+    fn exec(&mut self, sql: &'static str, params: Params<'_>) -> Result<u64> {
+        let statement = self.prepared(sql)?;
+        let done = self.tx.execute(&statement, params);
+        done.map_err(|e| self.fail(e))
+    }
+
+    /// Runs a statement that adds a name that must be unique: a unique
+    /// violation is invalid input, said by `taken` (and the unit of work
+    /// fails as a whole, since the transaction is aborted).
+    fn exec_unique(&mut self, sql: &'static str, params: Params<'_>, taken: impl FnOnce() -> String) -> Result<u64> {
+        let statement = self.prepared(sql)?;
+        match self.tx.execute(&statement, params) {
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                let message = taken();
+                if self.failure.is_none() {
+                    self.failure = Some((false, message.clone()));
+                }
+                Err(Error::Invalid(crate::domain::validate::Invalid(message)))
+            }
+            done => done.map_err(|e| self.fail(e)),
+        }
+    }
+
+    fn rows(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
+        let statement = self.prepared(sql)?;
+        let rows = self.tx.query(&statement, params);
+        rows.map_err(|e| self.fail(e))
+    }
+
+    /// The first row of a query, decoded.
+    fn one<T>(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+        decode: impl Fn(&Row) -> Result<T>,
+    ) -> Result<Option<T>> {
+        self.rows(sql, params)?.first().map(decode).transpose()
+    }
+
+    /// Every row of a query, decoded.
+    fn all<T>(&mut self, sql: &'static str, params: Params<'_>, decode: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
+        self.rows(sql, params)?.iter().map(decode).collect()
+    }
+
+    /// Saves a payment or charge, and remembers to wake the relay when it
+    /// waits for the gateway and nobody holds its call.
+    fn save_call<C: PgCall>(&mut self, call: &C) -> Result<()> {
+        call.save(self)?;
+        if call.waits() && call.attempt().claim.is_none() {
+            self.calls_waiting = true;
+        }
+        Ok(())
+    }
+
+    fn calls_awaiting<C: PgCall>(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<C>> {
+        let [a, b] = C::WAITING.map(C::status_text);
+        self.all(C::SQL.awaiting, &[&a, &b, &time_text(&now), &limit(n)], C::from_row)
+    }
+
+    fn calls_needing_attention<C: PgCall>(&mut self, n: usize) -> Result<Vec<C>> {
+        self.all(C::SQL.in_status, &[&C::status_text(C::ATTENTION), &limit(n)], C::from_row)
+    }
+
+    fn calls_waiting<C: PgCall>(&mut self, now: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
+        let [a, b] = C::WAITING.map(C::status_text);
+        let table = C::SQL.table;
+        Ok(self.one(C::SQL.waiting, &[&a, &b, &now], |row| waiting_row(row, table))?.unwrap_or_default())
+    }
+}
+
+/// A payment or a delivery charge as its table holds it.
+trait PgCall: CallRecord {
+    const SQL: CallSql;
+    fn save(&self, repo: &mut PgRepo<'_, '_>) -> Result<()>;
+    fn from_row(row: &Row) -> Result<Self>;
+}
+
+macro_rules! pg_call {
+    ($record:ident, $table:literal, $own:ident) => {
+        impl PgCall for $record {
+            const SQL: CallSql = call_sql!($table, $own);
+
+            fn save(&self, repo: &mut PgRepo<'_, '_>) -> Result<()> {
+                let a = &self.attempt;
+                let claim = a.claim.as_ref();
+                repo.exec(
+                    Self::SQL.save,
+                    &[
+                        &self.id,
+                        &self.order_id,
+                        &self.status.as_str(),
+                        &self.amount,
+                        &self.gateway_ref,
+                        &a.idempotency_key,
+                        &i64::from(a.tries),
+                        &a.next_at.as_ref().map(time_text),
+                        &a.last_error,
+                        &time_text(&self.created_at),
+                        &time_text(&self.updated_at),
+                        &i64::from(a.maybe_processed),
+                        &claim.map(|c| c.token.as_str()),
+                        &claim.map(|c| time_text(&c.until)),
+                        &i64::from(a.unsettled),
+                        &self.$own,
+                    ],
+                )?;
+                Ok(())
+            }
+
+            fn from_row(row: &Row) -> Result<$record> {
+                let token: Option<String> = get(row, 12)?;
+                let until = opt_time_at(row, 13, $table, "claimed_until")?;
+                let attempt = Attempt {
+                    idempotency_key: get(row, 5)?,
+                    tries: int_at(row, 6, $table, "tries")?,
+                    next_at: opt_time_at(row, 7, $table, "next_at")?,
+                    last_error: get(row, 8)?,
+                    maybe_processed: flag(row, 11)?,
+                    unsettled: int_at(row, 14, $table, "unsettled")?,
+                    claim: match (token, until) {
+                        (Some(token), Some(until)) => Some(Claim { token, until }),
+                        _ => None,
+                    },
+                };
+                Ok($record {
+                    id: get(row, 0)?,
+                    order_id: get(row, 1)?,
+                    status: status_at(row, 2, $table, "status")?,
+                    amount: get(row, 3)?,
+                    gateway_ref: get(row, 4)?,
+                    attempt,
+                    created_at: time_at(row, 9, $table, "created_at")?,
+                    updated_at: time_at(row, 10, $table, "updated_at")?,
+                    $own: get(row, 15)?,
+                })
+            }
+        }
+    };
+}
+
+pg_call!(Payment, "payments", card);
+pg_call!(Charge, "charges", rider_id);
+
+impl Repo for PgRepo<'_, '_> {
+    /// `nextval` of the table's sequence. In a read-only unit of work,
+    /// where nothing can be saved, the id the next write would get at the
+    /// least (a sequence cannot move there).
+    fn next_id(&mut self, table: Table) -> Result<i64> {
+        let (next, peek) = match table {
+            Table::Store => id_sql!("stores_id_seq"),
+            Table::Menu => id_sql!("menus_id_seq"),
+            Table::Rider => id_sql!("riders_id_seq"),
+            Table::Order => id_sql!("orders_id_seq"),
+            Table::Payment => id_sql!("payments_id_seq"),
+            Table::Charge => id_sql!("charges_id_seq"),
+        };
+        let sql = if self.write { next } else { peek };
+        self.one(sql, &[], |row| get(row, 0))?.ok_or_else(|| Error::storage(format!("no id for {table:?}")))
+    }
+
+    /// `pg_advisory_xact_lock(ORDER_LOCK, id)`, once per unit of work (a
+    /// read has nothing to serialise). A unit of work that had a
+    /// transaction id already, while a later transaction appended events of
+    /// the order, is run again (see the module documentation).
+    fn lock_order(&mut self, id: OrderId) -> Result<()> {
+        if !self.write || self.locked.contains(&id) {
+            return Ok(());
+        }
+        // Wrapping to 32 bits on purpose: the lock's second key is an int4.
+        let key = id as i32;
+        let xid = self.one(LOCK_ORDER, &[&ORDER_LOCK, &key], |row| get::<Option<String>>(row, 1))?.flatten();
+        self.locked.insert(id);
+        if let Some(xid) = xid {
+            let later = self.one(LATER_EVENTS_OF_ORDER, &[&id, &xid], |row| get::<bool>(row, 0))?;
+            if later == Some(true) {
+                let message = format!(
+                    "order {id}: a later transaction appended its events while this unit of work waited for its \
+                     lock; the unit of work runs again"
+                );
+                self.failure = Some((true, message.clone()));
+                return Err(Error::storage(message));
+            }
+        }
+        Ok(())
+    }
+
+    fn save_store(&mut self, s: &Store) -> Result<()> {
+        self.exec(
+            SAVE_STORE,
+            &[
+                &s.id,
+                &s.name,
+                &s.owner,
+                &s.address,
+                &i64::from(s.open),
+                &s.delivery_charge,
+                &s.review_count,
+                &s.review_sum,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn add_store_review(&mut self, id: StoreId, score: u8) -> Result<()> {
+        match self.exec(ADD_STORE_REVIEW, &[&id, &i64::from(score)])? {
+            1 => Ok(()),
+            _ => Err(Error::not_found(crate::Record::Store, id)),
+        }
+    }
+
+    fn store(&mut self, id: StoreId) -> Result<Option<Store>> {
+        self.one(STORE, &[&id], store_row)
+    }
+
+    fn stores(&mut self) -> Result<Vec<Store>> {
+        self.all(STORES, &[], store_row)
+    }
+
+    fn save_menu(&mut self, m: &Menu) -> Result<()> {
+        self.exec_unique(SAVE_MENU, &[&m.id, &m.store_id, &m.name, &m.price, &i64::from(m.available)], || {
+            crate::domain::validate::menu_taken(m.store_id, &m.name)
+        })?;
+        Ok(())
+    }
+
+    fn menu(&mut self, id: MenuId) -> Result<Option<Menu>> {
+        self.one(MENU, &[&id], menu_row)
+    }
+
+    fn menu_by_name(&mut self, store: StoreId, name: &str) -> Result<Option<Menu>> {
+        self.one(MENU_BY_NAME, &[&store, &name], menu_row)
+    }
+
+    fn menus(&mut self, store: Option<StoreId>) -> Result<Vec<Menu>> {
+        match store {
+            Some(store) => self.all(MENUS_OF_STORE, &[&store], menu_row),
+            None => self.all(MENUS, &[], menu_row),
+        }
+    }
+
+    fn save_rider(&mut self, r: &Rider) -> Result<()> {
+        self.exec_unique(SAVE_RIDER, &[&r.id, &r.name], || crate::domain::validate::rider_taken(&r.name))?;
+        Ok(())
+    }
+
+    fn rider(&mut self, id: RiderId) -> Result<Option<Rider>> {
+        self.one(RIDER, &[&id], rider_row)
+    }
+
+    fn rider_by_name(&mut self, name: &str) -> Result<Option<Rider>> {
+        self.one(RIDER_BY_NAME, &[&name], rider_row)
+    }
+
+    fn riders(&mut self) -> Result<Vec<Rider>> {
+        self.all(RIDERS, &[], rider_row)
+    }
+
+    fn least_busy_rider(&mut self) -> Result<Option<Rider>> {
+        let [a, b] = BUSY.map(DeliveryStatus::as_str);
+        self.one(LEAST_BUSY_RIDER, &[&a, &b], rider_row)
+    }
+
+    fn insert_order(&mut self, o: &Order) -> Result<()> {
+        self.exec(
+            INSERT_ORDER,
+            &[
+                &o.id,
+                &o.store_id,
+                &o.customer,
+                &o.address,
+                &o.total,
+                &o.status.as_str(),
+                &i64::from(o.reviewed),
+                &time_text(&o.created_at),
+                &time_text(&o.updated_at),
+            ],
+        )?;
+        if o.items.is_empty() {
+            return Ok(());
+        }
+        let menus: Vec<i64> = o.items.iter().map(|i| i.menu_id).collect();
+        let names: Vec<&str> = o.items.iter().map(|i| i.name.as_str()).collect();
+        let prices: Vec<i64> = o.items.iter().map(|i| i.unit_price).collect();
+        let qtys: Vec<i64> = o.items.iter().map(|i| i64::from(i.qty)).collect();
+        self.exec(INSERT_ORDER_ITEMS, &[&o.id, &menus, &names, &prices, &qtys])?;
+        Ok(())
+    }
+
+    fn update_order(&mut self, o: &Order) -> Result<()> {
+        let changed =
+            self.exec(UPDATE_ORDER, &[&o.id, &o.status.as_str(), &i64::from(o.reviewed), &time_text(&o.updated_at)])?;
+        if changed == 0 {
+            return Err(Error::storage(format!("cannot update order {}: it was never inserted", o.id)));
+        }
+        Ok(())
+    }
+
+    fn order(&mut self, id: OrderId) -> Result<Option<Order>> {
+        let Some(mut order) = self.one(ORDER, &[&id], order_row)? else { return Ok(None) };
+        order.items = self.all(ORDER_ITEMS, &[&id], item_row)?;
+        Ok(Some(order))
+    }
+
+    fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderId>> {
+        let [a, b, c, d] = INBOX.map(OrderStatus::as_str);
+        self.all(STORE_INBOX, &[&store, &a, &b, &c, &d], |row| get(row, 0))
+    }
+
+    fn save_payment(&mut self, p: &Payment) -> Result<()> {
+        self.save_call(p)
+    }
+
+    fn payment(&mut self, id: PaymentId) -> Result<Option<Payment>> {
+        self.one(Payment::SQL.by_id, &[&id], Payment::from_row)
+    }
+
+    fn latest_payment(&mut self, order: OrderId) -> Result<Option<Payment>> {
+        self.one(Payment::SQL.latest, &[&order], Payment::from_row)
+    }
+
+    fn save_ticket(&mut self, t: &KitchenTicket) -> Result<()> {
+        self.exec(SAVE_TICKET, &[&t.order_id, &t.store_id, &t.status.as_str(), &time_text(&t.updated_at)])?;
+        Ok(())
+    }
+
+    fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>> {
+        self.one(TICKET, &[&order], ticket_row)
+    }
+
+    fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
+        self.exec(
+            SAVE_DELIVERY,
+            &[&d.order_id, &d.rider_id, &d.charge, &d.status.as_str(), &time_text(&d.updated_at)],
+        )?;
+        Ok(())
+    }
+
+    fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>> {
+        self.one(DELIVERY, &[&order], delivery_row)
+    }
+
+    fn save_charge(&mut self, c: &Charge) -> Result<()> {
+        self.save_call(c)
+    }
+
+    fn charges(&mut self, order: OrderId) -> Result<Vec<Charge>> {
+        self.all(Charge::SQL.of_order, &[&order], Charge::from_row)
+    }
+
+    fn save_review(&mut self, r: &Review) -> Result<()> {
+        self.exec(
+            SAVE_REVIEW,
+            &[&r.order_id, &r.store_id, &r.customer, &i64::from(r.score), &r.text, &time_text(&r.created_at)],
+        )?;
+        Ok(())
+    }
+
+    fn payments_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Payment>> {
+        self.calls_awaiting(now, n)
+    }
+
+    fn charges_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Charge>> {
+        self.calls_awaiting(now, n)
+    }
+
+    fn payments_needing_attention(&mut self, n: usize) -> Result<Vec<Payment>> {
+        self.calls_needing_attention(n)
+    }
+
+    fn charges_needing_attention(&mut self, n: usize) -> Result<Vec<Charge>> {
+        self.calls_needing_attention(n)
+    }
+
+    fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus> {
+        let now_text = time_text(&now);
+        let payments = self.calls_waiting::<Payment>(&now_text)?;
+        let charges = self.calls_waiting::<Charge>(&now_text)?;
+        let pending = DeliveryState::Pending.as_str();
+        let messages = self.one(MESSAGES_WAITING, &[&pending], |row| waiting_row(row, "message_deliveries"))?;
+        let messages = messages.unwrap_or_default();
+        Ok(QueueStatus {
+            payments: payments.0,
+            charges: charges.0,
+            messages: messages.0,
+            next_due: [payments.1, charges.1, messages.1].into_iter().flatten().min(),
+        })
+    }
+
+    fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {
+        let data = event.data_json();
+        let seq =
+            self.one(APPEND_EVENT, &[&id, &event.type_name(), &event.order_id(), &time_text(&at), &data], |row| {
+                get(row, 0)
+            })?;
+        seq.ok_or_else(|| Error::storage("appending an event returned no sequence number"))
+    }
+
+    /// The log in `(tx, seq)` order (see the module documentation): in a
+    /// read, up to the horizon of ended transactions; in a write, all of
+    /// it that this transaction sees.
+    fn events(&mut self, after: i64, order: Option<OrderId>, n: usize) -> Result<Vec<StoredEvent>> {
+        match (order, self.write) {
+            (Some(order), false) => self.all(EVENTS_OF_ORDER_READ, &[&after, &limit(n), &order], event_row),
+            (None, false) => self.all(EVENTS_READ, &[&after, &limit(n)], event_row),
+            (Some(order), true) => self.all(EVENTS_OF_ORDER_WRITE, &[&after, &limit(n), &order], event_row),
+            (None, true) => self.all(EVENTS_WRITE, &[&after, &limit(n)], event_row),
+        }
+    }
+
+    fn checkpoint(&mut self, projector: &str) -> Result<i64> {
+        Ok(self.one(CHECKPOINT, &[&projector], |row| get(row, 0))?.unwrap_or(0))
+    }
+
+    fn set_checkpoint(&mut self, projector: &str, seq: i64) -> Result<()> {
+        self.exec(SET_CHECKPOINT, &[&projector, &seq])?;
+        Ok(())
+    }
+
+    fn view(&mut self, order: OrderId) -> Result<Option<OrderView>> {
+        self.one(VIEW, &[&order], view_row)
+    }
+
+    fn save_view(&mut self, view: &OrderView) -> Result<()> {
+        let text = serde_json::to_string(view)
+            .map_err(|e| Error::storage(format!("cannot write the view of order {}: {e}", view.order_id)))?;
+        self.exec(SAVE_VIEW, &[&view.order_id, &view.customer, &text])?;
+        Ok(())
+    }
+
+    fn customer_views(&mut self, customer: &str) -> Result<Vec<OrderView>> {
+        self.all(CUSTOMER_VIEWS, &[&customer], view_row)
+    }
+
+    /// Takes `LOCK TABLE events IN SHARE MODE` first: the rebuild that
+    /// follows reads the whole log, with no event still to commit.
+    fn clear_views(&mut self) -> Result<()> {
+        self.exec(LOCK_EVENTS, &[])?;
+        self.exec(CLEAR_VIEWS, &[])?;
+        Ok(())
+    }
+
+    fn queue_message(&mut self, m: &Message, channels: &[&str]) -> Result<()> {
+        let at = time_text(&m.at);
+        let added = self.exec(
+            QUEUE_MESSAGE,
+            &[&m.id, &m.order_id, &m.event.as_str(), &m.status.as_str(), &m.recipient, &m.text, &at],
+        )?;
+        if added == 0 || channels.is_empty() {
+            return Ok(()); // queued before: left as it is
+        }
+        let pending = DeliveryState::Pending.as_str();
+        self.exec(QUEUE_DELIVERIES, &[&m.id, &channels, &pending, &at])?;
+        for channel in channels {
+            self.unclaimed.insert((m.id.clone(), (*channel).to_string()), at.clone());
+        }
+        Ok(())
+    }
+
+    /// In a write, the deliveries are locked for the caller to claim
+    /// (`FOR UPDATE … SKIP LOCKED`): concurrent relays take different ones
+    /// and never wait for each other.
+    fn due_messages(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<QueuedMessage>> {
+        let sql = if self.write { DUE_MESSAGES_CLAIMED } else { DUE_MESSAGES };
+        self.all(sql, &[&DeliveryState::Pending.as_str(), &time_text(&now), &limit(n)], queued_row)
+    }
+
+    fn dead_messages(&mut self, n: usize) -> Result<Vec<QueuedMessage>> {
+        self.all(DEAD_MESSAGES, &[&DeliveryState::Dead.as_str(), &limit(n)], queued_row)
+    }
+
+    fn save_message_delivery(&mut self, d: &MessageDelivery) -> Result<()> {
+        let next_at = time_text(&d.next_at);
+        self.exec(
+            SAVE_MESSAGE_DELIVERY,
+            &[&d.message_id, &d.channel, &d.state.as_str(), &i64::from(d.tries), &next_at, &d.last_error],
+        )?;
+        let key = (d.message_id.clone(), d.channel.clone());
+        if let Some(queued_at) = self.unclaimed.get(&key) {
+            // Claimed (due later) or settled in this unit of work.
+            if d.state != DeliveryState::Pending || next_at > *queued_at {
+                self.unclaimed.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    fn purge_delivered_messages(&mut self, before: DateTime<Utc>) -> Result<usize> {
+        // Their deliveries go with them (ON DELETE CASCADE).
+        let purged = self.exec(PURGE_DELIVERED, &[&time_text(&before), &DeliveryState::Delivered.as_str()])?;
+        Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+    }
+
+    fn breaker(&mut self, name: &BreakerName) -> Result<Option<Breaker>> {
+        self.one(BREAKER, &[&name.as_str()], breaker_row)
+    }
+
+    fn breakers(&mut self) -> Result<Vec<Breaker>> {
+        self.all(BREAKERS, &[], breaker_row)
+    }
+
+    fn save_breaker(&mut self, b: &Breaker) -> Result<()> {
+        let opened_at = b.opened_at.as_ref().map(time_text);
+        self.exec(
+            SAVE_BREAKER,
+            &[&b.name.as_str(), &b.state.as_str(), &i64::from(b.failures), &opened_at, &time_text(&b.updated_at)],
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,500 @@
+//! The PostgreSQL adapter against a real server
+//! (`ezdelivery_testkit::postgres`, a fresh database per storage): the
+//! storage contract, the log's order under concurrent writers, migrations,
+//! retries, errors, LISTEN/NOTIFY, and the engine end to end.
+//!
+//! Every test that uses the server takes [`serial`] first: the log's
+//! horizon is server-wide (`xmin` counts every database's transactions), so
+//! a test that holds a transaction open on purpose, or merely creates a
+//! database (`CREATE DATABASE` is a transaction too), would hold back
+//! another test's readers.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Barrier, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ezdelivery_testkit::postgres::{self as pg, PgServer};
+
+use super::*;
+use crate::adapters::contract_tests::{self, through};
+use crate::domain::{ChannelName, Event, OrderStatus, PaymentStatus, Rider, Store};
+use crate::ports::storage::StoredEvent;
+use crate::{Engine, ItemPick, NewOrder};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One PostgreSQL test at a time (see the module documentation).
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The server and a fresh database's URL, or `None` (skipped, said so).
+fn fresh() -> Option<(&'static PgServer, String)> {
+    let server = pg::server()?;
+    Some((server, server.fresh_database()))
+}
+
+fn database_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or_default().split('?').next().unwrap_or_default()
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_714_521_600 + secs, 0).expect("a time")
+}
+
+fn read<T>(s: &PostgresStorage, work: impl FnMut(&mut dyn Repo) -> Result<T>) -> T {
+    through(|w| s.read(w), work).expect("the read fails")
+}
+
+fn write<T>(s: &PostgresStorage, work: impl FnMut(&mut dyn Repo) -> Result<T>) -> T {
+    through(|w| s.write(w), work).expect("the write fails")
+}
+
+fn seqs(events: &[StoredEvent]) -> Vec<i64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+/// Appends `event` as a raw `INSERT` in `tx` (another program's
+/// transaction), returning its number.
+fn raw_append(tx: &mut postgres::Transaction<'_>, id: &str, event: &Event) -> i64 {
+    let row = tx
+        .query_one(
+            "INSERT INTO events (id, type, order_id, at, data) VALUES ($1, $2, $3, $4, $5) RETURNING seq",
+            &[&id, &event.type_name(), &event.order_id(), &repo::time_text(&at(1)), &event.data_json()],
+        )
+        .expect("a raw append");
+    row.get(0)
+}
+
+#[test]
+fn the_storage_contract_holds_on_postgresql() {
+    let _serial = serial();
+    let Some(server) = pg::server() else { return };
+    contract_tests::run_all(&|| {
+        Box::new(PostgresStorage::open_with(&server.fresh_database(), 2).expect("a fresh database opens"))
+    });
+}
+
+/// The key correctness test: a number handed out early and committed late
+/// is neither hidden forever nor read out of turn.
+#[test]
+fn readers_get_the_log_in_commit_order_and_never_miss_a_late_commit() {
+    let _serial = serial();
+    let Some((_server, url)) = fresh() else { return };
+    let storage = PostgresStorage::open(&url).expect("opens");
+    let mut raw = postgres::Client::connect(&url, NoTls).expect("a raw connection");
+    let cooking = |order| Event::CookingStarted { order_id: order };
+    let append = |id: &'static str, event: Event| write(&storage, move |r| r.append_event(id, at(2), &event));
+
+    // 1. Event 1 appended by a transaction still open; event 2 committed
+    // after it: a reader gets neither until the first commits, then both.
+    let mut held = raw.transaction().expect("begin");
+    let first = raw_append(&mut held, "held-1", &cooking(1));
+    let second = append("later-2", cooking(2));
+    assert!(first < second, "{first} < {second}");
+    assert_eq!(read(&storage, |r| r.events(0, None, 100)), vec![], "the later event waits for the earlier");
+    assert_eq!(read(&storage, |r| r.events(0, Some(2), 100)), vec![], "one order's too");
+    // A write sees what is committed, without the horizon.
+    assert_eq!(seqs(&write(&storage, |r| r.events(0, None, 100))), vec![second]);
+    held.commit().expect("commit");
+    assert_eq!(seqs(&read(&storage, |r| r.events(0, None, 100))), vec![first, second]);
+
+    // 2. A transaction that began writing first (an older transaction id)
+    // appends its event after a younger one committed its own: the
+    // earlier-numbered event comes after it in the log, and a reader
+    // that read up to the later number still gets the earlier one.
+    let mut older = raw.transaction().expect("begin");
+    older.query_one("SELECT pg_current_xact_id()::text", &[]).expect("a transaction id");
+    let younger = append("younger-3", cooking(3));
+    assert_eq!(read(&storage, |r| r.events(second, None, 100)), vec![], "held back by the older transaction");
+    let late = raw_append(&mut older, "older-4", &cooking(4));
+    assert!(younger < late);
+    assert_eq!(read(&storage, |r| r.events(second, None, 100)), vec![]);
+    older.commit().expect("commit");
+    let all = read(&storage, |r| r.events(0, None, 100));
+    assert_eq!(seqs(&all), vec![first, second, late, younger], "commit order: the older transaction's first");
+    assert_eq!(seqs(&read(&storage, |r| r.events(second, None, 100))), vec![late, younger]);
+    assert_eq!(
+        seqs(&read(&storage, |r| r.events(late, None, 100))),
+        vec![younger],
+        "after the later number, the earlier-numbered one still comes"
+    );
+    assert_eq!(read(&storage, |r| r.events(younger, None, 100)), vec![], "the end of the log");
+    assert_eq!(seqs(&read(&storage, |r| r.events(second, None, 1))), vec![late], "at most the limit");
+    assert_eq!(seqs(&read(&storage, |r| r.events(0, Some(3), 100))), vec![younger]);
+    // A number that names no event counts as the last one numbered below it.
+    let gone = through(
+        |w| storage.write(w),
+        |r| {
+            r.append_event("gone", at(3), &cooking(5))?;
+            Err::<i64, _>(Error::Internal("rolled back".into()))
+        },
+    );
+    assert!(gone.is_err());
+    let last = append("last", cooking(5));
+    // The rolled-back number counts as event `late` (the last numbered
+    // below it), which the log has before `younger`.
+    assert_eq!(seqs(&read(&storage, |r| r.events(last - 1, None, 100))), vec![younger, last], "a rolled-back number");
+    assert_eq!(all[2].event, cooking(4), "the events themselves");
+}
+
+#[test]
+fn storages_opening_a_new_database_at_once_migrate_it_once() {
+    let _serial = serial();
+    let Some((server, url)) = fresh() else { return };
+    let barrier = Barrier::new(4);
+    let opened: Vec<Result<PostgresStorage>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    barrier.wait();
+                    PostgresStorage::open_with(&url, 1)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("no panic")).collect()
+    });
+    for storage in &opened {
+        let storage = storage.as_ref().expect("every storage opens");
+        assert_eq!(storage.schema_version().expect("a version"), schema::latest());
+    }
+    assert_eq!(server.psql(&url, "SELECT count(*) FROM schema_migrations"), "1");
+    assert_eq!(server.psql(&url, "SELECT count(*) FROM pg_class WHERE relname = 'events'"), "1");
+
+    // A database from a newer ezdelivery is refused.
+    server.psql(&url, "INSERT INTO schema_migrations VALUES (99, 'later')");
+    let newer = PostgresStorage::open(&url).expect_err("refused");
+    assert!(matches!(&newer, Error::Storage(_)), "{newer:?}");
+    assert!(newer.to_string().contains("newer ezdelivery") && newer.to_string().contains("upgrade"), "{newer}");
+}
+
+#[test]
+fn a_deadlock_runs_the_unit_of_work_again_and_both_commit() {
+    let _serial = serial();
+    let Some((server, url)) = fresh() else { return };
+    // Found in 50 ms rather than a second (needs a superuser; else slower).
+    let _ = server.try_psql(&url, &format!("ALTER DATABASE \"{}\" SET deadlock_timeout = '50ms'", database_name(&url)));
+    let storage = PostgresStorage::open(&url).expect("opens");
+    let runs = AtomicUsize::new(0);
+    let barrier = Barrier::new(2);
+    std::thread::scope(|scope| {
+        for (first, second) in [(1, 2), (2, 1)] {
+            let (storage, runs, barrier) = (&storage, &runs, &barrier);
+            scope.spawn(move || {
+                let mut mine = 0;
+                storage
+                    .write(&mut |r| {
+                        mine += 1;
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        r.lock_order(first)?;
+                        if mine == 1 {
+                            barrier.wait(); // both hold their first lock
+                        }
+                        r.lock_order(second)?;
+                        r.append_event(
+                            &format!("e-{first}-{mine}"),
+                            at(1),
+                            &Event::CookingStarted { order_id: first },
+                        )?;
+                        Ok(())
+                    })
+                    .expect("both units of work commit in the end");
+            });
+        }
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 3, "one of them ran again");
+    assert_eq!(read(&storage, |r| r.events(0, None, 100)).len(), 2, "each committed once");
+}
+
+/// A unit of work that got its transaction id before an order's lock, while
+/// a younger transaction appended events of that order, runs again: the
+/// order's events stay in number order in the log.
+#[test]
+fn an_order_lock_taken_late_by_an_older_transaction_runs_the_unit_again() {
+    let _serial = serial();
+    let Some((_server, url)) = fresh() else { return };
+    let storage = PostgresStorage::open(&url).expect("opens");
+    let (locked, has_xid) = (Barrier::new(2), Barrier::new(2));
+    let older_runs = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let (storage, locked, has_xid, older_runs) = (&storage, &locked, &has_xid, &older_runs);
+        scope.spawn(move || {
+            let mut mine = 0;
+            storage
+                .write(&mut |r| {
+                    mine += 1;
+                    r.lock_order(7)?;
+                    if mine == 1 {
+                        locked.wait();
+                        has_xid.wait(); // the other has its transaction id: ours is later
+                    }
+                    r.append_event("younger", at(1), &Event::CookingStarted { order_id: 7 })?;
+                    Ok(())
+                })
+                .expect("commits");
+        });
+        scope.spawn(move || {
+            let mut mine = 0;
+            storage
+                .write(&mut |r| {
+                    mine += 1;
+                    older_runs.fetch_add(1, Ordering::SeqCst);
+                    if mine == 1 {
+                        locked.wait();
+                    }
+                    r.save_rider(&Rider { id: 1, name: "lee".into() })?; // a transaction id now
+                    if mine == 1 {
+                        has_xid.wait();
+                    }
+                    r.lock_order(7)?;
+                    r.append_event(&format!("older-{mine}"), at(2), &Event::FoodCooked { order_id: 7 })?;
+                    Ok(())
+                })
+                .expect("commits");
+        });
+    });
+    assert_eq!(older_runs.load(Ordering::SeqCst), 2, "the older transaction ran again");
+    let log = read(&storage, |r| r.events(0, None, 100));
+    assert_eq!(log.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["younger", "older-2"]);
+    assert!(log[0].seq < log[1].seq, "in number order: {log:?}");
+    assert_eq!(read(&storage, |r| r.events(0, Some(7), 100)), log);
+}
+
+#[test]
+fn a_unit_of_work_that_breaks_a_unique_name_is_invalid_and_writes_nothing() {
+    let _serial = serial();
+    let Some((_server, url)) = fresh() else { return };
+    let storage = PostgresStorage::open(&url).expect("opens");
+    write(&storage, |r| r.save_rider(&Rider { id: 1, name: "lee".into() }));
+    let store = Store {
+        id: 1,
+        name: "BBQ".into(),
+        owner: "park".into(),
+        address: String::new(),
+        open: true,
+        delivery_charge: 3_000,
+        review_count: 0,
+        review_sum: 0,
+    };
+    let twice = storage.write(&mut |r| {
+        r.save_store(&store)?;
+        r.save_rider(&Rider { id: 2, name: "kim".into() })?;
+        r.save_rider(&Rider { id: 3, name: "lee".into() })
+    });
+    assert!(matches!(&twice, Err(Error::Invalid(_))), "{twice:?}");
+    assert!(twice.as_ref().is_err_and(|e| e.to_string().contains("lee")), "{twice:?}");
+    assert_eq!(read(&storage, |r| r.riders()), vec![Rider { id: 1, name: "lee".into() }], "nothing written");
+    assert_eq!(read(&storage, |r| r.stores()), vec![]);
+
+    // Swallowing the failure does not commit half a unit of work.
+    let swallowed = storage.write(&mut |r| {
+        r.save_store(&store)?;
+        let _ = r.save_rider(&Rider { id: 3, name: "lee".into() });
+        Ok(())
+    });
+    assert!(swallowed.is_err(), "{swallowed:?}");
+    assert_eq!(read(&storage, |r| r.stores()), vec![], "nothing written");
+    write(&storage, |r| r.save_store(&store));
+    assert_eq!(read(&storage, |r| r.stores()), vec![store.clone()], "the storage is still usable");
+}
+
+#[test]
+fn errors_never_show_the_password() {
+    let refused = PostgresStorage::open("postgres://ezd:s3cret-pw@127.0.0.1:1/orders").expect_err("nothing listens");
+    let text = format!("{refused} {refused:?}");
+    assert!(matches!(refused, Error::Storage(_)), "{text}");
+    assert!(!text.contains("s3cret-pw"), "{text}");
+    assert!(text.contains("ezd@127.0.0.1:1/orders") && text.contains("check"), "{text}");
+
+    let bad = PostgresStorage::open("postgresql://ezd:s3cret-pw@127.0.0.1:notaport/orders").expect_err("bad port");
+    let text = format!("{bad} {bad:?}");
+    assert!(matches!(bad, Error::Invalid(_)), "{text}");
+    assert!(!text.contains("s3cret-pw") && text.contains("ezd:***@127.0.0.1"), "{text}");
+
+    assert_eq!(redact("postgres://u:p%40ss@h:5/db?x=1"), "postgres://u:***@h:5/db?x=1");
+    assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    assert_eq!(redact("host=h password=secret user=u"), "host=h password=*** user=u");
+    assert_eq!(redact("postgres://h/db?user=u&password=secret&x=1"), "postgres://h/db?user=u&password=***&x=1");
+    assert_eq!(redact("postgres://h/db?PASSWORD=a&password=b"), "postgres://h/db?PASSWORD=***&password=***");
+}
+
+#[test]
+fn a_wrong_database_name_says_which_and_what_to_check() {
+    let _serial = serial();
+    let Some(server) = pg::server() else { return };
+    let url = format!("{}_missing", server.url().rsplit_once('/').map_or("", |(head, _)| head).to_string() + "/ezd");
+    let missing = PostgresStorage::open(&url).expect_err("no such database");
+    let text = missing.to_string();
+    assert!(text.contains("/ezd_missing") && text.contains("does not exist"), "{text}");
+}
+
+#[test]
+fn the_relay_is_woken_by_unclaimed_work_and_only_by_it() {
+    let _serial = serial();
+    let Some((_server, url)) = fresh() else { return };
+    let relay = PostgresStorage::open(&url).expect("opens");
+    let engine = Engine::builder(PostgresStorage::open(&url).expect("opens")).build();
+    let store = engine.add_store("BBQ", Some("park"), None).expect("a store").id;
+    engine.add_menu(store, "m", 1_000).expect("a menu");
+    relay.wait_for_work(Duration::from_millis(10)).expect("listens"); // now listening; drains anything before
+
+    // A command with nothing left for the relay: no wake-up.
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            engine.add_menu(store, "n", 2_000).expect("a menu");
+        });
+        relay.wait_for_work(Duration::from_millis(600)).expect("waits");
+    });
+    assert!(started.elapsed() >= Duration::from_millis(550), "woken for nothing: {:?}", started.elapsed());
+
+    // A payment left for the relay (unclaimed): woken at once.
+    let storage = PostgresStorage::open(&url).expect("opens");
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            let order = engine.place_order(NewOrder::new(store, "kim", &[ItemPick::new("m", 1)])).expect("placed");
+            storage
+                .write(&mut |r| {
+                    let payment = crate::domain::Payment::request(1, order.order_id, 1_000, None, "k".into(), at(0));
+                    r.save_payment(&payment)
+                })
+                .expect("a payment queued");
+        });
+        relay.wait_for_work(Duration::from_secs(20)).expect("waits");
+    });
+    assert!(started.elapsed() < Duration::from_secs(10), "not woken: {:?}", started.elapsed());
+    assert_eq!(PaymentStatus::Pending, read(&relay, |r| r.payment(1)).expect("saved").status);
+}
+
+/// `tests/engine.rs`'s whole lifecycle and cancellation, on PostgreSQL.
+#[test]
+fn the_engine_runs_an_order_through_its_life_and_a_cancellation_with_refunds() {
+    let _serial = serial();
+    let Some((_server, url)) = fresh() else { return };
+    let inbox = Inbox::default();
+    let engine = Engine::builder(PostgresStorage::open(&url).expect("opens")).notifier(inbox.clone()).build();
+    let store = engine.add_store("BBQ", Some("park"), None).expect("a store").id;
+    engine.add_menu(store, "후라이드", 18_000).expect("a menu");
+    engine.add_menu(store, "콜라", 2_000).expect("a menu");
+    engine.add_rider("lee").expect("a rider");
+    assert!(matches!(engine.add_rider("lee"), Err(Error::Invalid(_))), "a rider's name is taken once");
+    let items = [ItemPick::new("후라이드", 2), ItemPick::new("콜라", 1)];
+
+    let v = engine.place_order(NewOrder::new(store, "kim", &items).deliver_to("seoul").pay_now(None)).expect("paid");
+    assert_eq!((v.status, v.total), (OrderStatus::Paid, 38_000));
+    let id = v.order_id;
+    assert_eq!(engine.store_inbox(store).expect("an inbox").len(), 1);
+    let v = engine.start_cooking(id).expect("cooking");
+    let d = v.delivery.expect("a delivery");
+    assert_eq!(d.rider.as_deref(), Some("lee"));
+    assert_eq!(d.charge.expect("a charge").status, crate::domain::ChargeStatus::Paid);
+    engine.finish_cooking(id).expect("cooked");
+    engine.start_delivery(id, None).expect("on its way");
+    assert_eq!(engine.complete_delivery(id).expect("delivered").status, OrderStatus::Delivered);
+    engine.review(id, 4, "good").expect("reviewed");
+    assert!(matches!(engine.review(id, 5, "again"), Err(Error::Refused(_))));
+    let store_now = engine.stores().expect("stores").remove(0);
+    assert_eq!((store_now.review_count, store_now.average_score()), (1, Some(4.0)));
+    let types: Vec<String> =
+        engine.status(id).expect("a view").timeline.into_iter().map(|t| t.kind.to_string()).collect();
+    assert_eq!(
+        types,
+        [
+            "OrderPlaced",
+            "PaymentApproved",
+            "CookingStarted",
+            "DeliveryPrepared",
+            "DeliveryChargePaid",
+            "FoodCooked",
+            "DeliveryStarted",
+            "DeliveryCompleted",
+            "ReviewRegistered"
+        ]
+    );
+    let sent: Vec<String> = inbox.0.lock().expect("inbox").iter().map(|m| m.event.as_str().to_string()).collect();
+    assert_eq!(sent.len(), 7, "{sent:?}");
+
+    // Cancelled while cooking: the payment and the rider's charge go back.
+    let id = engine.place_order(NewOrder::new(store, "kim", &items).pay_now(None)).expect("paid").order_id;
+    engine.start_cooking(id).expect("cooking");
+    let v = engine.cancel(id, "changed my mind").expect("cancelled");
+    assert_eq!(v.status, OrderStatus::Cancelled);
+    assert_eq!(v.payment.expect("a payment").status, PaymentStatus::Refunded);
+    let d = v.delivery.expect("a delivery");
+    assert_eq!(d.charge.expect("a charge").status, crate::domain::ChargeStatus::Refunded);
+
+    // The log rebuilds the same views; the invariants hold.
+    let before = engine.customer_orders("kim").expect("views");
+    assert!(engine.rebuild_projection().expect("rebuilt").events > 0);
+    assert_eq!(engine.customer_orders("kim").expect("views"), before);
+    assert!(engine.check_invariants().expect("checked").is_empty());
+}
+
+/// Many threads, one engine, one database: every order lives its whole life.
+#[test]
+fn one_engine_serves_threads_on_postgresql() {
+    let _serial = serial();
+    let Some((_server, url)) = fresh() else { return };
+    let inbox = Inbox::default();
+    let engine = Engine::builder(PostgresStorage::open(&url).expect("opens")).notifier(inbox.clone()).build();
+    let store = engine.add_store("S", Some("park"), None).expect("a store").id;
+    engine.add_menu(store, "m", 1_000).expect("a menu");
+    engine.add_rider("lee").expect("a rider");
+    let orders: Vec<i64> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let engine = &engine;
+                scope.spawn(move || {
+                    let customer = format!("customer {t}");
+                    let mut mine = Vec::new();
+                    for _ in 0..3 {
+                        let picks = [ItemPick::new("m", 1)];
+                        let id = engine
+                            .place_order(NewOrder::new(store, &customer, &picks).pay_now(None))
+                            .expect("placed")
+                            .order_id;
+                        engine.start_cooking(id).expect("cooking");
+                        engine.finish_cooking(id).expect("cooked");
+                        engine.start_delivery(id, None).expect("on its way");
+                        assert_eq!(engine.complete_delivery(id).expect("delivered").status, OrderStatus::Delivered);
+                        mine.push(id);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("no panic")).collect()
+    });
+    assert_eq!(orders.len(), 12);
+    assert!(engine.check_invariants().expect("checked").is_empty());
+    engine.relay().expect("relayed");
+    let delivered = inbox.0.lock().expect("inbox").clone();
+    let mut ids: Vec<&str> = delivered.iter().map(|m| m.id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), delivered.len(), "each message once");
+}
+
+/// A notifier that keeps what it is sent.
+#[derive(Clone)]
+struct Inbox(std::sync::Arc<Mutex<Vec<crate::ports::Message>>>, ChannelName);
+
+impl Default for Inbox {
+    fn default() -> Self {
+        Inbox(std::sync::Arc::default(), ChannelName::new("test").expect("a channel name"))
+    }
+}
+
+impl crate::ports::Notifier for Inbox {
+    fn channel(&self) -> &ChannelName {
+        &self.1
+    }
+    fn send(&self, m: &crate::ports::Message) -> std::result::Result<(), String> {
+        self.0.lock().map_err(|e| e.to_string())?.push(m.clone());
+        Ok(())
+    }
+}
