@@ -130,23 +130,21 @@ pub fn open(db: &Database, synchronous: Synchronous, only_reads: bool) -> Result
     })
 }
 
-/// PG: opens the PostgreSQL database at `url`. This build has no
-/// PostgreSQL adapter yet, so it refuses, as before; once
-/// `ezdelivery_core::adapters::postgres::PostgresStorage` is in the tree
-/// the marked line becomes `PostgresStorage::open(url)` (and
-/// [`not_built`] goes).
+/// Opens the PostgreSQL database at `url` (brought up to date, as a SQLite
+/// file is). Its errors never repeat the URL's password.
+#[cfg(feature = "postgres")]
 pub fn open_postgres(url: &str) -> Result<Box<dyn Storage>> {
-    Err(not_built(url)) // PG: Ok(Box::new(ezdelivery_core::adapters::postgres::PostgresStorage::open(url)?))
+    Ok(Box::new(ezdelivery_core::adapters::postgres::PostgresStorage::open(url)?))
 }
 
-/// PG: the refusal of a build without the PostgreSQL adapter. Exit 2;
-/// the URL is not repeated.
-fn not_built(_url: &str) -> Error {
-    invalid(
-        "this version of ezdelivery stores its data in a SQLite file only: PostgreSQL URLs are not supported \
-         yet; pass --db PATH"
+/// A program built without PostgreSQL refuses a PostgreSQL URL (exit 2),
+/// without repeating it.
+#[cfg(not(feature = "postgres"))]
+pub fn open_postgres(_url: &str) -> Result<Box<dyn Storage>> {
+    Err(invalid(
+        "this ezdelivery was built without PostgreSQL (the `postgres` feature): pass --db PATH, or use a build with it"
             .into(),
-    )
+    ))
 }
 
 /// `url` with its password replaced by `***`: the one in the user

@@ -307,7 +307,7 @@ impl PostgresStorage {
         }
         let shown = shown(&config);
         let mut client = config.connect(NoTls).map_err(|e| {
-            Error::storage(format!(
+            unreachable(format!(
                 "cannot connect to PostgreSQL at {shown}: {}; check that the server is running and accepts TCP \
                  connections there, and the user, password (in the URL or PGPASSWORD) and database name",
                 describe(&e)
@@ -340,7 +340,7 @@ impl PostgresStorage {
     }
 
     fn session(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        self.pool.get().map_err(|e| Error::storage(format!("no connection to PostgreSQL at {}: {e}", self.shown)))
+        self.pool.get().map_err(|e| unreachable(format!("no connection to PostgreSQL at {}: {e}", self.shown)))
     }
 
     /// Runs one try of a write: `Ok(Ok)` committed, `Ok(Err)` failed for
@@ -494,4 +494,10 @@ impl Storage for PostgresStorage {
         }
         Ok(())
     }
+}
+
+/// The server cannot be reached (or refused us): a storage failure a caller
+/// can act on by pointing at another server or starting this one.
+fn unreachable(message: String) -> Error {
+    Error::Storage(crate::StorageError::new(message).because(crate::StorageProblem::Unreachable))
 }
