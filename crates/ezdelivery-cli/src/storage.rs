@@ -283,10 +283,17 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_postgres_url_is_invalid_input_and_shows_no_password() {
-        let db = Database::Postgres("postgres://kim:s3cret@127.0.0.1/ez".into());
-        let Err(error) = open(&db, Synchronous::Full, false) else { panic!("no PostgreSQL in this build") };
-        assert!(matches!(error, Error::Invalid(_)), "exit 2: {error:?}");
+    fn an_unreachable_postgres_url_is_a_storage_error_that_shows_no_password() {
+        // Nothing listens on port 1.
+        let db = Database::Postgres("postgres://kim:s3cret@127.0.0.1:1/ez".into());
+        let Err(error) = open(&db, Synchronous::Full, false) else { panic!("nothing listens on port 1") };
+        let expected = if cfg!(feature = "postgres") { "storage" } else { "invalid" };
+        let kind = match &error {
+            Error::Storage(s) if s.problem() == ezdelivery_core::StorageProblem::Unreachable => "storage",
+            Error::Invalid(_) => "invalid",
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(kind, expected, "{error:?}");
         assert!(error.to_string().contains("PostgreSQL") && !error.to_string().contains("s3cret"), "{error}");
     }
 

@@ -33,9 +33,9 @@ pub enum Error {
     /// `pending_payment`, to be paid with another card.
     #[error("the payment for order {order} was declined: {reason}; the order stays pending_payment")]
     Declined {
-        /// The order.
+        /// The order whose payment was declined; it stays `pending_payment`.
         order: OrderId,
-        /// The gateway's reason.
+        /// The gateway's reason, in its words.
         reason: String,
     },
     /// A gateway is down, slow, its answer could not be read, or its
@@ -60,7 +60,7 @@ pub enum Error {
     /// records it.
     #[error("order {order}: the {what} went through at the gateway and the money is taken, but then the command failed ({source}); do not pay again: a relay records the {what} if it is not recorded yet (once the claim on the call lapses, within a minute)")]
     MoneyMoved {
-        /// The order.
+        /// The order whose money moved: look at it before paying again.
         order: OrderId,
         /// A payment or a delivery charge.
         what: crate::domain::Billing,

@@ -26,6 +26,8 @@
 //! Everything is bounded: servers stop after a lifetime and a number of
 //! connections, sockets have timeouts, every process has a deadline.
 
+#![forbid(unsafe_code)]
+
 pub mod cli_world;
 pub mod files;
 pub mod gateway;

@@ -27,9 +27,11 @@ pub struct BreakerStatus {
     pub name: BreakerName,
     /// `closed`, `open` or `half_open`.
     pub state: BreakerState,
-    /// Consecutive failures.
+    /// Failed calls in a row since the last success (the breaker opens at
+    /// the configured threshold).
     pub failures: u32,
-    /// When it opened.
+    /// When it opened (open), or when its trial call started (half open);
+    /// `None` while closed.
     pub opened_at: Option<DateTime<Utc>>,
     /// When an open breaker lets a trial call through.
     pub retry_at: Option<DateTime<Utc>>,

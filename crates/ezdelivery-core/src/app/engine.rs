@@ -500,7 +500,9 @@ impl<'a> NewOrder<'a> {
 pub struct ItemPick {
     /// A menu id, or the menu's exact name within the store.
     pub menu: String,
-    /// How many.
+    /// How many of that menu, 1 to 999
+    /// ([`MAX_QTY`](crate::domain::validate::MAX_QTY)); picks of the same
+    /// menu in one order add up, within the same limit.
     pub qty: u32,
 }
 
@@ -557,25 +559,5 @@ impl ItemPick {
             }
         };
         Ok(ItemPick::new(menu, validate::qty(qty)?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn event_ids_are_unique_ordered_version_7_uuids() {
-        let mut ids = EventIds::new();
-        let at = DateTime::from_timestamp(1_764_000_000, 0).unwrap();
-        let all: Vec<String> = (0..1000).map(|_| ids.next(at)).collect();
-        let parsed = uuid::Uuid::parse_str(&all[0]).unwrap();
-        assert_eq!(parsed.get_version_num(), 7);
-        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
-        assert!(all.windows(2).all(|w| w[0] < w[1]), "in order");
-        let later = ids.next(at + chrono::TimeDelta::milliseconds(1));
-        assert!(later > all[999]);
-        let other = EventIds::new().next(at);
-        assert!(!all.contains(&other));
     }
 }

@@ -1,6 +1,8 @@
 //! Event ids: version-7 UUIDs (RFC 9562) in time order, laid out by the
-//! `uuid` crate. This file uses nothing of the crate, so that
-//! `benches/primitives.rs` can measure it beside `uuid`'s own generator.
+//! `uuid` crate (`uuid::Builder`). This file names nothing else of
+//! ezdelivery-core, only `chrono` and `uuid`, so that
+//! `benches/primitives.rs` can include it (`#[path]`) and measure it beside
+//! `uuid`'s own generator.
 
 use chrono::{DateTime, Utc};
 
@@ -56,5 +58,20 @@ mod tests {
         assert_eq!(high >> 16, 1_764_000_000_123, "milliseconds first");
         assert_eq!(high & 0xffff, 0x7abc, "version 7, then the top 12 random bits");
         assert_eq!(low, (0b10 << 62) | (0xd_e123 << 42) | 7, "variant, 20 random bits, the counter");
+    }
+
+    #[test]
+    fn event_ids_are_unique_ordered_version_7_uuids() {
+        let mut ids = super::EventIds::new();
+        let at = chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap();
+        let all: Vec<String> = (0..1000).map(|_| ids.next(at)).collect();
+        let parsed = uuid::Uuid::parse_str(&all[0]).unwrap();
+        assert_eq!(parsed.get_version_num(), 7);
+        assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+        assert!(all.windows(2).all(|w| w[0] < w[1]), "in order");
+        let later = ids.next(at + chrono::TimeDelta::milliseconds(1));
+        assert!(later > all[999]);
+        let other = super::EventIds::new().next(at);
+        assert!(!all.contains(&other));
     }
 }

@@ -9,11 +9,13 @@
 //! command moves it one second on, each relay round ten minutes, from the
 //! time the simulation starts). Only the timings and the event ids differ.
 //!
-//! During the run the engine talks to simulated gateways (the payment one
-//! unavailable at the configured rate, the charge one always there) and to
+//! The run goes through a sibling engine (`Engine::sibling`): the same
+//! storage, but simulated gateways (the payment one unavailable at the
+//! configured rate, the charge one always there), the simulated clock and
 //! no notifier channel (messages are still queued in the outbox, so the
 //! writes are the real ones, but nothing is printed 100,000 times). The
-//! engine's own gateways, clock and notifiers are put back afterwards.
+//! engine `simulate` was called on is left as it was: its gateways, clock
+//! and notifiers are never swapped, so another thread may use it meanwhile.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,7 +34,8 @@ use crate::{Error, Result};
 /// What to simulate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
-    /// How many orders.
+    /// How many orders are placed, one after another (each paid at once,
+    /// most of them then cooked and delivered).
     pub orders: u64,
     /// How many customers order (`customer 1` …).
     pub customers: u64,
@@ -44,7 +47,8 @@ pub struct SimConfig {
     pub cancel_rate: f64,
     /// The share of payment calls that find the gateway unavailable (0 to 1).
     pub payment_unavailable_rate: f64,
-    /// Picks everything random.
+    /// The seed of every random pick (customer, store, menu, cancel,
+    /// gateway down): the same seed runs the same orders.
     pub seed: u64,
 }
 
@@ -93,13 +97,15 @@ pub const COMMANDS: [&str; 7] =
 pub struct CommandStats {
     /// One of [`COMMANDS`].
     pub command: &'static str,
-    /// How many ran.
+    /// How many times the command ran in the simulation (the latencies
+    /// below are over these).
     pub count: usize,
-    /// Median.
+    /// The median latency: half the runs took at most this.
     pub p50: Duration,
-    /// 99th percentile.
+    /// The 99th percentile latency: all but one run in a hundred took at
+    /// most this.
     pub p99: Duration,
-    /// The slowest.
+    /// The slowest run's latency.
     pub max: Duration,
 }
 
@@ -108,9 +114,9 @@ pub struct CommandStats {
 pub struct SimReport {
     /// The configuration it ran.
     pub config: SimConfig,
-    /// Orders placed.
+    /// Orders placed (`config.orders`, unless the run stopped early).
     pub orders: u64,
-    /// Orders delivered.
+    /// Orders that reached `delivered`.
     pub delivered: u64,
     /// Orders cancelled (before departure; queued ones included).
     pub cancelled: u64,
@@ -122,7 +128,8 @@ pub struct SimReport {
     pub still_queued: u64,
     /// Wall time of the orders (setup and the check excluded).
     pub elapsed: Duration,
-    /// Latency per command.
+    /// Latency per command, one entry per command of [`COMMANDS`] that
+    /// ran, in that order.
     pub commands: Vec<CommandStats>,
     /// Broken invariants found at the end (empty: all hold).
     pub violations: Vec<Violation>,

@@ -49,12 +49,14 @@ pub enum Answer {
     },
     /// The gateway may have acted, but said nothing readable.
     Unknown {
-        /// What happened.
+        /// What went wrong with the call (a timeout, an HTTP status, an
+        /// unreadable body), for people.
         reason: String,
     },
     /// Certainly not acted on: the call never reached the gateway.
     NotReached {
-        /// What happened.
+        /// Why the call never left (the connection was refused, the
+        /// service is switched off), for people.
         reason: String,
     },
 }

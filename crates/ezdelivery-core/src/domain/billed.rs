@@ -8,8 +8,10 @@
 use chrono::{DateTime, Utc};
 
 use super::attempt::Attempt;
+use super::event::Event;
+use super::ids::OrderId;
+use super::refusal::Refusal;
 use super::refusal::{Billing, Standing};
-use super::{Event, OrderId, Refusal};
 
 /// What can happen to a payment or a delivery charge. Each record's `next`
 /// table says which of these moves it allows from where.

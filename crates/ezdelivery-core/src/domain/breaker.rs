@@ -17,7 +17,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::status_strings;
+use super::strings::status_strings;
 use super::validate::{self, Invalid};
 
 /// The name of a notifier channel (`console`, `audit`): a one-line name
@@ -208,7 +208,8 @@ pub struct Breaker {
     pub failures: u32,
     /// When it opened (open), or when its trial started (half-open).
     pub opened_at: Option<DateTime<Utc>>,
-    /// When it last changed.
+    /// When its state or failure count last changed (the engine's clock,
+    /// UTC).
     pub updated_at: DateTime<Utc>,
 }
 

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::event::Event;
+use super::ids::{MenuId, RiderId, StoreId, Won};
 use super::validate::{self, Invalid};
-use super::{Event, MenuId, RiderId, StoreId, Won};
 
 /// The delivery charge a store pays its rider per delivery unless it sets another.
 pub const DEFAULT_DELIVERY_CHARGE: Won = 3_000;
@@ -13,11 +14,11 @@ pub const DEFAULT_DELIVERY_CHARGE: Won = 3_000;
 pub struct Store {
     /// Handed out by the storage, from 1: what the commands print and take.
     pub id: StoreId,
-    /// Its name.
+    /// Its name as customers see it.
     pub name: String,
     /// The owner, who receives a message for every new paid order.
     pub owner: String,
-    /// Where it is.
+    /// Where it is (empty when none was given).
     pub address: String,
     /// Whether it takes orders now.
     pub open: bool,
@@ -89,9 +90,11 @@ pub struct Menu {
     pub store_id: StoreId,
     /// Its name, unique within the store.
     pub name: String,
-    /// Its price in won.
+    /// Its price, in whole won (at least 1); an order keeps the price it
+    /// was placed at.
     pub price: Won,
-    /// False while sold out.
+    /// False while sold out: it cannot be ordered until it is available
+    /// again.
     pub available: bool,
 }
 
@@ -131,7 +134,7 @@ impl Menu {
 pub struct Rider {
     /// Handed out by the storage, from 1: a rider is named by it or by their name.
     pub id: RiderId,
-    /// Its name.
+    /// The rider's name, unique among riders (`deliver --rider NAME`).
     pub name: String,
 }
 

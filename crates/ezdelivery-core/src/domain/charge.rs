@@ -11,35 +11,10 @@ use chrono::{DateTime, Utc};
 
 use super::attempt::Attempt;
 use super::billed::{Billed, BillingAction, BillingStatus, Happened, Parts};
-use super::refusal::{Billing, Standing};
-use super::{status_strings, ChargeId, Event, OrderId, Refusal, RiderId, Won};
-
-/// Where a delivery charge stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ChargeStatus {
-    /// Not paid yet (sent, queued, or waiting for a retry).
-    Pending,
-    /// Paid to the rider: the delivery may depart.
-    Paid,
-    /// Being taken back from the rider.
-    RefundPending,
-    /// Taken back.
-    Refunded,
-    /// Never paid: dropped because the delivery was cancelled or moved.
-    Voided,
-    /// The gateway may have moved money that the engine cannot settle by
-    /// itself (its answers stayed unreadable): a person must look.
-    NeedsAttention,
-}
-
-status_strings!(ChargeStatus {
-    Pending => "pending",
-    Paid => "paid",
-    RefundPending => "refund_pending",
-    Refunded => "refunded",
-    Voided => "voided",
-    NeedsAttention => "needs_attention",
-});
+use super::event::Event;
+use super::ids::{ChargeId, OrderId, RiderId, Won};
+use super::refusal::{Billing, Refusal, Standing};
+pub use super::status::ChargeStatus;
 
 impl BillingStatus for ChargeStatus {
     const WHAT: Billing = Billing::DeliveryCharge;

@@ -7,30 +7,13 @@
 
 use chrono::{DateTime, Utc};
 
-use super::refusal::Standing;
-use super::{
-    status_strings, Charge, ChargeId, ChargeStatus, Event, KitchenStatus, OrderId, Refusal, Rider, RiderId, Won,
-};
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DeliveryStatus {
-    /// Waiting for the food, the charge, or a rider.
-    Preparing,
-    /// On the way.
-    Delivering,
-    /// Handed over.
-    Delivered,
-    /// Cancelled with its order.
-    Cancelled,
-}
-
-status_strings!(DeliveryStatus {
-    Preparing => "preparing",
-    Delivering => "delivering",
-    Delivered => "delivered",
-    Cancelled => "cancelled",
-});
+use super::catalogue::Rider;
+use super::charge::Charge;
+use super::event::Event;
+use super::ids::{ChargeId, OrderId, RiderId, Won};
+use super::refusal::{Refusal, Standing};
+pub use super::status::DeliveryStatus;
+use super::status::{ChargeStatus, KitchenStatus};
 
 /// What can happen to a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,55 +3,112 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ChargeId, ChargeStatus, MenuId, OrderId, OrderItem, PaymentId, PaymentStatus, RiderId, StoreId, Won};
+use super::ids::{ChargeId, MenuId, OrderId, PaymentId, RiderId, StoreId, Won};
+use super::item::OrderItem;
+use super::status::{ChargeStatus, PaymentStatus};
 
 /// Everything that can happen. The variant name is the event's type in the
 /// event log and in `events --format json` (the original system's names, and more); the fields are
 /// its `data`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
-#[allow(missing_docs)] // the field names say it all; the variants are documented
 pub enum Event {
     /// A store was registered.
-    StoreRegistered { store_id: StoreId, name: String, owner: String },
+    StoreRegistered {
+        /// The new store's id, handed out by the storage.
+        store_id: StoreId,
+        /// Its name as customers see it.
+        name: String,
+        /// Who gets a message for every paid order: the owner given, or the
+        /// store's name when none was.
+        owner: String,
+    },
     /// A store opened (takes orders again).
-    StoreOpened { store_id: StoreId },
+    StoreOpened {
+        /// The store that opened.
+        store_id: StoreId,
+    },
     /// A store closed (takes no orders).
-    StoreClosed { store_id: StoreId },
+    StoreClosed {
+        /// The store that closed; its paid orders go on.
+        store_id: StoreId,
+    },
     /// A menu item was added.
-    MenuAdded { store_id: StoreId, menu_id: MenuId, name: String, price: Won },
+    MenuAdded {
+        /// The store whose menu it is on.
+        store_id: StoreId,
+        /// The new menu item's id, handed out by the storage.
+        menu_id: MenuId,
+        /// Its name, unique within the store.
+        name: String,
+        /// Its price, in whole won (at least 1).
+        price: Won,
+    },
     /// A menu item sold out.
-    MenuSoldOut { store_id: StoreId, menu_id: MenuId },
+    MenuSoldOut {
+        /// The store whose menu it is on.
+        store_id: StoreId,
+        /// The item that can no longer be ordered.
+        menu_id: MenuId,
+    },
     /// A sold-out menu item is available again.
-    MenuAvailable { store_id: StoreId, menu_id: MenuId },
+    MenuAvailable {
+        /// The store whose menu it is on.
+        store_id: StoreId,
+        /// The item that can be ordered again.
+        menu_id: MenuId,
+    },
     /// A rider was registered.
-    RiderRegistered { rider_id: RiderId, name: String },
+    RiderRegistered {
+        /// The new rider's id, handed out by the storage.
+        rider_id: RiderId,
+        /// The rider's name, unique among riders (`deliver --rider NAME`).
+        name: String,
+    },
     /// A customer placed an order (`pending_payment`).
     OrderPlaced {
+        /// The new order's id, handed out by the storage.
         order_id: OrderId,
+        /// The store it was placed with.
         store_id: StoreId,
+        /// The store's name when the order was placed.
         store: String,
+        /// Who ordered: the name the customer's messages go to.
         customer: String,
+        /// Where to deliver (empty when none was given).
         address: String,
+        /// What was ordered, each line at its price when ordered.
         items: Vec<OrderItem>,
+        /// What the customer pays, in whole won: the sum of `unit_price *
+        /// qty` over the items.
         total: Won,
     },
     /// The payment gateway approved the payment: the order is established.
     /// `card` is the masked card charged (absent in logs written before it
     /// was recorded, and when no card was given).
     PaymentApproved {
+        /// The order paid.
         order_id: OrderId,
+        /// The attempt that was approved.
         payment_id: PaymentId,
+        /// What was charged, in whole won: the order's total.
         amount: Won,
+        /// The card charged, masked but for its last four digits.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         card: Option<String>,
     },
     /// The payment gateway declined the payment; the order stays `pending_payment`.
     PaymentDeclined {
+        /// The order still to be paid.
         order_id: OrderId,
+        /// The attempt that was declined (a new try is a new attempt).
         payment_id: PaymentId,
+        /// What was asked for, in whole won; nothing was charged.
         amount: Won,
+        /// Why, in the gateway's words (shown to the customer).
         reason: String,
+        /// The card refused, masked but for its last four digits; `None`
+        /// when no card was given or in logs from before it was recorded.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         card: Option<String>,
     },
@@ -59,78 +116,219 @@ pub enum Event {
     /// or its answer could not be read); it is queued for retry under the
     /// same key.
     PaymentQueued {
+        /// The order waiting for its payment.
         order_id: OrderId,
+        /// The attempt queued; `relay` retries it under the same key.
         payment_id: PaymentId,
+        /// What is being charged, in whole won.
         amount: Won,
+        /// What went wrong with the call (a timeout, an HTTP status, an
+        /// open circuit breaker).
         reason: String,
+        /// The card being charged, masked but for its last four digits;
+        /// `None` when no card was given or in logs from before it was
+        /// recorded.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         card: Option<String>,
     },
     /// The gateway's answers about a payment (or its refund) stayed
     /// unreadable: it may hold the money, and a person must look.
     PaymentNeedsAttention {
+        /// The order the payment is for.
         order_id: OrderId,
+        /// The attempt that needs a person.
         payment_id: PaymentId,
+        /// What the gateway may hold, in whole won.
         amount: Won,
+        /// The last unreadable answer, in the gateway's or the client's words.
         reason: String,
+        /// The card, masked but for its last four digits; `None` when no
+        /// card was given or in logs from before it was recorded.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         card: Option<String>,
     },
     /// A person put a payment that needed attention back in the queue, as
     /// `status` (`pending` or `refund_pending`).
-    PaymentRequeued { order_id: OrderId, payment_id: PaymentId, status: PaymentStatus },
+    PaymentRequeued {
+        /// The order the payment is for.
+        order_id: OrderId,
+        /// The attempt requeued.
+        payment_id: PaymentId,
+        /// Where it was put back: `pending` (charge again under the same
+        /// key) or `refund_pending` (refund again).
+        status: PaymentStatus,
+    },
     /// A queued payment was dropped because its order was cancelled; never charged.
-    PaymentVoided { order_id: OrderId, payment_id: PaymentId },
+    PaymentVoided {
+        /// The cancelled order.
+        order_id: OrderId,
+        /// The attempt dropped.
+        payment_id: PaymentId,
+    },
     /// An approved payment is to be refunded: its order was cancelled or
     /// rejected, or the approval came for an order that no longer waited
     /// for it (cancelled meanwhile, or paid by another attempt). The payment
     /// is `refund_pending` until [`Event::PaymentRefunded`].
-    PaymentRefundRequested { order_id: OrderId, payment_id: PaymentId, amount: Won },
+    PaymentRefundRequested {
+        /// The order the payment was for.
+        order_id: OrderId,
+        /// The approved attempt to refund.
+        payment_id: PaymentId,
+        /// What is to be given back, in whole won: all that was charged.
+        amount: Won,
+    },
     /// The gateway confirmed the refund of an approved payment.
-    PaymentRefunded { order_id: OrderId, payment_id: PaymentId, amount: Won },
+    PaymentRefunded {
+        /// The order the payment was for.
+        order_id: OrderId,
+        /// The attempt refunded.
+        payment_id: PaymentId,
+        /// What was given back, in whole won.
+        amount: Won,
+    },
     /// The store owner rejected a paid order.
-    OrderRejected { order_id: OrderId, reason: String },
+    OrderRejected {
+        /// The order rejected.
+        order_id: OrderId,
+        /// The owner's reason, told to the customer (may be empty).
+        reason: String,
+    },
     /// The owner accepted the order and started cooking.
-    CookingStarted { order_id: OrderId },
+    CookingStarted {
+        /// The order being cooked.
+        order_id: OrderId,
+    },
     /// The food is cooked.
-    FoodCooked { order_id: OrderId },
+    FoodCooked {
+        /// The order ready for its rider.
+        order_id: OrderId,
+    },
     /// A delivery was prepared; `rider` is `None` while no rider is registered.
     DeliveryPrepared {
+        /// The order to deliver.
         order_id: OrderId,
+        /// The rider picked (the least busy); `None` when there is none yet.
         rider_id: Option<RiderId>,
+        /// That rider's name; `None` with `rider_id`.
         rider: Option<String>,
+        /// The delivery charge paid to that rider; `None` with `rider_id`.
         charge_id: Option<ChargeId>,
+        /// The store's delivery charge, in whole won.
         charge: Won,
     },
     /// A (different) rider was named for the delivery.
-    DeliveryRiderAssigned { order_id: OrderId, rider_id: RiderId, rider: String, charge_id: ChargeId, charge: Won },
+    DeliveryRiderAssigned {
+        /// The order to deliver.
+        order_id: OrderId,
+        /// The rider now delivering it.
+        rider_id: RiderId,
+        /// That rider's name.
+        rider: String,
+        /// The new delivery charge paid to that rider (any earlier rider's
+        /// is voided or taken back).
+        charge_id: ChargeId,
+        /// The delivery charge, in whole won.
+        charge: Won,
+    },
     /// The delivery charge was paid to the rider.
-    DeliveryChargePaid { order_id: OrderId, charge_id: ChargeId, rider_id: RiderId, amount: Won },
+    DeliveryChargePaid {
+        /// The order delivered.
+        order_id: OrderId,
+        /// The charge paid.
+        charge_id: ChargeId,
+        /// The rider paid.
+        rider_id: RiderId,
+        /// What the rider was paid, in whole won.
+        amount: Won,
+    },
     /// The rider departed with the food.
-    DeliveryStarted { order_id: OrderId, rider_id: RiderId, rider: String },
+    DeliveryStarted {
+        /// The order on its way.
+        order_id: OrderId,
+        /// The rider carrying it.
+        rider_id: RiderId,
+        /// That rider's name.
+        rider: String,
+    },
     /// The rider handed the food over.
-    DeliveryCompleted { order_id: OrderId },
+    DeliveryCompleted {
+        /// The order delivered; the customer may now review it.
+        order_id: OrderId,
+    },
     /// The customer cancelled the order before departure.
-    OrderCancelled { order_id: OrderId, reason: String },
+    OrderCancelled {
+        /// The order cancelled.
+        order_id: OrderId,
+        /// The customer's reason (may be empty).
+        reason: String,
+    },
     /// The delivery was cancelled with its order.
-    DeliveryCancelled { order_id: OrderId },
+    DeliveryCancelled {
+        /// The cancelled order.
+        order_id: OrderId,
+    },
     /// A paid delivery charge is to be taken back from the rider: the
     /// order was cancelled, the delivery moved to another rider, or the
     /// charge was paid after its delivery was cancelled or moved. The charge
     /// is `refund_pending` until [`Event::DeliveryChargeRefunded`].
-    DeliveryChargeRefundRequested { order_id: OrderId, charge_id: ChargeId, amount: Won },
+    DeliveryChargeRefundRequested {
+        /// The order the charge was for.
+        order_id: OrderId,
+        /// The paid charge to take back.
+        charge_id: ChargeId,
+        /// What is to be taken back, in whole won: all that was paid.
+        amount: Won,
+    },
     /// A paid delivery charge was taken back from the rider.
-    DeliveryChargeRefunded { order_id: OrderId, charge_id: ChargeId, amount: Won },
+    DeliveryChargeRefunded {
+        /// The order the charge was for.
+        order_id: OrderId,
+        /// The charge taken back.
+        charge_id: ChargeId,
+        /// What was taken back, in whole won.
+        amount: Won,
+    },
     /// An unpaid delivery charge was dropped; never paid.
-    DeliveryChargeVoided { order_id: OrderId, charge_id: ChargeId },
+    DeliveryChargeVoided {
+        /// The order the charge was for.
+        order_id: OrderId,
+        /// The charge dropped.
+        charge_id: ChargeId,
+    },
     /// The gateway's answers about a delivery charge (or taking it back)
     /// stayed unreadable: a person must look.
-    DeliveryChargeNeedsAttention { order_id: OrderId, charge_id: ChargeId, amount: Won, reason: String },
+    DeliveryChargeNeedsAttention {
+        /// The order the charge is for.
+        order_id: OrderId,
+        /// The charge that needs a person.
+        charge_id: ChargeId,
+        /// What the gateway may have paid or taken back, in whole won.
+        amount: Won,
+        /// The last unreadable answer, in the gateway's or the client's words.
+        reason: String,
+    },
     /// A person put a delivery charge that needed attention back in the
     /// queue, as `status` (`pending` or `refund_pending`).
-    DeliveryChargeRequeued { order_id: OrderId, charge_id: ChargeId, status: ChargeStatus },
+    DeliveryChargeRequeued {
+        /// The order the charge is for.
+        order_id: OrderId,
+        /// The charge requeued.
+        charge_id: ChargeId,
+        /// Where it was put back: `pending` (pay again under the same key)
+        /// or `refund_pending` (take back again).
+        status: ChargeStatus,
+    },
     /// The customer reviewed a delivered order.
-    ReviewRegistered { order_id: OrderId, store_id: StoreId, score: u8, text: String },
+    ReviewRegistered {
+        /// The order reviewed (once only).
+        order_id: OrderId,
+        /// Its store, whose review count and average it changes.
+        store_id: StoreId,
+        /// From 1 to 5.
+        score: u8,
+        /// What the customer wrote (may be empty).
+        text: String,
+    },
 }
 
 /// Declares [`EventType`] and what it takes to know an event's type and
@@ -233,7 +431,7 @@ event_types! {
     }
 }
 
-super::named_strings!(EventType);
+super::strings::named_strings!(EventType);
 
 impl Event {
     /// The event's type name, as stored in the log (`"OrderPlaced"`).

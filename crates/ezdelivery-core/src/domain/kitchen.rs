@@ -8,31 +8,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::refusal::Standing;
-use super::{status_strings, Event, OrderId, Refusal, StoreId};
-
-/// Where a kitchen ticket stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KitchenStatus {
-    /// In the owner's inbox.
-    Received,
-    /// Being cooked.
-    Cooking,
-    /// Ready for the rider.
-    Cooked,
-    /// The owner rejected the order.
-    Rejected,
-    /// The customer cancelled the order.
-    Cancelled,
-}
-
-status_strings!(KitchenStatus {
-    Received => "received",
-    Cooking => "cooking",
-    Cooked => "cooked",
-    Rejected => "rejected",
-    Cancelled => "cancelled",
-});
+use super::event::Event;
+use super::ids::{OrderId, StoreId};
+use super::refusal::{Refusal, Standing};
+pub use super::status::KitchenStatus;
 
 /// What can happen to a kitchen ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,43 +9,14 @@
 //! ```
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::refusal::Standing;
+use super::catalogue::{Menu, Store};
+use super::event::Event;
+use super::ids::{OrderId, StoreId, Won};
+pub use super::item::OrderItem;
+use super::refusal::{DomainError, Refusal, Standing};
+pub use super::status::OrderStatus;
 use super::validate::{self, Invalid};
-use super::{status_strings, DomainError, Event, Menu, MenuId, OrderId, Refusal, Store, StoreId, Won};
-
-/// Where an order stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OrderStatus {
-    /// Placed, not paid: not established, the store does not see it.
-    PendingPayment,
-    /// Paid: waiting in the store's inbox.
-    Paid,
-    /// The owner accepted it and is cooking.
-    Cooking,
-    /// The food is ready for the rider.
-    Cooked,
-    /// The rider is on the way.
-    Delivering,
-    /// Handed over.
-    Delivered,
-    /// Cancelled by the customer before departure.
-    Cancelled,
-    /// Rejected by the store owner.
-    Rejected,
-}
-
-status_strings!(OrderStatus {
-    PendingPayment => "pending_payment",
-    Paid => "paid",
-    Cooking => "cooking",
-    Cooked => "cooked",
-    Delivering => "delivering",
-    Delivered => "delivered",
-    Cancelled => "cancelled",
-    Rejected => "rejected",
-});
 
 /// What can be asked of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,19 +97,6 @@ impl OrderStatus {
     }
 }
 
-/// One line of an order: a menu at the price it had when ordered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OrderItem {
-    /// The menu.
-    pub menu_id: MenuId,
-    /// Its name when ordered.
-    pub name: String,
-    /// Its price when ordered.
-    pub unit_price: Won,
-    /// How many.
-    pub qty: u32,
-}
-
 /// An order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Order {
@@ -146,11 +104,11 @@ pub struct Order {
     pub id: OrderId,
     /// The store it was placed with.
     pub store_id: StoreId,
-    /// Who ordered.
+    /// Who ordered: the name the customer's messages go to.
     pub customer: String,
-    /// Where to deliver.
+    /// Where to deliver (empty when none was given).
     pub address: String,
-    /// What was ordered.
+    /// What was ordered, one line per menu, at its price when ordered.
     pub items: Vec<OrderItem>,
     /// The sum of `unit_price * qty` over the items.
     pub total: Won,
@@ -289,6 +247,7 @@ impl Order {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::MenuId;
     use OrderAction as A;
     use OrderStatus as S;
 

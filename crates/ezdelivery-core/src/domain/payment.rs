@@ -15,38 +15,10 @@ use chrono::{DateTime, Utc};
 
 use super::attempt::Attempt;
 use super::billed::{Billed, BillingAction, BillingStatus, Happened, Parts};
-use super::refusal::{Billing, Standing};
-use super::{status_strings, Event, OrderId, PaymentId, Refusal, Won};
-
-/// Where a payment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PaymentStatus {
-    /// Sent or queued; no answer from the gateway yet.
-    Pending,
-    /// Approved: the order is established.
-    Approved,
-    /// Declined by the gateway; the customer may pay again.
-    Declined,
-    /// The order was cancelled or rejected; the refund is not confirmed yet.
-    RefundPending,
-    /// Refunded.
-    Refunded,
-    /// Never charged: the order was cancelled while the payment was queued.
-    Voided,
-    /// The gateway may hold money that the engine cannot settle by itself
-    /// (its answers stayed unreadable): a person must look.
-    NeedsAttention,
-}
-
-status_strings!(PaymentStatus {
-    Pending => "pending",
-    Approved => "approved",
-    Declined => "declined",
-    RefundPending => "refund_pending",
-    Refunded => "refunded",
-    Voided => "voided",
-    NeedsAttention => "needs_attention",
-});
+use super::event::Event;
+use super::ids::{OrderId, PaymentId, Won};
+use super::refusal::{Billing, Refusal, Standing};
+pub use super::status::PaymentStatus;
 
 impl BillingStatus for PaymentStatus {
     const WHAT: Billing = Billing::Payment;

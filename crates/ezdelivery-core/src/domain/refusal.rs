@@ -1,7 +1,8 @@
 //! Why the state machine refuses a move: typed, with messages that say what
 //! went wrong, for which id, and what to do next.
 
-use super::{ChargeStatus, DeliveryStatus, KitchenStatus, OrderId, OrderStatus, PaymentStatus, StoreId};
+use super::ids::{OrderId, StoreId};
+use super::status::{ChargeStatus, DeliveryStatus, KitchenStatus, OrderStatus, PaymentStatus};
 
 /// A move the domain does not allow in the current state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,15 +16,15 @@ pub enum Refusal {
     /// A picked menu is sold out.
     #[error("menu {menu} ({name}) is sold out; pick another menu or wait until it is available again")]
     MenuSoldOut {
-        /// The sold-out menu id.
+        /// The sold-out menu item's id.
         menu: i64,
-        /// Its name.
+        /// Its name, to say which one in the message.
         name: String,
     },
     /// The order is not paid, so it is not established: the store never sees it.
     #[error("order {order} is not paid ({status}); it has to be paid first")]
     NotPaid {
-        /// The order.
+        /// The order the move was asked of.
         order: OrderId,
         /// Its current status.
         status: OrderStatus,
@@ -32,7 +33,7 @@ pub enum Refusal {
     /// longer possible.
     #[error("{}", departed_message(*.order, *.status))]
     AlreadyDeparted {
-        /// The order.
+        /// The order the move was asked of.
         order: OrderId,
         /// `delivering` or `delivered`.
         status: OrderStatus,
@@ -40,7 +41,7 @@ pub enum Refusal {
     /// The food has to be cooked before the rider departs.
     #[error("order {order} cannot depart: the food is not cooked yet (kitchen: {kitchen})")]
     FoodNotCooked {
-        /// The order.
+        /// The order the move was asked of.
         order: OrderId,
         /// The kitchen ticket's status.
         kitchen: KitchenStatus,
@@ -48,7 +49,7 @@ pub enum Refusal {
     /// The rider's delivery charge has to be paid before departure.
     #[error("order {order} cannot depart: the delivery charge to the rider is not paid ({}); it is retried under the same key", .charge.map_or("none", ChargeStatus::as_str))]
     ChargeNotPaid {
-        /// The order.
+        /// The order the move was asked of.
         order: OrderId,
         /// The charge's status, or `none`.
         charge: Option<ChargeStatus>,
@@ -56,14 +57,14 @@ pub enum Refusal {
     /// No rider is assigned, and none was named.
     #[error("order {order} has no rider yet; name one for its departure")]
     NoRider {
-        /// The order.
+        /// The order the move was asked of.
         order: OrderId,
     },
     /// Another card was given while an earlier payment may have reached the
     /// gateway: charging the new card could charge the customer twice.
     #[error("order {order}: the payment with card {card} may have reached the gateway and its outcome is not known yet; it is not replaced by another card, so the customer is never charged twice")]
     PaymentInDoubt {
-        /// The order.
+        /// The order the move was asked of.
         order: OrderId,
         /// The earlier card's last four digits (`…1111`).
         card: String,
@@ -74,7 +75,7 @@ pub enum Refusal {
         super::time::to_the_second(.until)
     )]
     GatewayBusy {
-        /// The order.
+        /// The order the move was asked of.
         order: OrderId,
         /// `payment` or `delivery charge`.
         what: Billing,
@@ -87,7 +88,7 @@ pub enum Refusal {
         "order {order}: the {what} needs attention: the gateway may hold money that could not be settled automatically"
     )]
     NeedsAttention {
-        /// The order.
+        /// The order the move was asked of.
         order: OrderId,
         /// `payment` or `delivery charge`.
         what: Billing,
@@ -95,7 +96,7 @@ pub enum Refusal {
     /// The order was already reviewed.
     #[error("order {order} was already reviewed; a review can be written once")]
     AlreadyReviewed {
-        /// The order.
+        /// The order the move was asked of.
         order: OrderId,
     },
     /// Any other move the state machine of one aggregate does not allow.

@@ -3,23 +3,26 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::event::Event;
+use super::ids::{OrderId, StoreId};
+use super::order::Order;
+use super::refusal::DomainError;
 use super::validate::{self};
-use super::{DomainError, Event, Order, OrderId, StoreId};
 
 /// A review: once per delivered order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Review {
     /// The order reviewed.
     pub order_id: OrderId,
-    /// Its store.
+    /// The order's store, whose review count and average it changes.
     pub store_id: StoreId,
-    /// Who wrote it.
+    /// Who wrote it: the order's customer.
     pub customer: String,
-    /// 1 to 5.
+    /// The score, from 1 (worst) to 5 (best).
     pub score: u8,
     /// What they wrote (may be empty).
     pub text: String,
-    /// When.
+    /// When it was written (the engine's clock, UTC).
     pub created_at: DateTime<Utc>,
 }
 

@@ -1,7 +1,7 @@
 //! Input validation: values a user typed that can never be right, whatever
 //! the state (exit code 2). Checked before anything is written.
 
-use super::{won, Won};
+use super::ids::{won, StoreId, Won};
 
 /// The largest price of one menu item, in won. Keeps every total far from
 /// integer overflow (999 items of 999 of the most expensive menu still fit).
@@ -195,7 +195,7 @@ pub fn score(value: u8) -> Result<u8, Invalid> {
 }
 
 /// What a second menu of the same name in one store is told.
-pub fn menu_taken(store: super::StoreId, name: &str) -> String {
+pub fn menu_taken(store: StoreId, name: &str) -> String {
     format!("store {store} already has a menu named `{}`", shown(name))
 }
 

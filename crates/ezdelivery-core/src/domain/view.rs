@@ -12,11 +12,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::order::OrderAction;
-use crate::domain::{
-    ChargeId, ChargeStatus, DeliveryStatus, Event, EventType, KitchenStatus, OrderId, OrderItem, OrderStatus,
-    PaymentId, PaymentStatus, StoreId, Won,
-};
+use super::event::{Event, EventType};
+use super::ids::{ChargeId, OrderId, PaymentId, StoreId, Won};
+use super::item::OrderItem;
+use super::order::OrderAction;
+use super::status::{ChargeStatus, DeliveryStatus, KitchenStatus, OrderStatus, PaymentStatus};
 
 /// The times of a view: the text chrono's own `Serialize` writes (RFC 3339,
 /// `Z`, the shortest of 0, 3, 6 or 9 fraction digits) and anything its
@@ -46,21 +46,22 @@ mod stored_time {
 /// The mypage view of one order: its JSON form is the order view of `--json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderView {
-    /// The order.
+    /// The order this view is of (one view per order).
     pub order_id: OrderId,
-    /// Its store.
+    /// The store it was placed with.
     pub store_id: StoreId,
     /// The store's name when ordered.
     pub store: String,
-    /// Who ordered.
+    /// Who ordered: the name the customer's messages go to.
     pub customer: String,
-    /// Where to.
+    /// Where to deliver (empty when none was given).
     pub address: String,
     /// Where the order stands.
     pub status: OrderStatus,
-    /// What was ordered.
+    /// What was ordered, each line at its price when ordered.
     pub items: Vec<OrderItem>,
-    /// The sum of the items.
+    /// What the customer pays, in whole won: the sum of `unit_price *
+    /// qty` over the items.
     pub total: Won,
     /// The current payment attempt, once there is one.
     pub payment: Option<PaymentView>,
@@ -86,7 +87,8 @@ pub struct OrderView {
 /// The payment part of a view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentView {
-    /// The payment attempt.
+    /// The latest payment attempt's id (a declined try and the one after
+    /// it are two attempts).
     pub id: PaymentId,
     /// The payment's status, as its events left it.
     pub status: PaymentStatus,
@@ -119,7 +121,8 @@ pub struct DeliveryView {
 /// The delivery-charge part of a view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChargeView {
-    /// The charge.
+    /// The current rider's delivery charge's id (a new rider gets a new
+    /// charge).
     pub id: ChargeId,
     /// The charge's status, as its events left it.
     pub status: ChargeStatus,
@@ -130,21 +133,21 @@ pub struct ChargeView {
 /// The review part of a view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReviewView {
-    /// 1 to 5.
+    /// The score, from 1 (worst) to 5 (best).
     pub score: u8,
-    /// What the customer wrote.
+    /// What the customer wrote (may be empty).
     pub text: String,
 }
 
 /// One line of the timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimelineEntry {
-    /// The event's sequence number.
+    /// The event's sequence number in the log (strictly increasing, from 1).
     pub seq: i64,
     /// The event's type, written as its name (`"OrderPlaced"`).
     #[serde(rename = "type")]
     pub kind: EventType,
-    /// When.
+    /// When the event happened (the engine's clock, UTC).
     #[serde(with = "stored_time")]
     pub at: DateTime<Utc>,
 }

@@ -4,12 +4,13 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::attempt::Answer;
-use crate::domain::{ChannelName, OrderId, OrderStatus, RiderId, Won};
+use crate::domain::{ChannelName, OrderId, RiderId, Won};
 
 pub mod copy;
 pub mod outbox;
 pub mod storage;
 
+pub use outbox::Message;
 pub use storage::{Repo, Storage, StoredEvent, Table};
 
 /// What a [`Message`] is about: an event's type (the domain's).
@@ -51,14 +52,16 @@ pub enum GatewayOutcome {
     /// this is never dropped, and after too many such answers it needs a
     /// person (`needs_attention`).
     Unavailable {
-        /// What happened.
+        /// What went wrong (a timeout, an HTTP status, an unreadable
+        /// body), for people and the event log.
         reason: String,
     },
     /// Certainly not acted on: the request never left (the connection was
     /// never established, or the service is switched off). Tried again
     /// later; a cancelled order may drop it.
     NotReached {
-        /// What happened.
+        /// Why the request never left (the connection was refused, the
+        /// service is switched off), for people and the event log.
         reason: String,
     },
 }
@@ -85,7 +88,7 @@ impl GatewayOutcome {
 pub struct PaymentRequest {
     /// Stays the same when this attempt is retried.
     pub idempotency_key: String,
-    /// The order paid.
+    /// The order this payment is for.
     pub order_id: OrderId,
     /// The order's total, in whole won: the gateway charges exactly this.
     pub amount: Won,
@@ -98,11 +101,11 @@ pub struct PaymentRequest {
 pub struct ChargeRequest {
     /// Stays the same when this attempt is retried.
     pub idempotency_key: String,
-    /// The order delivered.
+    /// The order whose delivery the charge is for.
     pub order_id: OrderId,
-    /// The rider paid.
+    /// The rider to pay (or take the charge back from).
     pub rider_id: RiderId,
-    /// The rider's name.
+    /// That rider's name, unique among riders, for the gateway's records.
     pub rider: String,
     /// The delivery charge, in whole won.
     pub amount: Won,
@@ -113,13 +116,14 @@ pub struct ChargeRequest {
 pub struct RefundRequest {
     /// Stays the same when this refund is retried.
     pub idempotency_key: String,
-    /// The order.
+    /// The order the payment or charge was for.
     pub order_id: OrderId,
     /// The gateway's id of what is undone.
     pub gateway_ref: String,
     /// What is given back, in whole won: all that was taken.
     pub amount: Won,
-    /// Why.
+    /// Why it is undone (the order was cancelled or rejected, the rider
+    /// replaced), for the gateway's records.
     pub reason: String,
 }
 
@@ -160,25 +164,6 @@ impl<G: ChargeGateway + ?Sized> ChargeGateway for Box<G> {
     fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
         (**self).refund(request)
     }
-}
-
-/// One message to one person about one order event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message {
-    /// Stable across retries, so a receiver can drop repeats.
-    pub id: String,
-    /// The order.
-    pub order_id: OrderId,
-    /// The event type that caused it (`PaymentApproved`).
-    pub event: EventType,
-    /// The order's status after the event.
-    pub status: OrderStatus,
-    /// Who it is for (customer or store owner name).
-    pub recipient: String,
-    /// The text, in the configured language.
-    pub text: String,
-    /// When the event happened.
-    pub at: DateTime<Utc>,
 }
 
 /// A channel that delivers messages (console, JSON lines, webhook, KakaoTalk).

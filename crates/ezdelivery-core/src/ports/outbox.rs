@@ -3,8 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::status_strings;
-use crate::ports::Message;
+use crate::domain::{status_strings, EventType, OrderId, OrderStatus};
 
 /// Where one message stands on one channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -26,7 +25,7 @@ status_strings!(DeliveryState {
 /// The delivery state of one message on one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageDelivery {
-    /// The message.
+    /// The message's id ([`Message::id`]).
     pub message_id: String,
     /// The channel (`console`, `jsonl`, …).
     pub channel: String,
@@ -36,15 +35,35 @@ pub struct MessageDelivery {
     pub tries: u32,
     /// When it is due (pending only).
     pub next_at: DateTime<Utc>,
-    /// The last failure.
+    /// What the channel said when it last failed to deliver it; `None`
+    /// before the first failure.
     pub last_error: Option<String>,
 }
 
 /// A message with its delivery state on one channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedMessage {
-    /// The message.
+    /// The message, as queued with the event it tells about.
     pub message: Message,
     /// Its state on the channel.
     pub delivery: MessageDelivery,
+}
+
+/// One message to one person about one order event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// Stable across retries, so a receiver can drop repeats.
+    pub id: String,
+    /// The order the event is about.
+    pub order_id: OrderId,
+    /// The event type that caused it (`PaymentApproved`).
+    pub event: EventType,
+    /// The order's status after the event.
+    pub status: OrderStatus,
+    /// Who it is for (customer or store owner name).
+    pub recipient: String,
+    /// The text, in the configured language.
+    pub text: String,
+    /// When the event happened.
+    pub at: DateTime<Utc>,
 }

@@ -5,13 +5,12 @@
 
 use chrono::{DateTime, Utc};
 
+use super::outbox::{Message, MessageDelivery, QueuedMessage};
 use crate::domain::view::OrderView;
 use crate::domain::{
     Breaker, BreakerName, Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, Payment, PaymentId,
     Review, Rider, RiderId, Store, StoreId,
 };
-use crate::ports::outbox::{MessageDelivery, QueuedMessage};
-use crate::ports::Message;
 use crate::Result;
 
 /// Runs units of work atomically. Shared by every thread of a process
@@ -75,9 +74,9 @@ pub struct StoredEvent {
     pub seq: i64,
     /// Unique id (a UUID), for consumers that deduplicate.
     pub id: String,
-    /// When it happened.
+    /// When it happened (the engine's clock, UTC).
     pub at: DateTime<Utc>,
-    /// What happened.
+    /// The event itself: its type and its data.
     pub event: Event,
 }
 

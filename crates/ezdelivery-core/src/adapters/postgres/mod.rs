@@ -102,6 +102,7 @@
 //! Errors name the server as `user@host:port/database`, never with the
 //! password ([`redact`]).
 
+mod failure;
 mod repo;
 mod schema;
 #[cfg(test)]
@@ -113,7 +114,6 @@ use std::str::FromStr;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, IsolationLevel, NoTls, Statement};
 use r2d2_postgres::PostgresConnectionManager;
@@ -121,6 +121,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use crate::ports::{Repo, Storage};
 use crate::{Error, Result};
 
+use failure::{describe, retryable, storage_error, Failure};
 use repo::PgRepo;
 
 /// How many connections a storage keeps open at most, by default.
@@ -192,40 +193,6 @@ impl r2d2::ManageConnection for Manager {
     fn has_broken(&self, session: &mut Session) -> bool {
         self.0.has_broken(&mut session.client)
     }
-}
-
-/// A PostgreSQL error as a message: the server's own words (severity,
-/// message, SQLSTATE, detail, hint) for a database error, else the
-/// client's with its causes. Never holds a password: neither the server
-/// nor the client repeats one.
-pub(crate) fn describe(e: &postgres::Error) -> String {
-    if let Some(db) = e.as_db_error() {
-        let mut text = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
-        if let Some(detail) = db.detail() {
-            text.push_str(&format!("; {detail}"));
-        }
-        if let Some(hint) = db.hint() {
-            text.push_str(&format!("; hint: {hint}"));
-        }
-        return text;
-    }
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
-/// A storage error caused by `e`.
-pub(crate) fn storage_error(e: postgres::Error) -> Error {
-    Error::Storage(crate::error::StorageError::caused_by(describe(&e), e))
-}
-
-/// Whether `code` means "another transaction got in the way: run it again".
-fn retryable(code: Option<&SqlState>) -> bool {
-    matches!(code, Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED)
 }
 
 /// `url` with any password in it replaced by `***`: the `user:password@`
@@ -443,12 +410,6 @@ impl PostgresStorage {
         drained.map(drop).map_err(storage_error)?;
         Ok(())
     }
-}
-
-/// Why a unit of work failed, and whether it is to run again.
-pub(crate) struct Failure {
-    pub(crate) error: Error,
-    pub(crate) retry: bool,
 }
 
 /// How long to wait before try `tries + 1`: 2 ms doubling per try, at most

@@ -14,7 +14,7 @@ use postgres::error::SqlState;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Row, Statement, Transaction};
 
-use super::{describe, retryable, Failure};
+use super::failure::{describe, retryable, storage_error, Failure};
 use crate::adapters::calls::CallRecord;
 use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::view::OrderView;
@@ -486,7 +486,7 @@ impl<'a, 't> PgRepo<'a, 't> {
         if self.failure.is_none() {
             self.failure = Some((retry, describe(&e)));
         }
-        super::storage_error(e)
+        storage_error(e)
     }
 
     fn prepared(&mut self, sql: &'static str) -> Result<Statement> {

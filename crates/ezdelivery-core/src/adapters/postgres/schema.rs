@@ -26,7 +26,7 @@
 
 use postgres::Client;
 
-use super::describe;
+use super::failure::describe;
 use crate::{Error, Result};
 
 /// The advisory lock key that serialises migrations (`'ezdm'`).

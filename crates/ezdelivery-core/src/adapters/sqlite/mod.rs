@@ -20,6 +20,8 @@
 //! (`2024-05-01T12:00:00.000000Z`), so comparing strings compares times;
 //! anything finer than a microsecond is dropped, as PostgreSQL would.
 
+mod cache;
+mod connection;
 mod copy;
 mod preflight;
 mod repo;
@@ -28,22 +30,17 @@ mod upgrade;
 
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
-use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 use crate::ports::{Repo, Storage};
 use crate::{Error, Result, StorageError, StorageProblem};
 
+use cache::ViewCache;
+pub use connection::BUSY_TIMEOUT;
+use connection::STATEMENT_CACHE;
 pub use preflight::Contents;
 use repo::SqliteRepo;
-
-/// How long a writer waits for another connection's lock before failing.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How many prepared statements each connection keeps (more than the
-/// adapter has, so the hot paths never prepare twice).
-const STATEMENT_CACHE: usize = 128;
 
 /// How hard SQLite works to keep commits on disk (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -160,53 +157,6 @@ impl Failed {
 impl From<Error> for Failed {
     fn from(error: Error) -> Failed {
         Failed { error, access: false }
-    }
-}
-
-/// The views this connection wrote lately, decoded, so that a command does
-/// not decode again the JSON it wrote a moment before. Valid
-/// while no other connection has committed: `PRAGMA data_version`, read at
-/// the start of every transaction, says when one has, and the cache is
-/// emptied; so it is when this connection changed rows outside the
-/// adapter's transactions (through [`SqliteStorage::connection`]), which
-/// its count of changes tells. A rolled-back write empties it too.
-#[derive(Debug, Default)]
-pub(crate) struct ViewCache {
-    /// `PRAGMA data_version` when the cache was last known valid.
-    data_version: Option<i64>,
-    /// The connection's count of changed rows after the last transaction.
-    changes: u64,
-    views: std::collections::HashMap<crate::domain::OrderId, crate::domain::view::OrderView>,
-}
-
-impl ViewCache {
-    /// Most views a cache holds before it starts over.
-    const CAPACITY: usize = 4_096;
-
-    pub(crate) fn get(&self, order: crate::domain::OrderId) -> Option<crate::domain::view::OrderView> {
-        self.views.get(&order).cloned()
-    }
-
-    pub(crate) fn put(&mut self, view: crate::domain::view::OrderView) {
-        if self.views.len() >= Self::CAPACITY {
-            self.views.clear();
-        }
-        self.views.insert(view.order_id, view);
-    }
-
-    pub(crate) fn clear(&mut self) {
-        self.views.clear();
-    }
-
-    /// Empties the cache if another connection committed since it was
-    /// filled, or this one changed rows behind the adapter's back.
-    fn check(&mut self, conn: &Connection) -> Result<()> {
-        let version: i64 = conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
-        if self.data_version != Some(version) || self.changes != conn.total_changes() {
-            self.views.clear();
-            self.data_version = Some(version);
-        }
-        Ok(())
     }
 }
 

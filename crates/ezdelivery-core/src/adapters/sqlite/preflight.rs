@@ -28,7 +28,8 @@ use std::sync::OnceLock;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 
-use super::{schema, BUSY_TIMEOUT};
+use super::connection::BUSY_TIMEOUT;
+use super::schema;
 use crate::domain::validate::Invalid;
 use crate::{Error, Result};
 

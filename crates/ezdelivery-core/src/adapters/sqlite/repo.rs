@@ -10,6 +10,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 use serde::de::DeserializeOwned;
 
+use super::cache::ViewCache;
 use crate::adapters::calls::CallRecord;
 use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::view::OrderView;
@@ -488,12 +489,12 @@ fn queued_row(row: &Row) -> Result<QueuedMessage> {
 /// ([`super::SqliteStorage`] opens and closes it).
 pub(super) struct SqliteRepo<'a> {
     conn: &'a Connection,
-    views: &'a mut super::ViewCache,
+    views: &'a mut ViewCache,
 }
 
 impl<'a> SqliteRepo<'a> {
     /// A repo over `conn`, which the caller keeps inside a transaction.
-    pub(super) fn new(conn: &'a Connection, views: &'a mut super::ViewCache) -> SqliteRepo<'a> {
+    pub(super) fn new(conn: &'a Connection, views: &'a mut ViewCache) -> SqliteRepo<'a> {
         SqliteRepo { conn, views }
     }
 
