@@ -159,7 +159,7 @@ fn replay(repo: &mut dyn Repo) -> Result<HashMap<OrderId, Logged>> {
     let mut logged: HashMap<OrderId, Logged> = HashMap::new();
     let mut after = 0;
     loop {
-        let batch = repo.events(after, None, BATCH)?;
+        let batch = repo.replay(after, BATCH)?;
         let Some(last) = batch.last() else { break };
         after = last.seq;
         for stored in &batch {

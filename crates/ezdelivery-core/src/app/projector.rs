@@ -34,7 +34,7 @@ pub struct Progress {
 pub fn catch_up(repo: &mut dyn Repo) -> Result<Progress> {
     let mut progress = Progress { checkpoint: repo.checkpoint(MYPAGE)?, ..Progress::default() };
     loop {
-        let batch = repo.events(progress.checkpoint, None, BATCH)?;
+        let batch = repo.replay(progress.checkpoint, BATCH)?;
         let Some(last) = batch.last() else { break };
         progress.checkpoint = last.seq;
         progress.events += batch.len();

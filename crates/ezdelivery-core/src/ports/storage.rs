@@ -219,6 +219,18 @@ pub trait Repo {
     /// back) counts as the last event numbered below it.
     fn events(&mut self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>>;
 
+    /// Every event this unit of work sees with a number above `after`, in
+    /// number order, at most `limit`: the whole log as of this unit of
+    /// work, for a replay that compares it with the views saved beside it
+    /// (a projection rebuild, the invariant check, a copy's
+    /// verification). Unlike [`Repo::events`] it does not hold back events
+    /// a follower could still see joined by earlier ones; those are as
+    /// committed as the views that a replay compares them with. With one
+    /// writer at a time the two are the same, which is the default.
+    fn replay(&mut self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+        self.events(after, None, limit)
+    }
+
     /// The last event a projector has applied (0: none), as `events` takes
     /// it. Only a rebuild keeps one: commands project their own events.
     fn checkpoint(&mut self, projector: &str) -> Result<i64>;

@@ -205,6 +205,8 @@ const EVENTS_READ: &str = events_sql!(" AND tx < pg_snapshot_xmin(pg_current_sna
 const EVENTS_OF_ORDER_READ: &str =
     events_sql!(" AND tx < pg_snapshot_xmin(pg_current_snapshot())", " AND order_id = $3");
 const EVENTS_WRITE: &str = events_sql!("", "");
+/// The log as this transaction sees it, by number: for replays.
+const REPLAY: &str = "SELECT seq, id, type, at, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
 const EVENTS_OF_ORDER_WRITE: &str = events_sql!("", " AND order_id = $3");
 
 const LOCK_ORDER: &str = "SELECT pg_advisory_xact_lock($1, $2)::text, pg_current_xact_id_if_assigned()::text";
@@ -907,6 +909,10 @@ impl Repo for PgRepo<'_, '_> {
             (Some(order), true) => self.all(EVENTS_OF_ORDER_WRITE, &[&after, &limit(n), &order], event_row),
             (None, true) => self.all(EVENTS_WRITE, &[&after, &limit(n)], event_row),
         }
+    }
+
+    fn replay(&mut self, after: i64, n: usize) -> Result<Vec<StoredEvent>> {
+        self.all(REPLAY, &[&after, &limit(n)], event_row)
     }
 
     fn checkpoint(&mut self, projector: &str) -> Result<i64> {

@@ -95,9 +95,12 @@ fn readers_get_the_log_in_commit_order_and_never_miss_a_late_commit() {
     assert!(first < second, "{first} < {second}");
     assert_eq!(read(&storage, |r| r.events(0, None, 100)), vec![], "the later event waits for the earlier");
     assert_eq!(read(&storage, |r| r.events(0, Some(2), 100)), vec![], "one order's too");
-    // A write sees what is committed, without the horizon.
+    // A write sees what is committed, without the horizon; so does a
+    // replay, which compares the log with views of the same snapshot.
     assert_eq!(seqs(&write(&storage, |r| r.events(0, None, 100))), vec![second]);
+    assert_eq!(seqs(&read(&storage, |r| r.replay(0, 100))), vec![second], "a replay sees every committed event");
     held.commit().expect("commit");
+    assert_eq!(seqs(&read(&storage, |r| r.replay(0, 100))), vec![first, second]);
     assert_eq!(seqs(&read(&storage, |r| r.events(0, None, 100))), vec![first, second]);
 
     // 2. A transaction that began writing first (an older transaction id)
@@ -114,6 +117,7 @@ fn readers_get_the_log_in_commit_order_and_never_miss_a_late_commit() {
     older.commit().expect("commit");
     let all = read(&storage, |r| r.events(0, None, 100));
     assert_eq!(seqs(&all), vec![first, second, late, younger], "commit order: the older transaction's first");
+    assert_eq!(seqs(&read(&storage, |r| r.replay(0, 100))), vec![first, second, younger, late], "a replay: by number");
     assert_eq!(seqs(&read(&storage, |r| r.events(second, None, 100))), vec![late, younger]);
     assert_eq!(
         seqs(&read(&storage, |r| r.events(late, None, 100))),
