@@ -1875,6 +1875,7 @@ fn the_reference_that_ships_covers_every_command_and_nothing_points_elsewhere() 
         "lease_ms",
         "[storage]",
         "synchronous",
+        "pool_size",
         "locale",
         "decline_cards",
         "[relay]",

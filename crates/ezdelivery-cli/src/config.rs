@@ -280,10 +280,34 @@ impl RelayConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// `full` (the default) or `normal`.
+    /// `full` (the default) or `normal` (SQLite only).
     #[serde(deserialize_with = "parsed")]
     pub synchronous: Synchronous,
+    /// PostgreSQL only: how many connections this process keeps open at
+    /// most (1 to 64; default 8). A command uses one at a time; a
+    /// `relay --watch` one more to listen for wake-ups.
+    pub pool_size: Option<u32>,
 }
+
+impl StorageConfig {
+    /// The largest `pool_size`.
+    pub const MAX_POOL: u32 = 64;
+
+    /// The PostgreSQL pool size, checked.
+    pub fn pool_size(&self) -> Result<u32> {
+        match self.pool_size {
+            None => Ok(DEFAULT_POOL),
+            Some(n) if (1..=Self::MAX_POOL).contains(&n) => Ok(n),
+            Some(n) => Err(Error::Invalid(Invalid(format!(
+                "[storage] pool_size = {n}: it must be from 1 to {}",
+                Self::MAX_POOL
+            )))),
+        }
+    }
+}
+
+/// Connections a PostgreSQL storage keeps open at most, unless told.
+pub const DEFAULT_POOL: u32 = 8;
 
 /// One `[[notify]]` channel, by its `kind`. Each kind takes its own keys;
 /// any other key is an error.
@@ -425,7 +449,7 @@ impl Config {
         let (retry, lease) = self.retry.policy(&timeouts)?;
         // The storage's errors say what to do when the cause is the file's
         // access (a folder or file that cannot be written), and only then.
-        let storage = storage::open(db, self.storage.synchronous, only_reads)?;
+        let storage = storage::open(db, &self.storage, only_reads)?;
         let mut builder = Engine::builder(storage)
             .payment(payment)
             .charge(charge)
@@ -584,6 +608,12 @@ mod tests {
 
         let message = error(parse("[charge]\nadapter = \"Http\"\n"));
         assert!(message.contains("unknown variant `Http`, expected `sandbox` or `http`"), "{message}");
+        assert_eq!(parse("[storage]\npool_size = 3\n").unwrap().storage.pool_size().ok(), Some(3));
+        assert_eq!(defaults.storage.pool_size().ok(), Some(DEFAULT_POOL));
+        for bad in ["0", "65"] {
+            let config = parse(&format!("[storage]\npool_size = {bad}\n")).unwrap();
+            assert!(matches!(config.storage.pool_size(), Err(Error::Invalid(_))), "pool_size = {bad}");
+        }
         let message = error(parse("[storage]\nsynchronous = \"fast\"\n"));
         assert!(message.contains("synchronous = \"fast\""), "{message}");
         assert!(message.contains("use \"full\" or \"normal\""), "{message}");

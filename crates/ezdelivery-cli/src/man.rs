@@ -291,8 +291,8 @@ Back\-off of queued calls and messages; how long a claim on a gateway call lasts
 \fB[relay]\fR: \fBinterval_ms\fR (1000), \fBretention_days\fR (7)
 \fBrelay \-\-watch\fR: the wait after a pass that settled nothing (\fB\-\-interval\fR overrides it); how long delivered messages are kept before the worker purges them (0: purge every delivered message).
 .TP
-\fB[storage]\fR: \fBsynchronous\fR = "full" | "normal"
-How hard SQLite works to keep each commit on disk.
+\fB[storage]\fR: \fBsynchronous\fR = "full" | "normal"; \fBpool_size\fR (8)
+How hard SQLite works to keep each commit on disk; how many connections to PostgreSQL a process keeps open at most (1 to 64).
 .TP
 \fB[[notify]]\fR: \fBkind\fR = "console" | "jsonl" (\fBpath\fR) | "webhook" (\fBurl\fR, \fBtimeout_ms\fR) | "kakao" (\fBbase_url\fR, \fBtimeout_ms\fR; token from EZDELIVERY_KAKAO_TOKEN); \fBname\fR
 Zero or more notification channels; none: the console.

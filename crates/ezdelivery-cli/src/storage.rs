@@ -10,7 +10,9 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
+use ezdelivery_core::adapters::sqlite::SqliteStorage;
+
+use crate::config::StorageConfig;
 use ezdelivery_core::domain::validate::Invalid;
 use ezdelivery_core::ports::Storage;
 use ezdelivery_core::{Error, Result, StorageError};
@@ -118,7 +120,8 @@ impl fmt::Display for Database {
 /// Opens `db`: a SQLite file (read-only when `only_reads` and it cannot be
 /// written: [`SqliteStorage::open_for_reading`]), or a PostgreSQL database
 /// ([`open_postgres`], which opens it as usual whatever the command).
-pub fn open(db: &Database, synchronous: Synchronous, only_reads: bool) -> Result<Box<dyn Storage>> {
+pub fn open(db: &Database, config: &StorageConfig, only_reads: bool) -> Result<Box<dyn Storage>> {
+    let synchronous = config.synchronous;
     Ok(match db {
         Database::Sqlite(path) if only_reads => {
             Box::new(SqliteStorage::open_for_reading(path, synchronous).map_err(crate::config::another_file)?)
@@ -126,21 +129,21 @@ pub fn open(db: &Database, synchronous: Synchronous, only_reads: bool) -> Result
         Database::Sqlite(path) => {
             Box::new(SqliteStorage::open_with(path, synchronous).map_err(crate::config::another_file)?)
         }
-        Database::Postgres(url) => open_postgres(url).map_err(|e| db.scrub(e))?,
+        Database::Postgres(url) => open_postgres(url, config.pool_size()?).map_err(|e| db.scrub(e))?,
     })
 }
 
 /// Opens the PostgreSQL database at `url` (brought up to date, as a SQLite
 /// file is). Its errors never repeat the URL's password.
 #[cfg(feature = "postgres")]
-pub fn open_postgres(url: &str) -> Result<Box<dyn Storage>> {
-    Ok(Box::new(ezdelivery_core::adapters::postgres::PostgresStorage::open(url)?))
+pub fn open_postgres(url: &str, pool_size: u32) -> Result<Box<dyn Storage>> {
+    Ok(Box::new(ezdelivery_core::adapters::postgres::PostgresStorage::open_with(url, pool_size)?))
 }
 
 /// A program built without PostgreSQL refuses a PostgreSQL URL (exit 2),
 /// without repeating it.
 #[cfg(not(feature = "postgres"))]
-pub fn open_postgres(_url: &str) -> Result<Box<dyn Storage>> {
+pub fn open_postgres(_url: &str, _pool_size: u32) -> Result<Box<dyn Storage>> {
     Err(invalid(
         "this ezdelivery was built without PostgreSQL (the `postgres` feature): pass --db PATH, or use a build with it"
             .into(),
@@ -286,7 +289,7 @@ mod tests {
     fn an_unreachable_postgres_url_is_a_storage_error_that_shows_no_password() {
         // Nothing listens on port 1.
         let db = Database::Postgres("postgres://kim:s3cret@127.0.0.1:1/ez".into());
-        let Err(error) = open(&db, Synchronous::Full, false) else { panic!("nothing listens on port 1") };
+        let Err(error) = open(&db, &StorageConfig::default(), false) else { panic!("nothing listens on port 1") };
         let expected = if cfg!(feature = "postgres") { "storage" } else { "invalid" };
         let kind = match &error {
             Error::Storage(s) if s.problem() == ezdelivery_core::StorageProblem::Unreachable => "storage",
