@@ -7,6 +7,7 @@ use ezdelivery_core::app::copy::CopyReport;
 use ezdelivery_core::app::messages::won;
 use ezdelivery_core::app::projector::Progress;
 use ezdelivery_core::app::relay::{Attention, RelayReport};
+use ezdelivery_core::app::simulate::SimReport;
 use ezdelivery_core::app::watch::WatchReport;
 use ezdelivery_core::domain::{ChargeStatus, EventType, Menu, PaymentStatus, Review, Rider, Store};
 use ezdelivery_core::ports::outbox::QueuedMessage;
@@ -702,4 +703,81 @@ pub fn completions(script: &[u8]) -> Output {
 /// `man`: the page, as it is and as `{"man": …}`.
 pub fn man(page: String) -> Output {
     Output::new(json!({ "man": page }), page)
+}
+
+/// `simulate`: the report, as JSON and for people.
+pub fn simulation(r: &SimReport) -> Output {
+    Output::new(simulation_json(r), simulation_text(r))
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// A simulation's report as JSON.
+fn simulation_json(r: &SimReport) -> serde_json::Value {
+    let commands: Vec<_> = r
+        .commands
+        .iter()
+        .map(|c| {
+            json!({ "command": c.command, "count": c.count, "p50_ms": ms(c.p50), "p99_ms": ms(c.p99),
+                    "max_ms": ms(c.max) })
+        })
+        .collect();
+    let violations: Vec<_> =
+        r.violations.iter().map(|v| json!({ "order_id": v.order, "rule": v.rule, "detail": v.detail })).collect();
+    json!({
+        "orders": r.orders, "delivered": r.delivered, "cancelled": r.cancelled, "queued": r.queued,
+        "retried": r.retried, "still_queued": r.still_queued, "seconds": r.elapsed.as_secs_f64(),
+        "orders_per_second": r.orders_per_second(), "commands": commands,
+        "invariants": { "hold": r.violations.is_empty(), "violations": violations,
+                        "check_seconds": r.check_elapsed.as_secs_f64() },
+        "seed": r.config.seed,
+    })
+}
+
+/// A simulation's report for people: the totals, a latency table, the
+/// invariants.
+fn simulation_text(r: &SimReport) -> String {
+    let mut totals = Table::new();
+    totals.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    totals.set_header(vec!["orders", "orders/s", "delivered", "cancelled", "queued", "retried", "still queued"]);
+    totals.add_row(vec![
+        right(r.orders),
+        right(format!("{:.0}", r.orders_per_second())),
+        right(r.delivered),
+        right(r.cancelled),
+        right(r.queued),
+        right(r.retried),
+        right(r.still_queued),
+    ]);
+    let mut latency = Table::new();
+    latency.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    latency.set_header(vec!["command", "count", "p50 ms", "p99 ms", "max ms"]);
+    for c in r.commands.iter().filter(|c| c.count > 0) {
+        latency.add_row(vec![
+            Cell::new(c.command),
+            right(c.count),
+            right(format!("{:.3}", ms(c.p50))),
+            right(format!("{:.3}", ms(c.p99))),
+            right(format!("{:.3}", ms(c.max))),
+        ]);
+    }
+    let check = if r.violations.is_empty() {
+        format!("invariants: all hold (checked in {:.2} s)", r.check_elapsed.as_secs_f64())
+    } else {
+        let mut lines = format!("invariants: {} BROKEN", r.violations.len());
+        for v in r.violations.iter().take(20) {
+            lines.push_str(&format!("\n  {v}"));
+        }
+        lines
+    };
+    format!(
+        "simulated {} orders in {:.2} s (seed {})\n{totals}\n{latency}\n{check}",
+        r.orders,
+        r.elapsed.as_secs_f64(),
+        r.config.seed,
+        totals = totals,
+        latency = latency
+    )
 }

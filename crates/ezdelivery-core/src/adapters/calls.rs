@@ -47,7 +47,7 @@ macro_rules! call_record {
     ($record:ident, $status:ident) => {
         impl CallRecord for $record {
             type Status = $status;
-            const WAITING: [$status; 2] = [$status::Pending, $status::RefundPending];
+            const WAITING: [$status; 2] = $status::AWAITING_GATEWAY;
             const ATTENTION: $status = $status::NeedsAttention;
 
             fn id(&self) -> i64 {
@@ -71,24 +71,3 @@ macro_rules! call_record {
 
 call_record!(Payment, PaymentStatus);
 call_record!(Charge, ChargeStatus);
-
-#[cfg(test)]
-mod tests {
-    use chrono::DateTime;
-
-    use super::*;
-
-    /// The queue the adapters keep is the one the domain means.
-    #[test]
-    fn waiting_is_the_domains_awaits_gateway() {
-        let now = DateTime::from_timestamp(0, 0).expect("a time");
-        for &status in PaymentStatus::ALL {
-            let p = Payment { status, ..Payment::request(1, 1, 1_000, None, "k".into(), now) };
-            assert_eq!(p.waits(), p.awaits_gateway(), "{status}");
-        }
-        for &status in ChargeStatus::ALL {
-            let c = Charge { status, ..Charge::request(1, 1, 1, 1_000, "k".into(), now) };
-            assert_eq!(c.waits(), c.awaits_gateway(), "{status}");
-        }
-    }
-}

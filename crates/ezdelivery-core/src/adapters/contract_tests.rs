@@ -369,7 +369,7 @@ fn riders(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.riders()).len(), 4);
 }
 
-fn least_busy_rider(s: &mut dyn Storage) {
+pub(crate) fn least_busy_rider(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.least_busy_rider()), None, "no rider registered");
     world(s, 1, 3, 8);
     assert_eq!(read(s, |r| r.least_busy_rider()), Some(rider(1, "rider-1")), "all idle: the lowest id");
@@ -400,6 +400,16 @@ fn least_busy_rider(s: &mut dyn Storage) {
         r.save_delivery(&delivery(2, Some(1), DeliveryStatus::Delivered))
     });
     assert_eq!(read(s, |r| r.least_busy_rider()), Some(rider(1, "rider-1")), "tie of 1 and 2 at 0");
+
+    // A delivery moved to another rider moves its weight; a renamed rider
+    // keeps theirs.
+    write(s, |r| {
+        r.save_delivery(&delivery(7, Some(1), DeliveryStatus::Delivering))?;
+        r.save_rider(&rider(1, "rider-one"))
+    });
+    assert_eq!(read(s, |r| r.least_busy_rider()), Some(rider(2, "rider-2")), "busy: 1→1, 2→0, 3→1");
+    write(s, |r| r.save_delivery(&delivery(7, Some(1), DeliveryStatus::Delivered)));
+    assert_eq!(read(s, |r| r.least_busy_rider()), Some(rider(1, "rider-one")), "busy: 1→0, 2→0, 3→1");
 }
 
 fn orders(s: &mut dyn Storage) {
@@ -1122,7 +1132,24 @@ fn failed_read_returns_its_error(s: &mut dyn Storage) {
     });
     assert!(matches!(&failed, Err(Error::NotFound { what: crate::Record::Order, id, .. }) if id == "42"), "{failed:?}");
     assert_eq!(read(s, |r| r.stores()), vec![store(1)], "the storage is still usable");
+
+    // A read cannot write, whatever it tries; it changes nothing.
+    write(s, |r| r.save_view(&sample_view(1, "kim")));
+    let writes: [(&str, RepoWork); 3] = [
+        ("save_store", |r| r.save_store(&store(3))),
+        ("append_event", |r| r.append_event("e-read", t(0), &Event::CookingStarted { order_id: 1 }).map(drop)),
+        ("clear_views", |r| r.clear_views()),
+    ];
+    for (what, work) in writes {
+        assert!(s.read(&mut |r| work(r)).is_err(), "a read that tries {what} fails");
+    }
+    assert_eq!(read(s, |r| r.stores()), vec![store(1)], "nothing written");
+    assert_eq!(read(s, |r| r.events(0, None, 10)), vec![], "nothing appended");
+    assert_eq!(read(s, |r| r.view(1)), Some(sample_view(1, "kim")), "no view cleared");
 }
+
+/// One write a test tries.
+type RepoWork = fn(&mut dyn Repo) -> Result<()>;
 
 fn breakers(s: &mut dyn Storage) {
     let t0 = DateTime::from_timestamp(1_700_000_000, 123_456_000).expect("a time");

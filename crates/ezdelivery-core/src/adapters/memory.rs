@@ -1581,68 +1581,12 @@ mod tests {
     }
 
     #[test]
-    fn reads_see_committed_writes_and_refuse_to_write() {
-        let mut s = populated();
-        let before = s.parts().state.clone();
-        let err = s.read(&mut |r| r.save_store(&store(3, "x"))).unwrap_err();
-        assert!(matches!(err, Error::Storage(_)));
-        assert!(s.read(&mut |r| r.append_event("e", t(0), &placed(3)).map(drop)).is_err());
-        assert!(s.read(&mut |r| r.clear_views()).is_err());
-        assert_eq!(s.parts().state, before);
-        // A read's own error comes back as it is.
-        let err = s.read(&mut |_| Err(Error::not_found(crate::Record::Order, 7))).unwrap_err();
-        assert_eq!(err.kind(), crate::ErrorKind::NotFound);
-    }
-
-    #[test]
-    fn least_busy_rider_counts_preparing_and_delivering_deliveries() {
+    fn the_riders_load_index_follows_every_move() {
+        // The contract's moves, then the index behind `least_busy_rider`
+        // holds exactly each rider's count of active deliveries.
         let mut s = MemoryStorage::new();
-        let least = |s: &mut MemoryStorage| read(s, |r| r.least_busy_rider()).map(|r| r.id);
-        assert_eq!(least(&mut s), None);
-        // A delivery of a rider not registered yet counts once they are.
-        write(&mut s, |r| r.save_delivery(&delivery(10, Some(3), DeliveryStatus::Preparing))).unwrap();
-        assert_eq!(least(&mut s), None);
-        write(&mut s, |r| {
-            r.save_rider(&rider(3, "c"))?;
-            r.save_rider(&rider(2, "b"))?;
-            r.save_rider(&rider(1, "a"))
-        })
-        .unwrap();
-        assert_eq!(least(&mut s), Some(1));
-        write(&mut s, |r| {
-            r.save_delivery(&delivery(11, Some(1), DeliveryStatus::Delivering))?;
-            r.save_delivery(&delivery(12, Some(2), DeliveryStatus::Delivered))?;
-            r.save_delivery(&delivery(13, Some(2), DeliveryStatus::Cancelled))?;
-            r.save_delivery(&delivery(14, None, DeliveryStatus::Preparing))
-        })
-        .unwrap();
-        // 1 and 3 have one each, 2 none.
-        assert_eq!(least(&mut s), Some(2));
-        write(&mut s, |r| r.save_delivery(&delivery(12, Some(2), DeliveryStatus::Preparing))).unwrap();
-        assert_eq!(least(&mut s), Some(1)); // all equal: the lowest id
-                                            // Finishing and reassigning move the counts.
-        write(&mut s, |r| {
-            r.save_delivery(&delivery(11, Some(1), DeliveryStatus::Delivered))?;
-            r.save_delivery(&delivery(10, Some(2), DeliveryStatus::Preparing))
-        })
-        .unwrap();
-        // 1: 0, 2: 2, 3: 0.
-        assert_eq!(least(&mut s), Some(1));
-        write(&mut s, |r| r.save_delivery(&delivery(20, Some(1), DeliveryStatus::Preparing))).unwrap();
-        assert_eq!(least(&mut s), Some(3));
-        // A renamed rider keeps their count.
-        write(&mut s, |r| r.save_rider(&rider(3, "cc"))).unwrap();
-        assert_eq!(least(&mut s), Some(3));
-        write(&mut s, |r| r.save_delivery(&delivery(21, Some(3), DeliveryStatus::Delivering))).unwrap();
-        assert_eq!(least(&mut s), Some(1));
-        // 1: 1, 2: 2, 3: 1; finishing 1's only delivery leaves them idle.
-        write(&mut s, |r| r.save_delivery(&delivery(20, Some(1), DeliveryStatus::Delivered))).unwrap();
-        write(&mut s, |r| r.save_delivery(&delivery(30, Some(3), DeliveryStatus::Preparing))).unwrap();
-        assert_eq!(least(&mut s), Some(1));
-        write(&mut s, |r| r.save_delivery(&delivery(31, Some(1), DeliveryStatus::Preparing))).unwrap();
-        write(&mut s, |r| r.save_delivery(&delivery(31, Some(1), DeliveryStatus::Cancelled))).unwrap();
-        assert_eq!(least(&mut s), Some(1));
-        assert_eq!(s.parts().state.riders_by_load.iter().copied().collect::<Vec<_>>(), [(0, 1), (2, 2), (2, 3)]);
+        crate::adapters::contract_tests::least_busy_rider(&mut s);
+        assert_eq!(s.parts().state.riders_by_load.iter().copied().collect::<Vec<_>>(), [(0, 1), (0, 2), (1, 3)]);
     }
 
     #[test]

@@ -99,9 +99,10 @@ impl Charge {
         self.take(gateway_ref, wanted, now)
     }
 
-    /// True while a gateway call for it is outstanding (payment or refund).
+    /// True while a gateway call for it is outstanding
+    /// ([`ChargeStatus::AWAITING_GATEWAY`]).
     pub fn awaits_gateway(&self) -> bool {
-        matches!(self.status, ChargeStatus::Pending | ChargeStatus::RefundPending)
+        ChargeStatus::AWAITING_GATEWAY.contains(&self.status)
     }
 }
 

@@ -126,9 +126,10 @@ impl Payment {
         Ok((p, e))
     }
 
-    /// True while a gateway call for it is outstanding (approval or refund).
+    /// True while a gateway call for it is outstanding
+    /// ([`PaymentStatus::AWAITING_GATEWAY`]).
     pub fn awaits_gateway(&self) -> bool {
-        matches!(self.status, PaymentStatus::Pending | PaymentStatus::RefundPending)
+        PaymentStatus::AWAITING_GATEWAY.contains(&self.status)
     }
 
     /// The card's last four digits, for messages (`1111`), or `no card`.

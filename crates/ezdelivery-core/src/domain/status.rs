@@ -95,6 +95,18 @@ status_strings!(ChargeStatus {
     NeedsAttention => "needs_attention",
 });
 
+impl PaymentStatus {
+    /// The statuses in which a gateway call for the payment is outstanding
+    /// (its approval, or its refund): what `relay` works through.
+    pub const AWAITING_GATEWAY: [PaymentStatus; 2] = [PaymentStatus::Pending, PaymentStatus::RefundPending];
+}
+
+impl ChargeStatus {
+    /// The statuses in which a gateway call for the charge is outstanding
+    /// (paying the rider, or taking it back): what `relay` works through.
+    pub const AWAITING_GATEWAY: [ChargeStatus; 2] = [ChargeStatus::Pending, ChargeStatus::RefundPending];
+}
+
 /// Where a kitchen ticket stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KitchenStatus {

@@ -341,7 +341,13 @@ impl SqliteStorage {
         let Session { conn, views } = &mut *session;
         let tx = conn.transaction_with_behavior(behavior)?;
         views.check(&tx)?;
-        let result = work(&mut SqliteRepo::new(&tx, views));
+        let before = tx.total_changes();
+        let mut result = work(&mut SqliteRepo::new(&tx, views));
+        if matches!(behavior, TransactionBehavior::Deferred) && result.is_ok() && tx.total_changes() != before {
+            // A read that wrote: SQLite let it (a deferred transaction
+            // takes the write lock when it first writes); nothing of it is kept.
+            result = Err(Error::Internal("a read unit of work tried to write; nothing of it was kept".into()));
+        }
         views.changes = tx.total_changes();
         match result {
             Ok(()) => tx.commit().map_err(|e| {
