@@ -3,7 +3,7 @@
 //! library knows no commands), and the exit code.
 
 use ezdelivery_core::domain::validate::Invalid;
-use ezdelivery_core::domain::{OrderStatus, Refusal, Standing};
+use ezdelivery_core::domain::{BreakerName, OrderStatus, Refusal, Standing};
 use ezdelivery_core::{Error, Kept, Record, StorageProblem};
 
 /// The exit code of `error` (the README's table): 1 internal, 2 invalid
@@ -54,7 +54,7 @@ fn next_step(error: &Error) -> Option<(&'static str, String)> {
                 }
             };
             if *breaker_open {
-                let breaker = if *kept == Kept::Charge { "charge" } else { "payment" };
+                let breaker = if *kept == Kept::Charge { BreakerName::Charge } else { BreakerName::Payment };
                 format!("{next} (`ezdelivery breaker reset {breaker}` lets calls through at once)")
             } else {
                 next

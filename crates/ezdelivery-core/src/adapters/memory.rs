@@ -212,7 +212,7 @@ enum Undo {
 /// stay: a purge keeps them).
 struct Outbox {
     messages: Vec<QueuedEntry>,
-    message_keys: IdMap<u64, usize>,
+    message_keys: HashMap<String, usize>,
     message_deliveries: Vec<Slot>,
     delivery_keys: IdMap<(usize, usize), usize>,
     due: BTreeSet<(DateTime<Utc>, usize)>,
@@ -276,10 +276,9 @@ struct State {
 
     /// Queued messages, in queue order; a message's index is its key.
     messages: Vec<QueuedEntry>,
-    /// Hash of a message id → the key of the newest message with that hash
-    /// (so the id is not stored twice); older ones follow [`QueuedEntry::older`].
-    message_keys: IdMap<u64, usize>,
-    message_id_hasher: IdHashing,
+    /// A message's id → its key. Ids are made of event ids, not chosen by
+    /// users, but std's hasher costs little here: one lookup per message.
+    message_keys: HashMap<String, usize>,
     /// Channel names; a name's index is its key.
     channels: Vec<String>,
     /// Message deliveries, in the order they were created (so oldest
@@ -305,36 +304,6 @@ struct StoreMenus {
 #[cfg_attr(test, derive(Clone, Debug, PartialEq))]
 struct QueuedEntry {
     message: Message,
-    /// The hash of its id.
-    hash: u64,
-    /// The next older message whose id has the same hash (a rare collision).
-    older: Option<usize>,
-}
-
-/// Hashes message ids (flooding-resistant: the default hasher, randomly keyed).
-#[derive(Default, Clone, Debug)]
-struct IdHashing {
-    keys: std::hash::RandomState,
-    /// Tests: every id hashes to 0, so every lookup walks the collision chain.
-    #[cfg(test)]
-    collide: bool,
-}
-
-impl IdHashing {
-    fn hash(&self, id: &str) -> u64 {
-        #[cfg(test)]
-        if self.collide {
-            return 0;
-        }
-        self.keys.hash_one(id)
-    }
-}
-
-#[cfg(test)]
-impl PartialEq for IdHashing {
-    fn eq(&self, _: &IdHashing) -> bool {
-        true // hash keys cannot be compared; the maps they index are
-    }
 }
 
 /// One message on one channel.
@@ -710,31 +679,21 @@ impl State {
 
     /// The key of the message with id `id`.
     fn message_key(&self, id: &str) -> Option<usize> {
-        let mut key = *self.message_keys.get(&self.message_id_hasher.hash(id))?;
-        loop {
-            let entry = self.messages.get(key)?;
-            if entry.message.id == id {
-                return Some(key);
-            }
-            key = entry.older?;
-        }
+        self.message_keys.get(id).copied()
     }
 
     /// Queues a message whose id is not queued yet; its key.
     fn push_message(&mut self, message: Message) -> usize {
         let key = self.messages.len();
-        let hash = self.message_id_hasher.hash(&message.id);
-        let older = self.message_keys.insert(hash, key);
-        self.messages.push(QueuedEntry { message, hash, older });
+        self.message_keys.insert(message.id.clone(), key);
+        self.messages.push(QueuedEntry { message });
         key
     }
 
     fn pop_message(&mut self) {
-        let Some(entry) = self.messages.pop() else { return };
-        match entry.older {
-            Some(older) => self.message_keys.insert(entry.hash, older),
-            None => self.message_keys.remove(&entry.hash),
-        };
+        if let Some(entry) = self.messages.pop() {
+            self.message_keys.remove(&entry.message.id);
+        }
     }
 
     /// The key of a channel name, interned if new (and then `true`).
@@ -1587,37 +1546,6 @@ mod tests {
         let mut s = MemoryStorage::new();
         crate::adapters::contract_tests::least_busy_rider(&mut s);
         assert_eq!(s.parts().state.riders_by_load.iter().copied().collect::<Vec<_>>(), [(0, 1), (0, 2), (1, 3)]);
-    }
-
-    #[test]
-    fn message_ids_that_share_a_hash_are_told_apart() {
-        let mut s = MemoryStorage::new();
-        s.parts().state.message_id_hasher.collide = true;
-        write(&mut s, |r| {
-            for id in ["m1", "m2", "m3"] {
-                r.queue_message(&message(id, t(0)), &["console"])?;
-            }
-            r.queue_message(&message("m2", t(9)), &["jsonl"]) // already queued
-        })
-        .unwrap();
-        let before = s.parts().state.clone();
-        let _ = s.write(&mut |r| {
-            r.queue_message(&message("m4", t(0)), &["console"])?;
-            r.save_message_delivery(&md("m1", "console", DeliveryState::Dead, t(0)))?;
-            Err(Error::Internal("undo".into()))
-        });
-        assert_eq!(s.parts().state, before);
-        write(&mut s, |r| {
-            r.save_message_delivery(&md("m1", "console", DeliveryState::Delivered, t(0)))?;
-            r.save_message_delivery(&md("m3", "console", DeliveryState::Dead, t(0)))
-        })
-        .unwrap();
-        let due = read(&mut s, |r| r.due_messages(t(0), 10));
-        assert_eq!(due.len(), 1);
-        assert_eq!((due[0].message.id.as_str(), due[0].delivery.channel.as_str()), ("m2", "console"));
-        assert_eq!(due[0].message.at, t(0));
-        assert_eq!(read(&mut s, |r| r.dead_messages(10))[0].message.id, "m3");
-        assert!(write(&mut s, |r| r.save_message_delivery(&md("m4", "console", DeliveryState::Dead, t(0)))).is_err());
     }
 
     #[test]
