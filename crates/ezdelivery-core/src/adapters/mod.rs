@@ -17,6 +17,7 @@ pub mod kakao;
 pub mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod rows;
 pub mod sandbox;
 pub mod sqlite;
 pub mod webhook;

@@ -7,20 +7,21 @@
 //! prepared once per connection and kept (the session's statement cache).
 
 use std::collections::{HashMap, HashSet};
-use std::str::FromStr;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
 use postgres::types::{FromSql, ToSql};
 use postgres::{Row, Statement, Transaction};
 
 use super::failure::{describe, retryable, storage_error, Failure};
 use crate::adapters::calls::CallRecord;
-use crate::domain::attempt::{Attempt, Claim};
+use crate::adapters::rows::{
+    self, call_cols, limit, menu_cols, order_cols, queued_cols, store_cols, time_text, SqlRow,
+};
 use crate::domain::view::OrderView;
 use crate::domain::{
     Breaker, BreakerName, Charge, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
-    OrderItem, OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
+    OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::{QueueStatus, Repo, StoredEvent, Table};
@@ -38,38 +39,6 @@ const INBOX: [OrderStatus; 4] = OrderStatus::IN_STORE_INBOX;
 const BUSY: [DeliveryStatus; 2] = DeliveryStatus::KEEPS_RIDER_BUSY;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
-
-macro_rules! store_cols {
-    () => {
-        "id, name, owner, address, is_open, delivery_charge, review_count, review_sum"
-    };
-}
-macro_rules! menu_cols {
-    () => {
-        "id, store_id, name, price, available"
-    };
-}
-macro_rules! order_cols {
-    () => {
-        "id, store_id, customer, address, total, status, reviewed, created_at, updated_at"
-    };
-}
-/// The columns of payments or charges, as SQLite's adapter reads them.
-macro_rules! call_cols {
-    ($own:ident) => {
-        concat!(
-            "id, order_id, status, amount, gateway_ref, idempotency_key, tries, next_at, last_error, created_at, ",
-            "updated_at, maybe_processed, claim_token, claimed_until, unsettled, ",
-            stringify!($own)
-        )
-    };
-}
-macro_rules! queued_cols {
-    () => {
-        "m.id, m.order_id, m.event, m.status, m.recipient, m.text, m.at, d.channel, d.state, d.tries, d.next_at, \
-         d.last_error"
-    };
-}
 
 /// `nextval` of a table's sequence, and what it would give (for a read).
 macro_rules! id_sql {
@@ -264,177 +233,9 @@ const SAVE_BREAKER: &str = "INSERT INTO breakers (name, state, failures, opened_
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET state = excluded.state, \
      failures = excluded.failures, opened_at = excluded.opened_at, updated_at = excluded.updated_at";
 
-/// A time as stored, exactly as the SQLite adapter writes it: fixed-width
-/// RFC 3339 UTC with microseconds (`2024-05-01T12:00:00.000000Z`), so that
-/// comparing the strings compares the times and rows copy as they are.
-pub(super) fn time_text(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::storage(format!("{table}.{column} holds `{text}`, which is not a time: {e}")))
-}
-
 /// Column `i` of `row`.
 fn get<'r, T: FromSql<'r>>(row: &'r Row, i: usize) -> Result<T> {
     row.try_get(i).map_err(|e| Error::storage(format!("cannot read column {i}: {}", describe(&e))))
-}
-
-fn flag(row: &Row, i: usize) -> Result<bool> {
-    Ok(get::<i64>(row, i)? != 0)
-}
-
-fn time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<DateTime<Utc>> {
-    parse_time(table, column, get::<&str>(row, i)?)
-}
-
-fn opt_time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<Option<DateTime<Utc>>> {
-    get::<Option<&str>>(row, i)?.map(|t| parse_time(table, column, t)).transpose()
-}
-
-fn status_at<T: FromStr<Err = String>>(row: &Row, i: usize, table: &str, column: &str) -> Result<T> {
-    let text: &str = get(row, i)?;
-    text.parse().map_err(|e| Error::storage(format!("{table}.{column} holds `{text}`: {e}")))
-}
-
-fn int_at<T: TryFrom<i64>>(row: &Row, i: usize, table: &str, column: &str) -> Result<T> {
-    let n: i64 = get(row, i)?;
-    T::try_from(n).map_err(|_| Error::storage(format!("{table}.{column} holds {n}, which is out of range")))
-}
-
-fn json<T: serde::de::DeserializeOwned>(table: &str, key: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::storage(format!("{table} {key} holds bad JSON: {e}")))
-}
-
-fn limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn waiting_row(row: &Row, table: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
-    Ok((int_at(row, 0, table, "count(*)")?, opt_time_at(row, 1, table, "next_at")?))
-}
-
-fn breaker_row(row: &Row) -> Result<Breaker> {
-    Ok(Breaker {
-        name: status_at(row, 0, "breakers", "name")?,
-        state: status_at(row, 1, "breakers", "state")?,
-        failures: int_at(row, 2, "breakers", "failures")?,
-        opened_at: opt_time_at(row, 3, "breakers", "opened_at")?,
-        updated_at: time_at(row, 4, "breakers", "updated_at")?,
-    })
-}
-
-fn store_row(row: &Row) -> Result<Store> {
-    Ok(Store {
-        id: get(row, 0)?,
-        name: get(row, 1)?,
-        owner: get(row, 2)?,
-        address: get(row, 3)?,
-        open: flag(row, 4)?,
-        delivery_charge: get(row, 5)?,
-        review_count: get(row, 6)?,
-        review_sum: get(row, 7)?,
-    })
-}
-
-fn menu_row(row: &Row) -> Result<Menu> {
-    Ok(Menu {
-        id: get(row, 0)?,
-        store_id: get(row, 1)?,
-        name: get(row, 2)?,
-        price: get(row, 3)?,
-        available: flag(row, 4)?,
-    })
-}
-
-fn rider_row(row: &Row) -> Result<Rider> {
-    Ok(Rider { id: get(row, 0)?, name: get(row, 1)? })
-}
-
-fn order_row(row: &Row) -> Result<Order> {
-    Ok(Order {
-        id: get(row, 0)?,
-        store_id: get(row, 1)?,
-        customer: get(row, 2)?,
-        address: get(row, 3)?,
-        items: Vec::new(),
-        total: get(row, 4)?,
-        status: status_at(row, 5, "orders", "status")?,
-        reviewed: flag(row, 6)?,
-        created_at: time_at(row, 7, "orders", "created_at")?,
-        updated_at: time_at(row, 8, "orders", "updated_at")?,
-    })
-}
-
-fn item_row(row: &Row) -> Result<OrderItem> {
-    Ok(OrderItem {
-        menu_id: get(row, 0)?,
-        name: get(row, 1)?,
-        unit_price: get(row, 2)?,
-        qty: int_at(row, 3, "order_items", "qty")?,
-    })
-}
-
-fn ticket_row(row: &Row) -> Result<KitchenTicket> {
-    Ok(KitchenTicket {
-        order_id: get(row, 0)?,
-        store_id: get(row, 1)?,
-        status: status_at(row, 2, "kitchen_tickets", "status")?,
-        updated_at: time_at(row, 3, "kitchen_tickets", "updated_at")?,
-    })
-}
-
-fn delivery_row(row: &Row) -> Result<Delivery> {
-    Ok(Delivery {
-        order_id: get(row, 0)?,
-        rider_id: get(row, 1)?,
-        charge: get(row, 2)?,
-        status: status_at(row, 3, "deliveries", "status")?,
-        updated_at: time_at(row, 4, "deliveries", "updated_at")?,
-    })
-}
-
-fn event_row(row: &Row) -> Result<StoredEvent> {
-    let seq: i64 = get(row, 0)?;
-    let kind: &str = get(row, 2)?;
-    let data: &str = get(row, 4)?;
-    let event = match Event::from_json_parts(kind, data) {
-        Ok(event) => event,
-        // Say whether the text is not JSON at all or the wrong JSON.
-        Err(_) => {
-            let value: serde_json::Value = json("events", &format!("seq {seq}"), data)?;
-            Event::from_parts(kind, value)
-                .map_err(|e| Error::storage(format!("events seq {seq} holds a bad `{kind}` event: {e}")))?
-        }
-    };
-    Ok(StoredEvent { seq, id: get(row, 1)?, at: time_at(row, 3, "events", "at")?, event })
-}
-
-fn view_row(row: &Row) -> Result<OrderView> {
-    json("mypage", "view", get::<&str>(row, 0)?)
-}
-
-fn queued_row(row: &Row) -> Result<QueuedMessage> {
-    let message = Message {
-        id: get(row, 0)?,
-        order_id: get(row, 1)?,
-        event: status_at(row, 2, "messages", "event")?,
-        status: status_at(row, 3, "messages", "status")?,
-        recipient: get(row, 4)?,
-        text: get(row, 5)?,
-        at: time_at(row, 6, "messages", "at")?,
-    };
-    let delivery = MessageDelivery {
-        message_id: message.id.clone(),
-        channel: get(row, 7)?,
-        state: status_at::<DeliveryState>(row, 8, "message_deliveries", "state")?,
-        tries: int_at(row, 9, "message_deliveries", "tries")?,
-        next_at: time_at(row, 10, "message_deliveries", "next_at")?,
-        last_error: get(row, 11)?,
-    };
-    Ok(QueuedMessage { message, delivery })
 }
 
 /// A [`Repo`] over a transaction that [`super::PostgresStorage`] opens and
@@ -568,7 +369,7 @@ impl<'a, 't> PgRepo<'a, 't> {
     fn calls_waiting<C: PgCall>(&mut self, now: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
         let [a, b] = C::WAITING.map(C::status_text);
         let table = C::SQL.table;
-        Ok(self.one(C::SQL.waiting, &[&a, &b, &now], |row| waiting_row(row, table))?.unwrap_or_default())
+        Ok(self.one(C::SQL.waiting, &[&a, &b, &now], |row| rows::waiting(row, table))?.unwrap_or_default())
     }
 }
 
@@ -580,7 +381,7 @@ trait PgCall: CallRecord {
 }
 
 macro_rules! pg_call {
-    ($record:ident, $table:literal, $own:ident) => {
+    ($record:ident, $table:literal, $own:ident, $decode:ident) => {
         impl PgCall for $record {
             const SQL: CallSql = call_sql!($table, $own);
 
@@ -612,38 +413,14 @@ macro_rules! pg_call {
             }
 
             fn from_row(row: &Row) -> Result<$record> {
-                let token: Option<String> = get(row, 12)?;
-                let until = opt_time_at(row, 13, $table, "claimed_until")?;
-                let attempt = Attempt {
-                    idempotency_key: get(row, 5)?,
-                    tries: int_at(row, 6, $table, "tries")?,
-                    next_at: opt_time_at(row, 7, $table, "next_at")?,
-                    last_error: get(row, 8)?,
-                    maybe_processed: flag(row, 11)?,
-                    unsettled: int_at(row, 14, $table, "unsettled")?,
-                    claim: match (token, until) {
-                        (Some(token), Some(until)) => Some(Claim { token, until }),
-                        _ => None,
-                    },
-                };
-                Ok($record {
-                    id: get(row, 0)?,
-                    order_id: get(row, 1)?,
-                    status: status_at(row, 2, $table, "status")?,
-                    amount: get(row, 3)?,
-                    gateway_ref: get(row, 4)?,
-                    attempt,
-                    created_at: time_at(row, 9, $table, "created_at")?,
-                    updated_at: time_at(row, 10, $table, "updated_at")?,
-                    $own: get(row, 15)?,
-                })
+                rows::$decode(row)
             }
         }
     };
 }
 
-pg_call!(Payment, "payments", card);
-pg_call!(Charge, "charges", rider_id);
+pg_call!(Payment, "payments", card, payment);
+pg_call!(Charge, "charges", rider_id, charge);
 
 impl Repo for PgRepo<'_, '_> {
     /// `nextval` of the table's sequence. In a read-only unit of work,
@@ -713,11 +490,11 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn store(&mut self, id: StoreId) -> Result<Option<Store>> {
-        self.one(STORE, &[&id], store_row)
+        self.one(STORE, &[&id], |r| rows::store(r))
     }
 
     fn stores(&mut self) -> Result<Vec<Store>> {
-        self.all(STORES, &[], store_row)
+        self.all(STORES, &[], |r| rows::store(r))
     }
 
     fn save_menu(&mut self, m: &Menu) -> Result<()> {
@@ -728,17 +505,17 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn menu(&mut self, id: MenuId) -> Result<Option<Menu>> {
-        self.one(MENU, &[&id], menu_row)
+        self.one(MENU, &[&id], |r| rows::menu(r))
     }
 
     fn menu_by_name(&mut self, store: StoreId, name: &str) -> Result<Option<Menu>> {
-        self.one(MENU_BY_NAME, &[&store, &name], menu_row)
+        self.one(MENU_BY_NAME, &[&store, &name], |r| rows::menu(r))
     }
 
     fn menus(&mut self, store: Option<StoreId>) -> Result<Vec<Menu>> {
         match store {
-            Some(store) => self.all(MENUS_OF_STORE, &[&store], menu_row),
-            None => self.all(MENUS, &[], menu_row),
+            Some(store) => self.all(MENUS_OF_STORE, &[&store], |r| rows::menu(r)),
+            None => self.all(MENUS, &[], |r| rows::menu(r)),
         }
     }
 
@@ -748,20 +525,20 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn rider(&mut self, id: RiderId) -> Result<Option<Rider>> {
-        self.one(RIDER, &[&id], rider_row)
+        self.one(RIDER, &[&id], |r| rows::rider(r))
     }
 
     fn rider_by_name(&mut self, name: &str) -> Result<Option<Rider>> {
-        self.one(RIDER_BY_NAME, &[&name], rider_row)
+        self.one(RIDER_BY_NAME, &[&name], |r| rows::rider(r))
     }
 
     fn riders(&mut self) -> Result<Vec<Rider>> {
-        self.all(RIDERS, &[], rider_row)
+        self.all(RIDERS, &[], |r| rows::rider(r))
     }
 
     fn least_busy_rider(&mut self) -> Result<Option<Rider>> {
         let [a, b] = BUSY.map(DeliveryStatus::as_str);
-        self.one(LEAST_BUSY_RIDER, &[&a, &b], rider_row)
+        self.one(LEAST_BUSY_RIDER, &[&a, &b], |r| rows::rider(r))
     }
 
     fn insert_order(&mut self, o: &Order) -> Result<()> {
@@ -800,8 +577,8 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn order(&mut self, id: OrderId) -> Result<Option<Order>> {
-        let Some(mut order) = self.one(ORDER, &[&id], order_row)? else { return Ok(None) };
-        order.items = self.all(ORDER_ITEMS, &[&id], item_row)?;
+        let Some(mut order) = self.one(ORDER, &[&id], |r| rows::order(r))? else { return Ok(None) };
+        order.items = self.all(ORDER_ITEMS, &[&id], |r| rows::item(r))?;
         Ok(Some(order))
     }
 
@@ -828,7 +605,7 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>> {
-        self.one(TICKET, &[&order], ticket_row)
+        self.one(TICKET, &[&order], |r| rows::ticket(r))
     }
 
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
@@ -840,7 +617,7 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>> {
-        self.one(DELIVERY, &[&order], delivery_row)
+        self.one(DELIVERY, &[&order], |r| rows::delivery(r))
     }
 
     fn save_charge(&mut self, c: &Charge) -> Result<()> {
@@ -880,7 +657,7 @@ impl Repo for PgRepo<'_, '_> {
         let payments = self.calls_waiting::<Payment>(&now_text)?;
         let charges = self.calls_waiting::<Charge>(&now_text)?;
         let pending = DeliveryState::Pending.as_str();
-        let messages = self.one(MESSAGES_WAITING, &[&pending], |row| waiting_row(row, "message_deliveries"))?;
+        let messages = self.one(MESSAGES_WAITING, &[&pending], |row| rows::waiting(row, "message_deliveries"))?;
         let messages = messages.unwrap_or_default();
         Ok(QueueStatus {
             payments: payments.0,
@@ -904,15 +681,15 @@ impl Repo for PgRepo<'_, '_> {
     /// it that this transaction sees.
     fn events(&mut self, after: i64, order: Option<OrderId>, n: usize) -> Result<Vec<StoredEvent>> {
         match (order, self.write) {
-            (Some(order), false) => self.all(EVENTS_OF_ORDER_READ, &[&after, &limit(n), &order], event_row),
-            (None, false) => self.all(EVENTS_READ, &[&after, &limit(n)], event_row),
-            (Some(order), true) => self.all(EVENTS_OF_ORDER_WRITE, &[&after, &limit(n), &order], event_row),
-            (None, true) => self.all(EVENTS_WRITE, &[&after, &limit(n)], event_row),
+            (Some(order), false) => self.all(EVENTS_OF_ORDER_READ, &[&after, &limit(n), &order], |r| rows::event(r)),
+            (None, false) => self.all(EVENTS_READ, &[&after, &limit(n)], |r| rows::event(r)),
+            (Some(order), true) => self.all(EVENTS_OF_ORDER_WRITE, &[&after, &limit(n), &order], |r| rows::event(r)),
+            (None, true) => self.all(EVENTS_WRITE, &[&after, &limit(n)], |r| rows::event(r)),
         }
     }
 
     fn replay(&mut self, after: i64, n: usize) -> Result<Vec<StoredEvent>> {
-        self.all(REPLAY, &[&after, &limit(n)], event_row)
+        self.all(REPLAY, &[&after, &limit(n)], |r| rows::event(r))
     }
 
     fn checkpoint(&mut self, projector: &str) -> Result<i64> {
@@ -925,7 +702,7 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn view(&mut self, order: OrderId) -> Result<Option<OrderView>> {
-        self.one(VIEW, &[&order], view_row)
+        self.one(VIEW, &[&order], |r| rows::view(r))
     }
 
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
@@ -936,7 +713,7 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn customer_views(&mut self, customer: &str) -> Result<Vec<OrderView>> {
-        self.all(CUSTOMER_VIEWS, &[&customer], view_row)
+        self.all(CUSTOMER_VIEWS, &[&customer], |r| rows::view(r))
     }
 
     /// Takes `LOCK TABLE events IN SHARE MODE` first: the rebuild that
@@ -969,11 +746,11 @@ impl Repo for PgRepo<'_, '_> {
     /// and never wait for each other.
     fn due_messages(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<QueuedMessage>> {
         let sql = if self.write { DUE_MESSAGES_CLAIMED } else { DUE_MESSAGES };
-        self.all(sql, &[&DeliveryState::Pending.as_str(), &time_text(&now), &limit(n)], queued_row)
+        self.all(sql, &[&DeliveryState::Pending.as_str(), &time_text(&now), &limit(n)], |r| rows::queued(r))
     }
 
     fn dead_messages(&mut self, n: usize) -> Result<Vec<QueuedMessage>> {
-        self.all(DEAD_MESSAGES, &[&DeliveryState::Dead.as_str(), &limit(n)], queued_row)
+        self.all(DEAD_MESSAGES, &[&DeliveryState::Dead.as_str(), &limit(n)], |r| rows::queued(r))
     }
 
     fn save_message_delivery(&mut self, d: &MessageDelivery) -> Result<()> {
@@ -999,11 +776,11 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn breaker(&mut self, name: &BreakerName) -> Result<Option<Breaker>> {
-        self.one(BREAKER, &[&name.as_str()], breaker_row)
+        self.one(BREAKER, &[&name.as_str()], |r| rows::breaker(r))
     }
 
     fn breakers(&mut self) -> Result<Vec<Breaker>> {
-        self.all(BREAKERS, &[], breaker_row)
+        self.all(BREAKERS, &[], |r| rows::breaker(r))
     }
 
     fn save_breaker(&mut self, b: &Breaker) -> Result<()> {
@@ -1013,5 +790,15 @@ impl Repo for PgRepo<'_, '_> {
             &[&b.name.as_str(), &b.state.as_str(), &i64::from(b.failures), &opened_at, &time_text(&b.updated_at)],
         )?;
         Ok(())
+    }
+}
+
+impl SqlRow for Row {
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        get(self, i)
+    }
+
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        get(self, i)
     }
 }

@@ -61,7 +61,13 @@ fn raw_append(tx: &mut postgres::Transaction<'_>, id: &str, event: &Event) -> i6
     let row = tx
         .query_one(
             "INSERT INTO events (id, type, order_id, at, data) VALUES ($1, $2, $3, $4, $5) RETURNING seq",
-            &[&id, &event.type_name(), &event.order_id(), &repo::time_text(&at(1)), &event.data_json()],
+            &[
+                &id,
+                &event.type_name(),
+                &event.order_id(),
+                &crate::adapters::rows::time_text(&at(1)),
+                &event.data_json(),
+            ],
         )
         .expect("a raw append");
     row.get(0)

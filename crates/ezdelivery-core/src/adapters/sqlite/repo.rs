@@ -4,19 +4,19 @@
 //! each of its statements once per connection. The SQL lives in constants
 //! so that the tests can check every hot query's plan.
 
-use std::str::FromStr;
-
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
-use serde::de::DeserializeOwned;
 
 use super::cache::ViewCache;
 use crate::adapters::calls::CallRecord;
-use crate::domain::attempt::{Attempt, Claim};
+pub(super) use crate::adapters::rows::parse_time;
+use crate::adapters::rows::{
+    self, call_cols, limit, menu_cols, order_cols, queued_cols, store_cols, time_text, SqlRow,
+};
 use crate::domain::view::OrderView;
 use crate::domain::{
     Breaker, BreakerName, Charge, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
-    OrderItem, OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
+    OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::{QueueStatus, Repo, StoredEvent, Table};
@@ -29,40 +29,6 @@ use crate::{Error, Result};
 pub(super) const INBOX: [OrderStatus; 4] = OrderStatus::IN_STORE_INBOX;
 /// The delivery statuses that keep a rider busy (the domain's list).
 const BUSY: [DeliveryStatus; 2] = DeliveryStatus::KEEPS_RIDER_BUSY;
-
-macro_rules! store_cols {
-    () => {
-        "id, name, owner, address, is_open, delivery_charge, review_count, review_sum"
-    };
-}
-macro_rules! menu_cols {
-    () => {
-        "id, store_id, name, price, available"
-    };
-}
-macro_rules! order_cols {
-    () => {
-        "id, store_id, customer, address, total, status, reviewed, created_at, updated_at"
-    };
-}
-/// The columns of a gateway-call table, payments or charges, in the order
-/// every query binds and reads them: all that the two share, then `$own`,
-/// the one column of its own (the payment's card, the charge's rider).
-macro_rules! call_cols {
-    ($own:ident) => {
-        concat!(
-            "id, order_id, status, amount, gateway_ref, idempotency_key, tries, next_at, last_error, created_at, ",
-            "updated_at, maybe_processed, claim_token, claimed_until, unsettled, ",
-            stringify!($own)
-        )
-    };
-}
-macro_rules! queued_cols {
-    () => {
-        "m.id, m.order_id, m.event, m.status, m.recipient, m.text, m.at, d.channel, d.state, d.tries, d.next_at, \
-         d.last_error"
-    };
-}
 
 pub(super) const NEXT_STORE: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM stores";
 pub(super) const NEXT_MENU: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM menus";
@@ -237,112 +203,6 @@ const SAVE_BREAKER: &str = "INSERT INTO breakers (name, state, failures, opened_
      VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET state = excluded.state, \
      failures = excluded.failures, opened_at = excluded.opened_at, updated_at = excluded.updated_at";
 
-/// A time as stored: fixed-width RFC 3339 in UTC with microseconds
-/// (`2024-05-01T12:00:00.000000Z`; anything finer is dropped), so that
-/// comparing the strings compares the times. The same text as chrono's
-/// `format("%Y-%m-%dT%H:%M:%S%.6fZ")`, through chrono's RFC 3339 writer,
-/// which does not parse a format string on every call: 39 ns against
-/// 297 ns (`cargo bench --bench primitives -- time/row`, BENCHMARKS.md).
-pub(super) fn time_text(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-/// Reads a stored time: any RFC 3339 text, through chrono's RFC 3339 parser
-/// (23 ns; its `FromStr`, 101 ns).
-pub(super) fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| Error::storage_caused(format!("{table}.{column} holds `{text}`, which is not a time: {e}"), e))
-}
-
-fn time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<DateTime<Utc>> {
-    let text: String = row.get(i)?;
-    parse_time(table, column, &text)
-}
-
-fn opt_time_at(row: &Row, i: usize, table: &str, column: &str) -> Result<Option<DateTime<Utc>>> {
-    let text: Option<String> = row.get(i)?;
-    text.map(|t| parse_time(table, column, &t)).transpose()
-}
-
-fn status_at<T: FromStr<Err = String>>(row: &Row, i: usize, table: &str, column: &str) -> Result<T> {
-    let text: String = row.get(i)?;
-    text.parse().map_err(|e| Error::storage(format!("{table}.{column} holds `{text}`: {e}")))
-}
-
-fn int_at<T: TryFrom<i64>>(row: &Row, i: usize, table: &str, column: &str) -> Result<T> {
-    let n: i64 = row.get(i)?;
-    T::try_from(n).map_err(|_| Error::storage(format!("{table}.{column} holds {n}, which is out of range")))
-}
-
-fn json<T: DeserializeOwned>(table: &str, key: &str, text: &str) -> Result<T> {
-    serde_json::from_str(text).map_err(|e| Error::storage_caused(format!("{table} {key} holds bad JSON: {e}"), e))
-}
-
-/// A row of how many wait and the earliest `next_at` of `table`.
-fn waiting_row(row: &Row, table: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
-    Ok((int_at(row, 0, table, "count(*)")?, opt_time_at(row, 1, table, "next_at")?))
-}
-
-fn limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-fn breaker_row(row: &Row) -> Result<Breaker> {
-    Ok(Breaker {
-        name: status_at(row, 0, "breakers", "name")?,
-        state: status_at(row, 1, "breakers", "state")?,
-        failures: int_at(row, 2, "breakers", "failures")?,
-        opened_at: opt_time_at(row, 3, "breakers", "opened_at")?,
-        updated_at: time_at(row, 4, "breakers", "updated_at")?,
-    })
-}
-
-fn store_row(row: &Row) -> Result<Store> {
-    Ok(Store {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        owner: row.get(2)?,
-        address: row.get(3)?,
-        open: row.get(4)?,
-        delivery_charge: row.get(5)?,
-        review_count: row.get(6)?,
-        review_sum: row.get(7)?,
-    })
-}
-
-fn menu_row(row: &Row) -> Result<Menu> {
-    Ok(Menu { id: row.get(0)?, store_id: row.get(1)?, name: row.get(2)?, price: row.get(3)?, available: row.get(4)? })
-}
-
-fn rider_row(row: &Row) -> Result<Rider> {
-    Ok(Rider { id: row.get(0)?, name: row.get(1)? })
-}
-
-fn order_row(row: &Row) -> Result<Order> {
-    Ok(Order {
-        id: row.get(0)?,
-        store_id: row.get(1)?,
-        customer: row.get(2)?,
-        address: row.get(3)?,
-        items: Vec::new(),
-        total: row.get(4)?,
-        status: status_at(row, 5, "orders", "status")?,
-        reviewed: row.get(6)?,
-        created_at: time_at(row, 7, "orders", "created_at")?,
-        updated_at: time_at(row, 8, "orders", "updated_at")?,
-    })
-}
-
-fn item_row(row: &Row) -> Result<OrderItem> {
-    Ok(OrderItem {
-        menu_id: row.get(0)?,
-        name: row.get(1)?,
-        unit_price: row.get(2)?,
-        qty: int_at(row, 3, "order_items", "qty")?,
-    })
-}
-
 /// A payment or a delivery charge as its table holds it.
 trait SqlCall: CallRecord {
     /// Its table's statements.
@@ -352,14 +212,14 @@ trait SqlCall: CallRecord {
     fn save(&self, repo: &SqliteRepo<'_>) -> Result<()>;
 
     /// Reads one row of [`call_cols!`].
-    fn from_row(row: &Row) -> Result<Self>;
+    fn from_row(row: &dyn SqlRow) -> Result<Self>;
 }
 
 /// Implements [`SqlCall`] for a record of table `$table` with its own column
 /// `$own`: the records name their shared fields alike, so one text binds
 /// and reads both.
 macro_rules! sql_call {
-    ($record:ident, $table:literal, $own:ident) => {
+    ($record:ident, $table:literal, $own:ident, $decode:ident) => {
         impl SqlCall for $record {
             const SQL: CallSql = call_sql!($table, $own);
 
@@ -390,100 +250,15 @@ macro_rules! sql_call {
                 Ok(())
             }
 
-            fn from_row(row: &Row) -> Result<$record> {
-                let token: Option<String> = row.get(12)?;
-                let until = opt_time_at(row, 13, $table, "claimed_until")?;
-                let attempt = Attempt {
-                    idempotency_key: row.get(5)?,
-                    tries: int_at(row, 6, $table, "tries")?,
-                    next_at: opt_time_at(row, 7, $table, "next_at")?,
-                    last_error: row.get(8)?,
-                    maybe_processed: row.get(11)?,
-                    unsettled: int_at(row, 14, $table, "unsettled")?,
-                    claim: match (token, until) {
-                        (Some(token), Some(until)) => Some(Claim { token, until }),
-                        _ => None,
-                    },
-                };
-                Ok($record {
-                    id: row.get(0)?,
-                    order_id: row.get(1)?,
-                    status: status_at(row, 2, $table, "status")?,
-                    amount: row.get(3)?,
-                    gateway_ref: row.get(4)?,
-                    attempt,
-                    created_at: time_at(row, 9, $table, "created_at")?,
-                    updated_at: time_at(row, 10, $table, "updated_at")?,
-                    $own: row.get(15)?,
-                })
+            fn from_row(row: &dyn SqlRow) -> Result<$record> {
+                rows::$decode(row)
             }
         }
     };
 }
 
-sql_call!(Payment, "payments", card);
-sql_call!(Charge, "charges", rider_id);
-
-fn ticket_row(row: &Row) -> Result<KitchenTicket> {
-    Ok(KitchenTicket {
-        order_id: row.get(0)?,
-        store_id: row.get(1)?,
-        status: status_at(row, 2, "kitchen_tickets", "status")?,
-        updated_at: time_at(row, 3, "kitchen_tickets", "updated_at")?,
-    })
-}
-
-fn delivery_row(row: &Row) -> Result<Delivery> {
-    Ok(Delivery {
-        order_id: row.get(0)?,
-        rider_id: row.get(1)?,
-        charge: row.get(2)?,
-        status: status_at(row, 3, "deliveries", "status")?,
-        updated_at: time_at(row, 4, "deliveries", "updated_at")?,
-    })
-}
-
-fn event_row(row: &Row) -> Result<StoredEvent> {
-    let seq: i64 = row.get(0)?;
-    let kind: String = row.get(2)?;
-    let data: String = row.get(4)?;
-    let event = match Event::from_json_parts(&kind, &data) {
-        Ok(event) => event,
-        // Say whether the text is not JSON at all or the wrong JSON.
-        Err(_) => {
-            let value: serde_json::Value = json("events", &format!("seq {seq}"), &data)?;
-            Event::from_parts(&kind, value)
-                .map_err(|e| Error::storage_caused(format!("events seq {seq} holds a bad `{kind}` event: {e}"), e))?
-        }
-    };
-    Ok(StoredEvent { seq, id: row.get(1)?, at: time_at(row, 3, "events", "at")?, event })
-}
-
-fn view_row(row: &Row) -> Result<OrderView> {
-    let text: String = row.get(0)?;
-    json("mypage", "view", &text)
-}
-
-fn queued_row(row: &Row) -> Result<QueuedMessage> {
-    let message = Message {
-        id: row.get(0)?,
-        order_id: row.get(1)?,
-        event: status_at(row, 2, "messages", "event")?,
-        status: status_at(row, 3, "messages", "status")?,
-        recipient: row.get(4)?,
-        text: row.get(5)?,
-        at: time_at(row, 6, "messages", "at")?,
-    };
-    let delivery = MessageDelivery {
-        message_id: message.id.clone(),
-        channel: row.get(7)?,
-        state: status_at::<DeliveryState>(row, 8, "message_deliveries", "state")?,
-        tries: int_at(row, 9, "message_deliveries", "tries")?,
-        next_at: time_at(row, 10, "message_deliveries", "next_at")?,
-        last_error: row.get(11)?,
-    };
-    Ok(QueuedMessage { message, delivery })
-}
+sql_call!(Payment, "payments", card, payment);
+sql_call!(Charge, "charges", rider_id, charge);
 
 /// A [`Repo`] over a connection that is inside a transaction
 /// ([`super::SqliteStorage`] opens and closes it).
@@ -516,9 +291,14 @@ impl<'a> SqliteRepo<'a> {
     }
 
     /// The first row of a cached query, decoded by `decode`.
-    fn one<T>(&self, sql: &str, params: impl Params, decode: impl FnMut(&Row) -> Result<T>) -> Result<Option<T>> {
+    fn one<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        mut decode: impl FnMut(&dyn SqlRow) -> Result<T>,
+    ) -> Result<Option<T>> {
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let mut rows = stmt.query_and_then(params, decode)?;
+        let mut rows = stmt.query_and_then(params, |row| decode(row))?;
         rows.next().transpose()
     }
 
@@ -538,13 +318,18 @@ impl<'a> SqliteRepo<'a> {
     fn calls_waiting<C: SqlCall>(&self, now: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
         let [a, b] = C::WAITING.map(C::status_text);
         let table = C::SQL.table;
-        Ok(self.one(C::SQL.waiting, params![a, b, now], |row| waiting_row(row, table))?.unwrap_or_default())
+        Ok(self.one(C::SQL.waiting, params![a, b, now], |row| rows::waiting(row, table))?.unwrap_or_default())
     }
 
     /// Every row of a cached query, decoded by `decode`.
-    fn all<T>(&self, sql: &str, params: impl Params, decode: impl FnMut(&Row) -> Result<T>) -> Result<Vec<T>> {
+    fn all<T>(
+        &self,
+        sql: &str,
+        params: impl Params,
+        mut decode: impl FnMut(&dyn SqlRow) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let mut stmt = self.conn.prepare_cached(sql)?;
-        let rows = stmt.query_and_then(params, decode)?;
+        let rows = stmt.query_and_then(params, |row| decode(row))?;
         rows.collect()
     }
 }
@@ -583,11 +368,11 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn store(&mut self, id: StoreId) -> Result<Option<Store>> {
-        self.one(STORE, [id], store_row)
+        self.one(STORE, [id], rows::store)
     }
 
     fn stores(&mut self) -> Result<Vec<Store>> {
-        self.all(STORES, [], store_row)
+        self.all(STORES, [], rows::store)
     }
 
     fn save_menu(&mut self, m: &Menu) -> Result<()> {
@@ -598,17 +383,17 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn menu(&mut self, id: MenuId) -> Result<Option<Menu>> {
-        self.one(MENU, [id], menu_row)
+        self.one(MENU, [id], rows::menu)
     }
 
     fn menu_by_name(&mut self, store: StoreId, name: &str) -> Result<Option<Menu>> {
-        self.one(MENU_BY_NAME, params![store, name], menu_row)
+        self.one(MENU_BY_NAME, params![store, name], rows::menu)
     }
 
     fn menus(&mut self, store: Option<StoreId>) -> Result<Vec<Menu>> {
         match store {
-            Some(store) => self.all(MENUS_OF_STORE, [store], menu_row),
-            None => self.all(MENUS, [], menu_row),
+            Some(store) => self.all(MENUS_OF_STORE, [store], rows::menu),
+            None => self.all(MENUS, [], rows::menu),
         }
     }
 
@@ -618,19 +403,19 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn rider(&mut self, id: RiderId) -> Result<Option<Rider>> {
-        self.one(RIDER, [id], rider_row)
+        self.one(RIDER, [id], rows::rider)
     }
 
     fn rider_by_name(&mut self, name: &str) -> Result<Option<Rider>> {
-        self.one(RIDER_BY_NAME, [name], rider_row)
+        self.one(RIDER_BY_NAME, [name], rows::rider)
     }
 
     fn riders(&mut self) -> Result<Vec<Rider>> {
-        self.all(RIDERS, [], rider_row)
+        self.all(RIDERS, [], rows::rider)
     }
 
     fn least_busy_rider(&mut self) -> Result<Option<Rider>> {
-        self.one(LEAST_BUSY_RIDER, BUSY.map(DeliveryStatus::as_str), rider_row)
+        self.one(LEAST_BUSY_RIDER, BUSY.map(DeliveryStatus::as_str), rows::rider)
     }
 
     fn insert_order(&mut self, o: &Order) -> Result<()> {
@@ -666,14 +451,14 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn order(&mut self, id: OrderId) -> Result<Option<Order>> {
-        let Some(mut order) = self.one(ORDER, [id], order_row)? else { return Ok(None) };
-        order.items = self.all(ORDER_ITEMS, [id], item_row)?;
+        let Some(mut order) = self.one(ORDER, [id], rows::order)? else { return Ok(None) };
+        order.items = self.all(ORDER_ITEMS, [id], rows::item)?;
         Ok(Some(order))
     }
 
     fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderId>> {
         let [a, b, c, d] = INBOX.map(OrderStatus::as_str);
-        self.all(STORE_INBOX, params![store, a, b, c, d], |row| Ok(row.get(0)?))
+        self.all(STORE_INBOX, params![store, a, b, c, d], |row| rows::get(row, 0))
     }
 
     fn save_payment(&mut self, p: &Payment) -> Result<()> {
@@ -694,7 +479,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>> {
-        self.one(TICKET, [order], ticket_row)
+        self.one(TICKET, [order], rows::ticket)
     }
 
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
@@ -706,7 +491,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>> {
-        self.one(DELIVERY, [order], delivery_row)
+        self.one(DELIVERY, [order], rows::delivery)
     }
 
     fn save_charge(&mut self, c: &Charge) -> Result<()> {
@@ -743,7 +528,7 @@ impl Repo for SqliteRepo<'_> {
         let payments = self.calls_waiting::<Payment>(&now_text)?;
         let charges = self.calls_waiting::<Charge>(&now_text)?;
         let pending = DeliveryState::Pending.as_str();
-        let messages = self.one(MESSAGES_WAITING, [pending], |row| waiting_row(row, "message_deliveries"))?;
+        let messages = self.one(MESSAGES_WAITING, [pending], |row| rows::waiting(row, "message_deliveries"))?;
         let messages = messages.unwrap_or_default();
         Ok(QueueStatus {
             payments: payments.0,
@@ -761,8 +546,8 @@ impl Repo for SqliteRepo<'_> {
 
     fn events(&mut self, after: i64, order: Option<OrderId>, n: usize) -> Result<Vec<StoredEvent>> {
         match order {
-            Some(order) => self.all(EVENTS_OF_ORDER, params![after, limit(n), order], event_row),
-            None => self.all(EVENTS, params![after, limit(n)], event_row),
+            Some(order) => self.all(EVENTS_OF_ORDER, params![after, limit(n), order], rows::event),
+            None => self.all(EVENTS, params![after, limit(n)], rows::event),
         }
     }
 
@@ -782,7 +567,7 @@ impl Repo for SqliteRepo<'_> {
         if let Some(view) = self.views.get(order) {
             return Ok(Some(view));
         }
-        self.one(VIEW, [order], view_row)
+        self.one(VIEW, [order], rows::view)
     }
 
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
@@ -794,7 +579,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn customer_views(&mut self, customer: &str) -> Result<Vec<OrderView>> {
-        self.all(CUSTOMER_VIEWS, [customer], view_row)
+        self.all(CUSTOMER_VIEWS, [customer], rows::view)
     }
 
     fn clear_views(&mut self) -> Result<()> {
@@ -820,11 +605,11 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn due_messages(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<QueuedMessage>> {
-        self.all(DUE_MESSAGES, params![DeliveryState::Pending.as_str(), time_text(&now), limit(n)], queued_row)
+        self.all(DUE_MESSAGES, params![DeliveryState::Pending.as_str(), time_text(&now), limit(n)], rows::queued)
     }
 
     fn dead_messages(&mut self, n: usize) -> Result<Vec<QueuedMessage>> {
-        self.all(DEAD_MESSAGES, params![DeliveryState::Dead.as_str(), limit(n)], queued_row)
+        self.all(DEAD_MESSAGES, params![DeliveryState::Dead.as_str(), limit(n)], rows::queued)
     }
 
     fn purge_delivered_messages(&mut self, before: DateTime<Utc>) -> Result<usize> {
@@ -841,11 +626,11 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn breaker(&mut self, name: &BreakerName) -> Result<Option<Breaker>> {
-        self.one(BREAKER, [name.as_str()], breaker_row)
+        self.one(BREAKER, [name.as_str()], rows::breaker)
     }
 
     fn breakers(&mut self) -> Result<Vec<Breaker>> {
-        self.all(BREAKERS, [], breaker_row)
+        self.all(BREAKERS, [], rows::breaker)
     }
 
     fn save_breaker(&mut self, b: &Breaker) -> Result<()> {
@@ -855,5 +640,15 @@ impl Repo for SqliteRepo<'_> {
             params![b.name.as_str(), b.state.as_str(), b.failures, opened_at, time_text(&b.updated_at)],
         )?;
         Ok(())
+    }
+}
+
+impl SqlRow for Row<'_> {
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.get(i)?)
+    }
+
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.get(i)?)
     }
 }

@@ -333,7 +333,7 @@ fn times_are_fixed_width_utc_text_in_time_order() {
         DateTime::from_timestamp(253_402_300_799, 0),
     ]
     .map(|t| t.expect("a time"));
-    let texts = times.map(|t| repo::time_text(&t));
+    let texts = times.map(|t| crate::adapters::rows::time_text(&t));
     assert_eq!(texts[0], "1970-01-01T00:00:00.000000Z");
     assert_eq!(texts[1], "1970-01-01T00:00:09.000005Z");
     assert_eq!(texts[3], "2024-05-01T00:00:00.999999Z", "truncated to microseconds");
@@ -431,22 +431,25 @@ fn time_text_matches_chrono_format() {
         Utc.timestamp_opt(253_402_300_799, 999_999_000).unwrap(),
         Utc.timestamp_opt(-62_135_596_800, 1_000).unwrap(),
     ];
-    assert!(super::repo::parse_time("t", "c", "2024-13-01T00:00:00.000000Z").is_err());
-    assert!(super::repo::parse_time("t", "c", "2024-01-01T00:00:00.00000xZ").is_err());
+    assert!(crate::adapters::rows::parse_time("t", "c", "2024-13-01T00:00:00.000000Z").is_err());
+    assert!(crate::adapters::rows::parse_time("t", "c", "2024-01-01T00:00:00.00000xZ").is_err());
     assert_eq!(
-        super::repo::parse_time("t", "c", "2024-01-01T09:00:00+09:00").unwrap(),
+        crate::adapters::rows::parse_time("t", "c", "2024-01-01T09:00:00+09:00").unwrap(),
         Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()
     );
     for t in times {
-        let text = super::repo::time_text(&t);
+        let text = crate::adapters::rows::time_text(&t);
         assert_eq!(text, t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
-        assert_eq!(super::repo::parse_time("t", "c", &text).unwrap(), chrono::SubsecRound::trunc_subsecs(t, 6));
+        assert_eq!(
+            crate::adapters::rows::parse_time("t", "c", &text).unwrap(),
+            chrono::SubsecRound::trunc_subsecs(t, 6)
+        );
     }
     // Beyond four-digit years, and a leap second: still chrono's `format` text.
     let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31).and_then(|d| d.and_hms_micro_opt(23, 59, 59, 1_500_000));
     let odd = [Utc.timestamp_opt(253_402_300_800, 7_000).unwrap(), Utc.timestamp_opt(-62_198_755_200, 0).unwrap()];
     for t in odd.into_iter().chain(leap.map(|t| t.and_utc())) {
-        assert_eq!(super::repo::time_text(&t), t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+        assert_eq!(crate::adapters::rows::time_text(&t), t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
     }
 }
 

@@ -1,0 +1,340 @@
+//! What the two SQL storages share: the columns their queries read, in
+//! the order they read them, and the decoding of a row into a record. The
+//! tables are the same on SQLite and PostgreSQL, column for column and
+//! value for value (integers, text, times as fixed-width RFC 3339 text,
+//! flags as 0 or 1, JSON as text), so one decoder serves both; each
+//! adapter only says how to read an integer or a text from its own row
+//! type ([`SqlRow`]).
+
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::domain::attempt::{Attempt, Claim};
+use crate::domain::view::OrderView;
+use crate::domain::{Breaker, Charge, Delivery, Event, KitchenTicket, Menu, Order, OrderItem, Payment, Rider, Store};
+use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::storage::StoredEvent;
+use crate::ports::Message;
+use crate::{Error, Result};
+
+/// A store's columns.
+macro_rules! store_cols {
+    () => {
+        "id, name, owner, address, is_open, delivery_charge, review_count, review_sum"
+    };
+}
+/// A menu's columns.
+macro_rules! menu_cols {
+    () => {
+        "id, store_id, name, price, available"
+    };
+}
+/// An order's columns (its items are read apart).
+macro_rules! order_cols {
+    () => {
+        "id, store_id, customer, address, total, status, reviewed, created_at, updated_at"
+    };
+}
+/// The columns of a gateway-call table, payments or charges, in the order
+/// every query binds and reads them: all that the two share, then `$own`,
+/// the one column of its own (the payment's card, the charge's rider).
+macro_rules! call_cols {
+    ($own:ident) => {
+        concat!(
+            "id, order_id, status, amount, gateway_ref, idempotency_key, tries, next_at, last_error, created_at, ",
+            "updated_at, maybe_processed, claim_token, claimed_until, unsettled, ",
+            stringify!($own)
+        )
+    };
+}
+/// A queued message's columns (`m`) with one delivery's (`d`).
+macro_rules! queued_cols {
+    () => {
+        "m.id, m.order_id, m.event, m.status, m.recipient, m.text, m.at, d.channel, d.state, d.tries, d.next_at, \
+         d.last_error"
+    };
+}
+pub(crate) use {call_cols, menu_cols, order_cols, queued_cols, store_cols};
+
+/// A row of a query, as far as decoding needs it: column `i` as an integer
+/// or a text, `None` for NULL.
+pub(crate) trait SqlRow {
+    /// Column `i` as an integer (`None`: NULL).
+    fn int(&self, i: usize) -> Result<Option<i64>>;
+    /// Column `i` as a text (`None`: NULL).
+    fn text(&self, i: usize) -> Result<Option<String>>;
+}
+
+/// Column `i` of `row` as a `T`.
+pub(crate) fn get<T: Column>(row: &dyn SqlRow, i: usize) -> Result<T> {
+    T::read(row, i)
+}
+
+/// A value one column holds.
+pub(crate) trait Column: Sized {
+    /// Reads it from column `i` of `row`.
+    fn read(row: &dyn SqlRow, i: usize) -> Result<Self>;
+}
+
+fn not_null<T>(value: Option<T>, i: usize) -> Result<T> {
+    value.ok_or_else(|| Error::storage(format!("column {i} is NULL where a value must be")))
+}
+
+impl Column for i64 {
+    fn read(row: &dyn SqlRow, i: usize) -> Result<i64> {
+        not_null(row.int(i)?, i)
+    }
+}
+
+impl Column for Option<i64> {
+    fn read(row: &dyn SqlRow, i: usize) -> Result<Option<i64>> {
+        row.int(i)
+    }
+}
+
+impl Column for String {
+    fn read(row: &dyn SqlRow, i: usize) -> Result<String> {
+        not_null(row.text(i)?, i)
+    }
+}
+
+impl Column for Option<String> {
+    fn read(row: &dyn SqlRow, i: usize) -> Result<Option<String>> {
+        row.text(i)
+    }
+}
+
+/// A flag, stored as 0 or 1.
+impl Column for bool {
+    fn read(row: &dyn SqlRow, i: usize) -> Result<bool> {
+        Ok(get::<i64>(row, i)? != 0)
+    }
+}
+
+/// A time as stored: fixed-width RFC 3339 in UTC with microseconds
+/// (`2024-05-01T12:00:00.000000Z`; anything finer is dropped), so that
+/// comparing the strings compares the times. The same text as chrono's
+/// `format("%Y-%m-%dT%H:%M:%S%.6fZ")`, through chrono's RFC 3339 writer,
+/// which does not parse a format string on every call: 39 ns against
+/// 297 ns (`cargo bench --bench primitives -- time/row`, BENCHMARKS.md).
+pub(crate) fn time_text(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Reads a stored time: any RFC 3339 text, through chrono's RFC 3339 parser
+/// (23 ns; its `FromStr`, 101 ns).
+pub(crate) fn parse_time(table: &str, column: &str, text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::storage_caused(format!("{table}.{column} holds `{text}`, which is not a time: {e}"), e))
+}
+
+/// The time in column `i`.
+pub(crate) fn time_at(row: &dyn SqlRow, i: usize, table: &str, column: &str) -> Result<DateTime<Utc>> {
+    parse_time(table, column, &get::<String>(row, i)?)
+}
+
+/// The time in column `i`, if any.
+pub(crate) fn opt_time_at(row: &dyn SqlRow, i: usize, table: &str, column: &str) -> Result<Option<DateTime<Utc>>> {
+    get::<Option<String>>(row, i)?.map(|t| parse_time(table, column, &t)).transpose()
+}
+
+/// The status (or any name) in column `i`.
+pub(crate) fn status_at<T: FromStr<Err = String>>(row: &dyn SqlRow, i: usize, table: &str, column: &str) -> Result<T> {
+    let text: String = get(row, i)?;
+    text.parse().map_err(|e| Error::storage(format!("{table}.{column} holds `{text}`: {e}")))
+}
+
+/// The integer in column `i`, as a narrower type.
+pub(crate) fn int_at<T: TryFrom<i64>>(row: &dyn SqlRow, i: usize, table: &str, column: &str) -> Result<T> {
+    let n: i64 = get(row, i)?;
+    T::try_from(n).map_err(|_| Error::storage(format!("{table}.{column} holds {n}, which is out of range")))
+}
+
+/// `text` read as JSON, or a storage error naming where it was.
+pub(crate) fn json<T: DeserializeOwned>(table: &str, key: &str, text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::storage_caused(format!("{table} {key} holds bad JSON: {e}"), e))
+}
+
+/// A `LIMIT` of `n`.
+pub(crate) fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A row of how many wait and the earliest `next_at` of `table`.
+pub(crate) fn waiting(row: &dyn SqlRow, table: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
+    Ok((int_at(row, 0, table, "count(*)")?, opt_time_at(row, 1, table, "next_at")?))
+}
+
+/// A breaker's row.
+pub(crate) fn breaker(row: &dyn SqlRow) -> Result<Breaker> {
+    Ok(Breaker {
+        name: status_at(row, 0, "breakers", "name")?,
+        state: status_at(row, 1, "breakers", "state")?,
+        failures: int_at(row, 2, "breakers", "failures")?,
+        opened_at: opt_time_at(row, 3, "breakers", "opened_at")?,
+        updated_at: time_at(row, 4, "breakers", "updated_at")?,
+    })
+}
+
+/// A row of [`store_cols!`].
+pub(crate) fn store(row: &dyn SqlRow) -> Result<Store> {
+    Ok(Store {
+        id: get(row, 0)?,
+        name: get(row, 1)?,
+        owner: get(row, 2)?,
+        address: get(row, 3)?,
+        open: get(row, 4)?,
+        delivery_charge: get(row, 5)?,
+        review_count: get(row, 6)?,
+        review_sum: get(row, 7)?,
+    })
+}
+
+/// A row of [`menu_cols!`].
+pub(crate) fn menu(row: &dyn SqlRow) -> Result<Menu> {
+    Ok(Menu {
+        id: get(row, 0)?,
+        store_id: get(row, 1)?,
+        name: get(row, 2)?,
+        price: get(row, 3)?,
+        available: get(row, 4)?,
+    })
+}
+
+/// A rider's row (`id, name`).
+pub(crate) fn rider(row: &dyn SqlRow) -> Result<Rider> {
+    Ok(Rider { id: get(row, 0)?, name: get(row, 1)? })
+}
+
+/// A row of [`order_cols!`], without its items.
+pub(crate) fn order(row: &dyn SqlRow) -> Result<Order> {
+    Ok(Order {
+        id: get(row, 0)?,
+        store_id: get(row, 1)?,
+        customer: get(row, 2)?,
+        address: get(row, 3)?,
+        items: Vec::new(),
+        total: get(row, 4)?,
+        status: status_at(row, 5, "orders", "status")?,
+        reviewed: get(row, 6)?,
+        created_at: time_at(row, 7, "orders", "created_at")?,
+        updated_at: time_at(row, 8, "orders", "updated_at")?,
+    })
+}
+
+/// An order item's row (`menu_id, name, unit_price, qty`).
+pub(crate) fn item(row: &dyn SqlRow) -> Result<OrderItem> {
+    Ok(OrderItem {
+        menu_id: get(row, 0)?,
+        name: get(row, 1)?,
+        unit_price: get(row, 2)?,
+        qty: int_at(row, 3, "order_items", "qty")?,
+    })
+}
+
+/// Decodes a row of [`call_cols!`] of `$table` into a `$record`, whose
+/// own column is `$own`: payments and charges name their shared fields
+/// alike, so one text reads both.
+macro_rules! call_row {
+    ($name:ident, $record:ident, $table:literal, $own:ident) => {
+        #[doc = concat!("A row of [`call_cols!`] of `", $table, "`.")]
+        pub(crate) fn $name(row: &dyn SqlRow) -> Result<$record> {
+            let token: Option<String> = get(row, 12)?;
+            let until = opt_time_at(row, 13, $table, "claimed_until")?;
+            let attempt = Attempt {
+                idempotency_key: get(row, 5)?,
+                tries: int_at(row, 6, $table, "tries")?,
+                next_at: opt_time_at(row, 7, $table, "next_at")?,
+                last_error: get(row, 8)?,
+                maybe_processed: get(row, 11)?,
+                unsettled: int_at(row, 14, $table, "unsettled")?,
+                claim: match (token, until) {
+                    (Some(token), Some(until)) => Some(Claim { token, until }),
+                    _ => None,
+                },
+            };
+            Ok($record {
+                id: get(row, 0)?,
+                order_id: get(row, 1)?,
+                status: status_at(row, 2, $table, "status")?,
+                amount: get(row, 3)?,
+                gateway_ref: get(row, 4)?,
+                attempt,
+                created_at: time_at(row, 9, $table, "created_at")?,
+                updated_at: time_at(row, 10, $table, "updated_at")?,
+                $own: get(row, 15)?,
+            })
+        }
+    };
+}
+
+call_row!(payment, Payment, "payments", card);
+call_row!(charge, Charge, "charges", rider_id);
+
+/// A kitchen ticket's row (`order_id, store_id, status, updated_at`).
+pub(crate) fn ticket(row: &dyn SqlRow) -> Result<KitchenTicket> {
+    Ok(KitchenTicket {
+        order_id: get(row, 0)?,
+        store_id: get(row, 1)?,
+        status: status_at(row, 2, "kitchen_tickets", "status")?,
+        updated_at: time_at(row, 3, "kitchen_tickets", "updated_at")?,
+    })
+}
+
+/// A delivery's row (`order_id, rider_id, charge, status, updated_at`).
+pub(crate) fn delivery(row: &dyn SqlRow) -> Result<Delivery> {
+    Ok(Delivery {
+        order_id: get(row, 0)?,
+        rider_id: get(row, 1)?,
+        charge: get(row, 2)?,
+        status: status_at(row, 3, "deliveries", "status")?,
+        updated_at: time_at(row, 4, "deliveries", "updated_at")?,
+    })
+}
+
+/// An event's row (`seq, id, type, at, data`).
+pub(crate) fn event(row: &dyn SqlRow) -> Result<StoredEvent> {
+    let seq: i64 = get(row, 0)?;
+    let kind: String = get(row, 2)?;
+    let data: String = get(row, 4)?;
+    let event = match Event::from_json_parts(&kind, &data) {
+        Ok(event) => event,
+        // Say whether the text is not JSON at all or the wrong JSON.
+        Err(_) => {
+            let value: serde_json::Value = json("events", &format!("seq {seq}"), &data)?;
+            Event::from_parts(&kind, value)
+                .map_err(|e| Error::storage_caused(format!("events seq {seq} holds a bad `{kind}` event: {e}"), e))?
+        }
+    };
+    Ok(StoredEvent { seq, id: get(row, 1)?, at: time_at(row, 3, "events", "at")?, event })
+}
+
+/// A mypage row (`view`).
+pub(crate) fn view(row: &dyn SqlRow) -> Result<OrderView> {
+    json("mypage", "view", &get::<String>(row, 0)?)
+}
+
+/// A row of [`queued_cols!`].
+pub(crate) fn queued(row: &dyn SqlRow) -> Result<QueuedMessage> {
+    let message = Message {
+        id: get(row, 0)?,
+        order_id: get(row, 1)?,
+        event: status_at(row, 2, "messages", "event")?,
+        status: status_at(row, 3, "messages", "status")?,
+        recipient: get(row, 4)?,
+        text: get(row, 5)?,
+        at: time_at(row, 6, "messages", "at")?,
+    };
+    let delivery = MessageDelivery {
+        message_id: message.id.clone(),
+        channel: get(row, 7)?,
+        state: status_at::<DeliveryState>(row, 8, "message_deliveries", "state")?,
+        tries: int_at(row, 9, "message_deliveries", "tries")?,
+        next_at: time_at(row, 10, "message_deliveries", "next_at")?,
+        last_error: get(row, 11)?,
+    };
+    Ok(QueuedMessage { message, delivery })
+}
