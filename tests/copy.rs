@@ -5,6 +5,8 @@
 //!
 //! Every test gets its own temporary folder (see `tests/cli.rs`).
 
+use std::path::Path;
+
 use ezdelivery_testkit::cli_world::{assert_fails, one_object, World};
 use ezdelivery_testkit::files::folder;
 
@@ -111,15 +113,80 @@ fn a_target_that_must_not_be_written_is_refused_untouched() {
 }
 
 #[test]
-fn a_postgres_url_is_refused_without_its_password() {
+fn a_postgres_url_that_cannot_be_reached_never_shows_its_password() {
     let (world, _) = busy_world();
-    for url in ["postgres://ez:s3cret@127.0.0.1:1/orders", "postgresql://ez@db/orders?password=s3cret"] {
+    for url in ["postgres://ez:s3cret@127.0.0.1:1/orders", "postgresql://ez@127.0.0.1:1/orders?password=s3cret"] {
         let human = world.run(&["db", "copy", "--to", url]);
-        assert_eq!(human.code, Some(2), "{human:?}");
-        assert!(human.stderr.contains("not supported yet"), "{}", human.stderr);
-        assert!(!human.stderr.contains("s3cret") && human.stderr.contains("***"), "{}", human.stderr);
+        assert_eq!(human.code, Some(1), "{human:?}");
+        assert!(
+            human.stderr.contains("cannot connect") && human.stderr.contains("check the --to URL"),
+            "{}",
+            human.stderr
+        );
+        assert!(!human.stderr.contains("s3cret") && human.stderr.contains("ez@127.0.0.1:1/orders"), "{}", human.stderr);
         let json = world.run(&["--json", "db", "copy", "--to", url]);
-        let message = assert_fails(&json, "copy to PostgreSQL", 2, "invalid_input");
+        let message = assert_fails(&json, "copy to PostgreSQL", 1, "internal");
         assert!(!message.contains("s3cret"), "{message}");
+        let from = world.run_on(Path::new(url), &["db", "copy", "--to", &world.path("x.db").display().to_string()]);
+        assert_eq!(from.code, Some(1), "{from:?}");
+        assert!(!from.stderr.contains("s3cret"), "{}", from.stderr);
     }
+}
+
+/// SQLite → PostgreSQL → SQLite with the real binary: each copy answers
+/// as its source does; a PostgreSQL target that holds rows, or that is
+/// the source itself (whatever the password), is refused untouched.
+#[test]
+fn a_copy_to_postgresql_and_back_answers_as_its_source_does() {
+    let Some(pg) = ezdelivery_testkit::postgres::server() else { return };
+    let (world, orders) = busy_world();
+    let url = pg.fresh_database();
+    let on_pg = Path::new(&url);
+
+    let run = world.run(&["db", "copy", "--to", &url]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stdout.contains("verified: "), "{}", run.stdout);
+    let same = |a: &Path, b: &Path| {
+        for order in &orders {
+            let order = order.to_string();
+            for args in [&["status", &order][..], &["--json", "status", &order]] {
+                let (x, y) = (world.run_on(a, args), world.run_on(b, args));
+                assert_eq!(y.code, Some(0), "{y:?}");
+                assert_eq!(x.stdout, y.stdout, "{args:?}");
+            }
+        }
+        for args in
+            [&["--json", "status", "--customer", "kim"][..], &["--json", "events"], &["--json", "store", "list"]]
+        {
+            assert_eq!(world.run_on(a, args).stdout, world.run_on(b, args).stdout, "{args:?}");
+        }
+    };
+    same(&world.db, on_pg);
+
+    // Back into a new file, from --db postgres://….
+    let back = world.path("back").join("back.db");
+    let run = world.run_on(on_pg, &["--json", "db", "copy", "--to", &back.display().to_string()]);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let report = one_object(&run.stdout, "stdout");
+    assert_eq!(report["verified"], true, "{report}");
+    assert_eq!(report["views"], 3, "{report}");
+    same(&world.db, &back);
+
+    // The PostgreSQL copy holds rows now: refused, untouched.
+    let counts = "SELECT (SELECT count(*) FROM orders), (SELECT count(*) FROM events), \
+                  (SELECT last_value FROM orders_id_seq)";
+    let before = pg.psql(&url, counts);
+    let run = world.run(&["db", "copy", "--to", &url]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("must be empty") && run.stderr.contains("in events"), "{}", run.stderr);
+    assert_eq!(pg.psql(&url, counts), before);
+
+    // The source itself, named with a password it does not need.
+    let with_password = url.replacen("postgres@", "postgres:s3cret@", 1);
+    assert_ne!(with_password, url);
+    let run = world.run_on(on_pg, &["db", "copy", "--to", &with_password]);
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(run.stderr.contains("names the database being copied"), "{}", run.stderr);
+    assert!(!run.stderr.contains("s3cret"), "{}", run.stderr);
+    assert_eq!(pg.psql(&url, counts), before);
 }

@@ -300,16 +300,17 @@ pub struct SimulateArgs {
 /// `ezdelivery db …`
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
-    /// Copy the whole --db database into a new, empty one (a file, later PostgreSQL), then verify the copy.
+    /// Copy the whole --db database (SQLite or PostgreSQL) into a new, empty one of either kind, then verify the copy.
     #[command(after_help = "Examples:\n  ezdelivery --db orders.db db copy --to orders-copy.db\n  \
-                            ezdelivery --db orders.db db copy --to postgres://ezdelivery@localhost/ezdelivery\n\n\
+                            ezdelivery --db orders.db db copy --to postgres://ezdelivery@localhost/ezdelivery\n  \
+                            ezdelivery --db postgres://ezdelivery@localhost/ezdelivery db copy --to back.db\n\n\
                             Every table is copied in one transaction and verified before it is committed: row \
                             counts and contents, the event log event by event, and every mypage view against a \
                             rebuild from the copied log. A target that holds any row, or is the source itself, is \
                             refused (exit 2) and left untouched; a copy that does not verify is rolled back (exit \
                             1). A password in a URL is never printed.")]
     Copy {
-        /// Where to: a SQLite file (created if missing) or a postgres:// URL.
+        /// Where to: a SQLite file (created if missing) or a postgres:// URL (an existing, empty database).
         #[arg(long, value_name = "URL|PATH")]
         to: String,
     },

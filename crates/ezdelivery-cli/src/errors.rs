@@ -76,13 +76,14 @@ fn next_step(error: &Error) -> Option<(&'static str, String)> {
     Some(("; ", step))
 }
 
-/// `db copy --to postgres://…` while this build has no PostgreSQL storage:
-/// the same refusal as `--db postgres://…` (exit 2). `url` is shown with
-/// its password redacted.
+/// `db copy` to or from `postgres://…` while this build has no PostgreSQL
+/// storage: the same refusal as `--db postgres://…` (exit 2). `url` is
+/// shown with its password redacted.
+#[cfg(not(feature = "postgres"))]
 pub fn postgres_not_supported(url: &str) -> Error {
     Error::Invalid(Invalid(format!(
-        "this version of ezdelivery stores its data in a SQLite file only: PostgreSQL URLs are not supported yet \
-         ({url}); pass --to PATH"
+        "this ezdelivery was built without PostgreSQL (the `postgres` feature): {url} cannot be copied to or from; \
+         pass --to PATH, or use a build with it"
     )))
 }
 
@@ -94,16 +95,24 @@ pub fn copy_without_source(db: &std::path::Path) -> Error {
     )))
 }
 
-/// `db copy --to` the `--db` file itself.
-pub fn copy_into_itself(db: &std::path::Path) -> Error {
-    Error::Invalid(Invalid(format!("--to names the database being copied ({}): pass --to a new file", db.display())))
+/// `db copy --to` the `--db` database itself (`db` as shown: a path, or a
+/// URL without its password).
+pub fn copy_into_itself(db: &str) -> Error {
+    Error::Invalid(Invalid(format!(
+        "--to names the database being copied ({db}): pass --to a new file or an empty PostgreSQL database"
+    )))
 }
 
-/// `db copy --to` a database that holds rows: `holds` says which.
-pub fn copy_into_non_empty(target: &str, holds: &str) -> Error {
+/// `db copy --to` a database that holds rows: `holds` says which;
+/// `postgres` when it is a PostgreSQL database (else a file).
+pub fn copy_into_non_empty(target: &str, holds: &str, postgres: bool) -> Error {
+    let instead = if postgres {
+        "pass --to an empty PostgreSQL database (CREATE DATABASE gives one)"
+    } else {
+        "pass --to a new file (one that does not exist yet is created)"
+    };
     Error::Invalid(Invalid(format!(
-        "the target of a copy must be empty, and {target} holds {holds}; it is left untouched: pass --to a new \
-         file (one that does not exist yet is created)"
+        "the target of a copy must be empty, and {target} holds {holds}; it is left untouched: {instead}"
     )))
 }
 

@@ -264,9 +264,7 @@ fn run_on(cli: &Cli, config: &Config, db: &Database) -> Result<Printed> {
         _ => WatchOptions::default(),
     };
     if let Command::Db(command) = &cli.command {
-        // PG: a PostgreSQL source plugs in here with the adapter.
-        let Database::Sqlite(path) = db else { return Err(errors::postgres_not_supported(&db.to_string())) };
-        return copy::run(path, config, command).map(Printed::Out);
+        return copy::run(db, config, command).map(Printed::Out);
     }
     if let Command::Simulate(_) = cli.command {
         let Database::Sqlite(path) = db else {

@@ -221,7 +221,7 @@ Run \fBezdelivery demo\fR to see one whole order, step by step.
 const SECTIONS: &str = r#".SH ENVIRONMENT
 .TP
 \fBEZDELIVERY_DB\fR
-The database file, as \fB\-\-db\fR. A postgres:// URL is PostgreSQL, not in this version (exit 2); its password is never printed.
+The database, as \fB\-\-db\fR: a file, or a postgres:// (postgresql://) URL for PostgreSQL; its password is never printed.
 .TP
 \fBEZDELIVERY_CONFIG\fR
 The config file, as \fB\-\-config\fR.
@@ -306,6 +306,7 @@ ezdelivery order \-\-store 1 \-\-customer kim \-\-item 후라이드:2 \-\-pay
 ezdelivery status 1
 ezdelivery events \-\-follow \-\-format cloudevents
 ezdelivery \-\-db orders.db db copy \-\-to orders\-copy.db
+ezdelivery \-\-db orders.db db copy \-\-to postgres://ezdelivery@localhost/ezdelivery
 .RE
 .fi
 "#;

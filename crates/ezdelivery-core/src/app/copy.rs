@@ -11,12 +11,14 @@
 //! - every table holds as many rows as the source, and the same rows (a
 //!   digest of every value, read back by primary key);
 //! - the event log reads back identical, event for event (sequence number,
-//!   id, type, order, time, data), as the application reads it;
+//!   id, type, order, time, data), as the application reads it, events
+//!   paired by sequence number (a PostgreSQL log reads in commit order,
+//!   which may differ from number order; a copy's, in number order);
 //! - every mypage view in the target equals a rebuild from the target's
 //!   log (the `read_model` rule of [`invariants::check`]), and the target
 //!   breaks no invariant that the source does not break too.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::app::invariants::{self, Violation};
@@ -245,42 +247,73 @@ fn check(source: &mut dyn TableReader, target: &mut dyn TableReader, exported: &
     Ok(CopyReport { tables, events, views, carried_violations })
 }
 
-/// Reads both logs batch by batch, as the application reads them, and
-/// notes the first event that differs; returns how many events matched.
+/// Reads both logs batch by batch, each in the order its storage gives it,
+/// and pairs their events by sequence number: a PostgreSQL log reads in
+/// commit order, which may differ from number order, while a copy's (one
+/// transaction) reads in number order, so a faithful copy pairs every
+/// event though the two orders differ. Events wait in `pending` until their
+/// number turns up on the other side (few do, for a log read nearly in
+/// number order). Notes the first difference (the lowest number among
+/// those found) and returns how many events matched.
 fn compare_logs(source: &mut dyn TableReader, target: &mut dyn TableReader, problems: &mut Vec<String>) -> Result<u64> {
     let (mut after_source, mut after_target) = (0, 0);
+    let (mut source_done, mut target_done) = (false, false);
+    let mut pending: [BTreeMap<i64, StoredEvent>; 2] = [BTreeMap::new(), BTreeMap::new()];
     let mut matched = 0u64;
-    loop {
-        let ours = with_repo(source, |repo| repo.events(after_source, None, BATCH_EVENTS))?;
-        let theirs = with_repo(target, |repo| repo.events(after_target, None, BATCH_EVENTS))?;
-        for (a, b) in ours.iter().zip(&theirs) {
-            if a != b {
-                problems.push(format!("the event log differs at source event {}: {}", a.seq, event_difference(a, b)));
-                return Ok(matched);
+    while !(source_done && target_done) {
+        let ours = if source_done {
+            Vec::new()
+        } else {
+            with_repo(source, |repo| repo.events(after_source, None, BATCH_EVENTS))?
+        };
+        let theirs = if target_done {
+            Vec::new()
+        } else {
+            with_repo(target, |repo| repo.events(after_target, None, BATCH_EVENTS))?
+        };
+        source_done = source_done || ours.len() < BATCH_EVENTS;
+        target_done = target_done || theirs.len() < BATCH_EVENTS;
+        after_source = ours.last().map_or(after_source, |e| e.seq);
+        after_target = theirs.last().map_or(after_target, |e| e.seq);
+        for (side, batch) in [(0, ours), (1, theirs)] {
+            for event in batch {
+                if pending[side].insert(event.seq, event).is_some() {
+                    return Err(Error::Internal("a log gave the same event twice".into()));
+                }
             }
-            matched += 1;
         }
-        if ours.len() != theirs.len() {
-            let missing = match (ours.get(theirs.len()), theirs.get(ours.len())) {
-                (Some(a), _) => format!("event {} of the source is missing from the copy", a.seq),
-                (_, Some(b)) => format!("the copy has an extra event {}", b.seq),
-                _ => "the logs differ in length".into(),
-            };
-            problems.push(format!("the event log differs: {missing}"));
+        let [mine, other] = &mut pending;
+        let both: Vec<i64> = mine.keys().filter(|seq| other.contains_key(seq)).copied().collect();
+        let mut first_difference = None;
+        for seq in both {
+            if let (Some(a), Some(b)) = (mine.remove(&seq), other.remove(&seq)) {
+                if a == b {
+                    matched += 1;
+                } else if first_difference.is_none() {
+                    first_difference = Some((a, b));
+                }
+            }
+        }
+        if let Some((a, b)) = first_difference {
+            problems.push(format!("the event log differs at source event {}: {}", a.seq, event_difference(&a, &b)));
             return Ok(matched);
         }
-        match (ours.last(), theirs.last()) {
-            (Some(a), Some(b)) if ours.len() == BATCH_EVENTS => (after_source, after_target) = (a.seq, b.seq),
-            _ => return Ok(matched),
-        }
     }
+    let missing = match (pending[0].first_key_value(), pending[1].first_key_value()) {
+        (Some((a, _)), Some((b, _))) if b < a => Some(format!("the copy has an extra event {b}")),
+        (Some((a, _)), _) => Some(format!("event {a} of the source is missing from the copy")),
+        (None, Some((b, _))) => Some(format!("the copy has an extra event {b}")),
+        (None, None) => None,
+    };
+    if let Some(missing) = missing {
+        problems.push(format!("the event log differs: {missing}"));
+    }
+    Ok(matched)
 }
 
-/// What differs between two events, for the message.
+/// What differs between two events of the same number, for the message.
 fn event_difference(a: &StoredEvent, b: &StoredEvent) -> String {
-    if a.seq != b.seq {
-        format!("the copy has event {} there", b.seq)
-    } else if a.id != b.id {
+    if a.id != b.id {
         format!("its id is {} in the copy, {} in the source", b.id, a.id)
     } else if a.at != b.at {
         format!("its time is {} in the copy, {} in the source", b.at, a.at)
@@ -305,18 +338,19 @@ fn with_repo<R>(tables: &mut (impl TableReader + ?Sized), read: impl FnOnce(&mut
     out.ok_or_else(|| Error::Internal("a read did not run".into()))
 }
 
+/// The busy database the copy's tests (SQLite's here, PostgreSQL's in
+/// `adapters::postgres`) copy: every table holds rows.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixture {
     use std::path::{Path, PathBuf};
 
-    use super::*;
     use crate::adapters::sqlite::SqliteStorage;
     use crate::domain::ChannelName;
-    use crate::ports::{Message, Notifier, Storage};
+    use crate::ports::{Message, Notifier};
     use crate::{Engine, ItemPick, NewOrder};
 
     /// A channel that is always down: messages stay queued, its breaker counts.
-    struct Down(ChannelName);
+    pub(crate) struct Down(pub(crate) ChannelName);
 
     impl Notifier for Down {
         fn channel(&self) -> &ChannelName {
@@ -327,7 +361,7 @@ mod tests {
         }
     }
 
-    fn engine(path: &Path) -> Engine {
+    pub(crate) fn engine(path: &Path) -> Engine {
         let storage = SqliteStorage::open(path).expect("open the database");
         Engine::builder(storage).notifier(Down(ChannelName::new("pager").expect("a channel name"))).build()
     }
@@ -336,7 +370,7 @@ mod tests {
     /// reviewed, cancelled with refunds (before and after cooking), one
     /// unpaid, messages queued for a channel that is down, breakers, a
     /// projection rebuilt (its checkpoint kept): every table holds rows.
-    fn busy_database(dir: &Path) -> PathBuf {
+    pub(crate) fn busy_database(dir: &Path) -> PathBuf {
         let path = dir.join("source.db");
         let engine = engine(&path);
         let store = engine.add_store("교촌치킨", Some("park"), Some("서울")).expect("store");
@@ -369,6 +403,17 @@ mod tests {
         engine.rebuild_projection().expect("rebuild");
         path
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::fixture::{busy_database, engine};
+    use super::*;
+    use crate::adapters::sqlite::SqliteStorage;
+    use crate::ports::Storage;
+    use crate::{ItemPick, NewOrder};
 
     fn open(path: &Path) -> SqliteStorage {
         SqliteStorage::open(path).expect("open")

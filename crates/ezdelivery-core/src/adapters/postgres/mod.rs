@@ -102,6 +102,7 @@
 //! Errors name the server as `user@host:port/database`, never with the
 //! password ([`redact`]).
 
+mod copy;
 mod failure;
 mod repo;
 mod schema;
@@ -257,6 +258,25 @@ impl PostgresStorage {
     /// check), when the schema cannot be migrated, or when the database was
     /// written by a newer ezdelivery. No message holds the password.
     pub fn open_with(url: &str, pool_size: u32) -> Result<PostgresStorage> {
+        let (config, shown) = PostgresStorage::config(url)?;
+        let mut client = PostgresStorage::connect(&config, &shown)?;
+        schema::migrate(&mut client).map_err(|e| match e {
+            Error::Storage(m) => Error::storage(format!("PostgreSQL at {shown}: {}", &*m)),
+            other => other,
+        })?;
+        drop(client);
+        let pool = r2d2::Pool::builder()
+            .max_size(pool_size.max(1))
+            .min_idle(Some(0))
+            .connection_timeout(POOL_TIMEOUT)
+            .build_unchecked(Manager(PostgresConnectionManager::new(config.clone(), NoTls)));
+        Ok(PostgresStorage { pool, config, listener: Mutex::new(None), shown })
+    }
+
+    /// The connection settings `url` gives (a missing password taken from
+    /// `PGPASSWORD`, a connect timeout of [`CONNECT_TIMEOUT`] unless it
+    /// says), and the server as errors name it.
+    fn config(url: &str) -> Result<(postgres::Config, String)> {
         let mut config = postgres::Config::from_str(url).map_err(|e| {
             Error::Invalid(crate::domain::validate::Invalid(format!(
                 "{} is not a PostgreSQL URL ({}): use postgres://user@host:port/database",
@@ -273,24 +293,18 @@ impl PostgresStorage {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         let shown = shown(&config);
-        let mut client = config.connect(NoTls).map_err(|e| {
+        Ok((config, shown))
+    }
+
+    /// One connection with `config`; a failure says what to check.
+    fn connect(config: &postgres::Config, shown: &str) -> Result<Client> {
+        config.connect(NoTls).map_err(|e| {
             unreachable(format!(
                 "cannot connect to PostgreSQL at {shown}: {}; check that the server is running and accepts TCP \
                  connections there, and the user, password (in the URL or PGPASSWORD) and database name",
                 describe(&e)
             ))
-        })?;
-        schema::migrate(&mut client).map_err(|e| match e {
-            Error::Storage(m) => Error::storage(format!("PostgreSQL at {shown}: {}", &*m)),
-            other => other,
-        })?;
-        drop(client);
-        let pool = r2d2::Pool::builder()
-            .max_size(pool_size.max(1))
-            .min_idle(Some(0))
-            .connection_timeout(POOL_TIMEOUT)
-            .build_unchecked(Manager(PostgresConnectionManager::new(config.clone(), NoTls)));
-        Ok(PostgresStorage { pool, config, listener: Mutex::new(None), shown })
+        })
     }
 
     /// The server as errors name it: `user@host:port/database`, with no

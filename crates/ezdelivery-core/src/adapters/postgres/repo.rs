@@ -246,6 +246,10 @@ pub(super) struct PgRepo<'a, 't> {
     statements: &'a mut HashMap<&'static str, Statement>,
     /// A write transaction (else read-only).
     write: bool,
+    /// The log is read whole, without the horizon (`db copy`: on its
+    /// snapshot, or in its write transaction, every event seen is committed
+    /// or its own), though the repo only reads.
+    whole_log: bool,
     /// The first failure: whether to run the unit of work again, and what
     /// happened. PostgreSQL aborts the transaction at a failed statement.
     failure: Option<(bool, String)>,
@@ -269,11 +273,21 @@ impl<'a, 't> PgRepo<'a, 't> {
             tx,
             statements,
             write,
+            whole_log: false,
             failure: None,
             locked: HashSet::new(),
             calls_waiting: false,
             unclaimed: HashMap::new(),
         }
+    }
+
+    /// The same repo, but reading the whole log that the transaction sees,
+    /// without the horizon ([`super::copy`]: the copy's snapshot holds
+    /// only committed events, and the table rows read beside them come
+    /// from that same snapshot).
+    pub(super) fn whole_log(mut self) -> PgRepo<'a, 't> {
+        self.whole_log = true;
+        self
     }
 
     /// What the storage needs once the work returned: the first failure,
@@ -677,10 +691,10 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     /// The log in `(tx, seq)` order (see the module documentation): in a
-    /// read, up to the horizon of ended transactions; in a write, all of
-    /// it that this transaction sees.
+    /// read, up to the horizon of ended transactions; in a write (or a
+    /// copy's transaction), all of it that this transaction sees.
     fn events(&mut self, after: i64, order: Option<OrderId>, n: usize) -> Result<Vec<StoredEvent>> {
-        match (order, self.write) {
+        match (order, self.write || self.whole_log) {
             (Some(order), false) => self.all(EVENTS_OF_ORDER_READ, &[&after, &limit(n), &order], |r| rows::event(r)),
             (None, false) => self.all(EVENTS_READ, &[&after, &limit(n)], |r| rows::event(r)),
             (Some(order), true) => self.all(EVENTS_OF_ORDER_WRITE, &[&after, &limit(n), &order], |r| rows::event(r)),

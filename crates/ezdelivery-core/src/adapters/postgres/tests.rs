@@ -508,3 +508,157 @@ impl crate::ports::Notifier for Inbox {
         Ok(())
     }
 }
+
+// ───────────────────────────── db copy ─────────────────────────────
+
+mod copying {
+    use std::path::Path;
+
+    use super::*;
+    use crate::adapters::sqlite::{Contents, SqliteStorage};
+    use crate::app::copy::fixture::{busy_database, Down};
+    use crate::app::copy::{copy, verify};
+
+    fn sqlite(path: &Path) -> SqliteStorage {
+        SqliteStorage::open(path).expect("the SQLite database opens")
+    }
+
+    fn contents(path: &Path) -> Contents {
+        SqliteStorage::inspect(path).expect("inspect").expect("a database")
+    }
+
+    fn all_events(engine: &Engine) -> Vec<StoredEvent> {
+        let mut events = engine.events(0, None, 100_000).expect("the log");
+        events.sort_by_key(|e| e.seq);
+        events
+    }
+
+    /// Every view of the database, by order.
+    fn views(engine: &Engine) -> Vec<crate::domain::view::OrderView> {
+        let mut views = Vec::new();
+        for customer in ["kim", "choi", "park", "lim"] {
+            views.extend(engine.customer_orders(customer).expect("views"));
+        }
+        views
+    }
+
+    #[test]
+    fn a_busy_sqlite_database_goes_to_postgresql_and_back_verified_and_unchanged() {
+        let _serial = serial();
+        let Some((_server, url)) = fresh() else { return };
+        let dir = tempfile::tempdir().expect("a folder");
+        let source = busy_database(dir.path());
+        let before = contents(&source);
+        let pg = PostgresStorage::open(&url).expect("opens");
+
+        let there = copy(&sqlite(&source), &pg).expect("the copy into PostgreSQL verifies");
+        assert_eq!(there.tables.len(), before.rows.len(), "every table: {there:?}");
+        for table in &there.tables {
+            assert!(table.rows > 0, "every table holds rows: {there:?}");
+            assert_eq!(before.rows_in(&table.name), table.rows, "{}", table.name);
+        }
+        assert_eq!(there.events, before.rows_in("events"));
+        assert_eq!(there.views, 5);
+        assert!(there.carried_violations.is_empty(), "{there:?}");
+        assert_eq!(verify(&sqlite(&source), &pg).expect("verifies after the fact"), there);
+
+        // The application reads the same from both.
+        let pager = Down(ChannelName::new("pager").expect("a channel name"));
+        let (old, new) = (crate::app::copy::fixture::engine(&source), Engine::builder(pg).notifier(pager).build());
+        assert_eq!(all_events(&old), all_events(&new));
+        assert_eq!(views(&old), views(&new));
+        assert_eq!(old.breakers().expect("breakers"), new.breakers().expect("breakers"));
+        assert_eq!(old.riders().expect("riders"), new.riders().expect("riders"));
+        assert!(new.check_invariants().expect("checked").is_empty());
+
+        // And back, into a new SQLite file: the same rows as the first.
+        let back = dir.path().join("back.db");
+        let pg = PostgresStorage::open(&url).expect("opens");
+        let home = copy(&pg, &sqlite(&back)).expect("the copy back verifies");
+        assert_eq!(home.tables, there.tables);
+        assert_eq!((home.events, home.views), (there.events, there.views));
+        assert_eq!(contents(&back), before, "the same rows in every table");
+        assert!(verify(&sqlite(&source), &sqlite(&back)).is_ok());
+        let again = crate::app::copy::fixture::engine(&back);
+        assert_eq!(all_events(&again), all_events(&old));
+        assert_eq!(views(&again), views(&old));
+    }
+
+    #[test]
+    fn a_copy_into_postgresql_goes_on_after_the_copied_ids_and_numbers() {
+        let _serial = serial();
+        let Some((_server, url)) = fresh() else { return };
+        let dir = tempfile::tempdir().expect("a folder");
+        let source = busy_database(dir.path());
+        copy(&sqlite(&source), &PostgresStorage::open(&url).expect("opens")).expect("copied");
+
+        let engine = Engine::builder(PostgresStorage::open(&url).expect("opens")).build();
+        let last = all_events(&engine).last().map(|e| e.seq).expect("events");
+        let items = [ItemPick::new("콜라", 1)];
+        let placed = engine.place_order(NewOrder::new(1, "lim", &items).pay_now(None)).expect("an order");
+        assert_eq!(placed.order_id, 6, "after the 5 copied orders");
+        assert!(placed.timeline.iter().all(|t| t.seq > last), "{last}: {:?}", placed.timeline);
+        assert_eq!(placed.payment.expect("a payment").id, 5, "after the 4 copied payments");
+        assert_eq!(engine.add_rider("new").expect("a rider").id, 3);
+        assert_eq!(engine.add_store("new", Some("o"), None).expect("a store").id, 2);
+        assert!(engine.check_invariants().expect("checked").is_empty());
+    }
+
+    #[test]
+    fn a_postgresql_target_that_holds_rows_is_refused_and_left_as_it_was() {
+        let _serial = serial();
+        let Some((server, url)) = fresh() else { return };
+        let dir = tempfile::tempdir().expect("a folder");
+        let source = busy_database(dir.path());
+        let used = Engine::builder(PostgresStorage::open(&url).expect("opens")).build();
+        used.add_rider("someone").expect("a rider");
+        let snapshot = || {
+            server.psql(
+                &url,
+                "SELECT (SELECT count(*) FROM riders), (SELECT count(*) FROM events), \
+                 (SELECT last_value FROM riders_id_seq), (SELECT last_value FROM events_seq_seq), \
+                 (SELECT string_agg(name, ',') FROM riders)",
+            )
+        };
+        let before = snapshot();
+        let e = copy(&sqlite(&source), &PostgresStorage::open(&url).expect("opens")).expect_err("refused");
+        assert!(matches!(e, Error::Invalid(_)), "{e:?}");
+        assert!(e.to_string().contains("must be empty") && e.to_string().contains("1 in riders"), "{e}");
+        assert_eq!(snapshot(), before, "untouched");
+        assert_eq!(before, "1|1|1|1|someone");
+    }
+
+    /// A PostgreSQL log read in commit order that is not number order (an
+    /// older transaction appended the later number) copies and verifies:
+    /// the logs are compared number by number.
+    #[test]
+    fn a_postgresql_log_out_of_number_order_copies_and_verifies() {
+        let _serial = serial();
+        let Some((_server, url)) = fresh() else { return };
+        let dir = tempfile::tempdir().expect("a folder");
+        let source = busy_database(dir.path());
+        copy(&sqlite(&source), &PostgresStorage::open(&url).expect("opens")).expect("copied");
+
+        let engine = Engine::builder(PostgresStorage::open(&url).expect("opens")).build();
+        let mut raw = postgres::Client::connect(&url, NoTls).expect("a raw connection");
+        let mut older = raw.transaction().expect("begin");
+        older.query_one("SELECT pg_current_xact_id()::text", &[]).expect("a transaction id");
+        engine.add_rider("younger").expect("a rider, committed first");
+        let late = raw_append(&mut older, "older-event", &Event::StoreOpened { store_id: 1 });
+        older.commit().expect("commit");
+        let read = engine.events(0, None, 100_000).expect("the log");
+        let (at_late, at_younger) = (
+            read.iter().position(|e| e.seq == late).expect("the late event"),
+            read.iter().position(|e| e.seq == late - 1).expect("the younger event"),
+        );
+        assert!(at_late < at_younger, "commit order is not number order here");
+
+        let back = dir.path().join("back.db");
+        let pg = PostgresStorage::open(&url).expect("opens");
+        let report = copy(&pg, &sqlite(&back)).expect("the copy verifies");
+        assert_eq!(report.events, read.len() as u64);
+        assert!(verify(&pg, &sqlite(&back)).is_ok());
+        let copied = crate::app::copy::fixture::engine(&back);
+        assert_eq!(all_events(&copied), all_events(&engine));
+    }
+}
