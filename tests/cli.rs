@@ -46,6 +46,14 @@ fn new_world() -> World {
     World::without_config(BIN)
 }
 
+/// A world of its own on a fresh database of the testkit's PostgreSQL
+/// server, with an empty config file (the program's defaults); `None`
+/// (the test returns, a SKIPPED line said why) when there is no server.
+fn postgres_world() -> Option<World> {
+    let pg = ezdelivery_testkit::postgres::server()?;
+    Some(World::on_postgres(BIN, "", pg, &pg.fresh_database()))
+}
+
 /// The sorted keys of a JSON object.
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().cloned().collect()
@@ -649,7 +657,16 @@ fn deliver_start_needs_cooked_food_and_naming_another_rider_moves_the_delivery()
 
 #[test]
 fn cancel_until_departure_compensates_everything() {
-    let cli = new_world();
+    cancel_until_departure(&new_world());
+}
+
+#[test]
+fn cancel_until_departure_compensates_everything_on_postgres() {
+    let Some(cli) = postgres_world() else { return };
+    cancel_until_departure(&cli);
+}
+
+fn cancel_until_departure(cli: &World) {
     let shop = cli.shop(&[]);
     cli.add_rider("lee");
 
@@ -965,7 +982,16 @@ fn event_lines(cli: &World, args: &[&str]) -> Vec<Value> {
 
 #[test]
 fn events_are_json_lines_with_filters_in_lifecycle_order() {
-    let cli = new_world();
+    events_in_lifecycle_order(&new_world());
+}
+
+#[test]
+fn events_are_json_lines_with_filters_in_lifecycle_order_on_postgres() {
+    let Some(cli) = postgres_world() else { return };
+    events_in_lifecycle_order(&cli);
+}
+
+fn events_in_lifecycle_order(cli: &World) {
     let shop = cli.shop(&[]);
     cli.add_rider("lee");
     let o = order_id(&cli.place(shop.store, "kim", &["후라이드"], false));
@@ -977,7 +1003,10 @@ fn events_are_json_lines_with_filters_in_lifecycle_order() {
     cli.advance(other, "cooking");
     cli.on(&["cancel"], other);
 
-    let all = event_lines(&cli, &[]);
+    // on PostgreSQL: every event committed is visible from now on
+    let settled = cli.events();
+    let all = event_lines(cli, &[]);
+    assert_eq!(all, settled);
     assert!(all.len() > 10);
     let mut last = 0;
     let mut ids = BTreeSet::new();
@@ -998,7 +1027,7 @@ fn events_are_json_lines_with_filters_in_lifecycle_order() {
     assert_eq!(all, cli.events(), "`--json events` holds the same events");
 
     // --order
-    let mine = event_lines(&cli, &["--order", &o.to_string()]);
+    let mine = event_lines(cli, &["--order", &o.to_string()]);
     let expected: Vec<Value> = all.iter().filter(|e| e["order_id"] == o).cloned().collect();
     assert_eq!(mine, expected);
     let mine: Vec<String> = mine.iter().map(|e| e["type"].as_str().unwrap().to_string()).collect();
@@ -1022,7 +1051,7 @@ fn events_are_json_lines_with_filters_in_lifecycle_order() {
     let placed = all.iter().find(|e| e["type"] == "OrderPlaced" && e["order_id"] == o).unwrap();
     assert_eq!(placed["data"]["customer"], "kim");
 
-    let cancelled: Vec<String> = event_lines(&cli, &["--order", &other.to_string()])
+    let cancelled: Vec<String> = event_lines(cli, &["--order", &other.to_string()])
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_string())
         .collect();
@@ -1044,14 +1073,14 @@ fn events_are_json_lines_with_filters_in_lifecycle_order() {
 
     // --after
     let cut = all[all.len() / 2]["seq"].as_i64().unwrap();
-    let after = event_lines(&cli, &["--after", &cut.to_string()]);
+    let after = event_lines(cli, &["--after", &cut.to_string()]);
     let expected: Vec<Value> = all.iter().filter(|e| e["seq"].as_i64().unwrap() > cut).cloned().collect();
     assert_eq!(after, expected);
-    let both = event_lines(&cli, &["--order", &o.to_string(), "--after", &cut.to_string()]);
+    let both = event_lines(cli, &["--order", &o.to_string(), "--after", &cut.to_string()]);
     let expected: Vec<Value> =
         all.iter().filter(|e| e["order_id"] == o && e["seq"].as_i64().unwrap() > cut).cloned().collect();
     assert_eq!(both, expected);
-    assert!(event_lines(&cli, &["--after", &last.to_string()]).is_empty());
+    assert!(event_lines(cli, &["--after", &last.to_string()]).is_empty());
     cli.fails(&["events", "--order", "999"], 3, "not_found");
 
     // stdout is not a terminal here: JSON lines by default (README)
@@ -1059,6 +1088,110 @@ fn events_are_json_lines_with_filters_in_lifecycle_order() {
     assert_eq!(default.code, Some(0));
     let lines: Vec<Value> = default.stdout.lines().map(|l| one_object(l, "a default event line")).collect();
     assert_eq!(lines, all);
+}
+
+// ───────────────────────────── the same on PostgreSQL ─────────────────────────────
+
+/// A whole lifecycle through the binary, every `--json` output in order:
+/// order → pay → cook → deliver → review, an order cancelled while
+/// cooking (its payment and the rider's charge refunded), one rejected, a
+/// declined card, `relay`, `status --customer`, `store orders`, `store
+/// list`, `events`, `projection rebuild` and the views after it.
+fn lifecycle_transcript(cli: &World) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    let mut ok = |args: &[&str]| {
+        let (code, value) = cli.json(args);
+        out.push((format!("{} -> {code}", args.join(" ")), value));
+    };
+    ok(&["store", "add", "--name", "교촌치킨", "--owner", "park"]);
+    ok(&["menu", "add", "--store", "1", "--name", "후라이드", "--price", "18000"]);
+    ok(&["menu", "add", "--store", "1", "--name", "콜라", "--price", "2000"]);
+    ok(&["rider", "add", "--name", "lee"]);
+    ok(&["rider", "add", "--name", "choi"]);
+    // 1: the whole lifecycle, a declined card first
+    ok(&["order", "--store", "1", "--customer", "kim", "--item", "후라이드:2", "--item", "콜라"]);
+    ok(&["pay", "1", "--card", DECLINE_CARD]);
+    ok(&["pay", "1", "--card", GOOD_CARD]);
+    ok(&["cook", "start", "1"]);
+    ok(&["cook", "finish", "1"]);
+    ok(&["deliver", "start", "1", "--rider", "choi"]);
+    ok(&["deliver", "complete", "1"]);
+    ok(&["review", "1", "--score", "4", "--text", "바삭해요"]);
+    ok(&["review", "1", "--score", "5"]);
+    // 2: cancelled while cooking: refunds
+    ok(&["order", "--store", "1", "--customer", "kim", "--item", "후라이드", "--pay"]);
+    ok(&["cook", "start", "2"]);
+    ok(&["cancel", "2", "--reason", "changed my mind"]);
+    ok(&["deliver", "start", "2"]);
+    // 3: rejected; 4: cooking; 5: unpaid, cancelled
+    ok(&["order", "--store", "1", "--customer", "choi", "--item", "콜라:3", "--pay"]);
+    ok(&["cook", "reject", "3"]);
+    ok(&["order", "--store", "1", "--customer", "choi", "--item", "후라이드", "--pay"]);
+    ok(&["cook", "start", "4"]);
+    ok(&["order", "--store", "1", "--customer", "jung", "--item", "콜라"]);
+    ok(&["cancel", "5"]);
+    ok(&["relay"]);
+    for customer in ["kim", "choi", "jung"] {
+        ok(&["status", "--customer", customer]);
+    }
+    ok(&["store", "orders", "1"]);
+    ok(&["store", "list"]);
+    ok(&["rider", "list"]);
+    // on PostgreSQL the log shows an event once older transactions on the
+    // whole server have ended: wait for it as `World::events` does
+    cli.events();
+    ok(&["events"]);
+    ok(&["events", "--order", "2"]);
+    ok(&["projection", "rebuild"]);
+    for customer in ["kim", "choi", "jung"] {
+        ok(&["status", "--customer", customer]);
+    }
+    ok(&["events"]);
+    out
+}
+
+/// `value` without what differs from run to run: times, event ids (UUIDs)
+/// and message ids.
+fn without_times_and_uuids(value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .filter(|(key, v)| {
+                    !(key.ends_with("_at") || *key == "at" || (*key == "id" && v.is_string()) || *key == "next_due")
+                })
+                .map(|(key, v)| (key.clone(), without_times_and_uuids(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_times_and_uuids).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The same commands print the same JSON on SQLite and on PostgreSQL
+/// (but for times and UUIDs): ids, statuses, refunds, the event log and
+/// its numbers, the views before and after a rebuild.
+#[test]
+fn a_whole_lifecycle_prints_the_same_json_on_sqlite_and_postgresql() {
+    let Some(on_postgres) = postgres_world() else { return };
+    let sqlite = lifecycle_transcript(&new_world());
+    let postgres = lifecycle_transcript(&on_postgres);
+    assert_eq!(sqlite.len(), postgres.len());
+    for ((what, on_sqlite), (what_pg, on_pg)) in sqlite.iter().zip(&postgres) {
+        assert_eq!(what, what_pg, "the same exit codes");
+        assert_eq!(
+            without_times_and_uuids(on_sqlite),
+            without_times_and_uuids(on_pg),
+            "`{what}` prints the same JSON on SQLite (left) and PostgreSQL (right)"
+        );
+    }
+    let codes: Vec<&str> = sqlite.iter().map(|(what, _)| what.as_str()).collect();
+    for refused in ["pay 1 --card 4000000000000002 -> 5", "review 1 --score 5 -> 4", "deliver start 2 -> 4"] {
+        assert!(codes.contains(&refused), "{refused} in {codes:#?}");
+    }
+    let cancelled = &sqlite.iter().find(|(what, _)| what.starts_with("cancel 2 ")).expect("cancel 2").1;
+    assert_eq!(cancelled["payment"]["status"], "refunded", "{cancelled}");
+    assert_eq!(cancelled["delivery"]["charge"]["status"], "refunded", "{cancelled}");
 }
 
 // ───────────────────────────── 11. notifications ─────────────────────────────

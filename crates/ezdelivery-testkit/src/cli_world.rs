@@ -22,6 +22,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use crate::gateway::{mix, Exchange, Gateway};
+use crate::postgres::PgServer;
 
 /// The prefix of the console notifier's lines on stderr.
 pub const NOTIFICATION: &str = "[알림 → ";
@@ -198,13 +199,16 @@ pub fn jsonl(path: &Path) -> String {
     format!("[[notify]]\nkind = \"jsonl\"\npath = {:?}\n", path.display().to_string())
 }
 
-/// One temporary world: a database that does not exist yet, usually a
-/// config file, and a data folder and home inside the same temporary
+/// One temporary world: a database that does not exist yet (a SQLite
+/// file, or an empty PostgreSQL database: [`World::on_postgres`]), usually
+/// a config file, and a data folder and home inside the same temporary
 /// directory; and the binary that runs in it.
 pub struct World {
     /// The temporary folder everything of this world is in (removed when dropped).
     pub dir: TempDir,
-    /// `state/ezdelivery.db`, given to every [`World::command`] as `--db`.
+    /// `state/ezdelivery.db`, given to every [`World::command`] as `--db`;
+    /// for a world on PostgreSQL, the database's `postgres://` URL (a
+    /// `PathBuf` keeps it as written).
     pub db: PathBuf,
     /// `ezdelivery.toml`, given to every [`World::command`] as `--config`;
     /// a world made by [`World::without_config`] gives none, and this path
@@ -216,6 +220,10 @@ pub struct World {
     bin: PathBuf,
     /// Variables set for every process of this world ([`World::env`]).
     vars: Vec<(String, String)>,
+    /// The PostgreSQL database `db` names, when it does: what
+    /// [`World::count`], [`World::order_ids`] and [`World::dump`] ask
+    /// through `psql` instead of opening a SQLite file.
+    postgres: Option<(&'static PgServer, String)>,
 }
 
 /// The ids of the test shop ([`World::shop`]).
@@ -244,7 +252,34 @@ impl World {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let db = dir.path().join("state").join("ezdelivery.db");
         let config = dir.path().join("ezdelivery.toml");
-        World { dir, db, config, own_config: false, bin: bin.into(), vars: Vec::new() }
+        World { dir, db, config, own_config: false, bin: bin.into(), vars: Vec::new(), postgres: None }
+    }
+
+    /// A world for the binary `bin` whose commands run on the PostgreSQL
+    /// database `url` (`--db URL`, say a [`PgServer::fresh_database`] of
+    /// `pg`) with a config file holding `config`. Everything else is as
+    /// in [`World::new`]; the helpers that read the database directly
+    /// ([`World::count`], [`World::order_ids`], [`World::queued`],
+    /// [`World::dump`], hence [`assert_ledger`]) ask it through `psql`.
+    pub fn on_postgres(bin: impl Into<PathBuf>, config: &str, pg: &'static PgServer, url: &str) -> World {
+        let world = World::new(bin, config);
+        World { db: PathBuf::from(url), postgres: Some((pg, url.to_string())), ..world }
+    }
+
+    /// The PostgreSQL URL this world runs on; `None` on SQLite.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres.as_ref().map(|(_, url)| url.as_str())
+    }
+
+    /// Runs `sql` with `psql` on this world's PostgreSQL database (see
+    /// [`PgServer::psql`]).
+    ///
+    /// # Panics
+    ///
+    /// On a SQLite world, or when `psql` fails.
+    pub fn psql(&self, sql: &str) -> String {
+        let (pg, url) = self.postgres.as_ref().expect("World::psql: this world is on SQLite");
+        pg.psql(url, sql)
     }
 
     /// The binary this world runs.
@@ -489,9 +524,35 @@ impl World {
     }
 
     /// Every event, through `--json events`.
+    ///
+    /// On PostgreSQL, every event committed when it is called: a reader
+    /// sees an event only once every transaction older than the event's
+    /// has ended on the whole server (the adapter's documented horizon), so
+    /// right after a command, while other tests' transactions run on the
+    /// same server, `events` may not show its events yet. This asks again
+    /// (bounded by [`RELAY_DEADLINE`]) until the log holds as many events
+    /// as the table had committed before the first read.
     pub fn events(&self) -> Vec<Value> {
-        let all = self.ok(&["events"]);
-        all["events"].as_array().unwrap_or_else(|| panic!("`--json events` prints {{\"events\":[…]}}: {all}")).clone()
+        let committed = self.postgres.is_some().then(|| self.count("SELECT count(*) FROM events"));
+        let until = Instant::now() + RELAY_DEADLINE;
+        loop {
+            let all = self.ok(&["events"]);
+            let events = all["events"]
+                .as_array()
+                .unwrap_or_else(|| panic!("`--json events` prints {{\"events\":[…]}}: {all}"))
+                .clone();
+            match committed {
+                Some(n) if (events.len() as i64) < n => {
+                    assert!(
+                        Instant::now() < until,
+                        "`events` shows {} events, {n} were committed, still after {RELAY_DEADLINE:?}",
+                        events.len()
+                    );
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => return events,
+            }
+        }
     }
 
     /// One `relay` pass; its report.
@@ -533,17 +594,30 @@ impl World {
     }
 
     /// Opens the database directly (for what only it can tell).
+    ///
+    /// # Panics
+    ///
+    /// On a world on PostgreSQL ([`World::psql`] is its way in).
     pub fn sql(&self) -> rusqlite::Connection {
+        assert!(self.postgres.is_none(), "World::sql opens a SQLite file; this world is on PostgreSQL: World::psql");
         rusqlite::Connection::open(&self.db).expect("open the database")
     }
 
     /// The number `query` (a `SELECT count(*) …`) gives.
     pub fn count(&self, query: &str) -> i64 {
+        if self.postgres.is_some() {
+            let out = self.psql(query);
+            return out.trim().parse().unwrap_or_else(|_| panic!("`{query}` gave {out:?}, not a number"));
+        }
         self.sql().query_row(query, [], |row| row.get(0)).expect(query)
     }
 
     /// Every order of the database, by id.
     pub fn order_ids(&self) -> Vec<i64> {
+        if self.postgres.is_some() {
+            let out = self.psql("SELECT id FROM orders ORDER BY id");
+            return out.lines().map(|l| l.trim().parse().expect("an order id")).collect();
+        }
         let db = self.sql();
         let mut query = db.prepare("SELECT id FROM orders ORDER BY id").expect("SELECT id FROM orders");
         let ids = query.query_map([], |row| row.get(0)).expect("the order ids");
@@ -588,6 +662,13 @@ impl World {
 
     /// The rows `query` selects, one line each, for failure messages.
     pub fn dump(&self, query: &str) -> String {
+        if let Some((pg, url)) = &self.postgres {
+            return match pg.try_psql(url, &format!("SELECT row_to_json(r) FROM ({query}) r")) {
+                Ok(out) if out.trim().is_empty() => "  (none)".into(),
+                Ok(out) => out.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"),
+                Err(e) => format!("  (cannot run {query}: {e})"),
+            };
+        }
         let db = self.sql();
         let Ok(mut statement) = db.prepare(query) else { return format!("  (cannot run {query})") };
         let names: Vec<String> = statement.column_names().iter().map(|n| n.to_string()).collect();

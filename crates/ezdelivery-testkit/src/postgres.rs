@@ -181,6 +181,43 @@ impl PgServer {
         with_database(&self.url, &name)
     }
 
+    /// Creates a new database as a copy of the database `template` (a name
+    /// on this server, say the last part of a [`PgServer::fresh_database`]
+    /// URL, which nobody may be connected to: PostgreSQL waits a few
+    /// seconds for its sessions to end, then refuses) and returns its
+    /// `postgres://` URL. Copying a migrated database is faster than
+    /// migrating an empty one. The copy is a file copy (`STRATEGY
+    /// FILE_COPY`, PostgreSQL 15 and later; measured about three times as
+    /// fast as the default `WAL_LOG` for these small databases on a server
+    /// without fsync), or the server's default on an older server.
+    ///
+    /// # Panics
+    ///
+    /// When the server refuses (the message says what it answered).
+    pub fn database_from(&self, template: &str) -> String {
+        let name =
+            format!("ezd_{}_{}_{}", std::process::id(), started_millis(), DATABASES.fetch_add(1, Ordering::Relaxed));
+        let create = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"");
+        if let Err(why) = self.try_psql(&self.url, &format!("{create} STRATEGY FILE_COPY")) {
+            if !why.contains("strategy") {
+                panic!("psql on {} failed: {why}\nSQL: {create} STRATEGY FILE_COPY", redacted(&self.url));
+            }
+            self.psql(&self.url, &create);
+        }
+        with_database(&self.url, &name)
+    }
+
+    /// Drops the database `db_url` names, ending its sessions first
+    /// (`WITH (FORCE)`); nothing if it does not exist.
+    ///
+    /// # Panics
+    ///
+    /// When the server refuses (the message says what it answered).
+    pub fn drop_database(&self, db_url: &str) {
+        let name = database_of(db_url);
+        self.psql(&self.url, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+    }
+
     /// Runs `sql` with `psql` on `db_url` and returns what it printed,
     /// unaligned, rows only, columns separated by `|`, without the final
     /// newline: `SELECT 1` gives `"1"`. `sql` goes as one `-c` string (one
@@ -219,6 +256,13 @@ fn redacted(url: &str) -> String {
         },
         None => url.to_string(),
     }
+}
+
+/// The database `url` names (its path, without the query).
+pub fn database_of(url: &str) -> &str {
+    let head = url.split_once('?').map_or(url, |(head, _)| head);
+    let authority_start = head.find("://").map_or(0, |i| i + 3);
+    head[authority_start..].split_once('/').map_or("", |(_, db)| db)
 }
 
 /// `url` with its database (the path) replaced by `db`; the query stays.
@@ -513,6 +557,8 @@ mod tests {
         assert_eq!(with_database("postgresql://u:p@h/db?sslmode=disable", "x"), "postgresql://u:p@h/x?sslmode=disable");
         assert_eq!(redacted("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
         assert_eq!(redacted("postgres://h/db"), "postgres://h/db");
+        assert_eq!(database_of("postgres://u@h:5/ezd_1?sslmode=disable"), "ezd_1");
+        assert_eq!(database_of("postgres://u@h:5/x"), "x");
     }
 
     /// The watchdog alone, with a stand-in server (a `sleep` whose pid is
