@@ -13,7 +13,7 @@ pub(crate) trait CallRecord: Clone {
     type Status: Copy + PartialEq + 'static;
 
     /// The statuses that wait for the gateway (`pending`, `refund_pending`):
-    /// the relay's queue. A test holds this to the domain's `awaits_gateway`.
+    /// the relay's queue (the domain's `AWAITING_GATEWAY`).
     const WAITING: [Self::Status; 2];
     /// The status of a call a person must look at (`needs_attention`).
     const ATTENTION: Self::Status;
@@ -71,3 +71,27 @@ macro_rules! call_record {
 
 call_record!(Payment, PaymentStatus);
 call_record!(Charge, ChargeStatus);
+
+/// The `Repo` methods of the relay's queues and of what needs a person, for
+/// a SQL repo with generic `calls_awaiting` and `calls_needing_attention`:
+/// payments and charges are asked the same way.
+macro_rules! call_queues {
+    () => {
+        fn payments_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Payment>> {
+            self.calls_awaiting(now, n)
+        }
+
+        fn charges_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Charge>> {
+            self.calls_awaiting(now, n)
+        }
+
+        fn payments_needing_attention(&mut self, n: usize) -> Result<Vec<Payment>> {
+            self.calls_needing_attention(n)
+        }
+
+        fn charges_needing_attention(&mut self, n: usize) -> Result<Vec<Charge>> {
+            self.calls_needing_attention(n)
+        }
+    };
+}
+pub(crate) use call_queues;

@@ -29,11 +29,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::str::FromStr;
 
 use postgres::types::ToSql;
-use postgres::{IsolationLevel, Row, Transaction};
+use postgres::{Row, Transaction};
 
 use super::failure::{describe, storage_error};
 use super::repo::PgRepo;
-use super::{PostgresStorage, Session};
+use super::{snapshot, PostgresStorage, Session};
 use crate::domain::validate::Invalid;
 use crate::ports::copy::{TableCopy, TableInfo, TableReader, TableWriter, Value};
 use crate::ports::Repo;
@@ -84,12 +84,7 @@ impl PostgresStorage {
         let (config, shown) = PostgresStorage::config(url)?;
         let mut client = PostgresStorage::connect(&config, &shown)?;
         let fail = |e: postgres::Error| Error::storage(format!("PostgreSQL at {shown}: {}", describe(&e)));
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(fail)?;
+        let mut tx = snapshot(&mut client).map_err(fail)?;
         let names: BTreeSet<String> =
             tx.query(COLUMNS, &[]).map_err(fail)?.iter().map(|row| text(row, 0)).collect::<Result<_>>()?;
         let mut rows = BTreeMap::new();
@@ -132,12 +127,7 @@ impl TableCopy for PostgresStorage {
     fn export(&self, work: &mut dyn FnMut(&mut dyn TableReader) -> Result<()>) -> Result<()> {
         let mut session = self.session()?;
         let Session { client, statements } = &mut *session;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(storage_error)?;
+        let mut tx = snapshot(client).map_err(storage_error)?;
         let result = {
             let mut tables = PgTables::new(&mut tx, statements);
             let result = work(&mut tables);

@@ -378,12 +378,7 @@ impl PostgresStorage {
     fn run_read(&self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
         let mut session = self.session()?;
         let Session { client, statements } = &mut *session;
-        let mut tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .map_err(storage_error)?;
+        let mut tx = snapshot(client).map_err(storage_error)?;
         let mut repo = PgRepo::new(&mut tx, statements, false);
         let result = work(&mut repo);
         let (failure, _) = repo.finish();
@@ -475,4 +470,10 @@ impl Storage for PostgresStorage {
 /// can act on by pointing at another server or starting this one.
 fn unreachable(message: String) -> Error {
     Error::Storage(crate::StorageError::new(message).because(crate::StorageProblem::Unreachable))
+}
+
+/// A read-only transaction on one snapshot of the database (REPEATABLE
+/// READ): what every read and every export runs in.
+pub(crate) fn snapshot(client: &mut Client) -> std::result::Result<postgres::Transaction<'_>, postgres::Error> {
+    client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()
 }

@@ -650,21 +650,7 @@ impl Repo for PgRepo<'_, '_> {
         Ok(())
     }
 
-    fn payments_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Payment>> {
-        self.calls_awaiting(now, n)
-    }
-
-    fn charges_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Charge>> {
-        self.calls_awaiting(now, n)
-    }
-
-    fn payments_needing_attention(&mut self, n: usize) -> Result<Vec<Payment>> {
-        self.calls_needing_attention(n)
-    }
-
-    fn charges_needing_attention(&mut self, n: usize) -> Result<Vec<Charge>> {
-        self.calls_needing_attention(n)
-    }
+    crate::adapters::calls::call_queues!();
 
     fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus> {
         let now_text = time_text(&now);
