@@ -104,7 +104,7 @@ fn t(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(1_714_521_600 + secs, 123_456_000).expect("a valid time")
 }
 
-fn store(id: i64) -> Store {
+pub(crate) fn store(id: i64) -> Store {
     Store {
         id,
         name: format!("치킨집 {id}"),

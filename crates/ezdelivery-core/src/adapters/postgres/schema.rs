@@ -32,8 +32,53 @@ use crate::{Error, Result};
 /// The advisory lock key that serialises migrations (`'ezdm'`).
 pub(crate) const MIGRATION_LOCK: i64 = 0x657A_646D;
 
+/// The DDL of a gateway-call table, payments or charges: the same
+/// columns in SQLite's order, with each table's own column where SQLite
+/// has it (`$after_order` after `order_id`, `$after_amount` after `amount`).
+macro_rules! call_table {
+    ($table:literal, $after_order:literal, $after_amount:literal) => {
+        concat!(
+            "CREATE TABLE ",
+            $table,
+            " (
+    id              BIGINT NOT NULL PRIMARY KEY,
+    order_id        BIGINT NOT NULL REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
+",
+            $after_order,
+            "    status          TEXT   NOT NULL,
+    amount          BIGINT NOT NULL,
+",
+            $after_amount,
+            "    gateway_ref     TEXT,
+    idempotency_key TEXT   NOT NULL,
+    tries           BIGINT NOT NULL,
+    next_at         TEXT,
+    last_error      TEXT,
+    created_at      TEXT   NOT NULL,
+    updated_at      TEXT   NOT NULL,
+    maybe_processed BIGINT NOT NULL DEFAULT 1,
+    claim_token     TEXT,
+    claimed_until   TEXT,
+    unsettled       BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX ",
+            $table,
+            "_order ON ",
+            $table,
+            " (order_id);
+CREATE INDEX ",
+            $table,
+            "_due ON ",
+            $table,
+            " (status, next_at);
+"
+        )
+    };
+}
+
 /// Version 1: the whole of SQLite's schema version 5, in its final state.
-const V1: &str = r#"
+const V1: &str = concat!(
+    r#"
 CREATE FUNCTION ezdelivery_bump_id() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF NEW.id > COALESCE(pg_sequence_last_value(TG_ARGV[0]::regclass), 0) THEN
@@ -101,27 +146,9 @@ CREATE TABLE order_items (
     PRIMARY KEY (order_id, line)
 );
 
-CREATE TABLE payments (
-    id              BIGINT NOT NULL PRIMARY KEY,
-    order_id        BIGINT NOT NULL REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
-    status          TEXT   NOT NULL,
-    amount          BIGINT NOT NULL,
-    card            TEXT,
-    gateway_ref     TEXT,
-    idempotency_key TEXT   NOT NULL,
-    tries           BIGINT NOT NULL,
-    next_at         TEXT,
-    last_error      TEXT,
-    created_at      TEXT   NOT NULL,
-    updated_at      TEXT   NOT NULL,
-    maybe_processed BIGINT NOT NULL DEFAULT 1,
-    claim_token     TEXT,
-    claimed_until   TEXT,
-    unsettled       BIGINT NOT NULL DEFAULT 0
-);
-CREATE INDEX payments_order ON payments (order_id);
-CREATE INDEX payments_due ON payments (status, next_at);
-
+"#,
+    call_table!("payments", "", "    card            TEXT,\n"),
+    r#"
 CREATE TABLE kitchen_tickets (
     order_id   BIGINT NOT NULL PRIMARY KEY REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
     store_id   BIGINT NOT NULL REFERENCES stores (id) DEFERRABLE INITIALLY DEFERRED,
@@ -138,27 +165,13 @@ CREATE TABLE deliveries (
 );
 CREATE INDEX deliveries_rider_status ON deliveries (rider_id, status);
 
-CREATE TABLE charges (
-    id              BIGINT NOT NULL PRIMARY KEY,
-    order_id        BIGINT NOT NULL REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
-    rider_id        BIGINT NOT NULL REFERENCES riders (id) DEFERRABLE INITIALLY DEFERRED,
-    status          TEXT   NOT NULL,
-    amount          BIGINT NOT NULL,
-    gateway_ref     TEXT,
-    idempotency_key TEXT   NOT NULL,
-    tries           BIGINT NOT NULL,
-    next_at         TEXT,
-    last_error      TEXT,
-    created_at      TEXT   NOT NULL,
-    updated_at      TEXT   NOT NULL,
-    maybe_processed BIGINT NOT NULL DEFAULT 1,
-    claim_token     TEXT,
-    claimed_until   TEXT,
-    unsettled       BIGINT NOT NULL DEFAULT 0
-);
-CREATE INDEX charges_order ON charges (order_id);
-CREATE INDEX charges_due ON charges (status, next_at);
-
+"#,
+    call_table!(
+        "charges",
+        "    rider_id        BIGINT NOT NULL REFERENCES riders (id) DEFERRABLE INITIALLY DEFERRED,\n",
+        ""
+    ),
+    r#"
 CREATE TABLE reviews (
     order_id   BIGINT NOT NULL PRIMARY KEY REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
     store_id   BIGINT NOT NULL REFERENCES stores (id) DEFERRABLE INITIALLY DEFERRED,
@@ -243,7 +256,8 @@ CREATE TRIGGER charges_bump_id AFTER INSERT ON charges
 -- Only a row given its own number (a copy) can be beyond the sequence.
 CREATE TRIGGER events_bump_seq AFTER INSERT ON events
     FOR EACH ROW EXECUTE FUNCTION ezdelivery_bump_seq('events_seq_seq');
-"#;
+"#
+);
 
 /// The migrations, oldest first; the schema version is their count.
 pub(crate) const MIGRATIONS: &[&str] = &[V1];

@@ -18,7 +18,7 @@ use ezdelivery_testkit::postgres::{self as pg, PgServer};
 
 use super::*;
 use crate::adapters::contract_tests::{self, through};
-use crate::domain::{ChannelName, Event, OrderStatus, PaymentStatus, Rider, Store};
+use crate::domain::{ChannelName, Event, OrderStatus, PaymentStatus, Rider};
 use crate::ports::storage::StoredEvent;
 use crate::{Engine, ItemPick, NewOrder};
 
@@ -277,16 +277,7 @@ fn a_unit_of_work_that_breaks_a_unique_name_is_invalid_and_writes_nothing() {
     let Some((_server, url)) = fresh() else { return };
     let storage = PostgresStorage::open(&url).expect("opens");
     write(&storage, |r| r.save_rider(&Rider { id: 1, name: "lee".into() }));
-    let store = Store {
-        id: 1,
-        name: "BBQ".into(),
-        owner: "park".into(),
-        address: String::new(),
-        open: true,
-        delivery_charge: 3_000,
-        review_count: 0,
-        review_sum: 0,
-    };
+    let store = crate::adapters::contract_tests::store(1);
     let twice = storage.write(&mut |r| {
         r.save_store(&store)?;
         r.save_rider(&Rider { id: 2, name: "kim".into() })?;
@@ -523,6 +514,22 @@ mod copying {
         SqliteStorage::open(path).expect("the SQLite database opens")
     }
 
+    /// A busy SQLite database (every table holds rows) in a folder of its
+    /// own, and a fresh PostgreSQL database; `None` without a server.
+    fn busy_and_fresh() -> Option<(tempfile::TempDir, std::path::PathBuf, &'static PgServer, String)> {
+        let (server, url) = fresh()?;
+        let dir = tempfile::tempdir().expect("a folder");
+        let source = busy_database(dir.path());
+        Some((dir, source, server, url))
+    }
+
+    /// [`busy_and_fresh`], copied into PostgreSQL: the URL.
+    fn copied() -> Option<(tempfile::TempDir, String)> {
+        let (dir, source, _server, url) = busy_and_fresh()?;
+        copy(&sqlite(&source), &PostgresStorage::open(&url).expect("opens")).expect("copied");
+        Some((dir, url))
+    }
+
     fn contents(path: &Path) -> Contents {
         SqliteStorage::inspect(path).expect("inspect").expect("a database")
     }
@@ -545,9 +552,7 @@ mod copying {
     #[test]
     fn a_busy_sqlite_database_goes_to_postgresql_and_back_verified_and_unchanged() {
         let _serial = serial();
-        let Some((_server, url)) = fresh() else { return };
-        let dir = tempfile::tempdir().expect("a folder");
-        let source = busy_database(dir.path());
+        let Some((dir, source, _server, url)) = busy_and_fresh() else { return };
         let before = contents(&source);
         let pg = PostgresStorage::open(&url).expect("opens");
 
@@ -587,10 +592,7 @@ mod copying {
     #[test]
     fn a_copy_into_postgresql_goes_on_after_the_copied_ids_and_numbers() {
         let _serial = serial();
-        let Some((_server, url)) = fresh() else { return };
-        let dir = tempfile::tempdir().expect("a folder");
-        let source = busy_database(dir.path());
-        copy(&sqlite(&source), &PostgresStorage::open(&url).expect("opens")).expect("copied");
+        let Some((_dir, url)) = copied() else { return };
 
         let engine = Engine::builder(PostgresStorage::open(&url).expect("opens")).build();
         let last = all_events(&engine).last().map(|e| e.seq).expect("events");
@@ -607,9 +609,7 @@ mod copying {
     #[test]
     fn a_postgresql_target_that_holds_rows_is_refused_and_left_as_it_was() {
         let _serial = serial();
-        let Some((server, url)) = fresh() else { return };
-        let dir = tempfile::tempdir().expect("a folder");
-        let source = busy_database(dir.path());
+        let Some((_dir, source, server, url)) = busy_and_fresh() else { return };
         let used = Engine::builder(PostgresStorage::open(&url).expect("opens")).build();
         used.add_rider("someone").expect("a rider");
         let snapshot = || {
@@ -634,10 +634,7 @@ mod copying {
     #[test]
     fn a_postgresql_log_out_of_number_order_copies_and_verifies() {
         let _serial = serial();
-        let Some((_server, url)) = fresh() else { return };
-        let dir = tempfile::tempdir().expect("a folder");
-        let source = busy_database(dir.path());
-        copy(&sqlite(&source), &PostgresStorage::open(&url).expect("opens")).expect("copied");
+        let Some((dir, url)) = copied() else { return };
 
         let engine = Engine::builder(PostgresStorage::open(&url).expect("opens")).build();
         let mut raw = postgres::Client::connect(&url, NoTls).expect("a raw connection");
