@@ -255,8 +255,12 @@ pub(super) struct PgRepo<'a, 't> {
     failure: Option<(bool, String)>,
     /// Orders whose lock this unit of work holds.
     locked: HashSet<OrderId>,
-    /// A payment or charge was saved waiting for the gateway, unclaimed.
-    calls_waiting: bool,
+    /// Payments and charges (table, id) whose last save in this unit of
+    /// work left them waiting for the gateway with nobody holding the call.
+    /// A call saved unclaimed and then claimed in the same unit of work (a
+    /// payment placed and paid at once) is not here: its caller makes the
+    /// call right after the commit, and the relay has nothing to wake for.
+    unclaimed_calls: HashSet<(&'static str, i64)>,
     /// Deliveries queued here and not claimed here: (message, channel) →
     /// their `next_at` as queued.
     unclaimed: HashMap<(String, String), String>,
@@ -276,7 +280,7 @@ impl<'a, 't> PgRepo<'a, 't> {
             whole_log: false,
             failure: None,
             locked: HashSet::new(),
-            calls_waiting: false,
+            unclaimed_calls: HashSet::new(),
             unclaimed: HashMap::new(),
         }
     }
@@ -294,7 +298,7 @@ impl<'a, 't> PgRepo<'a, 't> {
     /// and whether to notify the relay before committing.
     pub(super) fn finish(self) -> (Option<Failure>, bool) {
         let failure = self.failure.map(|(retry, message)| Failure { error: Error::storage(message), retry });
-        (failure, self.calls_waiting || !self.unclaimed.is_empty())
+        (failure, !self.unclaimed_calls.is_empty() || !self.unclaimed.is_empty())
     }
 
     /// Records a failed statement and turns it into the error to return.
@@ -361,12 +365,15 @@ impl<'a, 't> PgRepo<'a, 't> {
         self.rows(sql, params)?.iter().map(decode).collect()
     }
 
-    /// Saves a payment or charge, and remembers to wake the relay when it
-    /// waits for the gateway and nobody holds its call.
+    /// Saves a payment or charge, and remembers to wake the relay when, as
+    /// last saved here, it waits for the gateway and nobody holds its call.
     fn save_call<C: PgCall>(&mut self, call: &C) -> Result<()> {
         call.save(self)?;
+        let key = (C::SQL.table, call.id());
         if call.waits() && call.attempt().claim.is_none() {
-            self.calls_waiting = true;
+            self.unclaimed_calls.insert(key);
+        } else {
+            self.unclaimed_calls.remove(&key);
         }
         Ok(())
     }

@@ -330,6 +330,36 @@ fn a_wrong_database_name_says_which_and_what_to_check() {
     assert!(text.contains("/ezd_missing") && text.contains("does not exist"), "{text}");
 }
 
+/// A unit of work notifies the relay for a payment as it last saved it: one
+/// saved waiting and then claimed in the same unit of work (an order placed
+/// and paid at once) wakes nobody, so it does not take NOTIFY's server-wide
+/// commit lock; one left waiting unclaimed does.
+#[test]
+fn a_call_claimed_in_the_unit_of_work_that_queued_it_wakes_nobody() {
+    let _serial = serial();
+    let Some((_server, url)) = fresh() else { return };
+    drop(PostgresStorage::open(&url).expect("opens and migrates"));
+    let mut client = postgres::Client::connect(&url, NoTls).expect("connects");
+    let mut statements = HashMap::new();
+    let waiting = crate::domain::Payment::request(1, 1, 1_000, None, "k".into(), at(0));
+    let mut claimed = waiting.clone();
+    claimed.attempt.claim = Some(crate::domain::attempt::Claim { token: "t".into(), until: at(60) });
+    let notifies = |saves: &[&crate::domain::Payment], client: &mut Client, statements: &mut HashMap<_, _>| {
+        let mut tx = client.transaction().expect("a transaction");
+        let mut repo = PgRepo::new(&mut tx, statements, true);
+        for payment in saves {
+            repo.save_payment(payment).expect("saved");
+        }
+        let (failure, notify) = repo.finish();
+        assert!(failure.is_none());
+        tx.rollback().expect("rolled back");
+        notify
+    };
+    assert!(!notifies(&[&waiting, &claimed], &mut client, &mut statements), "claimed here: nobody to wake");
+    assert!(notifies(&[&waiting], &mut client, &mut statements), "left waiting: the relay is woken");
+    assert!(notifies(&[&claimed, &waiting], &mut client, &mut statements), "released here: the relay is woken");
+}
+
 #[test]
 fn the_relay_is_woken_by_unclaimed_work_and_only_by_it() {
     let _serial = serial();
