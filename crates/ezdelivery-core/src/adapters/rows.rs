@@ -58,6 +58,69 @@ macro_rules! queued_cols {
 }
 pub(crate) use {call_cols, menu_cols, order_cols, queued_cols, store_cols};
 
+/// The statements of one gateway-call table: the payments' and the
+/// charges' are made by [`call_sql!`] from one text, so they cannot drift
+/// apart, and both storages run the same text: numbered parameters `$n`,
+/// which SQLite reads as parameters named `$n` and numbers by their first
+/// appearance, so every statement here names them in order.
+pub(crate) struct CallSql {
+    /// The table's name, for error messages.
+    pub(crate) table: &'static str,
+    /// The upsert of every column, bound in [`call_cols!`] order.
+    pub(crate) save: &'static str,
+    /// One record by id (`$1`).
+    pub(crate) by_id: &'static str,
+    /// An order's newest record (`$1`).
+    pub(crate) latest: &'static str,
+    /// An order's records, oldest first (`$1`).
+    pub(crate) of_order: &'static str,
+    /// Waiting (`$1`, `$2`) and due at `$3` or never tried, by id, at most `$4`.
+    pub(crate) awaiting: &'static str,
+    /// In status `$1`, by id, at most `$2`.
+    pub(crate) in_status: &'static str,
+    /// How many wait (`$2`, `$3`), and the earliest `next_at` (`$1`, now,
+    /// for one never tried).
+    pub(crate) waiting: &'static str,
+}
+
+/// The [`CallSql`] of table `$table`, whose own column is `$own`.
+macro_rules! call_sql {
+    ($table:literal, $own:ident) => {
+        CallSql {
+            table: $table,
+            save: concat!(
+                "INSERT INTO ",
+                $table,
+                " (",
+                call_cols!($own),
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ",
+                "ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, status = excluded.status, ",
+                "amount = excluded.amount, gateway_ref = excluded.gateway_ref, ",
+                "idempotency_key = excluded.idempotency_key, tries = excluded.tries, next_at = excluded.next_at, ",
+                "last_error = excluded.last_error, created_at = excluded.created_at, updated_at = excluded.updated_at, ",
+                "maybe_processed = excluded.maybe_processed, claim_token = excluded.claim_token, ",
+                "claimed_until = excluded.claimed_until, unsettled = excluded.unsettled, ",
+                stringify!($own),
+                " = excluded.",
+                stringify!($own)
+            ),
+            by_id: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE id = $1"),
+            latest: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE order_id = $1 ORDER BY id DESC LIMIT 1"),
+            of_order: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE order_id = $1 ORDER BY id"),
+            awaiting: concat!(
+                "SELECT ",
+                call_cols!($own),
+                " FROM ",
+                $table,
+                " WHERE status IN ($1, $2) AND (next_at IS NULL OR next_at <= $3) ORDER BY id LIMIT $4"
+            ),
+            in_status: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE status = $1 ORDER BY id LIMIT $2"),
+            waiting: concat!("SELECT count(*), min(coalesce(next_at, $1)) FROM ", $table, " WHERE status IN ($2, $3)"),
+        }
+    };
+}
+pub(crate) use call_sql;
+
 /// A row of a query, as far as decoding needs it: column `i` as an integer
 /// or a text, `None` for NULL.
 pub(crate) trait SqlRow {

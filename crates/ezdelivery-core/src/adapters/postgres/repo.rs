@@ -16,7 +16,7 @@ use postgres::{Row, Statement, Transaction};
 use super::failure::{describe, retryable, storage_error, Failure};
 use crate::adapters::calls::CallRecord;
 use crate::adapters::rows::{
-    self, call_cols, limit, menu_cols, order_cols, queued_cols, store_cols, time_text, SqlRow,
+    self, call_cols, call_sql, limit, menu_cols, order_cols, queued_cols, store_cols, time_text, CallSql, SqlRow,
 };
 use crate::domain::view::OrderView;
 use crate::domain::{
@@ -86,54 +86,6 @@ const UPDATE_ORDER: &str = "UPDATE orders SET status = $2, reviewed = $3, update
 const ORDER: &str = concat!("SELECT ", order_cols!(), " FROM orders WHERE id = $1");
 const ORDER_ITEMS: &str = "SELECT menu_id, name, unit_price, qty FROM order_items WHERE order_id = $1 ORDER BY line";
 const STORE_INBOX: &str = "SELECT id FROM orders WHERE store_id = $1 AND status IN ($2, $3, $4, $5) ORDER BY id";
-
-/// The statements of one gateway-call table.
-struct CallSql {
-    table: &'static str,
-    save: &'static str,
-    by_id: &'static str,
-    latest: &'static str,
-    of_order: &'static str,
-    awaiting: &'static str,
-    in_status: &'static str,
-    waiting: &'static str,
-}
-
-macro_rules! call_sql {
-    ($table:literal, $own:ident) => {
-        CallSql {
-            table: $table,
-            save: concat!(
-                "INSERT INTO ",
-                $table,
-                " (",
-                call_cols!($own),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ",
-                "ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, status = excluded.status, ",
-                "amount = excluded.amount, gateway_ref = excluded.gateway_ref, ",
-                "idempotency_key = excluded.idempotency_key, tries = excluded.tries, next_at = excluded.next_at, ",
-                "last_error = excluded.last_error, created_at = excluded.created_at, updated_at = excluded.updated_at, ",
-                "maybe_processed = excluded.maybe_processed, claim_token = excluded.claim_token, ",
-                "claimed_until = excluded.claimed_until, unsettled = excluded.unsettled, ",
-                stringify!($own),
-                " = excluded.",
-                stringify!($own)
-            ),
-            by_id: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE id = $1"),
-            latest: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE order_id = $1 ORDER BY id DESC LIMIT 1"),
-            of_order: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE order_id = $1 ORDER BY id"),
-            awaiting: concat!(
-                "SELECT ",
-                call_cols!($own),
-                " FROM ",
-                $table,
-                " WHERE status IN ($1, $2) AND (next_at IS NULL OR next_at <= $3) ORDER BY id LIMIT $4"
-            ),
-            in_status: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE status = $1 ORDER BY id LIMIT $2"),
-            waiting: concat!("SELECT count(*), min(coalesce(next_at, $3)) FROM ", $table, " WHERE status IN ($1, $2)"),
-        }
-    };
-}
 
 const SAVE_TICKET: &str = "INSERT INTO kitchen_tickets (order_id, store_id, status, updated_at) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
@@ -390,7 +342,7 @@ impl<'a, 't> PgRepo<'a, 't> {
     fn calls_waiting<C: PgCall>(&mut self, now: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
         let [a, b] = C::WAITING.map(C::status_text);
         let table = C::SQL.table;
-        Ok(self.one(C::SQL.waiting, &[&a, &b, &now], |row| rows::waiting(row, table))?.unwrap_or_default())
+        Ok(self.one(C::SQL.waiting, &[&now, &a, &b], |row| rows::waiting(row, table))?.unwrap_or_default())
     }
 }
 

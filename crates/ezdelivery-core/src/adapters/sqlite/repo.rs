@@ -11,7 +11,7 @@ use super::cache::ViewCache;
 use crate::adapters::calls::CallRecord;
 pub(super) use crate::adapters::rows::parse_time;
 use crate::adapters::rows::{
-    self, call_cols, limit, menu_cols, order_cols, queued_cols, store_cols, time_text, SqlRow,
+    self, call_cols, call_sql, limit, menu_cols, order_cols, queued_cols, store_cols, time_text, CallSql, SqlRow,
 };
 use crate::domain::view::OrderView;
 use crate::domain::{
@@ -73,66 +73,6 @@ pub(super) const ORDER_ITEMS: &str =
     "SELECT menu_id, name, unit_price, qty FROM order_items WHERE order_id = ?1 ORDER BY line";
 pub(super) const STORE_INBOX: &str =
     "SELECT id FROM orders WHERE store_id = ?1 AND status IN (?2, ?3, ?4, ?5) ORDER BY id";
-
-/// The statements of one gateway-call table: the payments' and the
-/// charges' are made by [`call_sql!`] from one text, so they cannot drift
-/// apart.
-pub(super) struct CallSql {
-    /// The table's name, for error messages.
-    pub(super) table: &'static str,
-    /// The upsert of every column, bound in [`call_cols!`] order.
-    save: &'static str,
-    /// One record by id.
-    pub(super) by_id: &'static str,
-    /// An order's newest record.
-    pub(super) latest: &'static str,
-    /// An order's records, oldest first.
-    pub(super) of_order: &'static str,
-    /// Waiting (`?1`, `?2`) and due at `?3` or never tried, by id, at most `?4`.
-    pub(super) awaiting: &'static str,
-    /// In status `?1`, by id, at most `?2`.
-    pub(super) in_status: &'static str,
-    /// How many wait (`?1`, `?2`), and the earliest `next_at` (`?3`, now,
-    /// for one never tried).
-    waiting: &'static str,
-}
-
-/// The [`CallSql`] of table `$table`, whose own column is `$own`.
-macro_rules! call_sql {
-    ($table:literal, $own:ident) => {
-        CallSql {
-            table: $table,
-            save: concat!(
-                "INSERT INTO ",
-                $table,
-                " (",
-                call_cols!($own),
-                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ",
-                "ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, status = excluded.status, ",
-                "amount = excluded.amount, gateway_ref = excluded.gateway_ref, ",
-                "idempotency_key = excluded.idempotency_key, tries = excluded.tries, next_at = excluded.next_at, ",
-                "last_error = excluded.last_error, created_at = excluded.created_at, updated_at = excluded.updated_at, ",
-                "maybe_processed = excluded.maybe_processed, claim_token = excluded.claim_token, ",
-                "claimed_until = excluded.claimed_until, unsettled = excluded.unsettled, ",
-                stringify!($own),
-                " = excluded.",
-                stringify!($own)
-            ),
-            by_id: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE id = ?1"),
-            latest: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE order_id = ?1 ORDER BY id DESC LIMIT 1"),
-            of_order: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE order_id = ?1 ORDER BY id"),
-            awaiting: concat!(
-                "SELECT ",
-                call_cols!($own),
-                " FROM ",
-                $table,
-                " WHERE status IN (?1, ?2) AND (next_at IS NULL OR next_at <= ?3) ORDER BY id LIMIT ?4"
-            ),
-            in_status: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE status = ?1 ORDER BY id LIMIT ?2"),
-            waiting: concat!("SELECT count(*), min(coalesce(next_at, ?3)) FROM ", $table, " WHERE status IN (?1, ?2)"),
-        }
-    };
-}
 
 /// The payments' statements.
 pub(super) const PAYMENT_SQL: CallSql = call_sql!("payments", card);
@@ -318,7 +258,7 @@ impl<'a> SqliteRepo<'a> {
     fn calls_waiting<C: SqlCall>(&self, now: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
         let [a, b] = C::WAITING.map(C::status_text);
         let table = C::SQL.table;
-        Ok(self.one(C::SQL.waiting, params![a, b, now], |row| rows::waiting(row, table))?.unwrap_or_default())
+        Ok(self.one(C::SQL.waiting, params![now, a, b], |row| rows::waiting(row, table))?.unwrap_or_default())
     }
 
     /// Every row of a cached query, decoded by `decode`.
