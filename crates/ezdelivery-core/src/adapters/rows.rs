@@ -231,6 +231,22 @@ pub(crate) fn waiting(row: &dyn SqlRow, table: &str) -> Result<(usize, Option<Da
     Ok((int_at(row, 0, table, "count(*)")?, opt_time_at(row, 1, table, "next_at")?))
 }
 
+/// What waits for the relay: the (count, earliest due) of payments,
+/// charges and message deliveries, each read by a `waiting` query.
+pub(crate) fn queue_status(
+    payments: (usize, Option<DateTime<Utc>>),
+    charges: (usize, Option<DateTime<Utc>>),
+    messages: Option<(usize, Option<DateTime<Utc>>)>,
+) -> crate::ports::storage::QueueStatus {
+    let messages = messages.unwrap_or_default();
+    crate::ports::storage::QueueStatus {
+        payments: payments.0,
+        charges: charges.0,
+        messages: messages.0,
+        next_due: [payments.1, charges.1, messages.1].into_iter().flatten().min(),
+    }
+}
+
 /// A breaker's row.
 pub(crate) fn breaker(row: &dyn SqlRow) -> Result<Breaker> {
     Ok(Breaker {

@@ -455,13 +455,7 @@ impl Repo for SqliteRepo<'_> {
         let charges = self.calls_waiting::<Charge>(&now_text)?;
         let pending = DeliveryState::Pending.as_str();
         let messages = self.one(MESSAGES_WAITING, [pending], |row| rows::waiting(row, "message_deliveries"))?;
-        let messages = messages.unwrap_or_default();
-        Ok(QueueStatus {
-            payments: payments.0,
-            charges: charges.0,
-            messages: messages.0,
-            next_due: [payments.1, charges.1, messages.1].into_iter().flatten().min(),
-        })
+        Ok(rows::queue_status(payments, charges, messages))
     }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {
