@@ -524,7 +524,7 @@ fn the_parser_follows_super_self_groups_renames_and_re_exports() {
         ("domain::order", "use super::{ids::OrderId, Won as Money};"),
         ("domain::ids", "use self::inner::X; mod inner { use super::super::time::T; }"),
         ("domain::time", ""),
-        ("domain::event", "use crate::Result; fn f() -> crate::domain::ids::Id { todo!() }"),
+        ("domain::event", "use crate::Result; fn f(id: crate::domain::ids::Id) -> crate::domain::ids::Id { id }"),
     ]);
     assert_eq!(g["lib"], set(&["error"]), "a `mod` declaration is no edge, a re-export is");
     assert_eq!(g["domain"], set(&["domain::order", "domain::event"]));
