@@ -73,8 +73,9 @@ call_record!(Payment, PaymentStatus);
 call_record!(Charge, ChargeStatus);
 
 /// The `Repo` methods of the relay's queues and of what needs a person, for
-/// a SQL repo with generic `calls_awaiting` and `calls_needing_attention`:
-/// payments and charges are asked the same way.
+/// a SQL repo with generic `calls_awaiting`, `calls_needing_attention` and
+/// `calls_waiting`, and a `messages_waiting`: payments and charges are
+/// asked the same way, and the queue status is put together once.
 macro_rules! call_queues {
     () => {
         fn payments_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Payment>> {
@@ -91,6 +92,13 @@ macro_rules! call_queues {
 
         fn charges_needing_attention(&mut self, n: usize) -> Result<Vec<Charge>> {
             self.calls_needing_attention(n)
+        }
+
+        fn queue_status(&mut self, now: DateTime<Utc>) -> Result<crate::ports::storage::QueueStatus> {
+            let now_text = crate::adapters::rows::time_text(&now);
+            let payments = self.calls_waiting::<Payment>(&now_text)?;
+            let charges = self.calls_waiting::<Charge>(&now_text)?;
+            Ok(crate::adapters::rows::queue_status(payments, charges, self.messages_waiting()?))
         }
     };
 }

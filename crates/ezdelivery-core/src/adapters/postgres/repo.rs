@@ -24,7 +24,7 @@ use crate::domain::{
     OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
-use crate::ports::storage::{QueueStatus, Repo, StoredEvent, Table};
+use crate::ports::storage::{Repo, StoredEvent, Table};
 use crate::ports::Message;
 use crate::{Error, Result};
 
@@ -344,6 +344,12 @@ impl<'a, 't> PgRepo<'a, 't> {
         let table = C::SQL.table;
         Ok(self.one(C::SQL.waiting, &[&now, &a, &b], |row| rows::waiting(row, table))?.unwrap_or_default())
     }
+
+    /// How many message deliveries wait, and the earliest due.
+    fn messages_waiting(&mut self) -> Result<Option<(usize, Option<DateTime<Utc>>)>> {
+        let pending = DeliveryState::Pending.as_str();
+        self.one(MESSAGES_WAITING, &[&pending], |row| rows::waiting(row, "message_deliveries"))
+    }
 }
 
 /// A payment or a delivery charge as its table holds it.
@@ -610,15 +616,6 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     crate::adapters::calls::call_queues!();
-
-    fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus> {
-        let now_text = time_text(&now);
-        let payments = self.calls_waiting::<Payment>(&now_text)?;
-        let charges = self.calls_waiting::<Charge>(&now_text)?;
-        let pending = DeliveryState::Pending.as_str();
-        let messages = self.one(MESSAGES_WAITING, &[&pending], |row| rows::waiting(row, "message_deliveries"))?;
-        Ok(rows::queue_status(payments, charges, messages))
-    }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {
         let data = event.data_json();

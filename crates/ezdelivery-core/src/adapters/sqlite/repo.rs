@@ -19,7 +19,7 @@ use crate::domain::{
     OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
-use crate::ports::storage::{QueueStatus, Repo, StoredEvent, Table};
+use crate::ports::storage::{Repo, StoredEvent, Table};
 use crate::ports::Message;
 use crate::{Error, Result};
 
@@ -261,6 +261,12 @@ impl<'a> SqliteRepo<'a> {
         Ok(self.one(C::SQL.waiting, params![now, a, b], |row| rows::waiting(row, table))?.unwrap_or_default())
     }
 
+    /// How many message deliveries wait, and the earliest due.
+    fn messages_waiting(&mut self) -> Result<Option<(usize, Option<DateTime<Utc>>)>> {
+        let pending = DeliveryState::Pending.as_str();
+        self.one(MESSAGES_WAITING, [pending], |row| rows::waiting(row, "message_deliveries"))
+    }
+
     /// Every row of a cached query, decoded by `decode`.
     fn all<T>(
         &self,
@@ -448,15 +454,6 @@ impl Repo for SqliteRepo<'_> {
     }
 
     crate::adapters::calls::call_queues!();
-
-    fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus> {
-        let now_text = time_text(&now);
-        let payments = self.calls_waiting::<Payment>(&now_text)?;
-        let charges = self.calls_waiting::<Charge>(&now_text)?;
-        let pending = DeliveryState::Pending.as_str();
-        let messages = self.one(MESSAGES_WAITING, [pending], |row| rows::waiting(row, "message_deliveries"))?;
-        Ok(rows::queue_status(payments, charges, messages))
-    }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {
         let data = event.data_json();
