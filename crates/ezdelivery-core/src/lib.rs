@@ -261,3 +261,4 @@ mod wiring;
 pub use app::engine::{Engine, EngineBuilder, ItemPick, NewOrder, PayNow};
 pub use domain::view::OrderView;
 pub use error::{Error, ErrorKind, Kept, Record, Result, StorageError, StorageProblem};
+pub use ports::requests::{RequestClaim, StoredResponse};

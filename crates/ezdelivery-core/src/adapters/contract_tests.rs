@@ -24,6 +24,7 @@ use crate::domain::{
     KitchenTicket, Menu, Order, OrderItem, OrderStatus, Payment, PaymentStatus, Review, Rider, Store,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::requests::{RequestClaim, StoredResponse};
 use crate::ports::storage::{QueueStatus, Repo, Storage, StoredEvent, Table};
 use crate::ports::Message;
 use crate::{Error, Result};
@@ -56,6 +57,9 @@ const CHECKS: &[(&str, Check)] = &[
     ("purge_delivered_messages", purge_delivered_messages),
     ("queue_status", queue_status),
     ("breakers", breakers),
+    ("request_keys", request_keys),
+    ("purge_requests", purge_requests),
+    ("order_counts", order_counts),
     ("failed_write_rolls_back", failed_write_rolls_back),
     ("failed_read_returns_its_error", failed_read_returns_its_error),
 ];
@@ -1082,6 +1086,8 @@ fn failed_write_rolls_back(s: &mut dyn Storage) {
         r.set_checkpoint("mypage", 1)?;
         r.save_view(&sample_view(1, "kim"))?;
         r.queue_message(&message("m-1", 1, t(4)), &["console"])?;
+        assert_eq!(r.claim_request("customer:kim", "k-1", "f", t(5))?, RequestClaim::New);
+        assert!(r.finish_request("customer:kim", "k-1", &StoredResponse { status: 201, body: "{}".into() })?);
         Err(Error::Internal("boom".into()))
     });
     assert!(matches!(&failed, Err(Error::Internal(m)) if m == "boom"), "the work's error, unchanged: {failed:?}");
@@ -1104,6 +1110,7 @@ fn failed_write_rolls_back(s: &mut dyn Storage) {
         assert_eq!(r.view(1)?, None);
         assert_eq!(r.customer_views("kim")?, vec![]);
         assert_eq!(r.due_messages(t(1_000), 10)?, vec![]);
+        assert_eq!(r.order_counts()?.iter().map(|(_, n)| n).sum::<u64>(), 0);
         for table in [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge] {
             // Free again after the rollback (SQLite, memory), or later (a
             // sequence, PostgreSQL, never hands out a number twice): never
@@ -1114,6 +1121,8 @@ fn failed_write_rolls_back(s: &mut dyn Storage) {
         }
         Ok(())
     });
+
+    assert_eq!(write(s, |r| r.claim_request("customer:kim", "k-1", "f", t(6))), RequestClaim::New, "no key kept");
 
     // The storage is still usable, and the same work commits when it succeeds.
     write(s, |r| {
@@ -1135,10 +1144,11 @@ fn failed_read_returns_its_error(s: &mut dyn Storage) {
 
     // A read cannot write, whatever it tries; it changes nothing.
     write(s, |r| r.save_view(&sample_view(1, "kim")));
-    let writes: [(&str, RepoWork); 3] = [
+    let writes: [(&str, RepoWork); 4] = [
         ("save_store", |r| r.save_store(&store(3))),
         ("append_event", |r| r.append_event("e-read", t(0), &Event::CookingStarted { order_id: 1 }).map(drop)),
         ("clear_views", |r| r.clear_views()),
+        ("claim_request", |r| r.claim_request("customer:kim", "k-read", "f", t(0)).map(drop)),
     ];
     for (what, work) in writes {
         assert!(s.read(&mut |r| work(r)).is_err(), "a read that tries {what} fails");
@@ -1146,6 +1156,8 @@ fn failed_read_returns_its_error(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.stores()), vec![store(1)], "nothing written");
     assert_eq!(read(s, |r| r.events(0, None, 10)), vec![], "nothing appended");
     assert_eq!(read(s, |r| r.view(1)), Some(sample_view(1, "kim")), "no view cleared");
+    let claim = write(s, |r| r.claim_request("customer:kim", "k-read", "f", t(1)));
+    assert_eq!(claim, RequestClaim::New, "no key claimed");
 }
 
 /// One write a test tries.
@@ -1181,4 +1193,138 @@ fn breakers(s: &mut dyn Storage) {
         Some(BreakerState::Closed),
         "rolled back"
     );
+}
+
+/// What a claim of `key` in `scope` with `fingerprint` finds, at `at`.
+fn claim(s: &mut dyn Storage, scope: &str, key: &str, fingerprint: &str, at: DateTime<Utc>) -> RequestClaim {
+    write(s, |r| r.claim_request(scope, key, fingerprint, at))
+}
+
+fn request_keys(s: &mut dyn Storage) {
+    let created = StoredResponse { status: 201, body: "{\"order_id\":7,\"메뉴\":\"후라이드\"}".into() };
+    // New, then in flight (since the first claim's time) for every repeat,
+    // however late, until it finishes; then done with its response.
+    assert_eq!(claim(s, "customer:kim", "k-1", "fp-a", t(10)), RequestClaim::New);
+    assert_eq!(claim(s, "customer:kim", "k-1", "fp-a", t(11)), RequestClaim::InFlight { since: t(10) });
+    assert_eq!(claim(s, "customer:kim", "k-1", "fp-a", t(900)), RequestClaim::InFlight { since: t(10) });
+    assert!(write(s, |r| r.finish_request("customer:kim", "k-1", &created)));
+    assert_eq!(claim(s, "customer:kim", "k-1", "fp-a", t(12)), RequestClaim::Done(created.clone()));
+    assert_eq!(claim(s, "customer:kim", "k-1", "fp-a", t(13)), RequestClaim::Done(created.clone()), "again");
+    // Another request under the same key: a mismatch, in flight or done,
+    // and the stored one is untouched.
+    assert_eq!(claim(s, "customer:kim", "k-1", "fp-b", t(14)), RequestClaim::Mismatch);
+    assert_eq!(claim(s, "customer:kim", "k-2", "fp-a", t(15)), RequestClaim::New);
+    assert_eq!(claim(s, "customer:kim", "k-2", "fp-b", t(16)), RequestClaim::Mismatch, "in flight");
+    assert_eq!(claim(s, "customer:kim", "k-2", "fp-a", t(17)), RequestClaim::InFlight { since: t(15) });
+    assert_eq!(claim(s, "customer:kim", "k-1", "fp-a", t(18)), RequestClaim::Done(created.clone()));
+
+    // Scopes are independent: the same key of another sender is new.
+    assert_eq!(claim(s, "customer:lee", "k-1", "fp-b", t(20)), RequestClaim::New);
+    assert_eq!(claim(s, "customer:lee", "k-1", "fp-b", t(21)), RequestClaim::InFlight { since: t(20) });
+    let lee = StoredResponse { status: 409, body: String::new() };
+    assert!(write(s, |r| r.finish_request("customer:lee", "k-1", &lee)));
+    assert_eq!(claim(s, "customer:lee", "k-1", "fp-b", t(22)), RequestClaim::Done(lee));
+    assert_eq!(claim(s, "customer:kim", "k-1", "fp-a", t(23)), RequestClaim::Done(created.clone()));
+
+    // A key nobody holds is not finished, and nothing is stored.
+    assert!(!write(s, |r| r.finish_request("customer:kim", "k-9", &created)), "never claimed");
+    assert_eq!(claim(s, "customer:kim", "k-9", "fp-a", t(24)), RequestClaim::New, "the finish stored nothing");
+
+    // Forgotten (finished or not), a key is new again, with any fingerprint.
+    assert!(write(s, |r| r.forget_request("customer:kim", "k-2")));
+    assert!(!write(s, |r| r.forget_request("customer:kim", "k-2")), "forgotten already");
+    assert_eq!(claim(s, "customer:kim", "k-2", "fp-c", t(30)), RequestClaim::New);
+    assert!(write(s, |r| r.forget_request("customer:kim", "k-1")));
+    assert_eq!(claim(s, "customer:kim", "k-1", "fp-b", t(31)), RequestClaim::New);
+    assert_eq!(claim(s, "customer:kim", "k-1", "fp-b", t(32)), RequestClaim::InFlight { since: t(31) });
+    let lee = RequestClaim::Done(StoredResponse { status: 409, body: String::new() });
+    assert_eq!(claim(s, "customer:lee", "k-1", "fp-b", t(33)), lee, "another scope's key stays");
+
+    // A finish rolled back with its unit of work leaves the key in flight;
+    // a claim rolled back leaves it free.
+    let failed = through(
+        |w| s.write(w),
+        |r| {
+            assert!(r.finish_request("customer:kim", "k-1", &created)?);
+            assert_eq!(r.claim_request("customer:kim", "k-8", "fp", t(34))?, RequestClaim::New);
+            assert!(r.forget_request("customer:lee", "k-1")?);
+            Err::<(), _>(Error::Internal("rolled back".into()))
+        },
+    );
+    assert!(failed.is_err());
+    assert_eq!(claim(s, "customer:kim", "k-1", "fp-b", t(35)), RequestClaim::InFlight { since: t(31) });
+    assert_eq!(claim(s, "customer:kim", "k-8", "fp", t(36)), RequestClaim::New);
+    assert!(matches!(claim(s, "customer:lee", "k-1", "fp-b", t(37)), RequestClaim::Done(_)), "not forgotten");
+
+    // Keys and scopes are compared exactly: text of any kind, no folding.
+    assert_eq!(claim(s, "customer:kim", "K-1", "fp-b", t(40)), RequestClaim::New, "case matters");
+    assert_eq!(claim(s, "customer:김", "열쇠 🔑", "fp", t(41)), RequestClaim::New);
+    assert_eq!(claim(s, "customer:김", "열쇠 🔑", "fp", t(42)), RequestClaim::InFlight { since: t(41) });
+}
+
+fn purge_requests(s: &mut dyn Storage) {
+    let done = StoredResponse { status: 200, body: "ok".into() };
+    for (key, at) in [("old-done", 10), ("old-open", 20), ("edge", 100), ("new-done", 200), ("new-open", 300)] {
+        assert_eq!(claim(s, "s", key, "fp", t(at)), RequestClaim::New);
+    }
+    assert_eq!(claim(s, "other", "old-open", "fp", t(30)), RequestClaim::New);
+    for key in ["old-done", "new-done"] {
+        assert!(write(s, |r| r.finish_request("s", key, &done)));
+    }
+    // A purge undone with its unit of work leaves every key.
+    let failed = through(
+        |w| s.write(w),
+        |r| {
+            assert_eq!(r.purge_requests(t(1_000))?, 6);
+            Err::<(), _>(Error::Internal("rolled back".into()))
+        },
+    );
+    assert!(failed.is_err());
+    assert_eq!(claim(s, "s", "old-done", "fp", t(40)), RequestClaim::Done(done.clone()), "kept");
+
+    // Claimed before the bound, finished or not: gone; at or after it: kept.
+    assert_eq!(write(s, |r| r.purge_requests(t(100))), 3, "old-done, old-open and other's old-open");
+    assert_eq!(write(s, |r| r.purge_requests(t(100))), 0, "nothing more to purge");
+    assert_eq!(claim(s, "s", "edge", "fp", t(400)), RequestClaim::InFlight { since: t(100) }, "at the bound: kept");
+    assert_eq!(claim(s, "s", "new-done", "fp", t(401)), RequestClaim::Done(done.clone()));
+    assert_eq!(claim(s, "s", "new-open", "fp", t(402)), RequestClaim::InFlight { since: t(300) });
+    for (scope, key) in [("s", "old-done"), ("s", "old-open"), ("other", "old-open")] {
+        assert_eq!(claim(s, scope, key, "fp-new", t(500)), RequestClaim::New, "{scope} {key} purged: new again");
+    }
+    assert_eq!(write(s, |r| r.purge_requests(t(10_000))), 6, "every key");
+    assert_eq!(claim(s, "s", "new-done", "fp", t(10_001)), RequestClaim::New);
+}
+
+fn order_counts(s: &mut dyn Storage) {
+    let zeros: Vec<(OrderStatus, u64)> = OrderStatus::ALL.iter().map(|&status| (status, 0)).collect();
+    assert_eq!(read(s, |r| r.order_counts()), zeros, "every status, zeros included, in lifecycle order");
+    world(s, 2, 0, 0);
+    // Two stores, every status, some several times.
+    let mut id = 0;
+    let mut expected = zeros.clone();
+    write(s, |r| {
+        id = 0;
+        expected = zeros.clone();
+        for (i, &status) in OrderStatus::ALL.iter().enumerate() {
+            for n in 0..(i % 3) {
+                id += 1;
+                r.insert_order(&order(id, 1 + (n as i64 % 2), status))?;
+                expected[i].1 += 1;
+            }
+        }
+        Ok(())
+    });
+    assert!(expected.iter().any(|(_, n)| *n == 0) && expected.iter().any(|(_, n)| *n == 2), "{expected:?}");
+    assert_eq!(read(s, |r| r.order_counts()), expected);
+    assert_eq!(write(s, |r| r.order_counts()), expected, "in a write too");
+
+    // An order that moves is counted in its new status only.
+    let moved = read(s, |r| r.order(id)).expect("the last order");
+    let from = OrderStatus::ALL.iter().position(|&x| x == moved.status).expect("a status");
+    let to = OrderStatus::ALL.iter().position(|&x| x == OrderStatus::PendingPayment).expect("a status");
+    write(s, |r| r.update_order(&Order { status: OrderStatus::PendingPayment, ..moved.clone() }));
+    expected[from].1 -= 1;
+    expected[to].1 += 1;
+    assert_eq!(read(s, |r| r.order_counts()), expected);
+    assert_eq!(read(s, |r| r.order_counts()).iter().map(|(_, n)| n).sum::<u64>(), id as u64);
 }

@@ -36,6 +36,7 @@ use crate::domain::{
     PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::requests::{RequestClaim, StoredResponse};
 use crate::ports::storage::{QueueStatus, StoredEvent, Table};
 use crate::ports::{Message, Repo, Storage};
 use crate::{Error, Result};
@@ -206,6 +207,23 @@ enum Undo {
     Progress(usize, Progress),
     /// The whole outbox as it was before a purge.
     Outbox(Box<Outbox>),
+    /// An idempotency key (scope, key) before it changed (`None`: it was new).
+    Request(RequestKey, Option<StoredRequest>),
+    /// Every idempotency key, as they were before a purge.
+    Requests(BTreeMap<RequestKey, StoredRequest>),
+}
+
+/// An idempotency key: its sender's scope, then the key.
+type RequestKey = (String, String);
+
+/// What is kept of a claimed idempotency key.
+#[derive(Clone)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+struct StoredRequest {
+    fingerprint: String,
+    claimed_at: DateTime<Utc>,
+    /// `None` until the request finishes.
+    response: Option<StoredResponse>,
 }
 
 /// The outbox's messages and deliveries with their indexes (channel names
@@ -290,6 +308,9 @@ struct State {
     due: BTreeSet<(DateTime<Utc>, usize)>,
     /// Keys of the `dead` deliveries.
     dead: BTreeSet<usize>,
+
+    /// Idempotency keys of requests, by (scope, key).
+    requests: BTreeMap<RequestKey, StoredRequest>,
 }
 
 /// The menus of one store.
@@ -534,6 +555,10 @@ impl State {
                 self.set_progress(key, progress);
             }
             Undo::Outbox(outbox) => self.put_outbox(*outbox),
+            Undo::Request(key, old) => {
+                swap_btree(&mut self.requests, key, old);
+            }
+            Undo::Requests(requests) => self.requests = requests,
         }
     }
 
@@ -952,6 +977,18 @@ impl Repo for Tx<'_> {
         Ok(self.state.inbox.get(&store).map(|ids| ids.iter().copied().collect()).unwrap_or_default())
     }
 
+    /// Counted by looking at every order: no index for a metrics scrape
+    /// now and then.
+    fn order_counts(&mut self) -> Result<Vec<(OrderStatus, u64)>> {
+        let mut counts: Vec<(OrderStatus, u64)> = OrderStatus::ALL.iter().map(|&s| (s, 0)).collect();
+        for order in self.state.orders.values() {
+            if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == order.status) {
+                entry.1 += 1;
+            }
+        }
+        Ok(counts)
+    }
+
     fn save_payment(&mut self, payment: &Payment) -> Result<()> {
         let id = payment.id;
         self.save(Table::Payment, id, |state| Undo::Payment(id, state.payments.put(id, Some(payment.clone()))))
@@ -1190,6 +1227,53 @@ impl Repo for Tx<'_> {
         Ok(purged)
     }
 
+    fn claim_request(&mut self, scope: &str, key: &str, fingerprint: &str, at: DateTime<Utc>) -> Result<RequestClaim> {
+        let (state, journal) = self.writable()?;
+        let id = (scope.to_string(), key.to_string());
+        if let Some(stored) = state.requests.get(&id) {
+            return Ok(RequestClaim::of_stored(
+                &stored.fingerprint,
+                stored.claimed_at,
+                stored.response.clone(),
+                fingerprint,
+            ));
+        }
+        let claimed = StoredRequest { fingerprint: fingerprint.to_string(), claimed_at: at, response: None };
+        state.requests.insert(id.clone(), claimed);
+        journal.push(Undo::Request(id, None));
+        Ok(RequestClaim::New)
+    }
+
+    fn finish_request(&mut self, scope: &str, key: &str, response: &StoredResponse) -> Result<bool> {
+        let (state, journal) = self.writable()?;
+        let id = (scope.to_string(), key.to_string());
+        let Some(stored) = state.requests.get_mut(&id) else { return Ok(false) };
+        let old = stored.response.replace(response.clone());
+        let before = StoredRequest { response: old, ..stored.clone() };
+        journal.push(Undo::Request(id, Some(before)));
+        Ok(true)
+    }
+
+    fn forget_request(&mut self, scope: &str, key: &str) -> Result<bool> {
+        let (state, journal) = self.writable()?;
+        let id = (scope.to_string(), key.to_string());
+        let Some(old) = state.requests.remove(&id) else { return Ok(false) };
+        journal.push(Undo::Request(id, Some(old)));
+        Ok(true)
+    }
+
+    fn purge_requests(&mut self, before: DateTime<Utc>) -> Result<usize> {
+        let (state, journal) = self.writable()?;
+        if !state.requests.values().any(|r| r.claimed_at < before) {
+            return Ok(0);
+        }
+        let old = state.requests.clone();
+        state.requests.retain(|_, r| r.claimed_at >= before);
+        let purged = old.len() - state.requests.len();
+        journal.push(Undo::Requests(old));
+        Ok(purged)
+    }
+
     fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()> {
         let (state, journal) = self.writable()?;
         let Some(message) = state.message_key(&delivery.message_id) else {
@@ -1346,6 +1430,8 @@ mod tests {
             r.set_checkpoint("mypage", 2)?;
             r.save_view(&view(1, "kim"))?;
             r.queue_message(&message("m1", t(0)), &["console", "jsonl"])?;
+            r.claim_request("s", "k1", "fp", t(0))?;
+            r.claim_request("s", "k2", "fp", t(5))?;
             Ok(())
         })
         .unwrap();
@@ -1494,6 +1580,12 @@ mod tests {
             ("clear_views", |r| r.clear_views()),
             ("queue_message", |r| r.queue_message(&message("m9", t(1)), &["console"])),
             ("save_message_delivery", |r| r.save_message_delivery(&md("m1", "console", DeliveryState::Dead, t(1)))),
+            ("claim_request", |r| r.claim_request("s", "k9", "fp", t(1)).map(drop)),
+            ("finish_request", |r| {
+                r.finish_request("s", "k1", &StoredResponse { status: 200, body: "ok".into() }).map(drop)
+            }),
+            ("forget_request", |r| r.forget_request("s", "k2").map(drop)),
+            ("purge_requests", |r| r.purge_requests(t(1)).map(drop)),
         ];
         for (name, work) in writes {
             let mut s = populated();

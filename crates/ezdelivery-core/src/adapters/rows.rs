@@ -13,8 +13,11 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::view::OrderView;
-use crate::domain::{Breaker, Charge, Delivery, Event, KitchenTicket, Menu, Order, OrderItem, Payment, Rider, Store};
+use crate::domain::{
+    Breaker, Charge, Delivery, Event, KitchenTicket, Menu, Order, OrderItem, OrderStatus, Payment, Rider, Store,
+};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::requests::{RequestClaim, StoredResponse};
 use crate::ports::storage::StoredEvent;
 use crate::ports::Message;
 use crate::{Error, Result};
@@ -245,6 +248,44 @@ pub(crate) fn queue_status(
         messages: messages.0,
         next_due: [payments.1, charges.1, messages.1].into_iter().flatten().min(),
     }
+}
+
+/// The columns a claim reads of a stored idempotency key.
+macro_rules! request_cols {
+    () => {
+        "fingerprint, claimed_at, status, body"
+    };
+}
+pub(crate) use request_cols;
+
+/// What a stored key's row of [`request_cols!`] says to a claim with
+/// `fingerprint`.
+pub(crate) fn request_claim(row: &dyn SqlRow, fingerprint: &str) -> Result<RequestClaim> {
+    let table = "idempotency_keys";
+    let claimed: String = get(row, 0)?;
+    let since = time_at(row, 1, table, "claimed_at")?;
+    let status: Option<i64> = get(row, 2)?;
+    let response = match status {
+        None => None,
+        Some(_) => Some(StoredResponse { status: int_at(row, 2, table, "status")?, body: get(row, 3)? }),
+    };
+    Ok(RequestClaim::of_stored(&claimed, since, response, fingerprint))
+}
+
+/// How many orders are in each status, from the rows of a `GROUP BY
+/// status` (a status and its count): every status, in
+/// [`OrderStatus::ALL`]'s order, zeros included.
+pub(crate) fn order_counts(rows: Vec<(String, i64)>) -> Result<Vec<(OrderStatus, u64)>> {
+    let mut counts: Vec<(OrderStatus, u64)> = OrderStatus::ALL.iter().map(|&s| (s, 0)).collect();
+    for (text, n) in rows {
+        let status: OrderStatus =
+            text.parse().map_err(|e| Error::storage(format!("orders.status holds `{text}`: {e}")))?;
+        let n = u64::try_from(n).map_err(|_| Error::storage(format!("a count of {n} orders `{text}`")))?;
+        if let Some(entry) = counts.iter_mut().find(|(s, _)| *s == status) {
+            entry.1 = n;
+        }
+    }
+    Ok(counts)
 }
 
 /// A breaker's row.

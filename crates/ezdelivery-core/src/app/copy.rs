@@ -369,7 +369,8 @@ pub(crate) mod fixture {
     /// A database that went through whole lifecycles: delivered and
     /// reviewed, cancelled with refunds (before and after cooking), one
     /// unpaid, messages queued for a channel that is down, breakers, a
-    /// projection rebuilt (its checkpoint kept): every table holds rows.
+    /// projection rebuilt (its checkpoint kept), idempotency keys of
+    /// requests: every table holds rows.
     pub(crate) fn busy_database(dir: &Path) -> PathBuf {
         let path = dir.join("source.db");
         let engine = engine(&path);
@@ -401,6 +402,11 @@ pub(crate) mod fixture {
         engine.relay().expect("relay");
         engine.reset_breaker(&engine.breaker_name("payment").expect("a breaker")).expect("reset");
         engine.rebuild_projection().expect("rebuild");
+        // Idempotency keys of requests: one answered, one still running.
+        engine.claim_request("customer:kim", "key-1", "fp-1").expect("claimed");
+        let answered = crate::StoredResponse { status: 201, body: "{\"order_id\":1}".into() };
+        engine.finish_request("customer:kim", "key-1", &answered).expect("finished");
+        engine.claim_request("customer:choi", "key-1", "fp-2").expect("claimed");
         path
     }
 }
@@ -452,6 +458,15 @@ mod tests {
         assert_eq!(old.events(0, None, 10_000).unwrap(), new.events(0, None, 10_000).unwrap());
         assert_eq!(old.customer_orders("kim").unwrap(), new.customer_orders("kim").unwrap());
         assert_eq!(old.breakers().unwrap(), new.breakers().unwrap());
+        assert_eq!(old.order_counts().unwrap(), new.order_counts().unwrap());
+        // Idempotency keys hold on the copy: the answer kept, the one running still running.
+        let answered =
+            crate::RequestClaim::Done(crate::StoredResponse { status: 201, body: "{\"order_id\":1}".into() });
+        assert_eq!(new.claim_request("customer:kim", "key-1", "fp-1").unwrap(), answered);
+        assert!(matches!(
+            new.claim_request("customer:choi", "key-1", "fp-2").unwrap(),
+            crate::RequestClaim::InFlight { .. }
+        ));
         assert!(new.check_invariants().unwrap().is_empty());
         let last = new.events(0, None, 10_000).unwrap().last().map(|e| e.seq).unwrap();
         let items = [ItemPick::new("콜라", 1)];

@@ -18,7 +18,7 @@ use crate::app::messages::{messages_for, Audience, Locale};
 use crate::app::projector;
 use crate::app::retry::RetryPolicy;
 use crate::domain::view::OrderView;
-use crate::domain::{BreakerSettings, Event, OrderId};
+use crate::domain::{BreakerSettings, Event, OrderId, OrderStatus};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::{Repo, StoredEvent};
 use crate::ports::{ChargeGateway, Clock, Message, Notifier, PaymentGateway, Storage, SystemClock};
@@ -238,6 +238,13 @@ impl Engine {
             }
             repo.events(after, order, limit)
         })
+    }
+
+    /// How many orders there are in each status, for metrics: every
+    /// status of [`OrderStatus::ALL`], in that order, zeros included,
+    /// counted on one snapshot.
+    pub fn order_counts(&self) -> Result<Vec<(OrderStatus, u64)>> {
+        self.read(|repo| repo.order_counts())
     }
 
     /// Deletes the mypage views and rebuilds them from the event log

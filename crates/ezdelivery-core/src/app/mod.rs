@@ -14,6 +14,7 @@ pub mod messages;
 mod notify;
 pub mod projector;
 pub mod relay;
+pub mod requests;
 pub mod retry;
 mod saga;
 pub mod simulate;

@@ -1,7 +1,8 @@
 //! `relay --watch`: the relay as a long-running worker. It runs one relay
 //! pass after another, waits (in short slices, watching its stop flag)
 //! when a pass found nothing to settle, and now and then purges the
-//! messages delivered long ago, so the outbox does not grow for ever.
+//! messages delivered long ago, so the outbox does not grow for ever (and
+//! the idempotency keys of requests claimed as long ago).
 //!
 //! Stopping is cooperative: whoever owns the flag (the CLI's SIGTERM and
 //! SIGINT handlers, an embedder's shutdown) sets it, and the worker stops
@@ -41,7 +42,8 @@ pub struct WatchOptions {
     /// ([`crate::ports::Storage::wait_for_work`]).
     pub interval: Duration,
     /// Delete the messages queued longer ago than this and delivered on
-    /// every channel; `None` keeps them all. Pending and dead messages are
+    /// every channel, and the idempotency keys of requests claimed longer
+    /// ago than this; `None` keeps them all. Pending and dead messages are
     /// never purged.
     pub retention: Option<Duration>,
     /// How often to purge: after the first pass, then at most this often.
@@ -68,6 +70,9 @@ pub struct WatchReport {
     pub totals: RelayReport,
     /// Delivered messages purged (older than the retention).
     pub messages_purged: usize,
+    /// Idempotency keys of requests purged (claimed longer ago than the
+    /// retention; see [`Engine::purge_requests`]).
+    pub requests_purged: usize,
 }
 
 impl Engine {
@@ -78,7 +83,8 @@ impl Engine {
     /// `options.interval`, in slices of at most [`WAIT_SLICE`], looking at
     /// `stop` between them. After the first pass, and then every
     /// `options.purge_every`, it purges the delivered messages older than
-    /// `options.retention`.
+    /// `options.retention`, and the idempotency keys of requests claimed
+    /// longer ago ([`Engine::purge_requests`]).
     ///
     /// Once `stop` is set, the pass under way takes on no new item: the
     /// gateway call or message in flight is finished and recorded, and the
@@ -112,6 +118,13 @@ impl Engine {
                     tracing::info!(purged, "delivered messages purged");
                 }
                 report.messages_purged += purged;
+                // Keys of requests are kept as long as the messages: a
+                // client retrying after that is answered as new.
+                let requests = self.purge_requests(retention)?;
+                if requests > 0 {
+                    tracing::info!(purged = requests, "request keys purged");
+                }
+                report.requests_purged += requests;
                 next_purge = Instant::now() + options.purge_every;
             }
             if pass.settled() == 0 {
@@ -307,6 +320,9 @@ mod tests {
         // the purge runs after the first pass unless the worker was told to
         // stop: a pass that stops it from on_pass skips it
         assert_eq!(once(Some(Duration::ZERO)).messages_purged, 0);
+        // Keys of requests go with them, with the same retention.
+        assert_eq!(engine.claim_request("customer:kim", "k-1", "fp").unwrap(), crate::RequestClaim::New);
+        std::thread::sleep(Duration::from_millis(2));
         let stop = AtomicBool::new(false);
         let passes = AtomicUsize::new(0);
         let options = WatchOptions {
@@ -323,6 +339,8 @@ mod tests {
             })
             .unwrap();
         assert!(report.messages_purged > 0, "{report:?}");
+        assert_eq!(report.requests_purged, 1, "{report:?}");
+        assert_eq!(engine.claim_request("customer:kim", "k-1", "fp").unwrap(), crate::RequestClaim::New, "purged");
         assert_eq!(engine.purge_delivered_messages(Duration::ZERO).unwrap(), 0, "nothing left to purge");
     }
 }

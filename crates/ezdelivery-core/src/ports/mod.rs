@@ -8,9 +8,11 @@ use crate::domain::{ChannelName, OrderId, RiderId, Won};
 
 pub mod copy;
 pub mod outbox;
+pub mod requests;
 pub mod storage;
 
 pub use outbox::Message;
+pub use requests::{RequestClaim, StoredResponse};
 pub use storage::{Repo, Storage, StoredEvent, Table};
 
 /// What a [`Message`] is about: an event's type (the domain's).

@@ -6,10 +6,11 @@
 use chrono::{DateTime, Utc};
 
 use super::outbox::{Message, MessageDelivery, QueuedMessage};
+use super::requests::{RequestClaim, StoredResponse};
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Breaker, BreakerName, Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, Payment, PaymentId,
-    Review, Rider, RiderId, Store, StoreId,
+    Breaker, BreakerName, Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderStatus, Payment,
+    PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::Result;
 
@@ -165,6 +166,9 @@ pub trait Repo {
     fn order(&mut self, id: OrderId) -> Result<Option<Order>>;
     /// The ids of `store`'s orders that are paid and not finished, oldest first.
     fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderId>>;
+    /// How many orders there are in each status: every status of
+    /// [`OrderStatus::ALL`], in that order, zeros included (for metrics).
+    fn order_counts(&mut self) -> Result<Vec<(OrderStatus, u64)>>;
 
     /// Inserts or replaces a payment attempt, its gateway attempt (claim included) with it.
     fn save_payment(&mut self, payment: &Payment) -> Result<()>;
@@ -264,6 +268,28 @@ pub trait Repo {
     /// every channel (or had none), with their deliveries; returns how
     /// many. Pending and dead ones stay, however old.
     fn purge_delivered_messages(&mut self, before: DateTime<Utc>) -> Result<usize>;
+
+    /// Claims the idempotency key `key` of sender `scope` for a request
+    /// whose method, path and body hash to `fingerprint`, at `at` (see
+    /// [`RequestClaim`]): when no request of `scope` has claimed `key`, it
+    /// is recorded, with no response yet, and the answer is
+    /// [`RequestClaim::New`]; else nothing changes and the answer says what
+    /// is stored. Race-free: of any number of units of work claiming the
+    /// same key at once, in any number of processes, exactly one gets
+    /// `New` (SQLite: its one writer; PostgreSQL: the primary key, with
+    /// `INSERT … ON CONFLICT DO NOTHING`).
+    fn claim_request(&mut self, scope: &str, key: &str, fingerprint: &str, at: DateTime<Utc>) -> Result<RequestClaim>;
+    /// Stores the response of the request that claimed `key` of `scope`;
+    /// `false` when no request holds that key (never claimed, forgotten or
+    /// purged), and then nothing changes.
+    fn finish_request(&mut self, scope: &str, key: &str, response: &StoredResponse) -> Result<bool>;
+    /// Deletes the key `key` of `scope`, finished or not, so that it can be
+    /// claimed anew (the request failed before it did anything); `false`
+    /// when there was none.
+    fn forget_request(&mut self, scope: &str, key: &str) -> Result<bool>;
+    /// Deletes every key claimed before `before`, finished or not; returns
+    /// how many.
+    fn purge_requests(&mut self, before: DateTime<Utc>) -> Result<usize>;
 
     /// A circuit breaker's state (`None`: never used, i.e. closed).
     fn breaker(&mut self, name: &BreakerName) -> Result<Option<Breaker>>;

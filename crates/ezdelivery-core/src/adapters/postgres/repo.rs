@@ -16,7 +16,8 @@ use postgres::{Row, Statement, Transaction};
 use super::failure::{describe, retryable, storage_error, Failure};
 use crate::adapters::calls::CallRecord;
 use crate::adapters::rows::{
-    self, call_cols, call_sql, limit, menu_cols, order_cols, queued_cols, store_cols, time_text, CallSql, SqlRow,
+    self, call_cols, call_sql, limit, menu_cols, order_cols, queued_cols, request_cols, store_cols, time_text, CallSql,
+    SqlRow,
 };
 use crate::domain::view::OrderView;
 use crate::domain::{
@@ -24,6 +25,7 @@ use crate::domain::{
     OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::requests::{RequestClaim, StoredResponse};
 use crate::ports::storage::{Repo, StoredEvent, Table};
 use crate::ports::Message;
 use crate::{Error, Result};
@@ -178,6 +180,27 @@ const DEAD_MESSAGES: &str = concat!(
 const SAVE_MESSAGE_DELIVERY: &str = "INSERT INTO message_deliveries (message_id, channel, state, tries, next_at, \
      last_error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id, channel) DO UPDATE SET \
      state = excluded.state, tries = excluded.tries, next_at = excluded.next_at, last_error = excluded.last_error";
+
+/// Inserts a key unless one of its sender holds it. A concurrent insert of
+/// the same key not committed yet makes it wait for that transaction's end
+/// (then it does nothing if that one committed, inserts if it rolled back),
+/// so of several claims at once exactly one inserts.
+const CLAIM_REQUEST: &str = "INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, claimed_at) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (scope, idempotency_key) DO NOTHING";
+/// Run after a claim that inserted nothing: in `READ COMMITTED` a statement
+/// sees what committed before it started, so the row that stopped the
+/// insert is seen (unless it was deleted since).
+const REQUEST: &str =
+    concat!("SELECT ", request_cols!(), " FROM idempotency_keys WHERE scope = $1 AND idempotency_key = $2");
+const FINISH_REQUEST: &str =
+    "UPDATE idempotency_keys SET status = $3, body = $4 WHERE scope = $1 AND idempotency_key = $2";
+const FORGET_REQUEST: &str = "DELETE FROM idempotency_keys WHERE scope = $1 AND idempotency_key = $2";
+const PURGE_REQUESTS: &str = "DELETE FROM idempotency_keys WHERE claimed_at < $1";
+/// How many times a claim inserts again when the key that stopped its
+/// insert was deleted (forgotten, purged) before it could be read.
+const CLAIM_TRIES: usize = 3;
+
+const ORDER_COUNTS: &str = "SELECT status, count(*) FROM orders GROUP BY status";
 
 const BREAKER: &str = "SELECT name, state, failures, opened_at, updated_at FROM breakers WHERE name = $1";
 const BREAKERS: &str = "SELECT name, state, failures, opened_at, updated_at FROM breakers ORDER BY name";
@@ -566,6 +589,10 @@ impl Repo for PgRepo<'_, '_> {
         self.all(STORE_INBOX, &[&store, &a, &b, &c, &d], |row| get(row, 0))
     }
 
+    fn order_counts(&mut self) -> Result<Vec<(OrderStatus, u64)>> {
+        rows::order_counts(self.all(ORDER_COUNTS, &[], |row| Ok((get(row, 0)?, get(row, 1)?)))?)
+    }
+
     fn save_payment(&mut self, p: &Payment) -> Result<()> {
         self.save_call(p)
     }
@@ -722,6 +749,41 @@ impl Repo for PgRepo<'_, '_> {
     fn purge_delivered_messages(&mut self, before: DateTime<Utc>) -> Result<usize> {
         // Their deliveries go with them (ON DELETE CASCADE).
         let purged = self.exec(PURGE_DELIVERED, &[&time_text(&before), &DeliveryState::Delivered.as_str()])?;
+        Ok(usize::try_from(purged).unwrap_or(usize::MAX))
+    }
+
+    /// `INSERT … ON CONFLICT DO NOTHING`, then, if it inserted nothing, a
+    /// read of the row that stopped it (see [`CLAIM_REQUEST`]). Under a
+    /// stricter isolation than the storage's `READ COMMITTED` (a database
+    /// whose default says so), an insert that meets a row its snapshot
+    /// cannot see fails with a serialization failure, and the unit of work
+    /// runs again like any other conflict, with a newer snapshot.
+    fn claim_request(&mut self, scope: &str, key: &str, fingerprint: &str, at: DateTime<Utc>) -> Result<RequestClaim> {
+        let at = time_text(&at);
+        for _ in 0..CLAIM_TRIES {
+            if self.exec(CLAIM_REQUEST, &[&scope, &key, &fingerprint, &at])? == 1 {
+                return Ok(RequestClaim::New);
+            }
+            if let Some(claim) = self.one(REQUEST, &[&scope, &key], |row| rows::request_claim(row, fingerprint))? {
+                return Ok(claim);
+            }
+        }
+        Err(Error::storage(format!(
+            "an idempotency key was deleted {CLAIM_TRIES} times while it was being claimed; try again"
+        )))
+    }
+
+    fn finish_request(&mut self, scope: &str, key: &str, response: &StoredResponse) -> Result<bool> {
+        let status = i64::from(response.status);
+        Ok(self.exec(FINISH_REQUEST, &[&scope, &key, &status, &response.body])? > 0)
+    }
+
+    fn forget_request(&mut self, scope: &str, key: &str) -> Result<bool> {
+        Ok(self.exec(FORGET_REQUEST, &[&scope, &key])? > 0)
+    }
+
+    fn purge_requests(&mut self, before: DateTime<Utc>) -> Result<usize> {
+        let purged = self.exec(PURGE_REQUESTS, &[&time_text(&before)])?;
         Ok(usize::try_from(purged).unwrap_or(usize::MAX))
     }
 

@@ -77,6 +77,7 @@ CREATE INDEX ",
 }
 
 /// Version 1: the whole of SQLite's schema version 5, in its final state.
+/// (Later versions follow SQLite's one for one from its version 6.)
 const V1: &str = concat!(
     r#"
 CREATE FUNCTION ezdelivery_bump_id() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -259,8 +260,25 @@ CREATE TRIGGER events_bump_seq AFTER INSERT ON events
 "#
 );
 
+/// Version 2: SQLite's version 6, idempotency keys of requests, column
+/// for column (the primary key makes a claim race-free between writers:
+/// `INSERT … ON CONFLICT DO NOTHING` waits for a concurrent insert of the
+/// same key and then does nothing if it committed).
+const V2: &str = "
+CREATE TABLE idempotency_keys (
+    scope           TEXT   NOT NULL,
+    idempotency_key TEXT   NOT NULL,
+    fingerprint     TEXT   NOT NULL,
+    claimed_at      TEXT   NOT NULL,
+    status          BIGINT,
+    body            TEXT,
+    PRIMARY KEY (scope, idempotency_key)
+);
+CREATE INDEX idempotency_keys_claimed ON idempotency_keys (claimed_at);
+";
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

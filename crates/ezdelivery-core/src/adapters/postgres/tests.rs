@@ -169,7 +169,8 @@ fn storages_opening_a_new_database_at_once_migrate_it_once() {
         let storage = storage.as_ref().expect("every storage opens");
         assert_eq!(storage.schema_version().expect("a version"), schema::latest());
     }
-    assert_eq!(server.psql(&url, "SELECT count(*) FROM schema_migrations"), "1");
+    let versions = server.psql(&url, "SELECT count(*) FROM schema_migrations");
+    assert_eq!(versions, schema::latest().to_string(), "each version once");
     assert_eq!(server.psql(&url, "SELECT count(*) FROM pg_class WHERE relname = 'events'"), "1");
 
     // A database from a newer ezdelivery is refused.
@@ -508,6 +509,103 @@ fn one_engine_serves_threads_on_postgresql() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), delivered.len(), "each message once");
+}
+
+/// Eight claims of one idempotency key at once: exactly one is new, and
+/// every other finds it in flight since that one's time.
+fn exactly_one_claim_is_new(claims: &[crate::RequestClaim]) {
+    use crate::RequestClaim;
+    assert_eq!(claims.len(), 8);
+    assert_eq!(claims.iter().filter(|c| **c == RequestClaim::New).count(), 1, "{claims:?}");
+    let since: Vec<_> = claims
+        .iter()
+        .filter_map(|c| match c {
+            RequestClaim::InFlight { since } => Some(*since),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(since.len(), 7, "{claims:?}");
+    assert!(since.windows(2).all(|w| w[0] == w[1]), "one claim's time: {claims:?}");
+}
+
+#[test]
+fn of_eight_claims_of_one_key_at_once_exactly_one_is_new_on_postgresql() {
+    let _serial = serial();
+    let Some((_server, url)) = fresh() else { return };
+    // Eight storages, each with its own pool, as eight server processes.
+    let engines: Vec<Engine> =
+        (0..8).map(|_| Engine::builder(PostgresStorage::open_with(&url, 1).expect("opens")).build()).collect();
+    for round in 0..5 {
+        let key = format!("key-{round}");
+        let barrier = Barrier::new(8);
+        let claims: Vec<crate::RequestClaim> = std::thread::scope(|scope| {
+            let threads: Vec<_> = engines
+                .iter()
+                .map(|engine| {
+                    let (barrier, key) = (&barrier, &key);
+                    scope.spawn(move || {
+                        barrier.wait();
+                        engine.claim_request("customer:kim", key, "fp").expect("claimed")
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().expect("no panic")).collect()
+        });
+        exactly_one_claim_is_new(&claims);
+    }
+    // One engine, its pool of eight connections shared by eight threads.
+    let engine = Engine::builder(PostgresStorage::open_with(&url, 8).expect("opens")).build();
+    for round in 0..5 {
+        let key = format!("shared-{round}");
+        let barrier = Barrier::new(8);
+        let claims: Vec<crate::RequestClaim> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        engine.claim_request("customer:kim", &key, "fp").expect("claimed")
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().expect("no panic")).collect()
+        });
+        exactly_one_claim_is_new(&claims);
+    }
+}
+
+/// A claim that meets a claim of the same key not yet committed (another
+/// process's) waits for it: committed, the key is in flight; rolled
+/// back, the key is the waiting claim's.
+#[test]
+fn a_claim_waits_for_an_uncommitted_claim_of_the_same_key() {
+    let _serial = serial();
+    let Some((_server, url)) = fresh() else { return };
+    let engine = Engine::builder(PostgresStorage::open(&url).expect("opens")).build();
+    let mut raw = postgres::Client::connect(&url, NoTls).expect("a raw connection");
+    let insert =
+        "INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, claimed_at) VALUES ($1, $2, 'fp', $3)";
+    let claimed_at = crate::adapters::rows::time_text(&at(1));
+    for commit in [true, false] {
+        let key = format!("key-{commit}");
+        let mut held = raw.transaction().expect("begin");
+        held.execute(insert, &[&"s", &key, &claimed_at]).expect("an uncommitted claim");
+        let (sent, got) = std::sync::mpsc::channel();
+        std::thread::scope(|scope| {
+            let (engine, key) = (&engine, &key);
+            scope.spawn(move || sent.send(engine.claim_request("s", key, "fp")).expect("sent"));
+            let waited = got.recv_timeout(Duration::from_millis(300));
+            assert!(waited.is_err(), "the claim waits for the other transaction: {waited:?}");
+            if commit {
+                held.commit().expect("commit");
+            } else {
+                held.rollback().expect("rollback");
+            }
+            let claim = got.recv_timeout(Duration::from_secs(10)).expect("an answer").expect("claimed");
+            let expected =
+                if commit { crate::RequestClaim::InFlight { since: at(1) } } else { crate::RequestClaim::New };
+            assert_eq!(claim, expected, "committed first: {commit}");
+        });
+    }
 }
 
 /// A notifier that keeps what it is sent.

@@ -11,7 +11,8 @@ use super::cache::ViewCache;
 use crate::adapters::calls::CallRecord;
 pub(super) use crate::adapters::rows::parse_time;
 use crate::adapters::rows::{
-    self, call_cols, call_sql, limit, menu_cols, order_cols, queued_cols, store_cols, time_text, CallSql, SqlRow,
+    self, call_cols, call_sql, limit, menu_cols, order_cols, queued_cols, request_cols, store_cols, time_text, CallSql,
+    SqlRow,
 };
 use crate::domain::view::OrderView;
 use crate::domain::{
@@ -19,6 +20,7 @@ use crate::domain::{
     OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
+use crate::ports::requests::{RequestClaim, StoredResponse};
 use crate::ports::storage::{Repo, StoredEvent, Table};
 use crate::ports::Message;
 use crate::{Error, Result};
@@ -136,6 +138,22 @@ pub(super) const DEAD_MESSAGES: &str = concat!(
 const SAVE_MESSAGE_DELIVERY: &str = "INSERT INTO message_deliveries (message_id, channel, state, tries, next_at, \
      last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_id, channel) DO UPDATE SET \
      state = excluded.state, tries = excluded.tries, next_at = excluded.next_at, last_error = excluded.last_error";
+
+/// Inserts a key unless one of its sender holds it: one row changed means
+/// claimed (the unit of work holds SQLite's one write lock, so nothing
+/// can come between this and the read that follows).
+const CLAIM_REQUEST: &str = "INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, claimed_at) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (scope, idempotency_key) DO NOTHING";
+pub(super) const REQUEST: &str =
+    concat!("SELECT ", request_cols!(), " FROM idempotency_keys WHERE scope = ?1 AND idempotency_key = ?2");
+const FINISH_REQUEST: &str =
+    "UPDATE idempotency_keys SET status = ?3, body = ?4 WHERE scope = ?1 AND idempotency_key = ?2";
+const FORGET_REQUEST: &str = "DELETE FROM idempotency_keys WHERE scope = ?1 AND idempotency_key = ?2";
+pub(super) const PURGE_REQUESTS: &str = "DELETE FROM idempotency_keys WHERE claimed_at < ?1";
+
+/// Every order is counted: a scan (of the covering index
+/// `orders_store_status`), for a metrics scrape now and then.
+pub(super) const ORDER_COUNTS: &str = "SELECT status, count(*) FROM orders GROUP BY status";
 
 const BREAKER: &str = "SELECT name, state, failures, opened_at, updated_at FROM breakers WHERE name = ?1";
 const BREAKERS: &str = "SELECT name, state, failures, opened_at, updated_at FROM breakers ORDER BY name";
@@ -407,6 +425,10 @@ impl Repo for SqliteRepo<'_> {
         self.all(STORE_INBOX, params![store, a, b, c, d], |row| rows::get(row, 0))
     }
 
+    fn order_counts(&mut self) -> Result<Vec<(OrderStatus, u64)>> {
+        rows::order_counts(self.all(ORDER_COUNTS, [], |row| Ok((rows::get(row, 0)?, rows::get(row, 1)?)))?)
+    }
+
     fn save_payment(&mut self, p: &Payment) -> Result<()> {
         p.save(self)
     }
@@ -540,6 +562,27 @@ impl Repo for SqliteRepo<'_> {
             params![d.message_id, d.channel, d.state.as_str(), d.tries, time_text(&d.next_at), d.last_error],
         )?;
         Ok(())
+    }
+
+    fn claim_request(&mut self, scope: &str, key: &str, fingerprint: &str, at: DateTime<Utc>) -> Result<RequestClaim> {
+        if self.exec(CLAIM_REQUEST, params![scope, key, fingerprint, time_text(&at)])? == 1 {
+            return Ok(RequestClaim::New);
+        }
+        // Under the one write lock, the row that stopped the insert is still there.
+        self.one(REQUEST, params![scope, key], |row| rows::request_claim(row, fingerprint))?
+            .ok_or_else(|| Error::storage("an idempotency key vanished while it was claimed"))
+    }
+
+    fn finish_request(&mut self, scope: &str, key: &str, response: &StoredResponse) -> Result<bool> {
+        Ok(self.exec(FINISH_REQUEST, params![scope, key, response.status, response.body])? > 0)
+    }
+
+    fn forget_request(&mut self, scope: &str, key: &str) -> Result<bool> {
+        Ok(self.exec(FORGET_REQUEST, params![scope, key])? > 0)
+    }
+
+    fn purge_requests(&mut self, before: DateTime<Utc>) -> Result<usize> {
+        self.exec(PURGE_REQUESTS, [time_text(&before)])
     }
 
     fn breaker(&mut self, name: &BreakerName) -> Result<Option<Breaker>> {

@@ -212,8 +212,25 @@ CREATE UNIQUE INDEX riders_name_unique ON riders (name);
 DROP INDEX riders_name;
 ";
 
+/// Idempotency keys of requests (`ports::requests`), one per sender
+/// (`scope`) and key: the primary key is what makes a claim race-free on
+/// every storage. `status` and `body` stay NULL until the request
+/// finishes; `claimed_at` is what a purge goes by.
+const V6: &str = "
+CREATE TABLE idempotency_keys (
+    scope           TEXT    NOT NULL,
+    idempotency_key TEXT    NOT NULL,
+    fingerprint     TEXT    NOT NULL,
+    claimed_at      TEXT    NOT NULL,
+    status          INTEGER,
+    body            TEXT,
+    PRIMARY KEY (scope, idempotency_key)
+);
+CREATE INDEX idempotency_keys_claimed ON idempotency_keys (claimed_at);
+";
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

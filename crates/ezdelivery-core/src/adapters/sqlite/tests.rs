@@ -379,6 +379,8 @@ fn hot_queries_use_indexes() {
         ("checkpoint", repo::CHECKPOINT, &["checkpoints USING INDEX sqlite_autoindex_checkpoints_1"]),
         ("view by order", repo::VIEW, &["mypage USING INTEGER PRIMARY KEY"]),
         ("customer views", repo::CUSTOMER_VIEWS, &["mypage USING INDEX mypage_customer"]),
+        ("request key", repo::REQUEST, &["idempotency_keys USING INDEX sqlite_autoindex_idempotency_keys_1"]),
+        ("purge request keys", repo::PURGE_REQUESTS, &["idempotency_keys USING INDEX idempotency_keys_claimed"]),
         (
             "due messages",
             repo::DUE_MESSAGES,
@@ -833,4 +835,68 @@ fn a_storage_error_keeps_the_sqlite_error_as_its_source() {
     assert!(below.downcast_ref::<rusqlite::Error>().is_some(), "{below:?}");
     assert_eq!(e.to_string(), format!("storage failed: {}", rusqlite::Error::QueryReturnedNoRows));
     assert!(Error::storage("made up").source().is_some_and(|s| s.source().is_none()));
+}
+
+/// Eight claims of one idempotency key at once: exactly one is new, and
+/// every other finds it in flight since that one's time.
+fn exactly_one_claim_is_new(claims: &[crate::RequestClaim]) {
+    use crate::RequestClaim;
+    assert_eq!(claims.len(), 8);
+    assert_eq!(claims.iter().filter(|c| **c == RequestClaim::New).count(), 1, "{claims:?}");
+    let since: Vec<_> = claims
+        .iter()
+        .filter_map(|c| match c {
+            RequestClaim::InFlight { since } => Some(*since),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(since.len(), 7, "{claims:?}");
+    assert!(since.windows(2).all(|w| w[0] == w[1]), "one claim's time: {claims:?}");
+}
+
+#[test]
+fn of_eight_claims_of_one_key_at_once_on_one_file_exactly_one_is_new() {
+    use std::sync::Barrier;
+
+    use crate::Engine;
+
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("ezdelivery.db");
+    drop(SqliteStorage::open(&path).expect("created"));
+    // Each thread with its own storage on the file, as eight processes would.
+    for round in 0..3 {
+        let key = format!("key-{round}");
+        let barrier = Barrier::new(8);
+        let claims: Vec<crate::RequestClaim> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let engine = Engine::builder(SqliteStorage::open(&path).expect("opened")).build();
+                        barrier.wait();
+                        engine.claim_request("customer:kim", &key, "fp").expect("claimed")
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().expect("no panic")).collect()
+        });
+        exactly_one_claim_is_new(&claims);
+    }
+    // One engine shared by eight threads.
+    let engine = Engine::builder(SqliteStorage::open(&path).expect("opened")).build();
+    for round in 0..3 {
+        let key = format!("shared-{round}");
+        let barrier = Barrier::new(8);
+        let claims: Vec<crate::RequestClaim> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        engine.claim_request("customer:kim", &key, "fp").expect("claimed")
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().expect("no panic")).collect()
+        });
+        exactly_one_claim_is_new(&claims);
+    }
 }

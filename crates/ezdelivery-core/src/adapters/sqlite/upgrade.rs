@@ -225,9 +225,12 @@ mod tests {
                 )
                 .expect("removed");
             assert_eq!(removed, 5, "three payments and a charge wait for refunds, and one was refunded");
-            // Back to version 3's schema (version 5's index undone too).
-            conn.execute_batch("DROP INDEX riders_name_unique; CREATE INDEX riders_name ON riders (name, id);")
-                .expect("version 3's indexes");
+            // Back to version 3's schema (version 5's index and version 6's table undone too).
+            conn.execute_batch(
+                "DROP INDEX riders_name_unique; CREATE INDEX riders_name ON riders (name, id); \
+                 DROP TABLE idempotency_keys;",
+            )
+            .expect("version 3's tables and indexes");
             conn.pragma_update(None, "user_version", 3).expect("version 3");
         }
 
