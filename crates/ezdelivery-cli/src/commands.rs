@@ -33,7 +33,7 @@ pub fn store(engine: &Engine, command: &StoreCommand) -> Result<Output> {
         StoreCommand::List => render::stores(&engine.stores()?),
         StoreCommand::Open { store } => render::store("is open", &engine.set_store_open(*store, true)?),
         StoreCommand::Close { store } => render::store("is closed", &engine.set_store_open(*store, false)?),
-        StoreCommand::Orders { store } => render::views("orders", &engine.store_inbox(*store)?),
+        StoreCommand::Orders { store } => render::views(&engine.store_inbox(*store)?),
     })
 }
 
@@ -103,7 +103,7 @@ pub fn review(engine: &Engine, order: i64, score: u8, text: &str) -> Result<Outp
 pub fn status(engine: &Engine, order: Option<i64>, customer: Option<&str>) -> Result<Output> {
     Ok(match order {
         Some(order) => render::view(&engine.status(order)?),
-        None => render::views("orders", &engine.customer_orders(customer.unwrap_or_default())?),
+        None => render::views(&engine.customer_orders(customer.unwrap_or_default())?),
     })
 }
 

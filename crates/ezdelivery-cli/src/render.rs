@@ -10,9 +10,14 @@ use ezdelivery_core::app::relay::{Attention, RelayReport};
 use ezdelivery_core::app::simulate::SimReport;
 use ezdelivery_core::app::watch::WatchReport;
 use ezdelivery_core::domain::{ChargeStatus, EventType, Menu, PaymentStatus, Review, Rider, Store};
+use ezdelivery_core::json::{
+    CloudEvent, CloudEventList, EventJson, EventList, MenuJson, MenuList, OrderList, ReviewJson, RiderJson, RiderList,
+    StoreJson, StoreList,
+};
 use ezdelivery_core::ports::outbox::QueuedMessage;
 use ezdelivery_core::ports::storage::{QueueStatus, StoredEvent};
 use ezdelivery_core::OrderView;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::args::EventFormat;
@@ -63,17 +68,15 @@ fn right(text: impl ToString) -> Cell {
     Cell::new(text.to_string()).set_alignment(CellAlignment::Right)
 }
 
-/// A store as JSON: the created record with its `id`.
-pub fn store_json(s: &Store) -> Value {
-    json!({
-        "id": s.id, "name": s.name, "owner": s.owner, "address": s.address, "open": s.open,
-        "delivery_charge": s.delivery_charge, "review_count": s.review_count, "average_score": s.average_score(),
-    })
+/// A shape of the JSON contract (`ezdelivery_core::json`) as a JSON value:
+/// the one definition of what `--json` prints.
+fn to_json(shape: impl Serialize) -> Value {
+    serde_json::to_value(shape).unwrap_or_else(|e| json!({ "error": e.to_string() }))
 }
 
 /// One store just registered, opened or closed: `verb` says which.
 pub fn store(verb: &str, s: &Store) -> Output {
-    Output::new(store_json(s), store_text(verb, s))
+    Output::new(to_json(StoreJson::from(s)), store_text(verb, s))
 }
 
 /// One store for people.
@@ -104,7 +107,7 @@ pub fn stores(stores: &[Store]) -> Output {
             right(format!("{}원", won(s.delivery_charge))),
         ]);
     }
-    Output::new(json!({ "stores": stores.iter().map(store_json).collect::<Vec<_>>() }), or_none(&t, stores, "stores"))
+    Output::new(to_json(StoreList::from(stores)), or_none(&t, stores, "stores"))
 }
 
 /// One menu for people: `menu 2 added: 후라이드 18,000원 in store 1
@@ -122,12 +125,7 @@ pub fn menu_text(verb: &str, m: &Menu) -> String {
 
 /// One menu just added, sold out or available again: `verb` says which.
 pub fn menu(verb: &str, m: &Menu) -> Output {
-    Output::new(menu_json(m), menu_text(verb, m))
-}
-
-/// A menu as JSON.
-pub fn menu_json(m: &Menu) -> Value {
-    json!({ "id": m.id, "store_id": m.store_id, "name": m.name, "price": m.price, "available": m.available })
+    Output::new(to_json(MenuJson::from(m)), menu_text(verb, m))
 }
 
 /// `menu list`
@@ -143,17 +141,12 @@ pub fn menus(menus: &[Menu]) -> Output {
             if m.available { Cell::new("yes") } else { style::cell("sold out", Tone::Bad) },
         ]);
     }
-    Output::new(json!({ "menus": menus.iter().map(menu_json).collect::<Vec<_>>() }), or_none(&t, menus, "menus"))
-}
-
-/// A rider as JSON.
-pub fn rider_json(r: &Rider) -> Value {
-    json!({ "id": r.id, "name": r.name })
+    Output::new(to_json(MenuList::from(menus)), or_none(&t, menus, "menus"))
 }
 
 /// `rider add`
 pub fn rider_added(r: &Rider) -> Output {
-    Output::new(rider_json(r), format!("rider {} registered: {}", r.id, r.name))
+    Output::new(to_json(RiderJson::from(r)), format!("rider {} registered: {}", r.id, r.name))
 }
 
 /// `rider list`
@@ -162,7 +155,7 @@ pub fn riders(riders: &[Rider]) -> Output {
     for r in riders {
         t.add_row(vec![right(r.id), Cell::new(&r.name)]);
     }
-    Output::new(json!({ "riders": riders.iter().map(rider_json).collect::<Vec<_>>() }), or_none(&t, riders, "riders"))
+    Output::new(to_json(RiderList::from(riders)), or_none(&t, riders, "riders"))
 }
 
 /// One order, as every command that changes or shows one prints it.
@@ -172,7 +165,7 @@ pub fn view(v: &OrderView) -> Output {
 
 /// An order view as JSON: exactly the view's serde form.
 pub fn view_json(view: &OrderView) -> Value {
-    serde_json::to_value(view).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+    to_json(view)
 }
 
 /// The mypage view of one order for people: the order's progress as a
@@ -352,9 +345,7 @@ fn money_after_stop(v: &OrderView) -> String {
 
 /// `review`
 pub fn review(r: &Review) -> Output {
-    let json = json!({ "order_id": r.order_id, "store_id": r.store_id, "customer": r.customer,
-                       "score": r.score, "text": r.text, "at": r.created_at });
-    Output::new(json, format!("order {} reviewed: {}/5 {}", r.order_id, r.score, r.text))
+    Output::new(to_json(ReviewJson::from(r)), format!("order {} reviewed: {}/5 {}", r.order_id, r.score, r.text))
 }
 
 /// `relay`: what this run did (and how many dead messages were revived,
@@ -515,10 +506,11 @@ pub fn attention(items: &[Attention]) -> Output {
     Output::new(json, t.to_string())
 }
 
-/// Several orders (`status --customer`, `store orders`) as one table. On a
-/// terminal too narrow for every column, the kitchen and the time of the
-/// last change are left out (`status ORDER` has them).
-pub fn views(key: &str, views: &[OrderView]) -> Output {
+/// Several orders (`status --customer`, `store orders`) as one table, and
+/// as `{"orders":[…]}`. On a terminal too narrow for every column, the
+/// kitchen and the time of the last change are left out (`status ORDER` has
+/// them).
+pub fn views(views: &[OrderView]) -> Output {
     const HEADER: [&str; 9] =
         ["order", "store", "customer", "status", "total", "payment", "kitchen", "delivery", "updated (UTC)"];
     let rows: Vec<[Cell; 9]> = views
@@ -552,7 +544,7 @@ pub fn views(key: &str, views: &[OrderView]) -> Output {
         t = build(&[0, 1, 2, 3, 4, 5, 7]);
     }
     let human = or_none(&t, views, "orders");
-    Output::new(json!({ key: views.iter().map(view_json).collect::<Vec<_>>() }), human)
+    Output::new(to_json(OrderList::from(views)), human)
 }
 
 /// How wide `t` is when nothing wraps: its content, one space of padding on
@@ -561,30 +553,22 @@ fn natural_width(t: &Table) -> usize {
     t.column_max_content_widths().iter().map(|&w| usize::from(w) + 3).sum::<usize>() + 1
 }
 
-/// One event as its JSON line: `{"seq","id","type","order_id","at","data"}`.
-pub fn event_json(e: &StoredEvent) -> Value {
-    json!({
-        "seq": e.seq, "id": e.id, "type": e.event.type_name(), "order_id": e.event.order_id(),
-        "at": e.at, "data": e.event.data(),
-    })
-}
-
 /// `events` printed at once: a table for people (`--format table`), or
 /// one `--json` object `{"events":[…]}` with the items in `format`.
 pub fn events(events: &[StoredEvent], format: EventFormat) -> Output {
-    let item = match format {
+    let json = match format {
         EventFormat::Table => return Output::new(json!({}), events_table(events)),
-        EventFormat::Json => event_json,
-        EventFormat::Cloudevents => cloud_event,
+        EventFormat::Json => to_json(EventList::from(events)),
+        EventFormat::Cloudevents => to_json(CloudEventList::from(events)),
     };
-    Output::new(json!({ "events": events.iter().map(item).collect::<Vec<_>>() }), String::new())
+    Output::new(json, String::new())
 }
 
 /// One event as one line in `format` (`events` to a pipe, or `--follow`).
 pub fn event_line_in(format: EventFormat, e: &StoredEvent) -> String {
     match format {
-        EventFormat::Cloudevents => cloud_event(e).to_string(),
-        EventFormat::Json => event_json(e).to_string(),
+        EventFormat::Cloudevents => to_json(CloudEvent::from(e)).to_string(),
+        EventFormat::Json => to_json(EventJson::from(e)).to_string(),
         // Following on a terminal: one line per event, as it comes.
         EventFormat::Table => event_line(e),
     }
@@ -616,24 +600,6 @@ pub fn event_line(e: &StoredEvent) -> String {
         e.event.order_id().map_or("-".into(), |o| format!("order {o}")),
         e.event.data()
     )
-}
-
-/// One event as CloudEvents 1.0 JSON (structured mode): `type` is
-/// `ezdelivery.<aggregate>.<what happened>`, `subject` the order id.
-pub fn cloud_event(e: &StoredEvent) -> Value {
-    let mut ce = json!({
-        "specversion": "1.0",
-        "id": e.id,
-        "source": "/ezdelivery",
-        "type": format!("ezdelivery.{}", e.event.cloud_type()),
-        "time": e.at,
-        "datacontenttype": "application/json",
-        "data": e.event.data(),
-    });
-    if let Some(order) = e.event.order_id() {
-        ce["subject"] = json!(order.to_string());
-    }
-    ce
 }
 
 /// `breaker status`

@@ -27,6 +27,10 @@
 //!   [`ports::Notifier`], [`ports::Clock`].
 //! - [`adapters`]: SQLite and in-memory storage, sandbox and HTTP
 //!   gateways, console, JSON-lines, webhook and KakaoTalk notifiers.
+//! - [`json`]: the JSON contract, the shapes the CLI's `--json` prints
+//!   (with [`OrderView`]); with the `openapi` feature each implements
+//!   `utoipa::ToSchema`, so an HTTP API's OpenAPI document comes from the
+//!   types that write its JSON.
 //!
 //! ## Quick start
 //!
@@ -255,6 +259,7 @@ pub mod adapters;
 pub mod app;
 pub mod domain;
 mod error;
+pub mod json;
 pub mod ports;
 mod wiring;
 

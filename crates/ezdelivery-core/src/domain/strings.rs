@@ -1,7 +1,8 @@
 //! The macros that give an enum its one table of names: `status_strings!`
 //! (a status enum's `as_str`, `ALL` and the traits) and `named_strings!`
-//! (`Display`, `FromStr` and serde for any enum with `as_str` and `ALL`). A
-//! leaf: whatever the expansions name is outside the crate or in this module.
+//! (`Display`, `FromStr` and serde for any enum with `as_str` and `ALL`, and
+//! with the `openapi` feature its OpenAPI schema). A leaf: whatever the
+//! expansions name is outside the crate or in this module.
 
 /// Implements `as_str`, `Display` and `FromStr` for a status enum from one
 /// table of `Variant => "snake_case"` pairs, so the strings in JSON, in the
@@ -25,7 +26,10 @@ pub(crate) use status_strings;
 
 /// Implements `Display`, `FromStr`, `Serialize` and `Deserialize` for an
 /// enum that names itself with `as_str` and lists itself in `ALL`: it is
-/// written and read as that name, and nothing else reads.
+/// written and read as that name, and nothing else reads. With the
+/// `openapi` feature, also `utoipa::PartialSchema` and `utoipa::ToSchema`:
+/// a string schema whose `enum` is every name in `ALL`, so the schema lists
+/// exactly the strings serde writes.
 macro_rules! named_strings {
     ($ty:ident) => {
         impl std::fmt::Display for $ty {
@@ -55,6 +59,23 @@ macro_rules! named_strings {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
                 let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
                 s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $ty {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some($ty::ALL.iter().map(|t| t.as_str())))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $ty {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($ty))
             }
         }
     };

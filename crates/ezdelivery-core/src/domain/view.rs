@@ -45,10 +45,13 @@ mod stored_time {
 
 /// The mypage view of one order: its JSON form is the order view of `--json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderView {
     /// The order this view is of (one view per order).
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub order_id: OrderId,
     /// The store it was placed with.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub store_id: StoreId,
     /// The store's name when ordered.
     pub store: String,
@@ -62,17 +65,23 @@ pub struct OrderView {
     pub items: Vec<OrderItem>,
     /// What the customer pays, in whole won: the sum of `unit_price *
     /// qty` over the items.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub total: Won,
     /// The current payment attempt, once there is one.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub payment: Option<PaymentView>,
     /// The kitchen ticket, once the order is paid.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub kitchen: Option<KitchenView>,
     /// The delivery, once cooking started.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub delivery: Option<DeliveryView>,
     /// The customer's review, once written.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub review: Option<ReviewView>,
     /// Why the order was cancelled or rejected, when a reason was given.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub reason: Option<String>,
     /// When the order was placed.
     #[serde(with = "stored_time")]
@@ -86,22 +95,27 @@ pub struct OrderView {
 
 /// The payment part of a view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaymentView {
     /// The latest payment attempt's id (a declined try and the one after
     /// it are two attempts).
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: PaymentId,
     /// The payment's status, as its events left it.
     pub status: PaymentStatus,
     /// The order's total, in whole won.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub amount: Won,
     /// The card charged (or tried), masked but for its last four digits;
     /// `None` when none was given.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub card: Option<String>,
 }
 
 /// The kitchen part of a view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KitchenView {
     /// Where the ticket stands.
     pub status: KitchenStatus,
@@ -109,29 +123,36 @@ pub struct KitchenView {
 
 /// The delivery part of a view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryView {
     /// Where the delivery stands.
     pub status: DeliveryStatus,
     /// The rider's name, once assigned.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub rider: Option<String>,
     /// The rider's current delivery charge, once there is a rider.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub charge: Option<ChargeView>,
 }
 
 /// The delivery-charge part of a view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChargeView {
     /// The current rider's delivery charge's id (a new rider gets a new
     /// charge).
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: ChargeId,
     /// The charge's status, as its events left it.
     pub status: ChargeStatus,
     /// The delivery charge, in whole won.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub amount: Won,
 }
 
 /// The review part of a view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReviewView {
     /// The score, from 1 (worst) to 5 (best).
     pub score: u8,
@@ -141,6 +162,7 @@ pub struct ReviewView {
 
 /// One line of the timeline.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEntry {
     /// The event's sequence number in the log (strictly increasing, from 1).
     pub seq: i64,
