@@ -233,6 +233,21 @@ pub enum Command {
         #[arg(long, value_name = "MS", requires = "watch", value_parser = interval_ms)]
         interval: Option<u64>,
     },
+    /// Serve the HTTP API (README, "Serving HTTP") until SIGTERM or SIGINT.
+    #[command(after_help = "Examples:\n  ezdelivery serve --tokens /etc/ezdelivery/tokens.toml\n  \
+                            EZDELIVERY_TOKENS=tokens.toml ezdelivery serve --listen 0.0.0.0:8080\n\n\
+                            Prints `listening on http://ADDR` (with --json: {\"listening\":\"ADDR\"}) once it \
+                            accepts requests.\nOn SIGTERM or SIGINT it stops accepting, lets the requests in \
+                            flight finish, and exits 0.\nQueued payments and messages are retried by `ezdelivery \
+                            relay --watch`, run beside it.")]
+    Serve {
+        /// The address to listen on (`127.0.0.1:0` picks a free port).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The tokens file: each token's SHA-256, role and name (not readable by others).
+        #[arg(long, value_name = "FILE", env = "EZDELIVERY_TOKENS")]
+        tokens: Option<std::path::PathBuf>,
+    },
     /// Circuit breakers around the gateways and notifier channels.
     #[command(after_help = "Examples:\n  ezdelivery breaker\n  ezdelivery breaker reset payment")]
     Breaker {

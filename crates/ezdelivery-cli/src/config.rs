@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ezdelivery_core::adapters::console::ConsoleNotifier;
@@ -20,6 +21,8 @@ use ezdelivery_core::domain::validate::Invalid;
 use ezdelivery_core::domain::{BreakerSettings, ChannelName};
 use ezdelivery_core::ports::{ChargeGateway, Notifier, PaymentGateway};
 use ezdelivery_core::{Engine, Error, Result};
+use ezdelivery_http::metrics::{Metered, Metrics};
+use ezdelivery_http::Settings;
 use serde::Deserialize;
 
 use crate::storage::{self, Database};
@@ -43,6 +46,8 @@ pub struct Config {
     pub relay: RelayConfig,
     /// `[[notify]]`, zero or more; none means the console.
     pub notify: Vec<NotifyConfig>,
+    /// `[serve]`
+    pub serve: ServeConfig,
     /// `locale = "ko" | "en"`: the language of messages (Korean when
     /// left out).
     #[serde(deserialize_with = "parsed")]
@@ -216,6 +221,50 @@ impl RetryConfig {
             ..RetryPolicy::default()
         };
         Ok((policy, Duration::from_millis(self.lease_ms)))
+    }
+}
+
+/// `[serve]`: the HTTP server's limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeConfig {
+    /// The largest request body, in bytes (413 above).
+    pub body_limit_bytes: u64,
+    /// How long a request may take before it is answered 503.
+    pub timeout_ms: u64,
+    /// Requests handled at once; more are answered 503 at once.
+    pub max_requests: u64,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        let defaults = Settings::default();
+        ServeConfig {
+            body_limit_bytes: defaults.body_limit as u64,
+            timeout_ms: defaults.request_timeout.as_millis() as u64,
+            max_requests: defaults.max_requests as u64,
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The server's settings, checked; as many engine calls at once as
+    /// the storage has connections (`[storage] pool_size`).
+    pub fn settings(&self, storage: &StorageConfig) -> Result<Settings> {
+        let within = |value: u64, range: std::ops::RangeInclusive<u64>, what: &str| {
+            if range.contains(&value) {
+                Ok(value)
+            } else {
+                Err(invalid(format!("[serve] {what} must be {} to {}, got {value}", range.start(), range.end())))
+            }
+        };
+        Ok(Settings {
+            body_limit: within(self.body_limit_bytes, 1024..=64 * 1024 * 1024, "body_limit_bytes")? as usize,
+            request_timeout: std::time::Duration::from_millis(within(self.timeout_ms, 100..=3_600_000, "timeout_ms")?),
+            max_requests: within(self.max_requests, 1..=100_000, "max_requests")? as usize,
+            engine_calls: storage.pool_size()? as usize,
+            ..Settings::default()
+        })
     }
 }
 
@@ -439,11 +488,31 @@ impl Config {
         self.open_engine(db, quiet, true)
     }
 
+    /// [`Config::engine`] for `serve`: its gateway calls are timed and
+    /// counted in `metrics` (`/metrics`).
+    pub fn serving_engine(&self, db: &Database, quiet: bool, metrics: &Arc<Metrics>) -> Result<Engine> {
+        self.build_engine(db, quiet, false, Some(metrics))
+    }
+
     fn open_engine(&self, db: &Database, quiet: bool, only_reads: bool) -> Result<Engine> {
+        self.build_engine(db, quiet, only_reads, None)
+    }
+
+    fn build_engine(
+        &self,
+        db: &Database,
+        quiet: bool,
+        only_reads: bool,
+        metrics: Option<&Arc<Metrics>>,
+    ) -> Result<Engine> {
         // Every adapter is checked before the database is touched.
         let timeouts = [self.payment.checked_timeout_ms("payment")?, self.charge.checked_timeout_ms("charge")?];
-        let payment = self.payment.payment()?;
-        let charge = self.charge.charge()?;
+        let mut payment = self.payment.payment()?;
+        let mut charge = self.charge.charge()?;
+        if let Some(metrics) = metrics {
+            payment = Box::new(Metered::new(payment, Arc::clone(metrics)));
+            charge = Box::new(Metered::new(charge, Arc::clone(metrics)));
+        }
         let notifiers = self.notifiers(quiet, &|name| std::env::var(name).ok())?;
         let breakers = self.breaker_settings()?;
         let (retry, lease) = self.retry.policy(&timeouts)?;

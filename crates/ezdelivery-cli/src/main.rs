@@ -14,6 +14,7 @@ mod demo;
 mod errors;
 mod man;
 mod render;
+mod serve;
 mod simulate;
 mod storage;
 mod style;
@@ -266,6 +267,9 @@ fn run_on(cli: &Cli, config: &Config, db: &Database) -> Result<Printed> {
     if let Command::Db(command) = &cli.command {
         return copy::run(db, config, command).map(Printed::Out);
     }
+    if let Command::Serve { listen, tokens } = &cli.command {
+        return serve::run(config, db, listen, tokens.as_deref(), cli.json, cli.quiet).map(|()| Printed::Done);
+    }
     if let Command::Simulate(_) = cli.command {
         let Database::Sqlite(path) = db else {
             return Err(Error::Invalid(Invalid(
@@ -348,7 +352,7 @@ fn execute(engine: &Engine, command: &Command, context: &Context) -> Result<Prin
         }
         Command::Projection(c) => commands::projection(engine, c),
         Command::Simulate(args) => simulate::run(engine, args, json),
-        Command::Demo | Command::Completions { .. } | Command::Man | Command::Db(_) => {
+        Command::Demo | Command::Completions { .. } | Command::Man | Command::Db(_) | Command::Serve { .. } => {
             return Err(Error::Internal("this command runs before the engine is opened".into()))
         }
     };

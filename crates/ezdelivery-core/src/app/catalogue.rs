@@ -24,6 +24,12 @@ impl Engine {
         self.read(|repo| repo.stores())
     }
 
+    /// One store, or `not_found` (what a caller of the HTTP API may do to a
+    /// store depends on its owner).
+    pub fn store(&self, store: StoreId) -> Result<Store> {
+        self.read(|repo| existing_store(repo, store))
+    }
+
     /// Opens or closes a store (`ezdelivery store open|close`).
     pub fn set_store_open(&self, store: StoreId, open: bool) -> Result<Store> {
         let _span = tracing::info_span!("set_store_open", store, open).entered();
@@ -82,6 +88,11 @@ impl Engine {
             }
             repo.menus(store)
         })
+    }
+
+    /// One menu, or `not_found`.
+    pub fn menu(&self, menu: MenuId) -> Result<Menu> {
+        self.read(|repo| repo.menu(menu)?.ok_or_else(|| Error::not_found(crate::Record::Menu, menu)))
     }
 
     /// Marks a menu sold out or available again (`ezdelivery menu soldout|available`).

@@ -1,0 +1,124 @@
+//! `Idempotency-Key` on every `POST`: the first request with a key does the
+//! work and its answer is kept in the database (so it holds across restarts
+//! and across servers on one PostgreSQL database); the same key with the
+//! same request gets that answer again, even when the copies arrive at
+//! once; the same key with another request is 422.
+//!
+//! Keys belong to the caller (`customer:kim`'s key is not `owner:park`'s).
+//! An answer whose outcome is unknown (a 500 from a storage failure) is not
+//! kept: the key is free to try again.
+
+use std::time::{Duration, Instant};
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ezdelivery_core::{RequestClaim, StoredResponse};
+
+use crate::auth::caller_of;
+use crate::body::too_large;
+use crate::problem::{Problem, Retryable, PROBLEM_JSON};
+use crate::state::AppState;
+use crate::tokens::sha256_hex;
+
+/// The header.
+const HEADER: &str = "idempotency-key";
+
+/// How often a request waits on a copy of itself still at work.
+const WAIT_STEP: Duration = Duration::from_millis(20);
+
+/// The middleware: passes everything but a `POST` with a key straight on.
+pub(crate) async fn idempotent(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let key = match request.headers().get(HEADER).map(|v| v.to_str()) {
+        None => return next.run(request).await,
+        Some(Ok(key)) if !key.is_empty() && key.len() <= 255 => key.to_string(),
+        Some(_) => {
+            return Problem::invalid("Idempotency-Key must be 1 to 255 visible ASCII characters").into_response()
+        }
+    };
+    let (parts, body) = request.into_parts();
+    // Who sent it decides whose key it is; without a caller, the handler says 401.
+    let Some(caller) = caller_of(&parts, &state) else {
+        return Problem::unauthorized().into_response();
+    };
+    let Ok(bytes) = to_bytes(body, state.settings.body_limit).await else {
+        return too_large().into_response();
+    };
+    let scope = caller.scope();
+    let fingerprint = {
+        let mut request = format!("{} {}\n", parts.method, parts.uri.path()).into_bytes();
+        request.extend_from_slice(&bytes);
+        sha256_hex(&String::from_utf8_lossy(&request))
+    };
+    let started = Instant::now();
+    loop {
+        let (s, k, f) = (scope.clone(), key.clone(), fingerprint.clone());
+        match state.engine.run(move |e| Ok(e.claim_request(&s, &k, &f)?)).await {
+            Ok(RequestClaim::New) => break,
+            Ok(RequestClaim::Done(stored)) => return replay(stored),
+            Ok(RequestClaim::Mismatch) => {
+                return Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_input",
+                    "this Idempotency-Key was used with another request: use a new key for a new request",
+                )
+                .into_response()
+            }
+            Ok(RequestClaim::InFlight { since }) => {
+                if started.elapsed() >= state.settings.request_timeout {
+                    let p = Problem::new(
+                        StatusCode::CONFLICT,
+                        "invalid_state",
+                        format!(
+                            "a request with this Idempotency-Key has been at work since {since}: \
+                             send it again later to get its answer"
+                        ),
+                    );
+                    return p.into_response();
+                }
+                tokio::time::sleep(WAIT_STEP).await;
+            }
+            Err(problem) => return problem.into_response(),
+        }
+    }
+    // The work and the keeping of its answer run to their end even when
+    // this request is dropped (a client gone, a timeout), so a key is
+    // never left claimed by a request that did finish.
+    let request = Request::from_parts(parts, Body::from(bytes));
+    let task = tokio::spawn(async move {
+        let response = next.run(request).await;
+        let (parts, body) = response.into_parts();
+        let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
+        let kept = if parts.extensions.get::<Retryable>().is_some() {
+            state.engine.run(move |e| Ok(e.forget_request(&scope, &key)?)).await
+        } else {
+            let stored =
+                StoredResponse { status: parts.status.as_u16(), body: String::from_utf8_lossy(&body).into_owned() };
+            state.engine.run(move |e| Ok(e.finish_request(&scope, &key, &stored)?)).await
+        };
+        if let Err(problem) = kept {
+            tracing::error!(detail = %problem.detail, "the answer to an idempotent request could not be kept");
+        }
+        Response::from_parts(parts, Body::from(body))
+    });
+    task.await.unwrap_or_else(|e| Problem::internal(format!("the request failed: {e}")).into_response())
+}
+
+/// The kept answer, as it was first sent.
+fn replay(stored: StoredResponse) -> Response {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, stored.body).into_response();
+    let headers = response.headers_mut();
+    let media = if status.is_client_error() || status.is_server_error() { PROBLEM_JSON } else { "application/json" };
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(1u32));
+    }
+    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}

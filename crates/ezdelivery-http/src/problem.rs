@@ -1,0 +1,169 @@
+//! Errors as `application/problem+json` (RFC 9457), with the `kind` of the
+//! CLI's exit codes: one conversion from the engine's [`Error`], so a
+//! refusal reads the same over HTTP as in a shell.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ezdelivery_core::{Error, ErrorKind};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The media type of every error.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Seconds a client should wait before trying again after a 503.
+const RETRY_AFTER_SECONDS: u32 = 1;
+
+/// An error response: RFC 9457's members plus `kind` (the CLI's error kind)
+/// and, when the error concerns one order, its `order_id` (an order that was
+/// kept although the request failed, as with a payment gateway that is down).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Problem {
+    /// `about:blank`: the status and `kind` say what happened.
+    #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
+    pub type_uri: &'static str,
+    /// The HTTP status's reason phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What happened, in the engine's words.
+    pub detail: String,
+    /// The machine-readable kind: `invalid_input`, `not_found`,
+    /// `invalid_state`, `declined`, `unavailable`, `money_moved`, `internal`,
+    /// or, for what only HTTP has, `unauthorized` and `forbidden`.
+    #[schema(example = "invalid_state")]
+    pub kind: String,
+    /// The order concerned, when there is one (a kept order, a declined payment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<i64>,
+    /// Whether the request may have changed something before it failed;
+    /// only set on errors where the outcome is unknown.
+    #[serde(skip)]
+    pub(crate) retryable: bool,
+}
+
+impl Problem {
+    /// A problem of `status` and `kind` saying `detail`.
+    pub fn new(status: StatusCode, kind: &str, detail: impl Into<String>) -> Problem {
+        Problem {
+            type_uri: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            detail: detail.into(),
+            kind: kind.to_string(),
+            order_id: None,
+            retryable: false,
+        }
+    }
+
+    /// 400 `invalid_input`.
+    pub fn invalid(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, ErrorKind::InvalidInput.as_str(), detail)
+    }
+
+    /// 401: no token, or one the tokens file does not hold.
+    pub fn unauthorized() -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send `Authorization: Bearer TOKEN` with a token of the server's tokens file",
+        )
+    }
+
+    /// 403: the caller's role may not do this, or not to this record.
+    pub fn forbidden(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    /// 503 `unavailable`: try again later (`Retry-After` says when).
+    pub fn unavailable(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Unavailable.as_str(), detail)
+    }
+
+    /// 500 `internal`: the server failed; nothing says whether the work was done.
+    pub fn internal(detail: impl Into<String>) -> Problem {
+        let mut p = Problem::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal.as_str(), detail);
+        p.retryable = true;
+        p
+    }
+}
+
+/// The status of each error kind: SPEC's table.
+fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::InvalidState => StatusCode::CONFLICT,
+        ErrorKind::Declined => StatusCode::PAYMENT_REQUIRED,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::MoneyMoved | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl From<Error> for Problem {
+    fn from(error: Error) -> Problem {
+        let kind = error.kind();
+        let mut problem = Problem::new(status_of(kind), kind.as_str(), error.to_string());
+        problem.order_id = error.order();
+        // A storage failure may have come before anything was written: the
+        // same request may be tried again. Money that moved is settled by
+        // the relay, so that answer stands.
+        problem.retryable = matches!(error, Error::Storage(_) | Error::Internal(_));
+        if matches!(error, Error::Storage(_) | Error::Internal(_)) {
+            tracing::error!(%error, "request failed");
+        }
+        problem
+    }
+}
+
+/// Marks a response whose request may be tried again with the same
+/// idempotency key (its outcome is unknown, so it is not kept).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Retryable;
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retryable = self.retryable;
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        if retryable {
+            response.extensions_mut().insert(Retryable);
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ezdelivery_core::domain::validate::Invalid;
+    use ezdelivery_core::Record;
+
+    #[test]
+    fn each_engine_error_gets_the_status_of_its_kind() {
+        let cases = [
+            (Error::Invalid(Invalid("bad".into())), 400, "invalid_input"),
+            (Error::not_found(Record::Order, 9), 404, "not_found"),
+            (Error::Internal("boom".into()), 500, "internal"),
+        ];
+        for (error, status, kind) in cases {
+            let p = Problem::from(error);
+            assert_eq!((p.status, p.kind.as_str()), (status, kind));
+        }
+    }
+
+    #[test]
+    fn a_503_says_when_to_come_back_and_every_problem_is_problem_json() {
+        let response = Problem::unavailable("down").into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+}

@@ -1,0 +1,312 @@
+//! Orders through their lifecycle: `order`, `status`, `pay`, `cook …`,
+//! `deliver …`, `cancel`, `review`.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use ezdelivery_core::json::{OrderList, ReviewJson};
+use ezdelivery_core::{Engine, ItemPick, NewOrder, OrderView};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::{Errors, IdempotencyKey};
+use crate::auth::{order_access, own_name, require_role, Caller, OrderAction};
+use crate::body::{JsonBody, PathParam};
+use crate::problem::Problem;
+use crate::state::AppState;
+use crate::tokens::{Principal, Role};
+
+/// A menu, by id or by its exact name within the store.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum MenuRef {
+    /// The menu's id.
+    Id(i64),
+    /// The menu's exact name.
+    Name(String),
+}
+
+/// One line of `POST /orders`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ItemBody {
+    /// The menu, by id or name.
+    menu: MenuRef,
+    /// How many; 1 when left out.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    qty: Option<u32>,
+}
+
+/// `POST /orders`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewOrderBody {
+    /// The store ordered from.
+    store_id: i64,
+    /// Who orders; a customer's own name when left out.
+    #[serde(default)]
+    customer: Option<String>,
+    /// What is ordered.
+    items: Vec<ItemBody>,
+    /// Where to deliver.
+    #[serde(default)]
+    address: Option<String>,
+    /// Pay at once.
+    #[serde(default)]
+    pay: bool,
+    /// The card to pay with (with `pay`).
+    #[serde(default)]
+    card: Option<String>,
+}
+
+/// Places an order, paid at once with `pay` (`order`): a customer for
+/// themself, or admin. A declined card is 402 and a payment gateway that
+/// is down 503; in both cases the order is kept (`order_id` in the problem).
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = NewOrderBody, params(IdempotencyKey),
+    responses((status = 201, description = "the order's view", body = OrderView), Errors),
+    security(("bearer" = [])))]
+pub(crate) async fn place_order(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    JsonBody(body): JsonBody<NewOrderBody>,
+) -> Result<(StatusCode, Json<OrderView>), Problem> {
+    require_role(&caller, &[Role::Customer], "place an order")?;
+    let customer = own_name(&caller, body.customer.as_deref(), "place an order")?;
+    let view = state
+        .engine
+        .run(move |e| {
+            let picks: Vec<ItemPick> = body
+                .items
+                .iter()
+                .map(|i| {
+                    let menu = match &i.menu {
+                        MenuRef::Id(id) => id.to_string(),
+                        MenuRef::Name(name) => name.clone(),
+                    };
+                    ItemPick::new(menu, i.qty.unwrap_or(1))
+                })
+                .collect();
+            let mut new = NewOrder::new(body.store_id, &customer, &picks);
+            if let Some(address) = &body.address {
+                new = new.deliver_to(address);
+            }
+            if body.pay {
+                new = new.pay_now(body.card.as_deref());
+            }
+            Ok(e.place_order(new)?)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The mypage view of one order, with its timeline (`status ORDER`).
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = i64, Path, description = "the order")),
+    responses((status = 200, description = "the order's view", body = OrderView), Errors),
+    security(("bearer" = [])))]
+pub(crate) async fn order(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParam(id): PathParam<i64>,
+) -> Result<Json<OrderView>, Problem> {
+    let view = state.engine.run(move |e| order_access(e, &caller, id, OrderAction::Read)).await?;
+    Ok(Json(view))
+}
+
+/// Mypage: every order of a customer (`status --customer`): that customer, or admin.
+#[utoipa::path(get, path = "/customers/{name}/orders", tag = "orders",
+    params(("name" = String, Path, description = "the customer")),
+    responses((status = 200, description = "the customer's orders", body = OrderList), Errors),
+    security(("bearer" = [])))]
+pub(crate) async fn customer_orders(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParam(name): PathParam<String>,
+) -> Result<Json<OrderList>, Problem> {
+    require_role(&caller, &[Role::Customer], "see a customer's orders")?;
+    let name = own_name(&caller, Some(&name), "see the orders of a customer")?;
+    let orders = state.engine.run(move |e| Ok(e.customer_orders(&name)?)).await?;
+    Ok(Json(OrderList { orders }))
+}
+
+/// Runs `act` on order `id` once `caller` is found to be allowed `action` on it.
+async fn act(
+    state: AppState,
+    caller: Principal,
+    id: i64,
+    action: OrderAction,
+    act: impl FnOnce(&Engine, &Principal) -> Result<OrderView, Problem> + Send + 'static,
+) -> Result<Json<OrderView>, Problem> {
+    let view = state
+        .engine
+        .run(move |e| {
+            order_access(e, &caller, id, action)?;
+            act(e, &caller)
+        })
+        .await?;
+    Ok(Json(view))
+}
+
+/// `POST /orders/{id}/payments`
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PaymentBody {
+    /// The card to pay with.
+    #[serde(default)]
+    card: Option<String>,
+}
+
+/// Pays for an order (`pay`): its customer, or admin.
+#[utoipa::path(post, path = "/orders/{id}/payments", tag = "orders", request_body = PaymentBody,
+    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    responses((status = 200, description = "the order's view", body = OrderView), Errors),
+    security(("bearer" = [])))]
+pub(crate) async fn pay(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParam(id): PathParam<i64>,
+    JsonBody(body): JsonBody<PaymentBody>,
+) -> Result<Json<OrderView>, Problem> {
+    act(state, caller, id, OrderAction::Pay, move |e, _| Ok(e.pay(id, body.card.as_deref())?)).await
+}
+
+/// Accepts an order and starts cooking (`cook start`): the store's owner, or admin.
+#[utoipa::path(post, path = "/orders/{id}/cook/start", tag = "orders",
+    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    responses((status = 200, description = "the order's view", body = OrderView), Errors),
+    security(("bearer" = [])))]
+pub(crate) async fn cook_start(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParam(id): PathParam<i64>,
+) -> Result<Json<OrderView>, Problem> {
+    act(state, caller, id, OrderAction::Cook, move |e, _| Ok(e.start_cooking(id)?)).await
+}
+
+/// The food is cooked (`cook finish`): the store's owner, or admin.
+#[utoipa::path(post, path = "/orders/{id}/cook/finish", tag = "orders",
+    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    responses((status = 200, description = "the order's view", body = OrderView), Errors),
+    security(("bearer" = [])))]
+pub(crate) async fn cook_finish(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParam(id): PathParam<i64>,
+) -> Result<Json<OrderView>, Problem> {
+    act(state, caller, id, OrderAction::Cook, move |e, _| Ok(e.finish_cooking(id)?)).await
+}
+
+/// `POST /orders/{id}/cook/reject` and `/cancel`
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReasonBody {
+    /// Why, for the customer.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Rejects an order; its payment is refunded (`cook reject`): the store's owner, or admin.
+#[utoipa::path(post, path = "/orders/{id}/cook/reject", tag = "orders", request_body = ReasonBody,
+    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    responses((status = 200, description = "the order's view", body = OrderView), Errors),
+    security(("bearer" = [])))]
+pub(crate) async fn cook_reject(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParam(id): PathParam<i64>,
+    JsonBody(body): JsonBody<ReasonBody>,
+) -> Result<Json<OrderView>, Problem> {
+    let reason = body.reason.unwrap_or_default();
+    act(state, caller, id, OrderAction::Cook, move |e, _| Ok(e.reject(id, &reason)?)).await
+}
+
+/// `POST /orders/{id}/delivery/start`
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RiderBody {
+    /// The rider, by id or name; a rider's own name when left out (admin:
+    /// the delivery's rider).
+    #[serde(default)]
+    rider: Option<String>,
+}
+
+/// The rider departs (`deliver start`): the assigned rider, any rider when
+/// none is assigned, or admin.
+#[utoipa::path(post, path = "/orders/{id}/delivery/start", tag = "orders", request_body = RiderBody,
+    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    responses((status = 200, description = "the order's view", body = OrderView), Errors),
+    security(("bearer" = [])))]
+pub(crate) async fn delivery_start(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParam(id): PathParam<i64>,
+    JsonBody(body): JsonBody<RiderBody>,
+) -> Result<Json<OrderView>, Problem> {
+    let rider = match caller.role {
+        Role::Admin => body.rider,
+        _ => Some(own_name(&caller, body.rider.as_deref(), "deliver")?),
+    };
+    act(state, caller, id, OrderAction::StartDelivery, move |e, _| Ok(e.start_delivery(id, rider.as_deref())?)).await
+}
+
+/// The food is handed over (`deliver complete`): the assigned rider, or admin.
+#[utoipa::path(post, path = "/orders/{id}/delivery/complete", tag = "orders",
+    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    responses((status = 200, description = "the order's view", body = OrderView), Errors),
+    security(("bearer" = [])))]
+pub(crate) async fn delivery_complete(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParam(id): PathParam<i64>,
+) -> Result<Json<OrderView>, Problem> {
+    act(state, caller, id, OrderAction::CompleteDelivery, move |e, _| Ok(e.complete_delivery(id)?)).await
+}
+
+/// Cancels an order, refunding what was paid (`cancel`): its customer, its
+/// store's owner, or admin.
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", request_body = ReasonBody,
+    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    responses((status = 200, description = "the order's view", body = OrderView), Errors),
+    security(("bearer" = [])))]
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParam(id): PathParam<i64>,
+    JsonBody(body): JsonBody<ReasonBody>,
+) -> Result<Json<OrderView>, Problem> {
+    let reason = body.reason.unwrap_or_default();
+    act(state, caller, id, OrderAction::Cancel, move |e, _| Ok(e.cancel(id, &reason)?)).await
+}
+
+/// `POST /orders/{id}/review`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReviewBody {
+    /// From 1 (worst) to 5 (best).
+    #[schema(minimum = 1, maximum = 5)]
+    score: u8,
+    /// What the customer says.
+    #[serde(default)]
+    text: Option<String>,
+}
+
+/// Reviews a delivered order, once (`review`): its customer, or admin.
+#[utoipa::path(post, path = "/orders/{id}/review", tag = "orders", request_body = ReviewBody,
+    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    responses((status = 201, description = "the review", body = ReviewJson), Errors),
+    security(("bearer" = [])))]
+pub(crate) async fn review(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    PathParam(id): PathParam<i64>,
+    JsonBody(body): JsonBody<ReviewBody>,
+) -> Result<(StatusCode, Json<ReviewJson>), Problem> {
+    let review = state
+        .engine
+        .run(move |e| {
+            order_access(e, &caller, id, OrderAction::Review)?;
+            Ok(e.review(id, body.score, body.text.as_deref().unwrap_or_default())?)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(ReviewJson::from(&review))))
+}

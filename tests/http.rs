@@ -1,0 +1,592 @@
+//! `ezdelivery serve`: the HTTP API, run as the real binary on a temporary
+//! database (SQLite, and PostgreSQL when the testkit has a server), with
+//! payments and charges through the test gateway on 127.0.0.1, whose
+//! ledger every test that moves money checks.
+//!
+//! Every wait is bounded and polls; nothing is timed. Unix only: the
+//! server is stopped with SIGTERM.
+
+#![cfg(unix)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use ezdelivery_http::tokens::sha256_hex;
+use ezdelivery_testkit::cli_world::*;
+use ezdelivery_testkit::gateway::{Gateway, Mode};
+use serde_json::{json, Value};
+
+/// The binary under test.
+const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
+/// How long a test waits for the server to do something.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The tokens of every test: (token, role, name).
+const TOKENS: [(&str, &str, &str); 8] = [
+    ("t-admin", "admin", "ops"),
+    ("t-kim", "customer", "kim"),
+    ("t-lee", "customer", "lee"),
+    ("t-park", "owner", "park"),
+    ("t-choi", "owner", "choi"),
+    ("t-han", "rider", "han"),
+    ("t-seo", "rider", "seo"),
+    ("t-moon", "rider", "moon"),
+];
+
+/// Payments and charges through `gw`, short retries.
+fn gateway_config(gw: &Gateway) -> String {
+    format!(
+        "{}{}[retry]\nbase_ms = 50\nmax_ms = 200\nlease_ms = 5000\n{}",
+        http("payment", gw.url(), 2_000),
+        http("charge", gw.url(), 2_000),
+        breaker(1_000_000, 100)
+    )
+}
+
+/// Writes the tokens file of [`TOKENS`] (mode 600) into `w`.
+fn tokens_file(w: &World) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let text: String = TOKENS
+        .iter()
+        .map(|(token, role, name)| {
+            format!("[[token]]\nsha256 = \"{}\"\nrole = \"{role}\"\nname = \"{name}\"\n", sha256_hex(token))
+        })
+        .collect();
+    let path = w.config("tokens.toml", &text);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod the tokens file");
+    path
+}
+
+/// One answer: status, headers we look at, body (JSON when it is JSON).
+#[derive(Debug, Clone)]
+struct Answer {
+    status: u16,
+    content_type: String,
+    retry_after: Option<String>,
+    replayed: bool,
+    body: Value,
+    text: String,
+}
+
+/// A running `ezdelivery serve`.
+struct Api {
+    child: Child,
+    base: String,
+    agent: ureq::Agent,
+    /// Kept so the server's stdout stays open (its reader thread ends with it).
+    _stdout: std::sync::Mutex<Receiver<String>>,
+}
+
+impl Api {
+    /// Starts `serve --listen 127.0.0.1:0` on `w`'s database and waits for
+    /// its `listening on` line.
+    fn start(w: &World) -> Api {
+        let tokens = tokens_file(w);
+        let mut command =
+            w.command(&["-q", "serve", "--listen", "127.0.0.1:0", "--tokens", tokens.to_str().expect("a UTF-8 path")]);
+        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = command.spawn().expect("the ezdelivery binary starts");
+        let lines = stdout_lines(&mut child);
+        let line = lines.recv_timeout(DEADLINE).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("serve did not say where it listens")
+        });
+        let base = line.strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line: {line}"));
+        let agent: ureq::Agent =
+            ureq::Agent::config_builder().http_status_as_error(false).timeout_global(Some(DEADLINE)).build().into();
+        Api { child, base: base.to_string(), agent, _stdout: std::sync::Mutex::new(lines) }
+    }
+
+    /// `method path` as `token` (none: no header), with `body` and `headers`.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let url = format!("{}{path}", self.base);
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let payload = body.map(Value::to_string).unwrap_or_default();
+        if body.is_some() {
+            request = request.header("Content-Type", "application/json");
+        }
+        let request = request.body(payload).expect("a well-formed request");
+        let mut response = self.agent.run(request).unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let content_type = header("content-type").unwrap_or_default();
+        let retry_after = header("retry-after");
+        let replayed = header("idempotent-replayed").is_some();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Answer { status: response.status().as_u16(), content_type, retry_after, replayed, body, text }
+    }
+
+    fn get(&self, path: &str, token: &str) -> Answer {
+        self.call("GET", path, Some(token), None, &[])
+    }
+
+    fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call("POST", path, Some(token), Some(&body), &[])
+    }
+
+    /// `POST path` that must answer `status`; returns the body.
+    fn ok(&self, path: &str, token: &str, body: Value, status: u16) -> Value {
+        let a = self.post(path, token, body);
+        assert_eq!(a.status, status, "POST {path} as {token}: {}", a.text);
+        a.body
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    fn stop(mut self) -> Option<i32> {
+        terminate(&self.child);
+        wait_bounded(&mut self.child, DEADLINE, "serve after SIGTERM").code()
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn terminate(child: &Child) {
+    let status =
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill runs");
+    assert!(status.success(), "kill -TERM failed");
+}
+
+/// Store 교촌치킨 of park with 후라이드 18,000, rider han; (store, menu).
+fn shop(api: &Api) -> (i64, i64) {
+    let store = api.ok("/stores", "t-park", json!({"name": "교촌치킨", "address": "서울"}), 201);
+    assert_eq!(store["owner"], "park", "an owner registers their own store: {store}");
+    let store = id(&store);
+    let menu =
+        id(&api.ok(&format!("/stores/{store}/menus"), "t-park", json!({"name": "후라이드", "price": 18000}), 201));
+    api.ok("/riders", "t-admin", json!({"name": "han"}), 201);
+    (store, menu)
+}
+
+fn new_order(store: i64, menu: i64, pay: bool) -> Value {
+    json!({"store_id": store, "items": [{"menu": menu, "qty": 2}], "address": "역삼동", "pay": pay})
+}
+
+/// One order through every step over HTTP, another cancelled; every view
+/// is the CLI's; the ledger holds.
+fn lifecycle(w: &World, gw: &Gateway) {
+    let api = Api::start(w);
+    let (store, menu) = shop(&api);
+    let placed = api.ok("/orders", "t-kim", new_order(store, menu, true), 201);
+    let order = order_id(&placed);
+    assert_eq!((placed["status"].as_str(), placed["total"].as_i64()), (Some("paid"), Some(36_000)), "{placed}");
+    let inbox = api.get(&format!("/stores/{store}/orders"), "t-park");
+    assert_eq!(inbox.body["orders"][0]["order_id"], order, "{}", inbox.text);
+    for (path, token, status) in [
+        ("cook/start", "t-park", "cooking"),
+        ("cook/finish", "t-park", "cooked"),
+        ("delivery/start", "t-han", "delivering"),
+        ("delivery/complete", "t-han", "delivered"),
+    ] {
+        let view = api.ok(&format!("/orders/{order}/{path}"), token, json!({}), 200);
+        assert_eq!(view["status"], status, "{path}: {view}");
+    }
+    let review = api.ok(&format!("/orders/{order}/review"), "t-kim", json!({"score": 5, "text": "맛있어요"}), 201);
+    assert_eq!((review["order_id"].as_i64(), review["score"].as_i64()), (Some(order), Some(5)), "{review}");
+
+    let second = order_id(&api.ok("/orders", "t-kim", new_order(store, menu, true), 201));
+    let cancelled = api.ok(&format!("/orders/{second}/cancel"), "t-kim", json!({"reason": "늦어요"}), 200);
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+
+    let mine = api.get("/customers/kim/orders", "t-kim");
+    let ids: Vec<i64> = mine.body["orders"].as_array().expect("orders").iter().map(order_id).collect();
+    assert_eq!(ids.len(), 2, "{}", mine.text);
+    let events = api.get(&format!("/events?order={order}"), "t-kim");
+    let types: Vec<&str> =
+        events.body["events"].as_array().expect("events").iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(types.first(), Some(&"OrderPlaced"), "{types:?}");
+    assert!(types.contains(&"DeliveryCompleted") && types.contains(&"ReviewRegistered"), "{types:?}");
+
+    // The same JSON as the CLI's `status --json`.
+    let over_http = api.get(&format!("/orders/{order}"), "t-kim").body;
+    assert_eq!(over_http, w.status(order), "GET /orders/{order} is `status {order} --json`");
+    assert_eq!(api.stop(), Some(0), "serve exits 0 on SIGTERM");
+    assert_ledger(w, gw, &[order, second]);
+}
+
+#[test]
+fn an_order_goes_through_its_whole_lifecycle_over_http_on_sqlite() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateway_config(&gw));
+    lifecycle(&w, &gw);
+}
+
+#[test]
+fn an_order_goes_through_its_whole_lifecycle_over_http_on_postgres() {
+    let Some(pg) = ezdelivery_testkit::postgres::server() else { return };
+    let gw = Gateway::start(Mode::Up);
+    let w = World::on_postgres(BIN, &gateway_config(&gw), pg, &pg.fresh_database());
+    lifecycle(&w, &gw);
+}
+
+/// Every role against every endpoint, on its own and on another's
+/// resources: allowed is anything but 401 and 403 (the state machine may
+/// still refuse), refused is 403, and no token is 401 everywhere.
+#[test]
+fn each_role_reaches_its_own_resources_only() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateway_config(&gw));
+    let api = Api::start(&w);
+    let (store, menu) = shop(&api);
+    let other_store = id(&api.ok("/stores", "t-choi", json!({"name": "BBQ"}), 201));
+    api.ok("/riders", "t-seo", json!({}), 201);
+    // kim's order, accepted by park: its delivery is prepared with a rider.
+    let order = order_id(&api.ok("/orders", "t-kim", new_order(store, menu, true), 201));
+    let view = api.ok(&format!("/orders/{order}/cook/start"), "t-park", json!({}), 200);
+    let rider = view["delivery"]["rider"].as_str().expect("a rider was assigned").to_string();
+    let (assigned, other_rider) = if rider == "han" { ("t-han", "t-seo") } else { ("t-seo", "t-han") };
+
+    let all = ["t-admin", "t-kim", "t-lee", "t-park", "t-choi", "t-han", "t-seo", "t-moon"];
+    let o = format!("/orders/{order}");
+    // (method, path, body, who may)
+    let matrix: Vec<(&str, String, Value, Vec<&str>)> = vec![
+        ("GET", "/stores".into(), json!(null), all.to_vec()),
+        ("GET", format!("/menus?store={store}"), json!(null), all.to_vec()),
+        ("GET", format!("/stores/{store}/orders"), json!(null), vec!["t-admin", "t-park"]),
+        ("GET", format!("/stores/{other_store}/orders"), json!(null), vec!["t-admin", "t-choi"]),
+        ("POST", format!("/stores/{store}/menus"), json!({"name": "양념", "price": 19000}), vec!["t-admin", "t-park"]),
+        ("POST", format!("/menus/{menu}/soldout"), json!(null), vec!["t-admin", "t-park"]),
+        ("POST", format!("/menus/{menu}/available"), json!(null), vec!["t-admin", "t-park"]),
+        ("POST", format!("/stores/{store}/close"), json!(null), vec!["t-admin", "t-park"]),
+        ("POST", format!("/stores/{store}/open"), json!(null), vec!["t-admin", "t-park"]),
+        ("POST", "/stores".into(), json!({"name": "new", "owner": "park"}), vec!["t-admin", "t-park"]),
+        ("POST", "/riders".into(), json!({"name": "moon"}), vec!["t-admin", "t-moon"]),
+        (
+            "POST",
+            "/orders".into(),
+            json!({"store_id": store, "customer": "kim", "items": [{"menu": menu}]}),
+            vec!["t-admin", "t-kim"],
+        ),
+        ("GET", "/customers/kim/orders".into(), json!(null), vec!["t-admin", "t-kim"]),
+        ("GET", o.clone(), json!(null), vec!["t-admin", "t-kim", "t-park", assigned]),
+        ("GET", format!("{o}/events"), json!(null), vec!["t-admin", "t-kim", "t-park", assigned]),
+        ("GET", format!("/events?order={order}"), json!(null), vec!["t-admin", "t-kim", "t-park", assigned]),
+        ("GET", "/events".into(), json!(null), vec!["t-admin"]),
+        ("GET", "/metrics".into(), json!(null), vec!["t-admin"]),
+        ("POST", format!("{o}/payments"), json!({}), vec!["t-admin", "t-kim"]),
+        ("POST", format!("{o}/cook/finish"), json!(null), vec!["t-admin", "t-park"]),
+        ("POST", format!("{o}/delivery/complete"), json!(null), vec!["t-admin", assigned]),
+        ("POST", format!("{o}/review"), json!({"score": 4}), vec!["t-admin", "t-kim"]),
+        ("POST", format!("{o}/cook/reject"), json!({"reason": "x"}), vec!["t-admin", "t-park"]),
+        ("POST", format!("{o}/cancel"), json!({}), vec!["t-admin", "t-kim", "t-park"]),
+    ];
+    let mut wrong = Vec::new();
+    for (method, path, body, allowed) in &matrix {
+        let body = if body.is_null() { None } else { Some(body) };
+        let anonymous = api.call(method, path, None, body, &[]);
+        if anonymous.status != 401 || !anonymous.content_type.starts_with("application/problem+json") {
+            wrong.push(format!("{method} {path} without a token: {} {}", anonymous.status, anonymous.text));
+        }
+        let forged = api.call(method, path, Some("not-a-token"), body, &[]);
+        if forged.status != 401 {
+            wrong.push(format!("{method} {path} with an unknown token: {}", forged.status));
+        }
+        for token in all {
+            let a = api.call(method, path, Some(token), body, &[]);
+            let may = allowed.contains(&token);
+            let ok = if may { a.status != 401 && a.status != 403 } else { a.status == 403 };
+            if !ok {
+                wrong.push(format!("{method} {path} as {token} (allowed: {may}): {} {}", a.status, a.text));
+            }
+        }
+    }
+    // A rider other than the assigned one may not start this delivery.
+    let a = api.post(&format!("{o}/delivery/start"), other_rider, json!({}));
+    if a.status != 403 {
+        wrong.push(format!("delivery/start as the other rider: {} {}", a.status, a.text));
+    }
+    // A missing order is 404 for anyone.
+    for token in all {
+        let a = api.get("/orders/999999", token);
+        if a.status != 404 {
+            wrong.push(format!("GET /orders/999999 as {token}: {}", a.status));
+        }
+    }
+    assert!(wrong.is_empty(), "{} wrong answers:\n{}", wrong.len(), wrong.join("\n"));
+    let orders = w.order_ids();
+    drop(api);
+    assert_ledger(&w, &gw, &orders);
+}
+
+/// Eight copies of one paid order at once with one key: one order, one
+/// approval at the gateway, eight identical answers; the key with another
+/// body is 422; the key holds across a restart.
+#[test]
+fn eight_copies_of_one_request_place_one_order_and_charge_once() {
+    let gw = Gateway::start(Mode::Up);
+    gw.set_latency(20, 60, 3);
+    let w = World::new(BIN, &gateway_config(&gw));
+    let api = Api::start(&w);
+    let (store, menu) = shop(&api);
+    let body = new_order(store, menu, true);
+    let key = [("Idempotency-Key", "order-kim-1")];
+    let answers: Vec<Answer> = std::thread::scope(|s| {
+        let calls: Vec<_> =
+            (0..8).map(|_| s.spawn(|| api.call("POST", "/orders", Some("t-kim"), Some(&body), &key))).collect();
+        calls.into_iter().map(|c| c.join().expect("a request thread")).collect()
+    });
+    let first = &answers[0];
+    assert_eq!(first.status, 201, "{}", first.text);
+    for a in &answers {
+        assert_eq!((a.status, &a.body), (first.status, &first.body), "every copy gets the first answer");
+    }
+    assert!(answers.iter().filter(|a| a.replayed).count() >= 1, "copies are replays");
+    let order = order_id(&first.body);
+    assert_eq!(w.order_ids(), vec![order], "one order");
+    assert_eq!(approvals(&gw, order).len(), 1, "one approval request at the gateway");
+
+    let other = api.call("POST", "/orders", Some("t-kim"), Some(&new_order(store, menu, false)), &key);
+    assert_eq!(other.status, 422, "{}", other.text);
+    assert!(other.content_type.starts_with("application/problem+json"));
+    // Another caller's key of the same name is theirs, not kim's.
+    let admin = json!({"store_id": store, "customer": "lee", "items": [{"menu": menu}]});
+    assert_eq!(api.call("POST", "/orders", Some("t-admin"), Some(&admin), &key).status, 201);
+    assert_eq!(api.stop(), Some(0));
+
+    let api = Api::start(&w);
+    let again = api.call("POST", "/orders", Some("t-kim"), Some(&body), &key);
+    assert_eq!((again.status, &again.body, again.replayed), (201, &first.body, true), "kept across a restart");
+    let orders = w.order_ids();
+    assert_eq!(orders.len(), 2);
+    drop(api);
+    assert_ledger(&w, &gw, &orders);
+}
+
+/// Reads SSE frames from `path` as `token` (after `last_id` when given)
+/// until `want` frames came or the deadline; returns (id, data) pairs.
+fn read_stream(api: &Api, path: &str, token: &str, last_id: Option<i64>, want: usize) -> Vec<(i64, Value)> {
+    let url = format!("{}{path}", api.base);
+    let mut request =
+        api.agent.get(&url).header("Authorization", format!("Bearer {token}")).header("Accept", "text/event-stream");
+    let last = last_id.map(|id| id.to_string());
+    if let Some(last) = &last {
+        request = request.header("Last-Event-ID", last);
+    }
+    let response = request.call().expect("the stream opens");
+    assert_eq!(response.status().as_u16(), 200);
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+    let reader = BufReader::new(response.into_body().into_reader());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut id, mut data) = (None, String::new());
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            if let Some(v) = line.strip_prefix("id:") {
+                id = v.trim().parse::<i64>().ok();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+            } else if line.is_empty() {
+                if let Some(id) = id.take() {
+                    let value: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+                    if tx.send((id, value)).is_err() {
+                        break;
+                    }
+                }
+                data.clear();
+            }
+        }
+    });
+    let until = Instant::now() + DEADLINE;
+    let mut frames = Vec::new();
+    while frames.len() < want {
+        let left = until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(frame) => frames.push(frame),
+            Err(_) => panic!("{path}: {} of {want} events came: {frames:?}", frames.len()),
+        }
+    }
+    frames
+}
+
+/// A customer tracks an order live, drops the connection, and resumes with
+/// `Last-Event-ID`: every event of the order comes exactly once, in order.
+#[test]
+fn live_tracking_delivers_every_event_once_across_a_reconnect() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateway_config(&gw));
+    let api = Api::start(&w);
+    let (store, menu) = shop(&api);
+    let order = order_id(&api.ok("/orders", "t-kim", new_order(store, menu, true), 201));
+    let path = format!("/orders/{order}/events");
+    let before = api.get(&path, "t-kim").body["events"].as_array().expect("events").len();
+    assert!(before >= 2, "placed and paid");
+    let first = read_stream(&api, &path, "t-kim", None, before);
+    // Gone; meanwhile the order moves on.
+    for (step, token) in [
+        ("cook/start", "t-park"),
+        ("cook/finish", "t-park"),
+        ("delivery/start", "t-han"),
+        ("delivery/complete", "t-han"),
+    ] {
+        api.ok(&format!("/orders/{order}/{step}"), token, json!({}), 200);
+    }
+    let all = api.get(&path, "t-kim").body["events"].as_array().expect("events").clone();
+    let last_seen = first.last().expect("events").0;
+    let rest = read_stream(&api, &path, "t-kim", Some(last_seen), all.len() - first.len());
+    let streamed: Vec<i64> = first.iter().chain(rest.iter()).map(|(id, _)| *id).collect();
+    let logged: Vec<i64> = all.iter().filter_map(|e| e["seq"].as_i64()).collect();
+    assert_eq!(streamed, logged, "each event once, in commit order");
+    let unique: BTreeSet<i64> = streamed.iter().copied().collect();
+    assert_eq!(unique.len(), streamed.len(), "no event twice");
+    let (_, last) = rest.last().expect("events");
+    assert_eq!(last["specversion"], "1.0", "CloudEvents: {last}");
+    assert_eq!(last["subject"], order.to_string());
+    // The whole log, for admin, resumes the same way.
+    let everything = read_stream(&api, "/events", "t-admin", Some(logged[0]), 2);
+    assert!(everything.iter().all(|(id, _)| *id > logged[0]), "{everything:?}");
+    drop(api);
+    assert_ledger(&w, &gw, &[order]);
+}
+
+/// Errors are problem+json with `kind` and SPEC's status; a payment
+/// gateway that is down is 503 with Retry-After, the order kept.
+#[test]
+fn errors_are_problem_json_with_the_kind_and_status_of_spec() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateway_config(&gw));
+    let api = Api::start(&w);
+    let (store, menu) = shop(&api);
+    let problem = |a: &Answer, status: u16, kind: &str| {
+        assert_eq!(a.status, status, "{}", a.text);
+        assert!(a.content_type.starts_with("application/problem+json"), "{}", a.content_type);
+        assert_eq!(a.body["kind"], kind, "{}", a.text);
+        assert_eq!(a.body["status"], status);
+        assert!(a.body["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    };
+    problem(&api.get("/orders/424242", "t-admin"), 404, "not_found");
+    problem(&api.get("/orders/abc", "t-admin"), 400, "invalid_input");
+    problem(&api.post("/orders", "t-kim", json!({"store_id": store})), 400, "invalid_input");
+    problem(
+        &api.post("/orders", "t-kim", json!({"store_id": store, "items": [{"menu": menu, "qty": 0}]})),
+        400,
+        "invalid_input",
+    );
+    problem(
+        &api.post(&format!("/stores/{store}/menus"), "t-park", json!({"name": "x", "price": -1})),
+        400,
+        "invalid_input",
+    );
+    let huge = json!({"name": "x".repeat(200_000)});
+    problem(&api.post("/riders", "t-admin", huge), 413, "invalid_input");
+    problem(&api.call("GET", "/nowhere", Some("t-admin"), None, &[]), 404, "not_found");
+
+    let unpaid = order_id(&api.ok("/orders", "t-kim", new_order(store, menu, false), 201));
+    problem(&api.post(&format!("/orders/{unpaid}/cook/start"), "t-park", json!({})), 409, "invalid_state");
+
+    gw.set_mode(Mode::Declining);
+    let declined = api.post(&format!("/orders/{unpaid}/payments"), "t-kim", json!({"card": "4000000000000002"}));
+    problem(&declined, 402, "declined");
+    assert_eq!(declined.body["order_id"], unpaid);
+
+    gw.set_mode(Mode::Failing(503));
+    let down = api.post("/orders", "t-kim", new_order(store, menu, true));
+    problem(&down, 503, "unavailable");
+    assert_eq!(down.retry_after.as_deref(), Some("1"), "503 says when to come back");
+    let kept = down.body["order_id"].as_i64().expect("the kept order's id");
+    assert_eq!(api.get(&format!("/orders/{kept}"), "t-kim").body["status"], "pending_payment");
+    gw.set_mode(Mode::Up);
+    drop(api);
+    assert_ledger(&w, &gw, &[unpaid, kept]);
+}
+
+/// The server's own endpoints: /healthz and /openapi.json without a token,
+/// /metrics for admin in Prometheus text.
+#[test]
+fn health_openapi_and_metrics() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateway_config(&gw));
+    let api = Api::start(&w);
+    let health = api.call("GET", "/healthz", None, None, &[]);
+    assert_eq!((health.status, &health.body), (200, &json!({"status": "ok"})));
+    let doc = api.call("GET", "/openapi.json", None, None, &[]);
+    assert_eq!(doc.status, 200);
+    assert!(doc.body["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc.body["openapi"]);
+    for path in ["/orders", "/orders/{id}", "/stores/{id}/menus", "/events", "/orders/{id}/events", "/healthz"] {
+        assert!(doc.body["paths"][path].is_object(), "{path} is documented");
+    }
+    let (store, menu) = shop(&api);
+    let order = order_id(&api.ok("/orders", "t-kim", new_order(store, menu, true), 201));
+    let metrics = api.get("/metrics", "t-admin");
+    assert_eq!(metrics.status, 200);
+    assert!(metrics.content_type.starts_with("text/plain"), "{}", metrics.content_type);
+    for line in [
+        "ezdelivery_orders{status=\"paid\"} 1",
+        "ezdelivery_breaker_state{name=\"payment\",state=\"closed\"} 1",
+        "ezdelivery_outbox_depth{queue=\"payments\"} 0",
+        "ezdelivery_gateway_call_seconds_count{gateway=\"payment\",call=\"approve\",outcome=\"approved\"} 1",
+    ] {
+        assert!(metrics.text.lines().any(|l| l == line), "{line} in:\n{}", metrics.text);
+    }
+    assert!(metrics
+        .text
+        .contains("ezdelivery_http_request_seconds_count{method=\"POST\",route=\"/orders\",status=\"201\"} 1"));
+    drop(api);
+    assert_ledger(&w, &gw, &[order]);
+}
+
+/// A tokens file others may read is refused (exit 2, nothing served), as
+/// is a missing one.
+#[test]
+fn serve_refuses_a_tokens_file_others_may_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::without_config(BIN);
+    let tokens = tokens_file(&w);
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let r = w.run(&["serve", "--listen", "127.0.0.1:0", "--tokens", tokens.to_str().expect("UTF-8")]);
+    assert_eq!(r.code, Some(2), "{}", r.describe("serve"));
+    assert!(r.stderr.contains("chmod 600"), "{}", r.stderr);
+    let r = w.run(&["serve", "--listen", "127.0.0.1:0"]);
+    assert_eq!(r.code, Some(2), "{}", r.describe("serve"));
+    assert!(r.stderr.contains("--tokens"), "{}", r.stderr);
+}
+
+/// SIGTERM while a paid order waits on a slow gateway: the request is
+/// answered (201, paid once) before the server exits 0.
+#[test]
+fn sigterm_lets_the_request_in_flight_finish() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateway_config(&gw));
+    let api = Api::start(&w);
+    let (store, menu) = shop(&api);
+    gw.set_latency(700, 900, 1);
+    let before = gw.count();
+    let answer = std::thread::scope(|s| {
+        let request = s.spawn(|| api.post("/orders", "t-kim", new_order(store, menu, true)));
+        let until = Instant::now() + DEADLINE;
+        while gw.count() == before {
+            assert!(Instant::now() < until, "the payment never reached the gateway");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        terminate(&api.child);
+        request.join().expect("the request thread")
+    });
+    assert_eq!(answer.status, 201, "{}", answer.text);
+    let mut api = api;
+    let status = wait_bounded(&mut api.child, DEADLINE, "serve after SIGTERM");
+    assert_eq!(status.code(), Some(0));
+    gw.set_latency(0, 0, 1);
+    drop(api);
+    assert_ledger(&w, &gw, &[order_id(&answer.body)]);
+}
