@@ -85,10 +85,15 @@ impl Api {
     /// Starts `serve --listen 127.0.0.1:0` on `w`'s database and waits for
     /// its `listening on` line.
     fn start(w: &World) -> Api {
+        Api::start_logging(w, &["-q"], Stdio::inherit())
+    }
+
+    /// [`Api::start`] with `flags` before `serve` (`-vv`…) and stderr to `stderr`.
+    fn start_logging(w: &World, flags: &[&str], stderr: impl Into<Stdio>) -> Api {
         let tokens = tokens_file(w);
-        let mut command =
-            w.command(&["-q", "serve", "--listen", "127.0.0.1:0", "--tokens", tokens.to_str().expect("a UTF-8 path")]);
-        command.stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let serve = ["serve", "--listen", "127.0.0.1:0", "--tokens", tokens.to_str().expect("a UTF-8 path")];
+        let mut command = w.command(&[flags, &serve].concat());
+        command.stdout(Stdio::piped()).stderr(stderr);
         let mut child = command.spawn().expect("the ezdelivery binary starts");
         let lines = stdout_lines(&mut child);
         let line = lines.recv_timeout(DEADLINE).unwrap_or_else(|_| {
@@ -183,6 +188,18 @@ fn new_order(store: i64, menu: i64, pay: bool) -> Value {
     json!({"store_id": store, "items": [{"menu": menu, "qty": 2}], "address": "역삼동", "pay": pay})
 }
 
+/// Polls `look` until it gives a value (bounded by [`DEADLINE`]).
+fn wait_for<T>(mut look: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        if let Some(found) = look() {
+            return found;
+        }
+        assert!(Instant::now() < until, "not within {DEADLINE:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One order through every step over HTTP, another cancelled; every view
 /// is the CLI's; the ledger holds.
 fn lifecycle(w: &World, gw: &Gateway) {
@@ -212,11 +229,21 @@ fn lifecycle(w: &World, gw: &Gateway) {
     let mine = api.get("/customers/kim/orders", "t-kim");
     let ids: Vec<i64> = mine.body["orders"].as_array().expect("orders").iter().map(order_id).collect();
     assert_eq!(ids.len(), 2, "{}", mine.text);
-    let events = api.get(&format!("/events?order={order}"), "t-kim");
-    let types: Vec<&str> =
-        events.body["events"].as_array().expect("events").iter().filter_map(|e| e["type"].as_str()).collect();
-    assert_eq!(types.first(), Some(&"OrderPlaced"), "{types:?}");
-    assert!(types.contains(&"DeliveryCompleted") && types.contains(&"ReviewRegistered"), "{types:?}");
+    // On PostgreSQL the log is read behind every transaction still open on
+    // the server (other tests' too): the last events show once those end.
+    let types = wait_for(|| {
+        let events = api.get(&format!("/events?order={order}"), "t-kim");
+        let types: Vec<String> = events.body["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter_map(|e| e["type"].as_str().map(str::to_string))
+            .collect();
+        let done = types.iter().any(|t| t == "ReviewRegistered");
+        done.then_some(types)
+    });
+    assert_eq!(types.first().map(String::as_str), Some("OrderPlaced"), "{types:?}");
+    assert!(types.iter().any(|t| t == "DeliveryCompleted"), "{types:?}");
 
     // The same JSON as the CLI's `status --json`.
     let over_http = api.get(&format!("/orders/{order}"), "t-kim").body;
@@ -371,6 +398,60 @@ fn eight_copies_of_one_request_place_one_order_and_charge_once() {
     assert_eq!(orders.len(), 2);
     drop(api);
     assert_ledger(&w, &gw, &orders);
+}
+
+/// The same eight copies sent to two servers on one PostgreSQL database:
+/// the key is in the database, so still one order and one approval.
+#[test]
+fn one_key_holds_across_two_servers_on_postgres() {
+    let Some(pg) = ezdelivery_testkit::postgres::server() else { return };
+    let gw = Gateway::start(Mode::Up);
+    gw.set_latency(20, 60, 5);
+    let w = World::on_postgres(BIN, &gateway_config(&gw), pg, &pg.fresh_database());
+    let (one, two) = (Api::start(&w), Api::start(&w));
+    let (store, menu) = shop(&one);
+    let body = new_order(store, menu, true);
+    let key = [("Idempotency-Key", "two-servers")];
+    let answers: Vec<Answer> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..8)
+            .map(|i| {
+                let api = if i % 2 == 0 { &one } else { &two };
+                let body = &body;
+                s.spawn(move || api.call("POST", "/orders", Some("t-kim"), Some(body), &key))
+            })
+            .collect();
+        calls.into_iter().map(|c| c.join().expect("a request thread")).collect()
+    });
+    assert_eq!(answers[0].status, 201, "{}", answers[0].text);
+    assert!(answers.iter().all(|a| (a.status, &a.body) == (201, &answers[0].body)), "{answers:#?}");
+    let order = order_id(&answers[0].body);
+    assert_eq!(w.order_ids(), vec![order], "one order");
+    assert_eq!(approvals(&gw, order).len(), 1, "one approval request at the gateway");
+    drop((one, two));
+    assert_ledger(&w, &gw, &[order]);
+}
+
+/// `-vv` logs each request with its id, but never a token, an
+/// `Authorization` header or a card number.
+#[test]
+fn the_log_has_request_ids_and_no_secrets() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateway_config(&gw));
+    let log = w.path("serve.log");
+    let api = Api::start_logging(&w, &["-vv"], std::fs::File::create(&log).expect("the log file"));
+    let (store, menu) = shop(&api);
+    let card = "4111222233334444";
+    let body = json!({"store_id": store, "items": [{"menu": menu}], "pay": true, "card": card});
+    let placed = api.call("POST", "/orders", Some("t-kim"), Some(&body), &[("x-request-id", "trace-me-42")]);
+    assert_eq!(placed.status, 201, "{}", placed.text);
+    assert_eq!(placed.body["payment"]["card"].as_str().map(|c| c.ends_with("4444") && !c.contains(card)), Some(true));
+    assert_eq!(api.stop(), Some(0));
+    let text = std::fs::read_to_string(&log).expect("the log");
+    assert!(text.contains("trace-me-42"), "the request id is in the log:\n{text}");
+    for secret in ["t-kim", "t-park", "t-admin", "Bearer", card, "33334444"] {
+        assert!(!text.contains(secret), "{secret} is in the log:\n{text}");
+    }
+    assert_ledger(&w, &gw, &[order_id(&placed.body)]);
 }
 
 /// Reads SSE frames from `path` as `token` (after `last_id` when given)

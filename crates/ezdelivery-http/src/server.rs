@@ -65,6 +65,7 @@ pub fn router(
         .layer(middleware::from_fn_with_state(state.clone(), idempotent))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn_with_state(state.clone(), count))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(
             ServiceBuilder::new()
@@ -109,6 +110,43 @@ async fn time_limit(State(state): State<AppState>, request: Request, next: Next)
             .into_response(),
     }
 }
+
+/// Reads the whole request body before anything answers. A request
+/// refused before its body was read (401, 403) would otherwise leave the
+/// body unread on a kept-alive connection, which the server then closes
+/// under a client that may be reusing it or still sending. A body over the
+/// limit is read to its end and dropped, then answered 413 on a connection
+/// that stays usable; one over [`DRAIN_LIMIT`] is cut off and the
+/// connection closed.
+async fn read_body(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    use futures_util::StreamExt;
+    let (parts, body) = request.into_parts();
+    let limit = state.settings.body_limit;
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let Ok(chunk) = chunk else {
+            return Problem::invalid("the request body could not be read to its end").into_response();
+        };
+        total = total.saturating_add(chunk.len());
+        if total <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if total > DRAIN_LIMIT.max(limit) {
+            let mut response = crate::body::too_large().into_response();
+            response.headers_mut().insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            return response;
+        }
+    }
+    if total > limit {
+        return crate::body::too_large().into_response();
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(kept))).await
+}
+
+/// How much of a body over the limit is read and dropped so that the
+/// connection stays usable; past it, the connection is closed.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Counts every answer in the metrics, by route template.
 async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -66,7 +66,7 @@ async fn set_open(state: AppState, caller: Caller, store: i64, open: bool) -> Re
 
 /// Opens a store (`store open`): its owner or admin.
 #[utoipa::path(post, path = "/stores/{id}/open", tag = "catalogue",
-    params(("id" = i64, Path, description = "the store"),
+    params(("id" = i64, Path, description = "the store", example = 1),
            IdempotencyKey),
     responses((status = 200, description = "the store", body = StoreJson), Errors),
     security(("bearer" = [])))]
@@ -80,7 +80,7 @@ pub(crate) async fn open_store(
 
 /// Closes a store (`store close`): its owner or admin.
 #[utoipa::path(post, path = "/stores/{id}/close", tag = "catalogue",
-    params(("id" = i64, Path, description = "the store"),
+    params(("id" = i64, Path, description = "the store", example = 1),
            IdempotencyKey),
     responses((status = 200, description = "the store", body = StoreJson), Errors),
     security(("bearer" = [])))]
@@ -94,7 +94,7 @@ pub(crate) async fn close_store(
 
 /// The owner's inbox: paid orders waiting, and in progress (`store orders`).
 #[utoipa::path(get, path = "/stores/{id}/orders", tag = "catalogue",
-    params(("id" = i64, Path, description = "the store")),
+    params(("id" = i64, Path, description = "the store", example = 1)),
     responses((status = 200, description = "the store's open orders", body = OrderList), Errors),
     security(("bearer" = [])))]
 pub(crate) async fn store_orders(
@@ -124,7 +124,7 @@ pub(crate) struct NewMenu {
 
 /// Adds a menu to a store (`menu add`): its owner or admin.
 #[utoipa::path(post, path = "/stores/{id}/menus", tag = "catalogue", request_body = NewMenu,
-    params(("id" = i64, Path, description = "the store"),
+    params(("id" = i64, Path, description = "the store", example = 1),
            IdempotencyKey),
     responses((status = 201, description = "the menu", body = MenuJson), Errors),
     security(("bearer" = [])))]
@@ -178,7 +178,7 @@ async fn set_available(state: AppState, caller: Caller, menu: i64, available: bo
 
 /// Marks a menu sold out (`menu soldout`): its store's owner or admin.
 #[utoipa::path(post, path = "/menus/{id}/soldout", tag = "catalogue",
-    params(("id" = i64, Path, description = "the menu"),
+    params(("id" = i64, Path, description = "the menu", example = 1),
            IdempotencyKey),
     responses((status = 200, description = "the menu", body = MenuJson), Errors),
     security(("bearer" = [])))]
@@ -192,7 +192,7 @@ pub(crate) async fn menu_soldout(
 
 /// Offers a menu again (`menu available`): its store's owner or admin.
 #[utoipa::path(post, path = "/menus/{id}/available", tag = "catalogue",
-    params(("id" = i64, Path, description = "the menu"),
+    params(("id" = i64, Path, description = "the menu", example = 1),
            IdempotencyKey),
     responses((status = 200, description = "the menu", body = MenuJson), Errors),
     security(("bearer" = [])))]

@@ -70,7 +70,7 @@ pub(crate) async fn events(
 /// One order's events (`events --order ID --follow`), for tracking: live
 /// with `Accept: text/event-stream`, else `{"events":[…]}`.
 #[utoipa::path(get, path = "/orders/{id}/events", tag = "events",
-    params(("id" = i64, Path, description = "the order"), AfterQuery),
+    params(("id" = i64, Path, description = "the order", example = 1), AfterQuery),
     responses((status = 200, description = "the order's events",
                content((EventList = "application/json"), (String = "text/event-stream"))), Errors),
     security(("bearer" = [])))]

@@ -101,7 +101,7 @@ pub(crate) async fn place_order(
 }
 
 /// The mypage view of one order, with its timeline (`status ORDER`).
-#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = i64, Path, description = "the order")),
+#[utoipa::path(get, path = "/orders/{id}", tag = "orders", params(("id" = i64, Path, description = "the order", example = 1)),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
 pub(crate) async fn order(
@@ -115,7 +115,7 @@ pub(crate) async fn order(
 
 /// Mypage: every order of a customer (`status --customer`): that customer, or admin.
 #[utoipa::path(get, path = "/customers/{name}/orders", tag = "orders",
-    params(("name" = String, Path, description = "the customer")),
+    params(("name" = String, Path, description = "the customer", example = "kim")),
     responses((status = 200, description = "the customer's orders", body = OrderList), Errors),
     security(("bearer" = [])))]
 pub(crate) async fn customer_orders(
@@ -158,7 +158,7 @@ pub(crate) struct PaymentBody {
 
 /// Pays for an order (`pay`): its customer, or admin.
 #[utoipa::path(post, path = "/orders/{id}/payments", tag = "orders", request_body = PaymentBody,
-    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
 pub(crate) async fn pay(
@@ -172,7 +172,7 @@ pub(crate) async fn pay(
 
 /// Accepts an order and starts cooking (`cook start`): the store's owner, or admin.
 #[utoipa::path(post, path = "/orders/{id}/cook/start", tag = "orders",
-    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
 pub(crate) async fn cook_start(
@@ -185,7 +185,7 @@ pub(crate) async fn cook_start(
 
 /// The food is cooked (`cook finish`): the store's owner, or admin.
 #[utoipa::path(post, path = "/orders/{id}/cook/finish", tag = "orders",
-    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
 pub(crate) async fn cook_finish(
@@ -207,7 +207,7 @@ pub(crate) struct ReasonBody {
 
 /// Rejects an order; its payment is refunded (`cook reject`): the store's owner, or admin.
 #[utoipa::path(post, path = "/orders/{id}/cook/reject", tag = "orders", request_body = ReasonBody,
-    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
 pub(crate) async fn cook_reject(
@@ -233,7 +233,7 @@ pub(crate) struct RiderBody {
 /// The rider departs (`deliver start`): the assigned rider, any rider when
 /// none is assigned, or admin.
 #[utoipa::path(post, path = "/orders/{id}/delivery/start", tag = "orders", request_body = RiderBody,
-    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
 pub(crate) async fn delivery_start(
@@ -251,7 +251,7 @@ pub(crate) async fn delivery_start(
 
 /// The food is handed over (`deliver complete`): the assigned rider, or admin.
 #[utoipa::path(post, path = "/orders/{id}/delivery/complete", tag = "orders",
-    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
 pub(crate) async fn delivery_complete(
@@ -265,7 +265,7 @@ pub(crate) async fn delivery_complete(
 /// Cancels an order, refunding what was paid (`cancel`): its customer, its
 /// store's owner, or admin.
 #[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", request_body = ReasonBody,
-    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
 pub(crate) async fn cancel(
@@ -292,7 +292,7 @@ pub(crate) struct ReviewBody {
 
 /// Reviews a delivered order, once (`review`): its customer, or admin.
 #[utoipa::path(post, path = "/orders/{id}/review", tag = "orders", request_body = ReviewBody,
-    params(("id" = i64, Path, description = "the order"), IdempotencyKey),
+    params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 201, description = "the review", body = ReviewJson), Errors),
     security(("bearer" = [])))]
 pub(crate) async fn review(
