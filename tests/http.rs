@@ -37,16 +37,6 @@ const TOKENS: [(&str, &str, &str); 8] = [
     ("t-moon", "rider", "moon"),
 ];
 
-/// Payments and charges through `gw`, short retries.
-fn gateway_config(gw: &Gateway) -> String {
-    format!(
-        "{}{}[retry]\nbase_ms = 50\nmax_ms = 200\nlease_ms = 5000\n{}",
-        http("payment", gw.url(), 2_000),
-        http("charge", gw.url(), 2_000),
-        breaker(1_000_000, 100)
-    )
-}
-
 /// Writes the tokens file of [`TOKENS`] (mode 600) into `w`.
 fn tokens_file(w: &World) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
@@ -255,7 +245,7 @@ fn lifecycle(w: &World, gw: &Gateway) {
 #[test]
 fn an_order_goes_through_its_whole_lifecycle_over_http_on_sqlite() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(BIN, &gateway_config(&gw));
+    let w = World::new(BIN, &gateways(gw.url()));
     lifecycle(&w, &gw);
 }
 
@@ -263,7 +253,7 @@ fn an_order_goes_through_its_whole_lifecycle_over_http_on_sqlite() {
 fn an_order_goes_through_its_whole_lifecycle_over_http_on_postgres() {
     let Some(pg) = ezdelivery_testkit::postgres::server() else { return };
     let gw = Gateway::start(Mode::Up);
-    let w = World::on_postgres(BIN, &gateway_config(&gw), pg, &pg.fresh_database());
+    let w = World::on_postgres(BIN, &gateways(gw.url()), pg, &pg.fresh_database());
     lifecycle(&w, &gw);
 }
 
@@ -273,7 +263,7 @@ fn an_order_goes_through_its_whole_lifecycle_over_http_on_postgres() {
 #[test]
 fn each_role_reaches_its_own_resources_only() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(BIN, &gateway_config(&gw));
+    let w = World::new(BIN, &gateways(gw.url()));
     let api = Api::start(&w);
     let (store, menu) = shop(&api);
     let other_store = id(&api.ok("/stores", "t-choi", json!({"name": "BBQ"}), 201));
@@ -363,7 +353,7 @@ fn each_role_reaches_its_own_resources_only() {
 fn eight_copies_of_one_request_place_one_order_and_charge_once() {
     let gw = Gateway::start(Mode::Up);
     gw.set_latency(20, 60, 3);
-    let w = World::new(BIN, &gateway_config(&gw));
+    let w = World::new(BIN, &gateways(gw.url()));
     let api = Api::start(&w);
     let (store, menu) = shop(&api);
     let body = new_order(store, menu, true);
@@ -407,7 +397,7 @@ fn one_key_holds_across_two_servers_on_postgres() {
     let Some(pg) = ezdelivery_testkit::postgres::server() else { return };
     let gw = Gateway::start(Mode::Up);
     gw.set_latency(20, 60, 5);
-    let w = World::on_postgres(BIN, &gateway_config(&gw), pg, &pg.fresh_database());
+    let w = World::on_postgres(BIN, &gateways(gw.url()), pg, &pg.fresh_database());
     let (one, two) = (Api::start(&w), Api::start(&w));
     let (store, menu) = shop(&one);
     let body = new_order(store, menu, true);
@@ -436,7 +426,7 @@ fn one_key_holds_across_two_servers_on_postgres() {
 #[test]
 fn the_log_has_request_ids_and_no_secrets() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(BIN, &gateway_config(&gw));
+    let w = World::new(BIN, &gateways(gw.url()));
     let log = w.path("serve.log");
     let api = Api::start_logging(&w, &["-vv"], std::fs::File::create(&log).expect("the log file"));
     let (store, menu) = shop(&api);
@@ -506,7 +496,7 @@ fn read_stream(api: &Api, path: &str, token: &str, last_id: Option<i64>, want: u
 #[test]
 fn live_tracking_delivers_every_event_once_across_a_reconnect() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(BIN, &gateway_config(&gw));
+    let w = World::new(BIN, &gateways(gw.url()));
     let api = Api::start(&w);
     let (store, menu) = shop(&api);
     let order = order_id(&api.ok("/orders", "t-kim", new_order(store, menu, true), 201));
@@ -546,7 +536,7 @@ fn live_tracking_delivers_every_event_once_across_a_reconnect() {
 #[test]
 fn errors_are_problem_json_with_the_kind_and_status_of_spec() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(BIN, &gateway_config(&gw));
+    let w = World::new(BIN, &gateways(gw.url()));
     let api = Api::start(&w);
     let (store, menu) = shop(&api);
     let problem = |a: &Answer, status: u16, kind: &str| {
@@ -597,7 +587,7 @@ fn errors_are_problem_json_with_the_kind_and_status_of_spec() {
 #[test]
 fn health_openapi_and_metrics() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(BIN, &gateway_config(&gw));
+    let w = World::new(BIN, &gateways(gw.url()));
     let api = Api::start(&w);
     let health = api.call("GET", "/healthz", None, None, &[]);
     assert_eq!((health.status, &health.body), (200, &json!({"status": "ok"})));
@@ -648,7 +638,7 @@ fn serve_refuses_a_tokens_file_others_may_read() {
 #[test]
 fn sigterm_lets_the_request_in_flight_finish() {
     let gw = Gateway::start(Mode::Up);
-    let w = World::new(BIN, &gateway_config(&gw));
+    let w = World::new(BIN, &gateways(gw.url()));
     let api = Api::start(&w);
     let (store, menu) = shop(&api);
     gw.set_latency(700, 900, 1);

@@ -25,17 +25,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
 /// How long a test waits for the worker to do something.
 const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Payments and charges through `gw`, short retries, and a breaker that
-/// does not open in these tests.
-fn gateway_config(gw: &Gateway) -> String {
-    format!(
-        "{}{}[retry]\nbase_ms = 50\nmax_ms = 200\nlease_ms = 5000\n{}",
-        http("payment", gw.url(), 2_000),
-        http("charge", gw.url(), 2_000),
-        breaker(1_000_000, 100)
-    )
-}
-
 /// A `relay --watch` running in the background, its output read as it comes.
 struct Worker {
     child: Child,
@@ -127,7 +116,7 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 /// Returns the world, the gateway, the worker and the two orders.
 fn a_queued_payment_settled_by_the_worker(args: &[&str]) -> (World, Gateway, Worker, i64, i64) {
     let gw = Gateway::start(Mode::Failing(503));
-    let w = World::new(BIN, &gateway_config(&gw));
+    let w = World::new(BIN, &gateways(gw.url()));
     let shop = w.shop(&["lee"]);
     let (kim, _) = w.unavailable_order(shop, "kim");
     let (code, unpaid) = w.order(shop, "choi", false);

@@ -199,6 +199,17 @@ pub fn jsonl(path: &Path) -> String {
     format!("[[notify]]\nkind = \"jsonl\"\npath = {:?}\n", path.display().to_string())
 }
 
+/// A config whose payments and charges go through the gateway at `url`,
+/// with short retries and a breaker that does not open in a test.
+pub fn gateways(url: &str) -> String {
+    format!(
+        "{}{}[retry]\nbase_ms = 50\nmax_ms = 200\nlease_ms = 5000\n{}",
+        http("payment", url, 2_000),
+        http("charge", url, 2_000),
+        breaker(1_000_000, 100)
+    )
+}
+
 /// One temporary world: a database that does not exist yet (a SQLite
 /// file, or an empty PostgreSQL database: [`World::on_postgres`]), usually
 /// a config file, and a data folder and home inside the same temporary

@@ -1328,3 +1328,20 @@ fn order_counts(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.order_counts()), expected);
     assert_eq!(read(s, |r| r.order_counts()).iter().map(|(_, n)| n).sum::<u64>(), id as u64);
 }
+
+/// Eight claims of one idempotency key at once: exactly one is new, and
+/// every other finds it in flight since that one's time.
+pub(crate) fn exactly_one_claim_is_new(claims: &[crate::RequestClaim]) {
+    use crate::RequestClaim;
+    assert_eq!(claims.len(), 8);
+    assert_eq!(claims.iter().filter(|c| **c == RequestClaim::New).count(), 1, "{claims:?}");
+    let since: Vec<_> = claims
+        .iter()
+        .filter_map(|c| match c {
+            RequestClaim::InFlight { since } => Some(*since),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(since.len(), 7, "{claims:?}");
+    assert!(since.windows(2).all(|w| w[0] == w[1]), "one claim's time: {claims:?}");
+}

@@ -511,23 +511,6 @@ fn one_engine_serves_threads_on_postgresql() {
     assert_eq!(ids.len(), delivered.len(), "each message once");
 }
 
-/// Eight claims of one idempotency key at once: exactly one is new, and
-/// every other finds it in flight since that one's time.
-fn exactly_one_claim_is_new(claims: &[crate::RequestClaim]) {
-    use crate::RequestClaim;
-    assert_eq!(claims.len(), 8);
-    assert_eq!(claims.iter().filter(|c| **c == RequestClaim::New).count(), 1, "{claims:?}");
-    let since: Vec<_> = claims
-        .iter()
-        .filter_map(|c| match c {
-            RequestClaim::InFlight { since } => Some(*since),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(since.len(), 7, "{claims:?}");
-    assert!(since.windows(2).all(|w| w[0] == w[1]), "one claim's time: {claims:?}");
-}
-
 #[test]
 fn of_eight_claims_of_one_key_at_once_exactly_one_is_new_on_postgresql() {
     let _serial = serial();
@@ -551,7 +534,7 @@ fn of_eight_claims_of_one_key_at_once_exactly_one_is_new_on_postgresql() {
                 .collect();
             threads.into_iter().map(|t| t.join().expect("no panic")).collect()
         });
-        exactly_one_claim_is_new(&claims);
+        contract_tests::exactly_one_claim_is_new(&claims);
     }
     // One engine, its pool of eight connections shared by eight threads.
     let engine = Engine::builder(PostgresStorage::open_with(&url, 8).expect("opens")).build();
@@ -569,7 +552,7 @@ fn of_eight_claims_of_one_key_at_once_exactly_one_is_new_on_postgresql() {
                 .collect();
             threads.into_iter().map(|t| t.join().expect("no panic")).collect()
         });
-        exactly_one_claim_is_new(&claims);
+        contract_tests::exactly_one_claim_is_new(&claims);
     }
 }
 

@@ -837,23 +837,6 @@ fn a_storage_error_keeps_the_sqlite_error_as_its_source() {
     assert!(Error::storage("made up").source().is_some_and(|s| s.source().is_none()));
 }
 
-/// Eight claims of one idempotency key at once: exactly one is new, and
-/// every other finds it in flight since that one's time.
-fn exactly_one_claim_is_new(claims: &[crate::RequestClaim]) {
-    use crate::RequestClaim;
-    assert_eq!(claims.len(), 8);
-    assert_eq!(claims.iter().filter(|c| **c == RequestClaim::New).count(), 1, "{claims:?}");
-    let since: Vec<_> = claims
-        .iter()
-        .filter_map(|c| match c {
-            RequestClaim::InFlight { since } => Some(*since),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(since.len(), 7, "{claims:?}");
-    assert!(since.windows(2).all(|w| w[0] == w[1]), "one claim's time: {claims:?}");
-}
-
 #[test]
 fn of_eight_claims_of_one_key_at_once_on_one_file_exactly_one_is_new() {
     use std::sync::Barrier;
@@ -879,7 +862,7 @@ fn of_eight_claims_of_one_key_at_once_on_one_file_exactly_one_is_new() {
                 .collect();
             threads.into_iter().map(|t| t.join().expect("no panic")).collect()
         });
-        exactly_one_claim_is_new(&claims);
+        contract_tests::exactly_one_claim_is_new(&claims);
     }
     // One engine shared by eight threads.
     let engine = Engine::builder(SqliteStorage::open(&path).expect("opened")).build();
@@ -897,6 +880,6 @@ fn of_eight_claims_of_one_key_at_once_on_one_file_exactly_one_is_new() {
                 .collect();
             threads.into_iter().map(|t| t.join().expect("no panic")).collect()
         });
-        exactly_one_claim_is_new(&claims);
+        contract_tests::exactly_one_claim_is_new(&claims);
     }
 }
