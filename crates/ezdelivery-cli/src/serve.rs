@@ -38,7 +38,10 @@ pub fn run(config: &Config, db: &Database, listen: &str, tokens: Option<&Path>, 
     } else {
         format!("listening on http://{address}")
     };
-    print_line(&line).map_err(output_error)?;
-    ezdelivery_http::run(listener, engine, tokens, metrics, settings)
-        .map_err(|e| Error::Internal(format!("the server failed: {e}")))
+    // Said once the signals are caught: a script that stops the server
+    // as soon as it reads this line gets a clean stop (exit 0).
+    let mut said = Ok(());
+    ezdelivery_http::run(listener, engine, tokens, metrics, settings, || said = print_line(&line))
+        .map_err(|e| Error::Internal(format!("the server failed: {e}")))?;
+    said.map_err(output_error)
 }

@@ -26,9 +26,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             }
         })?;
         let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
-        serde_json::from_slice(text)
-            .map(JsonBody)
-            .map_err(|e| Problem::invalid(format!("the request body is not the JSON this endpoint takes: {e}")))
+        serde_json::from_slice(text).map(JsonBody).map_err(|e| {
+            Problem::invalid(format!("the request body is not the JSON this endpoint takes: {}", shown(&e)))
+        })
+    }
+}
+
+/// serde's message without the value it quotes ("invalid type: integer
+/// `4111111111111111`, expected a string"): a card number sent as a number
+/// must not come back in the answer, nor be kept with an idempotency key.
+fn shown(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.split_once(", expected") {
+        Some((head, tail)) if head.starts_with("invalid ") => {
+            format!("{}, expected{tail}", head.split(':').next().unwrap_or("invalid value"))
+        }
+        _ => text,
     }
 }
 
@@ -62,5 +75,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
             .await
             .map(|Query(t)| QueryParams(t))
             .map_err(|e| Problem::invalid(format!("bad query parameter: {}", e.body_text())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrongly_typed_value_is_not_repeated_back() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Pay {
+            card: Option<String>,
+        }
+        let e = serde_json::from_str::<Pay>(r#"{"card": 4111111111111111}"#).unwrap_err();
+        let text = shown(&e);
+        assert!(!text.contains("4111") && text.contains("expected a string"), "{text}");
+        let e = serde_json::from_str::<Pay>(r#"{"cart": "x"}"#).unwrap_err();
+        assert_eq!(shown(&e), e.to_string(), "other messages are kept whole");
     }
 }

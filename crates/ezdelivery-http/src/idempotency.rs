@@ -5,8 +5,10 @@
 //! once; the same key with another request is 422.
 //!
 //! Keys belong to the caller (`customer:kim`'s key is not `owner:park`'s).
-//! An answer whose outcome is unknown (a 500 from a storage failure) is not
-//! kept: the key is free to try again.
+//! Every answer is kept, a 500 too: a command of several transactions may
+//! have committed its first (an order, a payment claim) before it failed,
+//! so doing it again under the same key could order and pay twice. A kept
+//! answer is final for its key; a new attempt takes a new key.
 
 use std::time::{Duration, Instant};
 
@@ -19,7 +21,7 @@ use ezdelivery_core::{RequestClaim, StoredResponse};
 
 use crate::auth::caller_of;
 use crate::body::too_large;
-use crate::problem::{Problem, Retryable, PROBLEM_JSON};
+use crate::problem::{Problem, PROBLEM_JSON};
 use crate::state::AppState;
 use crate::tokens::sha256_hex;
 
@@ -41,6 +43,15 @@ pub(crate) async fn idempotent(State(state): State<AppState>, request: Request, 
             return Problem::invalid("Idempotency-Key must be 1 to 255 visible ASCII characters").into_response()
         }
     };
+    // Claiming, working and keeping the answer run to their end in a task
+    // of their own, even when this request is dropped (a client gone, the
+    // timeout): a key is never left claimed by a request that stopped
+    // half-way.
+    let task = tokio::spawn(claim_work_keep(state, key, request, next));
+    task.await.unwrap_or_else(|e| Problem::internal(format!("the request failed: {e}")).into_response())
+}
+
+async fn claim_work_keep(state: AppState, key: String, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     // Who sent it decides whose key it is; without a caller, the handler says 401.
     let Some(caller) = caller_of(&parts, &state) else {
@@ -55,6 +66,9 @@ pub(crate) async fn idempotent(State(state): State<AppState>, request: Request, 
         request.extend_from_slice(&bytes);
         sha256_hex(&String::from_utf8_lossy(&request))
     };
+    // A copy waits for the first's answer for half the request timeout,
+    // so it can still say so (409) before the timeout answers for it.
+    let patience = state.settings.request_timeout / 2;
     let started = Instant::now();
     loop {
         let (s, k, f) = (scope.clone(), key.clone(), fingerprint.clone());
@@ -69,56 +83,40 @@ pub(crate) async fn idempotent(State(state): State<AppState>, request: Request, 
                 )
                 .into_response()
             }
-            Ok(RequestClaim::InFlight { since }) => {
-                if started.elapsed() >= state.settings.request_timeout {
-                    let p = Problem::new(
-                        StatusCode::CONFLICT,
-                        "invalid_state",
-                        format!(
-                            "a request with this Idempotency-Key has been at work since {since}: \
-                             send it again later to get its answer"
-                        ),
-                    );
-                    return p.into_response();
-                }
-                tokio::time::sleep(WAIT_STEP).await;
+            Ok(RequestClaim::InFlight { since }) if started.elapsed() >= patience => {
+                return Problem::new(
+                    StatusCode::CONFLICT,
+                    "invalid_state",
+                    format!(
+                        "a request with this Idempotency-Key has been at work since {since}: send it again later \
+                         to get its answer"
+                    ),
+                )
+                .into_response();
             }
+            Ok(RequestClaim::InFlight { .. }) => tokio::time::sleep(WAIT_STEP).await,
             Err(problem) => return problem.into_response(),
         }
     }
-    // The work and the keeping of its answer run to their end even when
-    // this request is dropped (a client gone, a timeout), so a key is
-    // never left claimed by a request that did finish.
-    let request = Request::from_parts(parts, Body::from(bytes));
-    let task = tokio::spawn(async move {
-        let response = next.run(request).await;
-        let (parts, body) = response.into_parts();
-        let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
-        let kept = if parts.extensions.get::<Retryable>().is_some() {
-            state.engine.run(move |e| Ok(e.forget_request(&scope, &key)?)).await
-        } else {
-            let stored =
-                StoredResponse { status: parts.status.as_u16(), body: String::from_utf8_lossy(&body).into_owned() };
-            state.engine.run(move |e| Ok(e.finish_request(&scope, &key, &stored)?)).await
-        };
-        if let Err(problem) = kept {
-            tracing::error!(detail = %problem.detail, "the answer to an idempotent request could not be kept");
-        }
-        Response::from_parts(parts, Body::from(body))
-    });
-    task.await.unwrap_or_else(|e| Problem::internal(format!("the request failed: {e}")).into_response())
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let (parts, body) = response.into_parts();
+    let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let stored = StoredResponse { status: parts.status.as_u16(), body: String::from_utf8_lossy(&body).into_owned() };
+    if let Err(problem) = state.engine.run(move |e| Ok(e.finish_request(&scope, &key, &stored)?)).await {
+        tracing::error!(detail = %problem.detail, "the answer to an idempotent request could not be kept");
+    }
+    Response::from_parts(parts, Body::from(body))
 }
 
-/// The kept answer, as it was first sent.
+/// The kept answer, as it was first sent. It is final for its key: a 503
+/// (a payment queued) comes without `Retry-After`, since sending the same
+/// key again would only replay it; the order it names tells the rest.
 fn replay(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, stored.body).into_response();
     let headers = response.headers_mut();
     let media = if status.is_client_error() || status.is_server_error() { PROBLEM_JSON } else { "application/json" };
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from(1u32));
-    }
     headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     response
 }

@@ -20,7 +20,7 @@
 //! let engine = Arc::new(Engine::builder(MemoryStorage::new()).build());
 //! let tokens = Tokens::load(std::path::Path::new("tokens.toml")).unwrap();
 //! let listener = std::net::TcpListener::bind("127.0.0.1:8080").unwrap();
-//! ezdelivery_http::run(listener, engine, tokens, Metrics::new(), Settings::default()).unwrap();
+//! ezdelivery_http::run(listener, engine, tokens, Metrics::new(), Settings::default(), || println!("ready")).unwrap();
 //! ```
 
 #![forbid(unsafe_code)]

@@ -37,10 +37,6 @@ pub struct Problem {
     /// The order concerned, when there is one (a kept order, a declined payment).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<i64>,
-    /// Whether the request may have changed something before it failed;
-    /// only set on errors where the outcome is unknown.
-    #[serde(skip)]
-    pub(crate) retryable: bool,
 }
 
 impl Problem {
@@ -53,7 +49,6 @@ impl Problem {
             detail: detail.into(),
             kind: kind.to_string(),
             order_id: None,
-            retryable: false,
         }
     }
 
@@ -83,9 +78,7 @@ impl Problem {
 
     /// 500 `internal`: the server failed; nothing says whether the work was done.
     pub fn internal(detail: impl Into<String>) -> Problem {
-        let mut p = Problem::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal.as_str(), detail);
-        p.retryable = true;
-        p
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Internal.as_str(), detail)
     }
 }
 
@@ -106,10 +99,6 @@ impl From<Error> for Problem {
         let kind = error.kind();
         let mut problem = Problem::new(status_of(kind), kind.as_str(), error.to_string());
         problem.order_id = error.order();
-        // A storage failure may have come before anything was written: the
-        // same request may be tried again. Money that moved is settled by
-        // the relay, so that answer stands.
-        problem.retryable = matches!(error, Error::Storage(_) | Error::Internal(_));
         if matches!(error, Error::Storage(_) | Error::Internal(_)) {
             tracing::error!(%error, "request failed");
         }
@@ -117,24 +106,15 @@ impl From<Error> for Problem {
     }
 }
 
-/// Marks a response whose request may be tried again with the same
-/// idempotency key (its outcome is unknown, so it is not kept).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Retryable;
-
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let retryable = self.retryable;
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
-        }
-        if retryable {
-            response.extensions_mut().insert(Retryable);
         }
         response
     }

@@ -8,12 +8,13 @@ use std::time::Instant;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header, HeaderName, StatusCode};
+use axum::http::{header, HeaderName, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{BoxError, Router};
 use ezdelivery_core::Engine;
 use tokio::sync::watch;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -63,9 +64,9 @@ pub fn router(
             Problem::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_input", "this endpoint does not take this method")
         })
         .layer(middleware::from_fn_with_state(state.clone(), idempotent))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn_with_state(state.clone(), count))
-        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(
             ServiceBuilder::new()
@@ -80,7 +81,10 @@ pub fn router(
                     Problem::unavailable("the server is at its limit of requests: try again shortly")
                 }))
                 .load_shed()
-                .concurrency_limit(settings.max_requests),
+                // One limit for the whole server: axum gives each route its
+                // own copy of a layer, so a plain concurrency limit would
+                // be one per route.
+                .layer(GlobalConcurrencyLimitLayer::new(settings.max_requests)),
         )
         .with_state(state)
 }
@@ -92,18 +96,11 @@ fn span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path())
 }
 
-/// Answers 503 when a request takes longer than the limit. The command it
-/// started still runs to its end (and its idempotency key keeps the
-/// answer). Live event streams are not timed.
+/// Answers 503 when a request takes longer than the limit, its body's
+/// upload included. The command it started still runs to its end (and its
+/// idempotency key keeps the answer). A live event stream is timed only
+/// until its headers: the events flow after the answer.
 async fn time_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let streaming = request
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/event-stream"));
-    if streaming {
-        return next.run(request).await;
-    }
     match tokio::time::timeout(state.settings.request_timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => Problem::unavailable("the request took too long; it may still complete: look before trying again")
@@ -150,7 +147,15 @@ const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
 /// Counts every answer in the metrics, by route template.
 async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let method = request.method().to_string();
+    // Only the methods the API has make series of their own: a client
+    // cannot grow the metrics without bound.
+    let method = match *request.method() {
+        Method::GET | Method::POST | Method::HEAD | Method::PUT | Method::DELETE | Method::PATCH | Method::OPTIONS => {
+            request.method().as_str()
+        }
+        _ => "other",
+    }
+    .to_string();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
     let started = Instant::now();
     let response = next.run(request).await;
@@ -171,54 +176,86 @@ pub async fn serve(
 }
 
 /// Runs the server on its own runtime until SIGTERM or SIGINT (Ctrl-C):
-/// then live streams end, requests in flight finish, and it returns.
+/// then live streams end, requests in flight finish (for at most the
+/// request timeout), and it returns. `ready` is called once the signals
+/// are caught and requests are accepted (say, to print where).
 pub fn run(
     listener: TcpListener,
     engine: Arc<Engine>,
     tokens: Tokens,
     metrics: Arc<Metrics>,
     settings: Settings,
+    ready: impl FnOnce(),
 ) -> std::io::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // The engine is dropped here, after the runtime: the PostgreSQL
     // client closes its connections by blocking, which a runtime's
     // worker thread must not do.
     let engine_outlives_runtime = Arc::clone(&engine);
+    let grace = settings.request_timeout;
     let served = runtime.block_on(async move {
+        let signals = Signals::catch()?;
         let (stop, stopping) = watch::channel(false);
+        let mut stopped = stopping.clone();
         let router = router(engine, tokens, metrics, settings, stopping);
         let signal = async move {
-            stop_signal().await;
+            signals.recv().await;
             tracing::info!("stopping: finishing the requests in flight");
             let _ = stop.send(true);
         };
-        serve(listener, router, signal).await
+        let server = serve(listener, router, signal);
+        ready();
+        // A client that never finishes (a stalled upload, a phone gone
+        // off the network) must not keep the server from stopping.
+        tokio::select! {
+            served = server => served,
+            _ = async {
+                let _ = stopped.wait_for(|stopping| *stopping).await;
+                tokio::time::sleep(grace).await;
+            } => {
+                tracing::warn!("stopped with requests still open after {grace:?}");
+                Ok(())
+            }
+        }
     });
     drop(runtime);
     drop(engine_outlives_runtime);
     served
 }
 
-/// SIGTERM or SIGINT.
-async fn stop_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// SIGTERM and SIGINT, caught from the moment this is made.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn catch() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals { term: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+
+    async fn recv(mut self) {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.interrupt.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -93,7 +93,7 @@ pub struct Tokens {
 
 impl Tokens {
     /// Reads the tokens file at `path`. It is refused when others than its
-    /// owner and group may read or write it (as ssh refuses a private key),
+    /// owner may read or write it (as ssh refuses a private key),
     /// when it is not the TOML above, or when it holds no token.
     pub fn load(path: &Path) -> Result<Tokens, TokensError> {
         let shown = path.display();
@@ -117,10 +117,17 @@ impl Tokens {
                     i + 1
                 ))
             })?;
-            if entry.name.trim().is_empty() {
-                return Err(TokensError(format!("token {}: name must not be empty", i + 1)));
+            // The name is compared exactly with the names in requests and
+            // records, which the engine keeps trimmed and printable.
+            let name = ezdelivery_core::domain::validate::name("name", &entry.name)
+                .map_err(|e| TokensError(format!("token {}: {e}", i + 1)))?;
+            if name != entry.name {
+                return Err(TokensError(format!("token {}: name must not start or end with spaces", i + 1)));
             }
-            entries.push((digest, Principal { role: entry.role, name: entry.name }));
+            if entries.iter().any(|(known, _)| *known == digest) {
+                return Err(TokensError(format!("token {}: the same sha256 is listed twice", i + 1)));
+            }
+            entries.push((digest, Principal { role: entry.role, name }));
         }
         Ok(Tokens { entries })
     }
@@ -163,9 +170,9 @@ fn check_permissions(path: &Path) -> Result<(), TokensError> {
         .map_err(|e| TokensError(format!("cannot read the tokens file {}: {e}", path.display())))?
         .permissions()
         .mode();
-    if mode & 0o007 != 0 {
+    if mode & 0o077 != 0 {
         return Err(TokensError(format!(
-            "the tokens file {} may be read or written by anyone (mode {:o}): run `chmod 600 {}`",
+            "the tokens file {} may be read or written by others than its owner (mode {:o}): run `chmod 600 {}`",
             path.display(),
             mode & 0o777,
             path.display()
@@ -209,6 +216,10 @@ mod tests {
         assert!(Tokens::parse(bad).unwrap_err().0.contains("64 hex digits"));
         let role = format!("[[token]]\nsha256 = \"{}\"\nrole = \"chef\"\nname = \"x\"\n", sha256_hex("t"));
         assert!(Tokens::parse(&role).is_err());
+        let twice = file(&[("t", "admin", "ops"), ("t", "customer", "kim")]);
+        assert!(Tokens::parse(&twice).unwrap_err().0.contains("listed twice"));
+        assert!(Tokens::parse(&file(&[("t", "customer", "kim ")])).unwrap_err().0.contains("spaces"));
+        assert!(Tokens::parse(&file(&[("t", "customer", "k\tim")])).is_err());
     }
 
     #[cfg(unix)]
@@ -218,9 +229,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tokens.toml");
         std::fs::write(&path, file(&[("t", "admin", "ops")])).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let error = Tokens::load(&path).unwrap_err();
-        assert!(error.0.contains("chmod 600"), "{error}");
+        for mode in [0o644, 0o640, 0o606] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = Tokens::load(&path).unwrap_err();
+            assert!(error.0.contains("chmod 600"), "{mode:o}: {error}");
+        }
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(Tokens::load(&path).is_ok());
     }

@@ -52,7 +52,8 @@ impl Engine {
         check(scope, key)?;
         bounded("a request fingerprint", fingerprint)?;
         let claim = self.write(|w| w.repo.claim_request(scope, key, fingerprint, w.now))?.value;
-        tracing::debug!(scope, key, claim = ?claim, "request key claimed");
+        // Not the key itself: like a token, it lets whoever holds it replay the answer.
+        tracing::debug!(scope, claim = ?claim, "request key claimed");
         Ok(claim)
     }
 

@@ -214,7 +214,7 @@ pub(crate) struct NewRider {
 }
 
 /// Registers a rider (`rider add`): admin, or a rider registering themself.
-#[utoipa::path(post, path = "/riders", tag = "catalogue", request_body = NewRider,
+#[utoipa::path(post, path = "/riders", tag = "catalogue", request_body = Option<NewRider>,
     params(IdempotencyKey),
     responses((status = 201, description = "the rider", body = RiderJson), Errors),
     security(("bearer" = [])))]

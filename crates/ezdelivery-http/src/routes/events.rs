@@ -42,10 +42,21 @@ pub(crate) struct AfterQuery {
     after: Option<i64>,
 }
 
+/// The header that resumes a live stream (asked for with `Accept:
+/// text/event-stream`).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // only its OpenAPI description is used
+pub(crate) struct StreamHeaders {
+    /// Resume a stream after this event (its `seq`, the SSE `id`).
+    #[param(rename = "Last-Event-ID", minimum = 0)]
+    last_event_id: Option<i64>,
+}
+
 /// The log in commit order (`events`): `{"events":[…]}`, or with `Accept:
 /// text/event-stream` a live stream of CloudEvents, each with its `seq` as
 /// the SSE `id`, resumed after `Last-Event-ID`.
-#[utoipa::path(get, path = "/events", tag = "events", params(EventQuery),
+#[utoipa::path(get, path = "/events", tag = "events", params(EventQuery, StreamHeaders),
     responses((status = 200, description = "the events",
                content((EventList = "application/json"), (String = "text/event-stream"))), Errors),
     security(("bearer" = [])))]
@@ -70,7 +81,7 @@ pub(crate) async fn events(
 /// One order's events (`events --order ID --follow`), for tracking: live
 /// with `Accept: text/event-stream`, else `{"events":[…]}`.
 #[utoipa::path(get, path = "/orders/{id}/events", tag = "events",
-    params(("id" = i64, Path, description = "the order", example = 1), AfterQuery),
+    params(("id" = i64, Path, description = "the order", example = 1), AfterQuery, StreamHeaders),
     responses((status = 200, description = "the order's events",
                content((EventList = "application/json"), (String = "text/event-stream"))), Errors),
     security(("bearer" = [])))]

@@ -157,7 +157,7 @@ pub(crate) struct PaymentBody {
 }
 
 /// Pays for an order (`pay`): its customer, or admin.
-#[utoipa::path(post, path = "/orders/{id}/payments", tag = "orders", request_body = PaymentBody,
+#[utoipa::path(post, path = "/orders/{id}/payments", tag = "orders", request_body = Option<PaymentBody>,
     params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
@@ -206,7 +206,7 @@ pub(crate) struct ReasonBody {
 }
 
 /// Rejects an order; its payment is refunded (`cook reject`): the store's owner, or admin.
-#[utoipa::path(post, path = "/orders/{id}/cook/reject", tag = "orders", request_body = ReasonBody,
+#[utoipa::path(post, path = "/orders/{id}/cook/reject", tag = "orders", request_body = Option<ReasonBody>,
     params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
@@ -232,7 +232,7 @@ pub(crate) struct RiderBody {
 
 /// The rider departs (`deliver start`): the assigned rider, any rider when
 /// none is assigned, or admin.
-#[utoipa::path(post, path = "/orders/{id}/delivery/start", tag = "orders", request_body = RiderBody,
+#[utoipa::path(post, path = "/orders/{id}/delivery/start", tag = "orders", request_body = Option<RiderBody>,
     params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
@@ -264,7 +264,7 @@ pub(crate) async fn delivery_complete(
 
 /// Cancels an order, refunding what was paid (`cancel`): its customer, its
 /// store's owner, or admin.
-#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", request_body = ReasonBody,
+#[utoipa::path(post, path = "/orders/{id}/cancel", tag = "orders", request_body = Option<ReasonBody>,
     params(("id" = i64, Path, description = "the order", example = 1), IdempotencyKey),
     responses((status = 200, description = "the order's view", body = OrderView), Errors),
     security(("bearer" = [])))]
