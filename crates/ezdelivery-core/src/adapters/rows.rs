@@ -97,7 +97,9 @@ macro_rules! call_sql {
                 " (",
                 call_cols!($own),
                 ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ",
-                "ON CONFLICT (id) DO UPDATE SET order_id = excluded.order_id, status = excluded.status, ",
+                // Not `order_id`: a payment's or charge's order never changes, and
+                // SQLite rewrites the index entry of every column set.
+                "ON CONFLICT (id) DO UPDATE SET status = excluded.status, ",
                 "amount = excluded.amount, gateway_ref = excluded.gateway_ref, ",
                 "idempotency_key = excluded.idempotency_key, tries = excluded.tries, next_at = excluded.next_at, ",
                 "last_error = excluded.last_error, created_at = excluded.created_at, updated_at = excluded.updated_at, ",

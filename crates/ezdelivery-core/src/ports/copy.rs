@@ -91,6 +91,6 @@ pub trait TableWriter: TableReader {
     /// the storage derives from the rows is brought up to date, so that
     /// ids and sequence numbers handed out after the copy follow the
     /// largest copied (PostgreSQL resets its sequences; SQLite has nothing
-    /// to do: `AUTOINCREMENT` follows explicit values by itself).
+    /// to do: an integer key follows the largest stored by itself).
     fn after_import(&mut self) -> Result<()>;
 }

@@ -77,7 +77,9 @@ CREATE INDEX ",
 }
 
 /// Version 1: the whole of SQLite's schema version 5, in its final state.
-/// (Later versions follow SQLite's one for one from its version 6.)
+/// (Later versions follow SQLite's from its version 6; SQLite's version 7,
+/// its event log without `AUTOINCREMENT`, has no counterpart here: this
+/// log's `seq` comes from a sequence.)
 const V1: &str = concat!(
     r#"
 CREATE FUNCTION ezdelivery_bump_id() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -2,9 +2,8 @@
 //! SQLite's own, `sqlite_sequence` among them), parents first by their
 //! foreign keys; rows read by primary key, written by plain `INSERT`s.
 //!
-//! `sqlite_sequence` needs no copy: inserting an explicit `seq` into the
-//! `AUTOINCREMENT` event log raises it to that `seq`, so the next event
-//! the copy appends follows the largest copied.
+//! No sequence needs setting: the event log's `seq` is its integer key, so
+//! the next event the copy appends follows the largest copied.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::PoisonError;
@@ -194,8 +193,8 @@ impl TableWriter for SqliteTables<'_> {
     }
 
     fn after_import(&mut self) -> Result<()> {
-        // AUTOINCREMENT raised sqlite_sequence as explicit seqs went in;
-        // every other id is one more than the largest stored.
+        // The next event's seq, as every other id, is one more than the
+        // largest stored.
         Ok(())
     }
 }
@@ -205,7 +204,20 @@ fn table_names(conn: &Connection) -> Result<Vec<String>> {
     let mut statement = conn.prepare(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
     )?;
-    let names = statement.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut names = statement.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    // In the order the migrations first create them, not as `sqlite_master`
+    // holds them now: a table rebuilt by a later version (the event log in
+    // version 7) keeps its place, as PostgreSQL's schema has it.
+    let mut order: Vec<String> = Vec::new();
+    for script in super::schema::MIGRATIONS {
+        for table in super::preflight::created_tables(script) {
+            if !order.contains(&table) {
+                order.push(table);
+            }
+        }
+    }
+    // Stable: tables the migrations do not name keep their order, last.
+    names.sort_by_key(|name| order.iter().position(|t| t == name).unwrap_or(usize::MAX));
     Ok(names)
 }
 
@@ -213,7 +225,20 @@ fn table_names(conn: &Connection) -> Result<Vec<String>> {
 fn columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
     let sql = format!("SELECT name FROM pragma_table_info({}) ORDER BY cid", quote_literal(table));
     let mut statement = conn.prepare(&sql)?;
-    let names = statement.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut names = statement.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    // In the order the migrations first create them, not as `sqlite_master`
+    // holds them now: a table rebuilt by a later version (the event log in
+    // version 7) keeps its place, as PostgreSQL's schema has it.
+    let mut order: Vec<String> = Vec::new();
+    for script in super::schema::MIGRATIONS {
+        for table in super::preflight::created_tables(script) {
+            if !order.contains(&table) {
+                order.push(table);
+            }
+        }
+    }
+    // Stable: tables the migrations do not name keep their order, last.
+    names.sort_by_key(|name| order.iter().position(|t| t == name).unwrap_or(usize::MAX));
     Ok(names)
 }
 
@@ -221,7 +246,20 @@ fn columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
 fn primary_key(conn: &Connection, table: &str) -> Result<Vec<String>> {
     let sql = format!("SELECT name FROM pragma_table_info({}) WHERE pk > 0 ORDER BY pk", quote_literal(table));
     let mut statement = conn.prepare(&sql)?;
-    let names = statement.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut names = statement.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+    // In the order the migrations first create them, not as `sqlite_master`
+    // holds them now: a table rebuilt by a later version (the event log in
+    // version 7) keeps its place, as PostgreSQL's schema has it.
+    let mut order: Vec<String> = Vec::new();
+    for script in super::schema::MIGRATIONS {
+        for table in super::preflight::created_tables(script) {
+            if !order.contains(&table) {
+                order.push(table);
+            }
+        }
+    }
+    // Stable: tables the migrations do not name keep their order, last.
+    names.sort_by_key(|name| order.iter().position(|t| t == name).unwrap_or(usize::MAX));
     Ok(names)
 }
 

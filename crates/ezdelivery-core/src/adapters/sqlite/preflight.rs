@@ -246,8 +246,14 @@ pub(super) fn our_tables() -> Result<&'static [BTreeSet<String>]> {
             let mut seen = BTreeSet::new();
             let mut by_version = vec![seen.clone()];
             for script in schema::MIGRATIONS {
-                conn.execute_batch(script)?;
-                seen.extend(table_names(&conn)?);
+                // Statement by statement: a table a script creates and
+                // then renames or drops (version 7's rebuilt log) counts.
+                use rusqlite::fallible_iterator::FallibleIterator as _;
+                let mut batch = rusqlite::Batch::new(&conn, script);
+                while let Some(mut statement) = batch.next()? {
+                    statement.execute([])?;
+                    seen.extend(table_names(&conn)?);
+                }
                 by_version.push(seen.clone());
             }
             Ok(by_version)
@@ -275,7 +281,7 @@ pub(super) fn tables_by_reading() -> &'static [BTreeSet<String>] {
 }
 
 /// The tables that `script` creates or renames to, read from its words.
-fn created_tables(script: &str) -> Vec<String> {
+pub(super) fn created_tables(script: &str) -> Vec<String> {
     let code: String = script.lines().map(|l| l.split("--").next().unwrap_or_default()).collect::<Vec<_>>().join("\n");
     let words: Vec<&str> =
         code.split(|c: char| c.is_whitespace() || "(),;".contains(c)).filter(|w| !w.is_empty()).collect();

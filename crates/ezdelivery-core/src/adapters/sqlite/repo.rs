@@ -109,6 +109,12 @@ const SET_CHECKPOINT: &str =
 pub(super) const VIEW: &str = "SELECT view FROM mypage WHERE order_id = ?1";
 const SAVE_VIEW: &str = "INSERT INTO mypage (order_id, customer, view) VALUES (?1, ?2, ?3) \
      ON CONFLICT (order_id) DO UPDATE SET customer = excluded.customer, view = excluded.view";
+/// Tried before [`SAVE_VIEW`]: the view alone when its customer is the one
+/// stored, as it almost always is. SQLite rewrites the entry of every
+/// index on a column an `UPDATE` sets, changed or not, and
+/// `mypage_customer`'s page was one more WAL frame in each of a
+/// lifecycle's seven transactions.
+const UPDATE_VIEW: &str = "UPDATE mypage SET view = ?3 WHERE order_id = ?1 AND customer = ?2";
 pub(super) const CUSTOMER_VIEWS: &str = "SELECT view FROM mypage WHERE customer = ?1 ORDER BY order_id";
 const CLEAR_VIEWS: &str = "DELETE FROM mypage";
 
@@ -512,7 +518,9 @@ impl Repo for SqliteRepo<'_> {
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
         let text = serde_json::to_string(view)
             .map_err(|e| Error::storage_caused(format!("cannot write the view of order {}: {e}", view.order_id), e))?;
-        self.exec(SAVE_VIEW, params![view.order_id, view.customer, text])?;
+        if self.exec(UPDATE_VIEW, params![view.order_id, view.customer, text])? == 0 {
+            self.exec(SAVE_VIEW, params![view.order_id, view.customer, text])?;
+        }
         self.views.put(view.clone());
         Ok(())
     }

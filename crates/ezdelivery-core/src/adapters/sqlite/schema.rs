@@ -7,9 +7,9 @@
 //! The SQL stays close to what PostgreSQL accepts too: plain `INTEGER` and
 //! `TEXT` columns, times as fixed-width RFC 3339 UTC text, booleans as 0/1,
 //! foreign keys `DEFERRABLE INITIALLY DEFERRED` (checked at commit, so a unit
-//! of work may save records in any order), `ON CONFLICT` upserts. The one
-//! SQLite-only piece is `AUTOINCREMENT` on the event log, which keeps a
-//! sequence number from ever being handed out twice.
+//! of work may save records in any order), `ON CONFLICT` upserts. The event log's
+//! sequence number is its integer key: up to version 6 with
+//! `AUTOINCREMENT`, since version 7 without (see [`V7`]).
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
@@ -229,8 +229,34 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_claimed ON idempotency_keys (claimed_at);
 ";
 
+/// The event log without `AUTOINCREMENT` (issue 12, "Write less per
+/// order"): it made every append also rewrite SQLite's `sqlite_sequence`
+/// page, one WAL frame per write transaction. The log is rebuilt with the
+/// same rows, the same `seq` of each; `seq` is still the row's integer
+/// key, which SQLite fills with one more than the largest stored, and the
+/// adapter appends only under the one write lock and never deletes an
+/// event, so sequence numbers stay unique and increasing. The unique index
+/// on the event id gets a name of its own. (Dropping the old table drops
+/// its `sqlite_sequence` row too.)
+const V7: &str = "
+CREATE TABLE events_v7 (
+    seq      INTEGER NOT NULL PRIMARY KEY,
+    id       TEXT    NOT NULL,
+    type     TEXT    NOT NULL,
+    order_id INTEGER,
+    at       TEXT    NOT NULL,
+    data     TEXT    NOT NULL
+);
+INSERT INTO events_v7 (seq, id, type, order_id, at, data)
+    SELECT seq, id, type, order_id, at, data FROM events ORDER BY seq;
+DROP TABLE events;
+ALTER TABLE events_v7 RENAME TO events;
+CREATE UNIQUE INDEX events_id ON events (id);
+CREATE INDEX events_order ON events (order_id, seq);
+";
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

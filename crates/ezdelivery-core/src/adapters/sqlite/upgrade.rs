@@ -162,6 +162,119 @@ mod tests {
         OrderView { timeline, ..view.clone() }
     }
 
+    /// Gives the event log back its form up to version 6 (`AUTOINCREMENT`,
+    /// the unique id as an inline constraint), keeping every row.
+    fn to_version_6_log(conn: &Connection) {
+        conn.execute_batch(
+            "CREATE TABLE events_old (
+                 seq      INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+                 id       TEXT    NOT NULL UNIQUE,
+                 type     TEXT    NOT NULL,
+                 order_id INTEGER,
+                 at       TEXT    NOT NULL,
+                 data     TEXT    NOT NULL
+             );
+             INSERT INTO events_old SELECT seq, id, type, order_id, at, data FROM events ORDER BY seq;
+             DROP TABLE events;
+             ALTER TABLE events_old RENAME TO events;
+             CREATE INDEX events_order ON events (order_id, seq);",
+        )
+        .expect("version 6's event log");
+    }
+
+    /// Every row of every table of ours, as text, by table then rowid.
+    fn dump(conn: &Connection) -> Vec<(String, Vec<String>)> {
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name")
+            .expect("tables")
+            .query_map([], |r| r.get(0))
+            .expect("tables")
+            .collect::<rusqlite::Result<_>>()
+            .expect("tables");
+        tables
+            .into_iter()
+            .map(|t| {
+                // Every column of every row, in a stable order, whatever the table's key.
+                let sql = format!("SELECT * FROM {t} ORDER BY 1, 2");
+                let mut stmt = conn.prepare(&sql).expect("rows");
+                let n = stmt.column_count();
+                let rows = stmt
+                    .query_map([], |r| {
+                        let values: Vec<String> =
+                            (0..n).map(|i| r.get_ref(i).map(|v| format!("{v:?}"))).collect::<rusqlite::Result<_>>()?;
+                        Ok(values.join("|"))
+                    })
+                    .expect("rows")
+                    .collect::<rusqlite::Result<_>>()
+                    .expect("rows");
+                (t, rows)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_version_6_log_is_rebuilt_without_autoincrement_keeping_every_row() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("v6.db");
+        let gateway = Gateway { takes: Arc::new(AtomicBool::new(true)), refunds: Arc::new(AtomicBool::new(true)) };
+        let e = engine(&path, &gateway);
+        let store = e.add_store("BBQ", Some("park"), None).expect("store").id;
+        e.add_menu(store, "후라이드", 18_000).expect("menu");
+        e.add_rider("lee").expect("rider");
+        let items = [ItemPick::new("후라이드", 2)];
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let id = e.place_order(NewOrder::new(store, "kim", &items).pay_now(None)).expect("placed").order_id;
+            e.start_cooking(id).expect("cooking");
+            ids.push(id);
+        }
+        e.finish_cooking(ids[0]).expect("cooked");
+        e.start_delivery(ids[0], None).expect("on its way");
+        e.complete_delivery(ids[0]).expect("delivered");
+        e.cancel(ids[1], "changed my mind").expect("cancelled");
+        let views: Vec<OrderView> = ids.iter().map(|&id| e.status(id).expect("a view")).collect();
+        drop(e);
+        // The same database as version 6 wrote it.
+        let before = {
+            let conn = Connection::open(&path).expect("opened");
+            to_version_6_log(&conn);
+            conn.pragma_update(None, "user_version", 6).expect("version 6");
+            let sql: String = conn
+                .query_row("SELECT sql FROM sqlite_master WHERE name = 'events'", [], |r| r.get(0))
+                .expect("the log's schema");
+            assert!(sql.contains("AUTOINCREMENT"), "{sql}");
+            dump(&conn)
+        };
+        let last: i64 = before.iter().find(|(t, _)| t == "events").map(|(_, rows)| rows.len() as i64).expect("events");
+
+        let e = engine(&path, &gateway);
+        {
+            let conn = Connection::open(&path).expect("opened");
+            assert_eq!(dump(&conn), before, "every row of every table kept, events with their seq");
+            let sql: String = conn
+                .query_row("SELECT sql FROM sqlite_master WHERE name = 'events'", [], |r| r.get(0))
+                .expect("the log's schema");
+            assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
+            let unique: i64 = conn
+                .query_row("SELECT \"unique\" FROM pragma_index_list('events') WHERE name = 'events_id'", [], |r| {
+                    r.get(0)
+                })
+                .expect("the id's index");
+            assert_eq!(unique, 1, "event ids stay unique");
+        }
+        for (id, view) in ids.iter().zip(&views) {
+            assert_eq!(&e.status(*id).expect("a view"), view, "order {id}");
+        }
+        // New events follow the largest seq, and the views still rebuild to the same.
+        e.finish_cooking(ids[2]).expect("cooked");
+        let log = e.events(0, None, 1_000).expect("the log");
+        assert!(log.windows(2).all(|w| w[0].seq < w[1].seq), "sequence numbers increase");
+        assert_eq!(log.last().expect("an event").seq, last + 1);
+        let now: Vec<OrderView> = ids.iter().map(|&id| e.status(id).expect("a view")).collect();
+        e.rebuild_projection().expect("rebuilt");
+        assert_eq!(ids.iter().map(|&id| e.status(id).expect("a view")).collect::<Vec<_>>(), now);
+    }
+
     #[test]
     fn a_log_without_refund_requests_rebuilds_to_the_same_views() {
         let dir = tempfile::tempdir().expect("a temporary folder");
@@ -225,12 +338,14 @@ mod tests {
                 )
                 .expect("removed");
             assert_eq!(removed, 5, "three payments and a charge wait for refunds, and one was refunded");
-            // Back to version 3's schema (version 5's index and version 6's table undone too).
+            // Back to version 3's schema (version 5's index, version 6's
+            // table and version 7's event log undone too).
             conn.execute_batch(
                 "DROP INDEX riders_name_unique; CREATE INDEX riders_name ON riders (name, id); \
                  DROP TABLE idempotency_keys;",
             )
             .expect("version 3's tables and indexes");
+            to_version_6_log(&conn);
             conn.pragma_update(None, "user_version", 3).expect("version 3");
         }
 
