@@ -485,6 +485,50 @@ impl<T: CallRecord> Calls<T> {
     }
 }
 
+/// A copy of a view with room in its timeline for a few more events, so
+/// that a write applying the next one does not move it again (a clone is
+/// as long as the original, with no room to grow).
+fn copy_view(view: &OrderView) -> OrderView {
+    let OrderView {
+        order_id,
+        store_id,
+        store,
+        customer,
+        address,
+        status,
+        items,
+        total,
+        payment,
+        kitchen,
+        delivery,
+        review,
+        reason,
+        placed_at,
+        updated_at,
+        timeline,
+    } = view;
+    let mut copied = Vec::with_capacity(timeline.len() + 4);
+    copied.extend_from_slice(timeline);
+    OrderView {
+        order_id: *order_id,
+        store_id: *store_id,
+        store: store.clone(),
+        customer: customer.clone(),
+        address: address.clone(),
+        status: *status,
+        items: items.clone(),
+        total: *total,
+        payment: payment.clone(),
+        kitchen: kitchen.clone(),
+        delivery: delivery.clone(),
+        review: review.clone(),
+        reason: reason.clone(),
+        placed_at: *placed_at,
+        updated_at: *updated_at,
+        timeline: copied,
+    }
+}
+
 /// The rider a delivery keeps busy ([`DeliveryStatus::keeps_rider_busy`]).
 fn busy_rider(d: &Delivery) -> Option<RiderId> {
     d.rider_id.filter(|_| d.status.keeps_rider_busy())
@@ -1132,7 +1176,7 @@ impl Repo for Tx<'_> {
     }
 
     fn view(&mut self, order: OrderId) -> Result<Option<OrderView>> {
-        Ok(self.state.views.get(&order).cloned())
+        Ok(self.state.views.get(&order).map(copy_view))
     }
 
     fn save_view(&mut self, view: &OrderView) -> Result<()> {

@@ -343,15 +343,13 @@ impl Work<'_> {
                         }
                     },
                 };
-                let message = Message {
-                    id: format!("{event_id}:{}", audience.as_str()),
-                    order_id,
-                    event: event.kind(),
-                    status: view.status,
-                    recipient,
-                    text,
-                    at: self.now,
-                };
+                let audience_name = audience.as_str();
+                let mut id = String::with_capacity(event_id.len() + 1 + audience_name.len());
+                id.push_str(&event_id);
+                id.push(':');
+                id.push_str(audience_name);
+                let message =
+                    Message { id, order_id, event: event.kind(), status: view.status, recipient, text, at: self.now };
                 match self.claim {
                     Some((until, most)) if self.claimed.len() + channels.len() <= most => {
                         self.repo.queue_owned_message(message.clone(), channels)?;

@@ -70,7 +70,7 @@ impl Engine {
         self.command(|command| {
             let claimed = command.write(|w| {
                 let found = existing_order(w, order)?;
-                found.transition(OrderAction::Pay, w.now)?;
+                found.allows(OrderAction::Pay)?;
                 let payment = match w.repo.latest_payment(order)? {
                     Some(p) if p.status == PaymentStatus::NeedsAttention => {
                         return Err(Refusal::NeedsAttention { order, what: Billing::Payment }.into())
@@ -108,10 +108,11 @@ impl Engine {
         self.command(|command| {
             let charge = command.write(|w| {
                 let found = existing_order(w, order)?;
-                let cooking = found.transition(OrderAction::StartCooking, w.now)?;
+                let store_id = found.store_id;
+                let cooking = found.into_transition(OrderAction::StartCooking, w.now)?;
                 let ticket = existing_ticket(w, order)?;
                 let (ticket, event) = ticket.handle(KitchenAction::Start, "", w.now)?;
-                let amount = existing_store(w.repo, found.store_id)?.delivery_charge;
+                let amount = existing_store(w.repo, store_id)?.delivery_charge;
                 let rider = w.repo.least_busy_rider()?;
                 let charge = match &rider {
                     Some(r) => Some(new_charge(w, order, r.id, amount)?),
@@ -141,7 +142,7 @@ impl Engine {
     pub fn finish_cooking(&self, order: OrderId) -> Result<OrderView> {
         let _span = tracing::info_span!("finish_cooking", order).entered();
         self.order_command(order, |w| {
-            let cooked = existing_order(w, order)?.transition(OrderAction::FinishCooking, w.now)?;
+            let cooked = existing_order(w, order)?.into_transition(OrderAction::FinishCooking, w.now)?;
             let (ticket, event) = existing_ticket(w, order)?.handle(KitchenAction::Finish, "", w.now)?;
             w.repo.update_order(&cooked)?;
             w.repo.save_ticket(&ticket)?;
@@ -155,7 +156,7 @@ impl Engine {
         let reason = crate::domain::validate::text("reason", reason)?;
         self.command(|command| {
             command.write(|w| {
-                let rejected = existing_order(w, order)?.transition(OrderAction::Reject, w.now)?;
+                let rejected = existing_order(w, order)?.into_transition(OrderAction::Reject, w.now)?;
                 let (ticket, event) = existing_ticket(w, order)?.handle(KitchenAction::Reject, &reason, w.now)?;
                 w.repo.update_order(&rejected)?;
                 w.repo.save_ticket(&ticket)?;
@@ -183,7 +184,7 @@ impl Engine {
                     let kitchen = existing_ticket(w, order)?.status;
                     return Err(Refusal::FoodNotCooked { order, kitchen }.into());
                 }
-                found.transition(OrderAction::Depart, w.now)?;
+                found.allows(OrderAction::Depart)?;
                 let mut delivery = existing_delivery(w, order)?;
                 let named = rider.map(|r| find_rider(w.repo, r)).transpose()?;
                 let charges = w.repo.charges(order)?;
@@ -275,7 +276,7 @@ impl Engine {
     pub fn complete_delivery(&self, order: OrderId) -> Result<OrderView> {
         let _span = tracing::info_span!("complete_delivery", order).entered();
         self.order_command(order, |w| {
-            let delivered = existing_order(w, order)?.transition(OrderAction::Complete, w.now)?;
+            let delivered = existing_order(w, order)?.into_transition(OrderAction::Complete, w.now)?;
             let (delivery, event) = existing_delivery(w, order)?.complete(w.now)?;
             w.repo.update_order(&delivered)?;
             w.repo.save_delivery(&delivery)?;

@@ -1,6 +1,8 @@
 //! The words of the notifications: which events tell whom, in Korean (the
 //! default) or English.
 
+use std::fmt::Write as _;
+
 use crate::domain::view::OrderView;
 use crate::domain::{Event, OrderStatus};
 
@@ -116,73 +118,96 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
         return Vec::new();
     }
     let ko = locale == Locale::Ko;
-    // Only the configured language is formatted.
-    let pick = |k: &dyn Fn() -> String, e: &dyn Fn() -> String| if ko { k() } else { e() };
-    let line = match event {
-        Event::OrderPlaced { .. } => pick(
-            &|| format!("주문 #{} 접수되었습니다. 결제를 기다립니다.", particle(id, "이", "가")),
-            &|| format!("order #{id} was placed and waits for payment."),
-        ),
-        Event::PaymentApproved { .. } => {
-            let items = view.items.iter().map(|i| format!("{} x{}", i.name, i.qty)).collect::<Vec<_>>().join(", ");
-            let owner = match locale {
-                Locale::Ko => format!("[{store}] 새 주문 #{id}: {items} · {total}원 (고객 {})", view.customer),
-                Locale::En => format!("[{store}] new order #{id}: {items} · {total} won (customer {})", view.customer),
-            };
-            let customer = match locale {
-                Locale::Ko => format!("[{store}] 주문 #{id} 결제가 완료되었습니다 · {total}원 · 상태: 결제완료"),
-                Locale::En => format!("[{store}] order #{id} is paid · {total} won · status: paid"),
-            };
-            return vec![(Audience::Customer, customer), (Audience::Owner, owner)];
+    if let Event::PaymentApproved { .. } = event {
+        let mut items = String::with_capacity(16 * view.items.len());
+        for (n, i) in view.items.iter().enumerate() {
+            let sep = if n == 0 { "" } else { ", " };
+            let _ = write!(items, "{sep}{} x{}", i.name, i.qty);
         }
-        Event::PaymentDeclined { reason, .. } => pick(
-            &|| format!("주문 #{id} 결제가 거절되었습니다 ({reason}). 다른 카드로 다시 결제해 주세요."),
-            &|| format!("the payment for order #{id} was declined ({reason}); pay again with another card."),
-        ),
-        Event::PaymentQueued { .. } => pick(
-            &|| format!("주문 #{} 접수되었고, 결제 서비스가 복구되면 결제됩니다.", particle(id, "은", "는")),
-            &|| format!("order #{id} is kept and will be paid when the payment service is back."),
-        ),
+        let owner = match locale {
+            Locale::Ko => format!("[{store}] 새 주문 #{id}: {items} · {total}원 (고객 {})", view.customer),
+            Locale::En => format!("[{store}] new order #{id}: {items} · {total} won (customer {})", view.customer),
+        };
+        let customer = match locale {
+            Locale::Ko => format!("[{store}] 주문 #{id} 결제가 완료되었습니다 · {total}원 · 상태: 결제완료"),
+            Locale::En => format!("[{store}] order #{id} is paid · {total} won · status: paid"),
+        };
+        return vec![(Audience::Customer, customer), (Audience::Owner, owner)];
+    }
+    // Only the configured language is formatted, straight into one string
+    // with room for the whole text: `[store] line · total`.
+    let mut text = String::with_capacity(store.len() + 128);
+    let _ = write!(text, "[{store}] ");
+    let t = &mut text;
+    // Writing into a `String` cannot fail.
+    let _ = match event {
+        Event::OrderPlaced { .. } if ko => {
+            write!(t, "주문 #{} 접수되었습니다. 결제를 기다립니다.", IdParticle(id, "이", "가"))
+        }
+        Event::OrderPlaced { .. } => write!(t, "order #{id} was placed and waits for payment."),
+        Event::PaymentDeclined { reason, .. } if ko => {
+            write!(t, "주문 #{id} 결제가 거절되었습니다 ({reason}). 다른 카드로 다시 결제해 주세요.")
+        }
+        Event::PaymentDeclined { reason, .. } => {
+            write!(t, "the payment for order #{id} was declined ({reason}); pay again with another card.")
+        }
+        Event::PaymentQueued { .. } if ko => {
+            write!(t, "주문 #{} 접수되었고, 결제 서비스가 복구되면 결제됩니다.", IdParticle(id, "은", "는"))
+        }
+        Event::PaymentQueued { .. } => {
+            write!(t, "order #{id} is kept and will be paid when the payment service is back.")
+        }
+        Event::PaymentRefunded { amount, .. } if ko => {
+            write!(t, "주문 #{id} 결제 {}원이 환불되었습니다.", won(*amount))
+        }
         Event::PaymentRefunded { amount, .. } => {
-            let amount = won(*amount);
-            pick(&|| format!("주문 #{id} 결제 {amount}원이 환불되었습니다."), &|| {
-                format!("the payment of {amount} won for order #{id} was refunded.")
-            })
+            write!(t, "the payment of {} won for order #{id} was refunded.", won(*amount))
         }
-        Event::OrderRejected { .. } => pick(
-            &|| format!("가게에서 주문 #{} 거절했습니다. 결제는 환불됩니다. · 상태: 거절", particle(id, "을", "를")),
-            &|| format!("the store rejected order #{id}; the payment will be refunded. · status: rejected"),
-        ),
-        Event::CookingStarted { .. } => {
-            pick(&|| format!("주문 #{id} 조리를 시작했습니다. · 상태: 조리중"), &|| {
-                format!("order #{id} is being cooked. · status: cooking")
-            })
+        Event::OrderRejected { .. } if ko => {
+            write!(t, "가게에서 주문 #{} 거절했습니다. 결제는 환불됩니다. · 상태: 거절", IdParticle(id, "을", "를"))
         }
-        Event::FoodCooked { .. } => {
-            pick(&|| format!("주문 #{id} 조리가 완료되었습니다. · 상태: 조리완료"), &|| {
-                format!("order #{id} is cooked. · status: cooked")
-            })
+        Event::OrderRejected { .. } => {
+            write!(t, "the store rejected order #{id}; the payment will be refunded. · status: rejected")
         }
-        Event::DeliveryStarted { rider, .. } => pick(
-            &|| format!("주문 #{id} 배달이 출발했습니다 (라이더 {rider}). · 상태: 배달중"),
-            &|| format!("order #{id} is on its way (rider {rider}). · status: delivering"),
-        ),
-        Event::DeliveryCompleted { .. } => pick(
-            &|| format!("주문 #{id} 배달이 완료되었습니다. 맛있게 드세요! · 상태: 배달완료"),
-            &|| format!("order #{id} was delivered. Enjoy! · status: delivered"),
-        ),
-        Event::OrderCancelled { .. } => pick(
-            &|| format!("주문 #{} 취소되었습니다. · 상태: 취소", particle(id, "이", "가")),
-            &|| format!("order #{id} was cancelled. · status: cancelled"),
-        ),
+        Event::CookingStarted { .. } if ko => write!(t, "주문 #{id} 조리를 시작했습니다. · 상태: 조리중"),
+        Event::CookingStarted { .. } => write!(t, "order #{id} is being cooked. · status: cooking"),
+        Event::FoodCooked { .. } if ko => write!(t, "주문 #{id} 조리가 완료되었습니다. · 상태: 조리완료"),
+        Event::FoodCooked { .. } => write!(t, "order #{id} is cooked. · status: cooked"),
+        Event::DeliveryStarted { rider, .. } if ko => {
+            write!(t, "주문 #{id} 배달이 출발했습니다 (라이더 {rider}). · 상태: 배달중")
+        }
+        Event::DeliveryStarted { rider, .. } => {
+            write!(t, "order #{id} is on its way (rider {rider}). · status: delivering")
+        }
+        Event::DeliveryCompleted { .. } if ko => {
+            write!(t, "주문 #{id} 배달이 완료되었습니다. 맛있게 드세요! · 상태: 배달완료")
+        }
+        Event::DeliveryCompleted { .. } => write!(t, "order #{id} was delivered. Enjoy! · status: delivered"),
+        Event::OrderCancelled { .. } if ko => {
+            write!(t, "주문 #{} 취소되었습니다. · 상태: 취소", IdParticle(id, "이", "가"))
+        }
+        Event::OrderCancelled { .. } => write!(t, "order #{id} was cancelled. · status: cancelled"),
         _ => return Vec::new(),
     };
-    let text = if ko { format!("[{store}] {line} · {total}원") } else { format!("[{store}] {line} · {total} won") };
+    let _ = if ko { write!(text, " · {total}원") } else { write!(text, " · {total} won") };
     let mut out = vec![(Audience::Customer, text)];
     if let Event::OrderCancelled { reason, .. } = event {
         out.extend(cancelled_for_store_and_rider(view, reason, locale));
     }
     out
+}
+
+/// An order id followed by the particle that fits it, as [`particle`]
+/// writes it, without a string of its own: a number always ends in a
+/// digit, whose reading says which particle.
+struct IdParticle<'a>(i64, &'a str, &'a str);
+
+impl std::fmt::Display for IdParticle<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let IdParticle(id, after_consonant, after_vowel) = *self;
+        let consonant = matches!((id % 10).unsigned_abs(), 0 | 1 | 3 | 6 | 7 | 8);
+        write!(f, "{id}{}", if consonant { after_consonant } else { after_vowel })
+    }
 }
 
 /// A cancelled order also tells those who were working on it: the store's
@@ -237,6 +262,15 @@ mod tests {
             total: 36_000,
         };
         OrderView::start(1, at, &placed).unwrap()
+    }
+
+    #[test]
+    fn an_id_takes_the_particle_particle_gives_it() {
+        for id in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 19, 100, 1_000_005, -3, i64::MAX, i64::MIN] {
+            for (c, v) in [("이", "가"), ("은", "는"), ("을", "를")] {
+                assert_eq!(IdParticle(id, c, v).to_string(), particle(id, c, v), "{id}");
+            }
+        }
     }
 
     #[test]

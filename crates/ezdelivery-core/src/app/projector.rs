@@ -120,13 +120,18 @@ pub(crate) fn apply_events<'e>(
         }
     }
     if let Some(keep) = keep {
-        let mut views: Vec<OrderView> = open.into_iter().filter_map(|(_, v, _)| v).collect();
-        if let Some(at) = views.iter().position(|v| Some(v.order_id) == last) {
-            let view = views.remove(at);
-            views.push(view);
+        // Moved straight into `keep`, the last event's order's last.
+        keep.retain(|k| !open.iter().any(|(id, v, _)| v.is_some() && *id == k.order_id));
+        keep.reserve(open.len());
+        let mut last_view = None;
+        for (id, view, _) in open {
+            match view {
+                Some(view) if Some(id) == last && last_view.is_none() => last_view = Some(view),
+                Some(view) => keep.push(view),
+                None => {}
+            }
         }
-        keep.retain(|k| !views.iter().any(|v| v.order_id == k.order_id));
-        keep.extend(views);
+        keep.extend(last_view);
     }
     Ok(applied)
 }

@@ -243,8 +243,9 @@ impl Leg for Payment {
         if established {
             let order =
                 w.repo.order(self.order_id)?.ok_or_else(|| Error::not_found(crate::Record::Order, self.order_id))?;
-            w.repo.update_order(&order.transition(OrderAction::Pay, w.now)?)?;
-            w.repo.save_ticket(&KitchenTicket::receive(order.id, order.store_id, w.now))?;
+            let (id, store_id) = (order.id, order.store_id);
+            w.repo.update_order(&order.into_transition(OrderAction::Pay, w.now)?)?;
+            w.repo.save_ticket(&KitchenTicket::receive(id, store_id, w.now))?;
         }
         paid.save(w.repo)?;
         events.into_iter().try_for_each(|event| w.emit(event))?;

@@ -12,16 +12,27 @@ pub type Won = i64;
 /// assert_eq!(ezdelivery_core::domain::won(-1000), "-1,000");
 /// ```
 pub fn won(amount: Won) -> String {
-    let digits = amount.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    // The digits, last first, on the stack: a message writes an amount
+    // or two, and only the result is a string of its own.
+    let mut digits = [0u8; 20];
+    let (mut rest, mut len) = (amount.unsigned_abs(), 0);
+    loop {
+        digits[len] = b'0' + (rest % 10) as u8;
+        len += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let mut out = String::with_capacity(len + len / 3 + 1);
     if amount < 0 {
         out.push('-');
     }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+    for (i, &digit) in digits[..len].iter().enumerate().rev() {
+        out.push(char::from(digit));
+        if i > 0 && i % 3 == 0 {
             out.push(',');
         }
-        out.push(c);
     }
     out
 }

@@ -201,6 +201,24 @@ impl Order {
         }
     }
 
+    /// [`Order::transition`] of an order the caller no longer needs: the
+    /// same result, without copying the order's texts and items.
+    pub fn into_transition(self, action: OrderAction, now: DateTime<Utc>) -> Result<Order, Refusal> {
+        match self.status.next(action) {
+            Some(status) => Ok(Order { status, updated_at: now, ..self }),
+            None => Err(self.refusal(action)),
+        }
+    }
+
+    /// Whether `action` may happen to the order now: `Ok` when
+    /// [`Order::transition`] would give an order, its refusal otherwise.
+    pub fn allows(&self, action: OrderAction) -> Result<(), Refusal> {
+        match self.status.next(action) {
+            Some(_) => Ok(()),
+            None => Err(self.refusal(action)),
+        }
+    }
+
     /// Cancels the order; the event says why.
     pub fn cancel(&self, reason: &str, now: DateTime<Utc>) -> Result<(Order, Event), DomainError> {
         let reason = validate::text("reason", reason)?;
