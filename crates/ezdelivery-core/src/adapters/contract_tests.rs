@@ -1345,3 +1345,27 @@ pub(crate) fn exactly_one_claim_is_new(claims: &[crate::RequestClaim]) {
     assert_eq!(since.len(), 7, "{claims:?}");
     assert!(since.windows(2).all(|w| w[0] == w[1]), "one claim's time: {claims:?}");
 }
+
+/// Claims `key` from eight threads at once, the `i`th through `engine(i)`
+/// (an engine of its own, as a process of its own, or one shared), and
+/// checks that exactly one claim is new.
+pub(crate) fn eight_claims_at_once<E>(key: &str, engine: impl Fn(usize) -> E + Sync)
+where
+    E: std::ops::Deref<Target = crate::Engine>,
+{
+    let barrier = std::sync::Barrier::new(8);
+    let claims: Vec<crate::RequestClaim> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (barrier, engine) = (&barrier, &engine);
+                scope.spawn(move || {
+                    let engine = engine(i);
+                    barrier.wait();
+                    engine.claim_request("customer:kim", key, "fp").expect("claimed")
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("no panic")).collect()
+    });
+    exactly_one_claim_is_new(&claims);
+}

@@ -519,40 +519,12 @@ fn of_eight_claims_of_one_key_at_once_exactly_one_is_new_on_postgresql() {
     let engines: Vec<Engine> =
         (0..8).map(|_| Engine::builder(PostgresStorage::open_with(&url, 1).expect("opens")).build()).collect();
     for round in 0..5 {
-        let key = format!("key-{round}");
-        let barrier = Barrier::new(8);
-        let claims: Vec<crate::RequestClaim> = std::thread::scope(|scope| {
-            let threads: Vec<_> = engines
-                .iter()
-                .map(|engine| {
-                    let (barrier, key) = (&barrier, &key);
-                    scope.spawn(move || {
-                        barrier.wait();
-                        engine.claim_request("customer:kim", key, "fp").expect("claimed")
-                    })
-                })
-                .collect();
-            threads.into_iter().map(|t| t.join().expect("no panic")).collect()
-        });
-        contract_tests::exactly_one_claim_is_new(&claims);
+        contract_tests::eight_claims_at_once(&format!("key-{round}"), |i| &engines[i]);
     }
     // One engine, its pool of eight connections shared by eight threads.
     let engine = Engine::builder(PostgresStorage::open_with(&url, 8).expect("opens")).build();
     for round in 0..5 {
-        let key = format!("shared-{round}");
-        let barrier = Barrier::new(8);
-        let claims: Vec<crate::RequestClaim> = std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..8)
-                .map(|_| {
-                    scope.spawn(|| {
-                        barrier.wait();
-                        engine.claim_request("customer:kim", &key, "fp").expect("claimed")
-                    })
-                })
-                .collect();
-            threads.into_iter().map(|t| t.join().expect("no panic")).collect()
-        });
-        contract_tests::exactly_one_claim_is_new(&claims);
+        contract_tests::eight_claims_at_once(&format!("shared-{round}"), |_| &engine);
     }
 }
 

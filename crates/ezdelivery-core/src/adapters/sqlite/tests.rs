@@ -839,8 +839,6 @@ fn a_storage_error_keeps_the_sqlite_error_as_its_source() {
 
 #[test]
 fn of_eight_claims_of_one_key_at_once_on_one_file_exactly_one_is_new() {
-    use std::sync::Barrier;
-
     use crate::Engine;
 
     let dir = tempfile::tempdir().expect("a temporary folder");
@@ -848,38 +846,13 @@ fn of_eight_claims_of_one_key_at_once_on_one_file_exactly_one_is_new() {
     drop(SqliteStorage::open(&path).expect("created"));
     // Each thread with its own storage on the file, as eight processes would.
     for round in 0..3 {
-        let key = format!("key-{round}");
-        let barrier = Barrier::new(8);
-        let claims: Vec<crate::RequestClaim> = std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..8)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let engine = Engine::builder(SqliteStorage::open(&path).expect("opened")).build();
-                        barrier.wait();
-                        engine.claim_request("customer:kim", &key, "fp").expect("claimed")
-                    })
-                })
-                .collect();
-            threads.into_iter().map(|t| t.join().expect("no panic")).collect()
+        contract_tests::eight_claims_at_once(&format!("key-{round}"), |_| {
+            Box::new(Engine::builder(SqliteStorage::open(&path).expect("opened")).build())
         });
-        contract_tests::exactly_one_claim_is_new(&claims);
     }
     // One engine shared by eight threads.
     let engine = Engine::builder(SqliteStorage::open(&path).expect("opened")).build();
     for round in 0..3 {
-        let key = format!("shared-{round}");
-        let barrier = Barrier::new(8);
-        let claims: Vec<crate::RequestClaim> = std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..8)
-                .map(|_| {
-                    scope.spawn(|| {
-                        barrier.wait();
-                        engine.claim_request("customer:kim", &key, "fp").expect("claimed")
-                    })
-                })
-                .collect();
-            threads.into_iter().map(|t| t.join().expect("no panic")).collect()
-        });
-        contract_tests::exactly_one_claim_is_new(&claims);
+        contract_tests::eight_claims_at_once(&format!("shared-{round}"), |_| &engine);
     }
 }
