@@ -233,20 +233,7 @@ fn columns(conn: &Connection, table: &str) -> Result<Vec<String>> {
 fn primary_key(conn: &Connection, table: &str) -> Result<Vec<String>> {
     let sql = format!("SELECT name FROM pragma_table_info({}) WHERE pk > 0 ORDER BY pk", quote_literal(table));
     let mut statement = conn.prepare(&sql)?;
-    let mut names = statement.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
-    // In the order the migrations first create them, not as `sqlite_master`
-    // holds them now: a table rebuilt by a later version (the event log in
-    // version 7) keeps its place, as PostgreSQL's schema has it.
-    let mut order: Vec<String> = Vec::new();
-    for script in super::schema::MIGRATIONS {
-        for table in super::preflight::created_tables(script) {
-            if !order.contains(&table) {
-                order.push(table);
-            }
-        }
-    }
-    // Stable: tables the migrations do not name keep their order, last.
-    names.sort_by_key(|name| order.iter().position(|t| t == name).unwrap_or(usize::MAX));
+    let names = statement.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(names)
 }
 
