@@ -458,13 +458,15 @@ fn clone_template(path: &Path, copies: u64) {
         format!("INSERT INTO order_items SELECT order_id + ?1 * {t}, line, menu_id, name, unit_price, qty FROM t_items ORDER BY order_id, line"),
         format!(
             "INSERT INTO payments SELECT id + ?1 * {p}, order_id + ?1 * {t}, status, amount, card, gateway_ref, \
-             'ezd-pay-' || (id + ?1 * {p}), tries, next_at, last_error, created_at, updated_at FROM t_payments ORDER BY id"
+             'ezd-pay-' || (id + ?1 * {p}), tries, next_at, last_error, created_at, updated_at, maybe_processed, \
+             claim_token, claimed_until, unsettled FROM t_payments ORDER BY id"
         ),
         format!("INSERT INTO kitchen_tickets SELECT order_id + ?1 * {t}, store_id, status, updated_at FROM t_tickets ORDER BY order_id"),
         format!("INSERT INTO deliveries SELECT order_id + ?1 * {t}, rider_id, charge, status, updated_at FROM t_deliveries ORDER BY order_id"),
         format!(
             "INSERT INTO charges SELECT id + ?1 * {c}, order_id + ?1 * {t}, rider_id, status, amount, gateway_ref, \
-             'ezd-charge-' || (id + ?1 * {c}), tries, next_at, last_error, created_at, updated_at FROM t_charges ORDER BY id"
+             'ezd-charge-' || (id + ?1 * {c}), tries, next_at, last_error, created_at, updated_at, maybe_processed, \
+             claim_token, claimed_until, unsettled FROM t_charges ORDER BY id"
         ),
         format!(
             "INSERT INTO events (id, type, order_id, at, data) SELECT {uuid}, type, order_id + ?1 * {t}, at, \
