@@ -135,13 +135,13 @@ async fn act(
     caller: Principal,
     id: i64,
     action: OrderAction,
-    act: impl FnOnce(&Engine, &Principal) -> Result<OrderView, Problem> + Send + 'static,
+    act: impl FnOnce(&Engine) -> Result<OrderView, Problem> + Send + 'static,
 ) -> Result<Json<OrderView>, Problem> {
     let view = state
         .engine
         .run(move |e| {
             order_access(e, &caller, id, action)?;
-            act(e, &caller)
+            act(e)
         })
         .await?;
     Ok(Json(view))
@@ -167,7 +167,7 @@ pub(crate) async fn pay(
     PathParam(id): PathParam<i64>,
     JsonBody(body): JsonBody<PaymentBody>,
 ) -> Result<Json<OrderView>, Problem> {
-    act(state, caller, id, OrderAction::Pay, move |e, _| Ok(e.pay(id, body.card.as_deref())?)).await
+    act(state, caller, id, OrderAction::Pay, move |e| Ok(e.pay(id, body.card.as_deref())?)).await
 }
 
 /// Accepts an order and starts cooking (`cook start`): the store's owner, or admin.
@@ -180,7 +180,7 @@ pub(crate) async fn cook_start(
     Caller(caller): Caller,
     PathParam(id): PathParam<i64>,
 ) -> Result<Json<OrderView>, Problem> {
-    act(state, caller, id, OrderAction::Cook, move |e, _| Ok(e.start_cooking(id)?)).await
+    act(state, caller, id, OrderAction::Cook, move |e| Ok(e.start_cooking(id)?)).await
 }
 
 /// The food is cooked (`cook finish`): the store's owner, or admin.
@@ -193,7 +193,7 @@ pub(crate) async fn cook_finish(
     Caller(caller): Caller,
     PathParam(id): PathParam<i64>,
 ) -> Result<Json<OrderView>, Problem> {
-    act(state, caller, id, OrderAction::Cook, move |e, _| Ok(e.finish_cooking(id)?)).await
+    act(state, caller, id, OrderAction::Cook, move |e| Ok(e.finish_cooking(id)?)).await
 }
 
 /// `POST /orders/{id}/cook/reject` and `/cancel`
@@ -217,7 +217,7 @@ pub(crate) async fn cook_reject(
     JsonBody(body): JsonBody<ReasonBody>,
 ) -> Result<Json<OrderView>, Problem> {
     let reason = body.reason.unwrap_or_default();
-    act(state, caller, id, OrderAction::Cook, move |e, _| Ok(e.reject(id, &reason)?)).await
+    act(state, caller, id, OrderAction::Cook, move |e| Ok(e.reject(id, &reason)?)).await
 }
 
 /// `POST /orders/{id}/delivery/start`
@@ -246,7 +246,7 @@ pub(crate) async fn delivery_start(
         Role::Admin => body.rider,
         _ => Some(own_name(&caller, body.rider.as_deref(), "deliver")?),
     };
-    act(state, caller, id, OrderAction::StartDelivery, move |e, _| Ok(e.start_delivery(id, rider.as_deref())?)).await
+    act(state, caller, id, OrderAction::StartDelivery, move |e| Ok(e.start_delivery(id, rider.as_deref())?)).await
 }
 
 /// The food is handed over (`deliver complete`): the assigned rider, or admin.
@@ -259,7 +259,7 @@ pub(crate) async fn delivery_complete(
     Caller(caller): Caller,
     PathParam(id): PathParam<i64>,
 ) -> Result<Json<OrderView>, Problem> {
-    act(state, caller, id, OrderAction::CompleteDelivery, move |e, _| Ok(e.complete_delivery(id)?)).await
+    act(state, caller, id, OrderAction::CompleteDelivery, move |e| Ok(e.complete_delivery(id)?)).await
 }
 
 /// Cancels an order, refunding what was paid (`cancel`): its customer, its
@@ -275,7 +275,7 @@ pub(crate) async fn cancel(
     JsonBody(body): JsonBody<ReasonBody>,
 ) -> Result<Json<OrderView>, Problem> {
     let reason = body.reason.unwrap_or_default();
-    act(state, caller, id, OrderAction::Cancel, move |e, _| Ok(e.cancel(id, &reason)?)).await
+    act(state, caller, id, OrderAction::Cancel, move |e| Ok(e.cancel(id, &reason)?)).await
 }
 
 /// `POST /orders/{id}/review`
