@@ -9,10 +9,14 @@ use chrono::{DateTime, Utc};
 /// Hands out event ids: version-7 UUIDs built by
 /// [`uuid::Builder::from_unix_timestamp_millis`] from the command's time in
 /// milliseconds and, in the 74 bits left to the caller, 32 bits drawn once
-/// per engine and then a 42-bit counter. Unique within the process by the
-/// counter, across processes by the random bits; in time order, so the
-/// log's and the outbox's unique indexes grow at their end instead of
-/// touching a random page on every insert.
+/// per engine and then a 42-bit counter that starts at a random value
+/// too. Unique within the process by the counter, across processes by the
+/// 74 random bits each engine starts from (two engines collide only by
+/// drawing the same 32 bits and counters that meet within one
+/// millisecond), which is why the SQLite log keeps no unique index on the
+/// id (schema version 8). In time order, so the outbox's key, which
+/// starts with the event id, grows at its end instead of touching a
+/// random page on every insert.
 ///
 /// Not `uuid`'s own `Uuid::new_v7` with a `ContextV7` (its counter, reseeded
 /// every millisecond): that asks the OS for random bits on every id, 322 ns
@@ -25,15 +29,19 @@ pub(crate) struct EventIds {
     counter: u64,
 }
 
+/// The counter's 42 bits.
+const COUNTER: u64 = (1 << 42) - 1;
+
 impl EventIds {
     /// Ids with fresh random bits (one `getrandom`).
     pub(crate) fn new() -> EventIds {
-        EventIds { random: (uuid::Uuid::new_v4().as_u64_pair().0 >> 32) as u32, counter: 0 }
+        let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
+        EventIds { random: (high >> 32) as u32, counter: low & COUNTER }
     }
 
     /// The next id, for an event that happened at `at`.
     pub(crate) fn next(&mut self, at: DateTime<Utc>) -> String {
-        self.counter = (self.counter + 1) & ((1 << 42) - 1);
+        self.counter = (self.counter + 1) & COUNTER;
         let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
         let random = u64::from(self.random);
         // The builder puts the version over the top 4 bits of the first two
@@ -73,5 +81,7 @@ mod tests {
         assert!(later > all[999]);
         let other = super::EventIds::new().next(at);
         assert!(!all.contains(&other));
+        let counters = [super::EventIds::new().counter, super::EventIds::new().counter];
+        assert_ne!(counters[0], counters[1], "each engine's counter starts at random bits of its own");
     }
 }

@@ -255,8 +255,80 @@ CREATE UNIQUE INDEX events_id ON events (id);
 CREATE INDEX events_order ON events (order_id, seq);
 ";
 
+/// Fewer b-trees written per order (issue 12, "Write less per order"):
+/// every b-tree a transaction touches costs at least one WAL frame (a
+/// whole page), and `benches/wal_floor.rs` counts them by table.
+///
+/// - **The outbox and the order items keyed in their own b-tree**
+///   (`WITHOUT ROWID`): a rowid table with a text or composite primary key
+///   is two b-trees, the rows and the key's index, so each queued message
+///   wrote two pages. `messages` and `message_deliveries` are rebuilt
+///   together, children first, so no `ON DELETE CASCADE` fires: the new
+///   deliveries reference the new messages before the old tables go, and
+///   the rename carries the reference over.
+/// - **The store inbox's index holds only the orders in it**: the index
+///   on `(store_id, status)` moved its entry to another place in the
+///   b-tree on every status change (two pages, eight frames a lifecycle);
+///   the partial index on `(store_id, id, status)` of the inbox statuses
+///   (`OrderStatus::IN_STORE_INBOX`) rewrites one entry in place (the
+///   status last in the key: the query reads no row), and none before
+///   payment or once the order is finished. Counting orders by
+///   status (`/metrics`) reads the table instead.
+/// - **No unique index on the event id** (one page per transaction): ids
+///   are version-7 UUIDs with 74 bits drawn at random per engine
+///   (`app::event_ids`), unique without a b-tree to prove it, as UUIDs are
+///   everywhere else; the sequence number stays the log's key.
+const V8: &str = "
+CREATE TABLE messages_v8 (
+    id        TEXT    NOT NULL PRIMARY KEY,
+    order_id  INTEGER NOT NULL,
+    event     TEXT    NOT NULL,
+    status    TEXT    NOT NULL,
+    recipient TEXT    NOT NULL,
+    text      TEXT    NOT NULL,
+    at        TEXT    NOT NULL
+) WITHOUT ROWID;
+INSERT INTO messages_v8 (id, order_id, event, status, recipient, text, at)
+    SELECT id, order_id, event, status, recipient, text, at FROM messages;
+CREATE TABLE message_deliveries_v8 (
+    message_id TEXT    NOT NULL REFERENCES messages_v8 (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    channel    TEXT    NOT NULL,
+    state      TEXT    NOT NULL,
+    tries      INTEGER NOT NULL,
+    next_at    TEXT    NOT NULL,
+    last_error TEXT,
+    PRIMARY KEY (message_id, channel)
+) WITHOUT ROWID;
+INSERT INTO message_deliveries_v8 (message_id, channel, state, tries, next_at, last_error)
+    SELECT message_id, channel, state, tries, next_at, last_error FROM message_deliveries;
+DROP TABLE message_deliveries;
+DROP TABLE messages;
+ALTER TABLE messages_v8 RENAME TO messages;
+ALTER TABLE message_deliveries_v8 RENAME TO message_deliveries;
+CREATE INDEX message_deliveries_due ON message_deliveries (state, next_at);
+
+CREATE TABLE order_items_v8 (
+    order_id   INTEGER NOT NULL REFERENCES orders (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    line       INTEGER NOT NULL,
+    menu_id    INTEGER NOT NULL,
+    name       TEXT    NOT NULL,
+    unit_price INTEGER NOT NULL,
+    qty        INTEGER NOT NULL,
+    PRIMARY KEY (order_id, line)
+) WITHOUT ROWID;
+INSERT INTO order_items_v8 (order_id, line, menu_id, name, unit_price, qty)
+    SELECT order_id, line, menu_id, name, unit_price, qty FROM order_items;
+DROP TABLE order_items;
+ALTER TABLE order_items_v8 RENAME TO order_items;
+
+DROP INDEX orders_store_status;
+CREATE INDEX orders_inbox ON orders (store_id, id, status) WHERE status IN ('paid', 'cooking', 'cooked', 'delivering');
+
+DROP INDEX events_id;
+";
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

@@ -5,7 +5,7 @@ use chrono::DateTime;
 use ezdelivery_testkit::files::folder;
 use rusqlite::types::Null;
 
-use super::repo::{self, INBOX};
+use super::repo;
 use super::schema::{self, MIGRATIONS};
 use super::*;
 use crate::adapters::contract_tests;
@@ -345,7 +345,15 @@ fn times_are_fixed_width_utc_text_in_time_order() {
 #[test]
 fn the_inbox_statuses_are_the_domains() {
     let domain: Vec<OrderStatus> = OrderStatus::ALL.iter().copied().filter(|s| s.in_store_inbox()).collect();
-    assert_eq!(INBOX.to_vec(), domain);
+    assert_eq!(domain, OrderStatus::IN_STORE_INBOX.to_vec());
+    let listed = format!("({})", domain.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", "));
+    assert_eq!(repo::INBOX_STATUSES, listed, "the inbox query's statuses");
+    let s = SqliteStorage::open_in_memory().expect("opened");
+    let index: String = s
+        .connection()
+        .query_row("SELECT sql FROM sqlite_master WHERE name = 'orders_inbox'", [], |r| r.get(0))
+        .expect("the inbox's index");
+    assert!(index.ends_with(&format!("WHERE status IN {listed}")), "the index's statuses: {index}");
 }
 
 /// The plan of `sql`, one line per step.
@@ -363,7 +371,7 @@ fn hot_queries_use_indexes() {
     let conn = s.connection();
     let cases: &[(&str, &str, &[&str])] = &[
         ("order by id", repo::ORDER, &["orders USING INTEGER PRIMARY KEY"]),
-        ("order items", repo::ORDER_ITEMS, &["order_items USING INDEX sqlite_autoindex_order_items_1"]),
+        ("order items", repo::ORDER_ITEMS, &["order_items USING PRIMARY KEY"]),
         ("store", repo::STORE, &["stores USING INTEGER PRIMARY KEY"]),
         ("menu", repo::MENU, &["menus USING INTEGER PRIMARY KEY"]),
         ("menu by name", repo::MENU_BY_NAME, &["menus USING INDEX sqlite_autoindex_menus_1"]),
@@ -371,7 +379,7 @@ fn hot_queries_use_indexes() {
         ("rider", repo::RIDER, &["riders USING INTEGER PRIMARY KEY"]),
         ("rider by name", repo::RIDER_BY_NAME, &["riders USING COVERING INDEX riders_name"]),
         ("least busy rider", repo::LEAST_BUSY_RIDER, &["deliveries_rider_status"]),
-        ("store inbox", repo::STORE_INBOX, &["orders USING COVERING INDEX orders_store_status"]),
+        ("store inbox", repo::STORE_INBOX, &["orders USING COVERING INDEX orders_inbox"]),
         ("ticket", repo::TICKET, &["kitchen_tickets USING INTEGER PRIMARY KEY"]),
         ("delivery", repo::DELIVERY, &["deliveries USING INTEGER PRIMARY KEY"]),
         ("events", repo::EVENTS, &["events USING INTEGER PRIMARY KEY"]),
@@ -381,16 +389,8 @@ fn hot_queries_use_indexes() {
         ("customer views", repo::CUSTOMER_VIEWS, &["mypage USING INDEX mypage_customer"]),
         ("request key", repo::REQUEST, &["idempotency_keys USING INDEX sqlite_autoindex_idempotency_keys_1"]),
         ("purge request keys", repo::PURGE_REQUESTS, &["idempotency_keys USING INDEX idempotency_keys_claimed"]),
-        (
-            "due messages",
-            repo::DUE_MESSAGES,
-            &["d USING INDEX message_deliveries_due", "m USING INDEX sqlite_autoindex_messages_1"],
-        ),
-        (
-            "dead messages",
-            repo::DEAD_MESSAGES,
-            &["d USING INDEX message_deliveries_due", "m USING INDEX sqlite_autoindex_messages_1"],
-        ),
+        ("due messages", repo::DUE_MESSAGES, &["d USING INDEX message_deliveries_due", "m USING PRIMARY KEY"]),
+        ("dead messages", repo::DEAD_MESSAGES, &["d USING INDEX message_deliveries_due", "m USING PRIMARY KEY"]),
     ];
     let check = |what: &str, sql: &str, uses: &[&str]| {
         let steps = plan(&conn, sql);

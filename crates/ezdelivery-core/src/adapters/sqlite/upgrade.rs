@@ -162,6 +162,118 @@ mod tests {
         OrderView { timeline, ..view.clone() }
     }
 
+    /// Gives the tables version 8 rebuilt their form of version 7 (the
+    /// shipped DDL of version 1, repeated on purpose: this makes an old
+    /// file), keeping every row; with `foreign_keys` off (the bundled
+    /// SQLite turns it on by default), so dropping the new tables cascades
+    /// nothing.
+    fn to_version_7(conn: &Connection) {
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             CREATE TABLE messages_old (
+                 id        TEXT    NOT NULL PRIMARY KEY,
+                 order_id  INTEGER NOT NULL,
+                 event     TEXT    NOT NULL,
+                 status    TEXT    NOT NULL,
+                 recipient TEXT    NOT NULL,
+                 text      TEXT    NOT NULL,
+                 at        TEXT    NOT NULL
+             );
+             INSERT INTO messages_old SELECT * FROM messages;
+             CREATE TABLE message_deliveries_old (
+                 message_id TEXT    NOT NULL REFERENCES messages (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+                 channel    TEXT    NOT NULL,
+                 state      TEXT    NOT NULL,
+                 tries      INTEGER NOT NULL,
+                 next_at    TEXT    NOT NULL,
+                 last_error TEXT,
+                 PRIMARY KEY (message_id, channel)
+             );
+             INSERT INTO message_deliveries_old SELECT * FROM message_deliveries;
+             DROP TABLE message_deliveries;
+             DROP TABLE messages;
+             ALTER TABLE messages_old RENAME TO messages;
+             ALTER TABLE message_deliveries_old RENAME TO message_deliveries;
+             CREATE INDEX message_deliveries_due ON message_deliveries (state, next_at);
+             CREATE TABLE order_items_old (
+                 order_id   INTEGER NOT NULL REFERENCES orders (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+                 line       INTEGER NOT NULL,
+                 menu_id    INTEGER NOT NULL,
+                 name       TEXT    NOT NULL,
+                 unit_price INTEGER NOT NULL,
+                 qty        INTEGER NOT NULL,
+                 PRIMARY KEY (order_id, line)
+             );
+             INSERT INTO order_items_old SELECT * FROM order_items;
+             DROP TABLE order_items;
+             ALTER TABLE order_items_old RENAME TO order_items;
+             DROP INDEX orders_inbox;
+             CREATE INDEX orders_store_status ON orders (store_id, status);
+             CREATE UNIQUE INDEX events_id ON events (id);
+             PRAGMA foreign_keys = ON;",
+        )
+        .expect("version 7's tables");
+    }
+
+    /// The `CREATE` statement of `name`.
+    fn sql_of(conn: &Connection, name: &str) -> String {
+        conn.query_row("SELECT sql FROM sqlite_master WHERE name = ?1", [name], |r| r.get(0)).expect(name)
+    }
+
+    /// A file at version 7, full of rows (`app::copy::fixture`), opened by
+    /// this build: every row of every table is kept, the outbox and the
+    /// items are keyed in their own b-tree, the inbox's index holds only
+    /// the inbox, the event id has no index, every foreign key still holds,
+    /// and the engine goes on from where the file was.
+    #[test]
+    fn a_version_7_file_gets_the_tables_of_version_8_keeping_every_row() {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = crate::app::copy::fixture::busy_database(dir.path());
+        let before = {
+            let conn = Connection::open(&path).expect("opened");
+            to_version_7(&conn);
+            conn.pragma_update(None, "user_version", 7).expect("version 7");
+            assert!(!sql_of(&conn, "messages").contains("WITHOUT ROWID"));
+            dump(&conn)
+        };
+        let deliveries = before.iter().find(|(t, _)| t == "message_deliveries").map(|(_, r)| r.len());
+        assert!(deliveries > Some(0), "the fixture queues message deliveries");
+
+        let e = crate::app::copy::fixture::engine(&path);
+        let conn = Connection::open(&path).expect("opened");
+        assert_eq!(dump(&conn), before, "every row of every table kept");
+        for table in ["messages", "message_deliveries", "order_items"] {
+            assert!(sql_of(&conn, table).ends_with("WITHOUT ROWID"), "{table}: {}", sql_of(&conn, table));
+        }
+        assert!(sql_of(&conn, "message_deliveries").contains("REFERENCES \"messages\""));
+        assert!(sql_of(&conn, "orders_inbox").contains("WHERE status IN"));
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN \
+                 ('orders', 'events', 'messages', 'message_deliveries', 'order_items') ORDER BY name",
+            )
+            .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
+            .expect("indexes");
+        assert_eq!(indexes, ["events_order", "message_deliveries_due", "orders_inbox"], "no other index");
+        let rebuilt: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v8'", [], |r| r.get(0)).expect("");
+        assert_eq!(rebuilt, 0, "the rebuild's tables are renamed");
+        let broken: i64 =
+            conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).expect("checked");
+        assert_eq!(broken, 0, "every foreign key holds");
+
+        let store = e.stores().expect("stores")[0].id;
+        let paid = e
+            .place_order(NewOrder::new(store, "kim", &[ItemPick::new("후라이드", 1)]).pay_now(None))
+            .expect("placed")
+            .order_id;
+        assert!(
+            e.store_inbox(store).expect("the inbox").iter().any(|o| o.order_id == paid),
+            "a new order is in the inbox"
+        );
+        assert_eq!(e.status(paid).expect("a view").items.len(), 1);
+    }
+
     /// Gives the event log back its form up to version 6 (`AUTOINCREMENT`,
     /// the unique id as an inline constraint), keeping every row.
     fn to_version_6_log(conn: &Connection) {
@@ -237,6 +349,7 @@ mod tests {
         // The same database as version 6 wrote it.
         let before = {
             let conn = Connection::open(&path).expect("opened");
+            to_version_7(&conn);
             to_version_6_log(&conn);
             conn.pragma_update(None, "user_version", 6).expect("version 6");
             let sql: String = conn
@@ -255,12 +368,6 @@ mod tests {
                 .query_row("SELECT sql FROM sqlite_master WHERE name = 'events'", [], |r| r.get(0))
                 .expect("the log's schema");
             assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
-            let unique: i64 = conn
-                .query_row("SELECT \"unique\" FROM pragma_index_list('events') WHERE name = 'events_id'", [], |r| {
-                    r.get(0)
-                })
-                .expect("the id's index");
-            assert_eq!(unique, 1, "event ids stay unique");
         }
         for (id, view) in ids.iter().zip(&views) {
             assert_eq!(&e.status(*id).expect("a view"), view, "order {id}");
@@ -339,7 +446,8 @@ mod tests {
                 .expect("removed");
             assert_eq!(removed, 5, "three payments and a charge wait for refunds, and one was refunded");
             // Back to version 3's schema (version 5's index, version 6's
-            // table and version 7's event log undone too).
+            // table, version 7's event log and version 8's tables undone too).
+            to_version_7(&conn);
             conn.execute_batch(
                 "DROP INDEX riders_name_unique; CREATE INDEX riders_name ON riders (name, id); \
                  DROP TABLE idempotency_keys;",
