@@ -1,7 +1,8 @@
 //! [`Repo`] over one open PostgreSQL transaction.
 //!
-//! The SQL is SQLite's (`adapters::sqlite::repo`) with `$n` placeholders,
-//! except where several writers need more: ids from sequences, the order
+//! The SQL is SQLite's (`adapters::sqlite::repo`) with `$n` placeholders
+//! (the store inbox binds its statuses, where SQLite's spells them for its
+//! partial index), except where several writers need more: ids from sequences, the order
 //! lock, the log read in `(tx, seq)` order under the horizon, the relay's
 //! claim of messages with `FOR UPDATE … SKIP LOCKED`. Every statement is
 //! prepared once per connection and kept (the session's statement cache).

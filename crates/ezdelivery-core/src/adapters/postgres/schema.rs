@@ -77,9 +77,12 @@ CREATE INDEX ",
 }
 
 /// Version 1: the whole of SQLite's schema version 5, in its final state.
-/// (Later versions follow SQLite's from its version 6; SQLite's version 7,
-/// its event log without `AUTOINCREMENT`, has no counterpart here: this
-/// log's `seq` comes from a sequence.)
+/// (Later versions follow SQLite's from its version 6; SQLite's versions 7
+/// and 8 have no counterpart here: 7 is its event log without
+/// `AUTOINCREMENT`, and this log's `seq` comes from a sequence; 8 is
+/// SQLite's physical layout, `WITHOUT ROWID` tables and fewer or partial
+/// indexes, with the same tables and columns, and this schema keeps its
+/// indexes and the event id's unique constraint.)
 const V1: &str = concat!(
     r#"
 CREATE FUNCTION ezdelivery_bump_id() RETURNS trigger LANGUAGE plpgsql AS $$

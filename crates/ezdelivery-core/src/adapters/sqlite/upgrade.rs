@@ -229,6 +229,18 @@ mod tests {
     fn a_version_7_file_gets_the_tables_of_version_8_keeping_every_row() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = crate::app::copy::fixture::busy_database(dir.path());
+        // Orders in the store's inbox, which the new partial index must hold.
+        let (store, inbox) = {
+            let e = crate::app::copy::fixture::engine(&path);
+            let store = e.stores().expect("stores")[0].id;
+            let items = [ItemPick::new("후라이드", 1)];
+            let paid = e.place_order(NewOrder::new(store, "lim", &items).pay_now(None)).expect("placed").order_id;
+            let cooking = e.place_order(NewOrder::new(store, "lim", &items).pay_now(None)).expect("placed").order_id;
+            e.start_cooking(cooking).expect("cooking");
+            let inbox: Vec<_> = e.store_inbox(store).expect("the inbox").iter().map(|v| v.order_id).collect();
+            assert_eq!(inbox, [paid, cooking]);
+            (store, inbox)
+        };
         let before = {
             let conn = Connection::open(&path).expect("opened");
             to_version_7(&conn);
@@ -262,7 +274,8 @@ mod tests {
             conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).expect("checked");
         assert_eq!(broken, 0, "every foreign key holds");
 
-        let store = e.stores().expect("stores")[0].id;
+        let kept: Vec<_> = e.store_inbox(store).expect("the inbox").iter().map(|v| v.order_id).collect();
+        assert_eq!(kept, inbox, "the inbox's index holds the orders that were in the inbox");
         let paid = e
             .place_order(NewOrder::new(store, "kim", &[ItemPick::new("후라이드", 1)]).pay_now(None))
             .expect("placed")
@@ -294,7 +307,8 @@ mod tests {
         .expect("version 6's event log");
     }
 
-    /// Every row of every table of ours, as text, by table then rowid.
+    /// Every row of every table of ours, as text, by table then by its
+    /// first two columns.
     fn dump(conn: &Connection) -> Vec<(String, Vec<String>)> {
         let tables: Vec<String> = conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' ORDER BY name")
