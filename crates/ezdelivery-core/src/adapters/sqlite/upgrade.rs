@@ -267,8 +267,9 @@ mod tests {
             .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
             .expect("indexes");
         assert_eq!(indexes, ["events_order", "message_deliveries_due", "orders_inbox"], "no other index");
-        let rebuilt: i64 =
-            conn.query_row("SELECT count(*) FROM sqlite_master WHERE name LIKE '%_v8'", [], |r| r.get(0)).expect("");
+        let rebuilt: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name LIKE '%!_v8' ESCAPE '!'", [], |r| r.get(0))
+            .expect("tables");
         assert_eq!(rebuilt, 0, "the rebuild's tables are renamed");
         let broken: i64 =
             conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| r.get(0)).expect("checked");
