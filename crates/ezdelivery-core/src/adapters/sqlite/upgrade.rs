@@ -367,9 +367,7 @@ mod tests {
             to_version_7(&conn);
             to_version_6_log(&conn);
             conn.pragma_update(None, "user_version", 6).expect("version 6");
-            let sql: String = conn
-                .query_row("SELECT sql FROM sqlite_master WHERE name = 'events'", [], |r| r.get(0))
-                .expect("the log's schema");
+            let sql = sql_of(&conn, "events");
             assert!(sql.contains("AUTOINCREMENT"), "{sql}");
             dump(&conn)
         };
@@ -379,9 +377,7 @@ mod tests {
         {
             let conn = Connection::open(&path).expect("opened");
             assert_eq!(dump(&conn), before, "every row of every table kept, events with their seq");
-            let sql: String = conn
-                .query_row("SELECT sql FROM sqlite_master WHERE name = 'events'", [], |r| r.get(0))
-                .expect("the log's schema");
+            let sql = sql_of(&conn, "events");
             assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
         }
         for (id, view) in ids.iter().zip(&views) {
