@@ -96,7 +96,7 @@ fn event_json(c: &mut Criterion) {
         store: "교촌치킨".into(),
         customer: "kim".into(),
         address: "서울 강남구".into(),
-        items: vec![item(1, "후라이드", 18_000, 2), item(2, "콜라", 2_000, 1)],
+        items: vec![item(1, "후라이드", 18_000, 2), item(2, "콜라", 2_000, 1)].into(),
         total: 38_000,
     };
     let started = Event::DeliveryStarted { order_id: 12_345, rider_id: 3, rider: "lee".into() };

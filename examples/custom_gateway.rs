@@ -34,7 +34,7 @@ impl PaymentGateway for LimitGateway {
             // Not a "no" from the bank: the engine keeps the payment and retries it.
             return GatewayOutcome::Unavailable { reason: "the gateway's ledger is poisoned".into() };
         };
-        let outcome = answers.entry(request.idempotency_key.clone()).or_insert_with(|| {
+        let outcome = answers.entry(request.idempotency_key.to_string()).or_insert_with(|| {
             if request.amount > self.limit {
                 GatewayOutcome::Declined {
                     reason: format!("{}원 is over this card's limit of {}원", won(request.amount), won(self.limit)),

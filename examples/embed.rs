@@ -75,7 +75,7 @@ fn main() -> Result<()> {
 /// The mypage view of one order, as a program of your own might show it.
 fn print_mypage(v: &OrderView) {
     println!("mypage: order {} at {} for {} — {}", v.order_id, v.store, v.customer, v.status);
-    for item in &v.items {
+    for item in v.items.iter() {
         println!("  {} x{}  {} won", item.name, item.qty, won(item.unit_price * i64::from(item.qty)));
     }
     println!("  total {} won", won(v.total));

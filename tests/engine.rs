@@ -471,7 +471,7 @@ fn one_engine_serves_threads_each_command_returning_its_own_view() {
                         let placed = engine
                             .place_order(NewOrder::new(store, &customer, &[ItemPick::new("m", 1)]).pay_now(None))
                             .unwrap();
-                        assert_eq!((placed.customer.as_str(), placed.status), (customer.as_str(), OrderStatus::Paid));
+                        assert_eq!((&*placed.customer, placed.status), (customer.as_str(), OrderStatus::Paid));
                         let id = placed.order_id;
                         assert_eq!(engine.start_cooking(id).unwrap().order_id, id);
                         assert_eq!(engine.status(id).unwrap().status, OrderStatus::Cooking);
@@ -590,7 +590,7 @@ impl ezdelivery_core::ports::Clock for Shifted {
 /// test lets it answer `late`.
 #[derive(Clone)]
 struct Held {
-    charged: Arc<Mutex<Vec<String>>>,
+    charged: Arc<Mutex<Vec<Arc<str>>>>,
     entered: Arc<Mutex<Option<std::sync::mpsc::Sender<()>>>>,
     release: Arc<Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
     late: GatewayOutcome,

@@ -219,7 +219,7 @@ fn gateway_ref(outcome: &GatewayOutcome) -> Option<&str> {
 
 fn refund_call(r: &RefundRequest, outcome: &GatewayOutcome) -> RefundCall {
     RefundCall {
-        key: r.idempotency_key.clone(),
+        key: r.idempotency_key.to_string(),
         order: r.order_id,
         gateway_ref: r.gateway_ref.clone(),
         amount: r.amount,
@@ -240,7 +240,7 @@ impl PaymentGateway for ScriptedPayment {
             approved("pay", &r.idempotency_key)
         };
         ledger.approvals.push(PayCall {
-            key: r.idempotency_key.clone(),
+            key: r.idempotency_key.to_string(),
             order: r.order_id,
             amount: r.amount,
             card: r.card.clone(),
@@ -264,7 +264,7 @@ impl ChargeGateway for ScriptedCharge {
         let mut ledger = self.0.lock();
         let outcome = if ledger.charge_down { outage() } else { approved("charge", &r.idempotency_key) };
         ledger.charges.push(ChargeCall {
-            key: r.idempotency_key.clone(),
+            key: r.idempotency_key.to_string(),
             order: r.order_id,
             rider: r.rider.clone(),
             amount: r.amount,

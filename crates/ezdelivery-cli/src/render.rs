@@ -189,7 +189,7 @@ pub fn view_text(v: &OrderView) -> String {
     let address = one_line(&v.address);
     out.push_str(&format!("address   {}\n", if address.is_empty() { "-" } else { &address }));
     let mut items = table(&["menu", "name", "unit price", "qty", "amount"]);
-    for i in &v.items {
+    for i in v.items.iter() {
         items.add_row(vec![
             right(i.menu_id),
             Cell::new(&i.name),

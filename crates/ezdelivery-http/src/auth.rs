@@ -103,7 +103,7 @@ pub(crate) fn order_access(
     let view = engine.status(order)?;
     let party = match caller.role {
         Role::Admin => Party::Admin,
-        Role::Customer if view.customer == caller.name => Party::Customer,
+        Role::Customer if *view.customer == *caller.name => Party::Customer,
         Role::Owner if engine.store(view.store_id)?.owner == caller.name => Party::StoreOwner,
         Role::Rider => match &view.delivery {
             Some(d) if d.rider.as_deref() == Some(caller.name.as_str()) => Party::AssignedRider,

@@ -138,10 +138,10 @@ fn order(id: i64, store_id: i64, status: OrderStatus) -> Order {
     Order {
         id,
         store_id,
-        customer: "kim".to_string(),
-        address: "서울 마포구 1".to_string(),
+        customer: "kim".into(),
+        address: "서울 마포구 1".into(),
         total: items.iter().map(|i| i.unit_price * i64::from(i.qty)).sum(),
-        items,
+        items: items.into(),
         status,
         reviewed: false,
         created_at: t(id),
@@ -151,13 +151,13 @@ fn order(id: i64, store_id: i64, status: OrderStatus) -> Order {
 
 fn attempt(key: &str, next_at: Option<DateTime<Utc>>) -> Attempt {
     Attempt {
-        idempotency_key: key.to_string(),
+        idempotency_key: key.into(),
         tries: 3,
         next_at,
         last_error: Some("gateway timed out".into()),
         maybe_processed: true,
         unsettled: 2,
-        claim: next_at.map(|until| Claim { token: format!("claim-of-{key}"), until }),
+        claim: next_at.map(|until| Claim { token: format!("claim-of-{key}").into(), until }),
     }
 }
 
@@ -423,7 +423,7 @@ fn orders(s: &mut dyn Storage) {
         items: (1..=12).rev().map(|m| item(m, u32::try_from(m).expect("small"))).collect(),
         ..order(2, 2, OrderStatus::Paid)
     };
-    let single = Order { items: vec![item(9, 1)], ..order(3, 1, OrderStatus::Paid) };
+    let single = Order { items: vec![item(9, 1)].into(), ..order(3, 1, OrderStatus::Paid) };
     write(s, |r| {
         r.insert_order(&first)?;
         r.insert_order(&many)?;
@@ -435,7 +435,7 @@ fn orders(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.order(4)), None);
 
     let cooking = Order { status: OrderStatus::Cooking, reviewed: true, updated_at: t(500), ..first.clone() };
-    write(s, |r| r.update_order(&Order { items: vec![], ..cooking.clone() }));
+    write(s, |r| r.update_order(&Order { items: vec![].into(), ..cooking.clone() }));
     assert_eq!(read(s, |r| r.order(1)), Some(cooking), "status, review flag and time change; items never do");
     assert_eq!(read(s, |r| r.order(2)), Some(many), "other orders are untouched");
 
@@ -696,7 +696,7 @@ fn sample_events() -> Vec<Event> {
             store: "BBQ".into(),
             customer: "kim".into(),
             address: "서울".into(),
-            items: vec![item(2, 1), item(1, 3)],
+            items: vec![item(2, 1), item(1, 3)].into(),
             total: 5_000,
         },
         Event::PaymentApproved { order_id: 1, payment_id: 1, amount: 5_000, card: Some("************1111".into()) },
@@ -705,8 +705,8 @@ fn sample_events() -> Vec<Event> {
             store_id: 1,
             store: "BBQ".into(),
             customer: "lee".into(),
-            address: String::new(),
-            items: vec![item(1, 1)],
+            address: "".into(),
+            items: vec![item(1, 1)].into(),
             total: 1_000,
         },
         Event::DeliveryPrepared { order_id: 1, rider_id: None, rider: None, charge_id: None, charge: 3_000 },
@@ -781,7 +781,7 @@ fn sample_view(id: i64, customer: &str) -> OrderView {
         store: "BBQ 치킨".into(),
         customer: customer.into(),
         address: "서울 \"강남\"".into(),
-        items: vec![item(2, 1), item(1, 3)],
+        items: vec![item(2, 1), item(1, 3)].into(),
         total: 5_000,
     };
     let mut view = OrderView::start(1, t(0), &placed).expect("OrderPlaced starts a view");

@@ -7,6 +7,7 @@
 //! type ([`SqlRow`]).
 
 use std::str::FromStr;
+use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::DeserializeOwned;
@@ -153,6 +154,12 @@ fn not_null<T>(value: Option<T>, i: usize) -> Result<T> {
 impl Column for i64 {
     fn read(row: &dyn SqlRow, i: usize) -> Result<i64> {
         not_null(row.int(i)?, i)
+    }
+}
+
+impl Column for Arc<str> {
+    fn read(row: &dyn SqlRow, i: usize) -> Result<Arc<str>> {
+        String::read(row, i).map(Arc::from)
     }
 }
 
@@ -338,7 +345,7 @@ pub(crate) fn order(row: &dyn SqlRow) -> Result<Order> {
         store_id: get(row, 1)?,
         customer: get(row, 2)?,
         address: get(row, 3)?,
-        items: Vec::new(),
+        items: Arc::from([]),
         total: get(row, 4)?,
         status: status_at(row, 5, "orders", "status")?,
         reviewed: get(row, 6)?,
@@ -374,7 +381,7 @@ macro_rules! call_row {
                 maybe_processed: get(row, 11)?,
                 unsettled: int_at(row, 14, $table, "unsettled")?,
                 claim: match (token, until) {
-                    (Some(token), Some(until)) => Some(Claim { token, until }),
+                    (Some(token), Some(until)) => Some(Claim { token: token.into(), until }),
                     _ => None,
                 },
             };

@@ -15,6 +15,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::app::event_ids::EventIds;
 use crate::app::messages::{messages_for, Audience, Locale};
+use crate::app::nonces::Nonces;
 use crate::app::projector;
 use crate::app::retry::RetryPolicy;
 use crate::domain::view::OrderView;
@@ -38,6 +39,8 @@ pub struct Engine {
     pub(crate) settings: Settings,
     /// Hands out event ids; locked for one id at a time.
     event_ids: Mutex<EventIds>,
+    /// Hands out claim tokens and idempotency keys' random parts.
+    nonces: Nonces,
 }
 
 /// The two gateways money moves through.
@@ -99,6 +102,7 @@ impl EngineBuilder {
                     lease: DEFAULT_LEASE,
                 },
                 event_ids: Mutex::new(EventIds::new()),
+                nonces: Nonces::new(),
             },
         }
     }
@@ -153,6 +157,7 @@ impl Engine {
             clock,
             settings: Settings { relay_after_command: 0, ..self.settings },
             event_ids: Mutex::new(EventIds::new()),
+            nonces: Nonces::new(),
         }
     }
 
@@ -186,6 +191,7 @@ impl Engine {
                 now,
                 lease_until,
                 ids: &self.event_ids,
+                nonces: &self.nonces,
                 emitted: Vec::new(),
                 views: Vec::new(),
                 claim,
@@ -263,6 +269,8 @@ pub(crate) struct Work<'r> {
     /// When a claim on a gateway call taken in this unit of work lapses.
     pub lease_until: DateTime<Utc>,
     ids: &'r Mutex<EventIds>,
+    /// Claim tokens and the random part of idempotency keys.
+    pub nonces: &'r Nonces,
     /// Each event emitted, with its id and sequence number.
     emitted: Vec<(String, i64, Event)>,
     /// The views the events left, once projected.
@@ -329,7 +337,7 @@ impl Work<'_> {
             let Some(view) = self.views.iter().find(|v| v.order_id == order_id) else { continue };
             for (audience, text) in messages_for(&event, view, locale) {
                 let recipient = match audience {
-                    Audience::Customer => view.customer.clone(),
+                    Audience::Customer => view.customer.to_string(),
                     Audience::Rider => match view.delivery.as_ref().and_then(|d| d.rider.clone()) {
                         Some(rider) => rider,
                         None => continue,

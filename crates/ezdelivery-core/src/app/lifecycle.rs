@@ -385,7 +385,7 @@ fn busy(order: OrderId, what: Billing, until: chrono::DateTime<chrono::Utc>) -> 
 
 fn new_payment(w: &mut Work<'_>, order: &Order, card: Option<String>) -> Result<Payment> {
     let id = w.repo.next_id(Table::Payment)?;
-    let payment = Payment::request(id, order.id, order.total, card, idempotency_key("pay", id), w.now);
+    let payment = Payment::request(id, order.id, order.total, card, idempotency_key("pay", id, w.nonces.next()), w.now);
     w.repo.save_payment(&payment)?;
     Ok(payment)
 }
@@ -393,14 +393,14 @@ fn new_payment(w: &mut Work<'_>, order: &Order, card: Option<String>) -> Result<
 /// A new pending delivery charge (not yet saved).
 fn new_charge(w: &mut Work<'_>, order: OrderId, rider: RiderId, amount: Won) -> Result<Charge> {
     let id = w.repo.next_id(Table::Charge)?;
-    Ok(Charge::request(id, order, rider, amount, idempotency_key("charge", id), w.now))
+    Ok(Charge::request(id, order, rider, amount, idempotency_key("charge", id, w.nonces.next()), w.now))
 }
 
 /// An idempotency key unique across databases, since one gateway may serve
-/// several: the record's id (for people reading gateway logs) and a random part.
-fn idempotency_key(kind: &str, id: i64) -> String {
-    let random = uuid::Uuid::new_v4().simple().to_string();
-    format!("ezd-{kind}-{id}-{}", &random[..16])
+/// several: the record's id (for people reading gateway logs) and a random
+/// part, `nonce` as 16 hexadecimal digits.
+fn idempotency_key(kind: &str, id: i64, nonce: u64) -> String {
+    format!("ezd-{kind}-{id}-{nonce:016x}")
 }
 
 /// The payment of a cancelled or rejected order: refund it if approved,

@@ -107,7 +107,7 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
     if !tells {
         return Vec::new();
     }
-    let (id, store, total) = (view.order_id, view.store.as_str(), won(view.total));
+    let (id, store, total) = (view.order_id, &*view.store, won(view.total));
     let stopped = matches!(view.status, OrderStatus::Cancelled | OrderStatus::Rejected);
     if stopped
         && matches!(event, Event::PaymentApproved { .. } | Event::PaymentDeclined { .. } | Event::PaymentQueued { .. })
@@ -214,7 +214,7 @@ impl std::fmt::Display for IdParticle<'_> {
 /// owner, once told of the order (it was paid, so it reached the kitchen),
 /// to stop preparing it, and the rider assigned to its delivery not to come.
 fn cancelled_for_store_and_rider(view: &OrderView, reason: &str, locale: Locale) -> Vec<(Audience, String)> {
-    let (id, store, total) = (view.order_id, view.store.as_str(), won(view.total));
+    let (id, store, total) = (view.order_id, &*view.store, won(view.total));
     let reason = reason.trim();
     let mut out = Vec::new();
     if view.kitchen.is_some() {
@@ -257,8 +257,8 @@ mod tests {
             store_id: 1,
             store: "BBQ".into(),
             customer: "kim".into(),
-            address: String::new(),
-            items: vec![OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 2 }],
+            address: "".into(),
+            items: vec![OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 2 }].into(),
             total: 36_000,
         };
         OrderView::start(1, at, &placed).unwrap()
@@ -344,8 +344,8 @@ mod tests {
                 store_id: 1,
                 store: "BBQ".into(),
                 customer: "kim".into(),
-                address: String::new(),
-                items: vec![],
+                address: "".into(),
+                items: vec![].into(),
                 total: 0,
             };
             let v = OrderView { order_id: id, ..view() };

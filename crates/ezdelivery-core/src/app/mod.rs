@@ -11,6 +11,7 @@ mod event_ids;
 pub mod invariants;
 pub mod lifecycle;
 pub mod messages;
+mod nonces;
 mod notify;
 pub mod projector;
 pub mod relay;

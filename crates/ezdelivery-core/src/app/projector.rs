@@ -148,9 +148,9 @@ mod tests {
             order_id,
             store_id: 1,
             store: "BBQ".into(),
-            customer: format!("c{order_id}"),
-            address: String::new(),
-            items: vec![OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 1 }],
+            customer: format!("c{order_id}").into(),
+            address: "".into(),
+            items: vec![OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 1 }].into(),
             total: 18_000,
         }
     }

@@ -309,7 +309,7 @@ impl Attention {
             id: leg.id(),
             status: crate::domain::PaymentStatus::NeedsAttention.as_str(),
             amount: leg.amount(),
-            idempotency_key: leg.attempt().idempotency_key.clone(),
+            idempotency_key: leg.attempt().idempotency_key.to_string(),
             gateway_ref: leg.gateway_ref(),
             tries: leg.attempt().tries,
             last_error: leg.attempt().last_error.clone(),

@@ -18,6 +18,7 @@
 //! two kinds of record, [`Payment`] and [`Charge`], differ only in what a
 //! settled call does to their order (the [`Leg`] implementations below).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -78,7 +79,7 @@ pub(crate) enum Request {
 pub(crate) struct Claimed<L> {
     leg: L,
     call: Call,
-    token: String,
+    token: Arc<str>,
     request: Request,
 }
 
@@ -336,8 +337,8 @@ pub(crate) fn claim<L: Leg>(w: &mut Work<'_>, leg: &L, only_due: bool) -> Result
     if only_due && !attempt.due(w.now) {
         return Ok(Claiming::Busy(attempt.next_at.unwrap_or(w.now)));
     }
-    let token = uuid::Uuid::new_v4().simple().to_string();
-    let claimed = leg.with_attempt(attempt.claim(token.clone(), w.lease_until), w.now);
+    let token = w.nonces.token();
+    let claimed = leg.with_attempt(attempt.claim(Arc::clone(&token), w.lease_until), w.now);
     claimed.save(w.repo)?;
     let request = claimed.request(w.repo, call)?;
     Ok(Claiming::Claimed(Claimed { leg: claimed, call, token, request }))

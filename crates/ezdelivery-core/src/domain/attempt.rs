@@ -22,14 +22,17 @@
 //! reached the gateway, so the attempt stays in doubt, and only replaying
 //! the same idempotency key settles it.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A transaction's hold on an attempt while its gateway call is under way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
-    /// Random; the holder's proof when it records the answer.
-    pub token: String,
+    /// Random; the holder's proof when it records the answer. Shared: a
+    /// payment or charge is copied on every load and save.
+    pub token: Arc<str>,
     /// When the lease runs out and another actor may take the attempt over.
     pub until: DateTime<Utc>,
 }
@@ -79,8 +82,9 @@ pub enum Verdict {
 /// same across retries so the gateway acts on it once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
-    /// Sent as the `Idempotency-Key` header; never changes for this call.
-    pub idempotency_key: String,
+    /// Sent as the `Idempotency-Key` header; never changes for this call
+    /// (so shared by every copy of the record).
+    pub idempotency_key: Arc<str>,
     /// How many times the gateway was called for it.
     pub tries: u32,
     /// When a retry is due (or a claim's lease ends); `None`: due now.
@@ -101,7 +105,7 @@ impl Attempt {
     /// A fresh attempt under `idempotency_key`, never tried.
     pub fn new(idempotency_key: String) -> Attempt {
         Attempt {
-            idempotency_key,
+            idempotency_key: idempotency_key.into(),
             tries: 0,
             next_at: None,
             last_error: None,
@@ -130,7 +134,7 @@ impl Attempt {
     /// The attempt held by `token` until `until`, about to be called. A
     /// claim taken over from a holder whose lease ran out leaves the
     /// attempt in doubt: that holder's call may have reached the gateway.
-    pub fn claim(&self, token: String, until: DateTime<Utc>) -> Attempt {
+    pub fn claim(&self, token: Arc<str>, until: DateTime<Utc>) -> Attempt {
         Attempt {
             maybe_processed: self.in_doubt(),
             claim: Some(Claim { token, until }),
@@ -141,7 +145,7 @@ impl Attempt {
 
     /// Whether the claim `token` still holds it.
     pub fn holds(&self, token: &str) -> bool {
-        self.claim.as_ref().is_some_and(|c| c.token == token)
+        self.claim.as_ref().is_some_and(|c| *c.token == *token)
     }
 
     /// The one place that decides what an answer means. `retry_at` is when
@@ -288,7 +292,7 @@ mod tests {
         let a = Attempt::new("k".into()).claim("c".into(), t(60)).answered();
         assert!(!a.in_doubt() && a.next_at.is_none() && a.tries == 1);
         let r = a.refund();
-        assert_eq!(r.idempotency_key, "k-refund");
+        assert_eq!(r.idempotency_key, "k-refund".into());
         assert!(!r.in_doubt() && r.tries == 0);
     }
 }

@@ -171,7 +171,7 @@ mod tests {
         let (c, e) = c.withdraw(now()).unwrap();
         let requested = Event::DeliveryChargeRefundRequested { order_id: 2, charge_id: 4, amount: 3000 };
         assert_eq!((c.status, e), (S::RefundPending, Some(requested)));
-        assert_eq!(c.attempt.idempotency_key, "ezd-charge-4-refund");
+        assert_eq!(c.attempt.idempotency_key, "ezd-charge-4-refund".into());
         let (c, e) = c.confirm_refund(now()).unwrap();
         assert_eq!(c.status, S::Refunded);
         assert_eq!(e, Event::DeliveryChargeRefunded { order_id: 2, charge_id: 4, amount: 3000 });
@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(e, [paid.clone(), requested.clone()]);
         // Paid for a delivery that was cancelled or moved meanwhile: taken straight back.
         let (unwanted, e) = unreached.pay("x", false, now()).unwrap();
-        assert_eq!((unwanted.status, unwanted.attempt.idempotency_key.as_str()), (S::RefundPending, "c4-refund"));
+        assert_eq!((unwanted.status, &*unwanted.attempt.idempotency_key), (S::RefundPending, "c4-refund"));
         assert_eq!(e, [paid, requested]);
     }
 

@@ -1,6 +1,8 @@
 //! Domain events: what happened, in the past tense. Every event of an order
 //! carries the order id, its correlation key.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::ids::{ChargeId, MenuId, OrderId, PaymentId, RiderId, StoreId, Won};
@@ -72,13 +74,13 @@ pub enum Event {
         /// The store it was placed with.
         store_id: StoreId,
         /// The store's name when the order was placed.
-        store: String,
+        store: Arc<str>,
         /// Who ordered: the name the customer's messages go to.
-        customer: String,
+        customer: Arc<str>,
         /// Where to deliver (empty when none was given).
-        address: String,
+        address: Arc<str>,
         /// What was ordered, each line at its price when ordered.
-        items: Vec<OrderItem>,
+        items: Arc<[OrderItem]>,
         /// What the customer pays, in whole won: the sum of `unit_price *
         /// qty` over the items.
         total: Won,
@@ -510,8 +512,8 @@ mod tests {
             store_id: 2,
             store: "교촌 \"치킨\"}".into(),
             customer: "kim".into(),
-            address: String::new(),
-            items: vec![],
+            address: "".into(),
+            items: vec![].into(),
             total: 0,
         };
         assert_eq!(placed.data_json(), placed.data().to_string());

@@ -216,8 +216,8 @@ mod tests {
             store_id: 1,
             store: store.into(),
             customer: customer.into(),
-            address: String::new(),
-            items,
+            address: "".into(),
+            items: items.into(),
             total,
         };
         OrderView::start(1, DateTime::from_timestamp(0, 0).unwrap(), &placed).unwrap()

@@ -8,6 +8,8 @@
 //!       └─────────────────┴──────────────────────┴────────────────┴──────────► cancelled
 //! ```
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::catalogue::{Menu, Store};
@@ -105,11 +107,13 @@ pub struct Order {
     /// The store it was placed with.
     pub store_id: StoreId,
     /// Who ordered: the name the customer's messages go to.
-    pub customer: String,
+    pub customer: Arc<str>,
     /// Where to deliver (empty when none was given).
-    pub address: String,
+    pub address: Arc<str>,
     /// What was ordered, one line per menu, at its price when ordered.
-    pub items: Vec<OrderItem>,
+    /// Shared, never changed, with the order's event and view (see
+    /// [`OrderView`](crate::domain::view::OrderView)).
+    pub items: Arc<[OrderItem]>,
     /// The sum of `unit_price * qty` over the items.
     pub total: Won,
     /// Its status; [`OrderStatus::next`] says where it may go.
@@ -172,9 +176,9 @@ impl Order {
         let order = Order {
             id,
             store_id: store.id,
-            customer,
-            address,
-            items,
+            customer: customer.into(),
+            address: address.into(),
+            items: items.into(),
             total,
             status: OrderStatus::PendingPayment,
             reviewed: false,
@@ -184,7 +188,7 @@ impl Order {
         let event = Event::OrderPlaced {
             order_id: id,
             store_id: store.id,
-            store: store.name.clone(),
+            store: store.name.as_str().into(),
             customer: order.customer.clone(),
             address: order.address.clone(),
             items: order.items.clone(),

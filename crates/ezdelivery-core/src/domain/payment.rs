@@ -229,7 +229,7 @@ mod tests {
     #[test]
     fn approve_then_refund_keeps_one_key_per_call() {
         let p = Payment::request(5, 2, 36_000, None, "ezd-pay-5".into(), now());
-        assert_eq!(p.attempt.idempotency_key, "ezd-pay-5");
+        assert_eq!(p.attempt.idempotency_key, "ezd-pay-5".into());
         let (p, e) = p.approve("gw-1", true, now()).unwrap();
         assert_eq!(e, [Event::PaymentApproved { order_id: 2, payment_id: 5, amount: 36_000, card: None }]);
         assert_eq!(p.gateway_ref.as_deref(), Some("gw-1"));
@@ -237,7 +237,7 @@ mod tests {
         let (p, e) = p.request_refund(now()).unwrap();
         assert_eq!(p.status, S::RefundPending);
         assert_eq!(e, Event::PaymentRefundRequested { order_id: 2, payment_id: 5, amount: 36_000 });
-        assert_eq!(p.attempt.idempotency_key, "ezd-pay-5-refund");
+        assert_eq!(p.attempt.idempotency_key, "ezd-pay-5-refund".into());
         assert!(p.awaits_gateway());
         let (p, e) = p.confirm_refund(now()).unwrap();
         assert_eq!(p.status, S::Refunded);
@@ -258,12 +258,12 @@ mod tests {
         // A late approval of a voided payment goes straight to refund.
         let (late, e) = voided.approve("gw", true, now()).unwrap();
         assert_eq!(late.status, S::RefundPending);
-        assert_eq!(late.attempt.idempotency_key, "k1-refund");
+        assert_eq!(late.attempt.idempotency_key, "k1-refund".into());
         let approved = Event::PaymentApproved { order_id: 2, payment_id: 1, amount: 100, card: None };
         assert_eq!(e, [approved.clone(), Event::PaymentRefundRequested { order_id: 2, payment_id: 1, amount: 100 }]);
         // An approval for an order that no longer waits for it goes straight back too.
         let (unwanted, e) = p.approve("gw", false, now()).unwrap();
-        assert_eq!((unwanted.status, unwanted.attempt.idempotency_key.as_str()), (S::RefundPending, "k1-refund"));
+        assert_eq!((unwanted.status, &*unwanted.attempt.idempotency_key), (S::RefundPending, "k1-refund"));
         assert_eq!(e, [approved, Event::PaymentRefundRequested { order_id: 2, payment_id: 1, amount: 100 }]);
     }
 

@@ -40,7 +40,7 @@ impl Review {
         let review = Review {
             order_id: order.id,
             store_id: order.store_id,
-            customer: order.customer.clone(),
+            customer: order.customer.to_string(),
             score,
             text: text.clone(),
             created_at: now,

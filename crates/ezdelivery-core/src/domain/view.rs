@@ -9,6 +9,8 @@
 //! existed are brought up to date once, when the database is opened
 //! (`adapters::sqlite::upgrade`).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -54,15 +56,19 @@ pub struct OrderView {
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub store_id: StoreId,
     /// The store's name when ordered.
-    pub store: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub store: Arc<str>,
     /// Who ordered: the name the customer's messages go to.
-    pub customer: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub customer: Arc<str>,
     /// Where to deliver (empty when none was given).
-    pub address: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub address: Arc<str>,
     /// Where the order stands.
     pub status: OrderStatus,
     /// What was ordered, each line at its price when ordered.
-    pub items: Vec<OrderItem>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<OrderItem>))]
+    pub items: Arc<[OrderItem]>,
     /// What the customer pays, in whole won: the sum of `unit_price *
     /// qty` over the items.
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
@@ -389,7 +395,7 @@ mod tests {
             store: "BBQ".into(),
             customer: "kim".into(),
             address: "서울 강남구 1".into(),
-            items: Vec::new(),
+            items: Vec::new().into(),
             total: 0,
         };
         OrderView::start(1, DateTime::from_timestamp(0, 0).unwrap(), &placed).unwrap()

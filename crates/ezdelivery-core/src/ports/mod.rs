@@ -1,6 +1,8 @@
 //! The ports: small traits the application talks to, each with more than one
 //! adapter (`crate::adapters`). Storage is a port too.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use crate::domain::attempt::Answer;
@@ -89,7 +91,7 @@ impl GatewayOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentRequest {
     /// Stays the same when this attempt is retried.
-    pub idempotency_key: String,
+    pub idempotency_key: Arc<str>,
     /// The order this payment is for.
     pub order_id: OrderId,
     /// The order's total, in whole won: the gateway charges exactly this.
@@ -102,7 +104,7 @@ pub struct PaymentRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeRequest {
     /// Stays the same when this attempt is retried.
-    pub idempotency_key: String,
+    pub idempotency_key: Arc<str>,
     /// The order whose delivery the charge is for.
     pub order_id: OrderId,
     /// The rider to pay (or take the charge back from).
@@ -117,7 +119,7 @@ pub struct ChargeRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundRequest {
     /// Stays the same when this refund is retried.
-    pub idempotency_key: String,
+    pub idempotency_key: Arc<str>,
     /// The order the payment or charge was for.
     pub order_id: OrderId,
     /// The gateway's id of what is undone.

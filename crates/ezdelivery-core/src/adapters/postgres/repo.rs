@@ -399,14 +399,14 @@ macro_rules! pg_call {
                         &self.status.as_str(),
                         &self.amount,
                         &self.gateway_ref,
-                        &a.idempotency_key,
+                        &&*a.idempotency_key,
                         &i64::from(a.tries),
                         &a.next_at.as_ref().map(time_text),
                         &a.last_error,
                         &time_text(&self.created_at),
                         &time_text(&self.updated_at),
                         &i64::from(a.maybe_processed),
-                        &claim.map(|c| c.token.as_str()),
+                        &claim.map(|c| &*c.token),
                         &claim.map(|c| time_text(&c.until)),
                         &i64::from(a.unsettled),
                         &self.$own,
@@ -550,8 +550,8 @@ impl Repo for PgRepo<'_, '_> {
             &[
                 &o.id,
                 &o.store_id,
-                &o.customer,
-                &o.address,
+                &&*o.customer,
+                &&*o.address,
                 &o.total,
                 &o.status.as_str(),
                 &i64::from(o.reviewed),
@@ -581,7 +581,7 @@ impl Repo for PgRepo<'_, '_> {
 
     fn order(&mut self, id: OrderId) -> Result<Option<Order>> {
         let Some(mut order) = self.one(ORDER, &[&id], |r| rows::order(r))? else { return Ok(None) };
-        order.items = self.all(ORDER_ITEMS, &[&id], |r| rows::item(r))?;
+        order.items = self.all(ORDER_ITEMS, &[&id], |r| rows::item(r))?.into();
         Ok(Some(order))
     }
 
@@ -686,7 +686,7 @@ impl Repo for PgRepo<'_, '_> {
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
         let text = serde_json::to_string(view)
             .map_err(|e| Error::storage(format!("cannot write the view of order {}: {e}", view.order_id)))?;
-        self.exec(SAVE_VIEW, &[&view.order_id, &view.customer, &text])?;
+        self.exec(SAVE_VIEW, &[&view.order_id, &&*view.customer, &text])?;
         Ok(())
     }
 

@@ -215,7 +215,7 @@ macro_rules! sql_call {
                         time_text(&self.created_at),
                         time_text(&self.updated_at),
                         a.maybe_processed,
-                        claim.map(|c| c.token.as_str()),
+                        claim.map(|c| &*c.token),
                         claim.map(|c| time_text(&c.until)),
                         a.unsettled,
                         self.$own,
@@ -432,7 +432,7 @@ impl Repo for SqliteRepo<'_> {
 
     fn order(&mut self, id: OrderId) -> Result<Option<Order>> {
         let Some(mut order) = self.one(ORDER, [id], rows::order)? else { return Ok(None) };
-        order.items = self.all(ORDER_ITEMS, [id], rows::item)?;
+        order.items = self.all(ORDER_ITEMS, [id], rows::item)?.into();
         Ok(Some(order))
     }
 

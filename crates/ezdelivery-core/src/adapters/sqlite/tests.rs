@@ -268,8 +268,8 @@ fn constraint_violations_fail_the_write_and_keep_nothing() {
             id: 5,
             store_id: 1,
             customer: "kim".into(),
-            address: String::new(),
-            items: vec![],
+            address: "".into(),
+            items: vec![].into(),
             total: 0,
             status: OrderStatus::Paid,
             reviewed: false,
@@ -291,8 +291,8 @@ fn reviews_are_stored_with_every_field() {
         id: 1,
         store_id: 1,
         customer: "kim".into(),
-        address: String::new(),
-        items: vec![],
+        address: "".into(),
+        items: vec![].into(),
         total: 0,
         status: OrderStatus::Delivered,
         reviewed: true,
@@ -469,8 +469,8 @@ fn cached_views_follow_writes_of_other_connections() {
         store_id: 1,
         store: "BBQ".into(),
         customer: "kim".into(),
-        address: String::new(),
-        items: vec![OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 1 }],
+        address: "".into(),
+        items: vec![OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 1 }].into(),
         total: 18_000,
     };
     let view = OrderView::start(1, at, &placed).expect("a view");
@@ -490,7 +490,7 @@ fn cached_views_follow_writes_of_other_connections() {
     assert_eq!(read(&mut a), changed);
     // Nor does a write straight through the connection.
     a.connection().execute("UPDATE mypage SET view = json_set(view, '$.address', 'raw')", []).expect("raw write");
-    assert_eq!(read(&mut a).address, "raw");
+    assert_eq!(read(&mut a).address, "raw".into());
 }
 
 // ─────────────── the read-only look before open (preflight) ───────────────
