@@ -151,7 +151,7 @@ pub(crate) fn find_menu(repo: &mut dyn Repo, store: StoreId, menu: &str) -> Resu
             return Ok(found);
         }
     }
-    repo.menu_by_name(store, menu)?.ok_or(Error::NotFound {
+    repo.menu_by_name(store, menu)?.ok_or_else(|| Error::NotFound {
         what: crate::Record::Menu,
         id: format!("`{}` of store {store}", validate::shown(menu)),
         store: Some(store),
