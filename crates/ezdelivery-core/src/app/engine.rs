@@ -12,6 +12,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, SubsecRound, Utc};
+use smallvec::SmallVec;
 
 use crate::app::event_ids::EventIds;
 use crate::app::messages::{messages_for, Audience, Locale};
@@ -192,11 +193,11 @@ impl Engine {
                 lease_until,
                 ids: &self.event_ids,
                 nonces: &self.nonces,
-                emitted: Vec::new(),
+                emitted: SmallVec::new(),
                 views: Vec::new(),
                 claim,
                 claimed: Vec::new(),
-                locked: Vec::new(),
+                locked: SmallVec::new(),
             };
             let result = work(&mut unit)?;
             let emitted = !unit.emitted.is_empty();
@@ -271,8 +272,11 @@ pub(crate) struct Work<'r> {
     ids: &'r Mutex<EventIds>,
     /// Claim tokens and the random part of idempotency keys.
     pub nonces: &'r Nonces,
-    /// Each event emitted, with its id and sequence number.
-    emitted: Vec<(String, i64, Event)>,
+    /// Each event emitted, with its id and sequence number. Inline, as
+    /// the locks below: a unit of work emits one or two and locks one
+    /// order, and a heap allocation for each was 4 % of an in-memory
+    /// lifecycle.
+    emitted: SmallVec<[(String, i64, Event); 2]>,
     /// The views the events left, once projected.
     views: Vec<OrderView>,
     /// Until when, and how many, of the messages queued here to claim for
@@ -281,7 +285,7 @@ pub(crate) struct Work<'r> {
     /// The messages claimed, as they are due once released.
     claimed: Vec<QueuedMessage>,
     /// The orders locked so far ([`Work::lock_order`]).
-    locked: Vec<OrderId>,
+    locked: SmallVec<[OrderId; 2]>,
 }
 
 impl Work<'_> {

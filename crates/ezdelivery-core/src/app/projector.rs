@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use smallvec::SmallVec;
 
 use crate::domain::view::OrderView;
 use crate::domain::{Event, OrderId};
@@ -71,8 +72,9 @@ pub(crate) fn apply_events<'e>(
 ) -> Result<usize> {
     let mut applied = 0;
     // The views being updated, in order of first appearance, and whether
-    // each changed; `None` for an order with no view yet.
-    let mut open: Vec<(OrderId, Option<OrderView>, bool)> = Vec::new();
+    // each changed; `None` for an order with no view yet. Inline for the
+    // one or two of a command's unit of work.
+    let mut open: SmallVec<[(OrderId, Option<OrderView>, bool); 2]> = SmallVec::new();
     // An index once there are more than a few orders (a command's own
     // events are of one or two; a rebuild's batch, of hundreds).
     let mut index: Option<HashMap<OrderId, usize>> = None;
