@@ -74,10 +74,13 @@ pub enum Event {
         /// The store it was placed with.
         store_id: StoreId,
         /// The store's name when the order was placed.
+        #[serde(deserialize_with = "super::shared_text::deserialize")]
         store: Arc<str>,
         /// Who ordered: the name the customer's messages go to.
+        #[serde(deserialize_with = "super::shared_text::deserialize")]
         customer: Arc<str>,
         /// Where to deliver (empty when none was given).
+        #[serde(deserialize_with = "super::shared_text::deserialize")]
         address: Arc<str>,
         /// What was ordered, each line at its price when ordered.
         items: Arc<[OrderItem]>,

@@ -21,6 +21,7 @@ pub mod order;
 pub mod payment;
 pub mod refusal;
 pub mod review;
+mod shared_text;
 mod status;
 pub(crate) mod strings;
 pub mod time;

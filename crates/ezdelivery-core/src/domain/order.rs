@@ -206,7 +206,8 @@ impl Order {
     }
 
     /// [`Order::transition`] of an order the caller no longer needs: the
-    /// same result, without copying the order's texts and items.
+    /// same result, without a copy of the order (its texts and items are
+    /// shared either way; this spares their reference counts).
     pub fn into_transition(self, action: OrderAction, now: DateTime<Utc>) -> Result<Order, Refusal> {
         match self.status.next(action) {
             Some(status) => Ok(Order { status, updated_at: now, ..self }),

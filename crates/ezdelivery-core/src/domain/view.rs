@@ -57,12 +57,15 @@ pub struct OrderView {
     pub store_id: StoreId,
     /// The store's name when ordered.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[serde(deserialize_with = "super::shared_text::deserialize")]
     pub store: Arc<str>,
     /// Who ordered: the name the customer's messages go to.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[serde(deserialize_with = "super::shared_text::deserialize")]
     pub customer: Arc<str>,
     /// Where to deliver (empty when none was given).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[serde(deserialize_with = "super::shared_text::deserialize")]
     pub address: Arc<str>,
     /// Where the order stands.
     pub status: OrderStatus,
