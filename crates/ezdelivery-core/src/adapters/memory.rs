@@ -30,6 +30,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 
 use super::calls::CallRecord;
+use super::text_index::TextIndex;
 use crate::domain::view::OrderView;
 use crate::domain::{
     Breaker, Charge, ChargeId, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderStatus, Payment,
@@ -230,7 +231,7 @@ struct StoredRequest {
 /// stay: a purge keeps them).
 struct Outbox {
     messages: Vec<QueuedEntry>,
-    message_keys: IdMap<String, usize>,
+    message_keys: TextIndex,
     message_deliveries: Vec<Slot>,
     delivery_keys: IdMap<(usize, usize), usize>,
     due: BTreeSet<(DateTime<Utc>, usize)>,
@@ -294,10 +295,8 @@ struct State {
 
     /// Queued messages, in queue order; a message's index is its key.
     messages: Vec<QueuedEntry>,
-    /// A message's id → its key. Ids are made of event ids, not chosen by
-    /// users, so foldhash as for ids: std's SipHash over these 40-odd
-    /// bytes was 5 % of a lifecycle.
-    message_keys: IdMap<String, usize>,
+    /// A message's id → its key.
+    message_keys: TextIndex,
     /// Channel names; a name's index is its key.
     channels: Vec<String>,
     /// Message deliveries, in the order they were created (so oldest
@@ -749,20 +748,20 @@ impl State {
 
     /// The key of the message with id `id`.
     fn message_key(&self, id: &str) -> Option<usize> {
-        self.message_keys.get(id).copied()
+        self.message_keys.get(id, |key| self.messages.get(key).map(|e| e.message.id.as_str()))
     }
 
     /// Queues a message whose id is not queued yet; its key.
     fn push_message(&mut self, message: Message) -> usize {
         let key = self.messages.len();
-        self.message_keys.insert(message.id.clone(), key);
+        self.message_keys.insert(&message.id, key);
         self.messages.push(QueuedEntry { message });
         key
     }
 
     fn pop_message(&mut self) {
         if let Some(entry) = self.messages.pop() {
-            self.message_keys.remove(&entry.message.id);
+            self.message_keys.remove(&entry.message.id, self.messages.len());
         }
     }
 

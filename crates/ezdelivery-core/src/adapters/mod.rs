@@ -20,6 +20,7 @@ pub mod postgres;
 mod rows;
 pub mod sandbox;
 pub mod sqlite;
+mod text_index;
 pub mod webhook;
 
 #[cfg(test)]
