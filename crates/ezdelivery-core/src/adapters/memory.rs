@@ -374,7 +374,7 @@ fn swap_hash<K: Hash + Eq, V, S: BuildHasher>(map: &mut HashMap<K, V, S>, key: K
 /// [`swap_hash`] for a map of boxed records, which stay in their boxes
 /// when replaced. The map's entries stay small, so growing the map moves
 /// pointers, not whole records: with a 304-byte view or a 200-byte payment
-/// in each entry, the fresh pages and copies of each growth were 5–10 % of
+/// in each entry, the fresh pages and copies of each growth were 5–8 % of
 /// an in-memory lifecycle.
 fn swap_boxed<K: Hash + Eq, V, S: BuildHasher>(map: &mut HashMap<K, Box<V>, S>, key: K, value: Option<V>) -> Option<V> {
     match value {
