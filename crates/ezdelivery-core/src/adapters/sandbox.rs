@@ -64,7 +64,7 @@ impl SandboxSettings {
 
     /// The reference is a function of the key, so a retry gets the same one.
     fn approved(prefix: &str, idempotency_key: &str) -> GatewayOutcome {
-        GatewayOutcome::Approved { gateway_ref: format!("{prefix}-{idempotency_key}") }
+        GatewayOutcome::Approved { gateway_ref: [prefix, "-", idempotency_key].concat() }
     }
 }
 

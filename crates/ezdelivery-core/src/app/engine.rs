@@ -341,7 +341,7 @@ impl Work<'_> {
             let Some(view) = self.views.iter().find(|v| v.order_id == order_id) else { continue };
             for (audience, text) in messages_for(&event, view, locale) {
                 let recipient = match audience {
-                    Audience::Customer => view.customer.to_string(),
+                    Audience::Customer => String::from(&*view.customer),
                     Audience::Rider => match view.delivery.as_ref().and_then(|d| d.rider.clone()) {
                         Some(rider) => rider,
                         None => continue,

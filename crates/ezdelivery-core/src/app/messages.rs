@@ -1,10 +1,8 @@
 //! The words of the notifications: which events tell whom, in Korean (the
 //! default) or English.
 
-use std::fmt::Write as _;
-
 use crate::domain::view::OrderView;
-use crate::domain::{Event, OrderStatus};
+use crate::domain::{push_int, push_won, Event, OrderStatus, Won};
 
 /// The language of messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -85,6 +83,24 @@ pub fn particle(word: impl std::fmt::Display, after_consonant: &str, after_vowel
     }
 }
 
+/// Appends each piece, in order, to a `String`: the texts, ids and
+/// amounts of a message. A message is written for every status change, and
+/// `format!` spent most of a lifecycle's formatting time walking its
+/// templates; pieces pushed in order write the same text in a fraction.
+macro_rules! put {
+    ($text:expr, $($piece:expr),+ $(,)?) => {{
+        let text: &mut String = &mut $text;
+        $( Piece::put($piece, text); )+
+    }};
+}
+
+/// `[store] `, the start of every message, with room for the rest.
+fn about(store: &str) -> String {
+    let mut text = String::with_capacity(store.len() + 128);
+    put!(text, "[", store, "] ");
+    text
+}
+
 /// The messages `event` causes, with the view of its order after the event:
 /// every order status change tells the customer, a newly paid order also
 /// tells the store's owner, and a cancelled one the owner (once it was
@@ -107,7 +123,7 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
     if !tells {
         return Vec::new();
     }
-    let (id, store, total) = (view.order_id, &*view.store, won(view.total));
+    let (id, store, total) = (view.order_id, &*view.store, view.total);
     let stopped = matches!(view.status, OrderStatus::Cancelled | OrderStatus::Rejected);
     if stopped
         && matches!(event, Event::PaymentApproved { .. } | Event::PaymentDeclined { .. } | Event::PaymentQueued { .. })
@@ -119,82 +135,161 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
     }
     let ko = locale == Locale::Ko;
     if let Event::PaymentApproved { .. } = event {
-        let mut items = String::with_capacity(16 * view.items.len());
-        for (n, i) in view.items.iter().enumerate() {
-            let sep = if n == 0 { "" } else { ", " };
-            let _ = write!(items, "{sep}{} x{}", i.name, i.qty);
+        let mut owner = about(store);
+        match locale {
+            Locale::Ko => put!(owner, "새 주문 #", Id(id), ": "),
+            Locale::En => put!(owner, "new order #", Id(id), ": "),
         }
-        let owner = match locale {
-            Locale::Ko => format!("[{store}] 새 주문 #{id}: {items} · {total}원 (고객 {})", view.customer),
-            Locale::En => format!("[{store}] new order #{id}: {items} · {total} won (customer {})", view.customer),
-        };
-        let customer = match locale {
-            Locale::Ko => format!("[{store}] 주문 #{id} 결제가 완료되었습니다 · {total}원 · 상태: 결제완료"),
-            Locale::En => format!("[{store}] order #{id} is paid · {total} won · status: paid"),
-        };
+        for (n, i) in view.items.iter().enumerate() {
+            put!(owner, if n == 0 { "" } else { ", " }, &*i.name, " x", Id(i64::from(i.qty)));
+        }
+        match locale {
+            Locale::Ko => put!(owner, " · ", Amount(total), "원 (고객 ", &*view.customer, ")"),
+            Locale::En => put!(owner, " · ", Amount(total), " won (customer ", &*view.customer, ")"),
+        }
+        let mut customer = about(store);
+        match locale {
+            Locale::Ko => {
+                put!(customer, "주문 #", Id(id), " 결제가 완료되었습니다 · ", Amount(total), "원 · 상태: 결제완료")
+            }
+            Locale::En => put!(customer, "order #", Id(id), " is paid · ", Amount(total), " won · status: paid"),
+        }
         return vec![(Audience::Customer, customer), (Audience::Owner, owner)];
     }
-    // Only the configured language is formatted, straight into one string
-    // with room for the whole text: `[store] line · total`.
-    let mut text = String::with_capacity(store.len() + 128);
-    let _ = write!(text, "[{store}] ");
-    let t = &mut text;
-    // Writing into a `String` cannot fail.
-    let _ = match event {
+    // Only the configured language is written: `[store] line · total`.
+    let mut t = about(store);
+    match event {
         Event::OrderPlaced { .. } if ko => {
-            write!(t, "주문 #{} 접수되었습니다. 결제를 기다립니다.", IdParticle(id, "이", "가"))
+            put!(t, "주문 #", IdParticle(id, "이", "가"), " 접수되었습니다. 결제를 기다립니다.")
         }
-        Event::OrderPlaced { .. } => write!(t, "order #{id} was placed and waits for payment."),
+        Event::OrderPlaced { .. } => put!(t, "order #", Id(id), " was placed and waits for payment."),
         Event::PaymentDeclined { reason, .. } if ko => {
-            write!(t, "주문 #{id} 결제가 거절되었습니다 ({reason}). 다른 카드로 다시 결제해 주세요.")
+            put!(t, "주문 #", Id(id), " 결제가 거절되었습니다 (", &**reason, "). 다른 카드로 다시 결제해 주세요.")
         }
         Event::PaymentDeclined { reason, .. } => {
-            write!(t, "the payment for order #{id} was declined ({reason}); pay again with another card.")
+            put!(t, "the payment for order #", Id(id), " was declined (", &**reason, "); pay again with another card.")
         }
         Event::PaymentQueued { .. } if ko => {
-            write!(t, "주문 #{} 접수되었고, 결제 서비스가 복구되면 결제됩니다.", IdParticle(id, "은", "는"))
+            put!(t, "주문 #", IdParticle(id, "은", "는"), " 접수되었고, 결제 서비스가 복구되면 결제됩니다.")
         }
         Event::PaymentQueued { .. } => {
-            write!(t, "order #{id} is kept and will be paid when the payment service is back.")
+            put!(t, "order #", Id(id), " is kept and will be paid when the payment service is back.")
         }
         Event::PaymentRefunded { amount, .. } if ko => {
-            write!(t, "주문 #{id} 결제 {}원이 환불되었습니다.", won(*amount))
+            put!(t, "주문 #", Id(id), " 결제 ", Amount(*amount), "원이 환불되었습니다.")
         }
         Event::PaymentRefunded { amount, .. } => {
-            write!(t, "the payment of {} won for order #{id} was refunded.", won(*amount))
+            put!(t, "the payment of ", Amount(*amount), " won for order #", Id(id), " was refunded.")
         }
         Event::OrderRejected { .. } if ko => {
-            write!(t, "가게에서 주문 #{} 거절했습니다. 결제는 환불됩니다. · 상태: 거절", IdParticle(id, "을", "를"))
+            put!(t, "가게에서 주문 #", IdParticle(id, "을", "를"), " 거절했습니다. 결제는 환불됩니다. · 상태: 거절")
         }
         Event::OrderRejected { .. } => {
-            write!(t, "the store rejected order #{id}; the payment will be refunded. · status: rejected")
+            put!(t, "the store rejected order #", Id(id), "; the payment will be refunded. · status: rejected")
         }
-        Event::CookingStarted { .. } if ko => write!(t, "주문 #{id} 조리를 시작했습니다. · 상태: 조리중"),
-        Event::CookingStarted { .. } => write!(t, "order #{id} is being cooked. · status: cooking"),
-        Event::FoodCooked { .. } if ko => write!(t, "주문 #{id} 조리가 완료되었습니다. · 상태: 조리완료"),
-        Event::FoodCooked { .. } => write!(t, "order #{id} is cooked. · status: cooked"),
+        Event::CookingStarted { .. } if ko => put!(t, "주문 #", Id(id), " 조리를 시작했습니다. · 상태: 조리중"),
+        Event::CookingStarted { .. } => put!(t, "order #", Id(id), " is being cooked. · status: cooking"),
+        Event::FoodCooked { .. } if ko => put!(t, "주문 #", Id(id), " 조리가 완료되었습니다. · 상태: 조리완료"),
+        Event::FoodCooked { .. } => put!(t, "order #", Id(id), " is cooked. · status: cooked"),
         Event::DeliveryStarted { rider, .. } if ko => {
-            write!(t, "주문 #{id} 배달이 출발했습니다 (라이더 {rider}). · 상태: 배달중")
+            put!(t, "주문 #", Id(id), " 배달이 출발했습니다 (라이더 ", &**rider, "). · 상태: 배달중")
         }
         Event::DeliveryStarted { rider, .. } => {
-            write!(t, "order #{id} is on its way (rider {rider}). · status: delivering")
+            put!(t, "order #", Id(id), " is on its way (rider ", &**rider, "). · status: delivering")
         }
         Event::DeliveryCompleted { .. } if ko => {
-            write!(t, "주문 #{id} 배달이 완료되었습니다. 맛있게 드세요! · 상태: 배달완료")
+            put!(t, "주문 #", Id(id), " 배달이 완료되었습니다. 맛있게 드세요! · 상태: 배달완료")
         }
-        Event::DeliveryCompleted { .. } => write!(t, "order #{id} was delivered. Enjoy! · status: delivered"),
+        Event::DeliveryCompleted { .. } => put!(t, "order #", Id(id), " was delivered. Enjoy! · status: delivered"),
         Event::OrderCancelled { .. } if ko => {
-            write!(t, "주문 #{} 취소되었습니다. · 상태: 취소", IdParticle(id, "이", "가"))
+            put!(t, "주문 #", IdParticle(id, "이", "가"), " 취소되었습니다. · 상태: 취소")
         }
-        Event::OrderCancelled { .. } => write!(t, "order #{id} was cancelled. · status: cancelled"),
+        Event::OrderCancelled { .. } => put!(t, "order #", Id(id), " was cancelled. · status: cancelled"),
         _ => return Vec::new(),
-    };
-    let _ = if ko { write!(text, " · {total}원") } else { write!(text, " · {total} won") };
-    let mut out = vec![(Audience::Customer, text)];
+    }
+    put!(t, " · ", Amount(total), if ko { "원" } else { " won" });
+    let mut out = vec![(Audience::Customer, t)];
     if let Event::OrderCancelled { reason, .. } = event {
         out.extend(cancelled_for_store_and_rider(view, reason, locale));
     }
     out
+}
+
+/// A cancelled order also tells those who were working on it: the store's
+/// owner, once told of the order (it was paid, so it reached the kitchen),
+/// to stop preparing it, and the rider assigned to its delivery not to come.
+fn cancelled_for_store_and_rider(view: &OrderView, reason: &str, locale: Locale) -> Vec<(Audience, String)> {
+    let (id, store, total) = (view.order_id, &*view.store, view.total);
+    let reason = reason.trim();
+    let mut out = Vec::new();
+    if view.kitchen.is_some() {
+        let mut t = about(store);
+        match (locale, reason.is_empty()) {
+            (Locale::Ko, true) => put!(t, "주문 #", Id(id), " 취소: 조리·포장을 멈춰 주세요. · ", Amount(total), "원"),
+            (Locale::Ko, false) => put!(
+                t,
+                "주문 #",
+                Id(id),
+                " 취소 (사유: ",
+                reason,
+                "): 조리·포장을 멈춰 주세요. · ",
+                Amount(total),
+                "원"
+            ),
+            (Locale::En, true) => {
+                put!(t, "order #", Id(id), " was cancelled; stop preparing it. · ", Amount(total), " won")
+            }
+            (Locale::En, false) => put!(
+                t,
+                "order #",
+                Id(id),
+                " was cancelled (",
+                reason,
+                "); stop preparing it. · ",
+                Amount(total),
+                " won"
+            ),
+        }
+        out.push((Audience::Owner, t));
+    }
+    if view.delivery.as_ref().is_some_and(|d| d.rider.is_some()) {
+        let mut t = about(store);
+        match locale {
+            Locale::Ko => put!(t, "주문 #", Id(id), " 배달이 취소되었습니다. 픽업하지 마세요."),
+            Locale::En => put!(t, "the delivery of order #", Id(id), " was cancelled; do not pick it up."),
+        }
+        out.push((Audience::Rider, t));
+    }
+    out
+}
+
+/// Something a message writes: a text, an id, an amount.
+trait Piece {
+    fn put(self, text: &mut String);
+}
+
+impl Piece for &str {
+    fn put(self, text: &mut String) {
+        text.push_str(self);
+    }
+}
+
+/// An integer, as `{}` writes it.
+struct Id(i64);
+
+impl Piece for Id {
+    fn put(self, text: &mut String) {
+        push_int(text, self.0);
+    }
+}
+
+/// An amount, as [`won`] writes it.
+struct Amount(Won);
+
+impl Piece for Amount {
+    fn put(self, text: &mut String) {
+        push_won(text, self.0);
+    }
 }
 
 /// An order id followed by the particle that fits it, as [`particle`]
@@ -202,46 +297,13 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
 /// digit, whose reading says which particle.
 struct IdParticle<'a>(i64, &'a str, &'a str);
 
-impl std::fmt::Display for IdParticle<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let IdParticle(id, after_consonant, after_vowel) = *self;
+impl Piece for IdParticle<'_> {
+    fn put(self, text: &mut String) {
+        let IdParticle(id, after_consonant, after_vowel) = self;
         let consonant = matches!((id % 10).unsigned_abs(), 0 | 1 | 3 | 6 | 7 | 8);
-        write!(f, "{id}{}", if consonant { after_consonant } else { after_vowel })
+        push_int(text, id);
+        text.push_str(if consonant { after_consonant } else { after_vowel });
     }
-}
-
-/// A cancelled order also tells those who were working on it: the store's
-/// owner, once told of the order (it was paid, so it reached the kitchen),
-/// to stop preparing it, and the rider assigned to its delivery not to come.
-fn cancelled_for_store_and_rider(view: &OrderView, reason: &str, locale: Locale) -> Vec<(Audience, String)> {
-    let (id, store, total) = (view.order_id, &*view.store, won(view.total));
-    let reason = reason.trim();
-    let mut out = Vec::new();
-    if view.kitchen.is_some() {
-        out.push((
-            Audience::Owner,
-            match (locale, reason.is_empty()) {
-                (Locale::Ko, true) => format!("[{store}] 주문 #{id} 취소: 조리·포장을 멈춰 주세요. · {total}원"),
-                (Locale::Ko, false) => {
-                    format!("[{store}] 주문 #{id} 취소 (사유: {reason}): 조리·포장을 멈춰 주세요. · {total}원")
-                }
-                (Locale::En, true) => format!("[{store}] order #{id} was cancelled; stop preparing it. · {total} won"),
-                (Locale::En, false) => {
-                    format!("[{store}] order #{id} was cancelled ({reason}); stop preparing it. · {total} won")
-                }
-            },
-        ));
-    }
-    if view.delivery.as_ref().is_some_and(|d| d.rider.is_some()) {
-        out.push((
-            Audience::Rider,
-            match locale {
-                Locale::Ko => format!("[{store}] 주문 #{id} 배달이 취소되었습니다. 픽업하지 마세요."),
-                Locale::En => format!("[{store}] the delivery of order #{id} was cancelled; do not pick it up."),
-            },
-        ));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -268,7 +330,9 @@ mod tests {
     fn an_id_takes_the_particle_particle_gives_it() {
         for id in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 19, 100, 1_000_005, -3, i64::MAX, i64::MIN] {
             for (c, v) in [("이", "가"), ("은", "는"), ("을", "를")] {
-                assert_eq!(IdParticle(id, c, v).to_string(), particle(id, c, v), "{id}");
+                let mut text = String::new();
+                IdParticle(id, c, v).put(&mut text);
+                assert_eq!(text, particle(id, c, v), "{id}");
             }
         }
     }
@@ -371,11 +435,109 @@ mod tests {
         }
     }
 
+    /// Every text, word for word, in both languages: the order of the
+    /// fixture view, paid, cooking and with a rider (cancellations are
+    /// applied to it first, as the engine does).
     #[test]
-    fn won_groups_thousands() {
-        assert_eq!(won(0), "0");
-        assert_eq!(won(999), "999");
-        assert_eq!(won(36_000), "36,000");
-        assert_eq!(won(-1_000), "-1,000");
+    fn every_text_in_both_languages() {
+        let at = DateTime::from_timestamp(60, 0).unwrap();
+        let mut v = view();
+        v.apply(2, at, &Event::PaymentApproved { order_id: 7, payment_id: 1, amount: 36_000, card: None });
+        v.apply(3, at, &Event::CookingStarted { order_id: 7 });
+        let prepared = Event::DeliveryPrepared {
+            order_id: 7,
+            rider_id: Some(1),
+            rider: Some("lee".into()),
+            charge_id: Some(1),
+            charge: 3_000,
+        };
+        v.apply(4, at, &prepared);
+        let (order_id, payment_id, amount) = (7, 1, 36_000);
+        let cases: Vec<(Event, &[&str], &[&str])> = vec![
+            (
+                Event::OrderPlaced {
+                    order_id,
+                    store_id: 1,
+                    store: "BBQ".into(),
+                    customer: "kim".into(),
+                    address: "".into(),
+                    items: vec![].into(),
+                    total: amount,
+                },
+                &["[BBQ] 주문 #7이 접수되었습니다. 결제를 기다립니다. · 36,000원"],
+                &["[BBQ] order #7 was placed and waits for payment. · 36,000 won"],
+            ),
+            (
+                Event::PaymentApproved { order_id, payment_id, amount, card: None },
+                &[
+                    "[BBQ] 주문 #7 결제가 완료되었습니다 · 36,000원 · 상태: 결제완료",
+                    "[BBQ] 새 주문 #7: 후라이드 x2 · 36,000원 (고객 kim)",
+                ],
+                &["[BBQ] order #7 is paid · 36,000 won · status: paid", "[BBQ] new order #7: 후라이드 x2 · 36,000 won (customer kim)"],
+            ),
+            (
+                Event::PaymentDeclined { order_id, payment_id, amount, reason: "card limit".into(), card: None },
+                &["[BBQ] 주문 #7 결제가 거절되었습니다 (card limit). 다른 카드로 다시 결제해 주세요. · 36,000원"],
+                &["[BBQ] the payment for order #7 was declined (card limit); pay again with another card. · 36,000 won"],
+            ),
+            (
+                Event::PaymentQueued { order_id, payment_id, amount, reason: String::new(), card: None },
+                &["[BBQ] 주문 #7은 접수되었고, 결제 서비스가 복구되면 결제됩니다. · 36,000원"],
+                &["[BBQ] order #7 is kept and will be paid when the payment service is back. · 36,000 won"],
+            ),
+            (
+                Event::PaymentRefunded { order_id, payment_id, amount: 1_500 },
+                &["[BBQ] 주문 #7 결제 1,500원이 환불되었습니다. · 36,000원"],
+                &["[BBQ] the payment of 1,500 won for order #7 was refunded. · 36,000 won"],
+            ),
+            (
+                Event::OrderRejected { order_id, reason: "busy".into() },
+                &["[BBQ] 가게에서 주문 #7을 거절했습니다. 결제는 환불됩니다. · 상태: 거절 · 36,000원"],
+                &["[BBQ] the store rejected order #7; the payment will be refunded. · status: rejected · 36,000 won"],
+            ),
+            (
+                Event::CookingStarted { order_id },
+                &["[BBQ] 주문 #7 조리를 시작했습니다. · 상태: 조리중 · 36,000원"],
+                &["[BBQ] order #7 is being cooked. · status: cooking · 36,000 won"],
+            ),
+            (
+                Event::FoodCooked { order_id },
+                &["[BBQ] 주문 #7 조리가 완료되었습니다. · 상태: 조리완료 · 36,000원"],
+                &["[BBQ] order #7 is cooked. · status: cooked · 36,000 won"],
+            ),
+            (
+                Event::DeliveryStarted { order_id, rider_id: 1, rider: "lee".into() },
+                &["[BBQ] 주문 #7 배달이 출발했습니다 (라이더 lee). · 상태: 배달중 · 36,000원"],
+                &["[BBQ] order #7 is on its way (rider lee). · status: delivering · 36,000 won"],
+            ),
+            (
+                Event::DeliveryCompleted { order_id },
+                &["[BBQ] 주문 #7 배달이 완료되었습니다. 맛있게 드세요! · 상태: 배달완료 · 36,000원"],
+                &["[BBQ] order #7 was delivered. Enjoy! · status: delivered · 36,000 won"],
+            ),
+            (
+                Event::OrderCancelled { order_id, reason: " no ".into() },
+                &[
+                    "[BBQ] 주문 #7이 취소되었습니다. · 상태: 취소 · 36,000원",
+                    "[BBQ] 주문 #7 취소 (사유: no): 조리·포장을 멈춰 주세요. · 36,000원",
+                    "[BBQ] 주문 #7 배달이 취소되었습니다. 픽업하지 마세요.",
+                ],
+                &[
+                    "[BBQ] order #7 was cancelled. · status: cancelled · 36,000 won",
+                    "[BBQ] order #7 was cancelled (no); stop preparing it. · 36,000 won",
+                    "[BBQ] the delivery of order #7 was cancelled; do not pick it up.",
+                ],
+            ),
+        ];
+        for (event, ko, en) in cases {
+            let mut after = v.clone();
+            if let Event::OrderCancelled { .. } = event {
+                after.apply(5, at, &event);
+            }
+            for (locale, want) in [(Locale::Ko, ko), (Locale::En, en)] {
+                let texts: Vec<String> = messages_for(&event, &after, locale).into_iter().map(|(_, t)| t).collect();
+                assert_eq!(texts, want, "{event:?} {locale:?}");
+            }
+        }
     }
 }

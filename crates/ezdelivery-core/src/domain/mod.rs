@@ -34,6 +34,7 @@ pub use catalogue::{Menu, Rider, Store};
 pub use charge::{Charge, ChargeStatus};
 pub use delivery::{Delivery, DeliveryStatus};
 pub use event::{Event, EventType};
+pub(crate) use ids::{push_int, push_won};
 pub use ids::{won, ChargeId, MenuId, OrderId, PaymentId, RiderId, StoreId, Won};
 pub use item::OrderItem;
 pub use kitchen::{KitchenStatus, KitchenTicket};
