@@ -402,14 +402,15 @@ fn new_charge(w: &mut Work<'_>, order: OrderId, rider: RiderId, amount: Won) -> 
 fn idempotency_key(kind: &str, id: i64, nonce: u64) -> String {
     // Written piece by piece: `format!` cost more than the rest of
     // choosing the key (two keys a lifecycle).
-    let mut key = String::with_capacity(48);
+    // "ezd-", the kind, "-", at most 20 characters of id, "-", 16 digits.
+    let mut key = String::with_capacity(42 + kind.len());
     key.push_str("ezd-");
     key.push_str(kind);
     key.push('-');
     push_int(&mut key, id);
     key.push('-');
     for shift in (0..16).rev() {
-        key.push(char::from(b"0123456789abcdef"[(nonce >> (shift * 4)) as usize & 0xf]));
+        key.push(char::from(b"0123456789abcdef"[((nonce >> (shift * 4)) & 0xf) as usize]));
     }
     key
 }

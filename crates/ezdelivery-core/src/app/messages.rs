@@ -137,11 +137,11 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
     if let Event::PaymentApproved { .. } = event {
         let mut owner = about(store);
         match locale {
-            Locale::Ko => put!(owner, "새 주문 #", Id(id), ": "),
-            Locale::En => put!(owner, "new order #", Id(id), ": "),
+            Locale::Ko => put!(owner, "새 주문 #", Int(id), ": "),
+            Locale::En => put!(owner, "new order #", Int(id), ": "),
         }
         for (n, i) in view.items.iter().enumerate() {
-            put!(owner, if n == 0 { "" } else { ", " }, &*i.name, " x", Id(i64::from(i.qty)));
+            put!(owner, if n == 0 { "" } else { ", " }, &*i.name, " x", Int(i64::from(i.qty)));
         }
         match locale {
             Locale::Ko => put!(owner, " · ", Amount(total), "원 (고객 ", &*view.customer, ")"),
@@ -150,9 +150,9 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
         let mut customer = about(store);
         match locale {
             Locale::Ko => {
-                put!(customer, "주문 #", Id(id), " 결제가 완료되었습니다 · ", Amount(total), "원 · 상태: 결제완료")
+                put!(customer, "주문 #", Int(id), " 결제가 완료되었습니다 · ", Amount(total), "원 · 상태: 결제완료")
             }
-            Locale::En => put!(customer, "order #", Id(id), " is paid · ", Amount(total), " won · status: paid"),
+            Locale::En => put!(customer, "order #", Int(id), " is paid · ", Amount(total), " won · status: paid"),
         }
         return vec![(Audience::Customer, customer), (Audience::Owner, owner)];
     }
@@ -162,49 +162,49 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
         Event::OrderPlaced { .. } if ko => {
             put!(t, "주문 #", IdParticle(id, "이", "가"), " 접수되었습니다. 결제를 기다립니다.")
         }
-        Event::OrderPlaced { .. } => put!(t, "order #", Id(id), " was placed and waits for payment."),
+        Event::OrderPlaced { .. } => put!(t, "order #", Int(id), " was placed and waits for payment."),
         Event::PaymentDeclined { reason, .. } if ko => {
-            put!(t, "주문 #", Id(id), " 결제가 거절되었습니다 (", &**reason, "). 다른 카드로 다시 결제해 주세요.")
+            put!(t, "주문 #", Int(id), " 결제가 거절되었습니다 (", &**reason, "). 다른 카드로 다시 결제해 주세요.")
         }
         Event::PaymentDeclined { reason, .. } => {
-            put!(t, "the payment for order #", Id(id), " was declined (", &**reason, "); pay again with another card.")
+            put!(t, "the payment for order #", Int(id), " was declined (", &**reason, "); pay again with another card.")
         }
         Event::PaymentQueued { .. } if ko => {
             put!(t, "주문 #", IdParticle(id, "은", "는"), " 접수되었고, 결제 서비스가 복구되면 결제됩니다.")
         }
         Event::PaymentQueued { .. } => {
-            put!(t, "order #", Id(id), " is kept and will be paid when the payment service is back.")
+            put!(t, "order #", Int(id), " is kept and will be paid when the payment service is back.")
         }
         Event::PaymentRefunded { amount, .. } if ko => {
-            put!(t, "주문 #", Id(id), " 결제 ", Amount(*amount), "원이 환불되었습니다.")
+            put!(t, "주문 #", Int(id), " 결제 ", Amount(*amount), "원이 환불되었습니다.")
         }
         Event::PaymentRefunded { amount, .. } => {
-            put!(t, "the payment of ", Amount(*amount), " won for order #", Id(id), " was refunded.")
+            put!(t, "the payment of ", Amount(*amount), " won for order #", Int(id), " was refunded.")
         }
         Event::OrderRejected { .. } if ko => {
             put!(t, "가게에서 주문 #", IdParticle(id, "을", "를"), " 거절했습니다. 결제는 환불됩니다. · 상태: 거절")
         }
         Event::OrderRejected { .. } => {
-            put!(t, "the store rejected order #", Id(id), "; the payment will be refunded. · status: rejected")
+            put!(t, "the store rejected order #", Int(id), "; the payment will be refunded. · status: rejected")
         }
-        Event::CookingStarted { .. } if ko => put!(t, "주문 #", Id(id), " 조리를 시작했습니다. · 상태: 조리중"),
-        Event::CookingStarted { .. } => put!(t, "order #", Id(id), " is being cooked. · status: cooking"),
-        Event::FoodCooked { .. } if ko => put!(t, "주문 #", Id(id), " 조리가 완료되었습니다. · 상태: 조리완료"),
-        Event::FoodCooked { .. } => put!(t, "order #", Id(id), " is cooked. · status: cooked"),
+        Event::CookingStarted { .. } if ko => put!(t, "주문 #", Int(id), " 조리를 시작했습니다. · 상태: 조리중"),
+        Event::CookingStarted { .. } => put!(t, "order #", Int(id), " is being cooked. · status: cooking"),
+        Event::FoodCooked { .. } if ko => put!(t, "주문 #", Int(id), " 조리가 완료되었습니다. · 상태: 조리완료"),
+        Event::FoodCooked { .. } => put!(t, "order #", Int(id), " is cooked. · status: cooked"),
         Event::DeliveryStarted { rider, .. } if ko => {
-            put!(t, "주문 #", Id(id), " 배달이 출발했습니다 (라이더 ", &**rider, "). · 상태: 배달중")
+            put!(t, "주문 #", Int(id), " 배달이 출발했습니다 (라이더 ", &**rider, "). · 상태: 배달중")
         }
         Event::DeliveryStarted { rider, .. } => {
-            put!(t, "order #", Id(id), " is on its way (rider ", &**rider, "). · status: delivering")
+            put!(t, "order #", Int(id), " is on its way (rider ", &**rider, "). · status: delivering")
         }
         Event::DeliveryCompleted { .. } if ko => {
-            put!(t, "주문 #", Id(id), " 배달이 완료되었습니다. 맛있게 드세요! · 상태: 배달완료")
+            put!(t, "주문 #", Int(id), " 배달이 완료되었습니다. 맛있게 드세요! · 상태: 배달완료")
         }
-        Event::DeliveryCompleted { .. } => put!(t, "order #", Id(id), " was delivered. Enjoy! · status: delivered"),
+        Event::DeliveryCompleted { .. } => put!(t, "order #", Int(id), " was delivered. Enjoy! · status: delivered"),
         Event::OrderCancelled { .. } if ko => {
             put!(t, "주문 #", IdParticle(id, "이", "가"), " 취소되었습니다. · 상태: 취소")
         }
-        Event::OrderCancelled { .. } => put!(t, "order #", Id(id), " was cancelled. · status: cancelled"),
+        Event::OrderCancelled { .. } => put!(t, "order #", Int(id), " was cancelled. · status: cancelled"),
         _ => return Vec::new(),
     }
     put!(t, " · ", Amount(total), if ko { "원" } else { " won" });
@@ -225,11 +225,11 @@ fn cancelled_for_store_and_rider(view: &OrderView, reason: &str, locale: Locale)
     if view.kitchen.is_some() {
         let mut t = about(store);
         match (locale, reason.is_empty()) {
-            (Locale::Ko, true) => put!(t, "주문 #", Id(id), " 취소: 조리·포장을 멈춰 주세요. · ", Amount(total), "원"),
+            (Locale::Ko, true) => put!(t, "주문 #", Int(id), " 취소: 조리·포장을 멈춰 주세요. · ", Amount(total), "원"),
             (Locale::Ko, false) => put!(
                 t,
                 "주문 #",
-                Id(id),
+                Int(id),
                 " 취소 (사유: ",
                 reason,
                 "): 조리·포장을 멈춰 주세요. · ",
@@ -237,12 +237,12 @@ fn cancelled_for_store_and_rider(view: &OrderView, reason: &str, locale: Locale)
                 "원"
             ),
             (Locale::En, true) => {
-                put!(t, "order #", Id(id), " was cancelled; stop preparing it. · ", Amount(total), " won")
+                put!(t, "order #", Int(id), " was cancelled; stop preparing it. · ", Amount(total), " won")
             }
             (Locale::En, false) => put!(
                 t,
                 "order #",
-                Id(id),
+                Int(id),
                 " was cancelled (",
                 reason,
                 "); stop preparing it. · ",
@@ -255,8 +255,8 @@ fn cancelled_for_store_and_rider(view: &OrderView, reason: &str, locale: Locale)
     if view.delivery.as_ref().is_some_and(|d| d.rider.is_some()) {
         let mut t = about(store);
         match locale {
-            Locale::Ko => put!(t, "주문 #", Id(id), " 배달이 취소되었습니다. 픽업하지 마세요."),
-            Locale::En => put!(t, "the delivery of order #", Id(id), " was cancelled; do not pick it up."),
+            Locale::Ko => put!(t, "주문 #", Int(id), " 배달이 취소되었습니다. 픽업하지 마세요."),
+            Locale::En => put!(t, "the delivery of order #", Int(id), " was cancelled; do not pick it up."),
         }
         out.push((Audience::Rider, t));
     }
@@ -275,9 +275,9 @@ impl Piece for &str {
 }
 
 /// An integer, as `{}` writes it.
-struct Id(i64);
+struct Int(i64);
 
-impl Piece for Id {
+impl Piece for Int {
     fn put(self, text: &mut String) {
         push_int(text, self.0);
     }
@@ -539,5 +539,23 @@ mod tests {
                 assert_eq!(texts, want, "{event:?} {locale:?}");
             }
         }
+
+        // A cancellation with no reason, to the owner.
+        let cancelled = Event::OrderCancelled { order_id, reason: "  ".into() };
+        let mut after = v.clone();
+        after.apply(5, at, &cancelled);
+        let texts = messages_for(&cancelled, &after, Locale::Ko);
+        assert_eq!(texts[1].1, "[BBQ] 주문 #7 취소: 조리·포장을 멈춰 주세요. · 36,000원");
+
+        // The extremes of an id and an amount, written as `{}` would.
+        let extreme = OrderView { order_id: -3, total: i64::MIN, ..v.clone() };
+        let texts = messages_for(&Event::CookingStarted { order_id: -3 }, &extreme, Locale::Ko);
+        assert_eq!(texts[0].1, "[BBQ] 주문 #-3 조리를 시작했습니다. · 상태: 조리중 · -9,223,372,036,854,775,808원");
+        let extreme = OrderView { order_id: i64::MAX, total: i64::MAX, ..v };
+        let texts = messages_for(&Event::FoodCooked { order_id: i64::MAX }, &extreme, Locale::En);
+        assert_eq!(
+            texts[0].1,
+            "[BBQ] order #9223372036854775807 is cooked. · status: cooked · 9,223,372,036,854,775,807 won"
+        );
     }
 }

@@ -29,8 +29,8 @@ pub(crate) fn push_int(out: &mut String, n: i64) {
     push_digits(out, n, false);
 }
 
-/// `n` in decimal, with a `,` between each group of three digits when
-/// `grouped`.
+/// Appends `n` in decimal, with a `,` between each group of three digits
+/// when `grouped`.
 fn push_digits(out: &mut String, n: i64, grouped: bool) {
     // Written backwards into a buffer on the stack, then appended at once:
     // 27 bytes hold any i64 with its sign and commas.
@@ -53,10 +53,7 @@ fn push_digits(out: &mut String, n: i64, grouped: bool) {
         at -= 1;
         buf[at] = b'-';
     }
-    // Only ASCII digits, commas and a minus sign were written.
-    if let Ok(text) = std::str::from_utf8(&buf[at..]) {
-        out.push_str(text);
-    }
+    out.extend(buf[at..].iter().map(|&b| char::from(b)));
 }
 
 /// Identifier of a store.
