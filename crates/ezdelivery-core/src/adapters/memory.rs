@@ -772,12 +772,15 @@ impl State {
         self.message_keys.get(id, |key| self.messages.get(key).map(|e| e.message.id.as_str()))
     }
 
-    /// Queues a message whose id is not queued yet; its key.
-    fn push_message(&mut self, message: Message) -> usize {
+    /// Queues a message unless its id is queued already; its key, or
+    /// `None` when it was there.
+    fn push_message(&mut self, message: Message) -> Option<usize> {
         let key = self.messages.len();
-        self.message_keys.insert(&message.id, key);
+        let queued = &self.messages;
+        let id_at = |at: usize| queued.get(at).map(|e| e.message.id.as_str());
+        self.message_keys.insert_new(&message.id, key, id_at).ok()?;
         self.messages.push(QueuedEntry { message });
-        key
+        Some(key)
     }
 
     fn pop_message(&mut self) {
@@ -1235,11 +1238,10 @@ impl Repo for Tx<'_> {
 
     fn queue_owned_message(&mut self, message: Message, channels: &[&str]) -> Result<()> {
         let (state, journal) = self.writable()?;
-        if state.message_key(&message.id).is_some() {
-            return Ok(());
-        }
         let at = message.at;
-        let key = state.push_message(message);
+        let Some(key) = state.push_message(message) else {
+            return Ok(()); // queued already: replays never send twice
+        };
         journal.push(Undo::Message);
         for &name in channels {
             let channel = Tx::channel(state, journal, name);
@@ -1281,7 +1283,7 @@ impl Repo for Tx<'_> {
         }
         let mut moved = vec![None; old.messages.len()];
         for (key, entry) in old.messages.iter().enumerate().filter(|(key, _)| keep[*key]) {
-            moved[key] = Some(state.push_message(entry.message.clone()));
+            moved[key] = state.push_message(entry.message.clone());
         }
         for slot in &old.message_deliveries {
             if let Some(message) = moved[slot.message] {

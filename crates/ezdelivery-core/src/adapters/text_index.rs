@@ -32,15 +32,33 @@ impl TextIndex {
         }
     }
 
-    /// Records `id` at `key`; `id` must not be there yet.
-    pub(super) fn insert(&mut self, id: &str, key: usize) {
+    /// Records `id` at `key`, unless `id` is there already (given the id at
+    /// each position): then `Err` with its key, and nothing changes. One
+    /// hash and one probe both check and record, as queuing a message
+    /// does for each one (a `get` and then an insert took two).
+    pub(super) fn insert_new<'a>(
+        &mut self,
+        id: &str,
+        key: usize,
+        id_at: impl Fn(usize) -> Option<&'a str>,
+    ) -> Result<(), usize> {
         match self.by_hash.entry(hash(id)) {
-            Entry::Vacant(slot) => {
-                slot.insert(key);
-            }
-            Entry::Occupied(_) => {
-                self.clashes.insert(id.to_string(), key);
-            }
+            Entry::Occupied(slot) if id_at(*slot.get()) == Some(id) => Err(*slot.get()),
+            // The hash is another id's, or free: `id` can only be a clash.
+            found => match self.clashes.get(id) {
+                Some(&there) => Err(there),
+                None => {
+                    match found {
+                        Entry::Vacant(slot) => {
+                            slot.insert(key);
+                        }
+                        Entry::Occupied(_) => {
+                            self.clashes.insert(id.to_string(), key);
+                        }
+                    }
+                    Ok(())
+                }
+            },
         }
     }
 
@@ -74,7 +92,7 @@ mod tests {
             // Put every id but the first aside as a clash, as two ids of the
             // same hash would be.
             if key == 0 {
-                index.insert(id, key);
+                index.by_hash.insert(hash(id), key);
             } else {
                 index.clashes.insert(id.to_string(), key);
             }
@@ -88,8 +106,12 @@ mod tests {
         let id_at = |k: usize| ids.get(k).copied();
         let mut index = TextIndex::default();
         for (key, id) in ids.iter().enumerate() {
-            index.insert(id, key);
+            assert_eq!(index.insert_new(id, key, id_at), Ok(()));
         }
+        // Once there, an id keeps its key.
+        let before = index.clone();
+        assert_eq!(index.insert_new("e1:owner", 7, id_at), Err(1));
+        assert_eq!(index, before);
         assert_eq!(ids.map(|id| index.get(id, id_at)), [Some(0), Some(1), Some(2)]);
         assert_eq!(index.get("e3:customer", id_at), None);
         index.remove("e2:customer", 2);
@@ -113,12 +135,19 @@ mod tests {
     #[test]
     fn a_second_id_with_a_taken_hash_goes_to_the_clashes() {
         let ids = ["x", "y"];
+        let id_at = |k: usize| ids.get(k).copied();
         let mut index = TextIndex::default();
-        index.insert("x", 0);
+        assert_eq!(index.insert_new("x", 0, id_at), Ok(()));
         // y's hash taken (by x's key), as a clash would find it.
         index.by_hash.insert(hash("y"), 0);
-        index.insert("y", 1);
+        assert_eq!(index.insert_new("y", 1, id_at), Ok(()));
         assert_eq!(index.clashes.get("y"), Some(&1));
-        assert_eq!(index.get("y", |k| ids.get(k).copied()), Some(1));
+        assert_eq!(index.get("y", id_at), Some(1));
+        // Queued again, a clash is found and kept where it is, with or
+        // without the hash's holder.
+        assert_eq!(index.insert_new("y", 5, id_at), Err(1));
+        index.by_hash.remove(&hash("y"));
+        assert_eq!(index.insert_new("y", 5, id_at), Err(1));
+        assert_eq!(index.clashes.get("y"), Some(&1));
     }
 }
