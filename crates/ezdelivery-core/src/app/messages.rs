@@ -326,6 +326,27 @@ mod tests {
         OrderView::start(1, at, &placed).unwrap()
     }
 
+    /// The fixture view, paid.
+    fn paid(at: DateTime<chrono::Utc>) -> OrderView {
+        let mut paid = view();
+        paid.apply(2, at, &Event::PaymentApproved { order_id: 7, payment_id: 1, amount: 36_000, card: None });
+        paid
+    }
+
+    /// `paid`, cooking, and with a rider on its way to the store.
+    fn cooking_with_rider(mut paid: OrderView, at: DateTime<chrono::Utc>) -> OrderView {
+        paid.apply(3, at, &Event::CookingStarted { order_id: 7 });
+        let prepared = Event::DeliveryPrepared {
+            order_id: 7,
+            rider_id: Some(1),
+            rider: Some("lee".into()),
+            charge_id: Some(1),
+            charge: 3_000,
+        };
+        paid.apply(4, at, &prepared);
+        paid
+    }
+
     #[test]
     fn an_id_takes_the_particle_particle_gives_it() {
         for id in [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 19, 100, 1_000_005, -3, i64::MAX, i64::MIN] {
@@ -375,20 +396,10 @@ mod tests {
         // Not paid: the owner never heard of it.
         assert_eq!(audiences(&cancel(&view(), "")), [Audience::Customer]);
 
-        let mut paid = view();
-        paid.apply(2, at, &Event::PaymentApproved { order_id: 7, payment_id: 1, amount: 36_000, card: None });
+        let paid = paid(at);
         assert_eq!(audiences(&cancel(&paid, "")), [Audience::Customer, Audience::Owner]);
 
-        let mut cooking = paid.clone();
-        cooking.apply(3, at, &Event::CookingStarted { order_id: 7 });
-        let prepared = Event::DeliveryPrepared {
-            order_id: 7,
-            rider_id: Some(1),
-            rider: Some("lee".into()),
-            charge_id: Some(1),
-            charge: 3_000,
-        };
-        cooking.apply(4, at, &prepared);
+        let cooking = cooking_with_rider(paid, at);
         let told = cancel(&cooking, "changed my mind");
         assert_eq!(audiences(&told), [Audience::Customer, Audience::Owner, Audience::Rider]);
         assert_eq!(told[1].1, "[BBQ] 주문 #7 취소 (사유: changed my mind): 조리·포장을 멈춰 주세요. · 36,000원");
@@ -441,17 +452,7 @@ mod tests {
     #[test]
     fn every_text_in_both_languages() {
         let at = DateTime::from_timestamp(60, 0).unwrap();
-        let mut v = view();
-        v.apply(2, at, &Event::PaymentApproved { order_id: 7, payment_id: 1, amount: 36_000, card: None });
-        v.apply(3, at, &Event::CookingStarted { order_id: 7 });
-        let prepared = Event::DeliveryPrepared {
-            order_id: 7,
-            rider_id: Some(1),
-            rider: Some("lee".into()),
-            charge_id: Some(1),
-            charge: 3_000,
-        };
-        v.apply(4, at, &prepared);
+        let v = cooking_with_rider(paid(at), at);
         let (order_id, payment_id, amount) = (7, 1, 36_000);
         let cases: Vec<(Event, &[&str], &[&str])> = vec![
             (
