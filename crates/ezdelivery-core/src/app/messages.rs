@@ -55,11 +55,16 @@ pub use crate::domain::won;
 /// Hangul syllable, by its final consonant. `None` for anything else.
 fn ends_in_consonant(word: &str) -> Option<bool> {
     match word.chars().last()? {
-        '0' | '1' | '3' | '6' | '7' | '8' => Some(true),
-        '2' | '4' | '5' | '9' => Some(false),
+        c @ '0'..='9' => c.to_digit(10).map(digit_ends_in_consonant),
         c @ '가'..='힣' => Some((u32::from(c) - 0xAC00) % 28 != 0),
         _ => None,
     }
+}
+
+/// Whether the Korean reading of a number's last digit ends in a
+/// consonant: 영 일 삼 육 칠 팔 do, 이 사 오 구 do not.
+fn digit_ends_in_consonant(digit: u32) -> bool {
+    matches!(digit, 0 | 1 | 3 | 6 | 7 | 8)
 }
 
 /// `word` followed by the particle that fits it: `after_consonant` (이, 은,
@@ -300,9 +305,10 @@ struct IdParticle<'a>(i64, &'a str, &'a str);
 impl Piece for IdParticle<'_> {
     fn put(self, text: &mut String) {
         let IdParticle(id, after_consonant, after_vowel) = self;
-        let consonant = matches!((id % 10).unsigned_abs(), 0 | 1 | 3 | 6 | 7 | 8);
+        // The last digit, 0 to 9 whatever the sign.
+        let digit = (id % 10).unsigned_abs() as u32;
         push_int(text, id);
-        text.push_str(if consonant { after_consonant } else { after_vowel });
+        text.push_str(if digit_ends_in_consonant(digit) { after_consonant } else { after_vowel });
     }
 }
 
