@@ -400,9 +400,9 @@ fn new_charge(w: &mut Work<'_>, order: OrderId, rider: RiderId, amount: Won) -> 
 /// several: the record's id (for people reading gateway logs) and a random
 /// part, `nonce` as 16 hexadecimal digits.
 fn idempotency_key(kind: &str, id: i64, nonce: u64) -> String {
-    // Written piece by piece: `format!` cost more than the rest of
-    // choosing the key (two keys a lifecycle).
-    // "ezd-", the kind, "-", at most 20 characters of id, "-", 16 digits.
+    // Written piece by piece (`format!` cost more than the rest of
+    // choosing the key): "ezd-", the kind, "-", at most 20 characters of
+    // id, "-", 16 digits.
     let mut key = String::with_capacity(42 + kind.len());
     key.push_str("ezd-");
     key.push_str(kind);
