@@ -42,24 +42,25 @@ impl TextIndex {
         key: usize,
         id_at: impl Fn(usize) -> Option<&'a str>,
     ) -> Result<(), usize> {
-        match self.by_hash.entry(hash(id)) {
-            Entry::Occupied(slot) if id_at(*slot.get()) == Some(id) => Err(*slot.get()),
-            // The hash is another id's, or free: `id` can only be a clash.
-            found => match self.clashes.get(id) {
-                Some(&there) => Err(there),
-                None => {
-                    match found {
-                        Entry::Vacant(slot) => {
-                            slot.insert(key);
-                        }
-                        Entry::Occupied(_) => {
-                            self.clashes.insert(id.to_string(), key);
-                        }
-                    }
-                    Ok(())
-                }
-            },
+        let found = self.by_hash.entry(hash(id));
+        if let Entry::Occupied(slot) = &found {
+            if id_at(*slot.get()) == Some(id) {
+                return Err(*slot.get());
+            }
         }
+        // The hash is another id's, or free: `id` can only be a clash.
+        if let Some(&there) = self.clashes.get(id) {
+            return Err(there);
+        }
+        match found {
+            Entry::Vacant(slot) => {
+                slot.insert(key);
+            }
+            Entry::Occupied(_) => {
+                self.clashes.insert(id.to_string(), key);
+            }
+        }
+        Ok(())
     }
 
     /// Forgets `id`, which is at `key`.
