@@ -131,7 +131,7 @@ impl Storage for MemoryStorage {
         let result = work(&mut Tx { state: guard.state, journal: Some(guard.journal) });
         if result.is_ok() {
             guard.journal.undo.clear();
-            guard.journal.views.clear();
+            guard.journal.replaced.clear();
         }
         result
     }
@@ -150,7 +150,7 @@ struct Rollback<'a> {
 impl Drop for Rollback<'_> {
     fn drop(&mut self) {
         while let Some(undo) = self.journal.undo.pop() {
-            self.state.undo(undo, &mut self.journal.views);
+            self.state.undo(undo, &mut self.journal.replaced);
         }
     }
 }
@@ -159,9 +159,31 @@ impl Drop for Rollback<'_> {
 #[derive(Default)]
 struct Journal {
     undo: Vec<Undo>,
-    /// The views that saves replaced, newest last: kept apart so that the
-    /// largest record does not widen every entry of `undo`.
+    replaced: Replaced,
+}
+
+/// The largest records that a write's saves replaced, newest last, one
+/// stack per kind: kept apart so that they do not widen every entry of
+/// [`Journal::undo`] (208 bytes with a payment inline, 64 without), which
+/// every save writes and every write clears.
+#[derive(Default)]
+struct Replaced {
     views: Vec<OrderView>,
+    payments: Vec<Payment>,
+    charges: Vec<Charge>,
+}
+
+impl Replaced {
+    fn clear(&mut self) {
+        self.views.clear();
+        self.payments.clear();
+        self.charges.clear();
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.views.is_empty() && self.payments.is_empty() && self.charges.is_empty()
+    }
 }
 
 impl Journal {
@@ -174,18 +196,20 @@ impl Journal {
 enum Undo {
     /// The largest id of a table before it grew.
     MaxId(Table, i64),
-    Store(StoreId, Option<Store>),
+    Store(StoreId, Option<Box<Store>>),
     Menu(MenuId, Option<Menu>),
     Rider(RiderId, Option<Rider>),
     /// An order was inserted: remove it.
     OrderInserted(OrderId),
     /// An order's status, review flag and time before `update_order`.
     OrderFields(OrderId, OrderStatus, bool, DateTime<Utc>),
-    Payment(PaymentId, Option<Payment>),
+    /// A payment was saved; `true` when it replaced one, which is on [`Replaced::payments`].
+    Payment(PaymentId, bool),
     Ticket(OrderId, Option<KitchenTicket>),
     Delivery(OrderId, Option<Delivery>),
-    Charge(ChargeId, Option<Charge>),
-    Review(OrderId, Option<Review>),
+    /// A charge was saved; `true` when it replaced one, which is on [`Replaced::charges`].
+    Charge(ChargeId, bool),
+    Review(OrderId, Option<Box<Review>>),
     /// An event was appended: pop it.
     Event,
     /// A checkpoint (by its index) before it moved.
@@ -193,11 +217,11 @@ enum Undo {
     /// A checkpoint was added: pop it.
     NewCheckpoint,
     /// A breaker before it was saved (`None`: it was new).
-    Breaker(String, Option<Breaker>),
-    /// A view was saved; `true` when it replaced one, which is on [`Journal::views`].
+    Breaker(String, Option<Box<Breaker>>),
+    /// A view was saved; `true` when it replaced one, which is on [`Replaced::views`].
     View(OrderId, bool),
     /// Every view and the customer index, as they were before `clear_views`.
-    Views(IdMap<OrderId, Box<OrderView>>, HashMap<String, BTreeSet<OrderId>>),
+    Views(Box<(ViewMap, CustomerIndex)>),
     /// A message was queued: pop it.
     Message,
     /// A channel name was interned: pop it.
@@ -209,7 +233,7 @@ enum Undo {
     /// The whole outbox as it was before a purge.
     Outbox(Box<Outbox>),
     /// An idempotency key (scope, key) before it changed (`None`: it was new).
-    Request(RequestKey, Option<StoredRequest>),
+    Request(Box<(RequestKey, Option<StoredRequest>)>),
     /// Every idempotency key, as they were before a purge.
     Requests(BTreeMap<RequestKey, StoredRequest>),
 }
@@ -245,6 +269,12 @@ struct Outbox {
 /// 391 µs with std's; `cargo bench --bench primitives -- id_map`,
 /// BENCHMARKS.md). Maps keyed by names keep std's hasher.
 type IdMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The mypage views by order; boxed, see [`swap_boxed`].
+type ViewMap = IdMap<OrderId, Box<OrderView>>;
+
+/// A customer's name → the orders of their views.
+type CustomerIndex = HashMap<String, BTreeSet<OrderId>>;
 
 /// The tables and their indexes.
 #[derive(Default)]
@@ -290,9 +320,8 @@ struct State {
     /// Circuit breakers by name: a handful.
     breakers: BTreeMap<String, Breaker>,
 
-    /// Boxed, see [`swap_boxed`].
-    views: IdMap<OrderId, Box<OrderView>>,
-    customer_views: HashMap<String, BTreeSet<OrderId>>,
+    views: ViewMap,
+    customer_views: CustomerIndex,
 
     /// Queued messages, in queue order; a message's index is its key.
     messages: Vec<QueuedEntry>,
@@ -556,12 +585,13 @@ fn busy_rider(d: &Delivery) -> Option<RiderId> {
 }
 
 impl State {
-    /// Puts back what one journal entry recorded (`views`: [`Journal::views`]).
-    fn undo(&mut self, undo: Undo, views: &mut Vec<OrderView>) {
+    /// Puts back what one journal entry recorded, taking the records it
+    /// replaced from `replaced`.
+    fn undo(&mut self, undo: Undo, replaced: &mut Replaced) {
         match undo {
             Undo::MaxId(table, id) => self.max_ids[table_index(table)] = id,
             Undo::Store(id, v) => {
-                swap_btree(&mut self.stores, id, v);
+                swap_btree(&mut self.stores, id, v.map(|store| *store));
             }
             Undo::Menu(id, v) => {
                 self.put_menu(id, v);
@@ -573,8 +603,8 @@ impl State {
             Undo::OrderFields(id, status, reviewed, at) => {
                 self.set_order_fields(id, status, reviewed, at);
             }
-            Undo::Payment(id, v) => {
-                self.payments.put(id, v);
+            Undo::Payment(id, was) => {
+                self.payments.put(id, if was { replaced.payments.pop() } else { None });
             }
             Undo::Ticket(id, v) => {
                 swap_hash(&mut self.tickets, id, v);
@@ -582,11 +612,11 @@ impl State {
             Undo::Delivery(id, v) => {
                 self.put_delivery(id, v);
             }
-            Undo::Charge(id, v) => {
-                self.charges.put(id, v);
+            Undo::Charge(id, was) => {
+                self.charges.put(id, if was { replaced.charges.pop() } else { None });
             }
             Undo::Review(id, v) => {
-                swap_hash(&mut self.reviews, id, v);
+                swap_hash(&mut self.reviews, id, v.map(|review| *review));
             }
             Undo::Event => self.pop_event(),
             Undo::Checkpoint(index, seq) => {
@@ -599,17 +629,15 @@ impl State {
             }
             Undo::Breaker(name, old) => {
                 match old {
-                    Some(b) => self.breakers.insert(name, b),
+                    Some(b) => self.breakers.insert(name, *b),
                     None => self.breakers.remove(&name),
                 };
             }
-            Undo::View(id, replaced) => {
-                let old = if replaced { views.pop() } else { None };
-                self.put_view(id, old);
+            Undo::View(id, was) => {
+                self.put_view(id, if was { replaced.views.pop() } else { None });
             }
-            Undo::Views(views, index) => {
-                self.views = views;
-                self.customer_views = index;
+            Undo::Views(views) => {
+                (self.views, self.customer_views) = *views;
             }
             Undo::Message => self.pop_message(),
             Undo::Channel => {
@@ -620,7 +648,8 @@ impl State {
                 self.set_progress(key, progress);
             }
             Undo::Outbox(outbox) => self.put_outbox(*outbox),
-            Undo::Request(key, old) => {
+            Undo::Request(request) => {
+                let (key, old) = *request;
                 swap_btree(&mut self.requests, key, old);
             }
             Undo::Requests(requests) => self.requests = requests,
@@ -902,10 +931,10 @@ impl Tx<'_> {
 
     /// Saves record `id` of a table that hands out ids: `put` stores it and
     /// returns the undo of what it replaced, which the journal keeps.
-    fn save(&mut self, table: Table, id: i64, put: impl FnOnce(&mut State) -> Undo) -> Result<()> {
+    fn save(&mut self, table: Table, id: i64, put: impl FnOnce(&mut State, &mut Replaced) -> Undo) -> Result<()> {
         let (state, journal) = self.writable()?;
         Tx::bump(state, journal, table, id);
-        let undo = put(state);
+        let undo = put(state, &mut journal.replaced);
         journal.push(undo);
         Ok(())
     }
@@ -936,13 +965,13 @@ impl Repo for Tx<'_> {
             Some(old) => Store { review_count: old.review_count, review_sum: old.review_sum, ..store.clone() },
             None => store.clone(),
         };
-        self.save(Table::Store, id, |state| Undo::Store(id, state.stores.insert(id, kept)))
+        self.save(Table::Store, id, |state, _| Undo::Store(id, state.stores.insert(id, kept).map(Box::new)))
     }
 
     fn add_store_review(&mut self, id: StoreId, score: u8) -> Result<()> {
         let reviewed =
             self.state.stores.get(&id).ok_or_else(|| Error::not_found(crate::Record::Store, id))?.add_review(score);
-        self.save(Table::Store, id, |state| Undo::Store(id, state.stores.insert(id, reviewed)))
+        self.save(Table::Store, id, |state, _| Undo::Store(id, state.stores.insert(id, reviewed).map(Box::new)))
     }
 
     fn store(&mut self, id: StoreId) -> Result<Option<Store>> {
@@ -962,7 +991,7 @@ impl Repo for Tx<'_> {
                 &menu.name,
             ))));
         }
-        self.save(Table::Menu, id, |state| Undo::Menu(id, state.put_menu(id, Some(menu.clone()))))
+        self.save(Table::Menu, id, |state, _| Undo::Menu(id, state.put_menu(id, Some(menu.clone()))))
     }
 
     fn menu(&mut self, id: MenuId) -> Result<Option<Menu>> {
@@ -993,7 +1022,7 @@ impl Repo for Tx<'_> {
                 &rider.name,
             ))));
         }
-        self.save(Table::Rider, id, |state| Undo::Rider(id, state.put_rider(id, Some(rider.clone()))))
+        self.save(Table::Rider, id, |state, _| Undo::Rider(id, state.put_rider(id, Some(rider.clone()))))
     }
 
     fn rider(&mut self, id: RiderId) -> Result<Option<Rider>> {
@@ -1059,7 +1088,12 @@ impl Repo for Tx<'_> {
 
     fn save_payment(&mut self, payment: &Payment) -> Result<()> {
         let id = payment.id;
-        self.save(Table::Payment, id, |state| Undo::Payment(id, state.payments.put(id, Some(payment.clone()))))
+        self.save(Table::Payment, id, |state, replaced| {
+            let old = state.payments.put(id, Some(payment.clone()));
+            let was = old.is_some();
+            replaced.payments.extend(old);
+            Undo::Payment(id, was)
+        })
     }
 
     fn payment(&mut self, id: PaymentId) -> Result<Option<Payment>> {
@@ -1094,7 +1128,12 @@ impl Repo for Tx<'_> {
 
     fn save_charge(&mut self, charge: &Charge) -> Result<()> {
         let id = charge.id;
-        self.save(Table::Charge, id, |state| Undo::Charge(id, state.charges.put(id, Some(charge.clone()))))
+        self.save(Table::Charge, id, |state, replaced| {
+            let old = state.charges.put(id, Some(charge.clone()));
+            let was = old.is_some();
+            replaced.charges.extend(old);
+            Undo::Charge(id, was)
+        })
     }
 
     fn charges(&mut self, order: OrderId) -> Result<Vec<Charge>> {
@@ -1104,7 +1143,7 @@ impl Repo for Tx<'_> {
     fn save_review(&mut self, review: &Review) -> Result<()> {
         let (state, journal) = self.writable()?;
         let old = state.reviews.insert(review.order_id, review.clone());
-        journal.push(Undo::Review(review.order_id, old));
+        journal.push(Undo::Review(review.order_id, old.map(Box::new)));
         Ok(())
     }
 
@@ -1176,7 +1215,7 @@ impl Repo for Tx<'_> {
     fn save_breaker(&mut self, breaker: &Breaker) -> Result<()> {
         let (state, journal) = self.writable()?;
         let old = state.breakers.insert(breaker.name.to_string(), breaker.clone());
-        journal.push(Undo::Breaker(breaker.name.to_string(), old));
+        journal.push(Undo::Breaker(breaker.name.to_string(), old.map(Box::new)));
         Ok(())
     }
 
@@ -1206,9 +1245,9 @@ impl Repo for Tx<'_> {
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
         let (state, journal) = self.writable()?;
         let old = state.put_view(view.order_id, Some(view.clone()));
-        let replaced = old.is_some();
-        journal.views.extend(old);
-        journal.push(Undo::View(view.order_id, replaced));
+        let was = old.is_some();
+        journal.replaced.views.extend(old);
+        journal.push(Undo::View(view.order_id, was));
         Ok(())
     }
 
@@ -1224,7 +1263,7 @@ impl Repo for Tx<'_> {
         let (state, journal) = self.writable()?;
         let views = std::mem::take(&mut state.views);
         let index = std::mem::take(&mut state.customer_views);
-        journal.push(Undo::Views(views, index));
+        journal.push(Undo::Views(Box::new((views, index))));
         Ok(())
     }
 
@@ -1307,7 +1346,7 @@ impl Repo for Tx<'_> {
         }
         let claimed = StoredRequest { fingerprint: fingerprint.to_string(), claimed_at: at, response: None };
         state.requests.insert(id.clone(), claimed);
-        journal.push(Undo::Request(id, None));
+        journal.push(Undo::Request(Box::new((id, None))));
         Ok(RequestClaim::New)
     }
 
@@ -1317,7 +1356,7 @@ impl Repo for Tx<'_> {
         let Some(stored) = state.requests.get_mut(&id) else { return Ok(false) };
         let old = stored.response.replace(response.clone());
         let before = StoredRequest { response: old, ..stored.clone() };
-        journal.push(Undo::Request(id, Some(before)));
+        journal.push(Undo::Request(Box::new((id, Some(before)))));
         Ok(true)
     }
 
@@ -1325,7 +1364,7 @@ impl Repo for Tx<'_> {
         let (state, journal) = self.writable()?;
         let id = (scope.to_string(), key.to_string());
         let Some(old) = state.requests.remove(&id) else { return Ok(false) };
-        journal.push(Undo::Request(id, Some(old)));
+        journal.push(Undo::Request(Box::new((id, Some(old)))));
         Ok(true)
     }
 
@@ -1517,12 +1556,15 @@ mod tests {
         r.update_order(&Order { reviewed: true, updated_at: t(5), ..order(1, 1, OrderStatus::Delivered) })?;
         r.insert_order(&order(6, 1, OrderStatus::Cooking))?;
         r.save_payment(&Payment { status: PaymentStatus::Approved, ..payment(1, 1, PaymentStatus::Pending, None) })?;
+        // Replaced twice in one write: undone newest first, back to the first.
+        r.save_payment(&payment(1, 1, PaymentStatus::Approved, Some(t(8))))?;
         r.save_payment(&payment(5, 6, PaymentStatus::RefundPending, None))?;
         r.save_ticket(&KitchenTicket { status: KitchenStatus::Cooked, ..KitchenTicket::receive(1, 1, t(0)) })?;
         r.save_ticket(&KitchenTicket::receive(6, 1, t(0)))?;
         r.save_delivery(&delivery(1, Some(2), DeliveryStatus::Delivering))?; // moves the load
         r.save_delivery(&delivery(6, Some(8), DeliveryStatus::Preparing))?;
         r.save_charge(&Charge { status: ChargeStatus::Paid, ..charge(1, 1, ChargeStatus::Pending, None) })?;
+        r.save_charge(&charge(1, 1, ChargeStatus::Paid, Some(t(8))))?;
         r.save_charge(&charge(4, 6, ChargeStatus::Pending, Some(t(9))))?;
         r.save_review(&Review {
             order_id: 1,
@@ -1570,7 +1612,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::Internal(m) if m == "boom"));
         assert_eq!(s.parts().state, before);
-        assert!(s.parts().journal.undo.is_empty() && s.parts().journal.views.is_empty());
+        assert!(s.parts().journal.undo.is_empty() && s.parts().journal.replaced.is_empty());
         // And through the Repo: ids, events, indexes.
         let ids_after: Vec<i64> = read(&mut s, |r| {
             [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge]
@@ -1669,6 +1711,12 @@ mod tests {
     }
 
     #[test]
+    fn journal_entries_stay_small() {
+        // Every save writes one; the large records go on `Replaced` instead.
+        assert!(std::mem::size_of::<Undo>() <= 64, "{} bytes", std::mem::size_of::<Undo>());
+    }
+
+    #[test]
     fn a_panicking_write_is_undone_too() {
         let mut s = populated();
         let before = s.parts().state.clone();
@@ -1680,7 +1728,7 @@ mod tests {
         }));
         assert!(caught.is_err());
         assert_eq!(s.parts().state, before);
-        assert!(s.parts().journal.undo.is_empty() && s.parts().journal.views.is_empty());
+        assert!(s.parts().journal.undo.is_empty() && s.parts().journal.replaced.is_empty());
     }
 
     #[test]
