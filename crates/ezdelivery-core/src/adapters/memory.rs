@@ -11,17 +11,18 @@
 //!
 //! [`Storage::write`] does not copy the state. Every mutation goes through a
 //! `put_*` (or `set_*`, `push_*`) function that changes one record, keeps
-//! that record's index entries in step, and hands back the value it
-//! replaced; the write pushes that previous value onto an undo journal
-//! (for the id counters, the previous largest id; for an append, a marker to
-//! pop it again; a replaced view, payment or charge goes on a stack of its
-//! own beside the journal, whose entry only says that it is there). When the unit of work returns `Ok` the journal is simply
-//! cleared. When it returns `Err`, or panics, the journal is replayed in
-//! reverse, putting every previous value back through the same functions,
-//! which restores the indexes along with the records. A commit costs
-//! nothing but dropping the old values; a rollback costs as much as the
-//! writes it undoes. [`Storage::read`] runs its work without a journal: a
-//! write inside it is refused with [`Error::Storage`].
+//! that record's index entries in step, and hands back the value it replaced;
+//! the write pushes that previous value onto an undo journal (for the id
+//! counters, the previous largest id; for an append, a marker to pop it
+//! again; a replaced view, payment or charge goes on a stack of its own
+//! beside the journal, whose entry only says that it is there). When the unit
+//! of work returns `Ok` the journal is simply cleared. When it returns `Err`,
+//! or panics, the journal is replayed in reverse, putting every previous
+//! value back through the same functions, which restores the indexes along
+//! with the records. A commit costs nothing but dropping the old values; a
+//! rollback costs as much as the writes it undoes. [`Storage::read`] runs its
+//! work without a journal: a write inside it is refused with
+//! [`Error::Storage`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -153,8 +154,14 @@ impl Drop for Rollback<'_> {
         while let Some(undo) = self.journal.undo.pop() {
             self.state.undo(undo, &mut self.journal.replaced);
         }
-        // Empty already when every record came with its entry; cleared so
-        // that a record left without one cannot be taken by the next write.
+        // Every record on a stack came with its entry, so the replay took
+        // them all; cleared all the same, so that a record left without one
+        // could never be taken by the next write. (Not asserted while
+        // unwinding: a second panic would abort.)
+        debug_assert!(
+            std::thread::panicking() || self.journal.replaced.is_empty(),
+            "a replaced record without its entry"
+        );
         self.journal.replaced.clear();
     }
 }
@@ -185,7 +192,6 @@ impl Replaced {
         self.charges.clear();
     }
 
-    #[cfg(test)]
     fn is_empty(&self) -> bool {
         self.views.is_empty() && self.payments.is_empty() && self.charges.is_empty()
     }
@@ -1632,7 +1638,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::Internal(m) if m == "boom"));
         assert_eq!(s.parts().state, before);
-        assert!(s.parts().journal.undo.is_empty() && s.parts().journal.replaced.is_empty());
+        assert!(s.parts().journal.undo.is_empty());
         // And through the Repo: ids, events, indexes.
         let ids_after: Vec<i64> = read(&mut s, |r| {
             [Table::Store, Table::Menu, Table::Rider, Table::Order, Table::Payment, Table::Charge]
@@ -1742,7 +1748,7 @@ mod tests {
         }));
         assert!(caught.is_err());
         assert_eq!(s.parts().state, before);
-        assert!(s.parts().journal.undo.is_empty() && s.parts().journal.replaced.is_empty());
+        assert!(s.parts().journal.undo.is_empty());
     }
 
     #[test]
