@@ -16,9 +16,10 @@
 //!   library's defaults (as `benches/lifecycle.rs` does).
 //!
 //! Both use the engine's PRAGMAs (WAL, `synchronous`, `cache_size`,
-//! `wal_autocheckpoint`, default page size). It prints lifecycles/s and the
-//! ratio engine/floor, run in alternating rounds so that the two share the
-//! machine's noise; then **WAL frames per lifecycle by table and index**:
+//! `wal_autocheckpoint`, `mmap_size`, default page size). It prints
+//! lifecycles/s and the ratio engine/floor, run in alternating rounds so
+//! that the two share the machine's noise; then **WAL frames per lifecycle
+//! by table and index**:
 //! after the timed rounds, the WAL is emptied (`wal_checkpoint(TRUNCATE)`),
 //! [`COUNTED`] more lifecycles run (few enough that no automatic
 //! checkpoint starts over the WAL), and the `-wal` file is read while the

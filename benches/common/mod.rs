@@ -50,6 +50,7 @@ pub fn pragmas(conn: &Connection, synchronous: Synchronous) {
     conn.pragma_update(None, "foreign_keys", true).unwrap();
     conn.pragma_update(None, "cache_size", -32_768).unwrap();
     let _: i64 = conn.query_row("PRAGMA wal_autocheckpoint = 10000", [], |r| r.get(0)).unwrap();
+    conn.execute_batch("PRAGMA mmap_size = 68719476736").unwrap();
 }
 
 /// The payloads the floor writes: the JSON of real events, views and
