@@ -11,8 +11,11 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// adapter has, so the hot paths never prepare twice).
 pub(super) const STATEMENT_CACHE: usize = 128;
 
-/// How much of the database file each connection reads through a memory
-/// map: 64 GiB, more than a database that outgrows it would be kept in
-/// one file. SQLite caps it at the `SQLITE_MAX_MMAP_SIZE` it was built
-/// with (2 GiB by default) and reads the rest of the file with `pread`.
-pub(super) const MMAP_SIZE: &str = "PRAGMA mmap_size = 68719476736";
+/// How many bytes of the database file each connection may read through
+/// a memory map: 64 GiB on 64-bit targets, more than a database that
+/// outgrows it would be kept in one file. SQLite caps it at the
+/// `SQLITE_MAX_MMAP_SIZE` it was built with (2 GiB by default on Linux,
+/// macOS and Windows) and reads the rest of the file with `pread`. On a
+/// 32-bit target SQLite keeps only the low 31 bits of the size, which
+/// would turn 64 GiB into 0, so there it is SQLite's own default.
+pub(super) const MMAP_SIZE: i64 = if cfg!(target_pointer_width = "64") { 64 << 30 } else { 0x7fff_0000 };
