@@ -18,4 +18,4 @@ pub(super) const STATEMENT_CACHE: usize = 128;
 /// macOS and Windows) and reads the rest of the file with `pread`. On a
 /// 32-bit target SQLite keeps only the low 31 bits of the size, which
 /// would turn 64 GiB into 0, so there it is SQLite's own default.
-pub(super) const MMAP_SIZE: i64 = if cfg!(target_pointer_width = "64") { 64 << 30 } else { 0x7fff_0000 };
+pub const MMAP_SIZE: i64 = if cfg!(target_pointer_width = "64") { 64 << 30 } else { 0x7fff_0000 };

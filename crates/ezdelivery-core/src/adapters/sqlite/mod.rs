@@ -41,8 +41,8 @@ use crate::ports::{Repo, Storage};
 use crate::{Error, Result, StorageError, StorageProblem};
 
 use cache::ViewCache;
-pub use connection::BUSY_TIMEOUT;
-use connection::{MMAP_SIZE, STATEMENT_CACHE};
+use connection::STATEMENT_CACHE;
+pub use connection::{BUSY_TIMEOUT, MMAP_SIZE};
 pub use preflight::Contents;
 use repo::SqliteRepo;
 
