@@ -218,6 +218,37 @@ fn simulate_runs_on_a_new_file_and_on_an_empty_one() {
 }
 
 #[test]
+fn simulate_at_normal_checkpoints_in_the_background_and_leaves_no_wal() {
+    // At `synchronous = "normal"` simulate's WAL is checkpointed by a
+    // thread of its own: 300 lifecycles write some 20,000 pages, past the
+    // 10,000 at which it is woken.
+    let world = world();
+    let config = world.config("normal.toml", "[storage]\nsynchronous = \"normal\"\n");
+    let sim = db(&world, "sim.db");
+    let config = config.to_str().expect("a UTF-8 path");
+    let r = world.run_on(&sim, &["-vv", "--config", config, "--json", "simulate", "--orders", "300", "--seed", "5"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("checkpointed on a thread of its own"), "{}", r.stderr);
+    let report: Value = serde_json::from_str(r.stdout.trim()).expect("one JSON report");
+    assert_eq!(report["orders"], 300, "{report}");
+    assert_eq!(report["invariants"]["hold"], true, "{report}");
+    // The thread was joined, and the last connection to close copied the
+    // rest and removed the WAL, as a command's always does.
+    let wal = PathBuf::from(format!("{}-wal", sim.display()));
+    assert!(!wal.exists(), "{} is left behind", wal.display());
+    let status = world.run_on(&sim, &["--json", "status", "300"]);
+    assert_eq!(status.code, Some(0), "{status:?}");
+    // At the default `full`, and in a command that exits, SQLite's own.
+    let full = db(&world, "full.db");
+    let r = world.run_on(&full, &["-vv", "--json", "simulate", "--orders", "5"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("checkpointed on a thread of its own"), "{}", r.stderr);
+    let r = world.run_on(&sim, &["-vv", "--config", config, "--json", "store", "list"]);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert!(!r.stderr.contains("checkpointed on a thread of its own"), "{}", r.stderr);
+}
+
+#[test]
 fn simulate_runs_on_a_database_that_holds_no_row() {
     let world = world();
     let db = db(&world, "fresh.db");

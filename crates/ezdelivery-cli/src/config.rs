@@ -25,7 +25,7 @@ use ezdelivery_http::metrics::{Metered, Metrics};
 use ezdelivery_http::Settings;
 use serde::Deserialize;
 
-use crate::storage::{self, Database};
+use crate::storage::{self, Access, Database};
 
 /// The whole file. Unknown keys are errors, so a typo does not silently
 /// fall back to a default.
@@ -477,32 +477,22 @@ impl Config {
 
     /// Opens the database `db` and builds the engine the file describes.
     /// `quiet` silences the console notifier (messages still count as delivered).
-    pub fn engine(&self, db: &Database, quiet: bool) -> Result<Engine> {
-        self.open_engine(db, quiet, false)
-    }
-
-    /// [`Config::engine`] for a command that only reads: a SQLite database
-    /// that cannot be written (a read-only file, folder or file system) is
-    /// opened read-only instead of refused.
-    pub fn reading_engine(&self, db: &Database, quiet: bool) -> Result<Engine> {
-        self.open_engine(db, quiet, true)
+    /// `access` says what the command does with it ([`Access`]).
+    pub fn engine(&self, db: &Database, quiet: bool, access: Access) -> Result<Engine> {
+        self.build_engine(db, quiet, access, None)
     }
 
     /// [`Config::engine`] for `serve`: its gateway calls are timed and
     /// counted in `metrics` (`/metrics`).
     pub fn serving_engine(&self, db: &Database, quiet: bool, metrics: &Arc<Metrics>) -> Result<Engine> {
-        self.build_engine(db, quiet, false, Some(metrics))
-    }
-
-    fn open_engine(&self, db: &Database, quiet: bool, only_reads: bool) -> Result<Engine> {
-        self.build_engine(db, quiet, only_reads, None)
+        self.build_engine(db, quiet, Access::Lasts, Some(metrics))
     }
 
     fn build_engine(
         &self,
         db: &Database,
         quiet: bool,
-        only_reads: bool,
+        access: Access,
         metrics: Option<&Arc<Metrics>>,
     ) -> Result<Engine> {
         // Every adapter is checked before the database is touched.
@@ -518,7 +508,7 @@ impl Config {
         let (retry, lease) = self.retry.policy(&timeouts)?;
         // The storage's errors say what to do when the cause is the file's
         // access (a folder or file that cannot be written), and only then.
-        let storage = storage::open(db, &self.storage, only_reads)?;
+        let storage = storage::open(db, &self.storage, access)?;
         let mut builder = Engine::builder(storage)
             .payment(payment)
             .charge(charge)
@@ -797,7 +787,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("out/messages.jsonl");
         let config = parse(&format!("[[notify]]\nkind = \"jsonl\"\npath = {:?}\n", log.display().to_string())).unwrap();
-        let engine = config.engine(&Database::Sqlite(dir.path().join("ezdelivery.db")), true).unwrap();
+        let engine = config.engine(&Database::Sqlite(dir.path().join("ezdelivery.db")), true, Access::Writes).unwrap();
         let store = engine.add_store("BBQ", Some("park"), None).unwrap();
         engine.add_menu(store.id, "후라이드", 18_000).unwrap();
         engine.place_order(NewOrder::new(store.id, "kim", &[ItemPick::new("후라이드", 1)]).pay_now(None)).unwrap();

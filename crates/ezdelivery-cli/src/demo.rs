@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::args::Cli;
 use crate::config::Config;
-use crate::storage::{is_postgres_url, Database};
+use crate::storage::{is_postgres_url, Access, Database};
 use crate::{render, Printed};
 
 /// Runs the demo on `--db PATH` when it is given on the command line and
@@ -26,7 +26,7 @@ pub fn run(cli: &Cli, config: &Config) -> Result<()> {
     let db = demo_db(cli.db.as_deref().filter(|_| db_on_command_line()))?;
     // The demo shows the sandbox's behaviour, whatever adapters the config picks.
     let sandbox = Config { locale: config.locale, ..Config::default() };
-    let engine = sandbox.engine(&Database::Sqlite(db.clone()), cli.quiet || cli.json)?;
+    let engine = sandbox.engine(&Database::Sqlite(db.clone()), cli.quiet || cli.json, Access::Writes)?;
     let mut demo = Demo { talk: !cli.quiet && !cli.json, engine, steps: 0 };
     if demo.talk {
         println!("ezdelivery demo on {}", db.display());

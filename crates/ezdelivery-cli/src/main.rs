@@ -32,7 +32,7 @@ use args::{BreakerCommand, Cli, Command, MenuCommand, RiderCommand, StoreCommand
 use commands::RelayFlags;
 use config::Config;
 use render::Output;
-use storage::Database;
+use storage::{Access, Database};
 
 fn main() -> ExitCode {
     let cli = match Cli::from_env() {
@@ -284,28 +284,26 @@ fn run_on(cli: &Cli, config: &Config, db: &Database) -> Result<Printed> {
     // With --json, standard error carries nothing but a failure's one error
     // object: the console channel is silenced, as with -q (its messages
     // still count as delivered).
-    let engine = if only_reads(&cli.command) {
-        config.reading_engine(db, cli.quiet || cli.json)?
-    } else {
-        config.engine(db, cli.quiet || cli.json)?
-    };
+    let engine = config.engine(db, cli.quiet || cli.json, access(&cli.command))?;
     execute(&engine, &cli.command, &Context { json: cli.json, quiet: cli.quiet, watch })
 }
 
-/// Whether `command` only reads the database: then one that cannot be
-/// written is read read-only ([`Config::reading_engine`]).
-fn only_reads(command: &Command) -> bool {
-    matches!(
-        command,
+/// What `command` does with the database: a command that only reads can
+/// read one that cannot be written; one that writes for as long as it runs
+/// checkpoints in the background ([`Access`]).
+fn access(command: &Command) -> Access {
+    match command {
         Command::Store(StoreCommand::List | StoreCommand::Orders { .. })
-            | Command::Menu(MenuCommand::List { .. })
-            | Command::Rider(RiderCommand::List)
-            | Command::Status { .. }
-            | Command::Events { .. }
-            | Command::Breaker { action: None | Some(BreakerCommand::Status) }
-            | Command::Relay { dead: true, .. }
-            | Command::Relay { attention: true, .. }
-    )
+        | Command::Menu(MenuCommand::List { .. })
+        | Command::Rider(RiderCommand::List)
+        | Command::Status { .. }
+        | Command::Events { .. }
+        | Command::Breaker { action: None | Some(BreakerCommand::Status) }
+        | Command::Relay { dead: true, .. }
+        | Command::Relay { attention: true, .. } => Access::Reads,
+        Command::Simulate(_) | Command::Relay { watch: true, .. } => Access::Lasts,
+        _ => Access::Writes,
+    }
 }
 
 /// How a command is to run, besides the command itself.

@@ -10,7 +10,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use ezdelivery_core::adapters::sqlite::SqliteStorage;
+use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
 
 use crate::config::StorageConfig;
 use ezdelivery_core::domain::validate::Invalid;
@@ -117,17 +117,37 @@ impl fmt::Display for Database {
     }
 }
 
-/// Opens `db`: a SQLite file (read-only when `only_reads` and it cannot be
-/// written: [`SqliteStorage::open_for_reading`]), or a PostgreSQL database
+/// What a command does with its database, as far as opening it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Only reads: a SQLite file that cannot be written is opened read-only
+    /// ([`SqliteStorage::open_for_reading`]).
+    Reads,
+    /// Writes, and exits when done.
+    Writes,
+    /// Writes for as long as it runs (`serve`, `simulate`, `relay --watch`):
+    /// at `synchronous = "normal"` a SQLite file's WAL is checkpointed on a
+    /// thread of its own ([`SqliteStorage::checkpoint_in_background`]), so
+    /// that commands seldom wait for the disk's syncs of a checkpoint. Not at
+    /// `full`, where every commit waits for the disk anyway and it gained
+    /// nothing measurable (BENCHMARKS.md), not worth its larger `-wal` file.
+    Lasts,
+}
+
+/// Opens `db` for `access`: a SQLite file, or a PostgreSQL database
 /// ([`open_postgres`], which opens it as usual whatever the command).
-pub fn open(db: &Database, config: &StorageConfig, only_reads: bool) -> Result<Box<dyn Storage>> {
+pub fn open(db: &Database, config: &StorageConfig, access: Access) -> Result<Box<dyn Storage>> {
     let synchronous = config.synchronous;
     Ok(match db {
-        Database::Sqlite(path) if only_reads => {
-            Box::new(SqliteStorage::open_for_reading(path, synchronous).map_err(crate::config::another_file)?)
-        }
         Database::Sqlite(path) => {
-            Box::new(SqliteStorage::open_with(path, synchronous).map_err(crate::config::another_file)?)
+            let storage = match access {
+                Access::Reads => SqliteStorage::open_for_reading(path, synchronous),
+                Access::Lasts if synchronous == Synchronous::Normal => {
+                    SqliteStorage::open_with(path, synchronous).and_then(SqliteStorage::checkpoint_in_background)
+                }
+                Access::Writes | Access::Lasts => SqliteStorage::open_with(path, synchronous),
+            };
+            Box::new(storage.map_err(crate::config::another_file)?)
         }
         Database::Postgres(url) => open_postgres(url, config.pool_size()?).map_err(|e| db.scrub(e))?,
     })
@@ -289,7 +309,9 @@ mod tests {
     fn an_unreachable_postgres_url_is_a_storage_error_that_shows_no_password() {
         // Nothing listens on port 1.
         let db = Database::Postgres("postgres://kim:s3cret@127.0.0.1:1/ez".into());
-        let Err(error) = open(&db, &StorageConfig::default(), false) else { panic!("nothing listens on port 1") };
+        let Err(error) = open(&db, &StorageConfig::default(), Access::Writes) else {
+            panic!("nothing listens on port 1")
+        };
         let expected = if cfg!(feature = "postgres") { "storage" } else { "invalid" };
         let kind = match &error {
             Error::Storage(s) if s.problem() == ezdelivery_core::StorageProblem::Unreachable => "storage",

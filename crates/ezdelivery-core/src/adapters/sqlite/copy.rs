@@ -41,14 +41,20 @@ impl SqliteStorage {
         work: &mut dyn FnMut(&mut SqliteTables) -> Result<()>,
     ) -> Result<()> {
         let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        let super::Session { conn, views } = &mut *session;
+        let super::Session { conn, views, checkpoints } = &mut *session;
         let tx = conn.transaction_with_behavior(behavior)?;
         views.check(&tx)?;
         views.clear();
         let result = work(&mut SqliteTables { conn: &tx, views, known: None });
         views.clear();
         match result {
-            Ok(()) => Ok(tx.commit()?),
+            Ok(()) => {
+                tx.commit()?;
+                if let Some(checkpoints) = checkpoints {
+                    checkpoints.after_commit(conn);
+                }
+                Ok(())
+            }
             Err(e) => {
                 // The work's error is what the caller needs; dropping `tx`
                 // tries the rollback once more should this one fail.

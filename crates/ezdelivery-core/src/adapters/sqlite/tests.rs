@@ -40,16 +40,75 @@ fn storage_message(result: Result<impl std::fmt::Debug>) -> String {
     }
 }
 
-#[test]
-fn contract_on_files() {
+/// The storage contract on new files, alternately at `full` and `normal`,
+/// each storage made ready by `ready`.
+fn contract_on_files_with(ready: impl Fn(SqliteStorage) -> Result<SqliteStorage>) {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let n = Cell::new(0);
     contract_tests::run_all(&|| {
         n.set(n.get() + 1);
         let path = dir.path().join(format!("db-{}", n.get())).join("ezdelivery.db");
         let sync = if n.get() % 2 == 0 { Synchronous::Normal } else { Synchronous::Full };
-        Box::new(SqliteStorage::open_with(&path, sync).expect("opened"))
+        Box::new(SqliteStorage::open_with(&path, sync).and_then(&ready).expect("opened"))
     });
+}
+
+#[test]
+fn contract_on_files() {
+    contract_on_files_with(Ok);
+}
+
+#[test]
+fn contract_with_checkpoints_in_the_background() {
+    // A checkpoint every other page: the worker copies while nearly every
+    // commit of the suite goes on.
+    contract_on_files_with(|s| s.checkpoint_every(2));
+}
+
+/// Bytes of the `-wal` file beside `path`.
+fn wal_bytes(path: &Path) -> u64 {
+    std::fs::metadata(format!("{}-wal", path.display())).map(|m| m.len()).unwrap_or(0)
+}
+
+#[test]
+fn checkpoints_in_the_background_keep_the_wal_small_and_lose_nothing() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("background.db");
+    let mut s =
+        SqliteStorage::open_with(&path, Synchronous::Normal).and_then(|s| s.checkpoint_every(20)).expect("opened");
+    let stores_saved = 1_500;
+    for id in 1..=stores_saved {
+        save_store(&mut s, id);
+    }
+    let runs = s.session.get_mut().expect("unlocked").checkpoints.as_ref().expect("started").runs();
+    assert!(runs > 0, "the worker never checkpointed");
+    // Every commit writes at least one 4 KiB page: without checkpoints that
+    // start the WAL over, its file would hold all of them.
+    let written = stores_saved as u64 * 4_096;
+    assert!(wal_bytes(&path) < written / 4, "the WAL grew to {} bytes", wal_bytes(&path));
+    drop(s);
+    // The worker was stopped and joined, and the last connection to close
+    // checkpointed the rest and removed the WAL.
+    assert_eq!(wal_bytes(&path), 0);
+    let mut again = SqliteStorage::open(&path).expect("reopened");
+    assert_eq!(stores(&mut again).len(), stores_saved as usize);
+}
+
+#[test]
+fn checkpoints_in_the_background_need_a_file_that_is_written() {
+    let in_memory = SqliteStorage::open_in_memory().and_then(SqliteStorage::checkpoint_in_background).expect("kept");
+    assert!(in_memory.session.lock().expect("unlocked").checkpoints.is_none());
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("read-only.db");
+    drop(SqliteStorage::open(&path).expect("created"));
+    let read_only =
+        SqliteStorage::open_read_only(&path).and_then(SqliteStorage::checkpoint_in_background).expect("kept");
+    assert!(read_only.is_read_only());
+    assert!(read_only.session.lock().expect("unlocked").checkpoints.is_none());
+    let by_default = SqliteStorage::open(&path).expect("opened");
+    assert!(by_default.session.lock().expect("unlocked").checkpoints.is_none());
+    let started = by_default.checkpoint_in_background().expect("started");
+    assert!(started.session.lock().expect("unlocked").checkpoints.is_some());
 }
 
 #[test]
