@@ -253,10 +253,7 @@ fn work(conn: &Connection, file: &File, shared: &Shared, tail: u32) {
         let mut copied: Option<u32> = None;
         loop {
             let now = {
-                let _pass = match Pass::start(shared) {
-                    Some(pass) => pass,
-                    None => break,
-                };
+                let Some(_pass) = Pass::start(shared) else { break };
                 checkpoint(conn, "the checkpoint thread")
             };
             match (now, copied) {
