@@ -29,8 +29,8 @@
 //! All use the engine's PRAGMAs (WAL, `synchronous`, `cache_size`,
 //! `wal_autocheckpoint`, `mmap_size`, default page size). It prints
 //! lifecycles/s and the ratio engine/floor, the first two run in
-//! alternating rounds so that they share the machine's noise; then **WAL frames per lifecycle
-//! by table and index**:
+//! alternating rounds so that they share the machine's noise; then **WAL
+//! frames per lifecycle by table and index**:
 //! after the timed rounds, the WAL is emptied (`wal_checkpoint(TRUNCATE)`),
 //! [`COUNTED`] more lifecycles run (few enough that no automatic
 //! checkpoint starts over the WAL), and the `-wal` file is read while the
@@ -278,8 +278,7 @@ fn main() {
         );
         // Checkpoints change when pages reach the file, not which are
         // written: the frames are counted on the first two.
-        let [mut floor, mut eng, background] = programs;
-        drop(background);
+        let [mut floor, mut eng, _background] = programs;
         let (page_size, floor_frames) = count_frames(&mut floor, &floor_db);
         let (_, engine_frames) = count_frames(&mut eng, &engine_db);
         summary.push((sync, ef, ee, eb, page_size, floor_frames, engine_frames));

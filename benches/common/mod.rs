@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous, MMAP_SIZE};
+use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous, CHECKPOINT_PAGES, MMAP_SIZE};
 use ezdelivery_core::ports::Storage;
 use ezdelivery_core::{Engine, ItemPick, NewOrder};
 use rusqlite::{params, Connection};
@@ -49,7 +49,7 @@ pub fn pragmas(conn: &Connection, synchronous: Synchronous) {
     conn.pragma_update(None, "synchronous", synchronous.as_str()).unwrap();
     conn.pragma_update(None, "foreign_keys", true).unwrap();
     conn.pragma_update(None, "cache_size", -32_768).unwrap();
-    let _: i64 = conn.query_row("PRAGMA wal_autocheckpoint = 10000", [], |r| r.get(0)).unwrap();
+    let _: i64 = conn.query_row(&format!("PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}"), [], |r| r.get(0)).unwrap();
     conn.pragma_update(None, "mmap_size", MMAP_SIZE).unwrap();
 }
 

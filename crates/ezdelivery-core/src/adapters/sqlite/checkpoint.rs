@@ -11,7 +11,7 @@
 //! Here the writer's connection reports how many pages its WAL holds after
 //! each commit (a WAL hook, which replaces SQLite's automatic checkpoint),
 //! and a worker thread with a connection of its own is woken each time
-//! another step of pages ([`CHECKPOINT_PAGES`]) was written. It runs
+//! another step of pages ([`CHECKPOINT_PAGES`](super::CHECKPOINT_PAGES)) was written. It runs
 //! `PASSIVE` checkpoints, which never block the writer: commits go on
 //! while it copies.
 //!
@@ -46,10 +46,6 @@ use rusqlite::hooks::Wal;
 use rusqlite::Connection;
 
 use crate::{Error, Result};
-
-/// Pages written to the WAL between two checkpoints: SQLite's own
-/// `wal_autocheckpoint` of the adapter's connections (40 MiB of 4 KiB pages).
-pub(super) const CHECKPOINT_PAGES: u32 = 10_000;
 
 /// How many steps the WAL may grow to before the writer checkpoints
 /// itself, the worker being behind.

@@ -1,6 +1,6 @@
 //! What every connection of the adapter is set to: how long it waits for
-//! a lock, how many statements it keeps prepared, how much of the file it
-//! reads through a memory map.
+//! a lock, how many statements it keeps prepared, how often it checkpoints
+//! the WAL, how much of the file it reads through a memory map.
 
 use std::time::Duration;
 
@@ -10,6 +10,12 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many prepared statements each connection keeps (more than the
 /// adapter has, so the hot paths never prepare twice).
 pub(super) const STATEMENT_CACHE: usize = 128;
+
+/// Pages written to the WAL between two checkpoints
+/// (`wal_autocheckpoint`, or the worker's step of
+/// [`SqliteStorage::checkpoint_in_background`](super::SqliteStorage::checkpoint_in_background)):
+/// 40 MiB of 4 KiB pages, instead of SQLite's 1,000.
+pub const CHECKPOINT_PAGES: u32 = 10_000;
 
 /// How many bytes of the database file each connection may read through
 /// a memory map: 64 GiB on 64-bit targets, more than a database that

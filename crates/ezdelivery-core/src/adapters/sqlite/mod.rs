@@ -42,9 +42,9 @@ use crate::ports::{Repo, Storage};
 use crate::{Error, Result, StorageError, StorageProblem};
 
 use cache::ViewCache;
-use checkpoint::{Checkpoints, CHECKPOINT_PAGES};
+use checkpoint::Checkpoints;
 use connection::STATEMENT_CACHE;
-pub use connection::{BUSY_TIMEOUT, MMAP_SIZE};
+pub use connection::{BUSY_TIMEOUT, CHECKPOINT_PAGES, MMAP_SIZE};
 pub use preflight::Contents;
 use repo::SqliteRepo;
 
