@@ -716,7 +716,7 @@ fn sample_events() -> Vec<Event> {
 }
 
 fn events(s: &mut dyn Storage) {
-    assert_eq!(read(s, |r| r.events(0, None, 100)), vec![]);
+    assert_eq!(read(s, |r| r.events(0, 100)), vec![]);
     let events = sample_events();
     let (first, rest) = events.split_at(5);
     let mut stored: Vec<StoredEvent> = Vec::new();
@@ -737,19 +737,20 @@ fn events(s: &mut dyn Storage) {
     assert_eq!(stored[0].seq, 1, "sequence numbers start at 1");
     assert!(stored.windows(2).all(|w| w[0].seq < w[1].seq), "strictly increasing: {stored:?}");
 
-    let of = |order: i64| stored.iter().filter(|e| e.event.order_id() == Some(order)).cloned().collect::<Vec<_>>();
-    assert_eq!(read(s, |r| r.events(0, None, 100)), stored, "everything, in order");
-    assert_eq!(read(s, |r| r.events(stored[1].seq, None, 100)), stored[2..].to_vec(), "after a seq");
-    assert_eq!(read(s, |r| r.events(0, None, 3)), stored[..3].to_vec(), "at most the limit");
-    assert_eq!(read(s, |r| r.events(-3, None, 2)), stored[..2].to_vec(), "a negative seq is before the first");
-    assert_eq!(read(s, |r| r.events(stored[2].seq, None, 2)), stored[3..5].to_vec());
-    assert_eq!(read(s, |r| r.events(stored[6].seq, None, 100)), vec![], "nothing after the last");
-    assert_eq!(read(s, |r| r.events(0, Some(1), 100)), of(1), "one order's");
-    assert_eq!(of(1).len(), 3);
-    assert_eq!(read(s, |r| r.events(0, Some(2), 100)), of(2));
-    assert_eq!(read(s, |r| r.events(stored[1].seq, Some(1), 1)), vec![stored[2].clone()]);
-    assert_eq!(read(s, |r| r.events(0, Some(3), 100)), vec![]);
-    assert_eq!(read(s, |r| r.events(0, None, 0)), vec![]);
+    assert_eq!(read(s, |r| r.events(0, 100)), stored, "everything, in order");
+    assert_eq!(read(s, |r| r.events(stored[1].seq, 100)), stored[2..].to_vec(), "after a seq");
+    assert_eq!(read(s, |r| r.events(0, 3)), stored[..3].to_vec(), "at most the limit");
+    assert_eq!(read(s, |r| r.events(-3, 2)), stored[..2].to_vec(), "a negative seq is before the first");
+    assert_eq!(read(s, |r| r.events(stored[2].seq, 2)), stored[3..5].to_vec());
+    assert_eq!(read(s, |r| r.events(stored[6].seq, 100)), vec![], "nothing after the last");
+    let numbered = |picked: &[usize]| picked.iter().map(|&i| stored[i].clone()).collect::<Vec<_>>();
+    let seqs = |picked: &[usize]| picked.iter().map(|&i| stored[i].seq).collect::<Vec<_>>();
+    assert_eq!(read(s, |r| r.events_numbered(&seqs(&[0, 1, 4]))), numbered(&[0, 1, 4]), "by number");
+    assert_eq!(read(s, |r| r.events_numbered(&seqs(&[6]))), numbered(&[6]), "the last");
+    let past_the_end = stored[6].seq + 1;
+    assert_eq!(read(s, |r| r.events_numbered(&[-1, 0, stored[2].seq, past_the_end])), numbered(&[2]), "no such events");
+    assert_eq!(read(s, |r| r.events_numbered(&[])), vec![]);
+    assert_eq!(read(s, |r| r.events(0, 0)), vec![]);
 
     // A rolled-back append does not disturb what follows.
     let rolled_back = s.write(&mut |r| {
@@ -759,7 +760,7 @@ fn events(s: &mut dyn Storage) {
     assert!(rolled_back.is_err());
     let seq = write(s, |r| r.append_event("evt-last", t(9), &events[2]));
     assert!(seq > stored[6].seq, "{seq} after {}", stored[6].seq);
-    assert_eq!(read(s, |r| r.events(stored[6].seq, None, 100)).len(), 1);
+    assert_eq!(read(s, |r| r.events(stored[6].seq, 100)).len(), 1);
 }
 
 fn checkpoints(s: &mut dyn Storage) {
@@ -1105,7 +1106,7 @@ fn failed_write_rolls_back(s: &mut dyn Storage) {
         assert_eq!(r.delivery(1)?, None);
         assert_eq!(r.charges(1)?, vec![]);
         assert_eq!(r.charges_awaiting(t(1_000), 10)?, vec![]);
-        assert_eq!(r.events(0, None, 10)?, vec![]);
+        assert_eq!(r.events(0, 10)?, vec![]);
         assert_eq!(r.checkpoint("mypage")?, 0);
         assert_eq!(r.view(1)?, None);
         assert_eq!(r.customer_views("kim")?, vec![]);
@@ -1154,7 +1155,7 @@ fn failed_read_returns_its_error(s: &mut dyn Storage) {
         assert!(s.read(&mut |r| work(r)).is_err(), "a read that tries {what} fails");
     }
     assert_eq!(read(s, |r| r.stores()), vec![store(1)], "nothing written");
-    assert_eq!(read(s, |r| r.events(0, None, 10)), vec![], "nothing appended");
+    assert_eq!(read(s, |r| r.events(0, 10)), vec![], "nothing appended");
     assert_eq!(read(s, |r| r.view(1)), Some(sample_view(1, "kim")), "no view cleared");
     let claim = write(s, |r| r.claim_request("customer:kim", "k-read", "f", t(1)));
     assert_eq!(claim, RequestClaim::New, "no key claimed");

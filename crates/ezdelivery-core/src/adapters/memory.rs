@@ -344,8 +344,6 @@ struct State {
 
     /// The log; an event's seq is its index + 1.
     events: Vec<StoredEvent>,
-    /// The seqs of each order's events, ascending.
-    order_events: IdMap<OrderId, Vec<i64>>,
 
     /// (projector, seq): a handful, so a vector.
     checkpoints: Vec<(String, i64)>,
@@ -650,7 +648,9 @@ impl State {
             Undo::Review(id, v) => {
                 swap_hash(&mut self.reviews, id, v.map(|review| *review));
             }
-            Undo::Event => self.pop_event(),
+            Undo::Event => {
+                self.events.pop();
+            }
             Undo::Checkpoint(index, seq) => {
                 if let Some(c) = self.checkpoints.get_mut(index) {
                     c.1 = seq;
@@ -793,24 +793,8 @@ impl State {
 
     fn push_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> i64 {
         let seq = self.events.len() as i64 + 1;
-        if let Some(order) = event.order_id() {
-            // An order has about eight events: room for them in one allocation.
-            self.order_events.entry(order).or_insert_with(|| Vec::with_capacity(8)).push(seq);
-        }
         self.events.push(StoredEvent { seq, id: id.to_string(), at, event: event.clone() });
         seq
-    }
-
-    fn pop_event(&mut self) {
-        let Some(stored) = self.events.pop() else { return };
-        if let Some(order) = stored.event.order_id() {
-            if let Some(seqs) = self.order_events.get_mut(&order) {
-                seqs.pop();
-                if seqs.is_empty() {
-                    self.order_events.remove(&order);
-                }
-            }
-        }
     }
 
     fn put_view(&mut self, order: OrderId, view: Option<OrderView>) -> Option<OrderView> {
@@ -1211,24 +1195,15 @@ impl Repo for Tx<'_> {
         Ok(seq)
     }
 
-    fn events(&mut self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>> {
-        let state = &self.state;
-        Ok(match order {
-            // seq = index + 1, so the first event with seq > after is at index `after`.
-            None => {
-                let start = usize::try_from(after.max(0)).unwrap_or(usize::MAX);
-                state.events.get(start..).unwrap_or_default().iter().take(limit).cloned().collect()
-            }
-            Some(order) => match state.order_events.get(&order) {
-                Some(seqs) => seqs[seqs.partition_point(|&s| s <= after)..]
-                    .iter()
-                    .take(limit)
-                    .filter_map(|&seq| usize::try_from(seq - 1).ok().and_then(|i| state.events.get(i)))
-                    .cloned()
-                    .collect(),
-                None => Vec::new(),
-            },
-        })
+    fn events(&mut self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
+        // seq = index + 1, so the first event with seq > after is at index `after`.
+        let start = usize::try_from(after.max(0)).unwrap_or(usize::MAX);
+        Ok(self.state.events.get(start..).unwrap_or_default().iter().take(limit).cloned().collect())
+    }
+
+    fn events_numbered(&mut self, seqs: &[i64]) -> Result<Vec<StoredEvent>> {
+        let event = |seq: i64| usize::try_from(seq - 1).ok().and_then(|i| self.state.events.get(i));
+        Ok(seqs.iter().filter_map(|&seq| event(seq)).cloned().collect())
     }
 
     fn breaker(&mut self, name: &crate::domain::BreakerName) -> Result<Option<Breaker>> {
@@ -1631,7 +1606,7 @@ mod tests {
                 write_everything(r)?;
                 // The writes are visible inside the transaction.
                 assert_eq!(r.next_id(Table::Store)?, 10);
-                assert_eq!(r.events(0, None, 10)?.len(), 4);
+                assert_eq!(r.events(0, 10)?.len(), 4);
                 assert_eq!(r.least_busy_rider()?.unwrap().id, 1);
                 Err(Error::Internal("boom".into()))
             })
@@ -1649,8 +1624,8 @@ mod tests {
         assert_eq!(ids_after, ids_before);
         assert_eq!(ids_after, vec![2, 2, 3, 2, 2, 2]);
         read(&mut s, |r| {
-            assert_eq!(r.events(0, None, 10)?.len(), 2);
-            assert_eq!(r.events(0, Some(6), 10)?, vec![]);
+            assert_eq!(r.events(0, 10)?.len(), 2);
+            assert_eq!(r.events_numbered(&[3, 4])?, vec![], "the rolled-back events");
             assert_eq!(r.store(9)?, None);
             assert!(r.store(1)?.unwrap().open);
             assert_eq!(r.menu_by_name(1, "후라이드")?.unwrap().id, 1);
@@ -1677,7 +1652,7 @@ mod tests {
         read(&mut s, |r| {
             assert_eq!(r.next_id(Table::Store)?, 10);
             assert_eq!(r.next_id(Table::Order)?, 7);
-            assert_eq!(r.events(0, None, 10)?.len(), 4);
+            assert_eq!(r.events(0, 10)?.len(), 4);
             assert_eq!(r.least_busy_rider()?.unwrap().id, 1);
             assert_eq!(r.store_inbox(1)?, vec![6]);
             assert_eq!(r.customer_views("park")?.len(), 1);

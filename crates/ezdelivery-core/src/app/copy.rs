@@ -261,16 +261,10 @@ fn compare_logs(source: &mut dyn TableReader, target: &mut dyn TableReader, prob
     let mut pending: [BTreeMap<i64, StoredEvent>; 2] = [BTreeMap::new(), BTreeMap::new()];
     let mut matched = 0u64;
     while !(source_done && target_done) {
-        let ours = if source_done {
-            Vec::new()
-        } else {
-            with_repo(source, |repo| repo.events(after_source, None, BATCH_EVENTS))?
-        };
-        let theirs = if target_done {
-            Vec::new()
-        } else {
-            with_repo(target, |repo| repo.events(after_target, None, BATCH_EVENTS))?
-        };
+        let ours =
+            if source_done { Vec::new() } else { with_repo(source, |repo| repo.events(after_source, BATCH_EVENTS))? };
+        let theirs =
+            if target_done { Vec::new() } else { with_repo(target, |repo| repo.events(after_target, BATCH_EVENTS))? };
         source_done = source_done || ours.len() < BATCH_EVENTS;
         target_done = target_done || theirs.len() < BATCH_EVENTS;
         after_source = ours.last().map_or(after_source, |e| e.seq);

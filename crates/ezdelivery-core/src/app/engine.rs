@@ -237,13 +237,21 @@ impl Engine {
     }
 
     /// Events after `after`, of one order or all, at most `limit`
-    /// (`ezdelivery events`).
+    /// (`ezdelivery events`). One order's are those its mypage view lists,
+    /// read from the log by number: the log keeps no index by order.
     pub fn events(&self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>> {
         self.read(|repo| {
-            if let Some(id) = order {
-                repo.order(id)?.ok_or_else(|| Error::not_found(crate::Record::Order, id))?;
-            }
-            repo.events(after, order, limit)
+            let Some(id) = order else { return repo.events(after, limit) };
+            repo.order(id)?.ok_or_else(|| Error::not_found(crate::Record::Order, id))?;
+            // The view's timeline lists every event of its order, in number
+            // order, as each unit of work projects its own events in its own
+            // transaction; an order's events are appended under its lock,
+            // so number order is also the order in which they committed.
+            let seqs: Vec<i64> = match repo.view(id)? {
+                Some(view) => view.timeline.iter().map(|t| t.seq).filter(|&seq| seq > after).take(limit).collect(),
+                None => Vec::new(),
+            };
+            repo.events_numbered(&seqs)
         })
     }
 

@@ -209,7 +209,7 @@ pub trait Repo {
     /// larger than any number handed out before.
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64>;
     /// The events after event `after` (0: from the start) in the log's
-    /// order, of one order or all, at most `limit`.
+    /// order, at most `limit`.
     ///
     /// The log's order is the order in which its events can no longer be
     /// joined by one before them, so a reader that asks again after the last
@@ -221,7 +221,15 @@ pub trait Repo {
     /// way; an order's events are in number order (they are appended under
     /// the order's lock). An `after` that names no event (a number rolled
     /// back) counts as the last event numbered below it.
-    fn events(&mut self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>>;
+    fn events(&mut self, after: i64, limit: usize) -> Result<Vec<StoredEvent>>;
+
+    /// The events numbered `seqs` (given in increasing order, as a
+    /// timeline lists them), in that order; a number no event has is
+    /// skipped. The engine reads one order's events this way, the
+    /// numbers taken from the order's view ([`OrderView::timeline`], kept
+    /// in the same transaction as the log), so the log needs no index by
+    /// order: on SQLite such an index cost a page written per event.
+    fn events_numbered(&mut self, seqs: &[i64]) -> Result<Vec<StoredEvent>>;
 
     /// Every event this unit of work sees with a number above `after`, in
     /// number order, at most `limit`: the whole log as of this unit of
@@ -232,7 +240,7 @@ pub trait Repo {
     /// committed as the views that a replay compares them with. With one
     /// writer at a time the two are the same, which is the default.
     fn replay(&mut self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
-        self.events(after, None, limit)
+        self.events(after, limit)
     }
 
     /// The last event a projector has applied (0: none), as `events` takes

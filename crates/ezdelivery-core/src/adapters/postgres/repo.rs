@@ -110,9 +110,9 @@ const APPEND_EVENT: &str =
 /// The log after the event numbered `$1` (or the last one numbered below
 /// it), at most `$2`, in `(tx, seq)` order; `$horizon` limits both the
 /// position and the events to transactions that have ended for every
-/// snapshot (reads), `$order` to one order's (`$3`).
+/// snapshot (reads).
 macro_rules! events_sql {
-    ($horizon:literal, $order:literal) => {
+    ($horizon:literal) => {
         concat!(
             "WITH pos AS (SELECT coalesce(p.tx, '0'::xid8) AS ptx, coalesce(p.seq, 0) AS pseq FROM (SELECT 1) one ",
             "LEFT JOIN LATERAL (SELECT tx, seq FROM events WHERE seq <= $1",
@@ -120,18 +120,16 @@ macro_rules! events_sql {
             " ORDER BY seq DESC LIMIT 1) p ON true) ",
             "SELECT seq, id, type, at, data FROM events, pos WHERE (tx, seq) > (ptx, pseq)",
             $horizon,
-            $order,
             " ORDER BY tx, seq LIMIT $2"
         )
     };
 }
-const EVENTS_READ: &str = events_sql!(" AND tx < pg_snapshot_xmin(pg_current_snapshot())", "");
-const EVENTS_OF_ORDER_READ: &str =
-    events_sql!(" AND tx < pg_snapshot_xmin(pg_current_snapshot())", " AND order_id = $3");
-const EVENTS_WRITE: &str = events_sql!("", "");
+const EVENTS_READ: &str = events_sql!(" AND tx < pg_snapshot_xmin(pg_current_snapshot())");
+const EVENTS_WRITE: &str = events_sql!("");
 /// The log as this transaction sees it, by number: for replays.
 const REPLAY: &str = "SELECT seq, id, type, at, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
-const EVENTS_OF_ORDER_WRITE: &str = events_sql!("", " AND order_id = $3");
+/// Events by number (an order's, as its view lists them).
+const EVENTS_NUMBERED: &str = "SELECT seq, id, type, at, data FROM events WHERE seq = ANY($1) ORDER BY seq";
 
 const LOCK_ORDER: &str = "SELECT pg_advisory_xact_lock($1, $2)::text, pg_current_xact_id_if_assigned()::text";
 /// Whether a transaction later than `$2` appended events of order `$1`.
@@ -657,13 +655,13 @@ impl Repo for PgRepo<'_, '_> {
     /// The log in `(tx, seq)` order (see the module documentation): in a
     /// read, up to the horizon of ended transactions; in a write (or a
     /// copy's transaction), all of it that this transaction sees.
-    fn events(&mut self, after: i64, order: Option<OrderId>, n: usize) -> Result<Vec<StoredEvent>> {
-        match (order, self.write || self.whole_log) {
-            (Some(order), false) => self.all(EVENTS_OF_ORDER_READ, &[&after, &limit(n), &order], |r| rows::event(r)),
-            (None, false) => self.all(EVENTS_READ, &[&after, &limit(n)], |r| rows::event(r)),
-            (Some(order), true) => self.all(EVENTS_OF_ORDER_WRITE, &[&after, &limit(n), &order], |r| rows::event(r)),
-            (None, true) => self.all(EVENTS_WRITE, &[&after, &limit(n)], |r| rows::event(r)),
-        }
+    fn events(&mut self, after: i64, n: usize) -> Result<Vec<StoredEvent>> {
+        let sql = if self.write || self.whole_log { EVENTS_WRITE } else { EVENTS_READ };
+        self.all(sql, &[&after, &limit(n)], |r| rows::event(r))
+    }
+
+    fn events_numbered(&mut self, seqs: &[i64]) -> Result<Vec<StoredEvent>> {
+        self.all(EVENTS_NUMBERED, &[&seqs], |r| rows::event(r))
     }
 
     fn replay(&mut self, after: i64, n: usize) -> Result<Vec<StoredEvent>> {

@@ -108,8 +108,7 @@ const SAVE_REVIEW: &str = "INSERT INTO reviews (order_id, store_id, customer, sc
 
 pub(super) const APPEND_EVENT: &str = "INSERT INTO events (id, type, order_id, at, data) VALUES (?1, ?2, ?3, ?4, ?5)";
 pub(super) const EVENTS: &str = "SELECT seq, id, type, at, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
-pub(super) const EVENTS_OF_ORDER: &str =
-    "SELECT seq, id, type, at, data FROM events WHERE order_id = ?3 AND seq > ?1 ORDER BY seq LIMIT ?2";
+pub(super) const EVENT: &str = "SELECT seq, id, type, at, data FROM events WHERE seq = ?1";
 
 pub(super) const CHECKPOINT: &str = "SELECT seq FROM checkpoints WHERE name = ?1";
 const SET_CHECKPOINT: &str =
@@ -498,11 +497,16 @@ impl Repo for SqliteRepo<'_> {
         Ok(self.conn.last_insert_rowid())
     }
 
-    fn events(&mut self, after: i64, order: Option<OrderId>, n: usize) -> Result<Vec<StoredEvent>> {
-        match order {
-            Some(order) => self.all(EVENTS_OF_ORDER, params![after, limit(n), order], rows::event),
-            None => self.all(EVENTS, params![after, limit(n)], rows::event),
+    fn events(&mut self, after: i64, n: usize) -> Result<Vec<StoredEvent>> {
+        self.all(EVENTS, params![after, limit(n)], rows::event)
+    }
+
+    fn events_numbered(&mut self, seqs: &[i64]) -> Result<Vec<StoredEvent>> {
+        let mut events = Vec::with_capacity(seqs.len());
+        for &seq in seqs {
+            events.extend(self.one(EVENT, [seq], rows::event)?);
         }
+        Ok(events)
     }
 
     fn checkpoint(&mut self, projector: &str) -> Result<i64> {

@@ -279,8 +279,8 @@ fn bad_rows_are_storage_errors_naming_table_and_value() {
         ("UPDATE order_items SET qty = -2", &["order_items.qty", "-2"], |r| r.order(1).map(drop)),
         ("UPDATE payments SET tries = -1", &["payments.tries", "-1"], |r| r.latest_payment(1).map(drop)),
         ("UPDATE payments SET next_at = 'soon'", &["payments.next_at", "soon"], |r| r.latest_payment(1).map(drop)),
-        ("UPDATE events SET data = '{'", &["events", "JSON"], |r| r.events(0, None, 10).map(drop)),
-        ("UPDATE events SET type = 'Exploded'", &["events", "Exploded"], |r| r.events(0, Some(1), 10).map(drop)),
+        ("UPDATE events SET data = '{'", &["events", "JSON"], |r| r.events(0, 10).map(drop)),
+        ("UPDATE events SET type = 'Exploded'", &["events", "Exploded"], |r| r.events_numbered(&[1]).map(drop)),
         ("UPDATE mypage SET view = '[]'", &["mypage", "JSON"], |r| r.view(1).map(drop)),
         ("UPDATE message_deliveries SET tries = -3", &["message_deliveries.tries", "-3"], |r| {
             r.due_messages(DateTime::from_timestamp(1_714_521_600, 0).expect("a time"), 10).map(drop)
@@ -451,7 +451,7 @@ fn hot_queries_use_indexes() {
         ("ticket", repo::TICKET, &["kitchen_tickets USING INTEGER PRIMARY KEY"]),
         ("delivery", repo::DELIVERY, &["deliveries USING INTEGER PRIMARY KEY"]),
         ("events", repo::EVENTS, &["events USING INTEGER PRIMARY KEY"]),
-        ("events by order", repo::EVENTS_OF_ORDER, &["events USING INDEX events_order"]),
+        ("an event by number", repo::EVENT, &["events USING INTEGER PRIMARY KEY"]),
         ("checkpoint", repo::CHECKPOINT, &["checkpoints USING INDEX sqlite_autoindex_checkpoints_1"]),
         ("view by order", repo::VIEW, &["mypage USING INTEGER PRIMARY KEY"]),
         ("customer views", repo::CUSTOMER_VIEWS, &["mypage USING INDEX mypage_customer"]),

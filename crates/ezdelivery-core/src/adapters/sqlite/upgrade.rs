@@ -162,7 +162,7 @@ mod tests {
         OrderView { timeline, ..view.clone() }
     }
 
-    /// Gives the tables version 8 rebuilt their form of version 7 (the
+    /// Gives the tables versions 8 and 9 changed their form of version 7 (the
     /// shipped DDL of version 1, repeated on purpose: this makes an old
     /// file), keeping every row; with `foreign_keys` off (the bundled
     /// SQLite turns it on by default), so dropping the new tables cascades
@@ -210,6 +210,7 @@ mod tests {
              DROP INDEX orders_inbox;
              CREATE INDEX orders_store_status ON orders (store_id, status);
              CREATE UNIQUE INDEX events_id ON events (id);
+             CREATE INDEX events_order ON events (order_id, seq);
              PRAGMA foreign_keys = ON;",
         )
         .expect("version 7's tables");
@@ -223,7 +224,8 @@ mod tests {
     /// A file at version 7, full of rows (`app::copy::fixture`), opened by
     /// this build: every row of every table is kept, the outbox and the
     /// items are keyed in their own b-tree, the inbox's index holds only
-    /// the inbox, the event id has no index, every foreign key still holds,
+    /// the inbox, the event log has no index but its key (version 9), every
+    /// foreign key still holds, each order's events are read as before,
     /// and the engine goes on from where the file was.
     #[test]
     fn a_version_7_file_gets_the_tables_of_version_8_keeping_every_row() {
@@ -266,7 +268,7 @@ mod tests {
             )
             .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
             .expect("indexes");
-        assert_eq!(indexes, ["events_order", "message_deliveries_due", "orders_inbox"], "no other index");
+        assert_eq!(indexes, ["message_deliveries_due", "orders_inbox"], "no other index");
         let rebuilt: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master WHERE name LIKE '%!_v8' ESCAPE '!'", [], |r| r.get(0))
             .expect("tables");
@@ -286,6 +288,20 @@ mod tests {
             "a new order is in the inbox"
         );
         assert_eq!(e.status(paid).expect("a view").items.len(), 1);
+
+        // One order's events, read through its view, are what the log holds
+        // of that order: for every order of the busy file, from the start
+        // and after its second event, and at most two.
+        let log = e.events(0, None, 100_000).expect("the log");
+        let orders: std::collections::BTreeSet<_> = log.iter().filter_map(|s| s.event.order_id()).collect();
+        assert!(orders.len() > 5, "a busy file: {} orders", orders.len());
+        for order in orders {
+            let of: Vec<_> = log.iter().filter(|s| s.event.order_id() == Some(order)).cloned().collect();
+            assert_eq!(e.events(0, Some(order), 1_000).expect("its events"), of, "order {order}");
+            let after = of.get(1).map_or(0, |s| s.seq);
+            let rest: Vec<_> = of.iter().filter(|s| s.seq > after).take(2).cloned().collect();
+            assert_eq!(e.events(after, Some(order), 2).expect("its events"), rest, "order {order} after {after}");
+        }
     }
 
     /// Gives the event log back its form up to version 6 (`AUTOINCREMENT`,
