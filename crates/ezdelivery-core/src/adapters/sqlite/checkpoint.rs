@@ -32,7 +32,7 @@
 //! pass under way and checkpoints the rest itself, as SQLite would have:
 //! under a sustained load that is the steady state, a unit of work waiting
 //! for such a checkpoint every four steps instead of every step, and the
-//! `-wal` file grows to about four steps (160 MiB; more only if another
+//! `-wal` file grows to about four steps (80 MiB of 2 KiB pages; more only if another
 //! process keeps reading an old snapshot, as with SQLite's own). Should
 //! the worker die, the writer checkpoints at each step as SQLite would.
 

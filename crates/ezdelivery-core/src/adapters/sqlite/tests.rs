@@ -82,9 +82,9 @@ fn checkpoints_in_the_background_keep_the_wal_small_and_lose_nothing() {
     }
     let runs = s.session.get_mut().expect("unlocked").checkpoints.as_ref().expect("started").runs();
     assert!(runs > 0, "the worker never checkpointed");
-    // Every commit writes at least one 4 KiB page: without checkpoints that
+    // Every commit writes at least one page: without checkpoints that
     // start the WAL over, its file would hold all of them.
-    let written = stores_saved as u64 * 4_096;
+    let written = stores_saved as u64 * u64::from(PAGE_SIZE);
     assert!(wal_bytes(&path) < written / 4, "the WAL grew to {} bytes", wal_bytes(&path));
     drop(s);
     // The worker was stopped and joined, and the last connection to close
@@ -133,6 +133,7 @@ fn open_sets_the_pragmas() {
         // cap raised (`.cargo/config.toml`); with SQLite's own cap it would
         // be 2 GiB.
         assert_eq!(pragma("mmap_size"), MMAP_SIZE);
+        assert_eq!(pragma("page_size"), i64::from(PAGE_SIZE), "a new file");
     }
     // What the README tells an embedder to do to read without the map.
     let s = SqliteStorage::open(dir.path().join("no-map.db")).expect("opened");
@@ -143,6 +144,38 @@ fn open_sets_the_pragmas() {
     assert_eq!("normal".parse(), Ok(Synchronous::Normal));
     assert_eq!("full".parse(), Ok(Synchronous::Full));
     assert!("off".parse::<Synchronous>().is_err());
+}
+
+/// A file with SQLite's default 4 KiB pages, as earlier versions created
+/// them, keeps its pages: it opens, takes writes, and a copy of it to a new
+/// file gets the adapter's page size with every row.
+#[test]
+fn a_file_with_other_pages_keeps_them_and_a_copy_gets_ours() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let old = dir.path().join("old.db");
+    {
+        let c = rusqlite::Connection::open(&old).expect("created");
+        c.pragma_update(None, "page_size", 4096).expect("page size");
+        let _mode: String = c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).expect("WAL");
+    }
+    assert_ne!(PAGE_SIZE, 4096, "the test needs pages of another size");
+    let page_size =
+        |s: &SqliteStorage| -> u32 { s.connection().query_row("PRAGMA page_size", [], |r| r.get(0)).expect("read") };
+    let mut s = SqliteStorage::open(&old).expect("opened");
+    assert_eq!(page_size(&s), 4096);
+    for id in 1..=300 {
+        save_store(&mut s, id);
+    }
+    drop(s);
+    let mut s = SqliteStorage::open(&old).expect("reopened");
+    assert_eq!(page_size(&s), 4096, "kept");
+    assert_eq!(stores(&mut s).len(), 300);
+
+    let new = dir.path().join("copy.db");
+    let mut copy = SqliteStorage::open(&new).expect("created");
+    crate::app::copy::copy(&s, &copy).expect("copied");
+    assert_eq!(page_size(&copy), PAGE_SIZE);
+    assert_eq!(stores(&mut copy), stores(&mut s));
 }
 
 #[cfg(unix)]
