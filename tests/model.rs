@@ -14,7 +14,8 @@
 //! - the amount the payment gateway was asked for is the sum of the order's
 //!   items and the view's total, and the gateway approved each order at most
 //!   once;
-//! - the read model equals a fresh rebuild from the event log.
+//! - the read model equals a fresh rebuild from the event log, and each
+//!   order's events (read through its view) are the log's of that order.
 //!
 //! The gateways are scripted: the commands `PaymentDown`, `PaymentUp`,
 //! `ChargeDown` and `ChargeUp` switch their availability, the payment
@@ -1625,6 +1626,28 @@ impl Harness {
                 before.len(),
                 after.len()
             )));
+        }
+        self.check_order_events()
+    }
+
+    /// One order's events (read through its view) are the log's events of
+    /// that order, from the start, after one of them, and at most one.
+    fn check_order_events(&mut self) -> Result<(), TestCaseError> {
+        let log = engine!(self, "events", self.engine.events(0, None, 100_000));
+        for customer in CUSTOMERS {
+            for view in engine!(self, "customer_orders", self.engine.customer_orders(customer)) {
+                let id = view.order_id;
+                let of: Vec<_> = log.iter().filter(|e| e.event.order_id() == Some(id)).cloned().collect();
+                let all = engine!(self, "events of an order", self.engine.events(0, Some(id), 100_000));
+                if all != of {
+                    return Err(self.fail(format!("order {id}: its events are {all:?}, the log has {of:?}")));
+                }
+                let after = of.first().map_or(0, |e| e.seq);
+                let next = engine!(self, "events of an order", self.engine.events(after, Some(id), 1));
+                if next.as_slice() != of.get(1..2).unwrap_or_default() {
+                    return Err(self.fail(format!("order {id}: after {after} it gives {next:?}, the log {of:?}")));
+                }
+            }
         }
         Ok(())
     }

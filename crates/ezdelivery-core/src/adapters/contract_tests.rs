@@ -745,11 +745,26 @@ fn events(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.events(stored[6].seq, 100)), vec![], "nothing after the last");
     let numbered = |picked: &[usize]| picked.iter().map(|&i| stored[i].clone()).collect::<Vec<_>>();
     let seqs = |picked: &[usize]| picked.iter().map(|&i| stored[i].seq).collect::<Vec<_>>();
-    assert_eq!(read(s, |r| r.events_numbered(&seqs(&[0, 1, 4]))), numbered(&[0, 1, 4]), "by number");
-    assert_eq!(read(s, |r| r.events_numbered(&seqs(&[6]))), numbered(&[6]), "the last");
+    assert_eq!(read(s, |r| r.events_numbered(&seqs(&[0, 1, 4]), 0)), numbered(&[0, 1, 4]), "by number");
+    assert_eq!(read(s, |r| r.events_numbered(&seqs(&[0, 1, 4]), stored[0].seq)), numbered(&[1, 4]), "after one");
+    assert_eq!(
+        read(s, |r| r.events_numbered(&seqs(&[0, 1, 4]), stored[3].seq)),
+        numbered(&[4]),
+        "after one not asked for"
+    );
+    assert_eq!(read(s, |r| r.events_numbered(&seqs(&[0, 1, 4]), stored[4].seq)), vec![], "after the last asked for");
+    assert_eq!(
+        read(s, |r| r.events_numbered(&seqs(&[6]), -3)),
+        numbered(&[6]),
+        "the last; a negative seq is before the first"
+    );
     let past_the_end = stored[6].seq + 1;
-    assert_eq!(read(s, |r| r.events_numbered(&[-1, 0, stored[2].seq, past_the_end])), numbered(&[2]), "no such events");
-    assert_eq!(read(s, |r| r.events_numbered(&[])), vec![]);
+    assert_eq!(
+        read(s, |r| r.events_numbered(&[-1, 0, stored[2].seq, past_the_end], -10)),
+        numbered(&[2]),
+        "no such events"
+    );
+    assert_eq!(read(s, |r| r.events_numbered(&[], 0)), vec![]);
     assert_eq!(read(s, |r| r.events(0, 0)), vec![]);
 
     // A rolled-back append does not disturb what follows.

@@ -1201,9 +1201,9 @@ impl Repo for Tx<'_> {
         Ok(self.state.events.get(start..).unwrap_or_default().iter().take(limit).cloned().collect())
     }
 
-    fn events_numbered(&mut self, seqs: &[i64]) -> Result<Vec<StoredEvent>> {
+    fn events_numbered(&mut self, seqs: &[i64], after: i64) -> Result<Vec<StoredEvent>> {
         let event = |seq: i64| usize::try_from(seq - 1).ok().and_then(|i| self.state.events.get(i));
-        Ok(seqs.iter().filter_map(|&seq| event(seq)).cloned().collect())
+        Ok(seqs.iter().filter(|&&seq| seq > after).filter_map(|&seq| event(seq)).cloned().collect())
     }
 
     fn breaker(&mut self, name: &crate::domain::BreakerName) -> Result<Option<Breaker>> {
@@ -1625,7 +1625,7 @@ mod tests {
         assert_eq!(ids_after, vec![2, 2, 3, 2, 2, 2]);
         read(&mut s, |r| {
             assert_eq!(r.events(0, 10)?.len(), 2);
-            assert_eq!(r.events_numbered(&[3, 4])?, vec![], "the rolled-back events");
+            assert_eq!(r.events_numbered(&[3, 4], 0)?, vec![], "the rolled-back events");
             assert_eq!(r.store(9)?, None);
             assert!(r.store(1)?.unwrap().open);
             assert_eq!(r.menu_by_name(1, "후라이드")?.unwrap().id, 1);

@@ -247,11 +247,15 @@ impl Engine {
             // order, as each unit of work projects its own events in its own
             // transaction; an order's events are appended under its lock,
             // so number order is also the order in which they committed.
+            // Which come after `after` is the log's to say: on PostgreSQL an
+            // event numbered below `after` may have committed after it.
             let seqs: Vec<i64> = match repo.view(id)? {
-                Some(view) => view.timeline.iter().map(|t| t.seq).filter(|&seq| seq > after).take(limit).collect(),
+                Some(view) => view.timeline.iter().map(|t| t.seq).collect(),
                 None => Vec::new(),
             };
-            repo.events_numbered(&seqs)
+            let mut events = repo.events_numbered(&seqs, after)?;
+            events.truncate(limit);
+            Ok(events)
         })
     }
 

@@ -223,13 +223,15 @@ pub trait Repo {
     /// back) counts as the last event numbered below it.
     fn events(&mut self, after: i64, limit: usize) -> Result<Vec<StoredEvent>>;
 
-    /// The events numbered `seqs` (given in increasing order, as a
-    /// timeline lists them), in that order; a number no event has is
-    /// skipped. The engine reads one order's events this way, the
-    /// numbers taken from the order's view ([`OrderView::timeline`], kept
-    /// in the same transaction as the log), so the log needs no index by
-    /// order: on SQLite such an index cost a page written per event.
-    fn events_numbered(&mut self, seqs: &[i64]) -> Result<Vec<StoredEvent>>;
+    /// Of the events numbered `seqs` (given in increasing order, as a
+    /// timeline lists them), those after event `after` in the log's order
+    /// (as [`Repo::events`] takes `after`), in the log's order; a number
+    /// no event has is skipped. The engine reads one order's events this
+    /// way, the numbers taken from the order's view
+    /// ([`OrderView::timeline`], kept in the same transaction as the log),
+    /// so the log needs no index by order: on SQLite such an index cost a
+    /// page written per event.
+    fn events_numbered(&mut self, seqs: &[i64], after: i64) -> Result<Vec<StoredEvent>>;
 
     /// Every event this unit of work sees with a number above `after`, in
     /// number order, at most `limit`: the whole log as of this unit of

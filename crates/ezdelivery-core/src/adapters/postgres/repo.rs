@@ -108,11 +108,11 @@ const APPEND_EVENT: &str =
     "INSERT INTO events (id, type, order_id, at, data) VALUES ($1, $2, $3, $4, $5) RETURNING seq";
 
 /// The log after the event numbered `$1` (or the last one numbered below
-/// it), at most `$2`, in `(tx, seq)` order; `$horizon` limits both the
-/// position and the events to transactions that have ended for every
-/// snapshot (reads).
+/// it), in `(tx, seq)` order, then `$rest` (the order, a limit `$2` or
+/// the numbers `$2` asked for); `$horizon` limits both the position and
+/// the events to transactions that have ended for every snapshot (reads).
 macro_rules! events_sql {
-    ($horizon:literal) => {
+    ($horizon:literal, $rest:literal) => {
         concat!(
             "WITH pos AS (SELECT coalesce(p.tx, '0'::xid8) AS ptx, coalesce(p.seq, 0) AS pseq FROM (SELECT 1) one ",
             "LEFT JOIN LATERAL (SELECT tx, seq FROM events WHERE seq <= $1",
@@ -120,16 +120,20 @@ macro_rules! events_sql {
             " ORDER BY seq DESC LIMIT 1) p ON true) ",
             "SELECT seq, id, type, at, data FROM events, pos WHERE (tx, seq) > (ptx, pseq)",
             $horizon,
-            " ORDER BY tx, seq LIMIT $2"
+            $rest
         )
     };
 }
-const EVENTS_READ: &str = events_sql!(" AND tx < pg_snapshot_xmin(pg_current_snapshot())");
-const EVENTS_WRITE: &str = events_sql!("");
+const EVENTS_READ: &str =
+    events_sql!(" AND tx < pg_snapshot_xmin(pg_current_snapshot())", " ORDER BY tx, seq LIMIT $2");
+const EVENTS_WRITE: &str = events_sql!("", " ORDER BY tx, seq LIMIT $2");
 /// The log as this transaction sees it, by number: for replays.
 const REPLAY: &str = "SELECT seq, id, type, at, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
-/// Events by number (an order's, as its view lists them).
-const EVENTS_NUMBERED: &str = "SELECT seq, id, type, at, data FROM events WHERE seq = ANY($1) ORDER BY seq";
+/// Of the events numbered `$2` (an order's, as its view lists them), those
+/// after event `$1` in the log's order. Without the horizon: the view and
+/// these events are of one snapshot, and one order's events commit in
+/// number order (they are appended under the order's lock).
+const EVENTS_NUMBERED: &str = events_sql!("", " AND seq = ANY($2) ORDER BY tx, seq");
 
 const LOCK_ORDER: &str = "SELECT pg_advisory_xact_lock($1, $2)::text, pg_current_xact_id_if_assigned()::text";
 /// Whether a transaction later than `$2` appended events of order `$1`.
@@ -660,8 +664,8 @@ impl Repo for PgRepo<'_, '_> {
         self.all(sql, &[&after, &limit(n)], |r| rows::event(r))
     }
 
-    fn events_numbered(&mut self, seqs: &[i64]) -> Result<Vec<StoredEvent>> {
-        self.all(EVENTS_NUMBERED, &[&seqs], |r| rows::event(r))
+    fn events_numbered(&mut self, seqs: &[i64], after: i64) -> Result<Vec<StoredEvent>> {
+        self.all(EVENTS_NUMBERED, &[&after, &seqs], |r| rows::event(r))
     }
 
     fn replay(&mut self, after: i64, n: usize) -> Result<Vec<StoredEvent>> {

@@ -131,6 +131,12 @@ fn readers_get_the_log_in_commit_order_and_never_miss_a_late_commit() {
     );
     assert_eq!(read(&storage, |r| r.events(younger, 100)), vec![], "the end of the log");
     assert_eq!(seqs(&read(&storage, |r| r.events(second, 1))), vec![late], "at most the limit");
+    // Events asked for by number (as one order's are) come in the same
+    // order, after the same position.
+    let numbered = |after| seqs(&read(&storage, |r| r.events_numbered(&[second, younger, late], after)));
+    assert_eq!(numbered(0), vec![second, late, younger], "by number, in the log's order");
+    assert_eq!(numbered(late), vec![younger], "after the later number, the earlier-numbered one still comes");
+    assert_eq!(numbered(younger), Vec::<i64>::new(), "the end of the log");
     // A number that names no event counts as the last one numbered below it.
     let gone = through(
         |w| storage.write(w),
@@ -267,7 +273,8 @@ fn an_order_lock_taken_late_by_an_older_transaction_runs_the_unit_again() {
     let log = read(&storage, |r| r.events(0, 100));
     assert_eq!(log.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["younger", "older-2"]);
     assert!(log[0].seq < log[1].seq, "in number order: {log:?}");
-    assert_eq!(read(&storage, |r| r.events_numbered(&[log[0].seq, log[1].seq])), log, "by number");
+    assert_eq!(read(&storage, |r| r.events_numbered(&[log[0].seq, log[1].seq], 0)), log, "by number");
+    assert_eq!(read(&storage, |r| r.events_numbered(&[log[0].seq, log[1].seq], log[0].seq)), log[1..].to_vec());
 }
 
 #[test]

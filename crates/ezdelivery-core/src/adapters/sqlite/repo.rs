@@ -501,9 +501,10 @@ impl Repo for SqliteRepo<'_> {
         self.all(EVENTS, params![after, limit(n)], rows::event)
     }
 
-    fn events_numbered(&mut self, seqs: &[i64]) -> Result<Vec<StoredEvent>> {
+    fn events_numbered(&mut self, seqs: &[i64], after: i64) -> Result<Vec<StoredEvent>> {
         let mut events = Vec::with_capacity(seqs.len());
-        for &seq in seqs {
+        // One writer at a time: the log's order is number order.
+        for &seq in seqs.iter().filter(|&&seq| seq > after) {
             events.extend(self.one(EVENT, [seq], rows::event)?);
         }
         Ok(events)

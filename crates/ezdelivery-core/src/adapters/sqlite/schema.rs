@@ -333,7 +333,7 @@ DROP INDEX events_id;
 /// (`Engine::events`), which each unit of work keeps in the same
 /// transaction as the log.
 const V9: &str = "
-DROP INDEX events_order;
+DROP INDEX IF EXISTS events_order;
 ";
 
 /// The migrations, oldest first; the schema version is their count.

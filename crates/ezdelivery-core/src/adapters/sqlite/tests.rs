@@ -147,8 +147,9 @@ fn open_sets_the_pragmas() {
 }
 
 /// A file with SQLite's default 4 KiB pages, as earlier versions created
-/// them, keeps its pages: it opens, takes writes, and a copy of it to a new
-/// file gets the adapter's page size with every row.
+/// them, keeps its pages: it opens, takes writes and reopens; and the
+/// README's way to give it the new size works: a new file (which `open`
+/// creates with the adapter's pages) takes a copy of every row.
 #[test]
 fn a_file_with_other_pages_keeps_them_and_a_copy_gets_ours() {
     let dir = tempfile::tempdir().expect("a temporary folder");
@@ -313,7 +314,7 @@ fn bad_rows_are_storage_errors_naming_table_and_value() {
         ("UPDATE payments SET tries = -1", &["payments.tries", "-1"], |r| r.latest_payment(1).map(drop)),
         ("UPDATE payments SET next_at = 'soon'", &["payments.next_at", "soon"], |r| r.latest_payment(1).map(drop)),
         ("UPDATE events SET data = '{'", &["events", "JSON"], |r| r.events(0, 10).map(drop)),
-        ("UPDATE events SET type = 'Exploded'", &["events", "Exploded"], |r| r.events_numbered(&[1]).map(drop)),
+        ("UPDATE events SET type = 'Exploded'", &["events", "Exploded"], |r| r.events_numbered(&[1], 0).map(drop)),
         ("UPDATE mypage SET view = '[]'", &["mypage", "JSON"], |r| r.view(1).map(drop)),
         ("UPDATE message_deliveries SET tries = -3", &["message_deliveries.tries", "-3"], |r| {
             r.due_messages(DateTime::from_timestamp(1_714_521_600, 0).expect("a time"), 10).map(drop)

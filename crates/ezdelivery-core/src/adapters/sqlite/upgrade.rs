@@ -228,7 +228,7 @@ mod tests {
     /// foreign key still holds, each order's events are read as before,
     /// and the engine goes on from where the file was.
     #[test]
-    fn a_version_7_file_gets_the_tables_of_version_8_keeping_every_row() {
+    fn a_version_7_file_gets_the_tables_of_versions_8_and_9_keeping_every_row() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = crate::app::copy::fixture::busy_database(dir.path());
         // Orders in the store's inbox, which the new partial index must hold.
