@@ -108,9 +108,10 @@ const APPEND_EVENT: &str =
     "INSERT INTO events (id, type, order_id, at, data) VALUES ($1, $2, $3, $4, $5) RETURNING seq";
 
 /// The log after the event numbered `$1` (or the last one numbered below
-/// it), in `(tx, seq)` order, then `$rest` (the order, a limit `$2` or
-/// the numbers `$2` asked for); `$horizon` limits both the position and
-/// the events to transactions that have ended for every snapshot (reads).
+/// it), in `(tx, seq)` order; `$rest` ends the query (`ORDER BY` with a
+/// limit `$2`, or the numbers `$2` asked for first); `$horizon` limits both
+/// the position and the events to transactions that have ended for every
+/// snapshot (reads).
 macro_rules! events_sql {
     ($horizon:literal, $rest:literal) => {
         concat!(

@@ -274,7 +274,7 @@ impl SqliteStorage {
     /// starts over. When commits outrun the disk, as they do under a
     /// sustained load, a commit waits for the worker and checkpoints the
     /// rest itself once the WAL holds four steps (its `-wal` file about
-    /// 80 MiB, against 20 MiB; twice that for 4 KiB pages): one wait every four steps instead of
+    /// 80 MiB of 2 KiB pages, against 20 MiB): one wait every four steps instead of
     /// every step. The thread is stopped and joined when the storage is
     /// dropped. Nothing changes for durability: a commit is as durable as
     /// before, and a checkpoint only moves committed pages.
