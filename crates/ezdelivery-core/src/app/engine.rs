@@ -242,16 +242,20 @@ impl Engine {
     pub fn events(&self, after: i64, order: Option<OrderId>, limit: usize) -> Result<Vec<StoredEvent>> {
         self.read(|repo| {
             let Some(id) = order else { return repo.events(after, limit) };
-            repo.order(id)?.ok_or_else(|| Error::not_found(crate::Record::Order, id))?;
             // The view's timeline lists every event of its order, in number
             // order, as each unit of work projects its own events in its own
             // transaction; an order's events are appended under its lock,
             // so number order is also the order in which they committed.
             // Which come after `after` is the log's to say: on PostgreSQL an
             // event numbered below `after` may have committed after it.
+            // A view is written with its order, so only without one is the
+            // order itself looked up, to tell an unknown order.
             let seqs: Vec<i64> = match repo.view(id)? {
                 Some(view) => view.timeline.iter().map(|t| t.seq).collect(),
-                None => Vec::new(),
+                None => {
+                    repo.order(id)?.ok_or_else(|| Error::not_found(crate::Record::Order, id))?;
+                    Vec::new()
+                }
             };
             let mut events = repo.events_numbered(&seqs, after)?;
             events.truncate(limit);
