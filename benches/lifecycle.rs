@@ -2,6 +2,10 @@
 //! start, deliver complete: seven write transactions) on each storage,
 //! each beside its raw-SQLite floor doing the same 47 row writes.
 //!
+//! One more figure has the engine itself as its floor: the in-memory
+//! SQLite lifecycle with 5,005 riders beside the same with five, to show
+//! that choosing a rider does not read them all.
+//!
 //! `cargo bench --bench lifecycle` (add `-- memory` or `-- wal` to pick).
 
 mod common;
@@ -16,6 +20,8 @@ use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
 use common::{engine, lifecycle, picks, Floor};
 
 const GROUP: &str = "lifecycle";
+/// Riders registered for the many-riders figure (on top of the usual five).
+const RIDERS: usize = 5_000;
 
 fn benches(c: &mut Criterion) {
     let picks = picks();
@@ -48,6 +54,14 @@ fn benches(c: &mut Criterion) {
     let in_memory = engine(SqliteStorage::open_in_memory().unwrap());
     group.bench_function("sqlite_in_memory", |b| b.iter(|| lifecycle(&in_memory, &picks)));
     drop(in_memory);
+    // The same with 5,000 riders instead of five: choosing the rider at
+    // cook start must not read every rider (its floor is the line above).
+    let many_riders = engine(SqliteStorage::open_in_memory().unwrap());
+    for i in 0..RIDERS {
+        many_riders.add_rider(&format!("rider {i}")).unwrap();
+    }
+    group.bench_function("sqlite_in_memory_riders", |b| b.iter(|| lifecycle(&many_riders, &picks)));
+    drop(many_riders);
     let mut floor = Floor::open(None, Synchronous::Full);
     group.bench_function("sqlite_in_memory_floor", |b| b.iter(|| floor.lifecycle()));
     drop(floor);
@@ -107,6 +121,7 @@ fn main() {
         GROUP,
         &[
             ("sqlite in memory", "sqlite_in_memory", "sqlite_in_memory_floor"),
+            ("5,005 riders beside 5", "sqlite_in_memory_riders", "sqlite_in_memory"),
             ("sqlite WAL file (FULL)", "sqlite_wal_file", "sqlite_wal_file_floor"),
             ("sqlite WAL file (NORMAL)", "sqlite_wal_file_normal", "sqlite_wal_file_normal_floor"),
         ],

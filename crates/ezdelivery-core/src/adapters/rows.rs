@@ -333,6 +333,19 @@ pub(crate) fn menu(row: &dyn SqlRow) -> Result<Menu> {
     })
 }
 
+/// The idle rider with the lowest id: no delivery of theirs in status `$1`
+/// or `$2` (the statuses that keep a rider busy). Riders are read in id
+/// order and the first idle one ends the search, so the query reads as
+/// many riders as there are busy ones below it, not every rider.
+pub(crate) const IDLE_RIDER: &str = "SELECT r.id, r.name FROM riders r WHERE NOT EXISTS (SELECT 1 FROM deliveries d \
+     WHERE d.rider_id = r.id AND d.status IN ($1, $2)) ORDER BY r.id LIMIT 1";
+
+/// The rider with the fewest deliveries in status `$1` or `$2`, the lowest
+/// id among equals. It counts every rider's, so the adapters ask it only
+/// when [`IDLE_RIDER`] finds nobody.
+pub(crate) const LEAST_BUSY_RIDER: &str = "SELECT r.id, r.name FROM riders r ORDER BY (SELECT count(*) FROM \
+     deliveries d WHERE d.rider_id = r.id AND d.status IN ($1, $2)), r.id LIMIT 1";
+
 /// A rider's row (`id, name`).
 pub(crate) fn rider(row: &dyn SqlRow) -> Result<Rider> {
     Ok(Rider { id: get(row, 0)?, name: get(row, 1)? })

@@ -75,8 +75,6 @@ const SAVE_RIDER: &str =
 const RIDER: &str = "SELECT id, name FROM riders WHERE id = $1";
 const RIDER_BY_NAME: &str = "SELECT id, name FROM riders WHERE name = $1 ORDER BY id LIMIT 1";
 const RIDERS: &str = "SELECT id, name FROM riders ORDER BY id";
-const LEAST_BUSY_RIDER: &str = "SELECT r.id, r.name FROM riders r ORDER BY (SELECT count(*) FROM \
-     deliveries d WHERE d.rider_id = r.id AND d.status IN ($1, $2)), r.id LIMIT 1";
 
 const INSERT_ORDER: &str =
     concat!("INSERT INTO orders (", order_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
@@ -544,7 +542,10 @@ impl Repo for PgRepo<'_, '_> {
 
     fn least_busy_rider(&mut self) -> Result<Option<Rider>> {
         let [a, b] = BUSY.map(DeliveryStatus::as_str);
-        self.one(LEAST_BUSY_RIDER, &[&a, &b], |r| rows::rider(r))
+        match self.one(rows::IDLE_RIDER, &[&a, &b], |r| rows::rider(r))? {
+            Some(idle) => Ok(Some(idle)),
+            None => self.one(rows::LEAST_BUSY_RIDER, &[&a, &b], |r| rows::rider(r)),
+        }
     }
 
     fn insert_order(&mut self, o: &Order) -> Result<()> {

@@ -67,9 +67,6 @@ const SAVE_RIDER: &str =
 pub(super) const RIDER: &str = "SELECT id, name FROM riders WHERE id = ?1";
 pub(super) const RIDER_BY_NAME: &str = "SELECT id, name FROM riders WHERE name = ?1 ORDER BY id LIMIT 1";
 const RIDERS: &str = "SELECT id, name FROM riders ORDER BY id";
-/// Every rider has to be looked at; each one's count is an index search.
-pub(super) const LEAST_BUSY_RIDER: &str = "SELECT r.id, r.name FROM riders r ORDER BY (SELECT COUNT(*) FROM \
-     deliveries d WHERE d.rider_id = r.id AND d.status IN (?1, ?2)), r.id LIMIT 1";
 
 const INSERT_ORDER: &str =
     concat!("INSERT INTO orders (", order_cols!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
@@ -394,7 +391,11 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn least_busy_rider(&mut self) -> Result<Option<Rider>> {
-        self.one(LEAST_BUSY_RIDER, BUSY.map(DeliveryStatus::as_str), rows::rider)
+        let busy = BUSY.map(DeliveryStatus::as_str);
+        match self.one(rows::IDLE_RIDER, busy, rows::rider)? {
+            Some(idle) => Ok(Some(idle)),
+            None => self.one(rows::LEAST_BUSY_RIDER, busy, rows::rider),
+        }
     }
 
     fn insert_order(&mut self, o: &Order) -> Result<()> {
