@@ -341,10 +341,20 @@ pub(crate) const IDLE_RIDER: &str = "SELECT r.id, r.name FROM riders r WHERE NOT
      WHERE d.rider_id = r.id AND d.status IN ($1, $2)) ORDER BY r.id LIMIT 1";
 
 /// The rider with the fewest deliveries in status `$1` or `$2`, the lowest
-/// id among equals. It counts every rider's, so the adapters ask it only
-/// when [`IDLE_RIDER`] finds nobody.
+/// id among equals. It counts every rider's, so [`least_busy_rider`] asks
+/// it only when [`IDLE_RIDER`] finds nobody.
 pub(crate) const LEAST_BUSY_RIDER: &str = "SELECT r.id, r.name FROM riders r ORDER BY (SELECT count(*) FROM \
      deliveries d WHERE d.rider_id = r.id AND d.status IN ($1, $2)), r.id LIMIT 1";
+
+/// The least busy rider as [`Repo::least_busy_rider`](crate::ports::storage::Repo::least_busy_rider)
+/// defines it, for an adapter that runs a query given its SQL ([`IDLE_RIDER`]
+/// first, [`LEAST_BUSY_RIDER`] only when nobody is idle).
+pub(crate) fn least_busy_rider(mut ask: impl FnMut(&'static str) -> Result<Option<Rider>>) -> Result<Option<Rider>> {
+    match ask(IDLE_RIDER)? {
+        Some(idle) => Ok(Some(idle)),
+        None => ask(LEAST_BUSY_RIDER),
+    }
+}
 
 /// A rider's row (`id, name`).
 pub(crate) fn rider(row: &dyn SqlRow) -> Result<Rider> {

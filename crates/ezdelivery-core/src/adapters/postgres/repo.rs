@@ -542,10 +542,7 @@ impl Repo for PgRepo<'_, '_> {
 
     fn least_busy_rider(&mut self) -> Result<Option<Rider>> {
         let [a, b] = BUSY.map(DeliveryStatus::as_str);
-        match self.one(rows::IDLE_RIDER, &[&a, &b], |r| rows::rider(r))? {
-            Some(idle) => Ok(Some(idle)),
-            None => self.one(rows::LEAST_BUSY_RIDER, &[&a, &b], |r| rows::rider(r)),
-        }
+        rows::least_busy_rider(|sql| self.one(sql, &[&a, &b], |r| rows::rider(r)))
     }
 
     fn insert_order(&mut self, o: &Order) -> Result<()> {

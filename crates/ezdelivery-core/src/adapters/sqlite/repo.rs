@@ -392,10 +392,7 @@ impl Repo for SqliteRepo<'_> {
 
     fn least_busy_rider(&mut self) -> Result<Option<Rider>> {
         let busy = BUSY.map(DeliveryStatus::as_str);
-        match self.one(rows::IDLE_RIDER, busy, rows::rider)? {
-            Some(idle) => Ok(Some(idle)),
-            None => self.one(rows::LEAST_BUSY_RIDER, busy, rows::rider),
-        }
+        rows::least_busy_rider(|sql| self.one(sql, busy, rows::rider))
     }
 
     fn insert_order(&mut self, o: &Order) -> Result<()> {
