@@ -216,7 +216,10 @@ fn the_worker_purges_delivered_messages_older_than_the_retention() {
     let summary = one_object(&run.stdout, "stdout of `--json relay --watch`");
     assert!(summary["messages_purged"].as_i64().is_some_and(|n| n >= before), "{summary}");
     assert!(messages(kept) > 0, "lee's messages wait for the `ops` channel: kept");
-    assert_eq!(w.count("SELECT count(*) FROM message_deliveries WHERE message_id NOT IN (SELECT id FROM messages)"), 0);
+    assert_eq!(
+        w.count("SELECT count(*) FROM message_deliveries WHERE message_key NOT IN (SELECT key FROM messages)"),
+        0
+    );
     // the order's own record is untouched
     assert_eq!(w.status(delivered)["status"], "paid");
 }

@@ -131,8 +131,8 @@ const F_SAVE_VIEW: &str = "INSERT INTO mypage (order_id, customer, view) VALUES 
      ON CONFLICT (order_id) DO UPDATE SET customer = excluded.customer, view = excluded.view";
 const F_CHECKPOINT: &str = "INSERT INTO checkpoints (name, seq) VALUES ('mypage', ?1) \
      ON CONFLICT (name) DO UPDATE SET seq = excluded.seq";
-const F_MESSAGE: &str = "INSERT INTO messages (id, order_id, event, status, recipient, text, at) \
-     VALUES (?1, ?2, ?3, ?4, 'kim', ?5, ?6) ON CONFLICT (id) DO NOTHING";
+const F_MESSAGE: &str = "INSERT INTO messages (key, id, order_id, event, status, recipient, text, at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, 'kim', ?6, ?7) ON CONFLICT (key) DO NOTHING";
 
 impl Floor {
     /// A floor on a database that already has the schema (and the same
@@ -187,7 +187,9 @@ impl Floor {
 
     fn message(&mut self, event: &str, audience: &str, status: &str, at: &str) -> rusqlite::Result<()> {
         let id = format!("00000000-0000-4000-8000-{:012}:{audience}", self.seq);
+        let key = self.seq * 4 + i64::from(audience == "owner");
         self.conn.prepare_cached(F_MESSAGE)?.execute(params![
+            key,
             id,
             self.order,
             event,
@@ -364,8 +366,9 @@ pub const TEMPLATE_ORDERS: u64 = 1_000;
 pub const TEMPLATE_CUSTOMERS: u64 = 20;
 /// Bump when the way fixtures are built changes, or the schema they are
 /// built with, so a cached one is rebuilt rather than upgraded in place
-/// (an upgrade leaves free pages and a larger file behind). 2: schema 8.
-const FIXTURE_VERSION: u32 = 2;
+/// (an upgrade leaves free pages and a larger file behind). 2: schema 8;
+/// 3: schema 10 (the outbox keyed by integer; copies shift the keys too).
+const FIXTURE_VERSION: u32 = 3;
 
 /// A database of `orders` delivered orders (a multiple of
 /// [`TEMPLATE_ORDERS`]), each customer with 50 of them, built once and
@@ -435,6 +438,7 @@ fn clone_template(path: &Path, copies: u64) {
     let max = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     let (t, p, c) =
         (max("SELECT MAX(id) FROM orders"), max("SELECT MAX(id) FROM payments"), max("SELECT MAX(id) FROM charges"));
+    let m = max("SELECT MAX(key) + 1 FROM messages");
     let k = TEMPLATE_CUSTOMERS as i64;
     // Tables of the template, kept apart while copies are added.
     conn.execute_batch(
@@ -484,7 +488,7 @@ fn clone_template(path: &Path, copies: u64) {
             cust("customer")
         ),
         format!(
-            "INSERT INTO messages SELECT id || '#' || ?1, order_id + ?1 * {t}, event, status, \
+            "INSERT INTO messages SELECT key + ?1 * {m}, id || '#' || ?1, order_id + ?1 * {t}, event, status, \
              CASE WHEN recipient LIKE 'customer %' THEN {} ELSE recipient END, text, at FROM t_messages ORDER BY id",
             cust("recipient")
         ),

@@ -851,9 +851,15 @@ fn views(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.customer_views("lee")), vec![v2.clone()], "views can be saved again after a clear");
 }
 
+/// A key of a test message's own, as distinct as the ids are.
+pub(crate) fn message_key(id: &str) -> i64 {
+    id.bytes().fold(17_i64, |k, b| k.wrapping_mul(131).wrapping_add(i64::from(b))) & i64::MAX
+}
+
 fn message(id: &str, order_id: i64, at: DateTime<Utc>) -> Message {
     Message {
         id: id.into(),
+        key: message_key(id),
         order_id,
         event: "PaymentApproved".parse().expect("an event type"),
         status: OrderStatus::Paid,
@@ -868,6 +874,7 @@ fn queued(m: &Message, channel: &str, state: DeliveryState, tries: u32, next_at:
         message: m.clone(),
         delivery: MessageDelivery {
             message_id: m.id.clone(),
+            message_key: m.key,
             channel: channel.into(),
             state,
             tries,

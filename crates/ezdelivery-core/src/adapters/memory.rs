@@ -911,6 +911,7 @@ impl State {
         let p = &slot.progress;
         let delivery = MessageDelivery {
             message_id: message.id.clone(),
+            message_key: message.key,
             channel: channel.clone(),
             state: p.state,
             tries: p.tries,
@@ -1422,7 +1423,7 @@ mod tests {
     use std::panic::{catch_unwind, AssertUnwindSafe};
 
     use super::*;
-    use crate::adapters::contract_tests::through;
+    use crate::adapters::contract_tests::{message_key, through};
     use crate::domain::view::OrderView;
     use crate::domain::{ChargeStatus, DeliveryStatus, KitchenStatus, OrderItem, PaymentStatus};
 
@@ -1506,6 +1507,7 @@ mod tests {
     fn message(id: &str, at: DateTime<Utc>) -> Message {
         Message {
             id: id.into(),
+            key: message_key(id),
             order_id: 1,
             event: "PaymentApproved".parse().expect("an event type"),
             status: "paid".parse().expect("a status"),
@@ -1516,7 +1518,15 @@ mod tests {
     }
 
     fn md(id: &str, channel: &str, state: DeliveryState, next_at: DateTime<Utc>) -> MessageDelivery {
-        MessageDelivery { message_id: id.into(), channel: channel.into(), state, tries: 1, next_at, last_error: None }
+        MessageDelivery {
+            message_id: id.into(),
+            message_key: message_key(id),
+            channel: channel.into(),
+            state,
+            tries: 1,
+            next_at,
+            last_error: None,
+        }
     }
 
     /// A storage with one of everything, for the rollback tests.

@@ -59,6 +59,7 @@ pub(crate) fn sample_message() -> Message {
     use chrono::TimeZone;
     Message {
         id: "7:customer".into(),
+        key: Message::key_of(7, 0),
         order_id: 3,
         event: "PaymentApproved".parse().expect("an event type"),
         status: crate::domain::OrderStatus::Paid,

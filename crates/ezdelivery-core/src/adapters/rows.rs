@@ -57,7 +57,7 @@ macro_rules! call_cols {
 macro_rules! queued_cols {
     () => {
         "m.id, m.order_id, m.event, m.status, m.recipient, m.text, m.at, d.channel, d.state, d.tries, d.next_at, \
-         d.last_error"
+         d.last_error, m.key"
     };
 }
 pub(crate) use {call_cols, menu_cols, order_cols, queued_cols, store_cols};
@@ -479,9 +479,11 @@ pub(crate) fn queued(row: &dyn SqlRow) -> Result<QueuedMessage> {
         recipient: get(row, 4)?,
         text: get(row, 5)?,
         at: time_at(row, 6, "messages", "at")?,
+        key: get(row, 12)?,
     };
     let delivery = MessageDelivery {
         message_id: message.id.clone(),
+        message_key: message.key,
         channel: get(row, 7)?,
         state: status_at::<DeliveryState>(row, 8, "message_deliveries", "state")?,
         tries: int_at(row, 9, "message_deliveries", "tries")?,

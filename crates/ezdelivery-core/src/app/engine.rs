@@ -348,7 +348,7 @@ impl Work<'_> {
         let events = self.emitted.iter().map(|(_, seq, e)| (*seq, now, e));
         projector::apply_events(self.repo, events, Some(&mut self.views))?;
         let mut owner: Option<(i64, String)> = None;
-        for (event_id, _, event) in std::mem::take(&mut self.emitted) {
+        for (event_id, seq, event) in std::mem::take(&mut self.emitted) {
             let Some(order_id) = event.order_id() else { continue };
             if !self.views.iter().any(|v| v.order_id == order_id) {
                 let view = self.repo.view(order_id)?.ok_or_else(|| Error::not_found(crate::Record::Order, order_id))?;
@@ -376,14 +376,16 @@ impl Work<'_> {
                 id.push_str(&event_id);
                 id.push(':');
                 id.push_str(audience_name);
-                let message =
-                    Message { id, order_id, event: event.kind(), status: view.status, recipient, text, at: self.now };
+                let key = Message::key_of(seq, audience.place());
+                let (kind, status, at) = (event.kind(), view.status, self.now);
+                let message = Message { id, key, order_id, event: kind, status, recipient, text, at };
                 match self.claim {
                     Some((until, most)) if self.claimed.len() + channels.len() <= most => {
                         self.repo.queue_owned_message(message.clone(), channels)?;
                         for channel in channels {
                             let due = MessageDelivery {
                                 message_id: message.id.clone(),
+                                message_key: message.key,
                                 channel: channel.to_string(),
                                 state: DeliveryState::Pending,
                                 tries: 0,

@@ -45,6 +45,16 @@ impl Audience {
             Audience::Rider => "rider",
         }
     }
+
+    /// Its place among an event's recipients, part of the message's key
+    /// ([`Message::key_of`](crate::ports::outbox::Message::key_of)).
+    pub fn place(self) -> i64 {
+        match self {
+            Audience::Customer => 0,
+            Audience::Owner => 1,
+            Audience::Rider => 2,
+        }
+    }
 }
 
 pub use crate::domain::won;

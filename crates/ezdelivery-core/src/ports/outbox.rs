@@ -27,6 +27,9 @@ status_strings!(DeliveryState {
 pub struct MessageDelivery {
     /// The message's id ([`Message::id`]).
     pub message_id: String,
+    /// The message's key in the outbox ([`Message::key`]): what the
+    /// storage finds the message by.
+    pub message_key: i64,
     /// The channel (`console`, `jsonl`, …).
     pub channel: String,
     /// Pending (due at `next_at`), delivered (never sent again) or dead (given up).
@@ -54,6 +57,11 @@ pub struct QueuedMessage {
 pub struct Message {
     /// Stable across retries, so a receiver can drop repeats.
     pub id: String,
+    /// Its key in the outbox, one to one with `id`: [`Message::key_of`] the
+    /// event's sequence number and the recipient. It grows with the log,
+    /// so the outbox is written at its end, as a short integer rather than
+    /// the text id (which a storage keeps as a plain column).
+    pub key: i64,
     /// The order the event is about.
     pub order_id: OrderId,
     /// The event type that caused it (`PaymentApproved`).
@@ -66,4 +74,24 @@ pub struct Message {
     pub text: String,
     /// When the event happened.
     pub at: DateTime<Utc>,
+}
+
+impl Message {
+    /// Places for the recipients of one event's messages: three are taken
+    /// (customer, owner, rider), one is spare, so a new kind of recipient
+    /// needs no new keys for the messages already queued.
+    pub const RECIPIENTS: i64 = 4;
+
+    /// The key of the message about event `seq` for the recipient in place
+    /// `recipient` (`0..RECIPIENTS`): unique while each event's messages
+    /// have places of their own, and ordered as the log.
+    ///
+    /// ```
+    /// use ezdelivery_core::ports::outbox::Message;
+    /// assert_eq!(Message::key_of(7, 1), 29);
+    /// assert!(Message::key_of(7, 3) < Message::key_of(8, 0));
+    /// ```
+    pub fn key_of(seq: i64, recipient: i64) -> i64 {
+        seq.saturating_mul(Self::RECIPIENTS).saturating_add(recipient)
+    }
 }

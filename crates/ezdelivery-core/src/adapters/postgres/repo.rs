@@ -150,19 +150,19 @@ const LOCK_EVENTS: &str = "LOCK TABLE events IN SHARE MODE";
 const CLEAR_VIEWS: &str = "DELETE FROM mypage";
 
 const PURGE_DELIVERED: &str = "DELETE FROM messages WHERE at < $1 AND NOT EXISTS \
-     (SELECT 1 FROM message_deliveries d WHERE d.message_id = messages.id AND d.state <> $2)";
-const QUEUE_MESSAGE: &str = "INSERT INTO messages (id, order_id, event, status, recipient, text, at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING";
-const QUEUE_DELIVERIES: &str = "INSERT INTO message_deliveries (message_id, channel, state, tries, next_at, \
+     (SELECT 1 FROM message_deliveries d WHERE d.message_key = messages.key AND d.state <> $2)";
+const QUEUE_MESSAGE: &str = "INSERT INTO messages (key, id, order_id, event, status, recipient, text, at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key) DO NOTHING";
+const QUEUE_DELIVERIES: &str = "INSERT INTO message_deliveries (message_key, channel, state, tries, next_at, \
      last_error) SELECT $1, c.channel, $3, 0, $4, NULL FROM unnest($2::text[]) AS c (channel) \
-     ON CONFLICT (message_id, channel) DO NOTHING";
+     ON CONFLICT (message_key, channel) DO NOTHING";
 macro_rules! due_sql {
     ($lock:literal) => {
         concat!(
             "SELECT ",
             queued_cols!(),
-            " FROM message_deliveries d JOIN messages m ON m.id = d.message_id WHERE d.state = $1 ",
-            "AND d.next_at <= $2 ORDER BY m.at, d.message_id, d.channel LIMIT $3",
+            " FROM message_deliveries d JOIN messages m ON m.key = d.message_key WHERE d.state = $1 ",
+            "AND d.next_at <= $2 ORDER BY m.at, m.id, d.channel LIMIT $3",
             $lock
         )
     };
@@ -176,11 +176,11 @@ const MESSAGES_WAITING: &str = "SELECT count(*), min(next_at) FROM message_deliv
 const DEAD_MESSAGES: &str = concat!(
     "SELECT ",
     queued_cols!(),
-    " FROM message_deliveries d JOIN messages m ON m.id = d.message_id WHERE d.state = $1 ",
-    "ORDER BY m.at, d.message_id, d.channel LIMIT $2"
+    " FROM message_deliveries d JOIN messages m ON m.key = d.message_key WHERE d.state = $1 ",
+    "ORDER BY m.at, m.id, d.channel LIMIT $2"
 );
-const SAVE_MESSAGE_DELIVERY: &str = "INSERT INTO message_deliveries (message_id, channel, state, tries, next_at, \
-     last_error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id, channel) DO UPDATE SET \
+const SAVE_MESSAGE_DELIVERY: &str = "INSERT INTO message_deliveries (message_key, channel, state, tries, next_at, \
+     last_error) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_key, channel) DO UPDATE SET \
      state = excluded.state, tries = excluded.tries, next_at = excluded.next_at, last_error = excluded.last_error";
 
 /// Inserts a key unless one of its sender holds it. A concurrent insert of
@@ -707,13 +707,13 @@ impl Repo for PgRepo<'_, '_> {
         let at = time_text(&m.at);
         let added = self.exec(
             QUEUE_MESSAGE,
-            &[&m.id, &m.order_id, &m.event.as_str(), &m.status.as_str(), &m.recipient, &m.text, &at],
+            &[&m.key, &m.id, &m.order_id, &m.event.as_str(), &m.status.as_str(), &m.recipient, &m.text, &at],
         )?;
         if added == 0 || channels.is_empty() {
             return Ok(()); // queued before: left as it is
         }
         let pending = DeliveryState::Pending.as_str();
-        self.exec(QUEUE_DELIVERIES, &[&m.id, &channels, &pending, &at])?;
+        self.exec(QUEUE_DELIVERIES, &[&m.key, &channels, &pending, &at])?;
         for channel in channels {
             self.unclaimed.insert((m.id.clone(), (*channel).to_string()), at.clone());
         }
@@ -736,7 +736,7 @@ impl Repo for PgRepo<'_, '_> {
         let next_at = time_text(&d.next_at);
         self.exec(
             SAVE_MESSAGE_DELIVERY,
-            &[&d.message_id, &d.channel, &d.state.as_str(), &i64::from(d.tries), &next_at, &d.last_error],
+            &[&d.message_key, &d.channel, &d.state.as_str(), &i64::from(d.tries), &next_at, &d.last_error],
         )?;
         let key = (d.message_id.clone(), d.channel.clone());
         if let Some(queued_at) = self.unclaimed.get(&key) {

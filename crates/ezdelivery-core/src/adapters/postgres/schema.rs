@@ -282,8 +282,38 @@ CREATE TABLE idempotency_keys (
 CREATE INDEX idempotency_keys_claimed ON idempotency_keys (claimed_at);
 ";
 
+/// Version 3: SQLite's version 10, the outbox keyed by an integer that
+/// grows with the log (`Message::key_of`: the event's sequence number × 4 +
+/// the recipient's place), the text id kept as a column, the deliveries
+/// referring to the key; the same columns as SQLite's, so `db copy` goes
+/// both ways. Messages queued before get their key from their event (the
+/// event id is unique, so indexed, here); one whose event or recipient is
+/// not found gets a negative key, which no new message can take.
+const V3: &str = "
+ALTER TABLE messages ADD COLUMN key BIGINT;
+UPDATE messages m SET key = k.key
+    FROM (SELECT q.id, coalesce(
+                     (SELECT e.seq FROM events e WHERE e.id = split_part(q.id, ':', 1)) * 4
+                         + CASE split_part(q.id, ':', 2)
+                               WHEN 'customer' THEN 0 WHEN 'owner' THEN 1 WHEN 'rider' THEN 2 END,
+                     -row_number() OVER (ORDER BY q.id)) AS key
+          FROM messages q) k
+    WHERE k.id = m.id;
+ALTER TABLE messages ALTER COLUMN key SET NOT NULL;
+ALTER TABLE message_deliveries ADD COLUMN message_key BIGINT;
+UPDATE message_deliveries d SET message_key = m.key FROM messages m WHERE m.id = d.message_id;
+ALTER TABLE message_deliveries ALTER COLUMN message_key SET NOT NULL;
+ALTER TABLE message_deliveries DROP CONSTRAINT message_deliveries_pkey;
+ALTER TABLE message_deliveries DROP COLUMN message_id;
+ALTER TABLE messages DROP CONSTRAINT messages_pkey;
+ALTER TABLE messages ADD PRIMARY KEY (key);
+ALTER TABLE message_deliveries ADD PRIMARY KEY (message_key, channel);
+ALTER TABLE message_deliveries ADD FOREIGN KEY (message_key) REFERENCES messages (key)
+    ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED;
+";
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

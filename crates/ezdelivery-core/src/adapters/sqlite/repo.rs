@@ -124,18 +124,18 @@ pub(super) const CUSTOMER_VIEWS: &str = "SELECT view FROM mypage WHERE customer 
 const CLEAR_VIEWS: &str = "DELETE FROM mypage";
 
 const PURGE_DELIVERED: &str = "DELETE FROM messages WHERE at < ?1 AND NOT EXISTS \
-     (SELECT 1 FROM message_deliveries d WHERE d.message_id = messages.id AND d.state <> ?2)";
-const QUEUE_MESSAGE: &str = "INSERT INTO messages (id, order_id, event, status, recipient, text, at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING";
-const QUEUE_DELIVERY: &str = "INSERT INTO message_deliveries (message_id, channel, state, tries, next_at, \
-     last_error) VALUES (?1, ?2, ?3, 0, ?4, NULL) ON CONFLICT (message_id, channel) DO NOTHING";
+     (SELECT 1 FROM message_deliveries d WHERE d.message_key = messages.key AND d.state <> ?2)";
+const QUEUE_MESSAGE: &str = "INSERT INTO messages (key, id, order_id, event, status, recipient, text, at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (key) DO NOTHING";
+const QUEUE_DELIVERY: &str = "INSERT INTO message_deliveries (message_key, channel, state, tries, next_at, \
+     last_error) VALUES (?1, ?2, ?3, 0, ?4, NULL) ON CONFLICT (message_key, channel) DO NOTHING";
 /// Oldest message first (so a customer hears of their order's events in
 /// order, retries included), then by id and channel.
 pub(super) const DUE_MESSAGES: &str = concat!(
     "SELECT ",
     queued_cols!(),
-    " FROM message_deliveries d JOIN messages m ON m.id = d.message_id WHERE d.state = ?1 AND d.next_at <= ?2 ",
-    "ORDER BY m.at, d.message_id, d.channel LIMIT ?3"
+    " FROM message_deliveries d JOIN messages m ON m.key = d.message_key WHERE d.state = ?1 AND d.next_at <= ?2 ",
+    "ORDER BY m.at, m.id, d.channel LIMIT ?3"
 );
 /// How many message deliveries wait, and the earliest `next_at`.
 const MESSAGES_WAITING: &str = "SELECT count(*), min(next_at) FROM message_deliveries WHERE state = ?1";
@@ -143,11 +143,11 @@ const MESSAGES_WAITING: &str = "SELECT count(*), min(next_at) FROM message_deliv
 pub(super) const DEAD_MESSAGES: &str = concat!(
     "SELECT ",
     queued_cols!(),
-    " FROM message_deliveries d JOIN messages m ON m.id = d.message_id WHERE d.state = ?1 ",
-    "ORDER BY m.at, d.message_id, d.channel LIMIT ?2"
+    " FROM message_deliveries d JOIN messages m ON m.key = d.message_key WHERE d.state = ?1 ",
+    "ORDER BY m.at, m.id, d.channel LIMIT ?2"
 );
-const SAVE_MESSAGE_DELIVERY: &str = "INSERT INTO message_deliveries (message_id, channel, state, tries, next_at, \
-     last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_id, channel) DO UPDATE SET \
+const SAVE_MESSAGE_DELIVERY: &str = "INSERT INTO message_deliveries (message_key, channel, state, tries, next_at, \
+     last_error) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (message_key, channel) DO UPDATE SET \
      state = excluded.state, tries = excluded.tries, next_at = excluded.next_at, last_error = excluded.last_error";
 
 /// Inserts a key unless one of its sender holds it: one row changed means
@@ -551,14 +551,14 @@ impl Repo for SqliteRepo<'_> {
         let at = time_text(&m.at);
         let added = self.exec(
             QUEUE_MESSAGE,
-            params![m.id, m.order_id, m.event.as_str(), m.status.as_str(), m.recipient, m.text, at],
+            params![m.key, m.id, m.order_id, m.event.as_str(), m.status.as_str(), m.recipient, m.text, at],
         )?;
         if added == 0 {
             return Ok(()); // queued before: left as it is
         }
         let mut stmt = self.conn.prepare_cached(QUEUE_DELIVERY)?;
         for channel in channels {
-            stmt.execute(params![m.id, channel, DeliveryState::Pending.as_str(), at])?;
+            stmt.execute(params![m.key, channel, DeliveryState::Pending.as_str(), at])?;
         }
         Ok(())
     }
@@ -579,7 +579,7 @@ impl Repo for SqliteRepo<'_> {
     fn save_message_delivery(&mut self, d: &MessageDelivery) -> Result<()> {
         self.exec(
             SAVE_MESSAGE_DELIVERY,
-            params![d.message_id, d.channel, d.state.as_str(), d.tries, time_text(&d.next_at), d.last_error],
+            params![d.message_key, d.channel, d.state.as_str(), d.tries, time_text(&d.next_at), d.last_error],
         )?;
         Ok(())
     }

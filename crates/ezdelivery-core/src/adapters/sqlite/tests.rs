@@ -290,6 +290,7 @@ fn one_of_each(now: DateTime<chrono::Utc>) -> SqliteStorage {
         r.save_view(&crate::OrderView::start(1, now, &placed).expect("a view"))?;
         let message = crate::ports::Message {
             id: "m".into(),
+            key: 1,
             order_id: 1,
             event: "OrderPlaced".parse().expect("an event type"),
             status: "pending_payment".parse().expect("a status"),
@@ -492,8 +493,12 @@ fn hot_queries_use_indexes() {
         ("customer views", repo::CUSTOMER_VIEWS, &["mypage USING INDEX mypage_customer"]),
         ("request key", repo::REQUEST, &["idempotency_keys USING INDEX sqlite_autoindex_idempotency_keys_1"]),
         ("purge request keys", repo::PURGE_REQUESTS, &["idempotency_keys USING INDEX idempotency_keys_claimed"]),
-        ("due messages", repo::DUE_MESSAGES, &["d USING INDEX message_deliveries_due", "m USING PRIMARY KEY"]),
-        ("dead messages", repo::DEAD_MESSAGES, &["d USING INDEX message_deliveries_due", "m USING PRIMARY KEY"]),
+        ("due messages", repo::DUE_MESSAGES, &["d USING INDEX message_deliveries_due", "m USING INTEGER PRIMARY KEY"]),
+        (
+            "dead messages",
+            repo::DEAD_MESSAGES,
+            &["d USING INDEX message_deliveries_due", "m USING INTEGER PRIMARY KEY"],
+        ),
     ];
     let check = |what: &str, sql: &str, uses: &[&str]| {
         let steps = plan(&conn, sql);

@@ -162,7 +162,7 @@ mod tests {
         OrderView { timeline, ..view.clone() }
     }
 
-    /// Gives the tables versions 8 and 9 changed their form of version 7 (the
+    /// Gives the tables versions 8 to 10 changed their form of version 7 (the
     /// shipped DDL of version 1, repeated on purpose: this makes an old
     /// file), keeping every row; with `foreign_keys` off (the bundled
     /// SQLite turns it on by default), so dropping the new tables cascades
@@ -179,7 +179,7 @@ mod tests {
                  text      TEXT    NOT NULL,
                  at        TEXT    NOT NULL
              );
-             INSERT INTO messages_old SELECT * FROM messages;
+             INSERT INTO messages_old SELECT id, order_id, event, status, recipient, text, at FROM messages;
              CREATE TABLE message_deliveries_old (
                  message_id TEXT    NOT NULL REFERENCES messages (id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED,
                  channel    TEXT    NOT NULL,
@@ -189,7 +189,9 @@ mod tests {
                  last_error TEXT,
                  PRIMARY KEY (message_id, channel)
              );
-             INSERT INTO message_deliveries_old SELECT * FROM message_deliveries;
+             INSERT INTO message_deliveries_old
+                 SELECT m.id, d.channel, d.state, d.tries, d.next_at, d.last_error
+                 FROM message_deliveries d JOIN messages m ON m.key = d.message_key;
              DROP TABLE message_deliveries;
              DROP TABLE messages;
              ALTER TABLE messages_old RENAME TO messages;
@@ -224,11 +226,12 @@ mod tests {
     /// A file at version 7, full of rows (`app::copy::fixture`), opened by
     /// this build: every row of every table is kept, the outbox and the
     /// items are keyed in their own b-tree, the inbox's index holds only
-    /// the inbox, the event log has no index but its key (version 9), every
-    /// foreign key still holds, each order's events are read as before,
-    /// and the engine goes on from where the file was.
+    /// the inbox, the event log has no index but its key (version 9), each
+    /// message is keyed by its event's number and its recipient (version
+    /// 10), every foreign key still holds, each order's events are read as
+    /// before, and the engine goes on from where the file was.
     #[test]
-    fn a_version_7_file_gets_the_tables_of_versions_8_and_9_keeping_every_row() {
+    fn a_version_7_file_gets_the_tables_of_versions_8_to_10_keeping_every_row() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = crate::app::copy::fixture::busy_database(dir.path());
         // Orders in the store's inbox, which the new partial index must hold.
@@ -245,6 +248,8 @@ mod tests {
         };
         let before = {
             let conn = Connection::open(&path).expect("opened");
+            let (keyed, messages) = keyed_by_their_events(&conn);
+            assert_eq!(keyed, messages, "the engine keys each message by its event's number and its recipient");
             to_version_7(&conn);
             conn.pragma_update(None, "user_version", 7).expect("version 7");
             assert!(!sql_of(&conn, "messages").contains("WITHOUT ROWID"));
@@ -255,10 +260,14 @@ mod tests {
 
         let e = crate::app::copy::fixture::engine(&path);
         let conn = Connection::open(&path).expect("opened");
-        assert_eq!(dump(&conn), before, "every row of every table kept");
-        for table in ["messages", "message_deliveries", "order_items"] {
+        assert_eq!(dump_in_version_7_columns(&conn), before, "every row of every table kept");
+        for table in ["message_deliveries", "order_items"] {
             assert!(sql_of(&conn, table).ends_with("WITHOUT ROWID"), "{table}: {}", sql_of(&conn, table));
         }
+        assert!(sql_of(&conn, "messages").contains("key       INTEGER NOT NULL PRIMARY KEY"));
+        let (keyed, messages) = keyed_by_their_events(&conn);
+        assert!(messages > 0, "the fixture queues messages");
+        assert_eq!(keyed, messages, "every message keyed by its event's number and its recipient");
         assert!(sql_of(&conn, "message_deliveries").contains("REFERENCES \"messages\""));
         assert!(sql_of(&conn, "orders_inbox").contains("WHERE status IN"));
         let indexes: Vec<String> = conn
@@ -270,7 +279,7 @@ mod tests {
             .expect("indexes");
         assert_eq!(indexes, ["message_deliveries_due", "orders_inbox"], "no other index");
         let rebuilt: i64 = conn
-            .query_row("SELECT count(*) FROM sqlite_master WHERE name LIKE '%!_v8' ESCAPE '!'", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name LIKE '%!_v%' ESCAPE '!'", [], |r| r.get(0))
             .expect("tables");
         assert_eq!(rebuilt, 0, "the rebuild's tables are renamed");
         let broken: i64 =
@@ -338,21 +347,57 @@ mod tests {
             .into_iter()
             .map(|t| {
                 // Every column of every row, in a stable order, whatever the table's key.
-                let sql = format!("SELECT * FROM {t} ORDER BY 1, 2");
-                let mut stmt = conn.prepare(&sql).expect("rows");
-                let n = stmt.column_count();
-                let rows = stmt
-                    .query_map([], |r| {
-                        let values: Vec<String> =
-                            (0..n).map(|i| r.get_ref(i).map(|v| format!("{v:?}"))).collect::<rusqlite::Result<_>>()?;
-                        Ok(values.join("|"))
-                    })
-                    .expect("rows")
-                    .collect::<rusqlite::Result<_>>()
-                    .expect("rows");
+                let rows = rows_of(conn, &format!("SELECT * FROM {t} ORDER BY 1, 2"));
                 (t, rows)
             })
             .collect()
+    }
+
+    /// Every row `select` reads, each as its values joined by `|`.
+    fn rows_of(conn: &Connection, select: &str) -> Vec<String> {
+        let mut stmt = conn.prepare(select).expect("rows");
+        let n = stmt.column_count();
+        stmt.query_map([], |r| {
+            let values: Vec<String> =
+                (0..n).map(|i| r.get_ref(i).map(|v| format!("{v:?}"))).collect::<rusqlite::Result<_>>()?;
+            Ok(values.join("|"))
+        })
+        .expect("rows")
+        .collect::<rusqlite::Result<_>>()
+        .expect("rows")
+    }
+
+    /// How many messages have the key [`Message::key_of`](crate::ports::outbox::Message::key_of)
+    /// gives their event's number and their recipient, and how many there are.
+    fn keyed_by_their_events(conn: &Connection) -> (i64, i64) {
+        let keyed = "SELECT count(*) FROM messages m JOIN events e ON e.id = substr(m.id, 1, instr(m.id, ':') - 1) \
+             WHERE m.key = e.seq * 4 + CASE substr(m.id, instr(m.id, ':') + 1) \
+             WHEN 'customer' THEN 0 WHEN 'owner' THEN 1 WHEN 'rider' THEN 2 END";
+        conn.query_row(&format!("SELECT ({keyed}), (SELECT count(*) FROM messages)"), [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("keys")
+    }
+
+    /// [`dump`], with the outbox in the columns it had up to version 9: the
+    /// message's key left out, each delivery naming its message by id.
+    fn dump_in_version_7_columns(conn: &Connection) -> Vec<(String, Vec<String>)> {
+        let as_before = [
+            ("messages", "SELECT id, order_id, event, status, recipient, text, at FROM messages"),
+            (
+                "message_deliveries",
+                "SELECT m.id, d.channel, d.state, d.tries, d.next_at, d.last_error \
+                 FROM message_deliveries d JOIN messages m ON m.key = d.message_key",
+            ),
+        ];
+        let mut tables = dump(conn);
+        for (table, select) in as_before {
+            let rows = rows_of(conn, &format!("{select} ORDER BY 1, 2"));
+            if let Some((_, kept)) = tables.iter_mut().find(|(t, _)| t == table) {
+                *kept = rows;
+            }
+        }
+        tables
     }
 
     #[test]
@@ -380,6 +425,8 @@ mod tests {
         // The same database as version 6 wrote it.
         let before = {
             let conn = Connection::open(&path).expect("opened");
+            let (keyed, messages) = keyed_by_their_events(&conn);
+            assert_eq!(keyed, messages, "the engine keys each message by its event's number and its recipient");
             to_version_7(&conn);
             to_version_6_log(&conn);
             conn.pragma_update(None, "user_version", 6).expect("version 6");
@@ -392,7 +439,11 @@ mod tests {
         let e = engine(&path, &gateway);
         {
             let conn = Connection::open(&path).expect("opened");
-            assert_eq!(dump(&conn), before, "every row of every table kept, events with their seq");
+            assert_eq!(
+                dump_in_version_7_columns(&conn),
+                before,
+                "every row of every table kept, events with their seq"
+            );
             let sql = sql_of(&conn, "events");
             assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
         }
