@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous, CHECKPOINT_PAGES, MMAP_SIZE};
+use ezdelivery_core::app::messages::Audience;
+use ezdelivery_core::ports::outbox::Message;
 use ezdelivery_core::ports::Storage;
 use ezdelivery_core::{Engine, ItemPick, NewOrder};
 use rusqlite::{params, Connection};
@@ -185,9 +187,9 @@ impl Floor {
         Ok(())
     }
 
-    fn message(&mut self, event: &str, audience: &str, status: &str, at: &str) -> rusqlite::Result<()> {
-        let id = format!("00000000-0000-4000-8000-{:012}:{audience}", self.seq);
-        let key = self.seq * 4 + i64::from(audience == "owner");
+    fn message(&mut self, event: &str, audience: Audience, status: &str, at: &str) -> rusqlite::Result<()> {
+        let id = format!("00000000-0000-4000-8000-{:012}:{}", self.seq, audience.as_str());
+        let key = Message::key_of(self.seq, audience.place());
         self.conn.prepare_cached(F_MESSAGE)?.execute(params![
             key,
             id,
@@ -220,7 +222,7 @@ impl Floor {
             let key = format!("ezd-pay-{o}");
             f.conn.prepare_cached(F_SAVE_PAYMENT)?.execute(params![o, "pending", None::<String>, key, 0, at])?;
             f.view(0)?;
-            f.message("OrderPlaced", "customer", "pending_payment", at)
+            f.message("OrderPlaced", Audience::Customer, "pending_payment", at)
         });
         self.tx(|f| {
             f.order_status("paid", at)?;
@@ -229,8 +231,8 @@ impl Floor {
             f.conn.prepare_cached(F_SAVE_PAYMENT)?.execute(params![o, "approved", gateway, key, 1, at])?;
             f.event(1, at)?;
             f.view(1)?;
-            f.message("PaymentApproved", "customer", "paid", at)?;
-            f.message("PaymentApproved", "owner", "paid", at)
+            f.message("PaymentApproved", Audience::Customer, "paid", at)?;
+            f.message("PaymentApproved", Audience::Owner, "paid", at)
         });
         self.tx(|f| {
             f.order_status("cooking", at)?;
@@ -241,7 +243,7 @@ impl Floor {
             f.event(2, at)?;
             f.event(3, at)?;
             f.view(2)?;
-            f.message("CookingStarted", "customer", "cooking", at)
+            f.message("CookingStarted", Audience::Customer, "cooking", at)
         });
         self.tx(|f| {
             let (key, gateway) = (format!("ezd-charge-{o}"), format!("sandbox-charge-ezd-charge-{o}"));
@@ -254,21 +256,21 @@ impl Floor {
             f.conn.prepare_cached(F_SAVE_TICKET)?.execute(params![o, "cooked", at])?;
             f.event(5, at)?;
             f.view(4)?;
-            f.message("FoodCooked", "customer", "cooked", at)
+            f.message("FoodCooked", Audience::Customer, "cooked", at)
         });
         self.tx(|f| {
             f.order_status("delivering", at)?;
             f.conn.prepare_cached(F_SAVE_DELIVERY)?.execute(params![o, "delivering", at])?;
             f.event(6, at)?;
             f.view(5)?;
-            f.message("DeliveryStarted", "customer", "delivering", at)
+            f.message("DeliveryStarted", Audience::Customer, "delivering", at)
         });
         self.tx(|f| {
             f.order_status("delivered", at)?;
             f.conn.prepare_cached(F_SAVE_DELIVERY)?.execute(params![o, "delivered", at])?;
             f.event(7, at)?;
             f.view(6)?;
-            f.message("DeliveryCompleted", "customer", "delivered", at)
+            f.message("DeliveryCompleted", Audience::Customer, "delivered", at)
         });
     }
 
