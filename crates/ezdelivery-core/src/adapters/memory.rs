@@ -24,6 +24,7 @@
 //! work without a journal: a write inside it is refused with
 //! [`Error::Storage`].
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -32,7 +33,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 
 use super::calls::CallRecord;
-use super::text_index::TextIndex;
 use crate::domain::view::OrderView;
 use crate::domain::{
     Breaker, Charge, ChargeId, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderStatus, Payment,
@@ -287,7 +287,7 @@ struct StoredRequest {
 /// stay: a purge keeps them).
 struct Outbox {
     messages: Vec<QueuedEntry>,
-    message_keys: TextIndex,
+    message_keys: IdMap<i64, usize>,
     message_deliveries: Vec<Slot>,
     delivery_keys: IdMap<(usize, usize), usize>,
     due: BTreeSet<(DateTime<Utc>, usize)>,
@@ -355,8 +355,9 @@ struct State {
 
     /// Queued messages, in queue order; a message's index is its key.
     messages: Vec<QueuedEntry>,
-    /// A message's id → its key.
-    message_keys: TextIndex,
+    /// A message's [`Message::key`] → its place in `messages`: the key
+    /// is what identifies a message, as it is in the SQL adapters.
+    message_keys: IdMap<i64, usize>,
     /// Channel names; a name's index is its key.
     channels: Vec<String>,
     /// Message deliveries, in the order they were created (so oldest
@@ -811,25 +812,26 @@ impl State {
         swap_boxed(&mut self.views, order, view)
     }
 
-    /// The key of the message with id `id`.
-    fn message_key(&self, id: &str) -> Option<usize> {
-        self.message_keys.get(id, |key| self.messages.get(key).map(|e| e.message.id.as_str()))
+    /// The place in `messages` of the message keyed `key`.
+    fn message_at(&self, key: i64) -> Option<usize> {
+        self.message_keys.get(&key).copied()
     }
 
-    /// Queues a message unless its id is queued already; its key, or
-    /// `None` when it was there.
+    /// Queues a message unless one with its key is queued already; its
+    /// place in `messages`, or `None` when it was there.
     fn push_message(&mut self, message: Message) -> Option<usize> {
-        let key = self.messages.len();
-        let queued = &self.messages;
-        let id_at = |at: usize| queued.get(at).map(|e| e.message.id.as_str());
-        self.message_keys.insert_new(&message.id, key, id_at).ok()?;
+        let at = self.messages.len();
+        match self.message_keys.entry(message.key) {
+            Entry::Occupied(_) => return None,
+            Entry::Vacant(slot) => slot.insert(at),
+        };
         self.messages.push(QueuedEntry { message });
-        Some(key)
+        Some(at)
     }
 
     fn pop_message(&mut self) {
         if let Some(entry) = self.messages.pop() {
-            self.message_keys.remove(&entry.message.id, self.messages.len());
+            self.message_keys.remove(&entry.message.key);
         }
     }
 
@@ -1271,7 +1273,7 @@ impl Repo for Tx<'_> {
 
     fn queue_message(&mut self, message: &Message, channels: &[&str]) -> Result<()> {
         let (state, _) = self.writable()?;
-        if state.message_key(&message.id).is_some() {
+        if state.message_at(message.key).is_some() {
             return Ok(());
         }
         self.queue_owned_message(message.clone(), channels)
@@ -1384,7 +1386,7 @@ impl Repo for Tx<'_> {
 
     fn save_message_delivery(&mut self, delivery: &MessageDelivery) -> Result<()> {
         let (state, journal) = self.writable()?;
-        let Some(message) = state.message_key(&delivery.message_id) else {
+        let Some(message) = state.message_at(delivery.message_key) else {
             return Err(Error::storage(format!(
                 "the delivery of message {} cannot be saved: the message was never queued",
                 delivery.message_id

@@ -20,7 +20,6 @@ pub mod postgres;
 mod rows;
 pub mod sandbox;
 pub mod sqlite;
-mod text_index;
 pub mod webhook;
 
 #[cfg(test)]

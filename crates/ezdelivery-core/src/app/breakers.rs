@@ -66,12 +66,18 @@ pub(crate) fn record(
 }
 
 impl Engine {
-    /// Calls a gateway through breaker `name`: refused at once while it is
-    /// open, one trial when its time is up.
-    pub(crate) fn guarded(&self, name: &BreakerName, call: impl FnOnce() -> GatewayOutcome) -> Result<Guarded> {
+    /// Calls a gateway through breaker `name`, `stored` as the caller's
+    /// last unit of work read it: refused at once while it is open, one
+    /// trial when its time is up (taken in a write of its own, so that of
+    /// several processes one gets it).
+    pub(crate) fn guarded(
+        &self,
+        name: &BreakerName,
+        stored: Option<Breaker>,
+        call: impl FnOnce() -> GatewayOutcome,
+    ) -> Result<Guarded> {
         let settings = self.settings.breakers;
         let now = self.clock.now();
-        let stored = self.read(|repo| repo.breaker(name))?;
         if let Some(breaker) = stored {
             match breaker.permit(&settings, now).1 {
                 Permit::Call => {}

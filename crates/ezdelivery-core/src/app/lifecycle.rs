@@ -7,7 +7,7 @@
 use crate::app::catalogue::{existing_store, find_menu, find_rider};
 use crate::app::command::Command;
 use crate::app::engine::{Engine, NewOrder, Work};
-use crate::app::saga::{claim, Claimed, Claiming, Leg, Settled};
+use crate::app::saga::{claim, Claimed, Claiming, DueCalls, Leg, Settled};
 use crate::domain::kitchen::KitchenAction;
 use crate::domain::order::OrderAction;
 use crate::domain::payment::mask_card;
@@ -155,15 +155,16 @@ impl Engine {
         let _span = tracing::info_span!("reject", order).entered();
         let reason = crate::domain::validate::text("reason", reason)?;
         self.command(|command| {
-            command.write(|w| {
+            let due = command.write(|w| {
                 let rejected = existing_order(w, order)?.into_transition(OrderAction::Reject, w.now)?;
                 let (ticket, event) = existing_ticket(w, order)?.handle(KitchenAction::Reject, &reason, w.now)?;
                 w.repo.update_order(&rejected)?;
                 w.repo.save_ticket(&ticket)?;
                 w.emit_opt(event)?;
-                withdraw_payment(w, order)
+                withdraw_payment(w, order)?;
+                DueCalls::of(w.repo, order, w.now)
             })?;
-            command.settle_order(order)?;
+            command.settle_due(order, due)?;
             command.view(order)
         })
     }
@@ -178,7 +179,7 @@ impl Engine {
         let rider = rider.map(|r| crate::domain::validate::name("rider", r)).transpose()?;
         let rider = rider.as_deref();
         self.command(|command| {
-            let pending = command.write(|w| {
+            let (pending, due) = command.write(|w| {
                 let found = existing_order(w, order)?;
                 if found.status == OrderStatus::Cooking {
                     let kitchen = existing_ticket(w, order)?.status;
@@ -187,7 +188,7 @@ impl Engine {
                 found.allows(OrderAction::Depart)?;
                 let mut delivery = existing_delivery(w, order)?;
                 let named = rider.map(|r| find_rider(w.repo, r)).transpose()?;
-                let charges = w.repo.charges(order)?;
+                let mut charges = w.repo.charges(order)?;
                 // The rider's charge: the one that is paid or may still be paid.
                 let live = |charges: &[Charge], rider: RiderId| {
                     charges
@@ -222,11 +223,12 @@ impl Engine {
                     w.repo.save_delivery(&moved)?;
                     w.emit(event)?;
                     delivery = moved;
+                    charges = w.repo.charges(order)?;
                 }
                 let Some(rider_id) = delivery.rider_id else {
                     return Err(Refusal::NoRider { order }.into());
                 };
-                match live(&w.repo.charges(order)?, rider_id) {
+                let pending = match live(&charges, rider_id) {
                     Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c).map(|()| None),
                     Some(c) if c.status == ChargeStatus::NeedsAttention => {
                         Err(Refusal::NeedsAttention { order, what: Billing::DeliveryCharge }.into())
@@ -238,13 +240,13 @@ impl Engine {
                     },
                     None => {
                         let charge = new_charge(w, order, rider_id, delivery.charge)?;
-                        w.repo.save_charge(&charge)?;
                         claim_new(w, &charge).map(Some)
                     }
-                }
+                }?;
+                Ok((pending, DueCalls::of(w.repo, order, w.now)?))
             })?;
             // Take back the first rider's charge if the delivery moved.
-            command.settle_order(order)?;
+            command.settle_due(order, due)?;
             if let Some(charge) = pending {
                 match command.settle(charge)? {
                     Settled::Unavailable { reason, breaker_open } => {
@@ -290,7 +292,7 @@ impl Engine {
     pub fn cancel(&self, order: OrderId, reason: &str) -> Result<OrderView> {
         let _span = tracing::info_span!("cancel", order).entered();
         self.command(|command| {
-            command.write(|w| {
+            let due = command.write(|w| {
                 let (cancelled, event) = existing_order(w, order)?.cancel(reason, w.now)?;
                 w.repo.update_order(&cancelled)?;
                 w.emit(event)?;
@@ -310,9 +312,9 @@ impl Engine {
                     w.repo.save_charge(&charge)?;
                     w.emit_opt(event)?;
                 }
-                Ok(())
+                DueCalls::of(w.repo, order, w.now)
             })?;
-            command.settle_order(order)?;
+            command.settle_due(order, due)?;
             command.view(order)
         })
     }
@@ -383,11 +385,11 @@ fn busy(order: OrderId, what: Billing, until: chrono::DateTime<chrono::Utc>) -> 
     Refusal::GatewayBusy { order, what, until }.into()
 }
 
+/// A new pending payment of `order` (not yet saved: [`claim_new`], which
+/// every caller runs next in the same unit of work, saves it claimed).
 fn new_payment(w: &mut Work<'_>, order: &Order, card: Option<String>) -> Result<Payment> {
     let id = w.repo.next_id(Table::Payment)?;
-    let payment = Payment::request(id, order.id, order.total, card, idempotency_key("pay", id, w.nonces.next()), w.now);
-    w.repo.save_payment(&payment)?;
-    Ok(payment)
+    Ok(Payment::request(id, order.id, order.total, card, idempotency_key("pay", id, w.nonces.next()), w.now))
 }
 
 /// A new pending delivery charge (not yet saved).

@@ -28,11 +28,11 @@ use crate::app::command::Command;
 use crate::app::engine::{Engine, Work};
 use crate::domain::attempt::{Answer, Attempt, Verdict};
 use crate::domain::order::OrderAction;
-use crate::domain::BreakerName;
 use crate::domain::{
-    Billed, Billing, Charge, ChargeStatus, DeliveryStatus, Event, KitchenTicket, OrderId, OrderStatus, Payment,
+    Billed, Billing, Charge, ChargeStatus, DeliveryStatus, Event, KitchenTicket, Order, OrderId, OrderStatus, Payment,
     PaymentStatus, Won,
 };
+use crate::domain::{Breaker, BreakerName};
 use crate::ports::storage::Repo;
 use crate::ports::{ChargeRequest, GatewayOutcome, PaymentRequest, RefundRequest};
 use crate::{Error, Result};
@@ -81,6 +81,10 @@ pub(crate) struct Claimed<L> {
     call: Call,
     token: Arc<str>,
     request: Request,
+    /// Its gateway's circuit breaker as the claim's unit of work read it
+    /// (`None`: never used), so that asking the breaker before the call
+    /// takes no transaction of its own.
+    breaker: Option<Breaker>,
 }
 
 /// What trying to claim a record came to.
@@ -231,7 +235,7 @@ impl Leg for Payment {
     }
 
     fn wanted(&self, repo: &mut dyn Repo) -> Result<bool> {
-        Ok(repo.order(self.order_id)?.is_some_and(|o| o.status == OrderStatus::PendingPayment))
+        Ok(wants_payment(repo.order(self.order_id)?.as_ref()))
     }
 
     fn taken(&self, w: &mut Work<'_>, gateway_ref: &str) -> Result<Settled> {
@@ -239,11 +243,11 @@ impl Leg for Payment {
             return Ok(Settled::Nothing);
         }
         // Cancelled meanwhile, or paid by another attempt: the domain gives it back.
-        let (paid, events) = self.approve(gateway_ref, self.wanted(w.repo)?, w.now)?;
+        let order = w.repo.order(self.order_id)?;
+        let (paid, events) = self.approve(gateway_ref, wants_payment(order.as_ref()), w.now)?;
         let established = paid.status == PaymentStatus::Approved;
         if established {
-            let order =
-                w.repo.order(self.order_id)?.ok_or_else(|| Error::not_found(crate::Record::Order, self.order_id))?;
+            let order = order.ok_or_else(|| Error::not_found(crate::Record::Order, self.order_id))?;
             let (id, store_id) = (order.id, order.store_id);
             w.repo.update_order(&order.into_transition(OrderAction::Pay, w.now)?)?;
             w.repo.save_ticket(&KitchenTicket::receive(id, store_id, w.now))?;
@@ -275,6 +279,12 @@ impl Leg for Payment {
             card: self.card.clone(),
         })
     }
+}
+
+/// Whether `order` still waits for its payment: only an order still
+/// pending payment takes one (a cancelled or already paid one gives it back).
+fn wants_payment(order: Option<&Order>) -> bool {
+    order.is_some_and(|o| o.status == OrderStatus::PendingPayment)
 }
 
 impl Leg for Charge {
@@ -341,7 +351,8 @@ pub(crate) fn claim<L: Leg>(w: &mut Work<'_>, leg: &L, only_due: bool) -> Result
     let claimed = leg.with_attempt(attempt.claim(Arc::clone(&token), w.lease_until), w.now);
     claimed.save(w.repo)?;
     let request = claimed.request(w.repo, call)?;
-    Ok(Claiming::Claimed(Claimed { leg: claimed, call, token, request }))
+    let breaker = w.repo.breaker(&L::BREAKER)?;
+    Ok(Claiming::Claimed(Claimed { leg: claimed, call, token, request, breaker }))
 }
 
 /// [`claim`] for a record read again by id in the same unit of work:
@@ -354,18 +365,36 @@ pub(crate) fn claim_by_id<L: Leg>(w: &mut Work<'_>, order: OrderId, id: i64, onl
     }
 }
 
+/// The gateway calls an order's payment and charges wait for that are due:
+/// each as (record id, call).
+#[derive(Debug, Default)]
+pub(crate) struct DueCalls {
+    payment: Option<(i64, Call)>,
+    charges: Vec<(i64, Call)>,
+}
+
+impl DueCalls {
+    /// Those of order `order` due at `now`, as `repo` has them.
+    pub(crate) fn of(repo: &mut dyn Repo, order: OrderId, now: DateTime<Utc>) -> Result<DueCalls> {
+        let due = |call: Option<Call>, a: &Attempt| call.filter(|_| a.due(now));
+        let payment = repo.latest_payment(order)?.and_then(|p| due(p.call(), &p.attempt).map(|c| (p.id, c)));
+        let charges = repo.charges(order)?.into_iter().filter_map(|c| due(c.call(), &c.attempt).map(|k| (c.id, k)));
+        Ok(DueCalls { payment, charges: charges.collect() })
+    }
+}
+
 impl Command<'_> {
     /// Calls the gateway for a claimed payment or charge and records the
     /// answer (see the module documentation). When the gateway took money
     /// and recording that fails, the error is [`Error::MoneyMoved`]: the
     /// claim lapses, and `relay` replays the key and records it.
     pub(crate) fn settle<L: Leg>(&mut self, claimed: Claimed<L>) -> Result<Settled> {
-        let Claimed { leg, call, token, request } = claimed;
+        let Claimed { leg, call, token, request, breaker } = claimed;
         let (order, id) = (leg.order_id(), leg.id());
         let what = request.describe();
         let engine = self.engine;
-        let guarded =
-            engine.guarded(&L::BREAKER, || timed(L::BREAKER.as_str(), what, order, || engine.send(&request)))?;
+        let send = || timed(L::BREAKER.as_str(), what, order, || engine.send(&request));
+        let guarded = engine.guarded(&L::BREAKER, breaker, send)?;
         if guarded.reached.is_none() {
             tracing::info!(gateway = %L::BREAKER, call = %what, order, "gateway call skipped: its circuit breaker is open");
         }
@@ -440,17 +469,18 @@ impl Command<'_> {
     /// queued for `relay`; that is not an error of the command.
     pub(crate) fn settle_order(&mut self, order: OrderId) -> Result<()> {
         let now = self.engine.now();
-        let (payment, charges) = self.read(|repo| {
-            let due = |call: Option<Call>, a: &Attempt| call.filter(|_| a.due(now));
-            let payment = repo.latest_payment(order)?.and_then(|p| due(p.call(), &p.attempt).map(|c| (p.id, c)));
-            let charges: Vec<(i64, Call)> =
-                repo.charges(order)?.into_iter().filter_map(|c| due(c.call(), &c.attempt).map(|k| (c.id, k))).collect();
-            Ok((payment, charges))
-        })?;
-        if let Some((id, call)) = payment {
+        let due = self.read(|repo| DueCalls::of(repo, order, now))?;
+        self.settle_due(order, due)
+    }
+
+    /// [`Command::settle_order`] with the calls found due by the unit of
+    /// work that just committed ([`DueCalls::of`] at its end): no
+    /// transaction at all when none are.
+    pub(crate) fn settle_due(&mut self, order: OrderId, due: DueCalls) -> Result<()> {
+        if let Some((id, call)) = due.payment {
             self.settle_leg::<Payment>(order, id, call)?;
         }
-        for (id, call) in charges {
+        for (id, call) in due.charges {
             self.settle_leg::<Charge>(order, id, call)?;
         }
         Ok(())
