@@ -230,7 +230,8 @@ fn the_storage_hint_fits_the_cause() {
     let sys = Path::new("/sys/ezdelivery-edges-test.db");
     let denied = std::fs::File::create(sys).err().is_some_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
     if denied {
-        let (code, error) = w.json_on(sys, &["store", "list"]);
+        // (a command that writes: one that only reads finds nothing there and creates nothing)
+        let (code, error) = w.json_on(sys, &["store", "add", "--name", "BBQ"]);
         assert_eq!(code, 1, "{error}");
         let message = error["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains("check that the file and its folder are writable"), "{message}");

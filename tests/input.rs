@@ -347,7 +347,7 @@ fn help_puts_global_options_under_their_own_heading_and_shows_no_empty_defaults(
         assert_eq!(r.code, Some(0), "{}", r.describe(&args.join(" ")));
         let help = &r.stdout;
         let (own, global) = help.split_once("Global options:").unwrap_or_else(|| panic!("{args:?}: {help}"));
-        for flag in ["--db <PATH>", "--config <PATH>", "--json", "--quiet", "--verbose"] {
+        for flag in ["--db <PATH|URL>", "--config <PATH>", "--json", "--quiet", "--verbose"] {
             assert!(global.contains(flag), "{args:?}: {flag} under Global options: {help}");
             assert!(!own.contains(flag), "{args:?}: {flag} only under Global options: {help}");
         }
@@ -375,6 +375,48 @@ fn status_with_neither_an_order_nor_a_customer_says_what_to_give() {
 }
 
 #[test]
+fn reading_a_database_that_does_not_exist_creates_nothing() {
+    let w = World::new(BIN, "");
+    let db = w.path("typo").join("nothing.db");
+    let reads: [&[&str]; 6] = [
+        &["store", "list"],
+        &["rider", "list"],
+        &["events"],
+        &["breaker"],
+        &["relay", "--dead"],
+        &["relay", "--attention"],
+    ];
+    for args in reads {
+        let r = w.run_on(&db, args);
+        assert_eq!(r.code, Some(0), "an empty database to read: {}", r.describe(&args.join(" ")));
+    }
+    let (code, out) = w.json_on(&db, &["store", "list"]);
+    assert_eq!((code, &out["stores"]), (0, &serde_json::json!([])), "{out}");
+    let (code, out) = w.json_on(&db, &["status", "5"]);
+    assert_eq!((code, out["error"]["kind"].as_str()), (3, Some("not_found")), "{out}");
+    assert!(!w.path("typo").exists(), "no folder and no file are created by a read");
+    // the first write creates it, with its folder
+    let (code, out) = w.json_on(&db, &["store", "add", "--name", "BBQ"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = w.json_on(&db, &["store", "list"]);
+    assert_eq!((code, out["stores"].as_array().map(Vec::len)), (0, Some(1)), "{out}");
+}
+
+#[test]
+fn a_command_without_its_subcommand_is_a_usage_error() {
+    let w = World::new(BIN, "");
+    for args in [&[][..], &["store"], &["cook"], &["db"]] {
+        let r = w.run_bare(args);
+        assert_eq!(r.code, Some(2), "{}", r.describe(&format!("ezdelivery {}", args.join(" "))));
+        assert!(r.stdout.is_empty(), "the help goes to stderr: {}", r.stdout);
+        assert!(r.stderr.contains("Usage: ezdelivery"), "the help says what to give: {}", r.stderr);
+    }
+    let message = w.fails(&["store"], 2, "invalid_input");
+    assert!(message.contains("usage: ezdelivery store") && message.contains("--help"), "{message}");
+    assert!(!w.db.exists(), "a usage error opens no database");
+}
+
+#[test]
 fn usage_lines_do_not_show_db_as_typed_when_it_comes_from_the_environment() {
     let w = World::new(BIN, "");
     let db = w.path("env.db");
@@ -398,11 +440,9 @@ fn usage_lines_do_not_show_db_as_typed_when_it_comes_from_the_environment() {
     );
     assert_eq!(r.code, Some(2), "EZDELIVERY_CONFIG names the config: {}", r.describe("store list"));
     // set but empty: as if unset (the data folder)
-    let r = finish(
-        with_env(&w, &["store", "list"], &[("EZDELIVERY_DB", OsStr::new("")), ("EZDELIVERY_CONFIG", OsStr::new(""))]),
-        "empty",
-    );
-    assert_eq!(r.code, Some(0), "{}", r.describe("store list with empty variables"));
+    let empty = [("EZDELIVERY_DB", OsStr::new("")), ("EZDELIVERY_CONFIG", OsStr::new(""))];
+    let r = finish(with_env(&w, &["store", "add", "--name", "BBQ"], &empty), "empty");
+    assert_eq!(r.code, Some(0), "{}", r.describe("store add with empty variables"));
     assert!(w.path("data").join("ezdelivery").join("ezdelivery.db").exists());
 }
 
@@ -412,7 +452,7 @@ fn the_man_page_synopsis_shows_the_value_of_each_option() {
     let r = w.run_bare(&["man"]);
     assert_eq!(r.code, Some(0), "{}", r.describe("man"));
     let synopsis = r.stdout.split(".SH SYNOPSIS").nth(1).and_then(|s| s.split(".SH ").next()).expect("a SYNOPSIS");
-    for option in ["\\fB\\-\\-db\\fR \\fIPATH\\fR", "\\fB\\-\\-config\\fR \\fIPATH\\fR", "\\fB\\-\\-json\\fR"] {
+    for option in ["\\fB\\-\\-db\\fR \\fIPATH|URL\\fR", "\\fB\\-\\-config\\fR \\fIPATH\\fR", "\\fB\\-\\-json\\fR"] {
         assert!(synopsis.contains(option), "{option} in {synopsis}");
     }
     assert!(synopsis.contains("\\fICOMMAND\\fR"), "{synopsis}");

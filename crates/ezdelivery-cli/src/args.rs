@@ -4,18 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-/// A food-delivery ordering engine on one SQLite file.
+/// A food-delivery ordering engine on one SQLite file, or on PostgreSQL.
 #[derive(Debug, Parser)]
 #[command(name = "ezdelivery", version, long_about = None, propagate_version = true)]
 #[command(
     after_help = "Example:\n  ezdelivery demo\n  ezdelivery order --store 1 --customer kim --item 후라이드:2 --pay"
 )]
 pub struct Cli {
-    /// The SQLite file, created with its folder on first use (default: $EZDELIVERY_DB, else the data folder).
+    /// The SQLite file, created with its folder on first use, or a postgres:// URL (default: $EZDELIVERY_DB, else the data folder).
     // EZDELIVERY_DB and EZDELIVERY_CONFIG are read by `Cli::from_env`, not
     // by clap: clap would show an option set from the environment in the
     // usage line of every error, as if it had been typed.
-    #[arg(long, global = true, value_name = "PATH", help_heading = GLOBAL)]
+    #[arg(long, global = true, value_name = "PATH|URL", help_heading = GLOBAL)]
     pub db: Option<PathBuf>,
 
     /// A TOML file that picks the adapters (default: $EZDELIVERY_CONFIG; `ezdelivery man` lists its keys).
@@ -326,7 +326,7 @@ pub enum DbCommand {
                             1). A password in a URL is never printed.")]
     Copy {
         /// Where to: a SQLite file (created if missing) or a postgres:// URL (an existing, empty database).
-        #[arg(long, value_name = "URL|PATH")]
+        #[arg(long, value_name = "URL|PATH", value_parser = clap::builder::NonEmptyStringValueParser::new())]
         to: String,
     },
 }

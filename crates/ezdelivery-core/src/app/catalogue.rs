@@ -69,8 +69,9 @@ impl Engine {
     pub fn add_menu(&self, store: StoreId, name: &str, price: Won) -> Result<Menu> {
         let _span = tracing::info_span!("add_menu", store, name = %name, price).entered();
         self.write_command(|w| {
-            existing_store(w.repo, store)?;
+            // The values first: a bad price is the news whatever the store.
             let (menu, event) = Menu::add(w.repo.next_id(Table::Menu)?, store, name, price)?;
+            existing_store(w.repo, store)?;
             if w.repo.menu_by_name(store, &menu.name)?.is_some() {
                 return Err(Invalid(validate::menu_taken(store, &menu.name)).into());
             }

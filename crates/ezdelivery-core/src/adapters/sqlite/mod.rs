@@ -209,8 +209,13 @@ impl SqliteStorage {
     /// For a caller that only reads: opens the database as
     /// [`SqliteStorage::open`] does, or, when that fails for want of access
     /// (a read-only file, folder or file system) and the file holds a
-    /// database, read-only ([`SqliteStorage::open_read_only`]).
+    /// database, read-only ([`SqliteStorage::open_read_only`]). Where there
+    /// is nothing at `path` (nor perhaps its folder), nothing is created:
+    /// it reads as an empty database, which is what would be created there.
     pub fn open_for_reading(path: &Path, synchronous: Synchronous) -> Result<SqliteStorage> {
+        if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+            return SqliteStorage::open_in_memory();
+        }
         match SqliteStorage::open_writable(path, synchronous) {
             Ok(storage) => Ok(storage),
             Err(Failed { error, access: true }) => match preflight::check(path, false) {

@@ -858,6 +858,16 @@ fn a_database_opened_read_only_is_read_and_never_written() {
 }
 
 #[test]
+fn opened_for_reading_where_nothing_is_it_reads_as_empty_and_creates_nothing() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("no folder").join("missing.db");
+    let mut s = SqliteStorage::open_for_reading(&path, Synchronous::Full).expect("opened");
+    assert_eq!(stores(&mut s), vec![]);
+    drop(s);
+    assert!(!dir.path().join("no folder").exists(), "nothing created, not even the folder");
+}
+
+#[test]
 fn read_only_there_must_be_an_up_to_date_database() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let missing = dir.path().join("missing.db");
