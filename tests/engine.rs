@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use ezdelivery_core::adapters::memory::MemoryStorage;
 use ezdelivery_core::app::retry::RetryPolicy;
 use ezdelivery_core::domain::{
-    BreakerState, ChannelName, ChargeStatus, DeliveryStatus, KitchenStatus, OrderStatus, PaymentStatus,
+    BreakerSettings, BreakerState, ChannelName, ChargeStatus, DeliveryStatus, KitchenStatus, OrderStatus, PaymentStatus,
 };
 use ezdelivery_core::ports::{
     ChargeGateway, ChargeRequest, GatewayOutcome, Message, Notifier, PaymentGateway, PaymentRequest, RefundRequest,
@@ -286,6 +286,37 @@ fn without_riders_the_delivery_waits_and_naming_one_moves_the_charge() {
     let choi = calls.iter().find(|c| c.starts_with("pay ezd-charge-2-")).unwrap();
     let key = choi.strip_prefix("pay ").unwrap().strip_suffix(" choi").unwrap();
     assert!(calls.iter().any(|c| c.starts_with(&format!("refund {key}-refund "))), "{calls:?}");
+}
+
+#[test]
+fn a_breaker_opened_by_the_first_riders_refund_refuses_the_next_riders_charge() {
+    let (pay, charge, inbox) = (Script::default(), Script::default(), Inbox::default());
+    let engine = Engine::builder(MemoryStorage::new())
+        .payment(Pay(pay.clone()))
+        .charge(Charge(charge.clone()))
+        .notifier(inbox)
+        .breakers(BreakerSettings { failure_threshold: 1, open_ms: 3_600_000 })
+        .build();
+    let store = engine.add_store("BBQ", Some("park"), None).unwrap().id;
+    engine.add_menu(store, "후라이드", 18_000).unwrap();
+    engine.add_menu(store, "콜라", 2_000).unwrap();
+    engine.add_rider("choi").unwrap();
+    let id = engine.place_order(NewOrder::new(store, "kim", &items()).pay_now(None)).unwrap().order_id;
+    assert_eq!(engine.start_cooking(id).unwrap().delivery.unwrap().charge.unwrap().status, ChargeStatus::Paid);
+    engine.finish_cooking(id).unwrap();
+    engine.add_rider("lee").unwrap();
+    charge.set_down(true);
+    // choi's charge goes back first: that call fails and opens the breaker,
+    // so lee's charge is not even tried.
+    let err = engine.start_delivery(id, Some("lee")).unwrap_err();
+    assert!(matches!(err, Error::Unavailable { breaker_open: true, .. }), "{err:?}");
+    let calls = charge.calls();
+    assert!(calls.iter().any(|c| c.starts_with("refund ")), "{calls:?}");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("pay ") && c.ends_with(" lee")),
+        "called through an open breaker: {calls:?}"
+    );
+    assert_eq!(engine.status(id).unwrap().status, OrderStatus::Cooked);
 }
 
 #[test]

@@ -246,8 +246,12 @@ impl Engine {
                 Ok((pending, DueCalls::of(w.repo, order, w.now)?))
             })?;
             // Take back the first rider's charge if the delivery moved.
-            command.settle_due(order, due)?;
-            if let Some(charge) = pending {
+            let called = command.settle_due(order, due)?;
+            if let Some(mut charge) = pending {
+                if called {
+                    // Those calls may have moved the breaker since the claim read it.
+                    charge.read_breaker_again(command)?;
+                }
                 match command.settle(charge)? {
                     Settled::Unavailable { reason, breaker_open } => {
                         let kept = Kept::Charge;

@@ -87,6 +87,15 @@ pub(crate) struct Claimed<L> {
     breaker: Option<Breaker>,
 }
 
+impl<L: Leg> Claimed<L> {
+    /// Reads its gateway's breaker again: for a claim held while other
+    /// calls to that gateway were made, which may have opened or closed it.
+    pub(crate) fn read_breaker_again(&mut self, command: &Command<'_>) -> Result<()> {
+        self.breaker = command.read(|repo| repo.breaker(&L::BREAKER))?;
+        Ok(())
+    }
+}
+
 /// What trying to claim a record came to.
 #[derive(Debug, Clone)]
 pub(crate) enum Claiming<L> {
@@ -470,20 +479,21 @@ impl Command<'_> {
     pub(crate) fn settle_order(&mut self, order: OrderId) -> Result<()> {
         let now = self.engine.now();
         let due = self.read(|repo| DueCalls::of(repo, order, now))?;
-        self.settle_due(order, due)
+        self.settle_due(order, due).map(|_| ())
     }
 
     /// [`Command::settle_order`] with the calls found due by the unit of
     /// work that just committed ([`DueCalls::of`] at its end): no
-    /// transaction at all when none are.
-    pub(crate) fn settle_due(&mut self, order: OrderId, due: DueCalls) -> Result<()> {
+    /// transaction at all when none are. Whether any were.
+    pub(crate) fn settle_due(&mut self, order: OrderId, due: DueCalls) -> Result<bool> {
+        let any = due.payment.is_some() || !due.charges.is_empty();
         if let Some((id, call)) = due.payment {
             self.settle_leg::<Payment>(order, id, call)?;
         }
         for (id, call) in due.charges {
             self.settle_leg::<Charge>(order, id, call)?;
         }
-        Ok(())
+        Ok(any)
     }
 
     /// Claims and settles one due call of a payment or charge (`call`, as
