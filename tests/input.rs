@@ -444,6 +444,11 @@ fn usage_lines_do_not_show_db_as_typed_when_it_comes_from_the_environment() {
     let r = finish(with_env(&w, &["store", "add", "--name", "BBQ"], &empty), "empty");
     assert_eq!(r.code, Some(0), "{}", r.describe("store add with empty variables"));
     assert!(w.path("data").join("ezdelivery").join("ezdelivery.db").exists());
+    // EZDELIVERY_TOKENS too: empty is as if unset, and serve says what it needs
+    let tokens = [("EZDELIVERY_TOKENS", OsStr::new(""))];
+    let r = finish(with_env(&w, &["--db", db.to_str().unwrap(), "serve", "--listen", "127.0.0.1:0"], &tokens), "serve");
+    assert_eq!(r.code, Some(2), "{}", r.describe("serve with an empty EZDELIVERY_TOKENS"));
+    assert!(r.stderr.contains("serve needs a tokens file"), "{}", r.stderr);
 }
 
 #[test]

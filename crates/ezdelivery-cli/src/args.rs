@@ -51,6 +51,9 @@ impl Cli {
         let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
         cli.db = cli.db.take().or_else(|| env("EZDELIVERY_DB"));
         cli.config = cli.config.take().or_else(|| env("EZDELIVERY_CONFIG"));
+        if let Command::Serve { tokens, .. } = &mut cli.command {
+            *tokens = tokens.take().or_else(|| env("EZDELIVERY_TOKENS"));
+        }
         if let Command::Status { order: None, customer: None } = cli.command {
             const NEITHER: &str = "give an ORDER id or --customer NAME: `ezdelivery status 7` shows order 7, \
                                    `ezdelivery status --customer kim` all of kim's orders";
@@ -244,8 +247,9 @@ pub enum Command {
         /// The address to listen on (`127.0.0.1:0` picks a free port).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
         listen: String,
-        /// The tokens file: each token's SHA-256, role and name (not readable by others).
-        #[arg(long, value_name = "FILE", env = "EZDELIVERY_TOKENS")]
+        /// The tokens file: each token's SHA-256, role and name, not readable by others (default: $EZDELIVERY_TOKENS).
+        // Read by `Cli::from_env` like EZDELIVERY_DB: set but empty is as if unset.
+        #[arg(long, value_name = "FILE")]
         tokens: Option<std::path::PathBuf>,
     },
     /// Circuit breakers around the gateways and notifier channels.

@@ -68,11 +68,10 @@ where
 }
 
 /// `adapter` of `[payment]` or `[charge]`: what carries the calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Adapter {
     /// In this process, with the behaviour of `[payment.sandbox]` (the default).
-    #[default]
     Sandbox,
     /// A payment or charge service over HTTP at `url`.
     Http,
@@ -82,8 +81,8 @@ pub enum Adapter {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewayConfig {
-    /// `sandbox` or `http`.
-    pub adapter: Adapter,
+    /// `sandbox` or `http`; `None` when the file does not say (the sandbox).
+    pub adapter: Option<Adapter>,
     /// The service's base URL (http only).
     pub url: Option<String>,
     /// Connect + read timeout (http only).
@@ -94,12 +93,7 @@ pub struct GatewayConfig {
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        GatewayConfig {
-            adapter: Adapter::Sandbox,
-            url: None,
-            timeout_ms: DEFAULT_TIMEOUT_MS,
-            sandbox: SandboxSettings::default(),
-        }
+        GatewayConfig { adapter: None, url: None, timeout_ms: DEFAULT_TIMEOUT_MS, sandbox: SandboxSettings::default() }
     }
 }
 
@@ -128,8 +122,24 @@ impl GatewayConfig {
         SandboxSettings { timeout_ms: Some(self.timeout_ms), ..self.sandbox.clone() }
     }
 
+    /// The adapter: the sandbox unless the file says otherwise. A section
+    /// that gives a `url` but no `adapter` is refused: it most likely meant
+    /// the service, and the sandbox would approve every payment without
+    /// calling it. (`adapter = "sandbox"` beside a url, as in the
+    /// specification's example, is a choice, and the url goes unused.)
+    fn adapter(&self, section: &str) -> Result<Adapter> {
+        match (self.adapter, &self.url) {
+            (Some(adapter), _) => Ok(adapter),
+            (None, None) => Ok(Adapter::Sandbox),
+            (None, Some(_)) => Err(invalid(format!(
+                "[{section}] has a url but no adapter, and the default adapter, the sandbox, calls no service: add \
+                 adapter = \"http\" to use the service (or adapter = \"sandbox\" to keep the sandbox)"
+            ))),
+        }
+    }
+
     fn payment(&self) -> Result<Box<dyn PaymentGateway>> {
-        Ok(match self.adapter {
+        Ok(match self.adapter("payment")? {
             Adapter::Sandbox => Box::new(SandboxPayment::new(self.sandbox())),
             Adapter::Http => {
                 Box::new(in_section("payment", HttpPayment::new(self.http_url("payment")?, self.timeout()))?)
@@ -138,7 +148,7 @@ impl GatewayConfig {
     }
 
     fn charge(&self) -> Result<Box<dyn ChargeGateway>> {
-        Ok(match self.adapter {
+        Ok(match self.adapter("charge")? {
             Adapter::Sandbox => Box::new(SandboxCharge::new(self.sandbox())),
             Adapter::Http => Box::new(in_section("charge", HttpCharge::new(self.http_url("charge")?, self.timeout()))?),
         })
@@ -167,6 +177,8 @@ pub struct RetryConfig {
     pub lease_ms: u64,
     /// Unreadable answers in a row before a payment or charge needs attention.
     pub attention_after: u32,
+    /// Failed tries before a message is parked as dead (`relay --dead`).
+    pub message_tries: u32,
 }
 
 impl Default for RetryConfig {
@@ -177,6 +189,7 @@ impl Default for RetryConfig {
             max_ms: policy.max_ms,
             lease_ms: DEFAULT_LEASE.as_millis() as u64,
             attention_after: policy.attention_after,
+            message_tries: policy.max_message_tries,
         }
     }
 }
@@ -214,11 +227,14 @@ impl RetryConfig {
         if self.attention_after == 0 {
             return Err(invalid("[retry] attention_after must be at least 1".into()));
         }
+        if self.message_tries == 0 {
+            return Err(invalid("[retry] message_tries must be at least 1".into()));
+        }
         let policy = RetryPolicy {
             base_ms: self.base_ms,
             max_ms: self.max_ms,
             attention_after: self.attention_after,
-            ..RetryPolicy::default()
+            max_message_tries: self.message_tries,
         };
         Ok((policy, Duration::from_millis(self.lease_ms)))
     }
@@ -638,6 +654,19 @@ mod tests {
         assert!(message.starts_with("[charge] "), "{message}");
         assert!(message.contains("must start with http:// or https://"), "{message}");
 
+        // a url but no adapter: refused, not the sandbox in silence
+        let config =
+            parse("[payment]\nurl = \"http://127.0.0.1:8083\"\n[charge]\nurl = \"http://127.0.0.1:8084\"\n").unwrap();
+        for (section, message) in
+            [("payment", error(config.payment.payment())), ("charge", error(config.charge.charge()))]
+        {
+            assert!(message.starts_with(&format!("[{section}] has a url but no adapter")), "{message}");
+            assert!(message.contains("adapter = \"http\""), "{message}");
+        }
+        // the sandbox chosen beside a url (the specification's example) is a choice
+        let config = parse("[payment]\nadapter = \"sandbox\"\nurl = \"http://127.0.0.1:8083\"\n").unwrap();
+        assert!(config.payment.payment().is_ok());
+
         let message = error(parse("[payment]\nadapter = \"soap\"\n"));
         assert!(message.contains("unknown variant `soap`, expected `sandbox` or `http`"), "{message}");
 
@@ -661,7 +690,7 @@ mod tests {
             parse("locale = \"en\"\n[storage]\nsynchronous = \"normal\"\n[charge]\nadapter = \"http\"\n").unwrap();
         assert_eq!(config.locale, Locale::En);
         assert_eq!(config.storage.synchronous, Synchronous::Normal);
-        assert_eq!((config.payment.adapter, config.charge.adapter), (Adapter::Sandbox, Adapter::Http));
+        assert_eq!((config.payment.adapter, config.charge.adapter), (None, Some(Adapter::Http)));
         let defaults = parse("").unwrap();
         assert_eq!((defaults.locale, defaults.storage.synchronous), (Locale::Ko, Synchronous::Full));
 
@@ -685,13 +714,15 @@ mod tests {
     fn timeouts_and_the_retry_section_are_checked() {
         let huge = parse("[payment]\ntimeout_ms = 18446744073709551615\n").unwrap();
         assert!(error(huge.payment.checked_timeout_ms("payment")).contains("1 to 60000"));
-        let config = parse("[retry]\nbase_ms = 50\nmax_ms = 200\nlease_ms = 2000\nattention_after = 3\n").unwrap();
+        let config =
+            parse("[retry]\nbase_ms = 50\nmax_ms = 200\nlease_ms = 2000\nattention_after = 3\nmessage_tries = 4\n")
+                .unwrap();
         let (policy, lease) = config.retry.policy(&[610, 610]).unwrap();
-        assert_eq!((policy.base_ms, policy.max_ms, policy.attention_after), (50, 200, 3));
+        assert_eq!((policy.base_ms, policy.max_ms, policy.attention_after, policy.max_message_tries), (50, 200, 3, 4));
         assert_eq!(lease, Duration::from_millis(2000));
         let message = error(config.retry.policy(&[1_000, 610]));
         assert!(message.contains("more than twice the longest gateway timeout_ms (1000)"), "{message}");
-        for bad in ["attention_after = 0", "base_ms = 10\nmax_ms = 5", "lease_ms = 99999999"] {
+        for bad in ["attention_after = 0", "message_tries = 0", "base_ms = 10\nmax_ms = 5", "lease_ms = 99999999"] {
             let config = parse(&format!("[retry]\n{bad}\n")).unwrap();
             assert!(config.retry.policy(&[610]).is_err(), "{bad}");
         }

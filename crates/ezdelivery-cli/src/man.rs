@@ -285,8 +285,8 @@ The sandbox gateway's behaviour: slowness, an outage, cards to decline.
 \fB[breaker]\fR: \fBfailure_threshold\fR (default 5), \fBopen_ms\fR (default 30000)
 The circuit breakers of the gateways and notifier channels.
 .TP
-\fB[retry]\fR: \fBbase_ms\fR (1000), \fBmax_ms\fR (300000), \fBlease_ms\fR (60000), \fBattention_after\fR (10)
-Back\-off of queued calls and messages; how long a claim on a gateway call lasts (more than twice every timeout_ms); unreadable answers in a row before a payment or charge needs attention.
+\fB[retry]\fR: \fBbase_ms\fR (1000), \fBmax_ms\fR (300000), \fBlease_ms\fR (60000), \fBattention_after\fR (10), \fBmessage_tries\fR (20)
+Back\-off of queued calls and messages; how long a claim on a gateway call lasts (more than twice every timeout_ms); answers in a row that settle nothing (5xx, no answer in time, an unreadable 2xx) before a payment or charge needs attention; failed tries before a message is parked as dead.
 .TP
 \fB[relay]\fR: \fBinterval_ms\fR (1000), \fBretention_days\fR (7)
 \fBrelay \-\-watch\fR: the wait after a pass that settled nothing (\fB\-\-interval\fR overrides it); how long delivered messages are kept before the worker purges them (0: purge every delivered message).

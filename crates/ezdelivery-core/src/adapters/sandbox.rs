@@ -66,6 +66,28 @@ impl SandboxSettings {
     fn approved(prefix: &str, idempotency_key: &str) -> GatewayOutcome {
         GatewayOutcome::Approved { gateway_ref: [prefix, "-", idempotency_key].concat() }
     }
+
+    /// A refund of what the sandbox took under `taken` (its references'
+    /// prefix). One of a reference it never gave is not its to make:
+    /// money another gateway took (a command run without the config that
+    /// took it) is not reported given back; the refund stays queued for
+    /// the gateway that took it.
+    fn refund(&self, request: &RefundRequest, taken: &str, prefix: &str) -> GatewayOutcome {
+        if let Some(outcome) = self.outage() {
+            return outcome;
+        }
+        let ours = request.gateway_ref.strip_prefix(taken).is_some_and(|rest| rest.starts_with('-'));
+        if !ours {
+            return GatewayOutcome::NotReached {
+                reason: format!(
+                    "the sandbox did not take {:?}, so it cannot give it back: run relay with the config of the \
+                     gateway that took it",
+                    request.gateway_ref
+                ),
+            };
+        }
+        SandboxSettings::approved(prefix, &request.idempotency_key)
+    }
 }
 
 /// The sandbox payment gateway.
@@ -99,7 +121,7 @@ impl PaymentGateway for SandboxPayment {
     }
 
     fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
-        self.settings.outage().unwrap_or_else(|| SandboxSettings::approved("sandbox-refund", &request.idempotency_key))
+        self.settings.refund(request, "sandbox-pay", "sandbox-refund")
     }
 }
 
@@ -122,9 +144,7 @@ impl ChargeGateway for SandboxCharge {
     }
 
     fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
-        self.settings
-            .outage()
-            .unwrap_or_else(|| SandboxSettings::approved("sandbox-charge-refund", &request.idempotency_key))
+        self.settings.refund(request, "sandbox-charge", "sandbox-charge-refund")
     }
 }
 
@@ -157,6 +177,33 @@ mod tests {
         assert!(matches!(gw.approve(&pay(None)), GatewayOutcome::Unavailable { .. }));
         let patient = SandboxSettings { latency_ms: 5, timeout_ms: Some(50), ..Default::default() };
         assert!(matches!(SandboxPayment::new(patient).approve(&pay(None)), GatewayOutcome::Approved { .. }));
+    }
+
+    #[test]
+    fn it_gives_back_only_what_it_took() {
+        let refund = |gateway_ref: &str| RefundRequest {
+            idempotency_key: "k1-refund".into(),
+            order_id: 1,
+            gateway_ref: gateway_ref.into(),
+            amount: 100,
+            reason: "cancelled".into(),
+        };
+        let (payments, charges) = (SandboxPayment::default(), SandboxCharge::default());
+        let GatewayOutcome::Approved { gateway_ref } = payments.approve(&pay(None)) else { panic!("approved") };
+        assert!(matches!(payments.refund(&refund(&gateway_ref)), GatewayOutcome::Approved { .. }));
+        let req =
+            ChargeRequest { idempotency_key: "c".into(), order_id: 1, rider_id: 1, rider: "lee".into(), amount: 3000 };
+        let GatewayOutcome::Approved { gateway_ref: paid } = charges.pay(&req) else { panic!("paid") };
+        assert!(matches!(charges.refund(&refund(&paid)), GatewayOutcome::Approved { .. }));
+        // Another gateway's reference, or the other kind's: nothing is given back.
+        for (theirs, of_payments) in
+            [("pay_8f2a", true), ("sandbox-payment", true), (paid.as_str(), true), ("x", false)]
+        {
+            let outcome = if of_payments { payments.refund(&refund(theirs)) } else { charges.refund(&refund(theirs)) };
+            let GatewayOutcome::NotReached { reason } = outcome else { panic!("{theirs}: {outcome:?}") };
+            assert!(reason.contains("did not take") && reason.contains("config"), "{reason}");
+        }
+        assert!(matches!(charges.refund(&refund(&gateway_ref)), GatewayOutcome::NotReached { .. }));
     }
 
     #[test]

@@ -24,7 +24,10 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { base_ms: 1_000, max_ms: 300_000, max_message_tries: 8, attention_after: 10 }
+        // 20 tries: with these waits (1 s doubling to 5 minutes), a channel
+        // down for about an hour before its messages are parked as dead;
+        // 8 had parked them after some four minutes, a deploy's downtime.
+        RetryPolicy { base_ms: 1_000, max_ms: 300_000, max_message_tries: 20, attention_after: 10 }
     }
 }
 

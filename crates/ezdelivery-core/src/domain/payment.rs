@@ -161,14 +161,14 @@ impl Billed for Payment {
 }
 
 /// The last four digits of a masked card (`************1111` → `…1111`),
-/// or `no card`.
+/// or `none`.
 pub fn card_tail(card: Option<&str>) -> String {
     match card {
         Some(card) => {
             let tail: Vec<char> = card.chars().rev().take(4).collect();
             format!("…{}", tail.into_iter().rev().collect::<String>())
         }
-        None => "no card".to_string(),
+        None => "none".to_string(),
     }
 }
 
@@ -313,7 +313,7 @@ mod tests {
         let (stuck, _) = refunding.give_up(refunding.attempt.clone(), now()).unwrap();
         assert_eq!(stuck.requeue(now()).unwrap().0.status, S::RefundPending);
         assert_eq!(p.card_tail(), "…1111");
-        assert_eq!(card_tail(None), "no card");
+        assert_eq!(card_tail(None), "none");
     }
 
     #[test]

@@ -62,7 +62,7 @@ pub enum Refusal {
     },
     /// Another card was given while an earlier payment may have reached the
     /// gateway: charging the new card could charge the customer twice.
-    #[error("order {order}: the payment with card {card} may have reached the gateway and its outcome is not known yet; it is not replaced by another card, so the customer is never charged twice")]
+    #[error("order {order}: the earlier payment (card {card}) may have reached the gateway and its outcome is not known yet; it is not replaced by another card, so the customer is never charged twice")]
     PaymentInDoubt {
         /// The order the move was asked of.
         order: OrderId,
