@@ -317,6 +317,27 @@ fn follow_lines(w: &World, args: &[&str], n: usize) -> Vec<String> {
 }
 
 #[test]
+fn events_follow_on_a_new_database_sees_the_first_writes() {
+    let w = world();
+    assert!(!w.db.exists());
+    let mut c = w.command(&["events", "--follow", "--format", "json"]);
+    c.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = c.spawn().expect("events --follow starts");
+    let rx = stdout_lines(&mut child);
+    // the follower creates the database it waits on (a plain read would not)
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !w.db.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.ok(&["store", "add", "--name", "BBQ"]);
+    let line = rx.recv_timeout(Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("the follower printed the first event");
+    assert!(line.contains("StoreRegistered"), "{line}");
+}
+
+#[test]
 fn events_with_json_follow_one_rule() {
     let w = world();
     shop(&w);

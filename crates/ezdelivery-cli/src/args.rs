@@ -12,8 +12,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// The SQLite file, created with its folder on first use, or a postgres:// URL (default: $EZDELIVERY_DB, else the data folder).
-    // EZDELIVERY_DB and EZDELIVERY_CONFIG are read by `Cli::from_env`, not
-    // by clap: clap would show an option set from the environment in the
+    // EZDELIVERY_DB, EZDELIVERY_CONFIG and EZDELIVERY_TOKENS are read by
+    // `Cli::from_env`, not by clap: clap would show an option set from the environment in the
     // usage line of every error, as if it had been typed.
     #[arg(long, global = true, value_name = "PATH|URL", help_heading = GLOBAL)]
     pub db: Option<PathBuf>,
@@ -43,9 +43,9 @@ pub struct Cli {
 const GLOBAL: &str = "Global options";
 
 impl Cli {
-    /// Parses the command line, then fills `--db` and `--config` in from
-    /// `EZDELIVERY_DB` and `EZDELIVERY_CONFIG` (when set and not empty)
-    /// where they were not given.
+    /// Parses the command line, then fills `--db`, `--config` and `serve
+    /// --tokens` in from `EZDELIVERY_DB`, `EZDELIVERY_CONFIG` and
+    /// `EZDELIVERY_TOKENS` (when set and not empty) where they were not given.
     pub fn from_env() -> Result<Cli, clap::Error> {
         let mut cli = Cli::try_parse()?;
         let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);

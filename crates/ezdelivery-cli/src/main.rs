@@ -308,10 +308,11 @@ fn access(command: &Command) -> Access {
         | Command::Menu(MenuCommand::List { .. })
         | Command::Rider(RiderCommand::List)
         | Command::Status { .. }
-        | Command::Events { .. }
+        | Command::Events { follow: false, .. }
         | Command::Breaker { action: None | Some(BreakerCommand::Status) }
         | Command::Relay { dead: true, .. }
         | Command::Relay { attention: true, .. } => Access::Reads,
+        Command::Events { follow: true, .. } => Access::Follows,
         Command::Simulate(_) | Command::Relay { watch: true, .. } => Access::Lasts,
         _ => Access::Writes,
     }

@@ -120,9 +120,14 @@ impl fmt::Display for Database {
 /// What a command does with its database, as far as opening it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Only reads: a SQLite file that cannot be written is opened read-only
+    /// Only reads: a SQLite file that cannot be written is opened read-only,
+    /// and one that does not exist reads as empty and is not created
     /// ([`SqliteStorage::open_for_reading`]).
     Reads,
+    /// Reads what others write for as long as it runs (`events --follow`):
+    /// as [`Access::Reads`], but a file that does not exist yet is created,
+    /// so that it sees the first writes.
+    Follows,
     /// Writes, and exits when done.
     Writes,
     /// Writes for as long as it runs (`serve`, `simulate`, `relay --watch`):
@@ -142,6 +147,8 @@ pub fn open(db: &Database, config: &StorageConfig, access: Access) -> Result<Box
         Database::Sqlite(path) => {
             let storage = match access {
                 Access::Reads => SqliteStorage::open_for_reading(path, synchronous),
+                Access::Follows if !path.exists() => SqliteStorage::open_with(path, synchronous),
+                Access::Follows => SqliteStorage::open_for_reading(path, synchronous),
                 Access::Lasts if synchronous == Synchronous::Normal => {
                     SqliteStorage::open_with(path, synchronous).and_then(SqliteStorage::checkpoint_in_background)
                 }

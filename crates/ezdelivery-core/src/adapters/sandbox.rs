@@ -70,15 +70,18 @@ impl SandboxSettings {
     /// A refund of what the sandbox took under `taken` (its references'
     /// prefix). One of a reference it never gave is not its to make:
     /// money another gateway took (a command run without the config that
-    /// took it) is not reported given back; the refund stays queued for
-    /// the gateway that took it.
+    /// took it) is not reported given back. The sandbox answers no, which
+    /// for a refund settles nothing: the refund stays queued for the
+    /// gateway that took it, needs a person after `attention_after` such
+    /// answers, and (an answer, not an outage) never opens the breaker
+    /// that processes using the real gateway share.
     fn refund(&self, request: &RefundRequest, taken: &str, prefix: &str) -> GatewayOutcome {
         if let Some(outcome) = self.outage() {
             return outcome;
         }
         let ours = request.gateway_ref.strip_prefix(taken).is_some_and(|rest| rest.starts_with('-'));
         if !ours {
-            return GatewayOutcome::NotReached {
+            return GatewayOutcome::Declined {
                 reason: format!(
                     "the sandbox did not take {:?}, so it cannot give it back: run relay with the config of the \
                      gateway that took it",
@@ -200,10 +203,10 @@ mod tests {
             [("pay_8f2a", true), ("sandbox-payment", true), (paid.as_str(), true), ("x", false)]
         {
             let outcome = if of_payments { payments.refund(&refund(theirs)) } else { charges.refund(&refund(theirs)) };
-            let GatewayOutcome::NotReached { reason } = outcome else { panic!("{theirs}: {outcome:?}") };
+            let GatewayOutcome::Declined { reason } = outcome else { panic!("{theirs}: {outcome:?}") };
             assert!(reason.contains("did not take") && reason.contains("config"), "{reason}");
         }
-        assert!(matches!(charges.refund(&refund(&gateway_ref)), GatewayOutcome::NotReached { .. }));
+        assert!(matches!(charges.refund(&refund(&gateway_ref)), GatewayOutcome::Declined { .. }));
     }
 
     #[test]

@@ -249,7 +249,7 @@ impl Engine {
             let called = command.settle_due(order, due)?;
             if let Some(mut charge) = pending {
                 if called {
-                    // Those calls may have moved the breaker since the claim read it.
+                    // Calls were due: those made may have moved the breaker since the claim read it.
                     charge.read_breaker_again(command)?;
                 }
                 match command.settle(charge)? {

@@ -484,7 +484,8 @@ impl Command<'_> {
 
     /// [`Command::settle_order`] with the calls found due by the unit of
     /// work that just committed ([`DueCalls::of`] at its end): no
-    /// transaction at all when none are. Whether any were.
+    /// transaction at all when none are. Whether any were due (and so may
+    /// have been called: one found busy or settled meanwhile is not).
     pub(crate) fn settle_due(&mut self, order: OrderId, due: DueCalls) -> Result<bool> {
         let any = due.payment.is_some() || !due.charges.is_empty();
         if let Some((id, call)) = due.payment {
