@@ -136,9 +136,9 @@ fn fail(error: &Error, json: bool) -> ExitCode {
 /// clap's own errors: help and version are not errors; usage errors exit 2,
 /// as JSON when `--json` was asked for. A command given without its
 /// subcommand (`ezdelivery store`, or nothing at all) is a usage error too:
-/// clap shows the command's help for it, and it exits 2 all the same. The arguments are read as they
-/// are (`args_os`): one that is not UTF-8 is an error to report, not a
-/// panic. An argument that holds control characters or is long is shown
+/// clap shows the command's help for it, and it exits 2 all the same. The
+/// arguments are read as they are (`args_os`): one that is not UTF-8 is an
+/// error to report, not a panic. An argument that holds control characters or is long is shown
 /// escaped and shortened ([`validate::shown`]) where clap repeats it.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
@@ -149,24 +149,16 @@ fn usage_error(e: clap::Error) -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
     let rendered = e.render().to_string();
-    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        if !json {
-            let _ = e.print();
-            return ExitCode::from(2);
-        }
-        // The whole help would be a poor error message: its usage line says it.
-        let usage = rendered.lines().find_map(|l| l.trim().strip_prefix("Usage: ")).unwrap_or("ezdelivery <COMMAND>");
-        let message = format!("a subcommand is missing (usage: {usage}); add `--help` to list them");
-        let message = clean_usage_message(&message, &args);
-        eprintln!("{}", json!({ "error": { "kind": ezdelivery_core::ErrorKind::InvalidInput, "message": message } }));
-        return ExitCode::from(2);
-    }
     // an argument that is not UTF-8: where clap refused it, or repeats it
     // (an unknown command) with its bytes replaced by U+FFFD
     let not_utf8 = args.iter().enumerate().find(|(_, a)| {
         a.to_str().is_none() && (e.kind() == ErrorKind::InvalidUtf8 || rendered.contains(&*a.to_string_lossy()))
     });
-    let message = if let Some((i, arg)) = not_utf8 {
+    let message = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand && json {
+        // The whole help would be a poor error message: its usage line says it.
+        let usage = rendered.lines().find_map(|l| l.trim().strip_prefix("Usage: ")).unwrap_or("ezdelivery <COMMAND>");
+        clean_usage_message(&format!("a subcommand is missing (usage: {usage}); add `--help` to list them"), &args)
+    } else if let Some((i, arg)) = not_utf8 {
         let (n, bad) = (i + 1, escaped_bytes(arg));
         format!(
             "error: argument {n} (`{bad}`) is not valid UTF-8: ezdelivery takes its commands, names and values \
