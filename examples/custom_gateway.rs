@@ -29,6 +29,12 @@ impl LimitGateway {
 }
 
 impl PaymentGateway for LimitGateway {
+    /// Recorded with every payment this gateway takes: only a gateway of
+    /// the same name settles them later.
+    fn name(&self) -> &str {
+        "limit-gateway"
+    }
+
     fn approve(&self, request: &PaymentRequest) -> GatewayOutcome {
         let Ok(mut answers) = self.answers.lock() else {
             // Not a "no" from the bank: the engine keeps the payment and retries it.

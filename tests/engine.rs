@@ -39,6 +39,10 @@ impl Script {
 
 struct Pay(Script);
 impl PaymentGateway for Pay {
+    fn name(&self) -> &str {
+        "test"
+    }
+
     fn approve(&self, r: &PaymentRequest) -> GatewayOutcome {
         self.0.answer(format!("approve {}", r.idempotency_key), &format!("p-{}", r.idempotency_key))
     }
@@ -49,6 +53,10 @@ impl PaymentGateway for Pay {
 
 struct Charge(Script);
 impl ChargeGateway for Charge {
+    fn name(&self) -> &str {
+        "test"
+    }
+
     fn pay(&self, r: &ChargeRequest) -> GatewayOutcome {
         self.0.answer(format!("pay {} {}", r.idempotency_key, r.rider), &format!("c-{}", r.idempotency_key))
     }
@@ -627,6 +635,10 @@ struct Held {
     late: GatewayOutcome,
 }
 impl PaymentGateway for Held {
+    fn name(&self) -> &str {
+        "test"
+    }
+
     fn approve(&self, r: &PaymentRequest) -> GatewayOutcome {
         let first = {
             let mut charged = self.charged.lock().unwrap();

@@ -614,6 +614,7 @@ fn health_openapi_and_metrics() {
         "ezdelivery_orders{status=\"paid\"} 1",
         "ezdelivery_breaker_state{name=\"payment\",state=\"closed\"} 1",
         "ezdelivery_outbox_depth{queue=\"payments\"} 0",
+        "ezdelivery_outbox_depth{queue=\"other_gateways\"} 0",
         "ezdelivery_gateway_call_seconds_count{gateway=\"payment\",call=\"approve\",outcome=\"approved\"} 1",
     ] {
         assert!(metrics.text.lines().any(|l| l == line), "{line} in:\n{}", metrics.text);

@@ -231,6 +231,10 @@ fn refund_call(r: &RefundRequest, outcome: &GatewayOutcome) -> RefundCall {
 struct ScriptedPayment(Gateways);
 
 impl PaymentGateway for ScriptedPayment {
+    fn name(&self) -> &str {
+        "test"
+    }
+
     fn approve(&self, r: &PaymentRequest) -> GatewayOutcome {
         let mut ledger = self.0.lock();
         let outcome = if ledger.pay_down {
@@ -261,6 +265,10 @@ impl PaymentGateway for ScriptedPayment {
 struct ScriptedCharge(Gateways);
 
 impl ChargeGateway for ScriptedCharge {
+    fn name(&self) -> &str {
+        "test"
+    }
+
     fn pay(&self, r: &ChargeRequest) -> GatewayOutcome {
         let mut ledger = self.0.lock();
         let outcome = if ledger.charge_down { outage() } else { approved("charge", &r.idempotency_key) };
@@ -548,6 +556,7 @@ fn refusal_name(r: &Refusal) -> &'static str {
         Refusal::PaymentInDoubt { .. } => "PaymentInDoubt",
         Refusal::GatewayBusy { .. } => "GatewayBusy",
         Refusal::NeedsAttention { .. } => "NeedsAttention",
+        Refusal::OtherGateway { .. } => "OtherGateway",
     }
 }
 

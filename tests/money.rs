@@ -26,7 +26,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use ezdelivery_testkit::cli_world::*;
-use ezdelivery_testkit::gateway::{mix, refused_url, Act, Body, Gateway, Mode, UNREADABLE_MODES};
+use ezdelivery_testkit::gateway::{mix, refused_url, Act, Body, Exchange, Gateway, Mode, UNREADABLE_MODES};
 use serde_json::Value;
 
 /// The binary under test.
@@ -348,6 +348,7 @@ fn a_payment_never_answered_readably_needs_attention_until_retried() {
     assert_eq!(entry["amount"], 3_000, "{entry}");
     assert_eq!(entry["id"], w.status(cooking)["delivery"]["charge"]["id"], "{entry}");
     assert_eq!(entry["idempotency_key"], charges(&gw, cooking)[0].key(), "{entry}");
+    assert_eq!(entry["gateway"], gw.url(), "the gateway to look it up at: {entry}");
     for order in [left, cancelled] {
         let entry = entries
             .iter()
@@ -358,6 +359,7 @@ fn a_payment_never_answered_readably_needs_attention_until_retried() {
         assert_eq!(entry["amount"], ORDER_TOTAL, "{entry}");
         assert_eq!(entry["id"], w.status(order)["payment"]["id"], "{entry}");
         assert_eq!(entry["idempotency_key"], the_one_key(&gw, order).as_str(), "{entry}");
+        assert_eq!(entry["gateway"], gw.url(), "{entry}");
         assert!(entry["tries"].as_i64().is_some_and(|n| n >= i64::from(ATTENTION_AFTER)), "{entry}");
         assert!(entry["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{entry}");
     }
@@ -443,6 +445,83 @@ fn a_payment_that_never_reached_the_gateway_is_voided_by_a_cancel() {
     rewrite(&w, gw.url(), &retry(LEASE_MS, None));
     assert!(assert_ledger(&w, &gw, &[kim]).is_empty());
     assert_eq!(gw.count(), 0, "nothing is sent for a voided payment: {:#?}", gw.log());
+}
+
+// ───────────────────────────── another gateway ─────────────────────────────
+
+/// Money is settled only through the gateway that may hold it. A process
+/// run with another config (here none: the sandbox, which approves
+/// everything and moves no money) neither approves a payment the real
+/// gateway may have taken nor refunds one it did take: those wait for
+/// the gateway, which settles each once. A payment that certainly never
+/// reached its gateway is tied to none, and goes through the next one.
+#[test]
+fn money_is_settled_only_through_the_gateway_that_may_hold_it() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &standard(&gw));
+    let shop = w.shop(&[]);
+    let sandbox = w.config("sandbox.toml", &retry(LEASE_MS, None));
+    let refused = w.config("refused.toml", &config(&refused_url(), true, &retry(LEASE_MS, None)));
+    let with = |config: &Path, args: &[&str]| {
+        let what = args.join(" ");
+        (w.run_with(config, &[&["--json"], args].concat()), what)
+    };
+
+    // kim: the gateway took the money and the answer was lost.
+    gw.set_mode(Mode::ActThen(503));
+    let kim = unavailable_order(&w, shop, "kim", None);
+    gw.set_mode(Mode::Up);
+    // lee: paid, then cancelled by a process without the config.
+    let (code, view) = w.json(&strs(&order_args(shop, "lee", true, None)));
+    assert!(code == 0 && paid(&view), "{view}");
+    let lee = order_id(&view);
+    let (run, what) = with(&sandbox, &["cancel", &lee.to_string()]);
+    let (code, view) = json_outcome(&run, &what);
+    assert_eq!(code, 0, "{view}");
+    assert_eq!(view["status"], "cancelled", "{view}");
+    assert_eq!(view["payment"]["status"], "refund_pending", "the refund waits for the gateway: {view}");
+    // park: the order's payment never reached a gateway (connection refused).
+    let (run, what) = with(&refused, &strs(&order_args(shop, "park", true, None)));
+    assert_eq!(json_outcome(&run, &what).0, 6, "{}", run.describe(&what));
+    let park = last_order_of(&w, "park");
+
+    // Relayed (once park's retry is due) by a process with the sandbox.
+    let until = Instant::now() + Duration::from_secs(10);
+    let report = loop {
+        let (run, what) = with(&sandbox, &["relay"]);
+        let (code, report) = json_outcome(&run, &what);
+        assert_eq!(code, 0, "{report}");
+        if report["payments_approved"] != 0 || Instant::now() > until {
+            break report;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(report["payments_approved"], 1, "only park's, which reached no gateway: {report}");
+    assert_eq!(report["refunds_confirmed"], 0, "{report}");
+    assert_eq!(report["waiting_other_gateways"], 2, "kim's payment and lee's refund: {report}");
+    assert!(paid(&w.status(park)), "{}", w.status(park));
+    let kim_view = w.status(kim);
+    assert_eq!(
+        (kim_view["status"].as_str(), kim_view["payment"]["status"].as_str()),
+        (Some("pending_payment"), Some("pending"))
+    );
+    let (run, what) = with(&sandbox, &["pay", &kim.to_string()]);
+    let message = assert_fails(&run, &what, 4, "invalid_state");
+    assert!(message.contains(gw.url()) && message.contains("--config"), "names the gateway and what to do: {message}");
+    let run = w.run_with(&sandbox, &["relay"]);
+    assert_eq!(run.code, Some(0), "{}", run.describe("relay"));
+    assert!(
+        run.stdout.contains("2 gateway calls wait for another gateway"),
+        "says what waits elsewhere: {}",
+        run.stdout
+    );
+    assert!(!gw.log().iter().any(Exchange::is_cancel), "no refund was sent yet: {:#?}", gw.log());
+
+    // The config that reaches the gateway settles both, once each.
+    assert!(assert_ledger(&w, &gw, &[kim, lee]).is_empty());
+    assert!(paid(&w.status(kim)), "{}", w.status(kim));
+    assert_eq!(w.status(lee)["payment"]["status"], "refunded");
+    assert_eq!(gw.net_payments(park), 0, "park was paid through the sandbox, never this gateway");
 }
 
 // ───────────────────────────── races ─────────────────────────────

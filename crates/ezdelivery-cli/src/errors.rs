@@ -3,7 +3,7 @@
 //! library knows no commands), and the exit code.
 
 use ezdelivery_core::domain::validate::Invalid;
-use ezdelivery_core::domain::{BreakerName, OrderStatus, Refusal, Standing};
+use ezdelivery_core::domain::{Billing, BreakerName, OrderStatus, Refusal, Standing};
 use ezdelivery_core::{Error, Kept, Record, StorageProblem};
 
 /// The exit code of `error` (the README's table): 1 internal, 2 invalid
@@ -130,6 +130,10 @@ fn refused(refusal: &Refusal) -> Option<(&'static str, String)> {
              declined, pay again with another card"
         ),
         Refusal::GatewayBusy { order, .. } => format!("`ezdelivery status {order}` shows how it ends"),
+        Refusal::OtherGateway { what, .. } => format!(
+            "run it with the --config whose [{}] section reaches that gateway",
+            if *what == Billing::Payment { "payment" } else { "charge" }
+        ),
         Refusal::NeedsAttention { .. } => "`ezdelivery relay --attention` lists it, and `ezdelivery relay \
                                            --retry-attention` tries again once the gateway is fixed"
             .into(),

@@ -383,6 +383,7 @@ fn relay_json(mut json: Value, waiting: &QueueStatus, revived: usize, requeued: 
     json["waiting"] = json!(waiting.calls() + waiting.messages);
     json["waiting_calls"] = json!(waiting.calls());
     json["waiting_messages"] = json!(waiting.messages);
+    json["waiting_other_gateways"] = json!(waiting.elsewhere);
     json["next_due"] = json!(waiting.next_due.map(utc_text));
     json
 }
@@ -457,9 +458,22 @@ fn relay_counts(r: &RelayReport) -> String {
 
 /// `waiting: 1 gateway call (payments and refunds 1, delivery charges 0),
 /// 2 messages; the next is due at 2026-11-24T17:36:00Z (…)`, or
-/// `nothing waits`.
+/// `nothing waits`; and the calls that wait for another gateway, if any.
 pub fn waiting_text(w: &QueueStatus) -> String {
     let count = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut text = waiting_here(w, count);
+    if w.elsewhere > 0 {
+        text.push_str(&format!(
+            "; {} for another gateway than this config's: a relay with the config that reaches it settles {}",
+            count(w.elsewhere, "gateway call waits", "gateway calls wait"),
+            if w.elsewhere == 1 { "it" } else { "them" }
+        ));
+    }
+    text
+}
+
+/// [`waiting_text`] of what waits for this config's gateways and channels.
+fn waiting_here(w: &QueueStatus, count: impl Fn(usize, &str, &str) -> String) -> String {
     let Some(due) = w.next_due.filter(|_| w.calls() + w.messages > 0) else {
         return "nothing waits".into();
     };
@@ -490,7 +504,8 @@ pub fn attention(items: &[Attention]) -> Output {
     if items.is_empty() {
         return Output::new(json, "no payments or charges need attention");
     }
-    let mut t = table(&["kind", "order", "id", "amount", "card / rider", "idempotency key", "tries", "last error"]);
+    let mut t =
+        table(&["kind", "order", "id", "amount", "card / rider", "gateway", "idempotency key", "tries", "last error"]);
     for a in items {
         t.add_row(vec![
             Cell::new(a.kind),
@@ -498,6 +513,7 @@ pub fn attention(items: &[Attention]) -> Output {
             right(a.id),
             right(format!("{}원", won(a.amount))),
             Cell::new(a.card.as_deref().or(a.rider.as_deref()).unwrap_or("-")),
+            Cell::new(a.gateway.as_deref().unwrap_or("-")),
             Cell::new(&a.idempotency_key),
             right(a.tries),
             Cell::new(a.last_error.as_deref().unwrap_or("-")),

@@ -94,9 +94,12 @@ impl Metrics {
             "# HELP ezdelivery_outbox_depth What waits for the relay: gateway calls and message deliveries.\n\
              # TYPE ezdelivery_outbox_depth gauge\n",
         );
-        for (queue, depth) in
-            [("payments", waiting.payments), ("charges", waiting.charges), ("messages", waiting.messages)]
-        {
+        for (queue, depth) in [
+            ("payments", waiting.payments),
+            ("charges", waiting.charges),
+            ("messages", waiting.messages),
+            ("other_gateways", waiting.elsewhere),
+        ] {
             let _ = writeln!(out, "ezdelivery_outbox_depth{{queue=\"{queue}\"}} {depth}");
         }
         out.push_str(
@@ -167,6 +170,10 @@ impl<G> Metered<G> {
 }
 
 impl<G: PaymentGateway> PaymentGateway for Metered<G> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
     fn approve(&self, request: &PaymentRequest) -> GatewayOutcome {
         self.time("payment", "approve", || self.inner.approve(request))
     }
@@ -177,6 +184,10 @@ impl<G: PaymentGateway> PaymentGateway for Metered<G> {
 }
 
 impl<G: ChargeGateway> ChargeGateway for Metered<G> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
     fn pay(&self, request: &ChargeRequest) -> GatewayOutcome {
         self.time("charge", "pay", || self.inner.pay(request))
     }

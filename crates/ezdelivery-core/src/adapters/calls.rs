@@ -3,8 +3,12 @@
 //! indexes and queries both with one piece of code: the same bookkeeping
 //! written twice drifts apart when only one copy is fixed.
 
+use chrono::{DateTime, Utc};
+
+use super::rows;
 use crate::domain::attempt::Attempt;
 use crate::domain::{Charge, ChargeStatus, OrderId, Payment, PaymentStatus};
+use crate::Result;
 
 /// A payment or a delivery charge, as the storage queries see it: an id, the
 /// order it belongs to, a status and the [`Attempt`] of its gateway call.
@@ -37,6 +41,49 @@ pub(crate) trait CallRecord: Clone {
     /// Whether a person must look at it.
     fn needs_attention(&self) -> bool {
         self.status() == Self::ATTENTION
+    }
+
+    /// Whether, waiting, it may be settled through gateway `gateway`
+    /// (`Attempt::goes_to`; it takes money while `pending`, the first of
+    /// [`CallRecord::WAITING`]); SQL asks the same with [`goes_to!`].
+    fn goes_to(&self, gateway: &str) -> bool {
+        self.attempt().goes_to(gateway, self.status() == Self::WAITING[0])
+    }
+}
+
+/// What waits of the payments or the charges, for one gateway.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct CallsWaiting {
+    /// How many go to the gateway asked about (or to none yet).
+    pub(crate) ours: usize,
+    /// The earliest of those due.
+    pub(crate) next_due: Option<DateTime<Utc>>,
+    /// How many go to another gateway.
+    pub(crate) elsewhere: usize,
+}
+
+/// A row of a [`rows::CallSql::waiting`] query of `table`.
+pub(crate) fn calls_waiting(row: &dyn rows::SqlRow, table: &str) -> Result<CallsWaiting> {
+    let ours = rows::int_at(row, 0, table, "count(*)")?;
+    let all: usize = rows::int_at(row, 2, table, "count(*)")?;
+    let next_due = rows::opt_time_at(row, 1, table, "next_at")?;
+    Ok(CallsWaiting { ours, next_due, elsewhere: all.saturating_sub(ours) })
+}
+
+/// What waits for the relay, from what waits of payments, charges and
+/// message deliveries (the count and earliest due of the last).
+pub(crate) fn queue_status(
+    payments: CallsWaiting,
+    charges: CallsWaiting,
+    messages: Option<(usize, Option<DateTime<Utc>>)>,
+) -> crate::ports::storage::QueueStatus {
+    let messages = messages.unwrap_or_default();
+    crate::ports::storage::QueueStatus {
+        payments: payments.ours,
+        charges: charges.ours,
+        messages: messages.0,
+        next_due: [payments.next_due, charges.next_due, messages.1].into_iter().flatten().min(),
+        elsewhere: payments.elsewhere + charges.elsewhere,
     }
 }
 
@@ -78,12 +125,12 @@ call_record!(Charge, ChargeStatus);
 /// asked the same way, and the queue status is put together once.
 macro_rules! call_queues {
     () => {
-        fn payments_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Payment>> {
-            self.calls_awaiting(now, n)
+        fn payments_awaiting(&mut self, now: DateTime<Utc>, gateway: &str, n: usize) -> Result<Vec<Payment>> {
+            self.calls_awaiting(now, gateway, n)
         }
 
-        fn charges_awaiting(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<Charge>> {
-            self.calls_awaiting(now, n)
+        fn charges_awaiting(&mut self, now: DateTime<Utc>, gateway: &str, n: usize) -> Result<Vec<Charge>> {
+            self.calls_awaiting(now, gateway, n)
         }
 
         fn payments_needing_attention(&mut self, n: usize) -> Result<Vec<Payment>> {
@@ -94,11 +141,16 @@ macro_rules! call_queues {
             self.calls_needing_attention(n)
         }
 
-        fn queue_status(&mut self, now: DateTime<Utc>) -> Result<crate::ports::storage::QueueStatus> {
+        fn queue_status(
+            &mut self,
+            now: DateTime<Utc>,
+            payment_gateway: &str,
+            charge_gateway: &str,
+        ) -> Result<crate::ports::storage::QueueStatus> {
             let now_text = crate::adapters::rows::time_text(&now);
-            let payments = self.calls_waiting::<Payment>(&now_text)?;
-            let charges = self.calls_waiting::<Charge>(&now_text)?;
-            Ok(crate::adapters::rows::queue_status(payments, charges, self.messages_waiting()?))
+            let payments = self.calls_waiting::<Payment>(&now_text, payment_gateway)?;
+            let charges = self.calls_waiting::<Charge>(&now_text, charge_gateway)?;
+            Ok(crate::adapters::calls::queue_status(payments, charges, self.messages_waiting()?))
         }
     };
 }

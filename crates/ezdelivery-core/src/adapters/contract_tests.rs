@@ -158,8 +158,12 @@ fn attempt(key: &str, next_at: Option<DateTime<Utc>>) -> Attempt {
         maybe_processed: true,
         unsettled: 2,
         claim: next_at.map(|until| Claim { token: format!("claim-of-{key}").into(), until }),
+        gateway: Some(GW.into()),
     }
 }
+
+/// The gateway the sample payments and charges went to.
+const GW: &str = "http://gw.test:8083";
 
 fn payment(id: i64, order_id: i64, status: PaymentStatus, next_at: Option<DateTime<Utc>>) -> Payment {
     Payment {
@@ -500,6 +504,7 @@ fn payments(s: &mut dyn Storage) {
             maybe_processed: true,
             unsettled: 0,
             claim: None,
+            gateway: None,
         },
         updated_at: t(600),
         ..p3.clone()
@@ -594,7 +599,7 @@ fn due_cases(now: DateTime<Utc>) -> Vec<Option<DateTime<Utc>>> {
 }
 
 /// A `Repo` query of records waiting for the gateway: `(repo, now, limit)`.
-type Awaiting<C> = fn(&mut dyn Repo, DateTime<Utc>, usize) -> Result<Vec<C>>;
+type Awaiting<C> = fn(&mut dyn Repo, DateTime<Utc>, &str, usize) -> Result<Vec<C>>;
 
 /// One kind of gateway-call record, for the checks payments and delivery
 /// charges share: how to make one (of order 1, to rider 1) and the [`Repo`]
@@ -607,6 +612,7 @@ struct CallKind<C: CallRecord> {
     save: fn(&mut dyn Repo, &C) -> Result<()>,
     awaiting: Awaiting<C>,
     needing_attention: fn(&mut dyn Repo, usize) -> Result<Vec<C>>,
+    attempt_mut: fn(&mut C) -> &mut Attempt,
 }
 
 const PAYMENTS: CallKind<Payment> = CallKind {
@@ -614,8 +620,9 @@ const PAYMENTS: CallKind<Payment> = CallKind {
     settled: PaymentStatus::Approved,
     make: |id, status, next_at| payment(id, 1, status, next_at),
     save: |r, p| r.save_payment(p),
-    awaiting: |r, now, n| r.payments_awaiting(now, n),
+    awaiting: |r, now, gateway, n| r.payments_awaiting(now, gateway, n),
     needing_attention: |r, n| r.payments_needing_attention(n),
+    attempt_mut: |p| &mut p.attempt,
 };
 
 const CHARGES: CallKind<Charge> = CallKind {
@@ -623,8 +630,9 @@ const CHARGES: CallKind<Charge> = CallKind {
     settled: ChargeStatus::Paid,
     make: |id, status, next_at| charge(id, 1, 1, status, next_at),
     save: |r, c| r.save_charge(c),
-    awaiting: |r, now, n| r.charges_awaiting(now, n),
+    awaiting: |r, now, gateway, n| r.charges_awaiting(now, gateway, n),
     needing_attention: |r, n| r.charges_needing_attention(n),
+    attempt_mut: |c| &mut c.attempt,
 };
 
 /// Saves one record of `kind` per status and retry time, newest first.
@@ -647,7 +655,7 @@ fn one_per_status<C: CallRecord>(s: &mut dyn Storage, kind: &CallKind<C>, times:
 fn awaiting<C: CallRecord + PartialEq + Debug>(s: &mut dyn Storage, kind: &CallKind<C>) {
     world(s, 1, 1, 1);
     let now = t(1_000);
-    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 100)), vec![]);
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, GW, 100)), vec![]);
     let all = one_per_status(s, kind, &due_cases(now));
     let expected: Vec<C> = all
         .iter()
@@ -656,11 +664,11 @@ fn awaiting<C: CallRecord + PartialEq + Debug>(s: &mut dyn Storage, kind: &CallK
         .cloned()
         .collect();
     assert_eq!(expected.len(), 6, "pending and refund_pending, each never tried, past and exactly now");
-    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 100)), expected, "due or never tried, by id");
-    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 2)), expected[..2].to_vec(), "at most the limit");
-    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 3)), expected[..3].to_vec(), "at most the limit");
-    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 0)), vec![]);
-    assert_eq!(read(s, |r| (kind.awaiting)(r, t(100_000), 100)).len(), 10, "later, every retry is due");
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, GW, 100)), expected, "due or never tried, by id");
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, GW, 2)), expected[..2].to_vec(), "at most the limit");
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, GW, 3)), expected[..3].to_vec(), "at most the limit");
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, GW, 0)), vec![]);
+    assert_eq!(read(s, |r| (kind.awaiting)(r, t(100_000), GW, 100)).len(), 10, "later, every retry is due");
 
     // Answered: no longer awaiting.
     let answered = |c: &C| (kind.make)(c.id(), kind.settled, c.attempt().next_at);
@@ -668,7 +676,35 @@ fn awaiting<C: CallRecord + PartialEq + Debug>(s: &mut dyn Storage, kind: &CallK
         (kind.save)(r, &answered(&expected[0]))?;
         (kind.save)(r, &answered(&expected[5]))
     });
-    assert_eq!(read(s, |r| (kind.awaiting)(r, now, 100)), expected[1..5].to_vec());
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, GW, 100)), expected[1..5].to_vec());
+
+    // Only what may go to the gateway asked about awaits it: what went to
+    // none yet, or a take that certainly never reached its gateway.
+    let to = |c: &C, gateway: Option<&str>, in_doubt: bool| {
+        let mut c = c.clone();
+        let attempt = (kind.attempt_mut)(&mut c);
+        attempt.gateway = gateway.map(Into::into);
+        attempt.maybe_processed = in_doubt;
+        attempt.claim = attempt.claim.take().filter(|_| in_doubt);
+        c
+    };
+    assert!(C::WAITING[0] == expected[1].status() && C::WAITING[0] == expected[2].status());
+    assert!(C::WAITING[1] == expected[3].status() && C::WAITING[1] == expected[4].status());
+    let taken_elsewhere = to(&expected[1], Some("sandbox"), true);
+    let never_reached_elsewhere = to(&expected[2], Some("sandbox"), false);
+    let given_back_elsewhere = to(&expected[3], Some("sandbox"), false);
+    let unnamed = to(&expected[4], None, true);
+    let all = [taken_elsewhere, never_reached_elsewhere, given_back_elsewhere, unnamed];
+    write(s, |r| all.iter().try_for_each(|c| (kind.save)(r, c)));
+    let [taken_elsewhere, never_reached_elsewhere, given_back_elsewhere, unnamed] = all;
+    let free = vec![never_reached_elsewhere.clone(), unnamed.clone()];
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, GW, 100)), free, "what may have reached the sandbox stays its");
+    assert_eq!(read(s, |r| (kind.awaiting)(r, now, "http://gw.test:8084", 100)), free);
+    assert_eq!(
+        read(s, |r| (kind.awaiting)(r, now, "sandbox", 100)),
+        vec![taken_elsewhere, never_reached_elsewhere, given_back_elsewhere, unnamed],
+        "its own, and the free ones"
+    );
 }
 
 fn needing_attention<C: CallRecord + PartialEq + Debug>(s: &mut dyn Storage, kind: &CallKind<C>) {
@@ -1027,7 +1063,7 @@ fn dead_messages(s: &mut dyn Storage) {
 fn queue_status(s: &mut dyn Storage) {
     world(s, 1, 1, 2);
     let now = t(1_000);
-    assert_eq!(read(s, |r| r.queue_status(now)), QueueStatus::default(), "nothing waits");
+    assert_eq!(read(s, |r| r.queue_status(now, GW, GW)), QueueStatus::default(), "nothing waits");
 
     // Only calls in `pending` or `refund_pending` wait, due or not.
     write(s, |r| {
@@ -1040,8 +1076,8 @@ fn queue_status(s: &mut dyn Storage) {
         r.save_charge(&charge(2, 1, 1, ChargeStatus::Paid, Some(t(1))))?;
         r.save_charge(&charge(3, 2, 1, ChargeStatus::RefundPending, Some(t(3_000))))
     });
-    let calls = QueueStatus { payments: 2, charges: 2, messages: 0, next_due: Some(t(1_200)) };
-    assert_eq!(read(s, |r| r.queue_status(now)), calls, "the earliest call");
+    let calls = QueueStatus { payments: 2, charges: 2, messages: 0, next_due: Some(t(1_200)), elsewhere: 0 };
+    assert_eq!(read(s, |r| r.queue_status(now, GW, GW)), calls, "the earliest call");
     assert_eq!(calls.calls(), 4);
 
     // Messages: every pending delivery waits, one per channel; delivered
@@ -1052,7 +1088,7 @@ fn queue_status(s: &mut dyn Storage) {
         r.queue_message(&m2, &["console"])
     });
     assert_eq!(
-        read(s, |r| r.queue_status(now)),
+        read(s, |r| r.queue_status(now, GW, GW)),
         QueueStatus { messages: 3, next_due: Some(t(900)), ..calls },
         "a message due before any call"
     );
@@ -1062,7 +1098,7 @@ fn queue_status(s: &mut dyn Storage) {
         r.save_message_delivery(&queued(&m2, "console", DeliveryState::Dead, 8, t(960)).delivery)
     });
     assert_eq!(
-        read(s, |r| r.queue_status(now)),
+        read(s, |r| r.queue_status(now, GW, GW)),
         QueueStatus { messages: 1, next_due: Some(t(1_100)), ..calls },
         "a retry waits for its back-off"
     );
@@ -1070,8 +1106,8 @@ fn queue_status(s: &mut dyn Storage) {
     // A call never tried is due now.
     write(s, |r| r.save_payment(&payment(6, 2, PaymentStatus::Pending, None)));
     assert_eq!(
-        read(s, |r| r.queue_status(now)),
-        QueueStatus { payments: 3, charges: 2, messages: 1, next_due: Some(now) },
+        read(s, |r| r.queue_status(now, GW, GW)),
+        QueueStatus { payments: 3, charges: 2, messages: 1, next_due: Some(now), elsewhere: 0 },
         "never tried: due now"
     );
     // Settled: no longer waiting.
@@ -1079,9 +1115,29 @@ fn queue_status(s: &mut dyn Storage) {
         r.save_payment(&payment(6, 2, PaymentStatus::Approved, None))?;
         r.save_charge(&charge(1, 1, 1, ChargeStatus::Paid, None))
     });
+    let settled = QueueStatus { payments: 2, charges: 1, messages: 1, next_due: Some(t(1_100)), elsewhere: 0 };
+    assert_eq!(read(s, |r| r.queue_status(now, GW, GW)), settled);
+
+    // Calls for another gateway wait apart: counted, never due for this one.
     assert_eq!(
-        read(s, |r| r.queue_status(now)),
-        QueueStatus { payments: 2, charges: 1, messages: 1, next_due: Some(t(1_100)) }
+        read(s, |r| r.queue_status(now, "sandbox", GW)),
+        QueueStatus { payments: 0, elsewhere: 2, ..settled },
+        "the payments went to another gateway"
+    );
+    assert_eq!(
+        read(s, |r| r.queue_status(now, GW, "sandbox")),
+        QueueStatus { charges: 0, elsewhere: 1, next_due: Some(t(1_100)), ..settled },
+        "the charge, due at 3000, went elsewhere: the message is the earliest"
+    );
+    let unnamed = Payment {
+        attempt: Attempt { gateway: None, ..payment(7, 2, PaymentStatus::Pending, Some(t(1_050))).attempt },
+        ..payment(7, 2, PaymentStatus::Pending, None)
+    };
+    write(s, |r| r.save_payment(&unnamed));
+    assert_eq!(
+        read(s, |r| r.queue_status(now, "sandbox", GW)),
+        QueueStatus { payments: 1, elsewhere: 2, next_due: Some(t(1_050)), ..settled },
+        "a call that went to no gateway yet waits for any"
     );
 }
 
@@ -1123,11 +1179,11 @@ fn failed_write_rolls_back(s: &mut dyn Storage) {
         assert_eq!(r.order(1)?, None);
         assert_eq!(r.store_inbox(2)?, Vec::<i64>::new());
         assert_eq!(r.latest_payment(1)?, None);
-        assert_eq!(r.payments_awaiting(t(1_000), 10)?, vec![]);
+        assert_eq!(r.payments_awaiting(t(1_000), GW, 10)?, vec![]);
         assert_eq!(r.ticket(1)?, None);
         assert_eq!(r.delivery(1)?, None);
         assert_eq!(r.charges(1)?, vec![]);
-        assert_eq!(r.charges_awaiting(t(1_000), 10)?, vec![]);
+        assert_eq!(r.charges_awaiting(t(1_000), GW, 10)?, vec![]);
         assert_eq!(r.events(0, 10)?, vec![]);
         assert_eq!(r.checkpoint("mypage")?, 0);
         assert_eq!(r.view(1)?, None);

@@ -39,6 +39,7 @@ pub const DEFAULT_TIMEOUT: Duration = super::http_client::DEFAULT_TIMEOUT;
 #[derive(Debug)]
 pub struct HttpPayment {
     client: HttpClient,
+    name: String,
 }
 
 impl HttpPayment {
@@ -47,11 +48,17 @@ impl HttpPayment {
     /// A URL without a host, with another scheme, with a query, or a zero
     /// timeout is [`crate::Error::Invalid`].
     pub fn new(url: &str, timeout: Duration) -> Result<HttpPayment> {
-        Ok(HttpPayment { client: HttpClient::new("payment gateway url", url, UrlUse::Base, timeout)? })
+        let client = HttpClient::new("payment gateway url", url, UrlUse::Base, timeout)?;
+        Ok(HttpPayment { name: client.service_name(), client })
     }
 }
 
 impl PaymentGateway for HttpPayment {
+    /// The base URL, without credentials (see `HttpClient::service_name`).
+    fn name(&self) -> &str {
+        &self.name
+    }
+
     fn approve(&self, request: &PaymentRequest) -> GatewayOutcome {
         let body = json!({
             "orderId": request.order_id,
@@ -73,17 +80,24 @@ impl PaymentGateway for HttpPayment {
 #[derive(Debug)]
 pub struct HttpCharge {
     client: HttpClient,
+    name: String,
 }
 
 impl HttpCharge {
     /// A charge gateway at the base URL `url`, each call bounded by
     /// `timeout`; the same rules as [`HttpPayment::new`].
     pub fn new(url: &str, timeout: Duration) -> Result<HttpCharge> {
-        Ok(HttpCharge { client: HttpClient::new("charge gateway url", url, UrlUse::Base, timeout)? })
+        let client = HttpClient::new("charge gateway url", url, UrlUse::Base, timeout)?;
+        Ok(HttpCharge { name: client.service_name(), client })
     }
 }
 
 impl ChargeGateway for HttpCharge {
+    /// The base URL, without credentials.
+    fn name(&self) -> &str {
+        &self.name
+    }
+
     fn pay(&self, request: &ChargeRequest) -> GatewayOutcome {
         let body = json!({
             "orderId": request.order_id,

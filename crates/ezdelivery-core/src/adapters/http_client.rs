@@ -68,6 +68,20 @@ impl HttpClient {
         Ok(HttpClient { agent: config.into(), url, timeout })
     }
 
+    /// The service the URL names, for records that must be settled by the
+    /// same service ([`crate::ports::PaymentGateway::name`]): scheme, host
+    /// and port in lower case, a default port left out, and the path, but
+    /// no user or password (they would end up in the database) and no
+    /// trailing `/`. Two spellings of one URL give one name.
+    pub(crate) fn service_name(&self) -> String {
+        let Ok(uri) = self.url.parse::<Uri>() else { return self.url.clone() };
+        let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
+        let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let port = uri.port_u16().filter(|p| *p != default_port).map(|p| format!(":{p}")).unwrap_or_default();
+        format!("{scheme}://{host}{port}{}", uri.path().trim_end_matches('/'))
+    }
+
     /// Posts `body` as JSON to `{url}{path}` with an `Idempotency-Key` header.
     pub(crate) fn post_json<T: Serialize>(
         &self,
@@ -328,6 +342,16 @@ fn explicit_port(authority: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_is_named_by_its_url_without_its_credentials() {
+        let name = |url: &str| HttpClient::new("url", url, UrlUse::Base, DEFAULT_TIMEOUT).unwrap().service_name();
+        assert_eq!(name("http://127.0.0.1:8083"), "http://127.0.0.1:8083");
+        assert_eq!(name("HTTP://Pay.Example:8083/api/"), "http://pay.example:8083/api");
+        assert_eq!(name("http://pay.example:80/api"), "http://pay.example/api");
+        assert_eq!(name("http://user:secret@pay.example/"), "http://pay.example");
+        assert_ne!(name("http://127.0.0.1:8083"), name("http://127.0.0.1:8084"));
+    }
     use ezdelivery_testkit::server::{Reply as Scripted, ScriptedServer};
 
     #[test]

@@ -32,7 +32,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
-use super::calls::CallRecord;
+use super::calls::{CallRecord, CallsWaiting};
 use crate::domain::view::OrderView;
 use crate::domain::{
     Breaker, Charge, ChargeId, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderStatus, Payment,
@@ -550,10 +550,18 @@ impl<T: CallRecord> Calls<T> {
         self.waiting.iter().filter_map(|id| self.get(*id))
     }
 
-    /// Those in the queue whose retry is due at `now` or that were never
-    /// tried, by id, at most `limit`.
-    fn awaiting(&self, now: DateTime<Utc>, limit: usize) -> Vec<T> {
-        self.queued().filter(|c| c.attempt().next_at.is_none_or(|t| t <= now)).take(limit).cloned().collect()
+    /// Those in the queue for gateway `gateway` whose retry is due at
+    /// `now` or that were never tried, by id, at most `limit`.
+    fn awaiting(&self, now: DateTime<Utc>, gateway: &str, limit: usize) -> Vec<T> {
+        let due = |c: &&T| c.attempt().next_at.is_none_or(|t| t <= now) && c.goes_to(gateway);
+        self.queued().filter(due).take(limit).cloned().collect()
+    }
+
+    /// What waits in the queue, for gateway `gateway`.
+    fn waiting_for(&self, now: DateTime<Utc>, gateway: &str) -> CallsWaiting {
+        let (ours, theirs): (Vec<&T>, Vec<&T>) = self.queued().partition(|c| c.goes_to(gateway));
+        let next_due = ours.iter().map(|c| c.attempt().next_at.unwrap_or(now)).min();
+        CallsWaiting { ours: ours.len(), next_due, elsewhere: theirs.len() }
     }
 
     /// Those a person must look at, by id, at most `limit`.
@@ -1161,12 +1169,12 @@ impl Repo for Tx<'_> {
         Ok(())
     }
 
-    fn payments_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Payment>> {
-        Ok(self.state.payments.awaiting(now, limit))
+    fn payments_awaiting(&mut self, now: DateTime<Utc>, gateway: &str, limit: usize) -> Result<Vec<Payment>> {
+        Ok(self.state.payments.awaiting(now, gateway, limit))
     }
 
-    fn charges_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Charge>> {
-        Ok(self.state.charges.awaiting(now, limit))
+    fn charges_awaiting(&mut self, now: DateTime<Utc>, gateway: &str, limit: usize) -> Result<Vec<Charge>> {
+        Ok(self.state.charges.awaiting(now, gateway, limit))
     }
 
     fn payments_needing_attention(&mut self, limit: usize) -> Result<Vec<Payment>> {
@@ -1177,18 +1185,12 @@ impl Repo for Tx<'_> {
         Ok(self.state.charges.needing_attention(limit))
     }
 
-    fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus> {
+    fn queue_status(&mut self, now: DateTime<Utc>, payment_gateway: &str, charge_gateway: &str) -> Result<QueueStatus> {
         let state = &self.state;
-        let payments = state.payments.queued().map(|p| p.attempt.next_at);
-        let charges = state.charges.queued().map(|c| c.attempt.next_at);
-        let calls = payments.chain(charges).map(|next_at| next_at.unwrap_or(now));
+        let payments = state.payments.waiting_for(now, payment_gateway);
+        let charges = state.charges.waiting_for(now, charge_gateway);
         let messages = state.due.first().map(|&(next_at, _)| next_at);
-        Ok(QueueStatus {
-            payments: state.payments.waiting.len(),
-            charges: state.charges.waiting.len(),
-            messages: state.due.len(),
-            next_due: calls.chain(messages).min(),
-        })
+        Ok(super::calls::queue_status(payments, charges, Some((state.due.len(), messages))))
     }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {
@@ -1648,8 +1650,8 @@ mod tests {
             assert_eq!(r.store_inbox(1)?, vec![1]);
             assert_eq!(r.order(1)?.unwrap().status, OrderStatus::Paid);
             assert_eq!(r.order(6)?, None);
-            assert_eq!(r.payments_awaiting(t(100), 10)?.len(), 1);
-            assert_eq!(r.charges_awaiting(t(100), 10)?.len(), 1);
+            assert_eq!(r.payments_awaiting(t(100), "sandbox", 10)?.len(), 1);
+            assert_eq!(r.charges_awaiting(t(100), "sandbox", 10)?.len(), 1);
             assert_eq!(r.checkpoint("mypage")?, 2);
             assert_eq!(r.checkpoint("other")?, 0);
             assert_eq!(r.customer_views("kim")?.len(), 1);

@@ -48,11 +48,28 @@ macro_rules! call_cols {
     ($own:ident) => {
         concat!(
             "id, order_id, status, amount, gateway_ref, idempotency_key, tries, next_at, last_error, created_at, ",
-            "updated_at, maybe_processed, claim_token, claimed_until, unsettled, ",
+            "updated_at, maybe_processed, claim_token, claimed_until, unsettled, gateway, ",
             stringify!($own)
         )
     };
 }
+/// The condition that a row of a gateway-call table may be settled
+/// through the gateway named by parameter `$gateway`, `$pending` being the
+/// status that takes money: `Attempt::goes_to` (and `CallRecord::goes_to`)
+/// in SQL. A take that is not in doubt (never processed, no claim) may
+/// go to any gateway.
+macro_rules! goes_to {
+    ($gateway:literal, $pending:literal) => {
+        concat!(
+            "(gateway IS NULL OR gateway = ",
+            $gateway,
+            " OR (status = ",
+            $pending,
+            " AND maybe_processed = 0 AND claim_token IS NULL))"
+        )
+    };
+}
+
 /// A queued message's columns (`m`) with one delivery's (`d`).
 macro_rules! queued_cols {
     () => {
@@ -60,7 +77,7 @@ macro_rules! queued_cols {
          d.last_error, m.key"
     };
 }
-pub(crate) use {call_cols, menu_cols, order_cols, queued_cols, store_cols};
+pub(crate) use {call_cols, goes_to, menu_cols, order_cols, queued_cols, store_cols};
 
 /// The statements of one gateway-call table: the payments' and the
 /// charges' are made by [`call_sql!`] from one text, so they cannot drift
@@ -78,12 +95,16 @@ pub(crate) struct CallSql {
     pub(crate) latest: &'static str,
     /// An order's records, oldest first (`$1`).
     pub(crate) of_order: &'static str,
-    /// Waiting (`$1`, `$2`) and due at `$3` or never tried, by id, at most `$4`.
+    /// Waiting (`$1` taking money, `$2` giving it back), due at `$3` or
+    /// never tried, and that may go to gateway `$4` ([`goes_to!`]), by id,
+    /// at most `$5`.
     pub(crate) awaiting: &'static str,
     /// In status `$1`, by id, at most `$2`.
     pub(crate) in_status: &'static str,
-    /// How many wait (`$2`, `$3`), and the earliest `next_at` (`$1`, now,
-    /// for one never tried).
+    /// Of those that wait (`$2` taking money, `$4` giving it back): how
+    /// many may go to gateway `$1` ([`goes_to!`]), the earliest `next_at`
+    /// among them (`$3`, now, for one never tried), and how many wait in
+    /// all.
     pub(crate) waiting: &'static str,
 }
 
@@ -97,7 +118,7 @@ macro_rules! call_sql {
                 $table,
                 " (",
                 call_cols!($own),
-                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ",
+                ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) ",
                 // Not `order_id`: a payment's or charge's order never changes, and
                 // SQLite rewrites the index entry of every column set.
                 "ON CONFLICT (id) DO UPDATE SET status = excluded.status, ",
@@ -105,7 +126,7 @@ macro_rules! call_sql {
                 "idempotency_key = excluded.idempotency_key, tries = excluded.tries, next_at = excluded.next_at, ",
                 "last_error = excluded.last_error, created_at = excluded.created_at, updated_at = excluded.updated_at, ",
                 "maybe_processed = excluded.maybe_processed, claim_token = excluded.claim_token, ",
-                "claimed_until = excluded.claimed_until, unsettled = excluded.unsettled, ",
+                "claimed_until = excluded.claimed_until, unsettled = excluded.unsettled, gateway = excluded.gateway, ",
                 stringify!($own),
                 " = excluded.",
                 stringify!($own)
@@ -118,10 +139,20 @@ macro_rules! call_sql {
                 call_cols!($own),
                 " FROM ",
                 $table,
-                " WHERE status IN ($1, $2) AND (next_at IS NULL OR next_at <= $3) ORDER BY id LIMIT $4"
+                " WHERE status IN ($1, $2) AND (next_at IS NULL OR next_at <= $3) AND ",
+                goes_to!("$4", "$1"),
+                " ORDER BY id LIMIT $5"
             ),
             in_status: concat!("SELECT ", call_cols!($own), " FROM ", $table, " WHERE status = $1 ORDER BY id LIMIT $2"),
-            waiting: concat!("SELECT count(*), min(coalesce(next_at, $1)) FROM ", $table, " WHERE status IN ($2, $3)"),
+            waiting: concat!(
+                "SELECT count(*) FILTER (WHERE ",
+                goes_to!("$1", "$2"),
+                "), min(coalesce(next_at, $3)) FILTER (WHERE ",
+                goes_to!("$1", "$2"),
+                "), count(*) FROM ",
+                $table,
+                " WHERE status IN ($2, $4)"
+            ),
         }
     };
 }
@@ -241,22 +272,6 @@ pub(crate) fn limit(n: usize) -> i64 {
 /// A row of how many wait and the earliest `next_at` of `table`.
 pub(crate) fn waiting(row: &dyn SqlRow, table: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
     Ok((int_at(row, 0, table, "count(*)")?, opt_time_at(row, 1, table, "next_at")?))
-}
-
-/// What waits for the relay: the (count, earliest due) of payments,
-/// charges and message deliveries, each read by a `waiting` query.
-pub(crate) fn queue_status(
-    payments: (usize, Option<DateTime<Utc>>),
-    charges: (usize, Option<DateTime<Utc>>),
-    messages: Option<(usize, Option<DateTime<Utc>>)>,
-) -> crate::ports::storage::QueueStatus {
-    let messages = messages.unwrap_or_default();
-    crate::ports::storage::QueueStatus {
-        payments: payments.0,
-        charges: charges.0,
-        messages: messages.0,
-        next_due: [payments.1, charges.1, messages.1].into_iter().flatten().min(),
-    }
 }
 
 /// The columns a claim reads of a stored idempotency key.
@@ -407,6 +422,7 @@ macro_rules! call_row {
                     (Some(token), Some(until)) => Some(Claim { token: token.into(), until }),
                     _ => None,
                 },
+                gateway: get::<Option<String>>(row, 15)?.map(Arc::from),
             };
             Ok($record {
                 id: get(row, 0)?,
@@ -417,7 +433,7 @@ macro_rules! call_row {
                 attempt,
                 created_at: time_at(row, 9, $table, "created_at")?,
                 updated_at: time_at(row, 10, $table, "updated_at")?,
-                $own: get(row, 15)?,
+                $own: get(row, 16)?,
             })
         }
     };

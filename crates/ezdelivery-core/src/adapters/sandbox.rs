@@ -110,7 +110,14 @@ impl SandboxPayment {
     }
 }
 
+/// The name of both sandbox gateways ([`PaymentGateway::name`]).
+pub const SANDBOX: &str = "sandbox";
+
 impl PaymentGateway for SandboxPayment {
+    fn name(&self) -> &str {
+        SANDBOX
+    }
+
     fn approve(&self, request: &PaymentRequest) -> GatewayOutcome {
         if let Some(outcome) = self.settings.outage() {
             return outcome;
@@ -142,6 +149,10 @@ impl SandboxCharge {
 }
 
 impl ChargeGateway for SandboxCharge {
+    fn name(&self) -> &str {
+        SANDBOX
+    }
+
     fn pay(&self, request: &ChargeRequest) -> GatewayOutcome {
         self.settings.outage().unwrap_or_else(|| SandboxSettings::approved("sandbox-charge", &request.idempotency_key))
     }

@@ -48,6 +48,22 @@ pub struct Engine {
 pub(crate) struct Gateways {
     pub payment: Box<dyn PaymentGateway>,
     pub charge: Box<dyn ChargeGateway>,
+    /// Their names, as claims record them (asked once, shared by every claim).
+    pub names: GatewayNames,
+}
+
+/// The names of an engine's two gateways ([`PaymentGateway::name`]).
+#[derive(Debug, Clone)]
+pub(crate) struct GatewayNames {
+    pub payment: Arc<str>,
+    pub charge: Arc<str>,
+}
+
+impl Gateways {
+    fn new(payment: Box<dyn PaymentGateway>, charge: Box<dyn ChargeGateway>) -> Gateways {
+        let names = GatewayNames { payment: payment.name().into(), charge: charge.name().into() };
+        Gateways { payment, charge, names }
+    }
 }
 
 /// How an engine behaves, as built.
@@ -91,7 +107,7 @@ impl EngineBuilder {
         EngineBuilder {
             engine: Engine {
                 storage: Arc::new(storage),
-                gateways: Gateways { payment: Box::new(payment), charge: Box::new(charge) },
+                gateways: Gateways::new(Box::new(payment), Box::new(charge)),
                 notifiers: Vec::new(),
                 clock: Box::new(SystemClock),
                 settings: Settings {
@@ -153,7 +169,7 @@ impl Engine {
     ) -> Engine {
         Engine {
             storage: Arc::clone(&self.storage),
-            gateways: Gateways { payment, charge },
+            gateways: Gateways::new(payment, charge),
             notifiers: Vec::new(),
             clock,
             settings: Settings { relay_after_command: 0, ..self.settings },
@@ -193,6 +209,7 @@ impl Engine {
                 lease_until,
                 ids: &self.event_ids,
                 nonces: &self.nonces,
+                gateways: &self.gateways.names,
                 emitted: SmallVec::new(),
                 views: Vec::new(),
                 claim,
@@ -288,6 +305,8 @@ pub(crate) struct Work<'r> {
     ids: &'r Mutex<EventIds>,
     /// Claim tokens and the random part of idempotency keys.
     pub nonces: &'r Nonces,
+    /// The names of the gateways a claim is for.
+    pub gateways: &'r GatewayNames,
     /// Each event emitted, with its id and sequence number. Inline, as
     /// the locks below: a unit of work emits one or two and locks one
     /// order, and a heap allocation for each was 3.4 % of an
@@ -407,12 +426,14 @@ impl Work<'_> {
 impl EngineBuilder {
     /// Uses `gateway` for payments.
     pub fn payment(mut self, gateway: impl PaymentGateway + 'static) -> Self {
+        self.engine.gateways.names.payment = gateway.name().into();
         self.engine.gateways.payment = Box::new(gateway);
         self
     }
 
     /// Uses `gateway` for delivery charges.
     pub fn charge(mut self, gateway: impl ChargeGateway + 'static) -> Self {
+        self.engine.gateways.names.charge = gateway.name().into();
         self.engine.gateways.charge = Box::new(gateway);
         self
     }

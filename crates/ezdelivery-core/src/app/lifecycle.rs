@@ -236,6 +236,7 @@ impl Engine {
                     Some(c) => match claim(w, &c, false)? {
                         Claiming::Claimed(claimed) => Ok(Some(claimed)),
                         Claiming::Busy(until) => Err(busy(order, Billing::DeliveryCharge, until)),
+                        Claiming::Elsewhere(gateway) => Err(elsewhere::<Charge>(w, order, &gateway)),
                         Claiming::Nothing => Err(Refusal::ChargeNotPaid { order, charge: Some(c.status) }.into()),
                     },
                     None => {
@@ -377,10 +378,17 @@ fn claim_new<L: Leg>(w: &mut Work<'_>, leg: &L) -> Result<Claimed<L>> {
     match claim(w, leg, false)? {
         Claiming::Claimed(claimed) => Ok(claimed),
         Claiming::Busy(until) => Err(busy(leg.order_id(), L::WHAT, until)),
+        Claiming::Elsewhere(gateway) => Err(elsewhere::<L>(w, leg.order_id(), &gateway)),
         Claiming::Nothing => {
             Err(Error::Internal(format!("the {} of order {} needs no gateway call", L::WHAT, leg.order_id())))
         }
     }
+}
+
+/// The `L` of `order` went to `gateway`, not to this engine's.
+fn elsewhere<L: Leg>(w: &Work<'_>, order: OrderId, gateway: &str) -> Error {
+    let ours = L::gateway(w.gateways).to_string();
+    Refusal::OtherGateway { order, what: L::WHAT, gateway: gateway.to_string(), ours }.into()
 }
 
 /// Another process is calling the gateway for `what` of `order`, its claim

@@ -64,14 +64,15 @@ impl Engine {
         self.command(|command| {
             let mut report = RelayReport::default();
             let now = self.clock.now();
-            for payment in self.read(|repo| repo.payments_awaiting(now, RELAY_BATCH))? {
+            let names = &self.gateways.names;
+            for payment in self.read(|repo| repo.payments_awaiting(now, &names.payment, RELAY_BATCH))? {
                 if halt.reached() {
                     break;
                 }
                 relay_leg(command, &payment, &mut report)?;
             }
             if !halt.reached() {
-                for charge in self.read(|repo| repo.charges_awaiting(now, RELAY_BATCH))? {
+                for charge in self.read(|repo| repo.charges_awaiting(now, &names.charge, RELAY_BATCH))? {
                     if halt.reached() {
                         break;
                     }
@@ -101,7 +102,8 @@ impl Engine {
     /// [`Engine::attention`] and [`Engine::dead_messages`].
     pub fn queue_status(&self) -> Result<QueueStatus> {
         let now = self.clock.now();
-        let mut status = self.read(|repo| repo.queue_status(now))?;
+        let names = &self.gateways.names;
+        let mut status = self.read(|repo| repo.queue_status(now, &names.payment, &names.charge))?;
         status.next_due = status.next_due.map(|due| due.max(now));
         Ok(status)
     }
@@ -289,7 +291,10 @@ pub struct Attention {
     /// The rider's name (charges).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rider: Option<String>,
-    /// The key to look the call up by at the gateway.
+    /// The gateway the call went to, by name (an HTTP gateway's base URL,
+    /// `sandbox`); `null` for one made before this was recorded.
+    pub gateway: Option<String>,
+    /// The key to look the call up by at that gateway.
     pub idempotency_key: String,
     /// The gateway's reference, once known (then a refund is what failed).
     pub gateway_ref: Option<String>,
@@ -309,6 +314,7 @@ impl Attention {
             id: leg.id(),
             status: crate::domain::PaymentStatus::NeedsAttention.as_str(),
             amount: leg.amount(),
+            gateway: leg.attempt().gateway.as_deref().map(str::to_string),
             idempotency_key: leg.attempt().idempotency_key.to_string(),
             gateway_ref: leg.gateway_ref(),
             tries: leg.attempt().tries,

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 
 use crate::app::breakers;
 use crate::app::command::Command;
-use crate::app::engine::{Engine, Work};
+use crate::app::engine::{Engine, GatewayNames, Work};
 use crate::domain::attempt::{Answer, Attempt, Verdict};
 use crate::domain::order::OrderAction;
 use crate::domain::{
@@ -103,6 +103,8 @@ pub(crate) enum Claiming<L> {
     Claimed(Claimed<L>),
     /// Another actor's call is under way until then.
     Busy(DateTime<Utc>),
+    /// It went to another gateway, named here, than this engine's.
+    Elsewhere(Arc<str>),
     /// It needs no call (settled, or waiting for a person).
     Nothing,
 }
@@ -118,6 +120,8 @@ pub(crate) trait Leg: Clone + Sized {
     /// Whether its gateway may decline taking the money (payments only;
     /// elsewhere a "no" proves nothing and the call stays in doubt).
     const DECLINABLE: bool;
+    /// The name of its gateway among an engine's.
+    fn gateway(names: &GatewayNames) -> &Arc<str>;
     fn id(&self) -> i64;
     fn order_id(&self) -> OrderId;
     fn amount(&self) -> Won;
@@ -221,6 +225,10 @@ impl Leg for Payment {
 
     shared_leg!(Payment, PaymentStatus);
 
+    fn gateway(names: &GatewayNames) -> &Arc<str> {
+        &names.payment
+    }
+
     fn load(repo: &mut dyn Repo, _order: OrderId, id: i64) -> Result<Option<Payment>> {
         repo.payment(id)
     }
@@ -303,6 +311,10 @@ impl Leg for Charge {
 
     shared_leg!(Charge, ChargeStatus);
 
+    fn gateway(names: &GatewayNames) -> &Arc<str> {
+        &names.charge
+    }
+
     fn load(repo: &mut dyn Repo, order: OrderId, id: i64) -> Result<Option<Charge>> {
         Ok(repo.charges(order)?.into_iter().find(|c| c.id == id))
     }
@@ -344,11 +356,16 @@ impl Leg for Charge {
 }
 
 /// Claims `leg` for the call it waits for, inside unit of work `w`, if no
-/// other actor holds it. `only_due`: only if its back-off is over too (the
-/// relay); a command asked by a person retries at once.
+/// other actor holds it and it goes to this engine's gateway. `only_due`:
+/// only if its back-off is over too (the relay); a command asked by a
+/// person retries at once.
 pub(crate) fn claim<L: Leg>(w: &mut Work<'_>, leg: &L, only_due: bool) -> Result<Claiming<L>> {
     let Some(call) = leg.call() else { return Ok(Claiming::Nothing) };
     let attempt = leg.attempt();
+    let gateway = L::gateway(w.gateways);
+    if !attempt.goes_to(gateway, call == Call::Take) {
+        return Ok(Claiming::Elsewhere(attempt.gateway.clone().unwrap_or_default()));
+    }
     if !attempt.claimable(w.now) {
         let until = attempt.claim.as_ref().map_or(w.now, |c| c.until);
         return Ok(Claiming::Busy(until));
@@ -357,7 +374,7 @@ pub(crate) fn claim<L: Leg>(w: &mut Work<'_>, leg: &L, only_due: bool) -> Result
         return Ok(Claiming::Busy(attempt.next_at.unwrap_or(w.now)));
     }
     let token = w.nonces.token();
-    let claimed = leg.with_attempt(attempt.claim(Arc::clone(&token), w.lease_until), w.now);
+    let claimed = leg.with_attempt(attempt.claim(Arc::clone(&token), w.lease_until, gateway), w.now);
     claimed.save(w.repo)?;
     let request = claimed.request(w.repo, call)?;
     let breaker = w.repo.breaker(&L::BREAKER)?;
@@ -468,7 +485,7 @@ impl Command<'_> {
     pub(crate) fn settle_by_id<L: Leg>(&mut self, order: OrderId, id: i64, only_due: bool) -> Result<Settled> {
         match self.write(|w| claim_by_id::<L>(w, order, id, only_due))? {
             Claiming::Claimed(claimed) => self.settle(claimed),
-            Claiming::Busy(_) | Claiming::Nothing => Ok(Settled::Nothing),
+            Claiming::Busy(_) | Claiming::Elsewhere(_) | Claiming::Nothing => Ok(Settled::Nothing),
         }
     }
 

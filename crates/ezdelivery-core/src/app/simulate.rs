@@ -199,7 +199,15 @@ struct SimPayment {
     calls: AtomicU64,
 }
 
+/// The name of the simulated gateways: what they leave queued is theirs to
+/// settle, never a real gateway's.
+const SIMULATED: &str = "simulate";
+
 impl PaymentGateway for SimPayment {
+    fn name(&self) -> &str {
+        SIMULATED
+    }
+
     fn approve(&self, request: &PaymentRequest) -> GatewayOutcome {
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         if unit(mix(self.seed ^ mix(call.wrapping_add(1)))) < self.rate {
@@ -217,6 +225,10 @@ impl PaymentGateway for SimPayment {
 struct SimCharge;
 
 impl ChargeGateway for SimCharge {
+    fn name(&self) -> &str {
+        SIMULATED
+    }
+
     fn pay(&self, request: &ChargeRequest) -> GatewayOutcome {
         GatewayOutcome::Approved { gateway_ref: format!("sim-{}", request.idempotency_key) }
     }

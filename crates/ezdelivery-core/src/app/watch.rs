@@ -198,6 +198,10 @@ mod tests {
     }
 
     impl PaymentGateway for Switch {
+        fn name(&self) -> &str {
+            "test"
+        }
+
         fn approve(&self, request: &PaymentRequest) -> GatewayOutcome {
             if !self.up.load(Ordering::SeqCst) {
                 return self.down.approve(request);

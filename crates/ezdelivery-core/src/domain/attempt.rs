@@ -99,6 +99,11 @@ pub struct Attempt {
     pub unsettled: u32,
     /// The hold of the actor calling the gateway for it, if any.
     pub claim: Option<Claim>,
+    /// The gateway it goes to, by name (`PaymentGateway::name`): the one
+    /// its last claim was for. `None`: never claimed (or claimed by a
+    /// version that did not record it). Once that gateway may know of it,
+    /// only that gateway may be called for it ([`Attempt::goes_to`]).
+    pub gateway: Option<Arc<str>>,
 }
 
 impl Attempt {
@@ -112,7 +117,23 @@ impl Attempt {
             maybe_processed: false,
             unsettled: 0,
             claim: None,
+            gateway: None,
         }
+    }
+
+    /// Whether gateway `gateway` may be called for it. `taking`: the call
+    /// takes money (approves a payment, pays a rider) rather than giving
+    /// back what was taken.
+    ///
+    /// Once a gateway may know of the call, only that gateway may be
+    /// called: only it can answer a replayed key with what it did, and
+    /// another would act on the key afresh and take the money a second
+    /// time. Giving back always goes to the gateway that holds the money.
+    /// A take that certainly never reached its gateway (a connection
+    /// refused, say: not [`Attempt::in_doubt`]) may go to another, which
+    /// becomes its gateway; so may one with no gateway recorded.
+    pub fn goes_to(&self, gateway: &str, taking: bool) -> bool {
+        self.gateway.as_deref().is_none_or(|g| g == gateway) || (taking && !self.in_doubt())
     }
 
     /// Whether the gateway may have acted on it: a finished try may have
@@ -131,14 +152,17 @@ impl Attempt {
         self.claimable(now) && self.next_at.is_none_or(|at| at <= now)
     }
 
-    /// The attempt held by `token` until `until`, about to be called. A
-    /// claim taken over from a holder whose lease ran out leaves the
-    /// attempt in doubt: that holder's call may have reached the gateway.
-    pub fn claim(&self, token: Arc<str>, until: DateTime<Utc>) -> Attempt {
+    /// The attempt held by `token` until `until`, about to be called
+    /// through `gateway` (which it [`Attempt::goes_to`]), its gateway from
+    /// now on. A claim taken over from a holder whose lease ran out leaves
+    /// the attempt in doubt: that holder's call may have reached the
+    /// gateway.
+    pub fn claim(&self, token: Arc<str>, until: DateTime<Utc>, gateway: &Arc<str>) -> Attempt {
         Attempt {
             maybe_processed: self.in_doubt(),
             claim: Some(Claim { token, until }),
             next_at: Some(until),
+            gateway: Some(Arc::clone(gateway)),
             ..self.clone()
         }
     }
@@ -209,9 +233,10 @@ impl Attempt {
     }
 
     /// The attempt of the refund that undoes this one, under a key derived
-    /// from this one's (so it is as unique).
+    /// from this one's (so it is as unique), to the same gateway: the one
+    /// that holds the money.
     pub fn refund(&self) -> Attempt {
-        Attempt::new(format!("{}-refund", self.idempotency_key))
+        Attempt { gateway: self.gateway.clone(), ..Attempt::new(format!("{}-refund", self.idempotency_key)) }
     }
 }
 
@@ -231,6 +256,10 @@ mod tests {
         Answer::Unknown { reason: "HTTP 503".into() }
     }
 
+    fn gw(name: &str) -> Arc<str> {
+        name.into()
+    }
+
     fn unreached() -> Answer {
         Answer::NotReached { reason: "connection refused".into() }
     }
@@ -239,19 +268,19 @@ mod tests {
     fn a_claim_holds_until_its_lease_ends_and_can_then_be_taken_over() {
         let a = Attempt::new("k".into());
         assert!(!a.in_doubt() && a.claimable(t(0)) && a.due(t(0)));
-        let held = a.claim("one".into(), t(60));
+        let held = a.claim("one".into(), t(60), &gw("pay"));
         assert!(held.holds("one") && !held.holds("two"));
         assert!(held.in_doubt(), "a call is under way");
         assert!(!held.claimable(t(59)) && !held.due(t(59)));
         assert!(held.claimable(t(60)) && held.due(t(60)));
         // The first holder died: its call may have reached the gateway.
-        let taken = held.claim("two".into(), t(120));
+        let taken = held.claim("two".into(), t(120), &gw("pay"));
         assert!(taken.holds("two") && !taken.holds("one") && taken.maybe_processed);
     }
 
     #[test]
     fn every_answer_has_one_meaning() {
-        let held = Attempt::new("k".into()).claim("c".into(), t(60));
+        let held = Attempt::new("k".into()).claim("c".into(), t(60), &gw("pay"));
         assert_eq!(held.judge(&done(), t(1), 3), Verdict::Done("gw-1".into()));
         let declined = Answer::Declined { reason: "no".into() };
         assert_eq!(held.judge(&declined, t(1), 3), Verdict::Declined("no".into()));
@@ -264,7 +293,9 @@ mod tests {
         assert!(doubt.in_doubt() && doubt.claim.is_none());
         assert_eq!((doubt.tries, doubt.unsettled), (1, 1));
         // Doubt is never lost to a later unreached try.
-        let Verdict::Retry(still) = doubt.claim("d".into(), t(60)).judge(&unreached(), t(2), 3) else { panic!() };
+        let Verdict::Retry(still) = doubt.claim("d".into(), t(60), &gw("pay")).judge(&unreached(), t(2), 3) else {
+            panic!()
+        };
         assert!(still.in_doubt() && still.unsettled == 1);
     }
 
@@ -272,7 +303,7 @@ mod tests {
     fn unknown_answers_in_a_row_end_in_needs_attention() {
         let mut a = Attempt::new("k".into());
         for round in 1..=3 {
-            match a.claim("c".into(), t(60)).judge(&unknown(), t(1), 3) {
+            match a.claim("c".into(), t(60), &gw("pay")).judge(&unknown(), t(1), 3) {
                 Verdict::Retry(next) if round < 3 => a = next,
                 Verdict::NeedsAttention(next) if round == 3 => {
                     assert_eq!((next.unsettled, next.next_at, next.claim.clone()), (3, None, None));
@@ -289,10 +320,45 @@ mod tests {
 
     #[test]
     fn a_definite_answer_settles_and_a_refund_gets_its_own_key() {
-        let a = Attempt::new("k".into()).claim("c".into(), t(60)).answered();
+        let a = Attempt::new("k".into()).claim("c".into(), t(60), &gw("pay")).answered();
         assert!(!a.in_doubt() && a.next_at.is_none() && a.tries == 1);
         let r = a.refund();
         assert_eq!(r.idempotency_key, "k-refund".into());
         assert!(!r.in_doubt() && r.tries == 0);
+    }
+
+    #[test]
+    fn a_call_stays_with_the_gateway_that_may_know_it_and_a_refund_with_the_one_that_holds_the_money() {
+        let (take, give_back) = (true, false);
+        let a = Attempt::new("k".into());
+        assert!(a.goes_to("pay", take) && a.goes_to("other", take), "never claimed: any gateway");
+        let held = a.claim("c".into(), t(60), &gw("pay"));
+        assert_eq!(held.gateway.as_deref(), Some("pay"));
+        assert!(held.goes_to("pay", take) && !held.goes_to("other", take), "a call under way");
+
+        // Never reached: the next claim may go to another gateway, which becomes its own.
+        let Verdict::Retry(never) = held.judge(&unreached(), t(1), 3) else { panic!("retry") };
+        assert!(never.goes_to("other", take));
+        let moved = never.claim("d".into(), t(120), &gw("other"));
+        assert_eq!(moved.gateway.as_deref(), Some("other"));
+
+        // May have reached it: that gateway only, for as long as it is in doubt.
+        let Verdict::Retry(doubt) = moved.judge(&unknown(), t(2), 3) else { panic!("retry") };
+        assert!(doubt.goes_to("other", take) && !doubt.goes_to("pay", take));
+        let Verdict::Retry(still) = doubt.claim("e".into(), t(180), &gw("other")).judge(&unreached(), t(3), 3) else {
+            panic!("retry")
+        };
+        assert!(!still.goes_to("pay", take), "doubt is not lost to a later unreached try");
+
+        // Given back: to the gateway that took it, whatever the refund's own tries did.
+        let refund = still.answered().refund();
+        assert_eq!(refund.gateway.as_deref(), Some("other"), "the money goes back the way it came");
+        assert!(!refund.in_doubt() && refund.goes_to("other", give_back) && !refund.goes_to("pay", give_back));
+        let Verdict::Retry(refund_unreached) =
+            refund.claim("f".into(), t(240), &gw("other")).judge(&unreached(), t(4), 3)
+        else {
+            panic!("retry")
+        };
+        assert!(!refund_unreached.goes_to("pay", give_back));
     }
 }

@@ -272,7 +272,7 @@ mod tests {
         let p = Payment::request(1, 2, 100, None, "k1".into(), now());
         let later = now() + chrono::TimeDelta::seconds(60);
         // A call under way: the gateway may charge, so it stays pending and the claim stands.
-        let calling = Payment { attempt: p.attempt.claim("c".into(), later), ..p.clone() };
+        let calling = Payment { attempt: p.attempt.claim("c".into(), later, &"sandbox".into()), ..p.clone() };
         let (kept, e) = calling.withdraw(now()).unwrap();
         assert_eq!((kept.status, kept.attempt.next_at, e), (S::Pending, Some(later), None));
         // Sent, no readable answer: stays pending, its key replayed now.

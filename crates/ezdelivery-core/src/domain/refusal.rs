@@ -82,6 +82,20 @@ pub enum Refusal {
         /// When that process's claim lapses.
         until: chrono::DateTime<chrono::Utc>,
     },
+    /// The payment (or charge) went to another gateway than this engine's:
+    /// only that one knows its key and may settle it (see
+    /// `PaymentGateway::name`).
+    #[error("order {order}: the {what} went to the gateway {gateway}, not to this one ({ours}); only that gateway can settle it, so that the money moves once")]
+    OtherGateway {
+        /// The order the move was asked of.
+        order: OrderId,
+        /// `payment` or `delivery charge`.
+        what: Billing,
+        /// The gateway it went to, by name.
+        gateway: String,
+        /// This engine's gateway for it, by name.
+        ours: String,
+    },
     /// The order's payment (or charge) needs a person before anything else
     /// moves money for it.
     #[error(

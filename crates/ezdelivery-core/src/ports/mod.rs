@@ -133,6 +133,14 @@ pub struct RefundRequest {
 
 /// The payment service: approves customers' payments and refunds them.
 pub trait PaymentGateway: Send + Sync {
+    /// Which service this is: recorded with each payment the first time a
+    /// call is made for it, and after that the payment is approved,
+    /// replayed and refunded only by a gateway of the same name (another
+    /// would not know its idempotency key or its reference, and could
+    /// charge the customer a second time). Gateways that reach the same
+    /// service share a name; two that reach different services never do.
+    /// The sandbox is `sandbox`, an HTTP gateway its base URL.
+    fn name(&self) -> &str;
     /// Charges the customer. Retrying with the same key must not charge twice.
     fn approve(&self, request: &PaymentRequest) -> GatewayOutcome;
     /// Refunds an approved payment (`Declined` is not a valid answer here and
@@ -142,6 +150,10 @@ pub trait PaymentGateway: Send + Sync {
 
 /// A boxed gateway is a gateway (so adapters picked at run time plug in).
 impl<G: PaymentGateway + ?Sized> PaymentGateway for Box<G> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
     fn approve(&self, request: &PaymentRequest) -> GatewayOutcome {
         (**self).approve(request)
     }
@@ -153,6 +165,9 @@ impl<G: PaymentGateway + ?Sized> PaymentGateway for Box<G> {
 
 /// The delivery-charge service: pays riders and takes charges back.
 pub trait ChargeGateway: Send + Sync {
+    /// Which service this is, recorded with each delivery charge as
+    /// [`PaymentGateway::name`] is with each payment, for the same reason.
+    fn name(&self) -> &str;
     /// Pays the rider. Retrying with the same key must not pay twice.
     fn pay(&self, request: &ChargeRequest) -> GatewayOutcome;
     /// Takes a paid charge back.
@@ -161,6 +176,10 @@ pub trait ChargeGateway: Send + Sync {
 
 /// A boxed gateway is a gateway.
 impl<G: ChargeGateway + ?Sized> ChargeGateway for Box<G> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
     fn pay(&self, request: &ChargeRequest) -> GatewayOutcome {
         (**self).pay(request)
     }

@@ -94,6 +94,11 @@ pub struct QueueStatus {
     /// When the earliest of them is due (a call never tried: the `now` asked
     /// about); `None` when nothing waits.
     pub next_due: Option<DateTime<Utc>>,
+    /// Payments and delivery charges waiting for another gateway than the
+    /// ones asked about (`Attempt::gateway`): not counted above, and
+    /// never due for these gateways; a relay run with a config that
+    /// reaches theirs settles them.
+    pub elsewhere: usize,
 }
 
 impl QueueStatus {
@@ -191,19 +196,24 @@ pub trait Repo {
     /// Inserts a review (one per order).
     fn save_review(&mut self, review: &Review) -> Result<()>;
 
-    /// Payments waiting for the gateway (`pending` or `refund_pending`)
-    /// whose retry is due at `now` or that were never tried, oldest first.
-    fn payments_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Payment>>;
+    /// Payments waiting for gateway `gateway` (`pending` or
+    /// `refund_pending`, and [`Attempt::goes_to`] it) whose retry is due
+    /// at `now` or that were never tried, oldest first.
+    ///
+    /// [`Attempt::goes_to`]: crate::domain::attempt::Attempt::goes_to
+    fn payments_awaiting(&mut self, now: DateTime<Utc>, gateway: &str, limit: usize) -> Result<Vec<Payment>>;
     /// The same for delivery charges.
-    fn charges_awaiting(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Charge>>;
+    fn charges_awaiting(&mut self, now: DateTime<Utc>, gateway: &str, limit: usize) -> Result<Vec<Charge>>;
     /// Payments in `needs_attention`, oldest first, at most `limit`.
     fn payments_needing_attention(&mut self, limit: usize) -> Result<Vec<Payment>>;
     /// Delivery charges in `needs_attention`, oldest first, at most `limit`.
     fn charges_needing_attention(&mut self, limit: usize) -> Result<Vec<Charge>>;
-    /// What waits for `relay`, due or not: payments and delivery charges in
-    /// `pending` or `refund_pending`, message deliveries in `pending`, and the
-    /// earliest `next_at` among them (a call never tried counts as due at `now`).
-    fn queue_status(&mut self, now: DateTime<Utc>) -> Result<QueueStatus>;
+    /// What waits for a `relay` whose gateways are named `payment_gateway`
+    /// and `charge_gateway`, due or not: payments and delivery charges in
+    /// `pending` or `refund_pending` that go to them, message deliveries in
+    /// `pending`, and the earliest `next_at` among them (a call never tried
+    /// counts as due at `now`); and how many calls wait for other gateways.
+    fn queue_status(&mut self, now: DateTime<Utc>, payment_gateway: &str, charge_gateway: &str) -> Result<QueueStatus>;
 
     /// Appends an event to the log and returns its sequence number, new and
     /// larger than any number handed out before.

@@ -17,8 +17,8 @@ use postgres::{Row, Statement, Transaction};
 use super::failure::{describe, retryable, storage_error, Failure};
 use crate::adapters::calls::CallRecord;
 use crate::adapters::rows::{
-    self, call_cols, call_sql, limit, menu_cols, order_cols, queued_cols, request_cols, store_cols, time_text, CallSql,
-    SqlRow,
+    self, call_cols, call_sql, goes_to, limit, menu_cols, order_cols, queued_cols, request_cols, store_cols, time_text,
+    CallSql, SqlRow,
 };
 use crate::domain::view::OrderView;
 use crate::domain::{
@@ -355,19 +355,21 @@ impl<'a, 't> PgRepo<'a, 't> {
         Ok(())
     }
 
-    fn calls_awaiting<C: PgCall>(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<C>> {
+    fn calls_awaiting<C: PgCall>(&mut self, now: DateTime<Utc>, gateway: &str, n: usize) -> Result<Vec<C>> {
         let [a, b] = C::WAITING.map(C::status_text);
-        self.all(C::SQL.awaiting, &[&a, &b, &time_text(&now), &limit(n)], C::from_row)
+        self.all(C::SQL.awaiting, &[&a, &b, &time_text(&now), &gateway, &limit(n)], C::from_row)
     }
 
     fn calls_needing_attention<C: PgCall>(&mut self, n: usize) -> Result<Vec<C>> {
         self.all(C::SQL.in_status, &[&C::status_text(C::ATTENTION), &limit(n)], C::from_row)
     }
 
-    fn calls_waiting<C: PgCall>(&mut self, now: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
+    fn calls_waiting<C: PgCall>(&mut self, now: &str, gateway: &str) -> Result<crate::adapters::calls::CallsWaiting> {
         let [a, b] = C::WAITING.map(C::status_text);
         let table = C::SQL.table;
-        Ok(self.one(C::SQL.waiting, &[&now, &a, &b], |row| rows::waiting(row, table))?.unwrap_or_default())
+        let found = self
+            .one(C::SQL.waiting, &[&gateway, &a, &now, &b], |row| crate::adapters::calls::calls_waiting(row, table))?;
+        Ok(found.unwrap_or_default())
     }
 
     /// How many message deliveries wait, and the earliest due.
@@ -410,6 +412,7 @@ macro_rules! pg_call {
                         &claim.map(|c| &*c.token),
                         &claim.map(|c| time_text(&c.until)),
                         &i64::from(a.unsettled),
+                        &a.gateway.as_deref(),
                         &self.$own,
                     ],
                 )?;

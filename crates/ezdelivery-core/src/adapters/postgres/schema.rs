@@ -313,7 +313,14 @@ ALTER TABLE message_deliveries ADD FOREIGN KEY (message_key) REFERENCES messages
 ";
 
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// The gateway each payment and charge went to, by name: SQLite's
+/// version 11.
+const V4: &str = "
+ALTER TABLE payments ADD COLUMN gateway TEXT;
+ALTER TABLE charges ADD COLUMN gateway TEXT;
+";
+
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

@@ -11,8 +11,8 @@ use super::cache::ViewCache;
 use crate::adapters::calls::CallRecord;
 pub(super) use crate::adapters::rows::parse_time;
 use crate::adapters::rows::{
-    self, call_cols, call_sql, limit, menu_cols, order_cols, queued_cols, request_cols, store_cols, time_text, CallSql,
-    SqlRow,
+    self, call_cols, call_sql, goes_to, limit, menu_cols, order_cols, queued_cols, request_cols, store_cols, time_text,
+    CallSql, SqlRow,
 };
 use crate::domain::view::OrderView;
 use crate::domain::{
@@ -214,6 +214,7 @@ macro_rules! sql_call {
                         claim.map(|c| &*c.token),
                         claim.map(|c| time_text(&c.until)),
                         a.unsettled,
+                        a.gateway.as_deref(),
                         self.$own,
                     ],
                 )?;
@@ -272,10 +273,10 @@ impl<'a> SqliteRepo<'a> {
         rows.next().transpose()
     }
 
-    /// The payments or charges waiting for the gateway and due at `now`.
-    fn calls_awaiting<C: SqlCall>(&self, now: DateTime<Utc>, n: usize) -> Result<Vec<C>> {
+    /// The payments or charges waiting for gateway `gateway` and due at `now`.
+    fn calls_awaiting<C: SqlCall>(&self, now: DateTime<Utc>, gateway: &str, n: usize) -> Result<Vec<C>> {
         let [a, b] = C::WAITING.map(C::status_text);
-        self.all(C::SQL.awaiting, params![a, b, time_text(&now), limit(n)], C::from_row)
+        self.all(C::SQL.awaiting, params![a, b, time_text(&now), gateway, limit(n)], C::from_row)
     }
 
     /// The payments or charges a person must look at.
@@ -283,12 +284,15 @@ impl<'a> SqliteRepo<'a> {
         self.all(C::SQL.in_status, params![C::status_text(C::ATTENTION), limit(n)], C::from_row)
     }
 
-    /// How many payments or charges wait, and the earliest due (`now` for
-    /// one never tried).
-    fn calls_waiting<C: SqlCall>(&self, now: &str) -> Result<(usize, Option<DateTime<Utc>>)> {
+    /// What waits of the payments or charges, for gateway `gateway` (see
+    /// [`crate::adapters::calls::CallsWaiting`]).
+    fn calls_waiting<C: SqlCall>(&self, now: &str, gateway: &str) -> Result<crate::adapters::calls::CallsWaiting> {
         let [a, b] = C::WAITING.map(C::status_text);
         let table = C::SQL.table;
-        Ok(self.one(C::SQL.waiting, params![now, a, b], |row| rows::waiting(row, table))?.unwrap_or_default())
+        let found = self.one(C::SQL.waiting, params![gateway, a, now, b], |row| {
+            crate::adapters::calls::calls_waiting(row, table)
+        })?;
+        Ok(found.unwrap_or_default())
     }
 
     /// How many message deliveries wait, and the earliest due.

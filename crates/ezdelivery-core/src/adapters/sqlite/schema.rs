@@ -389,8 +389,17 @@ ALTER TABLE message_deliveries_v10 RENAME TO message_deliveries;
 CREATE INDEX message_deliveries_due ON message_deliveries (state, next_at);
 ";
 
+/// The gateway each payment and charge went to, by name
+/// (`PaymentGateway::name`; `Attempt::gateway`): only that gateway may
+/// settle it. Rows from before are NULL, and go to the next gateway that
+/// claims them, as they did before.
+const V11: &str = "
+ALTER TABLE payments ADD COLUMN gateway TEXT;
+ALTER TABLE charges ADD COLUMN gateway TEXT;
+";
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10, V11];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

@@ -133,6 +133,10 @@ mod tests {
     }
 
     impl PaymentGateway for Gateway {
+        fn name(&self) -> &str {
+            "test"
+        }
+
         fn approve(&self, r: &PaymentRequest) -> GatewayOutcome {
             Gateway::answer(&self.takes, &format!("p-{}", r.idempotency_key))
         }
@@ -142,6 +146,10 @@ mod tests {
     }
 
     impl ChargeGateway for Gateway {
+        fn name(&self) -> &str {
+            "test"
+        }
+
         fn pay(&self, r: &ChargeRequest) -> GatewayOutcome {
             Gateway::answer(&self.takes, &format!("c-{}", r.idempotency_key))
         }
@@ -162,14 +170,16 @@ mod tests {
         OrderView { timeline, ..view.clone() }
     }
 
-    /// Gives the tables versions 8 to 10 changed their form of version 7 (the
+    /// Gives the tables versions 8 to 11 changed their form of version 7 (the
     /// shipped DDL of version 1, repeated on purpose: this makes an old
-    /// file), keeping every row; with `foreign_keys` off (the bundled
-    /// SQLite turns it on by default), so dropping the new tables cascades
-    /// nothing.
+    /// file), keeping every row but the gateways version 11 recorded; with
+    /// `foreign_keys` off (the bundled SQLite turns it on by default), so
+    /// dropping the new tables cascades nothing.
     fn to_version_7(conn: &Connection) {
         conn.execute_batch(
             "PRAGMA foreign_keys = OFF;
+             ALTER TABLE payments DROP COLUMN gateway;
+             ALTER TABLE charges DROP COLUMN gateway;
              CREATE TABLE messages_old (
                  id        TEXT    NOT NULL PRIMARY KEY,
                  order_id  INTEGER NOT NULL,
@@ -379,10 +389,26 @@ mod tests {
         .expect("keys")
     }
 
-    /// [`dump`], with the outbox in the columns it had up to version 9: the
-    /// message's key left out, each delivery naming its message by id.
+    /// [`dump`], with the outbox in the columns it had up to version 9 (the
+    /// message's key left out, each delivery naming its message by id) and
+    /// payments and charges in those they had up to version 10 (no
+    /// gateway; checked to be NULL in every row).
     fn dump_in_version_7_columns(conn: &Connection) -> Vec<(String, Vec<String>)> {
+        for table in ["payments", "charges"] {
+            let named = rows_of(conn, &format!("SELECT id FROM {table} WHERE gateway IS NOT NULL"));
+            assert_eq!(named, Vec::<String>::new(), "rows from before version 11 name no gateway");
+        }
         let as_before = [
+            (
+                "payments",
+                "SELECT id, order_id, status, amount, card, gateway_ref, idempotency_key, tries, next_at, last_error, \
+                 created_at, updated_at, maybe_processed, claim_token, claimed_until, unsettled FROM payments",
+            ),
+            (
+                "charges",
+                "SELECT id, order_id, rider_id, status, amount, gateway_ref, idempotency_key, tries, next_at, \
+                 last_error, created_at, updated_at, maybe_processed, claim_token, claimed_until, unsettled FROM charges",
+            ),
             ("messages", "SELECT id, order_id, event, status, recipient, text, at FROM messages"),
             (
                 "message_deliveries",
