@@ -524,6 +524,46 @@ fn money_is_settled_only_through_the_gateway_that_may_hold_it() {
     assert_eq!(gw.net_payments(park), 0, "park was paid through the sandbox, never this gateway");
 }
 
+/// A delivery charge the charge gateway may have paid stays with that
+/// gateway, named apart from the payment gateway (`name`, here two names
+/// of one test service): `deliver start` with another charge gateway is
+/// refused with its name; with it (and another payment gateway, which
+/// this order no longer needs), the rider leaves and is paid once.
+#[test]
+fn a_charge_stays_with_its_own_gateway_whatever_the_payment_gateway() {
+    let gw = Gateway::start(Mode::Up);
+    let named = |section: &str, name: &str| format!("{}name = \"{name}\"\n", http(section, gw.url(), TIMEOUT_MS));
+    let both = format!("{}{}{}", named("payment", "pay-svc"), named("charge", "charge-svc"), retry(LEASE_MS, None));
+    let w = World::new(BIN, &both);
+    let shop = w.shop(&["lee"]);
+    let kim = w.paid_order(shop, "kim");
+    let k = kim.to_string();
+    gw.set_mode(Mode::ActThen(503));
+    let view = w.ok(&["cook", "start", &k]);
+    assert_eq!(view["delivery"]["charge"]["status"], "pending", "the rider may have been paid: {view}");
+    w.ok(&["cook", "finish", &k]);
+    gw.set_mode(Mode::Up);
+
+    let other_charges =
+        w.config("other-charges.toml", &format!("{}{}", named("payment", "pay-svc"), retry(LEASE_MS, None)));
+    let run = w.run_with(&other_charges, &["--json", "deliver", "start", &k]);
+    let message = assert_fails(&run, "deliver start", 4, "invalid_state");
+    assert!(message.contains("charge-svc") && message.contains("[charge]"), "{message}");
+    assert_eq!(w.status(kim)["status"], "cooked");
+
+    let own_charges =
+        w.config("own-charges.toml", &format!("{}{}", named("charge", "charge-svc"), retry(LEASE_MS, None)));
+    let (code, view) = json_outcome(&w.run_with(&own_charges, &["--json", "deliver", "start", &k]), "deliver start");
+    assert_eq!(code, 0, "{view}");
+    assert_eq!(
+        (view["status"].as_str(), view["delivery"]["charge"]["status"].as_str()),
+        (Some("delivering"), Some("paid"))
+    );
+    w.ok(&["deliver", "complete", &k]);
+    assert!(assert_ledger(&w, &gw, &[kim]).is_empty());
+    assert_eq!(charges(&gw, kim).iter().filter(|e| e.fresh).count(), 1, "paid once: {:#?}", gw.log_of(kim));
+}
+
 // ───────────────────────────── races ─────────────────────────────
 
 /// Payments queued after refused connections; then, against a slow

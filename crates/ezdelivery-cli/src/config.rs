@@ -85,6 +85,10 @@ pub struct GatewayConfig {
     pub adapter: Option<Adapter>,
     /// The service's base URL (http only).
     pub url: Option<String>,
+    /// The name payments and charges record of this gateway (http only;
+    /// default: the url without credentials): set it to the old url when
+    /// the service moves, so that what it holds is still settled there.
+    pub name: Option<String>,
     /// Connect + read timeout (http only).
     pub timeout_ms: u64,
     /// `[payment.sandbox]`
@@ -93,7 +97,13 @@ pub struct GatewayConfig {
 
 impl Default for GatewayConfig {
     fn default() -> Self {
-        GatewayConfig { adapter: None, url: None, timeout_ms: DEFAULT_TIMEOUT_MS, sandbox: SandboxSettings::default() }
+        GatewayConfig {
+            adapter: None,
+            url: None,
+            name: None,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
+            sandbox: SandboxSettings::default(),
+        }
     }
 }
 
@@ -138,20 +148,45 @@ impl GatewayConfig {
         }
     }
 
+    /// The adapter, with a `name` only where it applies: the sandbox's
+    /// name is its own, so that it can never settle a service's money.
+    fn named_adapter(&self, section: &str) -> Result<Adapter> {
+        let adapter = self.adapter(section)?;
+        if adapter == Adapter::Sandbox && self.name.is_some() {
+            return Err(invalid(format!(
+                "[{section}] name names an http gateway; the sandbox's name is always `sandbox`: remove it, or \
+                 add adapter = \"http\" and a url"
+            )));
+        }
+        Ok(adapter)
+    }
+
     fn payment(&self) -> Result<Box<dyn PaymentGateway>> {
-        Ok(match self.adapter("payment")? {
+        Ok(match self.named_adapter("payment")? {
             Adapter::Sandbox => Box::new(SandboxPayment::new(self.sandbox())),
             Adapter::Http => {
-                Box::new(in_section("payment", HttpPayment::new(self.http_url("payment")?, self.timeout()))?)
+                let gateway = HttpPayment::new(self.http_url("payment")?, self.timeout());
+                Box::new(in_section("payment", renamed(gateway, self.name.as_deref(), HttpPayment::named))?)
             }
         })
     }
 
     fn charge(&self) -> Result<Box<dyn ChargeGateway>> {
-        Ok(match self.adapter("charge")? {
+        Ok(match self.named_adapter("charge")? {
             Adapter::Sandbox => Box::new(SandboxCharge::new(self.sandbox())),
-            Adapter::Http => Box::new(in_section("charge", HttpCharge::new(self.http_url("charge")?, self.timeout()))?),
+            Adapter::Http => {
+                let gateway = HttpCharge::new(self.http_url("charge")?, self.timeout());
+                Box::new(in_section("charge", renamed(gateway, self.name.as_deref(), HttpCharge::named))?)
+            }
         })
+    }
+}
+
+/// `gateway` under the section's `name`, when it gives one.
+fn renamed<G>(gateway: Result<G>, name: Option<&str>, rename: fn(G, &str) -> Result<G>) -> Result<G> {
+    match name {
+        Some(name) => rename(gateway?, name),
+        None => gateway,
     }
 }
 
@@ -680,8 +715,28 @@ mod tests {
         .unwrap();
         assert_eq!(config.payment.timeout_ms, 250);
         assert_eq!(config.charge.timeout_ms, 610);
-        config.payment.payment().unwrap();
-        config.charge.charge().unwrap();
+        assert_eq!(config.payment.payment().unwrap().name(), "http://127.0.0.1:8083");
+        assert_eq!(config.charge.charge().unwrap().name(), "http://127.0.0.1:8084/api");
+    }
+
+    #[test]
+    fn an_http_gateway_may_keep_its_name_when_it_moves_and_the_sandbox_never_takes_one() {
+        let config = parse(
+            "[payment]\nadapter = \"http\"\nurl = \"http://pay.new:8083\"\nname = \"http://127.0.0.1:8083\"\n\
+             [charge]\nadapter = \"http\"\nurl = \"http://127.0.0.1:8084\"\nname = \"charges\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.payment.payment().unwrap().name(), "http://127.0.0.1:8083");
+        assert_eq!(config.charge.charge().unwrap().name(), "charges");
+
+        let config = parse("[payment]\nname = \"http://127.0.0.1:8083\"\n").unwrap();
+        let message = error(config.payment.payment());
+        assert!(message.starts_with("[payment] name names an http gateway"), "{message}");
+        for name in ["sandbox", " ", "a\\nb"] {
+            let text = format!("[charge]\nadapter = \"http\"\nurl = \"http://127.0.0.1:8084\"\nname = \"{name}\"\n");
+            let message = error(parse(&text).unwrap().charge.charge());
+            assert!(message.starts_with("[charge] charge gateway name"), "{name:?}: {message}");
+        }
     }
 
     #[test]

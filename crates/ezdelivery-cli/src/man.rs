@@ -276,8 +276,8 @@ The \fB\-\-config\fR file is TOML; every section and key is optional, and an unk
 \fBlocale\fR = "ko" | "en"
 The language of messages.
 .TP
-\fB[payment]\fR, \fB[charge]\fR: \fBadapter\fR = "sandbox" | "http", \fBurl\fR, \fBtimeout_ms\fR (1 to 60000, default 610)
-The gateways. http speaks JSON with an Idempotency\-Key header: POST {url}/payments, {url}/payments/{id}/cancel, {url}/deliveryCharges, {url}/deliveryCharges/{id}/cancel.
+\fB[payment]\fR, \fB[charge]\fR: \fBadapter\fR = "sandbox" | "http", \fBurl\fR, \fBtimeout_ms\fR (1 to 60000, default 610), \fBname\fR (http only; default: the url)
+The gateways. http speaks JSON with an Idempotency\-Key header: POST {url}/payments, {url}/payments/{id}/cancel, {url}/deliveryCharges, {url}/deliveryCharges/{id}/cancel. Each payment and charge records its gateway's name: a call the gateway may have acted on, and every refund, is only ever made through a gateway of that name (give a moved service its old name).
 .TP
 \fB[payment.sandbox]\fR, \fB[charge.sandbox]\fR: \fBlatency_ms\fR, \fBunavailable\fR, \fBdecline_cards\fR
 The sandbox gateway's behaviour: slowness, an outage, cards to decline.

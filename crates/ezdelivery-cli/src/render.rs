@@ -461,15 +461,16 @@ fn relay_counts(r: &RelayReport) -> String {
 /// `nothing waits`; and the calls that wait for another gateway, if any.
 pub fn waiting_text(w: &QueueStatus) -> String {
     let count = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let mut text = waiting_here(w, count);
-    if w.elsewhere > 0 {
-        text.push_str(&format!(
-            "; {} for another gateway than this config's: a relay with the config that reaches it settles {}",
-            count(w.elsewhere, "gateway call waits", "gateway calls wait"),
-            if w.elsewhere == 1 { "it" } else { "them" }
-        ));
+    let here = waiting_here(w, count);
+    if w.elsewhere == 0 {
+        return here;
     }
-    text
+    let here = if w.calls() + w.messages == 0 { "nothing waits for this config's gateways".into() } else { here };
+    format!(
+        "{here}; {} for another gateway than this config's: a relay with the config that reaches it settles {}",
+        count(w.elsewhere, "gateway call waits", "gateway calls wait"),
+        if w.elsewhere == 1 { "it" } else { "them" }
+    )
 }
 
 /// [`waiting_text`] of what waits for this config's gateways and channels.

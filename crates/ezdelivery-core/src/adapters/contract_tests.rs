@@ -679,30 +679,33 @@ fn awaiting<C: CallRecord + PartialEq + Debug>(s: &mut dyn Storage, kind: &CallK
     assert_eq!(read(s, |r| (kind.awaiting)(r, now, GW, 100)), expected[1..5].to_vec());
 
     // Only what may go to the gateway asked about awaits it: what went to
-    // none yet, or a take that certainly never reached its gateway.
-    let to = |c: &C, gateway: Option<&str>, in_doubt: bool| {
+    // none yet, or a take that certainly never reached its gateway (never
+    // processed, and no claim: a lapsed claim's call may have).
+    let to = |c: &C, gateway: Option<&str>, processed: bool, claimed: bool| {
         let mut c = c.clone();
         let attempt = (kind.attempt_mut)(&mut c);
         attempt.gateway = gateway.map(Into::into);
-        attempt.maybe_processed = in_doubt;
-        attempt.claim = attempt.claim.take().filter(|_| in_doubt);
+        attempt.maybe_processed = processed;
+        let lapsed = Claim { token: "lapsed".into(), until: t(900) };
+        attempt.claim = claimed.then_some(lapsed);
         c
     };
     assert!(C::WAITING[0] == expected[1].status() && C::WAITING[0] == expected[2].status());
     assert!(C::WAITING[1] == expected[3].status() && C::WAITING[1] == expected[4].status());
-    let taken_elsewhere = to(&expected[1], Some("sandbox"), true);
-    let never_reached_elsewhere = to(&expected[2], Some("sandbox"), false);
-    let given_back_elsewhere = to(&expected[3], Some("sandbox"), false);
-    let unnamed = to(&expected[4], None, true);
-    let all = [taken_elsewhere, never_reached_elsewhere, given_back_elsewhere, unnamed];
+    let taken_elsewhere = to(&expected[1], Some("sandbox"), true, false);
+    let never_reached_elsewhere = to(&expected[2], Some("sandbox"), false, false);
+    let given_back_elsewhere = to(&expected[3], Some("sandbox"), false, false);
+    let unnamed = to(&expected[4], None, true, true);
+    let claimed_elsewhere = to(&(kind.make)(100, C::WAITING[0], Some(t(900))), Some("sandbox"), false, true);
+    let all = [taken_elsewhere, never_reached_elsewhere, given_back_elsewhere, unnamed, claimed_elsewhere];
     write(s, |r| all.iter().try_for_each(|c| (kind.save)(r, c)));
-    let [taken_elsewhere, never_reached_elsewhere, given_back_elsewhere, unnamed] = all;
+    let [taken_elsewhere, never_reached_elsewhere, given_back_elsewhere, unnamed, claimed_elsewhere] = all;
     let free = vec![never_reached_elsewhere.clone(), unnamed.clone()];
     assert_eq!(read(s, |r| (kind.awaiting)(r, now, GW, 100)), free, "what may have reached the sandbox stays its");
     assert_eq!(read(s, |r| (kind.awaiting)(r, now, "http://gw.test:8084", 100)), free);
     assert_eq!(
         read(s, |r| (kind.awaiting)(r, now, "sandbox", 100)),
-        vec![taken_elsewhere, never_reached_elsewhere, given_back_elsewhere, unnamed],
+        vec![taken_elsewhere, never_reached_elsewhere, given_back_elsewhere, unnamed, claimed_elsewhere],
         "its own, and the free ones"
     );
 }

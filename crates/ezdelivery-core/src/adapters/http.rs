@@ -51,6 +51,15 @@ impl HttpPayment {
         let client = HttpClient::new("payment gateway url", url, UrlUse::Base, timeout)?;
         Ok(HttpPayment { name: client.service_name(), client })
     }
+
+    /// The same gateway under another name ([`PaymentGateway::name`]):
+    /// the name of the service, kept when its URL changes (a new host
+    /// name or port), so that what it holds is still settled through it.
+    /// An empty name, one that is not one line of text, or `sandbox`, is
+    /// [`crate::Error::Invalid`].
+    pub fn named(self, name: &str) -> Result<HttpPayment> {
+        Ok(HttpPayment { name: service_alias("payment gateway name", name)?, ..self })
+    }
 }
 
 impl PaymentGateway for HttpPayment {
@@ -90,6 +99,24 @@ impl HttpCharge {
         let client = HttpClient::new("charge gateway url", url, UrlUse::Base, timeout)?;
         Ok(HttpCharge { name: client.service_name(), client })
     }
+
+    /// The same gateway under another name, as [`HttpPayment::named`].
+    pub fn named(self, name: &str) -> Result<HttpCharge> {
+        Ok(HttpCharge { name: service_alias("charge gateway name", name)?, ..self })
+    }
+}
+
+/// A name given to an HTTP gateway, checked: one line of text, not empty,
+/// and not the sandbox's (which would let the service settle what the
+/// sandbox pretended to take, and the sandbox what the service took).
+fn service_alias(what: &str, name: &str) -> Result<String> {
+    let name = crate::domain::validate::name(what, name)?;
+    if name == super::sandbox::SANDBOX {
+        return Err(crate::Error::Invalid(crate::domain::validate::Invalid(format!(
+            "{what} `{name}` is the sandbox's: give the service a name of its own (its URL, say)"
+        ))));
+    }
+    Ok(name)
 }
 
 impl ChargeGateway for HttpCharge {
