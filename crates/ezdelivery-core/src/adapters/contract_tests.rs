@@ -522,6 +522,16 @@ fn tickets(s: &mut dyn Storage) {
     assert_eq!(read(s, |r| r.ticket(2)), None);
     let cooking = KitchenTicket { status: KitchenStatus::Cooking, updated_at: t(8), ..received };
     write(s, |r| r.save_ticket(&cooking));
+    assert_eq!(read(s, |r| r.ticket(1)), Some(cooking.clone()));
+
+    // A ticket is kept with its order: none for an order that is not
+    // there, or is another store's; nothing is written.
+    for (order, store) in [(3, 1), (2, 2)] {
+        let stray = KitchenTicket { order_id: order, store_id: store, ..cooking.clone() };
+        let failed = s.write(&mut |r| r.save_ticket(&stray));
+        assert!(matches!(failed, Err(Error::Storage(_))), "order {order} of store {store}: {failed:?}");
+    }
+    assert_eq!(read(s, |r| r.ticket(2)), None);
     assert_eq!(read(s, |r| r.ticket(1)), Some(cooking));
 }
 
@@ -546,6 +556,11 @@ fn deliveries(s: &mut dyn Storage) {
     write(s, |r| r.save_delivery(&on_the_way));
     assert_eq!(read(s, |r| r.delivery(1)), Some(on_the_way));
     assert_eq!(read(s, |r| r.delivery(2)), Some(assigned));
+
+    // A delivery is kept with its order: none for an order that is not there.
+    let failed = s.write(&mut |r| r.save_delivery(&delivery(4, Some(1), DeliveryStatus::Preparing)));
+    assert!(matches!(failed, Err(Error::Storage(_))), "{failed:?}");
+    assert_eq!(read(s, |r| r.delivery(4)), None);
 }
 
 fn charges(s: &mut dyn Storage) {

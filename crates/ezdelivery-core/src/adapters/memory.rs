@@ -1130,6 +1130,8 @@ impl Repo for Tx<'_> {
 
     fn save_ticket(&mut self, ticket: &KitchenTicket) -> Result<()> {
         let (state, journal) = self.writable()?;
+        let found = state.orders.get(&ticket.order_id).is_some_and(|o| o.store_id == ticket.store_id);
+        super::saved_on_order(found, "kitchen ticket", ticket.order_id)?;
         let old = state.tickets.insert(ticket.order_id, ticket.clone());
         journal.push(Undo::Ticket(ticket.order_id, old));
         Ok(())
@@ -1141,6 +1143,7 @@ impl Repo for Tx<'_> {
 
     fn save_delivery(&mut self, delivery: &Delivery) -> Result<()> {
         let (state, journal) = self.writable()?;
+        super::saved_on_order(state.orders.contains_key(&delivery.order_id), "delivery", delivery.order_id)?;
         let old = state.put_delivery(delivery.order_id, Some(delivery.clone()));
         journal.push(Undo::Delivery(delivery.order_id, old));
         Ok(())
@@ -1685,7 +1688,7 @@ mod tests {
             ("insert_order", |r| r.insert_order(&order(2, 1, OrderStatus::Paid))),
             ("update_order", |r| r.update_order(&order(1, 1, OrderStatus::Cancelled))),
             ("save_payment", |r| r.save_payment(&payment(2, 1, PaymentStatus::Pending, None))),
-            ("save_ticket", |r| r.save_ticket(&KitchenTicket::receive(2, 1, t(1)))),
+            ("save_ticket", |r| r.save_ticket(&KitchenTicket::receive(1, 1, t(1)))),
             ("save_delivery", |r| r.save_delivery(&delivery(1, Some(1), DeliveryStatus::Delivered))),
             ("save_charge", |r| r.save_charge(&charge(1, 1, ChargeStatus::Paid, None))),
             ("save_review", |r| {

@@ -67,3 +67,16 @@ pub(crate) fn sample_message() -> Message {
         at: Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap(),
     }
 }
+
+/// What saving a kitchen ticket or delivery of order `order` comes to,
+/// given whether it found the order (each is kept with its order, in the
+/// SQL storages in its row): none means the order is not there (or, for a
+/// ticket, is another store's), which no unit of work asks for.
+pub(crate) fn saved_on_order(changed: bool, what: &str, order: crate::domain::OrderId) -> crate::Result<()> {
+    if !changed {
+        return Err(crate::Error::storage(format!(
+            "cannot save the {what} of order {order}: no such order of its store"
+        )));
+    }
+    Ok(())
+}

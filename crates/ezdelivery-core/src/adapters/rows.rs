@@ -70,6 +70,38 @@ macro_rules! goes_to {
     };
 }
 
+/// The migration that keeps an order's kitchen ticket and delivery in the
+/// order's own row (SQLite's version 12, PostgreSQL's 5), one text for
+/// both: `$int` is the storage's type of ids. A ticket's store is its
+/// order's; a ticket or delivery never saved has a NULL status. The
+/// riders' index holds only the orders that have a rider (the others are
+/// never asked for).
+macro_rules! ticket_and_delivery_in_the_order {
+    ($int:literal) => {
+        concat!(
+            "ALTER TABLE orders ADD COLUMN kitchen_status TEXT;\n",
+            "ALTER TABLE orders ADD COLUMN kitchen_updated_at TEXT;\n",
+            "ALTER TABLE orders ADD COLUMN delivery_rider_id ",
+            $int,
+            " REFERENCES riders (id) DEFERRABLE INITIALLY DEFERRED;\n",
+            "ALTER TABLE orders ADD COLUMN delivery_charge ",
+            $int,
+            ";\n",
+            "ALTER TABLE orders ADD COLUMN delivery_status TEXT;\n",
+            "ALTER TABLE orders ADD COLUMN delivery_updated_at TEXT;\n",
+            "UPDATE orders SET kitchen_status = t.status, kitchen_updated_at = t.updated_at\n",
+            "    FROM kitchen_tickets t WHERE t.order_id = orders.id;\n",
+            "UPDATE orders SET delivery_rider_id = d.rider_id, delivery_charge = d.charge, delivery_status = d.status,\n",
+            "                  delivery_updated_at = d.updated_at\n",
+            "    FROM deliveries d WHERE d.order_id = orders.id;\n",
+            "DROP TABLE kitchen_tickets;\n",
+            "DROP TABLE deliveries;\n",
+            "CREATE INDEX orders_rider ON orders (delivery_rider_id, delivery_status) ",
+            "WHERE delivery_rider_id IS NOT NULL;\n"
+        )
+    };
+}
+
 /// A queued message's columns (`m`) with one delivery's (`d`).
 macro_rules! queued_cols {
     () => {
@@ -77,7 +109,7 @@ macro_rules! queued_cols {
          d.last_error, m.key"
     };
 }
-pub(crate) use {call_cols, goes_to, menu_cols, order_cols, queued_cols, store_cols};
+pub(crate) use {call_cols, goes_to, menu_cols, order_cols, queued_cols, store_cols, ticket_and_delivery_in_the_order};
 
 /// The statements of one gateway-call table: the payments' and the
 /// charges' are made by [`call_sql!`] from one text, so they cannot drift
@@ -352,14 +384,14 @@ pub(crate) fn menu(row: &dyn SqlRow) -> Result<Menu> {
 /// or `$2` (the statuses that keep a rider busy). Riders are read in id
 /// order and the first idle one ends the search, so the query reads as
 /// many riders as there are busy ones below it, not every rider.
-pub(crate) const IDLE_RIDER: &str = "SELECT r.id, r.name FROM riders r WHERE NOT EXISTS (SELECT 1 FROM deliveries d \
-     WHERE d.rider_id = r.id AND d.status IN ($1, $2)) ORDER BY r.id LIMIT 1";
+pub(crate) const IDLE_RIDER: &str = "SELECT r.id, r.name FROM riders r WHERE NOT EXISTS (SELECT 1 FROM orders o \
+     WHERE o.delivery_rider_id = r.id AND o.delivery_status IN ($1, $2)) ORDER BY r.id LIMIT 1";
 
 /// The rider with the fewest deliveries in status `$1` or `$2`, the lowest
 /// id among equals. It counts every rider's, so [`least_busy_rider`] asks
 /// it only when [`IDLE_RIDER`] finds nobody.
 pub(crate) const LEAST_BUSY_RIDER: &str = "SELECT r.id, r.name FROM riders r ORDER BY (SELECT count(*) FROM \
-     deliveries d WHERE d.rider_id = r.id AND d.status IN ($1, $2)), r.id LIMIT 1";
+     orders o WHERE o.delivery_rider_id = r.id AND o.delivery_status IN ($1, $2)), r.id LIMIT 1";
 
 /// The least busy rider as [`Repo::least_busy_rider`](crate::ports::storage::Repo::least_busy_rider)
 /// defines it, for an adapter that runs a query given its SQL ([`IDLE_RIDER`]
@@ -442,13 +474,30 @@ macro_rules! call_row {
 call_row!(payment, Payment, "payments", card);
 call_row!(charge, Charge, "charges", rider_id);
 
+/// Saves a kitchen ticket (`$1` status, `$2` updated, `$3` order, `$4` its
+/// store: SQLite numbers the parameters as they first appear): a ticket
+/// is its order's `kitchen_` columns (SQLite schema 12, PostgreSQL 5), so
+/// it changes no row when its order is not there (or is another store's).
+pub(crate) const SAVE_TICKET: &str =
+    "UPDATE orders SET kitchen_status = $1, kitchen_updated_at = $2 WHERE id = $3 AND store_id = $4";
+/// Order `$1`'s kitchen ticket, if one was saved (a [`ticket`] row).
+pub(crate) const TICKET: &str = "SELECT id, store_id, kitchen_status, kitchen_updated_at FROM orders \
+     WHERE id = $1 AND kitchen_status IS NOT NULL";
+/// Saves order `$5`'s delivery (`$1` rider, `$2` charge, `$3` status, `$4`
+/// updated): its order's `delivery_` columns, as [`SAVE_TICKET`].
+pub(crate) const SAVE_DELIVERY: &str = "UPDATE orders SET delivery_rider_id = $1, delivery_charge = $2, \
+     delivery_status = $3, delivery_updated_at = $4 WHERE id = $5";
+/// Order `$1`'s delivery, if one was saved (a [`delivery`] row).
+pub(crate) const DELIVERY: &str = "SELECT id, delivery_rider_id, delivery_charge, delivery_status, \
+     delivery_updated_at FROM orders WHERE id = $1 AND delivery_status IS NOT NULL";
+
 /// A kitchen ticket's row (`order_id, store_id, status, updated_at`).
 pub(crate) fn ticket(row: &dyn SqlRow) -> Result<KitchenTicket> {
     Ok(KitchenTicket {
         order_id: get(row, 0)?,
         store_id: get(row, 1)?,
-        status: status_at(row, 2, "kitchen_tickets", "status")?,
-        updated_at: time_at(row, 3, "kitchen_tickets", "updated_at")?,
+        status: status_at(row, 2, "orders", "kitchen_status")?,
+        updated_at: time_at(row, 3, "orders", "kitchen_updated_at")?,
     })
 }
 
@@ -458,8 +507,8 @@ pub(crate) fn delivery(row: &dyn SqlRow) -> Result<Delivery> {
         order_id: get(row, 0)?,
         rider_id: get(row, 1)?,
         charge: get(row, 2)?,
-        status: status_at(row, 3, "deliveries", "status")?,
-        updated_at: time_at(row, 4, "deliveries", "updated_at")?,
+        status: status_at(row, 3, "orders", "delivery_status")?,
+        updated_at: time_at(row, 4, "orders", "delivery_updated_at")?,
     })
 }
 

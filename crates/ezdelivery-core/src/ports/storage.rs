@@ -181,11 +181,14 @@ pub trait Repo {
     fn payment(&mut self, id: PaymentId) -> Result<Option<Payment>>;
     /// The order's newest payment attempt.
     fn latest_payment(&mut self, order: OrderId) -> Result<Option<Payment>>;
-    /// Inserts or replaces an order's kitchen ticket (one per order).
+    /// Inserts or replaces an order's kitchen ticket (one per order), of
+    /// an order of its store inserted before (a storage keeps it with its
+    /// order): otherwise [`Error::Storage`](crate::Error::Storage).
     fn save_ticket(&mut self, ticket: &KitchenTicket) -> Result<()>;
     /// The kitchen ticket of an order, once it is paid.
     fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>>;
-    /// Inserts or replaces an order's delivery (one per order).
+    /// Inserts or replaces an order's delivery (one per order), of an
+    /// order inserted before: otherwise [`Error::Storage`](crate::Error::Storage).
     fn save_delivery(&mut self, delivery: &Delivery) -> Result<()>;
     /// The delivery of an order, once cooking started.
     fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>>;

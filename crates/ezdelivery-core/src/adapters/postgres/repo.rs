@@ -88,16 +88,6 @@ const ORDER: &str = concat!("SELECT ", order_cols!(), " FROM orders WHERE id = $
 const ORDER_ITEMS: &str = "SELECT menu_id, name, unit_price, qty FROM order_items WHERE order_id = $1 ORDER BY line";
 const STORE_INBOX: &str = "SELECT id FROM orders WHERE store_id = $1 AND status IN ($2, $3, $4, $5) ORDER BY id";
 
-const SAVE_TICKET: &str = "INSERT INTO kitchen_tickets (order_id, store_id, status, updated_at) \
-     VALUES ($1, $2, $3, $4) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
-     status = excluded.status, updated_at = excluded.updated_at";
-const TICKET: &str = "SELECT order_id, store_id, status, updated_at FROM kitchen_tickets WHERE order_id = $1";
-
-const SAVE_DELIVERY: &str = "INSERT INTO deliveries (order_id, rider_id, charge, status, updated_at) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO UPDATE SET rider_id = excluded.rider_id, \
-     charge = excluded.charge, status = excluded.status, updated_at = excluded.updated_at";
-const DELIVERY: &str = "SELECT order_id, rider_id, charge, status, updated_at FROM deliveries WHERE order_id = $1";
-
 const SAVE_REVIEW: &str = "INSERT INTO reviews (order_id, store_id, customer, score, text, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
      customer = excluded.customer, score = excluded.score, text = excluded.text, created_at = excluded.created_at";
@@ -611,24 +601,23 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn save_ticket(&mut self, t: &KitchenTicket) -> Result<()> {
-        self.exec(SAVE_TICKET, &[&t.order_id, &t.store_id, &t.status.as_str(), &time_text(&t.updated_at)])?;
-        Ok(())
+        let changed =
+            self.exec(rows::SAVE_TICKET, &[&t.status.as_str(), &time_text(&t.updated_at), &t.order_id, &t.store_id])?;
+        crate::adapters::saved_on_order(changed > 0, "kitchen ticket", t.order_id)
     }
 
     fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>> {
-        self.one(TICKET, &[&order], |r| rows::ticket(r))
+        self.one(rows::TICKET, &[&order], |r| rows::ticket(r))
     }
 
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
-        self.exec(
-            SAVE_DELIVERY,
-            &[&d.order_id, &d.rider_id, &d.charge, &d.status.as_str(), &time_text(&d.updated_at)],
-        )?;
-        Ok(())
+        let params: [&(dyn ToSql + Sync); 5] =
+            [&d.rider_id, &d.charge, &d.status.as_str(), &time_text(&d.updated_at), &d.order_id];
+        crate::adapters::saved_on_order(self.exec(rows::SAVE_DELIVERY, &params)? > 0, "delivery", d.order_id)
     }
 
     fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>> {
-        self.one(DELIVERY, &[&order], |r| rows::delivery(r))
+        self.one(rows::DELIVERY, &[&order], |r| rows::delivery(r))
     }
 
     fn save_charge(&mut self, c: &Charge) -> Result<()> {

@@ -87,18 +87,6 @@ pub(super) const PAYMENT_SQL: CallSql = call_sql!("payments", card);
 /// The delivery charges' statements.
 pub(super) const CHARGE_SQL: CallSql = call_sql!("charges", rider_id);
 
-const SAVE_TICKET: &str = "INSERT INTO kitchen_tickets (order_id, store_id, status, updated_at) \
-     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
-     status = excluded.status, updated_at = excluded.updated_at";
-pub(super) const TICKET: &str =
-    "SELECT order_id, store_id, status, updated_at FROM kitchen_tickets WHERE order_id = ?1";
-
-const SAVE_DELIVERY: &str = "INSERT INTO deliveries (order_id, rider_id, charge, status, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (order_id) DO UPDATE SET rider_id = excluded.rider_id, \
-     charge = excluded.charge, status = excluded.status, updated_at = excluded.updated_at";
-pub(super) const DELIVERY: &str =
-    "SELECT order_id, rider_id, charge, status, updated_at FROM deliveries WHERE order_id = ?1";
-
 const SAVE_REVIEW: &str = "INSERT INTO reviews (order_id, store_id, customer, score, text, created_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
      customer = excluded.customer, score = excluded.score, text = excluded.text, created_at = excluded.created_at";
@@ -458,24 +446,21 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn save_ticket(&mut self, t: &KitchenTicket) -> Result<()> {
-        self.exec(SAVE_TICKET, params![t.order_id, t.store_id, t.status.as_str(), time_text(&t.updated_at)])?;
-        Ok(())
+        let params = params![t.status.as_str(), time_text(&t.updated_at), t.order_id, t.store_id];
+        crate::adapters::saved_on_order(self.exec(rows::SAVE_TICKET, params)? > 0, "kitchen ticket", t.order_id)
     }
 
     fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>> {
-        self.one(TICKET, [order], rows::ticket)
+        self.one(rows::TICKET, [order], rows::ticket)
     }
 
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
-        self.exec(
-            SAVE_DELIVERY,
-            params![d.order_id, d.rider_id, d.charge, d.status.as_str(), time_text(&d.updated_at)],
-        )?;
-        Ok(())
+        let params = params![d.rider_id, d.charge, d.status.as_str(), time_text(&d.updated_at), d.order_id];
+        crate::adapters::saved_on_order(self.exec(rows::SAVE_DELIVERY, params)? > 0, "delivery", d.order_id)
     }
 
     fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>> {
-        self.one(DELIVERY, [order], rows::delivery)
+        self.one(rows::DELIVERY, [order], rows::delivery)
     }
 
     fn save_charge(&mut self, c: &Charge) -> Result<()> {

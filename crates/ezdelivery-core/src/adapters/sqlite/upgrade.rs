@@ -170,7 +170,7 @@ mod tests {
         OrderView { timeline, ..view.clone() }
     }
 
-    /// Gives the tables versions 8 to 11 changed their form of version 7 (the
+    /// Gives the tables versions 8 to 12 changed their form of version 7 (the
     /// shipped DDL of version 1, repeated on purpose: this makes an old
     /// file), keeping every row but the gateways version 11 recorded; with
     /// `foreign_keys` off (the bundled SQLite turns it on by default), so
@@ -219,7 +219,40 @@ mod tests {
              INSERT INTO order_items_old SELECT * FROM order_items;
              DROP TABLE order_items;
              ALTER TABLE order_items_old RENAME TO order_items;
-             DROP INDEX orders_inbox;
+             CREATE TABLE kitchen_tickets (
+                 order_id   INTEGER NOT NULL PRIMARY KEY REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
+                 store_id   INTEGER NOT NULL REFERENCES stores (id) DEFERRABLE INITIALLY DEFERRED,
+                 status     TEXT    NOT NULL,
+                 updated_at TEXT    NOT NULL
+             );
+             INSERT INTO kitchen_tickets
+                 SELECT id, store_id, kitchen_status, kitchen_updated_at FROM orders WHERE kitchen_status IS NOT NULL;
+             CREATE TABLE deliveries (
+                 order_id   INTEGER NOT NULL PRIMARY KEY REFERENCES orders (id) DEFERRABLE INITIALLY DEFERRED,
+                 rider_id   INTEGER REFERENCES riders (id) DEFERRABLE INITIALLY DEFERRED,
+                 charge     INTEGER NOT NULL,
+                 status     TEXT    NOT NULL,
+                 updated_at TEXT    NOT NULL
+             );
+             INSERT INTO deliveries
+                 SELECT id, delivery_rider_id, delivery_charge, delivery_status, delivery_updated_at FROM orders
+                 WHERE delivery_status IS NOT NULL;
+             CREATE INDEX deliveries_rider_status ON deliveries (rider_id, status);
+             CREATE TABLE orders_old (
+                 id         INTEGER NOT NULL PRIMARY KEY,
+                 store_id   INTEGER NOT NULL REFERENCES stores (id) DEFERRABLE INITIALLY DEFERRED,
+                 customer   TEXT    NOT NULL,
+                 address    TEXT    NOT NULL,
+                 total      INTEGER NOT NULL,
+                 status     TEXT    NOT NULL,
+                 reviewed   INTEGER NOT NULL,
+                 created_at TEXT    NOT NULL,
+                 updated_at TEXT    NOT NULL
+             );
+             INSERT INTO orders_old
+                 SELECT id, store_id, customer, address, total, status, reviewed, created_at, updated_at FROM orders;
+             DROP TABLE orders;
+             ALTER TABLE orders_old RENAME TO orders;
              CREATE INDEX orders_store_status ON orders (store_id, status);
              CREATE UNIQUE INDEX events_id ON events (id);
              CREATE INDEX events_order ON events (order_id, seq);
@@ -238,10 +271,11 @@ mod tests {
     /// items are keyed in their own b-tree, the inbox's index holds only
     /// the inbox, the event log has no index but its key (version 9), each
     /// message is keyed by its event's number and its recipient (version
-    /// 10), every foreign key still holds, each order's events are read as
-    /// before, and the engine goes on from where the file was.
+    /// 10), kitchen tickets and deliveries are in their orders' rows
+    /// (version 12), every foreign key still holds, each order's events are
+    /// read as before, and the engine goes on from where the file was.
     #[test]
-    fn a_version_7_file_gets_the_tables_of_versions_8_to_10_keeping_every_row() {
+    fn a_version_7_file_gets_the_tables_of_versions_8_to_12_keeping_every_row() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = crate::app::copy::fixture::busy_database(dir.path());
         // Orders in the store's inbox, which the new partial index must hold.
@@ -287,7 +321,14 @@ mod tests {
             )
             .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
             .expect("indexes");
-        assert_eq!(indexes, ["message_deliveries_due", "orders_inbox"], "no other index");
+        assert_eq!(indexes, ["message_deliveries_due", "orders_inbox", "orders_rider"], "no other index");
+        assert!(sql_of(&conn, "orders_rider").contains("WHERE delivery_rider_id IS NOT NULL"));
+        for gone in ["kitchen_tickets", "deliveries"] {
+            let left: i64 = conn
+                .query_row("SELECT count(*) FROM sqlite_master WHERE tbl_name = ?1", [gone], |r| r.get(0))
+                .expect("tables");
+            assert_eq!(left, 0, "{gone} is kept in the orders' rows (version 12)");
+        }
         let rebuilt: i64 = conn
             .query_row("SELECT count(*) FROM sqlite_master WHERE name LIKE '%!_v%' ESCAPE '!'", [], |r| r.get(0))
             .expect("tables");
@@ -390,9 +431,10 @@ mod tests {
     }
 
     /// [`dump`], with the outbox in the columns it had up to version 9 (the
-    /// message's key left out, each delivery naming its message by id) and
+    /// message's key left out, each delivery naming its message by id),
     /// payments and charges in those they had up to version 10 (no
-    /// gateway; checked to be NULL in every row).
+    /// gateway; checked to be NULL in every row), and orders, kitchen
+    /// tickets and deliveries in the tables they had up to version 11.
     fn dump_in_version_7_columns(conn: &Connection) -> Vec<(String, Vec<String>)> {
         for table in ["payments", "charges"] {
             let named = rows_of(conn, &format!("SELECT id FROM {table} WHERE gateway IS NOT NULL"));
@@ -409,6 +451,16 @@ mod tests {
                 "SELECT id, order_id, rider_id, status, amount, gateway_ref, idempotency_key, tries, next_at, \
                  last_error, created_at, updated_at, maybe_processed, claim_token, claimed_until, unsettled FROM charges",
             ),
+            ("orders", "SELECT id, store_id, customer, address, total, status, reviewed, created_at, updated_at FROM orders"),
+            (
+                "kitchen_tickets",
+                "SELECT id, store_id, kitchen_status, kitchen_updated_at FROM orders WHERE kitchen_status IS NOT NULL",
+            ),
+            (
+                "deliveries",
+                "SELECT id, delivery_rider_id, delivery_charge, delivery_status, delivery_updated_at FROM orders \
+                 WHERE delivery_status IS NOT NULL",
+            ),
             ("messages", "SELECT id, order_id, event, status, recipient, text, at FROM messages"),
             (
                 "message_deliveries",
@@ -419,10 +471,12 @@ mod tests {
         let mut tables = dump(conn);
         for (table, select) in as_before {
             let rows = rows_of(conn, &format!("{select} ORDER BY 1, 2"));
-            if let Some((_, kept)) = tables.iter_mut().find(|(t, _)| t == table) {
-                *kept = rows;
+            match tables.iter_mut().find(|(t, _)| t == table) {
+                Some((_, kept)) => *kept = rows,
+                None => tables.push((table.to_string(), rows)),
             }
         }
+        tables.sort();
         tables
     }
 
