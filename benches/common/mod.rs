@@ -117,13 +117,16 @@ const F_INSERT_ORDER: &str = "INSERT INTO orders (id, store_id, customer, addres
 const F_INSERT_ITEM: &str = "INSERT INTO order_items (order_id, line, menu_id, name, unit_price, qty) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const F_UPDATE_ORDER: &str = "UPDATE orders SET status = ?2, reviewed = 0, updated_at = ?3 WHERE id = ?1";
+const F_SET_INBOX: &str = "UPDATE orders SET in_inbox = ?1 WHERE id = ?2 AND in_inbox <> ?1";
 const F_SAVE_PAYMENT: &str = "INSERT INTO payments (id, order_id, status, amount, card, gateway_ref, \
      idempotency_key, tries, next_at, last_error, created_at, updated_at) VALUES (?1, ?1, ?2, 38000, NULL, ?3, \
      ?4, ?5, NULL, NULL, ?6, ?6) ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
      gateway_ref = excluded.gateway_ref, tries = excluded.tries, updated_at = excluded.updated_at";
 const F_SAVE_TICKET: &str = "UPDATE orders SET kitchen_status = ?2, kitchen_updated_at = ?3 WHERE id = ?1";
-const F_SAVE_DELIVERY: &str = "UPDATE orders SET delivery_rider_id = 1, delivery_charge = 3000, delivery_status = ?2, \
+const F_SAVE_DELIVERY: &str = "UPDATE orders SET delivery_charge = 3000, delivery_status = ?2, \
      delivery_updated_at = ?3 WHERE id = ?1";
+const F_SET_RIDER: &str = "UPDATE orders SET delivery_rider_id = 1, rider_busy = ?1 WHERE id = ?2 \
+     AND (delivery_rider_id IS DISTINCT FROM 1 OR rider_busy <> ?1)";
 const F_SAVE_CHARGE: &str = "INSERT INTO charges (id, order_id, rider_id, status, amount, gateway_ref, \
      idempotency_key, tries, next_at, last_error, created_at, updated_at) VALUES (?1, ?1, 1, ?2, 3000, ?3, ?4, ?5, \
      NULL, NULL, ?6, ?6) ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
@@ -204,6 +207,8 @@ impl Floor {
 
     fn order_status(&mut self, status: &str, at: &str) -> rusqlite::Result<()> {
         self.conn.prepare_cached(F_UPDATE_ORDER)?.execute(params![self.order, status, at])?;
+        let in_inbox = ["paid", "cooking", "cooked", "delivering"].contains(&status);
+        self.conn.prepare_cached(F_SET_INBOX)?.execute(params![in_inbox, self.order])?;
         Ok(())
     }
 
@@ -238,6 +243,7 @@ impl Floor {
             f.order_status("cooking", at)?;
             f.conn.prepare_cached(F_SAVE_TICKET)?.execute(params![o, "cooking", at])?;
             f.conn.prepare_cached(F_SAVE_DELIVERY)?.execute(params![o, "preparing", at])?;
+            f.conn.prepare_cached(F_SET_RIDER)?.execute(params![true, o])?;
             let key = format!("ezd-charge-{o}");
             f.conn.prepare_cached(F_SAVE_CHARGE)?.execute(params![o, "pending", None::<String>, key, 0, at])?;
             f.event(2, at)?;
@@ -261,6 +267,7 @@ impl Floor {
         self.tx(|f| {
             f.order_status("delivering", at)?;
             f.conn.prepare_cached(F_SAVE_DELIVERY)?.execute(params![o, "delivering", at])?;
+            f.conn.prepare_cached(F_SET_RIDER)?.execute(params![true, o])?;
             f.event(6, at)?;
             f.view(5)?;
             f.message("DeliveryStarted", Audience::Customer, "delivering", at)
@@ -268,6 +275,7 @@ impl Floor {
         self.tx(|f| {
             f.order_status("delivered", at)?;
             f.conn.prepare_cached(F_SAVE_DELIVERY)?.execute(params![o, "delivered", at])?;
+            f.conn.prepare_cached(F_SET_RIDER)?.execute(params![false, o])?;
             f.event(7, at)?;
             f.view(6)?;
             f.message("DeliveryCompleted", Audience::Customer, "delivered", at)
@@ -367,8 +375,8 @@ pub const TEMPLATE_CUSTOMERS: u64 = 20;
 /// built with, so a cached one is rebuilt rather than upgraded in place
 /// (an upgrade leaves free pages and a larger file behind). 2: schema 8;
 /// 3: schema 10 (the outbox keyed by integer; copies shift the keys too);
-/// 4: schema 12 (payments and charges record their gateway; tickets and
-/// deliveries in their orders' rows).
+/// 4: schema 13 (payments and charges record their gateway; tickets and
+/// deliveries in their orders' rows; the inbox's and riders' flags).
 const FIXTURE_VERSION: u32 = 4;
 
 /// A database of `orders` delivered orders (a multiple of
@@ -459,7 +467,7 @@ fn clone_template(path: &Path, copies: u64) {
         format!(
             "INSERT INTO orders SELECT id + ?1 * {t}, store_id, {}, address, total, status, reviewed, created_at, \
              updated_at, kitchen_status, kitchen_updated_at, delivery_rider_id, delivery_charge, delivery_status, \
-             delivery_updated_at FROM t_orders ORDER BY id",
+             delivery_updated_at, in_inbox, rider_busy FROM t_orders ORDER BY id",
             cust("customer")
         ),
         format!("INSERT INTO order_items SELECT order_id + ?1 * {t}, line, menu_id, name, unit_price, qty FROM t_items ORDER BY order_id, line"),

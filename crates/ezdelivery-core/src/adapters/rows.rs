@@ -102,6 +102,65 @@ macro_rules! ticket_and_delivery_in_the_order {
     };
 }
 
+/// The order statuses of a store owner's inbox as SQL literals: the
+/// domain's `OrderStatus::IN_STORE_INBOX` (a test holds them to it), from
+/// which [`flags_of_their_own!`] first sets `in_inbox`.
+macro_rules! inbox_statuses {
+    () => {
+        "('paid', 'cooking', 'cooked', 'delivering')"
+    };
+}
+
+/// The flags the orders' two busy indexes are on (SQLite's version 13,
+/// PostgreSQL's 6): `in_inbox`, 1 while the order is in its store's inbox,
+/// and `rider_busy`, 1 while its delivery keeps its rider busy. The indexes
+/// used to be on the statuses, and SQLite rewrites an index entry at every
+/// `UPDATE` that sets a column of its key or of its `WHERE`, changed or
+/// not: a page at each of an order's five status changes in the inbox and
+/// its delivery's three. A flag is set only when it changes ([`SET_INBOX`],
+/// [`SET_RIDER`]): when the order enters the inbox and leaves it, when a
+/// rider is given the delivery and is done with it. `$int` is the
+/// storage's integer type.
+macro_rules! flags_of_their_own {
+    ($int:literal) => {
+        concat!(
+            "ALTER TABLE orders ADD COLUMN in_inbox ",
+            $int,
+            " NOT NULL DEFAULT 0;\n",
+            "ALTER TABLE orders ADD COLUMN rider_busy ",
+            $int,
+            " NOT NULL DEFAULT 0;\n",
+            "UPDATE orders SET in_inbox = 1 WHERE status IN ",
+            $crate::adapters::rows::inbox_statuses!(),
+            ";\n",
+            "UPDATE orders SET rider_busy = 1 WHERE delivery_rider_id IS NOT NULL AND delivery_status IN ",
+            $crate::adapters::rows::busy_statuses!(),
+            ";\n",
+            "DROP INDEX IF EXISTS orders_inbox;\n",
+            "DROP INDEX IF EXISTS orders_store_status;\n",
+            "DROP INDEX orders_rider;\n",
+            "CREATE INDEX orders_inbox ON orders (store_id, id) WHERE in_inbox = 1;\n",
+            "CREATE INDEX orders_rider ON orders (delivery_rider_id) WHERE rider_busy = 1;\n"
+        )
+    };
+}
+
+/// The delivery statuses that keep a rider busy as SQL literals: the
+/// domain's `DeliveryStatus::KEEPS_RIDER_BUSY` (a test holds them to it),
+/// from which [`flags_of_their_own!`] first sets `rider_busy`.
+macro_rules! busy_statuses {
+    () => {
+        "('preparing', 'delivering')"
+    };
+}
+
+/// Store `$1`'s inbox: its orders whose `in_inbox` is set, by id (only
+/// those are in the partial index `orders_inbox`).
+pub(crate) const STORE_INBOX: &str = "SELECT id FROM orders WHERE store_id = $1 AND in_inbox = 1 ORDER BY id";
+/// Sets order `$2`'s `in_inbox` to `$1`, unless it is that already: an
+/// `UPDATE` that sets it rewrites its index entry, changed or not.
+pub(crate) const SET_INBOX: &str = "UPDATE orders SET in_inbox = $1 WHERE id = $2 AND in_inbox <> $1";
+
 /// A queued message's columns (`m`) with one delivery's (`d`).
 macro_rules! queued_cols {
     () => {
@@ -109,7 +168,10 @@ macro_rules! queued_cols {
          d.last_error, m.key"
     };
 }
-pub(crate) use {call_cols, goes_to, menu_cols, order_cols, queued_cols, store_cols, ticket_and_delivery_in_the_order};
+pub(crate) use {
+    busy_statuses, call_cols, flags_of_their_own, goes_to, inbox_statuses, menu_cols, order_cols, queued_cols,
+    store_cols, ticket_and_delivery_in_the_order,
+};
 
 /// The statements of one gateway-call table: the payments' and the
 /// charges' are made by [`call_sql!`] from one text, so they cannot drift
@@ -380,18 +442,18 @@ pub(crate) fn menu(row: &dyn SqlRow) -> Result<Menu> {
     })
 }
 
-/// The idle rider with the lowest id: no delivery of theirs in status `$1`
-/// or `$2` (the statuses that keep a rider busy). Riders are read in id
+/// The idle rider with the lowest id: no delivery of theirs keeps them busy
+/// (`rider_busy`, [`SET_RIDER`]). Riders are read in id
 /// order and the first idle one ends the search, so the query reads as
 /// many riders as there are busy ones below it, not every rider.
 pub(crate) const IDLE_RIDER: &str = "SELECT r.id, r.name FROM riders r WHERE NOT EXISTS (SELECT 1 FROM orders o \
-     WHERE o.delivery_rider_id = r.id AND o.delivery_status IN ($1, $2)) ORDER BY r.id LIMIT 1";
+     WHERE o.delivery_rider_id = r.id AND o.rider_busy = 1) ORDER BY r.id LIMIT 1";
 
-/// The rider with the fewest deliveries in status `$1` or `$2`, the lowest
-/// id among equals. It counts every rider's, so [`least_busy_rider`] asks
+/// The rider with the fewest deliveries that keep them busy, the lowest id
+/// among equals. It counts every rider's, so [`least_busy_rider`] asks
 /// it only when [`IDLE_RIDER`] finds nobody.
 pub(crate) const LEAST_BUSY_RIDER: &str = "SELECT r.id, r.name FROM riders r ORDER BY (SELECT count(*) FROM \
-     orders o WHERE o.delivery_rider_id = r.id AND o.delivery_status IN ($1, $2)), r.id LIMIT 1";
+     orders o WHERE o.delivery_rider_id = r.id AND o.rider_busy = 1), r.id LIMIT 1";
 
 /// The least busy rider as [`Repo::least_busy_rider`](crate::ports::storage::Repo::least_busy_rider)
 /// defines it, for an adapter that runs a query given its SQL ([`IDLE_RIDER`]
@@ -483,10 +545,16 @@ pub(crate) const SAVE_TICKET: &str =
 /// Order `$1`'s kitchen ticket, if one was saved (a [`ticket`] row).
 pub(crate) const TICKET: &str = "SELECT id, store_id, kitchen_status, kitchen_updated_at FROM orders \
      WHERE id = $1 AND kitchen_status IS NOT NULL";
-/// Saves order `$5`'s delivery (`$1` rider, `$2` charge, `$3` status, `$4`
-/// updated): its order's `delivery_` columns, as [`SAVE_TICKET`].
-pub(crate) const SAVE_DELIVERY: &str = "UPDATE orders SET delivery_rider_id = $1, delivery_charge = $2, \
-     delivery_status = $3, delivery_updated_at = $4 WHERE id = $5";
+/// Saves order `$4`'s delivery but for its rider (`$1` charge, `$2`
+/// status, `$3` updated): its order's `delivery_` columns, as
+/// [`SAVE_TICKET`]; [`SET_RIDER`] saves the rider.
+pub(crate) const SAVE_DELIVERY: &str = "UPDATE orders SET delivery_charge = $1, delivery_status = $2, \
+     delivery_updated_at = $3 WHERE id = $4";
+/// Sets order `$3`'s delivery rider to `$1` and `rider_busy` to `$2`,
+/// unless they are that already: setting them rewrites their index entry
+/// (`orders_rider`), changed or not.
+pub(crate) const SET_RIDER: &str = "UPDATE orders SET delivery_rider_id = $1, rider_busy = $2 WHERE id = $3 \
+     AND (delivery_rider_id IS DISTINCT FROM $1 OR rider_busy <> $2)";
 /// Order `$1`'s delivery, if one was saved (a [`delivery`] row).
 pub(crate) const DELIVERY: &str = "SELECT id, delivery_rider_id, delivery_charge, delivery_status, \
      delivery_updated_at FROM orders WHERE id = $1 AND delivery_status IS NOT NULL";

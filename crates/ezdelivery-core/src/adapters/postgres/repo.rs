@@ -22,8 +22,8 @@ use crate::adapters::rows::{
 };
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Breaker, BreakerName, Charge, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
-    OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
+    Breaker, BreakerName, Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderStatus, Payment,
+    PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::requests::{RequestClaim, StoredResponse};
@@ -35,11 +35,6 @@ use crate::{Error, Result};
 /// the order's id, wrapped to 32 bits (orders 2³² apart share a lock,
 /// which only makes them wait for each other).
 pub(super) const ORDER_LOCK: i32 = 0x657A_646F;
-
-/// The order statuses of a store owner's inbox.
-const INBOX: [OrderStatus; 4] = OrderStatus::IN_STORE_INBOX;
-/// The delivery statuses that keep a rider busy.
-const BUSY: [DeliveryStatus; 2] = DeliveryStatus::KEEPS_RIDER_BUSY;
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -77,7 +72,7 @@ const RIDER_BY_NAME: &str = "SELECT id, name FROM riders WHERE name = $1 ORDER B
 const RIDERS: &str = "SELECT id, name FROM riders ORDER BY id";
 
 const INSERT_ORDER: &str =
-    concat!("INSERT INTO orders (", order_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)");
+    concat!("INSERT INTO orders (", order_cols!(), ", in_inbox) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)");
 /// An order's items in one statement: line numbers from 0, in order.
 const INSERT_ORDER_ITEMS: &str = "INSERT INTO order_items (order_id, line, menu_id, name, unit_price, qty) \
      SELECT $1, i.n - 1, i.menu_id, i.name, i.unit_price, i.qty \
@@ -86,7 +81,6 @@ const INSERT_ORDER_ITEMS: &str = "INSERT INTO order_items (order_id, line, menu_
 const UPDATE_ORDER: &str = "UPDATE orders SET status = $2, reviewed = $3, updated_at = $4 WHERE id = $1";
 const ORDER: &str = concat!("SELECT ", order_cols!(), " FROM orders WHERE id = $1");
 const ORDER_ITEMS: &str = "SELECT menu_id, name, unit_price, qty FROM order_items WHERE order_id = $1 ORDER BY line";
-const STORE_INBOX: &str = "SELECT id FROM orders WHERE store_id = $1 AND status IN ($2, $3, $4, $5) ORDER BY id";
 
 const SAVE_REVIEW: &str = "INSERT INTO reviews (order_id, store_id, customer, score, text, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO UPDATE SET store_id = excluded.store_id, \
@@ -534,8 +528,7 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn least_busy_rider(&mut self) -> Result<Option<Rider>> {
-        let [a, b] = BUSY.map(DeliveryStatus::as_str);
-        rows::least_busy_rider(|sql| self.one(sql, &[&a, &b], |r| rows::rider(r)))
+        rows::least_busy_rider(|sql| self.one(sql, &[], |r| rows::rider(r)))
     }
 
     fn insert_order(&mut self, o: &Order) -> Result<()> {
@@ -551,6 +544,7 @@ impl Repo for PgRepo<'_, '_> {
                 &i64::from(o.reviewed),
                 &time_text(&o.created_at),
                 &time_text(&o.updated_at),
+                &i64::from(o.status.in_store_inbox()),
             ],
         )?;
         if o.items.is_empty() {
@@ -570,6 +564,7 @@ impl Repo for PgRepo<'_, '_> {
         if changed == 0 {
             return Err(Error::storage(format!("cannot update order {}: it was never inserted", o.id)));
         }
+        self.exec(rows::SET_INBOX, &[&i64::from(o.status.in_store_inbox()), &o.id])?;
         Ok(())
     }
 
@@ -580,8 +575,7 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderId>> {
-        let [a, b, c, d] = INBOX.map(OrderStatus::as_str);
-        self.all(STORE_INBOX, &[&store, &a, &b, &c, &d], |row| get(row, 0))
+        self.all(rows::STORE_INBOX, &[&store], |row| get(row, 0))
     }
 
     fn order_counts(&mut self) -> Result<Vec<(OrderStatus, u64)>> {
@@ -611,9 +605,14 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
-        let params: [&(dyn ToSql + Sync); 5] =
-            [&d.rider_id, &d.charge, &d.status.as_str(), &time_text(&d.updated_at), &d.order_id];
-        crate::adapters::saved_on_order(self.exec(rows::SAVE_DELIVERY, &params)? > 0, "delivery", d.order_id)
+        let changed =
+            self.exec(rows::SAVE_DELIVERY, &[&d.charge, &d.status.as_str(), &time_text(&d.updated_at), &d.order_id])?;
+        crate::adapters::saved_on_order(changed > 0, "delivery", d.order_id)?;
+        self.exec(
+            rows::SET_RIDER,
+            &[&d.rider_id, &i64::from(d.rider_id.is_some() && d.status.keeps_rider_busy()), &d.order_id],
+        )?;
+        Ok(())
     }
 
     fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>> {

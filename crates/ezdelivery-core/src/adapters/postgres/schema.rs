@@ -324,8 +324,13 @@ ALTER TABLE charges ADD COLUMN gateway TEXT;
 /// copy` goes both ways).
 const V5: &str = crate::adapters::rows::ticket_and_delivery_in_the_order!("BIGINT");
 
+/// Version 6: SQLite's version 13, the flags the store inbox's and the
+/// riders' indexes are on (the inbox's replaces the index on store and
+/// status), by the same text.
+const V6: &str = crate::adapters::rows::flags_of_their_own!("BIGINT");
+
 /// The migrations, oldest first; the schema version is their count.
-pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(crate) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build writes.
 pub(crate) fn latest() -> i64 {

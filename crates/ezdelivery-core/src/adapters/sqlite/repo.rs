@@ -16,27 +16,14 @@ use crate::adapters::rows::{
 };
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Breaker, BreakerName, Charge, Delivery, DeliveryStatus, Event, KitchenTicket, Menu, MenuId, Order, OrderId,
-    OrderStatus, Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
+    Breaker, BreakerName, Charge, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderStatus, Payment,
+    PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::requests::{RequestClaim, StoredResponse};
 use crate::ports::storage::{Repo, StoredEvent, Table};
 use crate::ports::Message;
 use crate::{Error, Result};
-
-/// The order statuses of a store owner's inbox, as [`STORE_INBOX`] and the
-/// partial index `orders_inbox` spell them: literals, not placeholders,
-/// since SQLite uses a partial index only for a query whose `WHERE`
-/// repeats the index's own (a test holds all three to the domain's
-/// `OrderStatus::IN_STORE_INBOX`).
-macro_rules! inbox_statuses {
-    () => {
-        "('paid', 'cooking', 'cooked', 'delivering')"
-    };
-}
-/// The delivery statuses that keep a rider busy (the domain's list).
-const BUSY: [DeliveryStatus; 2] = DeliveryStatus::KEEPS_RIDER_BUSY;
 
 pub(super) const NEXT_STORE: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM stores";
 pub(super) const NEXT_MENU: &str = "SELECT COALESCE(MAX(id), 0) + 1 FROM menus";
@@ -69,18 +56,13 @@ pub(super) const RIDER_BY_NAME: &str = "SELECT id, name FROM riders WHERE name =
 const RIDERS: &str = "SELECT id, name FROM riders ORDER BY id";
 
 const INSERT_ORDER: &str =
-    concat!("INSERT INTO orders (", order_cols!(), ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
+    concat!("INSERT INTO orders (", order_cols!(), ", in_inbox) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)");
 const INSERT_ORDER_ITEM: &str =
     "INSERT INTO order_items (order_id, line, menu_id, name, unit_price, qty) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const UPDATE_ORDER: &str = "UPDATE orders SET status = ?2, reviewed = ?3, updated_at = ?4 WHERE id = ?1";
 pub(super) const ORDER: &str = concat!("SELECT ", order_cols!(), " FROM orders WHERE id = ?1");
 pub(super) const ORDER_ITEMS: &str =
     "SELECT menu_id, name, unit_price, qty FROM order_items WHERE order_id = ?1 ORDER BY line";
-pub(super) const STORE_INBOX: &str =
-    concat!("SELECT id FROM orders WHERE store_id = ?1 AND status IN ", inbox_statuses!(), " ORDER BY id");
-/// [`STORE_INBOX`]'s status list, for the test that holds it to the domain's.
-#[cfg(test)]
-pub(super) const INBOX_STATUSES: &str = inbox_statuses!();
 
 /// The payments' statements.
 pub(super) const PAYMENT_SQL: CallSql = call_sql!("payments", card);
@@ -383,8 +365,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn least_busy_rider(&mut self) -> Result<Option<Rider>> {
-        let busy = BUSY.map(DeliveryStatus::as_str);
-        rows::least_busy_rider(|sql| self.one(sql, busy, rows::rider))
+        rows::least_busy_rider(|sql| self.one(sql, [], rows::rider))
     }
 
     fn insert_order(&mut self, o: &Order) -> Result<()> {
@@ -400,6 +381,7 @@ impl Repo for SqliteRepo<'_> {
                 o.reviewed,
                 time_text(&o.created_at),
                 time_text(&o.updated_at),
+                o.status.in_store_inbox(),
             ],
         )?;
         let mut stmt = self.conn.prepare_cached(INSERT_ORDER_ITEM)?;
@@ -416,6 +398,7 @@ impl Repo for SqliteRepo<'_> {
         if changed == 0 {
             return Err(Error::storage(format!("cannot update order {}: it was never inserted", o.id)));
         }
+        self.exec(rows::SET_INBOX, params![o.status.in_store_inbox(), o.id])?;
         Ok(())
     }
 
@@ -426,7 +409,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderId>> {
-        self.all(STORE_INBOX, [store], |row| rows::get(row, 0))
+        self.all(rows::STORE_INBOX, [store], |row| rows::get(row, 0))
     }
 
     fn order_counts(&mut self) -> Result<Vec<(OrderStatus, u64)>> {
@@ -455,8 +438,13 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
-        let params = params![d.rider_id, d.charge, d.status.as_str(), time_text(&d.updated_at), d.order_id];
-        crate::adapters::saved_on_order(self.exec(rows::SAVE_DELIVERY, params)? > 0, "delivery", d.order_id)
+        let params = params![d.charge, d.status.as_str(), time_text(&d.updated_at), d.order_id];
+        crate::adapters::saved_on_order(self.exec(rows::SAVE_DELIVERY, params)? > 0, "delivery", d.order_id)?;
+        self.exec(
+            rows::SET_RIDER,
+            params![d.rider_id, d.rider_id.is_some() && d.status.keeps_rider_busy(), d.order_id],
+        )?;
+        Ok(())
     }
 
     fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>> {

@@ -9,7 +9,7 @@ use super::repo;
 use super::schema::{self, MIGRATIONS};
 use super::*;
 use crate::adapters::{contract_tests, rows};
-use crate::domain::{OrderStatus, Store};
+use crate::domain::{DeliveryStatus, OrderStatus, Store};
 use crate::StorageProblem;
 
 fn store(id: i64) -> Store {
@@ -450,13 +450,15 @@ fn the_inbox_statuses_are_the_domains() {
     let domain: Vec<OrderStatus> = OrderStatus::ALL.iter().copied().filter(|s| s.in_store_inbox()).collect();
     assert_eq!(domain, OrderStatus::IN_STORE_INBOX.to_vec());
     let listed = format!("({})", domain.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", "));
-    assert_eq!(repo::INBOX_STATUSES, listed, "the inbox query's statuses");
+    assert_eq!(rows::inbox_statuses!(), listed, "the statuses the migration first sets in_inbox from");
     let s = SqliteStorage::open_in_memory().expect("opened");
     let index: String = s
         .connection()
         .query_row("SELECT sql FROM sqlite_master WHERE name = 'orders_inbox'", [], |r| r.get(0))
         .expect("the inbox's index");
-    assert!(index.ends_with(&format!("WHERE status IN {listed}")), "the index's statuses: {index}");
+    assert!(index.ends_with("ON orders (store_id, id) WHERE in_inbox = 1"), "the inbox's index: {index}");
+    let busy: Vec<String> = DeliveryStatus::KEEPS_RIDER_BUSY.iter().map(|s| format!("'{s}'")).collect();
+    assert_eq!(rows::busy_statuses!(), format!("({})", busy.join(", ")), "the statuses rider_busy is first set from");
 }
 
 /// The plan of `sql`, one line per step.
@@ -483,7 +485,7 @@ fn hot_queries_use_indexes() {
         ("rider by name", repo::RIDER_BY_NAME, &["riders USING COVERING INDEX riders_name"]),
         ("idle rider", rows::IDLE_RIDER, &["orders_rider"]),
         ("least busy rider", rows::LEAST_BUSY_RIDER, &["orders_rider"]),
-        ("store inbox", repo::STORE_INBOX, &["orders USING COVERING INDEX orders_inbox"]),
+        ("store inbox", rows::STORE_INBOX, &["orders USING COVERING INDEX orders_inbox"]),
         ("ticket", rows::TICKET, &["orders USING INTEGER PRIMARY KEY"]),
         ("delivery", rows::DELIVERY, &["orders USING INTEGER PRIMARY KEY"]),
         ("events", repo::EVENTS, &["events USING INTEGER PRIMARY KEY"]),

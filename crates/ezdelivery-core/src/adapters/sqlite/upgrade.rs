@@ -170,7 +170,7 @@ mod tests {
         OrderView { timeline, ..view.clone() }
     }
 
-    /// Gives the tables versions 8 to 12 changed their form of version 7 (the
+    /// Gives the tables versions 8 to 13 changed their form of version 7 (the
     /// shipped DDL of version 1, repeated on purpose: this makes an old
     /// file), keeping every row but the gateways version 11 recorded; with
     /// `foreign_keys` off (the bundled SQLite turns it on by default), so
@@ -272,10 +272,11 @@ mod tests {
     /// the inbox, the event log has no index but its key (version 9), each
     /// message is keyed by its event's number and its recipient (version
     /// 10), kitchen tickets and deliveries are in their orders' rows
-    /// (version 12), every foreign key still holds, each order's events are
+    /// (version 12), the inbox's and the riders' indexes are on flags set
+    /// from the statuses (version 13), every foreign key still holds, each order's events are
     /// read as before, and the engine goes on from where the file was.
     #[test]
-    fn a_version_7_file_gets_the_tables_of_versions_8_to_12_keeping_every_row() {
+    fn a_version_7_file_gets_the_tables_of_versions_8_to_13_keeping_every_row() {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let path = crate::app::copy::fixture::busy_database(dir.path());
         // Orders in the store's inbox, which the new partial index must hold.
@@ -313,7 +314,7 @@ mod tests {
         assert!(messages > 0, "the fixture queues messages");
         assert_eq!(keyed, messages, "every message keyed by its event's number and its recipient");
         assert!(sql_of(&conn, "message_deliveries").contains("REFERENCES \"messages\""));
-        assert!(sql_of(&conn, "orders_inbox").contains("WHERE status IN"));
+        assert!(sql_of(&conn, "orders_inbox").ends_with("WHERE in_inbox = 1"));
         let indexes: Vec<String> = conn
             .prepare(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN \
@@ -322,7 +323,21 @@ mod tests {
             .and_then(|mut q| q.query_map([], |r| r.get(0))?.collect())
             .expect("indexes");
         assert_eq!(indexes, ["message_deliveries_due", "orders_inbox", "orders_rider"], "no other index");
-        assert!(sql_of(&conn, "orders_rider").contains("WHERE delivery_rider_id IS NOT NULL"));
+        assert!(sql_of(&conn, "orders_rider").ends_with("WHERE rider_busy = 1"));
+        let misfiled: i64 = conn
+            .query_row(
+                concat!(
+                    "SELECT count(*) FROM orders WHERE in_inbox <> (status IN ",
+                    crate::adapters::rows::inbox_statuses!(),
+                    ") OR rider_busy <> (delivery_rider_id IS NOT NULL AND delivery_status IN ",
+                    crate::adapters::rows::busy_statuses!(),
+                    ")"
+                ),
+                [],
+                |r| r.get(0),
+            )
+            .expect("counted");
+        assert_eq!(misfiled, 0, "in_inbox and rider_busy are set from each order's statuses (version 13)");
         for gone in ["kitchen_tickets", "deliveries"] {
             let left: i64 = conn
                 .query_row("SELECT count(*) FROM sqlite_master WHERE tbl_name = ?1", [gone], |r| r.get(0))
