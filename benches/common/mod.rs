@@ -126,7 +126,7 @@ const F_SAVE_TICKET: &str = "UPDATE orders SET kitchen_status = ?2, kitchen_upda
 const F_SAVE_DELIVERY: &str = "UPDATE orders SET delivery_charge = 3000, delivery_status = ?2, \
      delivery_updated_at = ?3 WHERE id = ?1";
 const F_SET_RIDER: &str = "UPDATE orders SET delivery_rider_id = 1, rider_busy = ?1 WHERE id = ?2 \
-     AND (delivery_rider_id IS DISTINCT FROM 1 OR rider_busy <> ?1)";
+     AND (coalesce(delivery_rider_id, 0) <> 1 OR rider_busy <> ?1)";
 const F_SAVE_CHARGE: &str = "INSERT INTO charges (id, order_id, rider_id, status, amount, gateway_ref, \
      idempotency_key, tries, next_at, last_error, created_at, updated_at) VALUES (?1, ?1, 1, ?2, 3000, ?3, ?4, ?5, \
      NULL, NULL, ?6, ?6) ON CONFLICT (id) DO UPDATE SET status = excluded.status, \
@@ -375,9 +375,10 @@ pub const TEMPLATE_CUSTOMERS: u64 = 20;
 /// built with, so a cached one is rebuilt rather than upgraded in place
 /// (an upgrade leaves free pages and a larger file behind). 2: schema 8;
 /// 3: schema 10 (the outbox keyed by integer; copies shift the keys too);
-/// 4: schema 13 (payments and charges record their gateway; tickets and
-/// deliveries in their orders' rows; the inbox's and riders' flags).
-const FIXTURE_VERSION: u32 = 4;
+/// 4: schema 12 (payments and charges record their gateway; tickets and
+/// deliveries in their orders' rows); 5: schema 13 (the inbox's and the
+/// riders' flags).
+const FIXTURE_VERSION: u32 = 5;
 
 /// A database of `orders` delivered orders (a multiple of
 /// [`TEMPLATE_ORDERS`]), each customer with 50 of them, built once and

@@ -471,6 +471,21 @@ fn store_inbox(s: &mut dyn Storage) {
 
     write(s, |r| r.update_order(&order(10, 2, OrderStatus::Rejected)));
     assert_eq!(read(s, |r| r.store_inbox(2)), vec![20]);
+
+    // An order enters the inbox when it is paid, stays while it moves on
+    // in it, and leaves it when it is delivered or stopped.
+    let steps = [
+        (OrderStatus::Paid, vec![20, 40]),
+        (OrderStatus::Cooking, vec![20, 40]),
+        (OrderStatus::Delivering, vec![20, 40]),
+        (OrderStatus::Delivered, vec![20]),
+    ];
+    write(s, |r| r.insert_order(&order(40, 2, OrderStatus::PendingPayment)));
+    assert_eq!(read(s, |r| r.store_inbox(2)), vec![20], "not paid yet");
+    for (status, inbox) in steps {
+        write(s, |r| r.update_order(&order(40, 2, status)));
+        assert_eq!(read(s, |r| r.store_inbox(2)), inbox, "{status}");
+    }
 }
 
 fn payments(s: &mut dyn Storage) {

@@ -552,9 +552,12 @@ pub(crate) const SAVE_DELIVERY: &str = "UPDATE orders SET delivery_charge = $1, 
      delivery_updated_at = $3 WHERE id = $4";
 /// Sets order `$3`'s delivery rider to `$1` and `rider_busy` to `$2`,
 /// unless they are that already: setting them rewrites their index entry
-/// (`orders_rider`), changed or not.
+/// (`orders_rider`), changed or not. (No rider compares as rider 0, which
+/// no rider is: `IS DISTINCT FROM` needs SQLite 3.39. The cast tells
+/// PostgreSQL the parameter's type, which `coalesce` with `0` would make
+/// `int4`.)
 pub(crate) const SET_RIDER: &str = "UPDATE orders SET delivery_rider_id = $1, rider_busy = $2 WHERE id = $3 \
-     AND (delivery_rider_id IS DISTINCT FROM $1 OR rider_busy <> $2)";
+     AND (coalesce(delivery_rider_id, 0) <> coalesce(CAST($1 AS BIGINT), 0) OR rider_busy <> $2)";
 /// Order `$1`'s delivery, if one was saved (a [`delivery`] row).
 pub(crate) const DELIVERY: &str = "SELECT id, delivery_rider_id, delivery_charge, delivery_status, \
      delivery_updated_at FROM orders WHERE id = $1 AND delivery_status IS NOT NULL";

@@ -379,6 +379,11 @@ pub(crate) fn migrate(client: &mut Client) -> Result<usize> {
     let now = crate::adapters::rows::time_text(&chrono::Utc::now());
     for (i, script) in MIGRATIONS.iter().enumerate().skip(from) {
         let version = i as i64 + 1;
+        // Foreign keys checked at once, not at commit: an `UPDATE` of a row
+        // with a deferred key leaves a check pending, and PostgreSQL
+        // refuses `ALTER TABLE` and `CREATE INDEX` on a table while one is.
+        tx.batch_execute("SET CONSTRAINTS ALL IMMEDIATE")
+            .map_err(|e| fail("cannot check foreign keys at once for the migration", e))?;
         tx.batch_execute(script).map_err(|e| fail(&format!("schema migration to version {version} failed"), e))?;
         tx.execute("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", &[&version, &now])
             .map_err(|e| fail("cannot record the schema version", e))?;

@@ -18,7 +18,7 @@ use ezdelivery_testkit::postgres::{self as pg, PgServer};
 
 use super::*;
 use crate::adapters::contract_tests::{self, through};
-use crate::domain::{ChannelName, Event, OrderStatus, PaymentStatus, Rider};
+use crate::domain::{ChannelName, Delivery, DeliveryStatus, Event, KitchenStatus, OrderStatus, PaymentStatus, Rider};
 use crate::ports::storage::StoredEvent;
 use crate::{Engine, ItemPick, NewOrder};
 
@@ -182,6 +182,68 @@ fn storages_opening_a_new_database_at_once_migrate_it_once() {
     let newer = PostgresStorage::open(&url).expect_err("refused");
     assert!(matches!(&newer, Error::Storage(_)), "{newer:?}");
     assert!(newer.to_string().contains("newer ezdelivery") && newer.to_string().contains("upgrade"), "{newer}");
+}
+
+/// A database of version 4 that holds orders at every stage, tickets and
+/// deliveries (with a rider and without) is brought to the latest version
+/// in one go: the tickets and deliveries land in their orders' rows, the
+/// inbox's and riders' flags follow the statuses, and the engine's reads
+/// see what was there. (PostgreSQL refuses `ALTER TABLE` while a deferred
+/// key check an `UPDATE` queued is pending: the migration checks keys at
+/// once.)
+#[test]
+fn a_version_4_database_with_orders_is_upgraded_keeping_every_ticket_and_delivery() {
+    let _serial = serial();
+    let Some((server, url)) = fresh() else { return };
+    let mut raw = postgres::Client::connect(&url, NoTls).expect("a raw connection");
+    let mut tx = raw.transaction().expect("a transaction");
+    tx.batch_execute("CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, applied_at TEXT NOT NULL)")
+        .expect("schema_migrations");
+    for (i, script) in schema::MIGRATIONS[..4].iter().enumerate() {
+        tx.batch_execute(script).expect("an old version's script");
+        tx.execute("INSERT INTO schema_migrations VALUES ($1, 'then')", &[&(i as i64 + 1)]).expect("recorded");
+    }
+    let at = "2026-12-03T12:00:00.000000Z";
+    tx.batch_execute(&format!(
+        "INSERT INTO stores VALUES (1, 'BBQ', 'park', '', 1, 3000, 0, 0);
+         INSERT INTO riders VALUES (1, 'lee'), (2, 'kim');
+         INSERT INTO orders (id, store_id, customer, address, total, status, reviewed, created_at, updated_at)
+             SELECT n, 1, 'choi', '', 18000, s, 0, '{at}', '{at}'
+             FROM (VALUES (1, 'paid'), (2, 'cooking'), (3, 'delivering'), (4, 'delivered'), (5, 'cooking'),
+                          (6, 'pending_payment')) AS o (n, s);
+         INSERT INTO kitchen_tickets VALUES (1, 1, 'received', '{at}'), (2, 1, 'cooking', '{at}'),
+             (3, 1, 'cooked', '{at}'), (4, 1, 'cooked', '{at}'), (5, 1, 'cooking', '{at}');
+         INSERT INTO deliveries VALUES (2, 1, 3000, 'preparing', '{at}'), (3, 2, 3000, 'delivering', '{at}'),
+             (4, 1, 3000, 'delivered', '{at}'), (5, NULL, 3000, 'preparing', '{at}');"
+    ))
+    .expect("version 4's rows");
+    tx.commit().expect("committed");
+
+    let storage = PostgresStorage::open_with(&url, 1).expect("upgraded");
+    assert_eq!(storage.schema_version().expect("a version"), schema::latest());
+    let flags =
+        server.psql(&url, "SELECT string_agg(id || ':' || in_inbox || rider_busy, ' ' ORDER BY id) FROM orders");
+    assert_eq!(flags, "1:10 2:11 3:11 4:00 5:10 6:00", "in the inbox, and keeping a rider busy");
+    let gone = server.psql(&url, "SELECT count(*) FROM pg_class WHERE relname IN ('kitchen_tickets', 'deliveries')");
+    assert_eq!(gone, "0");
+    let t = crate::adapters::rows::parse_time("orders", "updated_at", at).expect("a time");
+    read(&storage, |r| {
+        assert_eq!(r.store_inbox(1)?, vec![1, 2, 3, 5]);
+        assert_eq!(r.ticket(2)?.map(|k| (k.store_id, k.status)), Some((1, KitchenStatus::Cooking)));
+        assert_eq!(r.ticket(6)?, None);
+        let delivery = Delivery {
+            order_id: 3,
+            rider_id: Some(2),
+            charge: 3000,
+            status: DeliveryStatus::Delivering,
+            updated_at: t,
+        };
+        assert_eq!(r.delivery(3)?, Some(delivery));
+        assert_eq!(r.delivery(5)?.map(|d| d.rider_id), Some(None));
+        assert_eq!(r.delivery(1)?, None);
+        assert_eq!(r.least_busy_rider()?.map(|r| r.id), Some(1), "each rider has one delivery: the lower id");
+        Ok(())
+    });
 }
 
 #[test]

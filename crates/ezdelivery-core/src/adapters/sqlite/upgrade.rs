@@ -324,8 +324,8 @@ mod tests {
             .expect("indexes");
         assert_eq!(indexes, ["message_deliveries_due", "orders_inbox", "orders_rider"], "no other index");
         assert!(sql_of(&conn, "orders_rider").ends_with("WHERE rider_busy = 1"));
-        let misfiled: i64 = conn
-            .query_row(
+        let misfiled = |conn: &Connection| -> i64 {
+            conn.query_row(
                 concat!(
                     "SELECT count(*) FROM orders WHERE in_inbox <> (status IN ",
                     crate::adapters::rows::inbox_statuses!(),
@@ -336,8 +336,9 @@ mod tests {
                 [],
                 |r| r.get(0),
             )
-            .expect("counted");
-        assert_eq!(misfiled, 0, "in_inbox and rider_busy are set from each order's statuses (version 13)");
+            .expect("counted")
+        };
+        assert_eq!(misfiled(&conn), 0, "in_inbox and rider_busy are set from each order's statuses (version 13)");
         for gone in ["kitchen_tickets", "deliveries"] {
             let left: i64 = conn
                 .query_row("SELECT count(*) FROM sqlite_master WHERE tbl_name = ?1", [gone], |r| r.get(0))
@@ -363,6 +364,14 @@ mod tests {
             "a new order is in the inbox"
         );
         assert_eq!(e.status(paid).expect("a view").items.len(), 1);
+        // The flags follow the statuses as the order goes on.
+        e.start_cooking(paid).expect("cooking");
+        e.finish_cooking(paid).expect("cooked");
+        e.start_delivery(paid, None).expect("on its way");
+        assert_eq!(misfiled(&conn), 0, "on its way");
+        e.complete_delivery(paid).expect("delivered");
+        assert_eq!(misfiled(&conn), 0, "delivered");
+        assert!(e.store_inbox(store).expect("the inbox").iter().all(|o| o.order_id != paid), "delivered: out");
 
         // One order's events, read through its view, are what the log holds
         // of that order: for every order of the busy file, from the start
