@@ -1131,7 +1131,7 @@ impl Repo for Tx<'_> {
     fn save_ticket(&mut self, ticket: &KitchenTicket) -> Result<()> {
         let (state, journal) = self.writable()?;
         let found = state.orders.get(&ticket.order_id).is_some_and(|o| o.store_id == ticket.store_id);
-        super::saved_on_order(found, "kitchen ticket", ticket.order_id)?;
+        super::saved_on_order(found, "kitchen ticket", ticket.order_id, Some(ticket.store_id))?;
         let old = state.tickets.insert(ticket.order_id, ticket.clone());
         journal.push(Undo::Ticket(ticket.order_id, old));
         Ok(())
@@ -1143,7 +1143,7 @@ impl Repo for Tx<'_> {
 
     fn save_delivery(&mut self, delivery: &Delivery) -> Result<()> {
         let (state, journal) = self.writable()?;
-        super::saved_on_order(state.orders.contains_key(&delivery.order_id), "delivery", delivery.order_id)?;
+        super::saved_on_order(state.orders.contains_key(&delivery.order_id), "delivery", delivery.order_id, None)?;
         let old = state.put_delivery(delivery.order_id, Some(delivery.clone()));
         journal.push(Undo::Delivery(delivery.order_id, old));
         Ok(())

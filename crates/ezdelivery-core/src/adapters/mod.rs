@@ -70,12 +70,18 @@ pub(crate) fn sample_message() -> Message {
 
 /// What saving a kitchen ticket or delivery of order `order` comes to,
 /// given whether it found the order (each is kept with its order, in the
-/// SQL storages in its row): none means the order is not there (or, for a
-/// ticket, is another store's), which no unit of work asks for.
-pub(crate) fn saved_on_order(changed: bool, what: &str, order: crate::domain::OrderId) -> crate::Result<()> {
+/// SQL storages in its row; a ticket with an order of its store `store`):
+/// none means the order is not there, which no unit of work asks for.
+pub(crate) fn saved_on_order(
+    changed: bool,
+    what: &str,
+    order: crate::domain::OrderId,
+    store: Option<crate::domain::StoreId>,
+) -> crate::Result<()> {
     if !changed {
+        let of_store = store.map(|s| format!(" of store {s}")).unwrap_or_default();
         return Err(crate::Error::storage(format!(
-            "cannot save the {what} of order {order}: no such order of its store"
+            "cannot save the {what} of order {order}: there is no order {order}{of_store}"
         )));
     }
     Ok(())

@@ -597,7 +597,7 @@ impl Repo for PgRepo<'_, '_> {
     fn save_ticket(&mut self, t: &KitchenTicket) -> Result<()> {
         let changed =
             self.exec(rows::SAVE_TICKET, &[&t.status.as_str(), &time_text(&t.updated_at), &t.order_id, &t.store_id])?;
-        crate::adapters::saved_on_order(changed > 0, "kitchen ticket", t.order_id)
+        crate::adapters::saved_on_order(changed > 0, "kitchen ticket", t.order_id, Some(t.store_id))
     }
 
     fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>> {
@@ -607,7 +607,7 @@ impl Repo for PgRepo<'_, '_> {
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
         let changed =
             self.exec(rows::SAVE_DELIVERY, &[&d.charge, &d.status.as_str(), &time_text(&d.updated_at), &d.order_id])?;
-        crate::adapters::saved_on_order(changed > 0, "delivery", d.order_id)?;
+        crate::adapters::saved_on_order(changed > 0, "delivery", d.order_id, None)?;
         self.exec(
             rows::SET_RIDER,
             &[&d.rider_id, &i64::from(d.rider_id.is_some() && d.status.keeps_rider_busy()), &d.order_id],

@@ -430,7 +430,12 @@ impl Repo for SqliteRepo<'_> {
 
     fn save_ticket(&mut self, t: &KitchenTicket) -> Result<()> {
         let params = params![t.status.as_str(), time_text(&t.updated_at), t.order_id, t.store_id];
-        crate::adapters::saved_on_order(self.exec(rows::SAVE_TICKET, params)? > 0, "kitchen ticket", t.order_id)
+        crate::adapters::saved_on_order(
+            self.exec(rows::SAVE_TICKET, params)? > 0,
+            "kitchen ticket",
+            t.order_id,
+            Some(t.store_id),
+        )
     }
 
     fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>> {
@@ -439,7 +444,7 @@ impl Repo for SqliteRepo<'_> {
 
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
         let params = params![d.charge, d.status.as_str(), time_text(&d.updated_at), d.order_id];
-        crate::adapters::saved_on_order(self.exec(rows::SAVE_DELIVERY, params)? > 0, "delivery", d.order_id)?;
+        crate::adapters::saved_on_order(self.exec(rows::SAVE_DELIVERY, params)? > 0, "delivery", d.order_id, None)?;
         self.exec(
             rows::SET_RIDER,
             params![d.rider_id, d.rider_id.is_some() && d.status.keeps_rider_busy(), d.order_id],
