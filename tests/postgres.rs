@@ -422,3 +422,15 @@ fn four_watch_workers_some_killed_pay_every_queued_order_once() {
     assert_eq!(seen.len(), delivered, "each message recorded as delivered is in the file, once");
     assert_invariants(&w);
 }
+
+/// A database written by a newer ezdelivery is refused as a newer SQLite
+/// file is: exit 2, saying what to do, and left as it was.
+#[test]
+fn a_database_of_a_newer_ezdelivery_is_refused_with_exit_2() {
+    let Some(w) = world("") else { return };
+    w.ok(&["store", "list"]);
+    w.psql("INSERT INTO schema_migrations (version, applied_at) VALUES (99, 'later')");
+    let message = w.fails(&["store", "list"], 2, "invalid_input");
+    assert!(message.contains("newer ezdelivery") && message.contains("upgrade ezdelivery"), "{message}");
+    assert_eq!(w.psql("SELECT max(version) FROM schema_migrations"), "99", "left as it was");
+}

@@ -262,6 +262,9 @@ impl PostgresStorage {
         let mut client = PostgresStorage::connect(&config, &shown)?;
         schema::migrate(&mut client).map_err(|e| match e {
             Error::Storage(m) => Error::storage(format!("PostgreSQL at {shown}: {}", &*m)),
+            Error::Invalid(m) => {
+                Error::Invalid(crate::domain::validate::Invalid(format!("PostgreSQL at {shown}: {m}")))
+            }
             other => other,
         })?;
         drop(client);

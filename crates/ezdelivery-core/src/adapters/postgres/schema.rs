@@ -395,11 +395,13 @@ pub(crate) fn migrate(client: &mut Client) -> Result<usize> {
 /// Refuses a version this build does not know.
 pub(crate) fn check_known(version: i64) -> Result<()> {
     if version > latest() {
-        return Err(Error::storage(format!(
+        // Invalid input, as SQLite's preflight says of a newer file: the
+        // database is sound, this program is the wrong one for it.
+        return Err(Error::Invalid(crate::domain::validate::Invalid(format!(
             "the database was written by a newer ezdelivery (PostgreSQL schema version {version}; this ezdelivery \
              knows versions up to {}): upgrade ezdelivery to use it",
             latest()
-        )));
+        ))));
     }
     if version < 0 {
         return Err(Error::storage(format!("the database has an unknown schema version {version}")));

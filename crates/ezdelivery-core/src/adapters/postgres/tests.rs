@@ -180,7 +180,7 @@ fn storages_opening_a_new_database_at_once_migrate_it_once() {
     // A database from a newer ezdelivery is refused.
     server.psql(&url, "INSERT INTO schema_migrations VALUES (99, 'later')");
     let newer = PostgresStorage::open(&url).expect_err("refused");
-    assert!(matches!(&newer, Error::Storage(_)), "{newer:?}");
+    assert!(matches!(&newer, Error::Invalid(_)), "exit 2, as for a newer SQLite file: {newer:?}");
     assert!(newer.to_string().contains("newer ezdelivery") && newer.to_string().contains("upgrade"), "{newer}");
 }
 
