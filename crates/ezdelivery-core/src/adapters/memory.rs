@@ -618,11 +618,6 @@ fn copy_view(view: &OrderView) -> OrderView {
     }
 }
 
-/// The rider a delivery keeps busy ([`DeliveryStatus::keeps_rider_busy`]).
-fn busy_rider(d: &Delivery) -> Option<RiderId> {
-    d.rider_id.filter(|_| d.status.keeps_rider_busy())
-}
-
 impl State {
     /// Puts back what one journal entry recorded, taking the records it
     /// replaced from `replaced`.
@@ -787,8 +782,8 @@ impl State {
     }
 
     fn put_delivery(&mut self, order: OrderId, delivery: Option<Delivery>) -> Option<Delivery> {
-        let was = self.deliveries.get(&order).and_then(busy_rider);
-        let will = delivery.as_ref().and_then(busy_rider);
+        let was = self.deliveries.get(&order).and_then(Delivery::busy_rider);
+        let will = delivery.as_ref().and_then(Delivery::busy_rider);
         if was != will {
             if let Some(r) = was {
                 self.change_load(r, false);

@@ -69,6 +69,13 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// The rider it keeps busy: its rider, while its status does
+    /// ([`DeliveryStatus::keeps_rider_busy`]). The least busy rider is
+    /// counted by this, so every storage keeps it one way.
+    pub fn busy_rider(&self) -> Option<RiderId> {
+        self.rider_id.filter(|_| self.status.keeps_rider_busy())
+    }
+
     /// Prepares the delivery of an order whose cooking started, with `rider`
     /// if one could be assigned.
     pub fn prepare(

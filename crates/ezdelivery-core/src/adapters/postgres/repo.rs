@@ -608,10 +608,7 @@ impl Repo for PgRepo<'_, '_> {
         let changed =
             self.exec(rows::SAVE_DELIVERY, &[&d.charge, &d.status.as_str(), &time_text(&d.updated_at), &d.order_id])?;
         crate::adapters::saved_on_order(changed > 0, "delivery", d.order_id, None)?;
-        self.exec(
-            rows::SET_RIDER,
-            &[&d.rider_id, &i64::from(d.rider_id.is_some() && d.status.keeps_rider_busy()), &d.order_id],
-        )?;
+        self.exec(rows::SET_RIDER, &[&d.rider_id, &i64::from(d.busy_rider().is_some()), &d.order_id])?;
         Ok(())
     }
 

@@ -445,10 +445,7 @@ impl Repo for SqliteRepo<'_> {
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
         let params = params![d.charge, d.status.as_str(), time_text(&d.updated_at), d.order_id];
         crate::adapters::saved_on_order(self.exec(rows::SAVE_DELIVERY, params)? > 0, "delivery", d.order_id, None)?;
-        self.exec(
-            rows::SET_RIDER,
-            params![d.rider_id, d.rider_id.is_some() && d.status.keeps_rider_busy(), d.order_id],
-        )?;
+        self.exec(rows::SET_RIDER, params![d.rider_id, d.busy_rider().is_some(), d.order_id])?;
         Ok(())
     }
 
