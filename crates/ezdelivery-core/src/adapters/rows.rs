@@ -15,7 +15,8 @@ use serde::de::DeserializeOwned;
 use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Breaker, Charge, Delivery, Event, KitchenTicket, Menu, Order, OrderItem, OrderStatus, Payment, Rider, Store,
+    Breaker, Charge, Delivery, Event, KitchenTicket, Menu, Order, OrderItem, OrderStatus, Payment, Rider, RiderId,
+    Store,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::requests::{RequestClaim, StoredResponse};
@@ -259,6 +260,24 @@ pub(crate) trait SqlRow {
     fn int(&self, i: usize) -> Result<Option<i64>>;
     /// Column `i` as a text (`None`: NULL).
     fn text(&self, i: usize) -> Result<Option<String>>;
+}
+
+/// Columns `from..` of `row`, read as a row of their own: one query
+/// that reads several records (an order and its ticket, say) is decoded
+/// by each record's decoder.
+pub(crate) struct Columns<'a> {
+    pub(crate) row: &'a dyn SqlRow,
+    pub(crate) from: usize,
+}
+
+impl SqlRow for Columns<'_> {
+    fn int(&self, i: usize) -> Result<Option<i64>> {
+        self.row.int(self.from + i)
+    }
+
+    fn text(&self, i: usize) -> Result<Option<String>> {
+        self.row.text(self.from + i)
+    }
 }
 
 /// Column `i` of `row` as a `T`.
@@ -542,9 +561,6 @@ call_row!(charge, Charge, "charges", rider_id);
 /// it changes no row when its order is not there (or is another store's).
 pub(crate) const SAVE_TICKET: &str =
     "UPDATE orders SET kitchen_status = $1, kitchen_updated_at = $2 WHERE id = $3 AND store_id = $4";
-/// Order `$1`'s kitchen ticket, if one was saved (a [`ticket`] row).
-pub(crate) const TICKET: &str = "SELECT id, store_id, kitchen_status, kitchen_updated_at FROM orders \
-     WHERE id = $1 AND kitchen_status IS NOT NULL";
 /// Saves order `$4`'s delivery but for its rider (`$1` charge, `$2`
 /// status, `$3` updated): its order's `delivery_` columns, as
 /// [`SAVE_TICKET`]; [`SET_RIDER`] saves the rider.
@@ -558,9 +574,11 @@ pub(crate) const SAVE_DELIVERY: &str = "UPDATE orders SET delivery_charge = $1, 
 /// `int4`.)
 pub(crate) const SET_RIDER: &str = "UPDATE orders SET delivery_rider_id = $1, rider_busy = $2 WHERE id = $3 \
      AND (coalesce(delivery_rider_id, 0) <> coalesce(CAST($1 AS BIGINT), 0) OR rider_busy <> $2)";
-/// Order `$1`'s delivery, if one was saved (a [`delivery`] row).
-pub(crate) const DELIVERY: &str = "SELECT id, delivery_rider_id, delivery_charge, delivery_status, \
-     delivery_updated_at FROM orders WHERE id = $1 AND delivery_status IS NOT NULL";
+/// The values of [`SET_RIDER`]'s columns, `delivery_rider_id` and
+/// `rider_busy`, for an order's delivery (`None`: the order has none).
+pub(crate) fn rider_columns(delivery: Option<&Delivery>) -> (Option<RiderId>, bool) {
+    delivery.map_or((None, false), |d| (d.rider_id, d.busy_rider().is_some()))
+}
 
 /// A kitchen ticket's row (`order_id, store_id, status, updated_at`).
 pub(crate) fn ticket(row: &dyn SqlRow) -> Result<KitchenTicket> {

@@ -80,6 +80,12 @@ const INSERT_ORDER_ITEMS: &str = "INSERT INTO order_items (order_id, line, menu_
      AS i (menu_id, name, unit_price, qty, n)";
 const UPDATE_ORDER: &str = "UPDATE orders SET status = $2, reviewed = $3, updated_at = $4 WHERE id = $1";
 const ORDER: &str = concat!("SELECT ", order_cols!(), " FROM orders WHERE id = $1");
+/// Order `$1`'s kitchen ticket, if one was saved (a [`rows::ticket`] row).
+const TICKET: &str = "SELECT id, store_id, kitchen_status, kitchen_updated_at FROM orders \
+     WHERE id = $1 AND kitchen_status IS NOT NULL";
+/// Order `$1`'s delivery, if one was saved (a [`rows::delivery`] row).
+const DELIVERY: &str = "SELECT id, delivery_rider_id, delivery_charge, delivery_status, \
+     delivery_updated_at FROM orders WHERE id = $1 AND delivery_status IS NOT NULL";
 const ORDER_ITEMS: &str = "SELECT menu_id, name, unit_price, qty FROM order_items WHERE order_id = $1 ORDER BY line";
 
 const SAVE_REVIEW: &str = "INSERT INTO reviews (order_id, store_id, customer, score, text, created_at) \
@@ -601,19 +607,20 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>> {
-        self.one(rows::TICKET, &[&order], |r| rows::ticket(r))
+        self.one(TICKET, &[&order], |r| rows::ticket(r))
     }
 
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
         let changed =
             self.exec(rows::SAVE_DELIVERY, &[&d.charge, &d.status.as_str(), &time_text(&d.updated_at), &d.order_id])?;
         crate::adapters::saved_on_order(changed > 0, "delivery", d.order_id, None)?;
-        self.exec(rows::SET_RIDER, &[&d.rider_id, &i64::from(d.busy_rider().is_some()), &d.order_id])?;
+        let (rider, busy) = rows::rider_columns(Some(d));
+        self.exec(rows::SET_RIDER, &[&rider, &i64::from(busy), &d.order_id])?;
         Ok(())
     }
 
     fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>> {
-        self.one(rows::DELIVERY, &[&order], |r| rows::delivery(r))
+        self.one(DELIVERY, &[&order], |r| rows::delivery(r))
     }
 
     fn save_charge(&mut self, c: &Charge) -> Result<()> {

@@ -12,7 +12,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, TransactionBehavior};
 
 use super::repo::SqliteRepo;
-use super::{SqliteStorage, ViewCache};
+use super::{RowCache, SqliteStorage};
 use crate::domain::validate::Invalid;
 use crate::ports::copy::{TableCopy, TableInfo, TableReader, TableWriter, Value};
 use crate::ports::Repo;
@@ -33,7 +33,7 @@ impl TableCopy for SqliteStorage {
 
 impl SqliteStorage {
     /// Runs `work` over the tables in one transaction of `behavior`,
-    /// committed when it returns `Ok`. The connection's cached views are
+    /// committed when it returns `Ok`. The connection's cached rows are
     /// dropped before and after: rows written here bypass the repo.
     fn tables(
         &self,
@@ -41,12 +41,12 @@ impl SqliteStorage {
         work: &mut dyn FnMut(&mut SqliteTables) -> Result<()>,
     ) -> Result<()> {
         let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        let super::Session { conn, views, checkpoints } = &mut *session;
+        let super::Session { conn, cache, checkpoints } = &mut *session;
         let tx = conn.transaction_with_behavior(behavior)?;
-        views.check(&tx)?;
-        views.clear();
-        let result = work(&mut SqliteTables { conn: &tx, views, known: None });
-        views.clear();
+        cache.check(&tx)?;
+        cache.clear();
+        let result = work(&mut SqliteTables { conn: &tx, cache, known: None });
+        cache.clear();
         match result {
             Ok(()) => {
                 tx.commit()?;
@@ -68,7 +68,7 @@ impl SqliteStorage {
 /// The tables of one open transaction.
 pub(super) struct SqliteTables<'a> {
     conn: &'a Connection,
-    views: &'a mut ViewCache,
+    cache: &'a mut RowCache,
     /// Each table's columns, read once.
     known: Option<HashMap<String, Vec<String>>>,
 }
@@ -170,7 +170,7 @@ impl TableReader for SqliteTables<'_> {
     }
 
     fn repo(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
-        work(&mut SqliteRepo::new(self.conn, self.views))
+        work(&mut SqliteRepo::new(self.conn, self.cache))
     }
 }
 

@@ -31,6 +31,7 @@ mod copy;
 mod preflight;
 mod repo;
 mod schema;
+mod transaction;
 mod upgrade;
 
 use std::path::Path;
@@ -41,12 +42,13 @@ use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use crate::ports::{Repo, Storage};
 use crate::{Error, Result, StorageError, StorageProblem};
 
-use cache::ViewCache;
+use cache::RowCache;
 use checkpoint::Checkpoints;
 use connection::STATEMENT_CACHE;
 pub use connection::{BUSY_TIMEOUT, CHECKPOINT_PAGES, MMAP_SIZE, PAGE_SIZE};
 pub use preflight::Contents;
 use repo::SqliteRepo;
+use transaction::Transaction;
 
 /// How hard SQLite works to keep commits on disk (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -98,11 +100,11 @@ pub struct SqliteStorage {
     read_only: Option<String>,
 }
 
-/// A connection with the views it wrote lately.
+/// A connection with the rows it read or wrote lately.
 #[derive(Debug)]
 struct Session {
     conn: Connection,
-    views: ViewCache,
+    cache: RowCache,
     /// Checkpoints taken off this connection's thread, if asked for
     /// ([`SqliteStorage::checkpoint_in_background`]). Dropped after `conn`
     /// (stopping and joining the worker): whichever connection closes last
@@ -112,7 +114,7 @@ struct Session {
 
 impl Session {
     fn new(conn: Connection) -> Mutex<Session> {
-        Mutex::new(Session { conn, views: ViewCache::default(), checkpoints: None })
+        Mutex::new(Session { conn, cache: RowCache::default(), checkpoints: None })
     }
 }
 
@@ -428,23 +430,24 @@ impl SqliteStorage {
 
     fn run(&self, behavior: TransactionBehavior, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
         // A panic in an earlier unit of work rolled its transaction back
-        // (dropping it) and emptied nothing else: the session is sound.
+        // (dropping it); any write of it moved the connection's count of
+        // changes, so `check` empties the cache: the session is sound.
         let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        let Session { conn, views, checkpoints } = &mut *session;
-        let tx = conn.transaction_with_behavior(behavior)?;
-        views.check(&tx)?;
+        let Session { conn, cache, checkpoints } = &mut *session;
+        let tx = Transaction::begin(conn, behavior)?;
+        cache.check(&tx)?;
         let before = tx.total_changes();
-        let mut result = work(&mut SqliteRepo::new(&tx, views));
+        let mut result = work(&mut SqliteRepo::new(&tx, cache));
         if matches!(behavior, TransactionBehavior::Deferred) && result.is_ok() && tx.total_changes() != before {
             // A read that wrote: SQLite let it (a deferred transaction
             // takes the write lock when it first writes); nothing of it is kept.
             result = Err(Error::Internal("a read unit of work tried to write; nothing of it was kept".into()));
         }
-        views.changes = tx.total_changes();
+        cache.changes = tx.total_changes();
         match result {
             Ok(()) => {
                 tx.commit().map_err(|e| {
-                    views.clear();
+                    cache.clear();
                     Error::from(e)
                 })?;
                 if let Some(checkpoints) = checkpoints {
@@ -453,10 +456,10 @@ impl SqliteStorage {
                 Ok(())
             }
             Err(e) => {
-                views.clear();
-                // The work's error is what the caller needs; should the
-                // rollback fail too, dropping `tx` tries once more.
-                let _ = tx.rollback();
+                cache.clear();
+                // The work's error is what the caller needs: dropping `tx`
+                // rolls it back.
+                drop(tx);
                 Err(e)
             }
         }

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
-use super::cache::ViewCache;
+use super::cache::{as_stored, charge_as_stored, Kept, OrderRow, RowCache};
 use crate::adapters::calls::CallRecord;
 pub(super) use crate::adapters::rows::parse_time;
 use crate::adapters::rows::{
@@ -60,9 +60,26 @@ const INSERT_ORDER: &str =
 const INSERT_ORDER_ITEM: &str =
     "INSERT INTO order_items (order_id, line, menu_id, name, unit_price, qty) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const UPDATE_ORDER: &str = "UPDATE orders SET status = ?2, reviewed = ?3, updated_at = ?4 WHERE id = ?1";
-pub(super) const ORDER: &str = concat!("SELECT ", order_cols!(), " FROM orders WHERE id = ?1");
-pub(super) const ORDER_ITEMS: &str =
-    "SELECT menu_id, name, unit_price, qty FROM order_items WHERE order_id = ?1 ORDER BY line";
+/// An order's whole row and its items, one item a row: the order's
+/// columns (0–8), its kitchen ticket's as [`rows::ticket`] decodes them
+/// (9–12), its delivery's as [`rows::delivery`] does (13–17), and an
+/// item's (18–21; NULL for an order without items): one statement reads
+/// all a command loads of an order, and the shared decoders read it.
+pub(super) const ORDER_ROW: &str = concat!(
+    "SELECT ",
+    order_cols!(),
+    ", id, store_id, kitchen_status, kitchen_updated_at",
+    ", id, delivery_rider_id, delivery_charge, delivery_status, delivery_updated_at",
+    ", i.menu_id, i.name, i.unit_price, i.qty",
+    " FROM orders LEFT JOIN order_items i ON i.order_id = orders.id WHERE orders.id = ?1 ORDER BY i.line"
+);
+/// Where [`ORDER_ROW`]'s ticket, delivery and item columns start, and the
+/// ticket's and delivery's status columns (NULL: none was saved).
+const ROW_TICKET: usize = 9;
+const ROW_TICKET_STATUS: usize = 11;
+const ROW_DELIVERY: usize = 13;
+const ROW_DELIVERY_STATUS: usize = 16;
+const ROW_ITEM: usize = 18;
 
 /// The payments' statements.
 pub(super) const PAYMENT_SQL: CallSql = call_sql!("payments", card);
@@ -205,13 +222,68 @@ sql_call!(Charge, "charges", rider_id, charge);
 /// ([`super::SqliteStorage`] opens and closes it).
 pub(super) struct SqliteRepo<'a> {
     conn: &'a Connection,
-    views: &'a mut ViewCache,
+    cache: &'a mut RowCache,
 }
 
 impl<'a> SqliteRepo<'a> {
     /// A repo over `conn`, which the caller keeps inside a transaction.
-    pub(super) fn new(conn: &'a Connection, views: &'a mut ViewCache) -> SqliteRepo<'a> {
-        SqliteRepo { conn, views }
+    pub(super) fn new(conn: &'a Connection, cache: &'a mut RowCache) -> SqliteRepo<'a> {
+        SqliteRepo { conn, cache }
+    }
+
+    /// Order `id`'s row: from the cache, or read ([`ORDER_ROW`]) and
+    /// cached.
+    fn order_row(&mut self, id: OrderId) -> Result<Option<&OrderRow>> {
+        if self.cache.orders.get(&id).is_none() {
+            let Some(row) = self.read_order_row(id)? else { return Ok(None) };
+            self.cache.orders.put(id, row);
+        }
+        Ok(self.cache.orders.get(&id))
+    }
+
+    /// The record of `key` in the cache's `kind`, or else read by `read`
+    /// and kept.
+    fn kept<K: Eq + std::hash::Hash, V: Clone>(
+        &mut self,
+        kind: fn(&mut RowCache) -> &mut Kept<K, V>,
+        key: K,
+        read: impl FnOnce(&Self) -> Result<Option<V>>,
+    ) -> Result<Option<V>> {
+        if let Some(found) = kind(self.cache).get(&key) {
+            return Ok(Some(found.clone()));
+        }
+        let found = read(self)?;
+        if let Some(found) = &found {
+            kind(self.cache).put(key, found.clone());
+        }
+        Ok(found)
+    }
+
+    fn read_order_row(&self, id: OrderId) -> Result<Option<OrderRow>> {
+        let mut stmt = self.conn.prepare_cached(ORDER_ROW)?;
+        let mut rows = stmt.query([id])?;
+        let mut found: Option<OrderRow> = None;
+        let mut items = Vec::new();
+        while let Some(row) = rows.next()? {
+            if found.is_none() {
+                let columns = |from| rows::Columns { row, from };
+                let saved = |i| -> Result<bool> { Ok(SqlRow::text(row, i)?.is_some()) };
+                found = Some(OrderRow {
+                    order: rows::order(row)?,
+                    ticket: saved(ROW_TICKET_STATUS)?.then(|| rows::ticket(&columns(ROW_TICKET))).transpose()?,
+                    delivery: saved(ROW_DELIVERY_STATUS)?
+                        .then(|| rows::delivery(&columns(ROW_DELIVERY)))
+                        .transpose()?,
+                });
+            }
+            if SqlRow::int(row, ROW_ITEM)?.is_some() {
+                items.push(rows::item(&rows::Columns { row, from: ROW_ITEM })?);
+            }
+        }
+        Ok(found.map(|mut found| {
+            found.order.items = items.into();
+            found
+        }))
     }
 
     /// Runs a cached statement that changes rows; returns how many.
@@ -307,10 +379,12 @@ impl Repo for SqliteRepo<'_> {
             SAVE_STORE,
             params![s.id, s.name, s.owner, s.address, s.open, s.delivery_charge, s.review_count, s.review_sum],
         )?;
+        self.cache.stores.clear();
         Ok(())
     }
 
     fn add_store_review(&mut self, id: StoreId, score: u8) -> Result<()> {
+        self.cache.stores.clear();
         match self.exec(ADD_STORE_REVIEW, params![id, score])? {
             1 => Ok(()),
             _ => Err(Error::not_found(crate::Record::Store, id)),
@@ -318,7 +392,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn store(&mut self, id: StoreId) -> Result<Option<Store>> {
-        self.one(STORE, [id], rows::store)
+        self.kept(|c| &mut c.stores, id, |repo| repo.one(STORE, [id], rows::store))
     }
 
     fn stores(&mut self) -> Result<Vec<Store>> {
@@ -329,6 +403,7 @@ impl Repo for SqliteRepo<'_> {
         self.exec_unique(SAVE_MENU, params![m.id, m.store_id, m.name, m.price, m.available], || {
             crate::domain::validate::menu_taken(m.store_id, &m.name)
         })?;
+        self.cache.menus.clear();
         Ok(())
     }
 
@@ -337,7 +412,11 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn menu_by_name(&mut self, store: StoreId, name: &str) -> Result<Option<Menu>> {
-        self.one(MENU_BY_NAME, params![store, name], rows::menu)
+        self.kept(
+            |c| &mut c.menus,
+            (store, name.to_owned()),
+            |repo| repo.one(MENU_BY_NAME, params![store, name], rows::menu),
+        )
     }
 
     fn menus(&mut self, store: Option<StoreId>) -> Result<Vec<Menu>> {
@@ -349,11 +428,12 @@ impl Repo for SqliteRepo<'_> {
 
     fn save_rider(&mut self, r: &Rider) -> Result<()> {
         self.exec_unique(SAVE_RIDER, params![r.id, r.name], || crate::domain::validate::rider_taken(&r.name))?;
+        self.cache.riders.clear();
         Ok(())
     }
 
     fn rider(&mut self, id: RiderId) -> Result<Option<Rider>> {
-        self.one(RIDER, [id], rows::rider)
+        self.kept(|c| &mut c.riders, id, |repo| repo.one(RIDER, [id], rows::rider))
     }
 
     fn rider_by_name(&mut self, name: &str) -> Result<Option<Rider>> {
@@ -389,6 +469,8 @@ impl Repo for SqliteRepo<'_> {
             let line = i64::try_from(line).unwrap_or(i64::MAX);
             stmt.execute(params![o.id, line, item.menu_id, item.name, item.unit_price, item.qty])?;
         }
+        let order = Order { created_at: as_stored(o.created_at), updated_at: as_stored(o.updated_at), ..o.clone() };
+        self.cache.orders.put(o.id, OrderRow { order, ticket: None, delivery: None });
         Ok(())
     }
 
@@ -398,14 +480,21 @@ impl Repo for SqliteRepo<'_> {
         if changed == 0 {
             return Err(Error::storage(format!("cannot update order {}: it was never inserted", o.id)));
         }
-        self.exec(rows::SET_INBOX, params![o.status.in_store_inbox(), o.id])?;
+        // The flag follows the status; a cached row says whether it changes.
+        let in_inbox = o.status.in_store_inbox();
+        if self.cache.orders.get(&o.id).is_none_or(|row| row.order.status.in_store_inbox() != in_inbox) {
+            self.exec(rows::SET_INBOX, params![in_inbox, o.id])?;
+        }
+        if let Some(row) = self.cache.orders.get_mut(&o.id) {
+            row.order.status = o.status;
+            row.order.reviewed = o.reviewed;
+            row.order.updated_at = as_stored(o.updated_at);
+        }
         Ok(())
     }
 
     fn order(&mut self, id: OrderId) -> Result<Option<Order>> {
-        let Some(mut order) = self.one(ORDER, [id], rows::order)? else { return Ok(None) };
-        order.items = self.all(ORDER_ITEMS, [id], rows::item)?.into();
-        Ok(Some(order))
+        Ok(self.order_row(id)?.map(|row| row.order.clone()))
     }
 
     fn store_inbox(&mut self, store: StoreId) -> Result<Vec<OrderId>> {
@@ -435,30 +524,52 @@ impl Repo for SqliteRepo<'_> {
             "kitchen ticket",
             t.order_id,
             Some(t.store_id),
-        )
+        )?;
+        if let Some(row) = self.cache.orders.get_mut(&t.order_id) {
+            row.ticket = Some(KitchenTicket { updated_at: as_stored(t.updated_at), ..t.clone() });
+        }
+        Ok(())
     }
 
     fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>> {
-        self.one(rows::TICKET, [order], rows::ticket)
+        Ok(self.order_row(order)?.and_then(|row| row.ticket.clone()))
     }
 
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
         let params = params![d.charge, d.status.as_str(), time_text(&d.updated_at), d.order_id];
         crate::adapters::saved_on_order(self.exec(rows::SAVE_DELIVERY, params)? > 0, "delivery", d.order_id, None)?;
-        self.exec(rows::SET_RIDER, params![d.rider_id, d.busy_rider().is_some(), d.order_id])?;
+        // The rider's columns, set only when a cached row says they change.
+        let rider = rows::rider_columns(Some(d));
+        if self.cache.orders.get(&d.order_id).is_none_or(|row| rows::rider_columns(row.delivery.as_ref()) != rider) {
+            self.exec(rows::SET_RIDER, params![rider.0, rider.1, d.order_id])?;
+        }
+        if let Some(row) = self.cache.orders.get_mut(&d.order_id) {
+            row.delivery = Some(Delivery { updated_at: as_stored(d.updated_at), ..d.clone() });
+        }
         Ok(())
     }
 
     fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>> {
-        self.one(rows::DELIVERY, [order], rows::delivery)
+        Ok(self.order_row(order)?.and_then(|row| row.delivery.clone()))
     }
 
     fn save_charge(&mut self, c: &Charge) -> Result<()> {
-        c.save(self)
+        c.save(self)?;
+        let kept = self.cache.charges.get_mut(&c.order_id).and_then(|list| list.iter_mut().find(|k| k.id == c.id));
+        match kept {
+            Some(kept) => *kept = charge_as_stored(c),
+            None => self.cache.charges.clear(),
+        }
+        Ok(())
     }
 
     fn charges(&mut self, order: OrderId) -> Result<Vec<Charge>> {
-        self.all(CHARGE_SQL.of_order, [order], Charge::from_row)
+        let found = self.kept(
+            |c| &mut c.charges,
+            order,
+            |repo| repo.all(CHARGE_SQL.of_order, [order], Charge::from_row).map(Some),
+        )?;
+        Ok(found.unwrap_or_default())
     }
 
     fn save_review(&mut self, r: &Review) -> Result<()> {
@@ -500,8 +611,8 @@ impl Repo for SqliteRepo<'_> {
     fn view(&mut self, order: OrderId) -> Result<Option<OrderView>> {
         // Only what this connection wrote is cached: a command's next write
         // loads the view its last one saved.
-        if let Some(view) = self.views.get(order) {
-            return Ok(Some(view));
+        if let Some(view) = self.cache.views.get(&order) {
+            return Ok(Some(view.clone()));
         }
         self.one(VIEW, [order], rows::view)
     }
@@ -512,7 +623,7 @@ impl Repo for SqliteRepo<'_> {
         if self.exec(UPDATE_VIEW, params![view.order_id, view.customer, text])? == 0 {
             self.exec(SAVE_VIEW, params![view.order_id, view.customer, text])?;
         }
-        self.views.put(view.clone());
+        self.cache.views.put(view.order_id, view.clone());
         Ok(())
     }
 
@@ -521,7 +632,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn clear_views(&mut self) -> Result<()> {
-        self.views.clear();
+        self.cache.views.clear();
         self.exec(CLEAR_VIEWS, [])?;
         Ok(())
     }
@@ -585,7 +696,13 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn breaker(&mut self, name: &BreakerName) -> Result<Option<Breaker>> {
-        self.one(BREAKER, [name.as_str()], rows::breaker)
+        // Kept when there is none too: a breaker is saved only once a call failed.
+        let found = self.kept(
+            |c| &mut c.breakers,
+            name.clone(),
+            |repo| repo.one(BREAKER, [name.as_str()], rows::breaker).map(Some),
+        )?;
+        Ok(found.flatten())
     }
 
     fn breakers(&mut self) -> Result<Vec<Breaker>> {
@@ -598,6 +715,7 @@ impl Repo for SqliteRepo<'_> {
             SAVE_BREAKER,
             params![b.name.as_str(), b.state.as_str(), b.failures, opened_at, time_text(&b.updated_at)],
         )?;
+        self.cache.breakers.clear();
         Ok(())
     }
 }

@@ -475,8 +475,7 @@ fn hot_queries_use_indexes() {
     let s = SqliteStorage::open_in_memory().expect("opened");
     let conn = s.connection();
     let cases: &[(&str, &str, &[&str])] = &[
-        ("order by id", repo::ORDER, &["orders USING INTEGER PRIMARY KEY"]),
-        ("order items", repo::ORDER_ITEMS, &["order_items USING PRIMARY KEY"]),
+        ("order row", repo::ORDER_ROW, &["orders USING INTEGER PRIMARY KEY", "i USING PRIMARY KEY"]),
         ("store", repo::STORE, &["stores USING INTEGER PRIMARY KEY"]),
         ("menu", repo::MENU, &["menus USING INTEGER PRIMARY KEY"]),
         ("menu by name", repo::MENU_BY_NAME, &["menus USING INDEX sqlite_autoindex_menus_1"]),
@@ -486,8 +485,6 @@ fn hot_queries_use_indexes() {
         ("idle rider", rows::IDLE_RIDER, &["orders_rider"]),
         ("least busy rider", rows::LEAST_BUSY_RIDER, &["orders_rider"]),
         ("store inbox", rows::STORE_INBOX, &["orders USING COVERING INDEX orders_inbox"]),
-        ("ticket", rows::TICKET, &["orders USING INTEGER PRIMARY KEY"]),
-        ("delivery", rows::DELIVERY, &["orders USING INTEGER PRIMARY KEY"]),
         ("events", repo::EVENTS, &["events USING INTEGER PRIMARY KEY"]),
         ("an event by number", repo::EVENT, &["events USING INTEGER PRIMARY KEY"]),
         ("checkpoint", repo::CHECKPOINT, &["checkpoints USING INDEX sqlite_autoindex_checkpoints_1"]),
@@ -605,6 +602,149 @@ fn cached_views_follow_writes_of_other_connections() {
     // Nor does a write straight through the connection.
     a.connection().execute("UPDATE mypage SET view = json_set(view, '$.address', 'raw')", []).expect("raw write");
     assert_eq!(read(&mut a).address, "raw".into());
+}
+
+#[test]
+fn cached_rows_are_what_the_file_holds() {
+    use crate::domain::{
+        Breaker, BreakerName, BreakerState, Charge, Delivery, KitchenStatus, KitchenTicket, Menu, Order, OrderItem,
+    };
+    let dir = tempfile::tempdir().expect("a folder");
+    let path = dir.path().join("orders.db");
+    let mut a = SqliteStorage::open_with(&path, Synchronous::Normal).expect("opened");
+    let b = SqliteStorage::open_with(&path, Synchronous::Normal).expect("opened again");
+    // Nanoseconds, which the file keeps to the microsecond: the cache must too.
+    let at = |s: i64| DateTime::from_timestamp(1_714_521_600 + s, 123_456_789).expect("a time");
+    let items = vec![
+        OrderItem { menu_id: 2, name: "콜라".into(), unit_price: 2_000, qty: 3 },
+        OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 1 },
+    ];
+    let placed = Order {
+        id: 1,
+        store_id: 1,
+        customer: "kim".into(),
+        address: "서울".into(),
+        total: 24_000,
+        items: items.into(),
+        status: OrderStatus::PendingPayment,
+        reviewed: false,
+        created_at: at(0),
+        updated_at: at(0),
+    };
+    let rider = crate::domain::Rider { id: 1, name: "lee".into() };
+    let ticket = KitchenTicket { order_id: 1, store_id: 1, status: KitchenStatus::Cooking, updated_at: at(2) };
+    let delivery = Delivery {
+        order_id: 1,
+        rider_id: Some(1),
+        charge: 3_000,
+        status: DeliveryStatus::Preparing,
+        updated_at: at(2),
+    };
+    let charge = Charge::request(1, 1, 1, 3_000, "ezd-charge-1".into(), at(2));
+    let claimed = Charge { attempt: charge.attempt.claim("token".into(), at(9), &"sandbox".into()), ..charge.clone() };
+    let menu = Menu { id: 1, store_id: 1, name: "후라이드".into(), price: 18_000, available: true };
+    let breaker = |failures| Breaker {
+        name: BreakerName::Charge,
+        state: BreakerState::Closed,
+        failures,
+        opened_at: Some(at(7)),
+        updated_at: at(failures.into()),
+    };
+    let row = |s: &mut SqliteStorage| {
+        contract_tests::through(
+            |w| s.read(w),
+            |r| {
+                let order = (r.order(1)?, r.ticket(1)?, r.delivery(1)?, r.charges(1)?);
+                let catalog =
+                    (r.store(1)?, r.menu_by_name(1, "후라이드")?, r.rider(1)?, r.breaker(&BreakerName::Charge)?);
+                Ok((order, catalog))
+            },
+        )
+        .expect("read")
+    };
+    let flags = |s: &SqliteStorage| -> (bool, bool) {
+        s.connection()
+            .query_row("SELECT in_inbox, rider_busy FROM orders WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("flags")
+    };
+    // Each step written by `a`, which keeps the row; read by `b`, which
+    // reads the file: the two agree, flags included.
+    type Step<'a> = &'a dyn Fn(&mut dyn Repo) -> Result<()>;
+    let steps: [Step; 9] = [
+        &|r| {
+            r.save_store(&contract_tests::store(1))?;
+            r.save_menu(&menu)?;
+            r.save_rider(&rider)?;
+            r.save_breaker(&breaker(1))?;
+            r.insert_order(&placed)
+        },
+        &|r| r.update_order(&Order { status: OrderStatus::Paid, updated_at: at(1), ..placed.clone() }),
+        &|r| {
+            r.update_order(&Order { status: OrderStatus::Cooking, updated_at: at(2), ..placed.clone() })?;
+            r.save_ticket(&ticket)?;
+            r.save_delivery(&delivery)?;
+            r.save_charge(&charge)
+        },
+        &|r| r.save_charge(&claimed),
+        &|r| {
+            r.save_store(&Store { name: "BBQ".into(), ..contract_tests::store(1) })?;
+            r.save_menu(&Menu { available: false, ..menu.clone() })?;
+            r.save_rider(&crate::domain::Rider { name: "park".into(), ..rider.clone() })?;
+            r.save_breaker(&breaker(2))
+        },
+        &|r| {
+            r.update_order(&Order { status: OrderStatus::Delivering, updated_at: at(3), ..placed.clone() })?;
+            r.save_delivery(&Delivery { status: DeliveryStatus::Delivering, updated_at: at(3), ..delivery.clone() })
+        },
+        &|r| {
+            r.update_order(&Order { status: OrderStatus::Delivered, updated_at: at(4), ..placed.clone() })?;
+            r.save_delivery(&Delivery { status: DeliveryStatus::Delivered, updated_at: at(4), ..delivery.clone() })
+        },
+        &|r| r.add_store_review(1, 5),
+        // A charge of another rider: new, so not in the order's cached list.
+        &|r| r.save_charge(&Charge::request(2, 1, 1, 4_000, "ezd-charge-2".into(), at(5))),
+    ];
+    let mut b = b;
+    for (i, step) in steps.iter().enumerate() {
+        // What `a` reads before it writes, it keeps (at first: no order, no
+        // charges, no breaker).
+        row(&mut a);
+        a.write(&mut |r| step(r)).expect("written");
+        let (cached, fresh) = (row(&mut a), row(&mut b));
+        assert_eq!(cached, fresh, "step {i}: the cached rows are the file's");
+        let ((order, _, delivery, _), _) = &fresh;
+        let order = order.as_ref().expect("the order");
+        let busy = delivery.as_ref().is_some_and(|d| d.busy_rider().is_some());
+        assert_eq!(flags(&b), (order.status.in_store_inbox(), busy), "step {i}: the flags follow");
+    }
+    // Another connection's commit, a rolled-back write, a write behind the
+    // adapter's back: none leaves `a` reading an old row.
+    b.write(&mut |r| {
+        r.update_order(&Order { reviewed: true, updated_at: at(5), status: OrderStatus::Delivered, ..placed.clone() })
+    })
+    .expect("reviewed by b");
+    assert!(row(&mut a).0 .0.expect("the order").reviewed, "a sees b's commit");
+    let failed = a.write(&mut |r| {
+        r.update_order(&Order { status: OrderStatus::Cancelled, ..placed.clone() })?;
+        Err(Error::Internal("rolled back".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(row(&mut a).0 .0.expect("the order").status, OrderStatus::Delivered);
+    a.connection().execute("UPDATE orders SET address = 'raw'", []).expect("raw write");
+    assert_eq!(&*row(&mut a).0 .0.expect("the order").address, "raw");
+    // A unit of work that panics after a write: its transaction is rolled
+    // back, and the storage goes on with the file's rows.
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = a.write(&mut |r| {
+            r.update_order(&Order { status: OrderStatus::Cancelled, ..placed.clone() })?;
+            panic!("a bug in a unit of work");
+        });
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(row(&mut a), row(&mut b), "nothing of the panicked write is read");
+    assert_eq!(row(&mut a).0 .0.expect("the order").status, OrderStatus::Delivered);
+    a.write(&mut |r| r.update_order(&Order { status: OrderStatus::Delivered, updated_at: at(6), ..placed.clone() }))
+        .expect("the storage writes again");
 }
 
 // ─────────────── the read-only look before open (preflight) ───────────────

@@ -83,7 +83,7 @@ fn append_refunds_requested(tx: &Transaction<'_>, &(table, field, refund_pending
         Ok((row.get::<_, OrderId>(0)?, row.get::<_, i64>(1)?, row.get::<_, Won>(2)?, row.get::<_, String>(3)?))
     })?;
     let lacking: Vec<_> = rows.collect::<std::result::Result<_, _>>()?;
-    let mut cache = super::cache::ViewCache::default();
+    let mut cache = super::cache::RowCache::default();
     let mut repo = super::repo::SqliteRepo::new(tx, &mut cache);
     for (order, id, amount, at) in lacking {
         let Some(event) = refund_requested(taken, order, id, amount) else { continue };
