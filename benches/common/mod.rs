@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous, CHECKPOINT_PAGES, MMAP_SIZE};
+use ezdelivery_core::adapters::sqlite::{checkpoint_pages, SqliteStorage, Synchronous, MMAP_SIZE};
 use ezdelivery_core::app::messages::Audience;
 use ezdelivery_core::ports::outbox::Message;
 use ezdelivery_core::ports::Storage;
@@ -51,7 +51,10 @@ pub fn pragmas(conn: &Connection, synchronous: Synchronous) {
     conn.pragma_update(None, "synchronous", synchronous.as_str()).unwrap();
     conn.pragma_update(None, "foreign_keys", true).unwrap();
     conn.pragma_update(None, "cache_size", -32_768).unwrap();
-    let _: i64 = conn.query_row(&format!("PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}"), [], |r| r.get(0)).unwrap();
+    // The step of the file's page size, as the adapter sets it.
+    let page_size: u32 = conn.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+    let pages = checkpoint_pages(page_size);
+    let _: i64 = conn.query_row(&format!("PRAGMA wal_autocheckpoint = {pages}"), [], |r| r.get(0)).unwrap();
     conn.pragma_update(None, "mmap_size", MMAP_SIZE).unwrap();
 }
 

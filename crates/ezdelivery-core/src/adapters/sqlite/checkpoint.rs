@@ -11,7 +11,7 @@
 //! Here the writer's connection reports how many pages its WAL holds after
 //! each commit (a WAL hook, which replaces SQLite's automatic checkpoint),
 //! and a worker thread with a connection of its own is woken each time
-//! another step of pages ([`CHECKPOINT_PAGES`](super::CHECKPOINT_PAGES)) was written. It runs
+//! another step of pages ([`CHECKPOINT_BYTES`](super::CHECKPOINT_BYTES) of them) was written. It runs
 //! `PASSIVE` checkpoints, which never block the writer: commits go on
 //! while it copies.
 //!
@@ -32,7 +32,7 @@
 //! pass under way and checkpoints the rest itself, as SQLite would have:
 //! under a sustained load that is the steady state, a unit of work waiting
 //! for such a checkpoint every four steps instead of every step, and the
-//! `-wal` file grows to about four steps (80 MiB of 2 KiB pages; more only if another
+//! `-wal` file grows to about four steps (160 MB; more only if another
 //! process keeps reading an old snapshot, as with SQLite's own). Should
 //! the worker die, the writer checkpoints at each step as SQLite would.
 

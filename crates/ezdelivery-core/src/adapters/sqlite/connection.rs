@@ -11,12 +11,27 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// adapter has, so the hot paths never prepare twice).
 pub(super) const STATEMENT_CACHE: usize = 128;
 
-/// Pages written to the WAL between two checkpoints
+/// Bytes written to the WAL between two checkpoints
 /// (`wal_autocheckpoint`, or the worker's step of
 /// [`SqliteStorage::checkpoint_in_background`](super::SqliteStorage::checkpoint_in_background)),
-/// instead of SQLite's 1,000: 20 MiB of a new file's [`PAGE_SIZE`]
-/// pages, 40 MiB of the 4 KiB pages of a file created before it.
-pub const CHECKPOINT_PAGES: u32 = 10_000;
+/// whatever the file's page size: 40,960,000, the 10,000 pages of SQLite's
+/// default 4 KiB, 20,000 of a new file's [`PAGE_SIZE`] (SQLite's own step
+/// is 1,000 pages). Each checkpoint syncs both files, so a step counted in
+/// pages would sync twice as often per byte written in a file of half-size
+/// pages ([`checkpoint_pages`] converts).
+pub const CHECKPOINT_BYTES: u32 = 40_960_000;
+
+/// The pages of [`CHECKPOINT_BYTES`] in a file of `page_size`-byte pages
+/// (SQLite's pages are 512 to 65,536 bytes).
+///
+/// ```
+/// use ezdelivery_core::adapters::sqlite::{checkpoint_pages, PAGE_SIZE};
+/// assert_eq!(checkpoint_pages(4096), 10_000);
+/// assert_eq!(checkpoint_pages(PAGE_SIZE), 20_000);
+/// ```
+pub fn checkpoint_pages(page_size: u32) -> u32 {
+    CHECKPOINT_BYTES / page_size.clamp(512, 65_536)
+}
 
 /// The size in bytes of the pages of a database file the adapter creates:
 /// 2 KiB, half of SQLite's default. A file keeps the page size it was

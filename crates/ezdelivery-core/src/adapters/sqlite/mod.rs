@@ -45,7 +45,7 @@ use crate::{Error, Result, StorageError, StorageProblem};
 use cache::RowCache;
 use checkpoint::Checkpoints;
 use connection::STATEMENT_CACHE;
-pub use connection::{BUSY_TIMEOUT, CHECKPOINT_PAGES, MMAP_SIZE, PAGE_SIZE};
+pub use connection::{checkpoint_pages, BUSY_TIMEOUT, CHECKPOINT_BYTES, MMAP_SIZE, PAGE_SIZE};
 pub use preflight::Contents;
 use repo::SqliteRepo;
 use transaction::Transaction;
@@ -116,6 +116,12 @@ impl Session {
     fn new(conn: Connection) -> Mutex<Session> {
         Mutex::new(Session { conn, cache: RowCache::default(), checkpoints: None })
     }
+}
+
+/// The size of `conn`'s pages: its file's, or, before the file's first
+/// page is written, the size it will be created with.
+fn page_size(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.query_row("PRAGMA page_size", [], |r| r.get(0))
 }
 
 /// The connection of a locked session ([`SqliteStorage::connection`]).
@@ -311,8 +317,10 @@ impl SqliteStorage {
     ///     Ok(())
     /// }
     /// ```
-    pub fn checkpoint_in_background(self) -> Result<SqliteStorage> {
-        self.checkpoint_every(CHECKPOINT_PAGES)
+    pub fn checkpoint_in_background(mut self) -> Result<SqliteStorage> {
+        let session = self.session.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let pages = checkpoint_pages(page_size(&session.conn)?);
+        self.checkpoint_every(pages)
     }
 
     /// [`SqliteStorage::checkpoint_in_background`], a checkpoint every
@@ -399,16 +407,16 @@ impl SqliteStorage {
         // million-order database in memory, so a lookup costs about what it
         // costs in a small one; a one-command process never fills it.
         conn.pragma_update(None, "cache_size", -32_768)?;
-        // Checkpoint the WAL every 10,000 pages (20 MiB) instead of 1,000:
-        // a command rewrites the same few pages (the ends of the log, the
-        // outbox and their indexes), and a checkpoint writes each page once
-        // however often it changed and syncs the file twice, so fewer, larger
-        // checkpoints write and sync far less. Durability is unchanged: a
-        // commit is durable once its WAL frames are synced. The `-wal` file
-        // of a busy database may so reach about 20 MiB (SQLite reuses it
-        // rather than shrinking it).
-        let _pages: i64 =
-            conn.query_row(&format!("PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}"), [], |r| r.get(0))?;
+        // Checkpoint the WAL every 40 MB (CHECKPOINT_BYTES: 20,000 pages
+        // of 2 KiB) instead of every 1,000 pages: a command rewrites the same
+        // few pages (the ends of the log, the outbox and their indexes), and
+        // a checkpoint writes each page once however often it changed and
+        // syncs the file twice, so fewer, larger checkpoints write and sync
+        // far less. Durability is unchanged: a commit is durable once its
+        // WAL frames are synced. The `-wal` file of a busy database may so
+        // reach about 40 MB (SQLite reuses it rather than shrinking it).
+        let pages = checkpoint_pages(page_size(conn)?);
+        let _pages: i64 = conn.query_row(&format!("PRAGMA wal_autocheckpoint = {pages}"), [], |r| r.get(0))?;
         // Read the file through a memory map instead of a `pread` and a
         // copy per page: a page outside the page cache above and not in the
         // WAL (a customer's views at a million orders lie on fifty of them)
