@@ -59,8 +59,9 @@ use rusqlite::{params, Connection};
 
 use common::{engine, lifecycle, picks, pragmas};
 
-/// Lifecycles whose frames are counted: about 100 frames each, so well
-/// under the 10,000 pages at which the engine's connection checkpoints.
+/// Lifecycles whose frames are counted: about 50 frames each, so well
+/// under the 10,000 pages at which the floor's connection checkpoints (the
+/// engine's, 20,000: `checkpoint_pages`).
 const COUNTED: usize = 40;
 /// Rounds the timed lifecycles are split into, alternating the programs.
 const ROUNDS: usize = 4;

@@ -20,6 +20,14 @@ pub(crate) struct OrderRow {
     pub(crate) order: Order,
     pub(crate) ticket: Option<KitchenTicket>,
     pub(crate) delivery: Option<Delivery>,
+    /// Whether its `in_inbox` flag is what its status makes it
+    /// (`OrderStatus::in_store_inbox`): so it is as the adapter writes it,
+    /// and a write sets the flag only when it changes. A row changed by
+    /// hand may hold another, which its next write sets again.
+    pub(crate) inbox_holds: bool,
+    /// Whether `delivery_rider_id` and `rider_busy` are what its delivery
+    /// makes them (`rows::rider_columns`), likewise.
+    pub(crate) rider_holds: bool,
 }
 
 /// Rows this connection read or wrote lately, decoded, so that a command

@@ -21,6 +21,11 @@ pub(super) const STATEMENT_CACHE: usize = 128;
 /// pages ([`checkpoint_pages`] converts).
 pub const CHECKPOINT_BYTES: u32 = 40_960_000;
 
+/// The step of earlier versions, 10,000 pages whatever their size (the
+/// [`CHECKPOINT_BYTES`] of a file of 4 KiB pages).
+#[deprecated(since = "0.2.0", note = "the step is CHECKPOINT_BYTES now: use checkpoint_pages(page_size)")]
+pub const CHECKPOINT_PAGES: u32 = 10_000;
+
 /// The pages of [`CHECKPOINT_BYTES`] in a file of `page_size`-byte pages
 /// (SQLite's pages are 512 to 65,536 bytes).
 ///

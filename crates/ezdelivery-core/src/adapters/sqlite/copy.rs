@@ -170,7 +170,9 @@ impl TableReader for SqliteTables<'_> {
     }
 
     fn repo(&mut self, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
-        work(&mut SqliteRepo::new(self.conn, self.cache))
+        let mut repo = SqliteRepo::new(self.conn, self.cache);
+        work(&mut repo)?;
+        repo.flush()
     }
 }
 

@@ -28,6 +28,7 @@ mod cache;
 mod checkpoint;
 mod connection;
 mod copy;
+mod pending;
 mod preflight;
 mod repo;
 mod schema;
@@ -44,6 +45,8 @@ use crate::{Error, Result, StorageError, StorageProblem};
 
 use cache::RowCache;
 use checkpoint::Checkpoints;
+#[allow(deprecated)]
+pub use connection::CHECKPOINT_PAGES;
 use connection::STATEMENT_CACHE;
 pub use connection::{checkpoint_pages, BUSY_TIMEOUT, CHECKPOINT_BYTES, MMAP_SIZE, PAGE_SIZE};
 pub use preflight::Contents;
@@ -278,8 +281,8 @@ impl SqliteStorage {
     /// work seldom wait while the WAL is copied into the database file and
     /// both are synced.
     ///
-    /// SQLite otherwise runs each checkpoint (every 10,000 pages written)
-    /// in the connection that committed last: that commit, and every unit
+    /// SQLite otherwise runs each checkpoint (every [`CHECKPOINT_BYTES`]
+    /// written) in the connection that committed last: that commit, and every unit
     /// of work queued behind it, waits for two syncs of the disk, about
     /// half a lifecycle's time at `Normal`. Here a worker thread with a
     /// connection of its own checkpoints without blocking commits, and this
@@ -287,8 +290,8 @@ impl SqliteStorage {
     /// starts over. When commits outrun the disk, as they do under a
     /// sustained load, a commit waits for the worker and checkpoints the
     /// rest itself once the WAL holds four steps (its `-wal` file about
-    /// 80 MiB of 2 KiB pages, against 20 MiB): one wait every four steps instead of
-    /// every step. The thread is stopped and joined when the storage is
+    /// 160 MB, against 40 MB): one wait every four steps instead of every
+    /// step. The thread is stopped and joined when the storage is
     /// dropped. Nothing changes for durability: a commit is as durable as
     /// before, and a checkpoint only moves committed pages.
     ///
@@ -445,7 +448,9 @@ impl SqliteStorage {
         let tx = Transaction::begin(conn, behavior)?;
         cache.check(&tx)?;
         let before = tx.total_changes();
-        let mut result = work(&mut SqliteRepo::new(&tx, cache));
+        let mut repo = SqliteRepo::new(&tx, cache);
+        let mut result = work(&mut repo).and_then(|()| repo.flush());
+        drop(repo);
         if matches!(behavior, TransactionBehavior::Deferred) && result.is_ok() && tx.total_changes() != before {
             // A read that wrote: SQLite let it (a deferred transaction
             // takes the write lock when it first writes); nothing of it is kept.

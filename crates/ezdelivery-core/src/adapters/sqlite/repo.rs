@@ -7,7 +7,10 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
 
+use std::cell::RefCell;
+
 use super::cache::{as_stored, charge_as_stored, Kept, OrderRow, RowCache};
+use super::pending::PendingRow;
 use crate::adapters::calls::CallRecord;
 pub(super) use crate::adapters::rows::parse_time;
 use crate::adapters::rows::{
@@ -62,24 +65,27 @@ const INSERT_ORDER_ITEM: &str =
 const UPDATE_ORDER: &str = "UPDATE orders SET status = ?2, reviewed = ?3, updated_at = ?4 WHERE id = ?1";
 /// An order's whole row and its items, one item a row: the order's
 /// columns (0–8), its kitchen ticket's as [`rows::ticket`] decodes them
-/// (9–12), its delivery's as [`rows::delivery`] does (13–17), and an
-/// item's (18–21; NULL for an order without items): one statement reads
-/// all a command loads of an order, and the shared decoders read it.
+/// (9–12), its delivery's as [`rows::delivery`] does (13–17), its flags
+/// (18–20: `in_inbox`, `rider_busy`, `delivery_rider_id` as stored), and
+/// an item's (21–24; NULL for an order without items): one statement
+/// reads all a command loads of an order, and the shared decoders read it.
 pub(super) const ORDER_ROW: &str = concat!(
     "SELECT ",
     order_cols!(),
     ", id, store_id, kitchen_status, kitchen_updated_at",
     ", id, delivery_rider_id, delivery_charge, delivery_status, delivery_updated_at",
+    ", in_inbox, rider_busy, delivery_rider_id",
     ", i.menu_id, i.name, i.unit_price, i.qty",
     " FROM orders LEFT JOIN order_items i ON i.order_id = orders.id WHERE orders.id = ?1 ORDER BY i.line"
 );
-/// Where [`ORDER_ROW`]'s ticket, delivery and item columns start, and the
-/// ticket's and delivery's status columns (NULL: none was saved).
+/// Where [`ORDER_ROW`]'s ticket, delivery, flag and item columns start,
+/// and the ticket's and delivery's status columns (NULL: none was saved).
 const ROW_TICKET: usize = 9;
 const ROW_TICKET_STATUS: usize = 11;
 const ROW_DELIVERY: usize = 13;
 const ROW_DELIVERY_STATUS: usize = 16;
-const ROW_ITEM: usize = 18;
+const ROW_FLAGS: usize = 18;
+const ROW_ITEM: usize = 21;
 
 /// The payments' statements.
 pub(super) const PAYMENT_SQL: CallSql = call_sql!("payments", card);
@@ -219,16 +225,43 @@ sql_call!(Payment, "payments", card, payment);
 sql_call!(Charge, "charges", rider_id, charge);
 
 /// A [`Repo`] over a connection that is inside a transaction
-/// ([`super::SqliteStorage`] opens and closes it).
+/// ([`super::SqliteStorage`] opens and closes it, calling
+/// [`SqliteRepo::flush`] before it commits).
 pub(super) struct SqliteRepo<'a> {
     conn: &'a Connection,
     cache: &'a mut RowCache,
+    /// The changes to a cached order's row not written yet.
+    pending: RefCell<Option<PendingRow>>,
 }
 
 impl<'a> SqliteRepo<'a> {
     /// A repo over `conn`, which the caller keeps inside a transaction.
     pub(super) fn new(conn: &'a Connection, cache: &'a mut RowCache) -> SqliteRepo<'a> {
-        SqliteRepo { conn, cache }
+        SqliteRepo { conn, cache, pending: RefCell::new(None) }
+    }
+
+    /// Writes the changes to an order's row that are still pending
+    /// ([`PendingRow`]): before the unit of work commits, and before any
+    /// statement that reads rows or changes an order's row directly.
+    pub(super) fn flush(&self) -> Result<()> {
+        let Some(pending) = self.pending.borrow_mut().take() else { return Ok(()) };
+        let id = pending.id;
+        let (sql, values) = pending.statement();
+        match self.conn.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(values))? {
+            1 => Ok(()),
+            _ => Err(Error::storage(format!("cannot update order {id}: its row is not there"))),
+        }
+    }
+
+    /// Records a change to cached order `id`'s row, to be written by
+    /// [`SqliteRepo::flush`] (another order's pending changes are written
+    /// first).
+    fn pend(&self, id: OrderId, change: impl FnOnce(&mut PendingRow)) -> Result<()> {
+        if self.pending.borrow().as_ref().is_some_and(|p| p.id != id) {
+            self.flush()?;
+        }
+        change(self.pending.borrow_mut().get_or_insert_with(|| PendingRow::new(id)));
+        Ok(())
     }
 
     /// Order `id`'s row: from the cache, or read ([`ORDER_ROW`]) and
@@ -260,6 +293,7 @@ impl<'a> SqliteRepo<'a> {
     }
 
     fn read_order_row(&self, id: OrderId) -> Result<Option<OrderRow>> {
+        self.flush()?;
         let mut stmt = self.conn.prepare_cached(ORDER_ROW)?;
         let mut rows = stmt.query([id])?;
         let mut found: Option<OrderRow> = None;
@@ -268,12 +302,20 @@ impl<'a> SqliteRepo<'a> {
             if found.is_none() {
                 let columns = |from| rows::Columns { row, from };
                 let saved = |i| -> Result<bool> { Ok(SqlRow::text(row, i)?.is_some()) };
+                let order = rows::order(row)?;
+                let delivery =
+                    saved(ROW_DELIVERY_STATUS)?.then(|| rows::delivery(&columns(ROW_DELIVERY))).transpose()?;
+                // The flags as stored, against what they must be: a row
+                // changed by hand may hold others, which its next write
+                // then sets again.
+                let (in_inbox, busy, rider): (bool, bool, Option<RiderId>) =
+                    (rows::get(row, ROW_FLAGS)?, rows::get(row, ROW_FLAGS + 1)?, rows::get(row, ROW_FLAGS + 2)?);
                 found = Some(OrderRow {
-                    order: rows::order(row)?,
+                    inbox_holds: in_inbox == order.status.in_store_inbox(),
+                    rider_holds: (rider, busy) == rows::rider_columns(delivery.as_ref()),
                     ticket: saved(ROW_TICKET_STATUS)?.then(|| rows::ticket(&columns(ROW_TICKET))).transpose()?,
-                    delivery: saved(ROW_DELIVERY_STATUS)?
-                        .then(|| rows::delivery(&columns(ROW_DELIVERY)))
-                        .transpose()?,
+                    order,
+                    delivery,
                 });
             }
             if SqlRow::int(row, ROW_ITEM)?.is_some() {
@@ -310,6 +352,7 @@ impl<'a> SqliteRepo<'a> {
         params: impl Params,
         mut decode: impl FnMut(&dyn SqlRow) -> Result<T>,
     ) -> Result<Option<T>> {
+        self.flush()?;
         let mut stmt = self.conn.prepare_cached(sql)?;
         let mut rows = stmt.query_and_then(params, |row| decode(row))?;
         rows.next().transpose()
@@ -350,9 +393,21 @@ impl<'a> SqliteRepo<'a> {
         params: impl Params,
         mut decode: impl FnMut(&dyn SqlRow) -> Result<T>,
     ) -> Result<Vec<T>> {
+        self.flush()?;
         let mut stmt = self.conn.prepare_cached(sql)?;
         let rows = stmt.query_and_then(params, |row| decode(row))?;
         rows.collect()
+    }
+}
+
+impl Drop for SqliteRepo<'_> {
+    fn drop(&mut self) {
+        // Dropped with changes unwritten (an error, a panic): the cache
+        // holds rows the database will not, and the transaction is
+        // rolled back anyway.
+        if self.pending.get_mut().is_some() {
+            self.cache.clear();
+        }
     }
 }
 
@@ -470,27 +525,31 @@ impl Repo for SqliteRepo<'_> {
             stmt.execute(params![o.id, line, item.menu_id, item.name, item.unit_price, item.qty])?;
         }
         let order = Order { created_at: as_stored(o.created_at), updated_at: as_stored(o.updated_at), ..o.clone() };
-        self.cache.orders.put(o.id, OrderRow { order, ticket: None, delivery: None });
+        let row = OrderRow { order, ticket: None, delivery: None, inbox_holds: true, rider_holds: true };
+        self.cache.orders.put(o.id, row);
         Ok(())
     }
 
     fn update_order(&mut self, o: &Order) -> Result<()> {
-        let changed =
-            self.exec(UPDATE_ORDER, params![o.id, o.status.as_str(), o.reviewed, time_text(&o.updated_at)])?;
-        if changed == 0 {
-            return Err(Error::storage(format!("cannot update order {}: it was never inserted", o.id)));
-        }
-        // The flag follows the status; a cached row says whether it changes.
         let in_inbox = o.status.in_store_inbox();
-        if self.cache.orders.get(&o.id).is_none_or(|row| row.order.status.in_store_inbox() != in_inbox) {
+        let Some(row) = self.cache.orders.get_mut(&o.id) else {
+            // Not cached: written at once, the flag too (unless it is so).
+            self.flush()?;
+            let changed =
+                self.exec(UPDATE_ORDER, params![o.id, o.status.as_str(), o.reviewed, time_text(&o.updated_at)])?;
+            if changed == 0 {
+                return Err(Error::storage(format!("cannot update order {}: it was never inserted", o.id)));
+            }
             self.exec(rows::SET_INBOX, params![in_inbox, o.id])?;
-        }
-        if let Some(row) = self.cache.orders.get_mut(&o.id) {
-            row.order.status = o.status;
-            row.order.reviewed = o.reviewed;
-            row.order.updated_at = as_stored(o.updated_at);
-        }
-        Ok(())
+            return Ok(());
+        };
+        // The flag follows the status: the cached row says whether it changes.
+        let inbox_changes = !row.inbox_holds || row.order.status.in_store_inbox() != in_inbox;
+        row.inbox_holds = true;
+        row.order.status = o.status;
+        row.order.reviewed = o.reviewed;
+        row.order.updated_at = as_stored(o.updated_at);
+        self.pend(o.id, |p| p.order(o, inbox_changes))
     }
 
     fn order(&mut self, id: OrderId) -> Result<Option<Order>> {
@@ -518,17 +577,16 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn save_ticket(&mut self, t: &KitchenTicket) -> Result<()> {
-        let params = params![t.status.as_str(), time_text(&t.updated_at), t.order_id, t.store_id];
-        crate::adapters::saved_on_order(
-            self.exec(rows::SAVE_TICKET, params)? > 0,
-            "kitchen ticket",
-            t.order_id,
-            Some(t.store_id),
-        )?;
-        if let Some(row) = self.cache.orders.get_mut(&t.order_id) {
-            row.ticket = Some(KitchenTicket { updated_at: as_stored(t.updated_at), ..t.clone() });
-        }
-        Ok(())
+        let saved = |done| crate::adapters::saved_on_order(done, "kitchen ticket", t.order_id, Some(t.store_id));
+        let Some(row) = self.cache.orders.get_mut(&t.order_id) else {
+            self.flush()?;
+            let params = params![t.status.as_str(), time_text(&t.updated_at), t.order_id, t.store_id];
+            return saved(self.exec(rows::SAVE_TICKET, params)? > 0);
+        };
+        // As `SAVE_TICKET`, which changes no row of another store's order.
+        saved(row.order.store_id == t.store_id)?;
+        row.ticket = Some(KitchenTicket { updated_at: as_stored(t.updated_at), ..t.clone() });
+        self.pend(t.order_id, |p| p.ticket(t))
     }
 
     fn ticket(&mut self, order: OrderId) -> Result<Option<KitchenTicket>> {
@@ -536,17 +594,19 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn save_delivery(&mut self, d: &Delivery) -> Result<()> {
-        let params = params![d.charge, d.status.as_str(), time_text(&d.updated_at), d.order_id];
-        crate::adapters::saved_on_order(self.exec(rows::SAVE_DELIVERY, params)? > 0, "delivery", d.order_id, None)?;
-        // The rider's columns, set only when a cached row says they change.
         let rider = rows::rider_columns(Some(d));
-        if self.cache.orders.get(&d.order_id).is_none_or(|row| rows::rider_columns(row.delivery.as_ref()) != rider) {
+        let Some(row) = self.cache.orders.get_mut(&d.order_id) else {
+            self.flush()?;
+            let params = params![d.charge, d.status.as_str(), time_text(&d.updated_at), d.order_id];
+            crate::adapters::saved_on_order(self.exec(rows::SAVE_DELIVERY, params)? > 0, "delivery", d.order_id, None)?;
             self.exec(rows::SET_RIDER, params![rider.0, rider.1, d.order_id])?;
-        }
-        if let Some(row) = self.cache.orders.get_mut(&d.order_id) {
-            row.delivery = Some(Delivery { updated_at: as_stored(d.updated_at), ..d.clone() });
-        }
-        Ok(())
+            return Ok(());
+        };
+        // The rider's columns are set only when the cached row says they change.
+        let rider_changes = !row.rider_holds || rows::rider_columns(row.delivery.as_ref()) != rider;
+        row.rider_holds = true;
+        row.delivery = Some(Delivery { updated_at: as_stored(d.updated_at), ..d.clone() });
+        self.pend(d.order_id, |p| p.delivery(d, rider_changes.then_some(rider)))
     }
 
     fn delivery(&mut self, order: OrderId) -> Result<Option<Delivery>> {

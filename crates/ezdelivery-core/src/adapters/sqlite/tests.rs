@@ -701,7 +701,7 @@ fn cached_rows_are_what_the_file_holds() {
             r.save_delivery(&Delivery { status: DeliveryStatus::Delivered, updated_at: at(4), ..delivery.clone() })
         },
         &|r| r.add_store_review(1, 5),
-        // A charge of another rider: new, so not in the order's cached list.
+        // A second charge of the order: new, so not in its cached list.
         &|r| r.save_charge(&Charge::request(2, 1, 1, 4_000, "ezd-charge-2".into(), at(5))),
     ];
     let mut b = b;
@@ -745,6 +745,58 @@ fn cached_rows_are_what_the_file_holds() {
     assert_eq!(row(&mut a).0 .0.expect("the order").status, OrderStatus::Delivered);
     a.write(&mut |r| r.update_order(&Order { status: OrderStatus::Delivered, updated_at: at(6), ..placed.clone() }))
         .expect("the storage writes again");
+
+    // The review flag through the cache; a read in the same unit of work
+    // sees the unit's own change.
+    row(&mut a);
+    a.write(&mut |r| {
+        r.update_order(&Order { status: OrderStatus::Paid, reviewed: true, updated_at: at(7), ..placed.clone() })?;
+        assert!(r.store_inbox(1)?.contains(&1), "the inbox reads the unit of work's own change");
+        Ok(())
+    })
+    .expect("written");
+    assert_eq!(row(&mut a), row(&mut b));
+    assert_eq!(flags(&b), (true, false));
+    // Through a storage that has not read the row: written at once.
+    let c = SqliteStorage::open_with(&path, Synchronous::Normal).expect("opened a third time");
+    c.write(&mut |r| r.update_order(&Order { status: OrderStatus::Cooking, updated_at: at(8), ..placed.clone() }))
+        .expect("written at once");
+    assert_eq!(row(&mut a), row(&mut b));
+    assert_eq!(flags(&b), (true, false));
+    // Flags set wrong by hand: the next write sets them right.
+    a.connection().execute("UPDATE orders SET in_inbox = 0, rider_busy = 1", []).expect("wrong flags");
+    row(&mut a);
+    a.write(&mut |r| {
+        r.update_order(&Order { status: OrderStatus::Cooked, updated_at: at(9), ..placed.clone() })?;
+        r.save_delivery(&Delivery { status: DeliveryStatus::Delivered, updated_at: at(9), ..delivery.clone() })
+    })
+    .expect("written");
+    assert_eq!(flags(&b), (true, false), "the flags are set right again");
+    assert_eq!(row(&mut a), row(&mut b));
+    // A commit refused (a foreign key is checked then) leaves nothing cached.
+    let refused = a.write(&mut |r| r.insert_order(&Order { id: 2, store_id: 99, ..placed.clone() }));
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(contract_tests::through(|w| a.read(w), |r| r.order(2)).expect("read"), None);
+    // A ticket of another store's order is refused from a cached row too.
+    row(&mut a);
+    let stray = a.write(&mut |r| r.save_ticket(&KitchenTicket { store_id: 2, ..ticket.clone() }));
+    assert!(matches!(stray, Err(Error::Storage(_))), "{stray:?}");
+    assert_eq!(row(&mut a), row(&mut b));
+    // Two orders' rows changed by turns in one unit of work: each is
+    // written before the other is changed, and both are in the file.
+    a.write(&mut |r| r.insert_order(&Order { id: 2, ..placed.clone() })).expect("inserted");
+    a.write(&mut |r| {
+        r.update_order(&Order { status: OrderStatus::Paid, updated_at: at(10), ..placed.clone() })?;
+        r.update_order(&Order { id: 2, status: OrderStatus::Paid, updated_at: at(10), ..placed.clone() })?;
+        r.update_order(&Order { status: OrderStatus::Cooking, updated_at: at(11), ..placed.clone() })
+    })
+    .expect("written");
+    let both = |s: &mut SqliteStorage| {
+        contract_tests::through(|w| s.read(w), |r| Ok((r.order(1)?, r.order(2)?))).expect("read")
+    };
+    let (one, two) = both(&mut b);
+    assert_eq!((one.map(|o| o.status), two.map(|o| o.status)), (Some(OrderStatus::Cooking), Some(OrderStatus::Paid)));
+    assert_eq!(both(&mut a), both(&mut b));
 }
 
 // ─────────────── the read-only look before open (preflight) ───────────────

@@ -9,7 +9,9 @@ use rusqlite::{Connection, TransactionBehavior};
 /// rusqlite's own `Transaction` runs `BEGIN` and `COMMIT` through
 /// `execute_batch`, which prepares them anew each time: two statements
 /// compiled for every unit of work, fourteen a lifecycle (BENCHMARKS.md,
-/// "Rows a command reads again"). These are prepared once per connection.
+/// "Rows a command reads again"). These are prepared once per connection,
+/// and behave as rusqlite's do: the same `BEGIN`, a rollback when dropped
+/// unfinished, a failed commit rolled back.
 pub(super) struct Transaction<'c> {
     conn: &'c Connection,
 }
@@ -43,10 +45,15 @@ impl std::ops::Deref for Transaction<'_> {
 
 impl Drop for Transaction<'_> {
     fn drop(&mut self) {
-        // Not committed (or the commit failed): nothing of it is kept. A
-        // rollback that fails leaves SQLite to roll back when the
-        // connection next begins or closes.
-        if !self.conn.is_autocommit() {
+        // Not committed (or the commit failed): nothing of it is kept. The
+        // rollback is tried twice (as the storage's error path did with
+        // rusqlite's); should both fail, the transaction stays open and the
+        // next unit of work's BEGIN fails with SQLite's error until the
+        // connection closes, which rolls it back.
+        for _ in 0..2 {
+            if self.conn.is_autocommit() {
+                break;
+            }
             let _ = self.conn.execute_batch("ROLLBACK");
         }
     }
