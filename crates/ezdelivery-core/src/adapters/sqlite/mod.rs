@@ -441,8 +441,10 @@ impl SqliteStorage {
 
     fn run(&self, behavior: TransactionBehavior, work: &mut dyn FnMut(&mut dyn Repo) -> Result<()>) -> Result<()> {
         // A panic in an earlier unit of work rolled its transaction back
-        // (dropping it); any write of it moved the connection's count of
-        // changes, so `check` empties the cache: the session is sound.
+        // (dropping it): the rows it wrote moved the connection's count of
+        // changes, so `check` empties the cache, and the changes it left
+        // pending were dropped with its repo, which emptied the cache: the
+        // session is sound.
         let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
         let Session { conn, cache, checkpoints } = &mut *session;
         let tx = Transaction::begin(conn, behavior)?;

@@ -13,10 +13,10 @@ use crate::domain::{Delivery, KitchenTicket, Order, OrderId, RiderId};
 /// reads again").
 ///
 /// Only a row the connection's cache holds is changed so, the cache then
-/// holding the new values: the repo writes this before any statement that
-/// reads rows, before it changes a row directly, and before committing
-/// (`SqliteRepo::flush`). A flag is set only when it changes (see
-/// `rows::SET_INBOX`): setting it rewrites its index entry.
+/// holding the new values: the repo writes this before every query, before
+/// it changes a row directly, and before committing (`SqliteRepo::flush`).
+/// A flag is set only when it changes (see `rows::SET_INBOX`): setting it
+/// rewrites its index entry.
 #[derive(Debug)]
 pub(super) struct PendingRow {
     pub(super) id: OrderId,
@@ -64,7 +64,7 @@ impl PendingRow {
     }
 
     /// The `UPDATE` that writes it, and its parameters in order.
-    pub(super) fn statement(self) -> (String, Vec<Value>) {
+    pub(super) fn statement(&self) -> (String, Vec<Value>) {
         let mut sql = String::from("UPDATE orders SET ");
         let mut values = Vec::with_capacity(12);
         let mut set = |columns: &[&str], given: &mut dyn Iterator<Item = Value>| {
@@ -77,17 +77,17 @@ impl PendingRow {
                 values.push(value);
             }
         };
-        if let Some(order) = self.order {
-            set(&["status", "reviewed", "updated_at"], &mut order.into_iter());
+        if let Some(order) = &self.order {
+            set(&["status", "reviewed", "updated_at"], &mut order.iter().cloned());
         }
         if let Some(flag) = self.in_inbox {
             set(&["in_inbox"], &mut std::iter::once(Value::Integer(flag.into())));
         }
-        if let Some(ticket) = self.ticket {
-            set(&["kitchen_status", "kitchen_updated_at"], &mut ticket.into_iter());
+        if let Some(ticket) = &self.ticket {
+            set(&["kitchen_status", "kitchen_updated_at"], &mut ticket.iter().cloned());
         }
-        if let Some(delivery) = self.delivery {
-            set(&["delivery_charge", "delivery_status", "delivery_updated_at"], &mut delivery.into_iter());
+        if let Some(delivery) = &self.delivery {
+            set(&["delivery_charge", "delivery_status", "delivery_updated_at"], &mut delivery.iter().cloned());
         }
         if let Some((rider, busy)) = self.rider {
             let rider = rider.map_or(Value::Null, Value::Integer);

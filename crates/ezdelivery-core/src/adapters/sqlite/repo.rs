@@ -2,7 +2,9 @@
 //!
 //! Every statement goes through `prepare_cached`, so a hot command prepares
 //! each of its statements once per connection. The SQL lives in constants
-//! so that the tests can check every hot query's plan.
+//! so that the tests can check every hot query's plan; only the `UPDATE`
+//! that writes an order's pending changes is built from the columns that
+//! changed (`super::pending`), and reaches its row by primary key.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, Params, Row};
@@ -241,15 +243,24 @@ impl<'a> SqliteRepo<'a> {
     }
 
     /// Writes the changes to an order's row that are still pending
-    /// ([`PendingRow`]): before the unit of work commits, and before any
-    /// statement that reads rows or changes an order's row directly.
+    /// ([`PendingRow`]): before the unit of work commits, and before every
+    /// query and every direct change of an order's row (`next_id` and the
+    /// projector's checkpoint read no column it changes, and do not wait).
+    /// Should the `UPDATE` fail, the changes stay pending, so that the
+    /// repo, when dropped, empties the cache that holds them.
     pub(super) fn flush(&self) -> Result<()> {
-        let Some(pending) = self.pending.borrow_mut().take() else { return Ok(()) };
-        let id = pending.id;
-        let (sql, values) = pending.statement();
-        match self.conn.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(values))? {
-            1 => Ok(()),
-            _ => Err(Error::storage(format!("cannot update order {id}: its row is not there"))),
+        let changed = {
+            let pending = self.pending.borrow();
+            let Some(pending) = pending.as_ref() else { return Ok(()) };
+            let (sql, values) = pending.statement();
+            (pending.id, self.conn.prepare_cached(&sql)?.execute(rusqlite::params_from_iter(values))?)
+        };
+        match changed {
+            (_, 1) => {
+                *self.pending.borrow_mut() = None;
+                Ok(())
+            }
+            (id, _) => Err(Error::storage(format!("cannot update order {id}: its row is not there"))),
         }
     }
 

@@ -777,6 +777,12 @@ fn cached_rows_are_what_the_file_holds() {
     let refused = a.write(&mut |r| r.insert_order(&Order { id: 2, store_id: 99, ..placed.clone() }));
     assert!(refused.is_err(), "{refused:?}");
     assert_eq!(contract_tests::through(|w| a.read(w), |r| r.order(2)).expect("read"), None);
+    // So does one refused with a change to a kept row still pending when
+    // the unit of work ended (written then, refused at the commit).
+    row(&mut a);
+    let refused = a.write(&mut |r| r.save_delivery(&Delivery { rider_id: Some(99), ..delivery.clone() }));
+    assert!(refused.is_err(), "{refused:?}");
+    assert_eq!(row(&mut a), row(&mut b));
     // A ticket of another store's order is refused from a cached row too.
     row(&mut a);
     let stray = a.write(&mut |r| r.save_ticket(&KitchenTicket { store_id: 2, ..ticket.clone() }));
