@@ -800,6 +800,23 @@ fn cached_rows_are_what_the_file_holds() {
     let both = |s: &mut SqliteStorage| {
         contract_tests::through(|w| s.read(w), |r| Ok((r.order(1)?, r.order(2)?))).expect("read")
     };
+    // A pending change whose UPDATE fails (a trigger of this connection
+    // refuses it), then a panic in the unit of work: the change is not
+    // read afterwards.
+    row(&mut a);
+    let refuse = "CREATE TEMP TRIGGER refuse BEFORE UPDATE ON orders BEGIN SELECT RAISE(ABORT, 'refused'); END";
+    a.connection().execute_batch(refuse).expect("a trigger");
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _ = a.write(&mut |r| {
+            r.update_order(&Order { status: OrderStatus::Cancelled, updated_at: at(12), ..placed.clone() })?;
+            let refused = r.store_inbox(1);
+            assert!(refused.is_err(), "the pending UPDATE fails: {refused:?}");
+            panic!("a bug that ignores the error");
+        });
+    }));
+    assert!(panicked.is_err());
+    a.connection().execute_batch("DROP TRIGGER refuse").expect("dropped");
+    assert_eq!(both(&mut a), both(&mut b), "nothing of the failed change is read");
     let (one, two) = both(&mut b);
     assert_eq!((one.map(|o| o.status), two.map(|o| o.status)), (Some(OrderStatus::Cooking), Some(OrderStatus::Paid)));
     assert_eq!(both(&mut a), both(&mut b));
