@@ -1,10 +1,13 @@
 //! Changes to an order's row that a unit of work has made and not yet
 //! written ([`PendingRow`]).
 
+use chrono::{DateTime, Utc};
 use rusqlite::types::Value;
 
 use crate::adapters::rows::time_text;
-use crate::domain::{Delivery, KitchenTicket, Order, OrderId, RiderId};
+use crate::domain::{
+    Delivery, DeliveryStatus, KitchenStatus, KitchenTicket, Order, OrderId, OrderStatus, RiderId, Won,
+};
 
 /// The columns of one order's row that a unit of work set, written by one
 /// `UPDATE` when it ends instead of one per change: a command changes an
@@ -21,12 +24,12 @@ use crate::domain::{Delivery, KitchenTicket, Order, OrderId, RiderId};
 pub(super) struct PendingRow {
     pub(super) id: OrderId,
     /// `status`, `reviewed`, `updated_at`.
-    order: Option<[Value; 3]>,
+    order: Option<(OrderStatus, bool, DateTime<Utc>)>,
     in_inbox: Option<bool>,
     /// `kitchen_status`, `kitchen_updated_at`.
-    ticket: Option<[Value; 2]>,
+    ticket: Option<(KitchenStatus, DateTime<Utc>)>,
     /// `delivery_charge`, `delivery_status`, `delivery_updated_at`.
-    delivery: Option<[Value; 3]>,
+    delivery: Option<(Won, DeliveryStatus, DateTime<Utc>)>,
     /// `delivery_rider_id`, `rider_busy`.
     rider: Option<(Option<RiderId>, bool)>,
 }
@@ -38,26 +41,20 @@ impl PendingRow {
 
     /// The order's own columns; its inbox flag when `inbox_changes`.
     pub(super) fn order(&mut self, o: &Order, inbox_changes: bool) {
-        let text = |s: &str| Value::Text(s.to_owned());
-        self.order =
-            Some([text(o.status.as_str()), Value::Integer(o.reviewed.into()), Value::Text(time_text(&o.updated_at))]);
+        self.order = Some((o.status, o.reviewed, o.updated_at));
         if inbox_changes {
             self.in_inbox = Some(o.status.in_store_inbox());
         }
     }
 
     pub(super) fn ticket(&mut self, t: &KitchenTicket) {
-        self.ticket = Some([Value::Text(t.status.as_str().to_owned()), Value::Text(time_text(&t.updated_at))]);
+        self.ticket = Some((t.status, t.updated_at));
     }
 
     /// The delivery's columns; its rider's (`rows::rider_columns`) when
     /// given.
     pub(super) fn delivery(&mut self, d: &Delivery, rider: Option<(Option<RiderId>, bool)>) {
-        self.delivery = Some([
-            Value::Integer(d.charge),
-            Value::Text(d.status.as_str().to_owned()),
-            Value::Text(time_text(&d.updated_at)),
-        ]);
+        self.delivery = Some((d.charge, d.status, d.updated_at));
         if rider.is_some() {
             self.rider = rider;
         }
@@ -65,35 +62,39 @@ impl PendingRow {
 
     /// The `UPDATE` that writes it, and its parameters in order.
     pub(super) fn statement(&self) -> (String, Vec<Value>) {
-        let mut sql = String::from("UPDATE orders SET ");
-        let mut values = Vec::with_capacity(12);
-        let mut set = |columns: &[&str], given: &mut dyn Iterator<Item = Value>| {
-            for (column, value) in columns.iter().zip(given) {
-                if !values.is_empty() {
-                    sql.push_str(", ");
-                }
-                sql.push_str(column);
-                sql.push_str(" = ?");
-                values.push(value);
-            }
-        };
-        if let Some(order) = &self.order {
-            set(&["status", "reviewed", "updated_at"], &mut order.iter().cloned());
+        let text = |s: &str| Value::Text(s.to_owned());
+        let time = |t: &DateTime<Utc>| Value::Text(time_text(t));
+        let flag = |b: bool| Value::Integer(b.into());
+        let mut set: Vec<(&str, Value)> = Vec::with_capacity(11);
+        if let Some((status, reviewed, at)) = &self.order {
+            set.extend([("status", text(status.as_str())), ("reviewed", flag(*reviewed)), ("updated_at", time(at))]);
         }
-        if let Some(flag) = self.in_inbox {
-            set(&["in_inbox"], &mut std::iter::once(Value::Integer(flag.into())));
+        if let Some(in_inbox) = self.in_inbox {
+            set.push(("in_inbox", flag(in_inbox)));
         }
-        if let Some(ticket) = &self.ticket {
-            set(&["kitchen_status", "kitchen_updated_at"], &mut ticket.iter().cloned());
+        if let Some((status, at)) = &self.ticket {
+            set.extend([("kitchen_status", text(status.as_str())), ("kitchen_updated_at", time(at))]);
         }
-        if let Some(delivery) = &self.delivery {
-            set(&["delivery_charge", "delivery_status", "delivery_updated_at"], &mut delivery.iter().cloned());
+        if let Some((charge, status, at)) = &self.delivery {
+            set.extend([
+                ("delivery_charge", Value::Integer(*charge)),
+                ("delivery_status", text(status.as_str())),
+                ("delivery_updated_at", time(at)),
+            ]);
         }
         if let Some((rider, busy)) = self.rider {
-            let rider = rider.map_or(Value::Null, Value::Integer);
-            set(&["delivery_rider_id", "rider_busy"], &mut [rider, Value::Integer(busy.into())].into_iter());
+            set.extend([("delivery_rider_id", rider.map_or(Value::Null, Value::Integer)), ("rider_busy", flag(busy))]);
+        }
+        let mut sql = String::from("UPDATE orders SET ");
+        for (i, (column, _)) in set.iter().enumerate() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(column);
+            sql.push_str(" = ?");
         }
         sql.push_str(" WHERE id = ?");
+        let mut values: Vec<Value> = set.into_iter().map(|(_, value)| value).collect();
         values.push(Value::Integer(self.id));
         (sql, values)
     }
