@@ -153,12 +153,22 @@ impl Server {
                 let engine_outlives_runtime = Arc::clone(&engine);
                 let served = runtime.block_on(async move {
                     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
-                    let router = ezdelivery_http::router(engine, tokens, Metrics::new(), Settings::default(), stopping);
+                    let at_work = ezdelivery_http::AtWork::default();
+                    let router = ezdelivery_http::router(
+                        engine,
+                        tokens,
+                        Metrics::new(),
+                        Settings::default(),
+                        stopping,
+                        at_work.clone(),
+                    );
                     let shutdown = async move {
                         let _ = stopped.await;
                         let _ = stopping_tx.send(true);
                     };
-                    ezdelivery_http::serve(listener, router, shutdown).await
+                    let served = ezdelivery_http::serve(listener, router, shutdown).await;
+                    at_work.finished().await;
+                    served
                 });
                 drop(runtime);
                 drop(engine_outlives_runtime);

@@ -57,6 +57,8 @@ struct Answer {
     status: u16,
     content_type: String,
     retry_after: Option<String>,
+    /// `WWW-Authenticate`.
+    authenticate: Option<String>,
     replayed: bool,
     request_id: Option<String>,
     body: Value,
@@ -123,11 +125,21 @@ impl Api {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let content_type = header("content-type").unwrap_or_default();
         let retry_after = header("retry-after");
+        let authenticate = header("www-authenticate");
         let replayed = header("idempotent-replayed").is_some();
         let request_id = header("x-request-id");
         let text = response.body_mut().read_to_string().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Answer { status: response.status().as_u16(), content_type, retry_after, replayed, request_id, body, text }
+        Answer {
+            status: response.status().as_u16(),
+            content_type,
+            retry_after,
+            authenticate,
+            replayed,
+            request_id,
+            body,
+            text,
+        }
     }
 
     fn get(&self, path: &str, token: &str) -> Answer {
@@ -425,16 +437,21 @@ fn one_key_holds_across_two_servers_on_postgres() {
 
 /// `-vv` logs each request with its id, but never a token, an
 /// `Authorization` header, an idempotency key or a card number (not even
-/// one sent as a JSON number, which the 400 does not repeat either).
+/// one sent as a JSON number, which the 400 does not repeat either), nor
+/// the names and addresses in bodies (messages go to a file here, not to
+/// the console on stderr).
 #[test]
 fn the_log_has_request_ids_and_no_secrets() {
     let gw = Gateway::start(Mode::Up);
     let w = World::new(BIN, &gateways(gw.url()));
+    let messages = w.path("messages.jsonl");
+    let notify = format!("[[notify]]\nkind = \"jsonl\"\npath = \"{}\"\n", messages.display());
+    w.config("ezdelivery.toml", &format!("{}{notify}", gateways(gw.url()))); // the world's own config file
     let log = w.path("serve.log");
     let api = Api::start_logging(&w, &["-vv"], std::fs::File::create(&log).expect("the log file"));
     let (store, menu) = shop(&api);
     let card = "4111222233334444";
-    let body = json!({"store_id": store, "items": [{"menu": menu}], "pay": true, "card": card});
+    let body = json!({"store_id": store, "items": [{"menu": menu}], "pay": true, "card": card, "address": "역삼동 1"});
     let placed = api.call("POST", "/orders", Some("t-kim"), Some(&body), &[("x-request-id", "trace-me-42")]);
     assert_eq!(placed.status, 201, "{}", placed.text);
     let as_number = json!({"store_id": store, "items": [{"menu": menu}], "pay": true, "card": 4111222233334444u64});
@@ -446,7 +463,9 @@ fn the_log_has_request_ids_and_no_secrets() {
     assert_eq!(api.stop(), Some(0));
     let text = std::fs::read_to_string(&log).expect("the log");
     assert!(text.contains("trace-me-42"), "the request id is in the log:\n{text}");
-    for secret in ["t-kim", "t-park", "t-admin", "Bearer", card, "33334444", "secret-key-77"] {
+    for secret in
+        ["t-kim", "t-park", "t-admin", "Bearer", card, "33334444", "secret-key-77", "교촌치킨", "후라이드", "역삼동"]
+    {
         assert!(!text.contains(secret), "{secret} is in the log:\n{text}");
     }
     assert_ledger(&w, &gw, &[order_id(&placed.body)]);
@@ -671,6 +690,34 @@ fn sigterm_lets_the_request_in_flight_finish() {
     assert_ledger(&w, &gw, &[order_id(&answer.body)]);
 }
 
+/// SIGTERM after a keyed order was answered 503 by the request timeout
+/// while its payment still waited on the gateway: the server finishes it
+/// and keeps its answer before it exits, so after a restart the same key
+/// gets the order (201, replayed), not a key stuck in flight.
+#[test]
+fn sigterm_keeps_the_answer_of_a_keyed_request_that_timed_out() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &format!("{}[serve]\ntimeout_ms = 200\n", gateways(gw.url())));
+    let api = Api::start(&w);
+    let (store, menu) = shop(&api);
+    gw.set_latency(700, 900, 1);
+    let body = new_order(store, menu, true);
+    let key = [("Idempotency-Key", "kim-slow-1")];
+    let timed_out = api.call("POST", "/orders", Some("t-kim"), Some(&body), &key);
+    assert_eq!((timed_out.status, timed_out.body["kind"].as_str()), (503, Some("unavailable")), "{}", timed_out.text);
+    assert_eq!(api.stop(), Some(0));
+    gw.set_latency(0, 0, 1);
+
+    let api = Api::start(&w);
+    let again = api.call("POST", "/orders", Some("t-kim"), Some(&body), &key);
+    assert_eq!((again.status, again.replayed), (201, true), "{}", again.text);
+    assert_eq!(again.body["status"], "paid", "{}", again.text);
+    let order = order_id(&again.body);
+    assert_eq!(w.order_ids(), vec![order], "one order");
+    drop(api);
+    assert_ledger(&w, &gw, &[order]);
+}
+
 /// `[serve] max_requests` is one limit for the whole server: with 1, a
 /// request on another endpoint while an order waits on the gateway is 503
 /// with Retry-After at once.
@@ -737,6 +784,44 @@ fn the_smaller_promises_of_the_reference_hold() {
     terminate(&child);
     assert_eq!(wait_bounded(&mut child, DEADLINE, "serve --json").code(), Some(0));
     assert_ledger(&w, &gw, &[order]);
+}
+
+/// What the CLI refuses as bad input before doing anything, the API
+/// refuses the same way: ids below 1 (400, not 404), a card without
+/// `pay`, a delivery charge below 0; and `delivery_charge` sets what
+/// `store add --delivery-charge` sets. A 401 names its scheme.
+#[test]
+fn the_api_checks_input_as_the_cli_does() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateways(gw.url()));
+    let api = Api::start(&w);
+    let (store, menu) = shop(&api);
+    let invalid = |a: Answer| {
+        assert_eq!((a.status, a.body["kind"].as_str()), (400, Some("invalid_input")), "{}", a.text);
+        a
+    };
+    for path in ["/orders/0", "/orders/-1", "/stores/0/orders", "/menus?store=0", "/events?order=0"] {
+        let a = invalid(api.get(path, "t-admin"));
+        assert!(a.text.contains("1 or more"), "{path}: {}", a.text);
+    }
+    invalid(api.call("POST", "/orders/0/cancel", Some("t-admin"), None, &[]));
+    invalid(api.post("/orders", "t-kim", json!({"store_id": 0, "items": [{"menu": menu}]})));
+    let card_alone = json!({"store_id": store, "items": [{"menu": menu}], "card": "4111111111111111"});
+    let a = invalid(api.post("/orders", "t-kim", card_alone));
+    assert!(a.body["detail"].as_str().is_some_and(|d| d.contains("\"pay\": true")), "says what to send: {}", a.text);
+    assert_eq!(w.order_ids(), Vec::<i64>::new(), "nothing was ordered");
+
+    invalid(api.post("/stores", "t-park", json!({"name": "싼집", "delivery_charge": -1})));
+    assert_eq!(api.get("/stores", "t-park").body["stores"].as_array().map(Vec::len), Some(1), "nothing registered");
+    let free = api.ok("/stores", "t-park", json!({"name": "무료배달", "delivery_charge": 0}), 201);
+    assert_eq!(free["delivery_charge"], 0, "{free}");
+    let cli = w.run(&["--json", "store", "add", "--name", "둘째", "--owner", "park", "--delivery-charge", "0"]);
+    assert_eq!(cli.code, Some(0), "{}", cli.describe("store add"));
+
+    let anonymous = api.call("GET", "/stores", None, None, &[]);
+    assert_eq!((anonymous.status, anonymous.authenticate.as_deref()), (401, Some("Bearer")), "{}", anonymous.text);
+    drop(api);
+    assert_ledger(&w, &gw, &[]);
 }
 
 /// SIGTERM with a live stream open and an upload stalled half-way: the

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ezdelivery_core::domain::validate::{self, Invalid};
+use ezdelivery_core::domain::validate::Invalid;
 use ezdelivery_core::ports::storage::StoredEvent;
 use ezdelivery_core::{Engine, Error, ItemPick, NewOrder, Result};
 
@@ -21,13 +21,7 @@ use crate::{output_error, print_line, Context, Printed};
 pub fn store(engine: &Engine, command: &StoreCommand) -> Result<Output> {
     Ok(match command {
         StoreCommand::Add { name, owner, address, delivery_charge } => {
-            if let Some(charge) = delivery_charge {
-                validate::charge(*charge)?;
-            }
-            let mut store = engine.add_store(name, owner.as_deref(), address.as_deref())?;
-            if let Some(charge) = delivery_charge {
-                store = engine.set_delivery_charge(store.id, *charge)?;
-            }
+            let store = engine.add_store_charging(name, owner.as_deref(), address.as_deref(), *delivery_charge)?;
             render::store("registered", &store)
         }
         StoreCommand::List => render::stores(&engine.stores()?),

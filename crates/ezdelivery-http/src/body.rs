@@ -6,7 +6,8 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 
 use crate::problem::Problem;
 
@@ -48,6 +49,21 @@ fn shown(e: &serde_json::Error) -> String {
 /// 413: the body is over the server's limit.
 pub(crate) fn too_large() -> Problem {
     Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "invalid_input", "the request body is too large")
+}
+
+/// An id in a path, a query or a body: a whole number from 1, as the CLI
+/// takes them, so `/orders/0` is 400 `invalid_input` (as `status 0` exits
+/// 2), not 404.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Id(pub i64);
+
+impl<'de> Deserialize<'de> for Id {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Id, D::Error> {
+        match i64::deserialize(deserializer)? {
+            id if id >= 1 => Ok(Id(id)),
+            id => Err(D::Error::custom(format!("an id must be 1 or more, got {id}"))),
+        }
+    }
 }
 
 /// A path parameter (an id, a name).

@@ -10,6 +10,7 @@
 //! so doing it again under the same key could order and pay twice. A kept
 //! answer is final for its key; a new attempt takes a new key.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{to_bytes, Body};
@@ -18,6 +19,7 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ezdelivery_core::{RequestClaim, StoredResponse};
+use tokio::sync::watch;
 
 use crate::auth::caller_of;
 use crate::body::too_large;
@@ -46,8 +48,13 @@ pub(crate) async fn idempotent(State(state): State<AppState>, request: Request, 
     // Claiming, working and keeping the answer run to their end in a task
     // of their own, even when this request is dropped (a client gone, the
     // timeout): a key is never left claimed by a request that stopped
-    // half-way.
-    let task = tokio::spawn(claim_work_keep(state, key, request, next));
+    // half-way. The task is counted until it ends, so that a stopping
+    // server waits for it rather than cancel it with its runtime.
+    let working = state.at_work.begin();
+    let task = tokio::spawn(async move {
+        let _working = working;
+        claim_work_keep(state, key, request, next).await
+    });
     task.await.unwrap_or_else(|e| Problem::internal(format!("the request failed: {e}")).into_response())
 }
 
@@ -83,7 +90,9 @@ async fn claim_work_keep(state: AppState, key: String, request: Request, next: N
                 )
                 .into_response()
             }
-            Ok(RequestClaim::InFlight { since }) if started.elapsed() >= patience => {
+            // A stopping server waits for the first to keep its answer,
+            // not for its copies to give up.
+            Ok(RequestClaim::InFlight { since }) if started.elapsed() >= patience || *state.stopping.borrow() => {
                 return Problem::new(
                     StatusCode::CONFLICT,
                     "invalid_state",
@@ -119,4 +128,41 @@ fn replay(stored: StoredResponse) -> Response {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
     headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     response
+}
+
+/// The keyed requests still at work, counted so that a stopping server can
+/// wait for them ([`AtWork::finished`]) before its runtime goes: a task cut
+/// off between its command and keeping the answer would leave its key in
+/// flight, and the client could not get the answer to a command that was
+/// done. [`crate::run`] waits; a caller of [`crate::serve`] on a runtime of
+/// its own waits the same way once `serve` returns.
+#[derive(Clone, Debug)]
+pub struct AtWork(Arc<watch::Sender<usize>>);
+
+impl Default for AtWork {
+    fn default() -> AtWork {
+        AtWork(Arc::new(watch::Sender::new(0)))
+    }
+}
+
+impl AtWork {
+    /// Counts one keyed request until the guard is dropped.
+    fn begin(&self) -> Working {
+        self.0.send_modify(|n| *n += 1);
+        Working(self.clone())
+    }
+
+    /// Returns once no keyed request is at work.
+    pub async fn finished(&self) {
+        let _ = self.0.subscribe().wait_for(|n| *n == 0).await;
+    }
+}
+
+/// One keyed request at work: counted until its task ends (or is cancelled).
+struct Working(AtWork);
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        self.0 .0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }

@@ -40,6 +40,7 @@ mod sse;
 mod state;
 pub mod tokens;
 
+pub use idempotency::AtWork;
 pub use problem::Problem;
 pub use server::{openapi, router, run, serve};
 pub use settings::Settings;

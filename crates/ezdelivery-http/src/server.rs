@@ -21,7 +21,7 @@ use tower_http::trace::TraceLayer;
 use utoipa::openapi::OpenApi;
 
 use crate::blocking::Blocking;
-use crate::idempotency::idempotent;
+use crate::idempotency::{idempotent, AtWork};
 use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::settings::Settings;
@@ -38,13 +38,17 @@ pub fn openapi() -> OpenApi {
 }
 
 /// The whole API over `engine`. `stopping` turning `true` ends live event
-/// streams, so a graceful shutdown does not wait for them.
+/// streams, so a graceful shutdown does not wait for them. `at_work`
+/// counts the requests with an `Idempotency-Key` still at work, which may
+/// outlive their connection: wait for [`AtWork::finished`] after [`serve`]
+/// returns and before the runtime is dropped.
 pub fn router(
     engine: Arc<Engine>,
     tokens: Tokens,
     metrics: Arc<Metrics>,
     settings: Settings,
     stopping: watch::Receiver<bool>,
+    at_work: AtWork,
 ) -> Router {
     let (routes, api) = crate::routes::all().split_for_parts();
     let openapi = crate::openapi::document(api).to_json().unwrap_or_default();
@@ -55,6 +59,7 @@ pub fn router(
         settings: Arc::new(settings.clone()),
         openapi: Arc::new(openapi),
         stopping,
+        at_work,
     };
     routes
         .fallback(|| async {
@@ -164,7 +169,8 @@ async fn count(State(state): State<AppState>, request: Request, next: Next) -> R
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the
-/// requests in flight finish.
+/// requests in flight finish. Requests with an `Idempotency-Key` whose
+/// client went away may still be at work when it returns: see [`router`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -177,7 +183,8 @@ pub async fn serve(
 
 /// Runs the server on its own runtime until SIGTERM or SIGINT (Ctrl-C):
 /// then live streams end, requests in flight finish (for at most the
-/// request timeout), and it returns. `ready` is called once the signals
+/// request timeout), keyed requests whose client went away finish and keep
+/// their answers, and it returns. `ready` is called once the signals
 /// are caught and requests are accepted (say, to print where).
 pub fn run(
     listener: TcpListener,
@@ -197,7 +204,8 @@ pub fn run(
         let signals = Signals::catch()?;
         let (stop, stopping) = watch::channel(false);
         let mut stopped = stopping.clone();
-        let router = router(engine, tokens, metrics, settings, stopping);
+        let at_work = AtWork::default();
+        let router = router(engine, tokens, metrics, settings, stopping, at_work.clone());
         let signal = async move {
             signals.recv().await;
             tracing::info!("stopping: finishing the requests in flight");
@@ -207,7 +215,7 @@ pub fn run(
         ready();
         // A client that never finishes (a stalled upload, a phone gone
         // off the network) must not keep the server from stopping.
-        tokio::select! {
+        let served = tokio::select! {
             served = server => served,
             _ = async {
                 let _ = stopped.wait_for(|stopping| *stopping).await;
@@ -216,7 +224,15 @@ pub fn run(
                 tracing::warn!("stopped with requests still open after {grace:?}");
                 Ok(())
             }
-        }
+        };
+        // A keyed request answered 503 by the timeout, or whose client went
+        // away, still runs in a task of its own: dropping the runtime would
+        // cancel it between its command and keeping its answer. No bound of
+        // its own: what it waits on is its engine calls, which dropping the
+        // runtime waits for anyway (blocking threads are not cancelled), and
+        // keeping the answer; a copy waiting on it gives up at once.
+        at_work.finished().await;
+        served
     });
     drop(runtime);
     drop(engine_outlives_runtime);

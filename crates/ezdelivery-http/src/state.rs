@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 
 use crate::blocking::Blocking;
+use crate::idempotency::AtWork;
 use crate::metrics::Metrics;
 use crate::settings::Settings;
 use crate::tokens::Tokens;
@@ -25,4 +26,6 @@ pub struct AppState {
     pub openapi: Arc<String>,
     /// Turns `true` when the server is asked to stop: live event streams end.
     pub stopping: watch::Receiver<bool>,
+    /// The keyed requests still at work, which a stopping server waits for.
+    pub at_work: AtWork,
 }

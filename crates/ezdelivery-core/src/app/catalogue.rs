@@ -10,9 +10,26 @@ use crate::{Error, Result};
 impl Engine {
     /// Registers a store, open (`ezdelivery store add`).
     pub fn add_store(&self, name: &str, owner: Option<&str>, address: Option<&str>) -> Result<Store> {
-        let _span = tracing::info_span!("add_store", name = %name).entered();
+        self.add_store_charging(name, owner, address, None)
+    }
+
+    /// Registers a store, open, with its rider's delivery charge when given
+    /// (`ezdelivery store add --delivery-charge WON`, `POST /stores`), in one
+    /// unit of work: a charge that is not valid registers nothing.
+    pub fn add_store_charging(
+        &self,
+        name: &str,
+        owner: Option<&str>,
+        address: Option<&str>,
+        delivery_charge: Option<Won>,
+    ) -> Result<Store> {
+        let _span = tracing::info_span!("add_store").entered();
+        let delivery_charge = delivery_charge.map(validate::charge).transpose()?;
         self.write_command(|w| {
-            let (store, event) = Store::register(w.repo.next_id(Table::Store)?, name, owner, address)?;
+            let (mut store, event) = Store::register(w.repo.next_id(Table::Store)?, name, owner, address)?;
+            if let Some(charge) = delivery_charge {
+                store.delivery_charge = charge;
+            }
             w.repo.save_store(&store)?;
             w.emit(event)?;
             Ok(store)
@@ -67,7 +84,7 @@ impl Engine {
 
     /// Adds a menu item to a store (`ezdelivery menu add`).
     pub fn add_menu(&self, store: StoreId, name: &str, price: Won) -> Result<Menu> {
-        let _span = tracing::info_span!("add_menu", store, name = %name, price).entered();
+        let _span = tracing::info_span!("add_menu", store, price).entered();
         self.write_command(|w| {
             // The values first: a bad price is the news whatever the store.
             let (menu, event) = Menu::add(w.repo.next_id(Table::Menu)?, store, name, price)?;
@@ -111,7 +128,7 @@ impl Engine {
     /// Registers a rider (`ezdelivery rider add`). Names are unique so that
     /// `--rider NAME` is never ambiguous.
     pub fn add_rider(&self, name: &str) -> Result<Rider> {
-        let _span = tracing::info_span!("add_rider", name = %name).entered();
+        let _span = tracing::info_span!("add_rider").entered();
         self.write_command(|w| {
             let (rider, event) = Rider::register(w.repo.next_id(Table::Rider)?, name)?;
             if w.repo.rider_by_name(&rider.name)?.is_some() {

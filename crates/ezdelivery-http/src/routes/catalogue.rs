@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{Errors, IdempotencyKey};
 use crate::auth::{own_name, require_role, store_access, Caller};
-use crate::body::{JsonBody, PathParam, QueryParams};
+use crate::body::{Id, JsonBody, PathParam, QueryParams};
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::tokens::Role;
@@ -26,6 +26,11 @@ pub(crate) struct NewStore {
     /// Its address.
     #[serde(default)]
     address: Option<String>,
+    /// The rider's delivery charge for its orders, in won (the default
+    /// when left out).
+    #[serde(default)]
+    #[schema(minimum = 0)]
+    delivery_charge: Option<i64>,
 }
 
 /// Registers a store, open (`store add`). Owners register their own stores.
@@ -40,7 +45,12 @@ pub(crate) async fn add_store(
 ) -> Result<(StatusCode, Json<StoreJson>), Problem> {
     require_role(&caller, &[Role::Owner], "register a store")?;
     let owner = own_name(&caller, body.owner.as_deref(), "register a store")?;
-    let store = state.engine.run(move |e| Ok(e.add_store(&body.name, Some(&owner), body.address.as_deref())?)).await?;
+    let store = state
+        .engine
+        .run(move |e| {
+            Ok(e.add_store_charging(&body.name, Some(&owner), body.address.as_deref(), body.delivery_charge)?)
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(StoreJson::from(&store))))
 }
 
@@ -73,7 +83,7 @@ async fn set_open(state: AppState, caller: Caller, store: i64, open: bool) -> Re
 pub(crate) async fn open_store(
     State(state): State<AppState>,
     caller: Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
 ) -> Result<Json<StoreJson>, Problem> {
     set_open(state, caller, id, true).await
 }
@@ -87,7 +97,7 @@ pub(crate) async fn open_store(
 pub(crate) async fn close_store(
     State(state): State<AppState>,
     caller: Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
 ) -> Result<Json<StoreJson>, Problem> {
     set_open(state, caller, id, false).await
 }
@@ -100,7 +110,7 @@ pub(crate) async fn close_store(
 pub(crate) async fn store_orders(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
 ) -> Result<Json<OrderList>, Problem> {
     let orders = state
         .engine
@@ -131,7 +141,7 @@ pub(crate) struct NewMenu {
 pub(crate) async fn add_menu(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
     JsonBody(body): JsonBody<NewMenu>,
 ) -> Result<(StatusCode, Json<MenuJson>), Problem> {
     let menu = state
@@ -149,7 +159,8 @@ pub(crate) async fn add_menu(
 #[into_params(parameter_in = Query)]
 pub(crate) struct MenuQuery {
     /// Only this store's menus.
-    store: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1)]
+    store: Option<Id>,
 }
 
 /// The menus of one store, or of all (`menu list`).
@@ -161,7 +172,7 @@ pub(crate) async fn menus(
     Caller(_): Caller,
     QueryParams(query): QueryParams<MenuQuery>,
 ) -> Result<Json<MenuList>, Problem> {
-    let menus = state.engine.run(move |e| Ok(e.menus(query.store)?)).await?;
+    let menus = state.engine.run(move |e| Ok(e.menus(query.store.map(|Id(id)| id))?)).await?;
     Ok(Json(MenuList::from(menus.as_slice())))
 }
 
@@ -185,7 +196,7 @@ async fn set_available(state: AppState, caller: Caller, menu: i64, available: bo
 pub(crate) async fn menu_soldout(
     State(state): State<AppState>,
     caller: Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
 ) -> Result<Json<MenuJson>, Problem> {
     set_available(state, caller, id, false).await
 }
@@ -199,7 +210,7 @@ pub(crate) async fn menu_soldout(
 pub(crate) async fn menu_available(
     State(state): State<AppState>,
     caller: Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
 ) -> Result<Json<MenuJson>, Problem> {
     set_available(state, caller, id, true).await
 }

@@ -10,7 +10,7 @@ use utoipa::IntoParams;
 
 use super::Errors;
 use crate::auth::{order_access, require_role, Caller, OrderAction};
-use crate::body::{PathParam, QueryParams};
+use crate::body::{Id, PathParam, QueryParams};
 use crate::problem::Problem;
 use crate::sse;
 use crate::state::AppState;
@@ -24,7 +24,8 @@ const MAX_LIMIT: usize = 10_000;
 pub(crate) struct EventQuery {
     /// Only this order's events (anyone who may see the order); without
     /// it, every event (admin only).
-    order: Option<i64>,
+    #[param(value_type = Option<i64>, minimum = 1)]
+    order: Option<Id>,
     /// Only events after this `seq` (a stream resumes after `Last-Event-ID` instead).
     #[param(minimum = 0)]
     after: Option<i64>,
@@ -66,7 +67,7 @@ pub(crate) async fn events(
     headers: HeaderMap,
     QueryParams(query): QueryParams<EventQuery>,
 ) -> Result<Response, Problem> {
-    let order = query.order;
+    let order = query.order.map(|Id(id)| id);
     let checked = state.clone();
     checked
         .engine
@@ -89,7 +90,7 @@ pub(crate) async fn order_events(
     State(state): State<AppState>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
     QueryParams(query): QueryParams<AfterQuery>,
 ) -> Result<Response, Problem> {
     state.engine.run(move |e| order_access(e, &caller, id, OrderAction::Read).map(drop)).await?;

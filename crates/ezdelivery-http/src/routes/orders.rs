@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{Errors, IdempotencyKey};
 use crate::auth::{order_access, own_name, require_role, Caller, OrderAction};
-use crate::body::{JsonBody, PathParam};
+use crate::body::{Id, JsonBody, PathParam};
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::tokens::{Principal, Role};
@@ -43,7 +43,8 @@ pub(crate) struct ItemBody {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewOrderBody {
     /// The store ordered from.
-    store_id: i64,
+    #[schema(value_type = i64, minimum = 1)]
+    store_id: Id,
     /// Who orders; a customer's own name when left out.
     #[serde(default)]
     customer: Option<String>,
@@ -72,6 +73,13 @@ pub(crate) async fn place_order(
     JsonBody(body): JsonBody<NewOrderBody>,
 ) -> Result<(StatusCode, Json<OrderView>), Problem> {
     require_role(&caller, &[Role::Customer], "place an order")?;
+    if body.card.is_some() && !body.pay {
+        // As the CLI refuses `--card` without `--pay`: a card sent alone
+        // would be dropped, and the order left unpaid without a word.
+        return Err(Problem::invalid(
+            "`card` pays at once: send it with \"pay\": true, or pay later with POST /orders/{id}/payments",
+        ));
+    }
     let customer = own_name(&caller, body.customer.as_deref(), "place an order")?;
     let view = state
         .engine
@@ -87,7 +95,7 @@ pub(crate) async fn place_order(
                     ItemPick::new(menu, i.qty.unwrap_or(1))
                 })
                 .collect();
-            let mut new = NewOrder::new(body.store_id, &customer, &picks);
+            let mut new = NewOrder::new(body.store_id.0, &customer, &picks);
             if let Some(address) = &body.address {
                 new = new.deliver_to(address);
             }
@@ -107,7 +115,7 @@ pub(crate) async fn place_order(
 pub(crate) async fn order(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
 ) -> Result<Json<OrderView>, Problem> {
     let view = state.engine.run(move |e| order_access(e, &caller, id, OrderAction::Read)).await?;
     Ok(Json(view))
@@ -164,7 +172,7 @@ pub(crate) struct PaymentBody {
 pub(crate) async fn pay(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
     JsonBody(body): JsonBody<PaymentBody>,
 ) -> Result<Json<OrderView>, Problem> {
     act(state, caller, id, OrderAction::Pay, move |e| Ok(e.pay(id, body.card.as_deref())?)).await
@@ -178,7 +186,7 @@ pub(crate) async fn pay(
 pub(crate) async fn cook_start(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
 ) -> Result<Json<OrderView>, Problem> {
     act(state, caller, id, OrderAction::Cook, move |e| Ok(e.start_cooking(id)?)).await
 }
@@ -191,7 +199,7 @@ pub(crate) async fn cook_start(
 pub(crate) async fn cook_finish(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
 ) -> Result<Json<OrderView>, Problem> {
     act(state, caller, id, OrderAction::Cook, move |e| Ok(e.finish_cooking(id)?)).await
 }
@@ -213,7 +221,7 @@ pub(crate) struct ReasonBody {
 pub(crate) async fn cook_reject(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
     JsonBody(body): JsonBody<ReasonBody>,
 ) -> Result<Json<OrderView>, Problem> {
     let reason = body.reason.unwrap_or_default();
@@ -239,7 +247,7 @@ pub(crate) struct RiderBody {
 pub(crate) async fn delivery_start(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
     JsonBody(body): JsonBody<RiderBody>,
 ) -> Result<Json<OrderView>, Problem> {
     let rider = match caller.role {
@@ -257,7 +265,7 @@ pub(crate) async fn delivery_start(
 pub(crate) async fn delivery_complete(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
 ) -> Result<Json<OrderView>, Problem> {
     act(state, caller, id, OrderAction::CompleteDelivery, move |e| Ok(e.complete_delivery(id)?)).await
 }
@@ -271,7 +279,7 @@ pub(crate) async fn delivery_complete(
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
     JsonBody(body): JsonBody<ReasonBody>,
 ) -> Result<Json<OrderView>, Problem> {
     let reason = body.reason.unwrap_or_default();
@@ -298,7 +306,7 @@ pub(crate) struct ReviewBody {
 pub(crate) async fn review(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    PathParam(id): PathParam<i64>,
+    PathParam(Id(id)): PathParam<Id>,
     JsonBody(body): JsonBody<ReviewBody>,
 ) -> Result<(StatusCode, Json<ReviewJson>), Problem> {
     let review = state
