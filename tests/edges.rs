@@ -219,6 +219,19 @@ fn the_storage_hint_fits_the_cause() {
     let message = error["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("is not an ezdelivery database") && !message.contains("writable"), "{message}");
 
+    // A database cut short: damaged, and what to do about it.
+    let cut = w.path("cut.db");
+    for i in 0..30 {
+        let (code, out) = w.json_on(&cut, &["store", "add", "--name", &format!("store {i}")]);
+        assert_eq!(code, 0, "{out}");
+    }
+    let size = std::fs::metadata(&cut).expect("the file").len();
+    std::fs::OpenOptions::new().write(true).open(&cut).and_then(|f| f.set_len(size / 2)).expect("cut short");
+    let (code, error) = w.json_on(&cut, &["store", "list"]);
+    assert_eq!(code, 1, "{error}");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("damaged") && message.contains("backup"), "{message}");
+
     // A path through a file: nothing about permissions.
     let under_a_file = other.join("sub").join("ezdelivery.db");
     let (code, error) = w.json_on(&under_a_file, &["store", "list"]);
@@ -237,5 +250,141 @@ fn the_storage_hint_fits_the_cause() {
         assert!(message.contains("check that the file and its folder are writable"), "{message}");
     } else {
         eprintln!("note: /sys does not refuse a new file here: the permission case is not tried");
+    }
+}
+
+// ───────────────────────────── output that cannot be written ─────────────────────────────
+
+/// `/dev/full`, opened for writing: every write fails as on a full disk.
+fn dev_full() -> std::fs::File {
+    std::fs::OpenOptions::new().write(true).open("/dev/full").expect("/dev/full (Linux)")
+}
+
+/// An error's exit code is what a script reads, even when its message
+/// cannot be written (standard error on a full disk): not a panic's 101.
+#[test]
+fn exit_codes_hold_when_standard_error_cannot_be_written() {
+    let w = World::new(BIN, "");
+    let cases: [(&[&str], i32); 5] = [
+        (&["pay", "99"], 3),
+        (&["--json", "pay", "99"], 3),
+        (&["store", "add", "--name", ""], 2),
+        (&["--no-such-flag"], 2),
+        (&["--json", "store", "frobnicate"], 2),
+    ];
+    for (args, code) in cases {
+        let status =
+            w.command(args).stdout(std::process::Stdio::null()).stderr(dev_full()).status().expect("the binary runs");
+        assert_eq!(status.code(), Some(code), "{args:?}");
+    }
+    assert!(w.order_ids().is_empty());
+}
+
+/// The demo into a pipe closed early ends quietly (exit 0), as any
+/// command does, and into a full disk with exit 1: not in a panic.
+#[test]
+fn the_demo_ends_cleanly_when_its_output_cannot_be_written() {
+    let w = World::without_config(BIN);
+    let full = w
+        .bare()
+        .args(["--db"])
+        .arg(w.path("full.db"))
+        .arg("demo")
+        .stdout(dev_full())
+        .stderr(std::process::Stdio::null())
+        .status();
+    assert_eq!(full.expect("the binary runs").code(), Some(1));
+    let mut closed = w.bare();
+    closed.args(["--db"]).arg(w.path("closed.db")).arg("demo");
+    closed.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    let mut child = closed.spawn().expect("the binary runs");
+    drop(child.stdout.take()); // the reader is gone before the first line
+    assert_eq!(child.wait().expect("it ends").code(), Some(0));
+}
+
+/// A URL of another scheme (`postgress://`, `mysql://`) is refused with
+/// exit 2, without its password, and leaves nothing behind: it used to
+/// become folders named after its parts.
+#[test]
+fn a_misspelled_database_url_is_refused_not_taken_for_a_path() {
+    let w = World::without_config(BIN);
+    for url in ["postgress://kim:s3cretpw@db.internal/ez", "mysql://u:pw@h/db"] {
+        let mut c = w.bare();
+        c.current_dir(w.path("")).args(["--db", url, "-v", "store", "add", "--name", "X"]);
+        let r = finish(c, "store add");
+        assert_eq!(r.code, Some(2), "{}", r.describe(url));
+        assert!(
+            r.stderr.contains("://") && !r.stderr.contains("s3cretpw") && !r.stderr.contains("u:pw"),
+            "{}",
+            r.stderr
+        );
+        let mut c = w.bare();
+        c.current_dir(w.path("")).args(["db", "copy", "--to", url]);
+        assert_eq!(finish(c, "db copy").code, Some(2), "a copy's target is read the same way");
+    }
+    let left: Vec<_> =
+        std::fs::read_dir(w.path("")).expect("the world's folder").flatten().map(|e| e.file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_string_lossy().contains(':')), "nothing named after the URL: {left:?}");
+}
+
+/// A payment whose result goes into a pipe its reader closed exits 7
+/// (`money_moved`, naming the order): the caller never learnt which order
+/// took the money. A read into the same closed pipe exits 0, as `| head`
+/// expects.
+#[test]
+fn a_payment_into_a_closed_pipe_exits_7_and_a_read_exits_0() {
+    let w = World::new(BIN, "");
+    w.ok(&["store", "add", "--name", "교촌치킨"]);
+    w.ok(&["menu", "add", "--store", "1", "--name", "후라이드", "--price", "18000"]);
+    let order = w.ok(&["order", "--store", "1", "--customer", "kim", "--item", "후라이드"]);
+    let into_closed_pipe = |args: &[&str]| {
+        let mut c = w.command(args);
+        c.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("the binary runs");
+        drop(child.stdout.take());
+        child.wait_with_output().expect("it ends")
+    };
+    let paid = into_closed_pipe(&["pay", "1"]);
+    let stderr = String::from_utf8_lossy(&paid.stderr);
+    assert_eq!(paid.status.code(), Some(7), "{stderr}");
+    assert!(stderr.contains("order 1") && stderr.contains("do not pay again"), "{stderr}");
+    assert_eq!(w.ok(&["status", "1"])["status"], "paid", "{order}");
+    assert_eq!(into_closed_pipe(&["status", "1"]).status.code(), Some(0));
+}
+
+/// `--json --version` is one JSON object, as `--json` promises.
+#[test]
+fn the_version_as_json_is_one_object() {
+    let r = World::without_config(BIN).run_bare(&["--json", "--version"]);
+    assert_eq!(r.code, Some(0), "{}", r.describe("--version"));
+    let version: Value = serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{}: {e}", r.stdout));
+    assert_eq!(version["name"], "ezdelivery");
+    assert_eq!(version["version"].as_str(), Some(env!("CARGO_PKG_VERSION")));
+}
+
+/// On a terminal that says it is 0 columns wide (a pty nobody sized, as
+/// `script` makes one), a table is printed unwrapped: it used to collapse
+/// every column to one character. Skipped where there is no `script`.
+#[test]
+fn a_terminal_of_unknown_width_gets_whole_tables() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("note: no `script` here: the pty case is not tried");
+        return;
+    }
+    let w = World::new(BIN, "");
+    w.ok(&["store", "add", "--name", "교촌치킨"]);
+    w.ok(&["menu", "add", "--store", "1", "--name", "후라이드", "--price", "18000"]);
+    w.ok(&["order", "--store", "1", "--customer", "kim", "--item", "후라이드", "--pay"]);
+    let line = format!("'{BIN}' --db '{}' status --customer kim", w.db.display());
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for whole in ["customer", "approved", "received", "updated (UTC)", "18,000원"] {
+        assert!(text.contains(whole), "`{whole}` is whole:\n{text}");
     }
 }

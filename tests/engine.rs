@@ -228,6 +228,39 @@ fn payment_outage_queues_and_relay_charges_once_with_the_same_key() {
     assert!(calls.iter().all(|c| c == &calls[0]), "every retry under the same key: {calls:?}");
 }
 
+/// Resetting the payment breaker says the gateway is back: the payments
+/// queued for it are due at once, not at the end of a long back-off, and
+/// are charged once, under their own keys.
+#[test]
+fn resetting_the_payment_breaker_makes_the_queued_payments_due_now() {
+    let slow = RetryPolicy { base_ms: 600_000, max_ms: 600_000, max_message_tries: 3, attention_after: 10 };
+    let w = world_with(&["lee"], slow);
+    w.pay.set_down(true);
+    let ids: Vec<i64> = ["kim", "lee"]
+        .iter()
+        .map(|who| {
+            let err = w.engine.place_order(NewOrder::new(w.store, who, &items()).pay_now(None)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+            err.order().expect("the order is kept")
+        })
+        .collect();
+    w.pay.set_down(false);
+    assert_eq!(w.engine.relay().unwrap().payments_approved, 0, "ten minutes of back-off to go");
+    w.engine.reset_breaker(&w.engine.breaker_name("payment").unwrap()).unwrap();
+    assert_eq!(w.engine.relay().unwrap().payments_approved, 2);
+    for id in &ids {
+        assert_eq!(w.engine.status(*id).unwrap().status, OrderStatus::Paid);
+    }
+    let calls = w.pay.calls();
+    for id in &ids {
+        let key = format!("approve ezd-pay-{id}-");
+        let approvals: Vec<_> = calls.iter().filter(|c| c.starts_with(&key)).collect();
+        assert_eq!(approvals.len(), 2, "one failed call and one approval per order, one key: {calls:?}");
+        assert_eq!(approvals[0], approvals[1], "{calls:?}");
+    }
+    assert_eq!(w.engine.relay().unwrap().payments_approved, 0, "nothing charged twice");
+}
+
 #[test]
 fn cancel_compensates_everything_and_is_refused_after_departure() {
     let w = world(&["lee"]);

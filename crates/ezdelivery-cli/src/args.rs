@@ -341,7 +341,7 @@ pub enum BreakerCommand {
     /// Show each breaker: state, consecutive failures, when it retries.
     #[command(after_help = "Example:\n  ezdelivery breaker status")]
     Status,
-    /// Close a breaker by hand.
+    /// Close a breaker by hand; a gateway's also makes the calls queued for it due now.
     #[command(after_help = "Example:\n  ezdelivery breaker reset payment")]
     Reset {
         /// `payment`, `charge`, or a notifier channel.

@@ -109,8 +109,9 @@ pub fn events(
     after: i64,
     format: Option<EventFormat>,
     follow: bool,
-    json: bool,
+    context: &Context,
 ) -> Result<Printed> {
+    let json = context.json;
     if after < 0 {
         return Err(Error::Invalid(Invalid(format!("--after must be 0 or more, got {after}"))));
     }
@@ -129,7 +130,14 @@ pub fn events(
     if !follow && (json || format == EventFormat::Table) {
         return Ok(Printed::Out(render::events(&events, format)));
     }
-    let print = |e: &StoredEvent| print_line(&render::event_line_in(format, e)).map_err(output_error);
+    // `-q` prints nothing on success, JSON lines included (`--json` still
+    // prints, as it does for every command).
+    let print = |e: &StoredEvent| {
+        if context.quiet && !json {
+            return Ok(());
+        }
+        print_line(&render::event_line_in(format, e)).map_err(output_error)
+    };
     let mut last = after;
     for e in &events {
         print(e)?;

@@ -127,9 +127,23 @@ impl GatewayConfig {
         checked_timeout(&format!("[{section}]"), self.timeout_ms)
     }
 
-    /// The sandbox's settings, with this section's timeout.
-    fn sandbox(&self) -> SandboxSettings {
-        SandboxSettings { timeout_ms: Some(self.timeout_ms), ..self.sandbox.clone() }
+    /// The sandbox's settings, with this section's timeout. A card in the
+    /// payment section's `decline_cards` that is not a card number could
+    /// never match one, so it is refused rather than ignored (the charge
+    /// section's are not used).
+    fn sandbox(&self, section: &str) -> Result<SandboxSettings> {
+        let used = if section == "payment" { self.sandbox.decline_cards.as_slice() } else { &[] };
+        for card in used {
+            ezdelivery_core::domain::payment::mask_card(card).map_err(
+                |ezdelivery_core::domain::validate::Invalid(why)| {
+                    invalid(format!(
+                        "[{section}.sandbox] decline_cards: `{}` is not a card number ({why})",
+                        ezdelivery_core::domain::validate::shown(card)
+                    ))
+                },
+            )?;
+        }
+        Ok(SandboxSettings { timeout_ms: Some(self.timeout_ms), ..self.sandbox.clone() })
     }
 
     /// The adapter: the sandbox unless the file says otherwise. A section
@@ -163,7 +177,7 @@ impl GatewayConfig {
 
     fn payment(&self) -> Result<Box<dyn PaymentGateway>> {
         Ok(match self.named_adapter("payment")? {
-            Adapter::Sandbox => Box::new(SandboxPayment::new(self.sandbox())),
+            Adapter::Sandbox => Box::new(SandboxPayment::new(self.sandbox("payment")?)),
             Adapter::Http => {
                 let gateway = HttpPayment::new(self.http_url("payment")?, self.timeout());
                 Box::new(in_section("payment", renamed(gateway, self.name.as_deref(), HttpPayment::named))?)
@@ -173,7 +187,7 @@ impl GatewayConfig {
 
     fn charge(&self) -> Result<Box<dyn ChargeGateway>> {
         Ok(match self.named_adapter("charge")? {
-            Adapter::Sandbox => Box::new(SandboxCharge::new(self.sandbox())),
+            Adapter::Sandbox => Box::new(SandboxCharge::new(self.sandbox("charge")?)),
             Adapter::Http => {
                 let gateway = HttpCharge::new(self.http_url("charge")?, self.timeout());
                 Box::new(in_section("charge", renamed(gateway, self.name.as_deref(), HttpCharge::named))?)
@@ -763,6 +777,17 @@ mod tests {
         let message = error(parse("locale = \"fr\"\n"));
         assert!(message.contains("unknown locale `fr`: use \"ko\" or \"en\""), "{message}");
         assert!(parse("locale = 1\n").is_err());
+    }
+
+    #[test]
+    fn a_decline_card_that_is_no_card_number_is_refused() {
+        let config = parse("[payment.sandbox]\ndecline_cards = [\"abc\"]\n").unwrap();
+        let message = error(config.payment.payment().map(drop));
+        assert!(message.contains("[payment.sandbox] decline_cards: `abc` is not a card number"), "{message}");
+        let config = parse("[payment.sandbox]\ndecline_cards = [\"4000 0000 0000 0002\"]\n").unwrap();
+        assert!(config.payment.payment().is_ok(), "spaces and dashes, as in a card");
+        let config = parse("[charge.sandbox]\ndecline_cards = [\"abc\"]\n").unwrap();
+        assert!(config.charge.charge().is_ok(), "the charge sandbox declines nothing: its list is not read");
     }
 
     #[test]

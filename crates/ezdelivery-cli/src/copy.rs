@@ -34,12 +34,12 @@ enum Target {
 }
 
 impl Target {
-    fn parse(to: &str) -> Target {
-        if crate::storage::is_postgres_url(to) {
-            Target::Postgres(to.to_string())
-        } else {
-            Target::Sqlite(PathBuf::from(to))
-        }
+    /// `to` read as `--db` is read (a URL of another kind is refused).
+    fn parse(to: &str) -> Result<Target> {
+        Ok(match Database::from_arg(Some(std::path::Path::new(to)))? {
+            Database::Sqlite(path) => Target::Sqlite(path),
+            Database::Postgres(url) => Target::Postgres(url),
+        })
     }
 
     /// The target as people see it.
@@ -63,7 +63,7 @@ impl Target {
 /// scrubbed by the caller; those naming the target here).
 pub fn run(db: &Database, config: &Config, command: &DbCommand) -> Result<Output> {
     let DbCommand::Copy { to } = command;
-    let target = Target::parse(to);
+    let target = Target::parse(to)?;
     copy_to(db, config, &target).map_err(|e| target.scrub(e))
 }
 

@@ -28,19 +28,24 @@ pub fn run(cli: &Cli, config: &Config) -> Result<()> {
     let sandbox = Config { locale: config.locale, ..Config::default() };
     let engine = sandbox.engine(&Database::Sqlite(db.clone()), cli.quiet || cli.json, Access::Writes)?;
     let mut demo = Demo { talk: !cli.quiet && !cli.json, engine, steps: 0 };
-    if demo.talk {
-        println!("ezdelivery demo on {}", db.display());
-        println!("Each `$ ezdelivery …` line below is a real command, run as shown on this database, and under");
-        println!("it is what that command prints. To run more commands on it:");
-        println!("   export EZDELIVERY_DB={}", shell_word(&db.to_string_lossy()));
-        println!("(messages to customers and owners appear on stderr as [알림 → …] lines)");
-    }
+    demo.say(&format!(
+        "ezdelivery demo on {}\n\
+         Each `$ ezdelivery …` line below is a real command, run as shown on this database, and under\n\
+         it is what that command prints. To run more commands on it:\n   \
+         export EZDELIVERY_DB={}\n\
+         (messages to customers and owners appear on stderr as [알림 → …] lines)",
+        db.display(),
+        shell_word(&db.to_string_lossy())
+    ))?;
     let orders = demo.scenario()?;
     if cli.json {
         let json = serde_json::json!({ "db": db, "orders": orders.iter().map(render::view_json).collect::<Vec<_>>() });
         crate::print_line(&json.to_string()).map_err(crate::output_error)?;
-    } else if !cli.quiet {
-        println!("\nDone. Look around: ezdelivery --db {} status --customer kim", shell_word(&db.to_string_lossy()));
+    } else {
+        demo.say(&format!(
+            "\nDone. Look around: ezdelivery --db {} status --customer kim",
+            shell_word(&db.to_string_lossy())
+        ))?;
     }
     Ok(())
 }
@@ -180,26 +185,24 @@ impl Demo {
     /// (`null` for a failure).
     fn expect(&mut self, why: &str, args: &[&str], expect: Expect) -> Result<Value> {
         let line = args.iter().map(|a| shell_word(a)).collect::<Vec<_>>().join(" ");
-        if self.talk {
-            if why.is_empty() {
-                println!("   $ ezdelivery {line}");
-            } else {
-                self.steps += 1;
-                println!("\n── {}. {why}\n   $ ezdelivery {line}", self.steps);
-            }
+        if why.is_empty() {
+            self.say(&format!("   $ ezdelivery {line}"))?;
+        } else {
+            self.steps += 1;
+            self.say(&format!("\n── {}. {why}\n   $ ezdelivery {line}", self.steps))?;
         }
         let parsed = Cli::try_parse_from(std::iter::once("ezdelivery").chain(args.iter().copied()))
             .map_err(|e| Error::Internal(format!("the demo's step `{line}` is not a command: {e}")))?;
         let context = crate::Context { json: false, quiet: false, watch: Default::default() };
         match (crate::execute(&self.engine, &parsed.command, &context), expect) {
             (Ok(Printed::Out(out)), Expect::Done) => {
-                self.show(&out.human);
+                self.show(&out.human)?;
                 Ok(out.json)
             }
             (Ok(Printed::Done), Expect::Done) => Ok(Value::Null),
             (Err(e), Expect::Exit(code)) if i32::from(crate::errors::exit_code(&e)) == code => {
                 // What `fail` prints on standard error.
-                self.show(&format!("ezdelivery: {}", crate::errors::message(&e)));
+                self.show(&format!("ezdelivery: {}", crate::errors::message(&e)))?;
                 Ok(Value::Null)
             }
             (Ok(_), Expect::Exit(code)) => {
@@ -209,12 +212,18 @@ impl Demo {
         }
     }
 
-    fn show(&self, text: &str) {
-        if self.talk {
-            for line in text.trim_end().lines() {
-                println!("   {line}");
-            }
+    /// Prints what a step printed, indented.
+    fn show(&self, text: &str) -> Result<()> {
+        text.trim_end().lines().try_for_each(|line| self.say(&format!("   {line}")))
+    }
+
+    /// Prints `text` unless the demo is quiet; a closed standard output
+    /// ends the demo as it ends any command (quietly, exit 0), not in a panic.
+    fn say(&self, text: &str) -> Result<()> {
+        if !self.talk {
+            return Ok(());
         }
+        crate::print_line(text).map_err(crate::output_error)
     }
 }
 

@@ -69,6 +69,10 @@ fn next_step(error: &Error) -> Option<(&'static str, String)> {
                 return Some((": ", "make it writable, or copy it somewhere writable and use --db PATH".into()))
             }
             StorageProblem::Unreachable => "check the --db URL (or EZDELIVERY_DB) and that the server runs".into(),
+            StorageProblem::Full => "free space on the disk that holds the database, then try again".into(),
+            StorageProblem::Damaged => "the database file is damaged: restore it from a backup (`ezdelivery db \
+                                        copy` makes one), or save what SQLite can read with `sqlite3 FILE .recover`"
+                .into(),
             StorageProblem::Other => return None,
         },
         Error::Invalid(_) | Error::Internal(_) => return None,

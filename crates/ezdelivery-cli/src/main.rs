@@ -55,9 +55,13 @@ fn main() -> ExitCode {
     };
     match printed {
         Ok(()) => ExitCode::SUCCESS,
-        // The reader went away (`| head`): nothing more to say, and no error of ours.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => fail(&unwritten(&cli.command, &out, &e), cli.json),
+        Err(e) => match unwritten(&cli.command, &out, &e) {
+            // The reader went away (`| head`): nothing more to say, and no
+            // error of ours, unless it never learnt which order took the
+            // money (exit 7, so that it does not order and pay again).
+            Error::Internal(_) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            error => fail(&error, cli.json),
+        },
     }
 }
 
@@ -102,6 +106,14 @@ pub(crate) fn print_line(line: &str) -> std::io::Result<()> {
     out.flush()
 }
 
+/// Prints one line on standard error, for an error's message. A standard
+/// error that cannot be written (a full disk, closed) must not turn the
+/// error's exit code into a panic's 101: the code is what a script reads.
+fn print_error_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 /// A failed write to standard output, as the engine's error type.
 fn output_error(e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -126,9 +138,9 @@ fn fail(error: &Error, json: bool) -> ExitCode {
         if let Some(order) = error.order() {
             object["order_id"] = json!(order);
         }
-        eprintln!("{}", json!({ "error": object }));
+        print_error_line(&json!({ "error": object }).to_string());
     } else {
-        eprintln!("ezdelivery: {message}");
+        print_error_line(&format!("ezdelivery: {message}"));
     }
     ExitCode::from(errors::exit_code(error))
 }
@@ -142,12 +154,20 @@ fn fail(error: &Error, json: bool) -> ExitCode {
 /// escaped and shortened ([`validate::shown`]) where clap repeats it.
 fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    if e.kind() == ErrorKind::DisplayVersion && json {
+        // `--json` is one JSON object on stdout, the version too.
+        let version = json!({ "name": "ezdelivery", "version": env!("CARGO_PKG_VERSION") });
+        return match print_line(&version.to_string()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+            _ => ExitCode::SUCCESS,
+        };
+    }
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return ExitCode::SUCCESS;
     }
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let json = args.iter().any(|a| a == "--json");
     let rendered = e.render().to_string();
     // an argument that is not UTF-8: where clap refused it, or repeats it
     // (an unknown command) with its bytes replaced by U+FFFD
@@ -173,9 +193,10 @@ fn usage_error(e: clap::Error) -> ExitCode {
     };
     if json {
         let message = message.trim().trim_start_matches("error: ");
-        eprintln!("{}", json!({ "error": { "kind": ezdelivery_core::ErrorKind::InvalidInput, "message": message } }));
+        let kind = ezdelivery_core::ErrorKind::InvalidInput;
+        print_error_line(&json!({ "error": { "kind": kind, "message": message } }).to_string());
     } else {
-        eprintln!("{}", message.trim_end());
+        print_error_line(message.trim_end());
     }
     ExitCode::from(2)
 }
@@ -336,7 +357,7 @@ fn execute(engine: &Engine, command: &Command, context: &Context) -> Result<Prin
         Command::Review { order, score, text } => commands::review(engine, *order, *score, text),
         Command::Status { order, customer } => commands::status(engine, *order, customer.as_deref()),
         Command::Events { order, after, format, follow } => {
-            return commands::events(engine, *order, *after, *format, *follow, json)
+            return commands::events(engine, *order, *after, *format, *follow, context)
         }
         Command::Breaker { action } => commands::breaker(engine, action.as_ref()),
         Command::Relay { dead, retry_dead, attention, retry_attention, watch, interval: _ } => {

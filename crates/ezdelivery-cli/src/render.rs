@@ -40,8 +40,16 @@ impl Output {
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
+    // Fitted to the terminal when its width is known; a terminal that says
+    // 0 columns (a pty nobody sized, as `script` makes) is not one column wide.
+    let fit = if terminal_width().is_some() { ContentArrangement::Dynamic } else { ContentArrangement::Disabled };
+    t.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(fit).set_header(header);
     t
+}
+
+/// The terminal's width in columns, when standard output is one that knows it.
+fn terminal_width() -> Option<usize> {
+    Table::new().width().map(usize::from).filter(|&w| w > 0)
 }
 
 /// Keeps `columns` (ids, statuses, amounts) whole on a narrow terminal, so
@@ -208,11 +216,11 @@ pub fn view_text(v: &OrderView) -> String {
     let kitchen = v.kitchen.as_ref().map_or("-".into(), |k| style::status(k.status.as_str()));
     out.push_str(&format!("kitchen   {kitchen}\n"));
     let delivery = v.delivery.as_ref().map_or("-".into(), |d| {
-        let rider = d.rider.as_deref().unwrap_or("no rider yet");
+        let rider = d.rider.as_deref().map_or("no rider yet".into(), |r| format!("rider {r}"));
         let charge = d.charge.as_ref().map_or("no charge yet".into(), |c| {
             format!("charge {} ({}원)", style::status(c.status.as_str()), won(c.amount))
         });
-        format!("{} · rider {rider} · {charge}", style::status(d.status.as_str()))
+        format!("{} · {rider} · {charge}", style::status(d.status.as_str()))
     });
     out.push_str(&format!("delivery  {delivery}\n"));
     if let Some(r) = &v.review {
@@ -277,7 +285,7 @@ pub fn progress(v: &OrderView) -> String {
         ending = Some((plain.clone(), style::paint(&plain, Tone::Bad)));
     }
     let label = "progress  ";
-    let width = comfy_table::Table::new().width().map(usize::from);
+    let width = terminal_width();
     let mut out = String::from(label);
     let mut column = label.chars().count();
     for (i, (plain, painted)) in parts.iter().enumerate() {
@@ -453,6 +461,9 @@ fn relay_counts(r: &RelayReport) -> String {
         "; {} messages delivered, {} to retry, {} dead",
         r.messages_delivered, r.messages_failed, r.messages_dead
     ));
+    if r.messages_skipped > 0 {
+        text.push_str(&format!(", {} not tried (their channel's breaker is open)", r.messages_skipped));
+    }
     text
 }
 
@@ -551,13 +562,13 @@ pub fn views(views: &[OrderView]) -> Output {
         for row in &rows {
             t.add_row(columns.iter().map(|&i| row[i].clone()).collect::<Vec<_>>());
         }
-        // the order, its status and total stay whole
-        let whole: Vec<usize> = (0..columns.len()).filter(|&c| [0, 3, 4].contains(&columns[c])).collect();
+        // the order, its statuses and total stay whole: names wrap
+        let whole: Vec<usize> = (0..columns.len()).filter(|&c| [0, 3, 4, 5, 6, 7].contains(&columns[c])).collect();
         keep_whole(&mut t, &whole);
         t
     };
     let mut t = build(&[0, 1, 2, 3, 4, 5, 6, 7, 8]);
-    if t.width().is_some_and(|w| natural_width(&t) > usize::from(w)) {
+    if terminal_width().is_some_and(|w| natural_width(&t) > w) {
         t = build(&[0, 1, 2, 3, 4, 5, 7]);
     }
     let human = or_none(&t, views, "orders");
@@ -722,9 +733,7 @@ fn simulation_json(r: &SimReport) -> serde_json::Value {
 /// A simulation's report for people: the totals, a latency table, the
 /// invariants.
 fn simulation_text(r: &SimReport) -> String {
-    let mut totals = Table::new();
-    totals.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-    totals.set_header(vec!["orders", "orders/s", "delivered", "cancelled", "queued", "retried", "still queued"]);
+    let mut totals = table(&["orders", "orders/s", "delivered", "cancelled", "queued", "retried", "still queued"]);
     totals.add_row(vec![
         right(r.orders),
         right(format!("{:.0}", r.orders_per_second())),
@@ -734,9 +743,7 @@ fn simulation_text(r: &SimReport) -> String {
         right(r.retried),
         right(r.still_queued),
     ]);
-    let mut latency = Table::new();
-    latency.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
-    latency.set_header(vec!["command", "count", "p50 ms", "p99 ms", "max ms"]);
+    let mut latency = table(&["command", "count", "p50 ms", "p99 ms", "max ms"]);
     for c in r.commands.iter().filter(|c| c.count > 0) {
         latency.add_row(vec![
             Cell::new(c.command),

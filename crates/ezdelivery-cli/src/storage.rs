@@ -32,6 +32,15 @@ pub fn is_postgres_url(text: &str) -> bool {
     text.starts_with("postgres://") || text.starts_with("postgresql://")
 }
 
+/// The scheme of `text` when it reads as a URL (`mysql://…`): letters,
+/// digits, `+`, `-` or `.` after a letter, then `://`.
+fn url_scheme(text: &str) -> Option<&str> {
+    let (scheme, _) = text.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic() && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))).then_some(scheme)
+}
+
 impl Database {
     /// What `--db` names (already filled in from `EZDELIVERY_DB`), or
     /// without it the default SQLite file in the platform data folder.
@@ -44,6 +53,12 @@ impl Database {
         };
         match db.to_str() {
             Some(text) if is_postgres_url(text) => Ok(Database::Postgres(text.to_string())),
+            // A misspelled or foreign URL would otherwise become folders
+            // named after its parts, its password among them.
+            Some(text) if let Some(scheme) = url_scheme(text) => Err(invalid(format!(
+                "`{scheme}://…` is a URL of a database ezdelivery does not open: give a postgresql:// URL or a \
+                 file path (a file whose name holds `://` as ./NAME)"
+            ))),
             // Not shown: it may hold a password.
             None if is_postgres_url(&db.to_string_lossy()) => {
                 Err(invalid("the PostgreSQL URL of --db is not valid UTF-8".into()))
@@ -310,6 +325,11 @@ mod tests {
         assert!(matches!(Database::from_arg(None), Ok(Database::Sqlite(_)) | Err(Error::Invalid(_))));
         assert_eq!(pick("postgres://kim:s3cret@db/ez").to_string(), "postgres://kim:***@db/ez");
         assert_eq!(pick("/tmp/ez.db").to_string(), "/tmp/ez.db");
+        assert_eq!(pick("./mysql://x"), Database::Sqlite("./mysql://x".into()), "a path written as one");
+        for url in ["postgress://kim:s3cret@db/ez", "mysql://u:p@h/db", "sqlite:///tmp/x.db"] {
+            let Err(Error::Invalid(e)) = Database::from_arg(Some(Path::new(url))) else { panic!("{url} is refused") };
+            assert!(!e.0.contains("s3cret") && !e.0.contains("u:p") && e.0.contains("://"), "{e}");
+        }
     }
 
     #[test]

@@ -170,7 +170,11 @@ pub enum StorageProblem {
     ReadOnly,
     /// The database cannot be reached (a server down, a wrong address).
     Unreachable,
-    /// Anything else: a full disk, a damaged file, a bug.
+    /// The disk that holds the database is full (nothing was written).
+    Full,
+    /// The database file is damaged: not what SQLite wrote, or cut short.
+    Damaged,
+    /// Anything else: a bug, a failing disk.
     #[default]
     Other,
 }

@@ -163,15 +163,4 @@ impl Engine {
             })
             .collect())
     }
-
-    /// Closes breaker `name` (`ezdelivery breaker reset NAME`).
-    /// An unknown name is [`Error::NotFound`], as [`Engine::breaker_name`] says.
-    pub fn reset_breaker(&self, name: &BreakerName) -> Result<BreakerStatus> {
-        let name = self.breaker_name(name.as_str())?;
-        self.write(|w| w.repo.save_breaker(&Breaker::closed(name.clone(), w.now)))?;
-        self.breakers()?
-            .into_iter()
-            .find(|b| b.name == name)
-            .ok_or_else(|| Error::Internal(format!("breaker {name} vanished")))
-    }
 }

@@ -4,14 +4,15 @@
 use crate::app::command::Command;
 use std::sync::atomic::AtomicBool;
 
+use crate::app::breakers::BreakerStatus;
 use crate::app::engine::Engine;
 use crate::app::notify::Halt;
 pub use crate::app::notify::MessageStats;
 use crate::app::saga::{Call, Leg, Settled};
-use crate::domain::{Billed, BreakerName};
+use crate::domain::{Billed, Breaker, BreakerName};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::QueueStatus;
-use crate::Result;
+use crate::{Error, Result};
 
 /// How many queued gateway calls or messages one relay pass takes on.
 const RELAY_BATCH: usize = 500;
@@ -167,6 +168,50 @@ impl Engine {
         })
         .map(|done| done.value)
     }
+
+    /// Closes breaker `name` (`ezdelivery breaker reset NAME`). A person
+    /// who resets a gateway's breaker says the gateway is back, so the
+    /// payments (or charges) queued for it are made due now rather than at
+    /// the end of their back-off: the next `relay` sends them, each under
+    /// its own key. An unknown name is [`Error::NotFound`], as
+    /// [`Engine::breaker_name`] says.
+    pub fn reset_breaker(&self, name: &BreakerName) -> Result<BreakerStatus> {
+        let name = self.breaker_name(name.as_str())?;
+        self.write(|w| w.repo.save_breaker(&Breaker::closed(name.clone(), w.now)))?;
+        // Every queued call, due or not: one a century away would be lost
+        // in no back-off there is.
+        let (all, gateways) = (self.clock.now() + chrono::TimeDelta::days(36_500), &self.gateways.names);
+        match &name {
+            BreakerName::Payment => {
+                self.make_due(self.read(|repo| repo.payments_awaiting(all, &gateways.payment, usize::MAX >> 1))?)?
+            }
+            BreakerName::Charge => {
+                self.make_due(self.read(|repo| repo.charges_awaiting(all, &gateways.charge, usize::MAX >> 1))?)?
+            }
+            BreakerName::Channel(_) => {}
+        }
+        self.breakers()?
+            .into_iter()
+            .find(|b| b.name == name)
+            .ok_or_else(|| Error::Internal(format!("breaker {name} vanished")))
+    }
+
+    /// Makes the payments or charges `waiting` lists due now, one unit of
+    /// work each, as a claim would: under the order's lock, read again by
+    /// id (a relay or a command may have claimed or settled it since it was
+    /// listed, and what it did stands), then saved due now under its key.
+    fn make_due<L: Leg + Billed>(&self, waiting: Vec<L>) -> Result<()> {
+        for (order, id) in waiting.iter().map(|leg| (leg.order_id(), leg.id())) {
+            self.write(|w| {
+                w.lock_order(order)?;
+                match L::load(w.repo, order, id)?.and_then(|leg| leg.due_now(w.now)) {
+                    Some(due) => due.save(w.repo),
+                    None => Ok(()),
+                }
+            })?;
+        }
+        Ok(())
+    }
 }
 
 /// Claims and makes one queued gateway call, if it is still due and
@@ -320,5 +365,76 @@ impl Attention {
             tries: leg.attempt().tries,
             last_error: leg.attempt().last_error.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::adapters::memory::MemoryStorage;
+    use crate::app::retry::RetryPolicy;
+    use crate::domain::{OrderStatus, PaymentStatus};
+    use crate::ports::{GatewayOutcome, PaymentGateway, PaymentRequest, RefundRequest};
+    use crate::{ItemPick, NewOrder};
+
+    /// Down until `up`; keeps the ledger: approvals by key (a key approved
+    /// again answers as before and is not counted twice).
+    #[derive(Clone, Default)]
+    struct Ledger {
+        up: Arc<AtomicBool>,
+        approved: Arc<Mutex<HashMap<String, u32>>>,
+    }
+
+    impl PaymentGateway for Ledger {
+        fn name(&self) -> &str {
+            "test"
+        }
+
+        fn approve(&self, r: &PaymentRequest) -> GatewayOutcome {
+            if !self.up.load(Ordering::SeqCst) {
+                return GatewayOutcome::Unavailable { reason: "down".into() };
+            }
+            let mut approved = self.approved.lock().expect("the ledger");
+            *approved.entry(r.idempotency_key.to_string()).or_default() = 1;
+            GatewayOutcome::Approved { gateway_ref: format!("p-{}", r.idempotency_key) }
+        }
+
+        fn refund(&self, r: &RefundRequest) -> GatewayOutcome {
+            self.approved.lock().expect("the ledger").remove(r.idempotency_key.trim_end_matches("-refund"));
+            GatewayOutcome::Approved { gateway_ref: "r".into() }
+        }
+    }
+
+    /// A payment listed before a reset and settled before the reset writes
+    /// it is read again under its order's lock: the approval stands, and
+    /// nothing is made due, refunded or charged again.
+    #[test]
+    fn a_payment_settled_after_it_was_listed_is_not_made_due_again() {
+        let gateway = Ledger::default();
+        let slow = RetryPolicy { base_ms: 600_000, max_ms: 600_000, max_message_tries: 3, attention_after: 10 };
+        let engine = Engine::builder(MemoryStorage::new()).payment(gateway.clone()).retry(slow).build();
+        let store = engine.add_store("BBQ", Some("park"), None).expect("a store").id;
+        engine.add_menu(store, "후라이드", 18_000).expect("a menu");
+        let picks = [ItemPick::new("후라이드", 1)];
+        let order = engine.place_order(NewOrder::new(store, "kim", &picks).pay_now(None)).expect_err("down").order();
+        let order = order.expect("the order is kept");
+        let far = engine.clock.now() + chrono::TimeDelta::days(1);
+        let listed = engine.read(|repo| repo.payments_awaiting(far, "test", 10)).expect("listed");
+        assert_eq!(listed.len(), 1);
+
+        gateway.up.store(true, Ordering::SeqCst);
+        assert_eq!(engine.pay(order, None).expect("paid by hand").status, OrderStatus::Paid);
+        engine.make_due(listed).expect("made due");
+
+        let payment = engine.read(|repo| repo.latest_payment(order)).expect("read").expect("a payment");
+        assert_eq!(payment.status, PaymentStatus::Approved);
+        assert_eq!(engine.relay().expect("relay").payments_approved, 0);
+        assert_eq!(engine.status(order).expect("the view").status, OrderStatus::Paid);
+        let ledger = gateway.approved.lock().expect("the ledger").clone();
+        assert_eq!(ledger.values().sum::<u32>(), 1, "one approval, none refunded: {ledger:?}");
     }
 }

@@ -187,6 +187,19 @@ pub trait Billed: Clone {
         }
     }
 
+    /// Its gateway is back (a person reset its breaker): a retry waiting
+    /// out its back-off is due now, under the same key. `None` when nothing
+    /// changes: it is due already, or a call is under way (left to finish).
+    fn due_now(&self, now: DateTime<Utc>) -> Option<Self> {
+        let mut due = self.clone();
+        let (_, _, attempt, _, _) = due.parts();
+        if attempt.due(now) || !attempt.claimable(now) {
+            return None;
+        }
+        *attempt = attempt.replay_now(now);
+        Some(due)
+    }
+
     /// Its gateway's answers stayed unreadable `attempt.unsettled` times:
     /// it is parked for a person, with `attempt` as the last try left it.
     fn give_up(&self, attempt: Attempt, now: DateTime<Utc>) -> Result<(Self, Event), Refusal> {

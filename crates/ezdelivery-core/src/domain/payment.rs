@@ -290,6 +290,25 @@ mod tests {
     }
 
     #[test]
+    fn a_retry_backing_off_is_due_now_once_its_gateway_is_back() {
+        let p = Payment::request(1, 2, 100, None, "k1".into(), now());
+        let later = now() + chrono::TimeDelta::seconds(60);
+        let backing_off =
+            Payment { attempt: Attempt { next_at: Some(later), tries: 2, ..p.attempt.clone() }, ..p.clone() };
+        let due = backing_off.due_now(now()).expect("moved to now");
+        assert_eq!((due.status, due.attempt.next_at, due.attempt.tries), (S::Pending, Some(now()), 2));
+        assert_eq!(&*due.attempt.idempotency_key, "k1", "under the same key");
+        // Already due, never tried, or a call under way: nothing to change.
+        assert_eq!(p.due_now(now()), None);
+        assert_eq!(
+            Payment { attempt: Attempt { next_at: Some(now()), ..p.attempt.clone() }, ..p.clone() }.due_now(now()),
+            None
+        );
+        let calling = Payment { attempt: p.attempt.claim("c".into(), later, &"sandbox".into()), ..p.clone() };
+        assert_eq!(calling.due_now(now()), None);
+    }
+
+    #[test]
     fn given_up_then_requeued_for_the_call_it_was_making() {
         let p = Payment::request(1, 2, 100, Some("************1111".into()), "k1".into(), now());
         let tried = Attempt { last_error: Some("HTTP 200 with no id".into()), unsettled: 3, ..p.attempt.clone() };

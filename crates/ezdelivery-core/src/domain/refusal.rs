@@ -55,7 +55,7 @@ pub enum Refusal {
         charge: Option<ChargeStatus>,
     },
     /// No rider is assigned, and none was named.
-    #[error("order {order} has no rider yet; name one for its departure")]
+    #[error("order {order} has no rider yet")]
     NoRider {
         /// The order the move was asked of.
         order: OrderId,

@@ -4,7 +4,7 @@
 
 use postgres::error::SqlState;
 
-use crate::Error;
+use crate::{Error, StorageProblem};
 
 /// A PostgreSQL error as a message: the server's own words (severity,
 /// message, SQLSTATE, detail, hint) for a database error, else the
@@ -30,9 +30,12 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
     text
 }
 
-/// A storage error caused by `e`.
+/// A storage error caused by `e`; a server whose disk is full says so
+/// ([`StorageProblem::Full`]), so that the caller can say what to do.
 pub(crate) fn storage_error(e: postgres::Error) -> Error {
-    Error::Storage(crate::error::StorageError::caused_by(describe(&e), e))
+    let full = e.code() == Some(&SqlState::DISK_FULL);
+    let problem = if full { StorageProblem::Full } else { StorageProblem::Other };
+    Error::Storage(crate::error::StorageError::caused_by(describe(&e), e).because(problem))
 }
 
 /// Whether `code` means "another transaction got in the way: run it again".

@@ -28,6 +28,7 @@ mod cache;
 mod checkpoint;
 mod connection;
 mod copy;
+mod failure;
 mod pending;
 mod preflight;
 mod repo;
@@ -49,6 +50,7 @@ use checkpoint::Checkpoints;
 pub use connection::CHECKPOINT_PAGES;
 use connection::STATEMENT_CACHE;
 pub use connection::{checkpoint_pages, BUSY_TIMEOUT, CHECKPOINT_BYTES, MMAP_SIZE, PAGE_SIZE};
+use failure::{problem_of, sqlite_failure};
 pub use preflight::Contents;
 use repo::SqliteRepo;
 use transaction::Transaction;
@@ -84,12 +86,6 @@ impl std::str::FromStr for Synchronous {
             "normal" => Ok(Synchronous::Normal),
             other => Err(format!("unknown synchronous `{other}`: use \"full\" or \"normal\"")),
         }
-    }
-}
-
-impl From<rusqlite::Error> for Error {
-    fn from(e: rusqlite::Error) -> Error {
-        Error::Storage(crate::error::StorageError::caused_by(e.to_string(), e))
     }
 }
 
@@ -155,7 +151,8 @@ impl Failed {
     fn io(what: String, e: std::io::Error) -> Failed {
         use std::io::ErrorKind;
         let access = matches!(e.kind(), ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem);
-        Failed::new(what, e, access)
+        let full = if e.kind() == ErrorKind::StorageFull { StorageProblem::Full } else { StorageProblem::Other };
+        Failed::new(what, e, access, full)
     }
 
     /// `what` failed in SQLite: for want of access, or not.
@@ -164,13 +161,20 @@ impl Failed {
             e.sqlite_error_code(),
             Some(ErrorCode::CannotOpen | ErrorCode::ReadOnly | ErrorCode::PermissionDenied)
         );
-        Failed::new(what, e, access)
+        let problem = problem_of(&e);
+        Failed::new(what, e, access, problem)
     }
 
-    fn new(what: String, e: impl std::error::Error + Send + Sync + 'static, access: bool) -> Failed {
+    /// `otherwise` is the problem when it is not one of access.
+    fn new(
+        what: String,
+        e: impl std::error::Error + Send + Sync + 'static,
+        access: bool,
+        otherwise: StorageProblem,
+    ) -> Failed {
         let (message, problem) = match access {
             true => (format!("{what}: {e}; {ACCESS_HINT}"), StorageProblem::Access),
-            false => (format!("{what}: {e}"), StorageProblem::Other),
+            false => (format!("{what}: {e}"), otherwise),
         };
         Failed { error: Error::Storage(StorageError::caused_by(message, e).because(problem)), access }
     }
@@ -264,9 +268,9 @@ impl SqliteStorage {
                 contents.version
             )));
         }
-        let conn = preflight::open_read_only(path)
-            .map_err(|e| Error::storage_caused(format!("cannot read {file}: {e}"), e))?;
-        SqliteStorage::tune(&conn).map_err(|e| Error::storage_caused(format!("cannot read {file}: {e}"), e))?;
+        let conn =
+            preflight::open_read_only(path).map_err(|e| sqlite_failure(format!("cannot read {file}: {e}"), e))?;
+        SqliteStorage::tune(&conn).map_err(|e| sqlite_failure(format!("cannot read {file}: {e}"), e))?;
         Ok(SqliteStorage { session: Session::new(conn), read_only: Some(file) })
     }
 
@@ -361,7 +365,11 @@ impl SqliteStorage {
             .and_then(|()| conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get::<_, String>(0)))
             .map_err(|e| Failed::sqlite(format!("cannot write to {}", path.display()), e))?;
         SqliteStorage::setup(conn, synchronous).map_err(|e| match e {
-            Error::Storage(m) => Error::storage_caused(format!("{}: {}", path.display(), &*m), m).into(),
+            Error::Storage(m) => {
+                let problem = m.problem();
+                Error::Storage(StorageError::caused_by(format!("{}: {}", path.display(), &*m), m).because(problem))
+                    .into()
+            }
             other => other.into(),
         })
     }

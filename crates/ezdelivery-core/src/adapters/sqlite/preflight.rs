@@ -170,7 +170,7 @@ fn read_error(path: &Path, e: rusqlite::Error) -> Error {
     if e.sqlite_error_code() == Some(ErrorCode::NotADatabase) {
         return not_a_database(path);
     }
-    Error::storage_caused(format!("cannot read {}: {e}", path.display()), e)
+    super::failure::sqlite_failure(format!("cannot read {}: {e}", path.display()), e)
 }
 
 /// Opens `path` read-only: `immutable` (no lock, no file created) when no

@@ -440,8 +440,9 @@ pub(crate) fn migrate(conn: &Connection) -> Result<usize> {
     check_known(version)?;
     let from = usize::try_from(version).unwrap_or(0);
     for (i, script) in MIGRATIONS.iter().enumerate().skip(from) {
-        tx.execute_batch(script)
-            .map_err(|e| Error::storage_caused(format!("schema migration to version {} failed: {e}", i + 1), e))?;
+        tx.execute_batch(script).map_err(|e| {
+            super::failure::sqlite_failure(format!("schema migration to version {} failed: {e}", i + 1), e)
+        })?;
         super::upgrade::after(i + 1, &tx)?;
     }
     tx.pragma_update(None, "user_version", latest())?;

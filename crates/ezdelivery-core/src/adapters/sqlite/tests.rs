@@ -1129,10 +1129,22 @@ fn only_a_failure_for_want_of_access_says_to_check_access() {
         assert!(failed.access && failed.error.to_string().contains("writable"), "{}", failed.error);
         assert_eq!(problem(&failed).0, StorageProblem::Access);
     }
-    for code in [rusqlite::ffi::SQLITE_NOTADB, rusqlite::ffi::SQLITE_CORRUPT, rusqlite::ffi::SQLITE_FULL] {
+    let remedies = [
+        (rusqlite::ffi::SQLITE_NOTADB, StorageProblem::Damaged),
+        (rusqlite::ffi::SQLITE_CORRUPT, StorageProblem::Damaged),
+        (rusqlite::ffi::SQLITE_FULL, StorageProblem::Full),
+        (rusqlite::ffi::SQLITE_IOERR, StorageProblem::Other),
+    ];
+    for (code, remedy) in remedies {
         let failed = Failed::sqlite("cannot write to x.db".into(), sqlite(code));
         assert!(!failed.access && !failed.error.to_string().contains("writable"), "{}", failed.error);
+        assert_eq!(problem(&failed).0, remedy, "{}", failed.error);
+        // the same, met in a unit of work
+        let Error::Storage(met) = Error::from(sqlite(code)) else { panic!("a storage error") };
+        assert_eq!(met.problem(), remedy);
     }
+    let full = Failed::io("cannot create x.db".into(), IoError::from(ErrorKind::StorageFull));
+    assert_eq!(problem(&full).0, StorageProblem::Full);
     // The library names no flag of the program: that is the program's to add.
     for failed in [&denied, &other] {
         assert!(!failed.error.to_string().contains("--db"), "{}", failed.error);
