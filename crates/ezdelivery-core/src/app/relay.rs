@@ -9,7 +9,7 @@ use crate::app::engine::Engine;
 use crate::app::notify::Halt;
 pub use crate::app::notify::MessageStats;
 use crate::app::saga::{Call, Leg, Settled};
-use crate::domain::{Billed, Breaker, BreakerName};
+use crate::domain::{Billed, Breaker, BreakerName, BreakerState};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::QueueStatus;
 use crate::{Error, Result};
@@ -98,7 +98,8 @@ impl Engine {
 
     /// What waits for `relay`, due or not: payments, refunds and delivery
     /// charges not settled yet, messages not delivered yet, and when the
-    /// earliest of them is due (now, at the soonest). Those that need a
+    /// earliest of them is due (now, at the soonest; when only calls behind
+    /// open breakers wait, when the first of those breakers reopens). Those that need a
     /// person and dead messages do not wait for `relay`: see
     /// [`Engine::attention`] and [`Engine::dead_messages`].
     pub fn queue_status(&self) -> Result<QueueStatus> {
@@ -106,6 +107,21 @@ impl Engine {
         let names = &self.gateways.names;
         let mut status = self.read(|repo| repo.queue_status(now, &names.payment, &names.charge))?;
         status.next_due = status.next_due.map(|due| due.max(now));
+        // Calls behind an open breaker wait for it to let a trial through:
+        // when only such calls wait, nothing is due before the first of
+        // those breakers reopens, whatever their back-off says.
+        if status.messages == 0 && status.calls() > 0 {
+            let breakers = self.breakers()?;
+            let reopens = |name: BreakerName| {
+                breakers.iter().find(|b| b.name == name && b.state == BreakerState::Open).and_then(|b| b.retry_at)
+            };
+            let waiting = [(BreakerName::Payment, status.payments), (BreakerName::Charge, status.charges)];
+            let blocked: Option<Vec<_>> =
+                waiting.into_iter().filter(|&(_, n)| n > 0).map(|(name, _)| reopens(name)).collect();
+            if let Some(first) = blocked.and_then(|times| times.into_iter().min()) {
+                status.next_due = status.next_due.map(|due| due.max(first));
+            }
+        }
         Ok(status)
     }
 
@@ -407,6 +423,33 @@ mod tests {
             self.approved.lock().expect("the ledger").remove(r.idempotency_key.trim_end_matches("-refund"));
             GatewayOutcome::Approved { gateway_ref: "r".into() }
         }
+    }
+
+    /// A payment behind an open breaker is due when the breaker lets a
+    /// trial through, not when its own back-off ends: what `relay` says
+    /// ("the next is due at …") is when running it again does something.
+    #[test]
+    fn calls_behind_an_open_breaker_are_due_when_it_reopens() {
+        let gateway = Ledger::default();
+        let quick = RetryPolicy { base_ms: 1_000, max_ms: 1_000, max_message_tries: 3, attention_after: 10 };
+        let open = crate::domain::BreakerSettings { failure_threshold: 1, open_ms: 600_000 };
+        let engine = Engine::builder(MemoryStorage::new()).payment(gateway.clone()).retry(quick).breakers(open).build();
+        let store = engine.add_store("BBQ", Some("park"), None).expect("a store").id;
+        engine.add_menu(store, "후라이드", 18_000).expect("a menu");
+        let picks = [ItemPick::new("후라이드", 1)];
+        engine.place_order(NewOrder::new(store, "kim", &picks).pay_now(None)).expect_err("down");
+        let breaker = engine.breakers().expect("breakers").into_iter().find(|b| b.name == BreakerName::Payment);
+        let reopens = breaker.and_then(|b| b.retry_at).expect("the payment breaker is open");
+        let waiting = engine.queue_status().expect("the queue");
+        assert_eq!((waiting.payments, waiting.next_due), (1, Some(reopens)), "not in a second: {waiting:?}");
+
+        // Reset by hand: due now.
+        engine.reset_breaker(&BreakerName::Payment).expect("reset");
+        let due = engine.queue_status().expect("the queue").next_due;
+        assert!(due.is_some_and(|due| due <= engine.clock.now()), "{due:?}");
+        gateway.up.store(true, Ordering::SeqCst);
+        assert_eq!(engine.relay().expect("relay").payments_approved, 1);
+        assert_eq!(gateway.approved.lock().expect("the ledger").values().sum::<u32>(), 1);
     }
 
     /// A payment listed before a reset and settled before the reset writes
