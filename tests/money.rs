@@ -349,6 +349,8 @@ fn a_payment_never_answered_readably_needs_attention_until_retried() {
     assert_eq!(entry["id"], w.status(cooking)["delivery"]["charge"]["id"], "{entry}");
     assert_eq!(entry["idempotency_key"], charges(&gw, cooking)[0].key(), "{entry}");
     assert_eq!(entry["gateway"], gw.url(), "the gateway to look it up at: {entry}");
+    let has = |e: &Value, key: &str| e.as_object().is_some_and(|o| o.contains_key(key));
+    assert!(entry["rider"] == "lee" && !has(entry, "card"), "a charge names its rider: {entry}");
     for order in [left, cancelled] {
         let entry = entries
             .iter()
@@ -360,6 +362,7 @@ fn a_payment_never_answered_readably_needs_attention_until_retried() {
         assert_eq!(entry["id"], w.status(order)["payment"]["id"], "{entry}");
         assert_eq!(entry["idempotency_key"], the_one_key(&gw, order).as_str(), "{entry}");
         assert_eq!(entry["gateway"], gw.url(), "{entry}");
+        assert!(has(entry, "card") && entry["card"].is_null() && !has(entry, "rider"), "no card: null: {entry}");
         assert!(entry["tries"].as_i64().is_some_and(|n| n >= i64::from(ATTENTION_AFTER)), "{entry}");
         assert!(entry["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{entry}");
     }

@@ -231,9 +231,14 @@ fn watch_flags_are_checked() {
     assert!(message.contains("[relay] interval_ms must be 10 to"), "{message}");
     let message = w.fails(&["relay", "--watch", "--interval", "5"], 2, "invalid_input");
     assert!(message.contains("--interval must be 10 to"), "{message}");
-    for args in
-        [&["relay", "--interval", "100"][..], &["relay", "--watch", "--dead"], &["relay", "--watch", "--attention"]]
-    {
+    let refused: [&[&str]; 5] = [
+        &["relay", "--interval", "100"],
+        &["relay", "--dead", "--interval", "100"],
+        &["relay", "--attention", "--interval", "100"],
+        &["relay", "--watch", "--dead"],
+        &["relay", "--watch", "--attention"],
+    ];
+    for args in refused {
         let run = w.run(args);
         assert_eq!(run.code, Some(2), "{}", run.describe(&args.join(" ")));
     }

@@ -214,14 +214,14 @@ pub enum Command {
     )]
     Relay {
         /// List the messages given up on, instead of relaying.
-        #[arg(long, conflicts_with_all = ["retry_dead", "attention", "retry_attention", "watch"])]
+        #[arg(long, conflicts_with_all = ["retry_dead", "attention", "retry_attention", "watch", "interval"])]
         dead: bool,
         /// Put the messages given up on back in the queue, then relay.
         #[arg(long)]
         retry_dead: bool,
         /// List the payments and delivery charges that need a person (the
         /// gateway may hold money the engine could not settle), instead of relaying.
-        #[arg(long, conflicts_with_all = ["retry_dead", "retry_attention"])]
+        #[arg(long, conflicts_with_all = ["retry_dead", "retry_attention", "interval"])]
         attention: bool,
         /// Put the payments and charges that need attention back in the
         /// queue (once the gateway is fixed), then relay.

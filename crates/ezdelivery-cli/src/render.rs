@@ -462,7 +462,10 @@ fn relay_counts(r: &RelayReport) -> String {
         r.messages_delivered, r.messages_failed, r.messages_dead
     ));
     if r.messages_skipped > 0 {
-        text.push_str(&format!(", {} not tried (their channel's breaker is open)", r.messages_skipped));
+        text.push_str(&format!(
+            ", {} not tried (their channel failed earlier in the run, or its breaker is open)",
+            r.messages_skipped
+        ));
     }
     text
 }
@@ -524,7 +527,7 @@ pub fn attention(items: &[Attention]) -> Output {
             right(a.order_id),
             right(a.id),
             right(format!("{}원", won(a.amount))),
-            Cell::new(a.card.as_deref().or(a.rider.as_deref()).unwrap_or("-")),
+            Cell::new(a.card.iter().chain(&a.rider).flatten().next().map_or("-", String::as_str)),
             Cell::new(a.gateway.as_deref().unwrap_or("-")),
             Cell::new(&a.idempotency_key),
             right(a.tries),

@@ -79,6 +79,9 @@ pub(crate) struct Settings {
     /// How long a claim on a gateway call lasts: longer than any call may
     /// take, after which another actor may take the call over.
     pub lease: std::time::Duration,
+    /// How long one batch of claimed messages is sent for
+    /// ([`SENDING_WINDOW`]).
+    pub sending_window: std::time::Duration,
 }
 
 /// How long a claim on a gateway call lasts unless told otherwise
@@ -94,6 +97,14 @@ pub struct EngineBuilder {
 /// How long a claim on a message lasts: a process that claimed messages and
 /// died leaves them to the next `relay` after this.
 pub(crate) const MESSAGE_LEASE_MS: u64 = 120_000;
+
+/// How long one batch of claimed messages is sent for: a quarter of the
+/// claim's lease, so that the last send (at most a minute, the longest
+/// timeout a channel may have) and the record of it end well before the
+/// claim lapses and another relay may claim, and send, the same messages.
+/// What is not tried by then is released for the next batch
+/// (`Settings::sending_window`, this unless a test says otherwise).
+pub(crate) const SENDING_WINDOW: std::time::Duration = std::time::Duration::from_millis(MESSAGE_LEASE_MS / 4);
 
 impl EngineBuilder {
     /// A builder over `storage` with these gateways, and the defaults for
@@ -116,6 +127,7 @@ impl EngineBuilder {
                     breakers: BreakerSettings::default(),
                     relay_after_command: 32,
                     relay_budget: std::time::Duration::from_millis(250),
+                    sending_window: SENDING_WINDOW,
                     lease: DEFAULT_LEASE,
                 },
                 event_ids: Mutex::new(EventIds::new()),

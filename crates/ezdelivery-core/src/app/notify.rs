@@ -25,8 +25,12 @@ pub struct MessageStats {
     pub failed: usize,
     /// Failed for the last time: parked as dead.
     pub dead: usize,
-    /// Not tried: the channel's circuit breaker is open.
+    /// Not tried: the channel's circuit breaker is open, or it failed
+    /// earlier in the batch.
     pub skipped: usize,
+    /// Not tried: the batch's sending window (30 s) was over; released,
+    /// due again at once.
+    pub released: usize,
 }
 
 /// When to stop sending: at a deadline (a command's relay budget), when a
@@ -97,8 +101,15 @@ impl Engine {
         let mut stats = MessageStats::default();
         let mut gates: HashMap<String, Gate> = HashMap::new();
         let mut outcomes = Vec::with_capacity(due.len());
+        // Every batch tries one message at least, so that a relay goes on.
+        let window = Halt { deadline: Some(Instant::now() + self.settings.sending_window), stop: None };
         for queued in due {
             if halt.reached() {
+                outcomes.push((queued.delivery, None));
+                continue;
+            }
+            if !outcomes.is_empty() && window.reached() {
+                stats.released += 1;
                 outcomes.push((queued.delivery, None));
                 continue;
             }

@@ -88,7 +88,10 @@ impl Engine {
             while !halt.reached() {
                 let stats = self.deliver_messages_until(RELAY_BATCH, halt)?;
                 report.add_messages(&stats);
-                if stats.delivered + stats.failed + stats.dead < RELAY_BATCH || stats.skipped > 0 {
+                // A batch cut short by its sending window released the rest:
+                // the next batch claims them afresh.
+                let cut_short = stats.released > 0;
+                if !cut_short && (stats.delivered + stats.failed + stats.dead < RELAY_BATCH || stats.skipped > 0) {
                     break;
                 }
             }
@@ -132,11 +135,11 @@ impl Engine {
             let mut all: Vec<Attention> = repo
                 .payments_needing_attention(usize::MAX >> 1)?
                 .into_iter()
-                .map(|p| Attention::of(&p, AttentionKind::Payment, p.card.clone(), None))
+                .map(|p| Attention::of(&p, AttentionKind::Payment, Some(p.card.clone()), None))
                 .collect();
             for c in repo.charges_needing_attention(usize::MAX >> 1)? {
                 let rider = repo.rider(c.rider_id)?.map(|r| r.name);
-                all.push(Attention::of(&c, AttentionKind::Charge, None, rider));
+                all.push(Attention::of(&c, AttentionKind::Charge, None, Some(rider)));
             }
             Ok(all)
         })
@@ -346,12 +349,14 @@ pub struct Attention {
     pub status: &'static str,
     /// The payment's or the charge's amount, in whole won.
     pub amount: crate::domain::Won,
-    /// The masked card (payments).
+    /// Payments: `Some`, holding the masked card (`null` in JSON without
+    /// one); charges: `None`, and no `card` key.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub card: Option<String>,
-    /// The rider's name (charges).
+    pub card: Option<Option<String>>,
+    /// Charges: `Some`, holding the rider's name (`null` in JSON for a rider
+    /// no longer registered); payments: `None`, and no `rider` key.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub rider: Option<String>,
+    pub rider: Option<Option<String>>,
     /// The gateway the call went to, by name (an HTTP gateway's base URL,
     /// `sandbox`); `null` for one made before this was recorded.
     pub gateway: Option<String>,
@@ -366,7 +371,12 @@ pub struct Attention {
 }
 
 impl Attention {
-    fn of<L: Leg>(leg: &L, kind: AttentionKind, card: Option<String>, rider: Option<String>) -> Attention {
+    fn of<L: Leg>(
+        leg: &L,
+        kind: AttentionKind,
+        card: Option<Option<String>>,
+        rider: Option<Option<String>>,
+    ) -> Attention {
         Attention {
             kind,
             card,
@@ -450,6 +460,51 @@ mod tests {
         gateway.up.store(true, Ordering::SeqCst);
         assert_eq!(engine.relay().expect("relay").payments_approved, 1);
         assert_eq!(gateway.approved.lock().expect("the ledger").values().sum::<u32>(), 1);
+    }
+
+    /// Records every message it is sent.
+    #[derive(Clone)]
+    struct Inbox(Arc<Mutex<Vec<String>>>, crate::domain::ChannelName);
+
+    impl crate::ports::Notifier for Inbox {
+        fn channel(&self) -> &crate::domain::ChannelName {
+            &self.1
+        }
+
+        fn send(&self, m: &crate::ports::outbox::Message) -> std::result::Result<(), String> {
+            self.0.lock().expect("the inbox").push(m.id.clone());
+            Ok(())
+        }
+    }
+
+    /// A batch sends only within its window and releases the rest; the
+    /// relay goes on with the next batch, so every message is still sent,
+    /// once. (The window keeps every send inside the claim's lease, so that
+    /// no other relay can claim the same messages meanwhile.)
+    #[test]
+    fn batches_cut_short_by_their_window_still_send_every_message_once() {
+        let inbox = Inbox(Arc::default(), crate::domain::ChannelName::new("test").expect("a channel name"));
+        let mut engine = Engine::builder(MemoryStorage::new())
+            .notifier(inbox.clone())
+            .relay_budget(std::time::Duration::ZERO)
+            .build();
+        engine.settings.sending_window = std::time::Duration::ZERO;
+        let store = engine.add_store("BBQ", Some("park"), None).expect("a store").id;
+        engine.add_menu(store, "후라이드", 18_000).expect("a menu");
+        let picks = [ItemPick::new("후라이드", 1)];
+        for customer in ["kim", "lee", "park"] {
+            engine.place_order(NewOrder::new(store, customer, &picks).pay_now(None)).expect("paid");
+        }
+        assert!(inbox.0.lock().expect("the inbox").is_empty(), "nothing sent by the commands");
+        let report = engine.relay().expect("relay");
+        let sent = inbox.0.lock().expect("the inbox").clone();
+        assert_eq!(report.messages_delivered, sent.len());
+        assert_eq!(sent.len(), 9, "three messages an order: {sent:?}");
+        let mut once = sent.clone();
+        once.sort();
+        once.dedup();
+        assert_eq!(once.len(), sent.len(), "each once: {sent:?}");
+        assert_eq!(engine.queue_status().expect("the queue").messages, 0);
     }
 
     /// A payment listed before a reset and settled before the reset writes
