@@ -41,6 +41,18 @@ fn url_scheme(text: &str) -> Option<&str> {
     (first.is_ascii_alphabetic() && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))).then_some(scheme)
 }
 
+/// Whether `text` reads as libpq's `host=… dbname=…` connection string:
+/// words of `key=value`, one of them a key libpq knows. A file could be
+/// named so, but taking one for a file would write its password into a
+/// file name.
+fn is_libpq_keywords(text: &str) -> bool {
+    const KEYS: [&str; 6] = ["host", "hostaddr", "port", "dbname", "user", "password"];
+    let words: Vec<&str> = text.split_whitespace().collect();
+    !words.is_empty()
+        && words.iter().all(|w| w.contains('='))
+        && words.iter().any(|w| w.split_once('=').is_some_and(|(key, _)| KEYS.contains(&key)))
+}
+
 impl Database {
     /// What `--db` names (already filled in from `EZDELIVERY_DB`), or
     /// without it the default SQLite file in the platform data folder.
@@ -55,6 +67,12 @@ impl Database {
             Some(text) if is_postgres_url(text) => Ok(Database::Postgres(text.to_string())),
             // A misspelled or foreign URL would otherwise become folders
             // named after its parts, its password among them.
+            // Not shown either: it may hold `password=…`.
+            Some(text) if is_libpq_keywords(text) => Err(invalid(
+                "--db takes a postgresql:// URL, not libpq's key=value form: write \
+                 postgresql://user@host:port/dbname (the password in PGPASSWORD)"
+                    .into(),
+            )),
             Some(text) if let Some(scheme) = url_scheme(text) => Err(invalid(format!(
                 "`{scheme}://…` is a URL of a database ezdelivery does not open: give a postgresql:// URL or a \
                  file path (a file whose name holds `://` as ./NAME)"
@@ -326,6 +344,11 @@ mod tests {
         assert_eq!(pick("postgres://kim:s3cret@db/ez").to_string(), "postgres://kim:***@db/ez");
         assert_eq!(pick("/tmp/ez.db").to_string(), "/tmp/ez.db");
         assert_eq!(pick("./mysql://x"), Database::Sqlite("./mysql://x".into()), "a path written as one");
+        assert_eq!(pick("a=b.db"), Database::Sqlite("a=b.db".into()), "no key libpq knows");
+        let Err(Error::Invalid(e)) = Database::from_arg(Some(Path::new("host=db dbname=ez password=KWpass"))) else {
+            panic!("libpq's key=value form is refused")
+        };
+        assert!(e.0.contains("key=value") && !e.0.contains("KWpass"), "{e}");
         for url in ["postgress://kim:s3cret@db/ez", "mysql://u:p@h/db", "sqlite:///tmp/x.db"] {
             let Err(Error::Invalid(e)) = Database::from_arg(Some(Path::new(url))) else { panic!("{url} is refused") };
             assert!(!e.0.contains("s3cret") && !e.0.contains("u:p") && e.0.contains("://"), "{e}");

@@ -163,8 +163,29 @@ struct Session {
 }
 
 /// The pool's connection manager: r2d2_postgres's, plus a statement cache
-/// per connection.
-struct Manager(PostgresConnectionManager<NoTls>);
+/// per connection; it connects with [`connect_within`].
+struct Manager(PostgresConnectionManager<NoTls>, postgres::Config);
+
+/// Connects as `config` says, giving up after twice its connect timeout.
+/// That timeout bounds opening the socket only: a server that accepts the
+/// connection and never answers (stopped, hung) would hold the caller for
+/// ever in the login that follows. The connect runs on a thread of its
+/// own (the `postgres` client blocks on a runtime of its own); one that
+/// succeeds after the caller gave up is closed as it ends.
+fn connect_within(config: &postgres::Config) -> std::result::Result<Client, String> {
+    let within = config.get_connect_timeout().copied().unwrap_or(CONNECT_TIMEOUT) * 2;
+    let (sent, answer) = std::sync::mpsc::channel();
+    let config = config.clone();
+    std::thread::Builder::new()
+        .name("postgres-connect".into())
+        .spawn(move || {
+            let _ = sent.send(config.connect(NoTls).map_err(|e| describe(&e)));
+        })
+        .map_err(|e| format!("cannot start a thread to connect: {e}"))?;
+    answer.recv_timeout(within).unwrap_or_else(|_| {
+        Err(format!("the server took the connection but did not answer within {} s", within.as_secs()))
+    })
+}
 
 /// A connection failure as the pool reports it: the error and its causes.
 #[derive(Debug)]
@@ -183,7 +204,7 @@ impl r2d2::ManageConnection for Manager {
     type Error = ConnectError;
 
     fn connect(&self) -> std::result::Result<Session, ConnectError> {
-        let client = self.0.connect().map_err(|e| ConnectError(describe(&e)))?;
+        let client = connect_within(&self.1).map_err(ConnectError)?;
         Ok(Session { client, statements: HashMap::new() })
     }
 
@@ -272,7 +293,7 @@ impl PostgresStorage {
             .max_size(pool_size.max(1))
             .min_idle(Some(0))
             .connection_timeout(POOL_TIMEOUT)
-            .build_unchecked(Manager(PostgresConnectionManager::new(config.clone(), NoTls)));
+            .build_unchecked(Manager(PostgresConnectionManager::new(config.clone(), NoTls), config.clone()));
         Ok(PostgresStorage { pool, config, listener: Mutex::new(None), shown })
     }
 
@@ -280,6 +301,17 @@ impl PostgresStorage {
     /// `PGPASSWORD`, a connect timeout of [`CONNECT_TIMEOUT`] unless it
     /// says), and the server as errors name it.
     fn config(url: &str) -> Result<(postgres::Config, String)> {
+        // An `@` in a password must be written `%40`: written as it is, the
+        // parser takes what follows the first `@` for the host, and that
+        // part of the password would be shown in every error naming it.
+        let authority = url.split_once("://").map_or("", |(_, rest)| rest.split(['/', '?']).next().unwrap_or(""));
+        if authority.matches('@').count() > 1 {
+            return Err(Error::Invalid(crate::domain::validate::Invalid(
+                "the PostgreSQL URL's user or password holds an `@`: write it as %40 \
+                 (postgres://user:pa%40ss@host/database), or give the password in PGPASSWORD"
+                    .into(),
+            )));
+        }
         let mut config = postgres::Config::from_str(url).map_err(|e| {
             Error::Invalid(crate::domain::validate::Invalid(format!(
                 "{} is not a PostgreSQL URL ({}): use postgres://user@host:port/database",
@@ -301,11 +333,10 @@ impl PostgresStorage {
 
     /// One connection with `config`; a failure says what to check.
     fn connect(config: &postgres::Config, shown: &str) -> Result<Client> {
-        config.connect(NoTls).map_err(|e| {
+        connect_within(config).map_err(|e| {
             unreachable(format!(
-                "cannot connect to PostgreSQL at {shown}: {}; check that the server is running and accepts TCP \
-                 connections there, and the user, password (in the URL or PGPASSWORD) and database name",
-                describe(&e)
+                "cannot connect to PostgreSQL at {shown}: {e}; check that the server is running and accepts TCP \
+                 connections there, and the user, password (in the URL or PGPASSWORD) and database name"
             ))
         })
     }
@@ -402,8 +433,8 @@ impl PostgresStorage {
     fn listen(&self, timeout: Duration) -> Result<()> {
         let mut listener = self.listener.lock().unwrap_or_else(PoisonError::into_inner);
         if listener.as_ref().is_none_or(Client::is_closed) {
-            let mut client = self.config.connect(NoTls).map_err(|e| {
-                Error::storage(format!("cannot connect to PostgreSQL at {} to listen: {}", self.shown, describe(&e)))
+            let mut client = connect_within(&self.config).map_err(|e| {
+                Error::storage(format!("cannot connect to PostgreSQL at {} to listen: {e}", self.shown))
             })?;
             client.batch_execute(&format!("LISTEN {WORK_CHANNEL}")).map_err(storage_error)?;
             *listener = Some(client);

@@ -82,6 +82,34 @@ fn the_storage_contract_holds_on_postgresql() {
     });
 }
 
+/// A server that takes the connection and never answers (a stopped
+/// postmaster) is a storage error naming the server, not a wait for ever:
+/// the connect timeout bounds only the socket, so the whole connect is
+/// bounded too. The silent server is a listener on 127.0.0.1 that accepts
+/// and reads nothing.
+#[test]
+fn a_server_that_never_answers_is_an_error_not_a_hang() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+    let port = listener.local_addr().expect("its address").port();
+    let accepted = std::thread::spawn(move || listener.accept().map(|(socket, _)| socket));
+    let url = format!("postgres://kim:s3cret@127.0.0.1:{port}/ez?connect_timeout=1");
+    let Err(Error::Storage(e)) = PostgresStorage::open(&url) else { panic!("a storage error") };
+    let text = e.to_string();
+    assert!(text.contains("did not answer") && text.contains(&format!("127.0.0.1:{port}")), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+    drop(accepted.join().expect("the listener thread"));
+}
+
+/// A password with a bare `@` is refused before anything is parsed or
+/// shown: the parser would take what follows it for the host, and print it.
+#[test]
+fn a_password_with_a_bare_at_sign_is_refused_without_showing_it() {
+    for url in ["postgres://ezd:hunter2@prod@127.0.0.1:1/db", "postgresql://e@zd@127.0.0.1:1/db?sslmode=disable"] {
+        let Err(Error::Invalid(e)) = PostgresStorage::open(url) else { panic!("{url} is refused as invalid") };
+        assert!(e.0.contains("%40") && !e.0.contains("hunter2") && !e.0.contains("prod"), "{e}");
+    }
+}
+
 /// The key correctness test: a number handed out early and committed late
 /// is neither hidden forever nor read out of turn.
 #[test]
