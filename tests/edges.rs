@@ -390,3 +390,15 @@ fn a_terminal_of_unknown_width_gets_whole_tables() {
         assert!(text.contains(whole), "`{whole}` is whole:\n{text}");
     }
 }
+
+/// `[storage] pool_size` out of its range is exit 2 on SQLite too, as it is
+/// on PostgreSQL, whose setting it is: a config file is right or wrong
+/// whatever database it is used with.
+#[test]
+fn a_pool_size_out_of_range_is_refused_on_sqlite_too() {
+    for bad in ["0", "500"] {
+        let w = World::new(BIN, &format!("[storage]\npool_size = {bad}\n"));
+        let message = w.fails(&["store", "list"], 2, "invalid_input");
+        assert!(message.contains("pool_size"), "{message}");
+    }
+}

@@ -571,6 +571,9 @@ impl Config {
         let notifiers = self.notifiers(quiet, &|name| std::env::var(name).ok())?;
         let breakers = self.breaker_settings()?;
         let (retry, lease) = self.retry.policy(&timeouts)?;
+        // Used by PostgreSQL only, and checked on SQLite too: a file that
+        // is wrong is wrong whatever database it is used with.
+        self.storage.pool_size()?;
         // The storage's errors say what to do when the cause is the file's
         // access (a folder or file that cannot be written), and only then.
         let storage = storage::open(db, &self.storage, access)?;
