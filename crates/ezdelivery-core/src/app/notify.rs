@@ -101,14 +101,16 @@ impl Engine {
         let mut stats = MessageStats::default();
         let mut gates: HashMap<String, Gate> = HashMap::new();
         let mut outcomes = Vec::with_capacity(due.len());
-        // Every batch tries one message at least, so that a relay goes on.
+        // Every batch sends one message at least (if any channel is open),
+        // so that a relay going on with the next batch gets somewhere.
         let window = Halt { deadline: Some(Instant::now() + self.settings.sending_window), stop: None };
+        let mut tried = false;
         for queued in due {
             if halt.reached() {
                 outcomes.push((queued.delivery, None));
                 continue;
             }
-            if !outcomes.is_empty() && window.reached() {
+            if tried && window.reached() {
                 stats.released += 1;
                 outcomes.push((queued.delivery, None));
                 continue;
@@ -132,6 +134,7 @@ impl Engine {
                 continue;
             }
             let started = Instant::now();
+            tried = true;
             let sent = match self.notifiers.iter().find(|n| n.channel().as_str() == channel) {
                 Some(n) => n.send(&fitted(&queued.message, n.max_chars())),
                 None => Err(unconfigured(&channel)),

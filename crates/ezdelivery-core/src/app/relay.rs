@@ -66,11 +66,21 @@ impl Engine {
             let mut report = RelayReport::default();
             let now = self.clock.now();
             let names = &self.gateways.names;
+            // What a call's units of work queued (the messages of a payment
+            // it approved) is claimed already: it is delivered right after
+            // the call, well within its claim (or released, when told to
+            // stop), not after the whole batch of calls.
+            let deliver_claimed = |command: &mut Command<'_>, report: &mut RelayReport| -> Result<()> {
+                let stats = self.deliver(command.take_claimed(), halt)?;
+                report.add_messages(&stats);
+                Ok(())
+            };
             for payment in self.read(|repo| repo.payments_awaiting(now, &names.payment, RELAY_BATCH))? {
                 if halt.reached() {
                     break;
                 }
                 relay_leg(command, &payment, &mut report)?;
+                deliver_claimed(command, &mut report)?;
             }
             if !halt.reached() {
                 for charge in self.read(|repo| repo.charges_awaiting(now, &names.charge, RELAY_BATCH))? {
@@ -78,23 +88,26 @@ impl Engine {
                         break;
                     }
                     relay_leg(command, &charge, &mut report)?;
+                    deliver_claimed(command, &mut report)?;
                 }
             }
-            // What this run's own units of work queued (the messages of the
-            // payments it approved) is claimed already: deliver it now (or
-            // release it, when told to stop).
-            let stats = self.deliver(command.take_claimed(), halt)?;
-            report.add_messages(&stats);
+            deliver_claimed(command, &mut report)?;
+            // Messages behind an open breaker come back in every batch: they
+            // are counted once, as the most any batch skipped.
+            let mut skipped = 0;
             while !halt.reached() {
                 let stats = self.deliver_messages_until(RELAY_BATCH, halt)?;
-                report.add_messages(&stats);
-                // A batch cut short by its sending window released the rest:
-                // the next batch claims them afresh.
-                let cut_short = stats.released > 0;
-                if !cut_short && (stats.delivered + stats.failed + stats.dead < RELAY_BATCH || stats.skipped > 0) {
+                report.add_messages(&MessageStats { skipped: 0, ..stats });
+                skipped = skipped.max(stats.skipped);
+                // A batch cut short by its sending window released the rest,
+                // and the next batch claims them afresh; one that sent
+                // nothing ends the pass.
+                let tried = stats.delivered + stats.failed + stats.dead;
+                if tried == 0 || (stats.released == 0 && (tried < RELAY_BATCH || stats.skipped > 0)) {
                     break;
                 }
             }
+            report.messages_skipped += skipped;
             Ok(report)
         })
     }
@@ -477,6 +490,16 @@ mod tests {
         }
     }
 
+    /// A store, a menu, and three orders paid at once (three messages each).
+    fn three_paid_orders(engine: &Engine) {
+        let store = engine.add_store("BBQ", Some("park"), None).expect("a store").id;
+        engine.add_menu(store, "후라이드", 18_000).expect("a menu");
+        let picks = [ItemPick::new("후라이드", 1)];
+        for customer in ["kim", "lee", "park"] {
+            engine.place_order(NewOrder::new(store, customer, &picks).pay_now(None)).expect("paid");
+        }
+    }
+
     /// A batch sends only within its window and releases the rest; the
     /// relay goes on with the next batch, so every message is still sent,
     /// once. (The window keeps every send inside the claim's lease, so that
@@ -489,22 +512,48 @@ mod tests {
             .relay_budget(std::time::Duration::ZERO)
             .build();
         engine.settings.sending_window = std::time::Duration::ZERO;
-        let store = engine.add_store("BBQ", Some("park"), None).expect("a store").id;
-        engine.add_menu(store, "후라이드", 18_000).expect("a menu");
-        let picks = [ItemPick::new("후라이드", 1)];
-        for customer in ["kim", "lee", "park"] {
-            engine.place_order(NewOrder::new(store, customer, &picks).pay_now(None)).expect("paid");
-        }
+        three_paid_orders(&engine);
         assert!(inbox.0.lock().expect("the inbox").is_empty(), "nothing sent by the commands");
+        let batch = engine.deliver_messages(100).expect("one batch");
+        assert_eq!((batch.delivered, batch.released), (1, 8), "its window was over after one: {batch:?}");
         let report = engine.relay().expect("relay");
         let sent = inbox.0.lock().expect("the inbox").clone();
-        assert_eq!(report.messages_delivered, sent.len());
+        assert_eq!(report.messages_delivered + 1, sent.len());
         assert_eq!(sent.len(), 9, "three messages an order: {sent:?}");
         let mut once = sent.clone();
         once.sort();
         once.dedup();
         assert_eq!(once.len(), sent.len(), "each once: {sent:?}");
         assert_eq!(engine.queue_status().expect("the queue").messages, 0);
+    }
+
+    /// A channel that fails opens its breaker; the messages behind it are
+    /// skipped by every later batch, and a batch that sends nothing ends
+    /// the relay (it used to go on for ever when the window was over),
+    /// counting them once.
+    #[test]
+    fn a_relay_behind_an_open_breaker_ends_and_counts_its_skips_once() {
+        #[derive(Clone)]
+        struct Down(crate::domain::ChannelName);
+        impl crate::ports::Notifier for Down {
+            fn channel(&self) -> &crate::domain::ChannelName {
+                &self.0
+            }
+            fn send(&self, _: &crate::ports::outbox::Message) -> std::result::Result<(), String> {
+                Err("down".into())
+            }
+        }
+        let down = Down(crate::domain::ChannelName::new("test").expect("a channel name"));
+        let open = crate::domain::BreakerSettings { failure_threshold: 1, open_ms: 600_000 };
+        let mut engine = Engine::builder(MemoryStorage::new())
+            .notifier(down)
+            .breakers(open)
+            .relay_budget(std::time::Duration::ZERO)
+            .build();
+        engine.settings.sending_window = std::time::Duration::ZERO;
+        three_paid_orders(&engine);
+        let report = engine.relay().expect("the relay ends");
+        assert_eq!((report.messages_failed, report.messages_skipped), (1, 8), "{report:?}");
     }
 
     /// A payment listed before a reset and settled before the reset writes

@@ -173,15 +173,27 @@ struct Manager(PostgresConnectionManager<NoTls>, postgres::Config);
 /// own (the `postgres` client blocks on a runtime of its own); one that
 /// succeeds after the caller gave up is closed as it ends.
 fn connect_within(config: &postgres::Config) -> std::result::Result<Client, String> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Connects under way in this process, those given up on included (their
+    // threads wait until the server answers or closes): bounded, so that a
+    // long-running process retrying a hung server does not pile them up.
+    static CONNECTING: AtomicUsize = AtomicUsize::new(0);
+    const MOST: usize = 128; // twice the largest pool the CLI allows
+    if CONNECTING.fetch_add(1, Ordering::SeqCst) >= MOST {
+        CONNECTING.fetch_sub(1, Ordering::SeqCst);
+        return Err(format!("{MOST} earlier connections are still waiting for the server to answer"));
+    }
     let within = config.get_connect_timeout().copied().unwrap_or(CONNECT_TIMEOUT) * 2;
     let (sent, answer) = std::sync::mpsc::channel();
     let config = config.clone();
-    std::thread::Builder::new()
-        .name("postgres-connect".into())
-        .spawn(move || {
-            let _ = sent.send(config.connect(NoTls).map_err(|e| describe(&e)));
-        })
-        .map_err(|e| format!("cannot start a thread to connect: {e}"))?;
+    let started = std::thread::Builder::new().name("postgres-connect".into()).spawn(move || {
+        let _ = sent.send(config.connect(NoTls).map_err(|e| describe(&e)));
+        CONNECTING.fetch_sub(1, Ordering::SeqCst);
+    });
+    if let Err(e) = started {
+        CONNECTING.fetch_sub(1, Ordering::SeqCst);
+        return Err(format!("cannot start a thread to connect: {e}"));
+    }
     answer.recv_timeout(within).unwrap_or_else(|_| {
         Err(format!("the server took the connection but did not answer within {} s", within.as_secs()))
     })
