@@ -91,7 +91,6 @@ impl Engine {
                     deliver_claimed(command, &mut report)?;
                 }
             }
-            deliver_claimed(command, &mut report)?;
             // Messages behind an open breaker come back in every batch: they
             // are counted once, as the most any batch skipped.
             let mut skipped = 0;
@@ -115,8 +114,8 @@ impl Engine {
     /// What waits for `relay`, due or not: payments, refunds and delivery
     /// charges not settled yet, messages not delivered yet, and when the
     /// earliest of them is due (now, at the soonest; when only calls behind
-    /// open breakers wait, when the first of those breakers reopens). Those that need a
-    /// person and dead messages do not wait for `relay`: see
+    /// open breakers wait, when the first of those breakers reopens). Those
+    /// that need a person and dead messages do not wait for `relay`: see
     /// [`Engine::attention`] and [`Engine::dead_messages`].
     pub fn queue_status(&self) -> Result<QueueStatus> {
         let now = self.clock.now();
