@@ -32,11 +32,18 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 
+mod dense_map;
+mod log;
+mod names;
+
+use self::dense_map::DenseMap;
+use self::log::LoggedEvent;
+use self::names::{NameId, Names};
 use super::calls::{CallRecord, CallsWaiting};
 use crate::domain::view::OrderView;
 use crate::domain::{
-    Breaker, Charge, ChargeId, Delivery, Event, KitchenTicket, Menu, MenuId, Order, OrderId, OrderStatus, Payment,
-    PaymentId, Review, Rider, RiderId, Store, StoreId,
+    Breaker, Charge, ChargeId, Delivery, Event, EventType, KitchenTicket, Menu, MenuId, Order, OrderId, OrderStatus,
+    Payment, PaymentId, Review, Rider, RiderId, Store, StoreId,
 };
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::requests::{RequestClaim, StoredResponse};
@@ -256,6 +263,8 @@ enum Undo {
     Views(Box<(ViewMap, CustomerIndex)>),
     /// A message was queued: pop it.
     Message,
+    /// A name was added to [`State::names`]: pop it.
+    Name,
     /// A channel name was interned: pop it.
     Channel,
     /// A message delivery was created: pop it.
@@ -302,8 +311,8 @@ struct Outbox {
 /// BENCHMARKS.md). Maps keyed by names keep std's hasher.
 type IdMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// The mypage views by order; boxed, see [`swap_boxed`].
-type ViewMap = IdMap<OrderId, Box<OrderView>>;
+/// The mypage views by order.
+type ViewMap = DenseMap<OrderView>;
 
 /// A customer's name → the orders of their views.
 type CustomerIndex = HashMap<String, BTreeSet<OrderId>>;
@@ -329,21 +338,21 @@ struct State {
     /// (load, id) of every registered rider: the first is the least busy.
     riders_by_load: BTreeSet<(u32, RiderId)>,
 
-    orders: IdMap<OrderId, Order>,
+    orders: DenseMap<Order>,
     /// Per store, its orders whose status is in the store's inbox.
     inbox: IdMap<StoreId, BTreeSet<OrderId>>,
 
     payments: Calls<Payment>,
 
-    tickets: IdMap<OrderId, KitchenTicket>,
-    deliveries: IdMap<OrderId, Delivery>,
+    tickets: DenseMap<KitchenTicket>,
+    deliveries: DenseMap<Delivery>,
 
     charges: Calls<Charge>,
 
-    reviews: IdMap<OrderId, Review>,
+    reviews: DenseMap<Review>,
 
     /// The log; an event's seq is its index + 1.
-    events: Vec<StoredEvent>,
+    events: Vec<LoggedEvent>,
 
     /// (projector, seq): a handful, so a vector.
     checkpoints: Vec<(String, i64)>,
@@ -355,6 +364,8 @@ struct State {
 
     /// Queued messages, in queue order; a message's index is its key.
     messages: Vec<QueuedEntry>,
+    /// The recipients of messages and the last part of their ids.
+    names: Names,
     /// A message's [`Message::key`] → its place in `messages`: the key
     /// is what identifies a message, as it is in the SQL adapters.
     message_keys: IdMap<i64, usize>,
@@ -382,10 +393,34 @@ struct StoreMenus {
     by_name: HashMap<String, BTreeSet<MenuId>>,
 }
 
-/// A queued message.
-#[cfg_attr(test, derive(Clone, Debug, PartialEq))]
+/// A queued message, as kept: its recipient a number in [`State::names`],
+/// its id most often not kept but made again from its event's.
+///
+/// A message's three strings were three heap blocks of their own: with
+/// seven messages per lifecycle, a third of the memory an in-memory
+/// lifecycle kept (BENCHMARKS.md).
+#[derive(Clone)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct QueuedEntry {
-    message: Message,
+    key: i64,
+    order_id: OrderId,
+    event: EventType,
+    status: OrderStatus,
+    recipient: NameId,
+    id: MessageIdForm,
+    text: String,
+    at: DateTime<Utc>,
+}
+
+/// How a queued message's id is kept.
+#[derive(Clone)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+enum MessageIdForm {
+    /// The id of the event its key names, `:`, and this name (the
+    /// engine's ids: `<event id>:customer`).
+    OfEvent(NameId),
+    /// Any other id, as it was given.
+    Own(Box<str>),
 }
 
 /// One message on one channel.
@@ -424,32 +459,6 @@ fn table_index(table: Table) -> usize {
 }
 
 /// Puts `value` under `key` (or removes the key when `None`); returns what was there.
-fn swap_hash<K: Hash + Eq, V, S: BuildHasher>(map: &mut HashMap<K, V, S>, key: K, value: Option<V>) -> Option<V> {
-    match value {
-        Some(v) => map.insert(key, v),
-        None => map.remove(&key),
-    }
-}
-
-/// [`swap_hash`] for a map of boxed records, which stay in their boxes
-/// when replaced. The map's entries stay small, so growing the map moves
-/// pointers, not whole records: with a 304-byte view or a 200-byte payment
-/// in each entry, the fresh pages and copies of each growth were 5–8 % of
-/// an in-memory lifecycle.
-fn swap_boxed<K: Hash + Eq, V, S: BuildHasher>(map: &mut HashMap<K, Box<V>, S>, key: K, value: Option<V>) -> Option<V> {
-    match value {
-        Some(value) => match map.get_mut(&key) {
-            Some(slot) => Some(std::mem::replace(&mut **slot, value)),
-            None => {
-                map.insert(key, Box::new(value));
-                None
-            }
-        },
-        None => map.remove(&key).map(|boxed| *boxed),
-    }
-}
-
-/// [`swap_hash`] for ordered maps.
 fn swap_btree<K: Ord, V>(map: &mut BTreeMap<K, V>, key: K, value: Option<V>) -> Option<V> {
     match value {
         Some(v) => map.insert(key, v),
@@ -495,8 +504,7 @@ where
 /// need; one type for both, so both keep their indexes the same way.
 #[cfg_attr(test, derive(Clone, Debug, PartialEq))]
 struct Calls<T> {
-    /// Boxed, see [`swap_boxed`].
-    records: IdMap<i64, Box<T>>,
+    records: DenseMap<T>,
     /// (order, id) pairs.
     by_order: BTreeSet<(OrderId, i64)>,
     /// The ids of those in the relay's queue ([`CallRecord::waits`]).
@@ -506,7 +514,7 @@ struct Calls<T> {
 // Not derived: the derive would ask for `T: Default`, which no record is.
 impl<T> Default for Calls<T> {
     fn default() -> Self {
-        Calls { records: IdMap::default(), by_order: BTreeSet::new(), waiting: BTreeSet::new() }
+        Calls { records: DenseMap::default(), by_order: BTreeSet::new(), waiting: BTreeSet::new() }
     }
 }
 
@@ -517,7 +525,7 @@ impl<T: CallRecord> Calls<T> {
     }
 
     fn get(&self, id: i64) -> Option<&T> {
-        self.records.get(&id).map(|boxed| &**boxed)
+        self.records.get(&id)
     }
 
     /// Puts `record` under `id` (or removes it when `None`), keeping the
@@ -537,7 +545,7 @@ impl<T: CallRecord> Calls<T> {
             true => self.waiting.insert(id),
             false => self.waiting.remove(&id),
         };
-        swap_boxed(&mut self.records, id, record)
+        self.records.swap(id, record)
     }
 
     /// An order's records, oldest (lowest id) first.
@@ -566,8 +574,7 @@ impl<T: CallRecord> Calls<T> {
 
     /// Those a person must look at, by id, at most `limit`.
     fn needing_attention(&self, limit: usize) -> Vec<T> {
-        let mut found: Vec<T> =
-            self.records.values().filter(|c| c.needs_attention()).map(|boxed| (**boxed).clone()).collect();
+        let mut found: Vec<T> = self.records.values().filter(|c| c.needs_attention()).cloned().collect();
         found.sort_by_key(T::id);
         found.truncate(limit);
         found
@@ -641,7 +648,7 @@ impl State {
                 self.payments.put(id, unstash(&mut replaced.payments, was));
             }
             Undo::Ticket(id, v) => {
-                swap_hash(&mut self.tickets, id, v);
+                self.tickets.swap(id, v);
             }
             Undo::Delivery(id, v) => {
                 self.put_delivery(id, v);
@@ -650,7 +657,7 @@ impl State {
                 self.charges.put(id, unstash(&mut replaced.charges, was));
             }
             Undo::Review(id, v) => {
-                swap_hash(&mut self.reviews, id, v.map(|review| *review));
+                self.reviews.swap(id, v.map(|review| *review));
             }
             Undo::Event => {
                 self.events.pop();
@@ -676,6 +683,7 @@ impl State {
                 (self.views, self.customer_views) = *views;
             }
             Undo::Message => self.pop_message(),
+            Undo::Name => self.names.pop(),
             Undo::Channel => {
                 self.channels.pop();
             }
@@ -792,12 +800,12 @@ impl State {
                 self.change_load(r, true);
             }
         }
-        swap_hash(&mut self.deliveries, order, delivery)
+        self.deliveries.swap(order, delivery)
     }
 
     fn push_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> i64 {
         let seq = self.events.len() as i64 + 1;
-        self.events.push(StoredEvent { seq, id: id.to_string(), at, event: event.clone() });
+        self.events.push(LoggedEvent::new(id, at, event.clone()));
         seq
     }
 
@@ -812,7 +820,7 @@ impl State {
                 index_add(&mut self.customer_views, c, order);
             }
         }
-        swap_boxed(&mut self.views, order, view)
+        self.views.swap(order, view)
     }
 
     /// The place in `messages` of the message keyed `key`.
@@ -822,19 +830,73 @@ impl State {
 
     /// Queues a message unless one with its key is queued already; its
     /// place in `messages`, or `None` when it was there.
-    fn push_message(&mut self, message: Message) -> Option<usize> {
+    fn push_message(&mut self, entry: QueuedEntry) -> Option<usize> {
         let at = self.messages.len();
-        match self.message_keys.entry(message.key) {
+        match self.message_keys.entry(entry.key) {
             Entry::Occupied(_) => return None,
             Entry::Vacant(slot) => slot.insert(at),
         };
-        self.messages.push(QueuedEntry { message });
+        self.messages.push(entry);
         Some(at)
     }
 
     fn pop_message(&mut self) {
         if let Some(entry) = self.messages.pop() {
-            self.message_keys.remove(&entry.message.key);
+            self.message_keys.remove(&entry.key);
+        }
+    }
+
+    /// `message` as it is kept; also how many names it added to
+    /// [`State::names`] (for the journal to take back).
+    fn entry_of(&mut self, message: Message) -> (QueuedEntry, usize) {
+        let Message { id, key, order_id, event, status, recipient, text, at } = message;
+        let (recipient, new) = self.names.intern(&recipient);
+        let mut added = usize::from(new);
+        let id = match self.event_id_suffix(key, &id) {
+            Some(suffix) => {
+                let (suffix, new) = self.names.intern(suffix);
+                added += usize::from(new);
+                MessageIdForm::OfEvent(suffix)
+            }
+            None => MessageIdForm::Own(id.into_boxed_str()),
+        };
+        (QueuedEntry { key, order_id, event, status, recipient, id, text, at }, added)
+    }
+
+    /// What follows `<event id>:` in `id`, when the message keyed `key`
+    /// is about an event in the log and its id is made that way.
+    fn event_id_suffix<'i>(&self, key: i64, id: &'i str) -> Option<&'i str> {
+        self.event_of_message(key)?.after_id(id)
+    }
+
+    /// The event of the log that the message keyed `key` is about, if it is.
+    fn event_of_message(&self, key: i64) -> Option<&LoggedEvent> {
+        let seq = key.checked_div(Message::RECIPIENTS)?;
+        self.events.get(usize::try_from(seq.checked_sub(1)?).ok()?)
+    }
+
+    /// The message an entry keeps.
+    fn message_of(&self, entry: &QueuedEntry) -> Message {
+        let id = match &entry.id {
+            MessageIdForm::Own(id) => id.to_string(),
+            MessageIdForm::OfEvent(suffix) => {
+                // The log only grows: the event an entry was made from stays.
+                let suffix = self.names.get(*suffix);
+                match self.event_of_message(entry.key) {
+                    Some(event) => event.with_id(|event| format!("{event}:{suffix}")),
+                    None => format!(":{suffix}"),
+                }
+            }
+        };
+        Message {
+            id,
+            key: entry.key,
+            order_id: entry.order_id,
+            event: entry.event,
+            status: entry.status,
+            recipient: self.names.get(entry.recipient).to_string(),
+            text: entry.text.clone(),
+            at: entry.at,
         }
     }
 
@@ -911,7 +973,7 @@ impl State {
     /// The message and its delivery of a delivery key.
     fn queued(&self, key: usize) -> Option<QueuedMessage> {
         let slot = self.message_deliveries.get(key)?;
-        let message = &self.messages.get(slot.message)?.message;
+        let message = self.message_of(self.messages.get(slot.message)?);
         let channel = self.channels.get(slot.channel)?;
         let p = &slot.progress;
         let delivery = MessageDelivery {
@@ -923,7 +985,7 @@ impl State {
             next_at: p.next_at,
             last_error: p.last_error.clone(),
         };
-        Some(QueuedMessage { message: message.clone(), delivery })
+        Some(QueuedMessage { message, delivery })
     }
 }
 
@@ -1201,12 +1263,13 @@ impl Repo for Tx<'_> {
     fn events(&mut self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
         // seq = index + 1, so the first event with seq > after is at index `after`.
         let start = usize::try_from(after.max(0)).unwrap_or(usize::MAX);
-        Ok(self.state.events.get(start..).unwrap_or_default().iter().take(limit).cloned().collect())
+        let events = self.state.events.get(start..).unwrap_or_default().iter().take(limit);
+        Ok(events.zip(after.max(0) + 1..).map(|(event, seq)| event.stored(seq)).collect())
     }
 
     fn events_numbered(&mut self, seqs: &[i64], after: i64) -> Result<Vec<StoredEvent>> {
         let event = |seq: i64| usize::try_from(seq - 1).ok().and_then(|i| self.state.events.get(i));
-        Ok(seqs.iter().filter(|&&seq| seq > after).filter_map(|&seq| event(seq)).cloned().collect())
+        Ok(seqs.iter().filter(|&&seq| seq > after).filter_map(|&seq| Some(event(seq)?.stored(seq))).collect())
     }
 
     fn breaker(&mut self, name: &crate::domain::BreakerName) -> Result<Option<Breaker>> {
@@ -1244,7 +1307,7 @@ impl Repo for Tx<'_> {
     }
 
     fn view(&mut self, order: OrderId) -> Result<Option<OrderView>> {
-        Ok(self.state.views.get(&order).map(|view| copy_view(view)))
+        Ok(self.state.views.get(&order).map(copy_view))
     }
 
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
@@ -1258,7 +1321,7 @@ impl Repo for Tx<'_> {
     fn customer_views(&mut self, customer: &str) -> Result<Vec<OrderView>> {
         let state = &self.state;
         Ok(match state.customer_views.get(customer) {
-            Some(ids) => ids.iter().filter_map(|id| state.views.get(id)).map(|view| (**view).clone()).collect(),
+            Some(ids) => ids.iter().filter_map(|id| state.views.get(id)).cloned().collect(),
             None => Vec::new(),
         })
     }
@@ -1282,7 +1345,9 @@ impl Repo for Tx<'_> {
     fn queue_owned_message(&mut self, message: Message, channels: &[&str]) -> Result<()> {
         let (state, journal) = self.writable()?;
         let at = message.at;
-        let Some(key) = state.push_message(message) else {
+        let (entry, names) = state.entry_of(message);
+        journal.undo.extend((0..names).map(|_| Undo::Name));
+        let Some(key) = state.push_message(entry) else {
             return Ok(()); // queued already: replays never send twice
         };
         journal.push(Undo::Message);
@@ -1313,7 +1378,7 @@ impl Repo for Tx<'_> {
         let (state, journal) = self.writable()?;
         let old = state.take_outbox();
         // Keys shift when messages go: the outbox is built again from what stays.
-        let mut keep: Vec<bool> = old.messages.iter().map(|e| e.message.at >= before).collect();
+        let mut keep: Vec<bool> = old.messages.iter().map(|e| e.at >= before).collect();
         for slot in &old.message_deliveries {
             if slot.progress.state != DeliveryState::Delivered {
                 keep[slot.message] = true;
@@ -1326,7 +1391,7 @@ impl Repo for Tx<'_> {
         }
         let mut moved = vec![None; old.messages.len()];
         for (key, entry) in old.messages.iter().enumerate().filter(|(key, _)| keep[*key]) {
-            moved[key] = state.push_message(entry.message.clone());
+            moved[key] = state.push_message(entry.clone());
         }
         for slot in &old.message_deliveries {
             if let Some(message) = moved[slot.message] {
