@@ -4,8 +4,12 @@
 //! indexes the [`Repo`] queries need (orders in a store's inbox, payments and
 //! charges by order and awaiting the gateway, active deliveries per rider,
 //! views by customer, events by order, message deliveries by due time), so
-//! every call is a few map operations and nothing is serialized. The event
-//! log, the queued messages and their deliveries are append-only vectors.
+//! every call is a few map operations and nothing is serialized. The tables
+//! whose ids the engine hands out in sequence (orders and what hangs off
+//! them, payments, charges) are vectors indexed by id (`dense_map`). The
+//! event log, the queued messages and their deliveries are append-only
+//! vectors, kept compactly: an event's id as 16 bytes (`log`), a message's
+//! recipient and the end of its id as numbers in a table of names (`names`).
 //!
 //! # Transactions: the undo journal
 //!
@@ -397,7 +401,7 @@ struct StoreMenus {
 /// its id most often not kept but made again from its event's.
 ///
 /// A message's three strings were three heap blocks of their own: with
-/// seven messages per lifecycle, a third of the memory an in-memory
+/// seven messages per lifecycle, nearly a third of the memory an in-memory
 /// lifecycle kept (BENCHMARKS.md).
 #[derive(Clone)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
