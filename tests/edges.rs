@@ -391,6 +391,25 @@ fn a_terminal_of_unknown_width_gets_whole_tables() {
     }
 }
 
+/// `[relay]` and `[serve]` values out of their ranges are exit 2 for every
+/// command, not only for `relay --watch` and `serve`, which use them; and
+/// nothing is written.
+#[test]
+fn relay_and_serve_values_out_of_range_are_refused_by_every_command() {
+    for (section, bad) in [
+        ("relay", "interval_ms = 5"),
+        ("relay", "retention_days = 3651"),
+        ("serve", "max_requests = 0"),
+        ("serve", "timeout_ms = 1"),
+    ] {
+        let w = World::new(BIN, &format!("[{section}]\n{bad}\n"));
+        let message = w.fails(&["store", "add", "--name", "교촌치킨"], 2, "invalid_input");
+        let key = bad.split(' ').next().unwrap_or(bad);
+        assert!(message.contains(&format!("[{section}] {key}")), "{message}");
+        assert!(!w.db.exists(), "nothing is written for [{section}] {bad}");
+    }
+}
+
 /// `[storage] pool_size` out of its range is exit 2 on SQLite too, as it is
 /// on PostgreSQL, whose setting it is: a config file is right or wrong
 /// whatever database it is used with.

@@ -572,8 +572,11 @@ impl Config {
         let breakers = self.breaker_settings()?;
         let (retry, lease) = self.retry.policy(&timeouts)?;
         // Used by PostgreSQL only, and checked on SQLite too: a file that
-        // is wrong is wrong whatever database it is used with.
+        // is wrong is wrong whatever database it is used with. So are
+        // `[relay]` and `[serve]`, whatever command it is used with.
         self.storage.pool_size()?;
+        self.relay.watch_options(None)?;
+        self.serve.settings(&self.storage)?;
         // The storage's errors say what to do when the cause is the file's
         // access (a folder or file that cannot be written), and only then.
         let storage = storage::open(db, &self.storage, access)?;
