@@ -53,6 +53,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("checkpoints", checkpoints),
     ("views", views),
     ("messages", messages),
+    ("messages_of_events", messages_of_events),
     ("dead_messages", dead_messages),
     ("purge_delivered_messages", purge_delivered_messages),
     ("queue_status", queue_status),
@@ -835,6 +836,7 @@ fn events(s: &mut dyn Storage) {
     );
     assert_eq!(read(s, |r| r.events_numbered(&[], 0)), vec![]);
     assert_eq!(read(s, |r| r.events(0, 0)), vec![]);
+    assert_eq!(read(s, |r| r.events(i64::MAX, 10)), vec![], "after the largest number there is");
 
     // A rolled-back append does not disturb what follows.
     let rolled_back = s.write(&mut |r| {
@@ -1070,6 +1072,61 @@ fn messages(s: &mut dyn Storage) {
     let added = queued(&m1, "kakao", DeliveryState::Pending, 1, t(80));
     write(s, |r| r.save_message_delivery(&added.delivery));
     assert_oldest_first(&read(s, |r| r.due_messages(t(80), 100)), &[retry, added, revived], "a new channel");
+}
+
+/// Messages keyed and named as the engine makes them (the key from their
+/// event's number, the id `<event id>:<recipient kind>`) read back as they
+/// were queued, each with its own recipient, across a rolled-back write and
+/// a purge.
+fn messages_of_events(s: &mut dyn Storage) {
+    let ids = ["0192f0c4-7b1a-7abc-8def-0123456789ab", "0192f0c4-7b1a-7abc-8def-0123456789ac"];
+    let events = sample_events();
+    let seqs =
+        write(s, |r| ids.iter().zip(&events).map(|(id, e)| r.append_event(id, t(1), e)).collect::<Result<Vec<_>>>());
+    let about = |event: usize, place: i64, kind: &str, recipient: &str, at: i64| Message {
+        id: format!("{}:{kind}", ids[event]),
+        key: Message::key_of(seqs[event], place),
+        order_id: 1,
+        event: "PaymentApproved".parse().expect("an event type"),
+        status: OrderStatus::Paid,
+        recipient: recipient.into(),
+        text: format!("to {recipient} about {}", ids[event]),
+        at: t(at),
+    };
+    let pending = |m: &Message| queued(m, "console", DeliveryState::Pending, 0, m.at);
+    let (customer, owner) = (about(0, 0, "customer", "lee", 10), about(0, 1, "owner", "park", 11));
+    write(s, |r| {
+        r.queue_message(&customer, &["console"])?;
+        r.queue_message(&owner, &["console"])
+    });
+    // A write that queues a message to someone new, then fails: nothing of it stays.
+    let failed = s.write(&mut |r| {
+        r.queue_message(&about(1, 0, "customer", "choi", 12), &["console"])?;
+        Err(Error::Internal("no".into()))
+    });
+    assert!(failed.is_err());
+    assert_oldest_first(
+        &read(s, |r| r.due_messages(t(100), 100)),
+        &[pending(&customer), pending(&owner)],
+        "as they were queued",
+    );
+    let later = about(1, 0, "customer", "lee", 13);
+    write(s, |r| r.queue_message(&later, &["console"]));
+    // The first two delivered and purged: the third reads back the same.
+    let delivered = |m: &Message| queued(m, "console", DeliveryState::Delivered, 1, m.at).delivery;
+    write(s, |r| {
+        r.save_message_delivery(&delivered(&customer))?;
+        r.save_message_delivery(&delivered(&owner))
+    });
+    assert_eq!(write(s, |r| r.purge_delivered_messages(t(100))), 2);
+    assert_eq!(read(s, |r| r.due_messages(t(100), 100)), vec![pending(&later)]);
+    let owner_again = about(1, 1, "owner", "park", 14);
+    write(s, |r| r.queue_message(&owner_again, &["console"]));
+    assert_oldest_first(
+        &read(s, |r| r.due_messages(t(100), 100)),
+        &[pending(&later), pending(&owner_again)],
+        "after the purge",
+    );
 }
 
 fn dead_messages(s: &mut dyn Storage) {

@@ -300,6 +300,7 @@ struct StoredRequest {
 /// stay: a purge keeps them).
 struct Outbox {
     messages: Vec<QueuedEntry>,
+    names: Names,
     message_keys: IdMap<i64, usize>,
     message_deliveries: Vec<Slot>,
     delivery_keys: IdMap<(usize, usize), usize>,
@@ -353,7 +354,9 @@ struct State {
 
     charges: Calls<Charge>,
 
-    reviews: DenseMap<Review>,
+    /// By order; a hash map, not a [`DenseMap`]: few orders have one, and a
+    /// vector would keep an empty slot for every order without.
+    reviews: IdMap<OrderId, Review>,
 
     /// The log; an event's seq is its index + 1.
     events: Vec<LoggedEvent>,
@@ -368,7 +371,9 @@ struct State {
 
     /// Queued messages, in queue order; a message's index is its key.
     messages: Vec<QueuedEntry>,
-    /// The recipients of messages and the last part of their ids.
+    /// The recipients of messages and the last part of their ids; a purge
+    /// builds it again from the messages that stay, so that it does not
+    /// keep every name ever messaged.
     names: Names,
     /// A message's [`Message::key`] → its place in `messages`: the key
     /// is what identifies a message, as it is in the SQL adapters.
@@ -661,7 +666,10 @@ impl State {
                 self.charges.put(id, unstash(&mut replaced.charges, was));
             }
             Undo::Review(id, v) => {
-                self.reviews.swap(id, v.map(|review| *review));
+                match v {
+                    Some(review) => self.reviews.insert(id, *review),
+                    None => self.reviews.remove(&id),
+                };
             }
             Undo::Event => {
                 self.events.pop();
@@ -867,6 +875,17 @@ impl State {
         (QueuedEntry { key, order_id, event, status, recipient, id, text, at }, added)
     }
 
+    /// `entry`, taken from an outbox whose names were `names`, with its
+    /// names numbered in this one's.
+    fn renamed(&mut self, entry: &QueuedEntry, names: &Names) -> QueuedEntry {
+        let mut entry = entry.clone();
+        entry.recipient = self.names.intern(names.get(entry.recipient)).0;
+        if let MessageIdForm::OfEvent(suffix) = &mut entry.id {
+            *suffix = self.names.intern(names.get(*suffix)).0;
+        }
+        entry
+    }
+
     /// What follows `<event id>:` in `id`, when the message keyed `key`
     /// is about an event in the log and its id is made that way.
     fn event_id_suffix<'i>(&self, key: i64, id: &'i str) -> Option<&'i str> {
@@ -886,7 +905,9 @@ impl State {
             MessageIdForm::OfEvent(suffix) => {
                 // The log only grows: the event an entry was made from stays.
                 let suffix = self.names.get(*suffix);
-                match self.event_of_message(entry.key) {
+                let event = self.event_of_message(entry.key);
+                debug_assert!(event.is_some(), "message {} lost the event its id is made from", entry.key);
+                match event {
                     Some(event) => event.with_id(|event| format!("{event}:{suffix}")),
                     None => format!(":{suffix}"),
                 }
@@ -944,6 +965,7 @@ impl State {
     fn take_outbox(&mut self) -> Outbox {
         Outbox {
             messages: std::mem::take(&mut self.messages),
+            names: std::mem::take(&mut self.names),
             message_keys: std::mem::take(&mut self.message_keys),
             message_deliveries: std::mem::take(&mut self.message_deliveries),
             delivery_keys: std::mem::take(&mut self.delivery_keys),
@@ -956,6 +978,7 @@ impl State {
     fn put_outbox(&mut self, outbox: Outbox) {
         Outbox {
             messages: self.messages,
+            names: self.names,
             message_keys: self.message_keys,
             message_deliveries: self.message_deliveries,
             delivery_keys: self.delivery_keys,
@@ -1268,7 +1291,8 @@ impl Repo for Tx<'_> {
         // seq = index + 1, so the first event with seq > after is at index `after`.
         let start = usize::try_from(after.max(0)).unwrap_or(usize::MAX);
         let events = self.state.events.get(start..).unwrap_or_default().iter().take(limit);
-        Ok(events.zip(after.max(0) + 1..).map(|(event, seq)| event.stored(seq)).collect())
+        // Numbered from the index, which is in range: `after + 1` is not.
+        Ok(events.zip(start..).map(|(event, index)| event.stored(index as i64 + 1)).collect())
     }
 
     fn events_numbered(&mut self, seqs: &[i64], after: i64) -> Result<Vec<StoredEvent>> {
@@ -1395,7 +1419,8 @@ impl Repo for Tx<'_> {
         }
         let mut moved = vec![None; old.messages.len()];
         for (key, entry) in old.messages.iter().enumerate().filter(|(key, _)| keep[*key]) {
-            moved[key] = state.push_message(entry.clone());
+            let entry = state.renamed(entry, &old.names);
+            moved[key] = state.push_message(entry);
         }
         for slot in &old.message_deliveries {
             if let Some(message) = moved[slot.message] {
@@ -1586,6 +1611,26 @@ mod tests {
             text: format!("message {id}"),
             at,
         }
+    }
+
+    /// The table of names keeps only the names of messages that stay.
+    #[test]
+    fn a_purge_forgets_the_names_only_purged_messages_had() {
+        let mut s = MemoryStorage::new();
+        let gone = Message { recipient: "choi".into(), ..message("gone", t(0)) };
+        let stays = Message { recipient: "lee".into(), ..message("stays", t(0)) };
+        write(&mut s, |r| {
+            r.queue_message(&gone, &["console"])?;
+            r.queue_message(&stays, &["console"])
+        })
+        .unwrap();
+        write(&mut s, |r| r.save_message_delivery(&md("gone", "console", DeliveryState::Delivered, t(0)))).unwrap();
+        assert_eq!(write(&mut s, |r| r.purge_delivered_messages(t(10))).unwrap(), 1);
+        let names = &mut s.parts().state.names;
+        assert_eq!(names.intern("lee"), (0, false), "the name of the message that stays, renumbered");
+        assert!(names.intern("choi").1, "the purged message's name is gone");
+        let due = read(&mut s, |r| r.due_messages(t(10), 10));
+        assert_eq!(due.iter().map(|q| q.message.recipient.as_str()).collect::<Vec<_>>(), ["lee"]);
     }
 
     fn md(id: &str, channel: &str, state: DeliveryState, next_at: DateTime<Utc>) -> MessageDelivery {

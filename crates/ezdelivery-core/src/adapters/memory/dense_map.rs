@@ -1,6 +1,6 @@
 //! A map keyed by record ids, for the tables whose ids the engine hands out
-//! one after another from 1 (orders, payments, charges, and the records
-//! that hang off an order).
+//! one after another from 1 (orders, payments, charges, and an order's
+//! view, kitchen ticket and delivery).
 //!
 //! Such ids index a vector: slot `i` holds id `i + 1`. A lookup is an
 //! index, not a hash and a probe; a table of a million orders touches only
