@@ -113,29 +113,45 @@ impl Engine {
 
     /// What waits for `relay`, due or not: payments, refunds and delivery
     /// charges not settled yet, messages not delivered yet, and when the
-    /// earliest of them is due (now, at the soonest; when only calls behind
-    /// open breakers wait, when the first of those breakers reopens). Those
-    /// that need a person and dead messages do not wait for `relay`: see
-    /// [`Engine::attention`] and [`Engine::dead_messages`].
+    /// earliest of them is due (now, at the soonest; when all that waits is
+    /// behind open breakers, when the first of those breakers reopens).
+    /// Those that need a person and dead messages do not wait for `relay`:
+    /// see [`Engine::attention`] and [`Engine::dead_messages`].
     pub fn queue_status(&self) -> Result<QueueStatus> {
         let now = self.clock.now();
         let names = &self.gateways.names;
         let mut status = self.read(|repo| repo.queue_status(now, &names.payment, &names.charge))?;
         status.next_due = status.next_due.map(|due| due.max(now));
-        // Calls behind an open breaker wait for it to let a trial through:
-        // when only such calls wait, nothing is due before the first of
-        // those breakers reopens, whatever their back-off says.
-        if status.messages == 0 && status.calls() > 0 {
-            let breakers = self.breakers()?;
-            let reopens = |name: BreakerName| {
-                breakers.iter().find(|b| b.name == name && b.state == BreakerState::Open).and_then(|b| b.retry_at)
-            };
-            let waiting = [(BreakerName::Payment, status.payments), (BreakerName::Charge, status.charges)];
-            let blocked: Option<Vec<_>> =
-                waiting.into_iter().filter(|&(_, n)| n > 0).map(|(name, _)| reopens(name)).collect();
-            if let Some(first) = blocked.and_then(|times| times.into_iter().min()) {
-                status.next_due = status.next_due.map(|due| due.max(first));
+        // What waits behind an open breaker waits for it to let a trial
+        // through: when all that waits does, nothing is due before the
+        // first of those breakers reopens, whatever the back-offs say. The
+        // breakers in the way: the gateways' of the calls that wait, and
+        // for messages every channel's (the count does not say which
+        // channels the messages are for; with no channel at all, a relay
+        // fails them as unconfigured, when they are due).
+        let mut in_the_way = Vec::new();
+        if status.payments > 0 {
+            in_the_way.push(BreakerName::Payment);
+        }
+        if status.charges > 0 {
+            in_the_way.push(BreakerName::Charge);
+        }
+        if status.messages > 0 {
+            if self.notifiers.is_empty() {
+                return Ok(status);
             }
+            in_the_way.extend(self.notifiers.iter().map(|n| BreakerName::Channel(n.channel().clone())));
+        }
+        if in_the_way.is_empty() {
+            return Ok(status);
+        }
+        let breakers = self.breakers()?;
+        let reopens = |name: &BreakerName| {
+            breakers.iter().find(|b| b.name == *name && b.state == BreakerState::Open).and_then(|b| b.retry_at)
+        };
+        let all_open: Option<Vec<_>> = in_the_way.iter().map(reopens).collect();
+        if let Some(first) = all_open.and_then(|times| times.into_iter().min()) {
+            status.next_due = status.next_due.map(|due| due.max(first));
         }
         Ok(status)
     }
@@ -490,6 +506,19 @@ mod tests {
     }
 
     /// A store, a menu, and three orders paid at once (three messages each).
+    /// A channel that is always down.
+    #[derive(Clone)]
+    struct Down(crate::domain::ChannelName);
+
+    impl crate::ports::Notifier for Down {
+        fn channel(&self) -> &crate::domain::ChannelName {
+            &self.0
+        }
+        fn send(&self, _: &crate::ports::outbox::Message) -> std::result::Result<(), String> {
+            Err("down".into())
+        }
+    }
+
     fn three_paid_orders(engine: &Engine) {
         let store = engine.add_store("BBQ", Some("park"), None).expect("a store").id;
         engine.add_menu(store, "후라이드", 18_000).expect("a menu");
@@ -532,16 +561,6 @@ mod tests {
     /// counting them once.
     #[test]
     fn a_relay_behind_an_open_breaker_ends_and_counts_its_skips_once() {
-        #[derive(Clone)]
-        struct Down(crate::domain::ChannelName);
-        impl crate::ports::Notifier for Down {
-            fn channel(&self) -> &crate::domain::ChannelName {
-                &self.0
-            }
-            fn send(&self, _: &crate::ports::outbox::Message) -> std::result::Result<(), String> {
-                Err("down".into())
-            }
-        }
         let down = Down(crate::domain::ChannelName::new("test").expect("a channel name"));
         let open = crate::domain::BreakerSettings { failure_threshold: 1, open_ms: 600_000 };
         let mut engine = Engine::builder(MemoryStorage::new())
@@ -553,6 +572,28 @@ mod tests {
         three_paid_orders(&engine);
         let report = engine.relay().expect("the relay ends");
         assert_eq!((report.messages_failed, report.messages_skipped), (1, 8), "{report:?}");
+    }
+
+    /// Messages behind an open channel breaker are due when it reopens, as
+    /// calls are; after a reset, due at once.
+    #[test]
+    fn messages_behind_an_open_breaker_are_due_when_it_reopens() {
+        let channel = crate::domain::ChannelName::new("test").expect("a channel name");
+        let quick = RetryPolicy { base_ms: 1_000, max_ms: 1_000, max_message_tries: 30, attention_after: 10 };
+        let open = crate::domain::BreakerSettings { failure_threshold: 1, open_ms: 600_000 };
+        let engine =
+            Engine::builder(MemoryStorage::new()).notifier(Down(channel.clone())).retry(quick).breakers(open).build();
+        three_paid_orders(&engine);
+        let name = BreakerName::Channel(channel);
+        let breaker = engine.breakers().expect("breakers").into_iter().find(|b| b.name == name);
+        let reopens = breaker.and_then(|b| b.retry_at).expect("the channel's breaker is open");
+        let waiting = engine.queue_status().expect("the queue");
+        assert!(waiting.messages > 0 && waiting.calls() == 0, "{waiting:?}");
+        assert_eq!(waiting.next_due, Some(reopens), "not now: {waiting:?}");
+
+        engine.reset_breaker(&name).expect("reset");
+        let due = engine.queue_status().expect("the queue").next_due;
+        assert!(due.is_some_and(|due| due <= engine.clock.now()), "{due:?}");
     }
 
     /// A payment listed before a reset and settled before the reset writes
