@@ -337,13 +337,32 @@ pub(crate) fn latest() -> i64 {
     MIGRATIONS.len() as i64
 }
 
+/// The columns of ezdelivery's `schema_migrations`, as [`TABLE_SHAPE`] lists them.
+const OUR_SHAPE: &str = "applied_at text, version bigint";
+
+/// The columns of the `schema_migrations` table the connection sees, by
+/// name with their types (`NULL` when there is none): one read that tells
+/// a new database, ezdelivery's, and another program's.
+const TABLE_SHAPE: &str =
+    "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attname) \
+     FROM pg_attribute WHERE attrelid = to_regclass('schema_migrations') AND attnum > 0 AND NOT attisdropped";
+
 /// The version recorded in the database: 0 when it has no
-/// `schema_migrations` table yet (a new database).
+/// `schema_migrations` table yet (a new database). A `schema_migrations`
+/// of another shape is another program's (golang-migrate's and Rails' have
+/// that name): refused, so that its versions are not taken for ours.
 pub(crate) fn version(client: &mut Client) -> Result<i64> {
     let fail = |e: postgres::Error| Error::storage(format!("cannot read the schema version: {}", describe(&e)));
-    let row = client.query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[]).map_err(fail)?;
-    if !row.try_get::<_, bool>(0).map_err(fail)? {
-        return Ok(0);
+    let row = client.query_one(TABLE_SHAPE, &[]).map_err(fail)?;
+    match row.try_get::<_, Option<String>>(0).map_err(fail)? {
+        None => return Ok(0),
+        Some(shape) if shape == OUR_SHAPE => {}
+        Some(shape) => {
+            return Err(Error::Invalid(crate::domain::validate::Invalid(format!(
+                "the database holds a schema_migrations table that is not ezdelivery's (its columns: {shape}), \
+                 as another program's migrations would: give ezdelivery a database of its own"
+            ))))
+        }
     }
     let row = client.query_one("SELECT COALESCE(max(version), 0) FROM schema_migrations", &[]).map_err(fail)?;
     row.try_get(0).map_err(fail)

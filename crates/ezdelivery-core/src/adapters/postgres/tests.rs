@@ -212,6 +212,22 @@ fn storages_opening_a_new_database_at_once_migrate_it_once() {
     assert!(newer.to_string().contains("newer ezdelivery") && newer.to_string().contains("upgrade"), "{newer}");
 }
 
+/// A database whose `schema_migrations` is another program's (here
+/// golang-migrate's: `version bigint, dirty boolean`) is refused with exit 2
+/// and left as it was: its version 3 is not taken for ezdelivery's.
+#[test]
+fn another_programs_schema_migrations_is_refused() {
+    let _serial = serial();
+    let Some((server, url)) = fresh() else { return };
+    server.psql(&url, "CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)");
+    server.psql(&url, "INSERT INTO schema_migrations VALUES (3, false)");
+    let refused = PostgresStorage::open(&url).expect_err("refused");
+    assert!(matches!(&refused, Error::Invalid(_)), "exit 2: {refused:?}");
+    let message = refused.to_string();
+    assert!(message.contains("not ezdelivery's") && message.contains("dirty boolean"), "{message}");
+    assert_eq!(server.psql(&url, "SELECT count(*) FROM pg_class WHERE relname = 'events'"), "0", "nothing created");
+}
+
 /// A database of version 4 that holds orders at every stage, tickets and
 /// deliveries (with a rider and without) is brought to the latest version
 /// in one go: the tickets and deliveries land in their orders' rows, the
