@@ -324,6 +324,18 @@ impl PostgresStorage {
                     .into(),
             )));
         }
+        // libpq lets `?port=` stand for the port of a host written without
+        // one; the `postgres` crate then gives that host two ports and
+        // fails at connect time with "invalid number of ports".
+        let query = url.split_once('?').map_or("", |(_, query)| query);
+        if !authority.rsplit('@').next().unwrap_or("").is_empty()
+            && query.split('&').any(|pair| pair.split('=').next() == Some("port"))
+        {
+            return Err(Error::Invalid(crate::domain::validate::Invalid(format!(
+                "{}: give the port with the host (postgres://user@host:5433/database), not as ?port=",
+                redact(url)
+            ))));
+        }
         let mut config = postgres::Config::from_str(url).map_err(|e| {
             Error::Invalid(crate::domain::validate::Invalid(format!(
                 "{} is not a PostgreSQL URL ({}): use postgres://user@host:port/database",

@@ -110,6 +110,19 @@ fn a_password_with_a_bare_at_sign_is_refused_without_showing_it() {
     }
 }
 
+/// libpq's `?port=` for a host written without a port is refused with a
+/// way to write it (the `postgres` crate would give the host two ports and
+/// fail at connect time, naming the wrong port); with no host in the URL
+/// (a socket folder in `?host=`), it is left to the parser.
+#[test]
+fn a_port_given_as_an_option_beside_a_host_is_refused_saying_how_to_write_it() {
+    let url = "postgres://ezd:hunter2@127.0.0.1/db?sslmode=disable&port=5433&password=hunter2";
+    let Err(Error::Invalid(e)) = PostgresStorage::open(url) else { panic!("{url} is refused as invalid") };
+    assert!(e.0.contains("127.0.0.1") && e.0.contains("host:5433") && !e.0.contains("hunter2"), "{e}");
+    let socket = PostgresStorage::open("postgres:///db?host=/nonexistent-folder&port=5433&connect_timeout=1");
+    assert!(!matches!(socket, Err(Error::Invalid(_))), "not refused as written: {:?}", socket.err());
+}
+
 /// The key correctness test: a number handed out early and committed late
 /// is neither hidden forever nor read out of turn.
 #[test]
