@@ -392,8 +392,8 @@ fn a_terminal_of_unknown_width_gets_whole_tables() {
 }
 
 /// `[relay]` and `[serve]` values out of their ranges are exit 2 for every
-/// command, not only for `relay --watch` and `serve`, which use them; and
-/// nothing is written.
+/// command (one that writes, one that copies), not only for `relay --watch`
+/// and `serve`, which use them; and nothing is written.
 #[test]
 fn relay_and_serve_values_out_of_range_are_refused_by_every_command() {
     for (section, bad) in [
@@ -403,9 +403,13 @@ fn relay_and_serve_values_out_of_range_are_refused_by_every_command() {
         ("serve", "timeout_ms = 1"),
     ] {
         let w = World::new(BIN, &format!("[{section}]\n{bad}\n"));
-        let message = w.fails(&["store", "add", "--name", "교촌치킨"], 2, "invalid_input");
         let key = bad.split(' ').next().unwrap_or(bad);
-        assert!(message.contains(&format!("[{section}] {key}")), "{message}");
+        let copy = w.dir.path().join("copy.db");
+        let copy = copy.to_str().expect("a UTF-8 path");
+        for args in [&["store", "add", "--name", "교촌치킨"][..], &["db", "copy", "--to", copy]] {
+            let message = w.fails(args, 2, "invalid_input");
+            assert!(message.contains(&format!("[{section}] {key}")), "{args:?}: {message}");
+        }
         assert!(!w.db.exists(), "nothing is written for [{section}] {bad}");
     }
 }

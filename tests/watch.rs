@@ -229,7 +229,11 @@ fn watch_flags_are_checked() {
     let w = World::new(BIN, "[relay]\ninterval_ms = 1\n");
     let message = w.fails(&["relay", "--watch"], 2, "invalid_input");
     assert!(message.contains("[relay] interval_ms must be 10 to"), "{message}");
-    let message = w.fails(&["relay", "--watch", "--interval", "5"], 2, "invalid_input");
+    // The flag stands in for the file's value, which must still be in range.
+    let message = w.fails(&["relay", "--watch", "--interval", "500"], 2, "invalid_input");
+    assert!(message.contains("[relay] interval_ms must be 10 to"), "{message}");
+    let good = World::new(BIN, "");
+    let message = good.fails(&["relay", "--watch", "--interval", "5"], 2, "invalid_input");
     assert!(message.contains("--interval must be 10 to"), "{message}");
     let refused: [&[&str]; 5] = [
         &["relay", "--interval", "100"],

@@ -519,6 +519,17 @@ fn in_notify<T>(section: &str, built: Result<T>) -> Result<T> {
 }
 
 impl Config {
+    /// Checks the ranges of the sections only some commands use (`[storage]
+    /// pool_size` is PostgreSQL's, `[relay]` is `relay --watch`'s, `[serve]`
+    /// is `serve`'s): a file that is wrong is wrong whatever command or
+    /// database it is used with, so every command checks them.
+    pub fn check_ranges(&self) -> Result<()> {
+        self.storage.pool_size()?;
+        self.relay.watch_options(None)?;
+        self.serve.settings(&self.storage)?;
+        Ok(())
+    }
+
     /// Reads `path`, or the defaults when there is none.
     pub fn load(path: Option<&Path>) -> Result<Config> {
         let Some(path) = path else { return Ok(Config::default()) };
@@ -571,12 +582,6 @@ impl Config {
         let notifiers = self.notifiers(quiet, &|name| std::env::var(name).ok())?;
         let breakers = self.breaker_settings()?;
         let (retry, lease) = self.retry.policy(&timeouts)?;
-        // Used by PostgreSQL only, and checked on SQLite too: a file that
-        // is wrong is wrong whatever database it is used with. So are
-        // `[relay]` and `[serve]`, whatever command it is used with.
-        self.storage.pool_size()?;
-        self.relay.watch_options(None)?;
-        self.serve.settings(&self.storage)?;
         // The storage's errors say what to do when the cause is the file's
         // access (a folder or file that cannot be written), and only then.
         let storage = storage::open(db, &self.storage, access)?;

@@ -272,6 +272,7 @@ fn run(cli: &Cli) -> Result<Printed> {
         _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
+    config.check_ranges()?;
     if let Command::Demo = cli.command {
         return demo::run(cli, &config).map(|()| Printed::Done);
     }

@@ -121,7 +121,7 @@ call_record!(Charge, ChargeStatus);
 
 /// The `Repo` methods of the relay's queues and of what needs a person, for
 /// a SQL repo with generic `calls_awaiting`, `calls_needing_attention` and
-/// `calls_waiting`, and a `messages_waiting`: payments and charges are
+/// `calls_waiting`, and `messages_waiting` and `channels_waiting`: payments and charges are
 /// asked the same way, and the queue status is put together once.
 macro_rules! call_queues {
     () => {
@@ -151,6 +151,10 @@ macro_rules! call_queues {
             let payments = self.calls_waiting::<Payment>(&now_text, payment_gateway)?;
             let charges = self.calls_waiting::<Charge>(&now_text, charge_gateway)?;
             Ok(crate::adapters::calls::queue_status(payments, charges, self.messages_waiting()?))
+        }
+
+        fn waiting_channels(&mut self) -> Result<Vec<String>> {
+            self.channels_waiting()
         }
     };
 }

@@ -1019,6 +1019,7 @@ fn messages(s: &mut dyn Storage) {
         r.queue_message(&m1, &["console", "jsonl"])
     });
     let pending = |m: &Message, channel: &str| queued(m, channel, DeliveryState::Pending, 0, m.at);
+    assert_eq!(read(s, |r| r.waiting_channels()), ["console", "jsonl"], "each once, due or not");
     assert_eq!(read(s, |r| r.due_messages(t(9), 100)), vec![], "nothing due before the message");
     assert_oldest_first(
         &read(s, |r| r.due_messages(t(10), 100)),
@@ -1061,6 +1062,7 @@ fn messages(s: &mut dyn Storage) {
     write(s, |r| r.save_message_delivery(&dead.delivery));
     assert_eq!(read(s, |r| r.due_messages(t(1_000), 100)), vec![retry.clone()]);
     assert_eq!(read(s, |r| r.dead_messages(100)), vec![dead.clone()]);
+    assert_eq!(read(s, |r| r.waiting_channels()), ["jsonl"], "neither delivered nor dead deliveries wait");
 
     // Revived (`relay --retry-dead`): due again.
     let revived = queued(&m2, "console", DeliveryState::Pending, 0, t(70));

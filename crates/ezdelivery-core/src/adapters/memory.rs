@@ -1280,6 +1280,15 @@ impl Repo for Tx<'_> {
         Ok(super::calls::queue_status(payments, charges, Some((state.due.len(), messages))))
     }
 
+    fn waiting_channels(&mut self) -> Result<Vec<String>> {
+        let state = &self.state;
+        let keys: BTreeSet<usize> =
+            state.due.iter().filter_map(|&(_, key)| Some(state.message_deliveries.get(key)?.channel)).collect();
+        let mut names: Vec<String> = keys.into_iter().filter_map(|key| state.channels.get(key).cloned()).collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {
         let (state, journal) = self.writable()?;
         let seq = state.push_event(id, at, event);

@@ -126,9 +126,8 @@ impl Engine {
         // through: when all that waits does, nothing is due before the
         // first of those breakers reopens, whatever the back-offs say. The
         // breakers in the way: the gateways' of the calls that wait, and
-        // for messages every channel's (the count does not say which
-        // channels the messages are for; with no channel at all, a relay
-        // fails them as unconfigured, when they are due).
+        // the channels' of the messages (a message for a channel no
+        // notifier has is failed by the relay when due, breaker or not).
         let mut in_the_way = Vec::new();
         if status.payments > 0 {
             in_the_way.push(BreakerName::Payment);
@@ -137,10 +136,12 @@ impl Engine {
             in_the_way.push(BreakerName::Charge);
         }
         if status.messages > 0 {
-            if self.notifiers.is_empty() {
-                return Ok(status);
+            for channel in self.read(|repo| repo.waiting_channels())? {
+                let Some(notifier) = self.notifiers.iter().find(|n| n.channel().as_str() == channel) else {
+                    return Ok(status);
+                };
+                in_the_way.push(BreakerName::Channel(notifier.channel().clone()));
             }
-            in_the_way.extend(self.notifiers.iter().map(|n| BreakerName::Channel(n.channel().clone())));
         }
         if in_the_way.is_empty() {
             return Ok(status);
@@ -594,6 +595,35 @@ mod tests {
         engine.reset_breaker(&name).expect("reset");
         let due = engine.queue_status().expect("the queue").next_due;
         assert!(due.is_some_and(|due| due <= engine.clock.now()), "{due:?}");
+    }
+
+    /// A message waiting for a channel no notifier has (the configuration
+    /// changed since it was queued) is failed by a relay when due, whatever
+    /// the other channels' breakers say: it is due then.
+    #[test]
+    fn a_message_for_a_channel_no_longer_configured_is_due_whatever_the_breakers() {
+        let channel = crate::domain::ChannelName::new("test").expect("a channel name");
+        let open = crate::domain::BreakerSettings { failure_threshold: 1, open_ms: 600_000 };
+        let engine = Engine::builder(MemoryStorage::new()).notifier(Down(channel)).breakers(open).build();
+        three_paid_orders(&engine);
+        let now = engine.clock.now();
+        let key = engine.read(|repo| repo.due_messages(now, 1)).expect("read")[0].message.key;
+        engine
+            .write(|w| {
+                let gone = MessageDelivery {
+                    message_id: String::new(),
+                    message_key: key,
+                    channel: "gone".into(),
+                    state: DeliveryState::Pending,
+                    tries: 0,
+                    next_at: now,
+                    last_error: None,
+                };
+                w.repo.save_message_delivery(&gone)
+            })
+            .expect("a delivery for a channel since removed");
+        let due = engine.queue_status().expect("the queue").next_due;
+        assert!(due.is_some_and(|due| due <= engine.clock.now()), "due now, not at the reopening: {due:?}");
     }
 
     /// A payment listed before a reset and settled before the reset writes

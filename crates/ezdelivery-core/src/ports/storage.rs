@@ -217,6 +217,9 @@ pub trait Repo {
     /// `pending`, and the earliest `next_at` among them (a call never tried
     /// counts as due at `now`); and how many calls wait for other gateways.
     fn queue_status(&mut self, now: DateTime<Utc>, payment_gateway: &str, charge_gateway: &str) -> Result<QueueStatus>;
+    /// The channels of the message deliveries in `pending`, each once, in
+    /// name order.
+    fn waiting_channels(&mut self) -> Result<Vec<String>>;
 
     /// Appends an event to the log and returns its sequence number, new and
     /// larger than any number handed out before.

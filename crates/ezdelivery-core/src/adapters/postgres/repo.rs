@@ -163,6 +163,10 @@ const DUE_MESSAGES: &str = due_sql!("");
 /// them, and rows another relay locked are skipped, not waited for.
 const DUE_MESSAGES_CLAIMED: &str = due_sql!(" FOR UPDATE OF d SKIP LOCKED");
 const MESSAGES_WAITING: &str = "SELECT count(*), min(next_at) FROM message_deliveries WHERE state = $1";
+/// The channels message deliveries wait on (`COLLATE "C"`: in byte order,
+/// as SQLite's and the memory adapter's).
+const WAITING_CHANNELS: &str =
+    "SELECT DISTINCT channel COLLATE \"C\" FROM message_deliveries WHERE state = $1 ORDER BY 1";
 const DEAD_MESSAGES: &str = concat!(
     "SELECT ",
     queued_cols!(),
@@ -366,6 +370,10 @@ impl<'a, 't> PgRepo<'a, 't> {
     fn messages_waiting(&mut self) -> Result<Option<(usize, Option<DateTime<Utc>>)>> {
         let pending = DeliveryState::Pending.as_str();
         self.one(MESSAGES_WAITING, &[&pending], |row| rows::waiting(row, "message_deliveries"))
+    }
+
+    fn channels_waiting(&mut self) -> Result<Vec<String>> {
+        self.all(WAITING_CHANNELS, &[&DeliveryState::Pending.as_str()], |row| rows::get(row, 0))
     }
 }
 

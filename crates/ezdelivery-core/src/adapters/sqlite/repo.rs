@@ -134,6 +134,8 @@ pub(super) const DUE_MESSAGES: &str = concat!(
 );
 /// How many message deliveries wait, and the earliest `next_at`.
 const MESSAGES_WAITING: &str = "SELECT count(*), min(next_at) FROM message_deliveries WHERE state = ?1";
+/// The channels message deliveries wait on.
+const WAITING_CHANNELS: &str = "SELECT DISTINCT channel FROM message_deliveries WHERE state = ?1 ORDER BY channel";
 /// By message time, then id and channel.
 pub(super) const DEAD_MESSAGES: &str = concat!(
     "SELECT ",
@@ -395,6 +397,10 @@ impl<'a> SqliteRepo<'a> {
     fn messages_waiting(&mut self) -> Result<Option<(usize, Option<DateTime<Utc>>)>> {
         let pending = DeliveryState::Pending.as_str();
         self.one(MESSAGES_WAITING, [pending], |row| rows::waiting(row, "message_deliveries"))
+    }
+
+    fn channels_waiting(&mut self) -> Result<Vec<String>> {
+        self.all(WAITING_CHANNELS, [DeliveryState::Pending.as_str()], |row| rows::get(row, 0))
     }
 
     /// Every row of a cached query, decoded by `decode`.
