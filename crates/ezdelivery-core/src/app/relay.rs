@@ -506,7 +506,6 @@ mod tests {
         }
     }
 
-    /// A store, a menu, and three orders paid at once (three messages each).
     /// A channel that is always down.
     #[derive(Clone)]
     struct Down(crate::domain::ChannelName);
@@ -520,6 +519,7 @@ mod tests {
         }
     }
 
+    /// A store, a menu, and three orders paid at once (three messages each).
     fn three_paid_orders(engine: &Engine) {
         let store = engine.add_store("BBQ", Some("park"), None).expect("a store").id;
         engine.add_menu(store, "후라이드", 18_000).expect("a menu");
