@@ -28,7 +28,6 @@
 //! work without a journal: a write inside it is refused with
 //! [`Error::Storage`].
 
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -37,12 +36,16 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use chrono::{DateTime, Utc};
 
 mod dense_map;
+mod keyed_queue;
 mod log;
 mod names;
+mod texts;
 
 use self::dense_map::DenseMap;
+use self::keyed_queue::{Keyed, KeyedQueue};
 use self::log::LoggedEvent;
 use self::names::{NameId, Names};
+use self::texts::{TextSpan, Texts};
 use super::calls::{CallRecord, CallsWaiting};
 use crate::domain::view::OrderView;
 use crate::domain::{
@@ -299,9 +302,9 @@ struct StoredRequest {
 /// The outbox's messages and deliveries with their indexes (channel names
 /// stay: a purge keeps them).
 struct Outbox {
-    messages: Vec<QueuedEntry>,
+    messages: KeyedQueue<QueuedEntry>,
     names: Names,
-    message_keys: IdMap<i64, usize>,
+    texts: Texts,
     message_deliveries: Vec<Slot>,
     delivery_keys: IdMap<(usize, usize), usize>,
     due: BTreeSet<(DateTime<Utc>, usize)>,
@@ -370,14 +373,15 @@ struct State {
     customer_views: CustomerIndex,
 
     /// Queued messages, in queue order; a message's index is its key.
-    messages: Vec<QueuedEntry>,
+    /// Found by their [`Message::key`], which identifies a message as it
+    /// does in the SQL adapters.
+    messages: KeyedQueue<QueuedEntry>,
     /// The recipients of messages and the last part of their ids; a purge
     /// builds it again from the messages that stay, so that it does not
     /// keep every name ever messaged.
     names: Names,
-    /// A message's [`Message::key`] → its place in `messages`: the key
-    /// is what identifies a message, as it is in the SQL adapters.
-    message_keys: IdMap<i64, usize>,
+    /// The messages' texts; a purge too builds it again.
+    texts: Texts,
     /// Channel names; a name's index is its key.
     channels: Vec<String>,
     /// Message deliveries, in the order they were created (so oldest
@@ -417,8 +421,14 @@ struct QueuedEntry {
     status: OrderStatus,
     recipient: NameId,
     id: MessageIdForm,
-    text: String,
+    text: TextSpan,
     at: DateTime<Utc>,
+}
+
+impl Keyed for QueuedEntry {
+    fn key(&self) -> i64 {
+        self.key
+    }
 }
 
 /// How a queued message's id is kept.
@@ -837,24 +847,18 @@ impl State {
 
     /// The place in `messages` of the message keyed `key`.
     fn message_at(&self, key: i64) -> Option<usize> {
-        self.message_keys.get(&key).copied()
+        self.messages.place(key)
     }
 
     /// Queues a message unless one with its key is queued already; its
     /// place in `messages`, or `None` when it was there.
     fn push_message(&mut self, entry: QueuedEntry) -> Option<usize> {
-        let at = self.messages.len();
-        match self.message_keys.entry(entry.key) {
-            Entry::Occupied(_) => return None,
-            Entry::Vacant(slot) => slot.insert(at),
-        };
-        self.messages.push(entry);
-        Some(at)
+        self.messages.push(entry)
     }
 
     fn pop_message(&mut self) {
         if let Some(entry) = self.messages.pop() {
-            self.message_keys.remove(&entry.key);
+            self.texts.truncate(entry.text);
         }
     }
 
@@ -872,13 +876,16 @@ impl State {
             }
             None => MessageIdForm::Own(id.into_boxed_str()),
         };
+        let text = self.texts.push(&text);
         (QueuedEntry { key, order_id, event, status, recipient, id, text, at }, added)
     }
 
-    /// `entry`, taken from an outbox whose names were `names`, with its
-    /// names numbered in this one's.
-    fn renamed(&mut self, entry: &QueuedEntry, names: &Names) -> QueuedEntry {
+    /// `entry`, taken from an outbox whose names and texts were `old`'s,
+    /// with its names numbered and its text kept in this one's.
+    fn renamed(&mut self, entry: &QueuedEntry, old: &Outbox) -> QueuedEntry {
+        let names = &old.names;
         let mut entry = entry.clone();
+        entry.text = self.texts.push(old.texts.get(entry.text));
         entry.recipient = self.names.intern(names.get(entry.recipient)).0;
         if let MessageIdForm::OfEvent(suffix) = &mut entry.id {
             *suffix = self.names.intern(names.get(*suffix)).0;
@@ -920,7 +927,7 @@ impl State {
             event: entry.event,
             status: entry.status,
             recipient: self.names.get(entry.recipient).to_string(),
-            text: entry.text.clone(),
+            text: self.texts.get(entry.text).to_string(),
             at: entry.at,
         }
     }
@@ -966,7 +973,7 @@ impl State {
         Outbox {
             messages: std::mem::take(&mut self.messages),
             names: std::mem::take(&mut self.names),
-            message_keys: std::mem::take(&mut self.message_keys),
+            texts: std::mem::take(&mut self.texts),
             message_deliveries: std::mem::take(&mut self.message_deliveries),
             delivery_keys: std::mem::take(&mut self.delivery_keys),
             due: std::mem::take(&mut self.due),
@@ -979,7 +986,7 @@ impl State {
         Outbox {
             messages: self.messages,
             names: self.names,
-            message_keys: self.message_keys,
+            texts: self.texts,
             message_deliveries: self.message_deliveries,
             delivery_keys: self.delivery_keys,
             due: self.due,
@@ -1381,11 +1388,16 @@ impl Repo for Tx<'_> {
 
     fn queue_owned_message(&mut self, message: Message, channels: &[&str]) -> Result<()> {
         let (state, journal) = self.writable()?;
+        if state.message_at(message.key).is_some() {
+            return Ok(()); // queued already: replays never send twice
+        }
         let at = message.at;
         let (entry, names) = state.entry_of(message);
         journal.undo.extend((0..names).map(|_| Undo::Name));
+        let text = entry.text;
         let Some(key) = state.push_message(entry) else {
-            return Ok(()); // queued already: replays never send twice
+            state.texts.truncate(text); // cannot happen: its key was free just now
+            return Ok(());
         };
         journal.push(Undo::Message);
         for &name in channels {
@@ -1428,7 +1440,7 @@ impl Repo for Tx<'_> {
         }
         let mut moved = vec![None; old.messages.len()];
         for (key, entry) in old.messages.iter().enumerate().filter(|(key, _)| keep[*key]) {
-            let entry = state.renamed(entry, &old.names);
+            let entry = state.renamed(entry, &old);
             moved[key] = state.push_message(entry);
         }
         for slot in &old.message_deliveries {
