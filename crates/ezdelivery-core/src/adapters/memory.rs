@@ -40,12 +40,14 @@ mod keyed_queue;
 mod log;
 mod names;
 mod texts;
+mod view_parts;
 
 use self::dense_map::DenseMap;
 use self::keyed_queue::{Keyed, KeyedQueue};
 use self::log::LoggedEvent;
 use self::names::{NameId, Names};
 use self::texts::{TextSpan, Texts};
+use self::view_parts::ViewParts;
 use super::calls::{CallRecord, CallsWaiting};
 use crate::domain::view::OrderView;
 use crate::domain::{
@@ -195,6 +197,8 @@ struct Journal {
 #[derive(Default)]
 struct Replaced {
     views: Vec<OrderView>,
+    /// What saves changed in views they updated in place.
+    view_parts: Vec<ViewParts>,
     payments: Vec<Payment>,
     charges: Vec<Charge>,
 }
@@ -202,12 +206,13 @@ struct Replaced {
 impl Replaced {
     fn clear(&mut self) {
         self.views.clear();
+        self.view_parts.clear();
         self.payments.clear();
         self.charges.clear();
     }
 
     fn is_empty(&self) -> bool {
-        self.views.is_empty() && self.payments.is_empty() && self.charges.is_empty()
+        self.views.is_empty() && self.view_parts.is_empty() && self.payments.is_empty() && self.charges.is_empty()
     }
 }
 
@@ -266,6 +271,8 @@ enum Undo {
     Breaker(String, Option<Box<Breaker>>),
     /// A view was saved; `true` when it replaced one, which is on [`Replaced::views`].
     View(OrderId, bool),
+    /// A view was updated in place; what changed is on [`Replaced::view_parts`].
+    ViewParts(OrderId),
     /// Every view and the customer index, as they were before `clear_views`.
     Views(Box<(ViewMap, CustomerIndex)>),
     /// A message was queued: pop it.
@@ -700,6 +707,13 @@ impl State {
             }
             Undo::View(id, was) => {
                 self.put_view(id, unstash(&mut replaced.views, was));
+            }
+            Undo::ViewParts(id) => {
+                let parts = replaced.view_parts.pop();
+                debug_assert!(parts.is_some(), "a journal entry without its view's parts");
+                if let (Some(view), Some(parts)) = (self.views.get_mut(&id), parts) {
+                    view_parts::restore(view, parts);
+                }
             }
             Undo::Views(views) => {
                 (self.views, self.customer_views) = *views;
@@ -1356,6 +1370,13 @@ impl Repo for Tx<'_> {
 
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
         let (state, journal) = self.writable()?;
+        // The view as stored with events applied: no copy, and no index to
+        // change (its customer is the same).
+        if let Some(parts) = state.views.get_mut(&view.order_id).and_then(|stored| view_parts::update(stored, view)) {
+            journal.replaced.view_parts.push(parts);
+            journal.push(Undo::ViewParts(view.order_id));
+            return Ok(());
+        }
         let old = state.put_view(view.order_id, Some(view.clone()));
         let was = stash(&mut journal.replaced.views, old);
         journal.push(Undo::View(view.order_id, was));
