@@ -7,10 +7,10 @@
 //! key's place is found by a binary search; no index is kept. The hash map
 //! this replaces took a heap block's share and a random cache line for
 //! every message, on every command (the table of a few hundred thousand
-//! messages is larger than the caches). A key that comes lower than one
-//! before it (a message queued by hand, or copied from another database in
+//! messages is larger than the caches). A new key that comes below the
+//! last one (a message queued by hand, or copied from another database in
 //! another order) switches the queue to a map of every key's place, for
-//! as long as it lives.
+//! as long as it lives; a key already there is refused either way.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;

@@ -101,7 +101,7 @@ mod tests {
     }
 
     #[test]
-    fn a_name_is_found_past_the_recent_ones_and_a_popped_one_is_not_recent() {
+    fn a_name_is_found_past_the_recent_ones_and_a_popped_one_is_new_again() {
         let mut names = Names::default();
         let many: Vec<String> = (0..3 * RECENT).map(|i| format!("c{i}")).collect();
         for (i, name) in many.iter().enumerate() {

@@ -30,7 +30,8 @@ impl Texts {
         TextSpan { start, len: text.len() }
     }
 
-    /// The text at `span` ("" for a span this never handed out).
+    /// The text at `span`: "" for a span this never handed out (which
+    /// debug builds assert never happens).
     pub fn get(&self, span: TextSpan) -> &str {
         let text = span.start.checked_add(span.len).and_then(|end| self.all.get(span.start..end));
         debug_assert!(text.is_some(), "a text span that was never handed out");
