@@ -70,7 +70,7 @@ impl Command<'_> {
     /// changed it committed it, or else as stored.
     pub fn view(&mut self, order: OrderId) -> Result<OrderView> {
         match self.produced.view.take() {
-            Some(view) if view.order_id == order => Ok(view),
+            Some(view) if view.order_id == order => Ok(*view),
             _ => self.engine.status(order),
         }
     }

@@ -143,7 +143,8 @@ impl EngineBuilder {
 pub(crate) struct Produced {
     /// The view of the order the unit of work's last event changed, as
     /// committed; `None` when it emitted nothing (it changed no view).
-    pub view: Option<OrderView>,
+    /// Boxed, as the projector hands it over (see `apply_events`).
+    pub view: Option<Box<OrderView>>,
     /// Messages it queued and claimed, to deliver after the commit.
     pub claimed: Vec<QueuedMessage>,
 }
@@ -324,8 +325,10 @@ pub(crate) struct Work<'r> {
     /// order, and a heap allocation for each was 3.4 % of an
     /// in-memory lifecycle's instructions.
     emitted: SmallVec<[(String, i64, Event); 2]>,
-    /// The views the events left, once projected.
-    views: Vec<OrderView>,
+    /// The views the events left, once projected; boxed so that the one
+    /// handed out moves as a pointer (see `apply_events`).
+    #[allow(clippy::vec_box)]
+    views: Vec<Box<OrderView>>,
     /// Until when, and how many, of the messages queued here to claim for
     /// delivery right after the commit.
     claim: Option<(DateTime<Utc>, usize)>,
@@ -383,7 +386,7 @@ impl Work<'_> {
             let Some(order_id) = event.order_id() else { continue };
             if !self.views.iter().any(|v| v.order_id == order_id) {
                 let view = self.repo.view(order_id)?.ok_or_else(|| Error::not_found(crate::Record::Order, order_id))?;
-                self.views.push(view);
+                self.views.push(Box::new(view));
             }
             let Some(view) = self.views.iter().find(|v| v.order_id == order_id) else { continue };
             for (audience, text) in messages_for(&event, view, locale) {
