@@ -34,6 +34,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
+use smallvec::SmallVec;
 
 mod dense_map;
 mod keyed_queue;
@@ -532,16 +533,23 @@ where
 #[cfg_attr(test, derive(Clone, Debug, PartialEq))]
 struct Calls<T> {
     records: DenseMap<T>,
-    /// (order, id) pairs.
-    by_order: BTreeSet<(OrderId, i64)>,
+    /// Each order's record ids, ascending. Keyed by order id rather than a
+    /// set of (order, id) pairs: an order's ids are one index away, where
+    /// a B-tree of every pair ever put was a walk of several nodes for
+    /// each lookup and each insert (about 4 % of an in-memory lifecycle).
+    by_order: DenseMap<OrderCalls>,
     /// The ids of those in the relay's queue ([`CallRecord::waits`]).
     waiting: BTreeSet<i64>,
 }
 
+/// An order's payment or charge ids: inline, as an order has one of each
+/// unless a payment is tried again.
+type OrderCalls = SmallVec<[i64; 1]>;
+
 // Not derived: the derive would ask for `T: Default`, which no record is.
 impl<T> Default for Calls<T> {
     fn default() -> Self {
-        Calls { records: DenseMap::default(), by_order: BTreeSet::new(), waiting: BTreeSet::new() }
+        Calls { records: DenseMap::default(), by_order: DenseMap::default(), waiting: BTreeSet::new() }
     }
 }
 
@@ -562,10 +570,23 @@ impl<T: CallRecord> Calls<T> {
         let new_order = record.as_ref().map(T::order_id);
         if old_order != new_order {
             if let Some(order) = old_order {
-                self.by_order.remove(&(order, id));
+                if let Some(ids) = self.by_order.get_mut(&order) {
+                    ids.retain(|i| *i != id);
+                    if ids.is_empty() {
+                        self.by_order.remove(&order);
+                    }
+                }
             }
             if let Some(order) = new_order {
-                self.by_order.insert((order, id));
+                match self.by_order.get_mut(&order) {
+                    Some(ids) => {
+                        let at = ids.partition_point(|i| *i < id);
+                        ids.insert(at, id);
+                    }
+                    None => {
+                        self.by_order.insert(order, OrderCalls::from_buf([id]));
+                    }
+                }
             }
         }
         match record.as_ref().is_some_and(T::waits) {
@@ -577,7 +598,7 @@ impl<T: CallRecord> Calls<T> {
 
     /// An order's records, oldest (lowest id) first.
     fn of_order(&self, order: OrderId) -> impl DoubleEndedIterator<Item = &T> {
-        self.by_order.range((order, i64::MIN)..=(order, i64::MAX)).filter_map(|(_, id)| self.get(*id))
+        self.by_order.get(&order).into_iter().flatten().filter_map(|id| self.get(*id))
     }
 
     /// The records in the relay's queue, by id.
@@ -1927,6 +1948,37 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Internal);
         assert_eq!(s.parts().state, before);
+    }
+
+    /// An order's payments come back by id, whatever order they were put
+    /// in, moved between orders or removed: as a set of (order, id) pairs
+    /// would give them.
+    #[test]
+    fn calls_of_an_order_agree_with_a_set_of_pairs() {
+        let mut calls: Calls<Payment> = Calls::default();
+        let mut model: BTreeSet<(OrderId, PaymentId)> = BTreeSet::new();
+        // A fixed, well-mixed walk, as in `dense_map`'s own test.
+        let mut x: i64 = 11;
+        for step in 0..5_000 {
+            x = (x * 1_103_515_245 + 12_345) % 2_147_483_648;
+            let (id, order) = (x % 90 + 1, (x / 90) % 12 + 1);
+            let old = model.iter().find(|(_, i)| *i == id).copied();
+            if let Some(old) = old {
+                model.remove(&old);
+            }
+            let record = (x % 4 != 0).then(|| payment(id, order, PaymentStatus::Pending, None));
+            if record.is_some() {
+                model.insert((order, id));
+            }
+            let replaced = calls.put(id, record).map(|p| (p.order_id, p.id));
+            assert_eq!(replaced, old, "step {step}: put {id} on order {order}");
+            for order in 1..=12 {
+                let ids: Vec<PaymentId> = calls.of_order(order).map(|p| p.id).collect();
+                let want: Vec<PaymentId> = model.range((order, 0)..=(order, i64::MAX)).map(|(_, i)| *i).collect();
+                assert_eq!(ids, want, "step {step}: order {order}");
+            }
+        }
+        assert!(!model.is_empty() && model.len() < 90, "the walk both puts and removes");
     }
 
     #[test]

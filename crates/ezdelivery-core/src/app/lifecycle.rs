@@ -189,21 +189,7 @@ impl Engine {
                 let mut delivery = existing_delivery(w, order)?;
                 let named = rider.map(|r| find_rider(w.repo, r)).transpose()?;
                 let mut charges = w.repo.charges(order)?;
-                // The rider's charge: the one that is paid or may still be paid.
-                let live = |charges: &[Charge], rider: RiderId| {
-                    charges
-                        .iter()
-                        .rev()
-                        .find(|c| {
-                            c.rider_id == rider
-                                && matches!(
-                                    c.status,
-                                    ChargeStatus::Pending | ChargeStatus::Paid | ChargeStatus::NeedsAttention
-                                )
-                        })
-                        .cloned()
-                };
-                if let Some(current) = delivery.rider_id.and_then(|r| live(&charges, r)) {
+                if let Some(current) = delivery.rider_id.and_then(|r| live_charge(&charges, r)) {
                     // Nothing moves while another process pays the current rider.
                     let held = current.attempt.claim.as_ref().filter(|_| !current.attempt.claimable(w.now));
                     if let Some(held) = held.filter(|_| named.as_ref().is_some_and(|r| Some(r.id) != delivery.rider_id))
@@ -228,12 +214,12 @@ impl Engine {
                 let Some(rider_id) = delivery.rider_id else {
                     return Err(Refusal::NoRider { order }.into());
                 };
-                let pending = match live(&charges, rider_id) {
-                    Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, &c).map(|()| None),
+                let pending = match live_charge(&charges, rider_id) {
+                    Some(c) if c.status == ChargeStatus::Paid => depart(w, &found, &delivery, c).map(|()| None),
                     Some(c) if c.status == ChargeStatus::NeedsAttention => {
                         Err(Refusal::NeedsAttention { order, what: Billing::DeliveryCharge }.into())
                     }
-                    Some(c) => match claim(w, &c, false)? {
+                    Some(c) => match claim(w, c, false)? {
                         Claiming::Claimed(claimed) => Ok(Some(claimed)),
                         Claiming::Busy(until) => Err(busy(order, Billing::DeliveryCharge, until)),
                         Claiming::Elsewhere(gateway) => Err(elsewhere::<Charge>(w, order, &gateway)),
@@ -402,6 +388,15 @@ fn busy(order: OrderId, what: Billing, until: chrono::DateTime<chrono::Utc>) -> 
 fn new_payment(w: &mut Work<'_>, order: &Order, card: Option<String>) -> Result<Payment> {
     let id = w.repo.next_id(Table::Payment)?;
     Ok(Payment::request(id, order.id, order.total, card, idempotency_key("pay", id, w.nonces.next()), w.now))
+}
+
+/// Rider `rider`'s charge among an order's `charges`: the latest that is
+/// paid or may still be paid.
+fn live_charge(charges: &[Charge], rider: RiderId) -> Option<&Charge> {
+    charges.iter().rev().find(|c| {
+        c.rider_id == rider
+            && matches!(c.status, ChargeStatus::Pending | ChargeStatus::Paid | ChargeStatus::NeedsAttention)
+    })
 }
 
 /// A new pending delivery charge (not yet saved).
