@@ -570,12 +570,6 @@ fn refund_request(order_id: OrderId, attempt: &Attempt, gateway_ref: &Option<Str
 /// Makes one gateway call and logs it with its duration and outcome
 /// (`-v` on the command line shows these lines).
 fn timed(gateway: &str, call: &str, order: OrderId, make: impl FnOnce() -> GatewayOutcome) -> GatewayOutcome {
-    // The duration is only for this line: with no one to read it (no `-v`,
-    // an embedder without a subscriber), the two clock reads and their
-    // difference are skipped (about 1 % of an in-memory lifecycle).
-    if !tracing::enabled!(tracing::Level::INFO) {
-        return make();
-    }
     let started = Instant::now();
     let outcome = make();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
