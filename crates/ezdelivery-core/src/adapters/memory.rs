@@ -1957,26 +1957,35 @@ mod tests {
     fn calls_of_an_order_agree_with_a_set_of_pairs() {
         let mut calls: Calls<Payment> = Calls::default();
         let mut model: BTreeSet<(OrderId, PaymentId)> = BTreeSet::new();
-        // A fixed, well-mixed walk, as in `dense_map`'s own test.
+        // A fixed walk, as in `dense_map`'s own test, from the generator's
+        // high bits (its low ones repeat every few steps). Orders 1 to 12
+        // have slots; order 1,000 is too far past them and goes aside.
         let mut x: i64 = 11;
         for step in 0..5_000 {
             x = (x * 1_103_515_245 + 12_345) % 2_147_483_648;
-            let (id, order) = (x % 90 + 1, (x / 90) % 12 + 1);
+            let r = x >> 8;
+            let order = match (r / 90) % 13 {
+                12 => 1_000,
+                o => o + 1,
+            };
+            let id = r % 90 + 1;
             let old = model.iter().find(|(_, i)| *i == id).copied();
             if let Some(old) = old {
                 model.remove(&old);
             }
-            let record = (x % 4 != 0).then(|| payment(id, order, PaymentStatus::Pending, None));
+            let record = ((r >> 12) % 4 != 0).then(|| payment(id, order, PaymentStatus::Pending, None));
             if record.is_some() {
                 model.insert((order, id));
             }
             let replaced = calls.put(id, record).map(|p| (p.order_id, p.id));
             assert_eq!(replaced, old, "step {step}: put {id} on order {order}");
-            for order in 1..=12 {
+            for order in (1..=12).chain([1_000]) {
                 let ids: Vec<PaymentId> = calls.of_order(order).map(|p| p.id).collect();
                 let want: Vec<PaymentId> = model.range((order, 0)..=(order, i64::MAX)).map(|(_, i)| *i).collect();
                 assert_eq!(ids, want, "step {step}: order {order}");
             }
+            let orders: BTreeSet<OrderId> = model.iter().map(|(order, _)| *order).collect();
+            assert_eq!(calls.by_order.len(), orders.len(), "step {step}: no order is left with no ids");
         }
         assert!(!model.is_empty() && model.len() < 90, "the walk both puts and removes");
     }
