@@ -409,6 +409,67 @@ fn a_failing_webhook_never_fails_a_command_and_each_message_is_delivered_once() 
     assert_eq!(in_file.len() as i64, w.count("SELECT count(*) FROM messages"));
 }
 
+/// A command killed while its webhook call is in flight: the webhook has
+/// the message, the command never recorded it. The command had claimed its
+/// messages for two minutes; once the claim lapses, `relay` sends that one
+/// again under the same id (README: "A message can arrive more than
+/// once"), and every message ends recorded as delivered: none is lost.
+#[test]
+fn a_message_sent_by_a_killed_command_is_sent_again_under_the_same_id() {
+    let hook = Gateway::start(Mode::Up);
+    // Slow enough to kill the command while it waits for the answer.
+    hook.set_latency(3_000, 3_000, 1);
+    let w = World::new(BIN, "");
+    let url = format!("{}/hooks/ezdelivery", hook.url());
+    std::fs::write(&w.config, format!("[[notify]]\nkind = \"webhook\"\nurl = \"{url}\"\ntimeout_ms = 20000\n"))
+        .unwrap();
+    let shop = w.shop(&[]);
+    let s = shop.store.to_string();
+    let mut child = w
+        .command(&["--json", "order", "--store", &s, "--customer", "kim", "--item", "후라이드", "--pay"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let until = Instant::now() + Duration::from_secs(30);
+    while hook.count() == 0 {
+        assert!(Instant::now() < until, "the command never called the webhook");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // SIGKILL on unix: the answer is never read, the delivery never recorded.
+    child.kill().expect("kill the command");
+    child.wait().expect("reap the command");
+    let first = hook.log()[0].key().to_string();
+    assert_eq!(
+        w.count("SELECT count(*) FROM message_deliveries WHERE state = 'delivered'"),
+        0,
+        "the killed command recorded nothing as delivered"
+    );
+
+    // The claim lapses (as two minutes would); the webhook answers at once.
+    w.sql().execute("UPDATE message_deliveries SET next_at = '2000-01-01T00:00:00.000000Z'", []).unwrap();
+    hook.set_latency(0, 0, 1);
+    w.relay();
+    assert_eq!(w.count("SELECT count(*) FROM message_deliveries WHERE state <> 'delivered'"), 0, "all delivered");
+    let mut posts: BTreeMap<String, usize> = BTreeMap::new();
+    for post in hook.log() {
+        *posts.entry(post.key().to_string()).or_default() += 1;
+    }
+    for (id, n) in &posts {
+        let want = if *id == first { 2 } else { 1 };
+        assert_eq!(*n, want, "posts of message {id} (the one in flight at the kill: {first})");
+    }
+    let ids: BTreeSet<String> = w
+        .sql()
+        .prepare("SELECT id FROM messages")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(posts.keys().cloned().collect::<BTreeSet<_>>(), ids, "every message went to the webhook");
+}
+
 #[test]
 fn a_jsonl_channel_writes_one_object_per_line_to_a_private_file() {
     let w = World::new(BIN, "");

@@ -17,7 +17,8 @@
 //!   `relay --watch` workers settle payments queued while the gateway was
 //!   down; two are killed with SIGKILL mid-batch and replaced; every order
 //!   ends paid, charged once per idempotency key, and no message is
-//!   delivered twice on its channel.
+//!   delivered twice on its channel while the workers run (those a killed
+//!   worker sent without recording go out again once their claims lapse).
 //!
 //! Each test skips (one SKIPPED line on stderr) when there is no server;
 //! with `EZDELIVERY_REQUIRE_PG=1` (CI) that is a failure. Every process,
@@ -349,15 +350,17 @@ impl Drop for Worker {
 /// and two others started. Their claims lapse after `lease_ms`; then every
 /// order is paid. The gateway acted once per idempotency key (net approvals
 /// 1 per order, no approval of an order under two keys), and the jsonl
-/// channel holds no message twice.
+/// channel holds no message twice while they run.
 ///
 /// Messages a killed worker had claimed stay claimed for the message lease
 /// (two minutes, far longer than this test runs), so a message written
 /// twice here could only be two workers delivering it at once: a bug.
 /// Those a killed worker sent before it could record its batch are in the
 /// file and still claimed; once the claims are made to lapse, one `relay`
-/// sends them again (README: "A message can arrive twice after a crash")
-/// and every message ends recorded as delivered.
+/// sends them again (README: "A message can arrive more than once") and
+/// every message ends recorded as delivered. Whether a kill lands in such
+/// a batch is chance (one run in four here); `tests/faults.rs` makes it
+/// happen every time, with a webhook that has not answered yet.
 #[test]
 fn four_watch_workers_some_killed_pay_every_queued_order_once() {
     const ORDERS: usize = 12;
@@ -386,6 +389,7 @@ fn four_watch_workers_some_killed_pay_every_queued_order_once() {
     for worker in workers.drain(..2) {
         worker.kill();
     }
+    let killed_at = Instant::now();
     workers.push(Worker::start(&w, "worker4"));
     workers.push(Worker::start(&w, "worker5"));
     eprintln!("killed two workers with {paid_when_killed} of {ORDERS} orders paid");
@@ -435,6 +439,9 @@ fn four_watch_workers_some_killed_pay_every_queued_order_once() {
     // A worker killed in the middle of a batch leaves the messages it had
     // sent unrecorded (a batch is recorded once sent), still claimed for
     // two minutes: pending, with no error and a claim that has not lapsed.
+    // (Runs take seconds; one slow enough for the claims to lapse would
+    // say so here rather than fail below for the wrong reason.)
+    assert!(killed_at.elapsed() < Duration::from_secs(110), "the killed workers' claims may have lapsed");
     let delivered = jsonl("d.state = 'delivered'");
     let claimed = jsonl(
         "d.state = 'pending' AND d.last_error IS NULL \
@@ -451,7 +458,10 @@ fn four_watch_workers_some_killed_pay_every_queued_order_once() {
 
     // Once the claims lapse, a relay sends those messages again (the same
     // ids) and records them; every other message goes out once.
-    w.psql("UPDATE message_deliveries SET next_at = '2000-01-01T00:00:00.000000Z' WHERE state = 'pending'");
+    w.psql(
+        "UPDATE message_deliveries SET next_at = '2000-01-01T00:00:00.000000Z' \
+         WHERE channel = 'jsonl' AND state = 'pending'",
+    );
     let relay = w.run(&["relay"]);
     assert_eq!(relay.code, Some(0), "relay after the claims lapsed: {}", relay.stderr);
     let (again, text) = lines();
@@ -460,7 +470,8 @@ fn four_watch_workers_some_killed_pay_every_queued_order_once() {
         assert_eq!(*n, want, "message {id} in the jsonl file (unrecorded before: {unrecorded:?})\n{text}");
     }
     assert!(jsonl("d.state <> 'delivered'").is_empty(), "every message recorded as delivered at last");
-    assert_eq!(jsonl("d.state = 'delivered'").len(), again.len(), "each message recorded as delivered is in the file");
+    let in_file: BTreeSet<String> = again.keys().cloned().collect();
+    assert_eq!(jsonl("d.state = 'delivered'"), in_file, "each message recorded as delivered is in the file");
     assert_invariants(&w);
 }
 
