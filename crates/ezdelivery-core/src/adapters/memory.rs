@@ -1960,7 +1960,7 @@ mod tests {
         // A fixed walk, as in `dense_map`'s own test, from the generator's
         // high bits (its low ones repeat every few steps). Orders 1 to 12
         // have slots; order 1,000 is too far past them and goes aside.
-        let mut x: i64 = 11;
+        let (mut x, mut aside): (i64, bool) = (11, false);
         for step in 0..5_000 {
             x = (x * 1_103_515_245 + 12_345) % 2_147_483_648;
             let r = x >> 8;
@@ -1986,7 +1986,9 @@ mod tests {
             }
             let orders: BTreeSet<OrderId> = model.iter().map(|(order, _)| *order).collect();
             assert_eq!(calls.by_order.len(), orders.len(), "step {step}: no order is left with no ids");
+            aside |= calls.by_order.is_aside(1_000);
         }
+        assert!(aside, "order 1,000's ids were kept aside, not in a slot");
         assert!(!model.is_empty() && model.len() < 90, "the walk both puts and removes");
     }
 

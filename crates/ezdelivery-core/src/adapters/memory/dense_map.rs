@@ -63,6 +63,12 @@ impl<V> DenseMap<V> {
         }
     }
 
+    /// Whether the record with id `id` is kept aside, not in a slot.
+    #[cfg(test)]
+    pub fn is_aside(&self, id: i64) -> bool {
+        self.sparse.contains_key(&id)
+    }
+
     /// Whether there is a record with id `id`.
     pub fn contains_key(&self, id: &i64) -> bool {
         self.get(id).is_some()
