@@ -459,14 +459,7 @@ fn a_message_sent_by_a_killed_command_is_sent_again_under_the_same_id() {
         let want = if *id == first { 2 } else { 1 };
         assert_eq!(*n, want, "posts of message {id} (the one in flight at the kill: {first})");
     }
-    let ids: BTreeSet<String> = w
-        .sql()
-        .prepare("SELECT id FROM messages")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let ids = w.texts("SELECT id FROM messages");
     assert_eq!(posts.keys().cloned().collect::<BTreeSet<_>>(), ids, "every message went to the webhook");
 }
 

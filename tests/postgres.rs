@@ -429,12 +429,11 @@ fn four_watch_workers_some_killed_pay_every_queued_order_once() {
     let (seen, text) = lines();
     let twice: Vec<(&String, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "messages delivered more than once on the jsonl channel: {twice:?}\n{text}");
-    let jsonl = |condition: &str| -> BTreeSet<String> {
-        let sql = format!(
+    let jsonl = |condition: &str| {
+        w.texts(&format!(
             "SELECT m.id FROM message_deliveries d JOIN messages m ON m.key = d.message_key \
              WHERE d.channel = 'jsonl' AND {condition}"
-        );
-        w.psql(&sql).lines().map(String::from).collect()
+        ))
     };
     // A worker killed in the middle of a batch leaves the messages it had
     // sent unrecorded (a batch is recorded once sent), still claimed for

@@ -635,6 +635,18 @@ impl World {
         ids.map(|id| id.expect("an order id")).collect()
     }
 
+    /// The first column of the rows `query` selects, as text (one value
+    /// each; an id, say), on SQLite or PostgreSQL alike.
+    pub fn texts(&self, query: &str) -> BTreeSet<String> {
+        if self.postgres.is_some() {
+            return self.psql(query).lines().map(String::from).collect();
+        }
+        let db = self.sql();
+        let mut statement = db.prepare(query).expect(query);
+        let rows = statement.query_map([], |row| row.get(0)).expect(query);
+        rows.map(|text| text.expect(query)).collect()
+    }
+
     /// Payments and delivery charges still waiting for a gateway call
     /// (`pending` or `refund_pending`; not those in `needs_attention`).
     pub fn queued(&self) -> i64 {
