@@ -710,9 +710,12 @@ impl Model {
             }
             match items.iter_mut().find(|i| i.menu_id == menu.id) {
                 Some(line) => line.qty += qty,
-                None => {
-                    items.push(OrderItem { menu_id: menu.id, name: menu.name.clone(), unit_price: menu.price, qty })
-                }
+                None => items.push(OrderItem {
+                    menu_id: menu.id,
+                    name: menu.name.clone().into(),
+                    unit_price: menu.price,
+                    qty,
+                }),
             }
         }
         if !s.open {

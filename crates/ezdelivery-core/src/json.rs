@@ -63,9 +63,9 @@ impl From<&Store> for StoreJson {
     fn from(s: &Store) -> StoreJson {
         StoreJson {
             id: s.id,
-            name: s.name.clone(),
-            owner: s.owner.clone(),
-            address: s.address.clone(),
+            name: String::from(s.name.as_str()),
+            owner: String::from(s.owner.as_str()),
+            address: String::from(s.address.as_str()),
             open: s.open,
             delivery_charge: s.delivery_charge,
             review_count: s.review_count,
@@ -96,7 +96,13 @@ pub struct MenuJson {
 
 impl From<&Menu> for MenuJson {
     fn from(m: &Menu) -> MenuJson {
-        MenuJson { id: m.id, store_id: m.store_id, name: m.name.clone(), price: m.price, available: m.available }
+        MenuJson {
+            id: m.id,
+            store_id: m.store_id,
+            name: String::from(m.name.as_str()),
+            price: m.price,
+            available: m.available,
+        }
     }
 }
 
@@ -113,7 +119,7 @@ pub struct RiderJson {
 
 impl From<&Rider> for RiderJson {
     fn from(r: &Rider) -> RiderJson {
-        RiderJson { id: r.id, name: r.name.clone() }
+        RiderJson { id: r.id, name: String::from(r.name.as_str()) }
     }
 }
 

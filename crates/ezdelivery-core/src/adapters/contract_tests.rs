@@ -112,9 +112,9 @@ fn t(secs: i64) -> DateTime<Utc> {
 pub(crate) fn store(id: i64) -> Store {
     Store {
         id,
-        name: format!("치킨집 {id}"),
-        owner: format!("owner-{id}"),
-        address: format!("서울 강남구 테헤란로 {id}"),
+        name: format!("치킨집 {id}").into(),
+        owner: format!("owner-{id}").into(),
+        address: format!("서울 강남구 테헤란로 {id}").into(),
         open: true,
         delivery_charge: 3_000 + id,
         review_count: 2,
@@ -123,15 +123,15 @@ pub(crate) fn store(id: i64) -> Store {
 }
 
 fn menu(id: i64, store_id: i64, name: &str) -> Menu {
-    Menu { id, store_id, name: name.to_string(), price: 18_000 + id, available: true }
+    Menu { id, store_id, name: name.into(), price: 18_000 + id, available: true }
 }
 
 fn rider(id: i64, name: &str) -> Rider {
-    Rider { id, name: name.to_string() }
+    Rider { id, name: name.into() }
 }
 
 fn item(menu_id: i64, qty: u32) -> OrderItem {
-    OrderItem { menu_id, name: format!("메뉴 {menu_id}"), unit_price: 1_000 * menu_id, qty }
+    OrderItem { menu_id, name: format!("메뉴 {menu_id}").into(), unit_price: 1_000 * menu_id, qty }
 }
 
 fn order(id: i64, store_id: i64, status: OrderStatus) -> Order {
@@ -271,7 +271,7 @@ fn stores(s: &mut dyn Storage) {
     let changed = Store {
         name: "BBQ 강남".into(),
         owner: "park".into(),
-        address: String::new(),
+        address: "".into(),
         open: false,
         delivery_charge: 4_500,
         review_count: 7,
@@ -760,7 +760,7 @@ fn needing_attention<C: CallRecord + PartialEq + Debug>(s: &mut dyn Storage, kin
 fn sample_events() -> Vec<Event> {
     vec![
         Event::StoreRegistered { store_id: 1, name: "BBQ".into(), owner: "park".into() },
-        Event::OrderPlaced {
+        Event::OrderPlaced(Box::new(crate::domain::Placed {
             order_id: 1,
             store_id: 1,
             store: "BBQ".into(),
@@ -768,9 +768,9 @@ fn sample_events() -> Vec<Event> {
             address: "서울".into(),
             items: vec![item(2, 1), item(1, 3)].into(),
             total: 5_000,
-        },
+        })),
         Event::PaymentApproved { order_id: 1, payment_id: 1, amount: 5_000, card: Some("************1111".into()) },
-        Event::OrderPlaced {
+        Event::OrderPlaced(Box::new(crate::domain::Placed {
             order_id: 2,
             store_id: 1,
             store: "BBQ".into(),
@@ -778,7 +778,7 @@ fn sample_events() -> Vec<Event> {
             address: "".into(),
             items: vec![item(1, 1)].into(),
             total: 1_000,
-        },
+        })),
         Event::DeliveryPrepared { order_id: 1, rider_id: None, rider: None, charge_id: None, charge: 3_000 },
         Event::RiderRegistered { rider_id: 1, name: "lee".into() },
         Event::ReviewRegistered { order_id: 2, store_id: 1, score: 5, text: "굿 \"quoted\"\n".into() },
@@ -862,7 +862,7 @@ fn checkpoints(s: &mut dyn Storage) {
 
 /// A view of order `id` of `customer`, with every part filled in.
 fn sample_view(id: i64, customer: &str) -> OrderView {
-    let placed = Event::OrderPlaced {
+    let placed = Event::OrderPlaced(Box::new(crate::domain::Placed {
         order_id: id,
         store_id: 1,
         store: "BBQ 치킨".into(),
@@ -870,7 +870,7 @@ fn sample_view(id: i64, customer: &str) -> OrderView {
         address: "서울 \"강남\"".into(),
         items: vec![item(2, 1), item(1, 3)].into(),
         total: 5_000,
-    };
+    }));
     let mut view = OrderView::start(1, t(0), &placed).expect("OrderPlaced starts a view");
     let events = [
         Event::PaymentApproved { order_id: id, payment_id: 4, amount: 5_000, card: None },

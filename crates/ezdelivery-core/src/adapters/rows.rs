@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::domain::attempt::{Attempt, Claim};
 use crate::domain::view::OrderView;
+use crate::domain::SmolStr;
 use crate::domain::{
     Breaker, Charge, Delivery, Event, KitchenTicket, Menu, Order, OrderItem, OrderStatus, Payment, Rider, RiderId,
     Store,
@@ -304,6 +305,12 @@ impl Column for i64 {
 impl Column for Arc<str> {
     fn read(row: &dyn SqlRow, i: usize) -> Result<Arc<str>> {
         String::read(row, i).map(Arc::from)
+    }
+}
+
+impl Column for SmolStr {
+    fn read(row: &dyn SqlRow, i: usize) -> Result<SmolStr> {
+        String::read(row, i).map(SmolStr::from)
     }
 }
 

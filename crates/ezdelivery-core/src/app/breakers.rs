@@ -77,8 +77,10 @@ impl Engine {
         call: impl FnOnce() -> GatewayOutcome,
     ) -> Result<Guarded> {
         let settings = self.settings.breakers;
-        let now = self.clock.now();
         if let Some(breaker) = stored {
+            // Read only here: a breaker never stored is closed, and a call
+            // through it reads no clock.
+            let now = self.clock.now();
             match breaker.permit(&settings, now).1 {
                 Permit::Call => {}
                 Permit::Refuse { until } => {

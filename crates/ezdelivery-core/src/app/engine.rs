@@ -13,14 +13,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use smallvec::SmallVec;
+use uuid::Uuid;
 
 use crate::app::event_ids::EventIds;
-use crate::app::messages::{messages_for, Audience, Locale};
+use crate::app::messages::{texts_for, Audience, Locale};
 use crate::app::nonces::Nonces;
-use crate::app::projector;
+use crate::app::projector::{self, KeptViews};
 use crate::app::retry::RetryPolicy;
 use crate::domain::view::OrderView;
-use crate::domain::{BreakerSettings, Event, OrderId, OrderStatus};
+use crate::domain::{BreakerSettings, Event, OrderId, OrderStatus, SmolStr};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
 use crate::ports::storage::{Repo, StoredEvent};
 use crate::ports::{ChargeGateway, Clock, Message, Notifier, PaymentGateway, Storage, SystemClock};
@@ -224,7 +225,7 @@ impl Engine {
                 nonces: &self.nonces,
                 gateways: &self.gateways.names,
                 emitted: SmallVec::new(),
-                views: Vec::new(),
+                views: KeptViews::new(),
                 claim,
                 claimed: Vec::new(),
                 locked: SmallVec::new(),
@@ -324,11 +325,10 @@ pub(crate) struct Work<'r> {
     /// the locks below: a unit of work emits one or two and locks one
     /// order, and a heap allocation for each was 3.4 % of an
     /// in-memory lifecycle's instructions.
-    emitted: SmallVec<[(String, i64, Event); 2]>,
+    emitted: SmallVec<[(Uuid, i64, Event); 2]>,
     /// The views the events left, once projected; boxed so that the one
     /// handed out moves as a pointer (see `apply_events`).
-    #[allow(clippy::vec_box)]
-    views: Vec<Box<OrderView>>,
+    views: KeptViews,
     /// Until when, and how many, of the messages queued here to claim for
     /// delivery right after the commit.
     claim: Option<(DateTime<Utc>, usize)>,
@@ -357,7 +357,7 @@ impl Work<'_> {
             self.lock_order(order)?;
         }
         let id = self.ids.lock().unwrap_or_else(PoisonError::into_inner).next(self.now);
-        let seq = self.repo.append_event(&id, self.now, &event)?;
+        let seq = self.repo.append_event(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()), self.now, &event)?;
         tracing::debug!(event = %event.type_name(), order = event.order_id(), "event appended");
         self.emitted.push((id, seq, event));
         Ok(())
@@ -381,33 +381,35 @@ impl Work<'_> {
         let now = self.now;
         let events = self.emitted.iter().map(|(_, seq, e)| (*seq, now, e));
         projector::apply_events(self.repo, events, Some(&mut self.views))?;
-        let mut owner: Option<(i64, String)> = None;
-        for (event_id, seq, event) in std::mem::take(&mut self.emitted) {
+        let mut owner: Option<(i64, SmolStr)> = None;
+        for (event_uuid, seq, event) in std::mem::take(&mut self.emitted) {
+            let mut event_id = Uuid::encode_buffer();
+            let event_id: &str = event_uuid.hyphenated().encode_lower(&mut event_id);
             let Some(order_id) = event.order_id() else { continue };
             if !self.views.iter().any(|v| v.order_id == order_id) {
                 let view = self.repo.view(order_id)?.ok_or_else(|| Error::not_found(crate::Record::Order, order_id))?;
                 self.views.push(Box::new(view));
             }
             let Some(view) = self.views.iter().find(|v| v.order_id == order_id) else { continue };
-            for (audience, text) in messages_for(&event, view, locale) {
+            for (audience, text) in texts_for(&event, view, locale) {
                 let recipient = match audience {
                     Audience::Customer => String::from(&*view.customer),
-                    Audience::Rider => match view.delivery.as_ref().and_then(|d| d.rider.clone()) {
-                        Some(rider) => rider,
+                    Audience::Rider => match view.delivery.as_ref().and_then(|d| d.rider.as_deref()) {
+                        Some(rider) => String::from(rider),
                         None => continue,
                     },
                     Audience::Owner => match &owner {
-                        Some((store, name)) if *store == view.store_id => name.clone(),
+                        Some((store, name)) if *store == view.store_id => String::from(name.as_str()),
                         _ => {
                             let name = self.repo.store(view.store_id)?.map(|s| s.owner).unwrap_or_default();
                             owner = Some((view.store_id, name.clone()));
-                            name
+                            String::from(name.as_str())
                         }
                     },
                 };
                 let audience_name = audience.as_str();
                 let mut id = String::with_capacity(event_id.len() + 1 + audience_name.len());
-                id.push_str(&event_id);
+                id.push_str(event_id);
                 id.push(':');
                 id.push_str(audience_name);
                 let key = Message::key_of(seq, audience.place());

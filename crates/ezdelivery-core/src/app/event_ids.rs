@@ -39,8 +39,9 @@ impl EventIds {
         EventIds { random: (high >> 32) as u32, counter: low & COUNTER }
     }
 
-    /// The next id, for an event that happened at `at`.
-    pub(crate) fn next(&mut self, at: DateTime<Utc>) -> String {
+    /// The next id, for an event that happened at `at`; written as text
+    /// (hyphenated, lower case) only where it is needed, on the stack.
+    pub(crate) fn next(&mut self, at: DateTime<Utc>) -> uuid::Uuid {
         self.counter = (self.counter + 1) & COUNTER;
         let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
         let random = u64::from(self.random);
@@ -50,8 +51,7 @@ impl EventIds {
         let mut bytes = [0u8; 10];
         bytes[..2].copy_from_slice(&((random >> 20) as u16).to_be_bytes());
         bytes[2..].copy_from_slice(&(((random & 0xf_ffff) << 42) | self.counter).to_be_bytes());
-        let uuid = uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid();
-        uuid.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned()
+        uuid::Builder::from_unix_timestamp_millis(millis, &bytes).into_uuid()
     }
 }
 
@@ -61,8 +61,7 @@ mod tests {
     fn the_time_random_bits_and_counter_are_where_they_were() {
         let mut ids = super::EventIds { random: 0xabcd_e123, counter: 6 };
         let at = chrono::DateTime::from_timestamp(1_764_000_000, 123_456_789).unwrap();
-        let id = uuid::Uuid::parse_str(&ids.next(at)).unwrap();
-        let (high, low) = id.as_u64_pair();
+        let (high, low) = ids.next(at).as_u64_pair();
         assert_eq!(high >> 16, 1_764_000_000_123, "milliseconds first");
         assert_eq!(high & 0xffff, 0x7abc, "version 7, then the top 12 random bits");
         assert_eq!(low, (0b10 << 62) | (0xd_e123 << 42) | 7, "variant, 20 random bits, the counter");
@@ -72,14 +71,15 @@ mod tests {
     fn event_ids_are_unique_ordered_version_7_uuids() {
         let mut ids = super::EventIds::new();
         let at = chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap();
-        let all: Vec<String> = (0..1000).map(|_| ids.next(at)).collect();
+        let text = |id: uuid::Uuid| id.hyphenated().to_string();
+        let all: Vec<String> = (0..1000).map(|_| text(ids.next(at))).collect();
         let parsed = uuid::Uuid::parse_str(&all[0]).unwrap();
         assert_eq!(parsed.get_version_num(), 7);
         assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
         assert!(all.windows(2).all(|w| w[0] < w[1]), "in order");
-        let later = ids.next(at + chrono::TimeDelta::milliseconds(1));
+        let later = text(ids.next(at + chrono::TimeDelta::milliseconds(1)));
         assert!(later > all[999]);
-        let other = super::EventIds::new().next(at);
+        let other = text(super::EventIds::new().next(at));
         assert!(!all.contains(&other));
         let counters = [super::EventIds::new().counter, super::EventIds::new().counter];
         assert_ne!(counters[0], counters[1], "each engine's counter starts at random bits of its own");

@@ -1,6 +1,8 @@
 //! The words of the notifications: which events tell whom, in Korean (the
 //! default) or English.
 
+use smallvec::{smallvec, SmallVec};
+
 use crate::domain::view::OrderView;
 use crate::domain::{push_int, push_won, Event, OrderStatus, Won};
 
@@ -121,6 +123,15 @@ fn about(store: &str) -> String {
 /// tells the store's owner, and a cancelled one the owner (once it was
 /// paid) and the assigned rider.
 pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Audience, String)> {
+    texts_for(event, view, locale).into_vec()
+}
+
+/// Each message of an event, with whom it is for: one or two, kept inline
+/// (a vector for them was a heap block for nearly every event).
+pub(crate) type Texts = SmallVec<[(Audience, String); 2]>;
+
+/// [`messages_for`], without a vector of its own.
+pub(crate) fn texts_for(event: &Event, view: &OrderView, locale: Locale) -> Texts {
     let tells = matches!(
         event,
         Event::OrderPlaced { .. }
@@ -136,7 +147,7 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
             | Event::OrderCancelled { .. }
     );
     if !tells {
-        return Vec::new();
+        return Texts::new();
     }
     let (id, store, total) = (view.order_id, &*view.store, view.total);
     let stopped = matches!(view.status, OrderStatus::Cancelled | OrderStatus::Rejected);
@@ -146,7 +157,7 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
         // The answer to a call that was in doubt when the order was
         // cancelled: the order is not established, and the refund (if
         // any) is what the customer hears about.
-        return Vec::new();
+        return Texts::new();
     }
     let ko = locale == Locale::Ko;
     if let Event::PaymentApproved { .. } = event {
@@ -169,7 +180,7 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
             }
             Locale::En => put!(customer, "order #", Int(id), " is paid · ", Amount(total), " won · status: paid"),
         }
-        return vec![(Audience::Customer, customer), (Audience::Owner, owner)];
+        return smallvec![(Audience::Customer, customer), (Audience::Owner, owner)];
     }
     // Only the configured language is written: `[store] line · total`.
     let mut t = about(store);
@@ -220,10 +231,10 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
             put!(t, "주문 #", IdParticle(id, "이", "가"), " 취소되었습니다. · 상태: 취소")
         }
         Event::OrderCancelled { .. } => put!(t, "order #", Int(id), " was cancelled. · status: cancelled"),
-        _ => return Vec::new(),
+        _ => return Texts::new(),
     }
     put!(t, " · ", Amount(total), if ko { "원" } else { " won" });
-    let mut out = vec![(Audience::Customer, t)];
+    let mut out = smallvec![(Audience::Customer, t)];
     if let Event::OrderCancelled { reason, .. } = event {
         out.extend(cancelled_for_store_and_rider(view, reason, locale));
     }
@@ -330,7 +341,7 @@ mod tests {
 
     fn view() -> OrderView {
         let at = DateTime::from_timestamp(0, 0).unwrap();
-        let placed = Event::OrderPlaced {
+        let placed = Event::OrderPlaced(Box::new(crate::domain::Placed {
             order_id: 7,
             store_id: 1,
             store: "BBQ".into(),
@@ -338,7 +349,7 @@ mod tests {
             address: "".into(),
             items: vec![OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 2 }].into(),
             total: 36_000,
-        };
+        }));
         OrderView::start(1, at, &placed).unwrap()
     }
 
@@ -430,7 +441,7 @@ mod tests {
     #[test]
     fn particles_follow_the_reading_of_the_order_number() {
         let placed = |id| {
-            let e = Event::OrderPlaced {
+            let e = Event::OrderPlaced(Box::new(crate::domain::Placed {
                 order_id: id,
                 store_id: 1,
                 store: "BBQ".into(),
@@ -438,7 +449,7 @@ mod tests {
                 address: "".into(),
                 items: vec![].into(),
                 total: 0,
-            };
+            }));
             let v = OrderView { order_id: id, ..view() };
             messages_for(&e, &v, Locale::Ko).remove(0).1
         };
@@ -472,7 +483,7 @@ mod tests {
         let (order_id, payment_id, amount) = (7, 1, 36_000);
         let cases: Vec<(Event, &[&str], &[&str])> = vec![
             (
-                Event::OrderPlaced {
+                Event::OrderPlaced(Box::new(crate::domain::Placed {
                     order_id,
                     store_id: 1,
                     store: "BBQ".into(),
@@ -480,7 +491,7 @@ mod tests {
                     address: "".into(),
                     items: vec![].into(),
                     total: amount,
-                },
+                })),
                 &["[BBQ] 주문 #7이 접수되었습니다. 결제를 기다립니다. · 36,000원"],
                 &["[BBQ] order #7 was placed and waits for payment. · 36,000 won"],
             ),

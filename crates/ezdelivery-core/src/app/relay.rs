@@ -167,7 +167,7 @@ impl Engine {
                 .map(|p| Attention::of(&p, AttentionKind::Payment, Some(p.card.clone()), None))
                 .collect();
             for c in repo.charges_needing_attention(usize::MAX >> 1)? {
-                let rider = repo.rider(c.rider_id)?.map(|r| r.name);
+                let rider = repo.rider(c.rider_id)?.map(|r| String::from(r.name.as_str()));
                 all.push(Attention::of(&c, AttentionKind::Charge, None, Some(rider)));
             }
             Ok(all)

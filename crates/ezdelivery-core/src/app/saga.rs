@@ -329,7 +329,7 @@ impl Leg for Charge {
                 idempotency_key: self.attempt.idempotency_key.clone(),
                 order_id: self.order_id,
                 rider_id: self.rider_id,
-                rider: repo.rider(self.rider_id)?.map(|r| r.name).unwrap_or_default(),
+                rider: repo.rider(self.rider_id)?.map(|r| String::from(r.name.as_str())).unwrap_or_default(),
                 amount: self.amount,
             }),
             Call::GiveBack => {
@@ -424,8 +424,8 @@ impl Command<'_> {
         if guarded.reached.is_none() {
             tracing::info!(gateway = %L::BREAKER, call = %what, order, "gateway call skipped: its circuit breaker is open");
         }
-        let answer = guarded.outcome.answer();
         let breaker_open = guarded.reached.is_none();
+        let answer = Answer::from(guarded.outcome);
         let (retry, settings) = (engine.settings.retry, engine.settings.breakers);
         let recorded = self.write(|w| {
             // The order first: every unit of work takes its order's lock

@@ -454,7 +454,8 @@ fn setup(engine: &Engine, config: &SimConfig, rng: &mut Rng) -> Result<Vec<(Stor
         }
         stores.push((store.id, menus));
     }
-    let known: std::collections::HashSet<String> = engine.riders()?.into_iter().map(|r| r.name).collect();
+    let known: std::collections::HashSet<String> =
+        engine.riders()?.into_iter().map(|r| String::from(r.name.as_str())).collect();
     for i in 1..=config.riders {
         let name = format!("sim rider {i}");
         if !known.contains(&name) {

@@ -1,6 +1,7 @@
 //! The catalogue: stores with their menus, and the riders who deliver.
 
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 use super::event::Event;
 use super::ids::{MenuId, RiderId, StoreId, Won};
@@ -15,11 +16,11 @@ pub struct Store {
     /// Handed out by the storage, from 1: what the commands print and take.
     pub id: StoreId,
     /// Its name as customers see it.
-    pub name: String,
+    pub name: SmolStr,
     /// The owner, who receives a message for every new paid order.
-    pub owner: String,
+    pub owner: SmolStr,
     /// Where it is (empty when none was given).
-    pub address: String,
+    pub address: SmolStr,
     /// Whether it takes orders now.
     pub open: bool,
     /// What each delivery pays the rider.
@@ -38,12 +39,12 @@ impl Store {
         owner: Option<&str>,
         address: Option<&str>,
     ) -> Result<(Store, Event), Invalid> {
-        let name = validate::name("store name", name)?;
+        let name = SmolStr::from(validate::name("store name", name)?);
         let owner = match owner {
-            Some(o) => validate::name("owner", o)?,
+            Some(o) => validate::name("owner", o)?.into(),
             None => name.clone(),
         };
-        let address = validate::text("address", address.unwrap_or(""))?;
+        let address = validate::text("address", address.unwrap_or(""))?.into();
         let store = Store {
             id,
             name,
@@ -54,7 +55,11 @@ impl Store {
             review_count: 0,
             review_sum: 0,
         };
-        let event = Event::StoreRegistered { store_id: id, name: store.name.clone(), owner: store.owner.clone() };
+        let event = Event::StoreRegistered {
+            store_id: id,
+            name: String::from(store.name.as_str()),
+            owner: String::from(store.owner.as_str()),
+        };
         Ok((store, event))
     }
 
@@ -89,7 +94,7 @@ pub struct Menu {
     /// The store it belongs to.
     pub store_id: StoreId,
     /// Its name, unique within the store.
-    pub name: String,
+    pub name: SmolStr,
     /// Its price, in whole won (at least 1); an order keeps the price it
     /// was placed at.
     pub price: Won,
@@ -104,11 +109,12 @@ impl Menu {
         let menu = Menu {
             id,
             store_id,
-            name: validate::name("menu name", name)?,
+            name: validate::name("menu name", name)?.into(),
             price: validate::price(price)?,
             available: true,
         };
-        let event = Event::MenuAdded { store_id, menu_id: id, name: menu.name.clone(), price: menu.price };
+        let event =
+            Event::MenuAdded { store_id, menu_id: id, name: String::from(menu.name.as_str()), price: menu.price };
         Ok((menu, event))
     }
 
@@ -135,14 +141,14 @@ pub struct Rider {
     /// Handed out by the storage, from 1: a rider is named by it or by their name.
     pub id: RiderId,
     /// The rider's name, unique among riders (`deliver --rider NAME`).
-    pub name: String,
+    pub name: SmolStr,
 }
 
 impl Rider {
     /// Registers a rider.
     pub fn register(id: RiderId, name: &str) -> Result<(Rider, Event), Invalid> {
-        let rider = Rider { id, name: validate::name("rider name", name)? };
-        let event = Event::RiderRegistered { rider_id: id, name: rider.name.clone() };
+        let rider = Rider { id, name: validate::name("rider name", name)?.into() };
+        let event = Event::RiderRegistered { rider_id: id, name: String::from(rider.name.as_str()) };
         Ok((rider, event))
     }
 }

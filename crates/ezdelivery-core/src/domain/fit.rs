@@ -208,10 +208,10 @@ mod tests {
 
     fn view(items: usize, store: &str, customer: &str) -> OrderView {
         let items: Vec<OrderItem> = (1..=items)
-            .map(|i| OrderItem { menu_id: i as i64, name: format!("메뉴{i}, 특"), unit_price: 1_000, qty: 2 })
+            .map(|i| OrderItem { menu_id: i as i64, name: format!("메뉴{i}, 특").into(), unit_price: 1_000, qty: 2 })
             .collect();
         let total = items.iter().map(|i| i.unit_price * i64::from(i.qty)).sum();
-        let placed = Event::OrderPlaced {
+        let placed = Event::OrderPlaced(Box::new(crate::domain::Placed {
             order_id: 4321,
             store_id: 1,
             store: store.into(),
@@ -219,7 +219,7 @@ mod tests {
             address: "".into(),
             items: items.into(),
             total,
-        };
+        }));
         OrderView::start(1, DateTime::from_timestamp(0, 0).unwrap(), &placed).unwrap()
     }
 

@@ -53,7 +53,11 @@ fn push_digits(out: &mut String, n: i64, grouped: bool) {
         at -= 1;
         buf[at] = b'-';
     }
-    out.extend(buf[at..].iter().map(|&b| char::from(b)));
+    // ASCII, so always UTF-8; appended as one slice (pushing it char by
+    // char cost more than working the digits out).
+    if let Ok(text) = std::str::from_utf8(&buf[at..]) {
+        out.push_str(text);
+    }
 }
 
 /// Identifier of a store.

@@ -1,6 +1,7 @@
 //! One line of an order, as the order and its `OrderPlaced` event carry it.
 
 use serde::{Deserialize, Serialize};
+use smol_str::SmolStr;
 
 use super::ids::{MenuId, Won};
 
@@ -13,7 +14,8 @@ pub struct OrderItem {
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub menu_id: MenuId,
     /// Its name when ordered.
-    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub name: SmolStr,
     /// Its price when ordered, in whole won, for one.
     #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub unit_price: Won,

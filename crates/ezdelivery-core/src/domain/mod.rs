@@ -21,7 +21,6 @@ pub mod order;
 pub mod payment;
 pub mod refusal;
 pub mod review;
-mod shared_text;
 mod status;
 pub(crate) mod strings;
 pub mod time;
@@ -33,7 +32,7 @@ pub use breaker::{Breaker, BreakerName, BreakerSettings, BreakerState, ChannelNa
 pub use catalogue::{Menu, Rider, Store};
 pub use charge::{Charge, ChargeStatus};
 pub use delivery::{Delivery, DeliveryStatus};
-pub use event::{Event, EventType};
+pub use event::{Event, EventType, Placed};
 pub(crate) use ids::{push_int, push_won};
 pub use ids::{won, ChargeId, MenuId, OrderId, PaymentId, RiderId, StoreId, Won};
 pub use item::OrderItem;
@@ -42,5 +41,9 @@ pub use order::{Order, OrderStatus};
 pub use payment::{Payment, PaymentStatus};
 pub use refusal::{Billing, DomainError, Refusal, Standing};
 pub use review::Review;
+/// The domain's short texts that many copies share (an order's customer,
+/// address and store name): inline up to 23 bytes, shared beyond, cheap to
+/// clone either way. `SmolStr::from("kim")`, `&*text` for the `&str`.
+pub use smol_str::SmolStr;
 
 pub(crate) use strings::status_strings;

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::catalogue::{Menu, Store};
-use super::event::Event;
+use super::event::{Event, Placed};
+use smol_str::SmolStr;
+
 use super::ids::{OrderId, StoreId, Won};
 pub use super::item::OrderItem;
 use super::refusal::{DomainError, Refusal, Standing};
@@ -107,9 +109,9 @@ pub struct Order {
     /// The store it was placed with.
     pub store_id: StoreId,
     /// Who ordered: the name the customer's messages go to.
-    pub customer: Arc<str>,
+    pub customer: SmolStr,
     /// Where to deliver (empty when none was given).
-    pub address: Arc<str>,
+    pub address: SmolStr,
     /// What was ordered, one line per menu, at its price when ordered.
     /// Shared, never changed, with the order's event and view (see
     /// [`OrderView`](crate::domain::view::OrderView)).
@@ -159,7 +161,7 @@ impl Order {
                 .into());
             }
             if !menu.available {
-                return Err(Refusal::MenuSoldOut { menu: menu.id, name: menu.name.clone() }.into());
+                return Err(Refusal::MenuSoldOut { menu: menu.id, name: String::from(menu.name.as_str()) }.into());
             }
             // The same menu picked twice is one line with the quantities added.
             match items.iter_mut().find(|i| i.menu_id == menu.id) {
@@ -185,7 +187,7 @@ impl Order {
             created_at: now,
             updated_at: now,
         };
-        let event = Event::OrderPlaced {
+        let event = Event::OrderPlaced(Box::new(Placed {
             order_id: id,
             store_id: store.id,
             store: store.name.as_str().into(),
@@ -193,7 +195,7 @@ impl Order {
             address: order.address.clone(),
             items: order.items.clone(),
             total,
-        };
+        }));
         Ok((order, event))
     }
 
@@ -339,7 +341,7 @@ mod tests {
         assert_eq!(o.items.len(), 2);
         assert_eq!(o.items[0].qty, 3);
         assert_eq!(o.status, S::PendingPayment);
-        assert!(matches!(e, Event::OrderPlaced { total: 56_000, .. }));
+        assert!(matches!(&e, Event::OrderPlaced(p) if p.total == 56_000));
     }
 
     #[test]

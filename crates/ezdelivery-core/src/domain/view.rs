@@ -14,7 +14,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::event::{Event, EventType};
+use super::event::{Event, EventType, Placed};
+use smol_str::SmolStr;
+
 use super::ids::{ChargeId, OrderId, PaymentId, StoreId, Won};
 use super::item::OrderItem;
 use super::order::OrderAction;
@@ -57,16 +59,13 @@ pub struct OrderView {
     pub store_id: StoreId,
     /// The store's name when ordered.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    #[serde(deserialize_with = "super::shared_text::deserialize")]
-    pub store: Arc<str>,
+    pub store: SmolStr,
     /// Who ordered: the name the customer's messages go to.
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    #[serde(deserialize_with = "super::shared_text::deserialize")]
-    pub customer: Arc<str>,
+    pub customer: SmolStr,
     /// Where to deliver (empty when none was given).
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    #[serde(deserialize_with = "super::shared_text::deserialize")]
-    pub address: Arc<str>,
+    pub address: SmolStr,
     /// Where the order stands.
     pub status: OrderStatus,
     /// What was ordered, each line at its price when ordered.
@@ -137,8 +136,8 @@ pub struct DeliveryView {
     /// Where the delivery stands.
     pub status: DeliveryStatus,
     /// The rider's name, once assigned.
-    #[cfg_attr(feature = "openapi", schema(required = true))]
-    pub rider: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = Option<String>))]
+    pub rider: Option<SmolStr>,
     /// The rider's current delivery charge, once there is a rider.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub charge: Option<ChargeView>,
@@ -186,9 +185,10 @@ pub struct TimelineEntry {
 impl OrderView {
     /// The view an `OrderPlaced` event starts; `None` for any other event.
     pub fn start(seq: i64, at: DateTime<Utc>, event: &Event) -> Option<OrderView> {
-        let Event::OrderPlaced { order_id, store_id, store, customer, address, items, total } = event else {
+        let Event::OrderPlaced(placed) = event else {
             return None;
         };
+        let Placed { order_id, store_id, store, customer, address, items, total } = &**placed;
         Some(OrderView {
             order_id: *order_id,
             store_id: *store_id,
@@ -392,7 +392,7 @@ mod tests {
     }
 
     fn placed(order_id: OrderId) -> OrderView {
-        let placed = Event::OrderPlaced {
+        let placed = Event::OrderPlaced(Box::new(Placed {
             order_id,
             store_id: 1,
             store: "BBQ".into(),
@@ -400,7 +400,7 @@ mod tests {
             address: "서울 강남구 1".into(),
             items: Vec::new().into(),
             total: 0,
-        };
+        }));
         OrderView::start(1, DateTime::from_timestamp(0, 0).unwrap(), &placed).unwrap()
     }
 

@@ -78,7 +78,14 @@ impl GatewayOutcome {
 
     /// The answer as the domain judges it ([`Answer`]).
     pub fn answer(&self) -> Answer {
-        match self.clone() {
+        self.clone().into()
+    }
+}
+
+/// The answer as the domain judges it, taking the outcome's texts.
+impl From<GatewayOutcome> for Answer {
+    fn from(outcome: GatewayOutcome) -> Answer {
+        match outcome {
             GatewayOutcome::Approved { gateway_ref } => Answer::Done { gateway_ref },
             GatewayOutcome::Declined { reason } => Answer::Declined { reason },
             GatewayOutcome::Unavailable { reason } => Answer::Unknown { reason },

@@ -59,9 +59,9 @@ pub(super) fn update(stored: &mut OrderView, new: &OrderView) -> Option<ViewPart
         && stored.store_id == *store_id
         && stored.total == *total
         && stored.placed_at == *placed_at
-        && same_text(&stored.store, store)
-        && same_text(&stored.customer, customer)
-        && same_text(&stored.address, address)
+        && stored.store == *store
+        && stored.customer == *customer
+        && stored.address == *address
         && (Arc::ptr_eq(&stored.items, items) || stored.items == *items)
         && timeline.starts_with(&stored.timeline);
     if !same {
@@ -94,11 +94,6 @@ pub(super) fn restore(stored: &mut OrderView, old: ViewParts) {
     stored.timeline.truncate(timeline);
 }
 
-/// Whether two shared texts are the same: most often the very same block.
-fn same_text(a: &Arc<str>, b: &Arc<str>) -> bool {
-    Arc::ptr_eq(a, b) || a == b
-}
-
 /// Sets `slot` to `new` if it differs; the value it had, if so.
 fn changed<T: Clone + PartialEq>(slot: &mut T, new: &T) -> Option<T> {
     (*slot != *new).then(|| replace(slot, new.clone()))
@@ -121,7 +116,7 @@ mod tests {
     }
 
     fn placed() -> OrderView {
-        let event = Event::OrderPlaced {
+        let event = Event::OrderPlaced(Box::new(crate::domain::Placed {
             order_id: 7,
             store_id: 1,
             store: "BBQ".into(),
@@ -129,7 +124,7 @@ mod tests {
             address: "서울".into(),
             items: vec![OrderItem { menu_id: 1, name: "후라이드".into(), unit_price: 18_000, qty: 2 }].into(),
             total: 36_000,
-        };
+        }));
         OrderView::start(1, at(0), &event).expect("a view")
     }
 

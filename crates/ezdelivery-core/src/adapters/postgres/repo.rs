@@ -475,9 +475,9 @@ impl Repo for PgRepo<'_, '_> {
             SAVE_STORE,
             &[
                 &s.id,
-                &s.name,
-                &s.owner,
-                &s.address,
+                &s.name.as_str(),
+                &s.owner.as_str(),
+                &s.address.as_str(),
                 &i64::from(s.open),
                 &s.delivery_charge,
                 &s.review_count,
@@ -503,9 +503,11 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn save_menu(&mut self, m: &Menu) -> Result<()> {
-        self.exec_unique(SAVE_MENU, &[&m.id, &m.store_id, &m.name, &m.price, &i64::from(m.available)], || {
-            crate::domain::validate::menu_taken(m.store_id, &m.name)
-        })?;
+        self.exec_unique(
+            SAVE_MENU,
+            &[&m.id, &m.store_id, &m.name.as_str(), &m.price, &i64::from(m.available)],
+            || crate::domain::validate::menu_taken(m.store_id, &m.name),
+        )?;
         Ok(())
     }
 
@@ -525,7 +527,7 @@ impl Repo for PgRepo<'_, '_> {
     }
 
     fn save_rider(&mut self, r: &Rider) -> Result<()> {
-        self.exec_unique(SAVE_RIDER, &[&r.id, &r.name], || crate::domain::validate::rider_taken(&r.name))?;
+        self.exec_unique(SAVE_RIDER, &[&r.id, &r.name.as_str()], || crate::domain::validate::rider_taken(&r.name))?;
         Ok(())
     }
 

@@ -449,7 +449,16 @@ impl Repo for SqliteRepo<'_> {
     fn save_store(&mut self, s: &Store) -> Result<()> {
         self.exec(
             SAVE_STORE,
-            params![s.id, s.name, s.owner, s.address, s.open, s.delivery_charge, s.review_count, s.review_sum],
+            params![
+                s.id,
+                s.name.as_str(),
+                s.owner.as_str(),
+                s.address.as_str(),
+                s.open,
+                s.delivery_charge,
+                s.review_count,
+                s.review_sum
+            ],
         )?;
         self.cache.stores.clear();
         Ok(())
@@ -472,7 +481,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn save_menu(&mut self, m: &Menu) -> Result<()> {
-        self.exec_unique(SAVE_MENU, params![m.id, m.store_id, m.name, m.price, m.available], || {
+        self.exec_unique(SAVE_MENU, params![m.id, m.store_id, m.name.as_str(), m.price, m.available], || {
             crate::domain::validate::menu_taken(m.store_id, &m.name)
         })?;
         self.cache.menus.clear();
@@ -499,7 +508,7 @@ impl Repo for SqliteRepo<'_> {
     }
 
     fn save_rider(&mut self, r: &Rider) -> Result<()> {
-        self.exec_unique(SAVE_RIDER, params![r.id, r.name], || crate::domain::validate::rider_taken(&r.name))?;
+        self.exec_unique(SAVE_RIDER, params![r.id, r.name.as_str()], || crate::domain::validate::rider_taken(&r.name))?;
         self.cache.riders.clear();
         Ok(())
     }
@@ -526,8 +535,8 @@ impl Repo for SqliteRepo<'_> {
             params![
                 o.id,
                 o.store_id,
-                o.customer,
-                o.address,
+                o.customer.as_str(),
+                o.address.as_str(),
                 o.total,
                 o.status.as_str(),
                 o.reviewed,
@@ -539,7 +548,7 @@ impl Repo for SqliteRepo<'_> {
         let mut stmt = self.conn.prepare_cached(INSERT_ORDER_ITEM)?;
         for (line, item) in o.items.iter().enumerate() {
             let line = i64::try_from(line).unwrap_or(i64::MAX);
-            stmt.execute(params![o.id, line, item.menu_id, item.name, item.unit_price, item.qty])?;
+            stmt.execute(params![o.id, line, item.menu_id, item.name.as_str(), item.unit_price, item.qty])?;
         }
         let order = Order { created_at: as_stored(o.created_at), updated_at: as_stored(o.updated_at), ..o.clone() };
         let row = OrderRow { order, ticket: None, delivery: None, inbox_holds: true, rider_holds: true };
@@ -697,8 +706,8 @@ impl Repo for SqliteRepo<'_> {
     fn save_view(&mut self, view: &OrderView) -> Result<()> {
         let text = serde_json::to_string(view)
             .map_err(|e| Error::storage_caused(format!("cannot write the view of order {}: {e}", view.order_id), e))?;
-        if self.exec(UPDATE_VIEW, params![view.order_id, view.customer, text])? == 0 {
-            self.exec(SAVE_VIEW, params![view.order_id, view.customer, text])?;
+        if self.exec(UPDATE_VIEW, params![view.order_id, view.customer.as_str(), text])? == 0 {
+            self.exec(SAVE_VIEW, params![view.order_id, view.customer.as_str(), text])?;
         }
         self.cache.views.put(view.order_id, view.clone());
         Ok(())
