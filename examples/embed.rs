@@ -31,7 +31,7 @@ impl Notifier for Phones {
     fn send(&self, message: &Message) -> Result<(), String> {
         println!("  📱 {:<5} {}", message.recipient, message.text);
         let mut received = self.received.lock().map_err(|_| "the phone list is poisoned".to_string())?;
-        received.push((message.recipient.clone(), message.text.clone()));
+        received.push((message.recipient.to_string(), message.text.clone()));
         Ok(())
     }
 }

@@ -970,7 +970,7 @@ impl State {
             order_id: entry.order_id,
             event: entry.event,
             status: entry.status,
-            recipient: self.names.get(entry.recipient).to_string(),
+            recipient: self.names.get(entry.recipient).into(),
             text: self.texts.get(entry.text).to_string(),
             at: entry.at,
         }

@@ -393,17 +393,17 @@ impl Work<'_> {
             let Some(view) = self.views.iter().find(|v| v.order_id == order_id) else { continue };
             for (audience, text) in texts_for(&event, view, locale) {
                 let recipient = match audience {
-                    Audience::Customer => String::from(&*view.customer),
-                    Audience::Rider => match view.delivery.as_ref().and_then(|d| d.rider.as_deref()) {
-                        Some(rider) => String::from(rider),
+                    Audience::Customer => view.customer.clone(),
+                    Audience::Rider => match view.delivery.as_ref().and_then(|d| d.rider.clone()) {
+                        Some(rider) => rider,
                         None => continue,
                     },
                     Audience::Owner => match &owner {
-                        Some((store, name)) if *store == view.store_id => String::from(name.as_str()),
+                        Some((store, name)) if *store == view.store_id => name.clone(),
                         _ => {
                             let name = self.repo.store(view.store_id)?.map(|s| s.owner).unwrap_or_default();
                             owner = Some((view.store_id, name.clone()));
-                            String::from(name.as_str())
+                            name
                         }
                     },
                 };

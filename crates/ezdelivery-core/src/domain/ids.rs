@@ -32,31 +32,24 @@ pub(crate) fn push_int(out: &mut String, n: i64) {
 /// Appends `n` in decimal, with a `,` between each group of three digits
 /// when `grouped`.
 fn push_digits(out: &mut String, n: i64, grouped: bool) {
-    // Written backwards into a buffer on the stack, then appended at once:
-    // 27 bytes hold any i64 with its sign and commas.
-    let mut buf = [0u8; 27];
-    let (mut rest, mut at, mut written) = (n.unsigned_abs(), buf.len(), 0);
-    loop {
-        if grouped && written > 0 && written % 3 == 0 {
-            at -= 1;
-            buf[at] = b',';
-        }
-        at -= 1;
-        buf[at] = b'0' + (rest % 10) as u8;
-        written += 1;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        at -= 1;
-        buf[at] = b'-';
-    }
-    // ASCII, so always UTF-8; appended as one slice (pushing it char by
-    // char cost more than working the digits out).
-    if let Ok(text) = std::str::from_utf8(&buf[at..]) {
+    // itoa writes two digits at a time into a buffer on the stack and
+    // hands it back as text, unchecked: one digit at a time, with the
+    // text checked as UTF-8 again, was 2.7 % of an in-memory lifecycle.
+    let mut buf = itoa::Buffer::new();
+    let text = buf.format(n);
+    if !grouped {
         out.push_str(text);
+        return;
+    }
+    let (sign, digits) = text.split_at(usize::from(n < 0));
+    out.push_str(sign);
+    // The first group has one to three digits, every later one three.
+    let (first, mut rest) = digits.split_at(digits.len() - (digits.len() - 1) / 3 * 3);
+    out.push_str(first);
+    while let Some((group, tail)) = rest.split_at_checked(3) {
+        out.push(',');
+        out.push_str(group);
+        rest = tail;
     }
 }
 

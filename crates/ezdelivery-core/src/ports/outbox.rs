@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{status_strings, EventType, OrderId, OrderStatus};
+use crate::domain::{status_strings, EventType, OrderId, OrderStatus, SmolStr};
 
 /// Where one message stands on one channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,7 +69,7 @@ pub struct Message {
     /// The order's status after the event.
     pub status: OrderStatus,
     /// Who it is for (customer or store owner name).
-    pub recipient: String,
+    pub recipient: SmolStr,
     /// The text, in the configured language.
     pub text: String,
     /// When the event happened.

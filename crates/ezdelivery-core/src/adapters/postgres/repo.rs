@@ -712,7 +712,7 @@ impl Repo for PgRepo<'_, '_> {
         let at = time_text(&m.at);
         let added = self.exec(
             QUEUE_MESSAGE,
-            &[&m.key, &m.id, &m.order_id, &m.event.as_str(), &m.status.as_str(), &m.recipient, &m.text, &at],
+            &[&m.key, &m.id, &m.order_id, &m.event.as_str(), &m.status.as_str(), &m.recipient.as_str(), &m.text, &at],
         )?;
         if added == 0 || channels.is_empty() {
             return Ok(()); // queued before: left as it is

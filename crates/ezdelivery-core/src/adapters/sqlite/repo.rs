@@ -727,7 +727,7 @@ impl Repo for SqliteRepo<'_> {
         let at = time_text(&m.at);
         let added = self.exec(
             QUEUE_MESSAGE,
-            params![m.key, m.id, m.order_id, m.event.as_str(), m.status.as_str(), m.recipient, m.text, at],
+            params![m.key, m.id, m.order_id, m.event.as_str(), m.status.as_str(), m.recipient.as_str(), m.text, at],
         )?;
         if added == 0 {
             return Ok(()); // queued before: left as it is
