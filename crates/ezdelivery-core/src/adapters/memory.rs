@@ -970,7 +970,7 @@ impl State {
             order_id: entry.order_id,
             event: entry.event,
             status: entry.status,
-            recipient: self.names.get(entry.recipient).into(),
+            recipient: self.names.shared(entry.recipient),
             text: self.texts.get(entry.text).to_string(),
             at: entry.at,
         }

@@ -126,8 +126,9 @@ pub fn messages_for(event: &Event, view: &OrderView, locale: Locale) -> Vec<(Aud
     texts_for(event, view, locale).into_vec()
 }
 
-/// Each message of an event, with whom it is for: one or two, kept inline
-/// (a vector for them was a heap block for nearly every event).
+/// Each message of an event, with whom it is for: one or two kept inline
+/// (a vector for them was a heap block for nearly every event); a
+/// cancellation's three spill to the heap.
 pub(crate) type Texts = SmallVec<[(Audience, String); 2]>;
 
 /// [`messages_for`], without a vector of its own.

@@ -137,7 +137,8 @@ pub(crate) fn apply_events<'e>(
     if let Some(keep) = keep {
         // Moved straight into `keep`, the last event's order's last.
         keep.retain(|k| !open.iter().any(|(id, v, _)| v.is_some() && *id == k.order_id));
-        // Exact: past the two kept inline, a rebuild's batch.
+        // Exact: a command's one or two fit inline; more only from a
+        // batch of several orders' events.
         keep.reserve_exact(open.len());
         let mut last_view = None;
         for (id, view, _) in open {

@@ -190,7 +190,7 @@ impl Order {
         let event = Event::OrderPlaced(Box::new(Placed {
             order_id: id,
             store_id: store.id,
-            store: store.name.as_str().into(),
+            store: store.name.clone(),
             customer: order.customer.clone(),
             address: order.address.clone(),
             items: order.items.clone(),

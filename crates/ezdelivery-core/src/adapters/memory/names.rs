@@ -7,6 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::domain::SmolStr;
+
 /// A name's number in [`Names`].
 pub(super) type NameId = usize;
 
@@ -74,6 +76,13 @@ impl Names {
         self.names.get(id).map_or("", |name| name)
     }
 
+    /// The name numbered `id` as a [`SmolStr`]: a long one shares this
+    /// block rather than copying it.
+    pub fn shared(&self, id: NameId) -> SmolStr {
+        debug_assert!(id < self.names.len(), "name {id} was never handed out");
+        self.names.get(id).map_or_else(SmolStr::default, |name| SmolStr::from(Arc::clone(name)))
+    }
+
     /// Forgets the newest name (a rolled-back write's).
     pub fn pop(&mut self) {
         if let Some(name) = self.names.pop() {
@@ -98,6 +107,17 @@ mod tests {
         names.pop();
         assert_eq!(names.intern("kim"), (0, false));
         assert_eq!(names.intern("park"), (1, true));
+    }
+
+    #[test]
+    fn a_name_comes_back_shared_short_or_long() {
+        let mut names = Names::default();
+        let long = "서울 강남구 테헤란로 7 김철수"; // past 23 bytes: kept on the heap
+        let (short_id, long_id) = (names.intern("kim").0, names.intern(long).0);
+        assert_eq!(names.shared(short_id), "kim");
+        assert!(!names.shared(short_id).is_heap_allocated());
+        assert_eq!(names.shared(long_id), long);
+        assert!(names.shared(long_id).is_heap_allocated());
     }
 
     #[test]
