@@ -41,9 +41,11 @@ pub use order::{Order, OrderStatus};
 pub use payment::{Payment, PaymentStatus};
 pub use refusal::{Billing, DomainError, Refusal, Standing};
 pub use review::Review;
-/// The domain's short texts that many copies share (an order's customer,
-/// address and store name): inline up to 23 bytes, shared beyond, cheap to
-/// clone either way. `SmolStr::from("kim")`, `&*text` for the `&str`.
+/// The domain's names, copied with every record that holds them (an
+/// order's customer, address and store name, the catalogue's names, a
+/// rider's, a message's recipient): up to 23 bytes inline, a shared
+/// block beyond, O(1) to clone either way. `SmolStr::from("kim")`;
+/// `&*text` or `text.as_str()` for the `&str`.
 pub use smol_str::SmolStr;
 
 pub(crate) use strings::status_strings;
