@@ -847,6 +847,15 @@ fn events(s: &mut dyn Storage) {
     let seq = write(s, |r| r.append_event("evt-last", t(9), &events[2]));
     assert!(seq > stored[6].seq, "{seq} after {}", stored[6].seq);
     assert_eq!(read(s, |r| r.events(stored[6].seq, 100)).len(), 1);
+
+    // An id given as a UUID is kept as its text, hyphenated, lower case,
+    // as if it had been given so.
+    let uuid = uuid::Uuid::from_u128(0x0190_ABCD_7E57_7000_8000_0000_0000_00FF);
+    let by_uuid = write(s, |r| r.append_event_uuid(uuid, t(10), &events[1]));
+    let by_text = write(s, |r| r.append_event("0190abcd-7e57-7000-8000-0000000000fe", t(11), &events[1]));
+    let ids: Vec<String> = read(s, |r| r.events(seq, 100)).into_iter().map(|e| e.id).collect();
+    assert_eq!(ids, ["0190abcd-7e57-7000-8000-0000000000ff", "0190abcd-7e57-7000-8000-0000000000fe"]);
+    assert!(seq < by_uuid && by_uuid < by_text, "{seq}, {by_uuid}, {by_text}");
 }
 
 fn checkpoints(s: &mut dyn Storage) {

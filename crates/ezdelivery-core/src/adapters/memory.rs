@@ -35,6 +35,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use chrono::{DateTime, Utc};
 use smallvec::SmallVec;
+use uuid::Uuid;
 
 mod dense_map;
 mod keyed_queue;
@@ -869,9 +870,9 @@ impl State {
         self.deliveries.swap(order, delivery)
     }
 
-    fn push_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> i64 {
+    fn push_event(&mut self, logged: LoggedEvent) -> i64 {
         let seq = self.events.len() as i64 + 1;
-        self.events.push(LoggedEvent::new(id, at, event.clone()));
+        self.events.push(logged);
         seq
     }
 
@@ -1081,6 +1082,14 @@ impl Tx<'_> {
             Some(journal) => Ok((&mut *self.state, journal)),
             None => Err(Error::storage("a read transaction cannot write")),
         }
+    }
+
+    /// Appends `logged` to the event log; its sequence number.
+    fn append_logged(&mut self, logged: LoggedEvent) -> Result<i64> {
+        let (state, journal) = self.writable()?;
+        let seq = state.push_event(logged);
+        journal.push(Undo::Event);
+        Ok(seq)
     }
 
     /// Records that `table` has a record `id` (for `next_id`).
@@ -1341,10 +1350,11 @@ impl Repo for Tx<'_> {
     }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {
-        let (state, journal) = self.writable()?;
-        let seq = state.push_event(id, at, event);
-        journal.push(Undo::Event);
-        Ok(seq)
+        self.append_logged(LoggedEvent::new(id, at, event.clone()))
+    }
+
+    fn append_event_uuid(&mut self, id: Uuid, at: DateTime<Utc>, event: &Event) -> Result<i64> {
+        self.append_logged(LoggedEvent::with_uuid(id, at, event.clone()))
     }
 
     fn events(&mut self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {

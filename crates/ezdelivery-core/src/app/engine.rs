@@ -357,7 +357,7 @@ impl Work<'_> {
             self.lock_order(order)?;
         }
         let id = self.ids.lock().unwrap_or_else(PoisonError::into_inner).next(self.now);
-        let seq = self.repo.append_event(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()), self.now, &event)?;
+        let seq = self.repo.append_event_uuid(id, self.now, &event)?;
         tracing::debug!(event = %event.type_name(), order = event.order_id(), "event appended");
         self.emitted.push((id, seq, event));
         Ok(())

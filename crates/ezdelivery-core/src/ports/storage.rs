@@ -4,6 +4,7 @@
 //! (feature `postgres`: several writers at once).
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::outbox::{Message, MessageDelivery, QueuedMessage};
 use super::requests::{RequestClaim, StoredResponse};
@@ -224,6 +225,13 @@ pub trait Repo {
     /// Appends an event to the log and returns its sequence number, new and
     /// larger than any number handed out before.
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64>;
+    /// [`Repo::append_event`] for an id that is a UUID, as the engine's
+    /// are: kept as its text, hyphenated and in lower case. A storage that
+    /// keeps the UUID itself (the in-memory one) takes it as it is rather
+    /// than reading it back from the text.
+    fn append_event_uuid(&mut self, id: Uuid, at: DateTime<Utc>, event: &Event) -> Result<i64> {
+        self.append_event(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()), at, event)
+    }
     /// The events after event `after` (0: from the start) in the log's
     /// order, at most `limit`.
     ///

@@ -29,6 +29,11 @@ enum EventIdForm {
 }
 
 impl LoggedEvent {
+    /// The entry for `event`, appended with the UUID `id` at `at`.
+    pub fn with_uuid(id: Uuid, at: DateTime<Utc>, event: Event) -> LoggedEvent {
+        LoggedEvent { id: EventIdForm::Uuid(id), at, event }
+    }
+
     /// The entry for `event`, appended with id `id` at `at`.
     pub fn new(id: &str, at: DateTime<Utc>, event: Event) -> LoggedEvent {
         // Only the hyphenated form is 36 characters long; in lower case it
@@ -36,7 +41,7 @@ impl LoggedEvent {
         let uuid =
             (id.len() == 36 && !id.bytes().any(|b| b.is_ascii_uppercase())).then(|| Uuid::try_parse(id).ok()).flatten();
         let id = match uuid {
-            Some(uuid) => EventIdForm::Uuid(uuid),
+            Some(uuid) => return LoggedEvent::with_uuid(uuid, at, event),
             None => EventIdForm::Own(id.into()),
         };
         LoggedEvent { id, at, event }
