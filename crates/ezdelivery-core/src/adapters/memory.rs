@@ -1905,6 +1905,9 @@ mod tests {
                 })
             }),
             ("append_event", |r| r.append_event("e9", t(1), &Event::FoodCooked { order_id: 1 }).map(drop)),
+            ("append_event_uuid", |r| {
+                r.append_event_uuid(uuid::Uuid::from_u128(9), t(1), &Event::FoodCooked { order_id: 1 }).map(drop)
+            }),
             ("set_checkpoint", |r| r.set_checkpoint("mypage", 9)),
             ("save_view", |r| r.save_view(&view(1, "lee"))),
             ("save_view in place", |r| {

@@ -22,7 +22,8 @@ pub(super) struct LoggedEvent {
 #[derive(Clone)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 enum EventIdForm {
-    /// A UUID written as the engine writes them: hyphenated, lower case.
+    /// A UUID, whose text is hyphenated and in lower case (as the
+    /// engine's ids are).
     Uuid(Uuid),
     /// Any other id, as it was given.
     Own(Box<str>),
@@ -40,11 +41,10 @@ impl LoggedEvent {
         // is written back exactly as given.
         let uuid =
             (id.len() == 36 && !id.bytes().any(|b| b.is_ascii_uppercase())).then(|| Uuid::try_parse(id).ok()).flatten();
-        let id = match uuid {
-            Some(uuid) => return LoggedEvent::with_uuid(uuid, at, event),
-            None => EventIdForm::Own(id.into()),
-        };
-        LoggedEvent { id, at, event }
+        match uuid {
+            Some(uuid) => LoggedEvent::with_uuid(uuid, at, event),
+            None => LoggedEvent { id: EventIdForm::Own(id.into()), at, event },
+        }
     }
 
     /// The event as the log hands it out, numbered `seq`.
@@ -92,7 +92,11 @@ mod tests {
             assert_eq!(logged.after_id(&format!("{id}:owner")), Some("owner"));
             assert_eq!(logged.after_id(&format!("{id}owner")), None);
         }
-        let uuid = LoggedEvent::new("0192f0c4-7b1a-7abc-8def-0123456789ab", at(), event);
+        let uuid = LoggedEvent::new("0192f0c4-7b1a-7abc-8def-0123456789ab", at(), event.clone());
         assert!(matches!(uuid.id, EventIdForm::Uuid(_)), "a lower-case hyphenated UUID is kept as 16 bytes");
+        let given = LoggedEvent::with_uuid(Uuid::from_u128(0x0192_F0C4_7B1A_7ABC_8DEF_0123_4567_89AB), at(), event);
+        assert_eq!(given, uuid, "a UUID given as such is kept as its text would be");
+        assert_eq!(given.stored(7), uuid.stored(7));
+        assert_eq!(given.after_id("0192f0c4-7b1a-7abc-8def-0123456789ab:owner"), Some("owner"));
     }
 }
