@@ -712,7 +712,7 @@ impl Model {
                 Some(line) => line.qty += qty,
                 None => items.push(OrderItem {
                     menu_id: menu.id,
-                    name: menu.name.clone().into(),
+                    name: menu.name.as_str().into(),
                     unit_price: menu.price,
                     qty,
                 }),
