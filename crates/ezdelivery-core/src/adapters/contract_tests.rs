@@ -1097,9 +1097,10 @@ fn messages(s: &mut dyn Storage) {
 }
 
 /// Messages keyed and named as the engine makes them (the key from their
-/// event's number, the id `<event id>:<recipient kind>`) read back as they
-/// were queued, each with its own recipient, across a rolled-back write and
-/// a purge.
+/// event's number, the id `<event id>:<recipient kind>`), queued with their
+/// ids or as `queue_event_message` names them, read back as they were
+/// queued, each with its own recipient, across a rolled-back write and a
+/// purge.
 fn messages_of_events(s: &mut dyn Storage) {
     let ids = ["0192f0c4-7b1a-7abc-8def-0123456789ab", "0192f0c4-7b1a-7abc-8def-0123456789ac"];
     let events = sample_events();
@@ -1119,14 +1120,17 @@ fn messages_of_events(s: &mut dyn Storage) {
         at: t(at),
     };
     let pending = |m: &Message| queued(m, "console", DeliveryState::Pending, 0, m.at);
+    let uuid = |event: usize| ids[event].parse::<uuid::Uuid>().map_err(|_| Error::Internal("a UUID".into()));
+    // As the engine queues them: the id left to the storage to make.
+    let unnamed = |m: &Message| Message { id: String::new(), ..m.clone() };
     let (customer, owner) = (about(0, 0, "customer", "lee", 10), about(0, 1, "owner", "park", 11));
     write(s, |r| {
         r.queue_message(&customer, &["console"])?;
-        r.queue_message(&owner, &["console"])
+        r.queue_event_message(uuid(0)?, "owner", unnamed(&owner), &["console"])
     });
     // A write that queues a message to someone new, then fails: nothing of it stays.
     let failed = s.write(&mut |r| {
-        r.queue_message(&about(1, 0, "customer", "choi", 12), &["console"])?;
+        r.queue_event_message(uuid(1)?, "customer", unnamed(&about(1, 0, "customer", "choi", 12)), &["console"])?;
         Err(Error::Internal("no".into()))
     });
     assert!(failed.is_err());
@@ -1146,11 +1150,26 @@ fn messages_of_events(s: &mut dyn Storage) {
     assert_eq!(write(s, |r| r.purge_delivered_messages(t(100))), 2);
     assert_eq!(read(s, |r| r.due_messages(t(100), 100)), vec![pending(&later)]);
     let owner_again = about(1, 1, "owner", "park", 14);
-    write(s, |r| r.queue_message(&owner_again, &["console"]));
+    write(s, |r| r.queue_event_message(uuid(1)?, "owner", unnamed(&owner_again), &["console"]));
+    // An event id other than the one its key names: the id is still made
+    // from the id given, and whatever `id` the message came with is not it.
+    let elsewhere = Message { id: format!("{}:rider", ids[0]), ..about(1, 2, "rider", "kang", 15) };
+    let given = Message { id: "not its id".into(), ..elsewhere.clone() };
+    write(s, |r| r.queue_event_message(uuid(0)?, "rider", given.clone(), &["console"]));
     assert_oldest_first(
         &read(s, |r| r.due_messages(t(100), 100)),
-        &[pending(&later), pending(&owner_again)],
+        &[pending(&later), pending(&owner_again), pending(&elsewhere)],
         "after the purge",
+    );
+    // Queued again, by either way: its key is taken, nothing changes.
+    write(s, |r| {
+        r.queue_event_message(uuid(1)?, "rider", unnamed(&elsewhere), &["console", "jsonl"])?;
+        r.queue_message(&owner_again, &["jsonl"])
+    });
+    assert_oldest_first(
+        &read(s, |r| r.due_messages(t(100), 100)),
+        &[pending(&later), pending(&owner_again), pending(&elsewhere)],
+        "a key queued twice",
     );
 }
 
@@ -1338,7 +1357,7 @@ fn failed_read_returns_its_error(s: &mut dyn Storage) {
 
     // A read cannot write, whatever it tries; it changes nothing.
     write(s, |r| r.save_view(&sample_view(1, "kim")));
-    let writes: [(&str, RepoWork); 5] = [
+    let writes: [(&str, RepoWork); 6] = [
         ("save_store", |r| r.save_store(&store(3))),
         ("append_event", |r| r.append_event("e-read", t(0), &Event::CookingStarted { order_id: 1 }).map(drop)),
         ("append_event_uuid", |r| {
@@ -1346,6 +1365,9 @@ fn failed_read_returns_its_error(s: &mut dyn Storage) {
         }),
         ("clear_views", |r| r.clear_views()),
         ("claim_request", |r| r.claim_request("customer:kim", "k-read", "f", t(0)).map(drop)),
+        ("queue_event_message", |r| {
+            r.queue_event_message(uuid::Uuid::from_u128(1), "customer", message("m-read", 1, t(0)), &["console"])
+        }),
     ];
     for (what, work) in writes {
         assert!(s.read(&mut |r| work(r)).is_err(), "a read that tries {what} fails");

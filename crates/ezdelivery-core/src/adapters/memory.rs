@@ -908,12 +908,14 @@ impl State {
     }
 
     /// `message` as it is kept; also how many names it added to
-    /// [`State::names`] (for the journal to take back).
-    fn entry_of(&mut self, message: Message) -> (QueuedEntry, usize) {
+    /// [`State::names`] (for the journal to take back). `suffix`, when the
+    /// caller knows the id to be its event's, `:` and `suffix`: then
+    /// `message.id` is not read.
+    fn entry_of(&mut self, message: Message, suffix: Option<&str>) -> (QueuedEntry, usize) {
         let Message { id, key, order_id, event, status, recipient, text, at } = message;
         let (recipient, new) = self.names.intern(&recipient);
         let mut added = usize::from(new);
-        let id = match self.event_id_suffix(key, &id) {
+        let id = match suffix.or_else(|| self.event_id_suffix(key, &id)) {
             Some(suffix) => {
                 let (suffix, new) = self.names.intern(suffix);
                 added += usize::from(new);
@@ -1090,6 +1092,35 @@ impl Tx<'_> {
         let seq = state.push_event(logged);
         journal.push(Undo::Event);
         Ok(seq)
+    }
+
+    /// Queues `message` unless its key is queued already (see
+    /// [`State::entry_of`] for `suffix`).
+    fn queue_entry(&mut self, message: Message, suffix: Option<&str>, channels: &[&str]) -> Result<()> {
+        let (state, journal) = self.writable()?;
+        if state.message_at(message.key).is_some() {
+            return Ok(()); // queued already: replays never send twice
+        }
+        let (at, message_key) = (message.at, message.key);
+        let (entry, names) = state.entry_of(message, suffix);
+        journal.undo.extend((0..names).map(|_| Undo::Name));
+        let text = entry.text;
+        let Some(key) = state.push_message(entry) else {
+            debug_assert!(false, "message {message_key} was queued between two looks");
+            state.texts.truncate(text);
+            return Ok(());
+        };
+        journal.push(Undo::Message);
+        for &name in channels {
+            let channel = Tx::channel(state, journal, name);
+            if state.delivery_keys.contains_key(&(key, channel)) {
+                continue; // a channel named twice is queued once
+            }
+            let progress = Progress { state: DeliveryState::Pending, tries: 0, next_at: at, last_error: None };
+            state.push_message_delivery(key, channel, progress);
+            journal.push(Undo::NewDelivery);
+        }
+        Ok(())
     }
 
     /// Records that `table` has a record `id` (for `next_id`).
@@ -1448,30 +1479,24 @@ impl Repo for Tx<'_> {
     }
 
     fn queue_owned_message(&mut self, message: Message, channels: &[&str]) -> Result<()> {
-        let (state, journal) = self.writable()?;
-        if state.message_at(message.key).is_some() {
-            return Ok(()); // queued already: replays never send twice
+        self.queue_entry(message, None, channels)
+    }
+
+    fn queue_event_message(
+        &mut self,
+        event_id: Uuid,
+        audience: &str,
+        mut message: Message,
+        channels: &[&str],
+    ) -> Result<()> {
+        let (state, _) = self.writable()?;
+        // Its id is made again from its event's when it is read, which
+        // needs the event its key names to be that one.
+        if state.event_of_message(message.key).is_some_and(|e| e.has_uuid(event_id)) {
+            return self.queue_entry(message, Some(audience), channels);
         }
-        let (at, message_key) = (message.at, message.key);
-        let (entry, names) = state.entry_of(message);
-        journal.undo.extend((0..names).map(|_| Undo::Name));
-        let text = entry.text;
-        let Some(key) = state.push_message(entry) else {
-            debug_assert!(false, "message {message_key} was queued between two looks");
-            state.texts.truncate(text);
-            return Ok(());
-        };
-        journal.push(Undo::Message);
-        for &name in channels {
-            let channel = Tx::channel(state, journal, name);
-            if state.delivery_keys.contains_key(&(key, channel)) {
-                continue; // a channel named twice is queued once
-            }
-            let progress = Progress { state: DeliveryState::Pending, tries: 0, next_at: at, last_error: None };
-            state.push_message_delivery(key, channel, progress);
-            journal.push(Undo::NewDelivery);
-        }
-        Ok(())
+        message.id = Message::id_of(event_id, audience);
+        self.queue_entry(message, None, channels)
     }
 
     fn due_messages(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedMessage>> {
@@ -1919,6 +1944,9 @@ mod tests {
             }),
             ("clear_views", |r| r.clear_views()),
             ("queue_message", |r| r.queue_message(&message("m9", t(1)), &["console"])),
+            ("queue_event_message", |r| {
+                r.queue_event_message(uuid::Uuid::from_u128(9), "owner", message("m10", t(1)), &["console"])
+            }),
             ("save_message_delivery", |r| r.save_message_delivery(&md("m1", "console", DeliveryState::Dead, t(1)))),
             ("claim_request", |r| r.claim_request("s", "k9", "fp", t(1)).map(drop)),
             ("finish_request", |r| {

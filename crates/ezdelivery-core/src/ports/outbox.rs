@@ -2,6 +2,7 @@
 //! state change they tell about, and their delivery state per channel.
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::domain::{status_strings, EventType, OrderId, OrderStatus, SmolStr};
 
@@ -93,5 +94,24 @@ impl Message {
     /// ```
     pub fn key_of(seq: i64, recipient: i64) -> i64 {
         seq.saturating_mul(Self::RECIPIENTS).saturating_add(recipient)
+    }
+
+    /// The id of the message about event `event_id` for `audience` (the
+    /// kind of recipient), as the engine names its messages: the event's
+    /// id, `:`, the audience.
+    ///
+    /// ```
+    /// use ezdelivery_core::ports::outbox::Message;
+    /// let event = "0192f0c4-7b1a-7abc-8def-0123456789ab".parse().unwrap();
+    /// assert_eq!(Message::id_of(event, "owner"), "0192f0c4-7b1a-7abc-8def-0123456789ab:owner");
+    /// ```
+    pub fn id_of(event_id: Uuid, audience: &str) -> String {
+        let mut buffer = Uuid::encode_buffer();
+        let event = event_id.hyphenated().encode_lower(&mut buffer);
+        let mut id = String::with_capacity(event.len() + 1 + audience.len());
+        id.push_str(event);
+        id.push(':');
+        id.push_str(audience);
+        id
     }
 }

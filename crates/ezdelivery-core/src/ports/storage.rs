@@ -291,6 +291,21 @@ pub trait Repo {
     fn queue_owned_message(&mut self, message: Message, channels: &[&str]) -> Result<()> {
         self.queue_message(&message, channels)
     }
+    /// [`Repo::queue_owned_message`] for the message about event
+    /// `event_id` to `audience` (`customer`, `owner`, `rider`), with the id
+    /// the engine gives it, [`Message::id_of`] the two: `message.id` is
+    /// replaced. A storage that makes the id again from its event's when it
+    /// is read (the in-memory one) neither writes it out nor keeps it.
+    fn queue_event_message(
+        &mut self,
+        event_id: Uuid,
+        audience: &str,
+        mut message: Message,
+        channels: &[&str],
+    ) -> Result<()> {
+        message.id = Message::id_of(event_id, audience);
+        self.queue_owned_message(message, channels)
+    }
     /// Deliveries still `pending` whose next try is due at `now`, oldest
     /// message first (by its time, then id, then channel), at most `limit`.
     fn due_messages(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedMessage>>;

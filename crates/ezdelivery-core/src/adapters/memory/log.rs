@@ -52,6 +52,13 @@ impl LoggedEvent {
         StoredEvent { seq, id: self.with_id(str::to_string), at: self.at, event: self.event.clone() }
     }
 
+    /// Whether this event's id is the UUID `id` (an id given as text is
+    /// kept as a UUID whenever it is one written as the engine writes them,
+    /// so no other is).
+    pub fn has_uuid(&self, id: Uuid) -> bool {
+        matches!(self.id, EventIdForm::Uuid(own) if own == id)
+    }
+
     /// What follows this event's id and `:` in `text`, if `text` starts so.
     pub fn after_id<'t>(&self, text: &'t str) -> Option<&'t str> {
         self.with_id(|id| text.strip_prefix(id))?.strip_prefix(':')
