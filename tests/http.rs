@@ -214,15 +214,22 @@ fn lifecycle(w: &World, gw: &Gateway) {
     assert_eq!((placed["status"].as_str(), placed["total"].as_i64()), (Some("paid"), Some(36_000)), "{placed}");
     let inbox = api.get(&format!("/stores/{store}/orders"), "t-park");
     assert_eq!(inbox.body["orders"][0]["order_id"], order, "{}", inbox.text);
-    for (path, token, status) in [
-        ("cook/start", "t-park", "cooking"),
-        ("cook/finish", "t-park", "cooked"),
-        ("delivery/start", "t-han", "delivering"),
-        ("delivery/complete", "t-han", "delivered"),
-    ] {
+    for (path, token, status) in [("cook/start", "t-park", "cooking"), ("cook/finish", "t-park", "cooked")] {
         let view = api.ok(&format!("/orders/{order}/{path}"), token, json!({}), 200);
         assert_eq!(view["status"], status, "{path}: {view}");
     }
+    // A rider names themself by id too, as a JSON number; not another rider.
+    let seo = id(&api.ok("/riders", "t-seo", json!({}), 201));
+    let han = w.ok(&["rider", "list"])["riders"]
+        .as_array()
+        .and_then(|riders| riders.iter().find(|r| r["name"] == "han").map(id))
+        .expect("han is a rider");
+    let as_seo = api.post(&format!("/orders/{order}/delivery/start"), "t-han", json!({"rider": seo}));
+    assert_eq!(as_seo.status, 403, "{}", as_seo.text);
+    let view = api.ok(&format!("/orders/{order}/delivery/start"), "t-han", json!({"rider": han}), 200);
+    assert_eq!((&view["status"], &view["delivery"]["rider"]), (&json!("delivering"), &json!("han")), "{view}");
+    let view = api.ok(&format!("/orders/{order}/delivery/complete"), "t-han", json!({}), 200);
+    assert_eq!(view["status"], "delivered", "{view}");
     let review = api.ok(&format!("/orders/{order}/review"), "t-kim", json!({"score": 5, "text": "맛있어요"}), 201);
     assert_eq!((review["order_id"].as_i64(), review["score"].as_i64()), (Some(order), Some(5)), "{review}");
 
@@ -393,6 +400,12 @@ fn eight_copies_of_one_request_place_one_order_and_charge_once() {
     // Another caller's key of the same name is theirs, not kim's.
     let admin = json!({"store_id": store, "customer": "lee", "items": [{"menu": menu}]});
     assert_eq!(api.call("POST", "/orders", Some("t-admin"), Some(&admin), &key).status, 201);
+    // Keys that cannot be told apart are refused, and place nothing.
+    for bad in [&[("Idempotency-Key", "order kim 2")][..], &[("Idempotency-Key", "a"), ("Idempotency-Key", "b")]] {
+        let refused = api.call("POST", "/orders", Some("t-kim"), Some(&body), bad);
+        assert_eq!((refused.status, &refused.body["kind"]), (400, &json!("invalid_input")), "{}", refused.text);
+    }
+    assert_eq!(w.order_ids().len(), 2, "the first order and admin's");
     assert_eq!(api.stop(), Some(0));
 
     let api = Api::start(&w);
@@ -559,7 +572,8 @@ fn live_tracking_delivers_every_event_once_across_a_reconnect() {
 }
 
 /// Errors are problem+json with `kind` and SPEC's status; a payment
-/// gateway that is down is 503 with Retry-After, the order kept.
+/// gateway that is down is 503 with Retry-After, the order kept, and its
+/// replay is that answer, Retry-After too.
 #[test]
 fn errors_are_problem_json_with_the_kind_and_status_of_spec() {
     let gw = Gateway::start(Mode::Up);
@@ -599,9 +613,14 @@ fn errors_are_problem_json_with_the_kind_and_status_of_spec() {
     assert_eq!(declined.body["order_id"], unpaid);
 
     gw.set_mode(Mode::Failing(503));
-    let down = api.post("/orders", "t-kim", new_order(store, menu, true));
+    let key = [("Idempotency-Key", "kim-down-1")];
+    let down = api.call("POST", "/orders", Some("t-kim"), Some(&new_order(store, menu, true)), &key);
     problem(&down, 503, "unavailable");
     assert_eq!(down.retry_after.as_deref(), Some("1"), "503 says when to come back");
+    let again = api.call("POST", "/orders", Some("t-kim"), Some(&new_order(store, menu, true)), &key);
+    problem(&again, 503, "unavailable");
+    assert_eq!((again.replayed, again.retry_after.as_deref()), (true, Some("1")), "the first answer again");
+    assert_eq!(again.body, down.body);
     let kept = down.body["order_id"].as_i64().expect("the kept order's id");
     assert_eq!(api.get(&format!("/orders/{kept}"), "t-kim").body["status"], "pending_payment");
     gw.set_mode(Mode::Up);

@@ -150,10 +150,13 @@ pub(crate) fn own_name(caller: &Principal, given: Option<&str>, what: &str) -> R
     match given {
         Some(name) if caller.role == Role::Admin || name == caller.name => Ok(name.to_string()),
         None => Ok(caller.name.clone()),
-        Some(name) => {
-            Err(Problem::forbidden(format!("{} {} may not {what} as {name}", caller.role.as_str(), caller.name)))
-        }
+        Some(name) => Err(not_as(caller, name, what)),
     }
+}
+
+/// 403: `caller` may not `what` as `name`.
+pub(crate) fn not_as(caller: &Principal, name: &str, what: &str) -> Problem {
+    Problem::forbidden(format!("{} {} may not {what} as {name}", caller.role.as_str(), caller.name))
 }
 
 #[cfg(test)]

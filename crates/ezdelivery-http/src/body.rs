@@ -11,8 +11,11 @@ use serde::{Deserialize, Deserializer};
 
 use crate::problem::Problem;
 
-/// A JSON body. An empty body reads as `{}`, so bodies whose fields are all
-/// optional (`/cancel`, `/payments`) may be left out.
+/// A JSON body: an object. An empty body, or `null` (which the OpenAPI
+/// document allows where every field is optional), reads as `{}`, so
+/// bodies whose fields are all optional (`/cancel`, `/payments`) may be
+/// left out. Anything else but an object is refused, an array too (which
+/// serde would otherwise read field by field, in order).
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
@@ -26,7 +29,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 Problem::invalid(format!("cannot read the request body: {e}"))
             }
         })?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let text: &[u8] = match bytes.trim_ascii() {
+            b"" | b"null" => b"{}",
+            object if object.starts_with(b"{") => &bytes,
+            _ => return Err(Problem::invalid("the request body must be a JSON object")),
+        };
         serde_json::from_slice(text).map(JsonBody).map_err(|e| {
             Problem::invalid(format!("the request body is not the JSON this endpoint takes: {}", shown(&e)))
         })
@@ -111,5 +118,28 @@ mod tests {
         assert!(!text.contains("4111") && text.contains("expected a string"), "{text}");
         let e = serde_json::from_str::<Pay>(r#"{"cart": "x"}"#).unwrap_err();
         assert_eq!(shown(&e), e.to_string(), "other messages are kept whole");
+    }
+
+    #[test]
+    fn a_body_is_an_object_or_nothing() {
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Reason {
+            reason: Option<String>,
+        }
+        let read = |body: &'static str| {
+            let request = Request::new(axum::body::Body::from(body));
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+            runtime.block_on(JsonBody::<Reason>::from_request(request, &())).map(|JsonBody(r)| r)
+        };
+        let late = Reason { reason: Some("late".into()) };
+        assert_eq!(read(r#" {"reason": "late"} "#).expect("an object"), late);
+        for nothing in ["", " \n", "null", " null\n"] {
+            assert_eq!(read(nothing).expect("no body"), Reason { reason: None }, "{nothing:?}");
+        }
+        for refused in [r#"["late"]"#, r#""late""#, "1", "true", "nul", r#"{"reason": 1}"#] {
+            let problem = read(refused).expect_err(refused);
+            assert_eq!((problem.status, problem.kind.as_str()), (400, "invalid_input"), "{refused:?}");
+        }
     }
 }

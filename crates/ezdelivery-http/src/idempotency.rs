@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::auth::caller_of;
 use crate::body::too_large;
-use crate::problem::{Problem, PROBLEM_JSON};
+use crate::problem::{with_problem_headers, Problem};
 use crate::state::AppState;
 use crate::tokens::sha256_hex;
 
@@ -38,12 +38,14 @@ pub(crate) async fn idempotent(State(state): State<AppState>, request: Request, 
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    let key = match request.headers().get(HEADER).map(|v| v.to_str()) {
-        None => return next.run(request).await,
-        Some(Ok(key)) if !key.is_empty() && key.len() <= 255 => key.to_string(),
-        Some(_) => {
+    let mut keys = request.headers().get_all(HEADER).iter();
+    let key = match (keys.next().map(|v| v.as_bytes()), keys.next()) {
+        (None, _) => return next.run(request).await,
+        (Some(key), None) if valid_key(key) => String::from_utf8_lossy(key).into_owned(),
+        (Some(_), None) => {
             return Problem::invalid("Idempotency-Key must be 1 to 255 visible ASCII characters").into_response()
         }
+        (Some(_), Some(_)) => return Problem::invalid("send one Idempotency-Key, not several").into_response(),
     };
     // Claiming, working and keeping the answer run to their end in a task
     // of their own, even when this request is dropped (a client gone, the
@@ -117,16 +119,24 @@ async fn claim_work_keep(state: AppState, key: String, request: Request, next: N
     Response::from_parts(parts, Body::from(body))
 }
 
-/// The kept answer, as it was first sent. It is final for its key: a 503
-/// (a payment queued) comes without `Retry-After`, since sending the same
-/// key again would only replay it; the order it names tells the rest.
+/// Whether `key` is 1 to 255 visible ASCII characters (no spaces: a key
+/// with a space in it is most often two joined by mistake).
+fn valid_key(key: &[u8]) -> bool {
+    (1..=255).contains(&key.len()) && key.iter().all(u8::is_ascii_graphic)
+}
+
+/// The kept answer, as it was first sent: a 503 (a payment queued) with
+/// its `Retry-After` too. It is final for its key: sending the same key
+/// again only replays it; the order it names tells the rest.
 fn replay(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, stored.body).into_response();
-    let headers = response.headers_mut();
-    let media = if status.is_client_error() || status.is_server_error() { PROBLEM_JSON } else { "application/json" };
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(media));
-    headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    if status.is_client_error() || status.is_server_error() {
+        with_problem_headers(&mut response);
+    } else {
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     response
 }
 
@@ -164,5 +174,19 @@ struct Working(AtWork);
 impl Drop for Working {
     fn drop(&mut self) {
         self.0 .0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_1_to_255_visible_ascii_characters() {
+        assert!(valid_key(b"order-kim-1"));
+        assert!(valid_key(&[b'~'; 255]));
+        for bad in [&b""[..], &[b'k'; 256], b"two keys", b"tab\tkey", "키".as_bytes(), b"\x7f"] {
+            assert!(!valid_key(bad), "{bad:?}");
+        }
     }
 }

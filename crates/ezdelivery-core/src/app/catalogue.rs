@@ -144,6 +144,13 @@ impl Engine {
     pub fn riders(&self) -> Result<Vec<Rider>> {
         self.read(|repo| repo.riders())
     }
+
+    /// The rider `rider` names, by id or exact name (a name that is also
+    /// a number is tried as an id first), as `deliver start --rider` takes
+    /// it; `not_found` when there is none.
+    pub fn rider(&self, rider: &str) -> Result<Rider> {
+        self.read(|repo| find_rider(repo, rider))
+    }
 }
 
 /// The store `id`, or `not_found`.

@@ -10,20 +10,31 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::{Errors, IdempotencyKey};
-use crate::auth::{order_access, own_name, require_role, Caller, OrderAction};
+use crate::auth::{not_as, order_access, own_name, require_role, Caller, OrderAction};
 use crate::body::{Id, JsonBody, PathParam};
 use crate::problem::Problem;
 use crate::state::AppState;
 use crate::tokens::{Principal, Role};
 
-/// A menu, by id or by its exact name within the store.
+/// A menu (within the order's store) or a rider, by id or by exact name.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(untagged)]
-pub(crate) enum MenuRef {
-    /// The menu's id.
+pub(crate) enum IdOrName {
+    /// The id.
     Id(i64),
-    /// The menu's exact name.
+    /// The exact name.
     Name(String),
+}
+
+impl IdOrName {
+    /// As the CLI takes it: a name that is also a number is tried as an id
+    /// first.
+    fn to_text(&self) -> String {
+        match self {
+            IdOrName::Id(id) => id.to_string(),
+            IdOrName::Name(name) => name.clone(),
+        }
+    }
 }
 
 /// One line of `POST /orders`.
@@ -31,7 +42,7 @@ pub(crate) enum MenuRef {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ItemBody {
     /// The menu, by id or name.
-    menu: MenuRef,
+    menu: IdOrName,
     /// How many; 1 when left out.
     #[serde(default)]
     #[schema(minimum = 1)]
@@ -84,17 +95,8 @@ pub(crate) async fn place_order(
     let view = state
         .engine
         .run(move |e| {
-            let picks: Vec<ItemPick> = body
-                .items
-                .iter()
-                .map(|i| {
-                    let menu = match &i.menu {
-                        MenuRef::Id(id) => id.to_string(),
-                        MenuRef::Name(name) => name.clone(),
-                    };
-                    ItemPick::new(menu, i.qty.unwrap_or(1))
-                })
-                .collect();
+            let picks: Vec<ItemPick> =
+                body.items.iter().map(|i| ItemPick::new(i.menu.to_text(), i.qty.unwrap_or(1))).collect();
             let mut new = NewOrder::new(body.store_id.0, &customer, &picks);
             if let Some(address) = &body.address {
                 new = new.deliver_to(address);
@@ -232,10 +234,10 @@ pub(crate) async fn cook_reject(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RiderBody {
-    /// The rider, by id or name; a rider's own name when left out (admin:
+    /// The rider, by id or name; the rider calling when left out (admin:
     /// the delivery's rider).
     #[serde(default)]
-    rider: Option<String>,
+    rider: Option<IdOrName>,
 }
 
 /// The rider departs (`deliver start`): the assigned rider, any rider when
@@ -250,9 +252,19 @@ pub(crate) async fn delivery_start(
     PathParam(Id(id)): PathParam<Id>,
     JsonBody(body): JsonBody<RiderBody>,
 ) -> Result<Json<OrderView>, Problem> {
-    let rider = match caller.role {
-        Role::Admin => body.rider,
-        _ => Some(own_name(&caller, body.rider.as_deref(), "deliver")?),
+    let given = body.rider.as_ref().map(IdOrName::to_text);
+    let rider = match (caller.role, given) {
+        (Role::Admin, given) => given,
+        // A rider may name themself by id too: the id is looked up.
+        (_, Some(given)) if given != caller.name => {
+            let named = given.clone();
+            let found = state.engine.run(move |e| Ok(e.rider(&named)?)).await;
+            match found {
+                Ok(rider) if *rider.name == *caller.name => Some(given),
+                _ => return Err(not_as(&caller, &given, "deliver")),
+            }
+        }
+        (_, given) => Some(own_name(&caller, given.as_deref(), "deliver")?),
     };
     act(state, caller, id, OrderAction::StartDelivery, move |e| Ok(e.start_delivery(id, rider.as_deref())?)).await
 }
