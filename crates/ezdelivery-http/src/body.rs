@@ -5,7 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 
@@ -87,15 +87,20 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathPar
     }
 }
 
-/// Query parameters.
+/// Query parameters. One with an empty value is left out, as an HTML
+/// form sends the fields left blank (`/events?order=&after=5`).
 pub struct QueryParams<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<QueryParams<T>, Problem> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<QueryParams<T>, Problem> {
+        let given = parts.uri.query().unwrap_or_default();
+        let kept: Vec<&str> = given.split('&').filter(|pair| !pair.is_empty() && !pair.ends_with('=')).collect();
+        let uri: Uri = format!("/?{}", kept.join("&"))
+            .parse()
+            .map_err(|_| Problem::invalid("bad query parameter: the query is not a valid URI query"))?;
+        Query::<T>::try_from_uri(&uri)
             .map(|Query(t)| QueryParams(t))
             .map_err(|e| Problem::invalid(format!("bad query parameter: {}", e.body_text())))
     }
@@ -118,6 +123,30 @@ mod tests {
         assert!(!text.contains("4111") && text.contains("expected a string"), "{text}");
         let e = serde_json::from_str::<Pay>(r#"{"cart": "x"}"#).unwrap_err();
         assert_eq!(shown(&e), e.to_string(), "other messages are kept whole");
+    }
+
+    #[test]
+    fn an_empty_query_parameter_is_one_left_out() {
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Page {
+            order: Option<i64>,
+            after: Option<i64>,
+        }
+        let read = |uri: &'static str| {
+            let (mut parts, ()) = Request::builder().uri(uri).body(()).expect("a request").into_parts();
+            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+            runtime.block_on(QueryParams::<Page>::from_request_parts(&mut parts, &())).map(|QueryParams(p)| p)
+        };
+        let page = |order, after| Page { order, after };
+        assert_eq!(read("/events").expect("no query"), page(None, None));
+        assert_eq!(read("/events?").expect("an empty query"), page(None, None));
+        assert_eq!(read("/events?order=&after=5").expect("order left blank"), page(None, Some(5)));
+        assert_eq!(read("/events?order=3&&after=").expect("after left blank"), page(Some(3), None));
+        for refused in ["/events?after=x", "/events?limit=5", "/events?order=1&order=2"] {
+            let problem = read(refused).expect_err(refused);
+            assert_eq!((problem.status, problem.kind.as_str()), (400, "invalid_input"), "{refused}");
+        }
     }
 
     #[test]
