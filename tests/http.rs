@@ -26,7 +26,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
 const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The tokens of every test: (token, role, name).
-const TOKENS: [(&str, &str, &str); 8] = [
+const TOKENS: [(&str, &str, &str); 9] = [
     ("t-admin", "admin", "ops"),
     ("t-kim", "customer", "kim"),
     ("t-lee", "customer", "lee"),
@@ -35,6 +35,7 @@ const TOKENS: [(&str, &str, &str); 8] = [
     ("t-han", "rider", "han"),
     ("t-seo", "rider", "seo"),
     ("t-moon", "rider", "moon"),
+    ("t-one", "rider", "1"),
 ];
 
 /// Writes the tokens file of [`TOKENS`] (mode 600) into `w`.
@@ -567,6 +568,37 @@ fn live_tracking_delivers_every_event_once_across_a_reconnect() {
     // The whole log, for admin, resumes the same way.
     let everything = read_stream(&api, "/events", "t-admin", Some(logged[0]), 2);
     assert!(everything.iter().all(|(id, _)| *id > logged[0]), "{everything:?}");
+    drop(api);
+    assert_ledger(&w, &gw, &[order]);
+}
+
+/// A rider whose name is a number departs as themself, not as the rider
+/// with that id, and names themself by id only with their own.
+#[test]
+fn a_rider_named_by_a_number_is_that_rider_not_the_one_with_that_id() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateways(gw.url()));
+    let api = Api::start(&w);
+    let store = id(&api.ok("/stores", "t-park", json!({"name": "교촌치킨"}), 201));
+    let menu =
+        id(&api.ok(&format!("/stores/{store}/menus"), "t-park", json!({"name": "후라이드", "price": 18000}), 201));
+    let order = order_id(&api.ok("/orders", "t-kim", new_order(store, menu, true), 201));
+    for path in ["cook/start", "cook/finish"] {
+        api.ok(&format!("/orders/{order}/{path}"), "t-park", json!({}), 200);
+    }
+    // No rider yet, so the delivery waits for one: han registers first.
+    let han = id(&api.ok("/riders", "t-han", json!({}), 201));
+    let one = id(&api.ok("/riders", "t-one", json!({}), 201));
+    assert_eq!(han.to_string(), "1", "han's id is the other rider's name");
+    let path = format!("/orders/{order}/delivery/start");
+    for (body, what) in [(json!({"rider": han}), "han's id"), (json!({"rider": "han"}), "han's name")] {
+        let refused = api.post(&path, "t-one", body);
+        assert_eq!(refused.status, 403, "rider \"1\" giving {what}: {}", refused.text);
+    }
+    let below_one = api.post(&path, "t-one", json!({"rider": 0}));
+    assert_eq!((below_one.status, &below_one.body["kind"]), (400, &json!("invalid_input")), "{}", below_one.text);
+    let view = api.ok(&path, "t-one", json!({"rider": one}), 200);
+    assert_eq!((&view["status"], &view["delivery"]["rider"]), (&json!("delivering"), &json!("1")), "{view}");
     drop(api);
     assert_ledger(&w, &gw, &[order]);
 }

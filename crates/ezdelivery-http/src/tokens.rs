@@ -53,10 +53,20 @@ pub struct Principal {
 
 impl Principal {
     /// The caller as one word, for idempotency keys and logs: `customer:kim`.
+    /// A name longer than [`SCOPE_NAME_BYTES`] is written as its SHA-256
+    /// (`customer:sha256:…`): a name may have 1,000 characters, and a
+    /// scope is at most 255 (and is part of a primary key, which
+    /// PostgreSQL bounds to about 2.7 KB).
     pub fn scope(&self) -> String {
-        format!("{}:{}", self.role.as_str(), self.name)
+        match self.name.len() {
+            0..=SCOPE_NAME_BYTES => format!("{}:{}", self.role.as_str(), self.name),
+            _ => format!("{}:sha256:{}", self.role.as_str(), sha256_hex(&self.name)),
+        }
     }
 }
+
+/// The longest name a scope holds as it is, in bytes.
+pub const SCOPE_NAME_BYTES: usize = 200;
 
 /// Why a tokens file was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +207,21 @@ mod tests {
                 format!("[[token]]\nsha256 = \"{}\"\nrole = \"{role}\"\nname = \"{name}\"\n", sha256_hex(token))
             })
             .collect()
+    }
+
+    #[test]
+    fn a_scope_holds_a_long_name_as_its_digest_and_stays_short() {
+        let scope = |name: String| Principal { role: Role::Customer, name }.scope();
+        assert_eq!(scope("kim".into()), "customer:kim");
+        let at_most = "k".repeat(SCOPE_NAME_BYTES);
+        assert_eq!(scope(at_most.clone()), format!("customer:{at_most}"));
+        let longest = "김".repeat(1_000);
+        let long = scope(longest.clone());
+        assert_eq!(long, format!("customer:sha256:{}", sha256_hex(&longest)));
+        assert_ne!(long, scope(format!("{longest}x")), "each long name its own");
+        for name in [at_most, longest] {
+            assert!(scope(name).chars().count() <= ezdelivery_core::app::requests::MAX_REQUEST_KEY);
+        }
     }
 
     #[test]

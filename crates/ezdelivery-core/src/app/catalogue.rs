@@ -151,6 +151,12 @@ impl Engine {
     pub fn rider(&self, rider: &str) -> Result<Rider> {
         self.read(|repo| find_rider(repo, rider))
     }
+
+    /// The rider named exactly `name` (a name that is a number too is not
+    /// read as an id); `not_found` when there is none.
+    pub fn rider_named(&self, name: &str) -> Result<Rider> {
+        self.read(|repo| repo.rider_by_name(name)?.ok_or_else(|| Error::not_found(crate::Record::Rider, name)))
+    }
 }
 
 /// The store `id`, or `not_found`.

@@ -84,8 +84,9 @@ pub(crate) enum Errors {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)] // only its OpenAPI description is used
 pub(crate) struct IdempotencyKey {
-    /// Any text up to 255 characters: the same key and body return the
-    /// first response without doing the work again; another body is 422.
+    /// 1 to 255 visible ASCII characters (no spaces), in one header: the
+    /// same key and body return the first response without doing the
+    /// work again; another body is 422.
     #[param(rename = "Idempotency-Key")]
     key: Option<String>,
 }

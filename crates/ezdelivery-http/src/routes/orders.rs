@@ -4,8 +4,9 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use ezdelivery_core::domain::Rider;
 use ezdelivery_core::json::{OrderList, ReviewJson};
-use ezdelivery_core::{Engine, ItemPick, NewOrder, OrderView};
+use ezdelivery_core::{Engine, Error, ItemPick, NewOrder, OrderView};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -27,12 +28,13 @@ pub(crate) enum IdOrName {
 }
 
 impl IdOrName {
-    /// As the CLI takes it: a name that is also a number is tried as an id
-    /// first.
-    fn to_text(&self) -> String {
+    /// As the CLI takes it (a name that is also a number is tried as an id
+    /// first); an id below 1 is invalid input, as everywhere.
+    fn to_text(&self) -> Result<String, Problem> {
         match self {
-            IdOrName::Id(id) => id.to_string(),
-            IdOrName::Name(name) => name.clone(),
+            IdOrName::Id(id) if *id < 1 => Err(Problem::invalid(format!("an id must be 1 or more, got {id}"))),
+            IdOrName::Id(id) => Ok(id.to_string()),
+            IdOrName::Name(name) => Ok(name.clone()),
         }
     }
 }
@@ -92,11 +94,14 @@ pub(crate) async fn place_order(
         ));
     }
     let customer = own_name(&caller, body.customer.as_deref(), "place an order")?;
+    let picks = body
+        .items
+        .iter()
+        .map(|i| Ok(ItemPick::new(i.menu.to_text()?, i.qty.unwrap_or(1))))
+        .collect::<Result<Vec<ItemPick>, Problem>>()?;
     let view = state
         .engine
         .run(move |e| {
-            let picks: Vec<ItemPick> =
-                body.items.iter().map(|i| ItemPick::new(i.menu.to_text(), i.qty.unwrap_or(1))).collect();
             let mut new = NewOrder::new(body.store_id.0, &customer, &picks);
             if let Some(address) = &body.address {
                 new = new.deliver_to(address);
@@ -252,21 +257,43 @@ pub(crate) async fn delivery_start(
     PathParam(Id(id)): PathParam<Id>,
     JsonBody(body): JsonBody<RiderBody>,
 ) -> Result<Json<OrderView>, Problem> {
-    let given = body.rider.as_ref().map(IdOrName::to_text);
-    let rider = match (caller.role, given) {
-        (Role::Admin, given) => given,
-        // A rider may name themself by id too: the id is looked up.
-        (_, Some(given)) if given != caller.name => {
-            let named = given.clone();
-            let found = state.engine.run(move |e| Ok(e.rider(&named)?)).await;
-            match found {
-                Ok(rider) if *rider.name == *caller.name => Some(given),
-                _ => return Err(not_as(&caller, &given, "deliver")),
-            }
+    let given = body.rider.as_ref().map(IdOrName::to_text).transpose()?;
+    let rider = match caller.role {
+        Role::Admin => given,
+        _ => {
+            let me = caller.clone();
+            Some(state.engine.run(move |e| own_rider(e, &me, body.rider)).await?.to_string())
         }
-        (_, given) => Some(own_name(&caller, given.as_deref(), "deliver")?),
     };
     act(state, caller, id, OrderAction::StartDelivery, move |e| Ok(e.start_delivery(id, rider.as_deref())?)).await
+}
+
+/// The id of the rider `caller` is, found by their exact name (a rider
+/// named "1" is not rider 1), when `given` (the body's `rider`) names no
+/// one else: an id must be theirs, a name theirs or, read as the CLI reads
+/// it, that of the rider they are. 403 otherwise, or when the caller is no
+/// rider at all.
+fn own_rider(e: &Engine, caller: &Principal, given: Option<IdOrName>) -> Result<i64, Problem> {
+    let named = match &given {
+        Some(IdOrName::Id(id)) => id.to_string(),
+        Some(IdOrName::Name(name)) => name.clone(),
+        None => caller.name.clone(),
+    };
+    let refused = || not_as(caller, &named, "deliver");
+    let found = |rider: Result<Rider, Error>| match rider {
+        Err(Error::NotFound { .. } | Error::Invalid(_)) => Err(refused()),
+        other => Ok(other?),
+    };
+    let own = found(e.rider_named(&caller.name))?;
+    let theirs = match given {
+        None => true,
+        Some(IdOrName::Id(id)) => id == own.id,
+        Some(IdOrName::Name(name)) => name == caller.name || found(e.rider(&name))?.id == own.id,
+    };
+    if !theirs {
+        return Err(refused());
+    }
+    Ok(own.id)
 }
 
 /// The food is handed over (`deliver complete`): the assigned rider, or admin.
