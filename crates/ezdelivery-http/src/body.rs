@@ -127,6 +127,11 @@ mod tests {
         assert_eq!(shown(&e), e.to_string(), "other messages are kept whole");
     }
 
+    /// Runs an extractor to its end.
+    fn block_on<F: std::future::Future>(extracting: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().expect("a runtime").block_on(extracting)
+    }
+
     #[test]
     fn an_empty_query_parameter_is_one_left_out() {
         // As the endpoints' own: an unknown parameter (a cache buster) is
@@ -138,8 +143,7 @@ mod tests {
         }
         let read = |uri: &'static str| {
             let (mut parts, ()) = Request::builder().uri(uri).body(()).expect("a request").into_parts();
-            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
-            runtime.block_on(QueryParams::<Page>::from_request_parts(&mut parts, &())).map(|QueryParams(p)| p)
+            block_on(QueryParams::<Page>::from_request_parts(&mut parts, &())).map(|QueryParams(p)| p)
         };
         let page = |order, after| Page { order, after };
         assert_eq!(read("/events").expect("no query"), page(None, None));
@@ -163,8 +167,7 @@ mod tests {
         }
         let read = |body: &'static str| {
             let request = Request::new(axum::body::Body::from(body));
-            let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
-            runtime.block_on(JsonBody::<Reason>::from_request(request, &())).map(|JsonBody(r)| r)
+            block_on(JsonBody::<Reason>::from_request(request, &())).map(|JsonBody(r)| r)
         };
         let late = Reason { reason: Some("late".into()) };
         assert_eq!(read(r#" {"reason": "late"} "#).expect("an object"), late);

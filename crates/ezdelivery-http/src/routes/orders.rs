@@ -257,6 +257,8 @@ pub(crate) async fn delivery_start(
     PathParam(Id(id)): PathParam<Id>,
     JsonBody(body): JsonBody<RiderBody>,
 ) -> Result<Json<OrderView>, Problem> {
+    // Read as the CLI reads `--rider` (and an id below 1 refused, for
+    // riders too, who are then found by `own_rider`).
     let given = body.rider.as_ref().map(IdOrName::to_text).transpose()?;
     let rider = match caller.role {
         Role::Admin => given,
