@@ -37,6 +37,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("stores", stores),
     ("menus", menus),
     ("riders", riders),
+    ("longest_names", longest_names),
     ("least_busy_rider", least_busy_rider),
     ("orders", orders),
     ("store_inbox", store_inbox),
@@ -449,6 +450,34 @@ fn orders(s: &mut dyn Storage) {
     let missing = s.write(&mut |r| r.update_order(&order(9, 1, OrderStatus::Paid)));
     assert!(matches!(missing, Err(Error::Storage(_))), "an order never inserted is not updated: {missing:?}");
     assert_eq!(read(s, |r| r.order(9)), None);
+}
+
+/// Names as long as a name may be, in a script of three bytes a character
+/// that does not compress (PostgreSQL compresses an index row over about
+/// 2 KB before it refuses one over 2.7 KB): a rider's, a menu's and a
+/// customer's, each a key an index holds, are kept and found by name.
+fn longest_names(s: &mut dyn Storage) {
+    let longest = |seed: u32| -> String {
+        let mut x = seed;
+        let chars = (0..crate::domain::validate::MAX_NAME_BYTES / 3).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            char::from_u32(0xAC00 + x % 11_172).unwrap_or('가')
+        });
+        let name: String = chars.collect();
+        crate::domain::validate::name("a name", &name).expect("a name as long as a name may be")
+    };
+    let (rider_name, menu_name, customer) = (longest(1), longest(2), longest(3));
+    world(s, 1, 0, 0);
+    write(s, |r| {
+        r.save_rider(&rider(1, &rider_name))?;
+        r.save_menu(&menu(1, 1, &menu_name))?;
+        r.save_view(&sample_view(1, &customer))
+    });
+    assert_eq!(read(s, |r| r.rider_by_name(&rider_name)), Some(rider(1, &rider_name)));
+    assert_eq!(read(s, |r| r.menu_by_name(1, &menu_name)), Some(menu(1, 1, &menu_name)));
+    assert_eq!(read(s, |r| r.customer_views(&customer)), vec![sample_view(1, &customer)]);
 }
 
 fn store_inbox(s: &mut dyn Storage) {

@@ -12,6 +12,11 @@ pub const MAX_QTY: u32 = 999;
 pub const MAX_ITEMS: usize = 100;
 /// The longest name, address, reason or review text, in characters.
 pub const MAX_TEXT: usize = 1000;
+/// The longest name, in bytes of UTF-8: a name is a key the database
+/// indexes (a rider's, a menu's within its store, a customer's orders), and
+/// PostgreSQL refuses an index row over about 2,700 bytes, which 1,000
+/// Korean characters (3,000 bytes) are. 2,000 bytes are 666 of them.
+pub const MAX_NAME_BYTES: usize = 2000;
 
 /// A value that is wrong whatever the state: exit code 2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,7 +24,7 @@ pub const MAX_TEXT: usize = 1000;
 pub struct Invalid(pub String);
 
 /// A non-empty, trimmed, one-line name of at most [`MAX_TEXT`] characters
-/// (see [`text`] for the characters refused).
+/// and [`MAX_NAME_BYTES`] bytes (see [`text`] for the characters refused).
 ///
 /// ```
 /// use ezdelivery_core::domain::validate::name;
@@ -32,6 +37,12 @@ pub fn name(what: &str, value: &str) -> Result<String, Invalid> {
     let text = text(what, value)?;
     if text.is_empty() {
         return Err(Invalid(format!("{what} must not be empty")));
+    }
+    if text.len() > MAX_NAME_BYTES {
+        return Err(Invalid(format!(
+            "{what} is longer than {MAX_NAME_BYTES} bytes ({} Korean characters, {MAX_TEXT} of most others)",
+            MAX_NAME_BYTES / 3
+        )));
     }
     Ok(text)
 }
@@ -225,6 +236,22 @@ mod tests {
         for fine in ["교촌치킨", "BBQ & Co.", "kim (3F)", "🍗", "é", "k\u{200d}im", "ｋｉｍ"] {
             assert_eq!(name("store name", fine).unwrap(), fine);
         }
+    }
+
+    #[test]
+    fn a_name_is_at_most_1000_characters_and_2000_bytes_a_text_1000_characters() {
+        let korean = |n: usize| "김".repeat(n);
+        assert_eq!(name("rider", &korean(MAX_NAME_BYTES / 3)).map(|n| n.len()), Ok(1998));
+        let e = name("rider", &korean(MAX_NAME_BYTES / 3 + 1)).unwrap_err().0;
+        assert!(e.contains("2000 bytes") && e.contains("666 Korean"), "{e}");
+        assert_eq!(
+            name("rider", &"x".repeat(MAX_TEXT)).map(|n| n.len()),
+            Ok(MAX_TEXT),
+            "two bytes a character or less"
+        );
+        assert!(name("rider", &"x".repeat(MAX_TEXT + 1)).is_err());
+        assert_eq!(text("reason", &korean(MAX_TEXT)).map(|t| t.chars().count()), Ok(MAX_TEXT), "texts are no keys");
+        assert!(text("reason", &korean(MAX_TEXT + 1)).is_err());
     }
 
     #[test]
