@@ -362,6 +362,24 @@ fn the_version_as_json_is_one_object() {
     assert_eq!(version["version"].as_str(), Some(env!("CARGO_PKG_VERSION")));
 }
 
+/// `--json --help` too, of the program and of a command: the help's text
+/// in `help`, as it is printed without `--json` (where it is not JSON).
+#[test]
+fn the_help_as_json_is_one_object() {
+    let w = World::without_config(BIN);
+    for args in [&["--json", "--help"][..], &["--json", "store", "add", "--help"], &["store", "--json", "-h"]] {
+        let r = w.run_bare(args);
+        assert_eq!((r.code, r.stderr.as_str()), (Some(0), ""), "{}", r.describe("--json --help"));
+        let help: Value = serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{}: {e}", r.stdout));
+        let text = help["help"].as_str().unwrap_or_else(|| panic!("no help text: {help}"));
+        assert!(text.contains("Usage: ezdelivery"), "{text}");
+        let plain = w.run_bare(&args.iter().copied().filter(|a| *a != "--json").collect::<Vec<_>>());
+        assert_eq!(plain.code, Some(0));
+        assert!(serde_json::from_str::<Value>(plain.stdout.trim()).is_err(), "without --json, text");
+        assert_eq!(plain.stdout.trim(), text.trim(), "the same text");
+    }
+}
+
 /// On a terminal that says it is 0 columns wide (a pty nobody sized, as
 /// `script` makes one), a table is printed unwrapped: it used to collapse
 /// every column to one character. Skipped where there is no `script`.

@@ -156,10 +156,14 @@ fn usage_error(e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
-    if e.kind() == ErrorKind::DisplayVersion && json {
-        // `--json` is one JSON object on stdout, the version too.
-        let version = json!({ "name": "ezdelivery", "version": env!("CARGO_PKG_VERSION") });
-        return match print_line(&version.to_string()) {
+    if matches!(e.kind(), ErrorKind::DisplayVersion | ErrorKind::DisplayHelp) && json {
+        // `--json` is one JSON object on stdout, the version and the help
+        // too (the help's text as it would be printed, without colour).
+        let object = match e.kind() {
+            ErrorKind::DisplayVersion => json!({ "name": "ezdelivery", "version": env!("CARGO_PKG_VERSION") }),
+            _ => json!({ "help": e.render().to_string() }),
+        };
+        return match print_line(&object.to_string()) {
             Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
             _ => ExitCode::SUCCESS,
         };
