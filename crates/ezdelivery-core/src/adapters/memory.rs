@@ -962,8 +962,8 @@ impl State {
                 let event = self.event_of_message(entry.key);
                 debug_assert!(event.is_some(), "message {} lost the event its id is made from", entry.key);
                 match event {
-                    Some(event) => event.with_id(|event| format!("{event}:{suffix}")),
-                    None => format!(":{suffix}"),
+                    Some(event) => event.with_id(|event| Message::id_of_text(event, suffix)),
+                    None => Message::id_of_text("", suffix),
                 }
             }
         };

@@ -106,10 +106,14 @@ impl Message {
     /// assert_eq!(Message::id_of(event, "owner"), "0192f0c4-7b1a-7abc-8def-0123456789ab:owner");
     /// ```
     pub fn id_of(event_id: Uuid, audience: &str) -> String {
-        let mut buffer = Uuid::encode_buffer();
-        let event = event_id.hyphenated().encode_lower(&mut buffer);
-        let mut id = String::with_capacity(event.len() + 1 + audience.len());
-        id.push_str(event);
+        Message::id_of_text(event_id.hyphenated().encode_lower(&mut Uuid::encode_buffer()), audience)
+    }
+
+    /// [`Message::id_of`] for an event id kept as text (an id the log was
+    /// given that is not a UUID).
+    pub fn id_of_text(event_id: &str, audience: &str) -> String {
+        let mut id = String::with_capacity(event_id.len() + 1 + audience.len());
+        id.push_str(event_id);
         id.push(':');
         id.push_str(audience);
         id
