@@ -380,33 +380,83 @@ fn the_help_as_json_is_one_object() {
     }
 }
 
-/// On a terminal that says it is 0 columns wide (a pty nobody sized, as
-/// `script` makes one), a table is printed unwrapped: it used to collapse
-/// every column to one character. Skipped where there is no `script`.
-#[test]
-fn a_terminal_of_unknown_width_gets_whole_tables() {
+/// What `args` print on a terminal `columns` wide (`None`: a pty nobody
+/// sized, which says 0 columns, as `script` makes one), uncoloured; `None`
+/// where there is no util-linux `script` to make the terminal.
+fn on_a_terminal(w: &World, columns: Option<u16>, args: &str) -> Option<String> {
     // util-linux's `script` (BSD's takes other options)
     let works = Command::new("script").args(["-qec", "true", "/dev/null"]).output();
     if !works.is_ok_and(|o| o.status.success()) {
         eprintln!("note: no util-linux `script` here: the pty case is not tried");
-        return;
+        return None;
     }
-    let w = World::new(BIN, "");
-    w.ok(&["store", "add", "--name", "교촌치킨"]);
-    w.ok(&["menu", "add", "--store", "1", "--name", "후라이드", "--price", "18000"]);
-    w.ok(&["order", "--store", "1", "--customer", "kim", "--item", "후라이드", "--pay"]);
-    let line = format!("'{BIN}' --db '{}' status --customer kim", w.db.display());
+    let size = columns.map(|c| format!("stty cols {c}; ")).unwrap_or_default();
+    let line = format!("{size}'{BIN}' --db '{}' {args}", w.db.display());
     let out = Command::new("script")
         .args(["-qec", &line, "/dev/null"])
         .env("NO_COLOR", "1")
         .stdin(std::process::Stdio::null())
         .output()
         .expect("script runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{args}: {text}");
+    Some(text)
+}
+
+/// A database with one store, one menu and one paid order of kim's.
+fn one_paid_order() -> World {
+    let w = World::new(BIN, "");
+    w.ok(&["store", "add", "--name", "교촌치킨", "--delivery-charge", "3000"]);
+    w.ok(&["menu", "add", "--store", "1", "--name", "후라이드", "--price", "18000"]);
+    w.ok(&["order", "--store", "1", "--customer", "kim", "--item", "후라이드", "--pay"]);
+    w
+}
+
+/// On a terminal that says it is 0 columns wide (a pty nobody sized, as
+/// `script` makes one), a table is printed unwrapped: it used to collapse
+/// every column to one character. Skipped where there is no `script`.
+#[test]
+fn a_terminal_of_unknown_width_gets_whole_tables() {
+    let w = one_paid_order();
+    let Some(text) = on_a_terminal(&w, None, "status --customer kim") else { return };
     for whole in ["customer", "approved", "received", "updated (UTC)", "18,000원"] {
         assert!(text.contains(whole), "`{whole}` is whole:\n{text}");
     }
+}
+
+/// On a terminal too narrow for a table, names wrap but ids, statuses and
+/// amounts stay whole, headers break only between words, and the borders
+/// of every line still line up with Korean names (two cells a character):
+/// amounts used to break (`3,00` / `0원`) and a column shrunk to one cell
+/// could not hold a Korean character. Skipped where there is no `script`.
+#[test]
+fn a_narrow_terminal_wraps_names_only_and_keeps_the_borders_in_line() {
+    let w = one_paid_order();
+    w.ok(&["store", "add", "--name", "아주아주긴이름의치킨집입니다", "--owner", "a long owner name"]);
+    for columns in [30, 50, 60] {
+        for (args, whole) in [
+            ("store list", &["3,000원", "delivery", "charge", "교촌치킨"][..]),
+            ("status --customer kim", &["18,000원", "approved", "paid", "customer"]),
+        ] {
+            let Some(text) = on_a_terminal(&w, Some(columns), args) else { return };
+            for value in whole {
+                assert!(text.contains(value), "{args} at {columns} columns: `{value}` is whole:\n{text}");
+            }
+            // Every line of the table is as wide, in cells, as its top border.
+            let table: Vec<&str> = text.lines().filter(|l| l.starts_with(['┌', '│', '╞', '├', '└'])).collect();
+            assert!(table.len() >= 5, "{args} at {columns} columns is a table:\n{text}");
+            let cells =
+                |line: &str| line.chars().map(|c| if ('가'..='힣').contains(&c) { 2 } else { 1 }).sum::<usize>();
+            let top = cells(table[0]);
+            for line in &table {
+                assert_eq!(cells(line), top, "{args} at {columns} columns, `{line}`:\n{text}");
+            }
+        }
+    }
+    // The long name wraps, in pieces of whole characters.
+    let Some(text) = on_a_terminal(&w, Some(50), "store list") else { return };
+    assert!(!text.contains("아주아주긴이름의치킨집입니다"), "the long name wraps:\n{text}");
+    assert!(text.contains("아주아주"), "{text}");
 }
 
 /// `[relay]` and `[serve]` values out of their ranges are exit 2 for every

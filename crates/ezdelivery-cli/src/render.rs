@@ -1,7 +1,7 @@
 //! How results look: the JSON shapes of docs/reference.md for `--json`, and tables and
 //! text for people.
 
-use comfy_table::{presets, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table};
+use comfy_table::{presets, Cell, CellAlignment, ColumnConstraint, ContentArrangement, Table, Width};
 use ezdelivery_core::app::breakers::BreakerStatus;
 use ezdelivery_core::app::copy::CopyReport;
 use ezdelivery_core::app::messages::won;
@@ -38,28 +38,42 @@ impl Output {
     }
 }
 
-fn table(header: &[&str]) -> Table {
+/// A table of `rows` under `header`, fitted to a narrow terminal: the
+/// columns of free text (names, addresses, errors) that `text` lists wrap,
+/// every other column's values (ids, statuses, amounts, times) stay whole,
+/// and a header wraps only between its words.
+fn table(header: &[&str], text: &[usize], rows: impl IntoIterator<Item = Vec<Cell>>) -> Table {
     let mut t = Table::new();
     // Fitted to the terminal when its width is known; a terminal that says
     // 0 columns (a pty nobody sized, as `script` makes) is not one column wide.
     let fit = if terminal_width().is_some() { ContentArrangement::Dynamic } else { ContentArrangement::Disabled };
-    t.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(fit).set_header(header);
+    t.load_preset(presets::UTF8_FULL_CONDENSED).set_content_arrangement(fit);
+    for row in rows {
+        t.add_row(row);
+    }
+    // the values' widths, before the header counts in them
+    let values = t.column_max_content_widths();
+    t.set_header(header);
+    for (i, column) in t.column_iter_mut().enumerate() {
+        let value = values.get(i).copied().unwrap_or(0);
+        // A column of text gets a few characters (two cells each, for
+        // Korean) but is not padded wider than its text: a column of one
+        // cell cannot hold a wide character and broke the borders.
+        let value = if text.contains(&i) { value.min(MIN_TEXT_CELLS) } else { value };
+        // Headers are ours, in ASCII: a character is a cell.
+        let word = header.get(i).and_then(|h| h.split(' ').map(str::len).max()).unwrap_or(0);
+        let least = value.max(u16::try_from(word).unwrap_or(u16::MAX));
+        column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(least + column.padding_width())));
+    }
     t
 }
+
+/// The fewest cells a wrapped column of text is given on a narrow terminal.
+const MIN_TEXT_CELLS: u16 = 8;
 
 /// The terminal's width in columns, when standard output is one that knows it.
 fn terminal_width() -> Option<usize> {
     Table::new().width().map(usize::from).filter(|&w| w > 0)
-}
-
-/// Keeps `columns` (ids, statuses, amounts) whole on a narrow terminal, so
-/// that only the free-text columns wrap.
-fn keep_whole(t: &mut Table, columns: &[usize]) {
-    for &i in columns {
-        if let Some(column) = t.column_mut(i) {
-            column.set_constraint(ColumnConstraint::ContentWidth);
-        }
-    }
 }
 
 /// A list for people: its table, or one line `no {what}` when it is empty,
@@ -101,11 +115,9 @@ pub fn store_text(verb: &str, s: &Store) -> String {
 
 /// `store list`
 pub fn stores(stores: &[Store]) -> Output {
-    let mut t = table(&["id", "name", "owner", "open", "reviews", "avg score", "delivery charge"]);
-    keep_whole(&mut t, &[0, 3]);
-    for s in stores {
+    let rows = stores.iter().map(|s| {
         let avg = s.average_score().map_or("-".to_string(), |a| format!("{a:.1}"));
-        t.add_row(vec![
+        vec![
             right(s.id),
             Cell::new(&s.name),
             Cell::new(&s.owner),
@@ -113,8 +125,9 @@ pub fn stores(stores: &[Store]) -> Output {
             right(s.review_count),
             right(avg),
             right(format!("{}원", won(s.delivery_charge))),
-        ]);
-    }
+        ]
+    });
+    let t = table(&["id", "name", "owner", "open", "reviews", "avg score", "delivery charge"], &[1, 2], rows);
     Output::new(to_json(StoreList::from(stores)), or_none(&t, stores, "stores"))
 }
 
@@ -138,17 +151,16 @@ pub fn menu(verb: &str, m: &Menu) -> Output {
 
 /// `menu list`
 pub fn menus(menus: &[Menu]) -> Output {
-    let mut t = table(&["id", "store", "name", "price", "available"]);
-    keep_whole(&mut t, &[0, 1]);
-    for m in menus {
-        t.add_row(vec![
+    let rows = menus.iter().map(|m| {
+        vec![
             right(m.id),
             right(m.store_id),
             Cell::new(&m.name),
             right(format!("{}원", won(m.price))),
             if m.available { Cell::new("yes") } else { style::cell("sold out", Tone::Bad) },
-        ]);
-    }
+        ]
+    });
+    let t = table(&["id", "store", "name", "price", "available"], &[2], rows);
     Output::new(to_json(MenuList::from(menus)), or_none(&t, menus, "menus"))
 }
 
@@ -159,10 +171,7 @@ pub fn rider_added(r: &Rider) -> Output {
 
 /// `rider list`
 pub fn riders(riders: &[Rider]) -> Output {
-    let mut t = table(&["id", "name"]);
-    for r in riders {
-        t.add_row(vec![right(r.id), Cell::new(&r.name)]);
-    }
+    let t = table(&["id", "name"], &[1], riders.iter().map(|r| vec![right(r.id), Cell::new(&r.name)]));
     Output::new(to_json(RiderList::from(riders)), or_none(&t, riders, "riders"))
 }
 
@@ -196,16 +205,16 @@ pub fn view_text(v: &OrderView) -> String {
     }
     let address = one_line(&v.address);
     out.push_str(&format!("address   {}\n", if address.is_empty() { "-" } else { &address }));
-    let mut items = table(&["menu", "name", "unit price", "qty", "amount"]);
-    for i in v.items.iter() {
-        items.add_row(vec![
+    let rows = v.items.iter().map(|i| {
+        vec![
             right(i.menu_id),
             Cell::new(&i.name),
             right(format!("{}원", won(i.unit_price))),
             right(i.qty),
             right(format!("{}원", won(i.unit_price * i64::from(i.qty)))),
-        ]);
-    }
+        ]
+    });
+    let items = table(&["menu", "name", "unit price", "qty", "amount"], &[1], rows);
     out.push_str(&items.to_string());
     out.push_str(&format!("\ntotal     {}원\n", won(v.total)));
     let payment = v.payment.as_ref().map_or("-".into(), |p| {
@@ -519,10 +528,8 @@ pub fn attention(items: &[Attention]) -> Output {
     if items.is_empty() {
         return Output::new(json, "no payments or charges need attention");
     }
-    let mut t =
-        table(&["kind", "order", "id", "amount", "card / rider", "gateway", "idempotency key", "tries", "last error"]);
-    for a in items {
-        t.add_row(vec![
+    let rows = items.iter().map(|a| {
+        vec![
             Cell::new(a.kind),
             right(a.order_id),
             right(a.id),
@@ -532,8 +539,10 @@ pub fn attention(items: &[Attention]) -> Output {
             Cell::new(&a.idempotency_key),
             right(a.tries),
             Cell::new(a.last_error.as_deref().unwrap_or("-")),
-        ]);
-    }
+        ]
+    });
+    let header = ["kind", "order", "id", "amount", "card / rider", "gateway", "idempotency key", "tries", "last error"];
+    let t = table(&header, &[4, 5, 6, 8], rows);
     Output::new(json, t.to_string())
 }
 
@@ -561,14 +570,10 @@ pub fn views(views: &[OrderView]) -> Output {
         })
         .collect();
     let build = |columns: &[usize]| {
-        let mut t = table(&columns.iter().map(|&i| HEADER[i]).collect::<Vec<_>>());
-        for row in &rows {
-            t.add_row(columns.iter().map(|&i| row[i].clone()).collect::<Vec<_>>());
-        }
-        // the order, its statuses and total stay whole: names wrap
-        let whole: Vec<usize> = (0..columns.len()).filter(|&c| [0, 3, 4, 5, 6, 7].contains(&columns[c])).collect();
-        keep_whole(&mut t, &whole);
-        t
+        let header: Vec<&str> = columns.iter().map(|&i| HEADER[i]).collect();
+        // the store's and the customer's names wrap
+        let text: Vec<usize> = (0..columns.len()).filter(|&c| [1, 2].contains(&columns[c])).collect();
+        table(&header, &text, rows.iter().map(|row| columns.iter().map(|&i| row[i].clone()).collect()))
     };
     let mut t = build(&[0, 1, 2, 3, 4, 5, 6, 7, 8]);
     if terminal_width().is_some_and(|w| natural_width(&t) > w) {
@@ -607,17 +612,16 @@ pub fn event_line_in(format: EventFormat, e: &StoredEvent) -> String {
 
 /// Events as a table for people (`at` in UTC).
 pub fn events_table(events: &[StoredEvent]) -> String {
-    let mut t = table(&["seq", "at (UTC)", "type", "order", "data"]);
-    keep_whole(&mut t, &[0, 2, 3]);
-    for e in events {
-        t.add_row(vec![
+    let rows = events.iter().map(|e| {
+        vec![
             right(e.seq),
             Cell::new(e.at.format("%Y-%m-%d %H:%M:%S").to_string()),
             Cell::new(e.event.type_name()),
             right(e.event.order_id().map_or("-".into(), |o| o.to_string())),
             Cell::new(e.event.data().to_string()),
-        ]);
-    }
+        ]
+    });
+    let t = table(&["seq", "at (UTC)", "type", "order", "data"], &[4], rows);
     or_none(&t, events, "events")
 }
 
@@ -635,18 +639,18 @@ pub fn event_line(e: &StoredEvent) -> String {
 
 /// `breaker status`
 pub fn breakers(breakers: &[BreakerStatus]) -> Output {
-    let mut t = table(&["name", "state", "failures", "opened at (UTC)", "retries at (UTC)"]);
     let time =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map_or("-".into(), |t| t.format("%Y-%m-%d %H:%M:%S").to_string());
-    for b in breakers {
-        t.add_row(vec![
+    let rows = breakers.iter().map(|b| {
+        vec![
             Cell::new(b.name.as_str()),
             style::status_cell(b.state.as_str()),
             right(b.failures),
             Cell::new(time(b.opened_at)),
             Cell::new(time(b.retry_at)),
-        ]);
-    }
+        ]
+    });
+    let t = table(&["name", "state", "failures", "opened at (UTC)", "retries at (UTC)"], &[0], rows);
     Output::new(json!({ "breakers": breakers }), t.to_string())
 }
 
@@ -671,11 +675,8 @@ pub fn copy(from: &str, to: &str, r: &CopyReport) -> Output {
         "from": from, "to": to, "tables": r.tables, "rows": r.rows(), "events": r.events, "views": r.views,
         "verified": true, "carried_violations": r.carried_violations,
     });
-    let mut t = table(&["table", "rows"]);
-    keep_whole(&mut t, &[1]);
-    for table in &r.tables {
-        t.add_row(vec![Cell::new(&table.name), right(table.rows)]);
-    }
+    let t =
+        table(&["table", "rows"], &[], r.tables.iter().map(|table| vec![Cell::new(&table.name), right(table.rows)]));
     let mut text = format!("copied {from} → {to}\n{t}\n");
     text.push_str(&format!(
         "verified: {} rows in {} tables, the same in both; {} events identical; {} mypage views equal to a \
@@ -736,26 +737,29 @@ fn simulation_json(r: &SimReport) -> serde_json::Value {
 /// A simulation's report for people: the totals, a latency table, the
 /// invariants.
 fn simulation_text(r: &SimReport) -> String {
-    let mut totals = table(&["orders", "orders/s", "delivered", "cancelled", "queued", "retried", "still queued"]);
-    totals.add_row(vec![
-        right(r.orders),
-        right(format!("{:.0}", r.orders_per_second())),
-        right(r.delivered),
-        right(r.cancelled),
-        right(r.queued),
-        right(r.retried),
-        right(r.still_queued),
-    ]);
-    let mut latency = table(&["command", "count", "p50 ms", "p99 ms", "max ms"]);
-    for c in r.commands.iter().filter(|c| c.count > 0) {
-        latency.add_row(vec![
+    let totals = table(
+        &["orders", "orders/s", "delivered", "cancelled", "queued", "retried", "still queued"],
+        &[],
+        [vec![
+            right(r.orders),
+            right(format!("{:.0}", r.orders_per_second())),
+            right(r.delivered),
+            right(r.cancelled),
+            right(r.queued),
+            right(r.retried),
+            right(r.still_queued),
+        ]],
+    );
+    let rows = r.commands.iter().filter(|c| c.count > 0).map(|c| {
+        vec![
             Cell::new(c.command),
             right(c.count),
             right(format!("{:.3}", ms(c.p50))),
             right(format!("{:.3}", ms(c.p99))),
             right(format!("{:.3}", ms(c.max))),
-        ]);
-    }
+        ]
+    });
+    let latency = table(&["command", "count", "p50 ms", "p99 ms", "max ms"], &[], rows);
     let check = if r.violations.is_empty() {
         format!("invariants: all hold (checked in {:.2} s)", r.check_elapsed.as_secs_f64())
     } else {
