@@ -255,6 +255,12 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+/// README's Rust example, compiled with the doc tests so that it cannot
+/// drift from the library.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;
+
 pub mod adapters;
 pub mod app;
 pub mod domain;
