@@ -166,7 +166,7 @@ impl Server {
                         let _ = stopped.await;
                         let _ = stopping_tx.send(true);
                     };
-                    let served = ezdelivery_http::serve(listener, router, shutdown).await;
+                    let served = ezdelivery_http::serve(listener, router, &Settings::default(), shutdown).await;
                     at_work.finished().await;
                     served
                 });

@@ -896,3 +896,63 @@ fn sigterm_ends_streams_and_does_not_wait_for_a_stalled_upload() {
     .expect("a half request");
     assert_eq!(api.stop(), Some(0));
 }
+
+/// A client that never sends a whole request head (headers a byte at a
+/// time, or a kept-alive connection left idle) is closed after
+/// `timeout_ms`, and past `max_connections` a new connection is answered
+/// 503 problem+json with Retry-After: such clients, with no token, used
+/// to hold their connections for ever and could use up the server's file
+/// descriptors. A live stream is not cut by that deadline.
+#[test]
+fn stalled_connections_are_closed_and_one_over_the_limit_is_answered_503() {
+    use std::io::{Read, Write};
+    // The deadline leaves the three held connections below time enough to
+    // be open still when the fourth comes, on a busy machine too.
+    let w = World::new(BIN, "[serve]\ntimeout_ms = 2000\nmax_connections = 3\n");
+    let api = Api::start(&w);
+    let address = api.base.trim_start_matches("http://").to_string();
+    let connect = || {
+        let stream = std::net::TcpStream::connect(&address).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("a read timeout");
+        stream
+    };
+    // Everything the server sends until it closes the connection.
+    let rest = |mut stream: std::net::TcpStream| {
+        let mut text = Vec::new();
+        stream.read_to_end(&mut text).expect("the server closes the connection");
+        String::from_utf8_lossy(&text).into_owned()
+    };
+    let (store, menu) = shop(&api);
+    let order = order_id(&api.ok("/orders", "t-kim", new_order(store, menu, false), 201));
+
+    let mut slow = connect();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-").expect("half a head");
+    assert_eq!(rest(slow), "", "a head never finished: closed without an answer");
+    let mut idle = connect();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").expect("a request");
+    let answered = rest(idle);
+    assert!(answered.starts_with("HTTP/1.1 200"), "answered, then closed once idle: {answered}");
+
+    let held: Vec<_> = (0..3).map(|_| connect()).collect();
+    let mut over = connect();
+    over.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").expect("a request");
+    let refused = rest(over);
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    let lower = refused.to_ascii_lowercase();
+    for header in ["content-type: application/problem+json", "retry-after: 1", "x-request-id: "] {
+        assert!(lower.contains(header), "`{header}` in {refused}");
+    }
+    assert!(refused.contains("\"kind\":\"unavailable\""), "{refused}");
+    drop(held);
+    wait_for(|| (api.get("/healthz", "t-kim").status == 200).then_some(()));
+
+    // A live stream outlives the deadline on a request's head.
+    let frames = std::thread::scope(|s| {
+        let stream = s.spawn(|| read_stream(&api, &format!("/orders/{order}/events"), "t-kim", None, 2));
+        std::thread::sleep(Duration::from_millis(2500));
+        api.ok(&format!("/orders/{order}/cancel"), "t-kim", json!({}), 200);
+        stream.join().expect("the stream's thread")
+    });
+    assert_eq!(frames.len(), 2, "the order's event, then the one written later");
+    assert_eq!(api.stop(), Some(0));
+}

@@ -299,6 +299,8 @@ pub struct ServeConfig {
     pub timeout_ms: u64,
     /// Requests handled at once; more are answered 503 at once.
     pub max_requests: u64,
+    /// Connections open at once; more are answered 503 and closed.
+    pub max_connections: u64,
 }
 
 impl Default for ServeConfig {
@@ -308,6 +310,7 @@ impl Default for ServeConfig {
             body_limit_bytes: defaults.body_limit as u64,
             timeout_ms: defaults.request_timeout.as_millis() as u64,
             max_requests: defaults.max_requests as u64,
+            max_connections: defaults.max_connections as u64,
         }
     }
 }
@@ -327,6 +330,7 @@ impl ServeConfig {
             body_limit: within(self.body_limit_bytes, 1024..=64 * 1024 * 1024, "body_limit_bytes")? as usize,
             request_timeout: std::time::Duration::from_millis(within(self.timeout_ms, 100..=3_600_000, "timeout_ms")?),
             max_requests: within(self.max_requests, 1..=100_000, "max_requests")? as usize,
+            max_connections: within(self.max_connections, 1..=100_000, "max_connections")? as usize,
             engine_calls: storage.pool_size()? as usize,
             ..Settings::default()
         })

@@ -29,6 +29,7 @@
 mod auth;
 mod blocking;
 mod body;
+mod connections;
 mod idempotency;
 pub mod metrics;
 mod openapi;

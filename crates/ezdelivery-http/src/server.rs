@@ -30,7 +30,7 @@ use crate::tokens::Tokens;
 
 /// The request id header: taken from the client when it sends one, made
 /// up otherwise, echoed in the answer and in every `-v` log line.
-const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// This API's OpenAPI 3.1 document, as served at `/openapi.json`.
 pub fn openapi() -> OpenApi {
@@ -169,16 +169,21 @@ async fn count(State(state): State<AppState>, request: Request, next: Next) -> R
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets the
-/// requests in flight finish. Requests with an `Idempotency-Key` whose
-/// client went away may still be at work when it returns: see [`router`].
+/// requests in flight finish. At most `settings.max_connections` are open
+/// at once (more are answered 503 and closed), and a connection that has
+/// not sent a whole request head within `settings.request_timeout` (an
+/// idle kept-alive one too) is closed. Requests with an `Idempotency-Key`
+/// whose client went away may still be at work when it returns: see
+/// [`router`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    settings: &Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    crate::connections::serve(listener, router, settings.max_connections, settings.request_timeout, shutdown).await
 }
 
 /// Runs the server on its own runtime until SIGTERM or SIGINT (Ctrl-C):
@@ -205,13 +210,14 @@ pub fn run(
         let (stop, stopping) = watch::channel(false);
         let mut stopped = stopping.clone();
         let at_work = AtWork::default();
+        let limits = settings.clone();
         let router = router(engine, tokens, metrics, settings, stopping, at_work.clone());
         let signal = async move {
             signals.recv().await;
             tracing::info!("stopping: finishing the requests in flight");
             let _ = stop.send(true);
         };
-        let server = serve(listener, router, signal);
+        let server = serve(listener, router, &limits, signal);
         ready();
         // A client that never finishes (a stalled upload, a phone gone
         // off the network) must not keep the server from stopping.

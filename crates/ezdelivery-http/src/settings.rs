@@ -12,6 +12,9 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Requests handled at once; more are answered 503 at once.
     pub max_requests: usize,
+    /// Connections open at once, idle kept-alive ones and live event
+    /// streams included; more are answered 503 and closed.
+    pub max_connections: usize,
     /// Engine calls at once (the storage pool's size).
     pub engine_calls: usize,
     /// How often a live event stream looks for new events.
@@ -24,6 +27,7 @@ impl Default for Settings {
             body_limit: 64 * 1024,
             request_timeout: Duration::from_secs(30),
             max_requests: 256,
+            max_connections: 1024,
             engine_calls: 8,
             poll: Duration::from_millis(250),
         }
