@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use ezdelivery_testkit::cli_world::*;
 use ezdelivery_testkit::gateway::{mix, refused_url, Act, Body, Exchange, Gateway, Mode, UNREADABLE_MODES};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
@@ -666,6 +666,39 @@ fn eight_concurrent_departures_with_another_rider_pay_one_charge() {
     assert_eq!(ledger.net_charges_to(order, "lee"), 0, "lee's charge is taken back: {}", ledger.describe(order));
     assert!(ledger.charges(order).iter().any(|c| c.rider.as_deref() == Some("lee")), "{}", ledger.describe(order));
     assert_eq!(gw.overlaps().len(), 0, "one caller per attempt at a time: {:#?}", gw.overlaps());
+}
+
+/// A delivery moved from lee to kang and back to lee while lee's first
+/// charge is in doubt (the gateway paid, its answer was lost): once the
+/// gateway answers again, lee is paid once. The first charge, replayed
+/// under its key, used to be kept as paid because the delivery was lee's
+/// again, beside the new charge made for lee's return: two charges for
+/// one delivery. Only a delivery's newest charge is wanted.
+#[test]
+fn a_delivery_moved_away_and_back_pays_its_rider_once() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &standard(&gw));
+    let shop = w.shop(&["lee", "kang"]);
+    let order = w.paid_order(shop, "kim");
+    let o = order.to_string();
+    gw.set_mode(Mode::ActThen(503));
+    let view = w.ok(&["cook", "start", &o]);
+    assert_eq!(view["delivery"]["rider"], "lee", "{view}");
+    assert_eq!(view["delivery"]["charge"]["status"], "pending", "lee may have been paid: {view}");
+    w.ok(&["cook", "finish", &o]);
+    for rider in ["kang", "lee"] {
+        let (code, error) = w.json(&["deliver", "start", &o, "--rider", rider]);
+        assert_eq!(code, 6, "moved to {rider}, whose charge's answer is unknown: {error}");
+    }
+
+    gw.set_mode(Mode::Up);
+    assert!(assert_ledger(&w, &gw, &[order]).is_empty());
+    let view = w.ok(&["deliver", "start", &o]);
+    assert_eq!((&view["status"], &view["delivery"]["rider"]), (&json!("delivering"), &json!("lee")), "{view}");
+    assert!(assert_ledger(&w, &gw, &[order]).is_empty());
+    let ledger = gw.ledger();
+    assert_eq!(ledger.net_charges_to(order, "lee"), 1, "lee is paid once: {}", ledger.describe(order));
+    assert_eq!(ledger.net_charges_to(order, "kang"), 0, "kang's charge is taken back: {}", ledger.describe(order));
 }
 
 /// Four relays at once with commands on the same orders (order --pay, pay,

@@ -338,9 +338,17 @@ impl Leg for Charge {
         })
     }
 
+    /// Wanted while it is the delivery's charge: the delivery goes on, with
+    /// this rider, and no newer charge was made for it. A delivery moved
+    /// to another rider and back gets a new charge for the rider's return
+    /// while the first may still be in doubt; kept as paid too, that first
+    /// one paid the rider twice. Every charge of an order is made under
+    /// its lock, so the newest has the largest id.
     fn wanted(&self, repo: &mut dyn Repo) -> Result<bool> {
         let delivery = repo.delivery(self.order_id)?;
-        Ok(delivery.is_some_and(|d| d.status != DeliveryStatus::Cancelled && d.rider_id == Some(self.rider_id)))
+        let rider =
+            delivery.is_some_and(|d| d.status != DeliveryStatus::Cancelled && d.rider_id == Some(self.rider_id));
+        Ok(rider && repo.charges(self.order_id)?.iter().all(|c| c.id <= self.id))
     }
 
     fn taken(&self, w: &mut Work<'_>, gateway_ref: &str) -> Result<Settled> {
