@@ -469,6 +469,7 @@ fn relay_and_serve_values_out_of_range_are_refused_by_every_command() {
         ("relay", "retention_days = 3651"),
         ("serve", "max_requests = 0"),
         ("serve", "max_connections = 100001"),
+        ("serve", "idle_timeout_ms = 999"),
         ("serve", "timeout_ms = 1"),
     ] {
         let w = World::new(BIN, &format!("[{section}]\n{bad}\n"));

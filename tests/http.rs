@@ -899,7 +899,7 @@ fn sigterm_ends_streams_and_does_not_wait_for_a_stalled_upload() {
 
 /// A client that never sends a whole request head (headers a byte at a
 /// time, or a kept-alive connection left idle) is closed after
-/// `timeout_ms`, and past `max_connections` a new connection is answered
+/// `idle_timeout_ms`, and past `max_connections` a new connection is answered
 /// 503 problem+json with Retry-After: such clients, with no token, used
 /// to hold their connections for ever and could use up the server's file
 /// descriptors. A live stream is not cut by that deadline.
@@ -908,7 +908,7 @@ fn stalled_connections_are_closed_and_one_over_the_limit_is_answered_503() {
     use std::io::{Read, Write};
     // The deadline leaves the three held connections below time enough to
     // be open still when the fourth comes, on a busy machine too.
-    let w = World::new(BIN, "[serve]\ntimeout_ms = 2000\nmax_connections = 3\n");
+    let w = World::new(BIN, "[serve]\nidle_timeout_ms = 2000\nmax_connections = 3\n");
     let api = Api::start(&w);
     let address = api.base.trim_start_matches("http://").to_string();
     let connect = || {

@@ -301,6 +301,8 @@ pub struct ServeConfig {
     pub max_requests: u64,
     /// Connections open at once; more are answered 503 and closed.
     pub max_connections: u64,
+    /// How long a connection may go without a whole request head.
+    pub idle_timeout_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -311,6 +313,7 @@ impl Default for ServeConfig {
             timeout_ms: defaults.request_timeout.as_millis() as u64,
             max_requests: defaults.max_requests as u64,
             max_connections: defaults.max_connections as u64,
+            idle_timeout_ms: defaults.idle_timeout.as_millis() as u64,
         }
     }
 }
@@ -331,6 +334,11 @@ impl ServeConfig {
             request_timeout: std::time::Duration::from_millis(within(self.timeout_ms, 100..=3_600_000, "timeout_ms")?),
             max_requests: within(self.max_requests, 1..=100_000, "max_requests")? as usize,
             max_connections: within(self.max_connections, 1..=100_000, "max_connections")? as usize,
+            idle_timeout: std::time::Duration::from_millis(within(
+                self.idle_timeout_ms,
+                1000..=3_600_000,
+                "idle_timeout_ms",
+            )?),
             engine_calls: storage.pool_size()? as usize,
             ..Settings::default()
         })

@@ -7,9 +7,11 @@
 //! held its file descriptor for ever, and enough of them (no token needed)
 //! used up the process's descriptors: the server then answered no one.
 //! Here a connection that has not sent a whole request head within
-//! `timeout_ms` (the first request's, or the next one on a kept-alive
+//! `idle_timeout_ms` (the first request's, or the next one on a kept-alive
 //! connection) is closed, and past `max_connections` a new connection is
-//! answered 503 and closed.
+//! answered 503 and closed. That bounds what the server holds; it does not
+//! stop one client from taking every connection (a proxy with limits per
+//! client in front does).
 
 use std::convert::Infallible;
 use std::future::Future;

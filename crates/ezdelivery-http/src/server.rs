@@ -171,8 +171,8 @@ async fn count(State(state): State<AppState>, request: Request, next: Next) -> R
 /// Serves `router` on `listener` until `shutdown` completes, then lets the
 /// requests in flight finish. At most `settings.max_connections` are open
 /// at once (more are answered 503 and closed), and a connection that has
-/// not sent a whole request head within `settings.request_timeout` (an
-/// idle kept-alive one too) is closed. Requests with an `Idempotency-Key`
+/// not sent a whole request head within `settings.idle_timeout` (an idle
+/// kept-alive one too) is closed. Requests with an `Idempotency-Key`
 /// whose client went away may still be at work when it returns: see
 /// [`router`].
 pub async fn serve(
@@ -183,7 +183,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    crate::connections::serve(listener, router, settings.max_connections, settings.request_timeout, shutdown).await
+    crate::connections::serve(listener, router, settings.max_connections, settings.idle_timeout, shutdown).await
 }
 
 /// Runs the server on its own runtime until SIGTERM or SIGINT (Ctrl-C):
