@@ -116,18 +116,23 @@ fn the_one_key(gw: &Gateway, order: i64) -> String {
     keys.into_iter().next().unwrap()
 }
 
-/// A seed from `EZDELIVERY_MONEY_SEED`, else `default`.
-fn seed(default: u64) -> u64 {
-    std::env::var("EZDELIVERY_MONEY_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+/// The seed from `EZDELIVERY_MONEY_SEED`, else `defaults`.
+fn seeds(defaults: &[u64]) -> Vec<u64> {
+    match std::env::var("EZDELIVERY_MONEY_SEED").ok().and_then(|s| s.parse().ok()) {
+        Some(seed) => vec![seed],
+        None => defaults.to_vec(),
+    }
 }
 
-/// Runs `body(seed)`; a failure first says which seed reruns it.
-fn seeded(default: u64, body: impl FnOnce(u64)) {
-    let seed = seed(default);
-    eprintln!("seed {seed}");
-    if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(seed))) {
-        eprintln!("seed {seed} failed: EZDELIVERY_MONEY_SEED={seed} reruns it");
-        std::panic::resume_unwind(panic);
+/// Runs `body(seed)` for each of [`seeds`]`(defaults)`; a failure first
+/// says which seed reruns it.
+fn seeded(defaults: &[u64], body: impl Fn(u64)) {
+    for seed in seeds(defaults) {
+        eprintln!("seed {seed}");
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(seed))) {
+            eprintln!("seed {seed} failed: EZDELIVERY_MONEY_SEED={seed} reruns it");
+            std::panic::resume_unwind(panic);
+        }
     }
 }
 
@@ -576,7 +581,7 @@ fn a_charge_stays_with_its_own_gateway_whatever_the_payment_gateway() {
 #[test]
 fn relay_racing_pay_with_another_card_charges_each_order_once() {
     const ORDERS: usize = 6;
-    seeded(11, |seed| {
+    seeded(&[11], |seed| {
         let gw = Gateway::start(Mode::Up);
         let w = World::new(BIN, &config(&refused_url(), true, &retry(LEASE_MS, None)));
         let shop = w.shop(&[]);
@@ -711,7 +716,7 @@ fn concurrent_relays_and_commands_on_a_flapping_gateway_move_money_once() {
     const RELAY_PASSES: usize = 4;
     const CLIENTS: u64 = 2;
     const COMMANDS: usize = 6;
-    seeded(4, |seed| {
+    seeded(&[4], |seed| {
         let gw = Gateway::start(Mode::Flapping);
         gw.set_latency(20, 80, seed);
         let w = World::new(BIN, &standard(&gw));
@@ -769,7 +774,7 @@ fn concurrent_relays_and_commands_on_a_flapping_gateway_move_money_once() {
 #[test]
 fn killing_pay_cancel_and_relay_mid_call_moves_money_once() {
     const ROUNDS: usize = 5;
-    seeded(3, |seed| {
+    seeded(&[3], |seed| {
         let mut rng = Rng(seed);
         let gw = Gateway::start(Mode::Up);
         gw.set_latency(100, 280, seed);
@@ -971,7 +976,8 @@ fn a_paying_command_that_cannot_print_exits_7_and_the_order_is_paid() {
 
 /// A seeded stream of at most [`MIX_COMMANDS`] commands (order --pay, pay
 /// with or without another card, cancel, cook start/finish, deliver start
-/// with or without another rider, relay), each against a gateway mode
+/// with or without naming a rider, who may be another or the first again,
+/// relay), each against a gateway mode
 /// drawn from all of the above, some killed, some with a file limit, some
 /// unable to print. Then the gateway is up, attention is retried, and the
 /// ledger holds.
@@ -980,7 +986,9 @@ const MIX_COMMANDS: usize = 40;
 #[test]
 fn a_seeded_mix_of_gateway_answers_kills_and_full_disks_keeps_the_ledger() {
     const CUSTOMERS: [&str; 3] = ["x0", "x1", "x2"];
-    seeded(7, |seed| {
+    // 38 moved a delivery away from lee and back while lee's first charge
+    // was in doubt, which paid lee twice before 3a69b48.
+    seeded(&[7, 38], |seed| {
         let mut rng = Rng(seed);
         let gw = Gateway::start(Mode::Up);
         let w = World::new(BIN, &config(gw.url(), true, &retry(LEASE_MS, Some(4))));
@@ -1030,7 +1038,8 @@ fn a_seeded_mix_of_gateway_answers_kills_and_full_disks_keeps_the_ledger() {
                     args.extend(["--card".into(), card.into()]);
                 }
             } else if args[0] == "deliver" && rng.below(2) == 0 {
-                args.extend(["--rider".into(), "kang".into()]);
+                // to kang, or back to lee (cook start assigns lee first)
+                args.extend(["--rider".into(), ["kang", "lee"][rng.below(2) as usize].into()]);
             }
             let paying = args[0] == "order" || args[0] == "pay";
             let json_args = [vec!["--json"], strs(&args)].concat();

@@ -757,20 +757,30 @@ pub const ESTABLISHED: [&str; 5] = ["paid", "cooking", "cooked", "delivering", "
 /// - no refund names an id the gateway never gave (the idempotency key);
 /// - the gateway moved money for no order outside `orders`.
 ///
-/// An order whose payment (or charge) is `needs_attention` is not asserted
-/// (for that part) but returned: the tests that expect it say so.
+/// An order with a payment (or charge) in `needs_attention`, in its view or
+/// in `relay --attention`, is not asserted (for that part) but returned:
+/// the tests that expect it say so.
 /// Failures print the ledger and the gateway's requests of the order.
 pub fn assert_ledger(w: &World, gw: &Gateway, orders: &[i64]) -> Vec<i64> {
     w.relay_until_quiet(gw);
     let ledger = gw.ledger();
     let mut problems = Vec::new();
     let mut attention = Vec::new();
+    // What `relay --attention` lists, by kind: a view shows only its order's
+    // current payment and charge, not the charge of a rider the delivery
+    // moved away from.
+    let listed = w.ok(&["relay", "--attention"]);
+    let listed = |kind: &str| -> BTreeSet<i64> {
+        let items = listed["attention"].as_array().into_iter().flatten();
+        items.filter(|a| a["kind"] == kind).filter_map(|a| a["order_id"].as_i64()).collect()
+    };
+    let (payments_listed, charges_listed) = (listed("payment"), listed("charge"));
     for &order in orders {
         let view = w.status(order);
         let status = view["status"].as_str().unwrap_or("?").to_string();
-        let payment_attention = view["payment"]["status"] == "needs_attention";
+        let payment_attention = view["payment"]["status"] == "needs_attention" || payments_listed.contains(&order);
         let charge = &view["delivery"]["charge"];
-        let charge_attention = charge["status"] == "needs_attention";
+        let charge_attention = charge["status"] == "needs_attention" || charges_listed.contains(&order);
         if payment_attention || charge_attention {
             attention.push(order);
         }
