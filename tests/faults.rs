@@ -409,6 +409,43 @@ fn a_failing_webhook_never_fails_a_command_and_each_message_is_delivered_once() 
     assert_eq!(in_file.len() as i64, w.count("SELECT count(*) FROM messages"));
 }
 
+/// A webhook that takes a message and then does not answer (a hung server)
+/// holds a command no longer than its relay budget: the command exits 0
+/// with its messages left to relay, neither failed nor counted against the
+/// channel's breaker. It used to wait out the webhook's whole timeout (60 s
+/// here, the most the config allows), and got the late answer: the message
+/// was then recorded as delivered. Relay sends it once the webhook
+/// answers, under the same id.
+#[test]
+fn a_webhook_that_does_not_answer_holds_a_command_only_for_its_budget() {
+    let hook = Gateway::start(Mode::Slow(Duration::from_secs(8)));
+    let w = World::new(BIN, "");
+    let url = format!("{}/hooks/ezdelivery", hook.url());
+    std::fs::write(&w.config, format!("[[notify]]\nkind = \"webhook\"\nurl = \"{url}\"\ntimeout_ms = 60000\n"))
+        .unwrap();
+    let shop = w.shop(&[]);
+    let s = shop.store.to_string();
+    let view = w.ok(&["order", "--store", &s, "--customer", "kim", "--item", "후라이드", "--pay"]);
+    assert_eq!(view["status"], "paid", "{view}");
+    assert!(hook.count() >= 1, "the command called the webhook");
+    let queued = w.count("SELECT count(*) FROM message_deliveries");
+    assert!(queued >= 2, "the order's messages are queued: {queued}");
+    assert_eq!(
+        w.count("SELECT count(*) FROM message_deliveries WHERE state = 'pending' AND tries = 0"),
+        queued,
+        "left to relay as they were: not delivered, not failed"
+    );
+    assert_eq!(w.count("SELECT count(*) FROM breakers WHERE failures > 0"), 0, "the channel's breaker was not told");
+
+    hook.set_mode(Mode::Up);
+    w.relay_until("every webhook message delivered", |w, _| {
+        w.count("SELECT count(*) FROM message_deliveries WHERE state <> 'delivered'") == 0
+    });
+    let ids = w.texts("SELECT id FROM messages");
+    let posted: BTreeSet<String> = hook.log().iter().map(|post| post.key().to_string()).collect();
+    assert_eq!(posted, ids, "every message went to the webhook, under its id");
+}
+
 /// A command killed while its webhook call is in flight: the webhook has
 /// the message, the command never recorded it. The command had claimed its
 /// messages for two minutes; once the claim lapses, `relay` sends that one

@@ -29,6 +29,7 @@ pub(crate) const BODY_CAP: u64 = 64 * 1024;
 const MAX_REASON_CHARS: usize = 200;
 
 /// A blocking HTTP client for one configured URL.
+#[derive(Clone)]
 pub(crate) struct HttpClient {
     agent: Agent,
     url: String,
@@ -66,6 +67,13 @@ impl HttpClient {
             .user_agent(concat!("ezdelivery/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(HttpClient { agent: config.into(), url, timeout })
+    }
+
+    /// This client with each call bounded by `limit` too, when that is
+    /// shorter than its own timeout (at least 1 ms): a call made within a
+    /// command's relay budget.
+    pub(crate) fn at_most(&self, limit: Duration) -> HttpClient {
+        HttpClient { timeout: self.timeout.min(limit).max(Duration::from_millis(1)), ..self.clone() }
     }
 
     /// The service the URL names, for records that must be settled by the
@@ -112,6 +120,9 @@ impl HttpClient {
         body: Vec<u8>,
     ) -> Result<Reply, SendError> {
         let mut request = self.agent.post(format!("{}{path}", self.url)).header("content-type", content_type);
+        if self.timeout < self.agent.config().timeouts().global.unwrap_or(Duration::MAX) {
+            request = request.config().timeout_global(Some(self.timeout)).build();
+        }
         for (name, value) in headers {
             request = request.header(name, value);
         }

@@ -79,13 +79,24 @@ impl Notifier for KakaoNotifier {
     }
 
     fn send(&self, message: &Message) -> std::result::Result<(), String> {
+        self.post(&self.client, message)
+    }
+
+    fn send_within(&self, message: &Message, within: Duration) -> std::result::Result<(), String> {
+        self.post(&self.client.at_most(within), message)
+    }
+}
+
+impl KakaoNotifier {
+    /// Sends `message` through `client` ("send to me" with a text template).
+    fn post(&self, client: &HttpClient, message: &Message) -> std::result::Result<(), String> {
         let template = json!({
             "object_type": "text",
             "text": fit(&message.text, MAX_TEXT_CHARS),
             "link": {"web_url": "", "mobile_web_url": ""},
         })
         .to_string();
-        self.client
+        client
             .post_form(SEND_TO_ME, &self.token, &[("template_object", &template)])
             .map_err(|e| e.reason)
             .and_then(|reply| reply.delivered())

@@ -44,12 +44,21 @@ impl Notifier for WebhookNotifier {
     }
 
     fn send(&self, message: &Message) -> std::result::Result<(), String> {
-        self.client
-            .post_json("", &message.id, &MessageJson::from(message))
-            .map_err(|e| e.reason)
-            .and_then(|reply| reply.delivered())
-            .map_err(|e| format!("webhook: {e}"))
+        post(&self.client, message)
     }
+
+    fn send_within(&self, message: &Message, within: Duration) -> std::result::Result<(), String> {
+        post(&self.client.at_most(within), message)
+    }
+}
+
+/// Posts `message` through `client`.
+fn post(client: &HttpClient, message: &Message) -> std::result::Result<(), String> {
+    client
+        .post_json("", &message.id, &MessageJson::from(message))
+        .map_err(|e| e.reason)
+        .and_then(|reply| reply.delivered())
+        .map_err(|e| format!("webhook: {e}"))
 }
 
 #[cfg(test)]
@@ -99,5 +108,21 @@ mod tests {
         assert_eq!(server.finish().len(), 2);
         let refused = WebhookNotifier::new(&refused_url(), LONG).unwrap();
         assert!(refused.send(&sample_message()).unwrap_err().starts_with("webhook: cannot reach the server"));
+    }
+
+    /// Within a command's budget, a call gives up at the budget, not at the
+    /// channel's own (longer) timeout; a longer budget leaves the timeout.
+    #[test]
+    fn a_call_within_a_budget_gives_up_at_the_budget() {
+        let server = ScriptedServer::start(vec![
+            Reply::json(200, "").after(Duration::from_millis(1500)),
+            Reply::json(200, "").after(Duration::from_millis(1500)),
+        ]);
+        let notifier = WebhookNotifier::new(server.url(), Duration::from_millis(300)).unwrap();
+        let cut = notifier.send_within(&sample_message(), Duration::from_millis(100));
+        assert_eq!(cut.unwrap_err(), "webhook: no answer within 100 ms");
+        let own = notifier.send_within(&sample_message(), LONG);
+        assert_eq!(own.unwrap_err(), "webhook: no answer within 300 ms");
+        assert_eq!(server.finish().len(), 2);
     }
 }

@@ -28,8 +28,9 @@ pub struct MessageStats {
     /// Not tried: the channel's circuit breaker is open, or it failed
     /// earlier in the batch.
     pub skipped: usize,
-    /// Not tried: the batch's sending window (30 s) was over; released,
-    /// due again at once.
+    /// Not tried, or cut short by a command's relay budget (the channel's
+    /// breaker is not told), or the batch's sending window (30 s) was
+    /// over; released, due again at once.
     pub released: usize,
 }
 
@@ -67,6 +68,8 @@ impl Engine {
     /// Delivers up to `limit` due messages, each on its channel, and records
     /// what happened. A failing notifier only delays its own messages; a
     /// channel whose breaker is open is skipped without being called.
+    /// (Within a command's relay budget, a channel that does not answer can
+    /// use up the budget: what is left is `relay`'s.)
     pub fn deliver_messages(&self, limit: usize) -> Result<MessageStats> {
         self.deliver_messages_until(limit, Halt::default())
     }
@@ -135,13 +138,28 @@ impl Engine {
             }
             let started = Instant::now();
             tried = true;
+            // A command waits for its messages no longer than its budget.
+            let within = halt.deadline.map(|d| d.saturating_duration_since(started));
             let sent = match self.notifiers.iter().find(|n| n.channel().as_str() == channel) {
-                Some(n) => n.send(&fitted(&queued.message, n.max_chars())),
+                Some(n) => match within {
+                    Some(within) => n.send_within(&fitted(&queued.message, n.max_chars()), within),
+                    None => n.send(&fitted(&queued.message, n.max_chars())),
+                },
                 None => Err(unconfigured(&channel)),
             };
-            let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+            let elapsed = started.elapsed();
+            let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
             tracing::debug!(channel = %channel, message_id = %queued.message.id, ok = sent.is_ok(),
                 elapsed_ms = format_args!("{elapsed_ms:.3}"), "notifier call");
+            if sent.is_err() && within.is_some_and(|within| elapsed >= within) {
+                // Cut short by the budget, not failed by the channel: left
+                // to relay (it may have arrived: a message can arrive twice),
+                // and the breaker is not told.
+                gate.open = true;
+                stats.released += 1;
+                outcomes.push((queued.delivery, None));
+                continue;
+            }
             gate.breaker = gate.breaker.record(sent.is_ok(), &settings, now);
             // After a trial or a failure, the channel waits for the next
             // batch: a dead endpoint costs one timeout per batch, not one

@@ -204,6 +204,15 @@ pub trait Notifier: Send + Sync {
     fn channel(&self) -> &ChannelName;
     /// Delivers one message; `Err` means "not delivered, try again later".
     fn send(&self, message: &Message) -> Result<(), String>;
+    /// [`Notifier::send`], giving up after `within` at the latest: what is
+    /// left of a command's relay budget, which a channel that does not
+    /// answer must not stretch (its message is then left to `relay`). The
+    /// default ignores `within`; a notifier whose calls can take long (over
+    /// a network) should honour it.
+    fn send_within(&self, message: &Message, within: std::time::Duration) -> Result<(), String> {
+        let _ = within;
+        self.send(message)
+    }
     /// The longest text, in characters, the channel takes (`None`: no
     /// limit, the default). The engine fits each message to it before
     /// [`Notifier::send`] ([`crate::domain::fit::fit`]): a big order's message
