@@ -42,6 +42,9 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// than one about that connection (out of file descriptors, say).
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// At most one warning this often that connections are turned away.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
 /// Serves `router` on `listener`, at most `max_connections` at once, each
 /// request's head due within `head_timeout`, until `shutdown` completes;
 /// then it stops accepting, lets every connection finish its request in
@@ -59,6 +62,7 @@ pub(crate) async fn serve(
     // clone of `alive`, so `closed()` on its sender waits for them all.
     let (stop, stopping) = watch::channel(false);
     let (alive, alive_rx) = watch::channel(());
+    let mut warned: Option<tokio::time::Instant> = None;
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -97,13 +101,20 @@ pub(crate) async fn serve(
                 }
                 drop((permit, alive));
             });
-        } else if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
-            tokio::spawn(async move {
-                refuse(stream).await;
-                drop(permit);
-            });
+        } else {
+            // An operator sees the limit reached, not every refusal.
+            if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                warned = Some(tokio::time::Instant::now());
+                tracing::warn!(max_connections, "at the limit of connections: new ones are answered 503");
+            }
+            if let Ok(permit) = Arc::clone(&refusing).try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(permit);
+                });
+            }
+            // else: dropped, closed at once.
         }
-        // else: dropped, closed at once.
     }
     drop(listener);
     let _ = stop.send(true);
