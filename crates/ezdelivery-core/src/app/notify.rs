@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::app::engine::{Engine, MESSAGE_LEASE_MS};
 use crate::domain::breaker::Permit;
@@ -139,19 +139,16 @@ impl Engine {
             let started = Instant::now();
             tried = true;
             // A command waits for its messages no longer than its budget.
-            let within = halt.deadline.map(|d| d.saturating_duration_since(started));
+            let within = halt.deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(started));
             let sent = match self.notifiers.iter().find(|n| n.channel().as_str() == channel) {
-                Some(n) => match within {
-                    Some(within) => n.send_within(&fitted(&queued.message, n.max_chars()), within),
-                    None => n.send(&fitted(&queued.message, n.max_chars())),
-                },
+                Some(n) => n.send_within(&fitted(&queued.message, n.max_chars()), within),
                 None => Err(unconfigured(&channel)),
             };
             let elapsed = started.elapsed();
             let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
             tracing::debug!(channel = %channel, message_id = %queued.message.id, ok = sent.is_ok(),
                 elapsed_ms = format_args!("{elapsed_ms:.3}"), "notifier call");
-            if sent.is_err() && within.is_some_and(|within| elapsed >= within) {
+            if sent.is_err() && elapsed >= within {
                 // Cut short by the budget, not failed by the channel: left
                 // to relay (it may have arrived: a message can arrive twice),
                 // and the breaker is not told.

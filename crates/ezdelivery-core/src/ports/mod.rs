@@ -206,9 +206,10 @@ pub trait Notifier: Send + Sync {
     fn send(&self, message: &Message) -> Result<(), String>;
     /// [`Notifier::send`], giving up after `within` at the latest: what is
     /// left of a command's relay budget, which a channel that does not
-    /// answer must not stretch (its message is then left to `relay`). The
-    /// default ignores `within`; a notifier whose calls can take long (over
-    /// a network) should honour it.
+    /// answer must not stretch (its message is then left to `relay`);
+    /// `Duration::MAX` when nothing bounds the call (`relay`). The engine
+    /// calls this one. The default ignores `within`; a notifier whose calls
+    /// can take long (over a network) should honour it.
     fn send_within(&self, message: &Message, within: std::time::Duration) -> Result<(), String> {
         let _ = within;
         self.send(message)
