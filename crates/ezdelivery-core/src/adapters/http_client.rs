@@ -7,6 +7,7 @@
 //! Proxies: like curl, the agent honours `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`
 //! and `NO_PROXY` from the environment.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -71,9 +72,13 @@ impl HttpClient {
 
     /// This client with each call bounded by `limit` too, when that is
     /// shorter than its own timeout (at least 1 ms): a call made within a
-    /// command's relay budget.
-    pub(crate) fn at_most(&self, limit: Duration) -> HttpClient {
-        HttpClient { timeout: self.timeout.min(limit).max(Duration::from_millis(1)), ..self.clone() }
+    /// command's relay budget. Otherwise this client itself, not a copy
+    /// (`relay` passes no bound, on every call).
+    pub(crate) fn at_most(&self, limit: Duration) -> Cow<'_, HttpClient> {
+        if limit >= self.timeout {
+            return Cow::Borrowed(self);
+        }
+        Cow::Owned(HttpClient { timeout: limit.max(Duration::from_millis(1)), ..self.clone() })
     }
 
     /// The service the URL names, for records that must be settled by the
