@@ -100,6 +100,16 @@ impl Api {
         Api { child, base: base.to_string(), agent, _stdout: std::sync::Mutex::new(lines) }
     }
 
+    /// A bare TCP connection to the server, for what an HTTP client would
+    /// not send (half a head) or would read (answers left unread); reads and
+    /// writes give up after [`DEADLINE`].
+    fn raw_connection(&self) -> std::net::TcpStream {
+        let stream = std::net::TcpStream::connect(self.base.trim_start_matches("http://")).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("a read timeout");
+        stream.set_write_timeout(Some(DEADLINE)).expect("a write timeout");
+        stream
+    }
+
     /// `method path` as `token` (none: no header), with `body` and `headers`.
     fn call(
         &self,
@@ -910,12 +920,7 @@ fn stalled_connections_are_closed_and_one_over_the_limit_is_answered_503() {
     // be open still when the fourth comes, on a busy machine too.
     let w = World::new(BIN, "[serve]\nidle_timeout_ms = 2000\nmax_connections = 3\n");
     let api = Api::start(&w);
-    let address = api.base.trim_start_matches("http://").to_string();
-    let connect = || {
-        let stream = std::net::TcpStream::connect(&address).expect("connect");
-        stream.set_read_timeout(Some(DEADLINE)).expect("a read timeout");
-        stream
-    };
+    let connect = || api.raw_connection();
     // Everything the server sends until it closes the connection.
     let rest = |mut stream: std::net::TcpStream| {
         let mut text = Vec::new();
@@ -954,5 +959,40 @@ fn stalled_connections_are_closed_and_one_over_the_limit_is_answered_503() {
         stream.join().expect("the stream's thread")
     });
     assert_eq!(frames.len(), 2, "the order's event, then the one written later");
+    assert_eq!(api.stop(), Some(0));
+}
+
+/// A client that sends requests and never reads the answers fills the
+/// socket's buffers, and the server's write then waits on it: that used to
+/// be for ever, holding the connection (here the only one allowed) and
+/// any graceful shutdown. A write that waits `idle_timeout_ms` now closes
+/// the connection.
+#[test]
+fn a_client_that_never_reads_its_answers_is_closed() {
+    use std::io::{ErrorKind, Read, Write};
+    let w = World::new(BIN, "[serve]\nidle_timeout_ms = 1000\nmax_connections = 1\n");
+    let api = Api::start(&w);
+    let connect = || api.raw_connection();
+    // The status line of one request on a connection of its own.
+    let healthz = || {
+        let mut stream = connect();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("a request");
+        let mut text = Vec::new();
+        let _ = stream.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).lines().next().unwrap_or_default().to_string()
+    };
+    assert_eq!(healthz(), "HTTP/1.1 200 OK");
+
+    // Far more answers than loopback's buffers hold (the document is tens
+    // of kilobytes); the server stops reading the requests once its writes
+    // wait, so the client's own write may stop part way.
+    let mut hog = connect();
+    let requests = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2_000);
+    let _ = hog.write_all(&requests);
+    wait_for(|| (healthz() == "HTTP/1.1 200 OK").then_some(()));
+    let mut drained = Vec::new();
+    if let Err(e) = hog.read_to_end(&mut drained) {
+        assert!(!matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "still open: {e}");
+    }
     assert_eq!(api.stop(), Some(0));
 }

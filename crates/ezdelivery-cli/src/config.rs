@@ -301,7 +301,8 @@ pub struct ServeConfig {
     pub max_requests: u64,
     /// Connections open at once; more are answered 503 and closed.
     pub max_connections: u64,
-    /// How long a connection may go without a whole request head.
+    /// How long a connection may go without a whole request head, or without
+    /// taking any of an answer.
     pub idle_timeout_ms: u64,
 }
 

@@ -9,9 +9,10 @@
 //! Here a connection that has not sent a whole request head within
 //! `idle_timeout_ms` (the first request's, or the next one on a kept-alive
 //! connection) is closed, and past `max_connections` a new connection is
-//! answered 503 and closed. That bounds what the server holds; it does not
-//! stop one client from taking every connection (a proxy with limits per
-//! client in front does).
+//! answered 503 and closed. A connection whose client takes nothing of an
+//! answer for as long is closed too ([`WriteDeadline`]). That bounds what
+//! the server holds; it does not stop one client from taking every
+//! connection (a proxy with limits per client in front does).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -30,6 +31,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
 use crate::problem::Problem;
+use crate::write_deadline::WriteDeadline;
 
 /// Connections turned away at once, each while its 503 is answered: more
 /// than that are closed without an answer.
@@ -46,14 +48,15 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener`, at most `max_connections` at once, each
-/// request's head due within `head_timeout`, until `shutdown` completes;
+/// request's head due within `idle_timeout` and no write waiting longer
+/// on its client, until `shutdown` completes;
 /// then it stops accepting, lets every connection finish its request in
 /// flight, and returns once all are closed.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     max_connections: usize,
-    head_timeout: Duration,
+    idle_timeout: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let open = Arc::new(Semaphore::new(max_connections));
@@ -83,7 +86,8 @@ pub(crate) async fn serve(
             let (router, mut stopping, alive) = (router.clone(), stopping.clone(), alive_rx.clone());
             tokio::spawn(async move {
                 let service = TowerToHyperService::new(router);
-                let connection = builder(head_timeout).serve_connection(TokioIo::new(stream), service);
+                let stream = TokioIo::new(WriteDeadline::new(stream, idle_timeout));
+                let connection = builder(idle_timeout).serve_connection(stream, service);
                 tokio::pin!(connection);
                 let finished = tokio::select! {
                     served = connection.as_mut() => Some(served),
@@ -134,7 +138,8 @@ fn builder(head_timeout: Duration) -> http1::Builder {
 /// Answers a connection over the limit 503 (with `Retry-After`, as a
 /// request over `max_requests` is), once its request's head is in, and
 /// closes it. The head is read first so that the client, still sending,
-/// is not cut off by a reset before it reads the answer.
+/// is not cut off by a reset before it reads the answer; a client that
+/// does not read the answer is not waited on longer than for its head.
 async fn refuse(stream: TcpStream) {
     let answer = hyper::service::service_fn(|_: Request<Incoming>| async {
         let mut response =
@@ -146,7 +151,7 @@ async fn refuse(stream: TcpStream) {
     });
     let mut builder = builder(REFUSAL_TIMEOUT);
     builder.keep_alive(false);
-    let _ = builder.serve_connection(TokioIo::new(stream), answer).await;
+    let _ = builder.serve_connection(TokioIo::new(WriteDeadline::new(stream, REFUSAL_TIMEOUT)), answer).await;
 }
 
 /// Whether an error accepting a connection is about that connection only

@@ -40,6 +40,7 @@ mod settings;
 mod sse;
 mod state;
 pub mod tokens;
+mod write_deadline;
 
 pub use idempotency::AtWork;
 pub use problem::Problem;

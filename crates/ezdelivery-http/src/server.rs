@@ -172,7 +172,8 @@ async fn count(State(state): State<AppState>, request: Request, next: Next) -> R
 /// requests in flight finish. At most `settings.max_connections` are open
 /// at once (more are answered 503 and closed), and a connection that has
 /// not sent a whole request head within `settings.idle_timeout` (an idle
-/// kept-alive one too) is closed. Requests with an `Idempotency-Key`
+/// kept-alive one too), or whose client has taken nothing of an answer for
+/// as long, is closed. Requests with an `Idempotency-Key`
 /// whose client went away may still be at work when it returns: see
 /// [`router`].
 pub async fn serve(

@@ -16,8 +16,8 @@ pub struct Settings {
     /// streams included; more are answered 503 and closed.
     pub max_connections: usize,
     /// How long a connection may go without sending a whole request head
-    /// (a new one, or a kept-alive one between requests) before it is
-    /// closed: longer than the idle timeout of the load balancers that
+    /// (a new one, or a kept-alive one between requests), or without
+    /// taking any of an answer or a live stream, before it is closed: longer than the idle timeout of the load balancers that
     /// keep connections to it (60 s for many), or they reuse closed ones.
     pub idle_timeout: Duration,
     /// Engine calls at once (the storage pool's size).
