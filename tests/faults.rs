@@ -500,6 +500,45 @@ fn a_message_sent_by_a_killed_command_is_sent_again_under_the_same_id() {
     assert_eq!(posts.keys().cloned().collect::<BTreeSet<_>>(), ids, "every message went to the webhook");
 }
 
+/// A line the file cannot take whole (the disk full; here a file-size
+/// limit) is taken back: the file keeps one object per line, and `relay`
+/// appends the message whole later. It was left cut short, and the retry
+/// was glued to it, one line no reader could parse.
+#[test]
+fn a_jsonl_line_cut_short_is_taken_back_and_relayed_whole() {
+    let w = World::new(BIN, "");
+    let log = w.path("messages.jsonl");
+    // Retries due at once, so that the `relay` below retries the message cut short.
+    std::fs::write(&w.config, format!("{}[retry]\nbase_ms = 0\nmax_ms = 0\n", jsonl(&log))).unwrap();
+    let shop = w.shop(&[]);
+    // What one block of `ulimit -f` is in this machine's `sh`.
+    let probe = w.path("probe");
+    std::process::Command::new("sh")
+        .args(["-c", &file_limit(1), "head", "-c", "4096", "/dev/zero"])
+        .stdout(std::fs::File::create(&probe).unwrap())
+        .status()
+        .expect("sh runs");
+    let block = std::fs::metadata(&probe).unwrap().len();
+    assert!(block == 512 || block == 1024, "a block of {block} bytes");
+    // The file ends 10 bytes short of the limit; the database and its WAL
+    // stay far below it.
+    let blocks = 2 * 1024 * 1024 / block;
+    let padding = format!("{{\"padding\":\"{}\"}}\n", "x".repeat((blocks * block) as usize - 10 - 15));
+    std::fs::write(&log, &padding).unwrap();
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), blocks * block - 10);
+
+    let store = shop.store.to_string();
+    let args = ["--json", "order", "--store", &store, "--customer", "kim", "--item", "후라이드", "--pay"];
+    let (code, out) = json_outcome(&finish(w.shell(&file_limit(blocks), &args), "order --pay"), "order --pay");
+    assert_eq!(code, 0, "the order stands; its messages wait for relay: {out}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), padding, "the line cut short was taken back");
+
+    w.ok(&["relay"]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Value> = text.lines().skip(1).map(|l| one_object(l, "a jsonl line")).collect();
+    assert_eq!(lines.len() as i64, w.count("SELECT count(*) FROM messages"), "each message whole: {text}");
+}
+
 #[test]
 fn a_jsonl_channel_writes_one_object_per_line_to_a_private_file() {
     let w = World::new(BIN, "");

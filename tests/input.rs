@@ -402,6 +402,35 @@ fn reading_a_database_that_does_not_exist_creates_nothing() {
     assert_eq!((code, out["stores"].as_array().map(Vec::len)), (0, Some(1)), "{out}");
 }
 
+/// `--db` names a file, whatever it looks like: SQLite read a name such as
+/// `file:x.db?mode=memory` as a URI, kept that database in memory, and
+/// every write the command acknowledged (a verified `db copy` too) was gone
+/// when it ended.
+#[test]
+fn a_database_named_like_a_sqlite_uri_is_a_file_of_that_name() {
+    let w = World::new(BIN, "");
+    // Relative names, as typed: an absolute path is never read as a URI.
+    let json_in_folder = |db: &str, args: &[&str]| {
+        let mut c = w.bare();
+        c.current_dir(w.path("")).args(["--json", "--db", db]).args(args);
+        json_outcome(&finish(c, &args.join(" ")), &args.join(" "))
+    };
+    for name in ["file:u.db?mode=memory", "file::memory:", "file:v.db"] {
+        let (code, out) = json_in_folder(name, &["store", "add", "--name", "BBQ"]);
+        assert_eq!(code, 0, "{name}: {out}");
+        let (code, out) = json_in_folder(name, &["store", "list"]);
+        assert_eq!((code, out["stores"].as_array().map(Vec::len)), (0, Some(1)), "{name}: kept: {out}");
+        let size = std::fs::metadata(w.path(name)).map(|m| m.len()).unwrap_or_default();
+        assert!(size > 0, "{name}: the file of that very name holds it");
+    }
+    assert!(!w.path("v.db").exists() && !w.path("u.db").exists(), "nothing under the URI's name");
+    let copy = "file:backup.db?mode=memory";
+    let (code, out) = json_in_folder("file:v.db", &["db", "copy", "--to", copy]);
+    assert_eq!(code, 0, "db copy: {out}");
+    let (code, out) = json_in_folder(copy, &["store", "list"]);
+    assert_eq!((code, out["stores"].as_array().map(Vec::len)), (0, Some(1)), "the copy is on disk: {out}");
+}
+
 #[test]
 fn a_command_without_its_subcommand_is_a_usage_error() {
     let w = World::new(BIN, "");

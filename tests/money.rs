@@ -809,13 +809,6 @@ fn killing_pay_cancel_and_relay_mid_call_moves_money_once() {
 
 // ───────────────────────────── the disk full, the output gone ─────────────────────────────
 
-/// The shell line that runs the binary with files limited to `blocks`
-/// (SIGXFSZ ignored, so a write past the limit fails with EFBIG, which
-/// SQLite reports as a disk-full or I/O error).
-fn file_limit(blocks: u64) -> String {
-    format!("trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\"")
-}
-
 /// The claims of the disk-full runs: as short as allowed.
 const DISK_FULL_LEASE_MS: u64 = 2 * TIMEOUT_MS + 100;
 

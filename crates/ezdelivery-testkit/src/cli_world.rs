@@ -194,6 +194,14 @@ pub fn breaker(failure_threshold: u32, open_ms: u64) -> String {
     format!("[breaker]\nfailure_threshold = {failure_threshold}\nopen_ms = {open_ms}\n")
 }
 
+/// The [`World::shell`] script that runs the binary with files limited to
+/// `blocks` (`ulimit -f`: 512 bytes each in POSIX `sh`; SIGXFSZ ignored,
+/// so a write past the limit fails with EFBIG, which SQLite reports as a
+/// disk-full or I/O error).
+pub fn file_limit(blocks: u64) -> String {
+    format!("trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\"")
+}
+
 /// A `[[notify]]` jsonl channel writing to `path`.
 pub fn jsonl(path: &Path) -> String {
     format!("[[notify]]\nkind = \"jsonl\"\npath = {:?}\n", path.display().to_string())

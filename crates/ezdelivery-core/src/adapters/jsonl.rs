@@ -58,8 +58,20 @@ impl JsonlNotifier {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(&self.path)?;
-        file.write_all(line)?;
-        file.flush()
+        // One writer at a time, across processes too (`relay` and commands
+        // append to the same file), so that the file's length before the
+        // line is the line's start.
+        file.lock()?;
+        let start = file.metadata()?.len();
+        let written = file.write_all(line).and_then(|()| file.flush());
+        if written.is_err() {
+            // A line cut short (the disk full, a file-size limit) is taken
+            // back: left there, the next line (the message's retry, say)
+            // was glued to it, and the file no longer held one object per
+            // line. Best effort: the error is the write's.
+            let _ = file.set_len(start);
+        }
+        written
     }
 }
 

@@ -142,7 +142,7 @@ impl Checkpoints {
     /// `synchronous`, woken every `every` pages.
     pub(super) fn start(writer: &Connection, path: &str, every: u32) -> Result<Checkpoints> {
         let synchronous: i64 = writer.query_row("PRAGMA synchronous", [], |r| r.get(0))?;
-        let conn = Connection::open(path)?;
+        let conn = super::connection::open_file(std::path::Path::new(path), super::connection::read_write())?;
         conn.pragma_update(None, "synchronous", synchronous)?;
         let shared = Arc::new(Shared::default());
         // The worker syncs the database file itself after its passes:

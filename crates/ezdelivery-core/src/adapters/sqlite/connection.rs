@@ -60,3 +60,24 @@ pub const PAGE_SIZE: u32 = 2048;
 /// 32-bit target SQLite keeps only the low 31 bits of the size, which
 /// would turn 64 GiB into 0, so there it is SQLite's own default.
 pub const MMAP_SIZE: i64 = if cfg!(target_pointer_width = "64") { 64 << 30 } else { 0x7fff_0000 };
+
+/// The flags of a connection that reads and writes, creating the file if
+/// need be (rusqlite's `Connection::open`'s, but `SQLITE_OPEN_URI`).
+pub(super) fn read_write() -> rusqlite::OpenFlags {
+    use rusqlite::OpenFlags;
+    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+/// Opens the database file at `path` with `flags`, as the file of that
+/// name whatever the name looks like. SQLite reads a name that begins
+/// with `file:` as a URI whatever the flags say (rusqlite's bundled build
+/// turns URIs on for every connection): `file:x.db?mode=memory` was a
+/// database in memory, and every write the command acknowledged was gone
+/// when it ended. `./` in front makes such a name a plain one again.
+pub(super) fn open_file(path: &std::path::Path, flags: rusqlite::OpenFlags) -> rusqlite::Result<rusqlite::Connection> {
+    if path.as_os_str().as_encoded_bytes().starts_with(b"file:") {
+        rusqlite::Connection::open_with_flags(std::path::Path::new(".").join(path), flags)
+    } else {
+        rusqlite::Connection::open_with_flags(path, flags)
+    }
+}

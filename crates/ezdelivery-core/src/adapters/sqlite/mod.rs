@@ -355,7 +355,8 @@ impl SqliteStorage {
             let what = if path.exists() { "cannot open for writing" } else { "cannot create" };
             Failed::io(format!("{what} {}", path.display()), e)
         })?;
-        let conn = Connection::open(path).map_err(|e| Failed::sqlite(format!("cannot open {}", path.display()), e))?;
+        let conn = connection::open_file(path, connection::read_write())
+            .map_err(|e| Failed::sqlite(format!("cannot open {}", path.display()), e))?;
         // The first write, on its own to tell a file that cannot be written
         // from any other failure: WAL mode, which needs the file and its
         // folder writable (`setup` finds it set). The page size before it,

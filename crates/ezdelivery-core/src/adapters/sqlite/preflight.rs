@@ -185,7 +185,7 @@ pub(super) fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = match immutable_uri(path) {
         Some(uri) if !beside("-wal") && !beside("-journal") => Connection::open_with_flags(uri, flags)?,
-        _ => Connection::open_with_flags(path, flags - OpenFlags::SQLITE_OPEN_URI)?,
+        _ => super::connection::open_file(path, flags - OpenFlags::SQLITE_OPEN_URI)?,
     };
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
