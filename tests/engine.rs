@@ -660,12 +660,16 @@ impl ezdelivery_core::ports::Clock for Shifted {
 /// call of a key charges (the ledger counts it), a repeat answers the same.
 /// With `hold`, the first call of engine A waits, after charging, until the
 /// test lets it answer `late`.
+/// Every refund it is asked is done, and recorded in `refunded`; it
+/// answers `refund_answer` (`None`: done).
 #[derive(Clone)]
 struct Held {
     charged: Arc<Mutex<Vec<Arc<str>>>>,
     entered: Arc<Mutex<Option<std::sync::mpsc::Sender<()>>>>,
     release: Arc<Mutex<Option<std::sync::mpsc::Receiver<()>>>>,
     late: GatewayOutcome,
+    refunded: Arc<Mutex<Vec<Arc<str>>>>,
+    refund_answer: Arc<Mutex<Option<GatewayOutcome>>>,
 }
 impl PaymentGateway for Held {
     fn name(&self) -> &str {
@@ -692,7 +696,9 @@ impl PaymentGateway for Held {
         GatewayOutcome::Approved { gateway_ref: format!("p-{}", r.idempotency_key) }
     }
     fn refund(&self, r: &RefundRequest) -> GatewayOutcome {
-        GatewayOutcome::Approved { gateway_ref: format!("r-{}", r.idempotency_key) }
+        self.refunded.lock().unwrap().push(r.idempotency_key.clone());
+        let answer = self.refund_answer.lock().unwrap().clone();
+        answer.unwrap_or_else(|| GatewayOutcome::Approved { gateway_ref: format!("r-{}", r.idempotency_key) })
     }
 }
 
@@ -700,6 +706,71 @@ impl PaymentGateway for Held {
 /// same key: the gateway acts once) and records the approval; A's late
 /// answer is then recorded only as far as it is a fact.
 fn a_call_taken_over_after_its_lease(late: GatewayOutcome) {
+    let (_dir, b, gateway, order, paying, release) = a_call_held_past_its_lease(late, RetryPolicy::default());
+    release.send(()).unwrap();
+    let a_result = paying.join().unwrap();
+    assert_eq!(a_result.unwrap(), OrderStatus::Paid, "A reports what happened to the order");
+    assert_eq!(gateway.charged.lock().unwrap().len(), 1, "the gateway acted once: one key, one charge");
+    let approvals = b.events(0, Some(order), 100).unwrap();
+    let approvals = approvals.iter().filter(|e| e.event.type_name() == "PaymentApproved").count();
+    assert_eq!(approvals, 1, "recorded once");
+    let view = b.status(order).unwrap();
+    assert_eq!(view.payment.unwrap().status, PaymentStatus::Approved);
+}
+
+/// B records the approval A's call got (A's claim lapsed); the order is
+/// cancelled, and its refund, done at the gateway but answered 503, waits
+/// for a person. A's late approval is then no news: it used to be taken
+/// again, refunded a second time under a new key (`…-refund-refund`), and
+/// the attention cleared, the customer refunded twice.
+#[test]
+fn a_late_approval_after_its_refund_went_to_a_person_refunds_nothing_more() {
+    let retry = RetryPolicy { base_ms: 0, max_ms: 0, max_message_tries: 3, attention_after: 1 };
+    let late = GatewayOutcome::Approved { gateway_ref: "late".into() };
+    let (_dir, b, gateway, order, paying, release) = a_call_held_past_its_lease(late, retry);
+    *gateway.refund_answer.lock().unwrap() = Some(GatewayOutcome::Unavailable { reason: "HTTP 503".into() });
+    b.cancel(order, "").unwrap();
+    assert_eq!(b.status(order).unwrap().payment.unwrap().status, PaymentStatus::NeedsAttention);
+    let refund_keys = gateway.refunded.lock().unwrap().clone();
+    assert_eq!(refund_keys.len(), 1, "{refund_keys:?}");
+
+    release.send(()).unwrap();
+    let a_result = paying.join().unwrap();
+    assert!(matches!(a_result, Ok(OrderStatus::Cancelled)), "A reports the order as it is: {a_result:?}");
+    assert_eq!(*gateway.refunded.lock().unwrap(), refund_keys, "no second refund");
+    let view = b.status(order).unwrap();
+    assert_eq!(view.payment.unwrap().status, PaymentStatus::NeedsAttention, "still for a person");
+    assert_eq!(b.attention().unwrap().len(), 1, "listed");
+    let events = b.events(0, Some(order), 100).unwrap();
+    assert_eq!(events.iter().filter(|e| e.event.type_name() == "PaymentApproved").count(), 1, "recorded once");
+
+    // The person replays the refund's own key: refunded, once.
+    *gateway.refund_answer.lock().unwrap() = None;
+    assert_eq!(b.requeue_attention().unwrap(), 1);
+    b.relay().unwrap();
+    assert_eq!(b.status(order).unwrap().payment.unwrap().status, PaymentStatus::Refunded);
+    let keys = gateway.refunded.lock().unwrap().clone();
+    assert!(keys.len() == 2 && keys[0] == keys[1], "the same refund's key again: {keys:?}");
+}
+
+/// Engines A and B on one database (in the folder returned) and one
+/// [`Held`] gateway: A's `pay` of
+/// a new order is held in the gateway, after it charged, until the test
+/// sends on the returned channel; the clock has moved past A's lease, and
+/// B has taken the call over (the same key: no second charge) and
+/// recorded the approval.
+#[allow(clippy::type_complexity)]
+fn a_call_held_past_its_lease(
+    late: GatewayOutcome,
+    retry: RetryPolicy,
+) -> (
+    tempfile::TempDir,
+    Engine,
+    Held,
+    i64,
+    std::thread::JoinHandle<Result<OrderStatus, Error>>,
+    std::sync::mpsc::Sender<()>,
+) {
     use ezdelivery_core::adapters::sqlite::{SqliteStorage, Synchronous};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("shared.db");
@@ -711,12 +782,15 @@ fn a_call_taken_over_after_its_lease(late: GatewayOutcome) {
         entered: Arc::new(Mutex::new(Some(entered_tx))),
         release: Arc::new(Mutex::new(Some(release_rx))),
         late,
+        refunded: Arc::default(),
+        refund_answer: Arc::default(),
     };
     let engine = |gateway: Held| {
         Engine::builder(SqliteStorage::open_with(&db, Synchronous::Normal).unwrap())
             .payment(gateway)
             .clock(clock.clone())
             .lease(std::time::Duration::from_secs(5))
+            .retry(retry)
             .build()
     };
     let a = engine(gateway.clone());
@@ -734,16 +808,7 @@ fn a_call_taken_over_after_its_lease(late: GatewayOutcome) {
     *clock.0.lock().unwrap() = chrono::TimeDelta::seconds(6);
     assert_eq!(b.relay().unwrap().payments_approved, 1);
     assert_eq!(b.status(order).unwrap().status, OrderStatus::Paid);
-
-    release.send(()).unwrap();
-    let a_result = paying.join().unwrap();
-    assert_eq!(a_result.unwrap(), OrderStatus::Paid, "A reports what happened to the order");
-    assert_eq!(gateway.charged.lock().unwrap().len(), 1, "the gateway acted once: one key, one charge");
-    let approvals = b.events(0, Some(order), 100).unwrap();
-    let approvals = approvals.iter().filter(|e| e.event.type_name() == "PaymentApproved").count();
-    assert_eq!(approvals, 1, "recorded once");
-    let view = b.status(order).unwrap();
-    assert_eq!(view.payment.unwrap().status, PaymentStatus::Approved);
+    (dir, b, gateway, order, paying, release)
 }
 
 #[test]

@@ -256,7 +256,10 @@ impl Leg for Payment {
     }
 
     fn taken(&self, w: &mut Work<'_>, gateway_ref: &str) -> Result<Settled> {
-        if !matches!(self.status, PaymentStatus::Pending | PaymentStatus::Voided | PaymentStatus::NeedsAttention) {
+        // Taken and recorded already (its refund may wait for a person): no news.
+        if self.gateway_ref.is_some()
+            || !matches!(self.status, PaymentStatus::Pending | PaymentStatus::Voided | PaymentStatus::NeedsAttention)
+        {
             return Ok(Settled::Nothing);
         }
         // Cancelled meanwhile, or paid by another attempt: the domain gives it back.
@@ -275,7 +278,8 @@ impl Leg for Payment {
     }
 
     fn declined(&self, w: &mut Work<'_>, reason: &str) -> Result<Settled> {
-        if !matches!(self.status, PaymentStatus::Pending | PaymentStatus::NeedsAttention) {
+        if self.gateway_ref.is_some() || !matches!(self.status, PaymentStatus::Pending | PaymentStatus::NeedsAttention)
+        {
             return Ok(Settled::Nothing);
         }
         let (declined, event) = self.decline(reason, w.now)?;
@@ -352,7 +356,10 @@ impl Leg for Charge {
     }
 
     fn taken(&self, w: &mut Work<'_>, gateway_ref: &str) -> Result<Settled> {
-        if !matches!(self.status, ChargeStatus::Pending | ChargeStatus::Voided | ChargeStatus::NeedsAttention) {
+        // Taken and recorded already (its refund may wait for a person): no news.
+        if self.gateway_ref.is_some()
+            || !matches!(self.status, ChargeStatus::Pending | ChargeStatus::Voided | ChargeStatus::NeedsAttention)
+        {
             return Ok(Settled::Nothing);
         }
         // Paid for a delivery that was cancelled or moved: the domain takes it back.

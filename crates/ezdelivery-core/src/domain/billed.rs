@@ -116,10 +116,17 @@ pub trait Billed: Clone {
 
     /// The record after `action` at `now`, or the refusal that says where
     /// it stands and what it cannot do.
+    ///
+    /// The money is taken once: a record that holds the gateway's reference
+    /// refuses to be taken or declined whatever its status. A record in
+    /// `needs_attention` over its refund did take it; a late answer to its
+    /// first call (whose key was replayed and recorded meanwhile) is no news,
+    /// and taking it again sent a second refund under a new key.
     fn to(&self, action: BillingAction, now: DateTime<Utc>) -> Result<Self, Refusal> {
         let mut moved = self.clone();
-        let (order, status, _, _, updated_at) = moved.parts();
-        let Some(next) = status.next(action) else {
+        let (order, status, _, reference, updated_at) = moved.parts();
+        let taken_already = matches!(action, BillingAction::Take | BillingAction::Decline) && reference.is_some();
+        let Some(next) = status.next(action).filter(|_| !taken_already) else {
             let (standing, action) = (status.standing(), action.verb(Self::Status::WHAT));
             return Err(Refusal::Transition { order, standing, action });
         };

@@ -138,6 +138,10 @@ mod tests {
         DateTime::from_timestamp(0, 0).unwrap()
     }
 
+    fn c_with_reference(c: Charge) -> Charge {
+        Charge { gateway_ref: Some("gw".into()), ..c }
+    }
+
     #[test]
     fn transition_table_is_exactly_the_allowed_moves() {
         let allowed = [
@@ -159,6 +163,11 @@ mod tests {
                 assert_eq!(from.next(action), expected, "{from} + {action:?}");
                 let c = Charge { status: from, ..Charge::request(1, 2, 3, 3000, "c1".into(), now()) };
                 assert_eq!(c.to(action, now()).ok().map(|c| c.status), expected);
+                // Holding the gateway's reference, the money was taken:
+                // a late answer of its first call takes or declines nothing.
+                let c = c_with_reference(c);
+                let expected = expected.filter(|_| !matches!(action, A::Take | A::Decline));
+                assert_eq!(c.to(action, now()).ok().map(|c| c.status), expected, "{from} + {action:?}, taken");
             }
         }
     }

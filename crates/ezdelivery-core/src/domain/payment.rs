@@ -199,6 +199,10 @@ mod tests {
         DateTime::from_timestamp(1_700_000_000, 0).unwrap()
     }
 
+    fn p_with_reference(p: Payment) -> Payment {
+        Payment { gateway_ref: Some("gw".into()), ..p }
+    }
+
     #[test]
     fn transition_table_is_exactly_the_allowed_moves() {
         let allowed = [
@@ -222,6 +226,11 @@ mod tests {
                 assert_eq!(from.next(action), expected, "{from} + {action:?}");
                 let p = Payment { status: from, ..Payment::request(1, 2, 100, None, "k1".into(), now()) };
                 assert_eq!(p.to(action, now()).ok().map(|p| p.status), expected);
+                // Holding the gateway's reference, the money was taken:
+                // a late answer of its first call takes or declines nothing.
+                let p = p_with_reference(p);
+                let expected = expected.filter(|_| !matches!(action, A::Take | A::Decline));
+                assert_eq!(p.to(action, now()).ok().map(|p| p.status), expected, "{from} + {action:?}, taken");
             }
         }
     }
