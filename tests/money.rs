@@ -916,6 +916,54 @@ fn a_full_disk_after_the_approval_exits_7_and_relay_records_the_payment() {
     }
 }
 
+/// `cancel` of a paid order with the database's files limited to N blocks,
+/// N swept from tiny to enough: the exit code says whether the order was
+/// cancelled. A run that fails before the cancel commits exits 1, the
+/// order still paid and nothing refunded; one whose cancel committed exits
+/// 0, even when recording its refund then fails (it exited 1 for a cancel
+/// that had happened, and a retry was refused as already cancelled). At
+/// least one run must hit that case; a relay without the limit finishes
+/// the refund, and the ledger holds for every run.
+#[test]
+fn a_cancel_that_committed_exits_0_whatever_recording_its_refund_does() {
+    const SWEEP: u64 = 32;
+    let cancel_with_a_file_limit = |blocks: u64| {
+        let gw = Gateway::start(Mode::Up);
+        let w = World::new(BIN, &config(gw.url(), true, &retry(DISK_FULL_LEASE_MS, None)));
+        let order = w.paid_order(w.shop(&[]), "kim");
+        let args = ["--json", "cancel", &order.to_string()];
+        let what = format!("cancel with ulimit -f {blocks}");
+        let (code, printed) = json_outcome(&finish(w.shell(&file_limit(blocks), &args), &what), &what);
+        (w, gw, order, code, printed, what)
+    };
+    let mut enough = 16;
+    while cancel_with_a_file_limit(enough).3 != 0 {
+        assert!(enough < 1 << 16, "cancel never went through with a file limit");
+        enough *= 2;
+    }
+    let step = (enough / SWEEP).max(1);
+    let runs: Vec<_> = (1..=SWEEP).map(|i| cancel_with_a_file_limit(i * step)).collect();
+
+    let (mut by_code, mut problems, mut unrecorded) = (BTreeMap::<i32, Vec<String>>::new(), Vec::new(), 0);
+    for (w, gw, order, code, printed, what) in &runs {
+        by_code.entry(*code).or_default().push(what.clone());
+        let view = w.status(*order);
+        match (code, view["status"].as_str()) {
+            (0, Some("cancelled")) => unrecorded += usize::from(view["payment"]["status"] == "refund_pending"),
+            (1, Some("paid")) if gw.ledger().net_payments(*order) == 1 => {}
+            _ => problems.push(format!("{what}: exit {code}: {printed}\nthe order now: {view}")),
+        }
+    }
+    assert!(problems.is_empty(), "exit codes by file limit: {by_code:?}\n{}", problems.join("\n"));
+    assert!(unrecorded > 0, "no run failed between the cancel and its refund's record: {by_code:?}");
+
+    std::thread::sleep(Duration::from_millis(DISK_FULL_LEASE_MS + 100));
+    for (w, gw, ..) in &runs {
+        w.ok(&["relay"]);
+        assert!(assert_ledger(w, gw, &w.order_ids()).is_empty());
+    }
+}
+
 /// A paying command whose result cannot be printed (standard output is
 /// `/dev/full`: every write fails) exits 7 money_moved naming the order,
 /// and the order is paid in the database. A closed standard output

@@ -164,7 +164,7 @@ impl Engine {
                 withdraw_payment(w, order)?;
                 DueCalls::of(w.repo, order, w.now)
             })?;
-            command.settle_due(order, due)?;
+            command.settle_after(order, due);
             command.view(order)
         })
     }
@@ -305,7 +305,7 @@ impl Engine {
                 }
                 DueCalls::of(w.repo, order, w.now)
             })?;
-            command.settle_due(order, due)?;
+            command.settle_after(order, due);
             command.view(order)
         })
     }

@@ -529,6 +529,18 @@ impl Command<'_> {
         Ok(any)
     }
 
+    /// [`Command::settle_due`] for the calls that follow a change already
+    /// committed (a cancel's or a rejection's refunds and charges taken
+    /// back): whatever happens to them now, they stay queued for `relay`,
+    /// so an error recording one (the disk full) is not the command's. The
+    /// change stands; failing the command said it had not happened, and its
+    /// retry was refused as already done.
+    pub(crate) fn settle_after(&mut self, order: OrderId, due: DueCalls) {
+        if let Err(e) = self.settle_due(order, due) {
+            tracing::warn!(order, error = %e, "calls after the change stay queued for relay");
+        }
+    }
+
     /// Claims and settles one due call of a payment or charge (`call`, as
     /// last read). Money taken for an order that no longer wants it (the
     /// take came back `Done`, not `Established`) goes back at once: the
