@@ -232,10 +232,10 @@ fn the_storage_hint_fits_the_cause() {
     let message = error["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("damaged") && message.contains("backup"), "{message}");
 
-    // A path through a file: nothing about permissions.
+    // A path through a file: a --db to fix (as a folder is), nothing about permissions.
     let under_a_file = other.join("sub").join("ezdelivery.db");
     let (code, error) = w.json_on(&under_a_file, &["store", "list"]);
-    assert_eq!(code, 1, "{error}");
+    assert_eq!(code, 2, "{error}");
     let message = error["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("Not a directory") && !message.contains("writable"), "{message}");
 

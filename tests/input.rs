@@ -431,6 +431,21 @@ fn a_database_named_like_a_sqlite_uri_is_a_file_of_that_name() {
     assert_eq!((code, out["stores"].as_array().map(Vec::len)), (0, Some(1)), "the copy is on disk: {out}");
 }
 
+/// A `--db` no file can have (a name too long, a path through a file) is
+/// the user's to fix: exit 2, as for a folder, not a storage failure.
+#[test]
+fn a_database_path_no_file_can_have_is_invalid_input() {
+    let w = World::new(BIN, "");
+    std::fs::write(w.path("plain"), "").unwrap();
+    for db in [w.path(&format!("{}.db", "a".repeat(300))), w.path("plain").join("x.db")] {
+        for args in [&["store", "list"][..], &["store", "add", "--name", "BBQ"]] {
+            let (code, out) = w.json_on(&db, args);
+            assert_eq!((code, out["error"]["kind"].as_str()), (2, Some("invalid_input")), "{args:?}: {out}");
+        }
+    }
+    assert_eq!(std::fs::read(w.path("plain")).unwrap(), b"", "nothing written");
+}
+
 #[test]
 fn a_command_without_its_subcommand_is_a_usage_error() {
     let w = World::new(BIN, "");

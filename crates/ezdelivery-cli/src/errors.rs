@@ -73,6 +73,12 @@ fn next_step(error: &Error) -> Option<(&'static str, String)> {
             StorageProblem::Damaged => "the database file is damaged: restore it from a backup (`ezdelivery db \
                                         copy` makes one), or save what SQLite can read with `sqlite3 FILE .recover`"
                 .into(),
+            StorageProblem::Busy => "another process held the database for over 10 s (a `projection rebuild`, say): \
+                                     try again once it is done"
+                .into(),
+            StorageProblem::Io => "check that the disk that holds the database has free space (and is not over a \
+                                   quota or a file-size limit) and works, then try again"
+                .into(),
             StorageProblem::Other => return None,
         },
         Error::Invalid(_) | Error::Internal(_) => return None,

@@ -58,7 +58,7 @@ pub enum Error {
     /// result. Do not pay again: if the answer is not recorded, the claim on
     /// the call lapses and [`crate::Engine::relay`] replays its key and
     /// records it.
-    #[error("order {order}: the {what} went through at the gateway and the money is taken, but then the command failed ({source}); do not pay again: a relay records the {what} if it is not recorded yet (once the claim on the call lapses, within a minute)")]
+    #[error("order {order}: the {what} went through at the gateway and the money is taken, but then the command failed ({source}); do not pay again: a relay records the {what} if it is not recorded yet (once the claim on the call lapses: `[retry] lease_ms`, a minute unless set)")]
     MoneyMoved {
         /// The order whose money moved: look at it before paying again.
         order: OrderId,
@@ -174,6 +174,14 @@ pub enum StorageProblem {
     Full,
     /// The database file is damaged: not what SQLite wrote, or cut short.
     Damaged,
+    /// Another connection held the database longer than the busy timeout
+    /// ([`crate::adapters::sqlite::BUSY_TIMEOUT`]): a long unit of work
+    /// elsewhere, such as a projection rebuild (nothing was written).
+    Busy,
+    /// The operating system failed a read or a write of the database's
+    /// files: a disk full (as it shows while SQLite grows its WAL or
+    /// shared-memory file), over a quota or a file-size limit, or failing.
+    Io,
     /// Anything else: a bug, a failing disk.
     #[default]
     Other,

@@ -163,6 +163,12 @@ impl Order {
             if !menu.available {
                 return Err(Refusal::MenuSoldOut { menu: menu.id, name: String::from(menu.name.as_str()) }.into());
             }
+            // Prices are checked when a menu is added, but a shared database
+            // may be written by others: one out of range made the total wrap
+            // round (-2원, approved as such) in a build without overflow
+            // checks. In range, the largest total fits many times over.
+            validate::price(menu.price)
+                .map_err(|e| Invalid(format!("menu {} ({}) cannot be ordered: its stored {e}", menu.id, menu.name)))?;
             // The same menu picked twice is one line with the quantities added.
             match items.iter_mut().find(|i| i.menu_id == menu.id) {
                 Some(line) => line.qty = validate::qty(line.qty + qty)?,
@@ -363,6 +369,21 @@ mod tests {
         let other = Menu { store_id: 2, ..menu(1, 1000) };
         assert!(matches!(Order::place(1, &s, &[(other, 1)], "kim", "", now()), Err(DomainError::Invalid(_))));
         assert!(matches!(Order::place(1, &s, &[(menu(1, 1), 1)], " ", "", now()), Err(DomainError::Invalid(_))));
+    }
+
+    /// A price another program stored out of range is refused, not summed:
+    /// `i64::MAX` × 2 wrapped round to a total of -2원.
+    #[test]
+    fn place_refuses_a_stored_price_out_of_range() {
+        let s = store(true);
+        for price in [Won::MAX, validate::MAX_PRICE + 1, 0, -5] {
+            let stored = Menu { price, ..menu(1, 1000) };
+            let err = Order::place(1, &s, &[(stored, 2)], "kim", "", now()).unwrap_err();
+            assert!(matches!(&err, DomainError::Invalid(m) if m.0.contains("menu 1 (m1) cannot be ordered")), "{err}");
+        }
+        let most = [(menu(1, validate::MAX_PRICE), validate::MAX_QTY)];
+        let (o, _) = Order::place(1, &s, &most, "kim", "", now()).unwrap();
+        assert_eq!(o.total, validate::MAX_PRICE * Won::from(validate::MAX_QTY));
     }
 
     #[test]

@@ -81,6 +81,13 @@ pub(super) fn check(path: &Path, count: bool) -> Result<Option<Contents>> {
     let metadata = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // A name too long, or one a part of which is a file: the path given is wrong.
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::InvalidFilename | std::io::ErrorKind::NotADirectory) => {
+            return Err(Error::Invalid(crate::domain::validate::Invalid(format!(
+                "{} cannot be a database file: {e}",
+                path.display()
+            ))))
+        }
         Err(e) => return Err(cannot_read(e)),
     };
     if !metadata.is_file() || metadata.len() == 0 {

@@ -1133,7 +1133,13 @@ fn only_a_failure_for_want_of_access_says_to_check_access() {
         (rusqlite::ffi::SQLITE_NOTADB, StorageProblem::Damaged),
         (rusqlite::ffi::SQLITE_CORRUPT, StorageProblem::Damaged),
         (rusqlite::ffi::SQLITE_FULL, StorageProblem::Full),
-        (rusqlite::ffi::SQLITE_IOERR, StorageProblem::Other),
+        (rusqlite::ffi::SQLITE_BUSY, StorageProblem::Busy),
+        (rusqlite::ffi::SQLITE_LOCKED, StorageProblem::Busy),
+        // Out of space as the WAL or its shared memory grows is an I/O error.
+        (rusqlite::ffi::SQLITE_IOERR, StorageProblem::Io),
+        (rusqlite::ffi::SQLITE_IOERR_WRITE, StorageProblem::Io),
+        (rusqlite::ffi::SQLITE_IOERR_SHMSIZE, StorageProblem::Io),
+        (rusqlite::ffi::SQLITE_CONSTRAINT, StorageProblem::Other),
     ];
     for (code, remedy) in remedies {
         let failed = Failed::sqlite("cannot write to x.db".into(), sqlite(code));
