@@ -154,10 +154,11 @@ impl Server {
                 let served = runtime.block_on(async move {
                     let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
                     let at_work = ezdelivery_http::AtWork::default();
+                    let metrics = Metrics::new();
                     let router = ezdelivery_http::router(
                         engine,
                         tokens,
-                        Metrics::new(),
+                        Arc::clone(&metrics),
                         Settings::default(),
                         stopping,
                         at_work.clone(),
@@ -166,7 +167,8 @@ impl Server {
                         let _ = stopped.await;
                         let _ = stopping_tx.send(true);
                     };
-                    let served = ezdelivery_http::serve(listener, router, &Settings::default(), shutdown).await;
+                    let served =
+                        ezdelivery_http::serve(listener, router, &Settings::default(), &metrics, shutdown).await;
                     at_work.finished().await;
                     served
                 });

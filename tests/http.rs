@@ -950,6 +950,15 @@ fn stalled_connections_are_closed_and_one_over_the_limit_is_answered_503() {
     assert!(refused.contains("\"kind\":\"unavailable\""), "{refused}");
     drop(held);
     wait_for(|| (api.get("/healthz", "t-kim").status == 200).then_some(()));
+    // Counted where an operator looks.
+    let metrics = api.get("/metrics", "t-admin").text;
+    let refused: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ezdelivery_http_connections_refused_total "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the refused connections in /metrics: {metrics}"));
+    assert!(refused >= 1, "{metrics}");
+    assert!(metrics.contains("# TYPE ezdelivery_http_connections_open gauge"), "{metrics}");
 
     // A live stream outlives the deadline on a request's head.
     let frames = std::thread::scope(|s| {

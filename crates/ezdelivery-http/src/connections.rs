@@ -30,6 +30,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 
+use crate::metrics::Metrics;
 use crate::problem::Problem;
 use crate::write_deadline::WriteDeadline;
 
@@ -49,7 +50,7 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves `router` on `listener`, at most `max_connections` at once, each
 /// request's head due within `idle_timeout` and no write waiting longer
-/// on its client, until `shutdown` completes;
+/// on its client, counted in `metrics`, until `shutdown` completes;
 /// then it stops accepting, lets every connection finish its request in
 /// flight, and returns once all are closed.
 pub(crate) async fn serve(
@@ -57,6 +58,7 @@ pub(crate) async fn serve(
     router: Router,
     max_connections: usize,
     idle_timeout: Duration,
+    metrics: &Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let open = Arc::new(Semaphore::new(max_connections));
@@ -84,6 +86,7 @@ pub(crate) async fn serve(
         };
         if let Ok(permit) = Arc::clone(&open).try_acquire_owned() {
             let (router, mut stopping, alive) = (router.clone(), stopping.clone(), alive_rx.clone());
+            let counted = metrics.connection_opened();
             tokio::spawn(async move {
                 let service = TowerToHyperService::new(router);
                 let stream = TokioIo::new(WriteDeadline::new(stream, idle_timeout));
@@ -103,9 +106,10 @@ pub(crate) async fn serve(
                 if let Err(e) = served {
                     tracing::debug!(error = %e, "connection ended");
                 }
-                drop((permit, alive));
+                drop((permit, alive, counted));
             });
         } else {
+            metrics.connection_refused();
             // An operator sees the limit reached, not every refusal.
             if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
                 warned = Some(tokio::time::Instant::now());

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,20 @@ type RequestKey = (String, String, u16);
 pub struct Metrics {
     calls: Mutex<BTreeMap<CallKey, Histogram>>,
     requests: Mutex<BTreeMap<RequestKey, Histogram>>,
+    /// Connections accepted and served, and of those, closed.
+    connections_served: AtomicU64,
+    connections_closed: AtomicU64,
+    /// Connections turned away at `max_connections`.
+    connections_refused: AtomicU64,
+}
+
+/// One connection served: counted open until it is dropped.
+pub(crate) struct OpenConnection(Arc<Metrics>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections_closed.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Metrics {
@@ -70,6 +85,17 @@ impl Metrics {
         if let Ok(mut requests) = self.requests.lock() {
             requests.entry((method.to_string(), route.to_string(), status)).or_default().observe(took.as_secs_f64());
         }
+    }
+
+    /// A connection accepted and served: open until the value is dropped.
+    pub(crate) fn connection_opened(self: &Arc<Self>) -> OpenConnection {
+        self.connections_served.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(Arc::clone(self))
+    }
+
+    /// A connection turned away at the limit.
+    pub(crate) fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Everything, as Prometheus text (reads the database through `engine`).
@@ -112,6 +138,18 @@ impl Metrics {
                 write_histogram(&mut out, "ezdelivery_gateway_call_seconds", &labels, h);
             }
         }
+        let closed = self.connections_closed.load(Ordering::Relaxed);
+        let open = self.connections_served.load(Ordering::Relaxed).saturating_sub(closed);
+        let refused = self.connections_refused.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "# HELP ezdelivery_http_connections_open Connections this process holds open.\n\
+             # TYPE ezdelivery_http_connections_open gauge\n\
+             ezdelivery_http_connections_open {open}\n\
+             # HELP ezdelivery_http_connections_refused_total Connections turned away at [serve] max_connections.\n\
+             # TYPE ezdelivery_http_connections_refused_total counter\n\
+             ezdelivery_http_connections_refused_total {refused}\n"
+        );
         out.push_str(
             "# HELP ezdelivery_http_request_seconds Requests answered by this process.\n\
              # TYPE ezdelivery_http_request_seconds histogram\n",

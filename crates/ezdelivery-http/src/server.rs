@@ -176,15 +176,20 @@ async fn count(State(state): State<AppState>, request: Request, next: Next) -> R
 /// as long, is closed. Requests with an `Idempotency-Key`
 /// whose client went away may still be at work when it returns: see
 /// [`router`].
+///
+/// `metrics` (the router's, for `GET /metrics` to show them) counts the
+/// connections open and those turned away.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     settings: &Settings,
+    metrics: &Arc<Metrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    crate::connections::serve(listener, router, settings.max_connections, settings.idle_timeout, shutdown).await
+    let (limit, idle) = (settings.max_connections, settings.idle_timeout);
+    crate::connections::serve(listener, router, limit, idle, metrics, shutdown).await
 }
 
 /// Runs the server on its own runtime until SIGTERM or SIGINT (Ctrl-C):
@@ -212,13 +217,13 @@ pub fn run(
         let mut stopped = stopping.clone();
         let at_work = AtWork::default();
         let limits = settings.clone();
-        let router = router(engine, tokens, metrics, settings, stopping, at_work.clone());
+        let router = router(engine, tokens, Arc::clone(&metrics), settings, stopping, at_work.clone());
         let signal = async move {
             signals.recv().await;
             tracing::info!("stopping: finishing the requests in flight");
             let _ = stop.send(true);
         };
-        let server = serve(listener, router, &limits, signal);
+        let server = serve(listener, router, &limits, &metrics, signal);
         ready();
         // A client that never finishes (a stalled upload, a phone gone
         // off the network) must not keep the server from stopping.
