@@ -377,6 +377,95 @@ fn departure_waits_for_an_unpaid_charge_and_relay_pays_it() {
     assert!(keys.iter().all(|c| c == &keys[0]), "every retry under the same key: {keys:?}");
 }
 
+/// A clock of the embedder's that reads past the year 9000 (or before the
+/// year 1) writes nothing: SQLite kept such times as text it could not
+/// read back, after the gateway had taken the money.
+#[test]
+fn a_clock_out_of_the_years_the_storage_keeps_writes_nothing() {
+    use chrono::TimeZone;
+    use ezdelivery_core::adapters::sqlite::SqliteStorage;
+    struct Fixed(chrono::DateTime<chrono::Utc>);
+    impl ezdelivery_core::ports::Clock for Fixed {
+        fn now(&self) -> chrono::DateTime<chrono::Utc> {
+            self.0
+        }
+    }
+    let pay = Script::default();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("shared.db");
+    let sane = Engine::builder(SqliteStorage::open(&db).unwrap()).build();
+    let store = sane.add_store("BBQ", None, None).unwrap().id;
+    sane.add_menu(store, "후라이드", 18_000).unwrap();
+    for year in [10_000, 9_001, 0, -5] {
+        let at = chrono::Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0).unwrap();
+        let storage = SqliteStorage::open(&db).unwrap();
+        let broken = Engine::builder(storage).payment(Pay(pay.clone())).clock(Fixed(at)).build();
+        let e = broken.place_order(NewOrder::new(store, "kim", &items()[..1]).pay_now(None)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Internal, "{year}: {e}");
+        assert!(e.to_string().contains("the clock reads"), "{e}");
+    }
+    assert!(pay.calls().is_empty(), "no gateway call");
+    assert!(sane.check_invariants().unwrap().is_empty());
+    assert_eq!(sane.order_counts().unwrap().iter().map(|(_, n)| n).sum::<u64>(), 0, "no order written");
+}
+
+/// A channel's name is its key: a second notifier of one name replaces the
+/// first. Both used to be kept; each message was queued twice and sent
+/// twice through the first.
+#[test]
+fn a_second_notifier_of_one_channel_name_replaces_the_first() {
+    let (first, second) = (Inbox::default(), Inbox::default());
+    let engine = Engine::builder(MemoryStorage::new()).notifier(first.clone()).notifier(second.clone()).build();
+    let store = engine.add_store("BBQ", Some("park"), None).unwrap().id;
+    engine.add_menu(store, "후라이드", 18_000).unwrap();
+    engine.place_order(NewOrder::new(store, "kim", &items()[..1]).pay_now(None)).unwrap();
+    assert!(first.0.lock().unwrap().is_empty());
+    let ids: Vec<String> = second.0.lock().unwrap().iter().map(|m| m.id.to_string()).collect();
+    let once: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), once.len()), (3, 3), "placed, paid and the owner's, once each: {ids:?}");
+}
+
+/// A notifier of the embedder's that panics for the store owner.
+struct Panicking(Arc<Mutex<Vec<Message>>>, ChannelName);
+impl Notifier for Panicking {
+    fn channel(&self) -> &ChannelName {
+        &self.1
+    }
+    fn send(&self, m: &Message) -> Result<(), String> {
+        if m.recipient == "park" {
+            panic!("no route to park");
+        }
+        self.0.lock().unwrap().push(m.clone());
+        Ok(())
+    }
+}
+
+/// A notifier that panics is a channel that failed: the command that sent
+/// through it succeeds, relay records every message of its batch (the one
+/// that panicked given up after its tries), and each message goes out once.
+/// The panic used to fail the command, and every relay after it, which
+/// recorded nothing and so sent the batch's messages again each time.
+#[test]
+fn a_notifier_that_panics_is_a_failed_send_not_a_failed_command() {
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let engine = Engine::builder(MemoryStorage::new())
+        .notifier(Panicking(Arc::clone(&sent), ChannelName::new("app").unwrap()))
+        .retry(RetryPolicy { base_ms: 0, max_ms: 0, max_message_tries: 3, attention_after: 10 })
+        .build();
+    let store = engine.add_store("BBQ", Some("park"), None).unwrap().id;
+    engine.add_menu(store, "후라이드", 18_000).unwrap();
+    let placed = engine.place_order(NewOrder::new(store, "kim", &items()[..1]).pay_now(None));
+    let relays: Vec<_> = (0..4).map(|_| engine.relay()).collect();
+    assert_eq!(placed.unwrap().status, OrderStatus::Paid);
+    assert!(relays.iter().all(Result::is_ok), "{relays:?}");
+    let ids: Vec<String> = sent.lock().unwrap().iter().map(|m| m.id.to_string()).collect();
+    assert_eq!(ids.len(), 2, "the customer's two messages, once each: {ids:?}");
+    assert!(ids.iter().all(|id| id.ends_with(":customer")), "{ids:?}");
+    let dead = engine.dead_messages().unwrap();
+    assert_eq!(dead.len(), 1, "the owner's, given up on");
+    assert_eq!(dead[0].delivery.last_error.as_deref(), Some("the notifier panicked: no route to park"));
+}
+
 #[test]
 fn a_failing_notifier_never_fails_a_command_and_relay_delivers_later() {
     // Retries due at once, and given up after three tries.

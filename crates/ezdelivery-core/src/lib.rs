@@ -153,7 +153,7 @@
 //!   message stays in the outbox and is retried with back-off, never sent
 //!   twice on the same channel once delivered. [`ports::Message::id`] is
 //!   stable across retries, so a receiver can drop repeats. A notifier
-//!   never fails a command. A channel that takes texts of limited length
+//!   never fails a command (its panic counts as a failed send). A channel that takes texts of limited length
 //!   says so ([`ports::Notifier::max_chars`]) and gets every message fitted
 //!   to it ([`domain::fit`]).
 //! - **Storage** must make [`ports::Storage::write`] atomic: all of a unit
@@ -224,8 +224,13 @@
 //!   refunded; a paid delivery charge is taken back. What a gateway cannot
 //!   do now is queued, never dropped.
 //! - **Messages** are sent after the commit, retried with back-off, never
-//!   lost and never sent twice for the same event and channel; a notifier
-//!   that is down never fails or blocks an order.
+//!   lost, and never sent again on a channel once recorded as delivered
+//!   there (a send whose record is lost, a crash say, is repeated: a
+//!   receiver drops repeats by [`ports::Message::id`]). A notifier that is
+//!   down, or panics, never fails an order; one that honours
+//!   [`ports::Notifier::send_within`] (those of [`adapters`] do) never holds
+//!   a command past its relay budget, while one that does not holds it for
+//!   as long as its `send` takes.
 //! - **CQRS.** The mypage views are built from the event log by a projector
 //!   that is idempotent per event and can rebuild them from scratch to the
 //!   same result ([`Engine::rebuild_projection`]).

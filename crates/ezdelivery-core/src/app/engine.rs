@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Datelike, SubsecRound, Utc};
 use smallvec::SmallVec;
 use uuid::Uuid;
 
@@ -167,6 +167,10 @@ pub(crate) struct Committed<R> {
     pub produced: Produced,
 }
 
+/// The last year a unit of work may begin in: far enough below 9999 that
+/// what it writes later than its time (leases, retries) stays in four digits.
+const MAX_YEAR: i32 = 9000;
+
 impl Engine {
     /// The current time from the engine's clock.
     pub fn now(&self) -> DateTime<Utc> {
@@ -219,6 +223,13 @@ impl Engine {
         // Whole microseconds: what every storage keeps, so a view rebuilt
         // from the log is equal to the one built live.
         let now = self.clock.now().trunc_subsecs(6);
+        if !(1..=MAX_YEAR).contains(&now.year()) {
+            // A storage keeps four-digit years; a time it wrote and cannot
+            // read back made every later read of the row fail.
+            return Err(Error::Internal(format!(
+                "the clock reads {now}, outside the years 1 to {MAX_YEAR} the engine keeps: nothing was written"
+            )));
+        }
         let settings = self.settings;
         let lease_until =
             crate::domain::time::after_ms(now, u64::try_from(settings.lease.as_millis()).unwrap_or(u64::MAX));
@@ -463,15 +474,24 @@ impl EngineBuilder {
         self
     }
 
-    /// Adds a notification channel. Channel names must be unique.
-    pub fn notifier(mut self, notifier: impl Notifier + 'static) -> Self {
-        self.engine.notifiers.push(Box::new(notifier));
-        self
+    /// Adds a notification channel. Its name is its key: a notifier with
+    /// the name of one added before replaces it (and says so in the log),
+    /// as a map's insert does. Two of one name had the messages queued
+    /// once per notifier, all sent through the first.
+    pub fn notifier(self, notifier: impl Notifier + 'static) -> Self {
+        self.boxed_notifier(Box::new(notifier))
     }
 
-    /// Adds an already boxed notification channel.
+    /// Adds an already boxed notification channel (see [`EngineBuilder::notifier`]).
     pub fn boxed_notifier(mut self, notifier: Box<dyn Notifier>) -> Self {
-        self.engine.notifiers.push(notifier);
+        let name = notifier.channel().as_str();
+        match self.engine.notifiers.iter_mut().find(|n| n.channel().as_str() == name) {
+            Some(added) => {
+                tracing::warn!(channel = name, "a second notifier of the same channel name replaces the first");
+                *added = notifier;
+            }
+            None => self.engine.notifiers.push(notifier),
+        }
         self
     }
 

@@ -64,6 +64,12 @@ impl Engine {
     /// payment the gateway may have acted on is never replaced by another
     /// card ([`Refusal::PaymentInDoubt`]); only one that certainly never
     /// reached the gateway gives way to a new one with another `card`.
+    ///
+    /// `Ok` is the order as it stands once the payment is settled, which
+    /// is `paid` unless someone else moved it meanwhile: cancelled while
+    /// the gateway approved (the approval is then refunded), for one. Look
+    /// at its `status`, not only at `Ok`. The same holds for
+    /// [`Engine::place_order`] with [`NewOrder::pay_now`].
     pub fn pay(&self, order: OrderId, card: Option<&str>) -> Result<OrderView> {
         let _span = tracing::info_span!("pay", order).entered();
         let card = card.map(mask_card).transpose()?;

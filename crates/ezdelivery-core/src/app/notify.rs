@@ -13,7 +13,7 @@ use crate::domain::breaker::Permit;
 use crate::domain::time::after_ms;
 use crate::domain::{Breaker, BreakerName, BreakerState, ChannelName};
 use crate::ports::outbox::{DeliveryState, MessageDelivery, QueuedMessage};
-use crate::ports::Message;
+use crate::ports::{Message, Notifier};
 use crate::Result;
 
 /// What delivering a batch of messages did.
@@ -141,7 +141,7 @@ impl Engine {
             // A command waits for its messages no longer than its budget.
             let within = halt.deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(started));
             let sent = match self.notifiers.iter().find(|n| n.channel().as_str() == channel) {
-                Some(n) => n.send_within(&fitted(&queued.message, n.max_chars()), within),
+                Some(n) => send_guarded(n.as_ref(), &fitted(&queued.message, n.max_chars()), within),
                 None => Err(unconfigured(&channel)),
             };
             let elapsed = started.elapsed();
@@ -202,6 +202,21 @@ impl Engine {
         })?;
         Ok(recorded.value)
     }
+}
+
+/// `notifier`'s send of `message` within `within`, a panic in it turned
+/// into a failed send. A notifier is its embedder's code: its panic failed
+/// the command it ran in (committed already) and, in `relay`, lost the
+/// batch's record, so that every relay sent the batch's messages again and
+/// the one that panicked never became dead.
+fn send_guarded(notifier: &dyn Notifier, message: &Message, within: Duration) -> Result<(), String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| notifier.send_within(message, within))).unwrap_or_else(
+        |panic| {
+            let said =
+                panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
+            Err(format!("the notifier panicked: {}", said.unwrap_or("(no message)")))
+        },
+    )
 }
 
 /// Delivers what a command just queued and claimed, within the engine's
