@@ -36,6 +36,13 @@ use crate::{Error, Result};
 /// megabytes under a "key".
 pub const MAX_REQUEST_KEY: usize = 255;
 
+/// How long a key is kept at the least, whatever the retention asked: a
+/// request may still be at work on it (one whose client went away runs to
+/// its end, and none runs anywhere near a day). With a retention of 0 a
+/// key in flight was purged, and a copy of the request placed and charged
+/// a second order.
+pub const MIN_REQUEST_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl Engine {
     /// Claims the idempotency key `key` of sender `scope` (`customer:kim`)
     /// for a request whose method, path and body hash to `fingerprint`, in
@@ -87,13 +94,14 @@ impl Engine {
         Ok(())
     }
 
-    /// Deletes the keys claimed more than `retention` ago, finished or
-    /// not, in one unit of work; returns how many. A repeat of such a
-    /// request is new again. `relay --watch` purges them with the
-    /// delivered messages, with the same retention.
+    /// Deletes the keys claimed more than `retention` ago, and at least
+    /// [`MIN_REQUEST_RETENTION`] ago, finished or not, in one unit of work;
+    /// returns how many. A repeat of such a request is new again. `relay
+    /// --watch` purges them with the delivered messages, with the same
+    /// retention.
     pub fn purge_requests(&self, retention: Duration) -> Result<usize> {
         let _span = tracing::debug_span!("purge_requests").entered();
-        let back = TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX);
+        let back = TimeDelta::from_std(retention.max(MIN_REQUEST_RETENTION)).unwrap_or(TimeDelta::MAX);
         let purged = self.write(|w| match w.now.checked_sub_signed(back) {
             Some(before) => w.repo.purge_requests(before),
             // A retention longer than the calendar: nothing is that old.
@@ -156,7 +164,8 @@ mod tests {
 
     #[test]
     fn a_key_claimed_finished_forgotten_and_purged_through_the_engine() {
-        let engine = Engine::builder(MemoryStorage::new()).build();
+        let later = Later::default();
+        let engine = Engine::builder(MemoryStorage::new()).clock(later.clone()).build();
         assert_eq!(engine.claim_request("customer:kim", "k", "f").unwrap(), RequestClaim::New);
         let since = match engine.claim_request("customer:kim", "k", "f").unwrap() {
             RequestClaim::InFlight { since } => since,
@@ -171,8 +180,19 @@ mod tests {
         assert_eq!(engine.purge_requests(Duration::MAX).unwrap(), 0, "a retention beyond the calendar");
         engine.forget_request("customer:kim", "k").unwrap();
         assert_eq!(engine.claim_request("customer:kim", "k", "g").unwrap(), RequestClaim::New, "forgotten");
-        std::thread::sleep(Duration::from_millis(2));
+        assert_eq!(engine.purge_requests(Duration::ZERO).unwrap(), 0, "in flight: kept a day whatever is asked");
+        *later.0.lock().unwrap() = MIN_REQUEST_RETENTION + Duration::from_secs(1);
+        assert_eq!(engine.purge_requests(Duration::from_secs(2 * 86_400)).unwrap(), 0, "the longer retention");
         assert_eq!(engine.purge_requests(Duration::ZERO).unwrap(), 2, "kim's and lee's");
         assert_eq!(engine.claim_request("customer:kim", "k", "f").unwrap(), RequestClaim::New, "purged");
+    }
+
+    /// The system's time, as much later as the test says.
+    #[derive(Clone, Default)]
+    struct Later(std::sync::Arc<std::sync::Mutex<Duration>>);
+    impl crate::ports::Clock for Later {
+        fn now(&self) -> chrono::DateTime<chrono::Utc> {
+            chrono::Utc::now() + *self.0.lock().unwrap()
+        }
     }
 }
