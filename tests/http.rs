@@ -495,9 +495,9 @@ fn the_log_has_request_ids_and_no_secrets() {
     assert_ledger(&w, &gw, &[order_id(&placed.body)]);
 }
 
-/// Reads SSE frames from `path` as `token` (after `last_id` when given)
-/// until `want` frames came or the deadline; returns (id, data) pairs.
-fn read_stream(api: &Api, path: &str, token: &str, last_id: Option<i64>, want: usize) -> Vec<(i64, Value)> {
+/// Opens the SSE stream at `path` as `token` (after `last_id` when given):
+/// its frames as (id, data) pairs, the sender dropped when the stream ends.
+fn open_stream(api: &Api, path: &str, token: &str, last_id: Option<i64>) -> std::sync::mpsc::Receiver<(i64, Value)> {
     let url = format!("{}{path}", api.base);
     let mut request =
         api.agent.get(&url).header("Authorization", format!("Bearer {token}")).header("Accept", "text/event-stream");
@@ -530,6 +530,13 @@ fn read_stream(api: &Api, path: &str, token: &str, last_id: Option<i64>, want: u
             }
         }
     });
+    rx
+}
+
+/// Reads SSE frames from `path` as `token` (after `last_id` when given)
+/// until `want` frames came or the deadline; returns (id, data) pairs.
+fn read_stream(api: &Api, path: &str, token: &str, last_id: Option<i64>, want: usize) -> Vec<(i64, Value)> {
+    let rx = open_stream(api, path, token, last_id);
     let until = Instant::now() + DEADLINE;
     let mut frames = Vec::new();
     while frames.len() < want {
@@ -582,13 +589,9 @@ fn live_tracking_delivers_every_event_once_across_a_reconnect() {
     assert_ledger(&w, &gw, &[order]);
 }
 
-/// A rider whose name is a number departs as themself, not as the rider
-/// with that id, and names themself by id only with their own.
-#[test]
-fn a_rider_named_by_a_number_is_that_rider_not_the_one_with_that_id() {
-    let gw = Gateway::start(Mode::Up);
-    let w = World::new(BIN, &gateways(gw.url()));
-    let api = Api::start(&w);
+/// A paid order of kim at a new store of park, cooked while no rider was
+/// registered: its delivery waits for one.
+fn cooked_before_any_rider(api: &Api) -> i64 {
     let store = id(&api.ok("/stores", "t-park", json!({"name": "교촌치킨"}), 201));
     let menu =
         id(&api.ok(&format!("/stores/{store}/menus"), "t-park", json!({"name": "후라이드", "price": 18000}), 201));
@@ -596,6 +599,49 @@ fn a_rider_named_by_a_number_is_that_rider_not_the_one_with_that_id() {
     for path in ["cook/start", "cook/finish"] {
         api.ok(&format!("/orders/{order}/{path}"), "t-park", json!({}), 200);
     }
+    order
+}
+
+/// A stream asks again whether its caller may see the order, and ends
+/// once it may not: seo, a rider, may follow a delivery nobody has taken;
+/// han takes it, and seo's stream ends without its later events (they
+/// went on to seo, who was refused the order itself), and a reconnection
+/// is refused.
+#[test]
+fn a_stream_ends_once_its_caller_may_no_longer_see_the_order() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateways(gw.url()));
+    let api = Api::start(&w);
+    let order = cooked_before_any_rider(&api);
+    // No rider when cooking started: the delivery waits for one, any rider may see it.
+    let han = id(&api.ok("/riders", "t-han", json!({}), 201));
+    api.ok("/riders", "t-seo", json!({}), 201);
+    let path = format!("/orders/{order}/events");
+    let logged = api.get(&path, "t-seo").body["events"].as_array().expect("seo may read them").len();
+    let seo = open_stream(&api, &path, "t-seo", None);
+    for _ in 0..logged {
+        seo.recv_timeout(DEADLINE).expect("the events so far");
+    }
+    api.ok(&format!("/orders/{order}/delivery/start"), "t-han", json!({"rider": han}), 200);
+    api.ok(&format!("/orders/{order}/delivery/complete"), "t-han", json!({}), 200);
+    assert_eq!(api.get(&format!("/orders/{order}"), "t-seo").status, 403, "han's delivery now");
+    match seo.recv_timeout(DEADLINE) {
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {}
+        other => panic!("seo's stream must end with nothing more, got {other:?}"),
+    }
+    assert_eq!(api.get(&path, "t-seo").status, 403, "and cannot be opened again");
+    drop(api);
+    assert_ledger(&w, &gw, &[order]);
+}
+
+/// A rider whose name is a number departs as themself, not as the rider
+/// with that id, and names themself by id only with their own.
+#[test]
+fn a_rider_named_by_a_number_is_that_rider_not_the_one_with_that_id() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateways(gw.url()));
+    let api = Api::start(&w);
+    let order = cooked_before_any_rider(&api);
     // No rider yet, so the delivery waits for one: han registers first.
     let han = id(&api.ok("/riders", "t-han", json!({}), 201));
     let one = id(&api.ok("/riders", "t-one", json!({}), 201));

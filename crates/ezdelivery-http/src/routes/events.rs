@@ -14,6 +14,7 @@ use crate::body::{Id, PathParam, QueryParams};
 use crate::problem::Problem;
 use crate::sse;
 use crate::state::AppState;
+use crate::tokens::Principal;
 
 /// The most events one `GET` returns.
 const MAX_LIMIT: usize = 10_000;
@@ -68,15 +69,15 @@ pub(crate) async fn events(
     QueryParams(query): QueryParams<EventQuery>,
 ) -> Result<Response, Problem> {
     let order = query.order.map(|Id(id)| id);
-    let checked = state.clone();
+    let (checked, who) = (state.clone(), caller.clone());
     checked
         .engine
         .run(move |e| match order {
-            Some(order) => order_access(e, &caller, order, OrderAction::Read).map(drop),
-            None => require_role(&caller, &[], "read every event (ask with ?order=ID)"),
+            Some(order) => order_access(e, &who, order, OrderAction::Read).map(drop),
+            None => require_role(&who, &[], "read every event (ask with ?order=ID)"),
         })
         .await?;
-    answer(state, &headers, order, query.after, query.limit).await
+    answer(state, caller, &headers, order, query.after, query.limit).await
 }
 
 /// One order's events (`events --order ID --follow`), for tracking: live
@@ -93,12 +94,14 @@ pub(crate) async fn order_events(
     PathParam(Id(id)): PathParam<Id>,
     QueryParams(query): QueryParams<AfterQuery>,
 ) -> Result<Response, Problem> {
-    state.engine.run(move |e| order_access(e, &caller, id, OrderAction::Read).map(drop)).await?;
-    answer(state, &headers, Some(id), query.after, None).await
+    let who = caller.clone();
+    state.engine.run(move |e| order_access(e, &who, id, OrderAction::Read).map(drop)).await?;
+    answer(state, caller, &headers, Some(id), query.after, None).await
 }
 
 async fn answer(
     state: AppState,
+    caller: Principal,
     headers: &HeaderMap,
     order: Option<i64>,
     after: Option<i64>,
@@ -110,7 +113,7 @@ async fn answer(
     }
     if wants_stream(headers) {
         let resume = sse::last_event_id(headers)?.unwrap_or(after);
-        return Ok(sse::stream(state, order, resume).into_response());
+        return Ok(sse::stream(state, caller, order, resume).into_response());
     }
     let limit = limit.unwrap_or(1000);
     if !(1..=MAX_LIMIT).contains(&limit) {
