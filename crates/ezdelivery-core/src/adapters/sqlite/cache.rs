@@ -133,13 +133,15 @@ impl RowCache {
     }
 
     /// Empties the cache if another connection committed since it was
-    /// filled, or this one changed rows behind the adapter's back.
-    pub(super) fn check(&mut self, conn: &Connection) -> Result<()> {
+    /// filled, or this one changed rows behind the adapter's back. Whether
+    /// another connection committed (or this is the first look).
+    pub(super) fn check(&mut self, conn: &Connection) -> Result<bool> {
         let version: i64 = conn.prepare_cached("PRAGMA data_version")?.query_row([], |r| r.get(0))?;
-        if self.data_version != Some(version) || self.changes != conn.total_changes() {
+        let others = self.data_version != Some(version);
+        if others || self.changes != conn.total_changes() {
             self.clear();
             self.data_version = Some(version);
         }
-        Ok(())
+        Ok(others)
     }
 }

@@ -457,7 +457,13 @@ impl SqliteStorage {
         let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
         let Session { conn, cache, checkpoints } = &mut *session;
         let tx = Transaction::begin(conn, behavior)?;
-        cache.check(&tx)?;
+        if cache.check(&tx)? {
+            // Another process committed: it may have been a newer
+            // ezdelivery upgrading the file under this one, whose rows this
+            // one would then write the old way (an older worker left paid
+            // orders out of the store's inbox).
+            schema::refuse_newer(&tx)?;
+        }
         let before = tx.total_changes();
         let mut repo = SqliteRepo::new(&tx, cache);
         let mut result = work(&mut repo).and_then(|()| repo.flush());

@@ -445,6 +445,9 @@ pub(crate) fn migrate(conn: &Connection) -> Result<usize> {
         })?;
         super::upgrade::after(i + 1, &tx)?;
     }
+    if super::upgrade::views_stale_below(from) {
+        super::upgrade::rebuild_views(&tx)?;
+    }
     tx.pragma_update(None, "user_version", latest())?;
     tx.commit()?;
     Ok(MIGRATIONS.len() - from)
@@ -453,6 +456,13 @@ pub(crate) fn migrate(conn: &Connection) -> Result<usize> {
 /// The schema version recorded in the database (0: empty database).
 pub(crate) fn user_version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |row| row.get(0))?)
+}
+
+/// Refuses a database whose schema is newer than this build's: one a newer
+/// ezdelivery upgraded after this process opened it.
+pub(super) fn refuse_newer(conn: &Connection) -> Result<()> {
+    let version: i64 = conn.prepare_cached("PRAGMA user_version")?.query_row([], |row| row.get(0))?;
+    check_known(version)
 }
 
 fn check_known(version: i64) -> Result<()> {

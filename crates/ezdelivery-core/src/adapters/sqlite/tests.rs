@@ -1215,3 +1215,22 @@ fn of_eight_claims_of_one_key_at_once_on_one_file_exactly_one_is_new() {
         contract_tests::eight_claims_at_once(&format!("shared-{round}"), |_| &engine);
     }
 }
+
+/// A newer ezdelivery that upgrades the file while this process has it
+/// open: this one's next unit of work is refused and writes nothing, where
+/// an older worker went on writing rows the old way (paid orders left out
+/// of the store's inbox by a schema-12 worker on a schema-13 file).
+#[test]
+fn a_file_upgraded_by_a_newer_version_under_this_process_is_refused() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("shared.db");
+    let mut s = SqliteStorage::open(&path).expect("opened");
+    save_store(&mut s, 1);
+    let newer = super::schema::latest() + 1;
+    Connection::open(&path).expect("opened").pragma_update(None, "user_version", newer).expect("upgraded");
+    let written = s.write(&mut |r| r.save_store(&store(2)));
+    let message = storage_message(written);
+    assert!(message.contains(&format!("written by a newer ezdelivery (schema version {newer}")), "{message}");
+    Connection::open(&path).expect("opened").pragma_update(None, "user_version", newer - 1).expect("back");
+    assert_eq!(stores(&mut s).len(), 1, "store 2 was not written");
+}
