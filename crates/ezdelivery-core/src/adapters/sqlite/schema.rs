@@ -445,9 +445,6 @@ pub(crate) fn migrate(conn: &Connection) -> Result<usize> {
         })?;
         super::upgrade::after(i + 1, &tx)?;
     }
-    if super::upgrade::views_stale_below(from) {
-        super::upgrade::rebuild_views(&tx)?;
-    }
     tx.pragma_update(None, "user_version", latest())?;
     tx.commit()?;
     Ok(MIGRATIONS.len() - from)

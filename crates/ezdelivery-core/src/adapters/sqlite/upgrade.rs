@@ -35,24 +35,6 @@ use crate::Result;
 /// The schema version whose migration appends the refund requests.
 const REFUNDS_REQUESTED: usize = 4;
 
-/// Version 4 also changed what a view holds (a cancelled or rejected
-/// order's `reason`, for one), with no step of its own: an upgraded file
-/// from before it kept views a rebuild would not give (`reason` null until
-/// someone ran `projection rebuild`). Such a file has its views rebuilt
-/// from the log in the upgrade's transaction, once every script has run,
-/// so that the repository speaks the schema it was written for.
-pub(super) fn views_stale_below(from: usize) -> bool {
-    from > 0 && from < REFUNDS_REQUESTED
-}
-
-/// Rebuilds every view from the log, in the upgrade's transaction.
-pub(super) fn rebuild_views(tx: &Transaction<'_>) -> Result<()> {
-    let mut cache = super::cache::RowCache::default();
-    let mut repo = super::repo::SqliteRepo::new(tx, &mut cache);
-    crate::app::projector::rebuild(&mut repo)?;
-    Ok(())
-}
-
 /// Runs the Rust step of schema version `version`, if it has one.
 pub(super) fn after(version: usize, tx: &Transaction<'_>) -> Result<()> {
     if version == REFUNDS_REQUESTED {
@@ -654,8 +636,6 @@ mod tests {
             )
             .expect("version 3's tables and indexes");
             to_version_6_log(&conn);
-            // Version 3's views had no `reason`.
-            conn.execute("UPDATE mypage SET view = json_remove(view, '$.reason')", []).expect("views of version 3");
             conn.pragma_update(None, "user_version", 3).expect("version 3");
         }
 
@@ -672,10 +652,6 @@ mod tests {
             ],
             "appended for the payments and the charge that still wait for them, and for no other"
         );
-        // The upgrade rebuilt the views: the reasons are back without a `projection rebuild`.
-        let reason = |id: i64| e.status(id).expect("a view").reason.map(|r| r.to_string());
-        assert_eq!(reason(cancelled).as_deref(), Some("changed my mind"));
-        assert_eq!(reason(rejected).as_deref(), Some("out of rice"));
         e.rebuild_projection().expect("rebuilt");
         for (id, was) in ids.iter().zip(&before) {
             let now = e.status(*id).expect("a view");
