@@ -377,6 +377,103 @@ fn departure_waits_for_an_unpaid_charge_and_relay_pays_it() {
     assert!(keys.iter().all(|c| c == &keys[0]), "every retry under the same key: {keys:?}");
 }
 
+/// A storage whose writes fail (a full disk, a database gone) once a
+/// gateway call sets `failing`: between a command's first unit of work and
+/// the one that records the gateway's answer.
+#[derive(Clone)]
+struct FailsAfterTheCall {
+    inner: Arc<MemoryStorage>,
+    failing: Arc<std::sync::atomic::AtomicBool>,
+}
+impl ezdelivery_core::ports::Storage for FailsAfterTheCall {
+    fn write(
+        &self,
+        work: &mut dyn FnMut(&mut dyn ezdelivery_core::ports::Repo) -> ezdelivery_core::Result<()>,
+    ) -> ezdelivery_core::Result<()> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::storage("the disk is full"));
+        }
+        ezdelivery_core::ports::Storage::write(&*self.inner, work)
+    }
+    fn read(
+        &self,
+        work: &mut dyn FnMut(&mut dyn ezdelivery_core::ports::Repo) -> ezdelivery_core::Result<()>,
+    ) -> ezdelivery_core::Result<()> {
+        ezdelivery_core::ports::Storage::read(&*self.inner, work)
+    }
+}
+
+/// A gateway that acts, answers something unreadable, and leaves the
+/// storage failing: the answer cannot be recorded.
+#[derive(Clone)]
+struct InDoubtThenFull(Arc<std::sync::atomic::AtomicBool>, Script);
+impl InDoubtThenFull {
+    fn acted(&self, call: String) -> GatewayOutcome {
+        self.1.calls.lock().unwrap().push(call);
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        GatewayOutcome::Unavailable { reason: "HTTP 503".into() }
+    }
+}
+impl PaymentGateway for InDoubtThenFull {
+    fn name(&self) -> &str {
+        "test"
+    }
+    fn approve(&self, r: &PaymentRequest) -> GatewayOutcome {
+        self.acted(format!("approve {}", r.idempotency_key))
+    }
+    fn refund(&self, r: &RefundRequest) -> GatewayOutcome {
+        self.acted(format!("refund {}", r.idempotency_key))
+    }
+}
+impl ChargeGateway for InDoubtThenFull {
+    fn name(&self) -> &str {
+        "test"
+    }
+    fn pay(&self, r: &ChargeRequest) -> GatewayOutcome {
+        self.acted(format!("pay {}", r.idempotency_key))
+    }
+    fn refund(&self, r: &RefundRequest) -> GatewayOutcome {
+        self.acted(format!("take back {}", r.idempotency_key))
+    }
+}
+
+/// An answer that may have moved money and cannot be recorded: a payment
+/// is told as queued (Unavailable, naming the order it kept), not as a
+/// storage failure, which read "nothing written" for an order that relay
+/// later paid; and a `start_cooking` that committed is not failed by its
+/// charge's record (the order was cooking while the command said it failed).
+#[test]
+fn an_answer_in_doubt_that_cannot_be_recorded_is_told_as_queued() {
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let inner = Arc::new(MemoryStorage::new());
+    let storage = FailsAfterTheCall { inner: Arc::clone(&inner), failing: Arc::clone(&failing) };
+    let gateway = InDoubtThenFull(Arc::clone(&failing), Script::default());
+    let engine = Engine::builder(storage).payment(gateway.clone()).charge(gateway.clone()).build();
+    let store = engine.add_store("BBQ", Some("park"), None).unwrap().id;
+    engine.add_menu(store, "후라이드", 18_000).unwrap();
+    engine.add_rider("lee").unwrap();
+
+    let e = engine.place_order(NewOrder::new(store, "kim", &items()[..1]).pay_now(None)).unwrap_err();
+    let order = e.order().expect("the error names the order it kept");
+    assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+    assert!(e.to_string().contains("could not be recorded"), "{e}");
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(engine.status(order).unwrap().status, OrderStatus::PendingPayment, "kept");
+
+    // Paid through another engine on the same storage, then cooked: the
+    // charge's answer cannot be recorded, and cooking stands.
+    let paid = Engine::builder(FailsAfterTheCall { inner, failing: Arc::default() })
+        .build()
+        .place_order(NewOrder::new(store, "lee", &items()[..1]).pay_now(None))
+        .unwrap()
+        .order_id;
+    let cooking = engine.start_cooking(paid).expect("cooking started: the charge waits for relay");
+    assert_eq!(cooking.status, OrderStatus::Cooking);
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(engine.status(paid).unwrap().status, OrderStatus::Cooking);
+    assert_eq!(gateway.1.calls().len(), 2, "one approval, one charge: {:?}", gateway.1.calls());
+}
+
 /// A clock of the embedder's that reads past the year 9000 (or before the
 /// year 1) writes nothing: SQLite kept such times as text it could not
 /// read back, after the gateway had taken the money.

@@ -822,8 +822,8 @@ struct DiskFullRun {
     printed: Value,
 }
 
-fn order_pay_with_a_file_limit(template: &Path, shop: Shop, blocks: u64) -> DiskFullRun {
-    let gw = Gateway::start(Mode::Up);
+fn order_pay_with_a_file_limit(template: &Path, shop: Shop, blocks: u64, mode: Mode) -> DiskFullRun {
+    let gw = Gateway::start(mode);
     // short claims (more than twice the timeout): the run that fails after
     // the approval leaves one behind
     let w = World::new(BIN, &config(gw.url(), true, &retry(DISK_FULL_LEASE_MS, None)));
@@ -836,6 +836,61 @@ fn order_pay_with_a_file_limit(template: &Path, shop: Shop, blocks: u64) -> Disk
     DiskFullRun { blocks, w, gw, code, printed }
 }
 
+/// A world with the test shop, its database copied to `template.db`
+/// (checkpointed and closed) for the disk-full runs to start from.
+fn disk_full_template() -> (World, Shop) {
+    let prepared = World::new(BIN, "");
+    let shop = prepared.shop(&[]);
+    assert_eq!(shop.store, 1);
+    std::fs::copy(&prepared.db, prepared.path("template.db")).expect("copy the database");
+    for suffix in ["-wal", "-shm"] {
+        let wal = prepared.db.with_file_name(format!("ezdelivery.db{suffix}"));
+        assert!(!wal.exists(), "the prepared database is checkpointed and closed: {wal:?}");
+    }
+    (prepared, shop)
+}
+
+/// `order --pay` against a gateway that acts, then answers 503, with the
+/// database's files limited to N blocks, N swept: a run whose answer in
+/// doubt cannot be recorded exits 6 naming the order it kept (it exited
+/// 1, "nothing written", and relay later took the payment of an order
+/// the customer believed was never placed: ordering again paid twice).
+/// No run exits 1 once the gateway was called; relay settles them all.
+#[test]
+fn an_answer_in_doubt_that_cannot_be_recorded_exits_6_naming_the_order() {
+    const SWEEP: u64 = 24;
+    let (prepared, shop) = disk_full_template();
+    let template = prepared.path("template.db");
+    let in_doubt = Mode::ActThen(503);
+    let unrecorded = |run: &DiskFullRun| {
+        run.printed["error"]["message"].as_str().is_some_and(|m| m.contains("the answer could not be recorded"))
+    };
+    let mut enough = 32;
+    loop {
+        let run = order_pay_with_a_file_limit(&template, shop, enough, in_doubt);
+        if run.code == 6 && !unrecorded(&run) {
+            break;
+        }
+        assert!(enough < 1 << 16, "order --pay never got as far as the gateway's answer: {}", run.printed);
+        enough *= 2;
+    }
+    let step = (enough / SWEEP).max(1);
+    let runs: Vec<DiskFullRun> =
+        (1..=SWEEP).map(|i| order_pay_with_a_file_limit(&template, shop, i * step, in_doubt)).collect();
+    let mut by_code: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
+    for run in &runs {
+        by_code.entry(run.code).or_default().push(run.blocks);
+        let called = !run.gw.ledger().entries.is_empty();
+        match run.code {
+            1 => assert!(!called, "ulimit -f {}: exit 1 after the gateway was called: {}", run.blocks, run.printed),
+            6 => assert!(run.printed["error"]["order_id"].as_i64().is_some(), "{}", run.printed),
+            other => panic!("ulimit -f {}: exit {other}: {}", run.blocks, run.printed),
+        }
+    }
+    assert!(runs.iter().any(unrecorded), "no run failed to record the answer: {by_code:?}");
+    settle_and_check(runs.iter().map(|r| (&r.w, &r.gw)));
+}
+
 /// `order --pay` with the database's files limited to N blocks, N swept
 /// from tiny to enough: a run that fails before the gateway call exits 1
 /// and charged nobody; one that fails after the approval exits 7
@@ -845,20 +900,13 @@ fn order_pay_with_a_file_limit(template: &Path, shop: Shop, blocks: u64) -> Disk
 #[test]
 fn a_full_disk_after_the_approval_exits_7_and_relay_records_the_payment() {
     const SWEEP: u64 = 48;
-    let prepared = World::new(BIN, "");
-    let shop = prepared.shop(&[]);
-    assert_eq!(shop.store, 1);
+    let (prepared, shop) = disk_full_template();
     let template = prepared.path("template.db");
-    std::fs::copy(&prepared.db, &template).expect("copy the database");
-    for suffix in ["-wal", "-shm"] {
-        let wal = prepared.db.with_file_name(format!("ezdelivery.db{suffix}"));
-        assert!(!wal.exists(), "the prepared database is checkpointed and closed: {wal:?}");
-    }
 
     // enough room: double until a run goes through
     let mut enough = 32;
     loop {
-        let run = order_pay_with_a_file_limit(&template, shop, enough);
+        let run = order_pay_with_a_file_limit(&template, shop, enough, Mode::Up);
         if run.code == 0 {
             break;
         }
@@ -866,7 +914,8 @@ fn a_full_disk_after_the_approval_exits_7_and_relay_records_the_payment() {
         enough *= 2;
     }
     let step = (enough / SWEEP).max(1);
-    let runs: Vec<DiskFullRun> = (1..=SWEEP).map(|i| order_pay_with_a_file_limit(&template, shop, i * step)).collect();
+    let runs: Vec<DiskFullRun> =
+        (1..=SWEEP).map(|i| order_pay_with_a_file_limit(&template, shop, i * step, Mode::Up)).collect();
 
     let mut by_code: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
     let mut problems = Vec::new();
@@ -916,6 +965,53 @@ fn a_full_disk_after_the_approval_exits_7_and_relay_records_the_payment() {
     }
 }
 
+/// One command on a paid order of its own world (payments and charges
+/// through a gateway of its own, rider lee), run with files limited.
+struct Limited {
+    w: World,
+    gw: Gateway,
+    order: i64,
+    code: i32,
+    printed: Value,
+    what: String,
+}
+
+/// `command` (then the order's id) on a fresh paid order, with files
+/// limited to N blocks, N swept from tiny to enough (the first limit at
+/// which it exits 0, found by doubling) in `sweep` steps; the gateway is
+/// put in `mode` once the order is paid.
+fn with_limits_swept(command: &[&str], mode: Mode, sweep: u64) -> Vec<Limited> {
+    let run = |blocks: u64| {
+        let gw = Gateway::start(Mode::Up);
+        let w = World::new(BIN, &config(gw.url(), true, &retry(DISK_FULL_LEASE_MS, None)));
+        let order = w.paid_order(w.shop(&["lee"]), "kim");
+        gw.set_mode(mode);
+        let id = order.to_string();
+        let args = [&["--json"], command, &[id.as_str()]].concat();
+        let what = format!("{} with ulimit -f {blocks}", command.join(" "));
+        let (code, printed) = json_outcome(&finish(w.shell(&file_limit(blocks), &args), &what), &what);
+        Limited { w, gw, order, code, printed, what }
+    };
+    let mut enough = 16;
+    while run(enough).code != 0 {
+        assert!(enough < 1 << 16, "{command:?} never went through with a file limit");
+        enough *= 2;
+    }
+    let step = (enough / sweep).max(1);
+    (1..=sweep).map(|i| run(i * step)).collect()
+}
+
+/// Relays every run's world once the claims lapsed, the gateway up, and
+/// checks its ledger.
+fn settle_and_check<'a>(runs: impl IntoIterator<Item = (&'a World, &'a Gateway)>) {
+    std::thread::sleep(Duration::from_millis(DISK_FULL_LEASE_MS + 100));
+    for (w, gw) in runs {
+        gw.set_mode(Mode::Up);
+        w.ok(&["relay"]);
+        assert!(assert_ledger(w, gw, &w.order_ids()).is_empty());
+    }
+}
+
 /// `cancel` of a paid order with the database's files limited to N blocks,
 /// N swept from tiny to enough: the exit code says whether the order was
 /// cancelled. A run that fails before the cancel commits exits 1, the
@@ -926,27 +1022,9 @@ fn a_full_disk_after_the_approval_exits_7_and_relay_records_the_payment() {
 /// the refund, and the ledger holds for every run.
 #[test]
 fn a_cancel_that_committed_exits_0_whatever_recording_its_refund_does() {
-    const SWEEP: u64 = 32;
-    let cancel_with_a_file_limit = |blocks: u64| {
-        let gw = Gateway::start(Mode::Up);
-        let w = World::new(BIN, &config(gw.url(), true, &retry(DISK_FULL_LEASE_MS, None)));
-        let order = w.paid_order(w.shop(&[]), "kim");
-        let args = ["--json", "cancel", &order.to_string()];
-        let what = format!("cancel with ulimit -f {blocks}");
-        let (code, printed) = json_outcome(&finish(w.shell(&file_limit(blocks), &args), &what), &what);
-        (w, gw, order, code, printed, what)
-    };
-    let mut enough = 16;
-    while cancel_with_a_file_limit(enough).3 != 0 {
-        assert!(enough < 1 << 16, "cancel never went through with a file limit");
-        enough *= 2;
-    }
-    let step = (enough / SWEEP).max(1);
-    let runs: Vec<_> = (1..=SWEEP).map(|i| cancel_with_a_file_limit(i * step)).collect();
-
-    let (mut by_code, mut problems, mut unrecorded) = (BTreeMap::<i32, Vec<String>>::new(), Vec::new(), 0);
-    for (w, gw, order, code, printed, what) in &runs {
-        by_code.entry(*code).or_default().push(what.clone());
+    let runs = with_limits_swept(&["cancel"], Mode::Up, 32);
+    let (mut problems, mut unrecorded) = (Vec::new(), 0);
+    for Limited { w, gw, order, code, printed, what } in &runs {
         let view = w.status(*order);
         match (code, view["status"].as_str()) {
             (0, Some("cancelled")) => unrecorded += usize::from(view["payment"]["status"] == "refund_pending"),
@@ -954,14 +1032,9 @@ fn a_cancel_that_committed_exits_0_whatever_recording_its_refund_does() {
             _ => problems.push(format!("{what}: exit {code}: {printed}\nthe order now: {view}")),
         }
     }
-    assert!(problems.is_empty(), "exit codes by file limit: {by_code:?}\n{}", problems.join("\n"));
-    assert!(unrecorded > 0, "no run failed between the cancel and its refund's record: {by_code:?}");
-
-    std::thread::sleep(Duration::from_millis(DISK_FULL_LEASE_MS + 100));
-    for (w, gw, ..) in &runs {
-        w.ok(&["relay"]);
-        assert!(assert_ledger(w, gw, &w.order_ids()).is_empty());
-    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(unrecorded > 0, "no run failed between the cancel and its refund's record");
+    settle_and_check(runs.iter().map(|r| (&r.w, &r.gw)));
 }
 
 /// A paying command whose result cannot be printed (standard output is

@@ -136,8 +136,14 @@ impl Engine {
             if let Some(charge) = charge {
                 // Cooking has started whatever the charge service says: an
                 // unpaid charge is retried by `relay` and by `deliver start`.
-                if command.settle(charge)? == Settled::Done {
-                    command.settle_order(order)?;
+                // So is one whose answer could not be recorded (the database
+                // gone meanwhile): failing the command said cooking had not
+                // started. Only money taken and not recorded is told.
+                match command.settle(charge) {
+                    Ok(Settled::Done) => command.settle_order(order)?,
+                    Ok(_) => {}
+                    Err(e @ Error::MoneyMoved { .. }) => return Err(e),
+                    Err(e) => tracing::warn!(order, error = %e, "the rider's charge stays queued for relay"),
                 }
             }
             command.view(order)

@@ -35,7 +35,7 @@ use crate::domain::{
 use crate::domain::{Breaker, BreakerName};
 use crate::ports::storage::Repo;
 use crate::ports::{ChargeRequest, GatewayOutcome, PaymentRequest, RefundRequest};
-use crate::{Error, Result};
+use crate::{Error, Kept, Result};
 
 /// What recording a gateway's answer came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -491,6 +491,20 @@ impl Command<'_> {
             Err(source) if call == Call::Take && matches!(answer, Answer::Done { .. }) => {
                 Err(Error::MoneyMoved { order, what: L::WHAT, source: Box::new(source) })
             }
+            // Any other answer to a taking that could not be recorded (the
+            // database gone meanwhile): what the caller must hear is what
+            // the gateway said, for the order it names. An exit 1 there read
+            // "nothing written" for an order that was kept, whose payment
+            // relay then took: a customer ordering again paid twice.
+            Err(source @ Error::Storage(_)) if call == Call::Take => match answer {
+                Answer::Declined { reason } if L::DECLINABLE => Err(Error::Declined { order, reason }),
+                Answer::Declined { reason } | Answer::Unknown { reason } | Answer::NotReached { reason } => {
+                    let kept = if L::WHAT == Billing::Payment { Kept::Payment } else { Kept::Charge };
+                    let reason = format!("{reason}; the answer could not be recorded ({source})");
+                    Err(Error::Unavailable { order, kept, reason, breaker_open })
+                }
+                Answer::Done { .. } => Err(source),
+            },
             other => other,
         }
     }
