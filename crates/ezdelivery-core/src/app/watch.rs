@@ -34,6 +34,18 @@ pub const DEFAULT_PURGE_EVERY: Duration = Duration::from_secs(60);
 /// noticed within this long while the worker waits.
 pub const WAIT_SLICE: Duration = Duration::from_millis(200);
 
+/// How long the worker goes on trying when every pass fails for its
+/// storage (unless [`WatchOptions::storage_patience`] says otherwise):
+/// five minutes, for a database server restarted or a connection dropped.
+pub const DEFAULT_STORAGE_PATIENCE: Duration = Duration::from_secs(5 * 60);
+
+/// The first wait after a pass that failed for its storage; it doubles
+/// with each failure in a row, up to [`MAX_STORAGE_BACKOFF`].
+const FIRST_STORAGE_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The longest wait between two passes that fail for their storage.
+const MAX_STORAGE_BACKOFF: Duration = Duration::from_secs(10);
+
 /// How a [`Engine::relay_watch`] worker runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchOptions {
@@ -48,6 +60,10 @@ pub struct WatchOptions {
     pub retention: Option<Duration>,
     /// How often to purge: after the first pass, then at most this often.
     pub purge_every: Duration,
+    /// How long passes may fail in a row for the storage (a database
+    /// server restarted, a connection dropped) before the worker gives up
+    /// with the error; meanwhile it tries again with a growing back-off.
+    pub storage_patience: Duration,
 }
 
 impl Default for WatchOptions {
@@ -56,6 +72,7 @@ impl Default for WatchOptions {
             interval: DEFAULT_INTERVAL,
             retention: Some(DEFAULT_RETENTION),
             purge_every: DEFAULT_PURGE_EVERY,
+            storage_patience: DEFAULT_STORAGE_PATIENCE,
         }
     }
 }
@@ -89,9 +106,12 @@ impl Engine {
     /// Once `stop` is set, the pass under way takes on no new item: the
     /// gateway call or message in flight is finished and recorded, and the
     /// messages it claimed but did not send are released. Then it returns
-    /// the totals. A storage error ends the worker with that error (a
-    /// gateway or notifier that fails is not an error: its work is queued
-    /// again, as by `relay`).
+    /// the totals. A pass that fails for its storage is tried again, with
+    /// a back-off from 100 ms doubling to 10 s, until one succeeds or they
+    /// have failed for `options.storage_patience`: then the worker ends
+    /// with the last error. Any other error ends it at once (a gateway or
+    /// notifier that fails is not an error: its work is queued again, as by
+    /// `relay`).
     pub fn relay_watch(
         &self,
         options: WatchOptions,
@@ -102,8 +122,26 @@ impl Engine {
         let stopped = || stop.load(Ordering::SeqCst);
         let mut report = WatchReport::default();
         let mut next_purge = Instant::now();
+        // Since when passes fail for the storage, and the next wait.
+        let mut failing: Option<(Instant, Duration)> = None;
         while !stopped() {
-            let pass = self.relay_pass(Some(stop))?;
+            let pass = match self.relay_pass(Some(stop)) {
+                Ok(pass) => {
+                    failing = None;
+                    pass
+                }
+                Err(e @ crate::Error::Storage(_)) => {
+                    let (since, wait) = failing.unwrap_or((Instant::now(), FIRST_STORAGE_BACKOFF));
+                    if since.elapsed() >= options.storage_patience {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "relay pass failed; trying again");
+                    failing = Some((since, (wait * 2).min(MAX_STORAGE_BACKOFF)));
+                    self.wait_for_work(wait, stop);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             report.passes += 1;
             report.totals.add(&pass);
             if pass.tried() > 0 {
@@ -113,25 +151,38 @@ impl Engine {
             }
             on_pass(&pass);
             if let Some(retention) = options.retention.filter(|_| !stopped() && Instant::now() >= next_purge) {
-                let purged = self.purge_delivered_messages(retention)?;
-                if purged > 0 {
-                    tracing::info!(purged, "delivered messages purged");
+                match self.purge_old(retention) {
+                    Ok((messages, requests)) => {
+                        report.messages_purged += messages;
+                        report.requests_purged += requests;
+                        next_purge = Instant::now() + options.purge_every;
+                    }
+                    // Tried again after the next pass, which tells the storage's state.
+                    Err(e @ crate::Error::Storage(_)) => tracing::warn!(error = %e, "purge failed"),
+                    Err(e) => return Err(e),
                 }
-                report.messages_purged += purged;
-                // Keys of requests are kept as long as the messages: a
-                // client retrying after that is answered as new.
-                let requests = self.purge_requests(retention)?;
-                if requests > 0 {
-                    tracing::info!(purged = requests, "request keys purged");
-                }
-                report.requests_purged += requests;
-                next_purge = Instant::now() + options.purge_every;
             }
             if pass.settled() == 0 {
                 self.wait_for_work(options.interval, stop);
             }
         }
         Ok(report)
+    }
+
+    /// Purges the delivered messages and the request keys older than
+    /// `retention`: how many of each.
+    fn purge_old(&self, retention: Duration) -> Result<(usize, usize)> {
+        let messages = self.purge_delivered_messages(retention)?;
+        if messages > 0 {
+            tracing::info!(purged = messages, "delivered messages purged");
+        }
+        // Keys of requests are kept as long as the messages: a client
+        // retrying after that is answered as new.
+        let requests = self.purge_requests(retention)?;
+        if requests > 0 {
+            tracing::info!(purged = requests, "request keys purged");
+        }
+        Ok((messages, requests))
     }
 
     /// Deletes the messages queued more than `retention` ago that were
@@ -348,5 +399,59 @@ mod tests {
         let kept = engine.claim_request("customer:kim", "k-1", "fp").unwrap();
         assert!(matches!(kept, crate::RequestClaim::InFlight { .. }), "still in flight: {kept:?}");
         assert_eq!(engine.purge_delivered_messages(Duration::ZERO).unwrap(), 0, "nothing left to purge");
+    }
+
+    /// A storage whose units of work fail while `down` is above 0 (each
+    /// failure counts it down; `usize::MAX`: for good).
+    struct Dropping {
+        inner: MemoryStorage,
+        down: Arc<AtomicUsize>,
+    }
+
+    impl Dropping {
+        fn unit(&self) -> crate::Result<()> {
+            let left = self.down.load(Ordering::SeqCst);
+            if left == 0 {
+                return Ok(());
+            }
+            if left != usize::MAX {
+                self.down.store(left - 1, Ordering::SeqCst);
+            }
+            Err(crate::Error::storage("connection closed"))
+        }
+    }
+
+    impl crate::ports::Storage for Dropping {
+        fn write(&self, work: &mut dyn FnMut(&mut dyn crate::ports::Repo) -> crate::Result<()>) -> crate::Result<()> {
+            self.unit()?;
+            self.inner.write(work)
+        }
+        fn read(&self, work: &mut dyn FnMut(&mut dyn crate::ports::Repo) -> crate::Result<()>) -> crate::Result<()> {
+            self.unit()?;
+            self.inner.read(work)
+        }
+    }
+
+    /// Passes that fail for the storage (a dropped connection, a server
+    /// restarted) are tried again with a back-off; the worker ended on the
+    /// first one, though the server was back a moment later.
+    #[test]
+    fn the_worker_outlasts_a_storage_that_fails_for_a_while_and_gives_up_after_its_patience() {
+        let down = Arc::new(AtomicUsize::new(0));
+        let engine = Engine::builder(Dropping { inner: MemoryStorage::new(), down: Arc::clone(&down) }).build();
+        let store = shop(&engine);
+        let order = engine.place_order(NewOrder::new(store, "kim", &[ItemPick::new("후라이드", 1)])).unwrap();
+        down.store(3, Ordering::SeqCst);
+        let stop = AtomicBool::new(false);
+        let options = WatchOptions { interval: Duration::from_millis(5), ..WatchOptions::default() };
+        let report = engine.relay_watch(options, &stop, &mut |_| stop.store(true, Ordering::SeqCst)).unwrap();
+        assert_eq!((report.passes, down.load(Ordering::SeqCst)), (1, 0), "three failures, then a pass");
+        assert_eq!(engine.status(order.order_id).unwrap().order_id, order.order_id);
+
+        down.store(usize::MAX, Ordering::SeqCst);
+        let stop = AtomicBool::new(false);
+        let options = WatchOptions { storage_patience: Duration::from_millis(300), ..options };
+        let e = engine.relay_watch(options, &stop, &mut |_| {}).unwrap_err();
+        assert!(matches!(e, crate::Error::Storage(_)), "{e:?}");
     }
 }
