@@ -32,7 +32,7 @@ use crate::domain::{
     Billed, Billing, Charge, ChargeStatus, DeliveryStatus, Event, KitchenTicket, Order, OrderId, OrderStatus, Payment,
     PaymentStatus, Won,
 };
-use crate::domain::{Breaker, BreakerName};
+use crate::domain::{BillingAction, BillingStatus, Breaker, BreakerName};
 use crate::ports::storage::Repo;
 use crate::ports::{ChargeRequest, GatewayOutcome, PaymentRequest, RefundRequest};
 use crate::{Error, Kept, Result};
@@ -129,6 +129,8 @@ pub(crate) trait Leg: Clone + Sized {
     fn gateway_ref(&self) -> Option<String>;
     fn attempt(&self) -> &Attempt;
     fn with_attempt(&self, attempt: Attempt, now: DateTime<Utc>) -> Self;
+    /// Whether a gateway's answer that takes or declines is news to it.
+    fn awaits(&self, action: BillingAction) -> bool;
     /// The call it waits for, if any.
     fn call(&self) -> Option<Call>;
     /// Reads it again, by id.
@@ -184,6 +186,13 @@ macro_rules! shared_leg {
 
         fn with_attempt(&self, attempt: Attempt, now: DateTime<Utc>) -> $record {
             $record { attempt, updated_at: now, ..self.clone() }
+        }
+
+        // Its table allows `action` and it holds no reference yet
+        // (`Billed::to`'s rule: one in `needs_attention` over its refund
+        // took the money already).
+        fn awaits(&self, action: BillingAction) -> bool {
+            self.gateway_ref.is_none() && self.status.next(action).is_some()
         }
 
         fn call(&self) -> Option<Call> {
@@ -256,10 +265,7 @@ impl Leg for Payment {
     }
 
     fn taken(&self, w: &mut Work<'_>, gateway_ref: &str) -> Result<Settled> {
-        // Taken and recorded already (its refund may wait for a person): no news.
-        if self.gateway_ref.is_some()
-            || !matches!(self.status, PaymentStatus::Pending | PaymentStatus::Voided | PaymentStatus::NeedsAttention)
-        {
+        if !self.awaits(BillingAction::Take) {
             return Ok(Settled::Nothing);
         }
         // Cancelled meanwhile, or paid by another attempt: the domain gives it back.
@@ -278,8 +284,7 @@ impl Leg for Payment {
     }
 
     fn declined(&self, w: &mut Work<'_>, reason: &str) -> Result<Settled> {
-        if self.gateway_ref.is_some() || !matches!(self.status, PaymentStatus::Pending | PaymentStatus::NeedsAttention)
-        {
+        if !self.awaits(BillingAction::Decline) {
             return Ok(Settled::Nothing);
         }
         let (declined, event) = self.decline(reason, w.now)?;
@@ -356,10 +361,7 @@ impl Leg for Charge {
     }
 
     fn taken(&self, w: &mut Work<'_>, gateway_ref: &str) -> Result<Settled> {
-        // Taken and recorded already (its refund may wait for a person): no news.
-        if self.gateway_ref.is_some()
-            || !matches!(self.status, ChargeStatus::Pending | ChargeStatus::Voided | ChargeStatus::NeedsAttention)
-        {
+        if !self.awaits(BillingAction::Take) {
             return Ok(Settled::Nothing);
         }
         // Paid for a delivery that was cancelled or moved: the domain takes it back.
