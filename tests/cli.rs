@@ -421,6 +421,15 @@ fn pay_declines_the_cards_listed_in_the_config() {
     let mut c = cli.command(&["--json", "pay", &o2.to_string(), "--card", GOOD_CARD]);
     c.env("EZDELIVERY_CONFIG", &config);
     assert_eq!(finish(c, "pay with EZDELIVERY_CONFIG").code, Some(5));
+    // a file it names that is not there says where its name came from
+    let mut c = cli.command(&["--json", "store", "list"]);
+    c.env("EZDELIVERY_CONFIG", cli.path("nonexistent.toml"));
+    let (code, error) = ezdelivery_testkit::cli_world::json_outcome(
+        &finish(c, "store list with a missing EZDELIVERY_CONFIG"),
+        "store list",
+    );
+    assert_eq!(code, 2, "{error}");
+    assert!(error["error"]["message"].as_str().unwrap_or_default().contains("EZDELIVERY_CONFIG"), "{error}");
 }
 
 #[test]

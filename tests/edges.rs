@@ -280,6 +280,65 @@ fn exit_codes_hold_when_standard_error_cannot_be_written() {
     assert!(w.order_ids().is_empty());
 }
 
+/// A command that wrote, and then could not print its result (a full
+/// disk), exits 1 saying that its change is saved: a script that ran it
+/// again would make a second store or a second order.
+#[test]
+fn a_write_whose_result_cannot_be_printed_says_its_change_is_saved() {
+    let w = World::new(BIN, "");
+    let into_full = |args: &[&str]| {
+        let output =
+            w.command(args).stdout(dev_full()).stderr(std::process::Stdio::piped()).output().expect("the binary runs");
+        (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    };
+    let (code, stderr) = into_full(&["store", "add", "--name", "교촌치킨"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("the change is saved") && stderr.contains("again would do it again"), "{stderr}");
+    assert_eq!(w.count("SELECT count(*) FROM stores"), 1, "the store was added");
+    w.ok(&["menu", "add", "--store", "1", "--name", "후라이드", "--price", "18000"]);
+    let (code, stderr) = into_full(&["--json", "order", "--store", "1", "--customer", "kim", "--item", "후라이드"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("the change to order 1 is saved"), "{stderr}");
+    assert_eq!(w.order_ids(), vec![1]);
+    // a read has nothing saved to speak of
+    let (code, stderr) = into_full(&["status", "1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("could not be written") && !stderr.contains("saved"), "{stderr}");
+}
+
+/// `-q` silences results, but not the text `completions` and `man` are
+/// for: `-q completions bash > FILE` must not write an empty script.
+#[test]
+fn quiet_does_not_empty_completions_or_the_man_page() {
+    let w = World::without_config(BIN);
+    for args in [&["-q", "completions", "bash"][..], &["-q", "man"]] {
+        let r = w.run_bare(args);
+        assert_eq!(r.code, Some(0), "{}", r.describe("quiet"));
+        assert!(r.stdout.len() > 1000, "{args:?} printed {} bytes", r.stdout.len());
+    }
+}
+
+/// A command that only reads, given an empty file (as `touch` or `mktemp`
+/// leave one), reads an empty database and leaves the file empty, as it
+/// does for a file that is not there; the first write creates the database.
+#[test]
+fn a_read_of_an_empty_file_leaves_it_empty() {
+    let w = World::without_config(BIN);
+    let file = w.path("empty.db");
+    std::fs::write(&file, b"").expect("an empty file");
+    let db = file.display().to_string();
+    for (args, code) in [(&["status", "5"][..], 3), (&["store", "list"], 0), (&["events"], 0)] {
+        let r = w.run_bare(&[&["--db", &db][..], args].concat());
+        assert_eq!(r.code, Some(code), "{}", r.describe("a read of an empty file"));
+        let len = std::fs::metadata(&file).expect("the file").len();
+        assert_eq!(len, 0, "{args:?} wrote to the empty file");
+    }
+    let r = w.run_bare(&["--db", &db, "store", "add", "--name", "BBQ"]);
+    assert_eq!(r.code, Some(0), "{}", r.describe("the first write"));
+    let r = w.run_bare(&["--db", &db, "--json", "store", "list"]);
+    assert!(r.stdout.contains("BBQ"), "{}", r.describe("a read after it"));
+}
+
 /// The demo into a pipe closed early ends quietly (exit 0), as any
 /// command does, and into a full disk with exit 1: not in a panic.
 #[test]

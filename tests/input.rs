@@ -288,6 +288,14 @@ fn negative_numbers_get_the_programs_own_message() {
         (vec!["store", "add", "--name", "x", "--delivery-charge", "-5"], "got -5"),
         (vec!["events", "--after", "-1"], "--after must be 0 or more, got -1"),
         (vec!["pay", "abc"], "order id must be a whole number from 1"),
+        // amounts as people write them, not as a script must
+        (vec!["menu", "add", "--store", &s, "--name", "x", "--price", "1,000"], "write whole won in digits"),
+        (vec!["menu", "add", "--store", &s, "--name", "x", "--price", "1.5"], "write whole won in digits"),
+        (vec!["menu", "add", "--store", &s, "--name", "x", "--price", "+100"], "write whole won in digits"),
+        (vec!["menu", "add", "--store", &s, "--name", "x", "--price", "１００"], "write whole won in digits"),
+        (vec!["menu", "add", "--store", &s, "--name", "x", "--price", "99999999999999999999"], "above the limit"),
+        (vec!["store", "add", "--name", "x", "--delivery-charge", "3천"], "write whole won in digits"),
+        (vec!["events", "--after", "1e3"], "write an event's number in digits"),
     ];
     for (args, expected) in cases {
         let message = w.fails(&args, 2, "invalid_input");

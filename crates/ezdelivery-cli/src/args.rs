@@ -103,6 +103,33 @@ fn score(value: &str) -> Result<u8, String> {
     }
 }
 
+/// An amount of won as a command-line value: digits only, as the ranges
+/// (checked by the domain, with their own messages) are written. `1,000`,
+/// `1.5` or `+100` would otherwise meet the parser's bare "invalid digit".
+fn won(value: &str) -> Result<i64, String> {
+    whole(value).ok_or_else(|| format!("{value:?} is not an amount of won: write whole won in digits, such as 18000"))
+}
+
+/// An event's sequence number as a command-line value (`events --after`).
+fn seq(value: &str) -> Result<i64, String> {
+    whole(value).ok_or_else(|| {
+        format!("{value:?} is not a sequence number: write an event's number in digits, such as 120 (0 for all)")
+    })
+}
+
+/// `value` as a whole number written in ASCII digits, with an optional
+/// leading `-` (surrounding spaces ignored): what a script writes. Digits
+/// beyond `i64`'s range stand at its end, for the range check to refuse
+/// with the limit in its message.
+fn whole(value: &str) -> Option<i64> {
+    let value = value.trim();
+    let (negative, digits) = value.strip_prefix('-').map_or((false, value), |d| (true, d));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(value.parse().unwrap_or(if negative { i64::MIN } else { i64::MAX }))
+}
+
 /// A count of the simulation: a whole number from 1.
 fn count(value: &str) -> Result<u64, String> {
     match value.trim().parse::<i128>() {
@@ -194,7 +221,7 @@ pub enum Command {
         #[arg(long, allow_negative_numbers = true, value_parser = order_id)]
         order: Option<i64>,
         /// Only events after this sequence number.
-        #[arg(long, default_value_t = 0, value_name = "SEQ", allow_negative_numbers = true)]
+        #[arg(long, default_value_t = 0, value_name = "SEQ", allow_negative_numbers = true, value_parser = seq)]
         after: i64,
         /// Output format (defaults to a table on a terminal, json otherwise; with --json, the items' format: json or cloudevents).
         #[arg(long, value_enum)]
@@ -365,7 +392,7 @@ pub enum StoreCommand {
         #[arg(long)]
         address: Option<String>,
         /// What each delivery pays the rider, in won.
-        #[arg(long, value_name = "WON", allow_negative_numbers = true)]
+        #[arg(long, value_name = "WON", allow_negative_numbers = true, value_parser = won)]
         delivery_charge: Option<i64>,
     },
     /// List the stores with their review count and average score.
@@ -407,7 +434,7 @@ pub enum MenuCommand {
         #[arg(long)]
         name: String,
         /// Its price in whole won.
-        #[arg(long, allow_negative_numbers = true)]
+        #[arg(long, allow_negative_numbers = true, value_parser = won)]
         price: i64,
     },
     /// List the menus of one store, or of all.

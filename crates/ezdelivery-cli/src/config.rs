@@ -546,8 +546,12 @@ impl Config {
     /// Reads `path`, or the defaults when there is none.
     pub fn load(path: Option<&Path>) -> Result<Config> {
         let Some(path) = path else { return Ok(Config::default()) };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| invalid(format!("cannot read the config file {}: {e}", path.display())))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            invalid(format!(
+                "cannot read the config file {} (given by --config or EZDELIVERY_CONFIG): {e}",
+                path.display()
+            ))
+        })?;
         toml::from_str(&text).map_err(|e| invalid(format!("config file {}: {e}", path.display())))
     }
 

@@ -46,9 +46,10 @@ fn main() -> ExitCode {
         Ok(Printed::Done) => return ExitCode::SUCCESS,
         Err(e) => return fail(&e, cli.json),
     };
+    let silenced = cli.quiet && quiets(&cli.command);
     let printed = if cli.json {
         print_line(&out.json.to_string())
-    } else if !cli.quiet && !out.human.is_empty() {
+    } else if !silenced && !out.human.is_empty() {
         print_line(out.human.trim_end())
     } else {
         Ok(())
@@ -65,11 +66,25 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error of a result that could not be written. When the command
-/// took the customer's money (`order --pay`, `pay`), the caller must learn
-/// which order it was, or a retry would order and pay again.
+/// The error of a result that could not be written. A command that writes
+/// has committed by then: its message says so, since running it again would
+/// do it again (a second store, a second order). When the command took the
+/// customer's money (`order --pay`, `pay`), the caller must learn which
+/// order it was, or a retry would order and pay again.
 fn unwritten(command: &Command, out: &Output, e: &std::io::Error) -> Error {
-    let unwritten = Error::Internal(format!("the result could not be written to standard output: {e}"));
+    let unwritten = Error::Internal(match access(command) {
+        Access::Reads | Access::Follows => format!("the result could not be written to standard output: {e}"),
+        Access::Writes | Access::Lasts => {
+            let saved = match out.json["order_id"].as_i64() {
+                Some(order) => format!("the change to order {order} is saved"),
+                None => "the change is saved".to_string(),
+            };
+            format!(
+                "{saved}, but the result could not be written to standard output ({e}): running the command \
+                 again would do it again; read the result back instead (`ezdelivery status`, `… list`)"
+            )
+        }
+    });
     let paying = matches!(command, Command::Order(o) if o.pay) || matches!(command, Command::Pay { .. });
     match out.json["order_id"].as_i64() {
         Some(order) if paying && out.json["payment"]["status"] == PaymentStatus::Approved.as_str() => {
@@ -77,6 +92,13 @@ fn unwritten(command: &Command, out: &Output, e: &std::io::Error) -> Error {
         }
         _ => unwritten,
     }
+}
+
+/// Whether `-q` silences `command`'s result: not that of `completions` or
+/// `man`, whose text is all they are for (`-q completions bash > FILE`
+/// must not write an empty script).
+fn quiets(command: &Command) -> bool {
+    !matches!(command, Command::Completions { .. } | Command::Man)
 }
 
 /// `-v` logs each command and gateway call (with its duration) at info

@@ -180,7 +180,9 @@ pub fn open(db: &Database, config: &StorageConfig, access: Access) -> Result<Box
         Database::Sqlite(path) => {
             let storage = match access {
                 Access::Reads => SqliteStorage::open_for_reading(path, synchronous),
-                Access::Follows if !path.exists() => SqliteStorage::open_with(path, synchronous),
+                Access::Follows if SqliteStorage::holds_nothing_yet(path) => {
+                    SqliteStorage::open_with(path, synchronous)
+                }
                 Access::Follows => SqliteStorage::open_for_reading(path, synchronous),
                 Access::Lasts if synchronous == Synchronous::Normal => {
                     SqliteStorage::open_with(path, synchronous).and_then(SqliteStorage::checkpoint_in_background)

@@ -343,6 +343,15 @@ impl PostgresStorage {
                 describe(&e)
             )))
         })?;
+        // libpq would try a local socket; the `postgres` crate connects to
+        // nothing and says "both host and hostaddr are missing".
+        if config.get_hosts().is_empty() && config.get_hostaddrs().is_empty() {
+            return Err(Error::Invalid(crate::domain::validate::Invalid(format!(
+                "{} names no server: give its host (postgres://user@localhost/database, or host=/run/postgresql \
+                 for a local socket)",
+                redact(url)
+            ))));
+        }
         if config.get_password().is_none() {
             if let Some(password) = std::env::var_os("PGPASSWORD") {
                 config.password(password.as_encoded_bytes());

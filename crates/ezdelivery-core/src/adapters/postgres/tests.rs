@@ -123,6 +123,16 @@ fn a_port_given_as_an_option_beside_a_host_is_refused_saying_how_to_write_it() {
     assert!(!matches!(socket, Err(Error::Invalid(_))), "not refused as written: {:?}", socket.err());
 }
 
+/// A URL that names no server (`postgres://`, `postgres:///db`) is bad
+/// input, not a failure to connect to a server its message made up.
+#[test]
+fn a_url_without_a_server_is_refused_as_invalid() {
+    for url in ["postgres://", "postgresql:///ez", "postgres://kim:hunter2@/ez"] {
+        let Err(Error::Invalid(e)) = PostgresStorage::open(url) else { panic!("{url} is refused as invalid") };
+        assert!(e.0.contains("names no server") && !e.0.contains("hunter2"), "{e}");
+    }
+}
+
 /// The key correctness test: a number handed out early and committed late
 /// is neither hidden forever nor read out of turn.
 #[test]

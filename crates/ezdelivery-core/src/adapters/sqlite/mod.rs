@@ -225,10 +225,11 @@ impl SqliteStorage {
     /// [`SqliteStorage::open`] does, or, when that fails for want of access
     /// (a read-only file, folder or file system) and the file holds a
     /// database, read-only ([`SqliteStorage::open_read_only`]). Where there
-    /// is nothing at `path` (nor perhaps its folder), nothing is created:
-    /// it reads as an empty database, which is what would be created there.
+    /// is nothing at `path` (nor perhaps its folder), or an empty file
+    /// ([`SqliteStorage::holds_nothing_yet`]), nothing is created: it reads
+    /// as an empty database, which is what would be created there.
     pub fn open_for_reading(path: &Path, synchronous: Synchronous) -> Result<SqliteStorage> {
-        if std::fs::symlink_metadata(path).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound) {
+        if SqliteStorage::holds_nothing_yet(path) {
             return SqliteStorage::open_in_memory();
         }
         match SqliteStorage::open_writable(path, synchronous) {
@@ -244,6 +245,32 @@ impl SqliteStorage {
             },
             Err(failed) => Err(failed.error),
         }
+    }
+
+    /// Whether there is no database at `path` yet: no file there (nor
+    /// perhaps its folder), or an empty file (as `touch` or `mktemp` leave
+    /// one) with no write-ahead log beside it holding its first pages. The
+    /// first command that writes creates the database there.
+    ///
+    /// ```
+    /// use ezdelivery_core::adapters::sqlite::SqliteStorage;
+    /// let dir = std::env::temp_dir().join(format!("ezd-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let file = dir.join("empty.db");
+    /// std::fs::write(&file, b"").unwrap();
+    /// assert!(SqliteStorage::holds_nothing_yet(&file));
+    /// SqliteStorage::open(&file).unwrap();
+    /// assert!(!SqliteStorage::holds_nothing_yet(&file));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
+    pub fn holds_nothing_yet(path: &Path) -> bool {
+        let empty = |p: &Path| match std::fs::symlink_metadata(p) {
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+            Ok(_) => std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0),
+        };
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        empty(path) && empty(Path::new(&wal))
     }
 
     /// Opens the existing database at `path` read-only: nothing is created,
