@@ -291,7 +291,7 @@ fn an_order_goes_through_its_whole_lifecycle_over_http_on_postgres() {
 
 /// Every role against every endpoint, on its own and on another's
 /// resources: allowed is anything but 401 and 403 (the state machine may
-/// still refuse), refused is 403, and no token is 401 everywhere.
+/// still refuse), refused is 403, and no token (or two) is 401 everywhere.
 #[test]
 fn each_role_reaches_its_own_resources_only() {
     let gw = Gateway::start(Mode::Up);
@@ -350,6 +350,11 @@ fn each_role_reaches_its_own_resources_only() {
         let forged = api.call(method, path, Some("not-a-token"), body, &[]);
         if forged.status != 401 {
             wrong.push(format!("{method} {path} with an unknown token: {}", forged.status));
+        }
+        // two credentials, even both valid: which one is meant is not guessed
+        let doubled = api.call(method, path, Some("t-admin"), body, &[("Authorization", "Bearer t-kim")]);
+        if doubled.status != 401 {
+            wrong.push(format!("{method} {path} with two tokens: {}", doubled.status));
         }
         for token in all {
             let a = api.call(method, path, Some(token), body, &[]);
@@ -642,11 +647,15 @@ fn a_rider_named_by_a_number_is_that_rider_not_the_one_with_that_id() {
     let w = World::new(BIN, &gateways(gw.url()));
     let api = Api::start(&w);
     let order = cooked_before_any_rider(&api);
-    // No rider yet, so the delivery waits for one: han registers first.
+    // No rider yet, so the delivery waits for one; one not registered is
+    // told how to become one.
+    let path = format!("/orders/{order}/delivery/start");
+    let unregistered = api.post(&path, "t-han", json!({}));
+    assert_eq!(unregistered.status, 403, "{}", unregistered.text);
+    assert!(unregistered.body["detail"].as_str().is_some_and(|d| d.contains("POST /riders")), "{}", unregistered.text);
     let han = id(&api.ok("/riders", "t-han", json!({}), 201));
     let one = id(&api.ok("/riders", "t-one", json!({}), 201));
     assert_eq!(han.to_string(), "1", "han's id is the other rider's name");
-    let path = format!("/orders/{order}/delivery/start");
     for (body, what) in [(json!({"rider": han}), "han's id"), (json!({"rider": "han"}), "han's name")] {
         let refused = api.post(&path, "t-one", body);
         assert_eq!(refused.status, 403, "rider \"1\" giving {what}: {}", refused.text);
@@ -730,6 +739,24 @@ fn health_openapi_and_metrics() {
     assert!(doc.body["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")), "{}", doc.body["openapi"]);
     for path in ["/orders", "/orders/{id}", "/stores/{id}/menus", "/events", "/orders/{id}/events", "/healthz"] {
         assert!(doc.body["paths"][path].is_object(), "{path} is documented");
+    }
+    // the ranges the document states are the ones the engine checks
+    use ezdelivery_core::domain::validate::{MAX_PRICE, MAX_QTY};
+    let schemas = &doc.body["components"]["schemas"];
+    for (schema, field, min, max) in [
+        ("NewMenu", "price", 1, MAX_PRICE),
+        ("NewStore", "delivery_charge", 0, MAX_PRICE),
+        ("ItemBody", "qty", 1, i64::from(MAX_QTY)),
+        ("ReviewBody", "score", 1, 5),
+        ("ReviewJson", "score", 1, 5),
+        ("ReviewView", "score", 1, 5),
+    ] {
+        let property = &schemas[schema]["properties"][field];
+        assert_eq!(
+            (property["minimum"].as_i64(), property["maximum"].as_i64()),
+            (Some(min), Some(max)),
+            "{schema}.{field}"
+        );
     }
     let (store, menu) = shop(&api);
     let order = order_id(&api.ok("/orders", "t-kim", new_order(store, menu, true), 201));

@@ -136,6 +136,7 @@ pub struct ReviewJson {
     /// Who wrote it.
     pub customer: String,
     /// The score, from 1 (worst) to 5 (best).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5))]
     pub score: u8,
     /// What the customer wrote (may be empty).
     pub text: String,

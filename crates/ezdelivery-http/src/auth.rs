@@ -26,9 +26,15 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The principal of the bearer token in `parts`, if the tokens file knows it.
+/// The principal of the bearer token in `parts`, if the tokens file knows
+/// it. Two `Authorization` headers are no caller: which of them is meant
+/// is not the server's to guess (the first won, whoever it named).
 pub(crate) fn caller_of(parts: &Parts, state: &AppState) -> Option<Principal> {
-    let header = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let mut headers = parts.headers.get_all(AUTHORIZATION).iter();
+    let header = headers.next()?.to_str().ok()?;
+    if headers.next().is_some() {
+        return None;
+    }
     let (scheme, token) = header.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("bearer") {
         return None;

@@ -163,6 +163,7 @@ pub struct ChargeView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReviewView {
     /// The score, from 1 (worst) to 5 (best).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5))]
     pub score: u8,
     /// What the customer wrote (may be empty).
     pub text: String,

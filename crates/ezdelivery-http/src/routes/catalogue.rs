@@ -29,7 +29,7 @@ pub(crate) struct NewStore {
     /// The rider's delivery charge for its orders, in won (the default
     /// when left out).
     #[serde(default)]
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 100_000_000)]
     delivery_charge: Option<i64>,
 }
 
@@ -129,6 +129,7 @@ pub(crate) struct NewMenu {
     /// The menu's name, unique in its store.
     name: String,
     /// Its price in whole won.
+    #[schema(minimum = 1, maximum = 100_000_000)]
     price: i64,
 }
 

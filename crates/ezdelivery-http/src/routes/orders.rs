@@ -47,7 +47,7 @@ pub(crate) struct ItemBody {
     menu: IdOrName,
     /// How many; 1 when left out.
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 999)]
     qty: Option<u32>,
 }
 
@@ -286,7 +286,16 @@ fn own_rider(e: &Engine, caller: &Principal, given: Option<IdOrName>) -> Result<
         Err(Error::NotFound { .. } | Error::Invalid(_)) => Err(refused()),
         other => Ok(other?),
     };
-    let own = found(e.rider_named(&caller.name))?;
+    let own = match e.rider_named(&caller.name) {
+        // A rider's token for a name no rider has yet: say how to become one.
+        Err(Error::NotFound { .. }) if caller.role == Role::Rider => {
+            return Err(Problem::forbidden(format!(
+                "rider {} is not registered as a rider yet: register with POST /riders, then start the delivery",
+                caller.name
+            )))
+        }
+        rider => found(rider)?,
+    };
     let theirs = match given {
         None => true,
         Some(IdOrName::Id(id)) => id == own.id,
