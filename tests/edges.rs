@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use ezdelivery_testkit::cli_world::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The binary under test.
 const BIN: &str = env!("CARGO_BIN_EXE_ezdelivery");
@@ -104,6 +104,46 @@ fn a_cancelled_order_tells_the_owner_and_the_rider_and_shows_why() {
     assert_eq!(told[0]["recipient"], "choi");
     let human = w.run(&["status", &unpaid]);
     assert!(human.stdout.contains("address   -\n") && !human.stdout.contains("reason "), "{}", human.stdout);
+}
+
+/// A message that fails `[retry] message_tries` times is parked as dead,
+/// listed by `relay --dead` (for people, with what to run next), and
+/// delivered once after `relay --retry-dead` when its channel works again.
+#[test]
+fn a_dead_message_is_listed_and_delivered_once_after_retry_dead() {
+    let w = World::new(BIN, "");
+    let blocker = w.path("not-a-folder");
+    std::fs::write(&blocker, b"").expect("a plain file");
+    let file = blocker.join("messages.jsonl");
+    let config = format!("{}[retry]\nmessage_tries = 1\nbase_ms = 1\nmax_ms = 1\n", jsonl(&file));
+    std::fs::write(&w.config, config).expect("the config");
+    let shop = w.shop(&[]);
+    let order = w.paid_order(shop, "kim");
+    let dead = |w: &World| w.ok(&["relay", "--dead"])["dead"].as_array().cloned().unwrap_or_default();
+    w.relay_until("every message is parked as dead", |w, report| {
+        report["waiting_messages"] == 0 && !dead(w).is_empty()
+    });
+    let listed = dead(&w);
+    for entry in &listed {
+        assert_eq!(
+            (&entry["channel"], &entry["order_id"], &entry["tries"]),
+            (&json!("jsonl"), &json!(order), &json!(1))
+        );
+        assert!(entry["last_error"].as_str().is_some_and(|e| e.contains("cannot append")), "{entry}");
+    }
+    let human = w.run(&["relay", "--dead"]);
+    assert!(human.stdout.contains("relay --retry-dead"), "{}", human.describe("relay --dead"));
+
+    std::fs::remove_file(&blocker).expect("the channel works again");
+    assert_eq!(w.ok(&["relay", "--retry-dead"])["revived"], listed.len());
+    w.relay_until("the revived messages are delivered", |w, report| {
+        report["waiting_messages"] == 0 && dead(w).is_empty()
+    });
+    let lines = std::fs::read_to_string(&file).expect("the messages' file");
+    let mut ids: Vec<&str> = lines.lines().map(|l| l.split('"').nth(3).unwrap_or_default()).collect();
+    assert_eq!(ids.len(), listed.len(), "each once: {lines}");
+    ids.dedup();
+    assert_eq!(ids.len(), listed.len(), "each once: {lines}");
 }
 
 // ───────────────────────────── databases that cannot be written ─────────────────────────────

@@ -307,6 +307,13 @@ fn negative_numbers_get_the_programs_own_message() {
     assert!(message.contains("must be 1 or more, got -5"), "{message}");
     let message = sim.fails(&["simulate", "--orders", "5", "--cancel-rate", "-0.5"], 2, "invalid_input");
     assert!(message.contains("between 0 and 1, got -0.5"), "{message}");
+    // refused before the database is created, as a bad argument is
+    for bad in [&["--cancel-rate", "1.5"][..], &["--payment-unavailable-rate", "NaN"], &["--stores", "10001"]] {
+        let db = sim.path("never/sim.db");
+        let r = sim.run_on(&db, &[&["simulate", "--orders", "5"][..], bad].concat());
+        assert_eq!(r.code, Some(2), "{}", r.describe("simulate with a bad value"));
+        assert!(!db.exists() && !sim.path("never").exists(), "{bad:?} created the database");
+    }
 }
 
 // ───────────────────────────── the config file ─────────────────────────────
@@ -328,7 +335,7 @@ fn a_port_above_65535_is_refused_at_start() {
 }
 
 #[test]
-fn a_jsonl_path_that_is_a_folder_is_refused_at_start() {
+fn a_jsonl_path_that_is_a_folder_or_a_pipe_is_refused_at_start() {
     let w = World::new(BIN, "");
     let folder = w.path("logs");
     std::fs::create_dir_all(&folder).unwrap();
@@ -337,6 +344,13 @@ fn a_jsonl_path_that_is_a_folder_is_refused_at_start() {
         let message = w.fails(&["store", "add", "--name", "BBQ"], 2, "invalid_input");
         assert!(message.contains("is a folder: give the path of a file in it"), "{path}: {message}");
         assert!(message.contains("messages.jsonl"), "{message}");
+    }
+    // a pipe would hold every command that writes to it until a reader came
+    let fifo = w.path("pipe");
+    if std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()) {
+        std::fs::write(&w.config, jsonl(&fifo)).unwrap();
+        let message = w.fails(&["store", "add", "--name", "BBQ"], 2, "invalid_input");
+        assert!(message.contains("is not a regular file"), "{message}");
     }
     assert!(!w.db.exists() || w.count("SELECT count(*) FROM stores") == 0, "nothing is written");
     std::fs::write(&w.config, jsonl(&folder.join("messages.jsonl"))).unwrap();

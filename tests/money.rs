@@ -371,6 +371,9 @@ fn a_payment_never_answered_readably_needs_attention_until_retried() {
         assert!(entry["tries"].as_i64().is_some_and(|n| n >= i64::from(ATTENTION_AFTER)), "{entry}");
         assert!(entry["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{entry}");
     }
+    // for people, a table that says what to run next
+    let human = w.run(&["relay", "--attention"]);
+    assert!(human.stdout.contains("relay --retry-attention"), "{}", human.describe("relay --attention"));
     // out of the queue: relay leaves them alone
     let seen = gw.count();
     std::thread::sleep(QUIET_PAUSE);

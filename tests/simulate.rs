@@ -85,3 +85,46 @@ fn the_check_finds_a_broken_read_model() {
     let violations = engine.check_invariants().unwrap();
     assert!(violations.iter().any(|v| v.order == Some(3) && v.rule == "read_model"), "{violations:#?}");
 }
+
+/// A rider paid twice, paid for a cancelled order, or paid another amount
+/// than the event says is found, as is a payment record that contradicts
+/// the log's refund; none of these show in the read model.
+#[test]
+fn the_check_finds_riders_paid_wrongly_and_records_that_contradict_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("charges.db");
+    let engine = Engine::builder(SqliteStorage::open_with(&path, Synchronous::Normal).unwrap()).build();
+    let report = run(&engine, &SimConfig { orders: 60, ..config() });
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let one = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let delivered = one("SELECT id FROM orders WHERE status = 'delivered' ORDER BY id LIMIT 1");
+    let other = one("SELECT id FROM orders WHERE status = 'delivered' ORDER BY id LIMIT 1 OFFSET 1");
+    let taken_back = one("SELECT o.id FROM orders o JOIN charges c ON c.order_id = o.id \
+         WHERE o.status = 'cancelled' AND c.status IN ('refunded', 'refund_pending') ORDER BY o.id LIMIT 1");
+    let refunded = one("SELECT o.id FROM orders o JOIN payments p ON p.order_id = o.id \
+         WHERE o.status = 'cancelled' AND p.status = 'refunded' ORDER BY o.id LIMIT 1");
+    // a second paid charge, copied from the first
+    let columns =
+        "rider_id, status, amount, gateway_ref, idempotency_key, tries, next_at, last_error, created_at, updated_at";
+    conn.execute(
+        &format!(
+            "INSERT INTO charges (order_id, {columns}) SELECT order_id, {} FROM charges WHERE order_id = ?1",
+            columns.replace("idempotency_key", "idempotency_key || '-again'")
+        ),
+        [delivered],
+    )
+    .unwrap();
+    conn.execute("UPDATE charges SET amount = 999999 WHERE order_id = ?1", [other]).unwrap();
+    conn.execute("UPDATE charges SET status = 'paid' WHERE order_id = ?1", [taken_back]).unwrap();
+    conn.execute("UPDATE payments SET status = 'approved' WHERE order_id = ?1", [refunded]).unwrap();
+    let violations = engine.check_invariants().unwrap();
+    for (order, rule) in [
+        (delivered, "charged_once"),
+        (other, "charge_amount"),
+        (taken_back, "charge_taken_back"),
+        (refunded, "refunded"),
+    ] {
+        assert!(violations.iter().any(|v| v.order == Some(order) && v.rule == rule), "{rule}: {violations:#?}");
+    }
+}

@@ -321,7 +321,10 @@ fn run_on(cli: &Cli, config: &Config, db: &Database) -> Result<Printed> {
     if let Command::Serve { listen, tokens } = &cli.command {
         return serve::run(config, db, listen, tokens.as_deref(), cli.json, cli.quiet).map(|()| Printed::Done);
     }
-    if let Command::Simulate(_) = cli.command {
+    if let Command::Simulate(args) = &cli.command {
+        // Before the database is opened (and created): a rate of 1.5 is
+        // refused as the rest of the arguments are, with nothing written.
+        simulate::config(args).validate()?;
         let Database::Sqlite(path) = db else {
             return Err(Error::Invalid(Invalid(
                 "simulate runs only on a new, empty SQLite file: use `--db /tmp/sim.db` on a file that does not \

@@ -433,6 +433,7 @@ pub fn dead_messages(dead: &[QueuedMessage]) -> Output {
             })
             .collect::<Vec<_>>()
             .join("\n")
+            + "\n(`ezdelivery relay --retry-dead` queues them again, once their channel works)"
     };
     Output::new(json!({ "dead": list }), human)
 }
@@ -543,7 +544,9 @@ pub fn attention(items: &[Attention]) -> Output {
     });
     let header = ["kind", "order", "id", "amount", "card / rider", "gateway", "idempotency key", "tries", "last error"];
     let t = table(&header, &[4, 5, 6, 8], rows);
-    Output::new(json, t.to_string())
+    let next = "(`ezdelivery relay --retry-attention` tries them again under their own keys once the gateway \
+                answers; or look each key up at the gateway and settle it there)";
+    Output::new(json, format!("{t}\n{next}"))
 }
 
 /// Several orders (`status --customer`, `store orders`) as one table, and

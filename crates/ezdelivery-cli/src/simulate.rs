@@ -17,9 +17,9 @@ use ezdelivery_core::{Engine, Error, Result};
 use crate::args::SimulateArgs;
 use crate::render::{self, Output};
 
-/// Runs the simulation on `engine`'s database.
-pub fn run(engine: &Engine, args: &SimulateArgs, json: bool) -> Result<Output> {
-    let config = SimConfig {
+/// The simulation `args` ask for.
+pub fn config(args: &SimulateArgs) -> SimConfig {
+    SimConfig {
         orders: args.orders,
         customers: args.customers,
         stores: args.stores,
@@ -27,7 +27,12 @@ pub fn run(engine: &Engine, args: &SimulateArgs, json: bool) -> Result<Output> {
         cancel_rate: args.cancel_rate,
         payment_unavailable_rate: args.payment_unavailable_rate,
         seed: args.seed,
-    };
+    }
+}
+
+/// Runs the simulation on `engine`'s database.
+pub fn run(engine: &Engine, args: &SimulateArgs, json: bool) -> Result<Output> {
+    let config = config(args);
     let mut bar = Progress::new(std::io::stderr().is_terminal());
     let report = engine.simulate(&config, &mut |done, total| bar.show(done, total));
     bar.clear();

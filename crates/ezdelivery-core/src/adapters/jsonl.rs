@@ -13,6 +13,7 @@ use std::fs::{DirBuilder, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::MessageJson;
 use crate::domain::ChannelName;
@@ -45,7 +46,15 @@ impl JsonlNotifier {
         &self.path
     }
 
-    fn append(&self, line: &[u8]) -> std::io::Result<()> {
+    fn append(&self, line: &[u8], within: Duration) -> std::io::Result<()> {
+        // Opening a FIFO for writing waits for a reader, and a device is no
+        // file to append lines to: either would hold the command.
+        match std::fs::metadata(&self.path) {
+            Ok(m) if !m.is_file() => {
+                return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "it is not a regular file"))
+            }
+            _ => {}
+        }
         if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
             let mut builder = DirBuilder::new();
             builder.recursive(true);
@@ -61,7 +70,7 @@ impl JsonlNotifier {
         // One writer at a time, across processes too (`relay` and commands
         // append to the same file), so that the file's length before the
         // line is the line's start.
-        file.lock()?;
+        lock_within(&file, within)?;
         let start = file.metadata()?.len();
         let written = file.write_all(line).and_then(|()| file.flush());
         if written.is_err() {
@@ -75,16 +84,49 @@ impl JsonlNotifier {
     }
 }
 
+/// Takes `file`'s exclusive lock, waiting at most `within` for another
+/// holder (a process of ours holds it for one line; any other holder, such
+/// as `flock FILE sleep 60`, must not hold a command).
+fn lock_within(file: &std::fs::File, within: Duration) -> std::io::Result<()> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+        }
+        let left = within.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!("another process has held its lock for {} ms", within.as_millis()),
+            ));
+        }
+        std::thread::sleep(pause.min(left));
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// The longest a message waits for the file's lock, whatever its budget
+/// (`relay` gives it no bound): its message is then left for a later try.
+pub const LOCK_PATIENCE: Duration = Duration::from_secs(2);
+
 impl Notifier for JsonlNotifier {
     fn channel(&self) -> &ChannelName {
         &self.channel
     }
 
     fn send(&self, message: &Message) -> Result<(), String> {
+        self.send_within(message, LOCK_PATIENCE)
+    }
+
+    fn send_within(&self, message: &Message, within: Duration) -> Result<(), String> {
         let mut line = serde_json::to_vec(&MessageJson::from(message)).map_err(|e| e.to_string())?;
         line.push(b'\n');
         let _guard = self.lock.lock().map_err(|_| "the jsonl writer is poisoned".to_string())?;
-        self.append(&line).map_err(|e| format!("cannot append to {}: {e}", self.path.display()))
+        self.append(&line, within.min(LOCK_PATIENCE))
+            .map_err(|e| format!("cannot append to {}: {e}", self.path.display()))
     }
 }
 
@@ -126,6 +168,34 @@ mod tests {
             let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode(&path), 0o600, "the file");
             assert_eq!(mode(path.parent().unwrap()), 0o700, "the folder it created");
+        }
+    }
+
+    /// Another process's lock on the file, or a FIFO no one reads, holds
+    /// a message for its budget at most: the message fails, to be tried
+    /// again, and the command goes on.
+    #[test]
+    fn a_locked_file_or_a_fifo_fails_within_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        let notifier = JsonlNotifier::new(&path);
+        notifier.send(&sample_message()).unwrap();
+        let holder = std::fs::File::open(&path).unwrap();
+        holder.lock().unwrap();
+        let error = notifier.send_within(&sample_message(), Duration::from_millis(30)).unwrap_err();
+        assert!(error.contains("held its lock"), "{error}");
+        drop(holder);
+        notifier.send_within(&sample_message(), Duration::from_millis(30)).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+
+        #[cfg(unix)]
+        {
+            let fifo = dir.path().join("fifo");
+            let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+            if made.is_ok_and(|s| s.success()) {
+                let error = JsonlNotifier::new(&fifo).send(&sample_message()).unwrap_err();
+                assert!(error.contains("not a regular file"), "{error}");
+            }
         }
     }
 

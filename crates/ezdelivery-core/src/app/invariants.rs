@@ -10,7 +10,11 @@
 //! - an order's total is the sum of its items, and an approved payment is
 //!   for that total;
 //! - no payment is approved twice, and an order keeps at most one approved
-//!   payment (a second one is given back);
+//!   payment (a second one is given back); a payment the log refunds is
+//!   not recorded as approved;
+//! - a rider is paid once per delivery: an order has at most one paid
+//!   delivery charge, none once cancelled or rejected (it is taken back),
+//!   and a charge's amount is the one the event that made it set;
 //! - the mypage read model equals a rebuild from the event log (recomputed
 //!   in memory, compared view by view).
 
@@ -18,7 +22,9 @@ use std::collections::{HashMap, HashSet};
 
 use crate::app::engine::Engine;
 use crate::domain::view::OrderView;
-use crate::domain::{ChargeStatus, Event, KitchenStatus, OrderId, OrderStatus, PaymentId, PaymentStatus};
+use crate::domain::{
+    ChargeId, ChargeStatus, Event, KitchenStatus, OrderId, OrderStatus, PaymentId, PaymentStatus, Won,
+};
 use crate::ports::storage::{Repo, Table};
 use crate::Result;
 
@@ -54,6 +60,8 @@ struct Logged {
     approved: Vec<PaymentId>,
     /// Payments refunded.
     refunded: HashSet<PaymentId>,
+    /// Delivery charges prepared, with the amount each was for.
+    charges: Vec<(ChargeId, Won)>,
 }
 
 impl Engine {
@@ -92,11 +100,31 @@ pub fn check(repo: &mut dyn Repo) -> Result<Vec<Violation>> {
             let status = payment.as_ref().map_or("none", |p| p.status.as_str());
             broken("paid", format!("{} with payment {status}", order.status.as_str()));
         }
+        let charges = repo.charges(id)?;
+        let withdrawn = matches!(order.status, OrderStatus::Cancelled | OrderStatus::Rejected);
+        let paid_charges: Vec<_> = charges.iter().filter(|c| c.status == ChargeStatus::Paid).collect();
+        if paid_charges.len() > 1 {
+            broken("charged_once", format!("{} delivery charges are paid", paid_charges.len()));
+        }
+        if let (true, Some(c)) = (withdrawn, paid_charges.first()) {
+            broken(
+                "charge_taken_back",
+                format!("{} but delivery charge {} is paid, not taken back", order.status, c.id),
+            );
+        }
+        for (charge, amount) in &log.charges {
+            if let Some(c) = charges.iter().find(|c| c.id == *charge).filter(|c| c.amount != *amount) {
+                broken(
+                    "charge_amount",
+                    format!("delivery charge {} is for {}, its event says {amount}", c.id, c.amount),
+                );
+            }
+        }
         if matches!(order.status, OrderStatus::Delivering | OrderStatus::Delivered) {
             let kitchen = repo.ticket(id)?.map(|t| t.status);
             let delivery = repo.delivery(id)?;
             let rider = delivery.as_ref().and_then(|d| d.rider_id);
-            let paid = repo.charges(id)?.iter().any(|c| Some(c.rider_id) == rider && c.status == ChargeStatus::Paid);
+            let paid = paid_charges.iter().any(|c| Some(c.rider_id) == rider);
             if kitchen != Some(KitchenStatus::Cooked) || !paid {
                 let kitchen = kitchen.map_or("none", |k| k.as_str());
                 broken(
@@ -115,13 +143,15 @@ pub fn check(repo: &mut dyn Repo) -> Result<Vec<Violation>> {
         }
         for p in seen {
             let latest = payment.as_ref().filter(|l| l.id == p);
+            if log.refunded.contains(&p) && latest.is_some_and(|l| l.status == PaymentStatus::Approved) {
+                broken("refunded", format!("the log refunds payment {p} but its record says approved"));
+            }
             let given_back = log.refunded.contains(&p)
                 || latest.is_some_and(|l| matches!(l.status, PaymentStatus::RefundPending | PaymentStatus::Refunded));
             if !given_back {
                 kept += 1;
             }
         }
-        let withdrawn = matches!(order.status, OrderStatus::Cancelled | OrderStatus::Rejected);
         if withdrawn && kept > 0 {
             broken(
                 "refunded",
@@ -175,6 +205,10 @@ fn replay(repo: &mut dyn Repo) -> Result<HashMap<OrderId, Logged>> {
                 Event::PaymentApproved { payment_id, .. } => entry.approved.push(*payment_id),
                 Event::PaymentRefunded { payment_id, .. } => {
                     entry.refunded.insert(*payment_id);
+                }
+                Event::DeliveryPrepared { charge_id: Some(charge), charge: amount, .. }
+                | Event::DeliveryRiderAssigned { charge_id: charge, charge: amount, .. } => {
+                    entry.charges.push((*charge, *amount));
                 }
                 _ => {}
             }

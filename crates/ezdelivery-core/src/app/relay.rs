@@ -393,7 +393,8 @@ pub struct Attention {
     pub idempotency_key: String,
     /// The gateway's reference, once known (then a refund is what failed).
     pub gateway_ref: Option<String>,
-    /// Gateway calls made for it.
+    /// Tries made for it, those an open circuit breaker refused without
+    /// calling the gateway included.
     pub tries: u32,
     /// The last thing that went wrong.
     pub last_error: Option<String>,

@@ -67,7 +67,11 @@ impl Default for SimConfig {
 }
 
 impl SimConfig {
-    fn validate(&self) -> Result<()> {
+    /// Refuses rates outside 0 to 1 (or not numbers), and counts of
+    /// stores, riders or customers the run cannot have, with
+    /// [`Error::Invalid`]: what [`Engine::simulate`] checks first, for a
+    /// caller to check before it opens (and creates) a database.
+    pub fn validate(&self) -> Result<()> {
         let invalid = |m: String| Err(Error::Invalid(crate::domain::validate::Invalid(m)));
         for (name, rate) in
             [("cancel rate", self.cancel_rate), ("payment-unavailable rate", self.payment_unavailable_rate)]
@@ -122,9 +126,12 @@ pub struct SimReport {
     pub cancelled: u64,
     /// Orders whose payment found the gateway down and was queued.
     pub queued: u64,
-    /// Payment calls the relay retried.
+    /// Payment calls the relay tried again (those an open circuit breaker
+    /// refused without calling included).
     pub retried: u64,
-    /// Orders whose payment is still queued at the end (the gateway never came back).
+    /// Orders whose payment is still unsettled at the end: queued (the
+    /// gateway never came back) or needing attention (too many answers in
+    /// a row that settled nothing).
     pub still_queued: u64,
     /// Wall time of the orders (setup and the check excluded).
     pub elapsed: Duration,

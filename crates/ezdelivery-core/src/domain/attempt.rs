@@ -85,7 +85,8 @@ pub struct Attempt {
     /// Sent as the `Idempotency-Key` header; never changes for this call
     /// (so shared by every copy of the record).
     pub idempotency_key: Arc<str>,
-    /// How many times the gateway was called for it.
+    /// How many times it was tried: calls to the gateway, and tries an
+    /// open circuit breaker refused without calling.
     pub tries: u32,
     /// When a retry is due (or a claim's lease ends); `None`: due now.
     pub next_at: Option<DateTime<Utc>>,
