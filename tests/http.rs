@@ -353,7 +353,7 @@ fn each_role_reaches_its_own_resources_only() {
         }
         // two credentials, even both valid: which one is meant is not guessed
         let doubled = api.call(method, path, Some("t-admin"), body, &[("Authorization", "Bearer t-kim")]);
-        if doubled.status != 401 {
+        if doubled.status != 401 || !doubled.text.contains("two Authorization headers") {
             wrong.push(format!("{method} {path} with two tokens: {}", doubled.status));
         }
         for token in all {

@@ -26,7 +26,7 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
-    /// Quieter: no notifications on the console, no human output on success.
+    /// Quieter: no notifications on the console, no human output on success (but for completions and man).
     #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
 
@@ -107,27 +107,43 @@ fn score(value: &str) -> Result<u8, String> {
 /// (checked by the domain, with their own messages) are written. `1,000`,
 /// `1.5` or `+100` would otherwise meet the parser's bare "invalid digit".
 fn won(value: &str) -> Result<i64, String> {
-    whole(value).ok_or_else(|| format!("{value:?} is not an amount of won: write whole won in digits, such as 18000"))
+    whole(value).map_err(|e| match e {
+        NotWhole::Written => format!("{value:?} is not an amount of won: write whole won in digits, such as 18000"),
+        NotWhole::OutOfRange => format!(
+            "{} is out of range: amounts are at most {}원",
+            value.trim(),
+            ezdelivery_core::domain::won(ezdelivery_core::domain::validate::MAX_PRICE)
+        ),
+    })
 }
 
 /// An event's sequence number as a command-line value (`events --after`).
 fn seq(value: &str) -> Result<i64, String> {
-    whole(value).ok_or_else(|| {
-        format!("{value:?} is not a sequence number: write an event's number in digits, such as 120 (0 for all)")
+    whole(value).map_err(|e| match e {
+        NotWhole::Written => {
+            format!("{value:?} is not a sequence number: write an event's number in digits, such as 120 (0 for all)")
+        }
+        NotWhole::OutOfRange => format!("{} is out of range for a sequence number", value.trim()),
     })
 }
 
+/// Why a value is not a [`whole`] number.
+enum NotWhole {
+    /// Not written as digits.
+    Written,
+    /// Digits beyond what an `i64` holds.
+    OutOfRange,
+}
+
 /// `value` as a whole number written in ASCII digits, with an optional
-/// leading `-` (surrounding spaces ignored): what a script writes. Digits
-/// beyond `i64`'s range stand at its end, for the range check to refuse
-/// with the limit in its message.
-fn whole(value: &str) -> Option<i64> {
+/// leading `-` (surrounding spaces ignored): what a script writes.
+fn whole(value: &str) -> Result<i64, NotWhole> {
     let value = value.trim();
-    let (negative, digits) = value.strip_prefix('-').map_or((false, value), |d| (true, d));
+    let digits = value.strip_prefix('-').unwrap_or(value);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
+        return Err(NotWhole::Written);
     }
-    Some(value.parse().unwrap_or(if negative { i64::MIN } else { i64::MAX }))
+    value.parse().map_err(|_| NotWhole::OutOfRange)
 }
 
 /// A count of the simulation: a whole number from 1.

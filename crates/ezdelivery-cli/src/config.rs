@@ -653,14 +653,6 @@ impl Config {
                             path.join("messages.jsonl").display()
                         )));
                     }
-                    // a FIFO or a device: lines are appended to a file of their own
-                    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-                        return Err(invalid(format!(
-                            "{section} path = \"{}\" is not a regular file (a pipe or a device): give the path of \
-                             a file, which ezdelivery creates",
-                            path.display()
-                        )));
-                    }
                     Box::new(JsonlNotifier::new(path).named(name))
                 }
                 NotifyConfig::Webhook { url, timeout_ms, .. } => Box::new(

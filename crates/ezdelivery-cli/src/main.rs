@@ -46,7 +46,7 @@ fn main() -> ExitCode {
         Ok(Printed::Done) => return ExitCode::SUCCESS,
         Err(e) => return fail(&e, cli.json),
     };
-    let silenced = cli.quiet && quiets(&cli.command);
+    let silenced = cli.quiet && !prints_only(&cli.command);
     let printed = if cli.json {
         print_line(&out.json.to_string())
     } else if !silenced && !out.human.is_empty() {
@@ -72,9 +72,10 @@ fn main() -> ExitCode {
 /// customer's money (`order --pay`, `pay`), the caller must learn which
 /// order it was, or a retry would order and pay again.
 fn unwritten(command: &Command, out: &Output, e: &std::io::Error) -> Error {
-    let unwritten = Error::Internal(match access(command) {
-        Access::Reads | Access::Follows => format!("the result could not be written to standard output: {e}"),
-        Access::Writes | Access::Lasts => {
+    let writes = matches!(access(command), Access::Writes | Access::Lasts) && !prints_only(command);
+    let unwritten = Error::Internal(match writes {
+        false => format!("the result could not be written to standard output: {e}"),
+        true => {
             let saved = match out.json["order_id"].as_i64() {
                 Some(order) => format!("the change to order {order} is saved"),
                 None => "the change is saved".to_string(),
@@ -94,11 +95,11 @@ fn unwritten(command: &Command, out: &Output, e: &std::io::Error) -> Error {
     }
 }
 
-/// Whether `-q` silences `command`'s result: not that of `completions` or
-/// `man`, whose text is all they are for (`-q completions bash > FILE`
-/// must not write an empty script).
-fn quiets(command: &Command) -> bool {
-    !matches!(command, Command::Completions { .. } | Command::Man)
+/// Whether `command` only prints a text (`completions`, `man`): it opens
+/// no database, and its text is all it is for, so `-q` does not silence
+/// it (`-q completions bash > FILE` must not write an empty script).
+fn prints_only(command: &Command) -> bool {
+    matches!(command, Command::Completions { .. } | Command::Man)
 }
 
 /// `-v` logs each command and gateway call (with its duration) at info

@@ -22,24 +22,25 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Problem> {
-        caller_of(parts, state).map(Caller).ok_or_else(Problem::unauthorized)
+        caller_of(parts, state).map(Caller)
     }
 }
 
 /// The principal of the bearer token in `parts`, if the tokens file knows
-/// it. Two `Authorization` headers are no caller: which of them is meant
-/// is not the server's to guess (the first won, whoever it named).
-pub(crate) fn caller_of(parts: &Parts, state: &AppState) -> Option<Principal> {
+/// it; else the 401 to answer. Two `Authorization` headers are no caller:
+/// which of them is meant is not the server's to guess (the first won,
+/// whoever it named).
+pub(crate) fn caller_of(parts: &Parts, state: &AppState) -> Result<Principal, Problem> {
     let mut headers = parts.headers.get_all(AUTHORIZATION).iter();
-    let header = headers.next()?.to_str().ok()?;
+    let header = headers.next().ok_or_else(Problem::unauthorized)?;
     if headers.next().is_some() {
-        return None;
+        return Err(Problem::unauthorized_because(
+            "two Authorization headers: send one (a proxy may be adding its own)",
+        ));
     }
-    let (scheme, token) = header.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    state.tokens.authenticate(token.trim()).cloned()
+    let bearer = header.to_str().ok().and_then(|h| h.split_once(' ')).filter(|(s, _)| s.eq_ignore_ascii_case("bearer"));
+    let token = bearer.ok_or_else(Problem::unauthorized)?.1;
+    state.tokens.authenticate(token.trim()).cloned().ok_or_else(Problem::unauthorized)
 }
 
 /// What a caller wants to do to an order.

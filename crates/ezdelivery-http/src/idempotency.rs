@@ -63,8 +63,9 @@ pub(crate) async fn idempotent(State(state): State<AppState>, request: Request, 
 async fn claim_work_keep(state: AppState, key: String, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     // Who sent it decides whose key it is; without a caller, the handler says 401.
-    let Some(caller) = caller_of(&parts, &state) else {
-        return Problem::unauthorized().into_response();
+    let caller = match caller_of(&parts, &state) {
+        Ok(caller) => caller,
+        Err(problem) => return problem.into_response(),
     };
     let Ok(bytes) = to_bytes(body, state.settings.body_limit).await else {
         return too_large().into_response();

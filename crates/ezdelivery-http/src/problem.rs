@@ -59,11 +59,12 @@ impl Problem {
 
     /// 401: no token, or one the tokens file does not hold.
     pub fn unauthorized() -> Problem {
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send `Authorization: Bearer TOKEN` with a token of the server's tokens file",
-        )
+        Problem::unauthorized_because("send `Authorization: Bearer TOKEN` with a token of the server's tokens file")
+    }
+
+    /// 401, saying what is wrong with the credentials sent.
+    pub fn unauthorized_because(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
     }
 
     /// 403: the caller's role may not do this, or not to this record.
