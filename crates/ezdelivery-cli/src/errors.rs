@@ -68,7 +68,8 @@ fn next_step(error: &Error) -> Option<(&'static str, String)> {
             StorageProblem::ReadOnly => {
                 return Some((": ", "make it writable, or copy it somewhere writable and use --db PATH".into()))
             }
-            StorageProblem::Unreachable => "check the --db URL (or EZDELIVERY_DB) and that the server runs".into(),
+            // The storage's message says what to check of the server.
+            StorageProblem::Unreachable => "check the --db URL (or EZDELIVERY_DB)".into(),
             StorageProblem::Full => "free space on the disk that holds the database, then try again".into(),
             StorageProblem::Damaged => "the database file is damaged: restore it from a backup (`ezdelivery db \
                                         copy` makes one), or save what SQLite can read with `sqlite3 FILE .recover`"

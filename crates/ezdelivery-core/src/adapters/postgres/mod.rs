@@ -388,7 +388,9 @@ impl PostgresStorage {
     }
 
     fn session(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        self.pool.get().map_err(|e| unreachable(format!("no connection to PostgreSQL at {}: {e}", self.shown)))
+        self.pool.get().map_err(|e| {
+            unreachable(format!("no connection to PostgreSQL at {}: {e}; check that the server is running", self.shown))
+        })
     }
 
     /// Runs one try of a write: `Ok(Ok)` committed, `Ok(Err)` failed for
