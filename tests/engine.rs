@@ -1006,3 +1006,96 @@ fn a_late_approval_after_a_takeover_is_recorded_once() {
 fn a_late_unknown_answer_after_a_takeover_changes_nothing() {
     a_call_taken_over_after_its_lease(GatewayOutcome::Unavailable { reason: "timed out".into() });
 }
+
+/// An embedder's settings of centuries (`Duration::MAX` for the lease, the
+/// relay budget; `u64::MAX` ms of back-off) are times a storage keeps, not
+/// a panic: on a SQLite file the order queued while its gateway is down
+/// can still be relayed and cancelled (the times written used to be of the
+/// year 262142, which SQLite could not read back).
+#[test]
+fn settings_of_centuries_write_times_a_storage_can_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = ezdelivery_core::adapters::sqlite::SqliteStorage::open(dir.path().join("t.db")).unwrap();
+    let (pay, inbox) = (Script::default(), Inbox::default());
+    let forever = RetryPolicy { base_ms: u64::MAX, max_ms: u64::MAX, ..RetryPolicy::default() };
+    let engine = Engine::builder(storage)
+        .payment(Pay(pay.clone()))
+        .notifier(inbox.clone())
+        .retry(forever)
+        .lease(std::time::Duration::MAX)
+        .relay_budget(std::time::Duration::MAX)
+        .build();
+    let store = engine.add_store("BBQ", Some("park"), None).unwrap().id;
+    engine.add_menu(store, "후라이드", 18_000).unwrap();
+    pay.set_down(true);
+    *inbox.1.lock().unwrap() = true;
+    let placed = engine.place_order(NewOrder::new(store, "kim", &items()[..1]).pay_now(None));
+    let order = match placed {
+        Err(Error::Unavailable { order, .. }) => order,
+        other => panic!("queued while the gateway is down: {other:?}"),
+    };
+    engine.relay().expect("a relay reads the times it wrote");
+    engine.queue_status().expect("so does the queue's status");
+    assert_eq!(engine.cancel(order, "changed my mind").unwrap().status, OrderStatus::Cancelled);
+    assert!(engine.check_invariants().unwrap().is_empty());
+}
+
+/// A custom gateway that approves without a reference (which a refund
+/// needs) is not taken at its word: the payment stays in doubt, asked
+/// again under its key, and the order is not established.
+#[test]
+fn an_approval_without_a_reference_is_an_answer_that_cannot_be_read() {
+    struct NoRef;
+    impl PaymentGateway for NoRef {
+        fn name(&self) -> &str {
+            "noref"
+        }
+        fn approve(&self, _: &PaymentRequest) -> GatewayOutcome {
+            GatewayOutcome::Approved { gateway_ref: " ".into() }
+        }
+        fn refund(&self, _: &RefundRequest) -> GatewayOutcome {
+            GatewayOutcome::Approved { gateway_ref: String::new() }
+        }
+    }
+    let engine = Engine::builder(MemoryStorage::new()).payment(NoRef).build();
+    let store = engine.add_store("BBQ", Some("park"), None).unwrap().id;
+    engine.add_menu(store, "후라이드", 18_000).unwrap();
+    let placed = engine.place_order(NewOrder::new(store, "kim", &items()[..1]).pay_now(None));
+    let Err(Error::Unavailable { order, reason, .. }) = placed else { panic!("in doubt: {placed:?}") };
+    assert!(reason.contains("without a reference"), "{reason}");
+    let view = engine.status(order).unwrap();
+    assert_eq!(view.status, OrderStatus::PendingPayment);
+    assert_eq!(view.payment.map(|p| p.status), Some(PaymentStatus::Pending));
+}
+
+/// A gateway that panics is an answer that cannot be read, as a notifier's
+/// panic is a failed send: the caller gets `Unavailable`, not the panic,
+/// and a retry once it behaves is not refused as "being sent by another
+/// process" (the claim a panic left used to hold for the whole lease).
+#[test]
+fn a_panicking_gateway_is_an_answer_that_cannot_be_read() {
+    struct Panics(Arc<Mutex<bool>>);
+    impl PaymentGateway for Panics {
+        fn name(&self) -> &str {
+            "panics"
+        }
+        fn approve(&self, r: &PaymentRequest) -> GatewayOutcome {
+            if *self.0.lock().unwrap() {
+                panic!("a bug in the embedder's gateway");
+            }
+            GatewayOutcome::Approved { gateway_ref: format!("p-{}", r.idempotency_key) }
+        }
+        fn refund(&self, _: &RefundRequest) -> GatewayOutcome {
+            GatewayOutcome::Approved { gateway_ref: "r".into() }
+        }
+    }
+    let panicking = Arc::new(Mutex::new(true));
+    let engine = Engine::builder(MemoryStorage::new()).payment(Panics(panicking.clone())).build();
+    let store = engine.add_store("BBQ", Some("park"), None).unwrap().id;
+    engine.add_menu(store, "후라이드", 18_000).unwrap();
+    let placed = engine.place_order(NewOrder::new(store, "kim", &items()[..1]).pay_now(None));
+    let Err(Error::Unavailable { order, reason, .. }) = placed else { panic!("unavailable: {placed:?}") };
+    assert!(reason.contains("the gateway panicked: a bug"), "{reason}");
+    *panicking.lock().unwrap() = false;
+    assert_eq!(engine.pay(order, None).unwrap().status, OrderStatus::Paid);
+}

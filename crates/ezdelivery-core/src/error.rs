@@ -91,7 +91,8 @@ impl Error {
     }
 
     /// The order the error is about, when it is about one that must be
-    /// looked at (money moved, a payment declined).
+    /// looked at (money moved, a payment declined, a payment or charge
+    /// kept for a gateway that is unavailable).
     pub fn order(&self) -> Option<OrderId> {
         match self {
             Error::MoneyMoved { order, .. } | Error::Declined { order, .. } | Error::Unavailable { order, .. } => {

@@ -145,7 +145,9 @@
 //!   when the request certainly never left (the connection was never
 //!   established), and [`ports::GatewayOutcome::Unavailable`] for anything
 //!   else: the gateway may have acted, and the engine replays the key until
-//!   it learns the answer, never dropping the attempt. Give every call a
+//!   it learns the answer, never dropping the attempt. An approval whose
+//!   reference is blank, and a gateway's panic, are taken as `Unavailable`
+//!   too (the key is asked again). Give every call a
 //!   timeout shorter than half the engine's claim lease
 //!   ([`EngineBuilder::lease`], a minute by default); the engine calls
 //!   gateways outside any transaction.
@@ -156,8 +158,12 @@
 //!   never fails a command (its panic counts as a failed send). A channel that takes texts of limited length
 //!   says so ([`ports::Notifier::max_chars`]) and gets every message fitted
 //!   to it ([`domain::fit`]).
+//! - **Clocks** ([`ports::Clock`]) should not go back: leases, back-offs
+//!   and breakers' cool-downs are times compared with the clock's, which a
+//!   step back stretches by as much, and a view's timeline shows the times
+//!   as read. Nothing is lost or moved twice either way.
 //! - **Storage** must make [`ports::Storage::write`] atomic: all of a unit
-//!   of work or nothing. [`adapters::memory`] is a complete, small example.
+//!   of work or nothing. [`adapters::memory`] is a complete example.
 //! - Every port is `Send`: an engine can move between threads.
 //!
 //! A notifier of your own, plugged in and seeing the messages of an order:

@@ -106,7 +106,7 @@ impl Engine {
         let mut outcomes = Vec::with_capacity(due.len());
         // Every batch sends one message at least (if any channel is open),
         // so that a relay going on with the next batch gets somewhere.
-        let window = Halt { deadline: Some(Instant::now() + self.settings.sending_window), stop: None };
+        let window = Halt { deadline: Some(super::deadline_in(self.settings.sending_window)), stop: None };
         let mut tried = false;
         for queued in due {
             if halt.reached() {
@@ -210,13 +210,8 @@ impl Engine {
 /// batch's record, so that every relay sent the batch's messages again and
 /// the one that panicked never became dead.
 fn send_guarded(notifier: &dyn Notifier, message: &Message, within: Duration) -> Result<(), String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| notifier.send_within(message, within))).unwrap_or_else(
-        |panic| {
-            let said =
-                panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
-            Err(format!("the notifier panicked: {}", said.unwrap_or("(no message)")))
-        },
-    )
+    super::caught(|| notifier.send_within(message, within))
+        .unwrap_or_else(|said| Err(format!("the notifier panicked: {said}")))
 }
 
 /// Delivers what a command just queued and claimed, within the engine's
@@ -226,7 +221,7 @@ fn send_guarded(notifier: &dyn Notifier, message: &Message, within: Duration) ->
 /// claims them itself).
 pub(crate) fn deliver_quietly(engine: &Engine, claimed: Vec<QueuedMessage>) {
     if !claimed.is_empty() {
-        let deadline = Instant::now() + engine.settings.relay_budget;
+        let deadline = super::deadline_in(engine.settings.relay_budget);
         // Deliberately ignored: see above.
         let _ = engine.deliver(claimed, Halt { deadline: Some(deadline), stop: None });
     }

@@ -442,7 +442,15 @@ impl Command<'_> {
             tracing::info!(gateway = %L::BREAKER, call = %what, order, "gateway call skipped: its circuit breaker is open");
         }
         let breaker_open = guarded.reached.is_none();
-        let answer = Answer::from(guarded.outcome);
+        let answer = match Answer::from(guarded.outcome) {
+            // A taking without the reference its refund needs could never
+            // be given back: as an answer that cannot be read, it is asked
+            // again under its key, and goes to a person if it stays so.
+            Answer::Done { gateway_ref } if call == Call::Take && gateway_ref.trim().is_empty() => {
+                Answer::Unknown { reason: "the gateway approved without a reference (needed to refund it)".into() }
+            }
+            answer => answer,
+        };
         let (retry, settings) = (engine.settings.retry, engine.settings.breakers);
         let recorded = self.write(|w| {
             // The order first: every unit of work takes its order's lock
@@ -580,12 +588,16 @@ impl Command<'_> {
 impl Engine {
     /// Sends one request to its gateway.
     fn send(&self, request: &Request) -> GatewayOutcome {
-        match request {
+        let call = || match request {
             Request::Approve(r) => self.gateways.payment.approve(r),
             Request::RefundPayment(r) => self.gateways.payment.refund(r),
             Request::Pay(r) => self.gateways.charge.pay(r),
             Request::RefundCharge(r) => self.gateways.charge.refund(r),
-        }
+        };
+        // A gateway that panics may have acted first: an answer that
+        // cannot be read, asked again under the same key.
+        super::caught(call)
+            .unwrap_or_else(|said| GatewayOutcome::Unavailable { reason: format!("the gateway panicked: {said}") })
     }
 }
 

@@ -155,7 +155,7 @@ impl Engine {
                     Ok((messages, requests)) => {
                         report.messages_purged += messages;
                         report.requests_purged += requests;
-                        next_purge = Instant::now() + options.purge_every;
+                        next_purge = super::deadline_in(options.purge_every);
                     }
                     // Tried again after the next pass, which tells the storage's state.
                     Err(e @ crate::Error::Storage(_)) => tracing::warn!(error = %e, "purge failed"),
@@ -205,7 +205,7 @@ impl Engine {
     /// wake-up hint fails is waited on by the clock instead: the worker
     /// polls anyway.
     fn wait_for_work(&self, interval: Duration, stop: &AtomicBool) {
-        let until = Instant::now() + interval;
+        let until = super::deadline_in(interval);
         while !stop.load(Ordering::SeqCst) {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {

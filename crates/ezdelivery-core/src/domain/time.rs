@@ -3,22 +3,33 @@
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 
-/// `at` plus `ms` milliseconds, saturating at the latest time chrono knows
-/// (a lease or a back-off of `u64::MAX` ms is "never", not a panic).
+/// `at` plus `ms` milliseconds, saturating at [`latest`] (a lease or a
+/// back-off of `u64::MAX` ms is "never", not a panic, and a time every
+/// storage can keep).
 ///
 /// ```
 /// use chrono::{DateTime, Utc};
-/// use ezdelivery_core::domain::time::after_ms;
+/// use ezdelivery_core::domain::time::{after_ms, latest};
 /// let t = DateTime::from_timestamp(0, 0).unwrap();
 /// assert_eq!(after_ms(t, 1_500), DateTime::from_timestamp(1, 500_000_000).unwrap());
-/// assert_eq!(after_ms(t, u64::MAX), DateTime::<Utc>::MAX_UTC);
+/// assert_eq!(after_ms(t, u64::MAX), latest());
+/// assert_eq!(after_ms(t, 200_000 * 365 * 86_400_000), latest());
 /// ```
 pub fn after_ms(at: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
     i64::try_from(ms)
         .ok()
         .and_then(TimeDelta::try_milliseconds)
         .and_then(|d| at.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        .map_or(latest(), |t| t.min(latest()))
+}
+
+/// The latest time a storage keeps: the last microsecond of the year 9999
+/// (times are written with four-digit years). A time computed past it
+/// (a lease or back-off of centuries, set by an embedder) stands at it:
+/// written as it was, SQLite could not read it back, and every later read
+/// of the row failed.
+pub fn latest() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 999_999_000).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// `at` for people, to the second, in RFC 3339 UTC (`2024-05-01T09:00:00Z`):

@@ -20,7 +20,9 @@ pub use storage::{Repo, Storage, StoredEvent, Table};
 /// What a [`Message`] is about: an event's type (the domain's).
 pub use crate::domain::EventType;
 
-/// Where the time comes from (the domain never reads a clock).
+/// Where the time comes from (the domain never reads a clock). It should
+/// not go back (see the crate documentation, "Clocks"), and must read a
+/// year from 1 to 9000: a unit of work refuses any other, writing nothing.
 pub trait Clock: Send + Sync {
     /// Now, in UTC.
     fn now(&self) -> DateTime<Utc>;
@@ -41,7 +43,9 @@ impl Clock for SystemClock {
 pub enum GatewayOutcome {
     /// Done; the gateway's id for the payment or charge.
     Approved {
-        /// The gateway's reference, needed to refund later.
+        /// The gateway's reference, needed to refund later: a blank one,
+        /// answering a charge, is taken as [`GatewayOutcome::Unavailable`]
+        /// (the engine could never give that money back).
         gateway_ref: String,
     },
     /// Refused for good (a declined card); only payments are declined.
@@ -148,7 +152,9 @@ pub trait PaymentGateway: Send + Sync {
     /// service share a name; two that reach different services never do.
     /// The sandbox is `sandbox`, an HTTP gateway its base URL.
     fn name(&self) -> &str;
-    /// Charges the customer. Retrying with the same key must not charge twice.
+    /// Charges the customer. Retrying with the same key must not charge
+    /// twice. A panic is taken as [`GatewayOutcome::Unavailable`]: the
+    /// engine asks again under the same key.
     fn approve(&self, request: &PaymentRequest) -> GatewayOutcome;
     /// Refunds an approved payment (`Declined` is not a valid answer here and
     /// is treated like `Unavailable`).
@@ -175,7 +181,8 @@ pub trait ChargeGateway: Send + Sync {
     /// Which service this is, recorded with each delivery charge as
     /// [`PaymentGateway::name`] is with each payment, for the same reason.
     fn name(&self) -> &str;
-    /// Pays the rider. Retrying with the same key must not pay twice.
+    /// Pays the rider. Retrying with the same key must not pay twice. A
+    /// panic is taken as [`GatewayOutcome::Unavailable`], as for payments.
     fn pay(&self, request: &ChargeRequest) -> GatewayOutcome;
     /// Takes a paid charge back.
     fn refund(&self, request: &RefundRequest) -> GatewayOutcome;
