@@ -381,7 +381,18 @@ pub(crate) fn migrate(client: &mut Client) -> Result<usize> {
     if found == latest() {
         return Ok(0);
     }
-    let fail = |what: &str, e: postgres::Error| Error::storage(format!("{what}: {}", describe(&e)));
+    let fail = |what: &str, e: postgres::Error| {
+        // The one cause a user can act on without reading PostgreSQL's
+        // words: the user may read and write but not create tables.
+        let hint = match e.code() {
+            Some(&postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {
+                "; the user must be allowed to create tables in the database (GRANT CREATE ON SCHEMA public TO \
+                 the user, or use a database the user owns)"
+            }
+            _ => "",
+        };
+        Error::storage(format!("{what}: {}{hint}", describe(&e)))
+    };
     let mut tx = client.transaction().map_err(|e| fail("cannot start the schema migration", e))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
         .map_err(|e| fail("cannot take the schema migration lock", e))?;

@@ -133,6 +133,23 @@ fn a_url_without_a_server_is_refused_as_invalid() {
     }
 }
 
+/// A user who may read and write but not create tables (PostgreSQL 15's
+/// default on a database another user owns) is told what to grant.
+#[test]
+fn a_user_who_may_not_create_tables_is_told_what_to_grant() {
+    let Some((server, url)) = fresh() else { return };
+    // Our own server trusts every local user; another's may want passwords.
+    if server.folder().is_none() || !url.starts_with("postgres://postgres@") {
+        eprintln!("not a server of our own: skipped");
+        return;
+    }
+    let role = format!("ezd_nocreate_{}", std::process::id());
+    server.psql(server.url(), &format!("DROP ROLE IF EXISTS \"{role}\"; CREATE ROLE \"{role}\" LOGIN"));
+    let as_role = url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let Err(Error::Storage(e)) = PostgresStorage::open(&as_role) else { panic!("the migration is refused") };
+    assert!(e.to_string().contains("GRANT CREATE ON SCHEMA public"), "{e}");
+}
+
 /// The key correctness test: a number handed out early and committed late
 /// is neither hidden forever nor read out of turn.
 #[test]
