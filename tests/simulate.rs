@@ -72,14 +72,22 @@ fn simulate_on_a_sqlite_file_keeps_every_invariant() {
     assert!(again.violations.is_empty(), "{:#?}", again.violations);
 }
 
+/// A simulation of `orders` orders on a new SQLite file that keeps every
+/// invariant, the engine over it, and a raw connection to the file for a
+/// test to break what it holds (the folder lives as long as the first).
+fn simulated_file(orders: u64) -> (tempfile::TempDir, Engine, rusqlite::Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("simulated.db");
+    let engine = Engine::builder(SqliteStorage::open_with(&path, Synchronous::Normal).unwrap()).build();
+    let report = run(&engine, &SimConfig { orders, ..config() });
+    assert!(report.violations.is_empty(), "{:#?}", report.violations);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    (dir, engine, conn)
+}
+
 #[test]
 fn the_check_finds_a_broken_read_model() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("broken.db");
-    let engine = Engine::builder(SqliteStorage::open_with(&path, Synchronous::Normal).unwrap()).build();
-    let report = run(&engine, &SimConfig { orders: 20, ..config() });
-    assert!(report.violations.is_empty());
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (_dir, engine, conn) = simulated_file(20);
     conn.execute("UPDATE mypage SET view = json_set(view, '$.total', 1) WHERE order_id = 3", []).unwrap();
     conn.execute("UPDATE orders SET status = 'delivered' WHERE id = 5 AND status = 'cancelled'", []).unwrap();
     let violations = engine.check_invariants().unwrap();
@@ -91,12 +99,7 @@ fn the_check_finds_a_broken_read_model() {
 /// the log's refund; none of these show in the read model.
 #[test]
 fn the_check_finds_riders_paid_wrongly_and_records_that_contradict_the_log() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("charges.db");
-    let engine = Engine::builder(SqliteStorage::open_with(&path, Synchronous::Normal).unwrap()).build();
-    let report = run(&engine, &SimConfig { orders: 60, ..config() });
-    assert!(report.violations.is_empty(), "{:#?}", report.violations);
-    let conn = rusqlite::Connection::open(&path).unwrap();
+    let (_dir, engine, conn) = simulated_file(60);
     let one = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
     let delivered = one("SELECT id FROM orders WHERE status = 'delivered' ORDER BY id LIMIT 1");
     let other = one("SELECT id FROM orders WHERE status = 'delivered' ORDER BY id LIMIT 1 OFFSET 1");

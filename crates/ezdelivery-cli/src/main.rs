@@ -72,11 +72,12 @@ fn main() -> ExitCode {
 /// customer's money (`order --pay`, `pay`), the caller must learn which
 /// order it was, or a retry would order and pay again.
 fn unwritten(command: &Command, out: &Output, e: &std::io::Error) -> Error {
+    let order = out.json["order_id"].as_i64();
     let writes = matches!(access(command), Access::Writes | Access::Lasts) && !prints_only(command);
     let unwritten = Error::Internal(match writes {
         false => format!("the result could not be written to standard output: {e}"),
         true => {
-            let saved = match out.json["order_id"].as_i64() {
+            let saved = match order {
                 Some(order) => format!("the change to order {order} is saved"),
                 None => "the change is saved".to_string(),
             };
@@ -87,7 +88,7 @@ fn unwritten(command: &Command, out: &Output, e: &std::io::Error) -> Error {
         }
     });
     let paying = matches!(command, Command::Order(o) if o.pay) || matches!(command, Command::Pay { .. });
-    match out.json["order_id"].as_i64() {
+    match order {
         Some(order) if paying && out.json["payment"]["status"] == PaymentStatus::Approved.as_str() => {
             Error::MoneyMoved { order, what: ezdelivery_core::domain::Billing::Payment, source: Box::new(unwritten) }
         }
