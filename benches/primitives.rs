@@ -70,7 +70,7 @@ fn event_id(c: &mut Criterion) {
     let mut group = c.benchmark_group("event_id");
     let at = DateTime::from_timestamp(1_764_000_000, 123_456_000).expect("a time");
     let (secs, nanos) = (at.timestamp() as u64, at.timestamp_subsec_nanos());
-    let mut ids = event_ids::EventIds::new();
+    let ids = event_ids::EventIds::new();
     // Written out, as the uuid ones below are.
     group.bench_function("engine", |b| {
         b.iter(|| ids.next(black_box(at)).hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).to_owned())

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ezdelivery_core::domain::validate::Invalid;
 use ezdelivery_core::ports::storage::StoredEvent;
+use ezdelivery_core::ports::{Clock, SystemClock};
 use ezdelivery_core::{Engine, Error, ItemPick, NewOrder, Result};
 
 use crate::args::{
@@ -209,7 +210,7 @@ pub fn relay_watch(engine: &Engine, flags: RelayFlags, context: &Context) -> Res
     let mut unwritten: Option<Error> = None;
     let report = engine.relay_watch(context.watch, &stop, &mut |pass| {
         if talk && pass.tried() > 0 && unwritten.is_none() {
-            if let Err(e) = print_line(&render::relay_pass(pass, chrono::Utc::now())) {
+            if let Err(e) = print_line(&render::relay_pass(pass, SystemClock.now())) {
                 // Nobody reads any more (or cannot): stop as if told to.
                 unwritten = Some(output_error(e));
                 stop.store(true, Ordering::SeqCst);

@@ -16,6 +16,7 @@ use ezdelivery_core::json::{
 };
 use ezdelivery_core::ports::outbox::QueuedMessage;
 use ezdelivery_core::ports::storage::{QueueStatus, StoredEvent};
+use ezdelivery_core::ports::{Clock, SystemClock};
 use ezdelivery_core::OrderView;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -502,7 +503,7 @@ fn waiting_here(w: &QueueStatus, count: impl Fn(usize, &str, &str) -> String) ->
     let Some(due) = w.next_due.filter(|_| w.calls() + w.messages > 0) else {
         return "nothing waits".into();
     };
-    let when = if due <= chrono::Utc::now() {
+    let when = if due <= SystemClock.now() {
         "the next is due now".to_string()
     } else {
         format!("the next is due at {} (`ezdelivery relay` then)", utc_text(due))

@@ -340,7 +340,7 @@ impl Engine {
     /// Ends with [`Engine::check_invariants`].
     pub fn simulate(&self, config: &SimConfig, progress: &mut dyn FnMut(u64, u64)) -> Result<SimReport> {
         config.validate()?;
-        let start = Utc::now().timestamp_micros();
+        let start = crate::ports::Clock::now(&crate::ports::SystemClock).timestamp_micros();
         let clock = SimClock(Arc::new(AtomicI64::new(start)));
         let payment = SimPayment {
             seed: mix(config.seed ^ 0x5eed),

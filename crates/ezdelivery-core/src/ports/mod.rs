@@ -1,9 +1,11 @@
 //! The ports: small traits the application talks to, each with more than one
 //! adapter (`crate::adapters`). Storage is a port too.
 
+use std::cell::Cell;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 
 use crate::domain::attempt::Answer;
 use crate::domain::{ChannelName, OrderId, RiderId, Won};
@@ -33,9 +35,54 @@ pub trait Clock: Send + Sync {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// The system's time. A system clock set before 1970 reads as it is,
+    /// and one past what chrono holds as its latest time (chrono's
+    /// `Utc::now` panics on both); a unit of work then refuses it.
     fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(since) => LAST_DAY.with(|last| after_epoch(since, last)).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            Err(before) => before_epoch(before.duration()),
+        }
     }
+}
+
+thread_local! {
+    /// The day of the last reading on this thread (days since 1970) and
+    /// its date: the calendar arithmetic that makes a date of a day
+    /// number was most of a reading, and every unit of work reads the
+    /// clock (with it, 1 % of an in-memory lifecycle's instructions).
+    static LAST_DAY: Cell<Option<(u64, NaiveDate)>> = const { Cell::new(None) };
+}
+
+/// The time `since` after 1970-01-01T00:00:00Z, its date taken from
+/// `last` when it is of the same day (and kept there for the next);
+/// `None` past the dates chrono can hold.
+fn after_epoch(since: Duration, last: &Cell<Option<(u64, NaiveDate)>>) -> Option<DateTime<Utc>> {
+    const DAY: u64 = 86_400;
+    const CE_TO_EPOCH_DAYS: i64 = 719_163;
+    let (day, second) = (since.as_secs() / DAY, since.as_secs() % DAY);
+    let date = match last.get() {
+        Some((cached, date)) if cached == day => date,
+        _ => {
+            let days = i64::try_from(day).ok()?.checked_add(CE_TO_EPOCH_DAYS)?;
+            let date = NaiveDate::from_num_days_from_ce_opt(i32::try_from(days).ok()?)?;
+            last.set(Some((day, date)));
+            date
+        }
+    };
+    let time = NaiveTime::from_num_seconds_from_midnight_opt(u32::try_from(second).ok()?, since.subsec_nanos())?;
+    Some(date.and_time(time).and_utc())
+}
+
+/// The time `before` before 1970-01-01T00:00:00Z; chrono's earliest when
+/// it cannot hold it.
+fn before_epoch(before: Duration) -> DateTime<Utc> {
+    // chrono counts whole seconds down and the nanoseconds after them up.
+    let (secs, nanos) = match before.subsec_nanos() {
+        0 => (i64::try_from(before.as_secs()).ok(), 0),
+        n => (i64::try_from(before.as_secs()).ok().and_then(|s| s.checked_add(1)), 1_000_000_000 - n),
+    };
+    secs.and_then(i64::checked_neg).and_then(|s| DateTime::from_timestamp(s, nanos)).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// What a gateway answered.
@@ -227,5 +274,63 @@ pub trait Notifier: Send + Sync {
     /// is shortened, never refused by the channel over and over.
     fn max_chars(&self) -> Option<usize> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What chrono makes of the same reading, with no cache.
+    fn chrono_at(since: Duration) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp(i64::try_from(since.as_secs()).ok()?, since.subsec_nanos())
+    }
+
+    #[test]
+    fn a_reading_is_the_time_chrono_makes_of_it_across_days_whatever_was_read_before() {
+        let last = Cell::new(None);
+        // Midnight, the last nanosecond of a day and the next day's first,
+        // a day read again after another, and a leap day.
+        let day = 86_400;
+        let readings = [
+            (1_714_521_600, 0),
+            (1_714_521_600 + day - 1, 999_999_999),
+            (1_714_521_600 + day, 0),
+            (1_714_521_600, 123_456_789),
+            (1_709_164_800 + 3_600, 1),
+            (0, 0),
+            (253_402_300_799, 999_999_000),
+        ];
+        for (secs, nanos) in readings {
+            let since = Duration::new(secs, nanos);
+            assert_eq!(after_epoch(since, &last), chrono_at(since), "{secs}.{nanos}");
+            assert_eq!(last.get().map(|(d, _)| d), Some(secs / day), "the day read is kept for the next");
+            assert_eq!(after_epoch(since, &last), chrono_at(since), "{secs}.{nanos} again, from the kept day");
+        }
+    }
+
+    #[test]
+    fn a_reading_past_what_chrono_holds_is_none() {
+        let last = Cell::new(None);
+        assert_eq!(after_epoch(Duration::new(u64::MAX, 0), &last), None);
+        assert_eq!(after_epoch(Duration::new(1 << 43, 0), &last), None, "past the year 262,143");
+        assert_eq!(last.get(), None, "nothing kept of a reading that was not made");
+    }
+
+    #[test]
+    fn a_clock_before_1970_reads_as_it_is() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()).ok();
+        assert_eq!(Some(before_epoch(Duration::new(1, 500_000_000))), at("1969-12-31T23:59:58.5Z"));
+        assert_eq!(Some(before_epoch(Duration::new(86_400, 0))), at("1969-12-31T00:00:00Z"));
+        assert_eq!(Some(before_epoch(Duration::ZERO)), at("1970-01-01T00:00:00Z"));
+        assert_eq!(before_epoch(Duration::new(u64::MAX, 1)), DateTime::<Utc>::MIN_UTC);
+    }
+
+    #[test]
+    fn the_system_clock_reads_what_chrono_reads() {
+        let before = Utc::now();
+        let now = SystemClock.now();
+        let again = SystemClock.now();
+        assert!(before <= now && now <= again && again <= Utc::now(), "{before}, then {now} and {again}");
     }
 }

@@ -406,7 +406,7 @@ pub(crate) fn migrate(client: &mut Client) -> Result<usize> {
     let current: i64 = row.try_get(0).map_err(|e| fail("cannot read the schema version", e))?;
     check_known(current)?;
     let from = usize::try_from(current).unwrap_or(0);
-    let now = crate::adapters::rows::time_text(&chrono::Utc::now());
+    let now = crate::adapters::rows::time_text(&crate::ports::Clock::now(&crate::ports::SystemClock));
     for (i, script) in MIGRATIONS.iter().enumerate().skip(from) {
         let version = i as i64 + 1;
         // Foreign keys checked at once, not at commit: an `UPDATE` of a row
