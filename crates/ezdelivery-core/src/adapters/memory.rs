@@ -4,12 +4,14 @@
 //! indexes the [`Repo`] queries need (orders in a store's inbox, payments and
 //! charges by order and awaiting the gateway, active deliveries per rider,
 //! views by customer, events by order, message deliveries by due time), so
-//! every call is a few map operations and nothing is serialized. The tables
-//! whose ids the engine hands out in sequence (orders and what hangs off
-//! them, payments, charges) are vectors indexed by id (`dense_map`). The
-//! event log, the queued messages and their deliveries are append-only
-//! vectors, kept compactly: an event's id as 16 bytes (`log`), a message's
-//! recipient and the end of its id as numbers in a table of names (`names`).
+//! every call is a few map operations. The tables whose ids the engine
+//! hands out in sequence (orders and what hangs off them, payments,
+//! charges) are vectors indexed by id (`dense_map`). The event log, the
+//! queued messages and their deliveries are append-only vectors, kept
+//! compactly: an event's id as 16 bytes and its data written as bytes
+//! (`log`, `event_codec`: the one thing serialized, as events are written
+//! once and seldom read), a message's recipient and the end of its id as
+//! numbers in a table of names (`names`).
 //!
 //! # Transactions: the undo journal
 //!
@@ -38,6 +40,7 @@ use smallvec::SmallVec;
 use uuid::Uuid;
 
 mod dense_map;
+mod event_codec;
 mod keyed_queue;
 mod log;
 mod names;
@@ -46,7 +49,7 @@ mod view_parts;
 
 use self::dense_map::DenseMap;
 use self::keyed_queue::{Keyed, KeyedQueue};
-use self::log::LoggedEvent;
+use self::log::{Log, LoggedEvent};
 use self::names::{NameId, Names};
 use self::texts::{TextSpan, Texts};
 use self::view_parts::ViewParts;
@@ -371,7 +374,7 @@ struct State {
     reviews: IdMap<OrderId, Review>,
 
     /// The log; an event's seq is its index + 1.
-    events: Vec<LoggedEvent>,
+    events: Log,
 
     /// (projector, seq): a handful, so a vector.
     checkpoints: Vec<(String, i64)>,
@@ -876,12 +879,6 @@ impl State {
         self.deliveries.swap(order, delivery)
     }
 
-    fn push_event(&mut self, logged: LoggedEvent) -> i64 {
-        let seq = self.events.len() as i64 + 1;
-        self.events.push(logged);
-        seq
-    }
-
     fn put_view(&mut self, order: OrderId, view: Option<OrderView>) -> Option<OrderView> {
         let old_customer = self.views.get(&order).map(|v| &*v.customer);
         let new_customer = view.as_ref().map(|v| &*v.customer);
@@ -953,7 +950,7 @@ impl State {
     }
 
     /// The event of the log that the message keyed `key` is about, if it is.
-    fn event_of_message(&self, key: i64) -> Option<&LoggedEvent> {
+    fn event_of_message(&self, key: i64) -> Option<LoggedEvent<'_>> {
         let seq = key.checked_div(Message::RECIPIENTS)?;
         self.events.get(usize::try_from(seq.checked_sub(1)?).ok()?)
     }
@@ -1092,10 +1089,10 @@ impl Tx<'_> {
         }
     }
 
-    /// Appends `logged` to the event log; its sequence number.
-    fn append_logged(&mut self, logged: LoggedEvent) -> Result<i64> {
+    /// Appends an event to the log with `push`; its sequence number.
+    fn append_logged(&mut self, push: impl FnOnce(&mut Log) -> i64) -> Result<i64> {
         let (state, journal) = self.writable()?;
-        let seq = state.push_event(logged);
+        let seq = push(&mut state.events);
         journal.push(Undo::Event);
         Ok(seq)
     }
@@ -1387,24 +1384,24 @@ impl Repo for Tx<'_> {
     }
 
     fn append_event(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> Result<i64> {
-        self.append_logged(LoggedEvent::new(id, at, event.clone()))
+        self.append_logged(|log| log.push_text(id, at, event))
     }
 
     fn append_event_uuid(&mut self, id: Uuid, at: DateTime<Utc>, event: &Event) -> Result<i64> {
-        self.append_logged(LoggedEvent::with_uuid(id, at, event.clone()))
+        self.append_logged(|log| log.push_uuid(id, at, event))
     }
 
     fn events(&mut self, after: i64, limit: usize) -> Result<Vec<StoredEvent>> {
         // seq = index + 1, so the first event with seq > after is at index `after`.
         let start = usize::try_from(after.max(0)).unwrap_or(usize::MAX);
-        let events = self.state.events.get(start..).unwrap_or_default().iter().take(limit);
+        let events = (start..self.state.events.len()).take(limit);
         // Numbered from the index, which is in range: `after + 1` is not.
-        Ok(events.zip(start..).map(|(event, index)| event.stored(index as i64 + 1)).collect())
+        events.filter_map(|index| Some(self.state.events.get(index)?.stored(index as i64 + 1))).collect()
     }
 
     fn events_numbered(&mut self, seqs: &[i64], after: i64) -> Result<Vec<StoredEvent>> {
         let event = |seq: i64| usize::try_from(seq - 1).ok().and_then(|i| self.state.events.get(i));
-        Ok(seqs.iter().filter(|&&seq| seq > after).filter_map(|&seq| Some(event(seq)?.stored(seq))).collect())
+        seqs.iter().filter(|&&seq| seq > after).filter_map(|&seq| Some(event(seq)?.stored(seq))).collect()
     }
 
     fn breaker(&mut self, name: &crate::domain::BreakerName) -> Result<Option<Breaker>> {

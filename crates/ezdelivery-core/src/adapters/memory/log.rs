@@ -1,21 +1,33 @@
-//! The event log's entries, as kept in memory: an event's id as the 16
-//! bytes of its UUID rather than its 36 characters on the heap (a block of
-//! 48 bytes, eight per lifecycle), and no sequence number (an entry's is
-//! its place in the log).
+//! The event log, as kept in memory: each event's id as the 16 bytes of
+//! its UUID rather than its 36 characters on the heap, its time, and where
+//! its data is in one vector of bytes (`event_codec`), end to end; no
+//! sequence number (an event's is its place in the log, from 1).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::event_codec;
 use crate::domain::Event;
 use crate::ports::storage::StoredEvent;
+use crate::{Error, Result};
 
-/// One event of the log.
+/// The events, in order.
+#[derive(Default)]
+#[cfg_attr(test, derive(Clone, Debug, PartialEq))]
+pub(super) struct Log {
+    entries: Vec<Entry>,
+    /// Every event's data, end to end.
+    data: Vec<u8>,
+}
+
+/// One event: its id, time, and where its data starts (it ends where the
+/// next one's starts).
 #[derive(Clone)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
-pub(super) struct LoggedEvent {
+struct Entry {
     id: EventIdForm,
     at: DateTime<Utc>,
-    event: Event,
+    start: usize,
 }
 
 /// How an event's id is kept.
@@ -29,34 +41,70 @@ enum EventIdForm {
     Own(Box<str>),
 }
 
-impl LoggedEvent {
-    /// The entry for `event`, appended with the UUID `id` at `at`.
-    pub fn with_uuid(id: Uuid, at: DateTime<Utc>, event: Event) -> LoggedEvent {
-        LoggedEvent { id: EventIdForm::Uuid(id), at, event }
+/// One event of the log, borrowed from it.
+pub(super) struct LoggedEvent<'l> {
+    entry: &'l Entry,
+    data: &'l [u8],
+}
+
+impl Log {
+    /// How many events there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
 
-    /// The entry for `event`, appended with id `id` at `at`.
-    pub fn new(id: &str, at: DateTime<Utc>, event: Event) -> LoggedEvent {
+    /// Appends `event`, with the UUID `id`, at `at`; its sequence number.
+    pub fn push_uuid(&mut self, id: Uuid, at: DateTime<Utc>, event: &Event) -> i64 {
+        self.push(EventIdForm::Uuid(id), at, event)
+    }
+
+    /// Appends `event`, with id `id`, at `at`; its sequence number.
+    pub fn push_text(&mut self, id: &str, at: DateTime<Utc>, event: &Event) -> i64 {
         // Only the hyphenated form is 36 characters long; in lower case it
         // is written back exactly as given.
         let uuid =
             (id.len() == 36 && !id.bytes().any(|b| b.is_ascii_uppercase())).then(|| Uuid::try_parse(id).ok()).flatten();
         match uuid {
-            Some(uuid) => LoggedEvent::with_uuid(uuid, at, event),
-            None => LoggedEvent { id: EventIdForm::Own(id.into()), at, event },
+            Some(uuid) => self.push_uuid(uuid, at, event),
+            None => self.push(EventIdForm::Own(id.into()), at, event),
         }
     }
 
+    fn push(&mut self, id: EventIdForm, at: DateTime<Utc>, event: &Event) -> i64 {
+        let start = self.data.len();
+        event_codec::encode(event, &mut self.data);
+        self.entries.push(Entry { id, at, start });
+        self.entries.len() as i64
+    }
+
+    /// Takes the last event back (a rolled-back append's).
+    pub fn pop(&mut self) {
+        if let Some(entry) = self.entries.pop() {
+            self.data.truncate(entry.start);
+        }
+    }
+
+    /// The event at `index` (its sequence number less one).
+    pub fn get(&self, index: usize) -> Option<LoggedEvent<'_>> {
+        let entry = self.entries.get(index)?;
+        let end = self.entries.get(index + 1).map_or(self.data.len(), |next| next.start);
+        Some(LoggedEvent { entry, data: self.data.get(entry.start..end)? })
+    }
+}
+
+impl LoggedEvent<'_> {
     /// The event as the log hands it out, numbered `seq`.
-    pub fn stored(&self, seq: i64) -> StoredEvent {
-        StoredEvent { seq, id: self.with_id(str::to_string), at: self.at, event: self.event.clone() }
+    pub fn stored(&self, seq: i64) -> Result<StoredEvent> {
+        let event = event_codec::decode(self.data)
+            .ok_or_else(|| Error::Internal(format!("event {seq} of the in-memory log cannot be read back")))?;
+        Ok(StoredEvent { seq, id: self.with_id(str::to_string), at: self.entry.at, event })
     }
 
     /// Whether this event's id is the UUID `id` (an id given as text is
     /// kept as a UUID whenever it is one written as the engine writes them,
     /// so no other is).
     pub fn has_uuid(&self, id: Uuid) -> bool {
-        matches!(self.id, EventIdForm::Uuid(own) if own == id)
+        matches!(self.entry.id, EventIdForm::Uuid(own) if own == id)
     }
 
     /// What follows this event's id and `:` in `text`, if `text` starts so.
@@ -66,7 +114,7 @@ impl LoggedEvent {
 
     /// Runs `f` on the id written out (on the stack, for a UUID).
     pub fn with_id<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        match &self.id {
+        match &self.entry.id {
             EventIdForm::Uuid(uuid) => f(uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer())),
             EventIdForm::Own(id) => f(id),
         }
@@ -84,6 +132,7 @@ mod tests {
     #[test]
     fn any_id_comes_back_as_it_was_given() {
         let event = Event::RiderRegistered { rider_id: 1, name: "lee".into() };
+        let mut log = Log::default();
         for id in [
             "0192f0c4-7b1a-7abc-8def-0123456789ab",
             "0192F0C4-7B1A-7ABC-8DEF-0123456789AB",
@@ -92,18 +141,38 @@ mod tests {
             "e-1",
             "",
         ] {
-            let logged = LoggedEvent::new(id, at(), event.clone());
-            let stored = logged.stored(7);
-            assert_eq!((stored.seq, stored.id.as_str(), stored.at), (7, id, at()));
+            let seq = log.push_text(id, at(), &event);
+            let logged = log.get(log.len() - 1).expect("just appended");
+            let stored = logged.stored(seq).expect("readable");
+            assert_eq!((stored.seq, stored.id.as_str(), stored.at), (seq, id, at()));
             assert_eq!(stored.event, event);
             assert_eq!(logged.after_id(&format!("{id}:owner")), Some("owner"));
             assert_eq!(logged.after_id(&format!("{id}owner")), None);
         }
-        let uuid = LoggedEvent::new("0192f0c4-7b1a-7abc-8def-0123456789ab", at(), event.clone());
-        assert!(matches!(uuid.id, EventIdForm::Uuid(_)), "a lower-case hyphenated UUID is kept as 16 bytes");
-        let given = LoggedEvent::with_uuid(Uuid::from_u128(0x0192_F0C4_7B1A_7ABC_8DEF_0123_4567_89AB), at(), event);
-        assert_eq!(given, uuid, "a UUID given as such is kept as its text would be");
-        assert_eq!(given.stored(7), uuid.stored(7));
+        assert!(matches!(log.entries[0].id, EventIdForm::Uuid(_)), "a lower-case hyphenated UUID is kept as 16 bytes");
+        let uuid = Uuid::from_u128(0x0192_F0C4_7B1A_7ABC_8DEF_0123_4567_89AB);
+        let seq = log.push_uuid(uuid, at(), &event);
+        let given = log.get(log.len() - 1).expect("just appended");
+        assert_eq!(given.stored(seq).map(|s| s.id).ok().as_deref(), Some("0192f0c4-7b1a-7abc-8def-0123456789ab"));
+        assert!(given.has_uuid(uuid) && log.get(0).is_some_and(|first| first.has_uuid(uuid)));
         assert_eq!(given.after_id("0192f0c4-7b1a-7abc-8def-0123456789ab:owner"), Some("owner"));
+    }
+
+    #[test]
+    fn a_popped_event_takes_its_data_with_it() {
+        let mut log = Log::default();
+        let placed = Event::OrderCancelled { order_id: 7, reason: "고객 요청".into() };
+        let second = Event::CookingStarted { order_id: 8 };
+        log.push_text("a", at(), &placed);
+        let before = log.clone();
+        log.push_text("b", at(), &second);
+        assert_eq!(log.get(1).map(|e| e.stored(2).map(|s| s.event)).transpose().ok().flatten(), Some(second));
+        log.pop();
+        assert_eq!(log, before, "as it was before the append");
+        assert!(log.get(1).is_none());
+        assert_eq!(log.get(0).map(|e| e.stored(1).map(|s| s.event)).transpose().ok().flatten(), Some(placed));
+        log.pop();
+        log.pop();
+        assert_eq!(log, Log::default(), "popping an empty log leaves it empty");
     }
 }
