@@ -32,6 +32,17 @@ pub(super) fn decode(bytes: &[u8]) -> Option<Event> {
     input.is_empty().then_some(event)
 }
 
+/// Appends `text`: its length, then its bytes.
+pub(super) fn encode_text(text: &str, out: &mut Vec<u8>) {
+    put_str(text, out);
+}
+
+/// The text [`encode_text`] wrote at the start of `input`, which moves
+/// past it.
+pub(super) fn decode_text<'a>(input: &mut &'a [u8]) -> Option<&'a str> {
+    take_str(input)
+}
+
 /// A value that writes itself as bytes and reads itself back.
 trait Field: Sized {
     fn put(&self, out: &mut Vec<u8>);

@@ -1,7 +1,15 @@
 //! The event log, as kept in memory: each event's id as the 16 bytes of
 //! its UUID rather than its 36 characters on the heap, its time, and where
-//! its data is in one vector of bytes (`event_codec`), end to end; no
-//! sequence number (an event's is its place in the log, from 1).
+//! its data is in one vector of bytes, end to end (`event_codec`). No
+//! sequence number: an event's is its place in the log, from 1.
+//!
+//! An entry is 40 bytes: an id that is not a UUID goes into the data, not
+//! beside the UUID in an enum that made the entry 48 with its padding (an
+//! in-memory lifecycle's eight events kept 64 bytes more, and every byte a
+//! lifecycle keeps costs time: BENCHMARKS.md). The time stays in the entry:
+//! written as bytes, the calendar arithmetic of writing it and of reading
+//! it back for each message about the event cost more than the 8 bytes a
+//! lifecycle it saved.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -20,30 +28,23 @@ pub(super) struct Log {
     data: Vec<u8>,
 }
 
-/// One event: its id, time, and where its data starts (it ends where the
-/// next one's starts).
+/// One event: its id, its time, and where its data starts (it ends where
+/// the next event's starts).
 #[derive(Clone)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 struct Entry {
-    id: EventIdForm,
+    /// The id, if it is a UUID written as the engine writes them
+    /// (hyphenated, in lower case); else the nil UUID, and the id as it
+    /// was given starts the data.
+    id: Uuid,
     at: DateTime<Utc>,
     start: usize,
 }
 
-/// How an event's id is kept.
-#[derive(Clone)]
-#[cfg_attr(test, derive(Debug, PartialEq))]
-enum EventIdForm {
-    /// A UUID, whose text is hyphenated and in lower case (as the
-    /// engine's ids are).
-    Uuid(Uuid),
-    /// Any other id, as it was given.
-    Own(Box<str>),
-}
-
 /// One event of the log, borrowed from it.
 pub(super) struct LoggedEvent<'l> {
-    entry: &'l Entry,
+    id: Uuid,
+    at: DateTime<Utc>,
     data: &'l [u8],
 }
 
@@ -55,7 +56,10 @@ impl Log {
 
     /// Appends `event`, with the UUID `id`, at `at`; its sequence number.
     pub fn push_uuid(&mut self, id: Uuid, at: DateTime<Utc>, event: &Event) -> i64 {
-        self.push(EventIdForm::Uuid(id), at, event)
+        match id.is_nil() {
+            false => self.push(id, None, at, event),
+            true => self.push(Uuid::nil(), Some(id.hyphenated().encode_lower(&mut Uuid::encode_buffer())), at, event),
+        }
     }
 
     /// Appends `event`, with id `id`, at `at`; its sequence number.
@@ -65,13 +69,16 @@ impl Log {
         let uuid =
             (id.len() == 36 && !id.bytes().any(|b| b.is_ascii_uppercase())).then(|| Uuid::try_parse(id).ok()).flatten();
         match uuid {
-            Some(uuid) => self.push_uuid(uuid, at, event),
-            None => self.push(EventIdForm::Own(id.into()), at, event),
+            Some(uuid) if !uuid.is_nil() => self.push(uuid, None, at, event),
+            _ => self.push(Uuid::nil(), Some(id), at, event),
         }
     }
 
-    fn push(&mut self, id: EventIdForm, at: DateTime<Utc>, event: &Event) -> i64 {
+    fn push(&mut self, id: Uuid, own_id: Option<&str>, at: DateTime<Utc>, event: &Event) -> i64 {
         let start = self.data.len();
+        if let Some(own) = own_id {
+            event_codec::encode_text(own, &mut self.data);
+        }
         event_codec::encode(event, &mut self.data);
         self.entries.push(Entry { id, at, start });
         self.entries.len() as i64
@@ -88,23 +95,40 @@ impl Log {
     pub fn get(&self, index: usize) -> Option<LoggedEvent<'_>> {
         let entry = self.entries.get(index)?;
         let end = self.entries.get(index + 1).map_or(self.data.len(), |next| next.start);
-        Some(LoggedEvent { entry, data: self.data.get(entry.start..end)? })
+        Some(LoggedEvent { id: entry.id, at: entry.at, data: self.data.get(entry.start..end)? })
     }
 }
 
 impl LoggedEvent<'_> {
     /// The event as the log hands it out, numbered `seq`.
     pub fn stored(&self, seq: i64) -> Result<StoredEvent> {
-        let event = event_codec::decode(self.data)
-            .ok_or_else(|| Error::Internal(format!("event {seq} of the in-memory log cannot be read back")))?;
-        Ok(StoredEvent { seq, id: self.with_id(str::to_string), at: self.entry.at, event })
+        let unreadable = || Error::Internal(format!("event {seq} of the in-memory log cannot be read back"));
+        let (own_id, event) = self.parts().ok_or_else(unreadable)?;
+        let event = event_codec::decode(event).ok_or_else(unreadable)?;
+        let id = match own_id {
+            Some(own) => own.to_string(),
+            None => self.with_id(str::to_string),
+        };
+        Ok(StoredEvent { seq, id, at: self.at, event })
+    }
+
+    /// When it happened.
+    pub fn at(&self) -> DateTime<Utc> {
+        self.at
+    }
+
+    /// The id it was given when that is not its UUID, and the event's bytes.
+    fn parts(&self) -> Option<(Option<&str>, &[u8])> {
+        let mut data = self.data;
+        let own_id = if self.id.is_nil() { Some(event_codec::decode_text(&mut data)?) } else { None };
+        Some((own_id, data))
     }
 
     /// Whether this event's id is the UUID `id` (an id given as text is
     /// kept as a UUID whenever it is one written as the engine writes them,
     /// so no other is).
     pub fn has_uuid(&self, id: Uuid) -> bool {
-        matches!(self.entry.id, EventIdForm::Uuid(own) if own == id)
+        self.id == id && !id.is_nil()
     }
 
     /// What follows this event's id and `:` in `text`, if `text` starts so.
@@ -114,9 +138,9 @@ impl LoggedEvent<'_> {
 
     /// Runs `f` on the id written out (on the stack, for a UUID).
     pub fn with_id<R>(&self, f: impl FnOnce(&str) -> R) -> R {
-        match &self.entry.id {
-            EventIdForm::Uuid(uuid) => f(uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer())),
-            EventIdForm::Own(id) => f(id),
+        match self.id.is_nil() {
+            false => f(self.id.hyphenated().encode_lower(&mut Uuid::encode_buffer())),
+            true => f(self.parts().and_then(|(own, _)| own).unwrap_or_default()),
         }
     }
 }
@@ -140,6 +164,7 @@ mod tests {
             "{0192f0c4-7b1a-7abc-8def-0123456789ab}",
             "e-1",
             "",
+            "00000000-0000-0000-0000-000000000000",
         ] {
             let seq = log.push_text(id, at(), &event);
             let logged = log.get(log.len() - 1).expect("just appended");
@@ -149,13 +174,18 @@ mod tests {
             assert_eq!(logged.after_id(&format!("{id}:owner")), Some("owner"));
             assert_eq!(logged.after_id(&format!("{id}owner")), None);
         }
-        assert!(matches!(log.entries[0].id, EventIdForm::Uuid(_)), "a lower-case hyphenated UUID is kept as 16 bytes");
+        assert!(!log.entries[0].id.is_nil(), "a lower-case hyphenated UUID is kept as 16 bytes");
+        assert!(log.entries[1..].iter().all(|e| e.id.is_nil()), "any other id is kept as given");
         let uuid = Uuid::from_u128(0x0192_F0C4_7B1A_7ABC_8DEF_0123_4567_89AB);
         let seq = log.push_uuid(uuid, at(), &event);
         let given = log.get(log.len() - 1).expect("just appended");
         assert_eq!(given.stored(seq).map(|s| s.id).ok().as_deref(), Some("0192f0c4-7b1a-7abc-8def-0123456789ab"));
         assert!(given.has_uuid(uuid) && log.get(0).is_some_and(|first| first.has_uuid(uuid)));
         assert_eq!(given.after_id("0192f0c4-7b1a-7abc-8def-0123456789ab:owner"), Some("owner"));
+        let seq = log.push_uuid(Uuid::nil(), at(), &event);
+        let nil = log.get(log.len() - 1).expect("just appended");
+        assert_eq!(nil.stored(seq).map(|s| s.id).ok().as_deref(), Some("00000000-0000-0000-0000-000000000000"));
+        assert!(!nil.has_uuid(Uuid::nil()), "the nil UUID is kept as text, as it marks an id kept so");
     }
 
     #[test]
