@@ -2126,6 +2126,32 @@ mod tests {
         assert_eq!(write(&mut s, |r| r.purge_delivered_messages(t(8))).unwrap(), 1, "queued at 7, its own");
     }
 
+    /// A rolled-back event takes its messages with it; a message queued
+    /// later under the same key, about the event that took its number,
+    /// keeps the id and time it was given.
+    #[test]
+    fn a_message_names_the_event_its_number_has_now_not_a_rolled_back_one() {
+        let mut s = MemoryStorage::new();
+        let (gone, kept) = (uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2));
+        let key = Message::key_of(1, 0);
+        let about_gone = Message { id: Message::id_of(gone, "customer"), key, ..message("", t(5)) };
+        let failed: Result<()> = s.write(&mut |r| {
+            let seq = r.append_event_uuid(gone, t(5), &placed(1))?;
+            assert_eq!(seq, 1);
+            r.queue_event_message(gone, "customer", Message { id: String::new(), ..about_gone.clone() }, &["console"])?;
+            Err(Error::Internal("rolled back".into()))
+        });
+        assert!(failed.is_err());
+        write(&mut s, |r| {
+            assert_eq!(r.append_event_uuid(kept, t(6), &placed(1))?, 1, "the number is given again");
+            r.queue_message(&about_gone, &["console"])
+        })
+        .unwrap();
+        let due = read(&mut s, |r| r.due_messages(t(10), 10));
+        let got: Vec<(String, DateTime<Utc>)> = due.into_iter().map(|q| (q.message.id, q.message.at)).collect();
+        assert_eq!(got, [(about_gone.id.clone(), t(5))]);
+    }
+
     #[test]
     fn debug_shows_sizes_not_contents() {
         let s = populated();

@@ -40,7 +40,11 @@ impl Clock for SystemClock {
     /// `Utc::now` panics on both); a unit of work then refuses it.
     fn now(&self) -> DateTime<Utc> {
         match SystemTime::now().duration_since(UNIX_EPOCH) {
-            Ok(since) => LAST_DAY.with(|last| after_epoch(since, last)).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            // Without the cache while the thread's locals are torn down.
+            Ok(since) => LAST_DAY
+                .try_with(|last| after_epoch(since, last))
+                .unwrap_or_else(|_| after_epoch(since, &Cell::new(None)))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
             Err(before) => before_epoch(before.duration()),
         }
     }
