@@ -1079,6 +1079,13 @@ fn messages(s: &mut dyn Storage) {
     assert_oldest_first(&read(s, |r| r.due_messages(t(100), 100)), &all, "all due");
     let two = read(s, |r| r.due_messages(t(100), 2));
     assert_oldest_first(&two, &all[..2], "at most the limit");
+    let mut except = |channels: &[&str], limit| read(s, |r| r.due_messages_except(t(100), limit, channels));
+    assert_oldest_first(&except(&["jsonl"], 100), &[all[0].clone(), all[2].clone()], "but for a channel");
+    assert_oldest_first(&except(&["jsonl"], 1), &all[..1], "but for a channel, at most the limit");
+    assert_oldest_first(&except(&["console"], 100), &all[1..2], "but for the other");
+    assert_eq!(except(&["console", "jsonl"], 100), vec![], "but for both");
+    assert_oldest_first(&except(&["webhook", "it's \"quoted\""], 100), &all, "but for channels with none");
+    assert_oldest_first(&except(&[], 100), &all, "but for none");
 
     // Queued again (a replay, a retried command): left as it is.
     let again = Message { text: "changed".into(), ..m1.clone() };

@@ -1513,10 +1513,19 @@ impl Repo for Tx<'_> {
         self.queue_entry(message, None, channels)
     }
 
-    fn due_messages(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedMessage>> {
+    fn due_messages_except(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: usize,
+        channels: &[&str],
+    ) -> Result<Vec<QueuedMessage>> {
         let state = &self.state;
-        let due = state.due.range(..=(now, usize::MAX)).filter_map(|&(_, key)| state.queued(key)).collect();
-        Ok(oldest_message_first(due, limit))
+        let wanted = |key: usize| {
+            let channel = state.message_deliveries.get(key).and_then(|slot| state.channels.get(slot.channel));
+            channel.is_some_and(|c| !channels.contains(&c.as_str()))
+        };
+        let due = state.due.range(..=(now, usize::MAX)).filter(|&&(_, key)| wanted(key));
+        Ok(oldest_message_first(due.filter_map(|&(_, key)| state.queued(key)).collect(), limit))
     }
 
     fn dead_messages(&mut self, limit: usize) -> Result<Vec<QueuedMessage>> {

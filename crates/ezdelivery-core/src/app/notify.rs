@@ -60,6 +60,9 @@ struct Gate {
     breaker: Breaker,
     /// No more sends on this channel in this batch.
     open: bool,
+    /// Its breaker refused, or a send failed: no more sends on this
+    /// channel for the rest of the relay's pass either.
+    shut: bool,
     /// This batch's first send is the half-open trial.
     trial: bool,
 }
@@ -71,16 +74,24 @@ impl Engine {
     /// (Within a command's relay budget, a channel that does not answer can
     /// use up the budget: what is left is `relay`'s.)
     pub fn deliver_messages(&self, limit: usize) -> Result<MessageStats> {
-        self.deliver_messages_until(limit, Halt::default())
+        self.deliver_messages_until(limit, Halt::default(), &mut Vec::new())
     }
 
-    /// [`Engine::deliver_messages`], sending nothing more once `halt` is reached.
-    pub(crate) fn deliver_messages_until(&self, limit: usize, halt: Halt<'_>) -> Result<MessageStats> {
+    /// [`Engine::deliver_messages`], sending nothing more once `halt` is
+    /// reached, and leaving out the channels in `shut`, to which it adds
+    /// those that failed or whose breaker refused in this batch.
+    pub(crate) fn deliver_messages_until(
+        &self,
+        limit: usize,
+        halt: Halt<'_>,
+        shut: &mut Vec<String>,
+    ) -> Result<MessageStats> {
+        let except: Vec<&str> = shut.iter().map(String::as_str).collect();
         // Claim what is due first, so that two processes relaying at once
         // never send the same message: each sees the other's claim as not due.
         let due = self
             .write(|w| {
-                let due = w.repo.due_messages(w.now, limit)?;
+                let due = w.repo.due_messages_except(w.now, limit, &except)?;
                 let until = after_ms(w.now, MESSAGE_LEASE_MS);
                 for q in &due {
                     w.repo.save_message_delivery(&MessageDelivery { next_at: until, ..q.delivery.clone() })?;
@@ -88,13 +99,19 @@ impl Engine {
                 Ok(due)
             })?
             .value;
-        self.deliver(due, halt)
+        self.deliver_noting(due, halt, shut)
     }
 
     /// Sends claimed messages and records what happened; a message not
     /// tried (`halt` was reached, or its channel's breaker is open) is
     /// released, due again as it was.
     pub(crate) fn deliver(&self, due: Vec<QueuedMessage>, halt: Halt<'_>) -> Result<MessageStats> {
+        self.deliver_noting(due, halt, &mut Vec::new())
+    }
+
+    /// [`Engine::deliver`], adding to `shut` each channel that failed or
+    /// whose breaker refused.
+    fn deliver_noting(&self, due: Vec<QueuedMessage>, halt: Halt<'_>, shut: &mut Vec<String>) -> Result<MessageStats> {
         let now = self.clock.now();
         let settings = self.settings.breakers;
         if due.is_empty() {
@@ -113,12 +130,16 @@ impl Engine {
                 outcomes.push((queued.delivery, None));
                 continue;
             }
-            if tried && window.reached() {
+            let channel = queued.delivery.channel.clone();
+            // Behind a channel shut in this batch: skipped, even once the
+            // window is over (the relay leaves a shut channel out of its
+            // later batches, so a message released here would not come back
+            // in this pass, and would not be counted).
+            if tried && window.reached() && !gates.get(&channel).is_some_and(|g| g.shut) {
                 stats.released += 1;
                 outcomes.push((queued.delivery, None));
                 continue;
             }
-            let channel = queued.delivery.channel.clone();
             let Ok(name) = ChannelName::new(&channel).map(BreakerName::Channel) else {
                 // Queued for a channel named like a gateway (refused since):
                 // no notifier has it, and it is not the gateway's breaker.
@@ -129,7 +150,8 @@ impl Engine {
                 let before = stored.iter().find(|b| b.name == name).cloned();
                 let current = before.clone().unwrap_or_else(|| Breaker::closed(name, now));
                 let (breaker, permit) = current.permit(&settings, now);
-                Gate { before, breaker, open: matches!(permit, Permit::Refuse { .. }), trial: permit == Permit::Trial }
+                let refused = matches!(permit, Permit::Refuse { .. });
+                Gate { before, breaker, open: refused, shut: refused, trial: permit == Permit::Trial }
             });
             if gate.open {
                 stats.skipped += 1;
@@ -162,7 +184,13 @@ impl Engine {
             // batch: a dead endpoint costs one timeout per batch, not one
             // per message.
             gate.open = gate.trial || sent.is_err() || gate.breaker.state == BreakerState::Open;
+            gate.shut |= sent.is_err();
             outcomes.push((queued.delivery, Some(sent)));
+        }
+        for (channel, gate) in &gates {
+            if gate.shut && !shut.contains(channel) {
+                shut.push(channel.clone());
+            }
         }
         let retry = self.settings.retry;
         let recorded = self.write(|w| {

@@ -91,18 +91,24 @@ impl Engine {
                     deliver_claimed(command, &mut report)?;
                 }
             }
-            // Messages behind an open breaker come back in every batch: they
-            // are counted once, as the most any batch skipped.
-            let mut skipped = 0;
+            // A channel that failed, or whose breaker refused, is left out
+            // of the pass's later batches: its backlog would fill each one
+            // and hold up the other channels' messages behind it. Those
+            // skipped are counted once, as the most any batch skipped.
+            let (mut skipped, mut shut) = (0, Vec::new());
             while !halt.reached() {
-                let stats = self.deliver_messages_until(RELAY_BATCH, halt)?;
+                let shut_before = shut.len();
+                let stats = self.deliver_messages_until(RELAY_BATCH, halt, &mut shut)?;
                 report.add_messages(&MessageStats { skipped: 0, ..stats });
                 skipped = skipped.max(stats.skipped);
                 // A batch cut short by its sending window released the rest,
-                // and the next batch claims them afresh; one that sent
-                // nothing ends the pass.
+                // and the next batch claims them afresh; a full one is
+                // followed by the next (without the channels shut since);
+                // one that sent, shut and released nothing ends the pass.
                 let tried = stats.delivered + stats.failed + stats.dead;
-                if tried == 0 || (stats.released == 0 && (tried < RELAY_BATCH || stats.skipped > 0)) {
+                let full = tried + stats.skipped + stats.released >= RELAY_BATCH;
+                let moved = tried > 0 || shut.len() > shut_before || stats.released > 0;
+                if !moved || (stats.released == 0 && !full) {
                     break;
                 }
             }
@@ -574,6 +580,34 @@ mod tests {
         three_paid_orders(&engine);
         let report = engine.relay().expect("the relay ends");
         assert_eq!((report.messages_failed, report.messages_skipped), (1, 8), "{report:?}");
+    }
+
+    /// A channel that fails, with more messages waiting than a batch holds,
+    /// delays only its own: the relay leaves it out of its later batches,
+    /// and every message of a working channel goes out in one pass (the
+    /// failing channel's backlog used to fill every batch, ahead of them).
+    #[test]
+    fn a_failing_channel_with_a_backlog_delays_only_its_own_messages() {
+        let inbox = Inbox(Arc::default(), crate::domain::ChannelName::new("ok").expect("a channel name"));
+        let down = Down(crate::domain::ChannelName::new("down").expect("a channel name"));
+        let engine = Engine::builder(MemoryStorage::new())
+            .notifier(down)
+            .notifier(inbox.clone())
+            .relay_budget(std::time::Duration::ZERO)
+            .build();
+        let store = engine.add_store("BBQ", Some("park"), None).expect("a store").id;
+        engine.add_menu(store, "후라이드", 18_000).expect("a menu");
+        let picks = [ItemPick::new("후라이드", 1)];
+        // Three messages an order on each channel: 600 on each, more than
+        // a batch of 500 holds.
+        for n in 0..200 {
+            engine.place_order(NewOrder::new(store, &format!("c{n}"), &picks).pay_now(None)).expect("paid");
+        }
+        assert!(inbox.0.lock().expect("the inbox").is_empty(), "nothing sent by the commands");
+        let report = engine.relay().expect("relay");
+        assert_eq!(inbox.0.lock().expect("the inbox").len(), 600, "{report:?}");
+        assert_eq!(report.messages_delivered, 600, "{report:?}");
+        assert_eq!(engine.relay().expect("relay").messages_delivered, 0, "each once");
     }
 
     /// Messages behind an open channel breaker are due when it reopens, as

@@ -308,7 +308,19 @@ pub trait Repo {
     }
     /// Deliveries still `pending` whose next try is due at `now`, oldest
     /// message first (by its time, then id, then channel), at most `limit`.
-    fn due_messages(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedMessage>>;
+    fn due_messages(&mut self, now: DateTime<Utc>, limit: usize) -> Result<Vec<QueuedMessage>> {
+        self.due_messages_except(now, limit, &[])
+    }
+    /// [`Repo::due_messages`] but for the channels named in `channels`:
+    /// the relay leaves out a channel that failed or whose breaker is open,
+    /// so that its backlog does not fill every batch and hold up the
+    /// other channels' messages behind it.
+    fn due_messages_except(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: usize,
+        channels: &[&str],
+    ) -> Result<Vec<QueuedMessage>>;
     /// Deliveries parked as `dead`, oldest message first, at most `limit`.
     fn dead_messages(&mut self, limit: usize) -> Result<Vec<QueuedMessage>>;
     /// Inserts or replaces the delivery state of one message on one channel.

@@ -152,7 +152,7 @@ macro_rules! due_sql {
             "SELECT ",
             queued_cols!(),
             " FROM message_deliveries d JOIN messages m ON m.key = d.message_key WHERE d.state = $1 ",
-            "AND d.next_at <= $2 ORDER BY m.at, m.id, d.channel LIMIT $3",
+            "AND d.next_at <= $2 AND d.channel <> ALL($4::text[]) ORDER BY m.at, m.id, d.channel LIMIT $3",
             $lock
         )
     };
@@ -728,9 +728,11 @@ impl Repo for PgRepo<'_, '_> {
     /// In a write, the deliveries are locked for the caller to claim
     /// (`FOR UPDATE … SKIP LOCKED`): concurrent relays take different ones
     /// and never wait for each other.
-    fn due_messages(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<QueuedMessage>> {
+    fn due_messages_except(&mut self, now: DateTime<Utc>, n: usize, channels: &[&str]) -> Result<Vec<QueuedMessage>> {
         let sql = if self.write { DUE_MESSAGES_CLAIMED } else { DUE_MESSAGES };
-        self.all(sql, &[&DeliveryState::Pending.as_str(), &time_text(&now), &limit(n)], |r| rows::queued(r))
+        let params: [&(dyn ToSql + Sync); 4] =
+            [&DeliveryState::Pending.as_str(), &time_text(&now), &limit(n), &channels];
+        self.all(sql, &params, |r| rows::queued(r))
     }
 
     fn dead_messages(&mut self, n: usize) -> Result<Vec<QueuedMessage>> {

@@ -130,7 +130,7 @@ pub(super) const DUE_MESSAGES: &str = concat!(
     "SELECT ",
     queued_cols!(),
     " FROM message_deliveries d JOIN messages m ON m.key = d.message_key WHERE d.state = ?1 AND d.next_at <= ?2 ",
-    "ORDER BY m.at, m.id, d.channel LIMIT ?3"
+    "AND d.channel NOT IN (SELECT value FROM json_each(?4)) ORDER BY m.at, m.id, d.channel LIMIT ?3"
 );
 /// How many message deliveries wait, and the earliest `next_at`.
 const MESSAGES_WAITING: &str = "SELECT count(*), min(next_at) FROM message_deliveries WHERE state = ?1";
@@ -739,8 +739,12 @@ impl Repo for SqliteRepo<'_> {
         Ok(())
     }
 
-    fn due_messages(&mut self, now: DateTime<Utc>, n: usize) -> Result<Vec<QueuedMessage>> {
-        self.all(DUE_MESSAGES, params![DeliveryState::Pending.as_str(), time_text(&now), limit(n)], rows::queued)
+    fn due_messages_except(&mut self, now: DateTime<Utc>, n: usize, channels: &[&str]) -> Result<Vec<QueuedMessage>> {
+        // The channels left out, as a JSON array for `json_each`.
+        let except = serde_json::to_string(channels)
+            .map_err(|e| Error::storage_caused(format!("cannot write the channels to leave out: {e}"), e))?;
+        let pending = DeliveryState::Pending.as_str();
+        self.all(DUE_MESSAGES, params![pending, time_text(&now), limit(n), except], rows::queued)
     }
 
     fn dead_messages(&mut self, n: usize) -> Result<Vec<QueuedMessage>> {
