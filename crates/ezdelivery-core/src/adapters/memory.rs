@@ -967,16 +967,16 @@ impl State {
 
     /// The message an entry keeps.
     fn message_of(&self, entry: &QueuedEntry) -> Message {
-        let (id, at) = match &entry.id {
-            MessageIdForm::Own(own) => (own.0.to_string(), own.1),
+        let id = match &entry.id {
+            MessageIdForm::Own(own) => own.0.to_string(),
             MessageIdForm::OfEvent(suffix) => {
                 // The log only grows: the event an entry was made from stays.
                 let suffix = self.names.get(*suffix);
                 let event = self.event_of_message(entry.key);
                 debug_assert!(event.is_some(), "message {} lost the event its id is made from", entry.key);
                 match event {
-                    Some(event) => (event.with_id(|event| Message::id_of_text(event, suffix)), event.at()),
-                    None => (Message::id_of_text("", suffix), DateTime::default()),
+                    Some(event) => event.with_id(|event| Message::id_of_text(event, suffix)),
+                    None => Message::id_of_text("", suffix),
                 }
             }
         };
@@ -988,7 +988,7 @@ impl State {
             status: entry.status,
             recipient: self.names.shared(entry.recipient),
             text: self.texts.get(entry.text).to_string(),
-            at,
+            at: self.at_of(entry),
         }
     }
 

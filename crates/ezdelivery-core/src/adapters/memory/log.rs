@@ -103,13 +103,9 @@ impl LoggedEvent<'_> {
     /// The event as the log hands it out, numbered `seq`.
     pub fn stored(&self, seq: i64) -> Result<StoredEvent> {
         let unreadable = || Error::Internal(format!("event {seq} of the in-memory log cannot be read back"));
-        let (own_id, event) = self.parts().ok_or_else(unreadable)?;
+        let (_, event) = self.parts().ok_or_else(unreadable)?;
         let event = event_codec::decode(event).ok_or_else(unreadable)?;
-        let id = match own_id {
-            Some(own) => own.to_string(),
-            None => self.with_id(str::to_string),
-        };
-        Ok(StoredEvent { seq, id, at: self.at, event })
+        Ok(StoredEvent { seq, id: self.with_id(str::to_string), at: self.at, event })
     }
 
     /// When it happened.
