@@ -54,6 +54,7 @@ const CHECKS: &[(&str, Check)] = &[
     ("checkpoints", checkpoints),
     ("views", views),
     ("messages", messages),
+    ("due_batches", due_batches),
     ("messages_of_events", messages_of_events),
     ("dead_messages", dead_messages),
     ("purge_delivered_messages", purge_delivered_messages),
@@ -1013,6 +1014,42 @@ fn assert_oldest_first(got: &[QueuedMessage], expected: &[QueuedMessage], what: 
     got.sort_by_key(key);
     expected.sort_by_key(key);
     assert_eq!(got, expected, "{what}");
+}
+
+/// A batch of due messages, whatever its size, is the oldest of those due:
+/// a relay working through a backlog batch by batch sends the oldest first,
+/// even where many were queued at the same time and where some wait for a
+/// retry or go to a channel left out.
+fn due_batches(s: &mut dyn Storage) {
+    let all: Vec<Message> =
+        (0..24).map(|i| message(&format!("m{:02}", (i * 7) % 24), i, t((i * 5) % 4 * 10))).collect();
+    write(s, |r| {
+        for (i, m) in all.iter().enumerate() {
+            r.queue_message(m, if i % 3 == 0 { &["console", "jsonl"] } else { &["console"] })?;
+        }
+        // Two wait for a retry after `now`: not due. Two were retried and
+        // are due again, later than newer messages but still older.
+        for (m, next) in all[..2].iter().zip([500, 500]).chain(all[4..6].iter().zip([60, 60])) {
+            r.save_message_delivery(&queued(m, "console", DeliveryState::Pending, 1, t(next)).delivery)?;
+        }
+        Ok(())
+    });
+    let key = |q: &QueuedMessage| (q.message.id.clone(), q.delivery.channel.clone());
+    for except in [&[][..], &["jsonl"][..]] {
+        let everything = read(s, |r| r.due_messages_except(t(100), 1_000, except));
+        assert_eq!(everything.len(), if except.is_empty() { 30 } else { 22 }, "due but for {except:?}");
+        for limit in 0..=everything.len() + 1 {
+            let batch = read(s, |r| r.due_messages_except(t(100), limit, except));
+            let what = format!("a batch of {limit} but for {except:?}");
+            assert_eq!(batch.len(), limit.min(everything.len()), "{what}");
+            assert!(batch.windows(2).all(|w| w[0].message.at <= w[1].message.at), "{what}: oldest first");
+            let chosen: Vec<_> = batch.iter().map(key).collect();
+            let newest = batch.iter().map(|q| q.message.at).max();
+            let left = everything.iter().filter(|q| !chosen.contains(&key(q)));
+            assert!(left.clone().all(|q| Some(q.message.at) >= newest), "{what}: none left older");
+            assert_eq!(left.count() + batch.len(), everything.len(), "{what}: all from the due");
+        }
+    }
 }
 
 fn purge_delivered_messages(s: &mut dyn Storage) {

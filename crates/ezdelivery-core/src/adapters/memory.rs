@@ -1520,12 +1520,27 @@ impl Repo for Tx<'_> {
         channels: &[&str],
     ) -> Result<Vec<QueuedMessage>> {
         let state = &self.state;
-        let wanted = |key: usize| {
-            let channel = state.message_deliveries.get(key).and_then(|slot| state.channels.get(slot.channel));
-            channel.is_some_and(|c| !channels.contains(&c.as_str()))
+        let Some(last) = limit.checked_sub(1) else { return Ok(Vec::new()) };
+        // When each wanted delivery's message was queued, by delivery key.
+        let queued_at = |key: usize| {
+            let slot = state.message_deliveries.get(key)?;
+            let channel = state.channels.get(slot.channel)?;
+            (!channels.contains(&channel.as_str())).then_some(())?;
+            Some((state.at_of(state.messages.get(slot.message)?), key))
         };
-        let due = state.due.range(..=(now, usize::MAX)).filter(|&&(_, key)| wanted(key));
-        Ok(oldest_message_first(due.filter_map(|&(_, key)| state.queued(key)).collect(), limit))
+        let mut due: Vec<(DateTime<Utc>, usize)> =
+            state.due.range(..=(now, usize::MAX)).filter_map(|&(_, key)| queued_at(key)).collect();
+        // The due set is in retry order, not in the order asked for: the
+        // `limit` oldest are found by time alone before any is made into a
+        // message, so that a relay working through a long backlog batch by
+        // batch does not build every due message for every batch.
+        if last < due.len() {
+            let (_, &mut (cut, _), _) = due.select_nth_unstable(last);
+            // Those queued at the same time as the last kept go by id,
+            // which only the messages themselves know.
+            due.retain(|&(at, _)| at <= cut);
+        }
+        Ok(oldest_message_first(due.into_iter().filter_map(|(_, key)| state.queued(key)).collect(), limit))
     }
 
     fn dead_messages(&mut self, limit: usize) -> Result<Vec<QueuedMessage>> {
