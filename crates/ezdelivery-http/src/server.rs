@@ -98,7 +98,19 @@ pub fn router(
 /// headers, query or body, which may hold a token or a card number).
 fn span(request: &Request) -> tracing::Span {
     let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
-    tracing::info_span!("request", id = %id, method = %request.method(), path = %request.uri().path())
+    tracing::info_span!("request", id = %id, method = %request.method(), path = %logged_path(request))
+}
+
+/// The path a request's log line shows: as sent where it holds only ids,
+/// the route's template where it holds a name (`/customers/{name}/orders`),
+/// and `unmatched` where no route took it, since a mistyped path may hold
+/// anything. The log names records by id only.
+fn logged_path(request: &Request) -> &str {
+    match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+        Some(route) if route.contains("{name}") => route,
+        Some(_) => request.uri().path(),
+        None => "unmatched",
+    }
 }
 
 /// Answers 503 when a request takes longer than the limit, its body's
