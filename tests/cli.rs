@@ -1949,6 +1949,14 @@ fn verbose_logs_each_gateway_call_with_its_duration_on_stderr() {
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     assert!(r.stderr.contains("DEBUG") && r.stderr.contains("event appended"), "{}", r.stderr);
 
+    // -v: each command that writes, with its duration
+    let copy = cli.dir.path().join("copy.db").display().to_string();
+    for args in [&["breaker", "reset", "payment"][..], &["store", "open", "1"], &["db", "copy", "--to", &copy]] {
+        let r = cli.run(&[&["-v"], args].concat());
+        assert_eq!(r.code, Some(0), "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains("close time.busy="), "-v {args:?} logs its duration: {}", r.stderr);
+    }
+
     // default: no logs
     let r = cli.run(&[&args[..], &["--pay"]].concat());
     assert_eq!(r.code, Some(0), "{}", r.stderr);
@@ -2024,6 +2032,11 @@ fn the_reference_that_ships_covers_every_command_and_nothing_points_elsewhere() 
         "retention_days",
         "interval_ms",
         "watch",
+        "[serve]",
+        "body_limit_bytes",
+        "max_connections",
+        "idle_timeout_ms",
+        "EZDELIVERY_TOKENS",
     ] {
         assert!(reference.contains(key), "docs/reference.md documents `{key}`");
         assert!(man.stdout.contains(key), "the man page documents `{key}`");

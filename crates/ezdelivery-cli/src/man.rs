@@ -212,7 +212,7 @@ fn text(line: &str) -> String {
 const DESCRIPTION: &str = r#".SH DESCRIPTION
 \fBezdelivery\fR takes a food order from a customer's menu pick to the rider's door: stores and menus, orders, payment, the store owner's inbox, cooking, delivery with the rider's delivery charge, cancellation with refunds, reviews, and a "mypage" view of every order, with a message to the customer on every status change.
 .PP
-Everything is kept in one SQLite file, by default in the platform data folder (see \fBFILES\fR). Ids are the integers the commands print. Output is for people (tables; colour only on a terminal, never with \fBNO_COLOR\fR); \fB\-\-json\fR prints exactly one JSON object instead. Messages to customers and owners go to standard error as [알림 → NAME] lines, so standard output stays the command's result.
+Everything is kept in one SQLite file, by default in the platform data folder (see \fBFILES\fR), or in a PostgreSQL database when \fB\-\-db\fR is a postgres:// URL. Ids are the integers the commands print. Output is for people (tables; colour only on a terminal, never with \fBNO_COLOR\fR); \fB\-\-json\fR prints exactly one JSON object instead. Messages to customers and owners go to standard error as [알림 → NAME] lines, so standard output stays the command's result.
 .PP
 Run \fBezdelivery demo\fR to see one whole order, step by step.
 "#;
@@ -225,6 +225,9 @@ The database, as \fB\-\-db\fR: a file, or a postgres:// (postgresql://) URL for 
 .TP
 \fBEZDELIVERY_CONFIG\fR
 The config file, as \fB\-\-config\fR.
+.TP
+\fBEZDELIVERY_TOKENS\fR
+The tokens file of \fBserve\fR, as its \fB\-\-tokens\fR.
 .TP
 \fBXDG_DATA_HOME\fR
 On Linux, the data folder that holds the default database.
@@ -242,7 +245,7 @@ The default database (\fI~/.local/share/ezdelivery/ezdelivery.db\fR when XDG_DAT
 \fI$XDG_DATA_HOME/ezdelivery/ezdelivery\-demo.db\fR
 The database of \fBezdelivery demo\fR, replaced on each run.
 .SH SIGNALS
-\fBrelay \-\-watch\fR stops cleanly on SIGTERM or SIGINT: the gateway call in flight is finished and recorded, nothing new is started, and it exits 0 with its summary. A second signal ends it at once (exit 143 or 130). Other commands do not handle signals.
+\fBrelay \-\-watch\fR stops cleanly on SIGTERM or SIGINT: the gateway call in flight is finished and recorded, nothing new is started, and it exits 0 with its summary. A second signal ends it at once (exit 143 or 130). \fBserve\fR stops cleanly on SIGTERM or SIGINT too: it stops accepting, ends live event streams, lets the requests in flight finish (at most \fBtimeout_ms\fR) and exits 0. Other commands do not handle signals.
 .SH EXIT STATUS
 .TP
 \fB0\fR
@@ -269,7 +272,7 @@ unavailable: a gateway is down, timed out, its answer could not be read, or its 
 \fB7\fR
 money_moved: the gateway took the money and then the command failed (recording it, or writing the result); do not pay again; the error names the order.
 .PP
-With \fB\-\-json\fR a failure prints one object {"error":{"kind":...,"message":...}} on standard error, with "order_id" when it is about an order's money.
+With \fB\-\-json\fR a failure prints one object {"error":{"kind":...,"message":...}} on standard error, with "order_id" when it is about an order's money (money_moved, declined, and unavailable when the order was kept with its payment or charge queued).
 .SH CONFIGURATION
 The \fB\-\-config\fR file is TOML; every section and key is optional, and an unknown key is an error.
 .TP
@@ -293,6 +296,9 @@ Back\-off of queued calls and messages; how long a claim on a gateway call lasts
 .TP
 \fB[storage]\fR: \fBsynchronous\fR = "full" | "normal"; \fBpool_size\fR (8)
 How hard SQLite works to keep each commit on disk; how many connections to PostgreSQL a process keeps open at most (1 to 64).
+.TP
+\fB[serve]\fR: \fBbody_limit_bytes\fR (65536), \fBtimeout_ms\fR (30000), \fBmax_requests\fR (256), \fBmax_connections\fR (512), \fBidle_timeout_ms\fR (75000)
+\fBserve\fR's limits: the largest request body (413 above); how long a request may take before it is answered 503; requests handled at once and connections open at once (more are answered 503); how long a connection may go without a whole request head, or without taking any of an answer, before it is closed.
 .TP
 \fB[[notify]]\fR: \fBkind\fR = "console" | "jsonl" (\fBpath\fR) | "webhook" (\fBurl\fR, \fBtimeout_ms\fR) | "kakao" (\fBbase_url\fR, \fBtimeout_ms\fR; token from EZDELIVERY_KAKAO_TOKEN); \fBname\fR
 Zero or more notification channels; none: the console.

@@ -81,6 +81,7 @@ struct Exported {
 /// [`Error::Internal`] naming what differs when the copy does not verify;
 /// either way `to` is left as it was.
 pub fn copy(from: &dyn TableCopy, to: &dyn TableCopy) -> Result<CopyReport> {
+    let _span = tracing::info_span!("copy_database").entered();
     let mut report = None;
     from.export(&mut |source| {
         to.import(&mut |target| {

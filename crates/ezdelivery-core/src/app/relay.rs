@@ -230,6 +230,7 @@ impl Engine {
     /// its own key. An unknown name is [`Error::NotFound`], as
     /// [`Engine::breaker_name`] says.
     pub fn reset_breaker(&self, name: &BreakerName) -> Result<BreakerStatus> {
+        let _span = tracing::info_span!("reset_breaker").entered();
         let name = self.breaker_name(name.as_str())?;
         self.write(|w| w.repo.save_breaker(&Breaker::closed(name.clone(), w.now)))?;
         // Every queued call, due or not: one a century away would be lost
