@@ -1165,7 +1165,10 @@ impl Tx<'_> {
 
 impl Repo for Tx<'_> {
     fn next_id(&mut self, table: Table) -> Result<i64> {
-        Ok(self.state.max_ids[table_index(table)] + 1)
+        // Ids come from here, so only a record saved directly with the
+        // largest id can leave none after it.
+        let max = self.state.max_ids[table_index(table)];
+        max.checked_add(1).ok_or_else(|| Error::storage(format!("no id is left after {max} for {table:?}")))
     }
 
     fn lock_order(&mut self, _id: OrderId) -> Result<()> {
@@ -2086,6 +2089,15 @@ mod tests {
         let mut s = MemoryStorage::new();
         crate::adapters::contract_tests::least_busy_rider(&mut s);
         assert_eq!(s.parts().state.riders_by_load.iter().copied().collect::<Vec<_>>(), [(0, 1), (0, 2), (1, 3)]);
+    }
+
+    #[test]
+    fn no_id_after_the_largest_is_an_error_not_a_wrapped_id() {
+        let mut s = MemoryStorage::new();
+        write(&mut s, |r| r.save_rider(&Rider::register(i64::MAX, "kim").expect("a rider").0)).unwrap();
+        let next = write(&mut s, |r| r.next_id(Table::Rider));
+        assert!(matches!(next, Err(Error::Storage(_))), "{next:?}");
+        assert_eq!(write(&mut s, |r| r.next_id(Table::Store)).unwrap(), 1, "other tables go on");
     }
 
     #[test]
