@@ -94,23 +94,21 @@ pub fn router(
         .with_state(state)
 }
 
-/// The log span of one request: its id, method and path (never its
+/// The log span of one request: its id, method and route (never its
 /// headers, query or body, which may hold a token or a card number).
 fn span(request: &Request) -> tracing::Span {
     let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", id = %id, method = %request.method(), path = %logged_path(request))
 }
 
-/// The path a request's log line shows: as sent where it holds only ids,
-/// the route's template where it holds a name (`/customers/{name}/orders`),
-/// and `unmatched` where no route took it, since a mistyped path may hold
-/// anything. The log names records by id only.
+/// The path a request's log line shows: the template of the route that
+/// took it (`/orders/{id}`, `/customers/{name}/orders`), or `unmatched`.
+/// Never the path as sent: a customer's name is in some paths, and any
+/// segment may hold what a client mistyped there (a name where an id
+/// goes, a card number), even where the request is then refused. The
+/// order a command is about is in its own log line, by id.
 fn logged_path(request: &Request) -> &str {
-    match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
-        Some(route) if route.contains("{name}") => route,
-        Some(_) => request.uri().path(),
-        None => "unmatched",
-    }
+    request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str)
 }
 
 /// Answers 503 when a request takes longer than the limit, its body's

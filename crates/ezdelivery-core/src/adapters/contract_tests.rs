@@ -1016,10 +1016,10 @@ fn assert_oldest_first(got: &[QueuedMessage], expected: &[QueuedMessage], what: 
     assert_eq!(got, expected, "{what}");
 }
 
-/// A batch of due messages, whatever its size, is the oldest of those due:
-/// a relay working through a backlog batch by batch sends the oldest first,
-/// even where many were queued at the same time and where some wait for a
-/// retry or go to a channel left out.
+/// A batch of due messages, whatever its size, is the first of those due
+/// by time, id and channel: a relay working through a backlog batch by
+/// batch sends the oldest first, even where many were queued at the same
+/// time and where some wait for a retry or go to a channel left out.
 fn due_batches(s: &mut dyn Storage) {
     let all: Vec<Message> =
         (0..24).map(|i| message(&format!("m{:02}", (i * 7) % 24), i, t((i * 5) % 4 * 10))).collect();
@@ -1038,10 +1038,13 @@ fn due_batches(s: &mut dyn Storage) {
     for except in [&[][..], &["jsonl"][..]] {
         let everything = read(s, |r| r.due_messages_except(t(100), 1_000, except));
         assert_eq!(everything.len(), if except.is_empty() { 30 } else { 22 }, "due but for {except:?}");
+        let order = |q: &QueuedMessage| (q.message.at, q.message.id.clone(), q.delivery.channel.clone());
+        assert!(everything.windows(2).all(|w| order(&w[0]) < order(&w[1])), "by time, id and channel");
         for limit in 0..=everything.len() + 1 {
             let batch = read(s, |r| r.due_messages_except(t(100), limit, except));
             let what = format!("a batch of {limit} but for {except:?}");
             assert_eq!(batch.len(), limit.min(everything.len()), "{what}");
+            assert_eq!(batch[..], everything[..batch.len()], "{what}: the first of all that are due");
             assert!(batch.windows(2).all(|w| w[0].message.at <= w[1].message.at), "{what}: oldest first");
             let chosen: Vec<_> = batch.iter().map(key).collect();
             let newest = batch.iter().map(|q| q.message.at).max();
