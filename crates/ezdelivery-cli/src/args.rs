@@ -275,7 +275,8 @@ pub enum Command {
         #[arg(long, conflicts_with = "attention")]
         watch: bool,
         /// With --watch: how long to wait, when there is nothing to do,
-        /// before looking again (default: [relay] interval_ms, 1000).
+        /// before looking again (default: [relay] interval_ms, 1000); less
+        /// when queued work falls due sooner.
         #[arg(long, value_name = "MS", requires = "watch", value_parser = interval_ms)]
         interval: Option<u64>,
     },

@@ -51,7 +51,8 @@ const MAX_STORAGE_BACKOFF: Duration = Duration::from_secs(10);
 pub struct WatchOptions {
     /// After a pass that settled nothing, wait this long (at most) before
     /// the next; the storage may wake the worker earlier
-    /// ([`crate::ports::Storage::wait_for_work`]).
+    /// ([`crate::ports::Storage::wait_for_work`]), and it waits only until
+    /// the earliest queued item falls due when that is sooner.
     pub interval: Duration,
     /// Delete the messages queued longer ago than this and delivered on
     /// every channel, and the idempotency keys of requests claimed longer
@@ -92,12 +93,29 @@ pub struct WatchReport {
     pub requests_purged: usize,
 }
 
+/// How long the worker waits after a pass that settled nothing, with the
+/// earliest queued item due at `next_due`: until then (and a millisecond,
+/// so that it is due) when that is ahead and sooner than `interval`;
+/// otherwise `interval`. Not sooner when it is due already: the pass just
+/// tried it, or a breaker holds it back.
+fn idle_wait(
+    next_due: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+    interval: Duration,
+) -> Duration {
+    next_due
+        .and_then(|due| (due - now).to_std().ok())
+        .filter(|until| !until.is_zero())
+        .map_or(interval, |until| (until + Duration::from_millis(1)).min(interval))
+}
+
 impl Engine {
     /// Relays until `stop` is set (`ezdelivery relay --watch`): one pass
     /// ([`Engine::relay`]) after another, calling `on_pass` with each
     /// pass's report. A pass that settled something is followed by the next
     /// at once (more may be due); otherwise the worker waits up to
-    /// `options.interval`, in slices of at most [`WAIT_SLICE`], looking at
+    /// `options.interval` (or until the earliest queued item falls due, if
+    /// sooner), in slices of at most [`WAIT_SLICE`], looking at
     /// `stop` between them. After the first pass, and then every
     /// `options.purge_every`, it purges the delivered messages older than
     /// `options.retention`, and the idempotency keys of requests claimed
@@ -163,7 +181,12 @@ impl Engine {
                 }
             }
             if pass.settled() == 0 {
-                self.wait_for_work(options.interval, stop);
+                // A queued call or message that falls due within the
+                // interval is not left waiting for the rest of it: a
+                // command's wake-up comes when it queues its work, which
+                // its back-off makes due a little later.
+                let next_due = self.queue_status().ok().and_then(|q| q.next_due);
+                self.wait_for_work(idle_wait(next_due, self.clock.now(), options.interval), stop);
             }
         }
         Ok(report)
@@ -264,6 +287,18 @@ mod tests {
         fn refund(&self, request: &RefundRequest) -> GatewayOutcome {
             self.working.refund(request)
         }
+    }
+
+    #[test]
+    fn an_idle_worker_waits_until_the_next_item_is_due_or_the_interval_is_up() {
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("a time");
+        let at = |ms: i64| now + TimeDelta::milliseconds(ms);
+        let interval = Duration::from_secs(60);
+        assert_eq!(idle_wait(None, now, interval), interval, "nothing queued");
+        assert_eq!(idle_wait(Some(at(200)), now, interval), Duration::from_millis(201), "due in 200 ms");
+        assert_eq!(idle_wait(Some(at(90_000)), now, interval), interval, "due after the interval");
+        assert_eq!(idle_wait(Some(at(0)), now, interval), interval, "due now: just tried");
+        assert_eq!(idle_wait(Some(at(-5_000)), now, interval), interval, "overdue: held back");
     }
 
     /// An engine on memory with a silent console channel, retries due
