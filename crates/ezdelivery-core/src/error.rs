@@ -58,7 +58,7 @@ pub enum Error {
     /// result. Do not pay again: if the answer is not recorded, the claim on
     /// the call lapses and [`crate::Engine::relay`] replays its key and
     /// records it.
-    #[error("order {order}: the {what} went through at the gateway and the money is taken, but then the command failed ({source}); do not pay again: a relay records the {what} if it is not recorded yet (once the claim on the call lapses: `[retry] lease_ms`, a minute unless set)")]
+    #[error("order {order}: the {what} went through at the gateway and the money is taken, but recording it failed ({source}); do not pay again: a relay records the {what} if it is not recorded yet (once the claim on the call lapses: `[retry] lease_ms`, a minute unless set)")]
     MoneyMoved {
         /// The order whose money moved: look at it before paying again.
         order: OrderId,
