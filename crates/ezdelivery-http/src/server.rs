@@ -101,8 +101,9 @@ fn span(request: &Request) -> tracing::Span {
     tracing::info_span!("request", id = %id, method = %request.method(), path = %logged_path(request))
 }
 
-/// The path a request's log line shows: the template of the route that
-/// took it (`/orders/{id}`, `/customers/{name}/orders`), or `unmatched`.
+/// The path a request's log line and its metrics show: the template of
+/// the route that took it (`/orders/{id}`, `/customers/{name}/orders`),
+/// or `unmatched`.
 /// Never the path as sent: a customer's name is in some paths, and any
 /// segment may hold what a client mistyped there (a name where an id
 /// goes, a card number), even where the request is then refused. The
@@ -171,7 +172,7 @@ async fn count(State(state): State<AppState>, request: Request, next: Next) -> R
         _ => "other",
     }
     .to_string();
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let route = logged_path(&request).to_string();
     let started = Instant::now();
     let response = next.run(request).await;
     state.metrics.request(&method, &route, response.status().as_u16(), started.elapsed());
