@@ -19,6 +19,7 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
         if let Some(hint) = db.hint() {
             text.push_str(&format!("; hint: {hint}"));
         }
+        text.push_str(rights_hint(db.code(), db.message()));
         return text;
     }
     let mut text = e.to_string();
@@ -28,6 +29,20 @@ pub(crate) fn describe(e: &postgres::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// What to grant, for a user refused a table or a sequence: the server
+/// names the object, not the rights ezdelivery needs. (A user who may not
+/// create the tables is told so by the schema's migration.)
+fn rights_hint(code: &SqlState, message: &str) -> &'static str {
+    let on_rows = ["permission denied for table", "permission denied for sequence"];
+    if *code == SqlState::INSUFFICIENT_PRIVILEGE && on_rows.iter().any(|m| message.starts_with(m)) {
+        "; ezdelivery's user must read and write all of its tables and sequences: GRANT SELECT, INSERT, UPDATE, \
+         DELETE ON ALL TABLES IN SCHEMA public TO the user, and GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN \
+         SCHEMA public TO the user (as the user that created them)"
+    } else {
+        ""
+    }
 }
 
 /// A storage error caused by `e`; a server whose disk is full says so

@@ -101,6 +101,15 @@
 //! run it on a private network or a unix socket (`host=/run/postgresql`).
 //! Errors name the server as `user@host:port/database`, never with the
 //! password ([`redact`]).
+//!
+//! Connections are pooled and opened as units of work need them. A unit
+//! of work waits up to [`POOL_TIMEOUT`] for one while all are busy, but
+//! only [`DOWN_WAIT`] once the last try to connect failed: while the
+//! server is down, or refuses the login, each waits about a second and
+//! fails as `unavailable` (a long-running `serve` answers 503 at once
+//! rather than holding every request for half a minute). The pool tries
+//! again at most [`RECONNECT_PAUSE`] apart, so a server back up is found
+//! by the next unit of work.
 
 mod copy;
 mod failure;
@@ -112,7 +121,7 @@ mod tests;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::str::FromStr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
@@ -138,10 +147,28 @@ pub const WORK_CHANNEL: &str = "ezdelivery_work";
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a unit of work waits for a free connection of the pool.
 pub const POOL_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest pause of the pool between two tries to open a connection
+/// while the server refuses (it doubles from 200 ms up to this).
+pub const RECONNECT_PAUSE: Duration = Duration::from_secs(1);
+/// How long a unit of work waits for a connection once the last try to
+/// open one failed: long enough for the pool's next try.
+pub const DOWN_WAIT: Duration = Duration::from_secs(2);
+/// How often a unit of work waiting for a connection looks whether the
+/// server has gone down meanwhile.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// Whether a unit of work that has waited `waited` for a connection waits
+/// on: up to [`POOL_TIMEOUT`] while the pool is only busy, [`DOWN_WAIT`]
+/// while the last try to connect failed.
+fn keep_waiting(waited: Duration, server_failed: bool) -> bool {
+    waited < if server_failed { DOWN_WAIT } else { POOL_TIMEOUT }
+}
 
 /// Storage in a PostgreSQL database (see the module documentation).
 pub struct PostgresStorage {
     pool: r2d2::Pool<Manager>,
+    /// The pool's last try to connect.
+    last_connect: Arc<LastConnect>,
     /// For the listening connection.
     config: postgres::Config,
     /// The connection that listens on [`WORK_CHANNEL`], once opened.
@@ -164,7 +191,26 @@ struct Session {
 
 /// The pool's connection manager: r2d2_postgres's, plus a statement cache
 /// per connection; it connects with [`connect_within`].
-struct Manager(PostgresConnectionManager<NoTls>, postgres::Config);
+struct Manager {
+    manager: PostgresConnectionManager<NoTls>,
+    config: postgres::Config,
+    /// Shared with the storage, which the pool does not let see its manager.
+    failed: Arc<LastConnect>,
+}
+
+/// Why the pool's last try to connect failed; `None` once one succeeds.
+#[derive(Default)]
+struct LastConnect(Mutex<Option<String>>);
+
+impl LastConnect {
+    fn failed(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn set(&self, failed: Option<String>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = failed;
+    }
+}
 
 /// Connects as `config` says, giving up after twice its connect timeout.
 /// That timeout bounds opening the socket only: a server that accepts the
@@ -216,16 +262,17 @@ impl r2d2::ManageConnection for Manager {
     type Error = ConnectError;
 
     fn connect(&self) -> std::result::Result<Session, ConnectError> {
-        let client = connect_within(&self.1).map_err(ConnectError)?;
-        Ok(Session { client, statements: HashMap::new() })
+        let client = connect_within(&self.config);
+        self.failed.set(client.as_ref().err().cloned());
+        Ok(Session { client: client.map_err(ConnectError)?, statements: HashMap::new() })
     }
 
     fn is_valid(&self, session: &mut Session) -> std::result::Result<(), ConnectError> {
-        self.0.is_valid(&mut session.client).map_err(|e| ConnectError(describe(&e)))
+        self.manager.is_valid(&mut session.client).map_err(|e| ConnectError(describe(&e)))
     }
 
     fn has_broken(&self, session: &mut Session) -> bool {
-        self.0.has_broken(&mut session.client)
+        self.manager.has_broken(&mut session.client)
     }
 }
 
@@ -301,12 +348,19 @@ impl PostgresStorage {
             other => other,
         })?;
         drop(client);
+        let last_connect = Arc::new(LastConnect::default());
         let pool = r2d2::Pool::builder()
             .max_size(pool_size.max(1))
             .min_idle(Some(0))
-            .connection_timeout(POOL_TIMEOUT)
-            .build_unchecked(Manager(PostgresConnectionManager::new(config.clone(), NoTls), config.clone()));
-        Ok(PostgresStorage { pool, config, listener: Mutex::new(None), shown })
+            // r2d2 pauses up to half of this between tries to connect;
+            // units of work wait as `session` says.
+            .connection_timeout(RECONNECT_PAUSE * 2)
+            .build_unchecked(Manager {
+                manager: PostgresConnectionManager::new(config.clone(), NoTls),
+                config: config.clone(),
+                failed: last_connect.clone(),
+            });
+        Ok(PostgresStorage { pool, last_connect, config, listener: Mutex::new(None), shown })
     }
 
     /// The connection settings `url` gives (a missing password taken from
@@ -352,6 +406,15 @@ impl PostgresStorage {
                 redact(url)
             ))));
         }
+        // Without a TLS connector the `postgres` crate answers `require`
+        // with "server does not support TLS", blaming a server that may.
+        if config.get_ssl_mode() == postgres::config::SslMode::Require {
+            return Err(Error::Invalid(crate::domain::validate::Invalid(format!(
+                "{}: sslmode=require asks for TLS, and ezdelivery speaks to PostgreSQL without it: reach the \
+                 server over a trusted network, a tunnel or a unix socket, and drop sslmode=require",
+                redact(url)
+            ))));
+        }
         if config.get_password().is_none() {
             if let Some(password) = std::env::var_os("PGPASSWORD") {
                 config.password(password.as_encoded_bytes());
@@ -387,10 +450,23 @@ impl PostgresStorage {
         schema::version(&mut session.client)
     }
 
+    /// A connection of the pool, waited for as [`keep_waiting`] says.
     fn session(&self) -> Result<r2d2::PooledConnection<Manager>> {
-        self.pool.get().map_err(|e| {
-            unreachable(format!("no connection to PostgreSQL at {}: {e}; check that the server is running", self.shown))
-        })
+        let started = std::time::Instant::now();
+        loop {
+            let e = match self.pool.get_timeout(WAIT_SLICE) {
+                Ok(session) => return Ok(session),
+                Err(e) => e,
+            };
+            let failed = self.last_connect.failed();
+            if !keep_waiting(started.elapsed(), failed.is_some()) {
+                let why = failed.unwrap_or_else(|| e.to_string());
+                return Err(unreachable(format!(
+                    "no connection to PostgreSQL at {}: {why}; check that the server is running",
+                    self.shown
+                )));
+            }
+        }
     }
 
     /// Runs one try of a write: `Ok(Ok)` committed, `Ok(Err)` failed for

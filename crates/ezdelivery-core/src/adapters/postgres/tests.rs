@@ -100,6 +100,18 @@ fn a_server_that_never_answers_is_an_error_not_a_hang() {
     drop(accepted.join().expect("the listener thread"));
 }
 
+/// `sslmode=require` is refused as input, saying the client has no TLS,
+/// before any connection is tried (the port is closed).
+#[test]
+fn sslmode_require_is_refused_saying_the_client_has_no_tls() {
+    for url in ["postgres://ezd:hunter2@127.0.0.1:1/db?sslmode=require", "host=127.0.0.1 port=1 sslmode=require"] {
+        let Err(Error::Invalid(e)) = PostgresStorage::open(url) else { panic!("{url} is refused as input") };
+        let text = e.to_string();
+        assert!(text.contains("sslmode=require") && text.contains("without it"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+}
+
 /// A password with a bare `@` is refused before anything is parsed or
 /// shown: the parser would take what follows it for the host, and print it.
 #[test]
@@ -133,19 +145,27 @@ fn a_url_without_a_server_is_refused_as_invalid() {
     }
 }
 
+/// A fresh database, given to `set_up` (with the owner's URL), as a new role `ezd_<name>_<pid>` that may log
+/// in and was granted nothing; `None` (skipped) on a server not our own,
+/// which may want passwords where ours trusts every local user.
+fn as_a_user_granted_nothing(name: &str, set_up: impl FnOnce(&str)) -> Option<String> {
+    let (server, url) = fresh()?;
+    if server.folder().is_none() || !url.starts_with("postgres://postgres@") {
+        eprintln!("not a server of our own: skipped");
+        return None;
+    }
+    set_up(&url);
+    let role = format!("ezd_{name}_{}", std::process::id());
+    server.psql(server.url(), &format!("DROP ROLE IF EXISTS \"{role}\"; CREATE ROLE \"{role}\" LOGIN"));
+    let as_role = url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    Some(as_role)
+}
+
 /// A user who may read and write but not create tables (PostgreSQL 15's
 /// default on a database another user owns) is told what to grant.
 #[test]
 fn a_user_who_may_not_create_tables_is_told_what_to_grant() {
-    let Some((server, url)) = fresh() else { return };
-    // Our own server trusts every local user; another's may want passwords.
-    if server.folder().is_none() || !url.starts_with("postgres://postgres@") {
-        eprintln!("not a server of our own: skipped");
-        return;
-    }
-    let role = format!("ezd_nocreate_{}", std::process::id());
-    server.psql(server.url(), &format!("DROP ROLE IF EXISTS \"{role}\"; CREATE ROLE \"{role}\" LOGIN"));
-    let as_role = url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let Some(as_role) = as_a_user_granted_nothing("nocreate", |_| ()) else { return };
     let Err(Error::Storage(e)) = PostgresStorage::open(&as_role) else { panic!("the migration is refused") };
     assert!(e.to_string().contains("GRANT CREATE ON SCHEMA public"), "{e}");
 }
@@ -892,4 +912,123 @@ mod copying {
         let copied = crate::app::copy::fixture::engine(&back);
         assert_eq!(all_events(&copied), all_events(&engine));
     }
+}
+
+/// A unit of work waits for a busy pool up to `POOL_TIMEOUT`, for a
+/// server that refused the last connection only `DOWN_WAIT`.
+#[test]
+fn a_refused_connection_shortens_the_wait_for_one() {
+    use super::{keep_waiting, DOWN_WAIT, POOL_TIMEOUT, RECONNECT_PAUSE};
+    assert!(keep_waiting(Duration::ZERO, false) && keep_waiting(Duration::ZERO, true));
+    assert!(keep_waiting(DOWN_WAIT, false), "a busy pool is waited for longer");
+    assert!(!keep_waiting(DOWN_WAIT, true), "a refusing server is not");
+    assert!(!keep_waiting(POOL_TIMEOUT, false));
+    assert!(DOWN_WAIT > RECONNECT_PAUSE, "the pool tries again before a waiting unit of work gives up");
+}
+
+/// A server that goes away and comes back, as the storage sees it: a TCP
+/// forwarder on 127.0.0.1 in front of the test server, closed (listener
+/// and every connection) and opened again on the same port. While it is
+/// closed a unit of work fails as unreachable with the refusal's own
+/// words (not a pool's time-out); once it is open again the same storage
+/// writes, without being opened anew.
+#[test]
+fn a_server_that_goes_away_and_comes_back_is_unavailable_then_used_again() {
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// Forwards 127.0.0.1:`port` to `target` until `closed` is set.
+    fn forward(port: u16, target: std::net::SocketAddr, closed: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("the forwarder's port");
+        listener.set_nonblocking(true).expect("a non-blocking listener");
+        std::thread::spawn(move || {
+            let mut open: Vec<TcpStream> = Vec::new();
+            while !closed.load(Ordering::SeqCst) {
+                let Ok((client, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                client.set_nonblocking(false).expect("a blocking socket");
+                let server = TcpStream::connect(target).expect("the test server");
+                for (mut from, mut to) in [
+                    (client.try_clone().expect("a clone"), server.try_clone().expect("a clone")),
+                    (server.try_clone().expect("a clone"), client.try_clone().expect("a clone")),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Both);
+                    });
+                }
+                open.extend([client, server]);
+            }
+            for socket in open {
+                let _ = socket.shutdown(Shutdown::Both);
+            }
+        })
+    }
+
+    let _serial = serial();
+    let Some((server, url)) = fresh() else { return };
+    let config: postgres::Config = url.parse().expect("the test database's URL");
+    let (Some(postgres::config::Host::Tcp(host)), Some(server_port)) =
+        (config.get_hosts().first(), config.get_ports().first())
+    else {
+        return eprintln!("skipped: {} is not a TCP server", server.url());
+    };
+    let Ok(target) = format!("{host}:{server_port}").parse::<std::net::SocketAddr>() else {
+        return eprintln!("skipped: {host} is not an address the forwarder can reach without a lookup");
+    };
+    let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("its address").port();
+    let password = config.get_password().map(String::from_utf8_lossy).unwrap_or_default();
+    let via = format!(
+        "host=127.0.0.1 port={port} user={} dbname={} password='{password}'",
+        config.get_user().unwrap_or("postgres"),
+        config.get_dbname().unwrap_or("postgres")
+    );
+
+    let closed = Arc::new(AtomicBool::new(false));
+    let forwarder = forward(port, target, closed.clone());
+    let s = PostgresStorage::open(&via).expect("open through the forwarder");
+    assert_eq!(write(&s, |repo| repo.next_id(crate::ports::storage::Table::Store)), 1);
+
+    closed.store(true, Ordering::SeqCst);
+    forwarder.join().expect("the forwarder stops");
+    let Err(Error::Storage(e)) = s.write(&mut |repo| repo.next_id(crate::ports::storage::Table::Store).map(drop))
+    else {
+        panic!("a storage error while the server is away")
+    };
+    let text = e.to_string();
+    assert_eq!(e.problem(), crate::StorageProblem::Unreachable, "{text}");
+    assert!(text.contains("refused") && !text.contains("timed out"), "the refusal, not a time-out: {text}");
+    assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+
+    let closed = Arc::new(AtomicBool::new(false));
+    let forwarder = forward(port, target, closed.clone());
+    // The pool finds the server again by itself; a unit of work that
+    // comes before its next try fails as above, so give it a few.
+    let wrote =
+        (0..10).find_map(|_| s.write(&mut |repo| repo.next_id(crate::ports::storage::Table::Store).map(drop)).ok());
+    assert!(wrote.is_some(), "the same storage writes once the server is back");
+    drop(s);
+    closed.store(true, Ordering::SeqCst);
+    forwarder.join().expect("the forwarder stops");
+}
+
+/// A user who may log in but was granted nothing on a database another
+/// user set up is told what to grant, as well as what it was refused.
+#[test]
+fn a_user_without_rights_on_the_tables_is_told_what_to_grant() {
+    let set_up = |url: &str| drop(PostgresStorage::open(url).expect("the owner sets the database up"));
+    let Some(as_role) = as_a_user_granted_nothing("norights", set_up) else { return };
+    let text = match PostgresStorage::open(&as_role) {
+        Err(Error::Storage(e)) => e.to_string(),
+        Err(e) => panic!("a storage error, not {e:?}"),
+        Ok(s) => match s.write(&mut |repo| repo.next_id(crate::ports::storage::Table::Store).map(drop)) {
+            Err(Error::Storage(e)) => e.to_string(),
+            other => panic!("a storage error, not {other:?}"),
+        },
+    };
+    assert!(text.contains("permission denied for table"), "{text}");
+    assert!(text.contains("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public"), "{text}");
 }
