@@ -105,9 +105,9 @@
 //! Connections are pooled and opened as units of work need them. A unit
 //! of work waits up to [`POOL_TIMEOUT`] for one while all are busy, but
 //! only [`DOWN_WAIT`] once the last try to connect failed: while the
-//! server is down, or refuses the login, each waits about a second and
-//! fails as `unavailable` (a long-running `serve` answers 503 at once
-//! rather than holding every request for half a minute). The pool tries
+//! server is down, or refuses the login, each waits about two seconds and
+//! fails (a long-running `serve` answers within them rather than holding
+//! every request for half a minute). The pool tries
 //! again at most [`RECONNECT_PAUSE`] apart, so a server back up is found
 //! by the next unit of work.
 
