@@ -110,6 +110,17 @@ impl Api {
         stream
     }
 
+    /// The status line of `request` (head and body, as sent) on a
+    /// connection of its own that it closes.
+    fn raw_status(&self, request: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let mut stream = self.raw_connection();
+        stream.write_all(request).expect("a request");
+        let mut text = Vec::new();
+        let _ = stream.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).lines().next().unwrap_or_default().to_string()
+    }
+
     /// `method path` as `token` (none: no header), with `body` and `headers`.
     fn call(
         &self,
@@ -305,6 +316,9 @@ fn each_role_reaches_its_own_resources_only() {
     let view = api.ok(&format!("/orders/{order}/cook/start"), "t-park", json!({}), 200);
     let rider = view["delivery"]["rider"].as_str().expect("a rider was assigned").to_string();
     let (assigned, other_rider) = if rider == "han" { ("t-han", "t-seo") } else { ("t-seo", "t-han") };
+    // kim's order not paid: the store does not see it yet.
+    let unpaid = order_id(&api.ok("/orders", "t-kim", new_order(store, menu, false), 201));
+    let u = format!("/orders/{unpaid}");
 
     let all = ["t-admin", "t-kim", "t-lee", "t-park", "t-choi", "t-han", "t-seo", "t-moon"];
     let o = format!("/orders/{order}");
@@ -333,6 +347,11 @@ fn each_role_reaches_its_own_resources_only() {
         ("GET", format!("/events?order={order}"), json!(null), vec!["t-admin", "t-kim", "t-park", assigned]),
         ("GET", "/events".into(), json!(null), vec!["t-admin"]),
         ("GET", "/metrics".into(), json!(null), vec!["t-admin"]),
+        ("GET", u.clone(), json!(null), vec!["t-admin", "t-kim"]),
+        ("GET", format!("{u}/events"), json!(null), vec!["t-admin", "t-kim"]),
+        ("GET", format!("/events?order={unpaid}"), json!(null), vec!["t-admin", "t-kim"]),
+        ("POST", format!("{u}/cook/start"), json!(null), vec!["t-admin"]),
+        ("POST", format!("{u}/cancel"), json!({}), vec!["t-admin", "t-kim"]),
         ("POST", format!("{o}/payments"), json!({}), vec!["t-admin", "t-kim"]),
         ("POST", format!("{o}/cook/finish"), json!(null), vec!["t-admin", "t-park"]),
         ("POST", format!("{o}/delivery/complete"), json!(null), vec!["t-admin", assigned]),
@@ -433,6 +452,26 @@ fn eight_copies_of_one_request_place_one_order_and_charge_once() {
     assert_ledger(&w, &gw, &orders);
 }
 
+/// Two bodies are one request's only when their bytes are the same: a body
+/// whose bytes are not UTF-8 is not taken for one that reads the same once
+/// they are replaced (U+FFFD), but is another body (422).
+#[test]
+fn a_key_with_another_body_of_bytes_that_are_not_utf8_is_422() {
+    let w = World::new(BIN, "");
+    let api = Api::start(&w);
+    let rider = |body: &[u8]| {
+        let head = format!(
+            "POST /riders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t-admin\r\nIdempotency-Key: utf-1\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        api.raw_status(&[head.as_bytes(), body].concat())
+    };
+    assert_eq!(rider("{\"name\":\"x\u{fffd}\"}".as_bytes()), "HTTP/1.1 201 Created");
+    assert_eq!(rider(b"{\"name\":\"x\xff\"}"), "HTTP/1.1 422 Unprocessable Entity");
+    assert_eq!(rider("{\"name\":\"x\u{fffd}\"}".as_bytes()), "HTTP/1.1 201 Created", "the first body replayed");
+}
+
 /// The same eight copies sent to two servers on one PostgreSQL database:
 /// the key is in the database, so still one order and one approval.
 #[test]
@@ -516,6 +555,34 @@ fn the_log_has_request_ids_and_no_secrets() {
         assert!(!text.contains(secret), "{secret} is in the log:\n{text}");
     }
     assert_ledger(&w, &gw, &[order_id(&placed.body)]);
+}
+
+/// A storage failure's words (a file's path, a database's address) go to
+/// the server's log, without `-v` too, and not to the caller, who is told
+/// only that the log has them. The failure: every byte of the database
+/// file overwritten while the server has it open.
+#[test]
+fn a_storage_failure_is_logged_and_not_told_to_the_caller() {
+    let w = World::new(BIN, "");
+    // Written by a command, which leaves it all in the file as it exits:
+    // the server reads the file's pages, not copies it keeps.
+    w.ok(&["store", "add", "--name", "교촌치킨"]);
+    let log = w.path("serve.log");
+    let api = Api::start_logging(&w, &[], std::fs::File::create(&log).expect("the log file"));
+    assert_eq!(api.call("GET", "/healthz", None, None, &[]).status, 200);
+    let size = std::fs::metadata(&w.db).expect("the database file").len();
+    std::fs::write(&w.db, vec![0xff; usize::try_from(size).expect("a small file")]).expect("overwrite the database");
+    let health = api.call("GET", "/healthz", None, None, &[]);
+    let stores = api.get("/stores", "t-admin");
+    for (answer, status) in [(&health, 503), (&stores, 500)] {
+        assert_eq!(answer.status, status, "{}", answer.text);
+        let detail = answer.body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("log says why") && !detail.contains("malformed"), "{}", answer.text);
+    }
+    drop(api);
+    let text = std::fs::read_to_string(&log).expect("the log");
+    assert!(text.matches("malformed").count() >= 2, "both causes are in the log:\n{text}");
+    assert!(!text.contains("request{"), "no request spans without -v:\n{text}");
 }
 
 /// Opens the SSE stream at `path` as `token` (after `last_id` when given):
@@ -686,6 +753,41 @@ fn a_rider_named_by_a_number_is_that_rider_not_the_one_with_that_id() {
     assert_ledger(&w, &gw, &[order]);
 }
 
+/// JSON tells a number from a string: in a body, a menu or rider named
+/// "1" is picked by the string, the one with id 1 by the number (the CLI,
+/// which has only text, tries an id first).
+#[test]
+fn in_a_body_a_string_is_a_name_and_a_number_an_id() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &gateways(gw.url()));
+    let api = Api::start(&w);
+    let (store, menu) = shop(&api);
+    assert_eq!(menu, 1, "후라이드 is menu 1");
+    let named_one = id(&api.ok(&format!("/stores/{store}/menus"), "t-park", json!({"name": "1", "price": 777}), 201));
+    let rider_one = id(&api.ok("/riders", "t-admin", json!({"name": "1"}), 201));
+    assert_ne!(rider_one, 1, "han is rider 1");
+    let mut orders = Vec::new();
+    for (item, menu_id, rider, rider_name) in
+        [(json!("1"), named_one, json!("1"), "1"), (json!(1), menu, json!(1), "han")]
+    {
+        let view = api.ok("/orders", "t-kim", json!({"store_id": store, "items": [{"menu": item}], "pay": true}), 201);
+        assert_eq!(view["items"][0]["menu_id"], json!(menu_id), "menu {item}: {view}");
+        let order = order_id(&view);
+        orders.push(order);
+        api.ok(&format!("/orders/{order}/cook/start"), "t-park", json!({}), 200);
+        api.ok(&format!("/orders/{order}/cook/finish"), "t-park", json!({}), 200);
+        let path = format!("/orders/{order}/delivery/start");
+        if rider == json!(1) {
+            let nobody = api.post(&path, "t-admin", json!({"rider": 99}));
+            assert_eq!((nobody.status, &nobody.body["kind"]), (404, &json!("not_found")), "{}", nobody.text);
+        }
+        let view = api.ok(&path, "t-admin", json!({"rider": rider}), 200);
+        assert_eq!(view["delivery"]["rider"], json!(rider_name), "rider {rider}: {view}");
+    }
+    drop(api);
+    assert_ledger(&w, &gw, &orders);
+}
+
 /// Errors are problem+json with `kind` and SPEC's status; a payment
 /// gateway that is down is 503 with Retry-After, the order kept, and its
 /// replay is that answer, Retry-After too.
@@ -720,7 +822,8 @@ fn errors_are_problem_json_with_the_kind_and_status_of_spec() {
     problem(&api.call("GET", "/nowhere", Some("t-admin"), None, &[]), 404, "not_found");
 
     let unpaid = order_id(&api.ok("/orders", "t-kim", new_order(store, menu, false), 201));
-    problem(&api.post(&format!("/orders/{unpaid}/cook/start"), "t-park", json!({})), 409, "invalid_state");
+    problem(&api.post(&format!("/orders/{unpaid}/cook/start"), "t-admin", json!({})), 409, "invalid_state");
+    problem(&api.post(&format!("/orders/{unpaid}/cook/start"), "t-park", json!({})), 403, "forbidden");
 
     gw.set_mode(Mode::Declining);
     let declined = api.post(&format!("/orders/{unpaid}/payments"), "t-kim", json!({"card": "4000000000000002"}));
@@ -1073,14 +1176,7 @@ fn a_client_that_never_reads_its_answers_is_closed() {
     let w = World::new(BIN, "[serve]\nidle_timeout_ms = 1000\nmax_connections = 1\n");
     let api = Api::start(&w);
     let connect = || api.raw_connection();
-    // The status line of one request on a connection of its own.
-    let healthz = || {
-        let mut stream = connect();
-        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("a request");
-        let mut text = Vec::new();
-        let _ = stream.read_to_end(&mut text);
-        String::from_utf8_lossy(&text).lines().next().unwrap_or_default().to_string()
-    };
+    let healthz = || api.raw_status(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert_eq!(healthz(), "HTTP/1.1 200 OK");
 
     // Far more answers than loopback's buffers hold (the document is tens

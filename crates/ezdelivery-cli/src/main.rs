@@ -40,7 +40,10 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     style::decide();
-    logging(cli.verbose);
+    // A server's failures are for its operator, who reads its log: its
+    // clients' answers do not carry them.
+    let errors_logged = matches!(cli.command, Command::Serve { .. }) && !cli.quiet;
+    logging(cli.verbose, errors_logged);
     let out = match run(&cli) {
         Ok(Printed::Out(out)) => out,
         Ok(Printed::Done) => return ExitCode::SUCCESS,
@@ -105,9 +108,11 @@ fn prints_only(command: &Command) -> bool {
 
 /// `-v` logs each command and gateway call (with its duration) at info
 /// level, `-vv` every step at debug level, `-vvv` everything; on standard
-/// error, so standard output stays the command's result. Off by default.
-fn logging(verbose: u8) {
+/// error, so standard output stays the command's result. Off by default,
+/// but for errors when `errors` says so (`serve`).
+fn logging(verbose: u8, errors: bool) {
     let level = match verbose {
+        0 if errors => tracing::Level::ERROR,
         0 => return,
         1 => tracing::Level::INFO,
         2 => tracing::Level::DEBUG,

@@ -280,7 +280,7 @@ pub mod json;
 pub mod ports;
 mod wiring;
 
-pub use app::engine::{Engine, EngineBuilder, ItemPick, NewOrder, PayNow};
+pub use app::engine::{Engine, EngineBuilder, ItemPick, MenuPick, NewOrder, PayNow};
 pub use domain::view::OrderView;
 pub use error::{Error, ErrorKind, Kept, Record, Result, StorageError, StorageProblem};
 pub use ports::requests::{RequestClaim, StoredResponse};

@@ -100,7 +100,10 @@ impl OrderAction {
 }
 
 /// Checks that `caller` may do `action` to order `order` (404 when there
-/// is no such order, 403 when it is another's); returns its view.
+/// is no such order, 403 when it is another's); returns its view. A store
+/// sees an order once it is paid (its kitchen ticket is made then): until
+/// then it is the customer's alone, and its store's owner is a stranger
+/// to it.
 pub(crate) fn order_access(
     engine: &Engine,
     caller: &Principal,
@@ -111,7 +114,15 @@ pub(crate) fn order_access(
     let party = match caller.role {
         Role::Admin => Party::Admin,
         Role::Customer if *view.customer == *caller.name => Party::Customer,
-        Role::Owner if engine.store(view.store_id)?.owner == caller.name => Party::StoreOwner,
+        Role::Owner if engine.store(view.store_id)?.owner == caller.name => {
+            if view.kitchen.is_none() {
+                return Err(Problem::forbidden(format!(
+                    "order {order} is not paid: store {} sees it once it is",
+                    view.store_id
+                )));
+            }
+            Party::StoreOwner
+        }
         Role::Rider => match &view.delivery {
             Some(d) if d.rider.as_deref() == Some(caller.name.as_str()) => Party::AssignedRider,
             Some(d) if d.rider.is_none() => Party::FreeRider,

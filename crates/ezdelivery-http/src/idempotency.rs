@@ -74,7 +74,7 @@ async fn claim_work_keep(state: AppState, key: String, request: Request, next: N
     let fingerprint = {
         let mut request = format!("{} {}\n", parts.method, parts.uri.path()).into_bytes();
         request.extend_from_slice(&bytes);
-        sha256_hex(&String::from_utf8_lossy(&request))
+        sha256_hex(&request) // the bytes as sent: two bodies are one only when they are the same
     };
     // A copy waits for the first's answer for half the request timeout,
     // so it can still say so (409) before the timeout answers for it.

@@ -95,14 +95,24 @@ fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
+/// What a caller is told of a storage or internal failure: the server's
+/// log says what it was.
+pub(crate) const INTERNAL_DETAIL: &str = "the server failed to do this request; its log says why";
+
 impl From<Error> for Problem {
     fn from(error: Error) -> Problem {
         let kind = error.kind();
-        let mut problem = Problem::new(status_of(kind), kind.as_str(), error.to_string());
+        let detail = match &error {
+            // Their words are for the operator (a database's user, host
+            // and name, a file's path), not for every caller.
+            Error::Storage(_) | Error::Internal(_) => {
+                tracing::error!(%error, "request failed");
+                INTERNAL_DETAIL.to_string()
+            }
+            _ => error.to_string(),
+        };
+        let mut problem = Problem::new(status_of(kind), kind.as_str(), detail);
         problem.order_id = error.order();
-        if matches!(error, Error::Storage(_) | Error::Internal(_)) {
-            tracing::error!(%error, "request failed");
-        }
         problem
     }
 }
@@ -152,6 +162,12 @@ mod tests {
             let p = Problem::from(error);
             assert_eq!((p.status, p.kind.as_str()), (status, kind));
         }
+    }
+
+    #[test]
+    fn a_storage_failure_is_told_to_the_log_not_to_the_caller() {
+        let p = Problem::from(Error::storage("no connection to PostgreSQL at ez@db.internal:5432/ez"));
+        assert_eq!((p.status, p.kind.as_str(), p.detail.as_str()), (500, "internal", INTERNAL_DETAIL));
     }
 
     #[test]

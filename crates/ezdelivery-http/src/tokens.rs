@@ -156,9 +156,10 @@ impl Tokens {
     }
 }
 
-/// The SHA-256 of `token` in lowercase hex: what the tokens file stores.
-pub fn sha256_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+/// The SHA-256 of `data` in lowercase hex: what the tokens file stores of
+/// a token.
+pub fn sha256_hex(data: impl AsRef<[u8]>) -> String {
+    Sha256::digest(data.as_ref()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn parse_hex(text: &str) -> Option<[u8; 32]> {

@@ -1,6 +1,6 @@
 //! Catalogue commands: stores, menus, riders, and the store owner's inbox.
 
-use crate::app::engine::Engine;
+use crate::app::engine::{Engine, MenuPick};
 use crate::domain::validate::{self, Invalid};
 use crate::domain::view::OrderView;
 use crate::domain::{Menu, MenuId, Rider, Store, StoreId, Won};
@@ -175,16 +175,26 @@ pub(crate) fn find_rider(repo: &mut dyn Repo, rider: &str) -> Result<Rider> {
     repo.rider_by_name(rider)?.ok_or_else(|| Error::not_found(crate::Record::Rider, rider))
 }
 
-/// A menu of `store` by id or exact name, or `not_found`.
-pub(crate) fn find_menu(repo: &mut dyn Repo, store: StoreId, menu: &str) -> Result<Menu> {
-    if let Ok(id) = menu.parse::<i64>() {
+/// The menu of `store` that `pick` names, or `not_found`.
+pub(crate) fn find_menu(repo: &mut dyn Repo, store: StoreId, pick: &MenuPick) -> Result<Menu> {
+    let (id, name) = match pick {
+        MenuPick::IdOrName(text) => (text.parse::<i64>().ok(), Some(text)),
+        MenuPick::Id(id) => (Some(*id), None),
+        MenuPick::Name(name) => (None, Some(name)),
+    };
+    if let Some(id) = id {
         if let Some(found) = repo.menu(id)?.filter(|m| m.store_id == store) {
             return Ok(found);
         }
     }
-    repo.menu_by_name(store, menu)?.ok_or_else(|| Error::NotFound {
+    if let Some(name) = name {
+        if let Some(found) = repo.menu_by_name(store, name)? {
+            return Ok(found);
+        }
+    }
+    Err(Error::NotFound {
         what: crate::Record::Menu,
-        id: format!("`{}` of store {store}", validate::shown(menu)),
+        id: format!("`{}` of store {store}", validate::shown(&pick.to_string())),
         store: Some(store),
     })
 }

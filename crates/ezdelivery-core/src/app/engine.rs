@@ -605,18 +605,59 @@ impl<'a> NewOrder<'a> {
 /// One `--item MENU[:QTY]`: a menu id or exact name, and a quantity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemPick {
-    /// A menu id, or the menu's exact name within the store.
-    pub menu: String,
+    /// The menu, among the store's.
+    pub menu: MenuPick,
     /// How many of that menu, 1 to 999
     /// ([`MAX_QTY`](crate::domain::validate::MAX_QTY)); picks of the same
     /// menu in one order add up, within the same limit.
     pub qty: u32,
 }
 
+/// How an [`ItemPick`] names its menu.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MenuPick {
+    /// Text as a user types it (`--item 3`): the store's menu with that id
+    /// when the text is a number and the store has one, else the menu with
+    /// that exact name.
+    IdOrName(String),
+    /// The store's menu with this id (a number in an HTTP request's JSON).
+    Id(crate::domain::MenuId),
+    /// The store's menu with this exact name, even one that reads as a
+    /// number (a string in an HTTP request's JSON).
+    Name(String),
+}
+
+impl std::fmt::Display for MenuPick {
+    /// The id or the name, as given.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MenuPick::IdOrName(text) | MenuPick::Name(text) => f.write_str(text),
+            MenuPick::Id(id) => write!(f, "{id}"),
+        }
+    }
+}
+
 impl ItemPick {
-    /// `qty` of `menu`.
+    /// `qty` of `menu`, an id or an exact name as a user types it
+    /// ([`MenuPick::IdOrName`]).
     pub fn new(menu: impl Into<String>, qty: u32) -> ItemPick {
-        ItemPick { menu: menu.into(), qty }
+        ItemPick { menu: MenuPick::IdOrName(menu.into()), qty }
+    }
+
+    /// `qty` of the menu with id `menu`.
+    pub fn by_id(menu: crate::domain::MenuId, qty: u32) -> ItemPick {
+        ItemPick { menu: MenuPick::Id(menu), qty }
+    }
+
+    /// `qty` of the menu named exactly `name`, a number or not.
+    ///
+    /// ```
+    /// use ezdelivery_core::{ItemPick, MenuPick};
+    /// assert_eq!(ItemPick::by_name("2", 1).menu, MenuPick::Name("2".into()));
+    /// assert_eq!(ItemPick::new("2", 1).menu, MenuPick::IdOrName("2".into()));
+    /// ```
+    pub fn by_name(name: impl Into<String>, qty: u32) -> ItemPick {
+        ItemPick { menu: MenuPick::Name(name.into()), qty }
     }
 
     /// Parses `MENU[:QTY]`. When the text holds a `:`, what follows the

@@ -27,16 +27,12 @@ pub(crate) enum IdOrName {
     Name(String),
 }
 
-impl IdOrName {
-    /// As the CLI takes it (a name that is also a number is tried as an id
-    /// first); an id below 1 is invalid input, as everywhere.
-    fn to_text(&self) -> Result<String, Problem> {
-        match self {
-            IdOrName::Id(id) if *id < 1 => Err(Problem::invalid(format!("an id must be 1 or more, got {id}"))),
-            IdOrName::Id(id) => Ok(id.to_string()),
-            IdOrName::Name(name) => Ok(name.clone()),
-        }
+/// `id`, or invalid input when it is below 1, as everywhere.
+fn positive(id: i64) -> Result<i64, Problem> {
+    if id < 1 {
+        return Err(Problem::invalid(format!("an id must be 1 or more, got {id}")));
     }
+    Ok(id)
 }
 
 /// One line of `POST /orders`.
@@ -97,7 +93,15 @@ pub(crate) async fn place_order(
     let picks = body
         .items
         .iter()
-        .map(|i| Ok(ItemPick::new(i.menu.to_text()?, i.qty.unwrap_or(1))))
+        .map(|i| {
+            let qty = i.qty.unwrap_or(1);
+            // JSON tells a number from a string: a menu named "2" is not
+            // menu 2, as it would be to the CLI.
+            Ok(match &i.menu {
+                IdOrName::Id(id) => ItemPick::by_id(positive(*id)?, qty),
+                IdOrName::Name(name) => ItemPick::by_name(name.clone(), qty),
+            })
+        })
         .collect::<Result<Vec<ItemPick>, Problem>>()?;
     let view = state
         .engine
@@ -257,24 +261,42 @@ pub(crate) async fn delivery_start(
     PathParam(Id(id)): PathParam<Id>,
     JsonBody(body): JsonBody<RiderBody>,
 ) -> Result<Json<OrderView>, Problem> {
-    // Read as the CLI reads `--rider` (and an id below 1 refused, for
-    // riders too, who are then found by `own_rider`).
-    let given = body.rider.as_ref().map(IdOrName::to_text).transpose()?;
-    let rider = match caller.role {
-        Role::Admin => given,
-        _ => {
-            let me = caller.clone();
-            Some(state.engine.run(move |e| own_rider(e, &me, body.rider)).await?.to_string())
-        }
-    };
+    if let Some(IdOrName::Id(id)) = body.rider {
+        positive(id)?; // for riders too, who are then found by `own_rider`
+    }
+    let me = caller.clone();
+    let rider = state
+        .engine
+        .run(move |e| match (me.role, body.rider) {
+            (Role::Admin, None) => Ok(None),
+            (Role::Admin, Some(given)) => rider_id(e, given).map(Some),
+            (_, given) => own_rider(e, &me, given).map(Some),
+        })
+        .await?
+        .map(|id| id.to_string());
     act(state, caller, id, OrderAction::StartDelivery, move |e| Ok(e.start_delivery(id, rider.as_deref())?)).await
+}
+
+/// The id of the rider `given` names: a number is an id, a string an
+/// exact name (a rider named "1" is not rider 1, as JSON tells them apart);
+/// 404 when there is none.
+fn rider_id(e: &Engine, given: IdOrName) -> Result<i64, Problem> {
+    match given {
+        IdOrName::Name(name) => Ok(e.rider_named(&name)?.id),
+        // `Engine::rider` reads a number as an id first, then as a name:
+        // a rider named "7" found for 7 is not rider 7.
+        IdOrName::Id(id) => match e.rider(&id.to_string()) {
+            Ok(rider) if rider.id == id => Ok(id),
+            Ok(_) => Err(Error::not_found(ezdelivery_core::Record::Rider, id).into()),
+            Err(e) => Err(e.into()),
+        },
+    }
 }
 
 /// The id of the rider `caller` is, found by their exact name (a rider
 /// named "1" is not rider 1), when `given` (the body's `rider`) names no
-/// one else: an id must be theirs, a name theirs or, read as the CLI reads
-/// it, that of the rider they are. 403 otherwise, or when the caller is no
-/// rider at all.
+/// one else: an id must be theirs, a name theirs. 403 otherwise, or when
+/// the caller is no rider at all.
 fn own_rider(e: &Engine, caller: &Principal, given: Option<IdOrName>) -> Result<i64, Problem> {
     let named = match &given {
         Some(IdOrName::Id(id)) => id.to_string(),
@@ -299,7 +321,7 @@ fn own_rider(e: &Engine, caller: &Principal, given: Option<IdOrName>) -> Result<
     let theirs = match given {
         None => true,
         Some(IdOrName::Id(id)) => id == own.id,
-        Some(IdOrName::Name(name)) => name == caller.name || found(e.rider(&name))?.id == own.id,
+        Some(IdOrName::Name(name)) => name == own.name,
     };
     if !theirs {
         return Err(refused());
