@@ -347,6 +347,34 @@ fn a_charge_gateway_that_is_down_holds_the_departure_until_the_charge_is_paid() 
     }
 }
 
+/// A charge the gateway refuses (402, as it declines a card) is the
+/// service answering: its breaker does not count it, so the next order's
+/// charge is paid. The refused one is asked again under its own key.
+#[test]
+fn a_refused_charge_does_not_open_the_breaker_for_other_orders() {
+    let gw = Gateway::start(Mode::Up);
+    let w = World::new(BIN, &format!("{}{}", http("charge", gw.url(), 2_000), breaker(2, 60_000)));
+    let shop = w.shop(&["lee"]);
+    let first = w.paid_order(shop, "kim");
+    gw.set_mode(Mode::Declining);
+    let view = w.ok(&["cook", "start", &first.to_string()]);
+    assert_eq!(view["delivery"]["charge"]["status"], "pending", "{view}");
+    w.relay_until("two more refusals", |_, _| charges(&gw, first).len() >= 3);
+    let calls = charges(&gw, first);
+    assert!(calls.iter().all(|c| c.status == 402), "{calls:#?}");
+    let key = |c: &Exchange| c.header("idempotency-key").map(str::to_string);
+    assert!(calls.iter().all(|c| key(c) == key(&calls[0])), "one key: {calls:#?}");
+    let b = w.breaker("charge");
+    assert_eq!((b["state"].as_str(), b["failures"].as_i64()), (Some("closed"), Some(0)), "{b}");
+
+    gw.set_mode(Mode::Up);
+    let second = w.paid_order(shop, "choi");
+    let view = w.ok(&["cook", "start", &second.to_string()]);
+    assert_eq!(view["delivery"]["charge"]["status"], "paid", "{view}");
+    one_success(&charges(&gw, second), "the next order's charge");
+    assert!(charges(&gw, first).iter().all(|c| c.status == 402), "the refused charge was never paid");
+}
+
 // ───────────────────────────── notifiers ─────────────────────────────
 
 #[test]

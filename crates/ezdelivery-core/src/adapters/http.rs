@@ -149,9 +149,10 @@ fn cancel(client: &HttpClient, collection: &str, what: &str, request: &RefundReq
 }
 
 /// What a call expects of an answer. A payment's approval may be declined
-/// (402/422) and needs the gateway's `id`; so does a delivery charge, which
-/// is never declined (such an answer is "may have acted", with the server's
-/// message kept in the reason); a refund is done by any 2xx.
+/// (402/422) and needs the gateway's `id`; so does a delivery charge, whose
+/// 402/422 is a refusal too (the service answered: its breaker is not to
+/// count it; the engine, which cannot drop a rider's charge, asks again and
+/// then a person); a refund is done by any 2xx.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Call {
     Approve,
@@ -161,7 +162,7 @@ enum Call {
 
 /// Maps what the server answered (or why it could not) to the port's
 /// outcome, by the gateway protocol: a readable 2xx approves, a 402/422 to a
-/// payment declines, a connection never established is
+/// payment or a charge declines, a connection never established is
 /// [`GatewayOutcome::NotReached`], and everything else may have left the
 /// work done, so it is [`GatewayOutcome::Unavailable`].
 fn outcome(what: &str, sent: std::result::Result<Reply, SendError>, call: Call) -> GatewayOutcome {
@@ -180,7 +181,7 @@ fn outcome(what: &str, sent: std::result::Result<Reply, SendError>, call: Call) 
                 reason: format!("{what}: {} without a readable JSON `id` in its body", reply.status_line()),
             },
         }
-    } else if call == Call::Approve && matches!(reply.status(), 402 | 422) {
+    } else if call != Call::Refund && matches!(reply.status(), 402 | 422) {
         GatewayOutcome::Declined { reason: reply.message().unwrap_or_else(|| reply.status_line()) }
     } else {
         GatewayOutcome::Unavailable { reason: format!("{what}: {}", reply.describe()) }
@@ -360,8 +361,9 @@ mod tests {
         assert_eq!(gw.pay(&charge_request()), GatewayOutcome::Approved { gateway_ref: "dc_7".into() });
         // Any 2xx refunds: a refund's reference is never needed.
         assert_eq!(gw.refund(&refund_request("dc_7")), GatewayOutcome::Approved { gateway_ref: String::new() });
-        // Only payments are declined (ports/mod.rs): a 402 to a charge is unavailable.
-        assert!(unavailable(&gw.pay(&charge_request())).contains("402"));
+        // A 402 to a charge is a refusal, as to a payment (SPEC: "same
+        // rules"): the service answered, so its breaker does not count it.
+        assert_eq!(gw.pay(&charge_request()), GatewayOutcome::Declined { reason: "no".into() });
         let sent = server.finish();
         assert_eq!((sent[0].method.as_str(), sent[0].path.as_str()), ("POST", "/deliveryCharges"));
         assert_eq!(sent[0].header("idempotency-key"), Some("charge-1"));

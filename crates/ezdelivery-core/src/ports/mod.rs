@@ -99,7 +99,11 @@ pub enum GatewayOutcome {
         /// (the engine could never give that money back).
         gateway_ref: String,
     },
-    /// Refused for good (a declined card); only payments are declined.
+    /// Refused for good: a declined card; a delivery charge or a refund the
+    /// gateway refuses. The service answered, so its breaker counts it as
+    /// up. Only a payment's refusal settles it; a charge or a refund cannot
+    /// be dropped, so the engine asks again under its key, and after
+    /// `[retry] attention_after` such answers it needs a person.
     Declined {
         /// Why, in the gateway's words.
         reason: String,
