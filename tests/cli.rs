@@ -1435,7 +1435,26 @@ fn breaker_settings_out_of_range_are_input_errors() {
     ] {
         let config = cli.config(name, text).display().to_string();
         let message = cli.fails(&["--config", &config, "breaker"], 2, "invalid_input");
-        assert!(message.contains("[breaker]"), "{message}");
+        assert!(message.contains("[breaker]") && message.contains(&format!("config file {config}")), "{message}");
+    }
+}
+
+/// `demo` takes only the locale of the config file, but a file that is not
+/// valid stops it as it stops every command, before its database is made.
+#[test]
+fn demo_refuses_a_config_file_every_command_refuses() {
+    for (name, text, names) in [
+        ("http.toml", "[payment]\nadapter = \"http\"\n", "[payment]"),
+        ("zero.toml", "[breaker]\nfailure_threshold = 0\n", "[breaker]"),
+        ("attention.toml", "[retry]\nattention_after = 0\n", "[retry]"),
+    ] {
+        let cli = new_world();
+        let config = cli.config(name, text).display().to_string();
+        let stores = cli.fails(&["--config", &config, "store", "list"], 2, "invalid_input");
+        let demo = cli.fails(&["--config", &config, "demo"], 2, "invalid_input");
+        assert_eq!(demo, stores, "{name}: the same message");
+        assert!(demo.contains(names), "{name}: {demo}");
+        assert!(!cli.db.exists(), "{name}: no database made");
     }
 }
 

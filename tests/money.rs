@@ -1063,6 +1063,8 @@ fn a_paying_command_that_cannot_print_exits_7_and_the_order_is_paid() {
     let kim = last_order_of(&w, "kim");
     assert_eq!(code, 7, "{error}");
     assert_money_moved(&error, kim, "order --pay >/dev/full");
+    let message = error["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("is recorded") && !message.contains("recording it failed"), "{message}");
     assert!(paid(&w.status(kim)), "recorded before printing: {}", w.status(kim));
 
     // a closed standard output is reopened on /dev/null by the Rust

@@ -52,6 +52,9 @@ pub struct Config {
     /// left out).
     #[serde(deserialize_with = "parsed")]
     pub locale: Locale,
+    /// The file this was read from, if any: errors of its values name it.
+    #[serde(skip)]
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// A setting named by a word the core parses (`Locale`, `Synchronous`):
@@ -537,10 +540,24 @@ impl Config {
     /// is `serve`'s): a file that is wrong is wrong whatever command or
     /// database it is used with, so every command checks them.
     pub fn check_ranges(&self) -> Result<()> {
-        self.storage.pool_size()?;
-        self.relay.watch_options(None)?;
-        self.serve.settings(&self.storage)?;
-        Ok(())
+        let checked = || -> Result<()> {
+            self.storage.pool_size()?;
+            self.relay.watch_options(None)?;
+            self.serve.settings(&self.storage)?;
+            Ok(())
+        };
+        checked().map_err(|e| self.in_file(e))
+    }
+
+    /// `error`, naming the config file when it is about one of its values
+    /// (input errors only: the others are about something else).
+    fn in_file(&self, error: Error) -> Error {
+        match (error, &self.file) {
+            (Error::Invalid(Invalid(message)), Some(file)) => {
+                Error::Invalid(Invalid(format!("config file {}: {message}", file.display())))
+            }
+            (error, _) => error,
+        }
     }
 
     /// Reads `path`, or the defaults when there is none.
@@ -552,7 +569,9 @@ impl Config {
                 path.display()
             ))
         })?;
-        toml::from_str(&text).map_err(|e| invalid(format!("config file {}: {e}", path.display())))
+        let config: Config =
+            toml::from_str(&text).map_err(|e| invalid(format!("config file {}: {e}", path.display())))?;
+        Ok(Config { file: Some(path.to_path_buf()), ..config })
     }
 
     fn breaker_settings(&self) -> Result<BreakerSettings> {
@@ -581,14 +600,22 @@ impl Config {
         self.build_engine(db, quiet, Access::Lasts, Some(metrics))
     }
 
-    fn build_engine(
-        &self,
-        db: &Database,
-        quiet: bool,
-        access: Access,
-        metrics: Option<&Arc<Metrics>>,
-    ) -> Result<Engine> {
-        // Every adapter is checked before the database is touched.
+    /// Checks what an engine takes of this config but its storage (the
+    /// gateways, the channels, the breakers' and retries' settings), as
+    /// every command that opens one does: for `demo`, which builds its own
+    /// from the defaults, so that a config file that is not valid stops it
+    /// too.
+    pub fn check_adapters(&self) -> Result<()> {
+        self.adapters(true, None).map(drop)
+    }
+
+    /// The gateways, channels and settings of an engine, each checked; an
+    /// error names the config file.
+    fn adapters(&self, quiet: bool, metrics: Option<&Arc<Metrics>>) -> Result<Adapters> {
+        self.build_adapters(quiet, metrics).map_err(|e| self.in_file(e))
+    }
+
+    fn build_adapters(&self, quiet: bool, metrics: Option<&Arc<Metrics>>) -> Result<Adapters> {
         let timeouts = [self.payment.checked_timeout_ms("payment")?, self.charge.checked_timeout_ms("charge")?];
         let mut payment = self.payment.payment()?;
         let mut charge = self.charge.charge()?;
@@ -599,6 +626,18 @@ impl Config {
         let notifiers = self.notifiers(quiet, &|name| std::env::var(name).ok())?;
         let breakers = self.breaker_settings()?;
         let (retry, lease) = self.retry.policy(&timeouts)?;
+        Ok(Adapters { payment, charge, notifiers, breakers, retry, lease })
+    }
+
+    fn build_engine(
+        &self,
+        db: &Database,
+        quiet: bool,
+        access: Access,
+        metrics: Option<&Arc<Metrics>>,
+    ) -> Result<Engine> {
+        // Every adapter is checked before the database is touched.
+        let Adapters { payment, charge, notifiers, breakers, retry, lease } = self.adapters(quiet, metrics)?;
         // The storage's errors say what to do when the cause is the file's
         // access (a folder or file that cannot be written), and only then.
         let storage = storage::open(db, &self.storage, access)?;
@@ -680,6 +719,16 @@ impl Config {
         }
         Ok(notifiers)
     }
+}
+
+/// What [`Config::adapters`] gives an engine.
+struct Adapters {
+    payment: Box<dyn PaymentGateway>,
+    charge: Box<dyn ChargeGateway>,
+    notifiers: Vec<Box<dyn Notifier>>,
+    breakers: BreakerSettings,
+    retry: RetryPolicy,
+    lease: Duration,
 }
 
 /// A database file refused as it was opened (not a plain file, another

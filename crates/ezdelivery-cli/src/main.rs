@@ -92,8 +92,13 @@ fn unwritten(command: &Command, out: &Output, e: &std::io::Error) -> Error {
     });
     let paying = matches!(command, Command::Order(o) if o.pay) || matches!(command, Command::Pay { .. });
     match order {
+        // Exit 7, so that a script does not pay again for what it could not read.
         Some(order) if paying && out.json["payment"]["status"] == PaymentStatus::Approved.as_str() => {
-            Error::MoneyMoved { order, what: ezdelivery_core::domain::Billing::Payment, source: Box::new(unwritten) }
+            let source = Error::Internal(format!(
+                "the result could not be written to standard output ({e}), though the payment is recorded \
+                 (`ezdelivery status {order}` reads it back)"
+            ));
+            Error::MoneyMoved { order, what: ezdelivery_core::domain::Billing::Payment, source: Box::new(source) }
         }
         _ => unwritten,
     }
@@ -307,6 +312,7 @@ fn run(cli: &Cli) -> Result<Printed> {
     let config = Config::load(cli.config.as_deref())?;
     config.check_ranges()?;
     if let Command::Demo = cli.command {
+        config.check_adapters()?;
         return demo::run(cli, &config).map(|()| Printed::Done);
     }
     // `--db` (or EZDELIVERY_DB, or the default file) picks the storage.

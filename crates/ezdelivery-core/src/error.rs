@@ -58,7 +58,7 @@ pub enum Error {
     /// result. Do not pay again: if the answer is not recorded, the claim on
     /// the call lapses and [`crate::Engine::relay`] replays its key and
     /// records it.
-    #[error("order {order}: the {what} went through at the gateway and the money is taken, but recording it failed ({source}); do not pay again: a relay records the {what} if it is not recorded yet (once the claim on the call lapses: `[retry] lease_ms`, a minute unless set)")]
+    #[error("order {order}: the {what} went through at the gateway and the money is taken, but {}; do not pay again: a relay records the {what} if it is not recorded yet (once the claim on the call lapses: `[retry] lease_ms`, a minute unless set)", failed_after(source))]
     MoneyMoved {
         /// The order whose money moved: look at it before paying again.
         order: OrderId,
@@ -256,6 +256,16 @@ impl std::fmt::Display for Record {
             Record::Order => "order",
             Record::Breaker => "breaker",
         })
+    }
+}
+
+/// What failed after the money moved ([`Error::MoneyMoved`]): the storage
+/// failing is the recording of it; anything else says what it was (the
+/// CLI's result that could not be printed, say).
+fn failed_after(source: &Error) -> String {
+    match source {
+        Error::Storage(_) => format!("recording it failed ({source})"),
+        other => other.to_string(),
     }
 }
 
