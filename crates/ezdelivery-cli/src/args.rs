@@ -26,7 +26,7 @@ pub struct Cli {
     #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
 
-    /// Quieter: no notifications on the console, no human output on success (but for completions and man).
+    /// Quieter: no notifications on the console, no human output on success (but for completions and man), no serve error log.
     #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     pub quiet: bool,
 
@@ -286,7 +286,8 @@ pub enum Command {
                             Prints `listening on http://ADDR` (with --json: {\"listening\":\"ADDR\"}) once it \
                             accepts requests.\nOn SIGTERM or SIGINT it stops accepting, lets the requests in \
                             flight finish, and exits 0.\nQueued payments and messages are retried by `ezdelivery \
-                            relay --watch`, run beside it.")]
+                            relay --watch`, run beside it.\nErrors (a 500's cause, a database that does not \
+                            answer) are logged on stderr even without -v; -q silences them.")]
     Serve {
         /// The address to listen on (`127.0.0.1:0` picks a free port).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
