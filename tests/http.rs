@@ -581,7 +581,9 @@ fn a_storage_failure_is_logged_and_not_told_to_the_caller() {
     }
     drop(api);
     let text = std::fs::read_to_string(&log).expect("the log");
-    assert!(text.matches("malformed").count() >= 2, "both causes are in the log:\n{text}");
+    assert_eq!(text.matches("malformed").count(), 2, "each cause is in the log once:\n{text}");
+    let id = stores.request_id.as_deref().expect("the answer's x-request-id");
+    assert!(text.lines().any(|l| l.contains(id) && l.contains("malformed")), "with the request's id:\n{text}");
     assert!(!text.contains("request{"), "no request spans without -v:\n{text}");
 }
 

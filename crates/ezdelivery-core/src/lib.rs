@@ -141,7 +141,8 @@
 //!   repeated key must be answered with the first result. Answer
 //!   [`ports::GatewayOutcome::Approved`] with the gateway's own reference
 //!   (needed to refund), [`ports::GatewayOutcome::Declined`] only for a
-//!   final "no" (a refused card), [`ports::GatewayOutcome::NotReached`] only
+//!   final "no" (a refused card; a refused delivery charge or refund, which
+//!   the engine asks again), [`ports::GatewayOutcome::NotReached`] only
 //!   when the request certainly never left (the connection was never
 //!   established), and [`ports::GatewayOutcome::Unavailable`] for anything
 //!   else: the gateway may have acted, and the engine replays the key until

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::auth::caller_of;
 use crate::body::too_large;
-use crate::problem::{with_problem_headers, Problem};
+use crate::problem::{with_problem_headers, Problem, INTERNAL_DETAIL};
 use crate::state::AppState;
 use crate::tokens::sha256_hex;
 
@@ -57,7 +57,9 @@ pub(crate) async fn idempotent(State(state): State<AppState>, request: Request, 
         let _working = working;
         claim_work_keep(state, key, request, next).await
     });
-    task.await.unwrap_or_else(|e| Problem::internal(format!("the request failed: {e}")).into_response())
+    task.await.unwrap_or_else(|e| {
+        Problem::internal(INTERNAL_DETAIL).with_cause(format!("the request failed: {e}")).into_response()
+    })
 }
 
 async fn claim_work_keep(state: AppState, key: String, request: Request, next: Next) -> Response {
@@ -115,7 +117,7 @@ async fn claim_work_keep(state: AppState, key: String, request: Request, next: N
     let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
     let stored = StoredResponse { status: parts.status.as_u16(), body: String::from_utf8_lossy(&body).into_owned() };
     if let Err(problem) = state.engine.run(move |e| Ok(e.finish_request(&scope, &key, &stored)?)).await {
-        tracing::error!(detail = %problem.detail, "the answer to an idempotent request could not be kept");
+        tracing::error!(error = %problem.logged(), "the answer to an idempotent request could not be kept");
     }
     Response::from_parts(parts, Body::from(body))
 }

@@ -24,7 +24,7 @@ pub struct Problem {
     #[schema(example = "about:blank")]
     pub type_uri: &'static str,
     /// The HTTP status's reason phrase.
-    pub title: String,
+    pub title: &'static str,
     /// The HTTP status code.
     pub status: u16,
     /// What happened, in the engine's words.
@@ -37,19 +37,41 @@ pub struct Problem {
     /// The order concerned, when there is one (a kept order, a declined payment).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub order_id: Option<i64>,
+    /// What failed, for the server's log only: a storage failure's words
+    /// (a database's address, a file's path) are the operator's, not the
+    /// caller's. Logged once, when the problem is answered.
+    #[serde(skip)]
+    #[schema(ignore)]
+    cause: Option<Box<str>>,
 }
+
+/// A failure's cause, carried from its [`Problem`] to the response, where
+/// the server's log middleware (which knows the request's id) writes it.
+#[derive(Debug, Clone)]
+pub(crate) struct Cause(pub(crate) String);
 
 impl Problem {
     /// A problem of `status` and `kind` saying `detail`.
     pub fn new(status: StatusCode, kind: &str, detail: impl Into<String>) -> Problem {
         Problem {
             type_uri: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            title: status.canonical_reason().unwrap_or("Error"),
             status: status.as_u16(),
             detail: detail.into(),
             kind: kind.to_string(),
             order_id: None,
+            cause: None,
         }
+    }
+
+    /// The same problem, with `cause` for the server's log.
+    pub(crate) fn with_cause(self, cause: impl Into<String>) -> Problem {
+        Problem { cause: Some(cause.into().into_boxed_str()), ..self }
+    }
+
+    /// What the log says of this problem: its cause, else its detail.
+    pub(crate) fn logged(&self) -> &str {
+        self.cause.as_deref().unwrap_or(&self.detail)
     }
 
     /// 400 `invalid_input`.
@@ -99,20 +121,26 @@ fn status_of(kind: ErrorKind) -> StatusCode {
 /// log says what it was.
 pub(crate) const INTERNAL_DETAIL: &str = "the server failed to do this request; its log says why";
 
+/// What a caller is told of the storage failure that followed money moved.
+const LOGGED: &str = "the server's log says why";
+
 impl From<Error> for Problem {
     fn from(error: Error) -> Problem {
         let kind = error.kind();
-        let detail = match &error {
-            // Their words are for the operator (a database's user, host
-            // and name, a file's path), not for every caller.
-            Error::Storage(_) | Error::Internal(_) => {
-                tracing::error!(%error, "request failed");
-                INTERNAL_DETAIL.to_string()
+        let hidden = |e: &Error| matches!(e, Error::Storage(_) | Error::Internal(_));
+        // A storage failure's words are for the operator (a database's
+        // user, host and name, a file's path), not for every caller.
+        let (detail, cause) = match &error {
+            e if hidden(e) => (INTERNAL_DETAIL.to_string(), Some(error.to_string().into_boxed_str())),
+            Error::MoneyMoved { order, what, source } if hidden(source) => {
+                let told = Error::MoneyMoved { order: *order, what: *what, source: Box::new(Error::storage(LOGGED)) };
+                (told.to_string(), Some(error.to_string().into_boxed_str()))
             }
-            _ => error.to_string(),
+            _ => (error.to_string(), None),
         };
         let mut problem = Problem::new(status_of(kind), kind.as_str(), detail);
         problem.order_id = error.order();
+        problem.cause = cause;
         problem
     }
 }
@@ -123,6 +151,9 @@ impl IntoResponse for Problem {
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut response = (status, body).into_response();
         with_problem_headers(&mut response);
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(Cause(cause.into()));
+        }
         response
     }
 }
@@ -166,8 +197,20 @@ mod tests {
 
     #[test]
     fn a_storage_failure_is_told_to_the_log_not_to_the_caller() {
-        let p = Problem::from(Error::storage("no connection to PostgreSQL at ez@db.internal:5432/ez"));
+        let failure = || Error::storage("no connection to PostgreSQL at ez@db.internal:5432/ez");
+        let p = Problem::from(failure());
         assert_eq!((p.status, p.kind.as_str(), p.detail.as_str()), (500, "internal", INTERNAL_DETAIL));
+        assert!(p.logged().contains("db.internal"), "{}", p.logged());
+        let moved = Problem::from(Error::MoneyMoved {
+            order: 7,
+            what: ezdelivery_core::domain::Billing::Payment,
+            source: Box::new(failure()),
+        });
+        assert_eq!((moved.status, moved.kind.as_str(), moved.order_id), (500, "money_moved", Some(7)));
+        assert!(!moved.detail.contains("db.internal") && moved.detail.contains("do not pay again"), "{}", moved.detail);
+        assert!(moved.logged().contains("db.internal"), "{}", moved.logged());
+        let response = moved.into_response();
+        assert!(response.extensions().get::<Cause>().is_some_and(|c| c.0.contains("db.internal")));
     }
 
     #[test]

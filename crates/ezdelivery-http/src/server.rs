@@ -23,7 +23,7 @@ use utoipa::openapi::OpenApi;
 use crate::blocking::Blocking;
 use crate::idempotency::{idempotent, AtWork};
 use crate::metrics::Metrics;
-use crate::problem::Problem;
+use crate::problem::{Cause, Problem};
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::tokens::Tokens;
@@ -72,15 +72,26 @@ pub fn router(
         .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn_with_state(state.clone(), count))
+        .layer(middleware::from_fn(log_failure))
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
-                .layer(TraceLayer::new_for_http().make_span_with(span).on_response(
-                    |response: &Response, took: std::time::Duration, _: &tracing::Span| {
-                        tracing::info!(status = response.status().as_u16(), ms = took.as_millis() as u64, "answered");
-                    },
-                ))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(span)
+                        .on_response(|response: &Response, took: std::time::Duration, _: &tracing::Span| {
+                            tracing::info!(
+                                status = response.status().as_u16(),
+                                ms = took.as_millis() as u64,
+                                "answered"
+                            );
+                        })
+                        // A failure with a cause is logged by `log_failure`,
+                        // with it; a 503 for a gateway that is down is an
+                        // answer (the order kept), logged as one above.
+                        .on_failure(()),
+                )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID))
                 .layer(HandleErrorLayer::new(|_: BoxError| async {
                     Problem::unavailable("the server is at its limit of requests: try again shortly")
@@ -99,6 +110,21 @@ pub fn router(
 fn span(request: &Request) -> tracing::Span {
     let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
     tracing::info_span!("request", id = %id, method = %request.method(), path = %logged_path(request))
+}
+
+/// Logs the cause of a request that failed (a [`Cause`] its problem left
+/// on the response), with the request's id and route: at error level, so
+/// that `serve` writes it without `-v` too, and once (a replay of its
+/// answer under an idempotency key carries no cause).
+async fn log_failure(request: Request, next: Next) -> Response {
+    let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).map(str::to_owned);
+    let path = logged_path(&request).to_owned();
+    let response = next.run(request).await;
+    if let Some(Cause(cause)) = response.extensions().get::<Cause>() {
+        let id = id.as_deref().unwrap_or("-");
+        tracing::error!(request = %id, path = %path, status = response.status().as_u16(), error = %cause, "request failed");
+    }
+    response
 }
 
 /// The path a request's log line and its metrics show: the template of

@@ -181,8 +181,12 @@ fn outcome(what: &str, sent: std::result::Result<Reply, SendError>, call: Call) 
                 reason: format!("{what}: {} without a readable JSON `id` in its body", reply.status_line()),
             },
         }
-    } else if call != Call::Refund && matches!(reply.status(), 402 | 422) {
+    } else if call == Call::Approve && matches!(reply.status(), 402 | 422) {
+        // The card's refusal, in the gateway's words, is the customer's to read.
         GatewayOutcome::Declined { reason: reply.message().unwrap_or_else(|| reply.status_line()) }
+    } else if call == Call::Pay && matches!(reply.status(), 402 | 422) {
+        // A charge's refusal stays on it for a person (`relay --attention`): say whose and how.
+        GatewayOutcome::Declined { reason: format!("{what}: {}", reply.describe()) }
     } else {
         GatewayOutcome::Unavailable { reason: format!("{what}: {}", reply.describe()) }
     }
@@ -363,7 +367,8 @@ mod tests {
         assert_eq!(gw.refund(&refund_request("dc_7")), GatewayOutcome::Approved { gateway_ref: String::new() });
         // A 402 to a charge is a refusal, as to a payment (SPEC: "same
         // rules"): the service answered, so its breaker does not count it.
-        assert_eq!(gw.pay(&charge_request()), GatewayOutcome::Declined { reason: "no".into() });
+        let GatewayOutcome::Declined { reason } = gw.pay(&charge_request()) else { panic!("a refusal") };
+        assert!(reason.starts_with("charge gateway: ") && reason.contains("402") && reason.contains("no"), "{reason}");
         let sent = server.finish();
         assert_eq!((sent[0].method.as_str(), sent[0].path.as_str()), ("POST", "/deliveryCharges"));
         assert_eq!(sent[0].header("idempotency-key"), Some("charge-1"));

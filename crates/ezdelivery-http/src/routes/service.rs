@@ -28,10 +28,10 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Result<Json<Health
     state
         .engine
         .run(|e| {
+            // Anyone may ask: the database's name and address stay in the log.
             e.events(i64::MAX, None, 1).map(drop).map_err(|e| {
-                // Anyone may ask: the database's name and address stay in the log.
-                tracing::error!(error = %e, "the database does not answer");
                 Problem::unavailable("the database does not answer; the server's log says why")
+                    .with_cause(e.to_string())
             })
         })
         .await?;

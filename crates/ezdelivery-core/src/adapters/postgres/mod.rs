@@ -104,10 +104,10 @@
 //!
 //! Connections are pooled and opened as units of work need them. A unit
 //! of work waits up to [`POOL_TIMEOUT`] for one while all are busy, but
-//! only [`DOWN_WAIT`] once the last try to connect failed: while the
-//! server is down, or refuses the login, each waits about two seconds and
-//! fails (a long-running `serve` answers within them rather than holding
-//! every request for half a minute). The pool tries
+//! only [`DOWN_WAIT`] once the last try to connect failed and the pool
+//! holds none: while the server is down, or refuses the login, each waits
+//! about two seconds and fails (a long-running `serve` answers within them
+//! rather than holding every request for half a minute). The pool tries
 //! again at most [`RECONNECT_PAUSE`] apart, so a server back up is found
 //! by the next unit of work.
 
@@ -159,9 +159,11 @@ const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// Whether a unit of work that has waited `waited` for a connection waits
 /// on: up to [`POOL_TIMEOUT`] while the pool is only busy, [`DOWN_WAIT`]
-/// while the last try to connect failed.
-fn keep_waiting(waited: Duration, server_failed: bool) -> bool {
-    waited < if server_failed { DOWN_WAIT } else { POOL_TIMEOUT }
+/// while the server is down: the last try to connect failed and the pool
+/// holds no connection. (One the server refuses beyond its own limit, with
+/// the pool's connections busy, is only a busy pool: those come back.)
+fn keep_waiting(waited: Duration, server_failed: bool, connections: u32) -> bool {
+    waited < if server_failed && connections == 0 { DOWN_WAIT } else { POOL_TIMEOUT }
 }
 
 /// Storage in a PostgreSQL database (see the module documentation).
@@ -459,7 +461,7 @@ impl PostgresStorage {
                 Err(e) => e,
             };
             let failed = self.last_connect.failed();
-            if !keep_waiting(started.elapsed(), failed.is_some()) {
+            if !keep_waiting(started.elapsed(), failed.is_some(), self.pool.state().connections) {
                 let why = failed.unwrap_or_else(|| e.to_string());
                 return Err(unreachable(format!(
                     "no connection to PostgreSQL at {}: {why}; check that the server is running",

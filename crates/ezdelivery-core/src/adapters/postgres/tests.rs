@@ -915,15 +915,57 @@ mod copying {
 }
 
 /// A unit of work waits for a busy pool up to `POOL_TIMEOUT`, for a
-/// server that refused the last connection only `DOWN_WAIT`.
+/// server that refused the last connection and holds none of the pool's
+/// only `DOWN_WAIT`.
 #[test]
 fn a_refused_connection_shortens_the_wait_for_one() {
     use super::{keep_waiting, DOWN_WAIT, POOL_TIMEOUT, RECONNECT_PAUSE};
-    assert!(keep_waiting(Duration::ZERO, false) && keep_waiting(Duration::ZERO, true));
-    assert!(keep_waiting(DOWN_WAIT, false), "a busy pool is waited for longer");
-    assert!(!keep_waiting(DOWN_WAIT, true), "a refusing server is not");
-    assert!(!keep_waiting(POOL_TIMEOUT, false));
+    assert!(keep_waiting(Duration::ZERO, false, 0) && keep_waiting(Duration::ZERO, true, 0));
+    assert!(keep_waiting(DOWN_WAIT, false, 8), "a busy pool is waited for longer");
+    assert!(!keep_waiting(DOWN_WAIT, true, 0), "a refusing server is not");
+    assert!(keep_waiting(DOWN_WAIT, true, 2), "nor is a pool whose connections the server took, then refused more");
+    assert!(!keep_waiting(POOL_TIMEOUT, false, 8) && !keep_waiting(POOL_TIMEOUT, true, 2));
     assert!(DOWN_WAIT > RECONNECT_PAUSE, "the pool tries again before a waiting unit of work gives up");
+}
+
+/// A pool larger than the server lets its user connect (a role's
+/// `CONNECTION LIMIT` of 2, a pool of 4) is a busy pool, not a server that
+/// is down: four units of work at once, each holding its connection a
+/// while, all commit, the last two on the first two's connections.
+#[test]
+fn a_pool_larger_than_the_server_allows_waits_for_its_own_connections() {
+    let set_up = |url: &str| drop(PostgresStorage::open(url).expect("the owner sets the database up"));
+    let Some(as_role) = as_a_user_granted_nothing("limited", set_up) else { return };
+    let (server, database) = (pg::server().expect("the test server"), database_name(&as_role).to_string());
+    let role_name = as_role.split("://").nth(1).and_then(|r| r.split('@').next()).expect("the role").to_string();
+    server.psql(server.url(), &format!("ALTER ROLE \"{role_name}\" CONNECTION LIMIT 2"));
+    let owner_url = as_role.replacen(&format!("postgres://{role_name}@"), "postgres://postgres@", 1);
+    server.psql(
+        &owner_url,
+        &format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"{role_name}\"; \
+             GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO \"{role_name}\""
+        ),
+    );
+    let s = PostgresStorage::open_with(&as_role, 4).expect("open as the limited role");
+    let start = Barrier::new(4);
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    start.wait();
+                    s.write(&mut |repo| {
+                        std::thread::sleep(Duration::from_millis(2_500));
+                        repo.next_id(crate::ports::storage::Table::Store).map(drop)
+                    })
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().expect("a unit of work's thread")).collect()
+    });
+    for result in &results {
+        assert!(result.is_ok(), "every unit of work commits ({database}): {result:?}");
+    }
 }
 
 /// A server that goes away and comes back, as the storage sees it: a TCP
