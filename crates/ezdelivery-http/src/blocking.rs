@@ -9,7 +9,7 @@ use std::sync::Arc;
 use ezdelivery_core::Engine;
 use tokio::sync::Semaphore;
 
-use crate::problem::{Problem, INTERNAL_DETAIL};
+use crate::problem::Problem;
 
 /// The engine, shared by every request, and the permits to call it.
 #[derive(Clone)]
@@ -44,7 +44,7 @@ impl Blocking {
         });
         match task.await {
             Ok(result) => result,
-            Err(e) => Err(Problem::internal(INTERNAL_DETAIL).with_cause(format!("the engine call failed: {e}"))),
+            Err(e) => Err(Problem::failed(format!("the engine call failed: {e}"))),
         }
     }
 }

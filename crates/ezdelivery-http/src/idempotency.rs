@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use crate::auth::caller_of;
 use crate::body::too_large;
-use crate::problem::{with_problem_headers, Problem, INTERNAL_DETAIL};
+use crate::problem::{with_problem_headers, Problem};
 use crate::state::AppState;
 use crate::tokens::sha256_hex;
 
@@ -57,9 +57,7 @@ pub(crate) async fn idempotent(State(state): State<AppState>, request: Request, 
         let _working = working;
         claim_work_keep(state, key, request, next).await
     });
-    task.await.unwrap_or_else(|e| {
-        Problem::internal(INTERNAL_DETAIL).with_cause(format!("the request failed: {e}")).into_response()
-    })
+    task.await.unwrap_or_else(|e| Problem::failed(format!("the request failed: {e}")).into_response())
 }
 
 async fn claim_work_keep(state: AppState, key: String, request: Request, next: Next) -> Response {

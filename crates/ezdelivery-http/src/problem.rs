@@ -48,7 +48,7 @@ pub struct Problem {
 /// A failure's cause, carried from its [`Problem`] to the response, where
 /// the server's log middleware (which knows the request's id) writes it.
 #[derive(Debug, Clone)]
-pub(crate) struct Cause(pub(crate) String);
+pub(crate) struct Cause(pub(crate) Box<str>);
 
 impl Problem {
     /// A problem of `status` and `kind` saying `detail`.
@@ -67,6 +67,12 @@ impl Problem {
     /// The same problem, with `cause` for the server's log.
     pub(crate) fn with_cause(self, cause: impl Into<String>) -> Problem {
         Problem { cause: Some(cause.into().into_boxed_str()), ..self }
+    }
+
+    /// 500 `internal` for a failure of the server's own: the caller is told
+    /// that the log has it, and `cause` goes there.
+    pub(crate) fn failed(cause: impl Into<String>) -> Problem {
+        Problem::internal(INTERNAL_DETAIL).with_cause(cause)
     }
 
     /// What the log says of this problem: its cause, else its detail.
@@ -130,17 +136,15 @@ impl From<Error> for Problem {
         let hidden = |e: &Error| matches!(e, Error::Storage(_) | Error::Internal(_));
         // A storage failure's words are for the operator (a database's
         // user, host and name, a file's path), not for every caller.
-        let (detail, cause) = match &error {
-            e if hidden(e) => (INTERNAL_DETAIL.to_string(), Some(error.to_string().into_boxed_str())),
+        let mut problem = match &error {
+            e if hidden(e) => Problem::failed(error.to_string()),
             Error::MoneyMoved { order, what, source } if hidden(source) => {
                 let told = Error::MoneyMoved { order: *order, what: *what, source: Box::new(Error::storage(LOGGED)) };
-                (told.to_string(), Some(error.to_string().into_boxed_str()))
+                Problem::new(status_of(kind), kind.as_str(), told.to_string()).with_cause(error.to_string())
             }
-            _ => (error.to_string(), None),
+            _ => Problem::new(status_of(kind), kind.as_str(), error.to_string()),
         };
-        let mut problem = Problem::new(status_of(kind), kind.as_str(), detail);
         problem.order_id = error.order();
-        problem.cause = cause;
         problem
     }
 }
@@ -152,7 +156,7 @@ impl IntoResponse for Problem {
         let mut response = (status, body).into_response();
         with_problem_headers(&mut response);
         if let Some(cause) = self.cause {
-            response.extensions_mut().insert(Cause(cause.into()));
+            response.extensions_mut().insert(Cause(cause));
         }
         response
     }

@@ -117,11 +117,14 @@ fn span(request: &Request) -> tracing::Span {
 /// that `serve` writes it without `-v` too, and once (a replay of its
 /// answer under an idempotency key carries no cause).
 async fn log_failure(request: Request, next: Next) -> Response {
-    let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).map(str::to_owned);
-    let path = logged_path(&request).to_owned();
+    // Kept as they are (a shared header value, a shared route), not copied
+    // into strings: every request passes here, few fail.
+    let id = request.extensions().get::<RequestId>().cloned();
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
     if let Some(Cause(cause)) = response.extensions().get::<Cause>() {
-        let id = id.as_deref().unwrap_or("-");
+        let id = id.as_ref().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+        let path = route_shown(route.as_ref());
         tracing::error!(request = %id, path = %path, status = response.status().as_u16(), error = %cause, "request failed");
     }
     response
@@ -135,7 +138,12 @@ async fn log_failure(request: Request, next: Next) -> Response {
 /// goes, a card number), even where the request is then refused. The
 /// order a command is about is in its own log line, by id.
 fn logged_path(request: &Request) -> &str {
-    request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str)
+    route_shown(request.extensions().get::<MatchedPath>())
+}
+
+/// [`logged_path`] of a request's route, kept apart from the request.
+fn route_shown(route: Option<&MatchedPath>) -> &str {
+    route.map_or("unmatched", MatchedPath::as_str)
 }
 
 /// Answers 503 when a request takes longer than the limit, its body's
